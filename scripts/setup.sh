@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what framewire needs to build and test on Debian 12 / Ubuntu:
+# system packages through apt (idempotent: only what is missing), and the
+# cargo tools the test script uses. Safe to run again and again.
+set -euo pipefail
+
+# System packages, by purpose:
+#   cmake nasm pkg-config   libjpeg-turbo's vendored build (MJPEG codec)
+#   ffmpeg                  codec interop tests, archiver backend, benchmarks
+PACKAGES=(cmake nasm pkg-config ffmpeg)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: system packages present (${PACKAGES[*]})"
+fi
+
+# cargo-fuzz drives the fuzz smoke run (stable toolchain, --sanitizer none).
+CARGO_FUZZ_VERSION=0.13.2
+if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  echo "setup: installing cargo-fuzz $CARGO_FUZZ_VERSION (about two minutes, once)"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet
+fi
+echo "setup: done"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# framewire's whole test run: what CI runs, and what a developer runs.
+#   ./scripts/test.sh            everything (setup, fmt, clippy, tests, docs, fuzz smoke)
+# Knobs: FUZZ_RUNS (inputs per fuzz target, default 1000000),
+#        FUZZ_SECONDS (time cap per fuzz target, default 120), SKIP_FUZZ=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n== %s (%ss)\n' "$*" "$(($(date +%s) - start))"; }
+
+step "setup"
+bash scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzz smoke"
+  bash scripts/fuzz-smoke.sh
+fi
+
+step "all passed"
