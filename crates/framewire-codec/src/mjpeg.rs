@@ -1,0 +1,304 @@
+//! MJPEG through libjpeg-turbo: each frame a baseline JFIF JPEG.
+//!
+//! The encoder takes RGB-family pictures as they are (any stride) and
+//! converts YUV pictures to RGB first. The decoder reads the JPEG header,
+//! checks the size against the limits and the stream's declared size, and
+//! only then allocates. It decodes to an RGB-family layout, or with
+//! [`MjpegDecoder::decode_planes`] straight to the JPEG's own Y, Cb, Cr
+//! planes for a conversion on the GPU.
+
+use bytes::Bytes;
+use framewire_proto::{Format, Origin, PixelFormat, StreamOpen};
+use turbojpeg::{Compressor, Decompressor, Image, Subsamp, YuvImage};
+
+use crate::codec::check_decoded_size;
+use crate::{
+    ChromaSubsampling, CodecError, DecodeOptions, Decoder, EncodeSpec, Encoder, Limits, PixelBuffer, PixelLayout,
+};
+
+/// Most progressive scans a frame may have (guards against scan floods).
+pub const MAX_PROGRESSIVE_SCANS: u32 = 64;
+
+fn tj_format(layout: PixelLayout) -> Option<turbojpeg::PixelFormat> {
+    match layout {
+        PixelLayout::Bgra => Some(turbojpeg::PixelFormat::BGRA),
+        PixelLayout::Rgba => Some(turbojpeg::PixelFormat::RGBA),
+        PixelLayout::Bgr => Some(turbojpeg::PixelFormat::BGR),
+        PixelLayout::Rgb => Some(turbojpeg::PixelFormat::RGB),
+        _ => None,
+    }
+}
+
+fn tj_subsamp(s: ChromaSubsampling) -> Subsamp {
+    match s {
+        ChromaSubsampling::S444 => Subsamp::None,
+        ChromaSubsampling::S422 => Subsamp::Sub2x1,
+        ChromaSubsampling::S420 => Subsamp::Sub2x2,
+        ChromaSubsampling::Gray => Subsamp::Gray,
+    }
+}
+
+/// Encodes pictures as JPEG with libjpeg-turbo.
+pub struct MjpegEncoder {
+    quality: u8,
+    subsampling: ChromaSubsampling,
+    compressor: Compressor,
+}
+
+impl std::fmt::Debug for MjpegEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MjpegEncoder")
+            .field("quality", &self.quality)
+            .field("subsampling", &self.subsampling)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MjpegEncoder {
+    /// An encoder at `spec.quality` (1..=100) with `spec.subsampling`.
+    pub fn new(spec: &EncodeSpec) -> Result<Self, CodecError> {
+        if !(1..=100).contains(&spec.quality) {
+            return Err(CodecError::Unsupported(format!(
+                "JPEG quality {} (takes 1..=100)",
+                spec.quality
+            )));
+        }
+        let err = |e: turbojpeg::Error| CodecError::Encode {
+            format: Format::Mjpeg,
+            detail: e.to_string(),
+        };
+        let mut compressor = Compressor::new().map_err(err)?;
+        compressor.set_quality(i32::from(spec.quality)).map_err(err)?;
+        compressor.set_subsamp(tj_subsamp(spec.subsampling)).map_err(err)?;
+        Ok(MjpegEncoder {
+            quality: spec.quality,
+            subsampling: spec.subsampling,
+            compressor,
+        })
+    }
+
+    /// The quality.
+    pub fn quality(&self) -> u8 {
+        self.quality
+    }
+
+    /// The chroma subsampling.
+    pub fn subsampling(&self) -> ChromaSubsampling {
+        self.subsampling
+    }
+}
+
+impl Encoder for MjpegEncoder {
+    fn format(&self) -> Format {
+        Format::Mjpeg
+    }
+    fn pixel_format(&self) -> PixelFormat {
+        PixelFormat::None
+    }
+    fn origin(&self) -> Origin {
+        Origin::LibjpegTurbo
+    }
+    fn encode(&mut self, frame: &PixelBuffer) -> Result<Bytes, CodecError> {
+        let converted;
+        let (frame, format) = match tj_format(frame.layout()) {
+            Some(f) => (frame, f),
+            None => {
+                converted = frame.convert(PixelLayout::Rgb)?;
+                (&converted, turbojpeg::PixelFormat::RGB)
+            }
+        };
+        let plane = frame.plane(0);
+        let image = Image {
+            pixels: &frame.data()[plane.offset..],
+            width: frame.width() as usize,
+            pitch: plane.stride,
+            height: frame.height() as usize,
+            format,
+        };
+        let out = self.compressor.compress_to_vec(image).map_err(|e| CodecError::Encode {
+            format: Format::Mjpeg,
+            detail: e.to_string(),
+        })?;
+        Ok(Bytes::from(out))
+    }
+}
+
+/// A JPEG's Y, Cb, Cr planes as stored in the file: BT.601 full range
+/// (JFIF), chroma at the JPEG's own subsampling.
+#[derive(Clone)]
+pub struct YuvPlanes {
+    /// Picture width in pixels.
+    pub width: u32,
+    /// Picture height in pixels.
+    pub height: u32,
+    /// The JPEG's chroma subsampling.
+    pub subsampling: ChromaSubsampling,
+    /// Bytes per row and rows of the Y plane (padded to whole chroma blocks).
+    pub y_size: (usize, usize),
+    /// Bytes per row and rows of each chroma plane (`(0, 0)` for grayscale).
+    pub chroma_size: (usize, usize),
+    /// Y, then Cb, then Cr, back to back.
+    pub data: Bytes,
+}
+
+impl std::fmt::Debug for YuvPlanes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YuvPlanes")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("subsampling", &self.subsampling)
+            .field("y_size", &self.y_size)
+            .field("chroma_size", &self.chroma_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl YuvPlanes {
+    /// The Y plane.
+    pub fn y(&self) -> &[u8] {
+        &self.data[..self.y_size.0 * self.y_size.1]
+    }
+    /// The Cb (U) plane.
+    pub fn cb(&self) -> &[u8] {
+        let start = self.y_size.0 * self.y_size.1;
+        &self.data[start..start + self.chroma_size.0 * self.chroma_size.1]
+    }
+    /// The Cr (V) plane.
+    pub fn cr(&self) -> &[u8] {
+        let start = self.y_size.0 * self.y_size.1 + self.chroma_size.0 * self.chroma_size.1;
+        &self.data[start..start + self.chroma_size.0 * self.chroma_size.1]
+    }
+}
+
+/// Decodes MJPEG payloads with libjpeg-turbo.
+pub struct MjpegDecoder {
+    decompressor: Decompressor,
+    limits: Limits,
+    layout: PixelLayout,
+    declared: (u32, u32),
+}
+
+impl std::fmt::Debug for MjpegDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MjpegDecoder")
+            .field("limits", &self.limits)
+            .field("layout", &self.layout)
+            .field("declared", &self.declared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MjpegDecoder {
+    /// A decoder for the stream `open` announces; a non-zero width and
+    /// height there must match every frame.
+    pub fn new(open: &StreamOpen, options: &DecodeOptions) -> Result<Self, CodecError> {
+        if tj_format(options.rgb_layout).is_none() {
+            return Err(CodecError::Unsupported(format!(
+                "MJPEG decodes to RGB layouts, not {}",
+                options.rgb_layout
+            )));
+        }
+        let mut decompressor =
+            Decompressor::new().map_err(|e| CodecError::Unsupported(format!("JPEG decompressor: {e}")))?;
+        decompressor
+            .set_scan_limit(MAX_PROGRESSIVE_SCANS)
+            .map_err(|e| CodecError::Unsupported(format!("JPEG decompressor: {e}")))?;
+        Ok(MjpegDecoder {
+            decompressor,
+            limits: options.limits,
+            layout: options.rgb_layout,
+            declared: (open.width, open.height),
+        })
+    }
+
+    fn header(&mut self, payload: &[u8]) -> Result<turbojpeg::DecompressHeader, CodecError> {
+        let header = self
+            .decompressor
+            .read_header(payload)
+            .map_err(|e| CodecError::Corrupt {
+                format: Format::Mjpeg,
+                detail: e.to_string(),
+            })?;
+        check_decoded_size(
+            Format::Mjpeg,
+            header.width as u64,
+            header.height as u64,
+            &self.limits,
+            self.declared,
+        )?;
+        Ok(header)
+    }
+
+    /// Decodes a frame to its Y, Cb, Cr planes without colour conversion.
+    pub fn decode_planes(&mut self, payload: &[u8]) -> Result<YuvPlanes, CodecError> {
+        let header = self.header(payload)?;
+        let subsampling = match header.subsamp {
+            Subsamp::None => ChromaSubsampling::S444,
+            Subsamp::Sub2x1 => ChromaSubsampling::S422,
+            Subsamp::Sub2x2 => ChromaSubsampling::S420,
+            Subsamp::Gray => ChromaSubsampling::Gray,
+            other => {
+                return Err(CodecError::Unsupported(format!(
+                    "JPEG chroma subsampling {other:?} to planes"
+                )));
+            }
+        };
+        let corrupt = |e: turbojpeg::Error| CodecError::Corrupt {
+            format: Format::Mjpeg,
+            detail: e.to_string(),
+        };
+        let len = turbojpeg::yuv_pixels_len(header.width, 1, header.height, header.subsamp).map_err(corrupt)?;
+        let mut image = YuvImage {
+            pixels: vec![0u8; len],
+            width: header.width,
+            align: 1,
+            height: header.height,
+            subsamp: header.subsamp,
+        };
+        self.decompressor
+            .decompress_to_yuv(payload, image.as_deref_mut())
+            .map_err(corrupt)?;
+        let chroma_size = if subsampling == ChromaSubsampling::Gray {
+            (0, 0)
+        } else {
+            image.uv_size()
+        };
+        Ok(YuvPlanes {
+            // Checked against the limits above, so both fit in u32.
+            width: header.width as u32,
+            height: header.height as u32,
+            subsampling,
+            y_size: image.y_size(),
+            chroma_size,
+            data: Bytes::from(image.pixels),
+        })
+    }
+}
+
+impl Decoder for MjpegDecoder {
+    fn format(&self) -> Format {
+        Format::Mjpeg
+    }
+    fn decode(&mut self, payload: &Bytes) -> Result<PixelBuffer, CodecError> {
+        let header = self.header(payload)?;
+        // tj_format is Some: checked in new().
+        let format = tj_format(self.layout).unwrap_or(turbojpeg::PixelFormat::RGBA);
+        let (w, h) = (header.width as u32, header.height as u32);
+        let size = self.layout.frame_size(w, h)?;
+        let mut pixels = vec![0u8; size];
+        let image = Image {
+            pixels: &mut pixels[..],
+            width: header.width,
+            pitch: size / header.height,
+            height: header.height,
+            format,
+        };
+        self.decompressor
+            .decompress(payload, image)
+            .map_err(|e| CodecError::Corrupt {
+                format: Format::Mjpeg,
+                detail: e.to_string(),
+            })?;
+        PixelBuffer::new(self.layout, w, h, pixels)
+    }
+}

@@ -1,0 +1,49 @@
+//! Transcoding: decode with one codec, encode with another.
+//!
+//! A relay output that must "define the stream" for its consumers (say, turn
+//! a raw or QOI screen grab into MJPEG for a browser) puts a [`Transcoder`]
+//! between its input and its output. The transcoder announces the new
+//! stream with [`Transcoder::output_open`] and turns every input payload
+//! into an output payload with [`Transcoder::transcode`].
+
+use bytes::Bytes;
+use framewire_proto::StreamOpen;
+
+use crate::{CodecError, Decoder, EncodeSpec, Encoder, Registry, Rejection};
+
+/// A decoder and an encoder joined, for one stream.
+#[derive(Debug)]
+pub struct Transcoder {
+    decoder: Box<dyn Decoder>,
+    encoder: Box<dyn Encoder>,
+    output_open: StreamOpen,
+}
+
+impl Transcoder {
+    /// A transcoder from the stream `input` announces to `output`.
+    ///
+    /// Fails like [`Registry::negotiate`] when the input cannot be decoded,
+    /// and with [`Registry::encoder`]'s rejection when the output cannot be
+    /// encoded.
+    pub fn new(registry: &Registry, input: &StreamOpen, output: &EncodeSpec) -> Result<Self, Rejection> {
+        let decoder = registry.negotiate(input)?;
+        let encoder = registry.encoder(output)?;
+        let output_open = encoder.stream_open(input.width, input.height, input.fps_num, input.fps_den, &input.name);
+        Ok(Transcoder {
+            decoder,
+            encoder,
+            output_open,
+        })
+    }
+
+    /// The STREAM_OPEN to send downstream before the first output frame.
+    pub fn output_open(&self) -> &StreamOpen {
+        &self.output_open
+    }
+
+    /// One input frame payload in, one output frame payload out.
+    pub fn transcode(&mut self, payload: &Bytes) -> Result<Bytes, CodecError> {
+        let picture = self.decoder.decode(payload)?;
+        self.encoder.encode(&picture)
+    }
+}
