@@ -70,8 +70,8 @@ pub struct Transmit {
     /// The frame. `flags` has [`FrameFlags::DISCONTINUITY`] added when
     /// `lost > 0`.
     pub frame: Frame,
-    /// Frames of this input this output dropped since the previous frame of
-    /// this input it handed out.
+    /// Frames of this input this output dropped between the previous frame
+    /// of this input it handed out and this one.
     pub lost: u64,
     /// `false` for an opaque output: write the payload bytes only, no
     /// header, no control messages.

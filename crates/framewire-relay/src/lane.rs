@@ -17,6 +17,9 @@ pub(crate) struct Entry {
     pub(crate) order: u64,
     /// A keyframe, or any frame of an input that is not inter-coded.
     pub(crate) key: bool,
+    /// Frames of this lane dropped between the previous queued or sent
+    /// frame and this one.
+    pub(crate) lost: u64,
 }
 
 /// The frames of one input waiting on one output, as a scheduler sees them.
@@ -31,7 +34,7 @@ pub struct Lane {
     pub(crate) queue: VecDeque<Entry>,
     pub(crate) queued_bytes: u64,
     pub(crate) waiting_keyframe: bool,
-    /// Drops since this lane last handed a frame out.
+    /// Drops since the last frame queued on this lane, for the next one.
     pub(crate) lost: u64,
     /// The input was removed; the lane goes once it is empty.
     pub(crate) detached: bool,

@@ -192,7 +192,11 @@ impl Output {
             let len = e.frame.data.len() as u64;
             lane.queued_bytes -= len;
             lane.drops.add(reason);
-            lane.lost += 1;
+            // The gap moves to the frame after it.
+            match lane.queue.front_mut() {
+                Some(next) => next.lost += e.lost + 1,
+                None => lane.lost += e.lost + 1,
+            }
             self.queued_frames -= 1;
             self.queued_bytes -= len;
             self.drops.add(reason);
@@ -268,6 +272,7 @@ impl Output {
             arrival: now,
             order: self.next_order,
             key,
+            lost: std::mem::take(&mut lane.lost),
         });
         lane.queued_bytes += len;
         self.next_order += 1;
@@ -295,7 +300,7 @@ impl Output {
         };
         let len = entry.frame.data.len() as u64;
         lane.queued_bytes -= len;
-        let lost = std::mem::take(&mut lane.lost);
+        let lost = entry.lost;
         let input = lane.input;
         self.queued_frames -= 1;
         self.queued_bytes -= len;
