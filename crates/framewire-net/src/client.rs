@@ -1,0 +1,216 @@
+//! A connection to a node from the side that dials: HELLO, requests with
+//! matching responses, and the messages (frames, events) that arrive in
+//! between.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use framewire_proto::control::{AuthScheme, Hello, HelloReply, Subscribe};
+use framewire_proto::{
+    ControlResponse, Decoder, Features, FunctionFlags, Message, PROTOCOL_VERSION, Request, Response, Status,
+    SubscribeParams,
+};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::error::NetError;
+use crate::framed::{FramedRead, write_message};
+
+/// How long to wait for a TCP connection or a response by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client connection to a node.
+#[derive(Debug)]
+pub struct Client {
+    reader: FramedRead<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    next_id: u16,
+    peer: HelloReply,
+    addr: String,
+    /// Messages that arrived while a response was awaited.
+    pending: VecDeque<Message>,
+    timeout: Duration,
+}
+
+/// Identity a client presents in HELLO.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    /// `namespace:instance`.
+    pub name: String,
+    /// What the client does.
+    pub function_flags: FunctionFlags,
+    /// Site id.
+    pub site_id: u16,
+}
+
+impl ClientIdentity {
+    /// A tool or sink called `name`.
+    pub fn tool(name: &str) -> ClientIdentity {
+        ClientIdentity {
+            name: name.to_owned(),
+            function_flags: FunctionFlags::SINK,
+            site_id: 0,
+        }
+    }
+}
+
+impl Client {
+    /// Dials `addr` (`host:port`), says HELLO, and checks the answer.
+    pub async fn connect(addr: &str, who: &ClientIdentity, timeout: Duration) -> Result<Client, NetError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| NetError::Timeout(timeout, "the TCP connection"))??;
+        stream.set_nodelay(true)?;
+        let (r, w) = stream.into_split();
+        let mut client = Client {
+            reader: FramedRead::new(r, Decoder::new()),
+            writer: w,
+            next_id: 1,
+            peer: HelloReply {
+                hello: Hello {
+                    protocol_version: 0,
+                    name: String::new(),
+                    site_id: 0,
+                    function_flags: FunctionFlags(0),
+                    features: Features(0),
+                    auth_scheme: AuthScheme::None,
+                    nonce: bytes::Bytes::new(),
+                },
+                proof: bytes::Bytes::new(),
+            },
+            addr: addr.to_owned(),
+            pending: VecDeque::new(),
+            timeout,
+        };
+        let hello = Request::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            name: who.name.clone(),
+            site_id: who.site_id,
+            function_flags: who.function_flags,
+            features: Features(0),
+            auth_scheme: AuthScheme::None,
+            nonce: bytes::Bytes::new(),
+        });
+        match client.request(hello).await? {
+            Response::Hello(reply) => client.peer = reply,
+            other => {
+                return Err(NetError::Protocol(format!(
+                    "expected a HELLO response, got {}",
+                    other.command()
+                )));
+            }
+        }
+        Ok(client)
+    }
+
+    /// The peer's HELLO.
+    pub fn peer(&self) -> &Hello {
+        &self.peer.hello
+    }
+
+    /// The address dialled.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends `req` on channel 0 and waits for its response.
+    pub async fn request(&mut self, req: Request) -> Result<Response, NetError> {
+        self.request_on(0, req).await
+    }
+
+    /// Sends `req` on `channel` and waits for its response. Messages that
+    /// arrive meanwhile are kept for [`Client::next_message`].
+    pub async fn request_on(&mut self, channel: u16, req: Request) -> Result<Response, NetError> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let command = req.command();
+        let msg = Message::ControlRequest(req.to_message(channel, id)?);
+        write_message(&mut self.writer, &msg).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.reader.next())
+                .await
+                .map_err(|_| NetError::Timeout(self.timeout, "a response"))??;
+            match next {
+                None => return Err(NetError::Closed(self.addr.clone())),
+                Some(Message::ControlResponse(r)) if r.request_id == id => {
+                    if r.status != Status::Ok {
+                        return Err(NetError::Remote {
+                            command,
+                            status: r.status,
+                            message: r.error_message().unwrap_or_default(),
+                        });
+                    }
+                    return Ok(Response::decode(&r)?);
+                }
+                Some(other) => self.pending.push_back(other),
+            }
+        }
+    }
+
+    /// Subscribes to `stream`; returns the channel it will arrive on.
+    pub async fn subscribe(&mut self, stream: &str, params: SubscribeParams) -> Result<u16, NetError> {
+        match self
+            .request(Request::Subscribe(Subscribe {
+                stream: stream.to_owned(),
+                params,
+            }))
+            .await?
+        {
+            Response::Subscribe(r) => Ok(r.channel),
+            other => Err(NetError::Protocol(format!(
+                "expected a SUBSCRIBE response, got {}",
+                other.command()
+            ))),
+        }
+    }
+
+    /// The next message that is not a response to one of our requests
+    /// (frames, stream events, requests from the peer such as STREAM_OPEN).
+    /// `Ok(None)` when the peer closed the connection cleanly.
+    pub async fn next_message(&mut self) -> Result<Option<Message>, NetError> {
+        if let Some(m) = self.pending.pop_front() {
+            return Ok(Some(m));
+        }
+        self.reader.next().await
+    }
+
+    /// Sends a message (e.g. the answer to the peer's STREAM_OPEN).
+    pub async fn send(&mut self, msg: &Message) -> Result<(), NetError> {
+        write_message(&mut self.writer, msg).await
+    }
+
+    /// Answers a request of the peer with ok and no fields.
+    pub async fn ack(&mut self, req: &framewire_proto::ControlRequest) -> Result<(), NetError> {
+        let resp = Message::ControlResponse(ControlResponse {
+            channel: req.channel,
+            request_id: req.request_id,
+            status: Status::Ok,
+            command: req.command,
+            body: bytes::Bytes::new(),
+        });
+        self.send(&resp).await
+    }
+
+    /// Answers a request of the peer with an error.
+    pub async fn refuse(
+        &mut self,
+        req: &framewire_proto::ControlRequest,
+        status: Status,
+        message: &str,
+    ) -> Result<(), NetError> {
+        let resp = Message::ControlResponse(ControlResponse::error(
+            req.channel,
+            req.request_id,
+            req.command,
+            status,
+            message,
+        ));
+        self.send(&resp).await
+    }
+
+    /// Bytes of a partial message held (the connection is mid-frame).
+    pub fn partial_bytes(&self) -> usize {
+        self.reader.buffered()
+    }
+}

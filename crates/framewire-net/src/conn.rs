@@ -1,0 +1,473 @@
+//! Serving one TCP connection: a reader that handles requests, a writer
+//! that owns the socket's write half.
+//!
+//! The writer is the only task that writes to the socket. It takes, in
+//! order, control messages from its queue (responses, STREAM_OPEN, stream
+//! events, and commands to add or drop an output), then frames from the
+//! relay outputs of this connection, one per output in turn. A frame handed
+//! to it is written whole (header and shared payload in one vectored write)
+//! before anything else. A peer that stops reading stalls only this writer:
+//! its outputs fill to their budgets and drop, and nothing else waits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use framewire_proto::control::{AuthScheme, Hello, HelloReply, Name, SubscribeReply};
+use framewire_proto::{
+    Command, ControlRequest, ControlResponse, Decoder, EventReason, Features, Message, PROTOCOL_VERSION, Request,
+    Response, Status, StreamOpen, TransportMode, VideoFrame,
+};
+use framewire_relay::OutputId;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::edge::EdgeConfig;
+use crate::error::NetError;
+use crate::framed::{FramedRead, write_all_vectored, write_frame, write_message};
+use crate::node::{OutputEntry, Shared, closed};
+
+/// Messages queued for a connection's writer.
+#[derive(Debug)]
+pub(crate) enum WriterCmd {
+    /// Write this message.
+    Msg(Message),
+    /// Start serving this output on this channel.
+    AddOutput(OutputId, u16),
+    /// Stop serving this output.
+    RemoveOutput(OutputId),
+    /// From now on write frame bytes only (opaque subscription).
+    Opaque,
+}
+
+/// Depth of a connection's control queue.
+const CONTROL_QUEUE: usize = 256;
+
+pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut stop = shared.shutdown.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (sock, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors or similar: back off briefly, keep serving.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let n = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
+        if n > shared.config.max_connections {
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
+            warn!(%peer, limit = shared.config.max_connections, "connection refused: too many connections");
+            drop(sock);
+            continue;
+        }
+        let shared2 = shared.clone();
+        let span = info_span!("conn", %peer);
+        tokio::spawn(
+            async move {
+                match serve(shared2.clone(), sock, peer).await {
+                    Ok(()) => debug!("closed"),
+                    Err(e) => info!(error = %e, "connection closed"),
+                }
+                shared2.connections.fetch_sub(1, Ordering::SeqCst);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    peer: String,
+    ctrl: mpsc::Sender<WriterCmd>,
+    notify: Arc<Notify>,
+    /// Output of each channel this connection serves.
+    channels: Vec<(u16, OutputId)>,
+    next_channel: u16,
+    next_request: u16,
+    /// STREAM_OPEN requests we sent and the channel they announce.
+    pending_opens: Vec<(u16, u16)>,
+    opaque: bool,
+}
+
+async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result<(), NetError> {
+    sock.set_nodelay(true)?;
+    let (r, mut w) = sock.into_split();
+    let mut reader = FramedRead::new(r, Decoder::with_max_payload(shared.config.max_payload));
+
+    // HELLO first, within the timeout.
+    let timeout = shared.config.hello_timeout;
+    let first = tokio::time::timeout(timeout, reader.next())
+        .await
+        .map_err(|_| NetError::Timeout(timeout, "HELLO"))??;
+    let (hello_req, hello) = match first {
+        Some(Message::ControlRequest(req)) if req.command == Command::Hello => match Request::decode(&req)? {
+            Request::Hello(h) => (req, h),
+            _ => return Err(NetError::Protocol("HELLO did not parse".into())),
+        },
+        Some(other) => {
+            return Err(NetError::Protocol(format!(
+                "expected HELLO first, got {}",
+                other.message_type()
+            )));
+        }
+        None => return Ok(()),
+    };
+    if hello.protocol_version != PROTOCOL_VERSION {
+        let msg = format!(
+            "protocol version {} not supported; this node speaks {PROTOCOL_VERSION}",
+            hello.protocol_version
+        );
+        let resp = ControlResponse::error(0, hello_req.request_id, Command::Hello, Status::VersionMismatch, &msg);
+        write_message(&mut w, &Message::ControlResponse(resp)).await?;
+        let _ = w.shutdown().await;
+        return Err(NetError::Protocol(format!("{} ({}): {msg}", hello.name, peer)));
+    }
+    let reply = Response::Hello(HelloReply {
+        hello: Hello {
+            protocol_version: PROTOCOL_VERSION,
+            name: shared.config.name.clone(),
+            site_id: shared.config.site_id,
+            function_flags: shared.config.function_flags(),
+            features: Features(Features::OPAQUE.0),
+            auth_scheme: AuthScheme::None,
+            nonce: Bytes::new(),
+        },
+        proof: Bytes::new(),
+    });
+    write_message(
+        &mut w,
+        &Message::ControlResponse(reply.to_message(0, hello_req.request_id)?),
+    )
+    .await?;
+    debug!(name = %hello.name, "hello");
+
+    let (ctrl, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
+    let notify = Arc::new(Notify::new());
+    let writer =
+        tokio::spawn(writer_loop(shared.clone(), w, ctrl_rx, notify.clone()).instrument(tracing::Span::current()));
+    let mut conn = Conn {
+        shared: shared.clone(),
+        peer: format!("{peer} {}", hello.name),
+        ctrl,
+        notify,
+        channels: Vec::new(),
+        next_channel: 1,
+        next_request: 1,
+        pending_opens: Vec::new(),
+        opaque: false,
+    };
+    let mut stop = shared.shutdown.subscribe();
+    let result = loop {
+        let next = tokio::select! {
+            m = reader.next() => m,
+            _ = stop.changed() => break Ok(()),
+        };
+        match next {
+            Ok(Some(msg)) => {
+                if let Err(e) = conn.handle(msg).await {
+                    break Err(e);
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    // Closing: tell the subscriber, let the writer finish what is in flight.
+    let shutting_down = *stop.borrow();
+    for (_, id) in std::mem::take(&mut conn.channels) {
+        if shutting_down {
+            // The shutdown path has queued *closed* events already.
+        }
+        conn.shared.remove_output(id);
+        let _ = conn.ctrl.try_send(WriterCmd::RemoveOutput(id));
+    }
+    drop(conn);
+    if shutting_down {
+        let grace = shared.config.shutdown_grace;
+        let _ = tokio::time::timeout(grace, writer).await;
+    } else {
+        writer.abort();
+    }
+    result
+}
+
+impl Conn {
+    async fn queue(&self, cmd: WriterCmd) -> Result<(), NetError> {
+        self.ctrl
+            .send(cmd)
+            .await
+            .map_err(|_| NetError::Closed(self.peer.clone()))
+    }
+
+    async fn respond(&self, req: &ControlRequest, resp: Result<Response, (Status, String)>) -> Result<(), NetError> {
+        let msg = match resp {
+            Ok(r) => Message::ControlResponse(r.to_message(req.channel, req.request_id)?),
+            Err((status, message)) => {
+                debug!(command = %req.command, %status, %message, "request refused");
+                Message::ControlResponse(ControlResponse::error(
+                    req.channel,
+                    req.request_id,
+                    req.command,
+                    status,
+                    &message,
+                ))
+            }
+        };
+        self.queue(WriterCmd::Msg(msg)).await
+    }
+
+    async fn handle(&mut self, msg: Message) -> Result<(), NetError> {
+        match msg {
+            Message::ControlRequest(req) => self.request(req).await,
+            Message::ControlResponse(resp) => {
+                if let Some(i) = self.pending_opens.iter().position(|(id, _)| *id == resp.request_id) {
+                    let (_, channel) = self.pending_opens.swap_remove(i);
+                    if resp.status != Status::Ok {
+                        warn!(
+                            channel,
+                            reason = %resp.error_message().unwrap_or_default(),
+                            "subscriber refused the stream; dropping the subscription"
+                        );
+                        self.drop_channel(channel, EventReason::Error, "refused by the subscriber")
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+            Message::InputEvent { channel, event } => {
+                debug!(channel, ?event, "input event from viewer");
+                Ok(())
+            }
+            // Frames, events and unknown types pushed at a server are ignored:
+            // edges are pulled, so nothing is expected here.
+            other => {
+                debug!(kind = %other.message_type(), "ignored message");
+                Ok(())
+            }
+        }
+    }
+
+    async fn request(&mut self, req: ControlRequest) -> Result<(), NetError> {
+        if self.opaque {
+            return Ok(());
+        }
+        let typed = match Request::decode(&req) {
+            Ok(t) => t,
+            Err(e) => return self.respond(&req, Err((Status::BadRequest, e.to_string()))).await,
+        };
+        let shared = self.shared.clone();
+        let resp: Result<Response, (Status, String)> = match typed {
+            Request::Hello(_) => Err((Status::BadRequest, "HELLO was already exchanged".into())),
+            Request::Auth(_) => Err((Status::BadRequest, "this node has no deployment key configured".into())),
+            Request::ListStreams => Ok(Response::ListStreams(shared.stream_infos())),
+            Request::Subscribe(sub) => return self.subscribe(&req, &sub.stream, sub.params).await,
+            Request::Unsubscribe => {
+                return match self.channels.iter().position(|(c, _)| *c == req.channel) {
+                    Some(_) => {
+                        self.respond(&req, Ok(Response::Unsubscribe)).await?;
+                        self.drop_channel(req.channel, EventReason::Unsubscribed, "").await
+                    }
+                    None => {
+                        let msg = format!("no subscription on channel {}", req.channel);
+                        self.respond(&req, Err((Status::NotFound, msg))).await
+                    }
+                };
+            }
+            Request::StreamOpen(_) => Err((
+                Status::BadRequest,
+                "this node does not accept pushed streams: edges are pulled (use CONNECT)".into(),
+            )),
+            Request::GetStats(Name { name }) => Ok(Response::GetStats(shared.stats(&name))),
+            Request::Connect(c) => {
+                let cfg = EdgeConfig {
+                    upstream: c.upstream,
+                    stream: c.stream,
+                    local_name: c.local_name,
+                    params: c.params,
+                };
+                match shared.start_edge(cfg) {
+                    Ok(local) => Ok(Response::Connect(Name { name: local })),
+                    Err(e) => Err((Status::Busy, e.to_string())),
+                }
+            }
+            Request::Disconnect(Name { name }) => match shared.stop_edge(&name) {
+                Ok(()) => Ok(Response::Disconnect),
+                Err(e) => Err((Status::NotFound, e.to_string())),
+            },
+            Request::Describe => Ok(Response::Describe(shared.describe())),
+            Request::Snapshot(Name { name }) => match shared.snapshot(&name) {
+                Some(s) => Ok(Response::Snapshot(s)),
+                None => Err((Status::NotFound, format!("no frame of a stream named `{name}` yet"))),
+            },
+            Request::Shutdown(_) => {
+                self.respond(&req, Ok(Response::Shutdown)).await?;
+                shared.begin_shutdown();
+                return Ok(());
+            }
+            Request::V4l2ListDevices
+            | Request::V4l2ListControls(_)
+            | Request::V4l2GetControls(_)
+            | Request::V4l2SetControls(_) => Err((Status::NotFound, "this node has no V4L2 devices".into())),
+            Request::ListMonitors => Err((Status::NotFound, "this node has no X11 display".into())),
+            _ => Err((Status::UnknownCommand, format!("unknown command {}", req.command))),
+        };
+        self.respond(&req, resp).await
+    }
+
+    async fn subscribe(
+        &mut self,
+        req: &ControlRequest,
+        stream: &str,
+        params: framewire_proto::SubscribeParams,
+    ) -> Result<(), NetError> {
+        if self.next_channel == u16::MAX {
+            return self
+                .respond(req, Err((Status::Busy, "no channel left on this connection".into())))
+                .await;
+        }
+        let opaque = params.transport == TransportMode::Opaque;
+        if opaque && !self.channels.is_empty() {
+            let msg = "an opaque subscription must be the only one on its connection".to_owned();
+            return self.respond(req, Err((Status::BadRequest, msg))).await;
+        }
+        let channel = self.next_channel;
+        let entry = OutputEntry {
+            stream: stream.to_owned(),
+            channel,
+            peer: self.peer.clone(),
+            waker: self.notify.clone(),
+            events: if opaque { None } else { Some(self.ctrl.clone()) },
+        };
+        let (id, open) = match self.shared.add_output(stream, &params, entry) {
+            Ok(x) => x,
+            Err(e) => return self.respond(req, Err(e)).await,
+        };
+        self.next_channel += 1;
+        self.channels.push((channel, id));
+        self.respond(req, Ok(Response::Subscribe(SubscribeReply { channel })))
+            .await?;
+        if opaque {
+            self.opaque = true;
+            self.queue(WriterCmd::Opaque).await?;
+        } else {
+            self.send_stream_open(channel, open).await?;
+        }
+        info!(stream, channel, mode = %params.mode, transport = %params.transport, "subscribed");
+        self.queue(WriterCmd::AddOutput(id, channel)).await
+    }
+
+    async fn send_stream_open(&mut self, channel: u16, open: StreamOpen) -> Result<(), NetError> {
+        let id = self.next_request;
+        self.next_request = self.next_request.wrapping_add(1).max(1);
+        self.pending_opens.push((id, channel));
+        if self.pending_opens.len() > 64 {
+            self.pending_opens.remove(0);
+        }
+        let msg = Message::ControlRequest(Request::StreamOpen(open).to_message(channel, id)?);
+        self.queue(WriterCmd::Msg(msg)).await
+    }
+
+    async fn drop_channel(&mut self, channel: u16, reason: EventReason, message: &str) -> Result<(), NetError> {
+        if let Some(i) = self.channels.iter().position(|(c, _)| *c == channel) {
+            let (_, id) = self.channels.swap_remove(i);
+            self.shared.remove_output(id);
+            self.queue(WriterCmd::RemoveOutput(id)).await?;
+            let ev = Message::StreamEvent {
+                channel,
+                event: closed(reason, message),
+            };
+            self.queue(WriterCmd::Msg(ev)).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn writer_loop(
+    shared: Arc<Shared>,
+    mut w: OwnedWriteHalf,
+    mut ctrl: mpsc::Receiver<WriterCmd>,
+    notify: Arc<Notify>,
+) -> Result<(), NetError> {
+    let mut outputs: Vec<(OutputId, u16)> = Vec::new();
+    let mut opaque = false;
+    let mut turn = 0usize;
+    loop {
+        // Control messages first, in order.
+        loop {
+            match ctrl.try_recv() {
+                Ok(cmd) => apply(&mut w, cmd, &mut outputs, &mut opaque).await?,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    let _ = w.shutdown().await;
+                    return Ok(());
+                }
+            }
+        }
+        // Then one frame per output, taking turns.
+        let mut sent = false;
+        let n = outputs.len();
+        for k in 0..n {
+            let (id, channel) = outputs[(turn + k) % n];
+            let tx = shared.lock().relay.poll_transmit(id, Instant::now());
+            let Some(tx) = tx else { continue };
+            if tx.encapsulated {
+                let f = VideoFrame {
+                    channel,
+                    sequence: tx.frame.sequence,
+                    timestamp_ns: tx.frame.timestamp_ns,
+                    flags: tx.frame.flags,
+                    data: tx.frame.data,
+                };
+                write_frame(&mut w, &f).await?;
+            } else {
+                write_all_vectored(&mut w, &[&tx.frame.data]).await?;
+            }
+            let _ = shared.lock().relay.sent(id, Instant::now());
+            sent = true;
+        }
+        turn = turn.wrapping_add(1);
+        if !sent {
+            tokio::select! {
+                biased;
+                cmd = ctrl.recv() => match cmd {
+                    Some(cmd) => apply(&mut w, cmd, &mut outputs, &mut opaque).await?,
+                    None => {
+                        let _ = w.shutdown().await;
+                        return Ok(());
+                    }
+                },
+                () = notify.notified() => {}
+            }
+        }
+    }
+}
+
+async fn apply(
+    w: &mut OwnedWriteHalf,
+    cmd: WriterCmd,
+    outputs: &mut Vec<(OutputId, u16)>,
+    opaque: &mut bool,
+) -> Result<(), NetError> {
+    match cmd {
+        WriterCmd::Msg(m) => {
+            if !*opaque {
+                write_message(w, &m).await?;
+            }
+        }
+        WriterCmd::AddOutput(id, ch) => outputs.push((id, ch)),
+        WriterCmd::RemoveOutput(id) => outputs.retain(|(o, _)| *o != id),
+        WriterCmd::Opaque => *opaque = true,
+    }
+    Ok(())
+}

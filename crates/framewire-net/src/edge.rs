@@ -1,0 +1,230 @@
+//! Pulled edges: this node dials an upstream node, subscribes to one of its
+//! streams, and serves it under a local name (DESIGN decision 3).
+//!
+//! The local stream outlives the connection: when the upstream goes away its
+//! subscribers stay attached, receive *interrupted*, and receive *resumed*
+//! when frames flow again (the first one flagged as a discontinuity).
+//! Reconnection starts after 100 ms and backs off to 500 ms between tries;
+//! after 30 s without success the edge is reported *failed* and retried
+//! every 2 s for as long as it exists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use framewire_proto::control::StreamState;
+use framewire_proto::{
+    Command, EventInfo, EventReason, FrameFlags, Message, Request, Status, StreamEvent, SubscribeParams,
+};
+use framewire_relay::Frame;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
+use crate::error::NetError;
+use crate::node::{Shared, now_ns};
+
+/// First delay before reconnecting.
+pub const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+/// Longest delay between tries while the edge is young.
+pub const RECONNECT_MAX: Duration = Duration::from_millis(500);
+/// After this long without success the edge is reported failed.
+pub const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
+/// Delay between tries once failed.
+pub const RECONNECT_SLOW: Duration = Duration::from_secs(2);
+
+/// A stream to pull from another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeConfig {
+    /// `host:port` of the upstream node.
+    pub upstream: String,
+    /// The stream's name there.
+    pub stream: String,
+    /// The name to serve it under here (empty: the same name).
+    pub local_name: String,
+    /// How to subscribe.
+    pub params: SubscribeParams,
+}
+
+impl EdgeConfig {
+    /// The name the stream is served under here.
+    pub fn local_name(&self) -> String {
+        if self.local_name.is_empty() {
+            self.stream.clone()
+        } else {
+            self.local_name.clone()
+        }
+    }
+}
+
+/// How a session with the upstream ended.
+struct SessionEnd {
+    /// Frames were received in this session.
+    was_live: bool,
+    error: Option<NetError>,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::Receiver<bool>) {
+    let local = cfg.local_name();
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut lost_since: Option<tokio::time::Instant> = None;
+    let mut delay = RECONNECT_FIRST;
+    let mut failed_reported = false;
+    loop {
+        let end = tokio::select! {
+            e = session(&shared, &cfg, &local) => e,
+            _ = stop.changed() => break,
+            _ = shutdown.changed() => break,
+        };
+        let reason = match &end.error {
+            Some(e) => e.to_string(),
+            None => "upstream closed the stream".to_owned(),
+        };
+        if end.was_live {
+            lost_since = None;
+            delay = RECONNECT_FIRST;
+            failed_reported = false;
+            warn!(%reason, "upstream lost; reconnecting");
+            shared.stream_event(
+                &local,
+                StreamEvent::Interrupted(EventInfo {
+                    timestamp_ns: now_ns(),
+                    reason: EventReason::UpstreamLost,
+                    message: reason,
+                }),
+            );
+        } else if lost_since.is_none() {
+            info!(%reason, "upstream not reachable yet; retrying");
+        }
+        let since = *lost_since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() >= RECONNECT_WINDOW {
+            if !failed_reported {
+                warn!(
+                    "edge failed: no upstream for {:?}; retrying every {:?}",
+                    RECONNECT_WINDOW, RECONNECT_SLOW
+                );
+                shared.set_state(&local, StreamState::Failed);
+                failed_reported = true;
+            }
+            delay = RECONNECT_SLOW;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => break,
+            _ = shutdown.changed() => break,
+        }
+        if !failed_reported {
+            delay = (delay * 2).min(RECONNECT_MAX);
+        }
+    }
+    shared.remove_stream(&local, EventReason::Unsubscribed, "edge disconnected");
+}
+
+/// One connection to the upstream: connect, subscribe, relay frames.
+async fn session(shared: &Arc<Shared>, cfg: &EdgeConfig, local: &str) -> SessionEnd {
+    let mut was_live = false;
+    let error = session_inner(shared, cfg, local, &mut was_live).await.err();
+    SessionEnd { was_live, error }
+}
+
+async fn session_inner(
+    shared: &Arc<Shared>,
+    cfg: &EdgeConfig,
+    local: &str,
+    was_live: &mut bool,
+) -> Result<(), NetError> {
+    let who = ClientIdentity {
+        name: shared.config.name.clone(),
+        function_flags: shared.config.function_flags(),
+        site_id: shared.config.site_id,
+    };
+    let mut client = Client::connect(&cfg.upstream, &who, DEFAULT_TIMEOUT).await?;
+    let channel = client.subscribe(&cfg.stream, cfg.params).await?;
+    let upstream_label = format!("{}/{}", cfg.upstream, cfg.stream);
+    // The first frame after (re)connecting carries the discontinuity flag.
+    let mut first = true;
+    loop {
+        let Some(msg) = client.next_message().await? else {
+            return Ok(());
+        };
+        match msg {
+            Message::VideoFrame(f) if f.channel == channel => {
+                let mut frame = Frame::from(f);
+                if first {
+                    frame.flags = frame.flags.with(FrameFlags::DISCONTINUITY);
+                    first = false;
+                }
+                shared.push(local, frame);
+            }
+            Message::ControlRequest(req) if req.command == Command::StreamOpen && req.channel == channel => {
+                let Ok(Request::StreamOpen(mut open)) = Request::decode(&req) else {
+                    client
+                        .refuse(&req, Status::BadRequest, "STREAM_OPEN did not parse")
+                        .await?;
+                    return Err(NetError::Protocol("STREAM_OPEN did not parse".into()));
+                };
+                open.name = local.to_owned();
+                client.ack(&req).await?;
+                open_local(shared, local, open, &upstream_label);
+                *was_live = true;
+            }
+            Message::ControlRequest(req) => {
+                let msg = format!("unknown command {}", req.command);
+                client.refuse(&req, Status::UnknownCommand, &msg).await?;
+            }
+            Message::StreamEvent { channel: c, event } if c == channel => match event {
+                StreamEvent::Closed(info) => {
+                    return Err(NetError::Closed(format!(
+                        "{} (stream closed: {})",
+                        cfg.upstream, info.reason
+                    )));
+                }
+                StreamEvent::FormatChanged(mut open) => {
+                    open.name = local.to_owned();
+                    shared.stream_event(local, StreamEvent::FormatChanged(open));
+                }
+                other => shared.stream_event(local, other),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Creates the local stream on the first STREAM_OPEN, or brings it back
+/// (resumed, and format-changed if the format differs) on a later one.
+fn open_local(shared: &Arc<Shared>, local: &str, open: framewire_proto::StreamOpen, upstream: &str) {
+    let existing = {
+        let mut st = shared.lock();
+        st.streams.get_mut(local).map(|e| {
+            let before = (e.state, e.open.clone());
+            if e.state != StreamState::Live {
+                e.reconnects += 1;
+            }
+            before
+        })
+    };
+    match existing {
+        None => {
+            if let Err(e) = shared.add_stream(open, upstream.to_owned(), StreamState::Live) {
+                warn!(error = %e, "cannot serve the pulled stream");
+            } else {
+                info!("upstream connected; serving");
+            }
+        }
+        Some((state, old)) => {
+            if old != open {
+                shared.stream_event(local, StreamEvent::FormatChanged(open));
+            }
+            if state != StreamState::Live {
+                info!("upstream back; resumed");
+                shared.stream_event(
+                    local,
+                    StreamEvent::Resumed(EventInfo {
+                        timestamp_ns: now_ns(),
+                        reason: EventReason::Unspecified,
+                        message: String::new(),
+                    }),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The network layer's error type.
+
+use std::net::SocketAddr;
+
+use framewire_proto::{BodyError, Command, DecodeError, EncodeError, FieldError, Status};
+
+/// What went wrong on a connection or in a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent bytes that are not the protocol.
+    #[error("protocol: {0}")]
+    Decode(#[from] DecodeError),
+    /// A message could not be encoded.
+    #[error("encode: {0}")]
+    Encode(#[from] EncodeError),
+    /// A control body did not parse.
+    #[error("protocol: {0}")]
+    Body(#[from] BodyError),
+    /// The peer answered with an error status.
+    #[error("{command} refused by the peer ({status}): {message}")]
+    Remote {
+        /// The command refused.
+        command: Command,
+        /// Why, as a code.
+        status: Status,
+        /// Why, in words.
+        message: String,
+    },
+    /// The peer did something the protocol does not allow.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// Nothing came in time.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(std::time::Duration, &'static str),
+    /// The peer closed the connection.
+    #[error("connection closed by {0}")]
+    Closed(String),
+    /// An address did not resolve or parse.
+    #[error("bad address `{0}`: {1}")]
+    Address(String, String),
+    /// Could not bind a listening socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A node-level operation was refused.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<FieldError> for NetError {
+    fn from(e: FieldError) -> Self {
+        NetError::Encode(EncodeError::Field(e))
+    }
+}

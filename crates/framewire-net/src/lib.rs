@@ -1,0 +1,51 @@
+//! framewire's network layer: nodes that carry video over TCP.
+//!
+//! This is the only crate that uses tokio. It wraps the sans-IO engines
+//! (`framewire-proto` for bytes, `framewire-relay` for fan-out) with thin
+//! drivers that own sockets and read the clock:
+//!
+//! - a [`Node`] listens on TCP (default port [`DEFAULT_PORT`]), answers
+//!   HELLO and the control commands, and serves each SUBSCRIBE as a relay
+//!   output with the subscriber's delivery mode and budgets;
+//! - a pulled edge ([`EdgeConfig`]) makes the node a subscriber of another
+//!   node's stream, which it serves under its own name: a relay is simply a
+//!   node with edges;
+//! - sources ([`SourceConfig`]) and local sinks ([`SinkConfig`]) run inside
+//!   the node; opaque ports ([`OpaquePortConfig`]) serve bare frame bytes to
+//!   plain tools;
+//! - a [`Client`] speaks to a node from outside (the CLI uses it).
+//!
+//! # Where a frame goes
+//!
+//! A connection's reader decodes a frame whose data is a slice of the read
+//! buffer, pushes it into the node's relay (under a mutex held for the
+//! push only), and wakes the writers of the outputs that became ready. Each
+//! connection's writer takes one frame per output in turn and writes the
+//! 28-byte header and the shared payload with one vectored write. No
+//! payload is copied between the socket that read it and the sockets that
+//! send it.
+//!
+//! # Failure
+//!
+//! A peer's bad bytes, oversize lengths or silence affect only its own
+//! connection, which is closed with one log line naming the peer.
+
+mod client;
+mod conn;
+mod edge;
+mod error;
+pub mod framed;
+mod node;
+mod opaque;
+mod sink;
+mod source;
+
+pub use client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
+pub use edge::{EdgeConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW};
+pub use error::NetError;
+pub use node::{
+    DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Node, NodeConfig, now_ns,
+};
+pub use opaque::OpaquePortConfig;
+pub use sink::{SinkConfig, SinkKind};
+pub use source::{ReplayConfig, SourceConfig};

@@ -1,0 +1,569 @@
+//! A node: one relay engine, the streams it serves, and the tasks around it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use framewire_proto::control::{Description, Snapshot, Stats, StreamInfo, StreamState};
+use framewire_proto::{
+    EventInfo, EventReason, Features, FunctionFlags, Message, PROTOCOL_VERSION, StreamEvent, StreamOpen,
+    SubscribeParams,
+};
+use framewire_relay::{
+    Frame, InputConfig, InputId, InputLabels, LaneConfig, OutputConfig, OutputId, OutputLabels, Relay, RelayConfig,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::conn::{self, WriterCmd};
+use crate::edge::{self, EdgeConfig};
+use crate::error::NetError;
+use crate::opaque::{self, OpaquePortConfig};
+use crate::sink::{self, SinkConfig};
+use crate::source::{self, SourceConfig};
+
+/// The port a node listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7400;
+/// How long a new connection has to say HELLO.
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections a node serves at once; more are closed on accept.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// How long shutdown waits for in-flight frames.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything a node is started with.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// `namespace:instance`.
+    pub name: String,
+    /// Where to accept connections.
+    pub listen: SocketAddr,
+    /// Site id (0 = local).
+    pub site_id: u16,
+    /// Largest payload accepted from a peer.
+    pub max_payload: u32,
+    /// Relay defaults (budgets for subscriptions that leave them at zero).
+    pub relay: RelayConfig,
+    /// Streams produced here.
+    pub sources: Vec<SourceConfig>,
+    /// Streams pulled from other nodes and served here.
+    pub edges: Vec<EdgeConfig>,
+    /// Local consumers.
+    pub sinks: Vec<SinkConfig>,
+    /// Headerless ports for plain tools.
+    pub opaque_ports: Vec<OpaquePortConfig>,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time a connection has to say HELLO.
+    pub hello_timeout: Duration,
+    /// Time shutdown waits for in-flight frames.
+    pub shutdown_grace: Duration,
+}
+
+impl NodeConfig {
+    /// A node called `name` on `listen` with nothing configured.
+    pub fn new(name: &str, listen: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            name: name.to_owned(),
+            listen,
+            site_id: 0,
+            max_payload: framewire_proto::DEFAULT_MAX_PAYLOAD,
+            relay: RelayConfig::default(),
+            sources: Vec::new(),
+            edges: Vec::new(),
+            sinks: Vec::new(),
+            opaque_ports: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+
+    /// The function flags this configuration implies.
+    pub fn function_flags(&self) -> FunctionFlags {
+        let mut f = FunctionFlags::RELAY;
+        if !self.sources.is_empty() {
+            f = f | FunctionFlags::SOURCE;
+        }
+        if !self.sinks.is_empty() {
+            f = f | FunctionFlags::SINK;
+        }
+        f
+    }
+}
+
+/// One stream served by the node.
+#[derive(Debug)]
+pub(crate) struct StreamEntry {
+    pub(crate) input: InputId,
+    pub(crate) open: StreamOpen,
+    pub(crate) state: StreamState,
+    /// `host:port/stream` for a pulled edge; empty for a local source.
+    pub(crate) upstream: String,
+    pub(crate) reconnects: u32,
+    pub(crate) latest: Option<Frame>,
+}
+
+/// Who consumes an output, for stats and events.
+#[derive(Debug)]
+pub(crate) struct OutputEntry {
+    pub(crate) stream: String,
+    pub(crate) channel: u16,
+    pub(crate) peer: String,
+    /// Woken when the output has something to send.
+    pub(crate) waker: Arc<Notify>,
+    /// The connection's writer, for stream events (none for local sinks
+    /// and opaque outputs).
+    pub(crate) events: Option<mpsc::Sender<WriterCmd>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) relay: Relay,
+    pub(crate) streams: BTreeMap<String, StreamEntry>,
+    pub(crate) outputs: HashMap<OutputId, OutputEntry>,
+}
+
+/// State shared by every task of a node.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: NodeConfig,
+    pub(crate) state: Mutex<State>,
+    pub(crate) started: Instant,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) connections: AtomicUsize,
+    pub(crate) edges: Mutex<HashMap<String, watch::Sender<bool>>>,
+    pub(crate) stopping: AtomicBool,
+}
+
+/// Wall-clock time in nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl Shared {
+    /// The state, even if a task panicked while holding it (the state is
+    /// plain data whose invariants the relay engine maintains per call).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a stream; fails if the name is taken.
+    pub(crate) fn add_stream(
+        &self,
+        open: StreamOpen,
+        upstream: String,
+        state: StreamState,
+    ) -> Result<InputId, NetError> {
+        let mut st = self.lock();
+        if st.streams.contains_key(&open.name) {
+            return Err(NetError::Refused(format!(
+                "a stream named `{}` already exists",
+                open.name
+            )));
+        }
+        let input = st.relay.add_input(InputConfig::for_format(open.format));
+        st.streams.insert(
+            open.name.clone(),
+            StreamEntry {
+                input,
+                open,
+                state,
+                upstream,
+                reconnects: 0,
+                latest: None,
+            },
+        );
+        Ok(input)
+    }
+
+    /// Removes a stream: its subscribers get *closed* and lose the output.
+    pub(crate) fn remove_stream(&self, name: &str, reason: EventReason, message: &str) {
+        let mut st = self.lock();
+        let Some(entry) = st.streams.remove(name) else { return };
+        let now = Instant::now();
+        let ids: Vec<OutputId> = st
+            .outputs
+            .iter()
+            .filter(|(_, o)| o.stream == name)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(o) = st.outputs.remove(&id) {
+                send_event(&o, closed(reason, message));
+                if let Some(ev) = &o.events {
+                    let _ = ev.try_send(WriterCmd::RemoveOutput(id));
+                }
+                o.waker.notify_one();
+            }
+            let _ = st.relay.remove_output(id, now);
+        }
+        let _ = st.relay.remove_input(entry.input, now);
+    }
+
+    /// Pushes a frame into a stream and wakes the outputs that now have
+    /// something to send. Never blocks on any output.
+    pub(crate) fn push(&self, stream: &str, frame: Frame) {
+        let now = Instant::now();
+        let mut wake: Vec<Arc<Notify>> = Vec::new();
+        {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            let Some(entry) = st.streams.get_mut(stream) else {
+                return;
+            };
+            entry.latest = Some(frame.clone());
+            match st.relay.push(entry.input, frame, now) {
+                Ok(ready) => {
+                    for id in ready {
+                        if let Some(o) = st.outputs.get(id) {
+                            wake.push(o.waker.clone());
+                        }
+                    }
+                }
+                Err(e) => warn!(stream, error = %e, "frame refused by the relay"),
+            }
+        }
+        for w in wake {
+            w.notify_one();
+        }
+    }
+
+    /// Sets a stream's state and tells its subscribers.
+    pub(crate) fn stream_event(&self, stream: &str, event: StreamEvent) {
+        let mut st = self.lock();
+        let Some(entry) = st.streams.get_mut(stream) else {
+            return;
+        };
+        match &event {
+            StreamEvent::Interrupted(_) => entry.state = StreamState::Interrupted,
+            StreamEvent::Resumed(_) => entry.state = StreamState::Live,
+            StreamEvent::FormatChanged(open) => entry.open = open.clone(),
+            _ => {}
+        }
+        for o in st.outputs.values().filter(|o| o.stream == stream) {
+            send_event(o, event.clone());
+        }
+    }
+
+    /// Marks a stream failed (retrying slowly) without an event.
+    pub(crate) fn set_state(&self, stream: &str, state: StreamState) {
+        if let Some(e) = self.lock().streams.get_mut(stream) {
+            e.state = state;
+        }
+    }
+
+    /// Adds an output for `stream`. Returns its id and the stream's open.
+    pub(crate) fn add_output(
+        &self,
+        stream: &str,
+        params: &SubscribeParams,
+        entry: OutputEntry,
+    ) -> Result<(OutputId, StreamOpen), (framewire_proto::Status, String)> {
+        let mut st = self.lock();
+        let Some(s) = st.streams.get(stream) else {
+            let names: Vec<&str> = st.streams.keys().map(String::as_str).collect();
+            return Err((
+                framewire_proto::Status::NotFound,
+                format!("no stream named `{stream}` (streams here: {})", list_or_none(&names)),
+            ));
+        };
+        let (input, open) = (s.input, s.open.clone());
+        let config = OutputConfig::from_subscribe(params);
+        let lane = LaneConfig::new(input).with_priority(params.priority);
+        let id = st
+            .relay
+            .add_output(config, &[lane])
+            .map_err(|e| (framewire_proto::Status::BadRequest, e.to_string()))?;
+        st.outputs.insert(id, entry);
+        Ok((id, open))
+    }
+
+    /// Removes an output and what it holds.
+    pub(crate) fn remove_output(&self, id: OutputId) {
+        let mut st = self.lock();
+        st.outputs.remove(&id);
+        let _ = st.relay.remove_output(id, Instant::now());
+    }
+
+    /// Counters of every input and output (or those of one stream).
+    pub(crate) fn stats(&self, only: &str) -> Stats {
+        let st = self.lock();
+        let now = Instant::now();
+        let mut stats = Stats::default();
+        for (name, s) in &st.streams {
+            if !only.is_empty() && name != only {
+                continue;
+            }
+            if let Some(snap) = st.relay.input_snapshot(s.input) {
+                stats.inputs.push(snap.to_proto(InputLabels {
+                    stream: name,
+                    state: s.state,
+                    upstream: &s.upstream,
+                    reconnects: s.reconnects,
+                }));
+            }
+        }
+        let mut outs: Vec<(&OutputId, &OutputEntry)> = st.outputs.iter().collect();
+        outs.sort_by_key(|(_, o)| (o.stream.clone(), o.peer.clone(), o.channel));
+        for (id, o) in outs {
+            if !only.is_empty() && o.stream != only {
+                continue;
+            }
+            if let Some(snap) = st.relay.output_snapshot(*id, now) {
+                stats.outputs.push(snap.to_proto(OutputLabels {
+                    channel: o.channel,
+                    stream: &o.stream,
+                    peer: &o.peer,
+                }));
+            }
+        }
+        stats
+    }
+
+    /// LIST_STREAMS entries.
+    pub(crate) fn stream_infos(&self) -> Vec<StreamInfo> {
+        let st = self.lock();
+        st.streams
+            .iter()
+            .map(|(name, s)| {
+                let subscribers = st.outputs.values().filter(|o| &o.stream == name).count();
+                StreamInfo {
+                    open: s.open.clone(),
+                    state: s.state,
+                    subscribers: u16::try_from(subscribers).unwrap_or(u16::MAX),
+                    frames: st.relay.input_snapshot(s.input).map_or(0, |i| i.frames_in),
+                }
+            })
+            .collect()
+    }
+
+    /// The latest frame of a stream.
+    pub(crate) fn snapshot(&self, stream: &str) -> Option<Snapshot> {
+        let st = self.lock();
+        let s = st.streams.get(stream)?;
+        let f = s.latest.as_ref()?;
+        Some(Snapshot {
+            open: s.open.clone(),
+            sequence: f.sequence,
+            timestamp_ns: f.timestamp_ns,
+            flags: f.flags,
+            data: f.data.clone(),
+        })
+    }
+
+    /// DESCRIBE.
+    pub(crate) fn describe(&self) -> Description {
+        let streams = self.lock().streams.len();
+        Description {
+            name: self.config.name.clone(),
+            software: format!("framewire {}", env!("CARGO_PKG_VERSION")),
+            protocol_version: PROTOCOL_VERSION,
+            site_id: self.config.site_id,
+            function_flags: self.config.function_flags(),
+            features: Features(Features::OPAQUE.0),
+            pid: std::process::id(),
+            uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            hostname: hostname(),
+            streams: u16::try_from(streams).unwrap_or(u16::MAX),
+            tcp_port: self.local_addr.port(),
+        }
+    }
+
+    /// Starts a pulled edge (CONNECT). Returns the local stream name.
+    pub(crate) fn start_edge(self: &Arc<Self>, cfg: EdgeConfig) -> Result<String, NetError> {
+        let local = cfg.local_name();
+        let mut edges = self.edges.lock().unwrap_or_else(|p| p.into_inner());
+        if edges.contains_key(&local) || self.lock().streams.contains_key(&local) {
+            return Err(NetError::Refused(format!(
+                "a stream or edge named `{local}` already exists"
+            )));
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        edges.insert(local.clone(), stop_tx);
+        let shared = self.clone();
+        let span = info_span!("edge", local = %local, upstream = %cfg.upstream);
+        tokio::spawn(edge::run(shared, cfg, stop_rx).instrument(span));
+        Ok(local)
+    }
+
+    /// Stops a pulled edge (DISCONNECT).
+    pub(crate) fn stop_edge(&self, local: &str) -> Result<(), NetError> {
+        let stop = self
+            .edges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(local)
+            .ok_or_else(|| NetError::Refused(format!("no edge named `{local}`")))?;
+        let _ = stop.send(true);
+        Ok(())
+    }
+
+    /// Asks every task to wind down.
+    pub(crate) fn begin_shutdown(&self) {
+        if !self.stopping.swap(true, Ordering::SeqCst) {
+            info!("shutting down");
+            let _ = self.shutdown.send(true);
+        }
+    }
+}
+
+pub(crate) fn send_event(o: &OutputEntry, event: StreamEvent) {
+    if let Some(ev) = &o.events {
+        let msg = Message::StreamEvent {
+            channel: o.channel,
+            event,
+        };
+        if ev.try_send(WriterCmd::Msg(msg)).is_err() {
+            warn!(peer = %o.peer, stream = %o.stream, "stream event dropped: connection's queue is full");
+        }
+    }
+}
+
+pub(crate) fn closed(reason: EventReason, message: &str) -> StreamEvent {
+    StreamEvent::Closed(EventInfo {
+        timestamp_ns: now_ns(),
+        reason,
+        message: message.to_owned(),
+    })
+}
+
+pub(crate) fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    shared: Arc<Shared>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    stop_sources: Arc<AtomicBool>,
+}
+
+impl Node {
+    /// Binds the listener, starts sources, edges, sinks and opaque ports.
+    /// Must be called inside a tokio runtime.
+    pub async fn start(config: NodeConfig) -> Result<Node, NetError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| NetError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                relay: Relay::new(config.relay),
+                streams: BTreeMap::new(),
+                outputs: HashMap::new(),
+            }),
+            started: Instant::now(),
+            local_addr,
+            shutdown,
+            connections: AtomicUsize::new(0),
+            edges: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+            config,
+        });
+        info!(name = %shared.config.name, addr = %local_addr, "node listening");
+        let stop_sources = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for src in shared.config.sources.clone() {
+            threads.push(source::spawn(shared.clone(), src, stop_sources.clone())?);
+        }
+        for e in shared.config.edges.clone() {
+            shared.start_edge(e)?;
+        }
+        let mut tasks = Vec::new();
+        for s in shared.config.sinks.clone() {
+            tasks.push(tokio::spawn(sink::run(shared.clone(), s)));
+        }
+        for p in shared.config.opaque_ports.clone() {
+            tasks.push(opaque::start(shared.clone(), p).await?);
+        }
+        tasks.push(tokio::spawn(conn::accept_loop(shared.clone(), listener)));
+        Ok(Node {
+            shared,
+            tasks,
+            threads,
+            stop_sources,
+        })
+    }
+
+    /// Where the node accepts connections.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats("")
+    }
+
+    /// Starts a pulled edge, as CONNECT does.
+    pub fn connect(&self, edge: EdgeConfig) -> Result<String, NetError> {
+        self.shared.start_edge(edge)
+    }
+
+    /// A receiver that turns true when shutdown begins (SHUTDOWN command or
+    /// [`Node::shutdown`]).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shared.shutdown.subscribe()
+    }
+
+    /// Shuts down gracefully: subscribers get *closed*, frames being
+    /// written are finished (for at most the configured grace), sockets close.
+    pub async fn shutdown(mut self) {
+        self.shared.begin_shutdown();
+        self.stop_sources.store(true, Ordering::SeqCst);
+        let names: Vec<String> = self.shared.lock().streams.keys().cloned().collect();
+        for n in names {
+            self.shared
+                .stream_event(&n, closed(EventReason::Shutdown, "node shutting down"));
+        }
+        let grace = self.shared.config.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.shared.connections.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop_sources.store(true, Ordering::SeqCst);
+        let _ = self.shared.shutdown.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

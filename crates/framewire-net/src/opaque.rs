@@ -1,0 +1,99 @@
+//! Opaque output ports: a TCP port that serves one stream's frame bytes
+//! with no headers and no control, so that plain tools read it, e.g.
+//! `ffplay -f mjpeg tcp://HOST:PORT`.
+//!
+//! Each client gets an output of its own (low-latency unless configured
+//! otherwise): a slow client drops whole frames, never half of one, so the
+//! byte stream it reads is always a sequence of complete images.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use framewire_proto::{SubscribeParams, TransportMode};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tracing::{Instrument, info, info_span};
+
+use crate::error::NetError;
+use crate::framed::write_all_vectored;
+use crate::node::{OutputEntry, Shared};
+
+/// One opaque port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpaquePortConfig {
+    /// The stream served.
+    pub stream: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Delivery mode and budgets of each client's output.
+    pub params: SubscribeParams,
+}
+
+pub(crate) async fn start(shared: Arc<Shared>, cfg: OpaquePortConfig) -> Result<tokio::task::JoinHandle<()>, NetError> {
+    let listener = TcpListener::bind(cfg.listen).await.map_err(|source| NetError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    info!(stream = %cfg.stream, addr = %listener.local_addr()?, "opaque port listening");
+    Ok(tokio::spawn(async move {
+        let mut stop = shared.shutdown.subscribe();
+        loop {
+            let (sock, peer) = tokio::select! {
+                a = listener.accept() => match a {
+                    Ok(x) => x,
+                    Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+                },
+                _ = stop.changed() => return,
+            };
+            let span = info_span!("opaque", %peer, stream = %cfg.stream);
+            tokio::spawn(serve(shared.clone(), cfg.clone(), sock, peer).instrument(span));
+        }
+    }))
+}
+
+async fn serve(shared: Arc<Shared>, cfg: OpaquePortConfig, sock: TcpStream, peer: SocketAddr) {
+    let _ = sock.set_nodelay(true);
+    let (mut r, mut w) = sock.into_split();
+    let notify = Arc::new(Notify::new());
+    let mut params = cfg.params;
+    params.transport = TransportMode::Opaque;
+    let entry = OutputEntry {
+        stream: cfg.stream.clone(),
+        channel: 0,
+        peer: format!("{peer} opaque"),
+        waker: notify.clone(),
+        events: None,
+    };
+    let id = match shared.add_output(&cfg.stream, &params, entry) {
+        Ok((id, _)) => id,
+        Err((_, msg)) => {
+            info!(%msg, "opaque client refused");
+            return;
+        }
+    };
+    info!("opaque client attached");
+    let mut stop = shared.shutdown.subscribe();
+    let mut discard = [0u8; 512];
+    loop {
+        let tx = shared.lock().relay.poll_transmit(id, Instant::now());
+        match tx {
+            Some(tx) => {
+                if write_all_vectored(&mut w, &[&tx.frame.data]).await.is_err() {
+                    break;
+                }
+                let _ = shared.lock().relay.sent(id, Instant::now());
+            }
+            None => {
+                tokio::select! {
+                    () = notify.notified() => {}
+                    n = r.read(&mut discard) => if matches!(n, Ok(0) | Err(_)) { break },
+                    _ = stop.changed() => break,
+                }
+            }
+        }
+    }
+    shared.remove_output(id);
+    info!("opaque client gone");
+}

@@ -1,0 +1,115 @@
+//! Local sinks: consumers inside the node, each fed by a relay output of
+//! its own like any subscriber.
+//!
+//! - `null`: counts frames (benchmarks, demos);
+//! - `file`: appends each frame's bytes to a file (an MJPEG stream's file
+//!   is a `.mjpeg` that players open);
+//! - `stdout`: writes each frame's bytes to standard output, for
+//!   `framewire node … | ffmpeg -f rawvideo …`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use framewire_proto::SubscribeParams;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::node::{OutputEntry, Shared};
+
+/// Where a local sink puts frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkKind {
+    /// Count and discard.
+    Null,
+    /// Append to a file.
+    File(PathBuf),
+    /// Write to standard output.
+    Stdout,
+}
+
+/// A local sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkConfig {
+    /// The stream consumed.
+    pub stream: String,
+    /// Where its frames go.
+    pub kind: SinkKind,
+    /// Delivery mode and budgets of its output.
+    pub params: SubscribeParams,
+}
+
+impl SinkKind {
+    fn label(&self) -> String {
+        match self {
+            SinkKind::Null => "sink:null".into(),
+            SinkKind::File(p) => format!("sink:file:{}", p.display()),
+            SinkKind::Stdout => "sink:stdout".into(),
+        }
+    }
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, cfg: SinkConfig) {
+    let mut out: Box<dyn AsyncWrite + Unpin + Send> = match &cfg.kind {
+        SinkKind::Null => Box::new(tokio::io::sink()),
+        SinkKind::Stdout => Box::new(tokio::io::stdout()),
+        SinkKind::File(p) => match tokio::fs::OpenOptions::new().create(true).append(true).open(p).await {
+            Ok(f) => Box::new(tokio::io::BufWriter::with_capacity(1 << 20, f)),
+            Err(e) => {
+                warn!(path = %p.display(), error = %e, "sink cannot open its file; not started");
+                return;
+            }
+        },
+    };
+    let notify = Arc::new(Notify::new());
+    let mut stop = shared.shutdown.subscribe();
+    loop {
+        // Wait for the stream (a pulled stream appears once its upstream answers).
+        let entry = || OutputEntry {
+            stream: cfg.stream.clone(),
+            channel: 0,
+            peer: cfg.kind.label(),
+            waker: notify.clone(),
+            events: None,
+        };
+        let id = loop {
+            match shared.add_output(&cfg.stream, &cfg.params, entry()) {
+                Ok((id, _)) => break id,
+                Err(_) => tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = stop.changed() => return,
+                },
+            }
+        };
+        info!(stream = %cfg.stream, sink = %cfg.kind.label(), "sink attached");
+        loop {
+            let tx = shared.lock().relay.poll_transmit(id, Instant::now());
+            match tx {
+                Some(tx) => {
+                    if let Err(e) = out.write_all(&tx.frame.data).await {
+                        warn!(sink = %cfg.kind.label(), error = %e, "sink write failed; sink stopped");
+                        shared.remove_output(id);
+                        return;
+                    }
+                    let _ = shared.lock().relay.sent(id, Instant::now());
+                }
+                None => {
+                    let _ = out.flush().await;
+                    if !shared.lock().outputs.contains_key(&id) {
+                        break; // the stream went away; wait for it again
+                    }
+                    tokio::select! {
+                        () = notify.notified() => {}
+                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = stop.changed() => {
+                            shared.remove_output(id);
+                            let _ = out.flush().await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Nodes in one process, joined by real TCP on loopback.
+
+use std::time::Duration;
+
+use framewire_codec::EncodeSpec;
+use framewire_media::testpattern::TestPatternConfig;
+use framewire_net::{Client, ClientIdentity, EdgeConfig, Node, NodeConfig, SourceConfig};
+use framewire_proto::{Command, DeliveryMode, Message, PixelFormat, Request, Response, StreamEvent, SubscribeParams};
+
+fn loopback() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn pattern(name: &str, fps: u32) -> SourceConfig {
+    SourceConfig::TestPattern(TestPatternConfig {
+        name: name.into(),
+        width: 64,
+        height: 48,
+        fps_num: fps,
+        fps_den: 1,
+        encode: EncodeSpec::raw(PixelFormat::Bgra),
+    })
+}
+
+fn completeness() -> SubscribeParams {
+    SubscribeParams {
+        mode: DeliveryMode::Completeness,
+        max_frames: 256,
+        ..SubscribeParams::default()
+    }
+}
+
+async fn frames(client: &mut Client, channel: u16, n: usize) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    while seqs.len() < n {
+        let msg = tokio::time::timeout(Duration::from_secs(5), client.next_message())
+            .await
+            .expect("frames within 5 s")
+            .unwrap()
+            .expect("connection open");
+        match msg {
+            Message::VideoFrame(f) => {
+                assert_eq!(f.channel, channel);
+                assert_eq!(f.data.len(), 64 * 48 * 4);
+                seqs.push(f.sequence);
+            }
+            Message::ControlRequest(req) if req.command == Command::StreamOpen => client.ack(&req).await.unwrap(),
+            _ => {}
+        }
+    }
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_relay_subscriber_in_order() {
+    let mut src_cfg = NodeConfig::new("test:source", loopback());
+    src_cfg.sources.push(pattern("bars", 200));
+    let source = Node::start(src_cfg).await.unwrap();
+
+    let relay = Node::start(NodeConfig::new("test:relay", loopback())).await.unwrap();
+    relay
+        .connect(EdgeConfig {
+            upstream: source.local_addr().to_string(),
+            stream: "bars".into(),
+            local_name: "bars-relayed".into(),
+            params: completeness(),
+        })
+        .unwrap();
+
+    let who = ClientIdentity::tool("test:sink");
+    let mut client = Client::connect(&relay.local_addr().to_string(), &who, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // The relay serves the stream once its upstream answered.
+    let channel = loop {
+        match client.subscribe("bars-relayed", completeness()).await {
+            Ok(c) => break c,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let seqs = frames(&mut client, channel, 50).await;
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, none lost: {seqs:?}"
+    );
+
+    match client.request(Request::ListStreams).await.unwrap() {
+        Response::ListStreams(s) => {
+            assert_eq!(s.len(), 1);
+            assert_eq!(s[0].open.name, "bars-relayed");
+            assert_eq!(s[0].open.width, 64);
+        }
+        other => panic!("{other:?}"),
+    }
+    let stats = relay.stats();
+    assert_eq!(stats.inputs.len(), 1);
+    assert!(stats.inputs[0].frames_in >= 50);
+    assert_eq!(stats.outputs.len(), 1);
+    source.shutdown().await;
+    // The relay's subscriber is told the upstream went away.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = tokio::time::timeout_at(deadline, client.next_message())
+            .await
+            .expect("event in time");
+        if let Ok(Some(Message::StreamEvent {
+            event: StreamEvent::Interrupted(_),
+            ..
+        })) = m
+        {
+            break;
+        }
+    }
+    relay.shutdown().await;
+}
