@@ -188,7 +188,26 @@ impl std::fmt::Debug for MjpegDecoder {
     }
 }
 
+fn new_decompressor() -> Result<Decompressor, CodecError> {
+    let err = |e: turbojpeg::Error| CodecError::Unsupported(format!("JPEG decompressor: {e}"));
+    let mut decompressor = Decompressor::new().map_err(err)?;
+    decompressor.set_scan_limit(MAX_PROGRESSIVE_SCANS).map_err(err)?;
+    Ok(decompressor)
+}
+
 impl MjpegDecoder {
+    /// After a failed decode libjpeg-turbo's handle can keep state from the
+    /// bad frame (it then misreads the next good one), so start afresh.
+    fn after<T>(&mut self, result: Result<T, CodecError>) -> Result<T, CodecError> {
+        if result.is_err() {
+            match new_decompressor() {
+                Ok(d) => self.decompressor = d,
+                Err(e) => return Err(e),
+            }
+        }
+        result
+    }
+
     /// A decoder for the stream `open` announces; a non-zero width and
     /// height there must match every frame.
     pub fn new(open: &StreamOpen, options: &DecodeOptions) -> Result<Self, CodecError> {
@@ -198,13 +217,8 @@ impl MjpegDecoder {
                 options.rgb_layout
             )));
         }
-        let mut decompressor =
-            Decompressor::new().map_err(|e| CodecError::Unsupported(format!("JPEG decompressor: {e}")))?;
-        decompressor
-            .set_scan_limit(MAX_PROGRESSIVE_SCANS)
-            .map_err(|e| CodecError::Unsupported(format!("JPEG decompressor: {e}")))?;
         Ok(MjpegDecoder {
-            decompressor,
+            decompressor: new_decompressor()?,
             limits: options.limits,
             layout: options.rgb_layout,
             declared: (open.width, open.height),
@@ -231,6 +245,11 @@ impl MjpegDecoder {
 
     /// Decodes a frame to its Y, Cb, Cr planes without colour conversion.
     pub fn decode_planes(&mut self, payload: &[u8]) -> Result<YuvPlanes, CodecError> {
+        let result = self.decode_planes_inner(payload);
+        self.after(result)
+    }
+
+    fn decode_planes_inner(&mut self, payload: &[u8]) -> Result<YuvPlanes, CodecError> {
         let header = self.header(payload)?;
         let subsampling = match header.subsamp {
             Subsamp::None => ChromaSubsampling::S444,
@@ -280,6 +299,13 @@ impl Decoder for MjpegDecoder {
         Format::Mjpeg
     }
     fn decode(&mut self, payload: &Bytes) -> Result<PixelBuffer, CodecError> {
+        let result = self.decode_rgb(payload);
+        self.after(result)
+    }
+}
+
+impl MjpegDecoder {
+    fn decode_rgb(&mut self, payload: &[u8]) -> Result<PixelBuffer, CodecError> {
         let header = self.header(payload)?;
         // tj_format is Some: checked in new().
         let format = tj_format(self.layout).unwrap_or(turbojpeg::PixelFormat::RGBA);

@@ -98,9 +98,14 @@ impl Decoder for QoiDecoder {
                 payload.len()
             )));
         }
-        let header = ::qoi::decode_header(&payload[..]).map_err(|e| corrupt(e.to_string()))?;
-        let (w, h) = (u64::from(header.width), u64::from(header.height));
+        // Our own look at the header first: size limits before anything else.
+        if &payload[..4] != b"qoif" {
+            return Err(corrupt("no qoif magic".into()));
+        }
+        let be32 = |i: usize| u32::from_be_bytes([payload[i], payload[i + 1], payload[i + 2], payload[i + 3]]);
+        let (w, h) = (u64::from(be32(4)), u64::from(be32(8)));
         check_decoded_size(Format::Qoi, w, h, &self.limits, self.declared)?;
+        let header = ::qoi::decode_header(&payload[..]).map_err(|e| corrupt(e.to_string()))?;
         // Refuse a header claiming more pixels than the payload can encode,
         // before allocating for them.
         let body = (payload.len() - QOI_HEADER_LEN - QOI_END_LEN) as u64;
