@@ -96,6 +96,8 @@ impl<H: Handle, T> Slab<H, T> {
             slot.value = Some(value);
             return H::new(index, slot.generation);
         }
+        // Local invariant: each live slot is an input or output the caller
+        // added; 2^32 of them cannot exist in memory before this fails.
         let index = u32::try_from(self.slots.len()).expect("more than 2^32 live handles");
         self.slots.push(Slot {
             generation: 0,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use framewire_proto::control::{DropCount, DropReason, InputStats, OutputStats, StreamState};
+use framewire_proto::control::{DropCount, DropReason, InputStats, OutputStats, Stats, StreamState};
 use framewire_proto::{DeliveryMode, DropPolicy, TransportMode};
 
 use crate::id::{InputId, OutputId};
@@ -357,6 +357,28 @@ impl Snapshot {
     /// Bytes reserved by partial frames.
     pub fn assembling_bytes(&self) -> u64 {
         self.inputs.iter().map(|i| i.assembling_bytes).sum()
+    }
+
+    /// The GET_STATS wire form. The closures supply what the relay does not
+    /// know about each input and output; an item they return `None` for is
+    /// left out (e.g. an output whose subscription is already closing).
+    pub fn to_proto<'a>(
+        &self,
+        mut input_labels: impl FnMut(InputId) -> Option<InputLabels<'a>>,
+        mut output_labels: impl FnMut(OutputId) -> Option<OutputLabels<'a>>,
+    ) -> Stats {
+        Stats {
+            inputs: self
+                .inputs
+                .iter()
+                .filter_map(|i| input_labels(i.id).map(|l| i.to_proto(l)))
+                .collect(),
+            outputs: self
+                .outputs
+                .iter()
+                .filter_map(|o| output_labels(o.id).map(|l| o.to_proto(l)))
+                .collect(),
+        }
     }
 }
 

@@ -550,4 +550,14 @@ fn snapshot_converts_to_the_wire_stats() {
         reconnects: 0,
     });
     assert_eq!((i.frames_in, i.bytes_in), (3, 300));
+
+    let labels = InputLabels {
+        stream: "cam",
+        state: StreamState::Live,
+        upstream: "",
+        reconnects: 0,
+    };
+    let all = snap.to_proto(|_| Some(labels), |_| None);
+    assert_eq!((all.inputs.len(), all.outputs.len()), (1, 0));
+    assert_eq!(all.inputs[0], i);
 }
