@@ -219,8 +219,8 @@ mod jpeg {
                     let ci = (y / sy) * planes.chroma_size.0 + x / sx;
                     let want = full_range_to_rgb(yv, planes.cb()[ci], planes.cr()[ci]);
                     if sub == ChromaSubsampling::S444 {
-                        for c in 0..3 {
-                            worst = worst.max((want[c].clamp(0.0, 255.0) - f64::from(rgb.row(0, y)[x * 3 + c])).abs());
+                        for (c, w) in want.iter().enumerate() {
+                            worst = worst.max((w.clamp(0.0, 255.0) - f64::from(rgb.row(0, y)[x * 3 + c])).abs());
                         }
                     }
                 }

@@ -101,7 +101,7 @@ fn one_pixel(layout: PixelLayout, rgb: [u8; 3]) -> PixelBuffer {
 #[test]
 fn bt601_limited_range_known_values() {
     // (R, G, B) -> (Y, U, V), BT.601 studio range.
-    let cases = [
+    let cases: [([u8; 3], [u8; 3]); 5] = [
         ([0, 0, 0], [16, 128, 128]),
         ([255, 255, 255], [235, 128, 128]),
         ([255, 0, 0], [82, 90, 240]),
