@@ -1,1 +1,76 @@
-fn main() {}
+//! `framewire`: run nodes and talk to them.
+//!
+//! Exit codes: 0 success; 1 an error (the message says which); 2 a bad
+//! command line; 3 the node refused the request (no such stream, busy, ...);
+//! 4 the node could not be reached (refused, timed out, closed).
+
+// A binary: `pub` marks what a module offers its siblings, nothing more.
+#![allow(unreachable_pub)]
+
+mod cmds;
+mod config;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+/// framewire moves live video between machines: sources, relays and sinks
+/// joined by TCP edges, each subscriber with its own delivery mode.
+#[derive(Debug, Parser)]
+#[command(name = "framewire", version, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 error, 2 bad command line, 3 refused by the node, 4 node unreachable.\n\
+Logging: --log or RUST_LOG, e.g. `--log debug` or `--log framewire_net=trace`."
+)]
+struct Cli {
+    /// Log filter (error, warn, info, debug, trace, or per-crate directives).
+    #[arg(long, global = true, default_value = "info", env = "FRAMEWIRE_LOG")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run a node: serve its sources, pull its upstreams, feed its sinks.
+    Node(cmds::node::Args),
+    /// List the streams a node serves.
+    Ls(cmds::ls::Args),
+    /// Tell a downstream node to pull a stream from an upstream node.
+    Connect(cmds::connect::Args),
+    /// Tell a node to drop a pulled stream.
+    Disconnect(cmds::connect::DisconnectArgs),
+    /// Subscribe to a stream and save its frames (a one-shot sink).
+    Recv(cmds::recv::Args),
+    /// Show a node's per-input and per-output counters.
+    Stats(cmds::stats::Args),
+    /// Run a demo graph on this machine (loopback only) with live figures.
+    Demo(cmds::demo::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    util::init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("framewire: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.cmd {
+            Cmd::Node(a) => cmds::node::run(a).await,
+            Cmd::Ls(a) => cmds::ls::run(a).await,
+            Cmd::Connect(a) => cmds::connect::run(a).await,
+            Cmd::Disconnect(a) => cmds::connect::run_disconnect(a).await,
+            Cmd::Recv(a) => cmds::recv::run(a).await,
+            Cmd::Stats(a) => cmds::stats::run(a).await,
+            Cmd::Demo(a) => cmds::demo::run(a).await,
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Err(e) = result {
+        eprintln!("framewire: {e:#}");
+        std::process::exit(util::exit_code(&e));
+    }
+}

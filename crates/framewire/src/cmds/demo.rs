@@ -1,0 +1,202 @@
+//! `framewire demo`: a whole graph on this machine, on loopback only.
+//!
+//! ```text
+//! demo:source (test pattern) ──► demo:relay ──┬─► demo:viewer   (low-latency)
+//!                                             ├─► demo:archive  (completeness)
+//!                                             └─► opaque port   (ffplay -f mjpeg tcp://127.0.0.1:7500)
+//! ```
+//!
+//! Every node is a real node with its own TCP listener on 127.0.0.1; the
+//! edges are real TCP connections, pulled by the downstream nodes.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framewire_net::{EdgeConfig, Node, NodeConfig, OpaquePortConfig, SinkConfig, SinkKind};
+use framewire_proto::control::{OutputStats, Stats};
+use framewire_proto::{DeliveryMode, SubscribeParams};
+
+use crate::config::{self, SourceSpec};
+
+/// Run a demo graph on loopback and show live per-edge figures until Ctrl-C:
+/// a test-pattern source, a relay, a low-latency viewer and a completeness
+/// archive, plus a headerless MJPEG port any player can open.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Stop after this many seconds [default: run until Ctrl-C].
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Test pattern size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720")]
+    size: String,
+    /// Test pattern frames per second.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+    /// Port of the headerless MJPEG view port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 7500)]
+    view_port: u16,
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `port` if it is free on loopback, else a free one.
+fn free_port(port: u16) -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind(loopback(port))
+        .or_else(|_| std::net::TcpListener::bind(loopback(0)))
+        .context("no free port on 127.0.0.1")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn edge(upstream: &Node, stream: &str, mode: DeliveryMode, max_frames: u32) -> EdgeConfig {
+    EdgeConfig {
+        upstream: upstream.local_addr().to_string(),
+        stream: stream.to_owned(),
+        local_name: String::new(),
+        params: SubscribeParams {
+            mode,
+            max_frames,
+            ..SubscribeParams::default()
+        },
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let source_spec = SourceSpec::TestPattern {
+        name: "bars".into(),
+        size: args.size.clone(),
+        fps: args.fps,
+        format: "mjpeg".into(),
+        pixel_format: "bgra".into(),
+        quality: 80,
+        zstd_level: 1,
+    };
+    let mut src = NodeConfig::new("demo:source", loopback(0));
+    src.sources.push(source_spec.into_config()?);
+    config::check_name(&src.name)?;
+    let source = Node::start(src).await?;
+
+    let view_port = free_port(args.view_port)?;
+    let mut rel = NodeConfig::new("demo:relay", loopback(0));
+    rel.edges.push(edge(&source, "bars", DeliveryMode::Completeness, 8));
+    rel.opaque_ports.push(OpaquePortConfig {
+        stream: "bars".into(),
+        listen: loopback(view_port),
+        params: SubscribeParams::default(),
+    });
+    let relay = Node::start(rel).await?;
+
+    let mut sinks = Vec::new();
+    for (name, mode) in [
+        ("demo:viewer", DeliveryMode::LowLatency),
+        ("demo:archive", DeliveryMode::Completeness),
+    ] {
+        let mut cfg = NodeConfig::new(name, loopback(0));
+        cfg.edges.push(edge(&relay, "bars", mode, 32));
+        cfg.sinks.push(SinkConfig {
+            stream: "bars".into(),
+            kind: SinkKind::Null,
+            params: SubscribeParams {
+                mode,
+                ..SubscribeParams::default()
+            },
+        });
+        sinks.push(Node::start(cfg).await?);
+    }
+
+    let nodes: Vec<&Node> = [&source, &relay].into_iter().chain(sinks.iter()).collect();
+    let tty = std::io::stdout().is_terminal();
+    println!(
+        "framewire demo: 4 nodes on 127.0.0.1, test pattern {} at {} fps, MJPEG",
+        args.size, args.fps
+    );
+    for n in &nodes {
+        println!("  {:<14} {}", n.name(), n.local_addr());
+    }
+    println!("  watch it:      ffplay -f mjpeg tcp://127.0.0.1:{view_port}");
+    println!(
+        "  inspect it:    framewire ls {}   |   framewire stats {} --watch",
+        relay.local_addr(),
+        relay.local_addr()
+    );
+    println!("Ctrl-C to stop.\n");
+
+    let started = Instant::now();
+    let mut prev: HashMap<(String, String), (u64, u64, u64)> = HashMap::new();
+    let mut last = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let dt = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        let mut rows = Vec::new();
+        for n in &nodes {
+            let stats: Stats = n.stats();
+            for o in &stats.outputs {
+                let key = (n.name().to_owned(), o.peer.clone());
+                let drops = total_drops(o);
+                let (f0, b0, d0) = prev.get(&key).copied().unwrap_or((o.frames_sent, o.bytes_sent, drops));
+                prev.insert(key, (o.frames_sent, o.bytes_sent, drops));
+                rows.push(format!(
+                    "{:<14} → {:<26} {:<12} {:>7.1} {:>9.2} {:>6} {:>7} {:>8.2} {:>8.2}",
+                    n.name(),
+                    peer_name(&o.peer),
+                    o.mode.to_string(),
+                    o.frames_sent.saturating_sub(f0) as f64 / dt,
+                    o.bytes_sent.saturating_sub(b0) as f64 * 8.0 / dt / 1e6,
+                    drops.saturating_sub(d0),
+                    format!("{}/{}", o.queue_frames, o.max_frames),
+                    f64::from(o.latency_p50_us) / 1e3,
+                    f64::from(o.latency_p99_us) / 1e3,
+                ));
+            }
+        }
+        if tty {
+            print!("\x1b[H\x1b[2J");
+            println!(
+                "framewire demo ({:.0} s) · watch: ffplay -f mjpeg tcp://127.0.0.1:{view_port} · Ctrl-C to stop\n",
+                started.elapsed().as_secs_f64()
+            );
+        } else {
+            println!("-- t={:.0}s", started.elapsed().as_secs_f64());
+        }
+        println!(
+            "{:<14}   {:<26} {:<12} {:>7} {:>9} {:>6} {:>7} {:>8} {:>8}",
+            "EDGE FROM", "TO", "MODE", "FPS", "Mbit/s", "DROPS", "QUEUE", "p50 ms", "p99 ms"
+        );
+        for r in rows {
+            println!("{r}");
+        }
+        if args.duration.is_some_and(|d| started.elapsed().as_secs_f64() >= d) {
+            break;
+        }
+    }
+    println!("\nstopping");
+    for n in sinks.into_iter().rev() {
+        n.shutdown().await;
+    }
+    relay.shutdown().await;
+    source.shutdown().await;
+    Ok(())
+}
+
+fn total_drops(o: &OutputStats) -> u64 {
+    o.drops.iter().map(|d| d.count).sum()
+}
+
+/// "127.0.0.1:5000 demo:viewer" → "demo:viewer"; local sinks keep their label.
+fn peer_name(peer: &str) -> String {
+    match peer.split_once(' ') {
+        Some((addr, name)) if name == "opaque" => format!("{addr} (opaque)"),
+        Some((_, name)) => name.to_owned(),
+        None => peer.to_owned(),
+    }
+}

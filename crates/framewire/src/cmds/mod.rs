@@ -1,0 +1,8 @@
+//! One module per subcommand, each with its `Args` and `run`.
+
+pub mod connect;
+pub mod demo;
+pub mod ls;
+pub mod node;
+pub mod recv;
+pub mod stats;

@@ -1,0 +1,97 @@
+//! `framewire node`: run a node until Ctrl-C, SIGTERM or a SHUTDOWN command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use framewire_net::Node;
+
+use crate::config::{self, NodeFile};
+
+/// Run a node. Everything can come from a TOML file (docs/config.md), from
+/// flags, or both; flags override the file's name and address and add to
+/// its lists.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+framewire node --name lab:cam --source test-pattern:bars,size=1280x720,fps=30,format=mjpeg\n  \
+framewire node --name lab:relay --listen 127.0.0.1:7401 --upstream 127.0.0.1:7400/bars\n  \
+framewire node --config node.toml\n\n\
+Specs:\n  \
+--source test-pattern:NAME[,size=WxH][,fps=N][,format=mjpeg|qoi|raw|raw-zstd][,pixel-format=bgra|yuv420p|...][,quality=1-100]\n  \
+--source file:NAME,path=FILE.mjpeg[,fps=N (0 = as fast as possible)][,loop=false]\n  \
+--upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N]\n  \
+--sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \
+--opaque STREAM=HOST:PORT[,mode=..]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)")]
+pub struct Args {
+    /// Node configuration file (TOML).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Node name, `namespace:instance` [default: node:HOSTNAME].
+    #[arg(long)]
+    name: Option<String>,
+    /// Address to listen on [default: 127.0.0.1:7400].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// A stream produced here (repeatable).
+    #[arg(long = "source", value_name = "SPEC")]
+    sources: Vec<String>,
+    /// A stream pulled from another node and served here (repeatable).
+    #[arg(long = "upstream", value_name = "SPEC")]
+    upstreams: Vec<String>,
+    /// A local sink (repeatable).
+    #[arg(long = "sink", value_name = "SPEC")]
+    sinks: Vec<String>,
+    /// A headerless TCP port serving one stream (repeatable).
+    #[arg(long = "opaque", value_name = "SPEC")]
+    opaque: Vec<String>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut file = match &args.config {
+        Some(p) => NodeFile::load(p)?,
+        None => NodeFile::default(),
+    };
+    if args.name.is_some() {
+        file.name = args.name;
+    }
+    if args.listen.is_some() {
+        file.listen = args.listen;
+    }
+    for s in &args.sources {
+        file.sources.push(config::parse_source(s)?);
+    }
+    for s in &args.upstreams {
+        file.upstreams.push(config::parse_upstream(s)?);
+    }
+    for s in &args.sinks {
+        file.sinks.push(config::parse_sink(s)?);
+    }
+    for s in &args.opaque {
+        file.opaque.push(config::parse_opaque(s)?);
+    }
+    let cfg = file.into_config()?;
+    let node = Node::start(cfg).await.context("cannot start the node")?;
+    eprintln!("framewire: node {} listening on {}", node.name(), node.local_addr());
+    let mut shutdown = node.shutdown_signal();
+    wait_for_stop(&mut shutdown).await;
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Returns on Ctrl-C, SIGTERM, or when the node begins shutting down.
+pub async fn wait_for_stop(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let sigterm = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = sigterm => {}
+        _ = shutdown.changed() => {}
+    }
+}

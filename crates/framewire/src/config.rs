@@ -1,0 +1,576 @@
+//! The node configuration file (TOML) and the CLI's compact specs, both
+//! turned into one [`NodeConfig`]. Every default is documented in
+//! docs/config.md; CLI flags override the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use framewire_codec::{ChromaSubsampling, EncodeSpec};
+use framewire_media::jpeg_split;
+use framewire_media::testpattern::TestPatternConfig;
+use framewire_net::{
+    DEFAULT_PORT, EdgeConfig, NodeConfig, OpaquePortConfig, ReplayConfig, SinkConfig, SinkKind, SourceConfig,
+};
+use framewire_proto::{DeliveryMode, DropPolicy, Format, Origin, PixelFormat, StreamOpen, SubscribeParams};
+use framewire_relay::RelayConfig;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    /// `namespace:instance`. Default: `node:<hostname>`.
+    pub name: Option<String>,
+    /// Listen address. Default `127.0.0.1:7400`.
+    pub listen: Option<SocketAddr>,
+    /// Site id. Default 0.
+    pub site_id: Option<u16>,
+    /// Largest payload accepted from a peer, bytes. Default 64 MiB.
+    pub max_payload: Option<u32>,
+    /// Connections served at once. Default 4096.
+    pub max_connections: Option<usize>,
+    /// Budgets for subscriptions that leave them at zero.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Streams produced here.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceSpec>,
+    /// Streams pulled from other nodes.
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<UpstreamSpec>,
+    /// Local sinks.
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<SinkSpec>,
+    /// Opaque (headerless) ports.
+    #[serde(default, rename = "opaque")]
+    pub opaque: Vec<OpaqueSpec>,
+}
+
+/// Default budgets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Default 64 frames.
+    pub max_frames: Option<u32>,
+    /// Default 64 MiB.
+    pub max_bytes: Option<u64>,
+}
+
+/// A source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "kebab-case")]
+pub enum SourceSpec {
+    /// Moving colour bars.
+    TestPattern {
+        /// Stream name.
+        name: String,
+        /// `WxH`, default `1280x720`.
+        #[serde(default = "default_size")]
+        size: String,
+        /// Frames per second, default 30.
+        #[serde(default = "default_fps")]
+        fps: f64,
+        /// `mjpeg` (default), `qoi`, `raw`, `raw-zstd`.
+        #[serde(default = "default_format")]
+        format: String,
+        /// Raw pixel layout: `bgra` (default), `rgba`, `bgr`, `yuv420p`, `yuyv422`.
+        #[serde(default = "default_pixel_format")]
+        pixel_format: String,
+        /// JPEG quality 1-100, default 85.
+        #[serde(default = "default_quality")]
+        quality: u8,
+        /// zstd level, default 1.
+        #[serde(default = "default_zstd_level")]
+        zstd_level: i32,
+    },
+    /// A file of concatenated JPEG images, replayed.
+    File {
+        /// Stream name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// Frames per second, default 30; 0 = as fast as possible.
+        #[serde(default = "default_fps")]
+        fps: f64,
+        /// Start again at the end, default true.
+        #[serde(default = "default_true", rename = "loop")]
+        looped: bool,
+    },
+}
+
+/// How to subscribe (an upstream edge, a sink, an opaque port).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// `low-latency` (default) or `completeness`.
+    pub mode: Option<String>,
+    /// Frame budget; 0 or absent = node default.
+    pub max_frames: Option<u32>,
+    /// Byte budget; 0 or absent = node default.
+    pub max_bytes: Option<u64>,
+    /// `drop-oldest` (default) or `drop-newest`.
+    pub drop_policy: Option<String>,
+    /// 0-255, default 128.
+    pub priority: Option<u8>,
+}
+
+/// A stream pulled from another node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSpec {
+    /// `host:port` of the upstream node.
+    pub addr: String,
+    /// Its stream.
+    pub stream: String,
+    /// Name to serve it under here (default: the same).
+    #[serde(default, rename = "as")]
+    pub local_name: String,
+    /// How to subscribe.
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+/// A local sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSpec {
+    /// The stream consumed.
+    pub stream: String,
+    /// `null`, `file` or `stdout`.
+    pub kind: String,
+    /// For `file`.
+    pub path: Option<PathBuf>,
+    /// How to subscribe (completeness is the default for sinks).
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+/// An opaque port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpaqueSpec {
+    /// The stream served.
+    pub stream: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// How each client is served.
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+fn default_size() -> String {
+    "1280x720".into()
+}
+fn default_fps() -> f64 {
+    30.0
+}
+fn default_format() -> String {
+    "mjpeg".into()
+}
+fn default_pixel_format() -> String {
+    "bgra".into()
+}
+fn default_quality() -> u8 {
+    framewire_codec::DEFAULT_JPEG_QUALITY
+}
+fn default_zstd_level() -> i32 {
+    framewire_codec::DEFAULT_ZSTD_LEVEL
+}
+fn default_true() -> bool {
+    true
+}
+
+impl NodeFile {
+    /// Reads and checks a file.
+    pub fn load(path: &Path) -> anyhow::Result<NodeFile> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not a valid node configuration", path.display()))
+    }
+
+    /// The node configuration this file describes.
+    pub fn into_config(self) -> anyhow::Result<NodeConfig> {
+        let name = self.name.unwrap_or_else(default_name);
+        check_name(&name)?;
+        let listen = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
+        let mut cfg = NodeConfig::new(&name, listen);
+        cfg.site_id = self.site_id.unwrap_or(0);
+        if let Some(m) = self.max_payload {
+            cfg.max_payload = m;
+        }
+        if let Some(m) = self.max_connections {
+            cfg.max_connections = m;
+        }
+        cfg.relay = RelayConfig::new()
+            .with_default_max_frames(self.defaults.max_frames.unwrap_or(0))
+            .with_default_max_bytes(self.defaults.max_bytes.unwrap_or(0));
+        for s in self.sources {
+            cfg.sources.push(s.into_config()?);
+        }
+        for u in self.upstreams {
+            cfg.edges.push(EdgeConfig {
+                upstream: u.addr,
+                stream: u.stream,
+                local_name: u.local_name,
+                params: u.delivery.params(DeliveryMode::LowLatency)?,
+            });
+        }
+        for s in self.sinks {
+            let kind = match s.kind.as_str() {
+                "null" => SinkKind::Null,
+                "stdout" => SinkKind::Stdout,
+                "file" => SinkKind::File(
+                    s.path
+                        .clone()
+                        .with_context(|| format!("sink of `{}`: kind `file` needs a path", s.stream))?,
+                ),
+                other => bail!("sink of `{}`: unknown kind `{other}` (null, file, stdout)", s.stream),
+            };
+            cfg.sinks.push(SinkConfig {
+                stream: s.stream,
+                kind,
+                params: s.delivery.params(DeliveryMode::Completeness)?,
+            });
+        }
+        for o in self.opaque {
+            cfg.opaque_ports.push(OpaquePortConfig {
+                stream: o.stream,
+                listen: o.listen,
+                params: o.delivery.params(DeliveryMode::LowLatency)?,
+            });
+        }
+        Ok(cfg)
+    }
+}
+
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!("node:{}", if host.is_empty() { "local" } else { host })
+}
+
+/// Names are `namespace:instance`, printable, at most 255 bytes.
+pub fn check_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        bail!("node name `{name}` is not valid: use `namespace:instance`, no spaces, at most 255 bytes");
+    }
+    Ok(())
+}
+
+impl Delivery {
+    /// The subscription parameters, `default_mode` when none is given.
+    pub fn params(&self, default_mode: DeliveryMode) -> anyhow::Result<SubscribeParams> {
+        let mode = match &self.mode {
+            None => default_mode,
+            Some(m) => DeliveryMode::from_label(m)
+                .with_context(|| format!("unknown delivery mode `{m}` (low-latency, completeness)"))?,
+        };
+        let drop_policy = match &self.drop_policy {
+            None => DropPolicy::DropOldest,
+            Some(p) => DropPolicy::from_label(p)
+                .with_context(|| format!("unknown drop policy `{p}` (drop-oldest, drop-newest)"))?,
+        };
+        Ok(SubscribeParams {
+            mode,
+            max_frames: self.max_frames.unwrap_or(0),
+            max_bytes: self.max_bytes.unwrap_or(0),
+            drop_policy,
+            priority: self.priority.unwrap_or(framewire_relay::DEFAULT_PRIORITY),
+            ..SubscribeParams::default()
+        })
+    }
+}
+
+/// `WxH` as two numbers.
+pub fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .with_context(|| format!("size `{s}` is not WIDTHxHEIGHT"))?;
+    Ok((
+        w.parse().with_context(|| format!("size `{s}`: bad width"))?,
+        h.parse().with_context(|| format!("size `{s}`: bad height"))?,
+    ))
+}
+
+/// A rate as a fraction with millihertz precision.
+fn fps_fraction(fps: f64) -> anyhow::Result<(u32, u32)> {
+    if !(0.0..=100_000.0).contains(&fps) || fps.is_nan() {
+        bail!("frame rate {fps} is out of range (0 to 100000)");
+    }
+    // Cannot truncate: fps <= 100000, so fps * 1000 < 2^32.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let num = (fps * 1000.0).round() as u32;
+    Ok((num, 1000))
+}
+
+impl SourceSpec {
+    /// The source's configuration.
+    pub fn into_config(self) -> anyhow::Result<SourceConfig> {
+        match self {
+            SourceSpec::TestPattern {
+                name,
+                size,
+                fps,
+                format,
+                pixel_format,
+                quality,
+                zstd_level,
+            } => {
+                let (width, height) = parse_size(&size)?;
+                let (fps_num, fps_den) = fps_fraction(fps)?;
+                let pf = PixelFormat::from_label(&pixel_format).with_context(|| {
+                    format!("unknown pixel format `{pixel_format}` (bgra, rgba, bgr, yuv420p, yuyv422)")
+                })?;
+                let encode = match format.as_str() {
+                    "mjpeg" => {
+                        if !(1..=100).contains(&quality) {
+                            bail!("JPEG quality {quality} is out of range (1-100)");
+                        }
+                        EncodeSpec::mjpeg(quality).with_subsampling(ChromaSubsampling::S420)
+                    }
+                    "qoi" => EncodeSpec::qoi(),
+                    "raw" => EncodeSpec::raw(pf),
+                    "raw-zstd" => EncodeSpec::raw_zstd(pf, zstd_level),
+                    other => bail!("test pattern `{name}`: unknown format `{other}` (mjpeg, qoi, raw, raw-zstd)"),
+                };
+                Ok(SourceConfig::TestPattern(TestPatternConfig {
+                    name,
+                    width,
+                    height,
+                    fps_num,
+                    fps_den,
+                    encode,
+                }))
+            }
+            SourceSpec::File {
+                name,
+                path,
+                fps,
+                looped,
+            } => {
+                let data = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                let (frames, stats) = jpeg_split::split_all(&data, jpeg_split::DEFAULT_MAX_IMAGE);
+                if frames.is_empty() {
+                    bail!("{} holds no complete JPEG image", path.display());
+                }
+                let (width, height) = jpeg_size(&frames[0]).unwrap_or((0, 0));
+                tracing::info!(
+                    path = %path.display(),
+                    frames = frames.len(),
+                    skipped_bytes = stats.skipped_bytes,
+                    discarded = stats.discarded_images,
+                    "file source loaded"
+                );
+                let (fps_num, fps_den) = fps_fraction(fps)?;
+                Ok(SourceConfig::Replay(ReplayConfig {
+                    open: StreamOpen {
+                        format: Format::Mjpeg,
+                        pixel_format: PixelFormat::None,
+                        origin: Origin::Unspecified,
+                        width,
+                        height,
+                        fps_num,
+                        fps_den,
+                        name,
+                    },
+                    frames,
+                    fps,
+                    looped,
+                }))
+            }
+        }
+    }
+}
+
+/// Width and height from a JPEG's SOF marker.
+pub fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
+    let mut i = 2;
+    while i + 4 <= jpeg.len() {
+        if jpeg[i] != 0xff {
+            return None;
+        }
+        let code = jpeg[i + 1];
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        if matches!(code, 0xc0..=0xc3 | 0xc5..=0xc7 | 0xc9..=0xcb | 0xcd..=0xcf) {
+            let s = jpeg.get(i + 5..i + 9)?;
+            let h = u16::from_be_bytes([s[0], s[1]]);
+            let w = u16::from_be_bytes([s[2], s[3]]);
+            return Some((u32::from(w), u32::from(h)));
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+/// Parses a compact spec `KIND:NAME[,key=value...]` into its parts.
+fn spec_parts(spec: &str) -> anyhow::Result<(String, String, Vec<(String, String)>)> {
+    let mut items = spec.split(',');
+    let head = items.next().unwrap_or_default();
+    let (kind, name) = head
+        .split_once(':')
+        .with_context(|| format!("`{spec}`: expected KIND:NAME[,key=value...]"))?;
+    let mut kv = Vec::new();
+    for item in items {
+        let (k, v) = item
+            .split_once('=')
+            .with_context(|| format!("`{spec}`: `{item}` is not key=value"))?;
+        kv.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    Ok((kind.to_owned(), name.to_owned(), kv))
+}
+
+/// Builds a TOML table from a compact spec, so the CLI and the file share
+/// one parser and one set of checks.
+fn spec_to_toml(fields: &[(&str, String)], kv: Vec<(String, String)>) -> String {
+    let mut out = String::new();
+    for (k, v) in fields {
+        out.push_str(&format!("{k} = {}\n", toml_value(v)));
+    }
+    for (k, v) in kv {
+        out.push_str(&format!("{} = {}\n", k.replace('-', "_"), toml_value(&v)));
+    }
+    out
+}
+
+fn toml_value(v: &str) -> String {
+    if v.parse::<i64>().is_ok() || v.parse::<f64>().is_ok() || v == "true" || v == "false" {
+        v.to_owned()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// `--source test-pattern:NAME[,size=WxH,fps=N,format=F,...]` or `--source file:NAME,path=P[,fps=N]`.
+pub fn parse_source(spec: &str) -> anyhow::Result<SourceSpec> {
+    let (kind, name, kv) = spec_parts(spec)?;
+    let text = spec_to_toml(&[("kind", kind), ("name", name)], kv);
+    toml::from_str(&text).with_context(|| format!("--source `{spec}`"))
+}
+
+/// `--upstream HOST:PORT/STREAM[,as=NAME,mode=M,max-frames=N,...]`.
+pub fn parse_upstream(spec: &str) -> anyhow::Result<UpstreamSpec> {
+    let mut items = spec.splitn(2, ',');
+    let head = items.next().unwrap_or_default();
+    let (addr, stream) = head
+        .rsplit_once('/')
+        .with_context(|| format!("--upstream `{spec}`: expected HOST:PORT/STREAM[,key=value...]"))?;
+    let kv = match items.next() {
+        Some(rest) => spec_parts(&format!("x:x,{rest}"))?.2,
+        None => Vec::new(),
+    };
+    let text = spec_to_toml(&[("addr", addr.to_owned()), ("stream", stream.to_owned())], kv);
+    toml::from_str(&text).with_context(|| format!("--upstream `{spec}`"))
+}
+
+/// `--sink KIND:STREAM[,path=P,mode=M,...]`.
+pub fn parse_sink(spec: &str) -> anyhow::Result<SinkSpec> {
+    let (kind, stream, kv) = spec_parts(spec)?;
+    let text = spec_to_toml(&[("kind", kind), ("stream", stream)], kv);
+    toml::from_str(&text).with_context(|| format!("--sink `{spec}`"))
+}
+
+/// `--opaque STREAM=HOST:PORT[,mode=M,...]`.
+pub fn parse_opaque(spec: &str) -> anyhow::Result<OpaqueSpec> {
+    let mut items = spec.splitn(2, ',');
+    let head = items.next().unwrap_or_default();
+    let (stream, listen) = head
+        .split_once('=')
+        .with_context(|| format!("--opaque `{spec}`: expected STREAM=HOST:PORT[,key=value...]"))?;
+    let kv = match items.next() {
+        Some(rest) => spec_parts(&format!("x:x,{rest}"))?.2,
+        None => Vec::new(),
+    };
+    let text = spec_to_toml(&[("stream", stream.to_owned()), ("listen", listen.to_owned())], kv);
+    toml::from_str(&text).with_context(|| format!("--opaque `{spec}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_parses() {
+        let f: NodeFile = toml::from_str(
+            r#"
+            name = "lab:relay"
+            listen = "127.0.0.1:7401"
+            [defaults]
+            max_frames = 32
+            [[source]]
+            kind = "test-pattern"
+            name = "bars"
+            size = "640x480"
+            fps = 25
+            format = "qoi"
+            [[upstream]]
+            addr = "127.0.0.1:7400"
+            stream = "cam"
+            as = "cam-relay"
+            mode = "completeness"
+            max_frames = 10
+            [[sink]]
+            stream = "cam-relay"
+            kind = "file"
+            path = "/tmp/x.mjpeg"
+            [[opaque]]
+            stream = "cam-relay"
+            listen = "127.0.0.1:7500"
+            "#,
+        )
+        .unwrap();
+        let cfg = f.into_config().unwrap();
+        assert_eq!(cfg.name, "lab:relay");
+        assert_eq!(cfg.relay.default_max_frames, 32);
+        assert_eq!(cfg.edges[0].local_name(), "cam-relay");
+        assert_eq!(cfg.edges[0].params.mode, DeliveryMode::Completeness);
+        assert_eq!(cfg.sinks[0].kind, SinkKind::File("/tmp/x.mjpeg".into()));
+        assert_eq!(cfg.opaque_ports[0].params.mode, DeliveryMode::LowLatency);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = toml::from_str::<NodeFile>("name = \"a:b\"\nlisten_addr = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("listen_addr"), "{e}");
+        let e = parse_source("test-pattern:bars,colour=red").unwrap_err();
+        assert!(format!("{e:#}").contains("colour"), "{e:#}");
+    }
+
+    #[test]
+    fn compact_specs() {
+        let s = parse_source("test-pattern:bars,size=320x240,fps=10,format=raw,pixel-format=yuv420p").unwrap();
+        let SourceConfig::TestPattern(tp) = s.into_config().unwrap() else {
+            panic!()
+        };
+        assert_eq!((tp.width, tp.height, tp.fps_num, tp.fps_den), (320, 240, 10_000, 1000));
+        assert_eq!(tp.encode.pixel_format, PixelFormat::Yuv420p);
+        let u = parse_upstream("127.0.0.1:7400/cam,as=c2,mode=completeness,max-frames=5").unwrap();
+        assert_eq!(
+            (u.addr.as_str(), u.stream.as_str(), u.local_name.as_str()),
+            ("127.0.0.1:7400", "cam", "c2")
+        );
+        assert_eq!(u.delivery.max_frames, Some(5));
+        let k = parse_sink("file:cam,path=out.mjpeg").unwrap();
+        assert_eq!(k.path, Some(PathBuf::from("out.mjpeg")));
+        let o = parse_opaque("cam=127.0.0.1:7500").unwrap();
+        assert_eq!(o.listen.port(), 7500);
+        assert!(parse_upstream("no-stream-here").is_err());
+        assert!(parse_sink("bogus:cam").unwrap().kind == "bogus");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        let f: NodeFile = toml::from_str("[[sink]]\nstream = \"a\"\nkind = \"tape\"").unwrap();
+        let e = f.into_config().unwrap_err().to_string();
+        assert!(e.contains("unknown kind `tape`"), "{e}");
+        let e = Delivery {
+            mode: Some("fast".into()),
+            ..Delivery::default()
+        }
+        .params(DeliveryMode::LowLatency)
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("low-latency, completeness"), "{e}");
+    }
+}

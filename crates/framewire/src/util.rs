@@ -1,0 +1,108 @@
+//! Helpers shared by the subcommands.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use framewire_net::{Client, ClientIdentity, NetError};
+use framewire_proto::{DeliveryMode, DropPolicy, SubscribeParams};
+
+/// Exit code for an error (see `main.rs`).
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if let Some(n) = cause.downcast_ref::<NetError>() {
+            return match n {
+                NetError::Remote { .. } => 3,
+                NetError::Io(_) | NetError::Timeout(..) | NetError::Closed(_) => 4,
+                _ => 1,
+            };
+        }
+    }
+    1
+}
+
+/// Logs to stderr, filtered by `filter` (or RUST_LOG when set).
+pub fn init_logging(filter: &str) {
+    let env = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_owned());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&env).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Adds the default port to an address without one.
+pub fn with_port(addr: &str) -> String {
+    if addr.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) && !addr.ends_with(']') {
+        addr.to_owned()
+    } else {
+        format!("{addr}:{}", framewire_net::DEFAULT_PORT)
+    }
+}
+
+/// Connects to a node as a command-line tool.
+pub async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Client> {
+    let addr = with_port(addr);
+    Client::connect(&addr, &ClientIdentity::tool("cli:framewire"), timeout)
+        .await
+        .with_context(|| format!("cannot reach the node at {addr} (is `framewire node` running there?)"))
+}
+
+/// Subscription flags shared by `recv` and `connect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeliveryArgs {
+    /// Delivery mode: low-latency (newest frame wins) or completeness (queued within budgets).
+    #[arg(long, default_value = "low-latency", value_parser = parse_mode)]
+    pub mode: DeliveryMode,
+    /// Frame budget (completeness); 0 = the node's default.
+    #[arg(long, default_value_t = 0)]
+    pub max_frames: u32,
+    /// Byte budget; 0 = the node's default.
+    #[arg(long, default_value_t = 0)]
+    pub max_bytes: u64,
+    /// What a full queue drops: drop-oldest or drop-newest.
+    #[arg(long, default_value = "drop-oldest", value_parser = parse_policy)]
+    pub drop_policy: DropPolicy,
+    /// Path priority, 0 (lowest) to 255 (highest).
+    #[arg(long, default_value_t = 128)]
+    pub priority: u8,
+}
+
+impl DeliveryArgs {
+    /// As subscription parameters.
+    pub fn params(&self) -> SubscribeParams {
+        SubscribeParams {
+            mode: self.mode,
+            max_frames: self.max_frames,
+            max_bytes: self.max_bytes,
+            drop_policy: self.drop_policy,
+            priority: self.priority,
+            ..SubscribeParams::default()
+        }
+    }
+}
+
+fn parse_mode(s: &str) -> Result<DeliveryMode, String> {
+    DeliveryMode::from_label(s).ok_or_else(|| format!("`{s}`: use low-latency or completeness"))
+}
+
+fn parse_policy(s: &str) -> Result<DropPolicy, String> {
+    DropPolicy::from_label(s).ok_or_else(|| format!("`{s}`: use drop-oldest or drop-newest"))
+}
+
+/// Bytes in a short human form.
+pub fn human_bytes(n: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} {}", UNITS[i])
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
