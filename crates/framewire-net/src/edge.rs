@@ -4,7 +4,7 @@
 //! The local stream outlives the connection: when the upstream goes away its
 //! subscribers stay attached, receive *interrupted*, and receive *resumed*
 //! when frames flow again (the first one flagged as a discontinuity).
-//! Reconnection starts after 100 ms and backs off to 500 ms between tries;
+//! Reconnection starts after 100 ms and backs off to 250 ms between tries;
 //! after 30 s without success the edge is reported *failed* and retried
 //! every 2 s for as long as it exists.
 
@@ -26,7 +26,7 @@ use crate::node::{Shared, now_ns};
 /// First delay before reconnecting.
 pub const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 /// Longest delay between tries while the edge is young.
-pub const RECONNECT_MAX: Duration = Duration::from_millis(500);
+pub const RECONNECT_MAX: Duration = Duration::from_millis(250);
 /// After this long without success the edge is reported failed.
 pub const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
 /// Delay between tries once failed.

@@ -1,0 +1,179 @@
+//! Running real `framewire` processes on loopback for end-to-end tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use framewire_net::{Client, ClientIdentity};
+use framewire_proto::{Command as Cmd, Message, StreamEvent, SubscribeParams, VideoFrame};
+
+/// A `framewire node` process; killed when dropped.
+pub struct NodeProc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+}
+
+/// Starts `framewire node ARGS` (with `--listen 127.0.0.1:0` unless ARGS
+/// has `--listen`) and waits until it listens.
+pub fn spawn_node(args: &[&str]) -> NodeProc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_framewire"));
+    cmd.arg("node").args(args);
+    if !args.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    cmd.env("RUST_LOG", "info").env("NO_COLOR", "1");
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("framewire runs");
+    let stderr = child.stderr.take().expect("piped");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split(" listening on ").nth(1)
+                && line.starts_with("framewire: node")
+                && let Some(t) = tx.take()
+            {
+                let _ = t.send(rest.trim().to_owned());
+            }
+            let mut l = log2.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("node did not start; log:\n{}", log.lock().unwrap()));
+    NodeProc {
+        child,
+        addr: addr.parse().expect("an address"),
+        log,
+    }
+}
+
+impl NodeProc {
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args(["-s", sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn client(addr: SocketAddr, name: &str) -> Client {
+    Client::connect(&addr.to_string(), &ClientIdentity::tool(name), Duration::from_secs(5))
+        .await
+        .expect("connects")
+}
+
+/// Subscribes, retrying while the stream does not exist yet.
+pub async fn subscribe(c: &mut Client, stream: &str, params: SubscribeParams) -> u16 {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.subscribe(stream, params).await {
+            Ok(ch) => return ch,
+            Err(e) if Instant::now() < end => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("subscribe {stream}: {e}"),
+        }
+    }
+}
+
+/// What a test subscriber saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub frames: Vec<VideoFrame>,
+    pub events: Vec<StreamEvent>,
+}
+
+/// The next frame or event (answers STREAM_OPEN), within `timeout`.
+pub async fn next(c: &mut Client, timeout: Duration) -> Option<Message> {
+    loop {
+        let m = tokio::time::timeout(timeout, c.next_message()).await.ok()?.ok()??;
+        match m {
+            Message::ControlRequest(req) if req.command == Cmd::StreamOpen => c.ack(&req).await.ok()?,
+            Message::VideoFrame(_) | Message::StreamEvent { .. } => return Some(m),
+            _ => {}
+        }
+    }
+}
+
+/// A file of `n` JPEG images (ten distinct pictures in turn).
+pub fn jpeg_file(dir: &std::path::Path, n: u64, width: u32, height: u32) -> std::path::PathBuf {
+    use framewire_codec::{EncodeSpec, Registry, testkit};
+    let mut enc = Registry::builtin().encoder(&EncodeSpec::mjpeg(80)).unwrap();
+    // Ten distinct pictures, repeated: enough to tell frames apart, cheap to make.
+    let pictures: Vec<_> = (0..n.min(10))
+        .map(|i| enc.encode(&testkit::camera_like(width, height, i)).unwrap())
+        .collect();
+    let mut all = Vec::new();
+    for i in 0..n {
+        all.extend_from_slice(&pictures[(i % 10) as usize]);
+    }
+    let p = dir.join("clip.mjpeg");
+    std::fs::write(&p, all).unwrap();
+    p
+}
+
+/// A fresh directory under the target dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
