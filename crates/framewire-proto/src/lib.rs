@@ -62,7 +62,7 @@ pub use codes::{
     Command, ControlType, DeliveryMode, DropPolicy, EventCode, EventReason, Features, Format, FrameFlags,
     FunctionFlags, InputKind, MessageType, Origin, PixelFormat, Status, TransportMode,
 };
-pub use control::{PROTOCOL_VERSION, Request, Response, StreamOpen, SubscribeParams};
+pub use control::{AuthScheme, PROTOCOL_VERSION, Request, Response, StreamOpen, SubscribeParams};
 pub use decoder::{DEFAULT_MAX_PAYLOAD, Decoder};
 pub use error::{BodyError, DecodeError, EncodeError, FieldError};
 pub use message::{
