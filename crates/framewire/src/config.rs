@@ -404,8 +404,11 @@ pub fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
     None
 }
 
+/// `key=value` pairs of a compact spec.
+type Pairs = Vec<(String, String)>;
+
 /// Parses a compact spec `KIND:NAME[,key=value...]` into its parts.
-fn spec_parts(spec: &str) -> anyhow::Result<(String, String, Vec<(String, String)>)> {
+fn spec_parts(spec: &str) -> anyhow::Result<(String, String, Pairs)> {
     let mut items = spec.split(',');
     let head = items.next().unwrap_or_default();
     let (kind, name) = head
@@ -423,7 +426,7 @@ fn spec_parts(spec: &str) -> anyhow::Result<(String, String, Vec<(String, String
 
 /// Builds a TOML table from a compact spec, so the CLI and the file share
 /// one parser and one set of checks.
-fn spec_to_toml(fields: &[(&str, String)], kv: Vec<(String, String)>) -> String {
+fn spec_to_toml(fields: &[(&str, String)], kv: Pairs) -> String {
     let mut out = String::new();
     for (k, v) in fields {
         out.push_str(&format!("{k} = {}\n", toml_value(v)));
@@ -527,6 +530,18 @@ mod tests {
         assert_eq!(cfg.edges[0].params.mode, DeliveryMode::Completeness);
         assert_eq!(cfg.sinks[0].kind, SinkKind::File("/tmp/x.mjpeg".into()));
         assert_eq!(cfg.opaque_ports[0].params.mode, DeliveryMode::LowLatency);
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../../docs/config.md");
+        let start = doc.find("```toml\n").expect("a toml block") + 8;
+        let end = start + doc[start..].find("```").expect("closed");
+        let f: NodeFile = toml::from_str(&doc[start..end]).expect("docs/config.md example parses");
+        assert_eq!(f.sources.len(), 2);
+        assert_eq!(f.upstreams[0].local_name, "cam");
+        assert_eq!(f.sinks[0].kind, "file");
+        assert_eq!(f.opaque[0].listen.port(), 7500);
     }
 
     #[test]

@@ -195,7 +195,7 @@ fn total_drops(o: &OutputStats) -> u64 {
 /// "127.0.0.1:5000 demo:viewer" → "demo:viewer"; local sinks keep their label.
 fn peer_name(peer: &str) -> String {
     match peer.split_once(' ') {
-        Some((addr, name)) if name == "opaque" => format!("{addr} (opaque)"),
+        Some((addr, "opaque")) => format!("{addr} (opaque)"),
         Some((_, name)) => name.to_owned(),
         None => peer.to_owned(),
     }
