@@ -1,7 +1,7 @@
 //! Typed bodies of control requests and responses, one per command.
 //!
 //! A [`crate::message::ControlRequest`] carries its body undecoded;
-//! [`Request::decode`] turns it into a typed value and [`Request::encode`]
+//! [`Request::decode`] turns it into a typed value and [`Request::encode_body`]
 //! back. Responses carry the command they answer, so [`Response::decode`]
 //! needs nothing but the envelope. Readers ignore bytes after the last
 //! field they know, so later versions can append fields.

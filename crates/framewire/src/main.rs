@@ -6,6 +6,8 @@
 
 // A binary: `pub` marks what a module offers its siblings, nothing more.
 #![allow(unreachable_pub)]
+// Doc comments on `Args` are `--help` text (HOST[:PORT], [default: ..]), not links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 mod cmds;
 mod config;
