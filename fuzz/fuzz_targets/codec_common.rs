@@ -4,7 +4,9 @@
 /// truncated and with bytes overwritten as the input says: that reaches deep
 /// into a decoder without a corpus.
 fn payload_from(data: &[u8], seed: &[u8]) -> Vec<u8> {
-    let Some((&mode, rest)) = data.split_first() else { return Vec::new() };
+    let Some((&mode, rest)) = data.split_first() else {
+        return Vec::new();
+    };
     if mode & 1 == 0 {
         return rest.to_vec();
     }
@@ -33,7 +35,12 @@ fn small_limits() -> framewire_codec::DecodeOptions {
     }
 }
 
-fn open(format: framewire_proto::Format, pixel_format: framewire_proto::PixelFormat, w: u32, h: u32) -> framewire_proto::StreamOpen {
+fn open(
+    format: framewire_proto::Format,
+    pixel_format: framewire_proto::PixelFormat,
+    w: u32,
+    h: u32,
+) -> framewire_proto::StreamOpen {
     framewire_proto::StreamOpen {
         format,
         pixel_format,

@@ -17,7 +17,9 @@ include!("codec_common.rs");
 fn seed() -> &'static [u8] {
     static SEED: OnceLock<Vec<u8>> = OnceLock::new();
     SEED.get_or_init(|| {
-        let mut enc = Registry::builtin().encoder(&EncodeSpec::mjpeg(75)).expect("jpeg encoder");
+        let mut enc = Registry::builtin()
+            .encoder(&EncodeSpec::mjpeg(75))
+            .expect("jpeg encoder");
         enc.encode(&testkit::natural(40, 24, 1)).expect("encode").to_vec()
     })
 }

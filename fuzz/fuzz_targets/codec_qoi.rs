@@ -16,7 +16,12 @@ include!("codec_common.rs");
 
 fn seed() -> &'static [u8] {
     static SEED: OnceLock<Vec<u8>> = OnceLock::new();
-    SEED.get_or_init(|| QoiEncoder::new().encode(&testkit::screen_like(48, 32, 1)).expect("encode").to_vec())
+    SEED.get_or_init(|| {
+        QoiEncoder::new()
+            .encode(&testkit::screen_like(48, 32, 1))
+            .expect("encode")
+            .to_vec()
+    })
 }
 
 fuzz_target!(|data: &[u8]| {

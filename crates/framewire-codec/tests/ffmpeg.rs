@@ -1,6 +1,8 @@
 //! Interop: files our encoders write are decoded by the real ffmpeg, and
 //! our YUV conversions agree with ffmpeg's. Skipped (with a note) when
 //! ffmpeg is not installed.
+// With some codec features off, helpers for them go unused.
+#![cfg_attr(not(all(feature = "jpeg", feature = "qoi", feature = "zstd")), allow(unused))]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
