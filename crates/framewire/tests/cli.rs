@@ -1,0 +1,354 @@
+//! The command line and interop with plain tools (ffmpeg, ffprobe), with
+//! real processes on loopback.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use framewire_proto::control::{Name, Shutdown};
+use framewire_proto::{Message, Request, Response, StreamEvent, SubscribeParams};
+
+fn framewire(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("framewire runs")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// `ffmpeg -f mjpeg -i tcp://…` reads a node's opaque port.
+#[test]
+fn ffmpeg_reads_the_opaque_port() {
+    if !have("ffmpeg") {
+        eprintln!("skipped: ffmpeg not found");
+        return;
+    }
+    let port = free_port();
+    let opaque = format!("bars=127.0.0.1:{port}");
+    let _node = spawn_node(&[
+        "--name",
+        "test:src",
+        "--source",
+        "test-pattern:bars,size=320x240,fps=30",
+        "--opaque",
+        &opaque,
+    ]);
+    let out = Command::new("timeout")
+        .args(["20", "ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "mjpeg"])
+        .arg("-i")
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .args(["-frames:v", "20", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md5 = String::from_utf8_lossy(&out.stdout);
+    let frames: Vec<&str> = md5.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(frames.len(), 20, "{md5}");
+    // 320x240 decoded as yuvj420p: 115200 bytes per frame; frames differ.
+    assert!(frames.iter().all(|l| l.contains("115200")), "{md5}");
+    assert_ne!(frames[0].rsplit(',').next(), frames[1].rsplit(',').next());
+}
+
+/// `framewire recv --out FILE` of an MJPEG stream makes a file ffprobe counts;
+/// `framewire recv --out -` of a raw stream pipes into `ffmpeg -f rawvideo`.
+#[test]
+fn recv_output_opens_in_ffmpeg() {
+    if !have("ffprobe") || !have("ffmpeg") {
+        eprintln!("skipped: ffmpeg/ffprobe not found");
+        return;
+    }
+    let node = spawn_node(&[
+        "--name",
+        "test:src",
+        "--source",
+        "test-pattern:bars,size=320x240,fps=60",
+        "--source",
+        "test-pattern:raw,size=160x120,fps=60,format=raw",
+    ]);
+    let dir = temp_dir("cli-recv");
+    let file = dir.join("bars.mjpeg");
+    let addr = node.addr.to_string();
+    let out = framewire(&[
+        "recv",
+        &addr,
+        "bars",
+        "--frames",
+        "30",
+        "--mode",
+        "completeness",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("30 frames"), "{summary}");
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-f", "mjpeg", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let probed = String::from_utf8_lossy(&probe.stdout);
+    assert_eq!(probed.trim(), "320,240,30", "ffprobe says {probed}");
+
+    // Raw frames to stdout, into ffmpeg.
+    let mut recv = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args([
+            "recv",
+            &addr,
+            "raw",
+            "--frames",
+            "25",
+            "--mode",
+            "completeness",
+            "--out",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ff = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgra",
+            "-s",
+            "160x120",
+        ])
+        .args(["-i", "-", "-f", "framemd5", "-"])
+        .stdin(recv.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(recv.wait().unwrap().success());
+    assert!(ff.status.success(), "{}", String::from_utf8_lossy(&ff.stderr));
+    let n = String::from_utf8_lossy(&ff.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    assert_eq!(n, 25);
+}
+
+/// A node's file sink writes a playable `.mjpeg`.
+#[test]
+fn file_sink_writes_a_playable_file() {
+    if !have("ffprobe") {
+        eprintln!("skipped: ffprobe not found");
+        return;
+    }
+    let dir = temp_dir("cli-sink");
+    let file = dir.join("sink.mjpeg");
+    let sink = format!("file:bars,path={}", file.display());
+    let mut node = spawn_node(&[
+        "--name",
+        "test:src",
+        "--source",
+        "test-pattern:bars,size=320x240,fps=50",
+        "--sink",
+        &sink,
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    node.signal("TERM");
+    assert_eq!(node.wait_exit(Duration::from_secs(5)), Some(0));
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "mjpeg",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let frames: u32 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap_or(0);
+    assert!(frames >= 20, "the sink file holds {frames} frames");
+}
+
+/// `ls`, `stats`, `connect` and `disconnect`, with JSON, and the exit codes.
+#[test]
+fn cli_commands_and_exit_codes() {
+    let src = spawn_node(&[
+        "--name",
+        "test:src",
+        "--source",
+        "test-pattern:bars,size=160x120,fps=30",
+    ]);
+    let relay = spawn_node(&["--name", "test:relay"]);
+    let (s, r) = (src.addr.to_string(), relay.addr.to_string());
+
+    let out = framewire(&["ls", &s, "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["name"], "bars");
+    assert_eq!(v[0]["format"], "mjpeg");
+    assert_eq!(v[0]["width"], 160);
+
+    let out = framewire(&[
+        "connect",
+        &r,
+        &format!("{s}/bars"),
+        "--as",
+        "bars2",
+        "--mode",
+        "completeness",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("as `bars2`"));
+    // The relay serves it once its upstream answered.
+    let mut ok = false;
+    for _ in 0..100 {
+        let out = framewire(&["ls", &r, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if v[0]["name"] == "bars2" {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ok, "the relay never served bars2");
+    let out = framewire(&["stats", &s, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["outputs"][0]["stream"], "bars");
+    assert_eq!(v["outputs"][0]["mode"], "completeness");
+    assert!(v["outputs"][0]["peer"].as_str().unwrap().contains("test:relay"));
+
+    // Table output works too.
+    let out = framewire(&["stats", &r]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bars2"));
+
+    let out = framewire(&["disconnect", &r, "bars2"]);
+    assert!(out.status.success());
+
+    // Exit codes: refused by the node (3), unreachable (4), bad command line (2).
+    let out = framewire(&["recv", &s, "no-such-stream", "--frames", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no stream named `no-such-stream`"));
+    let dead = format!("127.0.0.1:{}", free_port());
+    let out = framewire(&["ls", &dead]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the node"));
+    assert_eq!(framewire(&["ls"]).status.code(), Some(2));
+    assert_eq!(
+        framewire(&["node", "--source", "test-pattern:x,colour=red"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+/// SNAPSHOT, UNSUBSCRIBE and SHUTDOWN over the protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_unsubscribe_and_shutdown_commands() {
+    let mut node = spawn_node(&[
+        "--name",
+        "test:src",
+        "--source",
+        "test-pattern:bars,size=160x120,fps=30",
+    ]);
+    let mut c = client(node.addr, "test:cmd").await;
+    let ch = subscribe(&mut c, "bars", SubscribeParams::default()).await;
+    assert!(matches!(
+        next(&mut c, Duration::from_secs(5)).await,
+        Some(Message::VideoFrame(_))
+    ));
+
+    let Response::Snapshot(s) = c
+        .request(Request::Snapshot(Name { name: "bars".into() }))
+        .await
+        .unwrap()
+    else {
+        panic!("snapshot")
+    };
+    assert_eq!(&s.data[..2], &[0xff, 0xd8], "a JPEG");
+    assert_eq!((s.open.width, s.open.height), (160, 120));
+
+    let r = c.request_on(ch, Request::Unsubscribe).await.unwrap();
+    assert_eq!(r, Response::Unsubscribe);
+    // After *closed*, nothing more arrives on that channel.
+    let mut closed = false;
+    while let Some(m) = next(&mut c, Duration::from_millis(500)).await {
+        match m {
+            Message::StreamEvent {
+                event: StreamEvent::Closed(_),
+                channel,
+            } if channel == ch => closed = true,
+            Message::VideoFrame(f) => assert!(!closed, "frame {} after closed", f.sequence),
+            _ => {}
+        }
+    }
+    assert!(closed);
+
+    let e = c
+        .request(Request::Snapshot(Name { name: "nope".into() }))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+
+    c.request(Request::Shutdown(Shutdown { grace_ms: 500 })).await.unwrap();
+    assert_eq!(
+        node.wait_exit(Duration::from_secs(5)),
+        Some(0),
+        "SHUTDOWN ends the node"
+    );
+}
+
+/// The demo runs, every edge carries frames, and it stops by itself.
+#[test]
+fn demo_runs_and_shows_live_figures() {
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            env!("CARGO_BIN_EXE_framewire"),
+            "demo",
+            "--duration",
+            "3",
+            "--size",
+            "320x240",
+            "--view-port",
+            "0",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.rsplit("-- t=").next().unwrap();
+    for edge in [
+        "demo:source    → demo:relay",
+        "demo:relay     → demo:viewer",
+        "demo:relay     → demo:archive",
+    ] {
+        let row = last
+            .lines()
+            .find(|l| l.starts_with(edge))
+            .unwrap_or_else(|| panic!("no row {edge}:\n{text}"));
+        let fps: f64 = row.split_whitespace().nth(4).unwrap().parse().unwrap();
+        assert!(fps > 20.0, "{row}");
+    }
+    assert!(text.contains("ffplay -f mjpeg tcp://127.0.0.1:"));
+}
