@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded number of inputs (FUZZ_RUNS, default
-# one million) or time (FUZZ_SECONDS, default 120), whichever ends first,
+# one million) or time (FUZZ_SECONDS, default 60), whichever ends first,
 # seeded with the protocol document's hex vectors. Stable toolchain: no
 # sanitizer (the fuzzed crates hold no unsafe code of their own).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 RUNS=${FUZZ_RUNS:-1000000}
-SECS=${FUZZ_SECONDS:-120}
+SECS=${FUZZ_SECONDS:-60}
 
 # Seed corpus for the protocol decoder: each documented vector, prefixed with
 # the byte the target reads as its split size.

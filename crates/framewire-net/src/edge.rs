@@ -32,6 +32,30 @@ pub const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
 /// Delay between tries once failed.
 pub const RECONNECT_SLOW: Duration = Duration::from_secs(2);
 
+/// How a pulled edge retries (defaults: the constants above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Delay before the first retry; doubles up to `max`.
+    pub first: Duration,
+    /// Longest delay between tries while the edge is not failed.
+    pub max: Duration,
+    /// Without success for this long, the edge is reported failed.
+    pub window: Duration,
+    /// Delay between tries once failed.
+    pub slow: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            first: RECONNECT_FIRST,
+            max: RECONNECT_MAX,
+            window: RECONNECT_WINDOW,
+            slow: RECONNECT_SLOW,
+        }
+    }
+}
+
 /// A stream to pull from another node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeConfig {
@@ -58,7 +82,7 @@ impl EdgeConfig {
 
 /// How a session with the upstream ended.
 struct SessionEnd {
-    /// Frames were received in this session.
+    /// The upstream answered with its STREAM_OPEN in this session.
     was_live: bool,
     error: Option<NetError>,
 }
@@ -67,7 +91,8 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
     let local = cfg.local_name();
     let mut shutdown = shared.shutdown.subscribe();
     let mut lost_since: Option<tokio::time::Instant> = None;
-    let mut delay = RECONNECT_FIRST;
+    let policy = shared.config.reconnect;
+    let mut delay = policy.first;
     let mut failed_reported = false;
     loop {
         let end = tokio::select! {
@@ -81,7 +106,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
         };
         if end.was_live {
             lost_since = None;
-            delay = RECONNECT_FIRST;
+            delay = policy.first;
             failed_reported = false;
             warn!(%reason, "upstream lost; reconnecting");
             shared.stream_event(
@@ -96,24 +121,29 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
             info!(%reason, "upstream not reachable yet; retrying");
         }
         let since = *lost_since.get_or_insert_with(tokio::time::Instant::now);
-        if since.elapsed() >= RECONNECT_WINDOW {
+        if since.elapsed() >= policy.window {
             if !failed_reported {
                 warn!(
                     "edge failed: no upstream for {:?}; retrying every {:?}",
-                    RECONNECT_WINDOW, RECONNECT_SLOW
+                    policy.window, policy.slow
                 );
-                shared.set_state(&local, StreamState::Failed);
                 failed_reported = true;
             }
-            delay = RECONNECT_SLOW;
+            delay = policy.slow;
         }
+        let state = if failed_reported {
+            StreamState::Failed
+        } else {
+            StreamState::Interrupted
+        };
+        shared.set_edge_state(&local, state, !end.was_live);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             _ = stop.changed() => break,
             _ = shutdown.changed() => break,
         }
         if !failed_reported {
-            delay = (delay * 2).min(RECONNECT_MAX);
+            delay = (delay * 2).min(policy.max);
         }
     }
     shared.remove_stream(&local, EventReason::Unsubscribed, "edge disconnected");
@@ -165,6 +195,7 @@ async fn session_inner(
                 open.name = local.to_owned();
                 client.ack(&req).await?;
                 open_local(shared, local, open, &upstream_label);
+                shared.set_edge_state(local, StreamState::Live, false);
                 *was_live = true;
             }
             Message::ControlRequest(req) => {

@@ -41,7 +41,7 @@ mod sink;
 mod source;
 
 pub use client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
-pub use edge::{EdgeConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW};
+pub use edge::{EdgeConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy};
 pub use error::NetError;
 pub use node::{
     DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Node, NodeConfig, now_ns,

@@ -19,7 +19,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::conn::{self, WriterCmd};
-use crate::edge::{self, EdgeConfig};
+use crate::edge::{self, EdgeConfig, ReconnectPolicy};
 use crate::error::NetError;
 use crate::opaque::{self, OpaquePortConfig};
 use crate::sink::{self, SinkConfig};
@@ -61,6 +61,8 @@ pub struct NodeConfig {
     pub hello_timeout: Duration,
     /// Time shutdown waits for in-flight frames.
     pub shutdown_grace: Duration,
+    /// How pulled edges retry.
+    pub reconnect: ReconnectPolicy,
 }
 
 impl NodeConfig {
@@ -79,6 +81,7 @@ impl NodeConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            reconnect: ReconnectPolicy::default(),
         }
     }
 
@@ -127,6 +130,18 @@ pub(crate) struct State {
     pub(crate) outputs: HashMap<OutputId, OutputEntry>,
 }
 
+/// A pulled edge, as the node tracks it.
+#[derive(Debug)]
+pub(crate) struct EdgeHandle {
+    pub(crate) stop: watch::Sender<bool>,
+    /// `host:port/stream`.
+    pub(crate) upstream: String,
+    /// Live, interrupted (retrying), failed (retrying slowly).
+    pub(crate) state: StreamState,
+    /// Connection attempts that failed since the edge was last live.
+    pub(crate) failed_attempts: u32,
+}
+
 /// State shared by every task of a node.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -136,7 +151,7 @@ pub(crate) struct Shared {
     pub(crate) local_addr: SocketAddr,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) connections: AtomicUsize,
-    pub(crate) edges: Mutex<HashMap<String, watch::Sender<bool>>>,
+    pub(crate) edges: Mutex<HashMap<String, EdgeHandle>>,
     pub(crate) stopping: AtomicBool,
 }
 
@@ -252,9 +267,19 @@ impl Shared {
         }
     }
 
-    /// Marks a stream failed (retrying slowly) without an event.
-    pub(crate) fn set_state(&self, stream: &str, state: StreamState) {
-        if let Some(e) = self.lock().streams.get_mut(stream) {
+    /// Records a pulled edge's state (and its stream's, if it exists yet).
+    pub(crate) fn set_edge_state(&self, local: &str, state: StreamState, failed_attempt: bool) {
+        if let Some(e) = self.edges.lock().unwrap_or_else(|p| p.into_inner()).get_mut(local) {
+            e.state = state;
+            if failed_attempt {
+                e.failed_attempts = e.failed_attempts.saturating_add(1);
+            } else if state == StreamState::Live {
+                e.failed_attempts = 0;
+            }
+        }
+        if let Some(e) = self.lock().streams.get_mut(local)
+            && state == StreamState::Failed
+        {
             e.state = state;
         }
     }
@@ -308,6 +333,19 @@ impl Shared {
                     upstream: &s.upstream,
                     reconnects: s.reconnects,
                 }));
+            }
+        }
+        // Edges whose upstream never answered have no stream yet: show them.
+        for (local, e) in self.edges.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            if !st.streams.contains_key(local) && (only.is_empty() || local == only) {
+                stats.inputs.push(framewire_proto::control::InputStats {
+                    stream: local.clone(),
+                    state: e.state,
+                    upstream: e.upstream.clone(),
+                    frames_in: 0,
+                    bytes_in: 0,
+                    reconnects: e.failed_attempts,
+                });
             }
         }
         let mut outs: Vec<(&OutputId, &OutputEntry)> = st.outputs.iter().collect();
@@ -386,7 +424,15 @@ impl Shared {
             )));
         }
         let (stop_tx, stop_rx) = watch::channel(false);
-        edges.insert(local.clone(), stop_tx);
+        edges.insert(
+            local.clone(),
+            EdgeHandle {
+                stop: stop_tx,
+                upstream: format!("{}/{}", cfg.upstream, cfg.stream),
+                state: StreamState::Interrupted,
+                failed_attempts: 0,
+            },
+        );
         let shared = self.clone();
         let span = info_span!("edge", local = %local, upstream = %cfg.upstream);
         tokio::spawn(edge::run(shared, cfg, stop_rx).instrument(span));
@@ -401,7 +447,7 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
             .remove(local)
             .ok_or_else(|| NetError::Refused(format!("no edge named `{local}`")))?;
-        let _ = stop.send(true);
+        let _ = stop.stop.send(true);
         Ok(())
     }
 

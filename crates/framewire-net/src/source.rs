@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use framewire_media::testpattern::{TestPattern, TestPatternConfig};
 use framewire_proto::control::StreamState;
-use framewire_proto::{FrameFlags, StreamOpen};
+use framewire_proto::{DeliveryMode, FrameFlags, StreamOpen};
 use framewire_relay::Frame;
 use tracing::{error, info};
 
@@ -36,7 +36,8 @@ pub struct ReplayConfig {
     pub open: StreamOpen,
     /// The frames, each sent as is.
     pub frames: Vec<Bytes>,
-    /// Frames per second; 0 = as fast as the node takes them.
+    /// Frames per second; 0 = as fast as the fastest subscriber takes them
+    /// (no frame is made while every output of the stream is full).
     pub fps: f64,
     /// Start again at the first frame after the last.
     pub looped: bool,
@@ -56,19 +57,24 @@ pub(crate) fn spawn(
             let fps = rate(tp.fps_num, tp.fps_den);
             info!(stream = %name, width = tp.width, height = tp.height, fps, format = %tp.encode.format, "test pattern");
             spawn_thread(&name.clone(), move || {
-                paced(fps, &stop, |seq| {
-                    let ts = now_ns();
-                    match pattern.frame(seq, ts) {
-                        Ok(data) => {
-                            shared.push(&name, frame(data, seq, ts));
-                            true
+                paced(
+                    fps,
+                    &stop,
+                    || has_room(&shared, &name),
+                    |seq| {
+                        let ts = now_ns();
+                        match pattern.frame(seq, ts) {
+                            Ok(data) => {
+                                shared.push(&name, frame(data, seq, ts));
+                                true
+                            }
+                            Err(e) => {
+                                error!(stream = %name, error = %e, "test pattern stopped");
+                                false
+                            }
                         }
-                        Err(e) => {
-                            error!(stream = %name, error = %e, "test pattern stopped");
-                            false
-                        }
-                    }
-                });
+                    },
+                );
             })
         }
         SourceConfig::Replay(r) => {
@@ -83,17 +89,22 @@ pub(crate) fn spawn(
             info!(stream = %name, frames = r.frames.len(), fps = r.fps, "replay source");
             spawn_thread(&name.clone(), move || {
                 let n = r.frames.len() as u64;
-                paced(r.fps, &stop, |seq| {
-                    let i = (seq - 1) % n;
-                    if !r.looped && seq > n {
-                        return false;
-                    }
-                    // Cannot truncate: i < n = frames.len().
-                    #[allow(clippy::cast_possible_truncation)]
-                    let data = r.frames[i as usize].clone();
-                    shared.push(&name, frame(data, seq, now_ns()));
-                    true
-                });
+                paced(
+                    r.fps,
+                    &stop,
+                    || has_room(&shared, &name),
+                    |seq| {
+                        let i = (seq - 1) % n;
+                        if !r.looped && seq > n {
+                            return false;
+                        }
+                        // Cannot truncate: i < n = frames.len().
+                        #[allow(clippy::cast_possible_truncation)]
+                        let data = r.frames[i as usize].clone();
+                        shared.push(&name, frame(data, seq, now_ns()));
+                        true
+                    },
+                );
             })
         }
     }
@@ -116,9 +127,27 @@ fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::th
     Ok(std::thread::Builder::new().name(format!("src:{name}")).spawn(f)?)
 }
 
-/// Calls `produce(seq)` for seq = 1, 2, ... at `fps` (0: back to back,
-/// yielding between frames) until it returns false or `stop` is set.
-fn paced(fps: f64, stop: &AtomicBool, mut produce: impl FnMut(u64) -> bool) {
+/// How long a source at rate 0 sleeps while no output has room.
+pub(crate) const IDLE_NAP: Duration = Duration::from_micros(50);
+
+/// Whether at least one output of `stream` can take a frame without
+/// dropping one: a low-latency output with nothing pending, a completeness
+/// output below its frame and byte budgets. False with no outputs.
+fn has_room(shared: &Shared, stream: &str) -> bool {
+    let st = shared.lock();
+    let now = Instant::now();
+    st.outputs.iter().filter(|(_, o)| o.stream == stream).any(|(id, _)| {
+        st.relay.output_snapshot(*id, now).is_some_and(|s| match s.mode {
+            DeliveryMode::Completeness => s.held_frames < s.max_frames && s.held_bytes < s.max_bytes,
+            _ => s.queued_frames == 0,
+        })
+    })
+}
+
+/// Calls `produce(seq)` for seq = 1, 2, ... at `fps` until it returns false
+/// or `stop` is set. At `fps` 0 each frame is made as soon as `ready()`
+/// says an output has room, napping [`IDLE_NAP`] while it does not.
+fn paced(fps: f64, stop: &AtomicBool, ready: impl Fn() -> bool, mut produce: impl FnMut(u64) -> bool) {
     let start = Instant::now();
     let period = if fps > 0.0 {
         Some(Duration::from_secs_f64(1.0 / fps))
@@ -127,6 +156,10 @@ fn paced(fps: f64, stop: &AtomicBool, mut produce: impl FnMut(u64) -> bool) {
     };
     let mut seq = 1u64;
     while !stop.load(Ordering::Relaxed) {
+        if period.is_none() && !ready() {
+            std::thread::sleep(IDLE_NAP);
+            continue;
+        }
         if !produce(seq) {
             return;
         }
@@ -137,8 +170,6 @@ fn paced(fps: f64, stop: &AtomicBool, mut produce: impl FnMut(u64) -> bool) {
             if due > now {
                 std::thread::sleep(due - now);
             }
-        } else {
-            std::thread::yield_now();
         }
         seq += 1;
     }

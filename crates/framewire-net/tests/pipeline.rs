@@ -113,3 +113,55 @@ async fn source_relay_subscriber_in_order() {
     }
     relay.shutdown().await;
 }
+
+/// An edge whose upstream never answers is retried quickly, then reported
+/// failed after the window, then retried slowly; its stats say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_upstream_is_retried_then_reported_failed() {
+    use framewire_net::ReconnectPolicy;
+    use framewire_proto::control::StreamState;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = NodeConfig::new("test:relay", loopback());
+    cfg.reconnect = ReconnectPolicy {
+        first: Duration::from_millis(10),
+        max: Duration::from_millis(40),
+        window: Duration::from_millis(800),
+        slow: Duration::from_millis(300),
+    };
+    cfg.edges.push(EdgeConfig {
+        upstream: dead.to_string(),
+        stream: "cam".into(),
+        local_name: String::new(),
+        params: SubscribeParams::default(),
+    });
+    let node = Node::start(cfg).await.unwrap();
+    let edge = |n: &Node| {
+        n.stats()
+            .inputs
+            .into_iter()
+            .find(|i| i.stream == "cam")
+            .expect("the edge is listed")
+    };
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let early = edge(&node);
+    assert_eq!(early.state, StreamState::Interrupted);
+    assert_eq!(early.upstream, format!("{dead}/cam"));
+    assert!(early.reconnects >= 5, "quick retries: {} in 400 ms", early.reconnects);
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let failed = edge(&node);
+    assert_eq!(failed.state, StreamState::Failed, "failed after the window");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let later = edge(&node);
+    assert_eq!(later.state, StreamState::Failed);
+    let slow_tries = later.reconnects - failed.reconnects;
+    assert!(
+        (2..=5).contains(&slow_tries),
+        "{slow_tries} tries in 1 s at one per 300 ms"
+    );
+    node.shutdown().await;
+}
