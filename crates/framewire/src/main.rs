@@ -47,6 +47,8 @@ enum Cmd {
     Stats(cmds::stats::Args),
     /// Run a demo graph on this machine (loopback only) with live figures.
     Demo(cmds::demo::Args),
+    /// Measure relays on this machine (loopback only): `framewire bench relay`.
+    Bench(cmds::bench::Args),
 }
 
 fn main() {
@@ -68,6 +70,7 @@ fn main() {
             Cmd::Recv(a) => cmds::recv::run(a).await,
             Cmd::Stats(a) => cmds::stats::run(a).await,
             Cmd::Demo(a) => cmds::demo::run(a).await,
+            Cmd::Bench(a) => cmds::bench::run(a).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

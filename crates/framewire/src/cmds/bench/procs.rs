@@ -5,9 +5,10 @@
 //! success, on error, on Ctrl-C / SIGTERM, and from a drop guard on panic.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,18 @@ use anyhow::{Context, bail};
 use super::now_ns;
 
 static CHILDREN: Mutex<Vec<(String, Child)>> = Mutex::new(Vec::new());
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Refuses further children and kills those running (Ctrl-C, SIGTERM, end).
+pub fn stop_all() {
+    STOPPING.store(true, Ordering::SeqCst);
+    kill_all();
+}
+
+/// Whether [`stop_all`] was called.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
 
 /// Kills every registered child on drop (for panics and early returns).
 #[derive(Debug)]
@@ -59,6 +72,9 @@ pub enum Capture {
 /// Spawns `cmd` (stdin closed, stderr to `log` when given, else discarded)
 /// and registers it.
 pub fn spawn(label: &str, cmd: &mut Command, capture: Capture, log: Option<&std::path::Path>) -> anyhow::Result<Proc> {
+    if stopping() {
+        bail!("stopping: {label} not started");
+    }
     cmd.stdin(Stdio::null());
     cmd.stdout(if capture == Capture::Nothing {
         Stdio::null()
@@ -166,7 +182,9 @@ pub fn wait_or_kill(pid: u32, timeout: Duration) {
 pub fn kill(pid: u32) {
     let taken = {
         let mut list = children();
-        list.iter().position(|(_, c)| c.id() == pid).map(|i| list.swap_remove(i))
+        list.iter()
+            .position(|(_, c)| c.id() == pid)
+            .map(|i| list.swap_remove(i))
     };
     if let Some((_, mut c)) = taken {
         let _ = c.kill();
@@ -257,21 +275,4 @@ pub fn wait_listening(port: u16, timeout: Duration, who: &Proc) -> anyhow::Resul
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
-}
-
-/// Waits until a framewire node answers a TCP connect on `addr`.
-pub fn wait_connectable(addr: SocketAddr, timeout: Duration, who: &Proc) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if !who.alive() {
-            bail!("{} exited before listening on {addr}", who.label);
-        }
-        if Instant::now() >= deadline {
-            bail!("{} did not listen on {addr} within {timeout:?}", who.label);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

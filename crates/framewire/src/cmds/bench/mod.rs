@@ -1,0 +1,46 @@
+//! `framewire bench`: measurements on this machine, on loopback only.
+//!
+//! `bench relay` runs real processes of this binary (a source node, a relay
+//! node, measuring subscribers) and, when installed, the same workload
+//! through a GStreamer relay and an iperf3 loopback run, and prints one
+//! table. The other subcommands are the pieces it starts; they are hidden.
+
+mod frames;
+mod gst;
+mod procs;
+pub mod relay;
+mod source;
+mod sub;
+
+/// Benchmarks, on 127.0.0.1 only.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: BenchCmd,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchCmd {
+    /// Relay throughput, CPU, memory and per-hop latency over TCP, beside
+    /// GStreamer and the loopback TCP ceiling (iperf3), in one run.
+    Relay(relay::Args),
+    /// (internal) A source node replaying prepared frames.
+    #[command(hide = true)]
+    Source(source::Args),
+    /// (internal) A measuring subscriber; prints a JSON report.
+    #[command(hide = true)]
+    Sub(sub::Args),
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.cmd {
+        BenchCmd::Relay(a) => relay::run(a).await,
+        BenchCmd::Source(a) => source::run(a).await,
+        BenchCmd::Sub(a) => sub::run(a).await,
+    }
+}
+
+/// Wall-clock time in nanoseconds since the epoch (frames carry it).
+fn now_ns() -> u64 {
+    framewire_net::now_ns()
+}
