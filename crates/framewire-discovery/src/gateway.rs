@@ -99,13 +99,13 @@ pub fn translate(peer_site: u16, from: LegKind, to: LegKind) -> Option<u16> {
 }
 
 impl Gateway {
-    /// Engines for `legs`, announcing `local` (site id set per leg: 0 on
-    /// site legs, the first site leg's id on links). `local.tcp_port` is
-    /// also the port forwarded peers are announced with: the gateway serves
-    /// their streams itself.
+    /// Engines for `legs`, announcing `local` (none: listen only; its site
+    /// id is kept on site legs, the first site leg's id is used on links).
+    /// `local.tcp_port` is also the port forwarded peers are announced with:
+    /// the gateway serves their streams itself.
     pub fn new(
         config: Config,
-        local: NodeAnnouncement,
+        local: Option<NodeAnnouncement>,
         legs: Vec<LegConfig>,
         now: Instant,
     ) -> Result<Gateway, GatewayError> {
@@ -136,21 +136,22 @@ impl Gateway {
         let legs = legs
             .into_iter()
             .map(|l| {
-                let mut ann = local.clone();
-                ann.site_id = match l.kind {
-                    LegKind::Site { .. } => local.site_id,
-                    LegKind::Link => own_site.unwrap_or(0),
-                };
+                let ann = local.clone().map(|mut a| {
+                    if l.kind == LegKind::Link {
+                        a.site_id = own_site.unwrap_or(0);
+                    }
+                    a
+                });
                 let cfg = config.clone().with_cross_site_link(l.kind == LegKind::Link);
                 Leg {
-                    engine: Discovery::new(cfg, Some(ann), now),
+                    engine: Discovery::new(cfg, ann, now),
                     config: l,
                 }
             })
             .collect();
         Ok(Gateway {
             legs,
-            tcp_port: local.tcp_port,
+            tcp_port: local.as_ref().map_or(0, |a| a.tcp_port),
             interval_ext,
             forwarded: BTreeMap::new(),
             events: VecDeque::new(),

@@ -59,7 +59,7 @@ proptest! {
         let mut d = Discovery::new(Config::new().with_max_peers(8), Some(announcement("me:node", 0, 7400, FunctionFlags::RELAY, Duration::from_secs(1))), t0);
         let mut gw = Gateway::new(
             Config::new().with_max_peers(8),
-            announcement("gw:x", 0, 7500, FunctionFlags::RELAY, Duration::from_secs(1)),
+            Some(announcement("gw:x", 0, 7500, FunctionFlags::RELAY, Duration::from_secs(1))),
             vec![
                 LegConfig { label: "a".into(), kind: LegKind::Site { site_id: 1 } },
                 LegConfig { label: "l".into(), kind: LegKind::Link },

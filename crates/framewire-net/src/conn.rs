@@ -349,6 +349,7 @@ impl Conn {
             waker: self.notify.clone(),
             events: if opaque { None } else { Some(self.ctrl.clone()) },
         };
+        crate::discovery::remote_stream(&self.shared, stream, params).await;
         let (id, open) = match self.shared.add_output(stream, &params, entry) {
             Ok(x) => x,
             Err(e) => return self.respond(req, Err(e)).await,

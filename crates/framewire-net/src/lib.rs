@@ -13,7 +13,10 @@
 //! - sources ([`SourceConfig`]) and local sinks ([`SinkConfig`]) run inside
 //!   the node; opaque ports ([`OpaquePortConfig`]) serve bare frame bytes to
 //!   plain tools;
-//! - a [`Client`] speaks to a node from outside (the CLI uses it).
+//! - a [`Client`] speaks to a node from outside (the CLI uses it);
+//! - [`discovery`] announces the node on UDP multicast, keeps its peer
+//!   table (the sans-IO engine of `framewire-discovery`), probes manual
+//!   peers, and makes a node with two legs a site gateway.
 //!
 //! # Where a frame goes
 //!
@@ -30,8 +33,10 @@
 //! A peer's bad bytes, oversize lengths or silence affect only its own
 //! connection, which is closed with one log line naming the peer.
 
+mod archive_sink;
 mod client;
 mod conn;
+pub mod discovery;
 mod edge;
 mod error;
 pub mod framed;
@@ -42,10 +47,11 @@ mod source;
 
 pub use client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
 pub use edge::{EdgeConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy};
+pub use discovery::{DiscoveryConfig, DiscoveryHandle, LegSpec, MulticastConfig};
 pub use error::NetError;
 pub use node::{
     DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Node, NodeConfig, now_ns,
 };
 pub use opaque::OpaquePortConfig;
-pub use sink::{SinkConfig, SinkKind};
+pub use sink::{SINK_FINALIZE_GRACE, SinkConfig, SinkKind};
 pub use source::{ReplayConfig, SourceConfig};

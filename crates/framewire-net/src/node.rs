@@ -19,6 +19,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::conn::{self, WriterCmd};
+use crate::discovery::{DiscoveryConfig, DiscoveryHandle};
 use crate::edge::{self, EdgeConfig, ReconnectPolicy};
 use crate::error::NetError;
 use crate::opaque::{self, OpaquePortConfig};
@@ -63,6 +64,8 @@ pub struct NodeConfig {
     pub shutdown_grace: Duration,
     /// How pulled edges retry.
     pub reconnect: ReconnectPolicy,
+    /// Multicast discovery and manual peers (none: off).
+    pub discovery: Option<DiscoveryConfig>,
 }
 
 impl NodeConfig {
@@ -82,6 +85,7 @@ impl NodeConfig {
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             reconnect: ReconnectPolicy::default(),
+            discovery: None,
         }
     }
 
@@ -153,6 +157,8 @@ pub(crate) struct Shared {
     pub(crate) connections: AtomicUsize,
     pub(crate) edges: Mutex<HashMap<String, EdgeHandle>>,
     pub(crate) stopping: AtomicBool,
+    /// The discovery driver, once started.
+    pub(crate) discovery: std::sync::OnceLock<DiscoveryHandle>,
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch.
@@ -527,6 +533,7 @@ impl Node {
             connections: AtomicUsize::new(0),
             edges: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            discovery: std::sync::OnceLock::new(),
             config,
         });
         info!(name = %shared.config.name, addr = %local_addr, "node listening");
@@ -546,6 +553,12 @@ impl Node {
             tasks.push(opaque::start(shared.clone(), p).await?);
         }
         tasks.push(tokio::spawn(conn::accept_loop(shared.clone(), listener)));
+        if let Some(d) = &shared.config.discovery {
+            let c = &shared.config;
+            let (flags, port) = (c.function_flags(), local_addr.port());
+            let local = framewire_discovery::announcement(&c.name, c.site_id, port, flags, d.engine.interval);
+            let _ = shared.discovery.set(DiscoveryHandle::start(d, Some(local))?);
+        }
         Ok(Node {
             shared,
             tasks,
@@ -574,6 +587,19 @@ impl Node {
         self.shared.start_edge(edge)
     }
 
+    /// The discovery peer table with each row's leg (empty when discovery is off).
+    pub async fn peers(&self) -> Vec<(usize, framewire_discovery::Peer)> {
+        match self.shared.discovery.get() {
+            Some(d) => d.peers().await,
+            None => Vec::new(),
+        }
+    }
+
+    /// Discovery events from now on (none when discovery is off).
+    pub fn discovery_events(&self) -> Option<tokio::sync::broadcast::Receiver<(usize, framewire_discovery::Event)>> {
+        self.shared.discovery.get().map(DiscoveryHandle::subscribe)
+    }
+
     /// A receiver that turns true when shutdown begins (SHUTDOWN command or
     /// [`Node::shutdown`]).
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
@@ -584,6 +610,9 @@ impl Node {
     /// written are finished (for at most the configured grace), sockets close.
     pub async fn shutdown(mut self) {
         self.shared.begin_shutdown();
+        if let Some(d) = self.shared.discovery.get() {
+            d.close().await; // goodbye first: peers drop the node at once
+        }
         self.stop_sources.store(true, Ordering::SeqCst);
         let names: Vec<String> = self.shared.lock().streams.keys().cloned().collect();
         for n in names {

@@ -45,6 +45,8 @@ pub struct NodeFile {
     /// Opaque (headerless) ports.
     #[serde(default, rename = "opaque")]
     pub opaque: Vec<OpaqueSpec>,
+    /// Multicast discovery, manual peers, gateway legs (docs/discovery.md).
+    pub discovery: Option<crate::discovery::DiscoverySpec>,
 }
 
 /// Default budgets.
@@ -197,6 +199,7 @@ impl NodeFile {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
         let mut cfg = NodeConfig::new(&name, listen);
         cfg.site_id = self.site_id.unwrap_or(0);
+        cfg.discovery = crate::discovery::into_config(self.discovery, listen)?;
         if let Some(m) = self.max_payload {
             cfg.max_payload = m;
         }

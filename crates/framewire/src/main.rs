@@ -11,6 +11,7 @@
 
 mod cmds;
 mod config;
+mod discovery;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,8 @@ enum Cmd {
     Stats(cmds::stats::Args),
     /// Run a demo graph on this machine (loopback only) with live figures.
     Demo(cmds::demo::Args),
+    /// Show the nodes announcing on the network (the live peer table).
+    Discover(cmds::discover::Args),
     /// Measure relays on this machine (loopback only): `framewire bench relay`.
     Bench(cmds::bench::Args),
 }
@@ -70,6 +73,7 @@ fn main() {
             Cmd::Recv(a) => cmds::recv::run(a).await,
             Cmd::Stats(a) => cmds::stats::run(a).await,
             Cmd::Demo(a) => cmds::demo::run(a).await,
+            Cmd::Discover(a) => cmds::discover::run(a).await,
             Cmd::Bench(a) => cmds::bench::run(a).await,
         }
     });

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod connect;
 pub mod demo;
+pub mod discover;
 pub mod ls;
 pub mod node;
 pub mod recv;

@@ -21,7 +21,11 @@ Specs:\n  \
 --source file:NAME,path=FILE.mjpeg[,fps=N (0 = as fast as possible)][,loop=false]\n  \
 --upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N]\n  \
 --sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \
---opaque STREAM=HOST:PORT[,mode=..]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)")]
+--opaque STREAM=HOST:PORT[,mode=..]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)\n\n\
+Discovery (docs/discovery.md): on by default, on the --listen address's interface (loopback by default).\n  \
+framewire node --name gw:ab --listen 0.0.0.0:7400 \\\n    \
+--gateway-leg interface=10.1.0.254,site=1 --gateway-leg interface=10.2.0.254,site=2\n  \
+Another site's stream through a gateway: --upstream GATEWAY:PORT/STREAM@SITE:NAMESPACE:INSTANCE")]
 pub struct Args {
     /// Node configuration file (TOML).
     #[arg(long, short)]
@@ -44,6 +48,11 @@ pub struct Args {
     /// A headerless TCP port serving one stream (repeatable).
     #[arg(long = "opaque", value_name = "SPEC")]
     opaque: Vec<String>,
+    /// Site id announced (0 = local, the default; a gateway translates it).
+    #[arg(long)]
+    site_id: Option<u16>,
+    #[command(flatten)]
+    discovery: crate::discovery::DiscoveryArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -69,6 +78,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for s in &args.opaque {
         file.opaque.push(config::parse_opaque(s)?);
     }
+    if args.site_id.is_some() {
+        file.site_id = args.site_id;
+    }
+    args.discovery.apply(&mut file.discovery)?;
     let cfg = file.into_config()?;
     let node = Node::start(cfg).await.context("cannot start the node")?;
     eprintln!("framewire: node {} listening on {}", node.name(), node.local_addr());
