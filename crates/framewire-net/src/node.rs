@@ -557,7 +557,15 @@ impl Node {
             let c = &shared.config;
             let (flags, port) = (c.function_flags(), local_addr.port());
             let local = framewire_discovery::announcement(&c.name, c.site_id, port, flags, d.engine.interval);
-            let _ = shared.discovery.set(DiscoveryHandle::start(d, Some(local))?);
+            match DiscoveryHandle::start(d, Some(local)) {
+                Ok(h) => {
+                    let _ = shared.discovery.set(h);
+                }
+                // A gateway without its legs is useless: refuse to start.
+                Err(e) if d.is_gateway() => return Err(e),
+                // An ordinary node still serves streams without discovery.
+                Err(e) => warn!(error = %e, "discovery is off: cannot open its socket"),
+            }
         }
         Ok(Node {
             shared,
