@@ -82,7 +82,21 @@ pub(crate) fn encode_args(format: ArchiveFormat, input: InputKind, rate: &str, o
         ArchiveFormat::Passthrough => &["-c:v", "copy"],
     };
     a.extend(enc.iter().map(|s| (*s).to_owned()));
-    a.extend(["-f", "matroska"].map(String::from));
+    // Clusters of at most 1 s, flushed as written: what ffmpeg wrote
+    // before it died is on disk and can be repaired.
+    a.extend(
+        [
+            "-f",
+            "matroska",
+            "-cluster_time_limit",
+            "1000",
+            "-cluster_size_limit",
+            "4M",
+            "-flush_packets",
+            "1",
+        ]
+        .map(String::from),
+    );
     let mut v: Vec<OsString> = a.into_iter().map(OsString::from).collect();
     v.push(out.as_os_str().to_owned());
     v

@@ -505,6 +505,8 @@ fn hostname() -> String {
 pub struct Node {
     shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Local sinks: awaited on shutdown (an archive closes its segment).
+    sinks: Vec<tokio::task::JoinHandle<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
     stop_sources: Arc<AtomicBool>,
 }
@@ -546,8 +548,9 @@ impl Node {
             shared.start_edge(e)?;
         }
         let mut tasks = Vec::new();
+        let mut sinks = Vec::new();
         for s in shared.config.sinks.clone() {
-            tasks.push(tokio::spawn(sink::run(shared.clone(), s)));
+            sinks.push(tokio::spawn(sink::run(shared.clone(), s)));
         }
         for p in shared.config.opaque_ports.clone() {
             tasks.push(opaque::start(shared.clone(), p).await?);
@@ -570,6 +573,7 @@ impl Node {
         Ok(Node {
             shared,
             tasks,
+            sinks,
             threads,
             stop_sources,
         })
@@ -632,6 +636,7 @@ impl Node {
         while self.shared.connections.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        sink::wait_all(std::mem::take(&mut self.sinks)).await;
         for t in self.tasks.drain(..) {
             t.abort();
         }
@@ -645,7 +650,7 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.stop_sources.store(true, Ordering::SeqCst);
         let _ = self.shared.shutdown.send(true);
-        for t in &self.tasks {
+        for t in self.tasks.iter().chain(&self.sinks) {
             t.abort();
         }
     }

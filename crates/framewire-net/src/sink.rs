@@ -5,7 +5,9 @@
 //! - `file`: appends each frame's bytes to a file (an MJPEG stream's file
 //!   is a `.mjpeg` that players open);
 //! - `stdout`: writes each frame's bytes to standard output, for
-//!   `framewire node … | ffmpeg -f rawvideo …`.
+//!   `framewire node … | ffmpeg -f rawvideo …`;
+//! - `archive`: hands each frame to a `framewire-archive` archiver
+//!   (ffmpeg subprocess, segments, SQLite index); see `archive_sink`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +29,24 @@ pub enum SinkKind {
     File(PathBuf),
     /// Write to standard output.
     Stdout,
+    /// Archive: segments encoded by ffmpeg, indexed in SQLite.
+    Archive(framewire_archive::ArchiveConfig),
+}
+
+/// How long a node's shutdown waits for its sinks to finish (an archive
+/// closes its open segment).
+pub const SINK_FINALIZE_GRACE: Duration = Duration::from_secs(30);
+
+/// Waits for sink tasks to end, at most [`SINK_FINALIZE_GRACE`] in all.
+pub(crate) async fn wait_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    let deadline = tokio::time::Instant::now() + SINK_FINALIZE_GRACE;
+    for t in tasks {
+        let abort = t.abort_handle();
+        if tokio::time::timeout_at(deadline, t).await.is_err() {
+            warn!("a sink did not finish within {SINK_FINALIZE_GRACE:?}; stopped");
+            abort.abort();
+        }
+    }
 }
 
 /// A local sink.
@@ -41,17 +61,19 @@ pub struct SinkConfig {
 }
 
 impl SinkKind {
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             SinkKind::Null => "sink:null".into(),
             SinkKind::File(p) => format!("sink:file:{}", p.display()),
             SinkKind::Stdout => "sink:stdout".into(),
+            SinkKind::Archive(a) => format!("sink:archive:{}", a.dir.display()),
         }
     }
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, cfg: SinkConfig) {
     let mut out: Box<dyn AsyncWrite + Unpin + Send> = match &cfg.kind {
+        SinkKind::Archive(a) => return crate::archive_sink::run(shared, cfg.clone(), a.clone()).await,
         SinkKind::Null => Box::new(tokio::io::sink()),
         SinkKind::Stdout => Box::new(tokio::io::stdout()),
         SinkKind::File(p) => match tokio::fs::OpenOptions::new().create(true).append(true).open(p).await {

@@ -139,13 +139,81 @@ pub struct UpstreamSpec {
 pub struct SinkSpec {
     /// The stream consumed.
     pub stream: String,
-    /// `null`, `file` or `stdout`.
+    /// `null`, `file`, `stdout` or `archive`.
     pub kind: String,
     /// For `file`.
     pub path: Option<PathBuf>,
+    /// For `archive`: its settings (docs/archive.md).
+    #[serde(flatten)]
+    pub archive: ArchiveSpec,
     /// How to subscribe (completeness is the default for sinks).
     #[serde(flatten)]
     pub delivery: Delivery,
+}
+
+/// The keys of an `archive` sink.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSpec {
+    /// The archive directory (required).
+    pub dir: Option<PathBuf>,
+    /// `h264`, `h265`, `av1`, `ffv1`, `prores` or `passthrough` (required).
+    pub format: Option<String>,
+    /// Segment length in seconds, default 600.
+    pub segment: Option<u64>,
+    /// Largest archive size in bytes, default 0 (no limit).
+    pub max_total_bytes: Option<u64>,
+    /// Free space to keep on the disk in bytes, default 0 (none).
+    pub min_free_bytes: Option<u64>,
+    /// `delete-oldest` (default) or `stop`.
+    pub on_full: Option<String>,
+    /// Seconds ffmpeg may refuse input before it is restarted, default 10.
+    pub stall_timeout: Option<u64>,
+    /// The ffmpeg program, default `ffmpeg`.
+    pub ffmpeg: Option<PathBuf>,
+}
+
+impl ArchiveSpec {
+    fn is_empty(&self) -> bool {
+        self.dir.is_none()
+            && self.format.is_none()
+            && self.segment.is_none()
+            && self.max_total_bytes.is_none()
+            && self.min_free_bytes.is_none()
+            && self.on_full.is_none()
+            && self.stall_timeout.is_none()
+            && self.ffmpeg.is_none()
+    }
+
+    fn into_config(self, stream: &str) -> anyhow::Result<framewire_archive::ArchiveConfig> {
+        use framewire_archive::{ArchiveConfig, ArchiveFormat, OnFull};
+        let dir = self
+            .dir
+            .with_context(|| format!("archive sink of `{stream}` needs a dir"))?;
+        let f = self
+            .format
+            .with_context(|| format!("archive sink of `{stream}` needs a format"))?;
+        let format = ArchiveFormat::from_label(&f)
+            .with_context(|| format!("unknown archive format `{f}` (h264, h265, av1, ffv1, prores, passthrough)"))?;
+        let mut c = ArchiveConfig::new(dir, format);
+        if let Some(s) = self.segment {
+            anyhow::ensure!(s > 0, "archive sink of `{stream}`: segment must be at least 1 second");
+            c.segment = std::time::Duration::from_secs(s);
+        }
+        c.max_total_bytes = self.max_total_bytes.unwrap_or(0);
+        c.min_free_bytes = self.min_free_bytes.unwrap_or(0);
+        if let Some(o) = self.on_full {
+            c.on_full =
+                OnFull::from_label(&o).with_context(|| format!("unknown on_full `{o}` (delete-oldest, stop)"))?;
+        }
+        if let Some(s) = self.stall_timeout {
+            c.stall_timeout = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(p) = self.ffmpeg {
+            c.ffmpeg = p;
+        }
+        Ok(c)
+    }
 }
 
 /// An opaque port.
@@ -221,7 +289,14 @@ impl NodeFile {
             });
         }
         for s in self.sinks {
+            if s.kind != "archive" && !s.archive.is_empty() {
+                bail!(
+                    "sink of `{}`: archive keys (dir, format, ...) need kind `archive`",
+                    s.stream
+                );
+            }
             let kind = match s.kind.as_str() {
+                "archive" => SinkKind::Archive(s.archive.clone().into_config(&s.stream)?),
                 "null" => SinkKind::Null,
                 "stdout" => SinkKind::Stdout,
                 "file" => SinkKind::File(
@@ -229,7 +304,10 @@ impl NodeFile {
                         .clone()
                         .with_context(|| format!("sink of `{}`: kind `file` needs a path", s.stream))?,
                 ),
-                other => bail!("sink of `{}`: unknown kind `{other}` (null, file, stdout)", s.stream),
+                other => bail!(
+                    "sink of `{}`: unknown kind `{other}` (null, file, stdout, archive)",
+                    s.stream
+                ),
             };
             cfg.sinks.push(SinkConfig {
                 stream: s.stream,
@@ -575,6 +653,22 @@ mod tests {
         assert_eq!(o.listen.port(), 7500);
         assert!(parse_upstream("no-stream-here").is_err());
         assert!(parse_sink("bogus:cam").unwrap().kind == "bogus");
+        let a = parse_sink("archive:cam,dir=/a,format=ffv1,segment=2,on-full=stop,max-total-bytes=1000").unwrap();
+        let cfg = NodeFile {
+            sinks: vec![a],
+            ..NodeFile::default()
+        }
+        .into_config()
+        .unwrap();
+        let SinkKind::Archive(ac) = &cfg.sinks[0].kind else {
+            panic!()
+        };
+        assert_eq!(ac.segment, std::time::Duration::from_secs(2));
+        assert_eq!(
+            (ac.on_full, ac.max_total_bytes),
+            (framewire_archive::OnFull::Stop, 1000)
+        );
+        assert_eq!(cfg.sinks[0].params.mode, DeliveryMode::Completeness);
     }
 
     #[test]

@@ -52,6 +52,8 @@ enum Cmd {
     Discover(cmds::discover::Args),
     /// Measure relays on this machine (loopback only): `framewire bench relay`.
     Bench(cmds::bench::Args),
+    /// Recordings of archive sinks: `archive ls`, `archive export`, `archive bench`.
+    Archive(cmds::archive::Args),
 }
 
 fn main() {
@@ -75,6 +77,7 @@ fn main() {
             Cmd::Demo(a) => cmds::demo::run(a).await,
             Cmd::Discover(a) => cmds::discover::run(a).await,
             Cmd::Bench(a) => cmds::bench::run(a).await,
+            Cmd::Archive(a) => cmds::archive::run(a).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

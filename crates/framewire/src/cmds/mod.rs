@@ -1,5 +1,6 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
+pub mod archive;
 pub mod bench;
 pub mod connect;
 pub mod demo;

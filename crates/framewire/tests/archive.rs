@@ -1,0 +1,599 @@
+//! The archive sink with the real ffmpeg and ffprobe: formats, bit-exact
+//! FFV1, ffmpeg killed or stalled, node killed, storage limits, graceful
+//! shutdown, `archive ls` and `archive export`.
+//!
+//! Skipped (with a message) when ffmpeg or ffprobe is not installed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use framewire_archive::ffmpeg::probe;
+use framewire_archive::{GapRow, Index, SegmentRow};
+use framewire_codec::Registry;
+use framewire_proto::control::Name;
+use framewire_proto::{
+    DeliveryMode, Format, Message, Origin, PixelFormat, Request, Response, StreamOpen, SubscribeParams,
+};
+
+fn have_ffmpeg() -> bool {
+    let ok = |p: &str| {
+        Command::new(p)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ok("ffmpeg") && ok("ffprobe") {
+        true
+    } else {
+        eprintln!("SKIPPED: ffmpeg/ffprobe not installed (scripts/setup.sh installs them)");
+        false
+    }
+}
+
+/// Polls `f` until it is true or `timeout` passes.
+fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+fn segments(dir: &Path) -> Vec<SegmentRow> {
+    Index::open_existing(dir)
+        .and_then(|i| i.segments(None))
+        .unwrap_or_default()
+}
+
+fn gaps(dir: &Path) -> Vec<GapRow> {
+    Index::open_existing(dir).and_then(|i| i.gaps(None)).unwrap_or_default()
+}
+
+/// Every `.mkv` under an archive directory, relative to it.
+fn files_on_disk(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else if p.extension().is_some_and(|x| x == "mkv") {
+                out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(dir, dir, &mut v);
+    v.sort();
+    v
+}
+
+/// Index and disk agree: same files, and ffprobe counts the frames the
+/// index says each readable segment holds.
+fn assert_index_matches_disk(dir: &Path) {
+    let segs = segments(dir);
+    let mut indexed: Vec<String> = segs.iter().map(|s| s.path.clone()).collect();
+    indexed.sort();
+    assert_eq!(
+        indexed,
+        files_on_disk(dir),
+        "index rows = files on disk in {}",
+        dir.display()
+    );
+    for s in segs.iter().filter(|s| s.state != "damaged") {
+        assert_ne!(s.state, "recording", "{}: still marked recording", s.path);
+        let p = probe(Path::new("ffprobe"), &dir.join(&s.path)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.frames, s.frames, "{}: ffprobe frames = index frames", s.path);
+        assert!(p.frames > 0 && p.duration_s > 0.0, "{}: playable: {p:?}", s.path);
+        assert_eq!(
+            s.bytes,
+            std::fs::metadata(dir.join(&s.path)).unwrap().len(),
+            "{}: bytes",
+            s.path
+        );
+    }
+}
+
+/// Children of a process (the node's ffmpegs).
+fn children(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+            v.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    v
+}
+
+/// The ffmpeg currently writing a segment of `dir`'s index.
+fn recording_pid(dir: &Path) -> Option<u32> {
+    segments(dir)
+        .into_iter()
+        .find(|s| s.state == "recording")
+        .and_then(|s| s.ffmpeg_pid)
+}
+
+fn kill(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args(["-s", sig, &pid.to_string()]).status();
+}
+
+fn stop_gracefully(node: &mut NodeProc, sig: &str) {
+    node.signal(sig);
+    assert_eq!(
+        node.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "exit status; log:\n{}",
+        node.log()
+    );
+}
+
+fn sink(stream: &str, dir: &Path, format: &str, extra: &str) -> String {
+    format!("archive:{stream},dir={},format={format}{extra}", dir.display())
+}
+
+/// Every archival format gives segments that ffprobe reads with the codec
+/// asked for and the frame count in the index; a graceful stop (SIGINT)
+/// closes the last one playable; `archive ls --json` and `archive export`
+/// work on the result.
+#[test]
+fn every_format_is_playable_with_the_indexed_frame_count() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let root = temp_dir("archive-formats");
+    let formats = ["h264", "h265", "av1", "ffv1", "prores", "passthrough"];
+    let mut args = vec![
+        "--name".to_owned(),
+        "test:formats".to_owned(),
+        "--source".to_owned(),
+        "test-pattern:cam,size=320x240,fps=10,format=mjpeg".to_owned(),
+    ];
+    for f in formats {
+        args.push("--sink".into());
+        args.push(sink("cam", &root.join(f), f, ",segment=2"));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut node = spawn_node(&argv);
+    // Two segments closed by time in every archive, the third open.
+    assert!(
+        wait_for(Duration::from_secs(40), || formats.iter().all(|f| segments(
+            &root.join(f)
+        )
+        .iter()
+        .filter(|s| s.state == "closed")
+        .count()
+            >= 2)),
+        "segments closed; log:\n{}",
+        node.log()
+    );
+    stop_gracefully(&mut node, "INT");
+    for f in formats {
+        let dir = root.join(f);
+        assert_index_matches_disk(&dir);
+        let segs = segments(&dir);
+        assert!(segs.len() >= 3, "{f}: {segs:?}");
+        let want = framewire_archive::ArchiveFormat::from_label(f).unwrap().codec();
+        for s in &segs {
+            assert_eq!(s.state, "closed", "{f}: {s:?}");
+            assert_eq!(s.codec, want);
+            let p = probe(Path::new("ffprobe"), &dir.join(&s.path)).unwrap();
+            assert_eq!(p.codec, want, "{f}: codec in the file");
+            // 2 s segments at 10 fps (the last one is cut short by the stop).
+            assert!(s.frames <= 22, "{f}: {} frames in a 2 s segment", s.frames);
+            assert!(
+                (p.duration_s - s.frames as f64 / 10.0).abs() < 0.15,
+                "{f}: duration {p:?} vs {s:?}"
+            );
+        }
+        assert!(gaps(&dir).is_empty(), "{f}: no gaps: {:?}", gaps(&dir));
+        let streams = Index::open_existing(&dir).unwrap().streams().unwrap();
+        assert_eq!(streams[0].origin, "ffmpeg-subprocess");
+        assert_eq!(streams[0].state, "stopped");
+    }
+
+    // `archive ls --json` lists what the index holds.
+    let pass = root.join("passthrough");
+    let out = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(["archive", "ls", "--json", "--dir"])
+        .arg(&pass)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["segments"].as_array().unwrap().len(), segments(&pass).len());
+    assert_eq!(v["streams"][0]["archive_format"], "passthrough");
+
+    // Export 2.5 s that span a segment boundary: one file, frames copied.
+    let segs = segments(&pass);
+    let from = segs[0].start_ns + 1_000_000_000;
+    let to = from + 2_500_000_000;
+    let out_file = root.join("export.mkv");
+    let out = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(["archive", "export", "--stream", "cam", "--dir"])
+        .arg(&pass)
+        .args(["--from", &format!("{:.3}", from as f64 / 1e9)])
+        .args(["--to", &framewire_archive::time::rfc3339(to)])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = probe(Path::new("ffprobe"), &out_file).unwrap();
+    assert_eq!(p.codec, "mjpeg");
+    assert!((23..=27).contains(&p.frames), "2.5 s at 10 fps exported: {p:?}");
+}
+
+/// The frames as a subscriber saw them, decoded to tight pixels.
+async fn collect_frames(addr: std::net::SocketAddr, stream: &str, open: StreamOpen, n: usize) -> Vec<Vec<u8>> {
+    let mut c = client(addr, "test:collect").await;
+    let params = SubscribeParams {
+        mode: DeliveryMode::Completeness,
+        max_frames: 256,
+        ..SubscribeParams::default()
+    };
+    subscribe(&mut c, stream, params).await;
+    let mut dec = Registry::builtin().negotiate(&open).unwrap();
+    let mut out = Vec::new();
+    while out.len() < n {
+        match next(&mut c, Duration::from_secs(5)).await {
+            Some(Message::VideoFrame(f)) => out.push(dec.decode(&f.data).unwrap().tight_bytes().to_vec()),
+            Some(_) => {}
+            None => panic!("no frame from {stream}"),
+        }
+    }
+    out
+}
+
+/// Decodes every segment of an archive, in order, to `pix_fmt` frames.
+fn decode_archive(dir: &Path, pix_fmt: &str, frame_size: usize) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    for s in segments(dir) {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(dir.join(&s.path))
+            .args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.stdout.len() % frame_size, 0);
+        frames.extend(out.stdout.chunks(frame_size).map(<[u8]>::to_vec));
+    }
+    frames
+}
+
+/// Frames sent raw (yuv420p) and raw+zstd (bgra) come back from the FFV1
+/// archive byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffv1_decodes_bit_exactly_to_what_was_sent() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let root = temp_dir("archive-ffv1");
+    let (yuv, bgra) = (root.join("yuv"), root.join("bgra"));
+    let mut node = spawn_node(&[
+        "--name",
+        "test:ffv1",
+        "--source",
+        "test-pattern:yuv,size=320x240,fps=10,format=raw,pixel-format=yuv420p",
+        "--source",
+        "test-pattern:bgra,size=320x240,fps=10,format=raw-zstd,pixel-format=bgra",
+        "--sink",
+        &sink("yuv", &yuv, "ffv1", ",segment=2"),
+        "--sink",
+        &sink("bgra", &bgra, "ffv1", ",segment=2"),
+    ]);
+    let open = |format, pixel_format| StreamOpen {
+        format,
+        pixel_format,
+        origin: Origin::Unspecified,
+        width: 320,
+        height: 240,
+        fps_num: 10,
+        fps_den: 1,
+        name: String::new(),
+    };
+    let (sent_yuv, sent_bgra) = tokio::join!(
+        collect_frames(node.addr, "yuv", open(Format::Raw, PixelFormat::Yuv420p), 30),
+        collect_frames(node.addr, "bgra", open(Format::RawZstd, PixelFormat::Bgra), 30),
+    );
+    stop_gracefully(&mut node, "TERM");
+    for (dir, pix, size, sent) in [
+        (&yuv, "yuv420p", 320 * 240 * 3 / 2, &sent_yuv),
+        (&bgra, "bgra", 320 * 240 * 4, &sent_bgra),
+    ] {
+        assert_index_matches_disk(dir);
+        let archived = decode_archive(dir, pix, size);
+        // The subscriber and the archive started at different frames: align
+        // the later start on the other's frames.
+        let (a, b) = match archived.iter().position(|f| f == &sent[0]) {
+            Some(k) => (&archived[k..], &sent[..]),
+            None => match sent.iter().position(|f| f == &archived[0]) {
+                Some(k) => (&archived[..], &sent[k..]),
+                None => panic!("{pix}: no frame sent is in the archive bit for bit"),
+            },
+        };
+        let overlap = a.len().min(b.len());
+        assert!(overlap >= 20, "{pix}: {overlap} frames compared");
+        for i in 0..overlap {
+            assert!(a[i] == b[i], "{pix}: frame {i} differs");
+        }
+    }
+}
+
+/// ffmpeg SIGKILLed mid-recording: the node stays up, the cut segment is
+/// repaired, recording resumes in a new segment, the gap is in the index
+/// with ffmpeg's exit status. Then ffmpeg stopped (SIGSTOP): the watchdog
+/// kills it after the stall timeout and recording resumes again.
+#[test]
+fn ffmpeg_killed_or_stalled_resumes_in_a_new_segment_with_the_gap_indexed() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = temp_dir("archive-ffmpeg-fail");
+    let mut node = spawn_node(&[
+        "--name",
+        "test:ffkill",
+        "--source",
+        "test-pattern:cam,size=320x240,fps=10,format=raw,pixel-format=bgra",
+        "--sink",
+        &sink("cam", &dir, "ffv1", ",segment=60,stall-timeout=1"),
+    ]);
+    let node_pid = node.child.id();
+    assert!(wait_for(Duration::from_secs(20), || recording_pid(&dir)
+        .is_some_and(|p| children(node_pid).contains(&p))
+        && segments(&dir)[0].frames >= 10));
+    let first = recording_pid(&dir).unwrap();
+    kill(first, "KILL");
+    assert!(
+        wait_for(Duration::from_secs(20), || segments(&dir).len() >= 2
+            && recording_pid(&dir).is_some_and(|p| p != first)
+            && segments(&dir)[0].state == "recovered"),
+        "a new segment after ffmpeg was killed; log:\n{}",
+        node.log()
+    );
+    assert!(node.log().contains("restarting into a new segment"), "{}", node.log());
+    // Let the second segment take frames, then freeze its ffmpeg.
+    assert!(wait_for(Duration::from_secs(20), || segments(&dir)[1].frames >= 5));
+    let second = recording_pid(&dir).unwrap();
+    kill(second, "STOP");
+    assert!(
+        wait_for(Duration::from_secs(20), || segments(&dir).len() >= 3
+            && recording_pid(&dir).is_some_and(|p| p != second)),
+        "a new segment after ffmpeg stalled; log:\n{}",
+        node.log()
+    );
+    assert!(wait_for(Duration::from_secs(20), || segments(&dir)[2].frames >= 5));
+    stop_gracefully(&mut node, "TERM");
+
+    assert_index_matches_disk(&dir);
+    let segs = segments(&dir);
+    assert_eq!(segs.len(), 3, "{segs:?}");
+    assert_eq!(segs[0].state, "recovered");
+    assert_eq!(segs[1].state, "recovered");
+    assert_eq!(segs[2].state, "closed", "the last one closed by the graceful stop");
+    let g: Vec<GapRow> = gaps(&dir)
+        .into_iter()
+        .filter(|g| g.reason == "ffmpeg-restart")
+        .collect();
+    assert_eq!(g.len(), 2, "{g:?}");
+    assert!(g[0].detail.contains("signal: 9"), "{}", g[0].detail);
+    assert!(g[1].detail.contains("stopped reading"), "{}", g[1].detail);
+    assert!(
+        g.iter().all(|g| g.end_ns.is_some_and(|e| e >= g.start_ns)),
+        "gaps closed: {g:?}"
+    );
+    assert_eq!(
+        g[0].end_ns,
+        Some(segs[1].start_ns),
+        "the gap ends where recording resumed"
+    );
+}
+
+/// The node SIGKILLed while recording: after a restart the index matches
+/// the disk: the unfinished segment is repaired and counted, a
+/// *node-restart* gap is recorded, a truncated file nobody indexed is
+/// repaired and added.
+#[test]
+fn node_killed_then_restarted_index_matches_disk() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = temp_dir("archive-node-kill");
+    let args = [
+        "--name",
+        "test:nodekill",
+        "--source",
+        "test-pattern:cam,size=320x240,fps=10,format=mjpeg",
+        "--sink",
+        &sink("cam", &dir, "passthrough", ",segment=2"),
+    ];
+    let mut node = spawn_node(&args);
+    assert!(wait_for(Duration::from_secs(30), || {
+        let s = segments(&dir);
+        s.iter().any(|s| s.state == "closed") && s.iter().any(|s| s.state == "recording" && s.frames >= 5)
+    }));
+    node.kill();
+    let unfinished = segments(&dir).into_iter().find(|s| s.state == "recording").unwrap();
+    // A half-written file the index does not know (as if the node died
+    // between starting ffmpeg and committing its row).
+    let closed = segments(&dir).into_iter().find(|s| s.state == "closed").unwrap();
+    let bytes = std::fs::read(dir.join(&closed.path)).unwrap();
+    let orphan: PathBuf = dir.join(&closed.path).with_file_name(format!(
+        "cam-{}.mkv",
+        framewire_archive::time::compact(closed.start_ns - 10_000_000_000)
+    ));
+    std::fs::write(&orphan, &bytes[..bytes.len() * 2 / 3]).unwrap();
+
+    let mut node = spawn_node(&args);
+    assert!(
+        node.wait_log("archive sink attached", Duration::from_secs(30)),
+        "{}",
+        node.log()
+    );
+    let segs = segments(&dir);
+    let repaired = segs.iter().find(|s| s.id == unfinished.id).unwrap();
+    assert_eq!(repaired.state, "recovered", "{repaired:?}");
+    assert!(repaired.frames >= unfinished.frames, "{repaired:?} vs {unfinished:?}");
+    let found = segs
+        .iter()
+        .find(|s| dir.join(&s.path) == orphan)
+        .expect("the orphan is indexed");
+    assert_eq!(found.state, "recovered");
+    assert!(found.frames > 0 && found.frames < closed.frames, "{found:?}");
+    assert!(
+        gaps(&dir)
+            .iter()
+            .any(|g| g.reason == "node-restart" && g.start_ns == repaired.end_ns),
+        "{:?}",
+        gaps(&dir)
+    );
+    assert!(wait_for(Duration::from_secs(20), || segments(&dir).iter().any(|s| s
+        .state
+        == "recording"
+        && s.id > unfinished.id
+        && s.frames > 0)));
+    stop_gracefully(&mut node, "TERM");
+    assert_index_matches_disk(&dir);
+    let g = gaps(&dir);
+    let restart = g.iter().find(|g| g.reason == "node-restart").unwrap();
+    assert!(restart.end_ns.is_some(), "closed when recording resumed: {restart:?}");
+}
+
+async fn archive_peer(addr: std::net::SocketAddr, dir: &Path) -> String {
+    let mut c = client(addr, "test:stats").await;
+    let Response::GetStats(s) = c
+        .request(Request::GetStats(Name { name: String::new() }))
+        .await
+        .unwrap()
+    else {
+        panic!("stats")
+    };
+    s.outputs
+        .into_iter()
+        .map(|o| o.peer)
+        .find(|p| p.contains(&dir.display().to_string()))
+        .unwrap_or_default()
+}
+
+/// A tiny size limit: `delete-oldest` keeps recording and deletes the
+/// oldest segments; `stop` closes the segment, records the gap and stops.
+/// Both states show in the node's stats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_size_limit_applies_the_configured_policy() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let root = temp_dir("archive-full");
+    let (del, stop) = (root.join("delete"), root.join("stop"));
+    // About 60 kB per 1 s segment; 200 kB holds three or so.
+    let limit = 200_000u64;
+    let mut node = spawn_node(&[
+        "--name",
+        "test:full",
+        "--source",
+        "test-pattern:cam,size=320x240,fps=10,format=mjpeg",
+        "--sink",
+        &sink(
+            "cam",
+            &del,
+            "passthrough",
+            &format!(",segment=1,max-total-bytes={limit}"),
+        ),
+        "--sink",
+        &sink(
+            "cam",
+            &stop,
+            "passthrough",
+            &format!(",segment=1,max-total-bytes={limit},on-full=stop"),
+        ),
+    ]);
+    let (d2, s2) = (del.clone(), stop.clone());
+    let full = tokio::task::spawn_blocking(move || {
+        wait_for(Duration::from_secs(40), || {
+            Index::open_existing(&s2)
+                .and_then(|i| i.streams())
+                .is_ok_and(|s| s.first().is_some_and(|s| s.state.starts_with("full")))
+        }) && wait_for(Duration::from_secs(40), || {
+            let first_kept = segments(&s2).first().map_or(u64::MAX, |s| s.start_ns);
+            segments(&d2)
+                .first()
+                .is_some_and(|s| s.start_ns > first_kept.saturating_add(2_000_000_000))
+        })
+    })
+    .await
+    .unwrap();
+    assert!(full, "both policies acted; log:\n{}", node.log());
+    // Visible in stats, within the label refresh.
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut label = String::new();
+    while Instant::now() < end && !label.contains("FULL") {
+        label = archive_peer(node.addr, &stop).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(label.contains("FULL"), "stop policy in stats: {label}");
+    let label = archive_peer(node.addr, &del).await;
+    assert!(
+        label.contains("recording") && !label.contains("FULL"),
+        "delete-oldest in stats: {label}"
+    );
+    assert!(node.log().contains("oldest segment deleted"), "{}", node.log());
+    assert!(node.log().contains("archive full: recording stops"), "{}", node.log());
+    let segments_at_full = segments(&stop).len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_gracefully(&mut node, "TERM");
+
+    for d in [&del, &stop] {
+        assert_index_matches_disk(d);
+    }
+    let total = |d: &Path| segments(d).iter().map(|s| s.bytes).sum::<u64>();
+    assert!(
+        total(&del) <= limit + 100_000,
+        "delete-oldest stays near the limit: {}",
+        total(&del)
+    );
+    assert_eq!(
+        segments(&stop).len(),
+        segments_at_full,
+        "stop: no segment after the limit"
+    );
+    let g = gaps(&stop);
+    assert!(g.iter().any(|g| g.reason == "storage-full" && g.frames > 0), "{g:?}");
+    assert!(
+        gaps(&del).iter().all(|g| g.reason != "storage-full"),
+        "{:?}",
+        gaps(&del)
+    );
+}
+
+/// A raw stream cannot be archived as passthrough: the sink says why and
+/// the node keeps running.
+#[test]
+fn passthrough_of_a_raw_stream_is_refused_clearly() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = temp_dir("archive-refused");
+    let mut node = spawn_node(&[
+        "--name",
+        "test:refused",
+        "--source",
+        "test-pattern:cam,size=64x48,fps=5,format=raw",
+        "--sink",
+        &sink("cam", &dir, "passthrough", ""),
+    ]);
+    assert!(
+        node.wait_log("choose ffv1 for a lossless archive", Duration::from_secs(20)),
+        "{}",
+        node.log()
+    );
+    stop_gracefully(&mut node, "TERM");
+}
