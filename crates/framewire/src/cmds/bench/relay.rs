@@ -75,6 +75,10 @@ pub struct Args {
     /// (the relay then drops what its subscribers cannot take).
     #[arg(long, default_value_t = 0.0)]
     source_fps: f64,
+    /// Run framewire once per case with the source unpaced, without
+    /// searching for the sustained rate.
+    #[arg(long)]
+    no_search: bool,
     /// Completeness frame budget of each subscriber (and of the relay's edge).
     #[arg(long, default_value_t = 8)]
     max_frames: u32,
@@ -228,6 +232,11 @@ struct Run {
     /// Payload bits per second, all subscribers.
     gbps: f64,
     cpu_pct: f64,
+    src_cpu_pct: f64,
+    /// Source rate (0: unpaced).
+    source_fps: f64,
+    /// Median fps per subscriber with the source unpaced (framewire's probe).
+    unpaced_fps: Option<f64>,
     rss: u64,
     hwm: u64,
     /// Frames lost upstream of the subscribers (sequence gaps), % of sent.
@@ -236,8 +245,14 @@ struct Run {
 }
 
 impl Run {
+    /// Lowest per-subscriber rate; NaN when none is known.
     fn fps_min(&self) -> f64 {
-        self.fps.iter().copied().fold(f64::INFINITY, f64::min).min(f64::MAX)
+        self.fps
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .reduce(f64::min)
+            .unwrap_or(f64::NAN)
     }
 
     fn fps_med(&self) -> f64 {
@@ -248,7 +263,7 @@ impl Run {
 fn median(v: &[f64]) -> f64 {
     let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     if s.is_empty() {
-        return 0.0;
+        return f64::NAN;
     }
     s.sort_by(f64::total_cmp);
     let m = s.len() / 2;
@@ -266,6 +281,9 @@ struct Agg {
     fps_med: f64,
     gbps: f64,
     cpu_pct: f64,
+    src_cpu_pct: f64,
+    source_fps: f64,
+    unpaced_fps: Option<f64>,
     rss_mb: f64,
     hwm_mb: f64,
     lost_pct: Option<f64>,
@@ -284,6 +302,12 @@ fn aggregate(runs: &[Run]) -> Option<Agg> {
         fps_med: m(&Run::fps_med),
         gbps: m(&|r| r.gbps),
         cpu_pct: m(&|r| r.cpu_pct),
+        src_cpu_pct: m(&|r| r.src_cpu_pct),
+        source_fps: m(&|r| r.source_fps),
+        unpaced_fps: {
+            let u: Vec<f64> = runs.iter().filter_map(|r| r.unpaced_fps).collect();
+            if u.is_empty() { None } else { Some(median(&u)) }
+        },
         rss_mb: m(&|r| r.rss as f64 / 1048576.0),
         hwm_mb: m(&|r| r.hwm as f64 / 1048576.0),
         lost_pct: if lost.is_empty() { None } else { Some(median(&lost)) },
@@ -337,7 +361,7 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
         for &n in &plan.a.subscribers {
             let (mut fw, mut gs) = (Vec::new(), Vec::new());
             for rep in 1..=plan.a.reps {
-                match fw_run(plan, cx, wl, n) {
+                match fw_case(plan, cx, wl, n) {
                     Ok(r) => {
                         progress("framewire", wl, n, rep, &r);
                         fw.push(r);
@@ -462,6 +486,8 @@ fn sleep_until(ns: u64) -> anyhow::Result<()> {
 #[derive(Debug, Default)]
 struct Sample {
     cpu_pct: f64,
+    /// CPU % of the source process over the same window, when given.
+    src_cpu_pct: f64,
     rss: u64,
     hwm: u64,
     aborted: Option<String>,
@@ -469,9 +495,10 @@ struct Sample {
 
 /// Samples `pid` over [start, end]: CPU time at both ends, RSS each 250 ms;
 /// stops early if RSS passes `limit`.
-fn sample(pid: u32, start: u64, end: u64, limit: Option<u64>) -> anyhow::Result<Sample> {
+fn sample(pid: u32, src: Option<u32>, start: u64, end: u64, limit: Option<u64>) -> anyhow::Result<Sample> {
     sleep_until(start)?;
     let c0 = procs::cpu_seconds(pid).context("relay process gone")?;
+    let s0 = src.and_then(procs::cpu_seconds);
     let t0 = Instant::now();
     let mut s = Sample::default();
     while now_ns() < end {
@@ -485,7 +512,12 @@ fn sample(pid: u32, start: u64, end: u64, limit: Option<u64>) -> anyhow::Result<
         }
     }
     let c1 = procs::cpu_seconds(pid).context("relay process gone")?;
-    s.cpu_pct = (c1 - c0) / t0.elapsed().as_secs_f64() * 100.0;
+    let secs = t0.elapsed().as_secs_f64();
+    s.cpu_pct = (c1 - c0) / secs * 100.0;
+    s.src_cpu_pct = src
+        .and_then(procs::cpu_seconds)
+        .zip(s0)
+        .map_or(0.0, |(b, a)| (b - a) / secs * 100.0);
     (s.rss, s.hwm) = procs::rss(pid).unwrap_or_default();
     Ok(s)
 }
@@ -594,13 +626,14 @@ fn collect(subs: Vec<Proc>, end: u64) -> Vec<Report> {
         .collect()
 }
 
-fn fw_run(plan: &Plan, cx: &Ctx, wl: &Workload, n: usize) -> anyhow::Result<Run> {
-    let tag = format!("fw-{}-{n}", wl.kind.label());
-    let (src, sport) = fw_source(cx, wl, plan.a.source_fps, plan.duration + 30.0, &tag)?;
+/// One framewire run with the source at `fps` (0: unpaced).
+fn fw_run(plan: &Plan, cx: &Ctx, wl: &Workload, n: usize, fps: f64, duration: f64, warmup: f64) -> anyhow::Result<Run> {
+    let tag = format!("fw-{}-{n}-{fps:.0}", wl.kind.label());
+    let (src, sport) = fw_source(cx, wl, fps, duration + 30.0, &tag)?;
     let (relay, rport) = fw_relay(cx, sport, plan.a.max_frames, &tag)?;
     let t = now_ns();
-    let start = t + secs_ns(plan.warmup);
-    let end = t + secs_ns(plan.duration);
+    let start = t + secs_ns(warmup);
+    let end = t + secs_ns(duration);
     let opts = SubOpts {
         start,
         end,
@@ -613,13 +646,10 @@ fn fw_run(plan: &Plan, cx: &Ctx, wl: &Workload, n: usize) -> anyhow::Result<Run>
     for i in 0..n {
         subs.push(fw_sub(cx, rport, opts, &format!("{tag}-sub{i}"))?);
     }
-    let c0 = procs::cpu_seconds(src.pid);
-    let s = sample(relay.pid, start, end, None)?;
-    let src_cpu = procs::cpu_seconds(src.pid)
-        .zip(c0)
-        .map_or(0.0, |(b, a)| (b - a) / ((end - start) as f64 / 1e9) * 100.0);
-    eprintln!("bench: source CPU {src_cpu:.0} % (window includes warm-up)");
+    let s = sample(relay.pid, Some(src.pid), start, end, None)?;
     let reports = collect(subs, end);
+    procs::kill(relay.pid);
+    procs::kill(src.pid);
     let window = (end - start) as f64 / 1e9;
     let failed = reports.iter().filter(|r| r.error.is_some()).count();
     let (frames, lost): (u64, u64) = reports.iter().fold((0, 0), |a, r| (a.0 + r.frames, a.1 + r.lost));
@@ -627,6 +657,9 @@ fn fw_run(plan: &Plan, cx: &Ctx, wl: &Workload, n: usize) -> anyhow::Result<Run>
         fps: reports.iter().map(|r| r.frames as f64 / window).collect(),
         gbps: reports.iter().map(|r| r.bytes).sum::<u64>() as f64 * 8.0 / window / 1e9,
         cpu_pct: s.cpu_pct,
+        src_cpu_pct: s.src_cpu_pct,
+        source_fps: fps,
+        unpaced_fps: None,
         rss: s.rss,
         hwm: s.hwm,
         lost_pct: Some(lost as f64 * 100.0 / (frames + lost).max(1) as f64),
@@ -636,6 +669,64 @@ fn fw_run(plan: &Plan, cx: &Ctx, wl: &Workload, n: usize) -> anyhow::Result<Run>
             String::new()
         },
     })
+}
+
+/// Loss a paced run may show and still count as sustained, %.
+const SUSTAINED_LOSS_PCT: f64 = 2.0;
+
+/// framewire's sustained rate for one case.
+///
+/// A framewire relay never slows its input: with an unpaced source it
+/// reads every frame the source makes and drops, per output, what a
+/// subscriber cannot take, so an unpaced source measures overload, with
+/// CPU spent on frames that are dropped. So: one short probe with the
+/// source unpaced (delivered rate D), then up to four short probes with the
+/// source paced, from 2 D, raising the rate while the subscribers lose at
+/// most 2 % of the frames and bisecting once they lose more; then the
+/// measured run at the highest rate that held. Its delivered rate is
+/// reported (the unpaced probe's rate is shown beside it). `--source-fps`
+/// skips the search.
+fn fw_case(plan: &Plan, cx: &Ctx, wl: &Workload, n: usize) -> anyhow::Result<Run> {
+    if plan.a.source_fps > 0.0 || plan.a.no_search {
+        return fw_run(plan, cx, wl, n, plan.a.source_fps, plan.duration, plan.warmup);
+    }
+    let (pd, pw) = if plan.a.quick { (1.5, 0.5) } else { (4.0, 1.5) };
+    let probe0 = fw_run(plan, cx, wl, n, 0.0, pd, pw)?;
+    let unpaced = probe0.fps_med();
+    eprintln!(
+        "bench:   probe {} x{n} unpaced source: {unpaced:.1} fps/sub, lost {:.1} %, source CPU {:.0} %",
+        wl.kind.label(),
+        probe0.lost_pct.unwrap_or(0.0),
+        probe0.src_cpu_pct
+    );
+    let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
+    let mut rate = (unpaced * 2.0).max(10.0);
+    for _ in 0..4 {
+        let r = fw_run(plan, cx, wl, n, rate, pd, pw)?;
+        let lost = r.lost_pct.unwrap_or(100.0);
+        let ok = lost <= SUSTAINED_LOSS_PCT && r.fps_med() >= rate * 0.9;
+        eprintln!(
+            "bench:   probe {} x{n} source {rate:.0} fps: {:.1} fps/sub (min {:.1}), lost {lost:.1} %: {}",
+            wl.kind.label(),
+            r.fps_med(),
+            r.fps_min(),
+            if ok { "held" } else { "not held" }
+        );
+        if ok {
+            good = Some(good.map_or(rate, |g: f64| g.max(rate)));
+            rate = bad.map_or(rate * 1.5, |b| (rate + b) / 2.0);
+        } else {
+            bad = Some(bad.map_or(rate, |b: f64| b.min(rate)));
+            rate = good.map_or(r.fps_med() * 0.9, |g| (g + rate) / 2.0);
+        }
+        if good.zip(bad).is_some_and(|(g, b)| b / g < 1.08) {
+            break;
+        }
+    }
+    let rate = good.unwrap_or(rate);
+    let mut run = fw_run(plan, cx, wl, n, rate, plan.duration, plan.warmup)?;
+    run.unpaced_fps = Some(unpaced);
+    Ok(run)
 }
 
 fn secs_ns(s: f64) -> u64 {
@@ -669,7 +760,7 @@ fn gst_run(plan: &Plan, cx: &Ctx, wl: &Workload, n: usize) -> anyhow::Result<Run
     }
     std::thread::sleep(Duration::from_millis(300));
     let t = now_ns();
-    let _src = gst::launch(
+    let src = gst::launch(
         "GStreamer source",
         &gst::source_pipeline(wl, input),
         false,
@@ -678,17 +769,26 @@ fn gst_run(plan: &Plan, cx: &Ctx, wl: &Workload, n: usize) -> anyhow::Result<Run
     )?;
     let start = t + secs_ns(plan.warmup);
     let end = t + secs_ns(plan.duration);
-    let s = sample(relay.pid, start, end, Some(plan.a.gst_rss_limit_mib << 20))?;
+    let s = sample(
+        relay.pid,
+        Some(src.pid),
+        start,
+        end,
+        Some(plan.a.gst_rss_limit_mib << 20),
+    )?;
     let end = if s.aborted.is_some() { now_ns() } else { end };
     let fps: Vec<f64> = cons
         .into_iter()
-        .map(|c| gst::rate(&c.timed_lines(), start, end).unwrap_or(0.0))
+        .map(|c| gst::rate(&c.timed_lines(), start, end).unwrap_or(f64::NAN))
         .collect();
-    let total: f64 = fps.iter().sum();
+    let total: f64 = fps.iter().filter(|x| x.is_finite()).sum();
     Ok(Run {
         gbps: total * wl.mean_bytes * 8.0 / 1e9,
         fps,
         cpu_pct: s.cpu_pct,
+        src_cpu_pct: s.src_cpu_pct,
+        source_fps: 0.0,
+        unpaced_fps: None,
         rss: s.rss,
         hwm: s.hwm,
         lost_pct: None,
@@ -732,7 +832,7 @@ fn latency_run(plan: &Plan, cx: &Ctx, wl: &Workload) -> anyhow::Result<Latency> 
         plan.a.latency_fps,
         plan.latency
     );
-    let s = sample(relay.pid, start, end, None)?;
+    let s = sample(relay.pid, None, start, end, None)?;
     let d = collect(vec![direct], end).pop().unwrap_or_default();
     let reports = collect(subs, end);
     let arrival: std::collections::HashMap<u64, u64> = d.records.iter().map(|&(seq, _, a)| (seq, a)).collect();
@@ -871,7 +971,15 @@ fn stall_run(plan: &Plan, cx: &Ctx, wl: &Workload) -> anyhow::Result<Stall> {
         ..opts
     };
     let _stalled = fw_sub(cx, rport, stalled, &format!("{tag}-stalled"))?;
-    let (series, note) = rss_series(relay.pid, stall_at, end, None)?;
+    let (series, mut note) = rss_series(relay.pid, stall_at, end.saturating_sub(500_000_000), None)?;
+    if let Some((q, f)) = stalled_queue(cx, rport) {
+        let _ = write!(
+            note,
+            "{}the stalled output holds {f} frames, {:.1} MB by the relay's accounting",
+            if note.is_empty() { "" } else { "; " },
+            mb(q)
+        );
+    }
     let reports = collect(subs, end);
     let (before, during) = phase_rates(&reports, start, stall_at, end);
     Ok(Stall {
@@ -883,6 +991,21 @@ fn stall_run(plan: &Plan, cx: &Ctx, wl: &Workload) -> anyhow::Result<Stall> {
         fps_during: during,
         note,
     })
+}
+
+/// Queued bytes and frames of the relay's fullest output (the stalled
+/// one), from `framewire stats --json`.
+fn stalled_queue(cx: &Ctx, port: u16) -> Option<(u64, u64)> {
+    let mut c = cx.fw();
+    c.args(["stats", &format!("127.0.0.1:{port}"), "--json"]);
+    let p = procs::spawn("framewire stats", &mut c, Capture::Text, None).ok()?;
+    let out = p.output(Duration::from_secs(5));
+    let j: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
+    j["outputs"]
+        .as_array()?
+        .iter()
+        .filter_map(|o| Some((o["queue_bytes"].as_u64()?, o["queue_frames"].as_u64()?)))
+        .max()
 }
 
 /// Median frames/s of the subscribers before and during the stall (the
@@ -963,8 +1086,8 @@ fn gst_stall_run(plan: &Plan, cx: &Ctx, wl: &Workload) -> anyhow::Result<Stall> 
     let (mut before, mut during) = (Vec::new(), Vec::new());
     for c in cons {
         let lines = c.timed_lines();
-        before.push(gst::rate(&lines, start, stall_at).unwrap_or(0.0));
-        during.push(gst::rate(&lines, during_from, end).unwrap_or(0.0));
+        before.push(gst::rate(&lines, start, stall_at).unwrap_or(f64::NAN));
+        during.push(gst::rate(&lines, during_from, end).unwrap_or(f64::NAN));
     }
     Ok(Stall {
         system: "gstreamer",
@@ -1032,8 +1155,20 @@ fn utc(ns: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}:{s:02}Z")
 }
 
+fn num(x: f64, prec: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.prec$}")
+    } else {
+        "-".into()
+    }
+}
+
 fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 { format!("{:.2}x", a / b) } else { "-".into() }
+    if b > 0.0 && a.is_finite() && b.is_finite() {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".into()
+    }
 }
 
 fn mb(b: u64) -> f64 {
@@ -1089,28 +1224,54 @@ fn table(plan: &Plan, cx: &Ctx, s: &Summary<'_>) -> String {
     );
     let _ = writeln!(
         o,
-        "{:<9} {:>4} {:<10} {:>9} {:>9} {:>8} {:>7} {:>8} {:>7} {:>7} {:>7}",
-        "format", "subs", "system", "fps min", "fps med", "Gbit/s", "%iperf", "relay%", "RSS MB", "HWM MB", "lost%"
+        "framewire: the source runs at the highest rate (src fps) at which the subscribers lost <= {SUSTAINED_LOSS_PCT} % \
+         of the frames, found by short probes; `unpaced` is the rate per subscriber with the source unpaced (the relay \
+         then reads more than it can deliver and drops). GStreamer: source at full speed, back-pressured by the relay."
+    );
+    let _ = writeln!(
+        o,
+        "{:<9} {:>4} {:<10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7} {:>6} {:>7} {:>7} {:>6}",
+        "format",
+        "subs",
+        "system",
+        "src fps",
+        "fps min",
+        "fps med",
+        "unpaced",
+        "Gbit/s",
+        "%iperf",
+        "relay%",
+        "src%",
+        "RSS MB",
+        "HWM MB",
+        "lost%"
     );
     for (kind, n, fw, gs) in s.rows {
         for (name, a) in [("framewire", fw), ("gstreamer", gs)] {
             let Some(a) = a else { continue };
             let pct_ceiling = if ceiling > 0.0 {
-                format!("{:.0}", a.gbps / ceiling * 100.0)
+                num(a.gbps / ceiling * 100.0, 0)
             } else {
                 "-".into()
             };
             let _ = writeln!(
                 o,
-                "{:<9} {:>4} {:<10} {:>9.1} {:>9.1} {:>8.2} {:>7} {:>8.0} {:>7.0} {:>7.0} {:>7}{}",
+                "{:<9} {:>4} {:<10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7.0} {:>6.0} {:>7.0} {:>7.0} {:>6}{}",
                 kind.label(),
                 n,
                 name,
-                a.fps_min,
-                a.fps_med,
-                a.gbps,
+                if a.source_fps > 0.0 {
+                    num(a.source_fps, 0)
+                } else {
+                    "max".into()
+                },
+                num(a.fps_min, 1),
+                num(a.fps_med, 1),
+                a.unpaced_fps.map_or("-".into(), |u| num(u, 1)),
+                num(a.gbps, 2),
                 pct_ceiling,
                 a.cpu_pct,
+                a.src_cpu_pct,
                 a.rss_mb,
                 a.hwm_mb,
                 a.lost_pct.map_or("-".into(), |l| format!("{l:.1}")),
@@ -1124,12 +1285,14 @@ fn table(plan: &Plan, cx: &Ctx, s: &Summary<'_>) -> String {
         if let (Some(f), Some(g)) = (fw, gs) {
             let _ = writeln!(
                 o,
-                "{:<9} {:>4} {:<10} {:>9} {:>9} {:>8} {:>7} {:>8}",
+                "{:<9} {:>4} {:<10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}",
                 kind.label(),
                 n,
                 "fw/gst",
+                "",
                 ratio(f.fps_min, g.fps_min),
                 ratio(f.fps_med, g.fps_med),
+                ratio(f.unpaced_fps.unwrap_or(f64::NAN), g.fps_med),
                 ratio(f.gbps, g.gbps),
                 "",
                 ratio(f.cpu_pct, g.cpu_pct)
@@ -1198,9 +1361,9 @@ fn table(plan: &Plan, cx: &Ctx, s: &Summary<'_>) -> String {
         let _ = writeln!(o, "  RSS MB over the stall: {}", pts.join(", "));
         let _ = writeln!(
             o,
-            "  other subscribers, median fps: {:.1} before, {:.1} during ({}){}",
-            st.fps_before,
-            st.fps_during,
+            "  other subscribers, median fps: {} before, {} during ({}){}",
+            num(st.fps_before, 1),
+            num(st.fps_during, 1),
             ratio(st.fps_during, st.fps_before),
             if st.note.is_empty() {
                 String::new()

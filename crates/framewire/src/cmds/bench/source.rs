@@ -45,18 +45,19 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let data = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let (format, pixel_format, frames) = if args.raw_frame_size == 0 {
-        let (frames, _) = jpeg_split::split_all(&data, jpeg_split::DEFAULT_MAX_IMAGE);
-        (Format::Mjpeg, PixelFormat::None, frames)
-    } else {
-        let pf = PixelFormat::from_label(&args.pixel_format)
-            .with_context(|| format!("unknown pixel format `{}`", args.pixel_format))?;
-        let all = Bytes::from(data);
-        let n = all.len() / args.raw_frame_size;
-        let frames = (0..n)
-            .map(|i| all.slice(i * args.raw_frame_size..(i + 1) * args.raw_frame_size))
-            .collect();
-        (Format::Raw, pf, frames)
+    let (format, pixel_format, frames) = match data.len().checked_div(args.raw_frame_size) {
+        None => {
+            let (frames, _) = jpeg_split::split_all(&data, jpeg_split::DEFAULT_MAX_IMAGE);
+            (Format::Mjpeg, PixelFormat::None, frames)
+        }
+        Some(n) => {
+            let pf = PixelFormat::from_label(&args.pixel_format)
+                .with_context(|| format!("unknown pixel format `{}`", args.pixel_format))?;
+            let size = args.raw_frame_size;
+            let all = Bytes::from(data);
+            let frames = (0..n).map(|i| all.slice(i * size..(i + 1) * size)).collect();
+            (Format::Raw, pf, frames)
+        }
     };
     if frames.is_empty() {
         bail!("{} holds no frame", args.file.display());
