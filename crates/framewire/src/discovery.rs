@@ -316,4 +316,22 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("fast").is_err());
     }
+
+    fn toml_blocks(doc: &str) -> Vec<&str> {
+        doc.split("```toml\n").skip(1).filter_map(|b| b.split("```").next()).collect()
+    }
+
+    #[test]
+    fn the_documented_examples_parse() {
+        let cfg = toml_blocks(include_str!("../../../docs/config.md"))[0];
+        let f: crate::config::NodeFile = toml::from_str(cfg).expect("docs/config.md example");
+        let c = into_config(f.discovery, listen("127.0.0.1:7400")).unwrap().unwrap();
+        assert_eq!(c.manual_peers, vec!["10.0.0.9:7400".to_owned()]);
+        assert_eq!(c.legs[0].net.interface, Ipv4Addr::LOCALHOST);
+        let gw = toml_blocks(include_str!("../../../docs/discovery.md"))[0];
+        let f: crate::config::NodeFile = toml::from_str(gw).expect("docs/discovery.md gateway example");
+        let c = into_config(f.discovery, f.listen.unwrap()).unwrap().unwrap();
+        assert!(c.is_gateway());
+        assert_eq!(c.legs[1].kind, LegKind::Site { site_id: 2 });
+    }
 }
