@@ -15,7 +15,7 @@
 //! A node serves the streams of other sites' nodes when it is a gateway:
 //! a SUBSCRIBE for `STREAM@SITE:NAMESPACE:INSTANCE` that names no local
 //! stream is routed through the peer table and pulled on demand with a
-//! pulled edge ([`remote_stream`]).
+//! pulled edge (see [`parse_remote_stream`] for the name).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
