@@ -79,8 +79,9 @@ pub struct Args {
     /// searching for the sustained rate.
     #[arg(long)]
     no_search: bool,
-    /// Completeness frame budget of each subscriber (and of the relay's edge).
-    #[arg(long, default_value_t = 8)]
+    /// Completeness frame budget of each subscriber (and of the relay's
+    /// edge); 64 is a node's default.
+    #[arg(long, default_value_t = 64)]
     max_frames: u32,
     /// Seconds of the 30 fps latency run; 0 skips it [default: 15; --quick: 2].
     #[arg(long)]
