@@ -414,6 +414,15 @@ impl Index {
         Ok(c.last_insert_rowid())
     }
 
+    /// Moves a gap's end and sets its count and detail.
+    pub(crate) fn extend_gap(&self, id: i64, end_ns: u64, frames: u64, detail: &str) -> Result<(), ArchiveError> {
+        self.lock().execute(
+            "UPDATE gaps SET end_ns = ?2, frames = ?3, detail = ?4 WHERE id = ?1",
+            params![id, i(end_ns), i(frames), detail],
+        )?;
+        Ok(())
+    }
+
     /// Ends every open gap of a stream at `end_ns` (recording resumed).
     pub(crate) fn close_gaps(&self, stream_id: i64, end_ns: u64) -> Result<(), ArchiveError> {
         self.lock().execute(

@@ -202,6 +202,7 @@ impl Archiver {
             full: false,
             last_flush: Instant::now(),
             undecodable_warned: false,
+            drop_gap: None,
         };
         let worker = std::thread::Builder::new()
             .name(format!("archive:{}", open.name))
@@ -301,6 +302,29 @@ struct Worker {
     full: bool,
     last_flush: Instant,
     undecodable_warned: bool,
+    /// The latest budget-drops gap, extended while drops continue.
+    drop_gap: Option<DropGap>,
+}
+
+/// Drops closer than this in time extend the same budget-drops gap.
+const DROP_GAP_JOIN: u64 = 2_000_000_000;
+
+struct DropGap {
+    id: i64,
+    end_ns: u64,
+    frames: u64,
+    by_reason: std::collections::BTreeMap<String, u64>,
+    dirty: bool,
+}
+
+impl DropGap {
+    fn detail(&self) -> String {
+        self.by_reason
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Worker {
@@ -362,18 +386,7 @@ impl Worker {
 
     fn on_frame(&mut self, f: ArchiveFrame) {
         if f.lost > 0 {
-            let start = self.last_ts.unwrap_or(f.timestamp_ns).min(f.timestamp_ns);
-            warn!(stream = %self.stream, lost = f.lost, detail = %f.lost_detail, "archiver's relay output dropped frames");
-            if let Err(e) = self.index.add_gap(
-                self.stream_id,
-                start,
-                Some(f.timestamp_ns),
-                reason::BUDGET_DROPS,
-                f.lost,
-                &f.lost_detail,
-            ) {
-                error!(stream = %self.stream, error = %e, "cannot record a gap in the index");
-            }
+            self.budget_drops(&f);
         }
         if self.full {
             let ts = self.last_ts.unwrap_or(f.timestamp_ns);
@@ -434,6 +447,58 @@ impl Worker {
                 }
                 Err(e) => self.fail_segment(&format!("writing to ffmpeg failed: {e}")),
             }
+        }
+    }
+
+    /// Records drops of the relay output in front of the archiver. Drops
+    /// less than [`DROP_GAP_JOIN`] apart extend one gap row (and one log line).
+    fn budget_drops(&mut self, f: &ArchiveFrame) {
+        let ts = f.timestamp_ns;
+        if let Some(g) = self.drop_gap.as_mut()
+            && ts.saturating_sub(g.end_ns) < DROP_GAP_JOIN
+        {
+            g.end_ns = ts;
+            g.frames += f.lost;
+            for part in f.lost_detail.split(", ") {
+                if let Some((k, v)) = part.split_once('=') {
+                    *g.by_reason.entry(k.to_owned()).or_default() += v.parse::<u64>().unwrap_or(0);
+                }
+            }
+            g.dirty = true; // written with the next batch (flush)
+            return;
+        }
+        let start = self.last_ts.unwrap_or(ts).min(ts);
+        warn!(
+            stream = %self.stream,
+            lost = f.lost,
+            detail = %f.lost_detail,
+            "archiver's relay output is dropping frames (budget full: the encoder is slower than the stream); \
+             recorded as a budget-drops gap"
+        );
+        match self.index.add_gap(
+            self.stream_id,
+            start,
+            Some(ts),
+            reason::BUDGET_DROPS,
+            f.lost,
+            &f.lost_detail,
+        ) {
+            Ok(id) => {
+                let mut g = DropGap {
+                    id,
+                    end_ns: ts,
+                    frames: f.lost,
+                    by_reason: std::collections::BTreeMap::new(),
+                    dirty: false,
+                };
+                for part in f.lost_detail.split(", ") {
+                    if let Some((k, v)) = part.split_once('=') {
+                        g.by_reason.insert(k.to_owned(), v.parse().unwrap_or(0));
+                    }
+                }
+                self.drop_gap = Some(g);
+            }
+            Err(e) => error!(stream = %self.stream, error = %e, "cannot record a gap in the index"),
         }
     }
 
@@ -633,6 +698,12 @@ impl Worker {
         if let Err(e) = self.index.flush(&progress, &gaps) {
             error!(stream = %self.stream, error = %e, "cannot write progress to the index");
         }
+        if let Some(g) = self.drop_gap.as_mut().filter(|g| g.dirty) {
+            g.dirty = false;
+            if let Err(e) = self.index.extend_gap(g.id, g.end_ns, g.frames, &g.detail()) {
+                error!(stream = %self.stream, error = %e, "cannot record a gap in the index");
+            }
+        }
         if let Ok(b) = self.index.total_bytes() {
             self.status().archive_bytes = b;
         }
@@ -747,6 +818,7 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled `s`.
     let s = unsafe { s.assume_init() };
+    #[allow(clippy::useless_conversion)] // u64 on 64-bit Linux, not everywhere
     Some(u64::from(s.f_bavail).saturating_mul(u64::from(s.f_frsize)))
 }
 

@@ -93,13 +93,16 @@ pub fn compact(ns: u64) -> String {
 pub fn parse_time(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let bad = || format!("`{s}` is not a time: use unix seconds or RFC 3339 (2026-11-21T13:28:00Z)");
-    if let Ok(secs) = s.parse::<f64>() {
-        if !(0.0..1e11).contains(&secs) {
+    if let Some((int, frac)) = unix_parts(s) {
+        let secs: u64 = int.parse().map_err(|_| bad())?;
+        if secs >= 100_000_000_000 {
             return Err(bad());
         }
-        // In range: below 1e20 ns.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        return Ok((secs * 1e9).round() as u64);
+        let mut ns = 0u64;
+        for (i, c) in frac.bytes().take(9).enumerate() {
+            ns += u64::from(c - b'0') * 10u64.pow(8 - u32::try_from(i).unwrap_or(8));
+        }
+        return Ok(secs * 1_000_000_000 + ns);
     }
     let b = s.as_bytes();
     if b.len() < 20
@@ -155,6 +158,13 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec) - offset_s;
     let secs = u64::try_from(secs).map_err(|_| bad())?;
     Ok(secs * 1_000_000_000 + frac_ns)
+}
+
+/// `123` or `123.45` as its integer and fraction digits.
+fn unix_parts(s: &str) -> Option<(&str, &str)> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
+    (!int.is_empty() && int.len() <= 12 && digits(int) && digits(frac)).then_some((int, frac))
 }
 
 #[cfg(test)]

@@ -574,6 +574,73 @@ async fn a_size_limit_applies_the_configured_policy() {
     );
 }
 
+/// ffmpeg frozen while frames keep coming: the archiver's relay output
+/// overflows its small budget, and every frame it drops is in the index as
+/// a *budget-drops* gap with its reason, matching the node's stats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_overflow_drops_are_counted_in_the_index() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = temp_dir("archive-drops");
+    let mut node = spawn_node(&[
+        "--name",
+        "test:drops",
+        "--source",
+        "test-pattern:cam,size=320x240,fps=20,format=raw,pixel-format=bgra",
+        "--sink",
+        &sink("cam", &dir, "ffv1", ",segment=60,stall-timeout=30,max-frames=4"),
+    ]);
+    let d = dir.clone();
+    let pid = tokio::task::spawn_blocking(move || {
+        assert!(wait_for(Duration::from_secs(20), || segments(&d)
+            .first()
+            .is_some_and(|s| s.frames >= 5)));
+        recording_pid(&d).unwrap()
+    })
+    .await
+    .unwrap();
+    kill(pid, "STOP");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    kill(pid, "CONT");
+    let d = dir.clone();
+    let recorded = tokio::task::spawn_blocking(move || {
+        wait_for(Duration::from_secs(20), || {
+            gaps(&d).iter().any(|g| g.reason == "budget-drops")
+        })
+    })
+    .await
+    .unwrap();
+    assert!(recorded, "no budget-drops gap; log:\n{}", node.log());
+    let label = archive_peer(node.addr, &dir).await;
+    assert!(label.contains("recording"), "{label}");
+    let mut c = client(node.addr, "test:stats").await;
+    let Response::GetStats(st) = c
+        .request(Request::GetStats(Name { name: String::new() }))
+        .await
+        .unwrap()
+    else {
+        panic!("stats")
+    };
+    let out = st.outputs.iter().find(|o| o.peer.contains("sink:archive")).unwrap();
+    let dropped: u64 = out.drops.iter().map(|d| d.count).sum();
+    assert!(
+        dropped >= 10,
+        "2 s frozen at 20 fps with 4 + 8 frames of room: {dropped} dropped"
+    );
+    stop_gracefully(&mut node, "TERM");
+    let g: Vec<GapRow> = gaps(&dir).into_iter().filter(|g| g.reason == "budget-drops").collect();
+    assert_eq!(
+        g.iter().map(|g| g.frames).sum::<u64>(),
+        dropped,
+        "every drop recorded: {g:?}"
+    );
+    assert!(g.iter().all(|g| g.detail.starts_with("frame-budget=")), "{g:?}");
+    // Drops in one burst share a row (a busy machine may make two bursts).
+    assert!(g.len() <= 3, "{g:?}");
+    assert_index_matches_disk(&dir);
+}
+
 /// A raw stream cannot be archived as passthrough: the sink says why and
 /// the node keeps running.
 #[test]
