@@ -183,12 +183,10 @@ async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result
             Err(e) => break Err(e),
         }
     };
-    // Closing: tell the subscriber, let the writer finish what is in flight.
+    // Closing. On shutdown, *closed* events are already queued (Node::shutdown);
+    // the writer finishes the frame in flight, writes them, and closes.
     let shutting_down = *stop.borrow();
     for (_, id) in std::mem::take(&mut conn.channels) {
-        if shutting_down {
-            // The shutdown path has queued *closed* events already.
-        }
         conn.shared.remove_output(id);
         let _ = conn.ctrl.try_send(WriterCmd::RemoveOutput(id));
     }
