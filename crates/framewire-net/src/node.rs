@@ -621,15 +621,18 @@ impl Node {
     /// Shuts down gracefully: subscribers get *closed*, frames being
     /// written are finished (for at most the configured grace), sockets close.
     pub async fn shutdown(mut self) {
-        self.shared.begin_shutdown();
-        if let Some(d) = self.shared.discovery.get() {
-            d.close().await; // goodbye first: peers drop the node at once
-        }
         self.stop_sources.store(true, Ordering::SeqCst);
+        // Queue *closed* for every subscriber before the connections learn
+        // of the shutdown: a connection that sees the signal first removes
+        // its outputs, and its subscriber would never be told why.
         let names: Vec<String> = self.shared.lock().streams.keys().cloned().collect();
         for n in names {
             self.shared
                 .stream_event(&n, closed(EventReason::Shutdown, "node shutting down"));
+        }
+        self.shared.begin_shutdown();
+        if let Some(d) = self.shared.discovery.get() {
+            d.close().await; // goodbye: peers drop the node at once
         }
         let grace = self.shared.config.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
