@@ -293,7 +293,9 @@ impl NodeChild {
                     && let Some(t) = tx.take()
                 {
                     let _ = t.send(rest.trim().to_owned());
-                } else if line.contains("WARN") || line.contains("ERROR") {
+                } else if (line.contains("WARN") || line.contains("ERROR"))
+                    && ["archive", "ffmpeg", "segment"].iter().any(|w| line.contains(w))
+                {
                     eprintln!("  node: {line}");
                 }
             }
