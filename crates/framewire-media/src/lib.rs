@@ -11,3 +11,5 @@
 pub mod font;
 pub mod jpeg_split;
 pub mod testpattern;
+#[cfg(all(feature = "v4l2", target_os = "linux"))]
+pub mod v4l2;

@@ -313,10 +313,10 @@ impl Conn {
                 shared.begin_shutdown();
                 return Ok(());
             }
-            Request::V4l2ListDevices
+            r @ (Request::V4l2ListDevices
             | Request::V4l2ListControls(_)
             | Request::V4l2GetControls(_)
-            | Request::V4l2SetControls(_) => Err((Status::NotFound, "this node has no V4L2 devices".into())),
+            | Request::V4l2SetControls(_)) => crate::v4l2::handle(shared.clone(), r).await,
             Request::ListMonitors => Err((Status::NotFound, "this node has no X11 display".into())),
             _ => Err((Status::UnknownCommand, format!("unknown command {}", req.command))),
         };

@@ -44,10 +44,11 @@ mod node;
 mod opaque;
 mod sink;
 mod source;
+mod v4l2;
 
 pub use client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
-pub use edge::{EdgeConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy};
 pub use discovery::{DiscoveryConfig, DiscoveryHandle, LegSpec, MulticastConfig};
+pub use edge::{EdgeConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy};
 pub use error::NetError;
 pub use node::{
     DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Node, NodeConfig, now_ns,
@@ -55,3 +56,7 @@ pub use node::{
 pub use opaque::OpaquePortConfig;
 pub use sink::{SINK_FINALIZE_GRACE, SinkConfig, SinkKind};
 pub use source::{ReplayConfig, SourceConfig};
+pub use v4l2::{
+    V4L2_DEFAULT_BUFFERS, V4L2_DEFAULT_FAIL_AFTER, V4L2_DEFAULT_LINGER, V4L2_DEFAULT_RETRY_MAX, V4l2Output,
+    V4l2SourceConfig,
+};

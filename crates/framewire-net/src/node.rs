@@ -159,6 +159,8 @@ pub(crate) struct Shared {
     pub(crate) stopping: AtomicBool,
     /// The discovery driver, once started.
     pub(crate) discovery: std::sync::OnceLock<DiscoveryHandle>,
+    /// V4L2 devices captured here (controls set remotely are re-applied).
+    pub(crate) v4l2: crate::v4l2::V4l2Registry,
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch.
@@ -536,6 +538,7 @@ impl Node {
             edges: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             discovery: std::sync::OnceLock::new(),
+            v4l2: crate::v4l2::V4l2Registry::default(),
             config,
         });
         info!(name = %shared.config.name, addr = %local_addr, "node listening");

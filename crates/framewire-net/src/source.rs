@@ -27,6 +27,8 @@ pub enum SourceConfig {
     TestPattern(TestPatternConfig),
     /// Frames replayed in a loop.
     Replay(ReplayConfig),
+    /// A V4L2 capture device (docs/v4l2.md).
+    V4l2(crate::v4l2::V4l2SourceConfig),
 }
 
 /// Replays prepared frames.
@@ -49,6 +51,7 @@ pub(crate) fn spawn(
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, NetError> {
     match cfg {
+        SourceConfig::V4l2(v) => crate::v4l2::spawn(shared, v, stop),
         SourceConfig::TestPattern(tp) => {
             let mut pattern = TestPattern::new(tp.clone()).map_err(|e| NetError::Refused(e.to_string()))?;
             let open = pattern.stream_open().clone();

@@ -99,6 +99,114 @@ pub enum SourceSpec {
         #[serde(default = "default_true", rename = "loop")]
         looped: bool,
     },
+    /// A V4L2 capture device (docs/v4l2.md).
+    V4l2(Box<V4l2Spec>),
+}
+
+/// The keys of a `v4l2` source (defaults in docs/config.md and docs/v4l2.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct V4l2Spec {
+    /// Stream name.
+    pub name: String,
+    /// Device node, default `/dev/video0`.
+    #[serde(default = "default_v4l2_device")]
+    pub device: PathBuf,
+    /// Device pixel format, a fourcc (`MJPG`, `YUYV`, `NV12`, ...); default `auto`.
+    pub pixel_format: Option<String>,
+    /// `WxH`; default 640x480 if offered.
+    pub size: Option<String>,
+    /// Frames per second; default: the driver's current rate.
+    pub fps: Option<f64>,
+    /// `native` (default), `raw`, `raw-zstd`, `mjpeg`.
+    #[serde(default = "default_native")]
+    pub format: String,
+    /// JPEG quality for `mjpeg` from a raw device, default 85.
+    #[serde(default = "default_quality")]
+    pub quality: u8,
+    /// zstd level for `raw-zstd`, default 1.
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+    /// Driver buffers, default 4.
+    pub buffers: Option<u32>,
+    /// Open the device only while someone subscribes, default true.
+    pub on_demand: Option<bool>,
+    /// Seconds an on-demand device stays open after the last subscriber, default 5.
+    pub linger: Option<f64>,
+    /// Longest wait between reopen attempts after a loss, seconds, default 2.
+    pub retry_max: Option<f64>,
+    /// Seconds without the device before the stream is reported failed, default 30.
+    pub fail_after: Option<f64>,
+    /// Recover JPEG frames from a byte stream (misbehaving devices), default false.
+    #[serde(default)]
+    pub mjpeg_scan: bool,
+    /// Controls applied at every open: `name = value`.
+    #[serde(default)]
+    pub controls: std::collections::BTreeMap<String, i64>,
+}
+
+fn default_v4l2_device() -> PathBuf {
+    PathBuf::from("/dev/video0")
+}
+fn default_native() -> String {
+    "native".into()
+}
+
+fn seconds(what: &str, v: Option<f64>, default: std::time::Duration) -> anyhow::Result<std::time::Duration> {
+    match v {
+        None => Ok(default),
+        Some(s) if (0.0..=86_400.0).contains(&s) => Ok(std::time::Duration::from_secs_f64(s)),
+        Some(s) => bail!("{what} = {s} is out of range (0 to 86400 seconds)"),
+    }
+}
+
+impl V4l2Spec {
+    fn into_config(self) -> anyhow::Result<framewire_net::V4l2SourceConfig> {
+        use framewire_net::{V4l2Output, V4l2SourceConfig};
+        let mut c = V4l2SourceConfig::new(&self.name, self.device);
+        c.pixel_format = match self.pixel_format.as_deref() {
+            None | Some("auto") => None,
+            Some(f) if (1..=4).contains(&f.len()) && f.is_ascii() => {
+                let mut b = [b' '; 4];
+                b[..f.len()].copy_from_slice(f.as_bytes());
+                Some(u32::from_le_bytes(b))
+            }
+            Some(f) => bail!(
+                "v4l2 source `{}`: pixel_format `{f}` is not a fourcc (MJPG, YUYV, ...)",
+                self.name
+            ),
+        };
+        c.size = self.size.as_deref().map(parse_size).transpose()?;
+        if let Some(fps) = self.fps
+            && !(fps > 0.0 && fps <= 100_000.0)
+        {
+            bail!("v4l2 source `{}`: fps {fps} is out of range", self.name);
+        }
+        c.fps = self.fps;
+        c.output = match self.format.as_str() {
+            "native" => V4l2Output::Native,
+            "raw" => V4l2Output::Raw,
+            "raw-zstd" => V4l2Output::RawZstd(self.zstd_level),
+            "mjpeg" => {
+                if !(1..=100).contains(&self.quality) {
+                    bail!("JPEG quality {} is out of range (1-100)", self.quality);
+                }
+                V4l2Output::Mjpeg(self.quality)
+            }
+            other => bail!(
+                "v4l2 source `{}`: unknown format `{other}` (native, raw, raw-zstd, mjpeg)",
+                self.name
+            ),
+        };
+        c.buffers = self.buffers.unwrap_or(c.buffers).clamp(2, 32);
+        c.on_demand = self.on_demand.unwrap_or(true);
+        c.linger = seconds("linger", self.linger, c.linger)?;
+        c.retry_max = seconds("retry_max", self.retry_max, c.retry_max)?.max(std::time::Duration::from_millis(50));
+        c.fail_after = seconds("fail_after", self.fail_after, c.fail_after)?;
+        c.mjpeg_scan = self.mjpeg_scan;
+        c.controls = self.controls.into_iter().collect();
+        Ok(c)
+    }
 }
 
 /// How to subscribe (an upstream edge, a sink, an opaque port).
@@ -425,6 +533,7 @@ impl SourceSpec {
                     encode,
                 }))
             }
+            SourceSpec::V4l2(v) => Ok(SourceConfig::V4l2(v.into_config()?)),
             SourceSpec::File {
                 name,
                 path,
@@ -526,7 +635,8 @@ fn toml_value(v: &str) -> String {
     }
 }
 
-/// `--source test-pattern:NAME[,size=WxH,fps=N,format=F,...]` or `--source file:NAME,path=P[,fps=N]`.
+/// `--source test-pattern:NAME[,size=WxH,fps=N,format=F,...]`, `--source file:NAME,path=P[,fps=N]`
+/// or `--source v4l2:NAME[,device=D,size=WxH,...]`.
 pub fn parse_source(spec: &str) -> anyhow::Result<SourceSpec> {
     let (kind, name, kv) = spec_parts(spec)?;
     let text = spec_to_toml(&[("kind", kind), ("name", name)], kv);
@@ -619,7 +729,12 @@ mod tests {
         let start = doc.find("```toml\n").expect("a toml block") + 8;
         let end = start + doc[start..].find("```").expect("closed");
         let f: NodeFile = toml::from_str(&doc[start..end]).expect("docs/config.md example parses");
-        assert_eq!(f.sources.len(), 2);
+        assert_eq!(f.sources.len(), 3);
+        let SourceConfig::V4l2(v) = f.sources[2].clone().into_config().expect("v4l2 source") else {
+            panic!("a v4l2 source")
+        };
+        assert_eq!((v.size, v.fps, v.on_demand), (Some((640, 480)), Some(25.0), true));
+        assert_eq!(v.controls, vec![("brightness".to_owned(), 128)]);
         assert_eq!(f.upstreams[0].local_name, "cam");
         assert_eq!(f.sinks[0].kind, "file");
         assert_eq!(f.opaque[0].listen.port(), 7500);
@@ -669,6 +784,28 @@ mod tests {
             (framewire_archive::OnFull::Stop, 1000)
         );
         assert_eq!(cfg.sinks[0].params.mode, DeliveryMode::Completeness);
+    }
+
+    #[test]
+    fn v4l2_sources() {
+        let s = parse_source("v4l2:cam,device=/dev/video2,pixel-format=YUYV,size=1280x720,fps=12.5,format=mjpeg,quality=70,linger=0.5,controls.brightness=200").unwrap();
+        let SourceConfig::V4l2(v) = s.into_config().unwrap() else {
+            panic!()
+        };
+        assert_eq!(v.device, PathBuf::from("/dev/video2"));
+        assert_eq!(v.pixel_format, Some(u32::from_le_bytes(*b"YUYV")));
+        assert_eq!(v.output, framewire_net::V4l2Output::Mjpeg(70));
+        assert_eq!(v.linger, std::time::Duration::from_millis(500));
+        assert_eq!(v.controls, vec![("brightness".to_owned(), 200)]);
+        let s = parse_source("v4l2:cam,pixel-format=Y10").unwrap();
+        let SourceConfig::V4l2(v) = s.into_config().unwrap() else {
+            panic!()
+        };
+        assert_eq!(v.pixel_format, Some(u32::from_le_bytes(*b"Y10 ")));
+        assert_eq!((v.on_demand, v.output), (true, framewire_net::V4l2Output::Native));
+        let e = parse_source("v4l2:cam,format=h264").unwrap().into_config().unwrap_err();
+        assert!(e.to_string().contains("native, raw, raw-zstd, mjpeg"), "{e}");
+        assert!(parse_source("v4l2:cam,exposure=3").is_err());
     }
 
     #[test]

@@ -54,6 +54,8 @@ enum Cmd {
     Bench(cmds::bench::Args),
     /// Recordings of archive sinks: `archive ls`, `archive export`, `archive bench`.
     Archive(cmds::archive::Args),
+    /// V4L2 devices of a node: `v4l2 ls ADDR`, `v4l2 ctrl ADDR DEVICE [NAME=VALUE...]`.
+    V4l2(cmds::v4l2::Args),
 }
 
 fn main() {
@@ -78,6 +80,7 @@ fn main() {
             Cmd::Discover(a) => cmds::discover::run(a).await,
             Cmd::Bench(a) => cmds::bench::run(a).await,
             Cmd::Archive(a) => cmds::archive::run(a).await,
+            Cmd::V4l2(a) => cmds::v4l2::run(a).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

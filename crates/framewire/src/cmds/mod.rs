@@ -9,3 +9,4 @@ pub mod ls;
 pub mod node;
 pub mod recv;
 pub mod stats;
+pub mod v4l2;

@@ -19,6 +19,7 @@ framewire node --config node.toml\n\n\
 Specs:\n  \
 --source test-pattern:NAME[,size=WxH][,fps=N][,format=mjpeg|qoi|raw|raw-zstd][,pixel-format=bgra|yuv420p|...][,quality=1-100]\n  \
 --source file:NAME,path=FILE.mjpeg[,fps=N (0 = as fast as possible)][,loop=false]\n  \
+--source v4l2:NAME[,device=/dev/video0][,pixel-format=MJPG|YUYV|...][,size=WxH][,fps=N][,format=native|raw|raw-zstd|mjpeg][,on-demand=false][,linger=S][,controls.NAME=V]\n  \
 --upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N]\n  \
 --sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \
 --opaque STREAM=HOST:PORT[,mode=..]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)\n\n\

@@ -1,0 +1,688 @@
+//! V4L2 capture sources inside a node, and the V4L2 control commands
+//! (LIST_DEVICES, LIST_CONTROLS, GET_CONTROLS, SET_CONTROLS).
+//!
+//! A capture source runs on a thread of its own:
+//!
+//! - **on demand** (the default) it opens the device only while its
+//!   stream has at least one subscriber, and closes it `linger` after the
+//!   last one leaves; otherwise it keeps the device open all the time. The
+//!   stream is listed (state *idle*) while the device is closed.
+//! - each dequeued buffer goes through [`framewire_media::v4l2::FrameMaker`]
+//!   (MJPEG as-is, raw, raw+zstd, or MJPEG-encoded) and is pushed into the
+//!   relay with the buffer's capture time mapped to the wall clock; wire
+//!   sequence numbers skip where the driver's do, so gaps show frames lost
+//!   at the source.
+//! - on `ENODEV`, `EIO` or a vanished node it emits *interrupted*
+//!   (reason device-lost), releases buffers and fd, retries with bounded
+//!   exponential backoff, and when the device is back re-applies format and
+//!   controls, emits *resumed*, and marks the next frame with the
+//!   discontinuity flag. After `fail_after` without the device the stream
+//!   is reported *failed*; retrying goes on at the slowest rate.
+//!
+//! Control commands open the device on a short-lived fd of their own
+//! (V4L2 controls are device state, shared by every opener, so this works
+//! while the capture thread streams). Values set remotely are remembered
+//! per device and re-applied when a lost device comes back.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use framewire_proto::control::ControlValue;
+
+/// How a V4L2 source puts frames on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V4l2Output {
+    /// As the device gives them: MJPEG as-is, raw formats raw.
+    Native,
+    /// Raw pixels.
+    Raw,
+    /// Raw pixels compressed with zstd at this level.
+    RawZstd(i32),
+    /// MJPEG: as-is from an MJPEG device, encoded at this quality otherwise.
+    Mjpeg(u8),
+}
+
+/// A V4L2 capture source.
+#[derive(Debug, Clone)]
+pub struct V4l2SourceConfig {
+    /// Stream name.
+    pub name: String,
+    /// Device node, e.g. `/dev/video0`.
+    pub device: PathBuf,
+    /// Device pixel format as a fourcc (`MJPG`, `YUYV`, ...); `None` = auto.
+    pub pixel_format: Option<u32>,
+    /// Capture size; `None` = 640x480 if offered.
+    pub size: Option<(u32, u32)>,
+    /// Frames per second; `None` = the driver's current rate.
+    pub fps: Option<f64>,
+    /// Wire format.
+    pub output: V4l2Output,
+    /// Driver buffers to request.
+    pub buffers: u32,
+    /// Open the device only while the stream has subscribers.
+    pub on_demand: bool,
+    /// How long an on-demand device stays open after its last subscriber left.
+    pub linger: Duration,
+    /// Longest wait between reopen attempts after the device was lost.
+    pub retry_max: Duration,
+    /// Time without the device after which the stream is reported failed.
+    pub fail_after: Duration,
+    /// Recover JPEG frame boundaries from the byte stream (devices that
+    /// split or join frames); off by default.
+    pub mjpeg_scan: bool,
+    /// Controls applied at every open, by name (matched like the CLI).
+    pub controls: Vec<(String, i64)>,
+}
+
+/// Defaults of [`V4l2SourceConfig`].
+pub const V4L2_DEFAULT_BUFFERS: u32 = 4;
+/// Default linger of an on-demand device.
+pub const V4L2_DEFAULT_LINGER: Duration = Duration::from_secs(5);
+/// Default cap of the reopen backoff.
+pub const V4L2_DEFAULT_RETRY_MAX: Duration = Duration::from_secs(2);
+/// Default time after which a lost device is reported failed.
+pub const V4L2_DEFAULT_FAIL_AFTER: Duration = Duration::from_secs(30);
+/// First wait before reopening a lost device (doubles up to `retry_max`).
+pub(crate) const V4L2_RETRY_FIRST: Duration = Duration::from_millis(50);
+
+impl V4l2SourceConfig {
+    /// A source for `device` named `name` with every default.
+    pub fn new(name: &str, device: impl Into<PathBuf>) -> V4l2SourceConfig {
+        V4l2SourceConfig {
+            name: name.to_owned(),
+            device: device.into(),
+            pixel_format: None,
+            size: None,
+            fps: None,
+            output: V4l2Output::Native,
+            buffers: V4L2_DEFAULT_BUFFERS,
+            on_demand: true,
+            linger: V4L2_DEFAULT_LINGER,
+            retry_max: V4L2_DEFAULT_RETRY_MAX,
+            fail_after: V4L2_DEFAULT_FAIL_AFTER,
+            mjpeg_scan: false,
+            controls: Vec::new(),
+        }
+    }
+}
+
+/// What the node knows about the devices its sources capture from.
+#[derive(Debug, Default)]
+pub(crate) struct V4l2Registry {
+    /// Device path → stream name and the values set remotely.
+    devices: Mutex<HashMap<PathBuf, DeviceEntry>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct DeviceEntry {
+    stream: String,
+    remembered: Vec<ControlValue>,
+}
+
+impl V4l2Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, DeviceEntry>> {
+        self.devices.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(all(feature = "v4l2", target_os = "linux"))]
+pub(crate) use imp::{handle, spawn};
+
+#[cfg(not(all(feature = "v4l2", target_os = "linux")))]
+pub(crate) use off::{handle, spawn};
+
+#[cfg(not(all(feature = "v4l2", target_os = "linux")))]
+mod off {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use framewire_proto::Status;
+    use framewire_proto::control::{Request, Response};
+
+    use super::V4l2SourceConfig;
+    use crate::error::NetError;
+    use crate::node::Shared;
+
+    pub(crate) fn spawn(
+        _shared: Arc<Shared>,
+        cfg: V4l2SourceConfig,
+        _stop: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>, NetError> {
+        Err(NetError::Refused(format!(
+            "V4L2 source `{}`: this build has no V4L2 support (feature `v4l2`, Linux only)",
+            cfg.name
+        )))
+    }
+
+    pub(crate) async fn handle(_shared: Arc<Shared>, _req: Request) -> Result<Response, (Status, String)> {
+        Err((Status::NotFound, "this node was built without V4L2 support".into()))
+    }
+}
+
+#[cfg(all(feature = "v4l2", target_os = "linux"))]
+mod imp {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use framewire_media::v4l2::device::{ControlInfo, control_key, device_paths, list_devices};
+    use framewire_media::v4l2::frame::{clocks_now, monotonic_to_realtime};
+    use framewire_media::v4l2::sys::{CTRL_TYPE_BUTTON, fourcc_str};
+    use framewire_media::v4l2::{Capture, Device, FrameMaker, V4l2Error, Want, WireFormat, negotiate};
+    use framewire_proto::control::{ControlValue, Request, Response, StreamState};
+    use framewire_proto::{EventInfo, EventReason, FrameFlags, Status, StreamEvent, StreamOpen};
+    use framewire_relay::Frame;
+    use tracing::{error, info, warn};
+
+    use super::{DeviceEntry, V4L2_RETRY_FIRST, V4l2Output, V4l2SourceConfig};
+    use crate::error::NetError;
+    use crate::node::{Shared, now_ns};
+
+    /// How long one wait for a buffer lasts (the loop checks stop,
+    /// subscribers and linger between waits).
+    const POLL: Duration = Duration::from_millis(100);
+
+    fn wire(o: V4l2Output) -> WireFormat {
+        match o {
+            V4l2Output::Native => WireFormat::Native,
+            V4l2Output::Raw => WireFormat::Raw,
+            V4l2Output::RawZstd(l) => WireFormat::RawZstd(l),
+            V4l2Output::Mjpeg(q) => WireFormat::Mjpeg(q),
+        }
+    }
+
+    /// An open, streaming device and what turns its buffers into frames.
+    struct Session {
+        cap: Capture,
+        maker: FrameMaker,
+        last_driver_seq: Option<u32>,
+        frames: u64,
+        lost: u64,
+        opened: Instant,
+    }
+
+    /// Opens, negotiates, sets format, rate and controls, starts streaming.
+    fn open_session(cfg: &V4l2SourceConfig, remembered: &[ControlValue]) -> Result<Session, V4l2Error> {
+        let dev = Device::open(&cfg.device)?;
+        let caps = dev.capabilities()?;
+        if !caps.is_streaming_capture() {
+            return Err(V4l2Error::Unsupported {
+                path: cfg.device.display().to_string(),
+                message: format!(
+                    "`{}` ({}) is not a video capture device with streaming I/O",
+                    caps.card, caps.driver
+                ),
+            });
+        }
+        let formats = dev.formats()?;
+        let want = Want {
+            fourcc: cfg.pixel_format,
+            size: cfg.size,
+            fps: cfg.fps,
+        };
+        let choice = negotiate(&formats, &want).map_err(|message| V4l2Error::Unsupported {
+            path: cfg.device.display().to_string(),
+            message,
+        })?;
+        let pix = dev.set_format(choice.fourcc, choice.width, choice.height)?;
+        let interval = match choice.interval {
+            Some((n, d)) => dev.set_interval(n, d)?,
+            None => dev.set_interval(0, 0).ok().flatten(),
+        };
+        // Rate on the wire: frames per second = 1 / interval.
+        let fps = interval
+            .filter(|&(n, d)| n > 0 && d > 0)
+            .map_or((0, 1), |(n, d)| (d, n));
+        apply_controls(&dev, cfg, remembered);
+        let maker = FrameMaker::new(pix, fps, wire(cfg.output), cfg.mjpeg_scan, &cfg.name).map_err(|message| {
+            V4l2Error::Unsupported {
+                path: cfg.device.display().to_string(),
+                message,
+            }
+        })?;
+        let cap = Capture::start(dev, cfg.buffers)?;
+        info!(
+            stream = %cfg.name,
+            device = %cfg.device.display(),
+            format = %fourcc_str(pix.fourcc),
+            width = pix.width,
+            height = pix.height,
+            fps = ?fps,
+            buffers = cap.buffer_count(),
+            wire = %maker.stream_open().format,
+            "v4l2 capture started"
+        );
+        Ok(Session {
+            cap,
+            maker,
+            last_driver_seq: None,
+            frames: 0,
+            lost: 0,
+            opened: Instant::now(),
+        })
+    }
+
+    /// The configured controls (by name), then those set remotely (by id).
+    fn apply_controls(dev: &Device, cfg: &V4l2SourceConfig, remembered: &[ControlValue]) {
+        if cfg.controls.is_empty() && remembered.is_empty() {
+            return;
+        }
+        let infos = match dev.control_infos() {
+            Ok(i) => i,
+            Err(e) => {
+                warn!(stream = %cfg.name, error = %e, "cannot list controls; not applying them");
+                return;
+            }
+        };
+        let mut values = Vec::new();
+        for (name, value) in &cfg.controls {
+            match find_control(&infos, name) {
+                Some(c) => values.push(ControlValue {
+                    id: c.control.id,
+                    value: *value,
+                }),
+                None => warn!(stream = %cfg.name, control = %name, "no such control on the device"),
+            }
+        }
+        values.extend_from_slice(remembered);
+        for v in values {
+            if let Err(e) = dev.set_controls(&[v]) {
+                warn!(stream = %cfg.name, id = v.id, value = v.value, error = %e, "control not applied");
+            }
+        }
+    }
+
+    /// A control by name, case-insensitively, spaces and punctuation as `_`.
+    pub(crate) fn find_control<'a>(infos: &'a [ControlInfo], name: &str) -> Option<&'a ControlInfo> {
+        let key = control_key(name);
+        infos.iter().find(|c| control_key(&c.control.name) == key)
+    }
+
+    fn set_state(shared: &Shared, name: &str, state: StreamState) {
+        if let Some(s) = shared.lock().streams.get_mut(name) {
+            s.state = state;
+        }
+    }
+
+    fn subscribers(shared: &Shared, name: &str) -> usize {
+        shared.lock().outputs.values().filter(|o| o.stream == name).count()
+    }
+
+    fn info_event(message: String) -> EventInfo {
+        EventInfo {
+            timestamp_ns: now_ns(),
+            reason: EventReason::DeviceLost,
+            message,
+        }
+    }
+
+    /// Starts a capture source: probes the device for its STREAM_OPEN (the
+    /// stream is listed before anyone subscribes), registers the stream,
+    /// and runs the capture loop on its own thread.
+    pub(crate) fn spawn(
+        shared: Arc<Shared>,
+        cfg: V4l2SourceConfig,
+        stop: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>, NetError> {
+        if let Some(fps) = cfg.fps
+            && !(fps > 0.0 && fps <= 100_000.0)
+        {
+            return Err(NetError::Refused(format!(
+                "V4L2 source `{}`: fps {fps} is out of range",
+                cfg.name
+            )));
+        }
+        // Probe: negotiate now so that a wrong configuration fails at start
+        // with what the device offers, and the stream has its real format.
+        let (open, state) = match probe(&cfg) {
+            Ok(open) => (open, StreamState::Idle),
+            Err(e) if e.is_device_lost() => {
+                warn!(stream = %cfg.name, error = %e, "device not there yet; will keep trying");
+                (placeholder_open(&cfg), StreamState::Interrupted)
+            }
+            Err(e) => return Err(NetError::Refused(format!("V4L2 source `{}`: {e}", cfg.name))),
+        };
+        shared.add_stream(open.clone(), String::new(), state)?;
+        shared.v4l2.lock().insert(
+            cfg.device.clone(),
+            DeviceEntry {
+                stream: cfg.name.clone(),
+                remembered: Vec::new(),
+            },
+        );
+        let name = cfg.name.clone();
+        Ok(std::thread::Builder::new()
+            .name(format!("v4l2:{name}"))
+            .spawn(move || run(&shared, &cfg, &stop, open, state))?)
+    }
+
+    fn probe(cfg: &V4l2SourceConfig) -> Result<StreamOpen, V4l2Error> {
+        let s = open_session(cfg, &[])?;
+        let open = s.maker.stream_open().clone();
+        drop(s); // closes the device: on demand, it opens when a subscriber comes
+        Ok(open)
+    }
+
+    fn placeholder_open(cfg: &V4l2SourceConfig) -> StreamOpen {
+        let (w, h) = cfg.size.unwrap_or((640, 480));
+        let format = match cfg.output {
+            V4l2Output::Mjpeg(_) => framewire_proto::Format::Mjpeg,
+            V4l2Output::RawZstd(_) => framewire_proto::Format::RawZstd,
+            _ => framewire_proto::Format::Raw,
+        };
+        StreamOpen {
+            format,
+            pixel_format: framewire_proto::PixelFormat::None,
+            origin: framewire_proto::Origin::DeviceNative,
+            width: w,
+            height: h,
+            fps_num: 0,
+            fps_den: 1,
+            name: cfg.name.clone(),
+        }
+    }
+
+    /// The capture loop.
+    fn run(shared: &Shared, cfg: &V4l2SourceConfig, stop: &AtomicBool, mut open: StreamOpen, initial: StreamState) {
+        let name = cfg.name.as_str();
+        let mut session: Option<Session> = None;
+        let mut seq: u64 = 0;
+        // When the device was lost (and not yet back), and the retry state.
+        let mut lost_since: Option<Instant> = (initial == StreamState::Interrupted).then(Instant::now);
+        let mut backoff = V4L2_RETRY_FIRST;
+        let mut next_try = Instant::now();
+        let mut failed = false;
+        let mut last_error = String::new();
+        let mut discontinuity = false;
+        let mut unwanted_since: Option<Instant> = None;
+        while !stop.load(Ordering::Relaxed) {
+            let wanted = !cfg.on_demand || subscribers(shared, name) > 0;
+            if wanted {
+                unwanted_since = None;
+            } else if unwanted_since.is_none() {
+                unwanted_since = Some(Instant::now());
+            }
+            let keep = wanted || unwanted_since.is_some_and(|t| t.elapsed() < cfg.linger);
+            if !keep {
+                if let Some(s) = session.take() {
+                    close(cfg, s, "no subscriber");
+                }
+                if lost_since.take().is_some() {
+                    info!(stream = %name, "no subscriber: stopped waiting for the device");
+                }
+                failed = false;
+                set_state(shared, name, StreamState::Idle);
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            let Some(s) = session.as_mut() else {
+                if !wanted {
+                    // Lingering with the device closed (lost): no need to reopen.
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                let now = Instant::now();
+                if now < next_try {
+                    std::thread::sleep((next_try - now).min(Duration::from_millis(20)));
+                    continue;
+                }
+                let remembered = shared
+                    .v4l2
+                    .lock()
+                    .get(&cfg.device)
+                    .map(|e| e.remembered.clone())
+                    .unwrap_or_default();
+                match open_session(cfg, &remembered) {
+                    Ok(s) => {
+                        let new_open = s.maker.stream_open().clone();
+                        if new_open != open {
+                            open = new_open.clone();
+                            shared.stream_event(name, StreamEvent::FormatChanged(new_open));
+                        }
+                        if let Some(t) = lost_since.take() {
+                            let ms = t.elapsed().as_millis();
+                            info!(stream = %name, recovery_ms = ms as u64, "device back: stream resumed");
+                            shared.stream_event(
+                                name,
+                                StreamEvent::Resumed(EventInfo {
+                                    timestamp_ns: now_ns(),
+                                    reason: EventReason::DeviceLost,
+                                    message: format!("device back after {ms} ms"),
+                                }),
+                            );
+                            discontinuity = true;
+                        } else {
+                            set_state(shared, name, StreamState::Live);
+                        }
+                        backoff = V4L2_RETRY_FIRST;
+                        failed = false;
+                        last_error.clear();
+                        session = Some(s);
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        if lost_since.is_none() {
+                            // Could not open on demand: the device is missing.
+                            lost_since = Some(Instant::now());
+                            shared.stream_event(name, StreamEvent::Interrupted(info_event(msg.clone())));
+                        }
+                        if msg != last_error {
+                            warn!(stream = %name, error = %msg, "cannot open the device; retrying");
+                            last_error = msg;
+                        }
+                        if !failed && lost_since.is_some_and(|t| t.elapsed() >= cfg.fail_after) {
+                            failed = true;
+                            error!(
+                                stream = %name,
+                                device = %cfg.device.display(),
+                                after_s = cfg.fail_after.as_secs_f64(),
+                                "device did not come back: stream failed (still retrying)"
+                            );
+                            set_state(shared, name, StreamState::Failed);
+                        }
+                        next_try = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(cfg.retry_max);
+                    }
+                }
+                continue;
+            };
+            match s.cap.dequeue(POLL) {
+                Ok(None) => {}
+                Ok(Some(d)) => {
+                    let gap = match s.last_driver_seq {
+                        Some(l) => u64::from(d.sequence.wrapping_sub(l).max(1)),
+                        None => 1,
+                    };
+                    s.lost += gap - 1;
+                    s.last_driver_seq = Some(d.sequence);
+                    seq += gap;
+                    if d.error {
+                        s.lost += 1;
+                        warn!(stream = %name, sequence = d.sequence, "the driver flagged a corrupted buffer; skipped");
+                    } else {
+                        let timestamp_ns = if d.monotonic {
+                            let (mono, real) = clocks_now();
+                            monotonic_to_realtime(d.timestamp_ns, mono, real)
+                        } else {
+                            now_ns()
+                        };
+                        match s.maker.process(s.cap.data(&d)) {
+                            Ok(frames) => {
+                                for data in frames {
+                                    let mut flags = FrameFlags::KEYFRAME;
+                                    if discontinuity {
+                                        flags = FrameFlags(flags.0 | FrameFlags::DISCONTINUITY.0);
+                                        discontinuity = false;
+                                    }
+                                    s.frames += 1;
+                                    shared.push(
+                                        name,
+                                        Frame {
+                                            data,
+                                            sequence: seq,
+                                            timestamp_ns,
+                                            flags,
+                                        },
+                                    );
+                                }
+                            }
+                            Err(e) => warn!(stream = %name, error = %e, "buffer could not be made into a frame"),
+                        }
+                    }
+                    if let Err(e) = s.cap.requeue(d.index) {
+                        lose(
+                            shared,
+                            cfg,
+                            &mut session,
+                            e,
+                            &mut lost_since,
+                            &mut next_try,
+                            &mut backoff,
+                        );
+                    }
+                }
+                Err(e) => lose(
+                    shared,
+                    cfg,
+                    &mut session,
+                    e,
+                    &mut lost_since,
+                    &mut next_try,
+                    &mut backoff,
+                ),
+            }
+        }
+        if let Some(s) = session.take() {
+            close(cfg, s, "node stopping");
+        }
+    }
+
+    fn close(cfg: &V4l2SourceConfig, mut s: Session, why: &str) {
+        let dropped_partial = s.maker.reset();
+        info!(
+            stream = %cfg.name,
+            why,
+            frames = s.frames,
+            lost_at_source = s.lost,
+            open_s = s.opened.elapsed().as_secs_f64(),
+            dropped_partial,
+            "v4l2 capture closed"
+        );
+        drop(s); // STREAMOFF, munmap, REQBUFS 0, close
+    }
+
+    /// The device failed: tell subscribers, release it, schedule a retry.
+    fn lose(
+        shared: &Shared,
+        cfg: &V4l2SourceConfig,
+        session: &mut Option<Session>,
+        e: V4l2Error,
+        lost_since: &mut Option<Instant>,
+        next_try: &mut Instant,
+        backoff: &mut Duration,
+    ) {
+        let lost = e.is_device_lost();
+        warn!(stream = %cfg.name, error = %e, device_lost = lost, "capture failed: releasing the device");
+        shared.stream_event(&cfg.name, StreamEvent::Interrupted(info_event(e.to_string())));
+        if let Some(s) = session.take() {
+            close(cfg, s, "device lost");
+        }
+        *lost_since = Some(Instant::now());
+        *backoff = V4L2_RETRY_FIRST;
+        *next_try = Instant::now() + *backoff;
+    }
+
+    // ----- control commands -----
+
+    fn status_of(e: &V4l2Error) -> Status {
+        match e {
+            V4l2Error::Control(_) | V4l2Error::Unsupported { .. } => Status::BadRequest,
+            V4l2Error::Sys { op: "open", .. } => Status::NotFound,
+            V4l2Error::Sys { errno, .. } if *errno == nix::errno::Errno::EBUSY => Status::Busy,
+            _ => Status::Internal,
+        }
+    }
+
+    fn err(e: &V4l2Error) -> (Status, String) {
+        (status_of(e), e.to_string())
+    }
+
+    /// A device named by path (`/dev/videoN`) or by the stream that captures it.
+    fn resolve(shared: &Shared, device: &str) -> Result<PathBuf, (Status, String)> {
+        let reg = shared.v4l2.lock();
+        if let Some((p, _)) = reg.iter().find(|(_, e)| e.stream == device) {
+            return Ok(p.clone());
+        }
+        let p = Path::new(device);
+        if reg.contains_key(p) || device_paths().iter().any(|d| d == p) {
+            return Ok(p.to_path_buf());
+        }
+        let names: Vec<String> = device_paths()
+            .iter()
+            .map(|d| d.display().to_string())
+            .chain(reg.values().map(|e| e.stream.clone()))
+            .collect();
+        Err((
+            Status::NotFound,
+            format!(
+                "no V4L2 device `{device}` here (devices and streams: {})",
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ))
+    }
+
+    fn blocking(shared: &Shared, req: Request) -> Result<Response, (Status, String)> {
+        match req {
+            Request::V4l2ListDevices => Ok(Response::V4l2ListDevices(list_devices())),
+            Request::V4l2ListControls(n) => {
+                let path = resolve(shared, &n.name)?;
+                let dev = Device::open(&path).map_err(|e| err(&e))?;
+                Ok(Response::V4l2ListControls(dev.controls().map_err(|e| err(&e))?))
+            }
+            Request::V4l2GetControls(g) => {
+                let path = resolve(shared, &g.device)?;
+                let dev = Device::open(&path).map_err(|e| err(&e))?;
+                Ok(Response::V4l2GetControls(
+                    dev.get_controls(&g.ids).map_err(|e| err(&e))?,
+                ))
+            }
+            Request::V4l2SetControls(s) => {
+                let path = resolve(shared, &s.device)?;
+                let dev = Device::open(&path).map_err(|e| err(&e))?;
+                let applied = dev.set_controls(&s.values).map_err(|e| err(&e))?;
+                let infos = dev.control_infos().unwrap_or_default();
+                drop(dev);
+                // Remember values (not button presses) for the device's
+                // source, to re-apply when a lost device comes back.
+                if let Some(entry) = shared.v4l2.lock().get_mut(&path) {
+                    for v in &s.values {
+                        let button = infos
+                            .iter()
+                            .any(|c| c.control.id == v.id && c.raw_type == CTRL_TYPE_BUTTON);
+                        if button {
+                            continue;
+                        }
+                        entry.remembered.retain(|r| r.id != v.id);
+                        entry.remembered.push(*v);
+                    }
+                }
+                Ok(Response::V4l2SetControls(applied))
+            }
+            _ => Err((Status::UnknownCommand, "not a V4L2 command".into())),
+        }
+    }
+
+    /// Answers a V4L2 control command (ioctls run on the blocking pool).
+    pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Result<Response, (Status, String)> {
+        tokio::task::spawn_blocking(move || blocking(&shared, req))
+            .await
+            .unwrap_or_else(|e| Err((Status::Internal, format!("V4L2 command failed: {e}"))))
+    }
+}
