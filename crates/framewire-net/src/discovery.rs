@@ -132,6 +132,27 @@ pub fn multicast_socket(cfg: &MulticastConfig) -> std::io::Result<UdpSocket> {
     // (not those of every group another socket of this host joined).
     sock.bind(&SocketAddr::V4(SocketAddrV4::new(cfg.group, cfg.port)).into())?;
     sock.join_multicast_v4(&cfg.group, &cfg.interface)?;
+    // Only what arrives on the leg's own interface. Membership alone does
+    // not ensure it: Linux hands a socket bound to the group the datagrams
+    // of every interface on which any socket joined it (and with
+    // IP_MULTICAST_ALL off, sockets sharing the port were seen to get each
+    // other's), so a gateway's legs would hear each other's networks. Bound
+    // to the device, a socket sends and receives on that interface only.
+    #[cfg(target_os = "linux")]
+    {
+        sock.set_multicast_all_v4(false)?;
+        if !cfg.interface.is_unspecified() {
+            match interface_name(cfg.interface)? {
+                Some(name) => sock.bind_device(Some(&name))?,
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrNotAvailable,
+                        format!("no interface has the address {}", cfg.interface),
+                    ));
+                }
+            }
+        }
+    }
     if !cfg.interface.is_unspecified() {
         sock.set_multicast_if_v4(&cfg.interface)?;
     }
@@ -139,6 +160,42 @@ pub fn multicast_socket(cfg: &MulticastConfig) -> std::io::Result<UdpSocket> {
     sock.set_multicast_loop_v4(cfg.loopback)?;
     sock.set_nonblocking(true)?;
     UdpSocket::from_std(sock.into())
+}
+
+/// The name of the interface holding `addr` (for `SO_BINDTODEVICE`).
+#[cfg(target_os = "linux")]
+fn interface_name(addr: Ipv4Addr) -> std::io::Result<Option<Vec<u8>>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs stores a list head in `head` and returns 0, or
+    // returns -1 and stores nothing.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut found = None;
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not freed yet.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: a non-null ifa_addr points to a sockaddr.
+            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+            if family == libc::AF_INET {
+                // SAFETY: an AF_INET address is a sockaddr_in.
+                let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+                if Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)) == addr {
+                    // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+                    let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+                    found = Some(name.to_bytes().to_vec());
+                    break;
+                }
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once; nothing of the
+    // list is used after this.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(found)
 }
 
 enum Cmd {
