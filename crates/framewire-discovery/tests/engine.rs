@@ -483,7 +483,13 @@ fn decode(b: &[u8]) -> Message {
 fn gateway_forwards_each_sites_nodes_under_its_site_id() {
     let t0 = Instant::now();
     let cfg = Config::new();
-    let mut gw = Gateway::new(cfg.clone(), Some(ann("gw:ab", 0, 7500)), vec![site("a", 1), site("b", 2)], t0).unwrap();
+    let mut gw = Gateway::new(
+        cfg.clone(),
+        Some(ann("gw:ab", 0, 7500)),
+        vec![site("a", 1), site("b", 2)],
+        t0,
+    )
+    .unwrap();
     gw.handle_timeout(t0);
     let first = drain_gw(&mut gw);
     // The gateway is a named node on both legs, local (site 0) on each.
@@ -561,7 +567,13 @@ fn gateway_forwards_each_sites_nodes_under_its_site_id() {
 #[test]
 fn site_zero_on_a_cross_site_link_is_a_protocol_error() {
     let t0 = Instant::now();
-    let mut gw = Gateway::new(Config::new(), Some(ann("gw:a", 0, 7500)), vec![site("a", 1), link("wan")], t0).unwrap();
+    let mut gw = Gateway::new(
+        Config::new(),
+        Some(ann("gw:a", 0, 7500)),
+        vec![site("a", 1), link("wan")],
+        t0,
+    )
+    .unwrap();
     gw.handle_timeout(t0);
     let first = drain_gw(&mut gw);
     // On the link the gateway announces itself with its site's id.
@@ -601,8 +613,20 @@ fn two_gateways_over_a_link_join_two_sites() {
     // site 1, and B's as site 2 in A.
     let t0 = Instant::now();
     let cfg = Config::new();
-    let mut gw1 = Gateway::new(cfg.clone(), Some(ann("gw:1", 0, 7500)), vec![site("a", 1), link("wan")], t0).unwrap();
-    let mut gw2 = Gateway::new(cfg.clone(), Some(ann("gw:2", 0, 7500)), vec![site("b", 2), link("wan")], t0).unwrap();
+    let mut gw1 = Gateway::new(
+        cfg.clone(),
+        Some(ann("gw:1", 0, 7500)),
+        vec![site("a", 1), link("wan")],
+        t0,
+    )
+    .unwrap();
+    let mut gw2 = Gateway::new(
+        cfg.clone(),
+        Some(ann("gw:2", 0, 7500)),
+        vec![site("b", 2), link("wan")],
+        t0,
+    )
+    .unwrap();
     let mut in_a = Discovery::new(cfg.clone(), Some(ann("lab:cam", 0, 7400)), t0);
     let mut in_b = Discovery::new(cfg, Some(ann("home:view", 0, 7400)), t0);
     let (gw1_link, gw2_link) = (addr("172.16.0.1:5353"), addr("172.16.0.2:5353"));

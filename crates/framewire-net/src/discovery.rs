@@ -4,7 +4,8 @@
 //! One socket per network leg (an ordinary node has one; a site gateway has
 //! two or more). Each socket is bound to the group and port with
 //! `SO_REUSEADDR`/`SO_REUSEPORT` (several nodes on one host share them),
-//! joins the group on the leg's interface address, and sends with
+//! joins the group on the leg's interface address, is bound to that
+//! interface's device (it hears and sends nothing elsewhere), and sends with
 //! `IP_MULTICAST_IF` set to that address, the configured TTL (default 1:
 //! never routed) and multicast loop on (processes on one host hear each
 //! other). A reader task per socket forwards datagrams to the driver; the

@@ -318,7 +318,10 @@ mod tests {
     }
 
     fn toml_blocks(doc: &str) -> Vec<&str> {
-        doc.split("```toml\n").skip(1).filter_map(|b| b.split("```").next()).collect()
+        doc.split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect()
     }
 
     #[test]
