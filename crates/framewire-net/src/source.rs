@@ -60,14 +60,18 @@ pub(crate) fn spawn(
             let fps = rate(tp.fps_num, tp.fps_den);
             info!(stream = %name, width = tp.width, height = tp.height, fps, format = %tp.encode.format, "test pattern");
             spawn_thread(&name.clone(), move || {
+                // The next frame's size is not known before it is encoded:
+                // the last one's stands in for it.
+                let last_len = std::cell::Cell::new(0usize);
                 paced(
                     fps,
                     &stop,
-                    || has_room(&shared, &name),
+                    |_| has_room(&shared, &name, last_len.get()),
                     |seq| {
                         let ts = now_ns();
                         match pattern.frame(seq, ts) {
                             Ok(data) => {
+                                last_len.set(data.len());
                                 shared.push(&name, frame(data, seq, ts));
                                 true
                             }
@@ -92,10 +96,13 @@ pub(crate) fn spawn(
             info!(stream = %name, frames = r.frames.len(), fps = r.fps, "replay source");
             spawn_thread(&name.clone(), move || {
                 let n = r.frames.len() as u64;
+                // Cannot truncate: the index is below frames.len().
+                #[allow(clippy::cast_possible_truncation)]
+                let len_of = |seq: u64| r.frames[((seq - 1) % n) as usize].len();
                 paced(
                     r.fps,
                     &stop,
-                    || has_room(&shared, &name),
+                    |seq| has_room(&shared, &name, len_of(seq)),
                     |seq| {
                         let i = (seq - 1) % n;
                         if !r.looped && seq > n {
@@ -133,24 +140,28 @@ fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::th
 /// How long a source at rate 0 sleeps while no output has room.
 pub(crate) const IDLE_NAP: Duration = Duration::from_micros(50);
 
-/// Whether at least one output of `stream` can take a frame without
-/// dropping one: a low-latency output with nothing pending, a completeness
-/// output below its frame and byte budgets. False with no outputs.
-fn has_room(shared: &Shared, stream: &str) -> bool {
+/// Whether at least one output of `stream` can take a frame of `len` bytes
+/// without dropping one: a low-latency output with nothing pending, a
+/// completeness output below its frame budget with `len` bytes left in its
+/// byte budget. False with no outputs.
+fn has_room(shared: &Shared, stream: &str, len: usize) -> bool {
     let st = shared.lock();
     let now = Instant::now();
     st.outputs.iter().filter(|(_, o)| o.stream == stream).any(|(id, _)| {
         st.relay.output_snapshot(*id, now).is_some_and(|s| match s.mode {
-            DeliveryMode::Completeness => s.held_frames < s.max_frames && s.held_bytes < s.max_bytes,
+            DeliveryMode::Completeness => {
+                s.held_frames < s.max_frames && s.held_bytes.saturating_add(len as u64) <= s.max_bytes
+            }
             _ => s.queued_frames == 0,
         })
     })
 }
 
 /// Calls `produce(seq)` for seq = 1, 2, ... at `fps` until it returns false
-/// or `stop` is set. At `fps` 0 each frame is made as soon as `ready()`
-/// says an output has room, napping [`IDLE_NAP`] while it does not.
-fn paced(fps: f64, stop: &AtomicBool, ready: impl Fn() -> bool, mut produce: impl FnMut(u64) -> bool) {
+/// or `stop` is set. At `fps` 0 frame `seq` is made as soon as
+/// `ready(seq)` says an output has room for it, napping [`IDLE_NAP`] while
+/// it does not.
+fn paced(fps: f64, stop: &AtomicBool, ready: impl Fn(u64) -> bool, mut produce: impl FnMut(u64) -> bool) {
     let start = Instant::now();
     let period = if fps > 0.0 {
         Some(Duration::from_secs_f64(1.0 / fps))
@@ -159,7 +170,7 @@ fn paced(fps: f64, stop: &AtomicBool, ready: impl Fn() -> bool, mut produce: imp
     };
     let mut seq = 1u64;
     while !stop.load(Ordering::Relaxed) {
-        if period.is_none() && !ready() {
+        if period.is_none() && !ready(seq) {
             std::thread::sleep(IDLE_NAP);
             continue;
         }
