@@ -170,7 +170,7 @@ mod imp {
 
     use framewire_media::v4l2::device::{ControlInfo, control_key, device_paths, list_devices};
     use framewire_media::v4l2::frame::{clocks_now, monotonic_to_realtime};
-    use framewire_media::v4l2::sys::{CTRL_TYPE_BUTTON, fourcc_str};
+    use framewire_media::v4l2::sys::{CTRL_FLAG_EXECUTE_ON_WRITE, CTRL_FLAG_WRITE_ONLY, CTRL_TYPE_BUTTON, fourcc_str};
     use framewire_media::v4l2::{Capture, Device, FrameMaker, V4l2Error, Want, WireFormat, negotiate};
     use framewire_proto::control::{ControlValue, Request, Response, StreamState};
     use framewire_proto::{EventInfo, EventReason, FrameFlags, Status, StreamEvent, StreamOpen};
@@ -656,17 +656,22 @@ mod imp {
             Request::V4l2SetControls(s) => {
                 let path = resolve(shared, &s.device)?;
                 let dev = Device::open(&path).map_err(|e| err(&e))?;
+                // Before setting: a control may take the device away (vivid's
+                // Disconnect), and nothing could be queried afterwards.
+                let infos = dev.control_infos().map_err(|e| err(&e))?;
                 let applied = dev.set_controls(&s.values).map_err(|e| err(&e))?;
-                let infos = dev.control_infos().unwrap_or_default();
                 drop(dev);
-                // Remember values (not button presses) for the device's
-                // source, to re-apply when a lost device comes back.
+                // Remember values (not actions: buttons, write-only or
+                // execute-on-write controls) for the device's source, to
+                // re-apply when a lost device comes back.
                 if let Some(entry) = shared.v4l2.lock().get_mut(&path) {
                     for v in &s.values {
-                        let button = infos
-                            .iter()
-                            .any(|c| c.control.id == v.id && c.raw_type == CTRL_TYPE_BUTTON);
-                        if button {
+                        let state = infos.iter().any(|c| {
+                            c.control.id == v.id
+                                && c.raw_type != CTRL_TYPE_BUTTON
+                                && c.control.flags & (CTRL_FLAG_WRITE_ONLY | CTRL_FLAG_EXECUTE_ON_WRITE) == 0
+                        });
+                        if !state {
                             continue;
                         }
                         entry.remembered.retain(|r| r.id != v.id);

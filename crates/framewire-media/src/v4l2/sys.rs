@@ -49,6 +49,7 @@ pub const CTRL_FLAG_READ_ONLY: u32 = 0x0004;
 pub const CTRL_FLAG_INACTIVE: u32 = 0x0010;
 pub const CTRL_FLAG_WRITE_ONLY: u32 = 0x0040;
 pub const CTRL_FLAG_HAS_PAYLOAD: u32 = 0x0100;
+pub const CTRL_FLAG_EXECUTE_ON_WRITE: u32 = 0x0200;
 pub const CTRL_FLAG_NEXT_CTRL: u32 = 0x8000_0000;
 
 /// `V4L2_CTRL_TYPE_*` (the simple ones; compound types start at 0x100).
@@ -410,18 +411,15 @@ pub fn cstr(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
-/// A fourcc as text, e.g. `YUYV` (`?` for bytes that are not printable).
+/// A fourcc as text, e.g. `YUYV` (`?` for bytes that are not printable);
+/// big-endian variants (bit 31 set) as `v4l2-ctl` prints them, `Y16 -BE`.
 pub fn fourcc_str(code: u32) -> String {
-    code.to_le_bytes()
+    let s: String = (code & !(1 << 31))
+        .to_le_bytes()
         .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '?'
-            }
-        })
-        .collect()
+        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' })
+        .collect();
+    if code & (1 << 31) != 0 { format!("{s}-BE") } else { s }
 }
 
 /// A fourcc from four characters.

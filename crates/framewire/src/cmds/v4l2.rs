@@ -59,17 +59,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// A fourcc as text; big-endian variants (bit 31) as `Y16 -BE`, like v4l2-ctl.
 fn fourcc(code: u32) -> String {
-    code.to_le_bytes()
+    let s: String = (code & !(1 << 31))
+        .to_le_bytes()
         .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '?'
-            }
-        })
-        .collect()
+        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' })
+        .collect();
+    if code & (1 << 31) != 0 { format!("{s}-BE") } else { s }
 }
 
 fn size_text(s: &V4l2FrameSize) -> String {
