@@ -7,7 +7,10 @@ set -euo pipefail
 # System packages, by purpose:
 #   cmake nasm pkg-config   libjpeg-turbo's vendored build (MJPEG codec)
 #   ffmpeg                  codec interop tests, archiver backend, benchmarks
-PACKAGES=(cmake nasm pkg-config ffmpeg)
+#   qemu-system-x86 busybox-static kmod v4l-utils python3
+#                           V4L2 device tests: a VM with the kernel's vivid driver
+#                           (../shared/tools/vivid-vm.sh; v4l2-ctl runs inside it)
+PACKAGES=(cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -28,5 +31,9 @@ CARGO_FUZZ_VERSION=0.13.2
 if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
   echo "setup: installing cargo-fuzz $CARGO_FUZZ_VERSION (about two minutes, once)"
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet
+fi
+# The V4L2 test VM's kernel and initramfs (downloaded once, cached).
+if [ -x ../shared/tools/vivid-vm.sh ]; then
+  ../shared/tools/vivid-vm.sh --prepare >/dev/null 2>&1 || echo "setup: vivid VM not prepared (V4L2 device tests will say why)"
 fi
 echo "setup: done"

@@ -678,6 +678,11 @@ pub fn check_value(c: &ControlInfo, value: i64) -> Result<(), String> {
     if k.flags & sys::CTRL_FLAG_READ_ONLY != 0 {
         return Err(format!("control `{name}` is read-only"));
     }
+    if k.flags & sys::CTRL_FLAG_INACTIVE != 0 {
+        return Err(format!(
+            "control `{name}` is inactive (another control governs it, e.g. its automatic mode)"
+        ));
+    }
     match c.raw_type {
         sys::CTRL_TYPE_BUTTON => return Ok(()),
         sys::CTRL_TYPE_INTEGER
@@ -809,6 +814,8 @@ mod tests {
         assert!(check_value(&stepped, 15).unwrap_err().contains("step"));
         let ro = info(sys::CTRL_TYPE_INTEGER, 0, 255, 1, sys::CTRL_FLAG_READ_ONLY);
         assert!(check_value(&ro, 1).unwrap_err().contains("read-only"));
+        let inactive = info(sys::CTRL_TYPE_INTEGER, 0, 255, 1, sys::CTRL_FLAG_INACTIVE);
+        assert!(check_value(&inactive, 1).unwrap_err().contains("inactive"));
         let menu = info(sys::CTRL_TYPE_MENU, 1, 3, 1, 0);
         assert!(check_value(&menu, 3).is_ok());
         assert!(
