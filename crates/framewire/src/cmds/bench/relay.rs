@@ -892,6 +892,8 @@ struct Stall {
     system: &'static str,
     /// Peak RSS before the stall (VmHWM).
     base: u64,
+    /// RSS just before the stall (VmRSS).
+    base_rss: u64,
     budget: Option<u64>,
     /// (seconds since the stall began, RSS).
     series: Vec<(f64, u64)>,
@@ -964,7 +966,7 @@ fn stall_run(plan: &Plan, cx: &Ctx, wl: &Workload) -> anyhow::Result<Stall> {
         plan.stall
     );
     sleep_until(stall_at.saturating_sub(200_000_000))?;
-    let (_, base) = procs::rss(relay.pid).context("relay process gone")?;
+    let (base_rss, base) = procs::rss(relay.pid).context("relay process gone")?;
     let stalled = SubOpts {
         max_frames: 1_000_000,
         max_bytes: budget,
@@ -986,6 +988,7 @@ fn stall_run(plan: &Plan, cx: &Ctx, wl: &Workload) -> anyhow::Result<Stall> {
     Ok(Stall {
         system: "framewire",
         base,
+        base_rss,
         budget: Some(budget),
         series,
         fps_before: before,
@@ -1071,7 +1074,7 @@ fn gst_stall_run(plan: &Plan, cx: &Ctx, wl: &Workload) -> anyhow::Result<Stall> 
         plan.stall
     );
     sleep_until(stall_at.saturating_sub(200_000_000))?;
-    let (_, base) = procs::rss(relay.pid).context("GStreamer relay gone")?;
+    let (base_rss, base) = procs::rss(relay.pid).context("GStreamer relay gone")?;
     let stalled = cons.pop().context("no consumer")?;
     let stopped = Command::new("kill")
         .args(["-STOP", &stalled.pid.to_string()])
@@ -1093,6 +1096,7 @@ fn gst_stall_run(plan: &Plan, cx: &Ctx, wl: &Workload) -> anyhow::Result<Stall> 
     Ok(Stall {
         system: "gstreamer",
         base,
+        base_rss,
         budget: None,
         series,
         fps_before: median(&before),
@@ -1329,8 +1333,10 @@ fn table(plan: &Plan, cx: &Ctx, s: &Summary<'_>) -> String {
                 let limit = st.base + b;
                 let _ = writeln!(
                     o,
-                    "  relay RSS base {:.1} MB + budget {:.0} MB = limit {:.1} MB; max during stall {:.1} MB: {}",
+                    "  relay RSS base {:.1} MB (VmHWM before the stall; VmRSS {:.1}) + budget {:.0} MB = limit {:.1} MB; \
+                     max during stall {:.1} MB: {}",
                     mb(st.base),
+                    mb(st.base_rss),
                     mb(b),
                     mb(limit),
                     mb(max),
@@ -1344,8 +1350,9 @@ fn table(plan: &Plan, cx: &Ctx, s: &Summary<'_>) -> String {
             None => {
                 let _ = writeln!(
                     o,
-                    "  relay RSS base {:.1} MB; max during stall {:.1} MB (growth {:.1} MB)",
+                    "  relay RSS base {:.1} MB (VmHWM; VmRSS {:.1}); max during stall {:.1} MB (growth {:.1} MB)",
                     mb(st.base),
+                    mb(st.base_rss),
                     mb(max),
                     mb(max.saturating_sub(st.base))
                 );
