@@ -30,10 +30,12 @@ use super::{gst, now_ns};
 /// Progress goes to stderr, the result table to stdout.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Examples:\n  \
-framewire bench relay                      full run (about 6 minutes with GStreamer)\n  \
-framewire bench relay --quick              smoke run (about 30 s)\n  \
+framewire bench relay                      full run (about 9 minutes with GStreamer)\n  \
+framewire bench relay --quick              smoke run (1-2 minutes)\n  \
 framewire bench relay --subscribers 4 --formats mjpeg --reps 3 --no-gst\n\n\
 Methods (details in docs/benchmarks.md):\n  \
+src fps   framewire's source rate: the highest at which subscribers lost <= 2 %, found by short probes\n            \
+(a relay never slows its input, so an unpaced source measures overload; shown as `unpaced`)\n  \
 fps/sub   frames a subscriber received inside the window (after --warmup) / window length\n  \
 Gbit/s    payload bytes received by all subscribers inside the window / window length\n  \
 CPU %     relay's utime+stime (/proc/PID/stat) over the window, 100 = one core\n  \
