@@ -413,12 +413,21 @@ async fn writer_loop(
                 }
             }
         }
-        // Then one frame per output, taking turns.
+        // Then one frame per output, taking turns. A frame written is
+        // reported sent in the same lock that takes the next one.
         let mut sent = false;
+        let mut written: Option<OutputId> = None;
         let n = outputs.len();
         for k in 0..n {
             let (id, channel) = outputs[(turn + k) % n];
-            let tx = shared.lock().relay.poll_transmit(id, Instant::now());
+            let tx = {
+                let mut st = shared.lock();
+                let now = Instant::now();
+                if let Some(prev) = written.take() {
+                    let _ = st.relay.sent(prev, now);
+                }
+                st.relay.poll_transmit(id, now)
+            };
             let Some(tx) = tx else { continue };
             if tx.encapsulated {
                 let f = VideoFrame {
@@ -432,8 +441,11 @@ async fn writer_loop(
             } else {
                 write_all_vectored(&mut w, &[&tx.frame.data]).await?;
             }
-            let _ = shared.lock().relay.sent(id, Instant::now());
+            written = Some(id);
             sent = true;
+        }
+        if let Some(prev) = written {
+            let _ = shared.lock().relay.sent(prev, Instant::now());
         }
         turn = turn.wrapping_add(1);
         if !sent {

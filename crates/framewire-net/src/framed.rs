@@ -4,15 +4,25 @@
 use std::io::IoSlice;
 
 use bytes::BytesMut;
-use framewire_proto::{Decoder, Encoded, Message, VideoFrame};
+use framewire_proto::{Decoder, Encoded, HEADER_LEN, Message, VideoFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::NetError;
 
-/// Initial read buffer; grows to the size of the largest message in flight.
+/// Read size for small messages.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Messages larger than this get an allocation of their own, exactly their
+/// size, and are read no further than their end.
+const LARGE_MESSAGE: usize = READ_CHUNK;
+
 /// Reads whole messages from `R`.
+///
+/// Small messages are read in 64 KiB chunks and are slices of a shared
+/// buffer. A large message (a video frame) is read into an allocation of
+/// exactly its size, and no byte past its end is read into it: the frame
+/// then owns exactly its bytes (a queued frame pins nothing else), and its
+/// bytes are never copied again as they arrive.
 #[derive(Debug)]
 pub struct FramedRead<R> {
     inner: R,
@@ -38,10 +48,26 @@ impl<R: AsyncRead + Unpin> FramedRead<R> {
             if let Some(msg) = self.decoder.decode(&mut self.buf)? {
                 return Ok(Some(msg));
             }
-            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-                self.buf.reserve(READ_CHUNK);
-            }
-            let n = self.inner.read_buf(&mut self.buf).await?;
+            let n = match self.decoder.check(&self.buf)? {
+                Some(h) if HEADER_LEN + h.payload_len as usize > LARGE_MESSAGE => {
+                    let total = HEADER_LEN + h.payload_len as usize;
+                    if self.buf.capacity() < total {
+                        // Move what has arrived (at most one chunk) into an
+                        // allocation of exactly this message's size.
+                        let mut exact = BytesMut::with_capacity(total);
+                        exact.extend_from_slice(&self.buf);
+                        self.buf = exact;
+                    }
+                    let rest = (total - self.buf.len()) as u64;
+                    (&mut self.inner).take(rest).read_buf(&mut self.buf).await?
+                }
+                _ => {
+                    if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+                        self.buf.reserve(READ_CHUNK);
+                    }
+                    self.inner.read_buf(&mut self.buf).await?
+                }
+            };
             if n == 0 {
                 return Ok(self.decoder.decode_eof(&mut self.buf)?);
             }

@@ -6,8 +6,9 @@
 //! data is a slice of the bytes read from the socket, never copied again.
 //!
 //! A `payload_length` above the limit is refused as soon as the 8 header
-//! bytes are in, before anything is reserved for it. The decoder never
-//! reserves more than the limit, and only reserves what a message declared.
+//! bytes are in, before anything is reserved for it. The decoder itself
+//! never allocates: how the buffer grows is the caller's choice (the
+//! network layer gives each large frame an allocation of exactly its size).
 
 use bytes::{Bytes, BytesMut};
 
@@ -77,9 +78,6 @@ impl Decoder {
         // least 32 bits on every target this crate builds for.
         let total = HEADER_LEN + header.payload_len as usize;
         if buf.len() < total {
-            // Make room for the rest of this message only; never more than
-            // it declared (which the limit already bounds).
-            buf.reserve(total - buf.len());
             return Ok(None);
         }
         let mut frame = buf.split_to(total);
@@ -166,6 +164,10 @@ mod tests {
             }
         );
         // Nothing was reserved for the declared payload.
+        assert!(buf.capacity() < 1000);
+        // Nor for a payload within the limit that has not arrived.
+        let mut buf = BytesMut::from(&[0x01, 0x00, 0x05, 0x00, 0xe8, 0x03, 0x00, 0x00][..]);
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
         assert!(buf.capacity() < 1000);
     }
 
