@@ -85,6 +85,7 @@ pub const V4L2_DEFAULT_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Default time after which a lost device is reported failed.
 pub const V4L2_DEFAULT_FAIL_AFTER: Duration = Duration::from_secs(30);
 /// First wait before reopening a lost device (doubles up to `retry_max`).
+#[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
 pub(crate) const V4L2_RETRY_FIRST: Duration = Duration::from_millis(50);
 
 impl V4l2SourceConfig {
@@ -116,6 +117,7 @@ pub(crate) struct V4l2Registry {
 }
 
 #[derive(Debug, Default, Clone)]
+#[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
 struct DeviceEntry {
     stream: String,
     remembered: Vec<ControlValue>,
@@ -146,10 +148,11 @@ mod off {
     use crate::node::Shared;
 
     pub(crate) fn spawn(
-        _shared: Arc<Shared>,
+        shared: Arc<Shared>,
         cfg: V4l2SourceConfig,
         _stop: Arc<AtomicBool>,
     ) -> Result<std::thread::JoinHandle<()>, NetError> {
+        drop(shared.v4l2.lock()); // no devices without V4L2 support
         Err(NetError::Refused(format!(
             "V4L2 source `{}`: this build has no V4L2 support (feature `v4l2`, Linux only)",
             cfg.name

@@ -417,7 +417,13 @@ pub fn fourcc_str(code: u32) -> String {
     let s: String = (code & !(1 << 31))
         .to_le_bytes()
         .iter()
-        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' })
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            }
+        })
         .collect();
     if code & (1 << 31) != 0 { format!("{s}-BE") } else { s }
 }
