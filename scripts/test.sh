@@ -18,7 +18,7 @@ step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 step "V4L2 device tests (vivid driver in a VM; skipped without one)"
 bash scripts/v4l2-vm-tests.sh
