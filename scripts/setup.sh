@@ -10,7 +10,11 @@ set -euo pipefail
 #   qemu-system-x86 busybox-static kmod v4l-utils python3
 #                           V4L2 device tests: a VM with the kernel's vivid driver
 #                           (../shared/tools/vivid-vm.sh; v4l2-ctl runs inside it)
-PACKAGES=(cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3)
+#   xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth
+#                           X11 tests: virtual displays, Mesa llvmpipe for the
+#                           viewer window, xsetroot/xrandr, xwd screenshots
+PACKAGES=(cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
+  xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -245,6 +245,11 @@ impl Conn {
             }
             Message::InputEvent { channel, event } => {
                 debug!(channel, ?event, "input event from viewer");
+                let id = self.channels.iter().find(|(c, _)| *c == channel).map(|(_, id)| *id);
+                let stream = id.and_then(|id| self.shared.lock().outputs.get(&id).map(|o| o.stream.clone()));
+                if let Some(stream) = stream {
+                    self.shared.input.event(&stream, event);
+                }
                 Ok(())
             }
             // Frames, events and unknown types pushed at a server are ignored:
@@ -317,7 +322,17 @@ impl Conn {
             | Request::V4l2ListControls(_)
             | Request::V4l2GetControls(_)
             | Request::V4l2SetControls(_)) => crate::v4l2::handle(shared.clone(), r).await,
-            Request::ListMonitors => Err((Status::NotFound, "this node has no X11 display".into())),
+            Request::ListMonitors => {
+                let display = shared.config.sources.iter().find_map(|s| match s {
+                    crate::SourceConfig::X11(x) => x.display.clone(),
+                    _ => None,
+                });
+                match tokio::task::spawn_blocking(move || crate::x11::list_monitors(display.as_deref())).await {
+                    Ok(Ok(m)) => Ok(Response::ListMonitors(m)),
+                    Ok(Err(e)) => Err((Status::NotFound, e)),
+                    Err(e) => Err((Status::Internal, e.to_string())),
+                }
+            }
             _ => Err((Status::UnknownCommand, format!("unknown command {}", req.command))),
         };
         self.respond(&req, resp).await

@@ -161,6 +161,8 @@ pub(crate) struct Shared {
     pub(crate) discovery: std::sync::OnceLock<DiscoveryHandle>,
     /// V4L2 devices captured here (controls set remotely are re-applied).
     pub(crate) v4l2: crate::v4l2::V4l2Registry,
+    /// Input events from viewers, and where they go (docs/x11.md).
+    pub(crate) input: crate::x11::InputRegistry,
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch.
@@ -539,6 +541,7 @@ impl Node {
             stopping: AtomicBool::new(false),
             discovery: std::sync::OnceLock::new(),
             v4l2: crate::v4l2::V4l2Registry::default(),
+            input: crate::x11::InputRegistry::default(),
             config,
         });
         info!(name = %shared.config.name, addr = %local_addr, "node listening");

@@ -29,6 +29,8 @@ pub enum SourceConfig {
     Replay(ReplayConfig),
     /// A V4L2 capture device (docs/v4l2.md).
     V4l2(crate::v4l2::V4l2SourceConfig),
+    /// An X11 screen grab (docs/x11.md).
+    X11(crate::x11::X11SourceConfig),
 }
 
 /// Replays prepared frames.
@@ -52,6 +54,7 @@ pub(crate) fn spawn(
 ) -> Result<std::thread::JoinHandle<()>, NetError> {
     match cfg {
         SourceConfig::V4l2(v) => crate::v4l2::spawn(shared, v, stop),
+        SourceConfig::X11(x) => crate::x11::spawn(shared, x, stop),
         SourceConfig::TestPattern(tp) => {
             let mut pattern = TestPattern::new(tp.clone()).map_err(|e| NetError::Refused(e.to_string()))?;
             let open = pattern.stream_open().clone();

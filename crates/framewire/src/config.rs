@@ -101,6 +101,92 @@ pub enum SourceSpec {
     },
     /// A V4L2 capture device (docs/v4l2.md).
     V4l2(Box<V4l2Spec>),
+    /// An X11 screen grab (docs/x11.md).
+    X11(Box<X11Spec>),
+}
+
+/// The keys of an `x11` source (docs/x11.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct X11Spec {
+    /// Stream name.
+    pub name: String,
+    /// X display, e.g. `:1`; default `$DISPLAY`.
+    pub display: Option<String>,
+    /// Monitor to grab, by name (`framewire monitors`); default the primary one.
+    pub monitor: Option<String>,
+    /// A rectangle instead of a monitor, X geometry `WxH+X+Y`.
+    pub rect: Option<String>,
+    /// Screen of `rect`, default the display's default screen.
+    pub screen: Option<usize>,
+    /// Frames per second, default 30.
+    #[serde(default = "default_fps")]
+    pub fps: f64,
+    /// `qoi` (default), `raw`, `raw-zstd`, `mjpeg`.
+    #[serde(default = "default_qoi")]
+    pub format: String,
+    /// JPEG quality for `mjpeg`, default 85.
+    #[serde(default = "default_quality")]
+    pub quality: u8,
+    /// zstd level for `raw-zstd`, default 1.
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+    /// Replay viewers' input into this display through XTEST, default false.
+    #[serde(default)]
+    pub inject_input: bool,
+}
+
+fn default_qoi() -> String {
+    "qoi".into()
+}
+
+impl X11Spec {
+    fn into_config(self) -> anyhow::Result<framewire_net::X11SourceConfig> {
+        use framewire_codec::{ChromaSubsampling, EncodeSpec};
+        use framewire_proto::PixelFormat;
+        let mut c = framewire_net::X11SourceConfig::new(&self.name);
+        c.display = self.display;
+        c.monitor = self.monitor;
+        c.screen = self.screen;
+        c.rect = match self.rect.as_deref() {
+            None => None,
+            Some(g) => Some(parse_geometry(g).with_context(|| format!("x11 source `{}`", self.name))?),
+        };
+        if !(self.fps > 0.0 && self.fps <= 1000.0) {
+            bail!("x11 source `{}`: fps {} is out of range", self.name, self.fps);
+        }
+        c.fps = self.fps;
+        c.encode = match self.format.as_str() {
+            "qoi" => EncodeSpec::qoi(),
+            "raw" => EncodeSpec::raw(PixelFormat::Bgra),
+            "raw-zstd" => EncodeSpec::raw_zstd(PixelFormat::Bgra, self.zstd_level),
+            "mjpeg" => {
+                if !(1..=100).contains(&self.quality) {
+                    bail!("JPEG quality {} is out of range (1-100)", self.quality);
+                }
+                EncodeSpec::mjpeg(self.quality).with_subsampling(ChromaSubsampling::S420)
+            }
+            other => bail!(
+                "x11 source `{}`: unknown format `{other}` (qoi, raw, raw-zstd, mjpeg)",
+                self.name
+            ),
+        };
+        c.inject = self.inject_input;
+        Ok(c)
+    }
+}
+
+/// X geometry `WxH+X+Y` (or `WxH`, at 0,0).
+fn parse_geometry(g: &str) -> anyhow::Result<(i32, i32, u32, u32)> {
+    let (size, pos) = match g.find('+') {
+        Some(i) => (&g[..i], &g[i + 1..]),
+        None => (g, "0+0"),
+    };
+    let (w, h) = parse_size(size)?;
+    let (x, y) = pos
+        .split_once('+')
+        .with_context(|| format!("`{g}`: expected WxH+X+Y"))?;
+    Ok((x.parse()?, y.parse()?, w, h))
 }
 
 /// The keys of a `v4l2` source (defaults in docs/config.md and docs/v4l2.md).
@@ -534,6 +620,7 @@ impl SourceSpec {
                 }))
             }
             SourceSpec::V4l2(v) => Ok(SourceConfig::V4l2(v.into_config()?)),
+            SourceSpec::X11(x) => Ok(SourceConfig::X11(x.into_config()?)),
             SourceSpec::File {
                 name,
                 path,
@@ -729,10 +816,14 @@ mod tests {
         let start = doc.find("```toml\n").expect("a toml block") + 8;
         let end = start + doc[start..].find("```").expect("closed");
         let f: NodeFile = toml::from_str(&doc[start..end]).expect("docs/config.md example parses");
-        assert_eq!(f.sources.len(), 3);
+        assert_eq!(f.sources.len(), 4);
         let SourceConfig::V4l2(v) = f.sources[2].clone().into_config().expect("v4l2 source") else {
             panic!("a v4l2 source")
         };
+        let SourceConfig::X11(x) = f.sources[3].clone().into_config().expect("x11 source") else {
+            panic!("an x11 source")
+        };
+        assert_eq!((x.monitor.as_deref(), x.inject), (Some("HDMI-1"), false));
         assert_eq!((v.size, v.fps, v.on_demand), (Some((640, 480)), Some(25.0), true));
         assert_eq!(v.controls, vec![("brightness".to_owned(), 128)]);
         assert_eq!(f.upstreams[0].local_name, "cam");
@@ -784,6 +875,23 @@ mod tests {
             (framewire_archive::OnFull::Stop, 1000)
         );
         assert_eq!(cfg.sinks[0].params.mode, DeliveryMode::Completeness);
+    }
+
+    #[test]
+    fn x11_sources() {
+        let s = parse_source("x11:desk,display=:3,rect=640x480+10+20,format=raw-zstd,fps=5,inject-input=true").unwrap();
+        let SourceConfig::X11(x) = s.into_config().unwrap() else {
+            panic!("an x11 source")
+        };
+        assert_eq!(x.display.as_deref(), Some(":3"));
+        assert_eq!(x.rect, Some((10, 20, 640, 480)));
+        assert!(x.inject && x.fps == 5.0);
+        let s = parse_source("x11:desk,monitor=LEFT").unwrap();
+        let SourceConfig::X11(x) = s.into_config().unwrap() else {
+            panic!("an x11 source")
+        };
+        assert_eq!((x.monitor.as_deref(), x.inject), (Some("LEFT"), false));
+        assert!(parse_source("x11:desk,format=h264").unwrap().into_config().is_err());
     }
 
     #[test]

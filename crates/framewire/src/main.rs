@@ -56,6 +56,8 @@ enum Cmd {
     Archive(cmds::archive::Args),
     /// V4L2 devices of a node: `v4l2 ls ADDR`, `v4l2 ctrl ADDR DEVICE [NAME=VALUE...]`.
     V4l2(cmds::v4l2::Args),
+    /// The monitors of a node's X display (name, size, position, refresh).
+    Monitors(cmds::monitors::Args),
 }
 
 fn main() {
@@ -81,6 +83,7 @@ fn main() {
             Cmd::Bench(a) => cmds::bench::run(a).await,
             Cmd::Archive(a) => cmds::archive::run(a).await,
             Cmd::V4l2(a) => cmds::v4l2::run(a).await,
+            Cmd::Monitors(a) => cmds::monitors::run(a).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

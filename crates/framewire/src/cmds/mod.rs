@@ -6,6 +6,7 @@ pub mod connect;
 pub mod demo;
 pub mod discover;
 pub mod ls;
+pub mod monitors;
 pub mod node;
 pub mod recv;
 pub mod stats;

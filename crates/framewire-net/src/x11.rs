@@ -1,0 +1,690 @@
+//! X11: monitor geometry (LIST_MONITORS), the screen-grab source, and the
+//! input events viewers send back upstream (docs/x11.md).
+//!
+//! - **Monitors** come from XRandR 1.5 `GetMonitors` on every screen of the
+//!   display, with the refresh rate of the first output's CRTC mode.
+//!   Monitors of screen N > 0 are named `NAME@N` so names stay unique.
+//! - **Grabbing** uses MIT-SHM with a memfd-backed segment passed to the
+//!   server (`ShmAttachFd`): one `ShmGetImage` per frame copies the
+//!   rectangle into memory shared with the server, which is then encoded
+//!   (QOI, raw+zstd, MJPEG) on the source's thread. The X padding byte is
+//!   set to 255 (opaque alpha) so lossless streams are bit-exact.
+//! - A display that goes away makes the stream *interrupted* (reason
+//!   device-lost); the source reconnects with backoff and says *resumed*. A
+//!   grabbed monitor that changes size gives *format-changed* with the new
+//!   STREAM_OPEN.
+//! - **Input events** from viewers are counted, logged, and, only if the
+//!   source was configured with `inject = true`, replayed into the display
+//!   through XTEST.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use framewire_codec::EncodeSpec;
+use framewire_proto::InputEvent;
+use tracing::info;
+
+/// A screen-grab source.
+#[derive(Debug, Clone)]
+pub struct X11SourceConfig {
+    /// Stream name.
+    pub name: String,
+    /// X display (`:1`); `None` = `$DISPLAY`.
+    pub display: Option<String>,
+    /// Monitor to grab by name (LIST_MONITORS); `None` = the primary (or
+    /// first) monitor. Ignored when `rect` is set.
+    pub monitor: Option<String>,
+    /// Explicit rectangle `(x, y, width, height)` on screen `screen`.
+    pub rect: Option<(i32, i32, u32, u32)>,
+    /// Screen for `rect` (default: the display's default screen).
+    pub screen: Option<usize>,
+    /// Frames per second.
+    pub fps: f64,
+    /// Wire encoding.
+    pub encode: EncodeSpec,
+    /// Replay input events from viewers into the display through XTEST.
+    /// Off by default: anyone who may subscribe could then type here.
+    pub inject: bool,
+    /// Longest wait between reconnect attempts after the display was lost.
+    pub retry_max: Duration,
+}
+
+/// Default grab rate.
+pub const X11_DEFAULT_FPS: f64 = 30.0;
+
+impl X11SourceConfig {
+    /// A source named `name` grabbing the primary monitor of `$DISPLAY` at
+    /// 30 fps as QOI.
+    pub fn new(name: &str) -> X11SourceConfig {
+        X11SourceConfig {
+            name: name.to_owned(),
+            display: None,
+            monitor: None,
+            rect: None,
+            screen: None,
+            fps: X11_DEFAULT_FPS,
+            encode: EncodeSpec::qoi(),
+            inject: false,
+            retry_max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Where a stream's input events go.
+#[derive(Debug, Clone)]
+pub(crate) struct InputTarget {
+    #[cfg_attr(not(feature = "x11"), allow(dead_code))]
+    display: Option<String>,
+    #[cfg_attr(not(feature = "x11"), allow(dead_code))]
+    screen: usize,
+    /// Top-left of the grabbed rectangle on its screen.
+    #[cfg_attr(not(feature = "x11"), allow(dead_code))]
+    origin: (i32, i32),
+    inject: bool,
+}
+
+/// Input events received by this node, per stream.
+#[derive(Debug, Default)]
+pub(crate) struct InputRegistry {
+    targets: Mutex<HashMap<String, InputTarget>>,
+    /// Events received, all streams.
+    pub(crate) received: AtomicU64,
+    #[cfg(feature = "x11")]
+    injector: Mutex<Option<std::sync::mpsc::Sender<(InputTarget, InputEvent)>>>,
+}
+
+impl InputRegistry {
+    #[cfg_attr(not(feature = "x11"), allow(dead_code))]
+    fn set_target(&self, stream: &str, t: InputTarget) {
+        self.targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream.to_owned(), t);
+    }
+
+    /// Handles one input event a viewer sent on a subscription to `stream`.
+    pub(crate) fn event(&self, stream: &str, event: InputEvent) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        let target = self
+            .targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream)
+            .cloned();
+        info!(
+            stream,
+            kind = ?event.kind,
+            x = event.x,
+            y = event.y,
+            button = event.button,
+            keysym = event.keysym,
+            wheel_y = event.wheel_y,
+            modifiers = event.modifiers.0,
+            "input event"
+        );
+        let Some(t) = target else { return };
+        if !t.inject {
+            return;
+        }
+        #[cfg(feature = "x11")]
+        {
+            let mut inj = self.injector.lock().unwrap_or_else(|p| p.into_inner());
+            if inj.is_none() {
+                *inj = imp::start_injector().ok();
+            }
+            if let Some(tx) = inj.as_ref()
+                && tx.send((t, event)).is_err()
+            {
+                *inj = None;
+            }
+        }
+    }
+}
+
+#[cfg(feature = "x11")]
+pub(crate) use imp::{list_monitors, spawn};
+
+#[cfg(not(feature = "x11"))]
+pub(crate) fn list_monitors(_display: Option<&str>) -> Result<Vec<framewire_proto::control::Monitor>, String> {
+    Err("this node was built without X11 support".into())
+}
+
+#[cfg(not(feature = "x11"))]
+pub(crate) fn spawn(
+    _shared: std::sync::Arc<crate::node::Shared>,
+    cfg: X11SourceConfig,
+    _stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, crate::error::NetError> {
+    Err(crate::error::NetError::Refused(format!(
+        "x11 source `{}`: this build has no X11 support (feature `x11`)",
+        cfg.name
+    )))
+}
+
+#[cfg(feature = "x11")]
+mod imp {
+    use std::num::NonZeroUsize;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::ptr::NonNull;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use framewire_codec::{Encoder, PixelBuffer, PixelLayout, Registry};
+    use framewire_proto::control::{Monitor, StreamState};
+    use framewire_proto::{EventInfo, EventReason, FrameFlags, InputEvent, InputKind, StreamEvent, StreamOpen};
+    use framewire_relay::Frame;
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+    use tracing::{info, warn};
+    use x11rb::connection::{Connection, RequestConnection};
+    use x11rb::protocol::randr::ConnectionExt as _;
+    use x11rb::protocol::shm::ConnectionExt as _;
+    use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat};
+    use x11rb::protocol::xtest::ConnectionExt as _;
+    use x11rb::rust_connection::RustConnection;
+
+    use super::{InputTarget, X11SourceConfig};
+    use crate::error::NetError;
+    use crate::node::{Shared, now_ns};
+
+    /// A monitor with the screen it is on.
+    #[derive(Debug, Clone)]
+    pub(crate) struct ScreenMonitor {
+        pub(crate) screen: usize,
+        pub(crate) monitor: Monitor,
+    }
+
+    fn connect(display: Option<&str>) -> Result<(RustConnection, usize), String> {
+        x11rb::connect(display).map_err(|e| format!("cannot open X display {}: {e}", display.unwrap_or("$DISPLAY")))
+    }
+
+    fn err(e: impl std::fmt::Display) -> String {
+        e.to_string()
+    }
+
+    /// Every monitor of every screen.
+    fn monitors_of(conn: &RustConnection) -> Result<Vec<ScreenMonitor>, String> {
+        let has_randr = conn
+            .extension_information(x11rb::protocol::randr::X11_EXTENSION_NAME)
+            .map_err(err)?
+            .is_some();
+        let mut out = Vec::new();
+        for (i, screen) in conn.setup().roots.iter().enumerate() {
+            let suffix = if i == 0 { String::new() } else { format!("@{i}") };
+            let whole = || Monitor {
+                name: format!("screen{suffix}"),
+                x: 0,
+                y: 0,
+                width: u32::from(screen.width_in_pixels),
+                height: u32::from(screen.height_in_pixels),
+                width_mm: u32::from(screen.width_in_millimeters),
+                height_mm: u32::from(screen.height_in_millimeters),
+                refresh_mhz: 0,
+                primary: i == 0,
+            };
+            if !has_randr {
+                out.push(ScreenMonitor {
+                    screen: i,
+                    monitor: whole(),
+                });
+                continue;
+            }
+            conn.randr_query_version(1, 5).map_err(err)?.reply().map_err(err)?;
+            let mons = conn
+                .randr_get_monitors(screen.root, true)
+                .map_err(err)?
+                .reply()
+                .map_err(err)?;
+            let res = conn
+                .randr_get_screen_resources_current(screen.root)
+                .map_err(err)?
+                .reply()
+                .ok();
+            if mons.monitors.is_empty() {
+                out.push(ScreenMonitor {
+                    screen: i,
+                    monitor: whole(),
+                });
+                continue;
+            }
+            for m in mons.monitors {
+                let name = conn.get_atom_name(m.name).map_err(err)?.reply().map_err(err)?.name;
+                let refresh_mhz = match (&res, m.outputs.first()) {
+                    (Some(res), Some(&output)) => refresh_of(conn, res, output).unwrap_or(0),
+                    _ => 0,
+                };
+                out.push(ScreenMonitor {
+                    screen: i,
+                    monitor: Monitor {
+                        name: format!("{}{suffix}", String::from_utf8_lossy(&name)),
+                        x: i32::from(m.x),
+                        y: i32::from(m.y),
+                        width: u32::from(m.width),
+                        height: u32::from(m.height),
+                        width_mm: m.width_in_millimeters,
+                        height_mm: m.height_in_millimeters,
+                        refresh_mhz,
+                        primary: m.primary,
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn refresh_of(
+        conn: &RustConnection,
+        res: &x11rb::protocol::randr::GetScreenResourcesCurrentReply,
+        output: x11rb::protocol::randr::Output,
+    ) -> Option<u32> {
+        let oi = conn
+            .randr_get_output_info(output, res.config_timestamp)
+            .ok()?
+            .reply()
+            .ok()?;
+        if oi.crtc == 0 {
+            return None;
+        }
+        let ci = conn
+            .randr_get_crtc_info(oi.crtc, res.config_timestamp)
+            .ok()?
+            .reply()
+            .ok()?;
+        let mode = res.modes.iter().find(|m| m.id == ci.mode)?;
+        let total = u64::from(mode.htotal) * u64::from(mode.vtotal);
+        if total == 0 {
+            return None;
+        }
+        u32::try_from(u64::from(mode.dot_clock) * 1000 / total).ok()
+    }
+
+    /// LIST_MONITORS: the monitors of `display` (`None` = `$DISPLAY`).
+    pub(crate) fn list_monitors(display: Option<&str>) -> Result<Vec<Monitor>, String> {
+        let (conn, _) = connect(display)?;
+        Ok(monitors_of(&conn)?.into_iter().map(|m| m.monitor).collect())
+    }
+
+    /// The rectangle a source grabs: screen, x, y, width, height.
+    fn resolve(conn: &RustConnection, default_screen: usize, cfg: &X11SourceConfig) -> Result<Rect, String> {
+        if let Some((x, y, w, h)) = cfg.rect {
+            let screen = cfg.screen.unwrap_or(default_screen);
+            if screen >= conn.setup().roots.len() {
+                return Err(format!("the display has no screen {screen}"));
+            }
+            return Ok(Rect { screen, x, y, w, h });
+        }
+        let mons = monitors_of(conn)?;
+        let found = match &cfg.monitor {
+            Some(name) => mons.iter().find(|m| &m.monitor.name == name).ok_or_else(|| {
+                let names: Vec<&str> = mons.iter().map(|m| m.monitor.name.as_str()).collect();
+                format!("no monitor named `{name}` (have: {})", names.join(", "))
+            })?,
+            None => mons
+                .iter()
+                .find(|m| m.monitor.primary)
+                .or_else(|| mons.first())
+                .ok_or("the display has no monitors")?,
+        };
+        Ok(Rect {
+            screen: found.screen,
+            x: found.monitor.x,
+            y: found.monitor.y,
+            w: found.monitor.width,
+            h: found.monitor.height,
+        })
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Rect {
+        screen: usize,
+        x: i32,
+        y: i32,
+        w: u32,
+        h: u32,
+    }
+
+    /// A memfd shared with the X server, mapped here.
+    #[derive(Debug)]
+    struct Segment {
+        seg: u32,
+        ptr: NonNull<std::ffi::c_void>,
+        len: usize,
+    }
+
+    // SAFETY: the mapping is owned by the Segment and only read through &self.
+    unsafe impl Send for Segment {}
+
+    impl Segment {
+        fn new(conn: &RustConnection, len: usize) -> Result<Segment, String> {
+            let fd: OwnedFd = memfd_create(c"framewire-x11", MFdFlags::MFD_CLOEXEC).map_err(err)?;
+            nix::unistd::ftruncate(&fd, i64::try_from(len).map_err(err)?).map_err(err)?;
+            let nz = NonZeroUsize::new(len).ok_or("empty grab rectangle")?;
+            // SAFETY: a fresh shared mapping of a memfd we own, `len` bytes,
+            // which the file has; unmapped in Drop.
+            let ptr = unsafe {
+                mmap(
+                    None,
+                    nz,
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                    MapFlags::MAP_SHARED,
+                    fd.as_fd(),
+                    0,
+                )
+            }
+            .map_err(err)?;
+            let seg = conn.generate_id().map_err(err)?;
+            let attach = conn
+                .shm_attach_fd(seg, fd, false)
+                .map_err(err)
+                .and_then(|c| c.check().map_err(err));
+            if let Err(e) = attach {
+                // SAFETY: the mapping made above, not yet shared with anyone.
+                unsafe {
+                    let _ = munmap(ptr, len);
+                }
+                return Err(format!("MIT-SHM attach failed: {e}"));
+            }
+            Ok(Segment { seg, ptr, len })
+        }
+
+        fn bytes(&self) -> &[u8] {
+            // SAFETY: ptr maps `len` readable bytes for the Segment's life; the
+            // server writes only during a ShmGetImage, which has completed
+            // (its reply was read) before this is called.
+            unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<u8>(), self.len) }
+        }
+    }
+
+    impl Drop for Segment {
+        fn drop(&mut self) {
+            // SAFETY: the mapping made in `new`; no slice of it outlives &self.
+            unsafe {
+                let _ = munmap(self.ptr, self.len);
+            }
+        }
+    }
+
+    /// One connection grabbing one rectangle.
+    struct Grabber {
+        conn: RustConnection,
+        root: u32,
+        rect: Rect,
+        seg: Segment,
+    }
+
+    impl std::fmt::Debug for Grabber {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Grabber").field("rect", &self.rect).finish()
+        }
+    }
+
+    impl Grabber {
+        fn open(cfg: &X11SourceConfig) -> Result<Grabber, String> {
+            let (conn, default_screen) = connect(cfg.display.as_deref())?;
+            if conn
+                .extension_information(x11rb::protocol::shm::X11_EXTENSION_NAME)
+                .map_err(err)?
+                .is_none()
+            {
+                return Err("the X server has no MIT-SHM extension".into());
+            }
+            conn.shm_query_version().map_err(err)?.reply().map_err(err)?;
+            let rect = resolve(&conn, default_screen, cfg)?;
+            let root = conn.setup().roots[rect.screen].root;
+            let len = rect.w as usize * rect.h as usize * 4;
+            let seg = Segment::new(&conn, len)?;
+            Ok(Grabber { conn, root, rect, seg })
+        }
+
+        /// Grabs one picture as BGRA (alpha 255).
+        fn grab(&mut self) -> Result<PixelBuffer, String> {
+            let r = self.rect;
+            let (x, y) = (i16::try_from(r.x).map_err(err)?, i16::try_from(r.y).map_err(err)?);
+            let (w, h) = (u16::try_from(r.w).map_err(err)?, u16::try_from(r.h).map_err(err)?);
+            let reply = self
+                .conn
+                .shm_get_image(self.root, x, y, w, h, !0, ImageFormat::Z_PIXMAP.into(), self.seg.seg, 0)
+                .map_err(err)?
+                .reply()
+                .map_err(err)?;
+            if reply.depth != 24 && reply.depth != 32 {
+                return Err(format!("unsupported X depth {}", reply.depth));
+            }
+            let mut data = self.seg.bytes().to_vec();
+            for px in data.chunks_exact_mut(4) {
+                px[3] = 255;
+            }
+            PixelBuffer::new(PixelLayout::Bgra, r.w, r.h, data).map_err(err)
+        }
+    }
+
+    fn info_event(reason: EventReason, message: String) -> EventInfo {
+        EventInfo {
+            timestamp_ns: now_ns(),
+            reason,
+            message,
+        }
+    }
+
+    fn fps_fraction(fps: f64) -> (u32, u32) {
+        // Rounded to 1/1000 fps; the rate is informational on the wire.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let num = (fps * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32;
+        (num, 1000)
+    }
+
+    /// Starts a screen-grab source. The display must be reachable now (the
+    /// stream's size comes from it); later losses are stream events.
+    pub(crate) fn spawn(
+        shared: Arc<Shared>,
+        cfg: X11SourceConfig,
+        stop: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>, NetError> {
+        let refuse = |e: String| NetError::Refused(format!("x11 source `{}`: {e}", cfg.name));
+        let grabber = Grabber::open(&cfg).map_err(refuse)?;
+        let mut encoder = Registry::builtin()
+            .encoder(&cfg.encode)
+            .map_err(|e| refuse(e.to_string()))?;
+        let (fps_num, fps_den) = fps_fraction(cfg.fps);
+        let open = encoder.stream_open(grabber.rect.w, grabber.rect.h, fps_num, fps_den, &cfg.name);
+        shared.add_stream(open.clone(), String::new(), StreamState::Live)?;
+        set_target(&shared, &cfg, grabber.rect);
+        info!(stream = %cfg.name, rect = ?grabber.rect, fps = cfg.fps, format = %open.format, "x11 screen grab");
+        let name = cfg.name.clone();
+        Ok(std::thread::Builder::new()
+            .name(format!("src:{name}"))
+            .spawn(move || run(&shared, &cfg, &stop, grabber, encoder.as_mut(), open))?)
+    }
+
+    fn set_target(shared: &Shared, cfg: &X11SourceConfig, rect: Rect) {
+        shared.input.set_target(
+            &cfg.name,
+            InputTarget {
+                display: cfg.display.clone(),
+                screen: rect.screen,
+                origin: (rect.x, rect.y),
+                inject: cfg.inject,
+            },
+        );
+    }
+
+    /// How often the grabbed monitor's geometry is checked.
+    const GEOMETRY_CHECK: Duration = Duration::from_secs(1);
+
+    fn run(
+        shared: &Shared,
+        cfg: &X11SourceConfig,
+        stop: &AtomicBool,
+        grabber: Grabber,
+        encoder: &mut dyn Encoder,
+        mut open: StreamOpen,
+    ) {
+        let period = if cfg.fps > 0.0 {
+            Duration::from_secs_f64(1.0 / cfg.fps)
+        } else {
+            Duration::ZERO
+        };
+        let mut grabber = Some(grabber);
+        let mut seq = 0u64;
+        let mut next = Instant::now();
+        let mut checked = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        let mut discontinuity = false;
+        while !stop.load(Ordering::Relaxed) {
+            let Some(g) = grabber.as_mut() else {
+                // Lost: reconnect with backoff.
+                sleep_unless_stopped(backoff, stop);
+                match Grabber::open(cfg) {
+                    Ok(g) => {
+                        info!(stream = %cfg.name, rect = ?g.rect, "x11 display back");
+                        if (g.rect.w, g.rect.h) != (open.width, open.height) {
+                            open = encoder.stream_open(g.rect.w, g.rect.h, open.fps_num, open.fps_den, &cfg.name);
+                            shared.stream_event(&cfg.name, StreamEvent::FormatChanged(open.clone()));
+                        }
+                        set_target(shared, cfg, g.rect);
+                        shared.stream_event(
+                            &cfg.name,
+                            StreamEvent::Resumed(info_event(EventReason::DeviceLost, "display back".into())),
+                        );
+                        grabber = Some(g);
+                        backoff = Duration::from_millis(50);
+                        discontinuity = true;
+                        next = Instant::now();
+                    }
+                    Err(_) => backoff = (backoff * 2).min(cfg.retry_max),
+                }
+                continue;
+            };
+            // The grabbed monitor may have changed size.
+            if cfg.rect.is_none() && checked.elapsed() >= GEOMETRY_CHECK {
+                checked = Instant::now();
+                let default_screen = g.rect.screen;
+                if let Ok(r) = resolve(&g.conn, default_screen, cfg)
+                    && r != g.rect
+                {
+                    match Segment::new(&g.conn, r.w as usize * r.h as usize * 4) {
+                        Ok(seg) => {
+                            info!(stream = %cfg.name, from = ?g.rect, to = ?r, "x11 monitor changed");
+                            g.seg = seg;
+                            g.rect = r;
+                            g.root = g.conn.setup().roots[r.screen].root;
+                            set_target(shared, cfg, r);
+                            if (r.w, r.h) != (open.width, open.height) {
+                                open = encoder.stream_open(r.w, r.h, open.fps_num, open.fps_den, &cfg.name);
+                                shared.stream_event(&cfg.name, StreamEvent::FormatChanged(open.clone()));
+                            }
+                            discontinuity = true;
+                        }
+                        Err(e) => warn!(stream = %cfg.name, error = %e, "x11 resize: new segment failed"),
+                    }
+                }
+            }
+            let ts = now_ns();
+            match g.grab() {
+                Ok(pic) => match encoder.encode(&pic) {
+                    Ok(data) => {
+                        seq += 1;
+                        let mut flags = FrameFlags::KEYFRAME;
+                        if discontinuity {
+                            flags = flags.with(FrameFlags::DISCONTINUITY);
+                            discontinuity = false;
+                        }
+                        shared.push(
+                            &cfg.name,
+                            Frame {
+                                data: Bytes::from(data),
+                                sequence: seq,
+                                timestamp_ns: ts,
+                                flags,
+                            },
+                        );
+                    }
+                    Err(e) => warn!(stream = %cfg.name, error = %e, "x11 frame not encoded"),
+                },
+                Err(e) => {
+                    warn!(stream = %cfg.name, error = %e, "x11 display lost");
+                    shared.stream_event(
+                        &cfg.name,
+                        StreamEvent::Interrupted(info_event(EventReason::DeviceLost, e)),
+                    );
+                    grabber = None;
+                    continue;
+                }
+            }
+            next += period;
+            let now = Instant::now();
+            if next > now {
+                sleep_unless_stopped(next - now, stop);
+            } else {
+                next = now;
+            }
+        }
+    }
+
+    fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+        let end = Instant::now() + d;
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// Starts the XTEST injector thread (one per node, connections per display).
+    pub(super) fn start_injector() -> std::io::Result<std::sync::mpsc::Sender<(InputTarget, InputEvent)>> {
+        let (tx, rx) = std::sync::mpsc::channel::<(InputTarget, InputEvent)>();
+        std::thread::Builder::new().name("x11-inject".into()).spawn(move || {
+            let mut conns: std::collections::HashMap<Option<String>, RustConnection> = Default::default();
+            for (t, ev) in rx {
+                if !conns.contains_key(&t.display) {
+                    match connect(t.display.as_deref()) {
+                        Ok((c, _)) => {
+                            conns.insert(t.display.clone(), c);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "XTEST injection: no display");
+                            continue;
+                        }
+                    }
+                }
+                let Some(conn) = conns.get(&t.display) else { continue };
+                if let Err(e) = inject(conn, &t, &ev) {
+                    warn!(error = %e, "XTEST injection failed");
+                    conns.remove(&t.display);
+                }
+            }
+        })?;
+        Ok(tx)
+    }
+
+    fn inject(conn: &RustConnection, t: &InputTarget, ev: &InputEvent) -> Result<(), String> {
+        use x11rb::protocol::xproto::{BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, MOTION_NOTIFY_EVENT};
+        let root = conn.setup().roots.get(t.screen).ok_or("no such screen")?.root;
+        let x = i16::try_from(t.origin.0 + ev.x).unwrap_or(0);
+        let y = i16::try_from(t.origin.1 + ev.y).unwrap_or(0);
+        let fake = |kind: u8, detail: u8| -> Result<(), String> {
+            conn.xtest_fake_input(kind, detail, 0, root, x, y, 0).map_err(err)?;
+            Ok(())
+        };
+        match ev.kind {
+            InputKind::MouseMove => fake(MOTION_NOTIFY_EVENT, 0)?,
+            InputKind::ButtonDown => {
+                fake(MOTION_NOTIFY_EVENT, 0)?;
+                fake(BUTTON_PRESS_EVENT, ev.button)?;
+            }
+            InputKind::ButtonUp => {
+                fake(MOTION_NOTIFY_EVENT, 0)?;
+                fake(BUTTON_RELEASE_EVENT, ev.button)?;
+            }
+            _ => {}
+        }
+        conn.flush().map_err(err)?;
+        Ok(())
+    }
+}

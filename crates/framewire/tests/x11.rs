@@ -1,0 +1,368 @@
+//! X11 under Xvfb, through real `framewire` processes: monitor geometry
+//! (LIST_MONITORS, `framewire monitors`), a screen grab sent through a
+//! relay and compared pixel for pixel, and display loss as a stream event.
+//!
+//! Each test starts its own Xvfb (`-displayfd`: the server picks a free
+//! display number) and kills it. Without Xvfb on PATH the tests print why
+//! and pass (`scripts/setup.sh` installs it).
+
+mod common;
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{client, spawn_node, subscribe};
+use framewire_codec::{PixelLayout, Registry};
+use framewire_net::Client;
+use framewire_proto::{
+    Command as Cmd, DeliveryMode, EventReason, Message, Request, Response, StreamEvent, StreamOpen, SubscribeParams,
+};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ChangeGCAux, ConnectionExt as _, CreateGCAux, Rectangle};
+
+/// An Xvfb server; killed when dropped.
+#[derive(Debug)]
+pub struct Xvfb {
+    child: Child,
+    pub display: String,
+}
+
+impl Xvfb {
+    /// Starts `Xvfb -displayfd 1 SCREENS...`; `None` (with a message) if
+    /// Xvfb is not installed.
+    pub fn start(screens: &[&str]) -> Option<Xvfb> {
+        let mut cmd = Command::new("Xvfb");
+        cmd.args(["-displayfd", "1", "-nolisten", "tcp", "-noreset"]);
+        for (i, s) in screens.iter().enumerate() {
+            cmd.args(["-screen", &i.to_string(), s]);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run Xvfb ({e}); scripts/setup.sh installs it (package xvfb)");
+                return None;
+            }
+        };
+        let mut out = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let mut b = [0u8; 1];
+            while let Ok(1) = out.read(&mut b) {
+                if b[0] == b'\n' {
+                    break;
+                }
+                s.push(char::from(b[0]));
+            }
+            let _ = tx.send(s);
+        });
+        let n = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("Xvfb printed its display");
+        assert!(!n.is_empty(), "Xvfb did not start");
+        Some(Xvfb {
+            child,
+            display: format!(":{}", n.trim()),
+        })
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs a command with a deadline; its exit status and stdout.
+fn run(cmd: &mut Command, timeout: Duration) -> (bool, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("runs");
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut s = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+            return (st.success(), s);
+        }
+        assert!(Instant::now() < end, "{cmd:?} timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn x11_monitors_of_two_screens() {
+    let Some(x) = Xvfb::start(&["1280x720x24", "800x600x24"]) else {
+        return;
+    };
+    // Two RandR monitors side by side on screen 0 (what `xrandr --setmonitor` does).
+    {
+        use x11rb::protocol::randr::{ConnectionExt as _, MonitorInfo};
+        let (conn, _) = x11rb::connect(Some(&x.display)).expect("X connection");
+        conn.randr_query_version(1, 5).unwrap().reply().unwrap();
+        let root = conn.setup().roots[0].root;
+        for (name, x0, primary) in [("LEFT", 0, true), ("RIGHT", 640, false)] {
+            let atom = conn.intern_atom(false, name.as_bytes()).unwrap().reply().unwrap().atom;
+            let m = MonitorInfo {
+                name: atom,
+                primary,
+                automatic: false,
+                x: x0,
+                y: 0,
+                width: 640,
+                height: 720,
+                width_in_millimeters: 169,
+                height_in_millimeters: 190,
+                outputs: vec![],
+            };
+            conn.randr_set_monitor(root, m).unwrap().check().expect("RRSetMonitor");
+        }
+    }
+    let src = format!("x11:desk,display={},fps=2", x.display);
+    let right = format!("x11:right,display={},monitor=RIGHT,fps=2", x.display);
+    let node = spawn_node(&[
+        "--name",
+        "test:x11",
+        "--source",
+        &src,
+        "--source",
+        &right,
+        "--discovery",
+        "off",
+    ]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (monitors, streams) = rt.block_on(async {
+        let mut c = client(node.addr, "monitors").await;
+        let Response::ListMonitors(m) = c.request(Request::ListMonitors).await.expect("LIST_MONITORS") else {
+            panic!("not a monitor list")
+        };
+        (m, c.request(Request::ListStreams).await.expect("LIST_STREAMS"))
+    });
+    let got: Vec<(&str, i32, i32, u32, u32)> = monitors
+        .iter()
+        .map(|m| (m.name.as_str(), m.x, m.y, m.width, m.height))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("LEFT", 0, 0, 640, 720),
+            ("RIGHT", 640, 0, 640, 720),
+            ("screen", 0, 0, 1280, 720),
+            ("screen@1", 0, 0, 800, 600)
+        ]
+    );
+    assert!(monitors[0].primary && !monitors[1].primary);
+    assert_eq!((monitors[0].width_mm, monitors[0].height_mm), (169, 190));
+    assert!(monitors[3].width_mm > 0);
+    // A source grabbing a monitor by name has its size.
+    let Response::ListStreams(streams) = streams else {
+        panic!("not a stream list")
+    };
+    let right = streams
+        .iter()
+        .find(|s| s.open.name == "right")
+        .expect("the `right` stream");
+    assert_eq!((right.open.width, right.open.height), (640, 720));
+    // The CLI prints the same.
+    let (ok, out) = run(
+        Command::new(env!("CARGO_BIN_EXE_framewire")).args(["monitors", &node.addr.to_string(), "--json"]),
+        Duration::from_secs(20),
+    );
+    assert!(ok, "framewire monitors failed");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v[3]["name"], "screen@1");
+    assert_eq!(
+        (v[3]["width"].as_u64(), v[3]["height"].as_u64()),
+        (Some(800), Some(600))
+    );
+    let (ok, table) = run(
+        Command::new(env!("CARGO_BIN_EXE_framewire")).args(["monitors", &node.addr.to_string()]),
+        Duration::from_secs(20),
+    );
+    assert!(
+        ok && table.contains("1280x720") && table.contains("screen@1"),
+        "{table}"
+    );
+}
+
+/// A 96x64 test picture as 0xRRGGBB pixels: colour blocks, a one-pixel
+/// checkerboard stripe, and a gradient row, so any shift or channel swap
+/// shows.
+fn pattern(x: u32, y: u32) -> u32 {
+    if y == 40 {
+        return (x * 2) << 16 | (255 - x * 2) << 8 | 0x40;
+    }
+    if (44..48).contains(&y) {
+        return if (x + y) % 2 == 0 { 0x00ff_ffff } else { 0x0000_0000 };
+    }
+    const COLOURS: [u32; 6] = [
+        0x00ff_0000,
+        0x0000_ff00,
+        0x0000_00ff,
+        0x00ff_ff00,
+        0x0012_3456,
+        0x00fe_dcba,
+    ];
+    COLOURS[((x / 16) as usize + (y / 20) as usize * 2) % 6]
+}
+
+const PW: u32 = 96;
+const PH: u32 = 64;
+const POS: (i32, i32) = (40, 30);
+
+/// Draws [`pattern`] on the root window of `display` at [`POS`].
+fn draw_pattern(display: &str) {
+    let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
+    let root = conn.setup().roots[screen].root;
+    let gc = conn.generate_id().unwrap();
+    conn.create_gc(gc, root, &CreateGCAux::new()).unwrap();
+    for y in 0..PH {
+        let mut x = 0;
+        while x < PW {
+            let c = pattern(x, y);
+            let mut w = 1;
+            while x + w < PW && pattern(x + w, y) == c {
+                w += 1;
+            }
+            conn.change_gc(gc, &ChangeGCAux::new().foreground(c)).unwrap();
+            let r = Rectangle {
+                x: (POS.0 + x as i32) as i16,
+                y: (POS.1 + y as i32) as i16,
+                width: w as u16,
+                height: 1,
+            };
+            conn.poly_fill_rectangle(root, gc, &[r]).unwrap();
+            x += w;
+        }
+    }
+    conn.get_input_focus().unwrap().reply().unwrap();
+}
+
+/// The next frame's pixels as RGB, decoding with the stream's open.
+async fn next_picture(c: &mut Client, open: &mut Option<StreamOpen>, timeout: Duration) -> (u32, u32, Vec<u8>) {
+    let end = Instant::now() + timeout;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let m = tokio::time::timeout(left, c.next_message())
+            .await
+            .expect("a frame in time")
+            .expect("read")
+            .expect("open");
+        match m {
+            Message::ControlRequest(req) if req.command == Cmd::StreamOpen => {
+                if let Ok(Request::StreamOpen(o)) = Request::decode(&req) {
+                    *open = Some(o);
+                }
+                c.ack(&req).await.unwrap();
+            }
+            Message::VideoFrame(f) => {
+                let o = open.as_ref().expect("STREAM_OPEN before frames");
+                let mut dec = Registry::builtin().negotiate(o).expect("decodable");
+                let pic = dec.decode(&f.data).expect("decodes");
+                let rgb = pic.convert(PixelLayout::Rgb).unwrap().to_tight();
+                return (pic.width(), pic.height(), rgb.data().to_vec());
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn x11_grab_through_relay_is_bit_exact() {
+    let Some(mut x) = Xvfb::start(&["320x240x24"]) else {
+        return;
+    };
+    draw_pattern(&x.display);
+    let rect = format!("{PW}x{PH}+{}+{}", POS.0, POS.1);
+    let qoi = format!("x11:grab-qoi,display={},rect={rect},fps=10,format=qoi", x.display);
+    let zstd = format!("x11:grab-zstd,display={},rect={rect},fps=10,format=raw-zstd", x.display);
+    let whole = format!("x11:whole,display={},fps=10", x.display);
+    let source = spawn_node(&[
+        "--name",
+        "test:grab",
+        "--source",
+        &qoi,
+        "--source",
+        &zstd,
+        "--source",
+        &whole,
+        "--discovery",
+        "off",
+    ]);
+    let up_qoi = format!("{}/grab-qoi", source.addr);
+    let up_zstd = format!("{}/grab-zstd", source.addr);
+    let relay = spawn_node(&[
+        "--name",
+        "test:relay",
+        "--upstream",
+        &up_qoi,
+        "--upstream",
+        &up_zstd,
+        "--discovery",
+        "off",
+    ]);
+    let expected: Vec<u8> = (0..PH)
+        .flat_map(|y| (0..PW).map(move |x| pattern(x, y)))
+        .flat_map(|p| [(p >> 16) as u8, (p >> 8) as u8, p as u8])
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let params = SubscribeParams {
+            mode: DeliveryMode::LowLatency,
+            ..SubscribeParams::default()
+        };
+        for stream in ["grab-qoi", "grab-zstd"] {
+            let mut c = client(relay.addr, "grab-test").await;
+            subscribe(&mut c, stream, params).await;
+            let mut open = None;
+            let (w, h, rgb) = next_picture(&mut c, &mut open, Duration::from_secs(20)).await;
+            assert_eq!((w, h), (PW, PH), "{stream}");
+            let bad = rgb.iter().zip(&expected).filter(|(a, b)| a != b).count();
+            assert_eq!(bad, 0, "{stream}: {bad} bytes differ from the drawn pattern");
+        }
+        // The whole screen, by default monitor: the pattern sits at POS.
+        let mut c = client(source.addr, "grab-test").await;
+        subscribe(&mut c, "whole", params).await;
+        let mut open = None;
+        let (w, h, rgb) = next_picture(&mut c, &mut open, Duration::from_secs(20)).await;
+        assert_eq!((w, h), (320, 240));
+        let at = |px: u32, py: u32| {
+            let i = ((py * w + px) * 3) as usize;
+            u32::from(rgb[i]) << 16 | u32::from(rgb[i + 1]) << 8 | u32::from(rgb[i + 2])
+        };
+        assert_eq!(at(POS.0 as u32 + 5, POS.1 as u32 + 41), pattern(5, 41));
+        // The display goes away: an interrupted event, not a crash.
+        x.kill();
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut interrupted = false;
+        while Instant::now() < end && !interrupted {
+            let Ok(Ok(Some(m))) = tokio::time::timeout(Duration::from_secs(5), c.next_message()).await else {
+                break;
+            };
+            if let Message::StreamEvent {
+                event: StreamEvent::Interrupted(info),
+                ..
+            } = m
+            {
+                assert_eq!(info.reason, EventReason::DeviceLost);
+                interrupted = true;
+            }
+        }
+        assert!(interrupted, "no interrupted event after the display went away");
+    });
+    let mut source = source;
+    assert!(
+        source.child.try_wait().unwrap().is_none(),
+        "the source node died with its display"
+    );
+    source.kill();
+}
