@@ -82,6 +82,7 @@ pub(crate) struct InputTarget {
     /// Top-left of the grabbed rectangle on its screen.
     #[cfg_attr(not(feature = "x11"), allow(dead_code))]
     origin: (i32, i32),
+    #[cfg_attr(not(feature = "x11"), allow(dead_code))]
     inject: bool,
 }
 
@@ -105,6 +106,7 @@ impl InputRegistry {
     }
 
     /// Handles one input event a viewer sent on a subscription to `stream`.
+    #[cfg_attr(not(feature = "x11"), allow(unused_variables))]
     pub(crate) fn event(&self, stream: &str, event: InputEvent) {
         self.received.fetch_add(1, Ordering::Relaxed);
         let target = self
@@ -124,12 +126,8 @@ impl InputRegistry {
             modifiers = event.modifiers.0,
             "input event"
         );
-        let Some(t) = target else { return };
-        if !t.inject {
-            return;
-        }
         #[cfg(feature = "x11")]
-        {
+        if let Some(t) = target.filter(|t| t.inject) {
             let mut inj = self.injector.lock().unwrap_or_else(|p| p.into_inner());
             if inj.is_none() {
                 *inj = imp::start_injector().ok();
@@ -172,7 +170,6 @@ mod imp {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
 
-    use bytes::Bytes;
     use framewire_codec::{Encoder, PixelBuffer, PixelLayout, Registry};
     use framewire_proto::control::{Monitor, StreamState};
     use framewire_proto::{EventInfo, EventReason, FrameFlags, InputEvent, InputKind, StreamEvent, StreamOpen};
@@ -596,7 +593,7 @@ mod imp {
                         shared.push(
                             &cfg.name,
                             Frame {
-                                data: Bytes::from(data),
+                                data,
                                 sequence: seq,
                                 timestamp_ns: ts,
                                 flags,

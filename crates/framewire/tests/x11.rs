@@ -202,7 +202,11 @@ fn pattern(x: u32, y: u32) -> u32 {
         return (x * 2) << 16 | (255 - x * 2) << 8 | 0x40;
     }
     if (44..48).contains(&y) {
-        return if (x + y) % 2 == 0 { 0x00ff_ffff } else { 0x0000_0000 };
+        return if (x + y).is_multiple_of(2) {
+            0x00ff_ffff
+        } else {
+            0x0000_0000
+        };
     }
     const COLOURS: [u32; 6] = [
         0x00ff_0000,
