@@ -13,7 +13,8 @@ set -euo pipefail
 #   xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth
 #                           X11 tests: virtual displays, Mesa llvmpipe for the
 #                           viewer window, xsetroot/xrandr, xwd screenshots
-PACKAGES=(cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
+#   gcc libc6-dev           the foreign (C) reader of the shared-memory ring, compiled by a test
+PACKAGES=(gcc libc6-dev cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
   xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth)
 
 missing=()

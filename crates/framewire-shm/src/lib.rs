@@ -13,9 +13,11 @@
 pub mod consumer;
 pub mod mem;
 pub mod producer;
+pub mod ring;
 pub mod sock;
 pub mod wire;
 
 pub use consumer::{Consumer, Event, ShmError, ShmFrame};
 pub use producer::{ConsumerStats, MAX_CONSUMERS, Producer, ProducerConfig, ProducerStats};
+pub use ring::{RingFrame, RingGeometry, RingRead, RingReader, RingWriter};
 pub use wire::{FrameMeta, Plane};

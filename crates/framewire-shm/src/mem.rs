@@ -31,6 +31,10 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
+    pub(crate) fn map_fd(fd: &OwnedFd, len: usize, writable: bool) -> io::Result<Mapping> {
+        Mapping::map(fd, len, writable)
+    }
+
     fn map(fd: &OwnedFd, len: usize, writable: bool) -> io::Result<Mapping> {
         let nz = NonZeroUsize::new(len).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty buffer"))?;
         let prot = if writable {
