@@ -13,6 +13,8 @@ mod cmds;
 mod config;
 mod discovery;
 mod util;
+#[cfg(feature = "viewer")]
+mod viewer;
 
 use clap::{Parser, Subcommand};
 
@@ -58,6 +60,9 @@ enum Cmd {
     V4l2(cmds::v4l2::Args),
     /// The monitors of a node's X display (name, size, position, refresh).
     Monitors(cmds::monitors::Args),
+    /// Show a stream in a window; keyboard and mouse go back upstream.
+    #[cfg(feature = "viewer")]
+    View(viewer::Args),
 }
 
 fn main() {
@@ -70,22 +75,29 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = runtime.block_on(async {
-        match cli.cmd {
-            Cmd::Node(a) => cmds::node::run(a).await,
-            Cmd::Ls(a) => cmds::ls::run(a).await,
-            Cmd::Connect(a) => cmds::connect::run(a).await,
-            Cmd::Disconnect(a) => cmds::connect::run_disconnect(a).await,
-            Cmd::Recv(a) => cmds::recv::run(a).await,
-            Cmd::Stats(a) => cmds::stats::run(a).await,
-            Cmd::Demo(a) => cmds::demo::run(a).await,
-            Cmd::Discover(a) => cmds::discover::run(a).await,
-            Cmd::Bench(a) => cmds::bench::run(a).await,
-            Cmd::Archive(a) => cmds::archive::run(a).await,
-            Cmd::V4l2(a) => cmds::v4l2::run(a).await,
-            Cmd::Monitors(a) => cmds::monitors::run(a).await,
-        }
-    });
+    let result = match cli.cmd {
+        // The window needs the main thread: outside block_on.
+        #[cfg(feature = "viewer")]
+        Cmd::View(a) => viewer::run(a, &runtime),
+        cmd => runtime.block_on(async {
+            match cmd {
+                Cmd::Node(a) => cmds::node::run(a).await,
+                Cmd::Ls(a) => cmds::ls::run(a).await,
+                Cmd::Connect(a) => cmds::connect::run(a).await,
+                Cmd::Disconnect(a) => cmds::connect::run_disconnect(a).await,
+                Cmd::Recv(a) => cmds::recv::run(a).await,
+                Cmd::Stats(a) => cmds::stats::run(a).await,
+                Cmd::Demo(a) => cmds::demo::run(a).await,
+                Cmd::Discover(a) => cmds::discover::run(a).await,
+                Cmd::Bench(a) => cmds::bench::run(a).await,
+                Cmd::Archive(a) => cmds::archive::run(a).await,
+                Cmd::V4l2(a) => cmds::v4l2::run(a).await,
+                Cmd::Monitors(a) => cmds::monitors::run(a).await,
+                #[cfg(feature = "viewer")]
+                Cmd::View(_) => unreachable!("handled above"),
+            }
+        }),
+    };
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     if let Err(e) = result {
         eprintln!("framewire: {e:#}");

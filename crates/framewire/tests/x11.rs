@@ -370,3 +370,172 @@ fn x11_grab_through_relay_is_bit_exact() {
     );
     source.kill();
 }
+
+/// The four quadrant colours of the viewer test picture (0xRRGGBB).
+const QUADRANTS: [u32; 4] = [0x00e0_2020, 0x0020_c040, 0x0030_40e0, 0x00f0_f0f0];
+
+/// Fills the four quadrants of screen 0 of `display` (`w` x `h`).
+fn draw_quadrants(display: &str, w: u16, h: u16) {
+    let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
+    let root = conn.setup().roots[screen].root;
+    let gc = conn.generate_id().unwrap();
+    conn.create_gc(gc, root, &CreateGCAux::new()).unwrap();
+    for (i, c) in QUADRANTS.iter().enumerate() {
+        conn.change_gc(gc, &ChangeGCAux::new().foreground(*c)).unwrap();
+        let r = Rectangle {
+            x: if i % 2 == 1 { (w / 2) as i16 } else { 0 },
+            y: if i >= 2 { (h / 2) as i16 } else { 0 },
+            width: w / 2,
+            height: h / 2,
+        };
+        conn.poly_fill_rectangle(root, gc, &[r]).unwrap();
+    }
+    conn.get_input_focus().unwrap().reply().unwrap();
+}
+
+/// A screenshot of screen 0 of `display`: a function from (x, y) to 0xRRGGBB.
+fn screenshot(display: &str) -> impl Fn(u32, u32) -> u32 {
+    use x11rb::protocol::xproto::ImageFormat;
+    let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
+    let s = &conn.setup().roots[screen];
+    let (w, h) = (s.width_in_pixels, s.height_in_pixels);
+    let img = conn
+        .get_image(ImageFormat::Z_PIXMAP, s.root, 0, 0, w, h, !0)
+        .unwrap()
+        .reply()
+        .unwrap();
+    let data = img.data;
+    move |x, y| {
+        let i = ((y * u32::from(w) + x) * 4) as usize;
+        u32::from(data[i + 2]) << 16 | u32::from(data[i + 1]) << 8 | u32::from(data[i])
+    }
+}
+
+fn close(a: u32, b: u32, tol: i32) -> bool {
+    (0..3).all(|k| (((a >> (8 * k)) & 0xff) as i32 - ((b >> (8 * k)) & 0xff) as i32).abs() <= tol)
+}
+
+/// `framewire view` on display `display` (software GL), killed when dropped.
+struct Viewer(Child);
+
+impl Viewer {
+    fn start(display: &str, args: &[&str]) -> Viewer {
+        let child = Command::new(env!("CARGO_BIN_EXE_framewire"))
+            .arg("view")
+            .args(args)
+            .args(["--exit-after", "60"])
+            .env("DISPLAY", display)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("framewire view runs");
+        Viewer(child)
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until the viewer's display shows the quadrants scaled to 640x480.
+fn wait_for_picture(display: &str) {
+    let points = [
+        (160, 120, 0),
+        (480, 120, 1),
+        (160, 360, 2),
+        (480, 360, 3),
+        (20, 20, 0),
+        (620, 460, 3),
+    ];
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shot = screenshot(display);
+        let wrong: Vec<String> = points
+            .iter()
+            .filter(|(x, y, q)| !close(shot(*x, *y), QUADRANTS[*q], 6))
+            .map(|(x, y, q)| format!("({x},{y}) {:06x} != {:06x}", shot(*x, *y), QUADRANTS[*q]))
+            .collect();
+        if wrong.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "the viewer window does not show the picture: {wrong:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn x11_viewer_shows_frame_and_forwards_input() {
+    let Some(src_x) = Xvfb::start(&["320x240x24"]) else {
+        return;
+    };
+    let Some(view_x) = Xvfb::start(&["640x480x24"]) else {
+        return;
+    };
+    draw_quadrants(&src_x.display, 320, 240);
+    let spec = format!("x11:desk,display={},fps=10,format=qoi,inject-input=true", src_x.display);
+    let source = spawn_node(&["--name", "test:desk", "--source", &spec, "--discovery", "off"]);
+    let addr = source.addr.to_string();
+    let _viewer = Viewer::start(
+        &view_x.display,
+        &[
+            &addr,
+            "desk",
+            "--size",
+            "640x480",
+            "--position",
+            "0,0",
+            "--scale",
+            "letterbox",
+        ],
+    );
+    wait_for_picture(&view_x.display);
+
+    // A click in the viewer window at (200, 100) is source pixel (100, 50).
+    {
+        use x11rb::protocol::xproto::{BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, MOTION_NOTIFY_EVENT};
+        use x11rb::protocol::xtest::ConnectionExt as _;
+        let (conn, screen) = x11rb::connect(Some(&view_x.display)).expect("X connection");
+        let root = conn.setup().roots[screen].root;
+        conn.xtest_fake_input(MOTION_NOTIFY_EVENT, 0, 0, root, 200, 100, 0)
+            .unwrap();
+        conn.xtest_fake_input(BUTTON_PRESS_EVENT, 1, 0, root, 0, 0, 0).unwrap();
+        conn.xtest_fake_input(BUTTON_RELEASE_EVENT, 1, 0, root, 0, 0, 0)
+            .unwrap();
+        conn.get_input_focus().unwrap().reply().unwrap();
+    }
+    assert!(
+        source.wait_log("button=1", Duration::from_secs(15)),
+        "the source saw no button event; log:\n{}",
+        source.log()
+    );
+    let log = source.log();
+    let press = log
+        .lines()
+        .find(|l| l.contains("input event") && l.contains("button=1"))
+        .expect("a button line");
+    assert!(press.contains("x=100") && press.contains("y=50"), "{press}");
+    // Injection is on for this source: the source display's pointer went there.
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (conn, screen) = x11rb::connect(Some(&src_x.display)).expect("X connection");
+        let root = conn.setup().roots[screen].root;
+        let p = conn.query_pointer(root).unwrap().reply().unwrap();
+        if (p.root_x, p.root_y) == (100, 50) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "XTEST injection did not move the pointer: {:?}",
+            (p.root_x, p.root_y)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
