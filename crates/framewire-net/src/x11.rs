@@ -176,7 +176,7 @@ mod imp {
     use framewire_relay::Frame;
     use nix::sys::memfd::{MFdFlags, memfd_create};
     use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
-    use tracing::{info, warn};
+    use tracing::{debug, info, warn};
     use x11rb::connection::{Connection, RequestConnection};
     use x11rb::protocol::randr::ConnectionExt as _;
     use x11rb::protocol::shm::ConnectionExt as _;
@@ -531,6 +531,8 @@ mod imp {
         let mut checked = Instant::now();
         let mut backoff = Duration::from_millis(50);
         let mut discontinuity = false;
+        // Grab and encode times, reported at debug level every 5 s.
+        let (mut n, mut grab_t, mut enc_t, mut report) = (0u32, Duration::ZERO, Duration::ZERO, Instant::now());
         while !stop.load(Ordering::Relaxed) {
             let Some(g) = grabber.as_mut() else {
                 // Lost: reconnect with backoff.
@@ -581,9 +583,25 @@ mod imp {
                 }
             }
             let ts = now_ns();
-            match g.grab() {
+            let t0 = Instant::now();
+            let grabbed = g.grab();
+            let t1 = Instant::now();
+            match grabbed {
                 Ok(pic) => match encoder.encode(&pic) {
                     Ok(data) => {
+                        n += 1;
+                        grab_t += t1 - t0;
+                        enc_t += t1.elapsed();
+                        if report.elapsed() >= Duration::from_secs(5) {
+                            debug!(
+                                stream = %cfg.name,
+                                frames = n,
+                                grab_ms = grab_t.as_secs_f64() * 1e3 / f64::from(n),
+                                encode_ms = enc_t.as_secs_f64() * 1e3 / f64::from(n),
+                                "x11 grab timing"
+                            );
+                            (n, grab_t, enc_t, report) = (0, Duration::ZERO, Duration::ZERO, Instant::now());
+                        }
                         seq += 1;
                         let mut flags = FrameFlags::KEYFRAME;
                         if discontinuity {
