@@ -13,3 +13,4 @@ pub mod jpeg_split;
 pub mod testpattern;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 pub mod v4l2;
+pub mod v4l2_names;

@@ -721,24 +721,7 @@ pub fn check_value(c: &ControlInfo, value: i64) -> Result<(), String> {
     Ok(())
 }
 
-/// A control name in a comparable form: lower case, runs of anything but
-/// letters and digits as one `_` (as `v4l2-ctl` prints them).
-pub fn control_key(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut gap = false;
-    for ch in name.chars() {
-        if ch.is_ascii_alphanumeric() {
-            if gap && !out.is_empty() {
-                out.push('_');
-            }
-            gap = false;
-            out.push(ch.to_ascii_lowercase());
-        } else {
-            gap = true;
-        }
-    }
-    out
-}
+pub use crate::v4l2_names::control_key;
 
 /// The `/dev/video*` nodes, sorted by number.
 pub fn device_paths() -> Vec<PathBuf> {

@@ -411,22 +411,7 @@ pub fn cstr(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
-/// A fourcc as text, e.g. `YUYV` (`?` for bytes that are not printable);
-/// big-endian variants (bit 31 set) as `v4l2-ctl` prints them, `Y16 -BE`.
-pub fn fourcc_str(code: u32) -> String {
-    let s: String = (code & !(1 << 31))
-        .to_le_bytes()
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    if code & (1 << 31) != 0 { format!("{s}-BE") } else { s }
-}
+pub use crate::v4l2_names::fourcc_str;
 
 /// A fourcc from four characters.
 pub const fn fourcc(s: &[u8; 4]) -> u32 {

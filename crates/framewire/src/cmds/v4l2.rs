@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use framewire_media::v4l2_names::{control_key, fourcc_str};
 use framewire_proto::control::{ControlValue, GetControls, Name, SetControls, V4l2Control, V4l2FrameSize};
 use framewire_proto::{ControlType, Request, Response};
 
@@ -59,22 +60,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// A fourcc as text; big-endian variants (bit 31) as `Y16 -BE`, like v4l2-ctl.
-fn fourcc(code: u32) -> String {
-    let s: String = (code & !(1 << 31))
-        .to_le_bytes()
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    if code & (1 << 31) != 0 { format!("{s}-BE") } else { s }
-}
-
 fn size_text(s: &V4l2FrameSize) -> String {
     let rate = |&(n, d): &(u32, u32)| if n == 0 { 0.0 } else { f64::from(d) / f64::from(n) };
     let rates: Vec<String> = s.intervals.iter().map(|i| format!("{}", rate(i))).collect();
@@ -106,7 +91,7 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
                     "path": d.path, "card": d.card, "driver": d.driver, "bus": d.bus,
                     "capabilities": d.capabilities,
                     "formats": d.formats.iter().map(|f| serde_json::json!({
-                        "fourcc": fourcc(f.fourcc), "description": f.description, "flags": f.flags,
+                        "fourcc": fourcc_str(f.fourcc), "description": f.description, "flags": f.flags,
                         "sizes": f.sizes.iter().map(|s| serde_json::json!({
                             "kind": s.kind, "width": s.width, "height": s.height,
                             "max_width": s.max_width, "max_height": s.max_height,
@@ -130,7 +115,7 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
             d.path, d.card, d.driver, d.bus, d.capabilities
         );
         for f in &d.formats {
-            println!("  {} {}", fourcc(f.fourcc), f.description);
+            println!("  {} {}", fourcc_str(f.fourcc), f.description);
             for s in &f.sizes {
                 println!("    {}", size_text(s));
             }
@@ -139,33 +124,14 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A control name in a comparable form: lower case, runs of anything but
-/// letters and digits as one `_`.
-fn key(name: &str) -> String {
-    let mut out = String::new();
-    let mut gap = false;
-    for ch in name.chars() {
-        if ch.is_ascii_alphanumeric() {
-            if gap && !out.is_empty() {
-                out.push('_');
-            }
-            gap = false;
-            out.push(ch.to_ascii_lowercase());
-        } else {
-            gap = true;
-        }
-    }
-    out
-}
-
 fn find<'a>(controls: &'a [V4l2Control], name: &str) -> anyhow::Result<&'a V4l2Control> {
-    let k = key(name);
+    let k = control_key(name);
     let by_id = name.strip_prefix("0x").and_then(|h| u32::from_str_radix(h, 16).ok());
     controls
         .iter()
-        .find(|c| key(&c.name) == k || Some(c.id) == by_id)
+        .find(|c| control_key(&c.name) == k || Some(c.id) == by_id)
         .with_context(|| {
-            let names: Vec<String> = controls.iter().map(|c| key(&c.name)).collect();
+            let names: Vec<String> = controls.iter().map(|c| control_key(&c.name)).collect();
             format!("no control `{name}` (controls: {})", names.join(", "))
         })
 }
@@ -186,7 +152,7 @@ fn parse_value(c: &V4l2Control, text: &str) -> anyhow::Result<i64> {
     if let Some(m) = c
         .menu
         .iter()
-        .find(|m| m.name.eq_ignore_ascii_case(t) || key(&m.name) == key(t))
+        .find(|m| m.name.eq_ignore_ascii_case(t) || control_key(&m.name) == control_key(t))
     {
         return Ok(i64::from(m.index));
     }
@@ -272,7 +238,7 @@ async fn ctrl(args: CtrlArgs) -> anyhow::Result<()> {
             .iter()
             .map(|c| {
                 serde_json::json!({
-                    "id": c.id, "class": c.class, "name": c.name, "key": key(&c.name),
+                    "id": c.id, "class": c.class, "name": c.name, "key": control_key(&c.name),
                     "type": c.ctrl_type.to_string(), "min": c.min, "max": c.max, "step": c.step,
                     "default": c.default, "flags": c.flags, "value": value_of(c.id),
                     "menu": c.menu.iter().map(|m| serde_json::json!({"index": m.index, "name": m.name, "value": m.value})).collect::<Vec<_>>(),
@@ -295,7 +261,7 @@ async fn ctrl(args: CtrlArgs) -> anyhow::Result<()> {
         });
         println!(
             "{:<32} 0x{:08x} {:<12} {:>12} {:>12} {:>5} {:>12} {:>12}  {}",
-            key(&c.name),
+            control_key(&c.name),
             c.id,
             c.ctrl_type.to_string(),
             c.min,
