@@ -10,11 +10,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::NodeProc;
@@ -43,21 +41,6 @@ fn group_args(group: Ipv4Addr, port: u16) -> Vec<String> {
     ]
 }
 
-/// Strips ANSI colour codes.
-fn plain(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut esc = false;
-    for c in s.chars() {
-        match (esc, c) {
-            (false, '\x1b') => esc = true,
-            (true, 'm') => esc = false,
-            (true, _) => {}
-            (false, c) => out.push(c),
-        }
-    }
-    out
-}
-
 /// Starts `[ip netns exec NS] framewire node ARGS` and waits until it listens.
 fn spawn_in(ns: Option<&str>, args: &[String]) -> NodeProc {
     let mut cmd = match ns {
@@ -72,37 +55,7 @@ fn spawn_in(ns: Option<&str>, args: &[String]) -> NodeProc {
     if !args.iter().any(|a| a == "--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
     }
-    cmd.env("RUST_LOG", "info").env("NO_COLOR", "1");
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("framewire runs");
-    let stderr = child.stderr.take().expect("piped");
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let line = plain(&line);
-            if let Some(rest) = line.split(" listening on ").nth(1)
-                && line.starts_with("framewire: node")
-                && let Some(t) = tx.take()
-            {
-                let _ = t.send(rest.trim().to_owned());
-            }
-            let mut l = log2.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("node did not start; log:\n{}", log.lock().unwrap()));
-    NodeProc {
-        child,
-        addr: addr.parse().expect("an address"),
-        log,
-    }
+    common::spawn_command(cmd, Duration::from_secs(20))
 }
 
 fn args(list: &[&str]) -> Vec<String> {

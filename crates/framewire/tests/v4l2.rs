@@ -23,43 +23,12 @@ use framewire_proto::{
 /// `framewire node ARGS` without discovery (nothing to discover here; less
 /// work for an emulated CPU), given a minute to start.
 fn spawn_node(args: &[&str]) -> NodeProc {
-    use std::io::{BufRead, BufReader};
-    use std::sync::{Arc, Mutex};
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_framewire"));
     cmd.arg("node")
         .args(args)
         .args(["--listen", "127.0.0.1:0", "--discovery", "off"]);
-    cmd.env("RUST_LOG", "info").env("NO_COLOR", "1");
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("framewire runs");
-    let stderr = child.stderr.take().expect("piped");
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split(" listening on ").nth(1)
-                && line.starts_with("framewire: node")
-                && let Some(t) = tx.take()
-            {
-                let _ = t.send(rest.trim().to_owned());
-            }
-            let mut l = log2.lock().unwrap_or_else(|p| p.into_inner());
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("node did not start; log:\n{}", log.lock().unwrap()));
-    NodeProc {
-        child,
-        addr: addr.parse().expect("an address"),
-        log,
-    }
+    // Slow to start in the emulated guest.
+    common::spawn_command(cmd, Duration::from_secs(60))
 }
 
 fn device() -> Option<String> {

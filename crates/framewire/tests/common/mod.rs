@@ -25,6 +25,13 @@ pub fn spawn_node(args: &[&str]) -> NodeProc {
     if !args.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
     }
+    spawn_command(cmd, Duration::from_secs(20))
+}
+
+/// Starts a prepared command that runs a node (plain, or wrapped in
+/// `ip netns exec` and the like), collects its log (colour codes removed),
+/// and waits up to `timeout` until it says where it listens.
+pub fn spawn_command(mut cmd: Command, timeout: Duration) -> NodeProc {
     cmd.env("RUST_LOG", "info").env("NO_COLOR", "1");
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("framewire runs");
@@ -36,25 +43,44 @@ pub fn spawn_node(args: &[&str]) -> NodeProc {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
+            let line = plain(&line);
             if let Some(rest) = line.split(" listening on ").nth(1)
                 && line.starts_with("framewire: node")
                 && let Some(t) = tx.take()
             {
                 let _ = t.send(rest.trim().to_owned());
             }
-            let mut l = log2.lock().unwrap();
+            let mut l = log2.lock().unwrap_or_else(|p| p.into_inner());
             l.push_str(&line);
             l.push('\n');
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("node did not start; log:\n{}", log.lock().unwrap()));
+    let addr = rx.recv_timeout(timeout).unwrap_or_else(|_| {
+        panic!(
+            "node did not start; log:\n{}",
+            log.lock().unwrap_or_else(|p| p.into_inner())
+        )
+    });
     NodeProc {
         child,
         addr: addr.parse().expect("an address"),
         log,
     }
+}
+
+/// `s` without ANSI escape sequences.
+pub fn plain(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\u{1b}') => esc = true,
+            (true, c) if c.is_ascii_alphabetic() => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
 }
 
 impl NodeProc {
