@@ -134,7 +134,9 @@ impl TestPattern {
         let counter = format!("#{sequence:08}");
         let clock = format!("{hh:02}:{mm:02}:{ss:02}.{ms:03}");
         let text_rows = h - ramp_end;
-        let scale = (text_rows / 10).min(w / text_width(&counter, 1).max(1) / 2).max(1);
+        // Both strings side by side with four characters between them.
+        let both = text_width(&counter, 1) + text_width(&clock, 1) + text_width("    ", 1);
+        let scale = (text_rows / 10).min(w / both).max(1);
         let y = ramp_end + (text_rows.saturating_sub(7 * scale)) / 2;
         let white = [255, 255, 255, 255];
         let cw = text_width(&clock, scale);
@@ -197,6 +199,37 @@ mod tests {
         // Some pixel in the text band is white.
         let white = (180..240).any(|y| p0.row(0, y).chunks(4).any(|p| p == [255, 255, 255, 255]));
         assert!(white, "no text drawn in the bottom band");
+    }
+
+    #[test]
+    fn counter_and_clock_do_not_overlap() {
+        for (w, h) in [(320u32, 240u32), (640, 360), (1280, 720), (1920, 1080)] {
+            let mut c = config(EncodeSpec::raw(PixelFormat::Bgra));
+            (c.width, c.height) = (w, h);
+            let tp = TestPattern::new(c).unwrap();
+            let p = tp.render(12_345_678, 86_399_999_000_000);
+            // A column with no white in the text band separates the two strings.
+            let band = (h * 3 / 4) as usize..h as usize;
+            let white_in_column = |x: usize| {
+                band.clone()
+                    .any(|y| p.row(0, y)[x * 4..x * 4 + 4] == [255, 255, 255, 255])
+            };
+            let columns: Vec<bool> = (0..w as usize).map(white_in_column).collect();
+            // Between the first and the last white column, the widest run of
+            // columns without white is the space between the two strings: at
+            // least three characters wide (18 columns at scale 1).
+            let first = columns.iter().position(|c| *c).unwrap();
+            let last = columns.iter().rposition(|c| *c).unwrap();
+            let widest_gap = columns[first..=last]
+                .split(|c| *c)
+                .map(<[bool]>::len)
+                .max()
+                .unwrap_or(0);
+            assert!(
+                widest_gap >= 18,
+                "{w}x{h}: counter and clock run together (gap {widest_gap})"
+            );
+        }
     }
 
     #[test]
