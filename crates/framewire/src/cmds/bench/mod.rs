@@ -9,6 +9,7 @@ mod frames;
 mod gst;
 mod procs;
 pub mod relay;
+mod shm;
 mod source;
 mod sub;
 
@@ -24,6 +25,15 @@ enum BenchCmd {
     /// Relay throughput, CPU, memory and per-hop latency over TCP, beside
     /// GStreamer and the loopback TCP ceiling (iperf3), in one run.
     Relay(relay::Args),
+    /// Shared-memory edge against loopback TCP and GStreamer shmsink/shmsrc:
+    /// raw 1080p BGRA to 1, 4 and 16 consumer processes, in one run.
+    Shm(shm::Args),
+    /// (internal) The producer of `bench shm`; prints a JSON report.
+    #[command(hide = true)]
+    ShmProducer(shm::ProducerArgs),
+    /// (internal) A consumer of `bench shm`; prints a JSON report.
+    #[command(hide = true)]
+    ShmConsumer(shm::ConsumerArgs),
     /// (internal) A source node replaying prepared frames.
     #[command(hide = true)]
     Source(source::Args),
@@ -35,6 +45,9 @@ enum BenchCmd {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         BenchCmd::Relay(a) => relay::run(a).await,
+        BenchCmd::Shm(a) => shm::run(a).await,
+        BenchCmd::ShmProducer(a) => shm::run_producer(a),
+        BenchCmd::ShmConsumer(a) => shm::run_consumer(a),
         BenchCmd::Source(a) => source::run(a).await,
         BenchCmd::Sub(a) => sub::run(a).await,
     }
