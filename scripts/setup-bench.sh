@@ -1,34 +1,20 @@
 #!/usr/bin/env bash
 # Installs what `framewire bench relay` compares against, on Debian 12 / Ubuntu:
 # GStreamer (the peer relay: tcpserversrc, gdppay/gdpdepay, tee, tcpserversink,
-# fpsdisplaysink) and iperf3 (the loopback TCP ceiling). Runs scripts/setup.sh
-# first for the build dependencies. Idempotent: installs only what is missing.
+# fpsdisplaysink) and iperf3 (the loopback TCP ceiling), through scripts/setup.sh
+# with the build dependencies. Idempotent: installs only what is missing.
 # Not used by CI.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-"$here/setup.sh"
 
 #   gstreamer1.0-tools         gst-launch-1.0
 #   gstreamer1.0-plugins-base  tcp{client,server}{src,sink}, videotestsrc
 #   gstreamer1.0-plugins-good  multifilesrc, imagefreeze
 #   gstreamer1.0-plugins-bad   gdppay / gdpdepay, fpsdisplaysink
 #   iperf3                     loopback TCP ceiling
-PACKAGES=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iperf3)
+"$here/setup.sh" gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iperf3
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup-bench: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-  echo "setup-bench: benchmark packages present (${PACKAGES[*]})"
-fi
 gst-launch-1.0 --version | head -2
 iperf3 --version | head -1
 echo "setup-bench: done"

@@ -2,7 +2,10 @@
 # Installs what framewire needs to build and test on Debian 12 / Ubuntu:
 # system packages through apt (idempotent: only what is missing), and the
 # cargo tools the test script uses. Safe to run again and again.
+# Extra Debian package names given as arguments are installed with the rest
+# (scripts/setup-bench.sh uses that for the benchmarks' peers).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 # System packages, by purpose:
 #   cmake nasm pkg-config   libjpeg-turbo's vendored build (MJPEG codec)
@@ -15,7 +18,7 @@ set -euo pipefail
 #                           viewer window, xsetroot/xrandr, xwd screenshots
 #   gcc libc6-dev           the foreign (C) reader of the shared-memory ring, compiled by a test
 PACKAGES=(gcc libc6-dev cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
-  xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth)
+  xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth "$@")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
