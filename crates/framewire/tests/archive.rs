@@ -469,15 +469,9 @@ fn node_killed_then_restarted_index_matches_disk() {
 }
 
 async fn archive_peer(addr: std::net::SocketAddr, dir: &Path) -> String {
-    let mut c = client(addr, "test:stats").await;
-    let Response::GetStats(s) = c
-        .request(Request::GetStats(Name { name: String::new() }))
+    stats(addr)
         .await
-        .unwrap()
-    else {
-        panic!("stats")
-    };
-    s.outputs
+        .outputs
         .into_iter()
         .map(|o| o.peer)
         .find(|p| p.contains(&dir.display().to_string()))

@@ -5,8 +5,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use framewire_proto::control::{Name, OutputStats};
-use framewire_proto::{DeliveryMode, EventReason, Message, Request, Response, StreamEvent, SubscribeParams};
+use framewire_proto::control::OutputStats;
+use framewire_proto::{DeliveryMode, EventReason, Message, StreamEvent, SubscribeParams};
 
 fn completeness(max_frames: u32) -> SubscribeParams {
     SubscribeParams {
@@ -21,15 +21,9 @@ fn low_latency() -> SubscribeParams {
 }
 
 async fn output_stats(addr: std::net::SocketAddr, peer_name: &str) -> OutputStats {
-    let mut c = client(addr, "test:stats").await;
-    let Response::GetStats(s) = c
-        .request(Request::GetStats(Name { name: String::new() }))
+    stats(addr)
         .await
-        .unwrap()
-    else {
-        panic!("stats")
-    };
-    s.outputs
+        .outputs
         .into_iter()
         .find(|o| o.peer.ends_with(peer_name))
         .unwrap_or_else(|| panic!("no output for {peer_name}"))

@@ -145,6 +145,16 @@ pub async fn client(addr: SocketAddr, name: &str) -> Client {
         .expect("connects")
 }
 
+/// A node's counters (GET_STATS for every stream).
+pub async fn stats(addr: SocketAddr) -> framewire_proto::control::Stats {
+    let mut c = client(addr, "test:stats").await;
+    let req = framewire_proto::Request::GetStats(framewire_proto::control::Name { name: String::new() });
+    match c.request(req).await.expect("GET_STATS answered") {
+        framewire_proto::Response::GetStats(s) => s,
+        other => panic!("GET_STATS answered with {other:?}"),
+    }
+}
+
 /// Subscribes, retrying while the stream does not exist yet.
 pub async fn subscribe(c: &mut Client, stream: &str, params: SubscribeParams) -> u16 {
     let end = Instant::now() + Duration::from_secs(10);
