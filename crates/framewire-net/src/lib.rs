@@ -61,4 +61,4 @@ pub use v4l2::{
     V4L2_DEFAULT_BUFFERS, V4L2_DEFAULT_FAIL_AFTER, V4L2_DEFAULT_LINGER, V4L2_DEFAULT_RETRY_MAX, V4l2Output,
     V4l2SourceConfig,
 };
-pub use x11::{X11_DEFAULT_FPS, X11SourceConfig};
+pub use x11::{X11_DEFAULT_FPS, X11SourceConfig, local_monitors};

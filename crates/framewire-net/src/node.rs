@@ -372,6 +372,7 @@ impl Shared {
                 }));
             }
         }
+        stats.input_events = self.input.stats(only);
         stats
     }
 

@@ -17,14 +17,15 @@
 //!   source was configured with `inject = true`, replayed into the display
 //!   through XTEST.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use framewire_codec::EncodeSpec;
-use framewire_proto::InputEvent;
-use tracing::info;
+use framewire_proto::control::{InputEventStats, InputKindCount};
+use framewire_proto::{InputEvent, InputKind};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
 
 /// A screen-grab source.
 #[derive(Debug, Clone)]
@@ -86,38 +87,83 @@ pub(crate) struct InputTarget {
     inject: bool,
 }
 
-/// Input events received by this node, per stream.
+/// Counters of one stream's input events.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct InputCounts {
+    received: u64,
+    injected: u64,
+    forwarded: u64,
+    /// Received, by kind (`kind - 1`; unknown kinds are not counted here).
+    kinds: [u64; 6],
+}
+
+/// Counters shared with the injector thread.
+pub(crate) type SharedCounts = std::sync::Arc<Mutex<BTreeMap<String, InputCounts>>>;
+
+/// Input events received by this node, per stream: counted, logged, and
+/// either injected (an `x11` source with injection on) or passed upstream
+/// (a pulled edge).
 #[derive(Debug, Default)]
 pub(crate) struct InputRegistry {
     targets: Mutex<HashMap<String, InputTarget>>,
-    /// Events received, all streams.
-    pub(crate) received: AtomicU64,
+    counts: SharedCounts,
+    /// Where to pass a pulled stream's events upstream.
+    forwarders: Mutex<HashMap<String, mpsc::Sender<InputEvent>>>,
     #[cfg(feature = "x11")]
-    injector: Mutex<Option<std::sync::mpsc::Sender<(InputTarget, InputEvent)>>>,
+    injector: Mutex<Option<std::sync::mpsc::Sender<Injection>>>,
+}
+
+/// One event for the injector thread.
+#[cfg_attr(not(feature = "x11"), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) struct Injection {
+    stream: String,
+    target: InputTarget,
+    event: InputEvent,
+}
+
+/// Events queued for an upstream; more are dropped (a stalled upstream
+/// must not make the node hold viewers' input without limit).
+pub(crate) const FORWARD_QUEUE: usize = 256;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl InputRegistry {
     #[cfg_attr(not(feature = "x11"), allow(dead_code))]
     fn set_target(&self, stream: &str, t: InputTarget) {
-        self.targets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(stream.to_owned(), t);
+        lock(&self.targets).insert(stream.to_owned(), t);
+    }
+
+    /// Passes events for `stream` upstream through `tx` from now on.
+    pub(crate) fn set_forwarder(&self, stream: &str, tx: mpsc::Sender<InputEvent>) {
+        lock(&self.forwarders).insert(stream.to_owned(), tx);
+    }
+
+    /// Stops passing events for `stream` upstream, if `tx` is still the way.
+    pub(crate) fn clear_forwarder(&self, stream: &str, tx: &mpsc::Sender<InputEvent>) {
+        let mut f = lock(&self.forwarders);
+        if f.get(stream).is_some_and(|t| t.same_channel(tx)) {
+            f.remove(stream);
+        }
     }
 
     /// Handles one input event a viewer sent on a subscription to `stream`.
-    #[cfg_attr(not(feature = "x11"), allow(unused_variables))]
     pub(crate) fn event(&self, stream: &str, event: InputEvent) {
-        self.received.fetch_add(1, Ordering::Relaxed);
-        let target = self
-            .targets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(stream)
-            .cloned();
+        {
+            let mut c = lock(&self.counts);
+            let e = c.entry(stream.to_owned()).or_default();
+            e.received += 1;
+            if let Some(k) = usize::from(event.kind.to_raw()).checked_sub(1)
+                && k < e.kinds.len()
+            {
+                e.kinds[k] += 1;
+            }
+        }
         info!(
             stream,
-            kind = ?event.kind,
+            kind = %event.kind,
             x = event.x,
             y = event.y,
             button = event.button,
@@ -126,23 +172,73 @@ impl InputRegistry {
             modifiers = event.modifiers.0,
             "input event"
         );
-        #[cfg(feature = "x11")]
-        if let Some(t) = target.filter(|t| t.inject) {
-            let mut inj = self.injector.lock().unwrap_or_else(|p| p.into_inner());
-            if inj.is_none() {
-                *inj = imp::start_injector().ok();
+        let forwarder = lock(&self.forwarders).get(stream).cloned();
+        if let Some(tx) = forwarder {
+            if tx.try_send(event).is_ok() {
+                lock(&self.counts).entry(stream.to_owned()).or_default().forwarded += 1;
+            } else {
+                debug!(stream, "input event not forwarded: the upstream's queue is full");
             }
-            if let Some(tx) = inj.as_ref()
-                && tx.send((t, event)).is_err()
-            {
-                *inj = None;
+            return;
+        }
+        #[cfg(feature = "x11")]
+        {
+            let target = lock(&self.targets).get(stream).cloned();
+            if let Some(target) = target.filter(|t| t.inject) {
+                let mut inj = lock(&self.injector);
+                if inj.is_none() {
+                    *inj = imp::start_injector(self.counts.clone()).ok();
+                }
+                let job = Injection {
+                    stream: stream.to_owned(),
+                    target,
+                    event,
+                };
+                if let Some(tx) = inj.as_ref()
+                    && tx.send(job).is_err()
+                {
+                    *inj = None;
+                }
             }
         }
+    }
+
+    /// Counters for GET_STATS (of one stream, or all when `only` is empty).
+    pub(crate) fn stats(&self, only: &str) -> Vec<InputEventStats> {
+        lock(&self.counts)
+            .iter()
+            .filter(|(name, _)| only.is_empty() || name.as_str() == only)
+            .map(|(name, c)| InputEventStats {
+                stream: name.clone(),
+                received: c.received,
+                injected: c.injected,
+                forwarded: c.forwarded,
+                kinds: c
+                    .kinds
+                    .iter()
+                    .zip(1u8..)
+                    .filter(|(n, _)| **n > 0)
+                    .map(|(n, k)| InputKindCount {
+                        kind: InputKind::from_raw(k),
+                        count: *n,
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 }
 
 #[cfg(feature = "x11")]
 pub(crate) use imp::{list_monitors, spawn};
+
+/// The XRandR monitors of every screen of an X display (`None` =
+/// `$DISPLAY`), as LIST_MONITORS reports them: RandR 1.5 monitors
+/// (including those made with `xrandr --setmonitor`), `NAME@N` on screen
+/// N > 0, the whole screen when it has none. An error says why there are
+/// none (no display, or a build without X11).
+pub fn local_monitors(display: Option<&str>) -> Result<Vec<framewire_proto::control::Monitor>, String> {
+    list_monitors(display)
+}
 
 #[cfg(not(feature = "x11"))]
 pub(crate) fn list_monitors(_display: Option<&str>) -> Result<Vec<framewire_proto::control::Monitor>, String> {
@@ -184,7 +280,7 @@ mod imp {
     use x11rb::protocol::xtest::ConnectionExt as _;
     use x11rb::rust_connection::RustConnection;
 
-    use super::{InputTarget, X11SourceConfig};
+    use super::{InputTarget, Injection, SharedCounts, X11SourceConfig};
     use crate::error::NetError;
     use crate::node::{Shared, now_ns};
 
@@ -651,15 +747,69 @@ mod imp {
         }
     }
 
+    /// A display the injector talks to, with its keyboard mapping.
+    struct InjectConn {
+        conn: RustConnection,
+        /// Keysyms of each keycode from `min_keycode`, `per` per keycode.
+        keysyms: Vec<u32>,
+        per: usize,
+        min_keycode: u8,
+    }
+
+    impl InjectConn {
+        fn open(display: Option<&str>) -> Result<InjectConn, String> {
+            let (conn, _) = connect(display)?;
+            if conn
+                .extension_information(x11rb::protocol::xtest::X11_EXTENSION_NAME)
+                .map_err(err)?
+                .is_none()
+            {
+                return Err("the X server has no XTEST extension".into());
+            }
+            let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+            let map = conn
+                .get_keyboard_mapping(min, max - min + 1)
+                .map_err(err)?
+                .reply()
+                .map_err(err)?;
+            Ok(InjectConn {
+                per: usize::from(map.keysyms_per_keycode),
+                keysyms: map.keysyms,
+                min_keycode: min,
+                conn,
+            })
+        }
+
+        /// The keycode that types `keysym` on this display (a keycode
+        /// whose first group has it, unshifted preferred), else the
+        /// keycode of the evdev `scancode` (+8, the evdev rules' offset).
+        fn keycode(&self, keysym: u32, scancode: u32) -> Option<u8> {
+            if keysym != 0 && self.per > 0 {
+                for col in 0..self.per.min(2) {
+                    for (i, syms) in self.keysyms.chunks(self.per).enumerate() {
+                        if syms[col] == keysym {
+                            return u8::try_from(usize::from(self.min_keycode) + i).ok();
+                        }
+                    }
+                }
+            }
+            if scancode == 0 {
+                return None;
+            }
+            u8::try_from(scancode + 8).ok().filter(|k| *k >= self.min_keycode)
+        }
+    }
+
     /// Starts the XTEST injector thread (one per node, connections per display).
-    pub(super) fn start_injector() -> std::io::Result<std::sync::mpsc::Sender<(InputTarget, InputEvent)>> {
-        let (tx, rx) = std::sync::mpsc::channel::<(InputTarget, InputEvent)>();
+    pub(super) fn start_injector(counts: SharedCounts) -> std::io::Result<std::sync::mpsc::Sender<Injection>> {
+        let (tx, rx) = std::sync::mpsc::channel::<Injection>();
         std::thread::Builder::new().name("x11-inject".into()).spawn(move || {
-            let mut conns: std::collections::HashMap<Option<String>, RustConnection> = Default::default();
-            for (t, ev) in rx {
+            let mut conns: std::collections::HashMap<Option<String>, InjectConn> = Default::default();
+            for job in rx {
+                let t = &job.target;
                 if !conns.contains_key(&t.display) {
-                    match connect(t.display.as_deref()) {
-                        Ok((c, _)) => {
+                    match InjectConn::open(t.display.as_deref()) {
+                        Ok(c) => {
                             conns.insert(t.display.clone(), c);
                         }
                         Err(e) => {
@@ -668,27 +818,57 @@ mod imp {
                         }
                     }
                 }
-                let Some(conn) = conns.get(&t.display) else { continue };
-                if let Err(e) = inject(conn, &t, &ev) {
-                    warn!(error = %e, "XTEST injection failed");
-                    conns.remove(&t.display);
+                let Some(c) = conns.get(&t.display) else { continue };
+                match inject(c, t, &job.event) {
+                    Ok(true) => {
+                        super::lock(&counts).entry(job.stream).or_default().injected += 1;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!(error = %e, "XTEST injection failed");
+                        conns.remove(&t.display);
+                    }
                 }
             }
         })?;
         Ok(tx)
     }
 
-    fn inject(conn: &RustConnection, t: &InputTarget, ev: &InputEvent) -> Result<(), String> {
-        use x11rb::protocol::xproto::{BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, MOTION_NOTIFY_EVENT};
+    /// Most wheel clicks replayed for one event.
+    const MAX_WHEEL_CLICKS: i32 = 10;
+
+    /// Wheel clicks (X buttons 4/5 vertical, 6/7 horizontal) for a wheel
+    /// event in 1/120 notches; a partial notch still clicks once.
+    pub(super) fn wheel_clicks(ev: &InputEvent) -> Vec<(u8, i32)> {
+        let clicks = |v: i32| ((v.unsigned_abs() + 60) / 120).max(1).min(MAX_WHEEL_CLICKS.unsigned_abs());
+        let mut out = Vec::new();
+        if ev.wheel_y != 0 {
+            // Positive: away from the user, which X calls up (button 4).
+            out.push((if ev.wheel_y > 0 { 4 } else { 5 }, i32::try_from(clicks(ev.wheel_y)).unwrap_or(1)));
+        }
+        if ev.wheel_x != 0 {
+            out.push((if ev.wheel_x > 0 { 7 } else { 6 }, i32::try_from(clicks(ev.wheel_x)).unwrap_or(1)));
+        }
+        out
+    }
+
+    /// Replays one event; `Ok(false)` if there is nothing to replay (a key
+    /// this display cannot type, an unknown kind).
+    fn inject(c: &InjectConn, t: &InputTarget, ev: &InputEvent) -> Result<bool, String> {
+        use x11rb::protocol::xproto::{
+            BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT, KEY_RELEASE_EVENT, MOTION_NOTIFY_EVENT,
+        };
+        let conn = &c.conn;
         let root = conn.setup().roots.get(t.screen).ok_or("no such screen")?.root;
-        let x = i16::try_from(t.origin.0 + ev.x).unwrap_or(0);
-        let y = i16::try_from(t.origin.1 + ev.y).unwrap_or(0);
+        let x = i16::try_from(t.origin.0.saturating_add(ev.x)).unwrap_or(0);
+        let y = i16::try_from(t.origin.1.saturating_add(ev.y)).unwrap_or(0);
         let fake = |kind: u8, detail: u8| -> Result<(), String> {
             conn.xtest_fake_input(kind, detail, 0, root, x, y, 0).map_err(err)?;
             Ok(())
         };
         match ev.kind {
             InputKind::MouseMove => fake(MOTION_NOTIFY_EVENT, 0)?,
+            InputKind::ButtonDown | InputKind::ButtonUp if ev.button == 0 => return Ok(false),
             InputKind::ButtonDown => {
                 fake(MOTION_NOTIFY_EVENT, 0)?;
                 fake(BUTTON_PRESS_EVENT, ev.button)?;
@@ -697,9 +877,35 @@ mod imp {
                 fake(MOTION_NOTIFY_EVENT, 0)?;
                 fake(BUTTON_RELEASE_EVENT, ev.button)?;
             }
-            _ => {}
+            InputKind::Wheel => {
+                let clicks = wheel_clicks(ev);
+                if clicks.is_empty() {
+                    return Ok(false);
+                }
+                fake(MOTION_NOTIFY_EVENT, 0)?;
+                for (button, n) in clicks {
+                    for _ in 0..n {
+                        fake(BUTTON_PRESS_EVENT, button)?;
+                        fake(BUTTON_RELEASE_EVENT, button)?;
+                    }
+                }
+            }
+            InputKind::KeyDown | InputKind::KeyUp => {
+                let Some(code) = c.keycode(ev.keysym, ev.scancode) else {
+                    debug!(keysym = ev.keysym, scancode = ev.scancode, "XTEST: no keycode for this key here");
+                    return Ok(false);
+                };
+                let kind = if ev.kind == InputKind::KeyDown {
+                    KEY_PRESS_EVENT
+                } else {
+                    KEY_RELEASE_EVENT
+                };
+                // Keys go where the display's focus is; the pointer stays.
+                conn.xtest_fake_input(kind, code, 0, root, 0, 0, 0).map_err(err)?;
+            }
+            _ => return Ok(false),
         }
         conn.flush().map_err(err)?;
-        Ok(())
+        Ok(true)
     }
 }

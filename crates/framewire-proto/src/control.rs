@@ -9,8 +9,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codes::{
-    Command, ControlType, DeliveryMode, DropPolicy, Features, Format, FrameFlags, FunctionFlags, Origin, PixelFormat,
-    Status, TransportMode,
+    Command, ControlType, DeliveryMode, DropPolicy, Features, Format, FrameFlags, FunctionFlags, InputKind, Origin,
+    PixelFormat, Status, TransportMode,
 };
 use crate::error::{BodyError, FieldError};
 use crate::message::{ControlRequest, ControlResponse};
@@ -655,25 +655,99 @@ impl Fields for OutputStats {
     }
 }
 
-/// GET_STATS response: `inputs list(InputStats), outputs list(OutputStats)`.
+/// How many input events of one kind: `kind u8, count u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputKindCount {
+    /// The event kind.
+    pub kind: InputKind,
+    /// Events of that kind.
+    pub count: u64,
+}
+
+impl Fields for InputKindCount {
+    const MIN_LEN: usize = 9;
+    fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
+        b.put_u8(self.kind.to_raw());
+        b.put_u64_le(self.count);
+        Ok(())
+    }
+    fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        Ok(InputKindCount {
+            kind: InputKind::from_raw(r.u8("kind")?),
+            count: r.u64("count")?,
+        })
+    }
+}
+
+/// Input events (INPUT_EVENT) viewers sent for one stream of this node:
+/// `stream string, received u64, injected u64, forwarded u64,
+/// kinds list(kind u8, count u64)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputEventStats {
+    /// The stream's local name.
+    pub stream: String,
+    /// Events received from subscribers of the stream.
+    pub received: u64,
+    /// Events replayed into the source's display (XTEST).
+    pub injected: u64,
+    /// Events passed upstream (the stream is a pulled edge).
+    pub forwarded: u64,
+    /// Received events by kind (kinds with a zero count may be left out).
+    pub kinds: Vec<InputKindCount>,
+}
+
+impl Fields for InputEventStats {
+    const MIN_LEN: usize = 2 + 24 + 2;
+    fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
+        b.put_string("stream", &self.stream)?;
+        b.put_u64_le(self.received);
+        b.put_u64_le(self.injected);
+        b.put_u64_le(self.forwarded);
+        put_list(b, "kinds", &self.kinds)
+    }
+    fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        Ok(InputEventStats {
+            stream: r.string("stream")?,
+            received: r.u64("received")?,
+            injected: r.u64("injected")?,
+            forwarded: r.u64("forwarded")?,
+            kinds: get_list(r, "kinds")?,
+        })
+    }
+}
+
+/// GET_STATS response: `inputs list(InputStats), outputs list(OutputStats),
+/// input_events list(InputEventStats)`. The last list was appended later:
+/// a body that ends after `outputs` reads as no input events.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Stats {
     /// Streams produced or received.
     pub inputs: Vec<InputStats>,
     /// Subscriptions served.
     pub outputs: Vec<OutputStats>,
+    /// Input events from viewers, per stream that received any.
+    pub input_events: Vec<InputEventStats>,
 }
 
 impl Fields for Stats {
     const MIN_LEN: usize = 4;
     fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
         put_list(b, "inputs", &self.inputs)?;
-        put_list(b, "outputs", &self.outputs)
+        put_list(b, "outputs", &self.outputs)?;
+        put_list(b, "input_events", &self.input_events)
     }
     fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        let inputs = get_list(r, "inputs")?;
+        let outputs = get_list(r, "outputs")?;
+        let input_events = if r.remaining() == 0 {
+            Vec::new()
+        } else {
+            get_list(r, "input_events")?
+        };
         Ok(Stats {
-            inputs: get_list(r, "inputs")?,
-            outputs: get_list(r, "outputs")?,
+            inputs,
+            outputs,
+            input_events,
         })
     }
 }

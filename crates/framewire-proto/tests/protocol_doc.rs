@@ -353,6 +353,26 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                         latency_max_us: 2100,
                         waiting_keyframe: false,
                     }],
+                    input_events: vec![InputEventStats {
+                        stream: "cam".into(),
+                        received: 3,
+                        injected: 3,
+                        forwarded: 0,
+                        kinds: vec![
+                            InputKindCount {
+                                kind: InputKind::MouseMove,
+                                count: 1,
+                            },
+                            InputKindCount {
+                                kind: InputKind::ButtonDown,
+                                count: 1,
+                            },
+                            InputKindCount {
+                                kind: InputKind::ButtonUp,
+                                count: 1,
+                            },
+                        ],
+                    }],
                 }),
             },
         ),

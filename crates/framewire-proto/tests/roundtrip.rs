@@ -224,8 +224,13 @@ fn response() -> impl Strategy<Value = Response> {
         any::<u16>().prop_map(|channel| Response::Subscribe(SubscribeReply { channel })),
         Just(Response::Unsubscribe),
         Just(Response::StreamOpen),
-        (vec(input_stats, 0..4), vec(output_stats(), 0..4))
-            .prop_map(|(inputs, outputs)| Response::GetStats(Stats { inputs, outputs })),
+        (vec(input_stats, 0..4), vec(output_stats(), 0..4), vec(input_event_stats(), 0..3)).prop_map(
+            |(inputs, outputs, input_events)| Response::GetStats(Stats {
+                inputs,
+                outputs,
+                input_events
+            })
+        ),
         text().prop_map(|name| Response::Connect(Name { name })),
         Just(Response::Disconnect),
         (text(), any::<[u16; 5]>(), any::<[u32; 2]>(), any::<u64>(), any::<u8>()).prop_map(|(name, s, n, up, v)| {
@@ -417,4 +422,38 @@ proptest! {
             prop_assert_eq!(Response::decode(&env).unwrap(), r);
         }
     }
+}
+
+fn input_event_stats() -> impl Strategy<Value = InputEventStats> {
+    (
+        text(),
+        any::<[u64; 3]>(),
+        vec((any::<u8>(), any::<u64>()), 0..7),
+    )
+        .prop_map(|(stream, n, kinds)| InputEventStats {
+            stream,
+            received: n[0],
+            injected: n[1],
+            forwarded: n[2],
+            kinds: kinds
+                .into_iter()
+                .map(|(k, count)| InputKindCount {
+                    kind: InputKind::from_raw(k),
+                    count,
+                })
+                .collect(),
+        })
+}
+
+/// A GET_STATS body from before `input_events` was appended still reads,
+/// as no input events.
+#[test]
+fn stats_without_input_events_still_reads() {
+    let mut env = Response::GetStats(Stats::default()).to_message(0, 1).unwrap();
+    assert_eq!(&env.body[..], &[0, 0, 0, 0, 0, 0]);
+    env.body = env.body.slice(..4);
+    assert_eq!(Response::decode(&env).unwrap(), Response::GetStats(Stats::default()));
+    // A truncated third list is an error, not an empty one.
+    env.body = bytes::Bytes::from_static(&[0, 0, 0, 0, 1, 0]);
+    assert!(Response::decode(&env).is_err());
 }

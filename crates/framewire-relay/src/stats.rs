@@ -378,6 +378,8 @@ impl Snapshot {
                 .iter()
                 .filter_map(|o| output_labels(o.id).map(|l| o.to_proto(l)))
                 .collect(),
+            // The relay engine does not see input events; the node adds them.
+            input_events: Vec::new(),
         }
     }
 }

@@ -10,7 +10,9 @@ use crate::util;
 
 /// Show a node's counters: per input, frames and bytes in; per output
 /// (subscription), frames sent, drops by reason, queue, budget and send
-/// latency. With --watch, rates over each second.
+/// latency; per stream that viewers sent keyboard or mouse events for,
+/// events received (by kind), injected into the display and forwarded
+/// upstream. With --watch, rates over each second.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The node, HOST[:PORT].
@@ -78,6 +80,10 @@ pub fn stats_json(s: &Stats) -> serde_json::Value {
             "max_frames": o.max_frames, "max_bytes": o.max_bytes, "oldest_age_us": o.oldest_age_us,
             "latency_p50_us": o.latency_p50_us, "latency_p99_us": o.latency_p99_us,
             "latency_max_us": o.latency_max_us, "waiting_keyframe": o.waiting_keyframe,
+        })).collect::<Vec<_>>(),
+        "input_events": s.input_events.iter().map(|e| serde_json::json!({
+            "stream": e.stream, "received": e.received, "injected": e.injected, "forwarded": e.forwarded,
+            "kinds": e.kinds.iter().map(|k| (k.kind.label(), k.count)).collect::<HashMap<_, _>>(),
         })).collect::<Vec<_>>(),
     })
 }
@@ -152,6 +158,25 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>) -> String {
                 f64::from(o.latency_p99_us) / 1e3
             )
         );
+    }
+    if !s.input_events.is_empty() {
+        let _ = writeln!(
+            t,
+            "\n{:<20} {:>10} {:>10} {:>10}  {}",
+            "INPUT EVENTS", "RECEIVED", "INJECTED", "FORWARDED", "BY KIND"
+        );
+        for e in &s.input_events {
+            let kinds: Vec<String> = e.kinds.iter().map(|k| format!("{}={}", k.kind.label(), k.count)).collect();
+            let _ = writeln!(
+                t,
+                "{:<20} {:>10} {:>10} {:>10}  {}",
+                e.stream,
+                e.received,
+                e.injected,
+                e.forwarded,
+                kinds.join(" ")
+            );
+        }
     }
     t
 }

@@ -44,7 +44,9 @@ pub struct Args {
     addr: String,
     /// The stream.
     stream: String,
-    /// Fullscreen on this monitor (its RandR output name, e.g. `HDMI-1`).
+    /// Fullscreen on this monitor of the viewer's display: a RandR output
+    /// (e.g. `HDMI-1`) or a RandR monitor (`xrandr --listmonitors`, also
+    /// those made with `xrandr --setmonitor`). Overrides --size and --position.
     #[arg(long, value_name = "MONITOR")]
     fullscreen: Option<String>,
     /// Window size WxH (default: the stream's size).
@@ -264,18 +266,7 @@ impl App {
             attrs = attrs.with_position(PhysicalPosition::new(x, y));
         }
         if let Some(name) = &self.args.fullscreen {
-            let monitor = el
-                .available_monitors()
-                .find(|m| m.name().as_deref() == Some(name.as_str()))
-                .ok_or_else(|| {
-                    let names: Vec<String> = el.available_monitors().filter_map(|m| m.name()).collect();
-                    format!("no monitor named `{name}` (have: {})", names.join(", "))
-                })?;
-            attrs = attrs
-                .with_position(monitor.position())
-                .with_inner_size(monitor.size())
-                .with_decorations(false)
-                .with_fullscreen(Some(Fullscreen::Borderless(Some(monitor))));
+            attrs = fullscreen_on(el, name, attrs)?;
         }
         let template = ConfigTemplateBuilder::new();
         let (window, config) = DisplayBuilder::new()
@@ -317,7 +308,14 @@ impl App {
         let latest = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(l) = latest {
             let pic = l.pic.to_tight();
-            self.source = (pic.width(), pic.height());
+            let size = (pic.width(), pic.height());
+            if size != self.source && self.args.size.is_none() && self.args.fullscreen.is_none() {
+                // The stream changed size and the window was sized by it:
+                // follow (a window manager may refuse).
+                info!(width = size.0, height = size.1, "stream size changed; resizing the window");
+                let _ = st.window.request_inner_size(PhysicalSize::new(size.0.max(16), size.1.max(16)));
+            }
+            self.source = size;
             if let Err(e) = st
                 .renderer
                 .render_frame(pic.data(), pic.width(), pic.height(), pic.layout())
@@ -381,6 +379,43 @@ impl App {
         };
         f(&mut ev);
         let _ = self.input.send(ev);
+    }
+}
+
+/// Window attributes for fullscreen on the monitor called `name`: a
+/// monitor winit knows (a RandR output, e.g. `HDMI-1`) whose rectangle is
+/// the RandR monitor of that name gets real borderless fullscreen; a RandR
+/// 1.5 monitor that is only part of an output (`xrandr --setmonitor`) gets
+/// an undecorated window covering exactly its rectangle.
+fn fullscreen_on(
+    el: &ActiveEventLoop,
+    name: &str,
+    attrs: winit::window::WindowAttributes,
+) -> Result<winit::window::WindowAttributes, String> {
+    let randr = framewire_net::local_monitors(None).unwrap_or_default();
+    let region = randr.iter().find(|m| m.name == name);
+    let output = el.available_monitors().find(|m| m.name().as_deref() == Some(name));
+    let same = |m: &winit::monitor::MonitorHandle, r: &framewire_proto::control::Monitor| {
+        let (p, s) = (m.position(), m.size());
+        (p.x, p.y, s.width, s.height) == (r.x, r.y, r.width, r.height)
+    };
+    match (output, region) {
+        (Some(m), r) if r.is_none_or(|r| same(&m, r)) => Ok(attrs
+            .with_position(m.position())
+            .with_inner_size(m.size())
+            .with_decorations(false)
+            .with_fullscreen(Some(Fullscreen::Borderless(Some(m))))),
+        (_, Some(r)) => Ok(attrs
+            .with_position(PhysicalPosition::new(r.x, r.y))
+            .with_inner_size(PhysicalSize::new(r.width.max(1), r.height.max(1)))
+            .with_decorations(false)),
+        (_, None) => {
+            let mut names: Vec<String> = el.available_monitors().filter_map(|m| m.name()).collect();
+            names.extend(randr.iter().map(|m| m.name.clone()));
+            names.sort();
+            names.dedup();
+            Err(format!("no monitor named `{name}` (have: {})", names.join(", ")))
+        }
     }
 }
 
