@@ -539,3 +539,301 @@ fn x11_viewer_shows_frame_and_forwards_input() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The keycode that types `keysym` on `conn`'s display (first group).
+fn keycode_of(conn: &impl Connection, keysym: u32) -> u8 {
+    let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+    let map = conn
+        .get_keyboard_mapping(min, max - min + 1)
+        .unwrap()
+        .reply()
+        .unwrap();
+    let per = usize::from(map.keysyms_per_keycode);
+    let i = map
+        .keysyms
+        .chunks(per)
+        .position(|s| s[0] == keysym)
+        .expect("the keysym is on the keyboard");
+    min + i as u8
+}
+
+/// The mapped top-level window of the viewer on `display`: its rectangle
+/// on the root (x, y, width, height), once it exists.
+fn viewer_window(display: &str, timeout: Duration) -> (u32, (i32, i32, u32, u32)) {
+    use x11rb::protocol::xproto::{AtomEnum, MapState};
+    let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
+    let root = conn.setup().roots[screen].root;
+    let end = Instant::now() + timeout;
+    loop {
+        for w in conn.query_tree(root).unwrap().reply().unwrap().children {
+            let name = conn
+                .get_property(false, w, AtomEnum::WM_NAME, AtomEnum::STRING, 0, 256)
+                .unwrap()
+                .reply()
+                .map(|p| p.value)
+                .unwrap_or_default();
+            let mapped = conn
+                .get_window_attributes(w)
+                .unwrap()
+                .reply()
+                .is_ok_and(|a| a.map_state == MapState::VIEWABLE);
+            if mapped && name.starts_with(b"framewire:") {
+                let g = conn.get_geometry(w).unwrap().reply().unwrap();
+                let t = conn.translate_coordinates(w, root, 0, 0).unwrap().reply().unwrap();
+                return (
+                    w,
+                    (
+                        i32::from(t.dst_x),
+                        i32::from(t.dst_y),
+                        u32::from(g.width),
+                        u32::from(g.height),
+                    ),
+                );
+            }
+        }
+        assert!(Instant::now() < end, "no viewer window on {display}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Events an input-only window covering the whole screen of `display`
+/// receives (it has the keyboard focus): (event type, detail) pairs.
+struct InputSpy {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(u8, u8)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl InputSpy {
+    fn start(display: &str) -> InputSpy {
+        use x11rb::protocol::Event;
+        use x11rb::protocol::xproto::{
+            CreateWindowAux, EventMask, InputFocus, KEY_PRESS_EVENT, KEY_RELEASE_EVENT, WindowClass,
+        };
+        let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
+        let s = conn.setup().roots[screen].clone();
+        let win = conn.generate_id().unwrap();
+        let mask = EventMask::KEY_PRESS | EventMask::KEY_RELEASE | EventMask::BUTTON_PRESS | EventMask::BUTTON_RELEASE;
+        conn.create_window(
+            0,
+            win,
+            s.root,
+            0,
+            0,
+            s.width_in_pixels,
+            s.height_in_pixels,
+            0,
+            WindowClass::INPUT_ONLY,
+            0,
+            &CreateWindowAux::new().event_mask(mask).override_redirect(1),
+        )
+        .unwrap()
+        .check()
+        .expect("an input-only window");
+        conn.map_window(win).unwrap();
+        conn.set_input_focus(InputFocus::PARENT, win, x11rb::CURRENT_TIME)
+            .unwrap();
+        conn.get_input_focus().unwrap().reply().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                match conn.poll_for_event() {
+                    Ok(Some(ev)) => {
+                        let e = match ev {
+                            Event::KeyPress(k) => (KEY_PRESS_EVENT, k.detail),
+                            Event::KeyRelease(k) => (KEY_RELEASE_EVENT, k.detail),
+                            Event::ButtonPress(b) => (x11rb::protocol::xproto::BUTTON_PRESS_EVENT, b.detail),
+                            Event::ButtonRelease(b) => (x11rb::protocol::xproto::BUTTON_RELEASE_EVENT, b.detail),
+                            _ => continue,
+                        };
+                        seen2.lock().unwrap().push(e);
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                    Err(_) => return,
+                }
+            }
+        });
+        InputSpy { seen, stop }
+    }
+
+    /// Waits until every one of `want` was seen.
+    fn wait_for(&self, want: &[(u8, u8)], timeout: Duration) -> Result<(), Vec<(u8, u8)>> {
+        let end = Instant::now() + timeout;
+        loop {
+            let seen = self.seen.lock().unwrap().clone();
+            if want.iter().all(|w| seen.contains(w)) {
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                return Err(seen);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for InputSpy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The input events a node counted for `stream`.
+fn input_counts(addr: std::net::SocketAddr, stream: &str) -> Option<framewire_proto::control::InputEventStats> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), common::stats(addr))
+            .await
+            .expect("stats in time")
+    });
+    s.input_events.into_iter().find(|e| e.stream == stream)
+}
+
+fn kind_count(e: &framewire_proto::control::InputEventStats, kind: framewire_proto::InputKind) -> u64 {
+    e.kinds.iter().find(|k| k.kind == kind).map_or(0, |k| k.count)
+}
+
+#[test]
+fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
+    use framewire_proto::InputKind;
+    use x11rb::protocol::xproto::{
+        BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT, KEY_RELEASE_EVENT, MOTION_NOTIFY_EVENT,
+    };
+    use x11rb::protocol::xtest::ConnectionExt as _;
+    let Some(src_x) = Xvfb::start(&["320x240x24"]) else {
+        return;
+    };
+    let Some(view_x) = Xvfb::start(&["640x480x24"]) else {
+        return;
+    };
+    draw_quadrants(&src_x.display, 320, 240);
+    // A small X client on the source display: it has the focus and covers
+    // the screen, so it gets the keys and buttons XTEST replays there.
+    let spy = InputSpy::start(&src_x.display);
+    let spec = format!("x11:desk,display={},fps=10,format=qoi,inject-input=true", src_x.display);
+    let source = spawn_node(&["--name", "test:desk", "--source", &spec, "--discovery", "off"]);
+    let up = format!("{}/desk", source.addr);
+    let relay = spawn_node(&["--name", "test:relay", "--upstream", &up, "--discovery", "off"]);
+    let relay_addr = relay.addr.to_string();
+    let _viewer = Viewer::start(
+        &view_x.display,
+        &[&relay_addr, "desk", "--size", "640x480", "--position", "0,0"],
+    );
+    wait_for_picture(&view_x.display);
+    let (win, _) = viewer_window(&view_x.display, Duration::from_secs(10));
+
+    // On the viewer's display: click at (200, 100), type `a`, turn the wheel
+    // one notch up.
+    let (src_a, view_a) = {
+        let (c, _) = x11rb::connect(Some(&src_x.display)).unwrap();
+        let (v, _) = x11rb::connect(Some(&view_x.display)).unwrap();
+        (keycode_of(&c, 0x61), keycode_of(&v, 0x61))
+    };
+    {
+        let (conn, screen) = x11rb::connect(Some(&view_x.display)).expect("X connection");
+        let root = conn.setup().roots[screen].root;
+        conn.set_input_focus(x11rb::protocol::xproto::InputFocus::PARENT, win, x11rb::CURRENT_TIME)
+            .unwrap();
+        conn.xtest_fake_input(MOTION_NOTIFY_EVENT, 0, 0, root, 200, 100, 0)
+            .unwrap();
+        for (kind, detail) in [
+            (BUTTON_PRESS_EVENT, 1),
+            (BUTTON_RELEASE_EVENT, 1),
+            (KEY_PRESS_EVENT, view_a),
+            (KEY_RELEASE_EVENT, view_a),
+            (BUTTON_PRESS_EVENT, 4),
+            (BUTTON_RELEASE_EVENT, 4),
+        ] {
+            conn.xtest_fake_input(kind, detail, x11rb::CURRENT_TIME, root, 0, 0, 0)
+                .unwrap();
+            conn.get_input_focus().unwrap().reply().unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    // The client on the source display received them, mapped through the
+    // source display's keyboard; the wheel is button 4.
+    let want = [
+        (BUTTON_PRESS_EVENT, 1),
+        (BUTTON_RELEASE_EVENT, 1),
+        (KEY_PRESS_EVENT, src_a),
+        (KEY_RELEASE_EVENT, src_a),
+        (BUTTON_PRESS_EVENT, 4),
+        (BUTTON_RELEASE_EVENT, 4),
+    ];
+    if let Err(seen) = spy.wait_for(&want, Duration::from_secs(15)) {
+        panic!(
+            "the source display's client saw {seen:?}, wanted {want:?}\nsource log:\n{}\nrelay log:\n{}",
+            source.log(),
+            relay.log()
+        );
+    }
+    // The source logged the click at source pixels (the relay passed it on).
+    let log = source.log();
+    let press = log
+        .lines()
+        .find(|l| l.contains("input event") && l.contains("kind=button-down"))
+        .expect("a button line");
+    assert!(press.contains("x=100") && press.contains("y=50"), "{press}");
+    assert!(log.contains("keysym=97"), "{log}");
+
+    // Counters: the relay forwarded, the source received and injected.
+    let end = Instant::now() + Duration::from_secs(10);
+    let (src, rel) = loop {
+        let src = input_counts(source.addr, "desk");
+        let rel = input_counts(relay.addr, "desk");
+        if let (Some(s), Some(r)) = (&src, &rel)
+            && kind_count(s, InputKind::Wheel) == 1
+            && s.injected >= 5
+            && r.forwarded == r.received
+        {
+            break (s.clone(), r.clone());
+        }
+        assert!(
+            Instant::now() < end,
+            "counters: source {src:?}, relay {rel:?}; events logged:\n{}",
+            source.log().lines().filter(|l| l.contains("input event")).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for (kind, n) in [
+        (InputKind::ButtonDown, 1),
+        (InputKind::ButtonUp, 1),
+        (InputKind::KeyDown, 1),
+        (InputKind::KeyUp, 1),
+        (InputKind::Wheel, 1),
+    ] {
+        assert_eq!(kind_count(&src, kind), n, "{kind} at the source: {src:?}");
+        assert_eq!(kind_count(&rel, kind), n, "{kind} at the relay: {rel:?}");
+    }
+    assert!(kind_count(&src, InputKind::MouseMove) >= 1, "{src:?}");
+    assert_eq!(src.received, rel.forwarded, "source {src:?}, relay {rel:?}");
+    assert_eq!((src.forwarded, rel.injected), (0, 0));
+    // `framewire stats` shows them, as a table and as JSON.
+    let addr = source.addr.to_string();
+    let (ok, out) = run(
+        Command::new(env!("CARGO_BIN_EXE_framewire")).args(["stats", &addr, "--json"]),
+        Duration::from_secs(20),
+    );
+    assert!(ok, "framewire stats failed");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let e = &v["input_events"][0];
+    assert_eq!(e["stream"], "desk");
+    assert_eq!(e["kinds"]["key-down"], 1);
+    assert_eq!(e["kinds"]["wheel"], 1);
+    assert_eq!(e["received"].as_u64(), Some(src.received));
+    let (ok, table) = run(
+        Command::new(env!("CARGO_BIN_EXE_framewire")).args(["stats", &relay_addr]),
+        Duration::from_secs(20),
+    );
+    assert!(ok, "framewire stats failed");
+    let row = table
+        .lines()
+        .skip_while(|l| !l.starts_with("INPUT EVENTS"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no input event rows:\n{table}"));
+    assert!(
+        row.starts_with("desk") && row.contains("key-down=1") && row.contains("wheel=1"),
+        "{table}"
+    );
+}

@@ -148,6 +148,7 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
         started: Instant::now(),
         modifiers: ModifiersState::empty(),
         cursor: (0.0, 0.0),
+        wheel_released: false,
         latencies: Vec::new(),
         last_report: Instant::now(),
         frames: 0,
@@ -159,6 +160,9 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
             let _ = proxy.send_event(Wake::Closed(String::new()));
         });
     }
+    // Raw button events tell a wheel button's release from its press
+    // (see `wheel_released`), also while the window has no focus.
+    event_loop.listen_device_events(winit::event_loop::DeviceEvents::Always);
     event_loop.run_app(&mut app)?;
     match app.error {
         Some(e) => Err(anyhow::anyhow!(e)),
@@ -246,6 +250,11 @@ struct App {
     started: Instant,
     modifiers: ModifiersState,
     cursor: (f64, f64),
+    /// The last raw event of a wheel button (X buttons 4-7 not emulated
+    /// from smooth scrolling, as XTEST and some devices send them) was its
+    /// release: winit reports a wheel turn for the release as well as for
+    /// the press, and that second one is not a turn.
+    wheel_released: bool,
     latencies: Vec<f64>,
     last_report: Instant,
     frames: u64,
@@ -486,6 +495,12 @@ impl ApplicationHandler<Wake> for App {
         }
     }
 
+    fn device_event(&mut self, _el: &ActiveEventLoop, _id: winit::event::DeviceId, event: winit::event::DeviceEvent) {
+        if let winit::event::DeviceEvent::Button { button: 4..=7, state } = event {
+            self.wheel_released = state == ElementState::Released;
+        }
+    }
+
     fn window_event(&mut self, el: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
         match event {
             WindowEvent::CloseRequested => el.exit(),
@@ -521,11 +536,15 @@ impl ApplicationHandler<Wake> for App {
                 self.send(kind, |e| e.button = b);
             }
             WindowEvent::MouseWheel { delta, .. } => {
+                if matches!(delta, MouseScrollDelta::LineDelta(..)) && std::mem::take(&mut self.wheel_released) {
+                    return;
+                }
+                // winit's positive x scrolls left; the wire's scrolls right.
                 // Cannot overflow in practice: wheel deltas are small.
                 #[allow(clippy::cast_possible_truncation)]
                 let (dx, dy) = match delta {
-                    MouseScrollDelta::LineDelta(x, y) => ((x * 120.0) as i32, (y * 120.0) as i32),
-                    MouseScrollDelta::PixelDelta(p) => ((p.x * 2.0) as i32, (p.y * 2.0) as i32),
+                    MouseScrollDelta::LineDelta(x, y) => ((-x * 120.0) as i32, (y * 120.0) as i32),
+                    MouseScrollDelta::PixelDelta(p) => ((-p.x * 2.0) as i32, (p.y * 2.0) as i32),
                 };
                 self.send(InputKind::Wheel, |e| {
                     e.wheel_x = dx;
