@@ -308,12 +308,14 @@ mod imp {
         let mut out = Vec::new();
         for (i, screen) in conn.setup().roots.iter().enumerate() {
             let suffix = if i == 0 { String::new() } else { format!("@{i}") };
+            // The size now (RandR may have changed it since the connection's setup).
+            let (sw, sh) = current_size(conn, i)?;
             let whole = || Monitor {
                 name: format!("screen{suffix}"),
                 x: 0,
                 y: 0,
-                width: u32::from(screen.width_in_pixels),
-                height: u32::from(screen.height_in_pixels),
+                width: sw,
+                height: sh,
                 width_mm: u32::from(screen.width_in_millimeters),
                 height_mm: u32::from(screen.height_in_millimeters),
                 refresh_mhz: 0,
@@ -369,6 +371,13 @@ mod imp {
         Ok(out)
     }
 
+    /// The size of screen `i` now, from its root window's geometry.
+    fn current_size(conn: &RustConnection, i: usize) -> Result<(u32, u32), String> {
+        let root = conn.setup().roots.get(i).ok_or("no such screen")?.root;
+        let g = conn.get_geometry(root).map_err(err)?.reply().map_err(err)?;
+        Ok((u32::from(g.width), u32::from(g.height)))
+    }
+
     fn refresh_of(
         conn: &RustConnection,
         res: &x11rb::protocol::randr::GetScreenResourcesCurrentReply,
@@ -407,6 +416,18 @@ mod imp {
             let screen = cfg.screen.unwrap_or(default_screen);
             if screen >= conn.setup().roots.len() {
                 return Err(format!("the display has no screen {screen}"));
+            }
+            let (sw, sh) = current_size(conn, screen)?;
+            let fits = x >= 0
+                && y >= 0
+                && w > 0
+                && h > 0
+                && i64::from(x) + i64::from(w) <= i64::from(sw)
+                && i64::from(y) + i64::from(h) <= i64::from(sh);
+            if !fits {
+                return Err(format!(
+                    "the rectangle {w}x{h}+{x}+{y} is not inside screen {screen} ({sw}x{sh})"
+                ));
             }
             return Ok(Rect { screen, x, y, w, h });
         }
@@ -657,25 +678,8 @@ mod imp {
             // The grabbed monitor may have changed size.
             if cfg.rect.is_none() && checked.elapsed() >= GEOMETRY_CHECK {
                 checked = Instant::now();
-                let default_screen = g.rect.screen;
-                if let Ok(r) = resolve(&g.conn, default_screen, cfg)
-                    && r != g.rect
-                {
-                    match Segment::new(&g.conn, r.w as usize * r.h as usize * 4) {
-                        Ok(seg) => {
-                            info!(stream = %cfg.name, from = ?g.rect, to = ?r, "x11 monitor changed");
-                            g.seg = seg;
-                            g.rect = r;
-                            g.root = g.conn.setup().roots[r.screen].root;
-                            set_target(shared, cfg, r);
-                            if (r.w, r.h) != (open.width, open.height) {
-                                open = encoder.stream_open(r.w, r.h, open.fps_num, open.fps_den, &cfg.name);
-                                shared.stream_event(&cfg.name, StreamEvent::FormatChanged(open.clone()));
-                            }
-                            discontinuity = true;
-                        }
-                        Err(e) => warn!(stream = %cfg.name, error = %e, "x11 resize: new segment failed"),
-                    }
+                if refit(shared, cfg, g, encoder, &mut open) {
+                    discontinuity = true;
                 }
             }
             let ts = now_ns();
@@ -717,6 +721,13 @@ mod imp {
                     Err(e) => warn!(stream = %cfg.name, error = %e, "x11 frame not encoded"),
                 },
                 Err(e) => {
+                    // A screen that shrank under the grab fails it before the
+                    // periodic check sees it: follow the new geometry.
+                    if cfg.rect.is_none() && refit(shared, cfg, g, encoder, &mut open) {
+                        checked = Instant::now();
+                        discontinuity = true;
+                        continue;
+                    }
                     warn!(stream = %cfg.name, error = %e, "x11 display lost");
                     shared.stream_event(
                         &cfg.name,
@@ -732,6 +743,42 @@ mod imp {
                 sleep_unless_stopped(next - now, stop);
             } else {
                 next = now;
+            }
+        }
+    }
+
+    /// Re-reads the grabbed monitor's geometry; if it moved or changed
+    /// size, grabs the new rectangle from now on (and says format-changed
+    /// when the size differs). True if the rectangle changed.
+    fn refit(
+        shared: &Shared,
+        cfg: &X11SourceConfig,
+        g: &mut Grabber,
+        encoder: &mut dyn Encoder,
+        open: &mut StreamOpen,
+    ) -> bool {
+        let Ok(r) = resolve(&g.conn, g.rect.screen, cfg) else {
+            return false;
+        };
+        if r == g.rect {
+            return false;
+        }
+        match Segment::new(&g.conn, r.w as usize * r.h as usize * 4) {
+            Ok(seg) => {
+                info!(stream = %cfg.name, from = ?g.rect, to = ?r, "x11 monitor changed");
+                g.seg = seg;
+                g.rect = r;
+                g.root = g.conn.setup().roots[r.screen].root;
+                set_target(shared, cfg, r);
+                if (r.w, r.h) != (open.width, open.height) {
+                    *open = encoder.stream_open(r.w, r.h, open.fps_num, open.fps_den, &cfg.name);
+                    shared.stream_event(&cfg.name, StreamEvent::FormatChanged(open.clone()));
+                }
+                true
+            }
+            Err(e) => {
+                warn!(stream = %cfg.name, error = %e, "x11 resize: new segment failed");
+                false
             }
         }
     }

@@ -192,6 +192,44 @@ fn x11_monitors_of_two_screens() {
         ok && table.contains("1280x720") && table.contains("screen@1"),
         "{table}"
     );
+    // A rectangle outside the screen is refused with the reason.
+    let bad = format!("x11:bad,display={},rect=400x300+1000+0", x.display);
+    let (ok, err) = run_stderr(
+        Command::new(env!("CARGO_BIN_EXE_framewire")).args(["node", "--source", &bad, "--listen", "127.0.0.1:0"]),
+        Duration::from_secs(20),
+    );
+    assert!(
+        !ok && err.contains("not inside screen 0 (1280x720)"),
+        "{err}"
+    );
+}
+
+/// Runs a command with a deadline; its exit status and stderr.
+fn run_stderr(cmd: &mut Command, timeout: Duration) -> (bool, String) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
+        .spawn()
+        .expect("runs");
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st.success(), reader.join().unwrap());
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} timed out; stderr:\n{}", reader.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A 96x64 test picture as 0xRRGGBB pixels: colour blocks, a one-pixel
@@ -835,5 +873,141 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
     assert!(
         row.starts_with("desk") && row.contains("key-down=1") && row.contains("wheel=1"),
         "{table}"
+    );
+}
+
+/// Shrinks screen 0 of `display` to `w` x `h` the way `xrandr --fb` does
+/// on Xvfb: CRTCs that no longer fit are switched off, then the screen
+/// size is set.
+fn resize_screen(display: &str, w: u16, h: u16) {
+    use x11rb::protocol::randr::{ConnectionExt as _, Rotation};
+    let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
+    let root = conn.setup().roots[screen].root;
+    conn.randr_query_version(1, 5).unwrap().reply().unwrap();
+    let res = conn
+        .randr_get_screen_resources_current(root)
+        .unwrap()
+        .reply()
+        .unwrap();
+    for crtc in res.crtcs {
+        conn.randr_set_crtc_config(
+            crtc,
+            x11rb::CURRENT_TIME,
+            res.config_timestamp,
+            0,
+            0,
+            0,
+            Rotation::ROTATE0,
+            &[],
+        )
+        .unwrap()
+        .reply()
+        .expect("CRTC off");
+    }
+    conn.randr_set_screen_size(root, w, h, u32::from(w) / 4, u32::from(h) / 4)
+        .unwrap()
+        .check()
+        .expect("RRSetScreenSize");
+    assert_eq!(
+        {
+            let s = x11rb::connect(Some(display)).unwrap().0;
+            (s.setup().roots[0].width_in_pixels, s.setup().roots[0].height_in_pixels)
+        },
+        (w, h)
+    );
+}
+
+#[test]
+fn x11_resize_gives_format_change_and_the_viewer_follows() {
+    use framewire_proto::FrameFlags;
+    let Some(src_x) = Xvfb::start(&["320x240x24"]) else {
+        return;
+    };
+    let Some(view_x) = Xvfb::start(&["640x480x24"]) else {
+        return;
+    };
+    draw_quadrants(&src_x.display, 320, 240);
+    let spec = format!("x11:desk,display={},fps=10,format=qoi", src_x.display);
+    let source = spawn_node(&["--name", "test:desk", "--source", &spec, "--discovery", "off"]);
+    let up = format!("{}/desk", source.addr);
+    let relay = spawn_node(&["--name", "test:relay", "--upstream", &up, "--discovery", "off"]);
+    let addr = source.addr.to_string();
+    // No --size: the window takes the stream's size, and follows it.
+    let _viewer = Viewer::start(&view_x.display, &[&addr, "desk", "--position", "0,0"]);
+    let (_, rect) = viewer_window(&view_x.display, Duration::from_secs(20));
+    assert_eq!(rect, (0, 0, 320, 240));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let params = SubscribeParams {
+            mode: DeliveryMode::LowLatency,
+            ..SubscribeParams::default()
+        };
+        let mut c = client(relay.addr, "resize-test").await;
+        subscribe(&mut c, "desk", params).await;
+        let mut open = None;
+        let (w, h, _) = next_picture(&mut c, &mut open, Duration::from_secs(20)).await;
+        assert_eq!((w, h), (320, 240));
+
+        resize_screen(&src_x.display, 200, 150);
+        draw_quadrants(&src_x.display, 200, 150);
+        // Through the relay: format-changed with the new size, then a frame
+        // of that size flagged as a discontinuity.
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut changed: Option<StreamOpen> = None;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let m = tokio::time::timeout(left, c.next_message())
+                .await
+                .expect("a format change in time")
+                .expect("read")
+                .expect("open");
+            match m {
+                Message::StreamEvent {
+                    event: StreamEvent::FormatChanged(o),
+                    ..
+                } => {
+                    assert_eq!((o.width, o.height, o.name.as_str()), (200, 150, "desk"));
+                    changed = Some(o);
+                }
+                Message::StreamEvent { event, .. } => panic!("unexpected stream event {event:?}"),
+                Message::VideoFrame(f) if changed.is_some() => {
+                    assert!(f.flags.contains(FrameFlags::DISCONTINUITY), "{:?}", f.flags);
+                    let o = changed.as_ref().unwrap();
+                    let pic = Registry::builtin().negotiate(o).unwrap().decode(&f.data).expect("decodes");
+                    assert_eq!((pic.width(), pic.height()), (200, 150));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        // The relay's stream has the new size too.
+        let Response::ListStreams(streams) = c.request(Request::ListStreams).await.unwrap() else {
+            panic!("not a stream list")
+        };
+        assert_eq!((streams[0].open.width, streams[0].open.height), (200, 150));
+    });
+    // The viewer window took the new size and shows the new picture 1:1.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, rect) = viewer_window(&view_x.display, Duration::from_secs(5));
+        let shot = screenshot(&view_x.display);
+        let points = [(50, 37, 0), (150, 37, 1), (50, 112, 2), (150, 112, 3)];
+        let wrong: Vec<_> = points
+            .iter()
+            .filter(|(x, y, q)| !close(shot(*x, *y), QUADRANTS[*q], 6))
+            .collect();
+        if rect == (0, 0, 200, 150) && wrong.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "viewer window {rect:?}, wrong pixels at {wrong:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        source.log().contains("x11 monitor changed"),
+        "{}",
+        source.log()
     );
 }
