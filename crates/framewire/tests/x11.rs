@@ -1011,3 +1011,102 @@ fn x11_resize_gives_format_change_and_the_viewer_follows() {
         source.log()
     );
 }
+
+/// Two RandR monitors side by side on screen 0 of a 1280x720 `display`,
+/// LEFT (primary) and RIGHT, 640x720 each (what `xrandr --setmonitor` does).
+fn set_two_monitors(display: &str) {
+    use x11rb::protocol::randr::{ConnectionExt as _, MonitorInfo};
+    let (conn, _) = x11rb::connect(Some(display)).expect("X connection");
+    conn.randr_query_version(1, 5).unwrap().reply().unwrap();
+    let root = conn.setup().roots[0].root;
+    for (name, x0, primary) in [("LEFT", 0, true), ("RIGHT", 640, false)] {
+        let atom = conn.intern_atom(false, name.as_bytes()).unwrap().reply().unwrap().atom;
+        let m = MonitorInfo {
+            name: atom,
+            primary,
+            automatic: false,
+            x: x0,
+            y: 0,
+            width: 640,
+            height: 720,
+            width_in_millimeters: 169,
+            height_in_millimeters: 190,
+            outputs: vec![],
+        };
+        conn.randr_set_monitor(root, m).unwrap().check().expect("RRSetMonitor");
+    }
+}
+
+/// Waits until the viewer window on `display` has the rectangle `want`.
+fn wait_window_rect(display: &str, want: (i32, i32, u32, u32)) {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, rect) = viewer_window(display, Duration::from_secs(20));
+        if rect == want {
+            return;
+        }
+        assert!(Instant::now() < end, "viewer window at {rect:?}, wanted {want:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn x11_viewer_fullscreen_on_a_named_monitor_and_placement() {
+    let Some(view_x) = Xvfb::start(&["1280x720x24"]) else {
+        return;
+    };
+    set_two_monitors(&view_x.display);
+    let source = spawn_node(&[
+        "--name",
+        "test:bars",
+        "--source",
+        "test-pattern:bars,size=320x240,fps=5",
+        "--discovery",
+        "off",
+    ]);
+    let addr = source.addr.to_string();
+    // A RandR monitor that is half of the output: exactly its rectangle.
+    {
+        let _v = Viewer::start(&view_x.display, &[&addr, "bars", "--fullscreen", "RIGHT"]);
+        wait_window_rect(&view_x.display, (640, 0, 640, 720));
+        // The picture is letterboxed inside it: 640x480 centred.
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shot = screenshot(&view_x.display);
+            // Bars above and below the picture are black; the left monitor is untouched.
+            let bar = shot(960, 60) == 0 && shot(960, 700) == 0;
+            let picture = (0..640).step_by(16).any(|x| shot(640 + x, 360) != 0);
+            if bar && picture {
+                break;
+            }
+            assert!(Instant::now() < end, "no letterboxed picture on RIGHT");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // An output winit knows (Xvfb's is `screen`): fullscreen on it.
+    {
+        let _v = Viewer::start(&view_x.display, &[&addr, "bars", "--fullscreen", "screen"]);
+        wait_window_rect(&view_x.display, (0, 0, 1280, 720));
+    }
+    // Plain placement from the command line.
+    {
+        let _v = Viewer::start(
+            &view_x.display,
+            &[&addr, "bars", "--size", "300x200", "--position", "10,20"],
+        );
+        wait_window_rect(&view_x.display, (10, 20, 300, 200));
+    }
+    // An unknown monitor: an error naming the ones there are.
+    let (ok, err) = run_stderr(
+        Command::new(env!("CARGO_BIN_EXE_framewire"))
+            .args(["view", &addr, "bars", "--fullscreen", "NOPE", "--exit-after", "30"])
+            .env("DISPLAY", &view_x.display)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1"),
+        Duration::from_secs(30),
+    );
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("no monitor named `NOPE`") && err.contains("LEFT") && err.contains("RIGHT"),
+        "{err}"
+    );
+}
