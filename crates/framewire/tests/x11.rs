@@ -1110,3 +1110,97 @@ fn x11_viewer_fullscreen_on_a_named_monitor_and_placement() {
         "{err}"
     );
 }
+
+/// A 320x240 picture of four solid quadrants of `colours` (0xRRGGBB), as
+/// `layout`, and the RGB the codec's own conversion gives back for each
+/// quadrant (the shader is to match it).
+fn yuv_quadrants(colours: [u32; 4], layout: PixelLayout) -> (framewire_codec::PixelBuffer, [u32; 4]) {
+    let (w, h) = (320u32, 240u32);
+    let rgb: Vec<u8> = (0..h)
+        .flat_map(|y| (0..w).map(move |x| colours[usize::from(x >= w / 2) + 2 * usize::from(y >= h / 2)]))
+        .flat_map(|c| [(c >> 16) as u8, (c >> 8) as u8, c as u8])
+        .collect();
+    let pic = framewire_codec::PixelBuffer::new(PixelLayout::Rgb, w, h, rgb)
+        .unwrap()
+        .convert(layout)
+        .unwrap();
+    let back = pic.convert(PixelLayout::Rgb).unwrap().to_tight();
+    let d = back.data();
+    let at = |x: u32, y: u32| {
+        let i = ((y * w + x) * 3) as usize;
+        u32::from(d[i]) << 16 | u32::from(d[i + 1]) << 8 | u32::from(d[i + 2])
+    };
+    (pic, [at(80, 60), at(240, 60), at(80, 180), at(240, 180)])
+}
+
+#[test]
+fn x11_viewer_renders_i420_and_yuyv_in_the_shader() {
+    use framewire_codec::EncodeSpec;
+    use framewire_net::{Node, NodeConfig, ReplayConfig, SourceConfig};
+    use framewire_proto::PixelFormat;
+    let Some(view_x) = Xvfb::start(&["640x480x24"]) else {
+        return;
+    };
+    let cases = [
+        (
+            "i420",
+            PixelLayout::I420,
+            PixelFormat::Yuv420p,
+            [0x00c0_3030, 0x0030_b050, 0x0040_50d0, 0x00e0_e0a0],
+        ),
+        (
+            "yuyv",
+            PixelLayout::Yuyv,
+            PixelFormat::Yuv422Packed,
+            [0x0030_a0c0, 0x00d0_6020, 0x0090_30a0, 0x0050_5050],
+        ),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut config = NodeConfig::new("test:yuv", "127.0.0.1:0".parse().unwrap());
+    let mut expected = Vec::new();
+    for (name, layout, pf, colours) in cases {
+        let (pic, want) = yuv_quadrants(colours, layout);
+        let mut enc = Registry::builtin().encoder(&EncodeSpec::raw(pf)).unwrap();
+        let data = enc.encode(&pic).unwrap();
+        let open = enc.stream_open(320, 240, 5, 1, name);
+        assert_eq!(open.pixel_format, pf);
+        config.sources.push(SourceConfig::Replay(ReplayConfig {
+            open,
+            frames: vec![data],
+            fps: 5.0,
+            looped: true,
+        }));
+        expected.push((name, want));
+    }
+    let node = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), Node::start(config))
+            .await
+            .expect("node starts in time")
+            .expect("node starts")
+    });
+    let addr = node.local_addr().to_string();
+    for (name, want) in expected {
+        let _v = Viewer::start(
+            &view_x.display,
+            &[&addr, name, "--size", "640x480", "--position", "0,0"],
+        );
+        // Each quadrant, scaled 2x, away from the edges where the chroma
+        // of neighbours is filtered in.
+        let points = [(160, 120, 0), (480, 120, 1), (160, 360, 2), (480, 360, 3), (40, 40, 0), (600, 440, 3)];
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let shot = screenshot(&view_x.display);
+            let wrong: Vec<String> = points
+                .iter()
+                .filter(|(x, y, q)| !close(shot(*x, *y), want[*q], 4))
+                .map(|(x, y, q)| format!("({x},{y}) {:06x} != {:06x}", shot(*x, *y), want[*q]))
+                .collect();
+            if wrong.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < end, "{name}: {wrong:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    rt.block_on(node.shutdown());
+}
