@@ -13,9 +13,11 @@
 //!   device-lost); the source reconnects with backoff and says *resumed*. A
 //!   grabbed monitor that changes size gives *format-changed* with the new
 //!   STREAM_OPEN.
-//! - **Input events** from viewers are counted, logged, and, only if the
-//!   source was configured with `inject = true`, replayed into the display
-//!   through XTEST.
+//! - **Input events** from viewers are counted per stream and kind
+//!   (GET_STATS) and logged; for a pulled stream they go upstream on the
+//!   edge's subscription; for an `x11` source configured with
+//!   `inject = true` they are replayed into the display through XTEST
+//!   (pointer, buttons, wheel as buttons 4-7, keys by the display's keymap).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -179,29 +181,37 @@ impl InputRegistry {
             } else {
                 debug!(stream, "input event not forwarded: the upstream's queue is full");
             }
-            return;
+        } else {
+            self.inject(stream, event);
         }
-        #[cfg(feature = "x11")]
-        {
-            let target = lock(&self.targets).get(stream).cloned();
-            if let Some(target) = target.filter(|t| t.inject) {
-                let mut inj = lock(&self.injector);
-                if inj.is_none() {
-                    *inj = imp::start_injector(self.counts.clone()).ok();
-                }
-                let job = Injection {
-                    stream: stream.to_owned(),
-                    target,
-                    event,
-                };
-                if let Some(tx) = inj.as_ref()
-                    && tx.send(job).is_err()
-                {
-                    *inj = None;
-                }
+    }
+
+    /// Replays the event into the display of an `x11` source that asked for it.
+    #[cfg(feature = "x11")]
+    fn inject(&self, stream: &str, event: InputEvent) {
+        let target = lock(&self.targets).get(stream).cloned();
+        if let Some(target) = target.filter(|t| t.inject) {
+            let mut inj = lock(&self.injector);
+            if inj.is_none() {
+                *inj = imp::start_injector(self.counts.clone()).ok();
+            }
+            let job = Injection {
+                stream: stream.to_owned(),
+                target,
+                event,
+            };
+            if let Some(tx) = inj.as_ref()
+                && tx.send(job).is_err()
+            {
+                *inj = None;
             }
         }
     }
+
+    /// Without X11 support nothing is replayed.
+    #[cfg(not(feature = "x11"))]
+    #[allow(clippy::unused_self)]
+    fn inject(&self, _stream: &str, _event: InputEvent) {}
 
     /// Counters for GET_STATS (of one stream, or all when `only` is empty).
     pub(crate) fn stats(&self, only: &str) -> Vec<InputEventStats> {
@@ -280,7 +290,7 @@ mod imp {
     use x11rb::protocol::xtest::ConnectionExt as _;
     use x11rb::rust_connection::RustConnection;
 
-    use super::{InputTarget, Injection, SharedCounts, X11SourceConfig};
+    use super::{Injection, InputTarget, SharedCounts, X11SourceConfig};
     use crate::error::NetError;
     use crate::node::{Shared, now_ns};
 
@@ -886,15 +896,25 @@ mod imp {
 
     /// Wheel clicks (X buttons 4/5 vertical, 6/7 horizontal) for a wheel
     /// event in 1/120 notches; a partial notch still clicks once.
-    pub(super) fn wheel_clicks(ev: &InputEvent) -> Vec<(u8, i32)> {
-        let clicks = |v: i32| ((v.unsigned_abs() + 60) / 120).max(1).min(MAX_WHEEL_CLICKS.unsigned_abs());
+    pub(crate) fn wheel_clicks(ev: &InputEvent) -> Vec<(u8, i32)> {
+        let clicks = |v: i32| {
+            ((v.unsigned_abs() + 60) / 120)
+                .max(1)
+                .min(MAX_WHEEL_CLICKS.unsigned_abs())
+        };
         let mut out = Vec::new();
         if ev.wheel_y != 0 {
             // Positive: away from the user, which X calls up (button 4).
-            out.push((if ev.wheel_y > 0 { 4 } else { 5 }, i32::try_from(clicks(ev.wheel_y)).unwrap_or(1)));
+            out.push((
+                if ev.wheel_y > 0 { 4 } else { 5 },
+                i32::try_from(clicks(ev.wheel_y)).unwrap_or(1),
+            ));
         }
         if ev.wheel_x != 0 {
-            out.push((if ev.wheel_x > 0 { 7 } else { 6 }, i32::try_from(clicks(ev.wheel_x)).unwrap_or(1)));
+            out.push((
+                if ev.wheel_x > 0 { 7 } else { 6 },
+                i32::try_from(clicks(ev.wheel_x)).unwrap_or(1),
+            ));
         }
         out
     }
@@ -939,7 +959,11 @@ mod imp {
             }
             InputKind::KeyDown | InputKind::KeyUp => {
                 let Some(code) = c.keycode(ev.keysym, ev.scancode) else {
-                    debug!(keysym = ev.keysym, scancode = ev.scancode, "XTEST: no keycode for this key here");
+                    debug!(
+                        keysym = ev.keysym,
+                        scancode = ev.scancode,
+                        "XTEST: no keycode for this key here"
+                    );
                     return Ok(false);
                 };
                 let kind = if ev.kind == InputKind::KeyDown {
@@ -954,5 +978,98 @@ mod imp {
         }
         conn.flush().map_err(err)?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use framewire_proto::{InputEvent, InputKind, Modifiers};
+    use tokio::sync::mpsc;
+
+    use super::{FORWARD_QUEUE, InputRegistry};
+
+    fn ev(kind: InputKind) -> InputEvent {
+        InputEvent {
+            kind,
+            timestamp_ns: 1,
+            modifiers: Modifiers(0),
+            keysym: 0x61,
+            scancode: 30,
+            button: 1,
+            x: 10,
+            y: 20,
+            wheel_x: 0,
+            wheel_y: 120,
+        }
+    }
+
+    #[test]
+    fn counts_per_stream_and_kind() {
+        let r = InputRegistry::default();
+        for k in [
+            InputKind::KeyDown,
+            InputKind::KeyDown,
+            InputKind::Wheel,
+            InputKind::Unknown(99),
+        ] {
+            r.event("a", ev(k));
+        }
+        r.event("b", ev(InputKind::MouseMove));
+        let all = r.stats("");
+        assert_eq!(all.len(), 2);
+        let a = &r.stats("a")[0];
+        assert_eq!((a.stream.as_str(), a.received, a.injected, a.forwarded), ("a", 4, 0, 0));
+        let kinds: Vec<(InputKind, u64)> = a.kinds.iter().map(|k| (k.kind, k.count)).collect();
+        assert_eq!(kinds, vec![(InputKind::KeyDown, 2), (InputKind::Wheel, 1)]);
+        assert!(r.stats("c").is_empty());
+    }
+
+    #[test]
+    fn forwards_to_the_upstream_until_cleared() {
+        let r = InputRegistry::default();
+        let (tx, mut rx) = mpsc::channel(FORWARD_QUEUE);
+        r.set_forwarder("s", tx.clone());
+        r.event("s", ev(InputKind::ButtonDown));
+        assert_eq!(rx.try_recv().unwrap(), ev(InputKind::ButtonDown));
+        assert_eq!(r.stats("s")[0].forwarded, 1);
+        // Another session's sender does not clear this one.
+        let (other, _orx) = mpsc::channel(1);
+        r.clear_forwarder("s", &other);
+        r.event("s", ev(InputKind::ButtonUp));
+        assert!(rx.try_recv().is_ok());
+        r.clear_forwarder("s", &tx);
+        r.event("s", ev(InputKind::ButtonUp));
+        assert!(rx.try_recv().is_err());
+        let s = &r.stats("s")[0];
+        assert_eq!((s.received, s.forwarded), (3, 2));
+    }
+
+    #[test]
+    fn a_full_upstream_queue_drops_and_does_not_count() {
+        let r = InputRegistry::default();
+        let (tx, _rx) = mpsc::channel(2);
+        r.set_forwarder("s", tx);
+        for _ in 0..5 {
+            r.event("s", ev(InputKind::MouseMove));
+        }
+        let s = &r.stats("s")[0];
+        assert_eq!((s.received, s.forwarded), (5, 2));
+    }
+
+    #[cfg(feature = "x11")]
+    #[test]
+    fn wheel_notches_become_button_clicks() {
+        use super::imp::wheel_clicks;
+        let w = |x: i32, y: i32| InputEvent {
+            wheel_x: x,
+            wheel_y: y,
+            ..ev(InputKind::Wheel)
+        };
+        assert_eq!(wheel_clicks(&w(0, 120)), vec![(4, 1)]);
+        assert_eq!(wheel_clicks(&w(0, -240)), vec![(5, 2)]);
+        assert_eq!(wheel_clicks(&w(30, 0)), vec![(7, 1)]);
+        assert_eq!(wheel_clicks(&w(-120, 120)), vec![(4, 1), (6, 1)]);
+        assert_eq!(wheel_clicks(&w(0, i32::MIN)), vec![(5, 10)]);
+        assert!(wheel_clicks(&w(0, 0)).is_empty());
     }
 }

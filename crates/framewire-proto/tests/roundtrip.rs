@@ -224,13 +224,16 @@ fn response() -> impl Strategy<Value = Response> {
         any::<u16>().prop_map(|channel| Response::Subscribe(SubscribeReply { channel })),
         Just(Response::Unsubscribe),
         Just(Response::StreamOpen),
-        (vec(input_stats, 0..4), vec(output_stats(), 0..4), vec(input_event_stats(), 0..3)).prop_map(
-            |(inputs, outputs, input_events)| Response::GetStats(Stats {
+        (
+            vec(input_stats, 0..4),
+            vec(output_stats(), 0..4),
+            vec(input_event_stats(), 0..3)
+        )
+            .prop_map(|(inputs, outputs, input_events)| Response::GetStats(Stats {
                 inputs,
                 outputs,
                 input_events
-            })
-        ),
+            })),
         text().prop_map(|name| Response::Connect(Name { name })),
         Just(Response::Disconnect),
         (text(), any::<[u16; 5]>(), any::<[u32; 2]>(), any::<u64>(), any::<u8>()).prop_map(|(name, s, n, up, v)| {
@@ -425,24 +428,19 @@ proptest! {
 }
 
 fn input_event_stats() -> impl Strategy<Value = InputEventStats> {
-    (
-        text(),
-        any::<[u64; 3]>(),
-        vec((any::<u8>(), any::<u64>()), 0..7),
-    )
-        .prop_map(|(stream, n, kinds)| InputEventStats {
-            stream,
-            received: n[0],
-            injected: n[1],
-            forwarded: n[2],
-            kinds: kinds
-                .into_iter()
-                .map(|(k, count)| InputKindCount {
-                    kind: InputKind::from_raw(k),
-                    count,
-                })
-                .collect(),
-        })
+    (text(), any::<[u64; 3]>(), vec((any::<u8>(), any::<u64>()), 0..7)).prop_map(|(stream, n, kinds)| InputEventStats {
+        stream,
+        received: n[0],
+        injected: n[1],
+        forwarded: n[2],
+        kinds: kinds
+            .into_iter()
+            .map(|(k, count)| InputKindCount {
+                kind: InputKind::from_raw(k),
+                count,
+            })
+            .collect(),
+    })
 }
 
 /// A GET_STATS body from before `input_events` was appended still reads,

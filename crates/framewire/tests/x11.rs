@@ -198,10 +198,7 @@ fn x11_monitors_of_two_screens() {
         Command::new(env!("CARGO_BIN_EXE_framewire")).args(["node", "--source", &bad, "--listen", "127.0.0.1:0"]),
         Duration::from_secs(20),
     );
-    assert!(
-        !ok && err.contains("not inside screen 0 (1280x720)"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("not inside screen 0 (1280x720)"), "{err}");
 }
 
 /// Runs a command with a deadline; its exit status and stderr.
@@ -581,11 +578,7 @@ fn x11_viewer_shows_frame_and_forwards_input() {
 /// The keycode that types `keysym` on `conn`'s display (first group).
 fn keycode_of(conn: &impl Connection, keysym: u32) -> u8 {
     let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
-    let map = conn
-        .get_keyboard_mapping(min, max - min + 1)
-        .unwrap()
-        .reply()
-        .unwrap();
+    let map = conn.get_keyboard_mapping(min, max - min + 1).unwrap().reply().unwrap();
     let per = usize::from(map.keysyms_per_keycode);
     let i = map
         .keysyms
@@ -830,7 +823,12 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
         assert!(
             Instant::now() < end,
             "counters: source {src:?}, relay {rel:?}; events logged:\n{}",
-            source.log().lines().filter(|l| l.contains("input event")).collect::<Vec<_>>().join("\n")
+            source
+                .log()
+                .lines()
+                .filter(|l| l.contains("input event"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -884,11 +882,7 @@ fn resize_screen(display: &str, w: u16, h: u16) {
     let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
     let root = conn.setup().roots[screen].root;
     conn.randr_query_version(1, 5).unwrap().reply().unwrap();
-    let res = conn
-        .randr_get_screen_resources_current(root)
-        .unwrap()
-        .reply()
-        .unwrap();
+    let res = conn.randr_get_screen_resources_current(root).unwrap().reply().unwrap();
     for crtc in res.crtcs {
         conn.randr_set_crtc_config(
             crtc,
@@ -973,7 +967,11 @@ fn x11_resize_gives_format_change_and_the_viewer_follows() {
                 Message::VideoFrame(f) if changed.is_some() => {
                     assert!(f.flags.contains(FrameFlags::DISCONTINUITY), "{:?}", f.flags);
                     let o = changed.as_ref().unwrap();
-                    let pic = Registry::builtin().negotiate(o).unwrap().decode(&f.data).expect("decodes");
+                    let pic = Registry::builtin()
+                        .negotiate(o)
+                        .unwrap()
+                        .decode(&f.data)
+                        .expect("decodes");
                     assert_eq!((pic.width(), pic.height()), (200, 150));
                     break;
                 }
@@ -1005,11 +1003,7 @@ fn x11_resize_gives_format_change_and_the_viewer_follows() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(
-        source.log().contains("x11 monitor changed"),
-        "{}",
-        source.log()
-    );
+    assert!(source.log().contains("x11 monitor changed"), "{}", source.log());
 }
 
 /// Two RandR monitors side by side on screen 0 of a 1280x720 `display`,
@@ -1186,7 +1180,14 @@ fn x11_viewer_renders_i420_and_yuyv_in_the_shader() {
         );
         // Each quadrant, scaled 2x, away from the edges where the chroma
         // of neighbours is filtered in.
-        let points = [(160, 120, 0), (480, 120, 1), (160, 360, 2), (480, 360, 3), (40, 40, 0), (600, 440, 3)];
+        let points = [
+            (160, 120, 0),
+            (480, 120, 1),
+            (160, 360, 2),
+            (480, 360, 3),
+            (40, 40, 0),
+            (600, 440, 3),
+        ];
         let end = Instant::now() + Duration::from_secs(30);
         loop {
             let shot = screenshot(&view_x.display);

@@ -162,11 +162,15 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>) -> String {
     if !s.input_events.is_empty() {
         let _ = writeln!(
             t,
-            "\n{:<20} {:>10} {:>10} {:>10}  {}",
-            "INPUT EVENTS", "RECEIVED", "INJECTED", "FORWARDED", "BY KIND"
+            "\n{:<20} {:>10} {:>10} {:>10}  BY KIND",
+            "INPUT EVENTS", "RECEIVED", "INJECTED", "FORWARDED"
         );
         for e in &s.input_events {
-            let kinds: Vec<String> = e.kinds.iter().map(|k| format!("{}={}", k.kind.label(), k.count)).collect();
+            let kinds: Vec<String> = e
+                .kinds
+                .iter()
+                .map(|k| format!("{}={}", k.kind.label(), k.count))
+                .collect();
             let _ = writeln!(
                 t,
                 "{:<20} {:>10} {:>10} {:>10}  {}",

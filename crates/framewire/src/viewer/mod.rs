@@ -321,8 +321,14 @@ impl App {
             if size != self.source && self.args.size.is_none() && self.args.fullscreen.is_none() {
                 // The stream changed size and the window was sized by it:
                 // follow (a window manager may refuse).
-                info!(width = size.0, height = size.1, "stream size changed; resizing the window");
-                let _ = st.window.request_inner_size(PhysicalSize::new(size.0.max(16), size.1.max(16)));
+                info!(
+                    width = size.0,
+                    height = size.1,
+                    "stream size changed; resizing the window"
+                );
+                let _ = st
+                    .window
+                    .request_inner_size(PhysicalSize::new(size.0.max(16), size.1.max(16)));
             }
             self.source = size;
             if let Err(e) = st
