@@ -811,6 +811,8 @@ mod imp {
         keysyms: Vec<u32>,
         per: usize,
         min_keycode: u8,
+        /// Keycodes this injector gave a keysym, oldest first.
+        remapped: Vec<u8>,
     }
 
     impl InjectConn {
@@ -833,27 +835,76 @@ mod imp {
                 per: usize::from(map.keysyms_per_keycode),
                 keysyms: map.keysyms,
                 min_keycode: min,
+                remapped: Vec::new(),
                 conn,
             })
         }
 
-        /// The keycode that types `keysym` on this display (a keycode
-        /// whose first group has it, unshifted preferred), else the
-        /// keycode of the evdev `scancode` (+8, the evdev rules' offset).
-        fn keycode(&self, keysym: u32, scancode: u32) -> Option<u8> {
-            if keysym != 0 && self.per > 0 {
-                for col in 0..self.per.min(2) {
-                    for (i, syms) in self.keysyms.chunks(self.per).enumerate() {
-                        if syms[col] == keysym {
-                            return u8::try_from(usize::from(self.min_keycode) + i).ok();
-                        }
+        /// The keycode that types `keysym` on this display: one whose
+        /// first group has it, unshifted preferred.
+        fn keycode(&self, keysym: u32) -> Option<u8> {
+            if keysym == 0 || self.per == 0 {
+                return None;
+            }
+            for col in 0..self.per.min(2) {
+                for (i, syms) in self.keysyms.chunks(self.per).enumerate() {
+                    if syms[col] == keysym {
+                        return u8::try_from(usize::from(self.min_keycode) + i).ok();
                     }
                 }
             }
+            None
+        }
+
+        /// The keycode of an evdev scancode (+8, the evdev rules' offset).
+        fn scancode_keycode(&self, scancode: u32) -> Option<u8> {
             if scancode == 0 {
                 return None;
             }
             u8::try_from(scancode + 8).ok().filter(|k| *k >= self.min_keycode)
+        }
+
+        /// Gives `keysym` to a keycode that has none (the highest free
+        /// one; once none is free, the one given away longest ago), as
+        /// `xdotool type` does, so characters this display's layout lacks
+        /// can still be typed. The keycode, or `None` if the keymap has no
+        /// room.
+        fn remap(&mut self, keysym: u32) -> Result<Option<u8>, String> {
+            if self.per == 0 {
+                return Ok(None);
+            }
+            let free = self
+                .keysyms
+                .chunks(self.per)
+                .enumerate()
+                .rev()
+                .find(|(_, syms)| syms.iter().all(|s| *s == 0))
+                .map(|(i, _)| i);
+            let index = match free {
+                Some(i) => i,
+                None if !self.remapped.is_empty() => {
+                    let code = self.remapped.remove(0);
+                    usize::from(code - self.min_keycode)
+                }
+                None => return Ok(None),
+            };
+            let code = u8::try_from(usize::from(self.min_keycode) + index).map_err(err)?;
+            // Unshifted and shifted alike, so a held Shift changes nothing.
+            let mut syms = vec![0u32; self.per];
+            syms[0] = keysym;
+            if self.per > 1 {
+                syms[1] = keysym;
+            }
+            let per = u8::try_from(self.per).map_err(err)?;
+            self.conn
+                .change_keyboard_mapping(1, code, per, &syms)
+                .map_err(err)?
+                .check()
+                .map_err(err)?;
+            self.keysyms[index * self.per..(index + 1) * self.per].copy_from_slice(&syms);
+            self.remapped.push(code);
+            debug!(keysym, keycode = code, "XTEST: keysym given to a free keycode");
+            Ok(Some(code))
         }
     }
 
@@ -875,7 +926,7 @@ mod imp {
                         }
                     }
                 }
-                let Some(c) = conns.get(&t.display) else { continue };
+                let Some(c) = conns.get_mut(&t.display) else { continue };
                 match inject(c, t, &job.event) {
                     Ok(true) => {
                         super::lock(&counts).entry(job.stream).or_default().injected += 1;
@@ -921,10 +972,25 @@ mod imp {
 
     /// Replays one event; `Ok(false)` if there is nothing to replay (a key
     /// this display cannot type, an unknown kind).
-    fn inject(c: &InjectConn, t: &InputTarget, ev: &InputEvent) -> Result<bool, String> {
+    fn inject(c: &mut InjectConn, t: &InputTarget, ev: &InputEvent) -> Result<bool, String> {
         use x11rb::protocol::xproto::{
             BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT, KEY_RELEASE_EVENT, MOTION_NOTIFY_EVENT,
         };
+        // A key this layout cannot type gets a free keycode first (its
+        // press; its release then finds that keycode).
+        let mut key = None;
+        if matches!(ev.kind, InputKind::KeyDown | InputKind::KeyUp) {
+            // The key's meaning first (the keysym on this display's
+            // layout, else on a free keycode), its position (scancode)
+            // only for keys without a keysym or when the keymap is full.
+            key = c.keycode(ev.keysym);
+            if key.is_none() && ev.kind == InputKind::KeyDown && ev.keysym != 0 {
+                key = c.remap(ev.keysym)?;
+            }
+            if key.is_none() {
+                key = c.scancode_keycode(ev.scancode);
+            }
+        }
         let conn = &c.conn;
         let root = conn.setup().roots.get(t.screen).ok_or("no such screen")?.root;
         let x = i16::try_from(t.origin.0.saturating_add(ev.x)).unwrap_or(0);
@@ -958,7 +1024,7 @@ mod imp {
                 }
             }
             InputKind::KeyDown | InputKind::KeyUp => {
-                let Some(code) = c.keycode(ev.keysym, ev.scancode) else {
+                let Some(code) = key else {
                     debug!(
                         keysym = ev.keysym,
                         scancode = ev.scancode,

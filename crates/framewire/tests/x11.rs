@@ -588,6 +588,35 @@ fn keycode_of(conn: &impl Connection, keysym: u32) -> u8 {
     min + i as u8
 }
 
+/// Gives `keysym` to the highest keycode of `display` that has none, as
+/// a user with another keyboard layout would have it; that keycode.
+fn give_free_keycode(display: &str, keysym: u32) -> u8 {
+    let (conn, _) = x11rb::connect(Some(display)).expect("X connection");
+    let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+    let map = conn.get_keyboard_mapping(min, max - min + 1).unwrap().reply().unwrap();
+    let per = usize::from(map.keysyms_per_keycode);
+    let i = map
+        .keysyms
+        .chunks(per)
+        .rposition(|s| s.iter().all(|k| *k == 0))
+        .expect("a free keycode");
+    let code = min + i as u8;
+    let mut syms = vec![0u32; per];
+    syms[0] = keysym;
+    conn.change_keyboard_mapping(1, code, per as u8, &syms)
+        .unwrap()
+        .check()
+        .expect("ChangeKeyboardMapping");
+    code
+}
+
+/// The keysyms of `keycode` on `display` (first group).
+fn keysyms_of(display: &str, keycode: u8) -> Vec<u32> {
+    let (conn, _) = x11rb::connect(Some(display)).expect("X connection");
+    let map = conn.get_keyboard_mapping(keycode, 1).unwrap().reply().unwrap();
+    map.keysyms
+}
+
 /// The mapped top-level window of the viewer on `display`: its rectangle
 /// on the root (x, y, width, height), once it exists.
 fn viewer_window(display: &str, timeout: Duration) -> (u32, (i32, i32, u32, u32)) {
@@ -747,6 +776,8 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
     let up = format!("{}/desk", source.addr);
     let relay = spawn_node(&["--name", "test:relay", "--upstream", &up, "--discovery", "off"]);
     let relay_addr = relay.addr.to_string();
+    // The viewer's keyboard has `é`, which the source's US layout lacks.
+    let view_eacute = give_free_keycode(&view_x.display, 0xe9);
     let _viewer = Viewer::start(
         &view_x.display,
         &[&relay_addr, "desk", "--size", "640x480", "--position", "0,0"],
@@ -754,8 +785,8 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
     wait_for_picture(&view_x.display);
     let (win, _) = viewer_window(&view_x.display, Duration::from_secs(10));
 
-    // On the viewer's display: click at (200, 100), type `a`, turn the wheel
-    // one notch up.
+    // On the viewer's display: click at (200, 100), type `a` and `é`, turn
+    // the wheel one notch up.
     let (src_a, view_a) = {
         let (c, _) = x11rb::connect(Some(&src_x.display)).unwrap();
         let (v, _) = x11rb::connect(Some(&view_x.display)).unwrap();
@@ -773,6 +804,8 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
             (BUTTON_RELEASE_EVENT, 1),
             (KEY_PRESS_EVENT, view_a),
             (KEY_RELEASE_EVENT, view_a),
+            (KEY_PRESS_EVENT, view_eacute),
+            (KEY_RELEASE_EVENT, view_eacute),
             (BUTTON_PRESS_EVENT, 4),
             (BUTTON_RELEASE_EVENT, 4),
         ] {
@@ -799,6 +832,23 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
             relay.log()
         );
     }
+    // `é` was typed on a keycode the source gave it: press and release.
+    let end = Instant::now() + Duration::from_secs(15);
+    let eacute = loop {
+        let seen = spy.seen.lock().unwrap().clone();
+        let other = seen
+            .iter()
+            .find(|(t, k)| *t == KEY_PRESS_EVENT && *k != src_a)
+            .map(|(_, k)| *k);
+        if let Some(k) = other
+            && seen.contains(&(KEY_RELEASE_EVENT, k))
+        {
+            break k;
+        }
+        assert!(Instant::now() < end, "no second key at the source: {seen:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(keysyms_of(&src_x.display, eacute)[0], 0xe9);
     // The source logged the click at source pixels (the relay passed it on).
     let log = source.log();
     let press = log
@@ -815,7 +865,7 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
         let rel = input_counts(relay.addr, "desk");
         if let (Some(s), Some(r)) = (&src, &rel)
             && kind_count(s, InputKind::Wheel) == 1
-            && s.injected >= 5
+            && s.injected >= 7
             && r.forwarded == r.received
         {
             break (s.clone(), r.clone());
@@ -835,8 +885,8 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
     for (kind, n) in [
         (InputKind::ButtonDown, 1),
         (InputKind::ButtonUp, 1),
-        (InputKind::KeyDown, 1),
-        (InputKind::KeyUp, 1),
+        (InputKind::KeyDown, 2),
+        (InputKind::KeyUp, 2),
         (InputKind::Wheel, 1),
     ] {
         assert_eq!(kind_count(&src, kind), n, "{kind} at the source: {src:?}");
@@ -855,7 +905,7 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     let e = &v["input_events"][0];
     assert_eq!(e["stream"], "desk");
-    assert_eq!(e["kinds"]["key-down"], 1);
+    assert_eq!(e["kinds"]["key-down"], 2);
     assert_eq!(e["kinds"]["wheel"], 1);
     assert_eq!(e["received"].as_u64(), Some(src.received));
     let (ok, table) = run(
@@ -869,7 +919,7 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
         .nth(1)
         .unwrap_or_else(|| panic!("no input event rows:\n{table}"));
     assert!(
-        row.starts_with("desk") && row.contains("key-down=1") && row.contains("wheel=1"),
+        row.starts_with("desk") && row.contains("key-down=2") && row.contains("wheel=1"),
         "{table}"
     );
 }
