@@ -46,7 +46,7 @@ enum Cmd {
     Disconnect(cmds::connect::DisconnectArgs),
     /// Subscribe to a stream and save its frames (a one-shot sink).
     Recv(cmds::recv::Args),
-    /// Show a node's per-input and per-output counters.
+    /// Show a node's counters: per input, per output, and viewers' input events.
     Stats(cmds::stats::Args),
     /// Run a demo graph on this machine (loopback only) with live figures.
     Demo(cmds::demo::Args),

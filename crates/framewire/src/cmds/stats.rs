@@ -1,4 +1,4 @@
-//! `framewire stats ADDR`: per-input and per-output counters.
+//! `framewire stats ADDR`: per-input, per-output and input-event counters.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

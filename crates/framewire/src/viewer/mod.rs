@@ -49,7 +49,7 @@ pub struct Args {
     /// those made with `xrandr --setmonitor`). Overrides --size and --position.
     #[arg(long, value_name = "MONITOR")]
     fullscreen: Option<String>,
-    /// Window size WxH (default: the stream's size).
+    /// Window size WxH (default: the stream's size, followed when it changes).
     #[arg(long, value_name = "WxH")]
     size: Option<String>,
     /// Window position X,Y.
