@@ -210,6 +210,7 @@ impl Shared {
 
     /// Removes a stream: its subscribers get *closed* and lose the output.
     pub(crate) fn remove_stream(&self, name: &str, reason: EventReason, message: &str) {
+        self.input.forget(name);
         let mut st = self.lock();
         let Some(entry) = st.streams.remove(name) else { return };
         let now = Instant::now();

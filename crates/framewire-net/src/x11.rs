@@ -151,6 +151,13 @@ impl InputRegistry {
         }
     }
 
+    /// Forgets a stream that is gone: its counters, target and forwarder.
+    pub(crate) fn forget(&self, stream: &str) {
+        lock(&self.counts).remove(stream);
+        lock(&self.targets).remove(stream);
+        lock(&self.forwarders).remove(stream);
+    }
+
     /// Handles one input event a viewer sent on a subscription to `stream`.
     pub(crate) fn event(&self, stream: &str, event: InputEvent) {
         {
@@ -172,6 +179,8 @@ impl InputRegistry {
             keysym = event.keysym,
             wheel_y = event.wheel_y,
             modifiers = event.modifiers.0,
+            // Since the viewer saw it (meaningful when both clocks agree).
+            age_ms = crate::node::now_ns().saturating_sub(event.timestamp_ns) as f64 / 1e6,
             "input event"
         );
         let forwarder = lock(&self.forwarders).get(stream).cloned();
@@ -1120,6 +1129,8 @@ mod tests {
         }
         let s = &r.stats("s")[0];
         assert_eq!((s.received, s.forwarded), (5, 2));
+        r.forget("s");
+        assert!(r.stats("").is_empty());
     }
 
     #[cfg(feature = "x11")]

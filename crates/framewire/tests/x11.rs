@@ -857,6 +857,13 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
         .expect("a button line");
     assert!(press.contains("x=100") && press.contains("y=50"), "{press}");
     assert!(log.contains("keysym=97"), "{log}");
+    // How long events took from the viewer to the source (same clock).
+    let ages: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("input event"))
+        .filter_map(|l| l.split("age_ms=").nth(1)?.split_whitespace().next())
+        .collect();
+    eprintln!("input event age at the source (viewer -> relay -> source), ms: {ages:?}");
 
     // Counters: the relay forwarded, the source received and injected.
     let end = Instant::now() + Duration::from_secs(10);
