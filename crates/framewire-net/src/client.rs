@@ -12,6 +12,7 @@ use framewire_proto::{
 };
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
 
 use crate::error::NetError;
 use crate::framed::{FramedRead, write_message};
@@ -30,6 +31,8 @@ pub struct Client {
     /// Messages that arrived while a response was awaited.
     pending: VecDeque<Message>,
     timeout: Duration,
+    /// Messages to write while [`Client::next_message`] waits.
+    outbox: Option<mpsc::Receiver<Message>>,
 }
 
 /// Identity a client presents in HELLO.
@@ -81,6 +84,7 @@ impl Client {
             addr: addr.to_owned(),
             pending: VecDeque::new(),
             timeout,
+            outbox: None,
         };
         let hello = Request::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -172,7 +176,27 @@ impl Client {
         if let Some(m) = self.pending.pop_front() {
             return Ok(Some(m));
         }
-        self.reader.next().await
+        loop {
+            let Some(outbox) = self.outbox.as_mut() else {
+                return self.reader.next().await;
+            };
+            // Reading is cancel-safe: a message half read stays buffered.
+            let out = tokio::select! {
+                m = self.reader.next() => return m,
+                out = outbox.recv() => out,
+            };
+            match out {
+                Some(msg) => write_message(&mut self.writer, &msg).await?,
+                None => self.outbox = None,
+            }
+        }
+    }
+
+    /// From now on, messages sent into `outbox` are written to the peer, in
+    /// order, while [`Client::next_message`] waits (a relay passes viewers'
+    /// input events upstream this way). Replaces an earlier outbox.
+    pub fn send_while_waiting(&mut self, outbox: mpsc::Receiver<Message>) {
+        self.outbox = Some(outbox);
     }
 
     /// Sends a message (e.g. the answer to the peer's STREAM_OPEN).

@@ -16,7 +16,7 @@ use framewire_proto::{
     Command, EventInfo, EventReason, FrameFlags, Message, Request, Status, StreamEvent, SubscribeParams,
 };
 use framewire_relay::Frame;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
@@ -170,26 +170,13 @@ async fn session_inner(
     let mut client = Client::connect(&cfg.upstream, &who, DEFAULT_TIMEOUT).await?;
     let channel = client.subscribe(&cfg.stream, cfg.params).await?;
     let upstream_label = format!("{}/{}", cfg.upstream, cfg.stream);
-    // Input events that viewers of the local stream send go upstream on
-    // this subscription's channel (docs/x11.md).
-    let (input_tx, mut input_rx) = mpsc::channel(crate::x11::FORWARD_QUEUE);
-    shared.input.set_forwarder(local, input_tx.clone());
-    let _forwarding = ForwarderGuard {
-        shared: shared.clone(),
-        local: local.to_owned(),
-        tx: input_tx,
-    };
+    // Viewers' input events for the local stream go upstream on this
+    // subscription's channel while the session lasts (docs/x11.md).
+    let _input = crate::x11::Forwarding::start(shared, local, channel, &mut client);
     // The first frame after (re)connecting carries the discontinuity flag.
     let mut first = true;
     loop {
-        let next = tokio::select! {
-            m = client.next_message() => m?,
-            Some(event) = input_rx.recv() => {
-                client.send(&Message::InputEvent { channel, event }).await?;
-                continue;
-            }
-        };
-        let Some(msg) = next else {
+        let Some(msg) = client.next_message().await? else {
             return Ok(());
         };
         match msg {
@@ -233,19 +220,6 @@ async fn session_inner(
             },
             _ => {}
         }
-    }
-}
-
-/// Stops passing input upstream when a session ends.
-struct ForwarderGuard {
-    shared: Arc<Shared>,
-    local: String,
-    tx: mpsc::Sender<framewire_proto::InputEvent>,
-}
-
-impl Drop for ForwarderGuard {
-    fn drop(&mut self) {
-        self.shared.input.clear_forwarder(&self.local, &self.tx);
     }
 }
 

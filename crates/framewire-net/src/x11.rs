@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use framewire_codec::EncodeSpec;
 use framewire_proto::control::{InputEventStats, InputKindCount};
-use framewire_proto::{InputEvent, InputKind};
+use framewire_proto::{InputEvent, InputKind, Message};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
@@ -109,10 +109,45 @@ pub(crate) type SharedCounts = std::sync::Arc<Mutex<BTreeMap<String, InputCounts
 pub(crate) struct InputRegistry {
     targets: Mutex<HashMap<String, InputTarget>>,
     counts: SharedCounts,
-    /// Where to pass a pulled stream's events upstream.
-    forwarders: Mutex<HashMap<String, mpsc::Sender<InputEvent>>>,
+    /// Where to pass a pulled stream's events upstream: the edge session's
+    /// outbox and its channel there.
+    forwarders: Mutex<HashMap<String, (mpsc::Sender<Message>, u16)>>,
     #[cfg(feature = "x11")]
     injector: Mutex<Option<std::sync::mpsc::Sender<Injection>>>,
+}
+
+/// A pulled stream's input events going upstream for one edge session:
+/// set up when the session subscribes, undone when it ends (dropped).
+pub(crate) struct Forwarding {
+    shared: std::sync::Arc<crate::node::Shared>,
+    stream: String,
+    tx: mpsc::Sender<Message>,
+}
+
+impl Forwarding {
+    /// Events for `stream` go out on `client` (the session's connection to
+    /// the upstream) on `channel` while the session reads it.
+    pub(crate) fn start(
+        shared: &std::sync::Arc<crate::node::Shared>,
+        stream: &str,
+        channel: u16,
+        client: &mut crate::client::Client,
+    ) -> Forwarding {
+        let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
+        client.send_while_waiting(rx);
+        shared.input.set_forwarder(stream, tx.clone(), channel);
+        Forwarding {
+            shared: shared.clone(),
+            stream: stream.to_owned(),
+            tx,
+        }
+    }
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        self.shared.input.clear_forwarder(&self.stream, &self.tx);
+    }
 }
 
 /// One event for the injector thread.
@@ -138,15 +173,16 @@ impl InputRegistry {
         lock(&self.targets).insert(stream.to_owned(), t);
     }
 
-    /// Passes events for `stream` upstream through `tx` from now on.
-    pub(crate) fn set_forwarder(&self, stream: &str, tx: mpsc::Sender<InputEvent>) {
-        lock(&self.forwarders).insert(stream.to_owned(), tx);
+    /// Passes events for `stream` upstream through `tx`, as INPUT_EVENTs
+    /// on `channel`, from now on.
+    pub(crate) fn set_forwarder(&self, stream: &str, tx: mpsc::Sender<Message>, channel: u16) {
+        lock(&self.forwarders).insert(stream.to_owned(), (tx, channel));
     }
 
     /// Stops passing events for `stream` upstream, if `tx` is still the way.
-    pub(crate) fn clear_forwarder(&self, stream: &str, tx: &mpsc::Sender<InputEvent>) {
+    pub(crate) fn clear_forwarder(&self, stream: &str, tx: &mpsc::Sender<Message>) {
         let mut f = lock(&self.forwarders);
-        if f.get(stream).is_some_and(|t| t.same_channel(tx)) {
+        if f.get(stream).is_some_and(|(t, _)| t.same_channel(tx)) {
             f.remove(stream);
         }
     }
@@ -184,8 +220,8 @@ impl InputRegistry {
             "input event"
         );
         let forwarder = lock(&self.forwarders).get(stream).cloned();
-        if let Some(tx) = forwarder {
-            if tx.try_send(event).is_ok() {
+        if let Some((tx, channel)) = forwarder {
+            if tx.try_send(Message::InputEvent { channel, event }).is_ok() {
                 lock(&self.counts).entry(stream.to_owned()).or_default().forwarded += 1;
             } else {
                 debug!(stream, "input event not forwarded: the upstream's queue is full");
@@ -1058,7 +1094,7 @@ mod imp {
 
 #[cfg(test)]
 mod tests {
-    use framewire_proto::{InputEvent, InputKind, Modifiers};
+    use framewire_proto::{InputEvent, InputKind, Message, Modifiers};
     use tokio::sync::mpsc;
 
     use super::{FORWARD_QUEUE, InputRegistry};
@@ -1103,9 +1139,15 @@ mod tests {
     fn forwards_to_the_upstream_until_cleared() {
         let r = InputRegistry::default();
         let (tx, mut rx) = mpsc::channel(FORWARD_QUEUE);
-        r.set_forwarder("s", tx.clone());
+        r.set_forwarder("s", tx.clone(), 7);
         r.event("s", ev(InputKind::ButtonDown));
-        assert_eq!(rx.try_recv().unwrap(), ev(InputKind::ButtonDown));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Message::InputEvent {
+                channel: 7,
+                event: ev(InputKind::ButtonDown)
+            }
+        );
         assert_eq!(r.stats("s")[0].forwarded, 1);
         // Another session's sender does not clear this one.
         let (other, _orx) = mpsc::channel(1);
@@ -1123,7 +1165,7 @@ mod tests {
     fn a_full_upstream_queue_drops_and_does_not_count() {
         let r = InputRegistry::default();
         let (tx, _rx) = mpsc::channel(2);
-        r.set_forwarder("s", tx);
+        r.set_forwarder("s", tx, 1);
         for _ in 0..5 {
             r.event("s", ev(InputKind::MouseMove));
         }
