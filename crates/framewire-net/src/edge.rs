@@ -114,14 +114,21 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
                 StreamEvent::Interrupted(EventInfo {
                     timestamp_ns: now_ns(),
                     reason: EventReason::UpstreamLost,
-                    message: reason,
+                    message: reason.clone(),
                 }),
             );
-        } else if lost_since.is_none() {
+        } else if lost_since.is_none() && !is_auth_failure(end.error.as_ref()) {
             info!(%reason, "upstream not reachable yet; retrying");
         }
         let since = *lost_since.get_or_insert_with(tokio::time::Instant::now);
-        if since.elapsed() >= policy.window {
+        if is_auth_failure(end.error.as_ref()) {
+            // Another key will not appear by retrying quickly: failed at once.
+            if !failed_reported {
+                warn!(%reason, "edge failed: authentication with the upstream failed; retrying every {:?}", policy.slow);
+                failed_reported = true;
+            }
+            delay = policy.slow;
+        } else if since.elapsed() >= policy.window {
             if !failed_reported {
                 warn!(
                     "edge failed: no upstream for {:?}; retrying every {:?}",
@@ -149,6 +156,14 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
     shared.remove_stream(&local, EventReason::Unsubscribed, "edge disconnected");
 }
 
+/// Whether a session ended because the two ends could not authenticate.
+fn is_auth_failure(e: Option<&NetError>) -> bool {
+    matches!(
+        e,
+        Some(NetError::Auth(_) | NetError::Remote { status: Status::PermissionDenied, .. })
+    )
+}
+
 /// One connection to the upstream: connect, subscribe, relay frames.
 async fn session(shared: &Arc<Shared>, cfg: &EdgeConfig, local: &str) -> SessionEnd {
     let mut was_live = false;
@@ -166,6 +181,7 @@ async fn session_inner(
         name: shared.config.name.clone(),
         function_flags: shared.config.function_flags(),
         site_id: shared.config.site_id,
+        key: shared.config.key.clone(),
     };
     let mut client = Client::connect(&cfg.upstream, &who, DEFAULT_TIMEOUT).await?;
     let channel = client.subscribe(&cfg.stream, cfg.params).await?;

@@ -34,12 +34,14 @@
 //! connection, which is closed with one log line naming the peer.
 
 mod archive_sink;
+pub mod auth;
 mod client;
 mod conn;
 pub mod discovery;
 mod edge;
 mod error;
 pub mod framed;
+pub mod metrics;
 mod node;
 mod opaque;
 mod sink;
@@ -47,6 +49,7 @@ mod source;
 mod v4l2;
 mod x11;
 
+pub use auth::{DeploymentKey, KeyError};
 pub use client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
 pub use discovery::{DiscoveryConfig, DiscoveryHandle, LegSpec, MulticastConfig};
 pub use edge::{EdgeConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy};

@@ -47,6 +47,10 @@ pub struct NodeFile {
     pub opaque: Vec<OpaqueSpec>,
     /// Multicast discovery, manual peers, gateway legs (docs/discovery.md).
     pub discovery: Option<crate::discovery::DiscoverySpec>,
+    /// Deployment key file (docs/security.md). Default: none, no authentication.
+    pub key_file: Option<PathBuf>,
+    /// Address of the Prometheus `/metrics` endpoint. Default: none (off).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Default budgets.
@@ -418,6 +422,10 @@ pub struct OpaqueSpec {
     pub stream: String,
     /// Where to listen.
     pub listen: SocketAddr,
+    /// Serve it on a node with a deployment key although it cannot
+    /// authenticate. Default false.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
     /// How each client is served.
     #[serde(flatten)]
     pub delivery: Delivery,
@@ -514,8 +522,13 @@ impl NodeFile {
                 stream: o.stream,
                 listen: o.listen,
                 params: o.delivery.params(DeliveryMode::LowLatency)?,
+                allow_unauthenticated: o.allow_unauthenticated,
             });
         }
+        if let Some(path) = &self.key_file {
+            cfg.key = Some(framewire_net::DeploymentKey::load(path)?);
+        }
+        cfg.metrics = self.metrics;
         Ok(cfg)
     }
 }

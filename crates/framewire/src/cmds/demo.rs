@@ -87,6 +87,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stream: "bars".into(),
         listen: loopback(view_port),
         params: SubscribeParams::default(),
+        allow_unauthenticated: false,
     });
     let relay = Node::start(rel).await?;
 
