@@ -78,6 +78,8 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             async move {
                 match serve(shared2.clone(), sock, peer).await {
                     Ok(()) => debug!("closed"),
+                    // Refusals were logged once per peer address already.
+                    Err(e @ NetError::Auth(_)) => debug!(error = %e, "connection closed"),
                     Err(e) => info!(error = %e, "connection closed"),
                 }
                 shared2.connections.fetch_sub(1, Ordering::SeqCst);

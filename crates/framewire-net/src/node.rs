@@ -595,7 +595,7 @@ impl Node {
         {
             return Err(NetError::Refused(format!(
                 "opaque port {} (stream `{}`) cannot authenticate, and this node has a deployment key: \
-                 set allow_unauthenticated = true on it (or `,allow-unauthenticated` on --opaque) to serve it anyway",
+                 set allow_unauthenticated = true on it (or `,allow-unauthenticated=true` on --opaque) to serve it anyway",
                 p.listen, p.stream
             )));
         }

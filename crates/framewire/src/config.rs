@@ -845,6 +845,32 @@ mod tests {
     }
 
     #[test]
+    fn key_file_metrics_and_unauthenticated_opaque_ports() {
+        let dir = std::env::temp_dir().join(format!("fw-config-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("key");
+        let _ = std::fs::remove_file(&key);
+        framewire_net::DeploymentKey::generate().unwrap().write_new(&key, false).unwrap();
+        let text = format!(
+            "name = \"a:b\"\nkey_file = {:?}\nmetrics = \"127.0.0.1:9400\"\n\
+             [[opaque]]\nstream = \"s\"\nlisten = \"127.0.0.1:7500\"\nallow_unauthenticated = true\n",
+            key.display().to_string()
+        );
+        let cfg = toml::from_str::<NodeFile>(&text).unwrap().into_config().unwrap();
+        assert!(cfg.key.is_some());
+        assert_eq!(cfg.metrics, Some("127.0.0.1:9400".parse().unwrap()));
+        assert!(cfg.opaque_ports[0].allow_unauthenticated);
+        let o = parse_opaque("cam=127.0.0.1:7500,allow-unauthenticated=true").unwrap();
+        assert!(o.allow_unauthenticated);
+        assert!(!parse_opaque("cam=127.0.0.1:7500").unwrap().allow_unauthenticated);
+        // A missing key file is an error that names it.
+        let missing = toml::from_str::<NodeFile>("key_file = \"/nonexistent/fw-key\"").unwrap();
+        let e = missing.into_config().unwrap_err();
+        assert!(format!("{e:#}").contains("/nonexistent/fw-key"), "{e:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let e = toml::from_str::<NodeFile>("name = \"a:b\"\nlisten_addr = \"x\"").unwrap_err();
         assert!(e.to_string().contains("listen_addr"), "{e}");

@@ -68,9 +68,12 @@ pub fn key() -> anyhow::Result<Option<DeploymentKey>> {
 pub async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Client> {
     let addr = with_port(addr);
     let who = ClientIdentity::tool("cli:framewire").with_key(key()?);
-    Client::connect(&addr, &who, timeout).await.with_context(|| match who.key {
-        Some(_) => format!("cannot talk to the node at {addr}"),
-        None => format!("cannot reach the node at {addr} (is `framewire node` running there?)"),
+    Client::connect(&addr, &who, timeout).await.map_err(|e| {
+        let context = match &e {
+            NetError::Auth(_) | NetError::Remote { .. } => format!("the node at {addr} refused the connection"),
+            _ => format!("cannot reach the node at {addr} (is `framewire node` running there?)"),
+        };
+        anyhow::Error::new(e).context(context)
     })
 }
 
