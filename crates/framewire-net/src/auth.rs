@@ -295,6 +295,19 @@ mod tests {
     }
 
     #[test]
+    fn the_worked_example_of_docs_protocol_md() {
+        let doc = include_str!("../../../docs/protocol.md");
+        let k = key(0x0b);
+        let r = k.responder_proof(&[0x11; 16], &[0x22; 16]);
+        let q = k.requester_proof(&[0x11; 16], &[0x22; 16]);
+        let (r, q) = (DeploymentKey(r.to_vec().into()).to_hex(), DeploymentKey(q.to_vec().into()).to_hex());
+        assert_eq!(r, "6363bcfd5edd145ed67e133da87e4c8e860b97fef9c7372b6b5ad3b6ff60d179");
+        assert_eq!(q, "23ddc557d3987f737efedb9cfb7161e7fc4bd32a8374dc4df83ef6494cf3741f");
+        assert!(doc.contains(&format!("responder proof = `{r}`")), "docs/protocol.md shows {r}");
+        assert!(doc.contains(&format!("requester proof = `{q}`")), "docs/protocol.md shows {q}");
+    }
+
+    #[test]
     fn both_proofs_verify_with_the_same_key_only() {
         let (q, r) = ([1u8; 16], [2u8; 16]);
         let a = key(7);
