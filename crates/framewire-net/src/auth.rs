@@ -255,7 +255,7 @@ pub fn nonce() -> Result<Bytes, KeyError> {
 
 /// Hex text to bytes; `None` if `s` is not (an even number of) hex digits.
 fn decode_hex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
@@ -300,11 +300,20 @@ mod tests {
         let k = key(0x0b);
         let r = k.responder_proof(&[0x11; 16], &[0x22; 16]);
         let q = k.requester_proof(&[0x11; 16], &[0x22; 16]);
-        let (r, q) = (DeploymentKey(r.to_vec().into()).to_hex(), DeploymentKey(q.to_vec().into()).to_hex());
+        let (r, q) = (
+            DeploymentKey(r.to_vec().into()).to_hex(),
+            DeploymentKey(q.to_vec().into()).to_hex(),
+        );
         assert_eq!(r, "6363bcfd5edd145ed67e133da87e4c8e860b97fef9c7372b6b5ad3b6ff60d179");
         assert_eq!(q, "23ddc557d3987f737efedb9cfb7161e7fc4bd32a8374dc4df83ef6494cf3741f");
-        assert!(doc.contains(&format!("responder proof = `{r}`")), "docs/protocol.md shows {r}");
-        assert!(doc.contains(&format!("requester proof = `{q}`")), "docs/protocol.md shows {q}");
+        assert!(
+            doc.contains(&format!("responder proof = `{r}`")),
+            "docs/protocol.md shows {r}"
+        );
+        assert!(
+            doc.contains(&format!("requester proof = `{q}`")),
+            "docs/protocol.md shows {q}"
+        );
     }
 
     #[test]
@@ -339,7 +348,10 @@ mod tests {
         assert_eq!(DeploymentKey::parse(&raw, "t").unwrap().expose_bytes(), &raw);
         let e = DeploymentKey::parse("ab".repeat(16).as_bytes(), "key file x").unwrap_err();
         assert!(e.to_string().contains("16-byte key"), "{e}");
-        assert!(matches!(DeploymentKey::parse(b"", "t"), Err(KeyError::TooShort { len: 0, .. })));
+        assert!(matches!(
+            DeploymentKey::parse(b"", "t"),
+            Err(KeyError::TooShort { len: 0, .. })
+        ));
         assert!(format!("{k:?}").contains("redacted"));
         assert!(!format!("{k:?}").contains("ab"));
     }

@@ -135,8 +135,7 @@ impl Client {
                 self.addr, peer.hello.name
             )));
         }
-        if peer.hello.nonce.len() != auth::NONCE_LEN
-            || !key.verify_responder(my_nonce, &peer.hello.nonce, &peer.proof)
+        if peer.hello.nonce.len() != auth::NONCE_LEN || !key.verify_responder(my_nonce, &peer.hello.nonce, &peer.proof)
         {
             return Err(NetError::Auth(format!(
                 "the node at {} ({}) could not prove it holds our deployment key: the two ends have different keys",

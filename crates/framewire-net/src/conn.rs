@@ -247,7 +247,11 @@ async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result
         Ok(Ok(None)) => return Ok(()),
         Ok(Err(e)) => return Err(e),
         Err(_) => {
-            let what = if shared.config.key.is_some() { "HELLO and AUTH" } else { "HELLO" };
+            let what = if shared.config.key.is_some() {
+                "HELLO and AUTH"
+            } else {
+                "HELLO"
+            };
             return Err(NetError::Timeout(timeout, what));
         }
     };

@@ -397,7 +397,11 @@ async fn probe_loop(target: String, every: Duration, key: Option<DeploymentKey>,
         let r = probe(&target, key.clone()).await;
         let refused = matches!(
             &r,
-            Err(NetError::Auth(_) | NetError::Remote { status: framewire_proto::Status::PermissionDenied, .. })
+            Err(NetError::Auth(_)
+                | NetError::Remote {
+                    status: framewire_proto::Status::PermissionDenied,
+                    ..
+                })
         );
         if let (true, false, Err(e)) = (refused, warned, &r) {
             warn!(peer = %target, error = %e, "manual peer refused: authentication failed (not repeated)");

@@ -160,7 +160,13 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
 fn is_auth_failure(e: Option<&NetError>) -> bool {
     matches!(
         e,
-        Some(NetError::Auth(_) | NetError::Remote { status: Status::PermissionDenied, .. })
+        Some(
+            NetError::Auth(_)
+                | NetError::Remote {
+                    status: Status::PermissionDenied,
+                    ..
+                }
+        )
     )
 }
 

@@ -195,7 +195,13 @@ fn us(v: impl Into<u64>) -> f64 {
 pub fn render(m: &MetricsSnapshot) -> String {
     let mut out = String::with_capacity(4096);
     let o = &mut out;
-    Family::new(o, "framewire_node_info", "gauge", "The node: name, version and site (value 1).").sample(
+    Family::new(
+        o,
+        "framewire_node_info",
+        "gauge",
+        "The node: name, version and site (value 1).",
+    )
+    .sample(
         &[
             ("node", &m.node),
             ("version", &m.version),
@@ -204,7 +210,13 @@ pub fn render(m: &MetricsSnapshot) -> String {
         ],
         1.0,
     );
-    Family::new(o, "framewire_uptime_seconds", "gauge", "Seconds since the node started.").sample(&[], m.uptime_seconds);
+    Family::new(
+        o,
+        "framewire_uptime_seconds",
+        "gauge",
+        "Seconds since the node started.",
+    )
+    .sample(&[], m.uptime_seconds);
     Family::new(o, "framewire_connections", "gauge", "TCP connections open now.").sample(&[], m.connections as f64);
     Family::new(
         o,
@@ -220,20 +232,43 @@ pub fn render(m: &MetricsSnapshot) -> String {
         "User and system CPU time of the process, seconds.",
     )
     .sample(&[], m.process.cpu_seconds);
-    Family::new(o, "process_resident_memory_bytes", "gauge", "Resident memory of the process.")
-        .sample(&[], m.process.resident_bytes as f64);
-    Family::new(o, "process_virtual_memory_bytes", "gauge", "Virtual memory of the process.")
-        .sample(&[], m.process.virtual_bytes as f64);
+    Family::new(
+        o,
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the process.",
+    )
+    .sample(&[], m.process.resident_bytes as f64);
+    Family::new(
+        o,
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory of the process.",
+    )
+    .sample(&[], m.process.virtual_bytes as f64);
     Family::new(o, "process_open_fds", "gauge", "Open file descriptors of the process.")
         .sample(&[], m.process.open_fds as f64);
 
     // Inputs: local sources and pulled edges.
     let kind = |up: &str| if up.is_empty() { "source" } else { "edge" };
-    let mut f = Family::new(o, "framewire_input_frames_total", "counter", "Frames received or produced, per stream.");
+    let mut f = Family::new(
+        o,
+        "framewire_input_frames_total",
+        "counter",
+        "Frames received or produced, per stream.",
+    );
     for i in &m.stats.inputs {
-        f.sample(&[("stream", &i.stream), ("kind", kind(&i.upstream))], i.frames_in as f64);
+        f.sample(
+            &[("stream", &i.stream), ("kind", kind(&i.upstream))],
+            i.frames_in as f64,
+        );
     }
-    let mut f = Family::new(o, "framewire_input_bytes_total", "counter", "Payload bytes received or produced, per stream.");
+    let mut f = Family::new(
+        o,
+        "framewire_input_bytes_total",
+        "counter",
+        "Payload bytes received or produced, per stream.",
+    );
     for i in &m.stats.inputs {
         f.sample(&[("stream", &i.stream), ("kind", kind(&i.upstream))], i.bytes_in as f64);
     }
@@ -251,11 +286,21 @@ pub fn render(m: &MetricsSnapshot) -> String {
     }
 
     // Pulled edges.
-    let mut f = Family::new(o, "framewire_edge_frames_total", "counter", "Frames received on a pulled edge.");
+    let mut f = Family::new(
+        o,
+        "framewire_edge_frames_total",
+        "counter",
+        "Frames received on a pulled edge.",
+    );
     for i in m.stats.inputs.iter().filter(|i| !i.upstream.is_empty()) {
         f.sample(&[("stream", &i.stream), ("upstream", &i.upstream)], i.frames_in as f64);
     }
-    let mut f = Family::new(o, "framewire_edge_bytes_total", "counter", "Payload bytes received on a pulled edge.");
+    let mut f = Family::new(
+        o,
+        "framewire_edge_bytes_total",
+        "counter",
+        "Payload bytes received on a pulled edge.",
+    );
     for i in m.stats.inputs.iter().filter(|i| !i.upstream.is_empty()) {
         f.sample(&[("stream", &i.stream), ("upstream", &i.upstream)], i.bytes_in as f64);
     }
@@ -266,7 +311,10 @@ pub fn render(m: &MetricsSnapshot) -> String {
         "Times a pulled edge came back (or failed to connect, before it was ever live).",
     );
     for i in m.stats.inputs.iter().filter(|i| !i.upstream.is_empty()) {
-        f.sample(&[("stream", &i.stream), ("upstream", &i.upstream)], f64::from(i.reconnects));
+        f.sample(
+            &[("stream", &i.stream), ("upstream", &i.upstream)],
+            f64::from(i.reconnects),
+        );
     }
     let mut f = Family::new(
         o,
@@ -320,25 +368,57 @@ pub fn render(m: &MetricsSnapshot) -> String {
     let labels = |l: &[(&'static str, String); 4]| -> Vec<(&'static str, String)> { l.to_vec() };
     type Get = fn(&framewire_proto::control::OutputStats) -> f64;
     let simple: [(&'static str, &str, &str, Get); 9] = [
-        ("framewire_output_frames_in_total", "counter", "Frames offered to an output.", |s| s.frames_in as f64),
-        ("framewire_output_frames_sent_total", "counter", "Frames an output handed to its transport.", |s| {
-            s.frames_sent as f64
+        (
+            "framewire_output_frames_in_total",
+            "counter",
+            "Frames offered to an output.",
+            |s| s.frames_in as f64,
+        ),
+        (
+            "framewire_output_frames_sent_total",
+            "counter",
+            "Frames an output handed to its transport.",
+            |s| s.frames_sent as f64,
+        ),
+        (
+            "framewire_output_bytes_sent_total",
+            "counter",
+            "Bytes an output handed to its transport.",
+            |s| s.bytes_sent as f64,
+        ),
+        (
+            "framewire_output_queue_frames",
+            "gauge",
+            "Frames queued in an output now.",
+            |s| f64::from(s.queue_frames),
+        ),
+        (
+            "framewire_output_queue_bytes",
+            "gauge",
+            "Bytes queued in an output now.",
+            |s| s.queue_bytes as f64,
+        ),
+        (
+            "framewire_output_max_frames",
+            "gauge",
+            "An output's frame budget.",
+            |s| f64::from(s.max_frames),
+        ),
+        ("framewire_output_max_bytes", "gauge", "An output's byte budget.", |s| {
+            s.max_bytes as f64
         }),
-        ("framewire_output_bytes_sent_total", "counter", "Bytes an output handed to its transport.", |s| {
-            s.bytes_sent as f64
-        }),
-        ("framewire_output_queue_frames", "gauge", "Frames queued in an output now.", |s| {
-            f64::from(s.queue_frames)
-        }),
-        ("framewire_output_queue_bytes", "gauge", "Bytes queued in an output now.", |s| s.queue_bytes as f64),
-        ("framewire_output_max_frames", "gauge", "An output's frame budget.", |s| f64::from(s.max_frames)),
-        ("framewire_output_max_bytes", "gauge", "An output's byte budget.", |s| s.max_bytes as f64),
-        ("framewire_output_oldest_age_seconds", "gauge", "Age of the oldest frame queued in an output.", |s| {
-            us(s.oldest_age_us)
-        }),
-        ("framewire_output_send_latency_max_seconds", "gauge", "Longest send latency (arrival to written) of an output.", |s| {
-            us(s.latency_max_us)
-        }),
+        (
+            "framewire_output_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest frame queued in an output.",
+            |s| us(s.oldest_age_us),
+        ),
+        (
+            "framewire_output_send_latency_max_seconds",
+            "gauge",
+            "Longest send latency (arrival to written) of an output.",
+            |s| us(s.latency_max_us),
+        ),
     ];
     for (name, kind, help, get) in simple {
         let mut f = Family::new(o, name, kind, help);
@@ -361,10 +441,20 @@ pub fn render(m: &MetricsSnapshot) -> String {
             f.sample(&refs, us(v));
         }
     }
-    let mut f = Family::new(o, "framewire_output_dropped_frames_total", "counter", "Frames an output dropped, by reason.");
+    let mut f = Family::new(
+        o,
+        "framewire_output_dropped_frames_total",
+        "counter",
+        "Frames an output dropped, by reason.",
+    );
     for (l, s) in &outs {
         for reason in framewire_proto::control::DropReason::ALL {
-            let n = s.drops.iter().filter(|d| d.reason == reason).map(|d| d.count).sum::<u64>();
+            let n = s
+                .drops
+                .iter()
+                .filter(|d| d.reason == reason)
+                .map(|d| d.count)
+                .sum::<u64>();
             let mut refs: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
             refs.push(("reason", reason.label()));
             f.sample(&refs, n as f64);
@@ -374,7 +464,10 @@ pub fn render(m: &MetricsSnapshot) -> String {
 }
 
 /// Serves `GET /metrics` on `addr` until the node shuts down.
-pub(crate) async fn start(shared: Arc<Shared>, addr: SocketAddr) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NetError> {
+pub(crate) async fn start(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NetError> {
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -191,11 +191,7 @@ impl Shared {
     /// peer address, at debug level after that. Never logs the key.
     pub(crate) fn log_refusal(&self, peer: SocketAddr, reason: &str) {
         self.auth_refusals.fetch_add(1, Ordering::Relaxed);
-        let first = self
-            .refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(peer.ip());
+        let first = self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(peer.ip());
         if first {
             warn!(%peer, %reason, "connection refused by authentication (further refusals of this address are logged at debug level)");
         } else {

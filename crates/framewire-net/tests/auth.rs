@@ -14,8 +14,8 @@ use framewire_net::{
 };
 use framewire_proto::control::{Auth, AuthScheme, Hello, StreamState};
 use framewire_proto::{
-    Command, Decoder, DeliveryMode, Features, FunctionFlags, Message, PROTOCOL_VERSION, PixelFormat, Request,
-    Response, Status, SubscribeParams,
+    Command, Decoder, DeliveryMode, Features, FunctionFlags, Message, PROTOCOL_VERSION, PixelFormat, Request, Response,
+    Status, SubscribeParams,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -110,7 +110,11 @@ impl Raw {
 
     /// Next message, `None` at a clean close.
     async fn next(&mut self) -> Option<Message> {
-        timeout(T, self.r.next()).await.expect("an answer in time").ok().flatten()
+        timeout(T, self.r.next())
+            .await
+            .expect("an answer in time")
+            .ok()
+            .flatten()
     }
 
     /// Expects a permission-denied response, then the close; returns its message.
@@ -206,7 +210,8 @@ async fn wrong_key_is_refused_both_ways() {
         assert_eq!(reply.hello.nonce.len(), 16);
         assert!(!key(2).verify_responder(&q, &reply.hello.nonce, &reply.proof));
         assert!(key(1).verify_responder(&q, &reply.hello.nonce, &reply.proof));
-        raw.send(&auth_msg(key(2).requester_proof(&q, &reply.hello.nonce), 2)).await;
+        raw.send(&auth_msg(key(2).requester_proof(&q, &reply.hello.nonce), 2))
+            .await;
         let msg = raw.expect_denied_then_close().await;
         assert!(msg.contains("authentication failed"), "{msg}");
 
@@ -305,9 +310,12 @@ async fn keyed_client_refuses_a_node_that_offers_no_auth() {
                 },
                 proof: Bytes::new(),
             });
-            write_message(&mut w, &Message::ControlResponse(reply.to_message(0, req.request_id).unwrap()))
-                .await
-                .unwrap();
+            write_message(
+                &mut w,
+                &Message::ControlResponse(reply.to_message(0, req.request_id).unwrap()),
+            )
+            .await
+            .unwrap();
             // Whatever the client sends next (it should send nothing).
             r.next().await.ok().flatten()
         });
@@ -452,7 +460,11 @@ async fn the_key_never_crosses_the_wire() {
         receive_frames(&mut c, "bars", 10).await;
         drop(c);
         let bytes = seen.lock().unwrap().clone();
-        assert!(bytes.len() > 10 * 32 * 24 * 4, "traffic was captured ({} bytes)", bytes.len());
+        assert!(
+            bytes.len() > 10 * 32 * 24 * 4,
+            "traffic was captured ({} bytes)",
+            bytes.len()
+        );
         let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
         assert!(!contains(k.expose_bytes()), "raw key on the wire");
         assert!(!contains(&k.expose_bytes()[..16]), "half of the key on the wire");
@@ -483,7 +495,9 @@ async fn edge_to_a_node_with_another_key_reports_failed() {
         let mut c = connect(&relay, Some(key(2))).await.unwrap();
         loop {
             let Response::GetStats(s) = c
-                .request(Request::GetStats(framewire_proto::control::Name { name: String::new() }))
+                .request(Request::GetStats(framewire_proto::control::Name {
+                    name: String::new(),
+                }))
                 .await
                 .unwrap()
             else {

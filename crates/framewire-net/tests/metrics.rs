@@ -65,17 +65,19 @@ fn parse(text: &str) -> (HashMap<(String, Labels), f64>, HashMap<String, String>
                 ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
                 "{line}"
             );
-            assert!(types.insert(name.to_owned(), kind.to_owned()).is_none(), "TYPE twice: {name}");
+            assert!(
+                types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "TYPE twice: {name}"
+            );
             continue;
         }
         assert!(!line.starts_with('#'), "unexpected comment: {line}");
         let name_end = line.find(['{', ' ']).expect("a value");
         let name = &line[..name_end];
         assert!(
-            name.chars().enumerate().all(|(i, c)| c.is_ascii_alphabetic()
-                || c == '_'
-                || c == ':'
-                || (i > 0 && c.is_ascii_digit())),
+            name.chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())),
             "bad metric name in {line}"
         );
         assert!(types.contains_key(name), "sample before its TYPE: {line}");
@@ -116,7 +118,10 @@ fn parse_labels<'a>(s: &'a str, line: &str) -> (Labels, &'a str) {
             if c == '=' {
                 break;
             }
-            assert!(c.is_ascii_alphanumeric() || c == '_', "bad label name char `{c}` in {line}");
+            assert!(
+                c.is_ascii_alphanumeric() || c == '_',
+                "bad label name char `{c}` in {line}"
+            );
             name.push(c);
             i += 1;
         }
@@ -234,13 +239,20 @@ async fn scrape_a_live_node_twice() {
 
         let (status, headers, body1) = http_get(maddr, "/metrics").await;
         assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-        assert!(headers["content-type"].starts_with("text/plain; version=0.0.4"), "{headers:?}");
+        assert!(
+            headers["content-type"].starts_with("text/plain; version=0.0.4"),
+            "{headers:?}"
+        );
         let (s1, types) = parse(&body1);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (_, _, body2) = http_get(maddr, "/metrics").await;
         let (s2, _) = parse(&body2);
 
-        let out = [("stream", "relayed"), ("mode", "completeness"), ("channel", &*channel.to_string())];
+        let out = [
+            ("stream", "relayed"),
+            ("mode", "completeness"),
+            ("channel", &*channel.to_string()),
+        ];
         let out: Vec<(&str, &str)> = out.to_vec();
         for name in [
             "framewire_output_frames_in_total",
@@ -257,10 +269,21 @@ async fn scrape_a_live_node_twice() {
             .map(|(_, l)| l["peer"].clone())
             .unwrap();
         assert!(peer.contains("test:viewer"), "{peer}");
-        get(&s2, "framewire_output_dropped_frames_total", &[("stream", "relayed"), ("reason", "replaced")]);
-        get(&s2, "framewire_output_send_latency_seconds", &[("stream", "relayed"), ("quantile", "0.99")]);
+        get(
+            &s2,
+            "framewire_output_dropped_frames_total",
+            &[("stream", "relayed"), ("reason", "replaced")],
+        );
+        get(
+            &s2,
+            "framewire_output_send_latency_seconds",
+            &[("stream", "relayed"), ("quantile", "0.99")],
+        );
         get(&s2, "framewire_output_queue_frames", &[("stream", "relayed")]);
-        let edge = [("stream", "relayed"), ("upstream", &*format!("{}/bars", source.local_addr()))];
+        let edge = [
+            ("stream", "relayed"),
+            ("upstream", &*format!("{}/bars", source.local_addr())),
+        ];
         let edge: Vec<(&str, &str)> = edge.to_vec();
         let (a, b) = (
             get(&s1, "framewire_edge_frames_total", &edge),
@@ -272,7 +295,14 @@ async fn scrape_a_live_node_twice() {
         assert_eq!(get(&s2, "framewire_edge_reconnects_total", &edge), 0.0);
         let lat = get(&s2, "framewire_edge_latency_seconds", &edge);
         assert!((0.0..5.0).contains(&lat), "edge latency {lat}");
-        assert_eq!(get(&s2, "framewire_input_state", &[("stream", "relayed"), ("state", "live")]), 1.0);
+        assert_eq!(
+            get(
+                &s2,
+                "framewire_input_state",
+                &[("stream", "relayed"), ("state", "live")]
+            ),
+            1.0
+        );
         // Process figures.
         assert!(get(&s2, "process_resident_memory_bytes", &[]) > 1e6);
         assert!(get(&s2, "process_open_fds", &[]) >= 3.0);
@@ -280,7 +310,14 @@ async fn scrape_a_live_node_twice() {
         assert!(cpu >= get(&s1, "process_cpu_seconds_total", &[]) && cpu > 0.0);
         assert_eq!(types["process_cpu_seconds_total"], "counter");
         // Node info, with the quote in the name escaped and read back.
-        assert_eq!(get(&s2, "framewire_node_info", &[("node", "test:\"relay\""), ("auth", "none")]), 1.0);
+        assert_eq!(
+            get(
+                &s2,
+                "framewire_node_info",
+                &[("node", "test:\"relay\""), ("auth", "none")]
+            ),
+            1.0
+        );
         assert!(body2.contains(r#"node="test:\"relay\"""#), "escaped in the text");
 
         // Anything else is 404.

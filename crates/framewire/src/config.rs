@@ -850,7 +850,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let key = dir.join("key");
         let _ = std::fs::remove_file(&key);
-        framewire_net::DeploymentKey::generate().unwrap().write_new(&key, false).unwrap();
+        framewire_net::DeploymentKey::generate()
+            .unwrap()
+            .write_new(&key, false)
+            .unwrap();
         let text = format!(
             "name = \"a:b\"\nkey_file = {:?}\nmetrics = \"127.0.0.1:9400\"\n\
              [[opaque]]\nstream = \"s\"\nlisten = \"127.0.0.1:7500\"\nallow_unauthenticated = true\n",

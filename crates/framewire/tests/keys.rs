@@ -96,7 +96,18 @@ fn tools_authenticate_with_the_key_and_are_refused_without_it() {
     }
     let out = framewire(&["ls", &a, "--json"], &[("FRAMEWIRE_KEY_FILE", k1s)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = framewire(&["recv", &a, "bars", "--frames", "2", "--out", dir.join("f").to_str().unwrap()], &[("FRAMEWIRE_KEY_FILE", k1s)]);
+    let out = framewire(
+        &[
+            "recv",
+            &a,
+            "bars",
+            "--frames",
+            "2",
+            "--out",
+            dir.join("f").to_str().unwrap(),
+        ],
+        &[("FRAMEWIRE_KEY_FILE", k1s)],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
 
     // No key: refused by the node (exit 3), nothing listed.
@@ -216,14 +227,21 @@ fn node_serves_metrics_when_asked() {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    assert!(body.contains("framewire_input_frames_total{stream=\"bars\",kind=\"source\"}"), "{body}");
+    assert!(
+        body.contains("framewire_input_frames_total{stream=\"bars\",kind=\"source\"}"),
+        "{body}"
+    );
     assert!(body.contains("framewire_node_info{node=\"test:m\""));
     // `--help` explains both flags.
     let help = framewire(&["node", "--help"], &[]);
     let h = String::from_utf8_lossy(&help.stdout);
-    assert!(h.contains("--metrics") && h.contains("--key-file") && h.contains("9400"), "{h}");
+    assert!(
+        h.contains("--metrics") && h.contains("--key-file") && h.contains("9400"),
+        "{h}"
+    );
 }

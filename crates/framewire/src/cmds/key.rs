@@ -42,7 +42,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             "cannot write the key".to_owned()
                         }
                     })?;
-                    eprintln!("framewire: wrote a new deployment key to {} (mode 0600)", path.display());
+                    eprintln!(
+                        "framewire: wrote a new deployment key to {} (mode 0600)",
+                        path.display()
+                    );
                 }
                 None => println!("{}", key.to_hex()),
             }
