@@ -33,6 +33,8 @@ pub const DEFAULT_PORT: u16 = 7400;
 pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections a node serves at once; more are closed on accept.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Peer addresses remembered for logging authentication refusals once.
+const MAX_REFUSED_PEERS: usize = 1024;
 /// How long shutdown waits for in-flight frames.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -191,7 +193,14 @@ impl Shared {
     /// peer address, at debug level after that. Never logs the key.
     pub(crate) fn log_refusal(&self, peer: SocketAddr, reason: &str) {
         self.auth_refusals.fetch_add(1, Ordering::Relaxed);
-        let first = self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(peer.ip());
+        let first = {
+            let mut seen = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded: a flood of addresses only makes the warnings repeat.
+            if seen.len() >= MAX_REFUSED_PEERS {
+                seen.clear();
+            }
+            seen.insert(peer.ip())
+        };
         if first {
             warn!(%peer, %reason, "connection refused by authentication (further refusals of this address are logged at debug level)");
         } else {

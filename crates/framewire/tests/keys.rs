@@ -245,3 +245,74 @@ fn node_serves_metrics_when_asked() {
         "{h}"
     );
 }
+
+#[test]
+fn discover_probes_a_keyed_manual_peer_with_the_key() {
+    let dir = tempdir("discover");
+    let k = dir.join("k");
+    gen_key(&k);
+    let ks = k.to_str().unwrap();
+    let quiet = spawn_node(&["--name", "t:quiet-keyed", "--discovery", "off", "--key-file", ks]);
+    let target = quiet.addr.to_string();
+    // A private group and port so that no other node is heard.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let group = format!("239.255.{}.77", std::process::id() % 250 + 1);
+    let discover = |key: Option<&str>| -> serde_json::Value {
+        let mut args = vec!["discover", "--json", "--seconds", "1.5", "--group", &group, "--port"];
+        let p = port.to_string();
+        args.push(&p);
+        args.extend(["--peer", &target]);
+        if let Some(k) = key {
+            args.extend(["--key-file", k]);
+        }
+        let out = framewire(&args, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        rows.into_iter()
+            .find(|r| r["origin"] == "manual")
+            .expect("the manual peer is listed")
+    };
+    let row = discover(Some(ks));
+    assert_eq!(row["reachable"], true, "{row}");
+    assert_eq!(row["name"], "t:quiet-keyed");
+    let row = discover(None);
+    assert_eq!(row["reachable"], false, "{row}");
+    assert!(
+        row["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("requires authentication"),
+        "{row}"
+    );
+    // A keyed node probes its manual peers with its key.
+    let p = port.to_string();
+    let prober = spawn_node(&[
+        "--name",
+        "t:prober",
+        "--key-file",
+        ks,
+        "--discovery-group",
+        &group,
+        "--discovery-port",
+        &p,
+        "--peer",
+        &target,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = prober.log.lock().unwrap().clone();
+        if log.contains("peer=0:t:quiet-keyed") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the keyed manual peer never appeared:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
