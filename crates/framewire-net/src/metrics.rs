@@ -8,6 +8,7 @@
 //! Every metric is named `framewire_*` and has HELP and TYPE lines; label
 //! values are escaped (backslash, double quote, newline).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -349,15 +350,25 @@ pub fn render(m: &MetricsSnapshot) -> String {
     }
 
     // Outputs.
+    // Two local sinks of one kind on one stream share every label: number
+    // the later ones so that each series stays unique.
+    let mut seen: HashMap<(&str, &str, &str, u16), u32> = HashMap::new();
     let outs: Vec<([(&str, String); 4], &framewire_proto::control::OutputStats)> = m
         .stats
         .outputs
         .iter()
         .map(|s| {
+            let n = seen.entry((&s.stream, &s.peer, s.mode.label(), s.channel)).or_insert(0);
+            *n += 1;
+            let peer = if *n == 1 {
+                s.peer.clone()
+            } else {
+                format!("{} #{n}", s.peer)
+            };
             (
                 [
                     ("stream", s.stream.clone()),
-                    ("peer", s.peer.clone()),
+                    ("peer", peer),
                     ("mode", s.mode.label().to_owned()),
                     ("channel", s.channel.to_string()),
                 ],
@@ -605,6 +616,20 @@ mod tests {
                 assert!(name.starts_with("framewire_") || name.starts_with("process_"), "{name}");
             }
         }
+    }
+
+    #[test]
+    fn identical_outputs_get_distinct_series() {
+        let mut m = snapshot();
+        let mut second = m.stats.outputs[0].clone();
+        second.peer = "null".into();
+        second.channel = 0;
+        m.stats.outputs = vec![second.clone(), second];
+        let text = render(&m);
+        assert!(text.contains(
+            "framewire_output_frames_sent_total{stream=\"cam\",peer=\"null\",mode=\"low-latency\",channel=\"0\"} 90\n"
+        ));
+        assert!(text.contains("framewire_output_frames_sent_total{stream=\"cam\",peer=\"null #2\",mode=\"low-latency\",channel=\"0\"} 90\n"));
     }
 
     #[test]
