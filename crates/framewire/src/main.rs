@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 an error (the message says which); 2 a bad
 //! command line; 3 the node refused the request (no such stream, busy, ...);
-//! 4 the node could not be reached (refused, timed out, closed).
+//! 4 the node could not be reached (refused, timed out, closed). A refused
+//! authentication (no key, another key) is 3.
 
 // A binary: `pub` marks what a module offers its siblings, nothing more.
 #![allow(unreachable_pub)]
