@@ -165,6 +165,42 @@ fn parse_labels<'a>(s: &'a str, line: &str) -> (Labels, &'a str) {
     (labels, &body[consumed..])
 }
 
+/// Parses with `prometheus_client.parser` (Debian's python3-prometheus-client,
+/// installed by scripts/setup.sh); returns every sample's name and value.
+fn reference_parse(text: &str) -> Vec<(String, f64)> {
+    use std::io::Write;
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    assert fam.documentation, fam.name
+    for s in fam.samples:
+        print(s.name, repr(float(s.value)))
+"#;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/python3 runs (scripts/setup.sh installs it)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the text (scripts/setup.sh installs python3-prometheus-client): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (n, v) = l.split_once(' ').unwrap();
+            (n.to_owned(), v.parse().unwrap())
+        })
+        .collect()
+}
+
 fn pattern(name: &str) -> SourceConfig {
     SourceConfig::TestPattern(TestPatternConfig {
         name: name.into(),
@@ -319,6 +355,17 @@ async fn scrape_a_live_node_twice() {
             1.0
         );
         assert!(body2.contains(r#"node="test:\"relay\"""#), "escaped in the text");
+
+        // The reference parser (the Prometheus Python client's) reads it the same.
+        let reference = reference_parse(&body2);
+        let sent = get(&s2, "framewire_output_frames_sent_total", &out);
+        assert!(
+            reference
+                .iter()
+                .any(|(n, v)| n == "framewire_output_frames_sent_total" && *v == sent),
+            "reference parser disagrees on frames sent ({sent})"
+        );
+        assert_eq!(reference.len(), s2.len(), "same number of samples");
 
         // Anything else is 404.
         let (status, _, _) = http_get(maddr, "/other").await;
