@@ -667,7 +667,15 @@ impl Node {
                     let _ = shared.discovery.set(h);
                 }
                 // A gateway without its legs is useless: refuse to start.
-                Err(e) if d.is_gateway() => return Err(e),
+                Err(e) if d.is_gateway() => {
+                    // Stop what already started (sources, listener, metrics, edges).
+                    stop_sources.store(true, Ordering::SeqCst);
+                    shared.begin_shutdown();
+                    for t in &tasks {
+                        t.abort();
+                    }
+                    return Err(e);
+                }
                 // An ordinary node still serves streams without discovery.
                 Err(e) => warn!(error = %e, "discovery is off: cannot open its socket"),
             }
