@@ -212,11 +212,11 @@ fn seventeenth_consumer_is_refused() {
     let mut keep = Vec::new();
     for _ in 0..16 {
         let (a, b) = sock::pair().unwrap();
-        assert!(p.attach(a).unwrap());
+        assert!(p.attach(a).unwrap().is_some());
         keep.push(Consumer::on_socket(b).unwrap());
     }
     let (a, b) = sock::pair().unwrap();
-    assert!(!p.attach(a).unwrap());
+    assert!(p.attach(a).unwrap().is_none());
     assert!(matches!(Consumer::on_socket(b), Err(ShmError::Protocol(_))));
     assert_eq!(p.stats().refused, 1);
 }
@@ -269,8 +269,10 @@ fn stalled_consumer_is_skipped_while_others_keep_full_rate() {
         assert_eq!(c.skipped, 0, "a healthy consumer was skipped: {c:?}");
         assert_eq!(c.sent, seq);
     }
-    // Publishing never waited on the stalled one.
-    assert!(max_gap < Duration::from_millis(100), "publish took {max_gap:?}");
+    // Publishing never waited on the stalled one: waiting would take its
+    // whole 10 s stall; the bound leaves room for a busy machine's
+    // scheduling pauses.
+    assert!(max_gap < Duration::from_secs(1), "publish took {max_gap:?}");
     p.end();
     for k in &mut others {
         assert_eq!(child_result(k), format!("frames={seq} lost=0 bad=0 end=end"));
@@ -488,7 +490,7 @@ fn bogus_producer_unsealed_or_foreign_fd_or_wrong_size_disconnects() {
 fn producer_with_fake_consumer() -> (Producer, OwnedFd) {
     let mut p = Producer::unbound(ProducerConfig::default());
     let (a, b) = sock::pair().unwrap();
-    assert!(p.attach(a).unwrap());
+    assert!(p.attach(a).unwrap().is_some());
     let d = frame(0, 4096);
     assert_eq!(p.publish(&meta(0, &d), &d).unwrap(), 1);
     assert_eq!(p.held_buffers(), 1);

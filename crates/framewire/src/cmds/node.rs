@@ -52,6 +52,13 @@ pub struct Args {
     /// Site id announced (0 = local, the default; a gateway translates it).
     #[arg(long)]
     site_id: Option<u16>,
+    /// Unix socket for shared-memory subscriptions from this host
+    /// [default: $XDG_RUNTIME_DIR or the temp dir, framewire-PID-NAME.sock].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_shm")]
+    shm_socket: Option<PathBuf>,
+    /// Serve subscriptions over TCP only (no shared memory for local subscribers).
+    #[arg(long)]
+    no_shm: bool,
     #[command(flatten)]
     discovery: crate::discovery::DiscoveryArgs,
 }
@@ -81,6 +88,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.site_id.is_some() {
         file.site_id = args.site_id;
+    }
+    if args.no_shm {
+        file.shm = Some(false);
+        file.shm_socket = None;
+    } else if args.shm_socket.is_some() {
+        file.shm = Some(true);
+        file.shm_socket = args.shm_socket;
     }
     args.discovery.apply(&mut file.discovery)?;
     let cfg = file.into_config()?;
