@@ -240,6 +240,39 @@ impl Producer {
         Ok(())
     }
 
+    /// Whether some consumer can take a frame now (holds less than its budget).
+    pub fn can_publish(&self) -> bool {
+        self.peers.iter().flatten().any(|p| p.held < self.cfg.max_held)
+    }
+
+    /// Sleeps until a consumer returns a buffer, closes, or connects, or
+    /// `timeout` passes (one `poll` on every socket: no busy wait), then
+    /// [`Producer::service`]s. A producer whose consumers all hold their
+    /// budget waits here instead of spinning.
+    pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        let mut fds: Vec<libc::pollfd> = self
+            .listener
+            .iter()
+            .chain(self.peers.iter().flatten().map(|p| &p.sock))
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs whose
+        // descriptors this producer owns for the duration of the call.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        self.service()
+    }
+
     /// [`Producer::service`] until `n` consumers are connected or `timeout` passes.
     pub fn wait_for_consumers(&mut self, n: usize, timeout: Duration) -> io::Result<bool> {
         let end = Instant::now() + timeout;

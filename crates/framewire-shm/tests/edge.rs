@@ -206,6 +206,44 @@ fn round_trip_checksums_sixteen_consumers() {
     round_trip(16, 200, 512 * 1024);
 }
 
+/// A producer whose consumers all hold their budget sleeps in `wait` and
+/// wakes as soon as a buffer comes back, not at its timeout.
+#[test]
+fn wait_sleeps_until_a_buffer_returns() {
+    let mut p = Producer::unbound(ProducerConfig {
+        max_held: 1,
+        ..Default::default()
+    });
+    let (a, b) = sock::pair().unwrap();
+    p.attach(a).unwrap().unwrap();
+    let mut c = Consumer::on_socket(b).unwrap();
+    let d = frame(0, 64 * 1024);
+    assert_eq!(p.publish(&meta(0, &d), &d).unwrap(), 1);
+    let Event::Frame(held) = c.recv(Some(Duration::from_secs(5))).unwrap() else {
+        panic!("a frame")
+    };
+    assert!(!p.can_publish(), "the only consumer holds its budget");
+    let t = Instant::now();
+    p.wait(Duration::from_millis(50)).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(40),
+        "nothing to wake for: waited the timeout"
+    );
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(held);
+        c
+    });
+    let t = Instant::now();
+    p.wait(Duration::from_secs(20)).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "woken by the return, not the timeout"
+    );
+    assert!(p.can_publish(), "the buffer came back");
+    drop(releaser.join().unwrap());
+}
+
 #[test]
 fn seventeenth_consumer_is_refused() {
     let mut p = Producer::unbound(ProducerConfig::default());

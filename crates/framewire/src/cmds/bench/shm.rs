@@ -108,8 +108,9 @@ pub fn run_producer(a: ProducerArgs) -> anyhow::Result<()> {
             let mut seq = 0;
             while start.elapsed() < Duration::from_secs(a.secs) {
                 p.service()?;
-                if p.stats().consumers.iter().all(|c| c.held >= 2) {
-                    std::thread::sleep(Duration::from_micros(20));
+                if !p.can_publish() {
+                    // Every consumer holds its budget: sleep until one returns a buffer.
+                    p.wait(Duration::from_millis(5))?;
                     continue;
                 }
                 let meta = FrameMeta {
