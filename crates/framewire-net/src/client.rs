@@ -28,6 +28,8 @@ pub struct Client {
     next_id: u16,
     peer: HelloReply,
     addr: String,
+    /// The peer is on this host (its address is loopback or our own).
+    local: bool,
     /// Messages that arrived while a response was awaited.
     pending: VecDeque<Message>,
     timeout: Duration,
@@ -45,6 +47,9 @@ pub struct ClientIdentity {
     /// Deployment key: when set, the connection authenticates both ends
     /// and refuses a node that cannot (see [`crate::auth`]).
     pub key: Option<DeploymentKey>,
+    /// Features offered in HELLO (`Features::SHM` from a node that can
+    /// take a shared-memory subscription).
+    pub features: Features,
 }
 
 impl ClientIdentity {
@@ -55,6 +60,7 @@ impl ClientIdentity {
             function_flags: FunctionFlags::SINK,
             site_id: 0,
             key: None,
+            features: Features(0),
         }
     }
 
@@ -75,6 +81,10 @@ impl Client {
             .await
             .map_err(|_| NetError::Timeout(timeout, "the TCP connection"))??;
         stream.set_nodelay(true)?;
+        let local = match (stream.peer_addr(), stream.local_addr()) {
+            (Ok(p), Ok(l)) => p.ip().is_loopback() || p.ip() == l.ip(),
+            _ => false,
+        };
         let (r, w) = stream.into_split();
         let mut client = Client {
             reader: FramedRead::new(r, Decoder::new()),
@@ -93,6 +103,7 @@ impl Client {
                 proof: bytes::Bytes::new(),
             },
             addr: addr.to_owned(),
+            local,
             pending: VecDeque::new(),
             timeout,
         };
@@ -105,7 +116,7 @@ impl Client {
             name: who.name.clone(),
             site_id: who.site_id,
             function_flags: who.function_flags,
-            features: Features(0),
+            features: who.features,
             auth_scheme,
             nonce: my_nonce.clone(),
         });
@@ -151,6 +162,11 @@ impl Client {
             ))),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether the peer is on this host.
+    pub fn is_local(&self) -> bool {
+        self.local
     }
 
     /// The peer's HELLO.
@@ -200,6 +216,16 @@ impl Client {
 
     /// Subscribes to `stream`; returns the channel it will arrive on.
     pub async fn subscribe(&mut self, stream: &str, params: SubscribeParams) -> Result<u16, NetError> {
+        Ok(self.subscribe_full(stream, params).await?.channel)
+    }
+
+    /// Subscribes to `stream`; returns the whole answer (with, for a
+    /// shared-memory subscription, where to attach).
+    pub async fn subscribe_full(
+        &mut self,
+        stream: &str,
+        params: SubscribeParams,
+    ) -> Result<framewire_proto::control::SubscribeReply, NetError> {
         match self
             .request(Request::Subscribe(Subscribe {
                 stream: stream.to_owned(),
@@ -207,7 +233,7 @@ impl Client {
             }))
             .await?
         {
-            Response::Subscribe(r) => Ok(r.channel),
+            Response::Subscribe(r) => Ok(r),
             other => Err(NetError::Protocol(format!(
                 "expected a SUBSCRIBE response, got {}",
                 other.command()

@@ -15,10 +15,10 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
-use framewire_proto::control::{AuthScheme, Hello, HelloReply, Name, SubscribeReply};
+use framewire_proto::control::{AuthScheme, Hello, HelloReply, Name, ShmOffer, SubscribeReply};
 use framewire_proto::{
-    Command, ControlRequest, ControlResponse, Decoder, EventReason, Features, Message, PROTOCOL_VERSION, Request,
-    Response, Status, StreamOpen, TransportMode, VideoFrame,
+    Command, ControlRequest, ControlResponse, Decoder, EventReason, Message, PROTOCOL_VERSION, Request, Response,
+    Status, StreamOpen, TransportMode, VideoFrame,
 };
 use framewire_relay::OutputId;
 use tokio::io::AsyncWriteExt;
@@ -214,7 +214,7 @@ fn own_hello(shared: &Shared, auth_scheme: AuthScheme, nonce: Bytes) -> Hello {
         name: shared.config.name.clone(),
         site_id: shared.config.site_id,
         function_flags: shared.config.function_flags(),
-        features: Features(Features::OPAQUE.0),
+        features: shared.features(),
         auth_scheme,
         nonce,
     }
@@ -232,10 +232,14 @@ struct Conn {
     /// STREAM_OPEN requests we sent and the channel they announce.
     pending_opens: Vec<(u16, u16)>,
     opaque: bool,
+    /// The peer is on this host (loopback, or our own address): it may
+    /// subscribe over shared memory.
+    local_peer: bool,
 }
 
 async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result<(), NetError> {
     sock.set_nodelay(true)?;
+    let local_peer = peer.ip().is_loopback() || sock.local_addr().is_ok_and(|l| l.ip() == peer.ip());
     let (r, mut w) = sock.into_split();
     let mut reader = FramedRead::new(r, Decoder::with_max_payload(shared.config.max_payload));
 
@@ -271,6 +275,7 @@ async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result
         next_request: 1,
         pending_opens: Vec::new(),
         opaque: false,
+        local_peer,
     };
     let mut stop = shared.shutdown.subscribe();
     let result = loop {
@@ -409,6 +414,12 @@ impl Conn {
                     upstream: c.upstream,
                     stream: c.stream,
                     local_name: c.local_name,
+                    // transport_mode 2 asks for shared memory; else the edge
+                    // picks it when both nodes offer it (auto).
+                    transport: match c.params.transport {
+                        TransportMode::Shm => crate::EdgeTransport::Shm,
+                        _ => crate::EdgeTransport::Auto,
+                    },
                     params: c.params,
                 };
                 match shared.start_edge(cfg) {
@@ -467,22 +478,50 @@ impl Conn {
             return self.respond(req, Err((Status::BadRequest, msg))).await;
         }
         let channel = self.next_channel;
+        let shm = params.transport == TransportMode::Shm;
+        let server = match (shm, self.shared.shm.get()) {
+            (false, _) => None,
+            (true, None) => {
+                let msg = "this node has shared memory off (shm = false); subscribe over TCP".to_owned();
+                return self.respond(req, Err((Status::BadRequest, msg))).await;
+            }
+            (true, Some(_)) if !self.local_peer => {
+                let msg = "shared memory needs the subscriber on this host; subscribe over TCP".to_owned();
+                return self.respond(req, Err((Status::BadRequest, msg))).await;
+            }
+            (true, Some(s)) => Some(s.clone()),
+        };
+        crate::discovery::remote_stream(&self.shared, stream, params).await;
+        let exists = self.shared.lock().streams.contains_key(stream);
+        let waker = match &server {
+            Some(s) if exists => s.hub_for(&self.shared, stream),
+            _ => self.notify.clone(),
+        };
         let entry = OutputEntry {
             stream: stream.to_owned(),
             channel,
             peer: self.peer.clone(),
-            waker: self.notify.clone(),
+            waker,
             events: if opaque { None } else { Some(self.ctrl.clone()) },
         };
-        crate::discovery::remote_stream(&self.shared, stream, params).await;
         let (id, open) = match self.shared.add_output(stream, &params, entry) {
             Ok(x) => x,
             Err(e) => return self.respond(req, Err(e)).await,
         };
         self.next_channel += 1;
         self.channels.push((channel, id));
-        self.respond(req, Ok(Response::Subscribe(SubscribeReply { channel })))
+        let offer = server.map(|s| ShmOffer {
+            path: s.path().display().to_string(),
+            token: s.expect(stream, id),
+        });
+        self.respond(req, Ok(Response::Subscribe(SubscribeReply { channel, shm: offer })))
             .await?;
+        if shm {
+            // Frames go through the stream's shared-memory hub, not this writer.
+            self.send_stream_open(channel, open).await?;
+            info!(stream, channel, mode = %params.mode, transport = "shm", "subscribed");
+            return Ok(());
+        }
         if opaque {
             self.opaque = true;
             self.queue(WriterCmd::Opaque).await?;

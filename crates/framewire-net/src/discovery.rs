@@ -578,6 +578,7 @@ pub(crate) async fn remote_stream(shared: &Arc<Shared>, stream: &str, params: Su
             },
             local_name: stream.to_owned(),
             params,
+            transport: crate::EdgeTransport::Auto,
         };
         match shared.start_edge(cfg) {
             Ok(_) => info!(stream, upstream = %route.addr, "gateway: pulling a stream for another site"),

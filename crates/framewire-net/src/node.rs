@@ -74,6 +74,9 @@ pub struct NodeConfig {
     pub key: Option<DeploymentKey>,
     /// Where to serve `GET /metrics` (Prometheus text; none: off).
     pub metrics: Option<SocketAddr>,
+    /// Unix socket for shared-memory subscriptions from this host (none:
+    /// off; see docs/shm.md, "Edges between nodes").
+    pub shm_socket: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {
@@ -96,6 +99,7 @@ impl NodeConfig {
             discovery: None,
             key: None,
             metrics: None,
+            shm_socket: None,
         }
     }
 
@@ -179,6 +183,8 @@ pub(crate) struct Shared {
     pub(crate) refused: Mutex<HashSet<IpAddr>>,
     /// Connections refused by authentication, for /metrics.
     pub(crate) auth_refusals: AtomicU64,
+    /// Shared-memory subscriptions, when on.
+    pub(crate) shm: std::sync::OnceLock<Arc<crate::shm_edge::ShmServer>>,
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch.
@@ -206,6 +212,15 @@ impl Shared {
         } else {
             tracing::debug!(%peer, %reason, "connection refused by authentication");
         }
+    }
+
+    /// The features this node offers in HELLO and DESCRIBE.
+    pub(crate) fn features(&self) -> Features {
+        let mut f = Features::OPAQUE.0;
+        if self.shm.get().is_some() {
+            f |= Features::SHM.0;
+        }
+        Features(f)
     }
 
     /// The state, even if a task panicked while holding it (the state is
@@ -404,11 +419,22 @@ impl Shared {
                 continue;
             }
             if let Some(snap) = st.relay.output_snapshot(*id, now) {
-                stats.outputs.push(snap.to_proto(OutputLabels {
+                let mut row = snap.to_proto(OutputLabels {
                     channel: o.channel,
                     stream: &o.stream,
                     peer: &o.peer,
-                }));
+                });
+                // A shm consumer holding its buffer budget is skipped by the
+                // producer: those frames count as frame-budget drops here.
+                if let Some(c) = self.shm.get().and_then(|s| s.consumer_stats(&o.stream, *id))
+                    && c.skipped > 0
+                {
+                    row.drops.push(framewire_proto::control::DropCount {
+                        reason: framewire_proto::control::DropReason::FrameBudget,
+                        count: c.skipped,
+                    });
+                }
+                stats.outputs.push(row);
             }
         }
         stats
@@ -490,7 +516,7 @@ impl Shared {
             protocol_version: PROTOCOL_VERSION,
             site_id: self.config.site_id,
             function_flags: self.config.function_flags(),
-            features: Features(Features::OPAQUE.0),
+            features: self.features(),
             pid: std::process::id(),
             uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             hostname: hostname(),
@@ -541,6 +567,9 @@ impl Shared {
         if !self.stopping.swap(true, Ordering::SeqCst) {
             info!("shutting down");
             let _ = self.shutdown.send(true);
+            if let Some(s) = self.shm.get() {
+                s.shutdown();
+            }
         }
     }
 }
@@ -629,8 +658,17 @@ impl Node {
             input: crate::x11::InputRegistry::default(),
             refused: Mutex::new(HashSet::new()),
             auth_refusals: AtomicU64::new(0),
+            shm: std::sync::OnceLock::new(),
             config,
         });
+        if let Some(path) = shared.config.shm_socket.clone() {
+            match crate::shm_edge::ShmServer::start(&shared, &path) {
+                Ok(s) => {
+                    let _ = shared.shm.set(s);
+                }
+                Err(e) => warn!(path = %path.display(), error = %e, "shared-memory subscriptions off: cannot bind"),
+            }
+        }
         info!(name = %shared.config.name, addr = %local_addr, "node listening");
         let stop_sources = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -775,6 +813,9 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.stop_sources.store(true, Ordering::SeqCst);
         let _ = self.shared.shutdown.send(true);
+        if let Some(s) = self.shared.shm.get() {
+            s.shutdown();
+        }
         for t in self.tasks.iter().chain(&self.sinks) {
             t.abort();
         }

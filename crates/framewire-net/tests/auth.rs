@@ -179,6 +179,7 @@ async fn right_key_both_ends_streams_flow_also_through_an_edge() {
                 stream: "bars".into(),
                 local_name: "relayed".into(),
                 params: SubscribeParams::default(),
+                transport: framewire_net::EdgeTransport::Auto,
             })
             .unwrap();
         let mut c2 = connect(&relay, Some(key(1))).await.unwrap();
@@ -489,6 +490,7 @@ async fn edge_to_a_node_with_another_key_reports_failed() {
                 stream: "bars".into(),
                 local_name: "far".into(),
                 params: SubscribeParams::default(),
+                transport: framewire_net::EdgeTransport::Auto,
             })
             .unwrap();
         // Failed at once (not after the 30 s reconnect window), over the wire too.

@@ -239,6 +239,7 @@ async fn scrape_a_live_node_twice() {
                 stream: "bars".into(),
                 local_name: "relayed".into(),
                 params: SubscribeParams::default(),
+                transport: framewire_net::EdgeTransport::Auto,
             })
             .unwrap();
         let maddr = relay.metrics_addr().expect("metrics on");

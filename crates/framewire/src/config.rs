@@ -10,7 +10,8 @@ use framewire_codec::{ChromaSubsampling, EncodeSpec};
 use framewire_media::jpeg_split;
 use framewire_media::testpattern::TestPatternConfig;
 use framewire_net::{
-    DEFAULT_PORT, EdgeConfig, NodeConfig, OpaquePortConfig, ReplayConfig, SinkConfig, SinkKind, SourceConfig,
+    DEFAULT_PORT, EdgeConfig, EdgeTransport, NodeConfig, OpaquePortConfig, ReplayConfig, SinkConfig, SinkKind,
+    SourceConfig,
 };
 use framewire_proto::{DeliveryMode, DropPolicy, Format, Origin, PixelFormat, StreamOpen, SubscribeParams};
 use framewire_relay::RelayConfig;
@@ -30,6 +31,11 @@ pub struct NodeFile {
     pub max_payload: Option<u32>,
     /// Connections served at once. Default 4096.
     pub max_connections: Option<usize>,
+    /// Serve shared-memory subscriptions to nodes on this host. Default true.
+    pub shm: Option<bool>,
+    /// Unix socket for them. Default `$XDG_RUNTIME_DIR` (else the temp dir)
+    /// `/framewire-<pid>-<name>.sock`.
+    pub shm_socket: Option<PathBuf>,
     /// Budgets for subscriptions that leave them at zero.
     #[serde(default)]
     pub defaults: Defaults,
@@ -326,6 +332,10 @@ pub struct UpstreamSpec {
     /// Name to serve it under here (default: the same).
     #[serde(default, rename = "as")]
     pub local_name: String,
+    /// `auto` (shared memory when the upstream is on this host and both
+    /// nodes offer it, else TCP), `tcp` or `shm`. Default `auto`.
+    #[serde(default)]
+    pub transport: Option<String>,
     /// How to subscribe.
     #[serde(flatten)]
     pub delivery: Delivery,
@@ -476,6 +486,14 @@ impl NodeFile {
         if let Some(m) = self.max_connections {
             cfg.max_connections = m;
         }
+        if self.shm.unwrap_or(true) {
+            cfg.shm_socket = Some(
+                self.shm_socket
+                    .unwrap_or_else(|| framewire_net::default_shm_socket(&name)),
+            );
+        } else if self.shm_socket.is_some() {
+            bail!("`shm_socket` is set but `shm = false`: remove one of them");
+        }
         cfg.relay = RelayConfig::new()
             .with_default_max_frames(self.defaults.max_frames.unwrap_or(0))
             .with_default_max_bytes(self.defaults.max_bytes.unwrap_or(0));
@@ -483,11 +501,18 @@ impl NodeFile {
             cfg.sources.push(s.into_config()?);
         }
         for u in self.upstreams {
+            let transport = match u.transport.as_deref() {
+                None => EdgeTransport::Auto,
+                Some(t) => EdgeTransport::parse(t).with_context(|| {
+                    format!("upstream `{}`: transport `{t}` is not one of auto, tcp, shm", u.stream)
+                })?,
+            };
             cfg.edges.push(EdgeConfig {
                 upstream: u.addr,
                 stream: u.stream,
                 local_name: u.local_name,
                 params: u.delivery.params(DeliveryMode::LowLatency)?,
+                transport,
             });
         }
         for s in self.sinks {

@@ -62,6 +62,7 @@ fn edge(upstream: &Node, stream: &str, mode: DeliveryMode, max_frames: u32) -> E
             max_frames,
             ..SubscribeParams::default()
         },
+        transport: framewire_net::EdgeTransport::Auto,
     }
 }
 

@@ -59,6 +59,13 @@ pub struct Args {
     /// without a value: 127.0.0.1:9400; off unless given].
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_METRICS_ADDR)]
     metrics: Option<SocketAddr>,
+    /// Unix socket for shared-memory subscriptions from this host
+    /// [default: $XDG_RUNTIME_DIR or the temp dir, framewire-PID-NAME.sock].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_shm")]
+    shm_socket: Option<PathBuf>,
+    /// Serve subscriptions over TCP only (no shared memory for local subscribers).
+    #[arg(long)]
+    no_shm: bool,
     #[command(flatten)]
     discovery: crate::discovery::DiscoveryArgs,
 }
@@ -97,6 +104,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.metrics.is_some() {
         file.metrics = args.metrics;
+    }
+    if args.no_shm {
+        file.shm = Some(false);
+        file.shm_socket = None;
+    } else if args.shm_socket.is_some() {
+        file.shm = Some(true);
+        file.shm_socket = args.shm_socket;
     }
     args.discovery.apply(&mut file.discovery)?;
     let cfg = file.into_config()?;
