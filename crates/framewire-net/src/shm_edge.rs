@@ -249,7 +249,13 @@ struct HubCtx {
 
 impl HubCtx {
     fn run(self) {
-        let mut producer = Producer::unbound(ProducerConfig::default());
+        // Up to 16 buffers per consumer (it copies out past 8: see
+        // `consume`), 256 in the pool; buffers are created only as needed.
+        let mut producer = Producer::unbound(ProducerConfig {
+            max_held: 16,
+            max_buffers: 256,
+            ..ProducerConfig::default()
+        });
         let mut slots: HashMap<OutputId, u16> = HashMap::new();
         let mut idle_since: Option<Instant> = None;
         let server = self.shared.shm.get().cloned();
@@ -391,14 +397,26 @@ pub(crate) fn consume(
     hello.extend_from_slice(&token.to_le_bytes());
     sock::send(fd.as_raw_fd(), &hello, &[], false).map_err(|e| format!("cannot send the token: {e}"))?;
     let mut consumer = Consumer::on_socket(fd).map_err(|e| format!("shared-memory attach refused: {e}"))?;
+    // Frames this node keeps long (queued for its own slow subscribers) pin
+    // the upstream's buffers; past half the budget, a frame is copied out
+    // and its buffer returned at once, so the upstream never has to skip
+    // this consumer because of queues downstream of it.
+    let copy_from = usize::from(consumer.max_held() / 2);
     while !stop.load(Ordering::SeqCst) {
         match consumer.recv(Some(Duration::from_millis(100))) {
-            Ok(Event::Frame(f)) => deliver(Frame {
-                data: f.data,
-                sequence: f.meta.sequence,
-                timestamp_ns: f.meta.timestamp_ns,
-                flags: framewire_proto::FrameFlags(f.meta.flags),
-            }),
+            Ok(Event::Frame(f)) => {
+                let data = if consumer.held() > copy_from {
+                    Bytes::copy_from_slice(&f.data)
+                } else {
+                    f.data
+                };
+                deliver(Frame {
+                    data,
+                    sequence: f.meta.sequence,
+                    timestamp_ns: f.meta.timestamp_ns,
+                    flags: framewire_proto::FrameFlags(f.meta.flags),
+                });
+            }
             Ok(Event::Timeout) => {}
             Ok(Event::End) => return Err("the upstream ended the shared-memory stream".into()),
             Err(e) => return Err(format!("shared-memory edge: {e}")),
