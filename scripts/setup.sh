@@ -17,8 +17,9 @@ cd "$(dirname "$0")/.."
 #                           X11 tests: virtual displays, Mesa llvmpipe for the
 #                           viewer window, xsetroot/xrandr, xwd screenshots
 #   gcc libc6-dev           the foreign (C) reader of the shared-memory ring, compiled by a test
+#   python3-prometheus-client  the reference parser the /metrics test checks its output with
 PACKAGES=(gcc libc6-dev cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
-  xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth "$@")
+  xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth python3-prometheus-client "$@")
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use framewire_proto::control::{AuthScheme, Hello, HelloReply, Subscribe};
+use framewire_proto::control::{Auth, AuthScheme, Hello, HelloReply, Subscribe};
 use framewire_proto::{
     ControlResponse, Decoder, Features, FunctionFlags, Message, PROTOCOL_VERSION, Request, Response, Status,
     SubscribeParams,
@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
+use crate::auth::{self, DeploymentKey};
 use crate::error::NetError;
 use crate::framed::{FramedRead, write_message};
 
@@ -28,6 +29,8 @@ pub struct Client {
     next_id: u16,
     peer: HelloReply,
     addr: String,
+    /// The peer is on this host (its address is loopback or our own).
+    local: bool,
     /// Messages that arrived while a response was awaited.
     pending: VecDeque<Message>,
     timeout: Duration,
@@ -44,6 +47,12 @@ pub struct ClientIdentity {
     pub function_flags: FunctionFlags,
     /// Site id.
     pub site_id: u16,
+    /// Deployment key: when set, the connection authenticates both ends
+    /// and refuses a node that cannot (see [`crate::auth`]).
+    pub key: Option<DeploymentKey>,
+    /// Features offered in HELLO (`Features::SHM` from a node that can
+    /// take a shared-memory subscription).
+    pub features: Features,
 }
 
 impl ClientIdentity {
@@ -53,17 +62,32 @@ impl ClientIdentity {
             name: name.to_owned(),
             function_flags: FunctionFlags::SINK,
             site_id: 0,
+            key: None,
+            features: Features(0),
         }
+    }
+
+    /// The same identity, authenticating with `key` (none: no auth).
+    pub fn with_key(mut self, key: Option<DeploymentKey>) -> ClientIdentity {
+        self.key = key;
+        self
     }
 }
 
 impl Client {
-    /// Dials `addr` (`host:port`), says HELLO, and checks the answer.
+    /// Dials `addr` (`host:port`), says HELLO, and checks the answer. With
+    /// a key in `who`, both ends then prove they hold it (HELLO's proofs and
+    /// AUTH) before this returns; a node that offers no authentication, or
+    /// whose proof does not match, is refused with [`NetError::Auth`].
     pub async fn connect(addr: &str, who: &ClientIdentity, timeout: Duration) -> Result<Client, NetError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| NetError::Timeout(timeout, "the TCP connection"))??;
         stream.set_nodelay(true)?;
+        let local = match (stream.peer_addr(), stream.local_addr()) {
+            (Ok(p), Ok(l)) => p.ip().is_loopback() || p.ip() == l.ip(),
+            _ => false,
+        };
         let (r, w) = stream.into_split();
         let mut client = Client {
             reader: FramedRead::new(r, Decoder::new()),
@@ -82,18 +106,23 @@ impl Client {
                 proof: bytes::Bytes::new(),
             },
             addr: addr.to_owned(),
+            local,
             pending: VecDeque::new(),
             timeout,
             outbox: None,
+        };
+        let (auth_scheme, my_nonce) = match &who.key {
+            Some(_) => (AuthScheme::HmacSha256, auth::nonce()?),
+            None => (AuthScheme::None, bytes::Bytes::new()),
         };
         let hello = Request::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             name: who.name.clone(),
             site_id: who.site_id,
             function_flags: who.function_flags,
-            features: Features(0),
-            auth_scheme: AuthScheme::None,
-            nonce: bytes::Bytes::new(),
+            features: who.features,
+            auth_scheme,
+            nonce: my_nonce.clone(),
         });
         match client.request(hello).await? {
             Response::Hello(reply) => client.peer = reply,
@@ -104,7 +133,44 @@ impl Client {
                 )));
             }
         }
+        if let Some(key) = &who.key {
+            client.authenticate(key, &my_nonce).await?;
+        }
         Ok(client)
+    }
+
+    /// The requester's half of the handshake: check the node's proof, then
+    /// send ours. Nothing else is sent before the node's proof checks out.
+    async fn authenticate(&mut self, key: &DeploymentKey, my_nonce: &[u8]) -> Result<(), NetError> {
+        let peer = &self.peer;
+        if peer.hello.auth_scheme != AuthScheme::HmacSha256 {
+            return Err(NetError::Auth(format!(
+                "the node at {} ({}) offers no authentication but a deployment key is configured here; \
+                 refusing to talk to it unauthenticated",
+                self.addr, peer.hello.name
+            )));
+        }
+        if peer.hello.nonce.len() != auth::NONCE_LEN || !key.verify_responder(my_nonce, &peer.hello.nonce, &peer.proof)
+        {
+            return Err(NetError::Auth(format!(
+                "the node at {} ({}) could not prove it holds our deployment key: the two ends have different keys",
+                self.addr, peer.hello.name
+            )));
+        }
+        let proof = key.requester_proof(my_nonce, &peer.hello.nonce);
+        match self.request(Request::Auth(Auth { proof })).await {
+            Ok(_) => Ok(()),
+            Err(NetError::Remote { message, .. }) => Err(NetError::Auth(format!(
+                "the node at {} refused our authentication: {message}",
+                self.addr
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the peer is on this host.
+    pub fn is_local(&self) -> bool {
+        self.local
     }
 
     /// The peer's HELLO.
@@ -154,6 +220,16 @@ impl Client {
 
     /// Subscribes to `stream`; returns the channel it will arrive on.
     pub async fn subscribe(&mut self, stream: &str, params: SubscribeParams) -> Result<u16, NetError> {
+        Ok(self.subscribe_full(stream, params).await?.channel)
+    }
+
+    /// Subscribes to `stream`; returns the whole answer (with, for a
+    /// shared-memory subscription, where to attach).
+    pub async fn subscribe_full(
+        &mut self,
+        stream: &str,
+        params: SubscribeParams,
+    ) -> Result<framewire_proto::control::SubscribeReply, NetError> {
         match self
             .request(Request::Subscribe(Subscribe {
                 stream: stream.to_owned(),
@@ -161,7 +237,7 @@ impl Client {
             }))
             .await?
         {
-            Response::Subscribe(r) => Ok(r.channel),
+            Response::Subscribe(r) => Ok(r),
             other => Err(NetError::Protocol(format!(
                 "expected a SUBSCRIBE response, got {}",
                 other.command()

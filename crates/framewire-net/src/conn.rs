@@ -15,18 +15,19 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
-use framewire_proto::control::{AuthScheme, Hello, HelloReply, Name, SubscribeReply};
+use framewire_proto::control::{AuthScheme, Hello, HelloReply, Name, ShmOffer, SubscribeReply};
 use framewire_proto::{
-    Command, ControlRequest, ControlResponse, Decoder, EventReason, Features, Message, PROTOCOL_VERSION, Request,
-    Response, Status, StreamOpen, TransportMode, VideoFrame,
+    Command, ControlRequest, ControlResponse, Decoder, EventReason, Message, PROTOCOL_VERSION, Request, Response,
+    Status, StreamOpen, TransportMode, VideoFrame,
 };
 use framewire_relay::OutputId;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::auth;
 use crate::edge::EdgeConfig;
 use crate::error::NetError;
 use crate::framed::{FramedRead, write_all_vectored, write_frame, write_message};
@@ -77,12 +78,145 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             async move {
                 match serve(shared2.clone(), sock, peer).await {
                     Ok(()) => debug!("closed"),
+                    // Refusals were logged once per peer address already.
+                    Err(e @ NetError::Auth(_)) => debug!(error = %e, "connection closed"),
                     Err(e) => info!(error = %e, "connection closed"),
                 }
                 shared2.connections.fetch_sub(1, Ordering::SeqCst);
             }
             .instrument(span),
         );
+    }
+}
+
+/// The responder's side of HELLO and, with a key, AUTH. `Ok(None)`: the
+/// peer closed before saying anything.
+async fn handshake(
+    shared: &Shared,
+    reader: &mut FramedRead<OwnedReadHalf>,
+    w: &mut OwnedWriteHalf,
+    peer: SocketAddr,
+) -> Result<Option<Hello>, NetError> {
+    let first = reader.next().await?;
+    let (hello_req, hello) = match first {
+        Some(Message::ControlRequest(req)) if req.command == Command::Hello => match Request::decode(&req)? {
+            Request::Hello(h) => (req, h),
+            _ => return Err(NetError::Protocol("HELLO did not parse".into())),
+        },
+        Some(Message::ControlRequest(req)) if shared.config.key.is_some() => {
+            let msg = "not authenticated: this node requires HELLO and AUTH with the deployment key first";
+            return Err(deny(shared, w, peer, &req, msg).await);
+        }
+        Some(other) => {
+            return Err(NetError::Protocol(format!(
+                "expected HELLO first, got {}",
+                other.message_type()
+            )));
+        }
+        None => return Ok(None),
+    };
+    if hello.protocol_version != PROTOCOL_VERSION {
+        let msg = format!(
+            "protocol version {} not supported; this node speaks {PROTOCOL_VERSION}",
+            hello.protocol_version
+        );
+        let resp = ControlResponse::error(0, hello_req.request_id, Command::Hello, Status::VersionMismatch, &msg);
+        write_message(w, &Message::ControlResponse(resp)).await?;
+        let _ = w.shutdown().await;
+        return Err(NetError::Protocol(format!("{} ({}): {msg}", hello.name, peer)));
+    }
+    let Some(key) = &shared.config.key else {
+        if hello.auth_scheme != AuthScheme::None {
+            let msg = "this node has no deployment key configured and cannot authenticate; \
+                       start it with --key-file, or connect without a key";
+            return Err(deny(shared, w, peer, &hello_req, msg).await);
+        }
+        let reply = Response::Hello(HelloReply {
+            hello: own_hello(shared, AuthScheme::None, Bytes::new()),
+            proof: Bytes::new(),
+        });
+        write_message(w, &Message::ControlResponse(reply.to_message(0, hello_req.request_id)?)).await?;
+        return Ok(Some(hello));
+    };
+    if hello.auth_scheme != AuthScheme::HmacSha256 || hello.nonce.len() != auth::NONCE_LEN {
+        let msg = if hello.auth_scheme == AuthScheme::None {
+            "this node requires authentication with the deployment key; \
+             pass --key-file or set FRAMEWIRE_KEY_FILE"
+                .to_owned()
+        } else {
+            format!(
+                "unsupported authentication (scheme {}, nonce of {} bytes); \
+                 this node requires HMAC-SHA-256 (scheme 1) with a {}-byte nonce",
+                hello.auth_scheme.to_raw(),
+                hello.nonce.len(),
+                auth::NONCE_LEN
+            )
+        };
+        return Err(deny(shared, w, peer, &hello_req, &msg).await);
+    }
+    let my_nonce = auth::nonce()?;
+    let proof = key.responder_proof(&hello.nonce, &my_nonce);
+    let reply = Response::Hello(HelloReply {
+        hello: own_hello(shared, AuthScheme::HmacSha256, my_nonce.clone()),
+        proof,
+    });
+    write_message(w, &Message::ControlResponse(reply.to_message(0, hello_req.request_id)?)).await?;
+    let next = match reader.next().await? {
+        Some(m) => m,
+        None => {
+            let reason = "closed the connection before AUTH (does it hold another deployment key?)";
+            shared.log_refusal(peer, reason);
+            return Err(NetError::Auth(format!("{peer} ({}) {reason}", hello.name)));
+        }
+    };
+    let req = match next {
+        Message::ControlRequest(req) => req,
+        other => {
+            let reason = format!("sent {} before AUTH", other.message_type());
+            shared.log_refusal(peer, &reason);
+            let _ = w.shutdown().await;
+            return Err(NetError::Auth(format!("{peer}: {reason}")));
+        }
+    };
+    let proof = match Request::decode(&req) {
+        Ok(Request::Auth(a)) => a.proof,
+        _ => {
+            let msg = "not authenticated: AUTH must follow HELLO on a node with a deployment key";
+            return Err(deny(shared, w, peer, &req, msg).await);
+        }
+    };
+    if !key.verify_requester(&hello.nonce, &my_nonce, &proof) {
+        let msg = "authentication failed: the proof does not match this node's deployment key";
+        return Err(deny(shared, w, peer, &req, msg).await);
+    }
+    let ok = Response::Auth.to_message(req.channel, req.request_id)?;
+    write_message(w, &Message::ControlResponse(ok)).await?;
+    debug!(name = %hello.name, "authenticated");
+    Ok(Some(hello))
+}
+
+/// Answers `req` with permission-denied, logs the refusal (once per peer
+/// address at warn level), and closes the write side.
+async fn deny(shared: &Shared, w: &mut OwnedWriteHalf, peer: SocketAddr, req: &ControlRequest, msg: &str) -> NetError {
+    shared.log_refusal(peer, msg);
+    let resp = ControlResponse::error(req.channel, req.request_id, req.command, Status::PermissionDenied, msg);
+    if let Err(e) = write_message(w, &Message::ControlResponse(resp)).await {
+        return e;
+    }
+    let _ = w.shutdown().await;
+    NetError::Auth(format!("{peer} refused: {msg}"))
+}
+
+/// This node's HELLO.
+fn own_hello(shared: &Shared, auth_scheme: AuthScheme, nonce: Bytes) -> Hello {
+    Hello {
+        protocol_version: PROTOCOL_VERSION,
+        name: shared.config.name.clone(),
+        site_id: shared.config.site_id,
+        function_flags: shared.config.function_flags(),
+        features: shared.features(),
+        auth_scheme,
+        nonce,
     }
 }
 
@@ -98,58 +232,33 @@ struct Conn {
     /// STREAM_OPEN requests we sent and the channel they announce.
     pending_opens: Vec<(u16, u16)>,
     opaque: bool,
+    /// The peer is on this host (loopback, or our own address): it may
+    /// subscribe over shared memory.
+    local_peer: bool,
 }
 
 async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result<(), NetError> {
     sock.set_nodelay(true)?;
+    let local_peer = peer.ip().is_loopback() || sock.local_addr().is_ok_and(|l| l.ip() == peer.ip());
     let (r, mut w) = sock.into_split();
     let mut reader = FramedRead::new(r, Decoder::with_max_payload(shared.config.max_payload));
 
-    // HELLO first, within the timeout.
+    // HELLO (and AUTH with a key) first, all within the timeout.
     let timeout = shared.config.hello_timeout;
-    let first = tokio::time::timeout(timeout, reader.next())
-        .await
-        .map_err(|_| NetError::Timeout(timeout, "HELLO"))??;
-    let (hello_req, hello) = match first {
-        Some(Message::ControlRequest(req)) if req.command == Command::Hello => match Request::decode(&req)? {
-            Request::Hello(h) => (req, h),
-            _ => return Err(NetError::Protocol("HELLO did not parse".into())),
-        },
-        Some(other) => {
-            return Err(NetError::Protocol(format!(
-                "expected HELLO first, got {}",
-                other.message_type()
-            )));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let hello = match tokio::time::timeout_at(deadline, handshake(&shared, &mut reader, &mut w, peer)).await {
+        Ok(Ok(Some(h))) => h,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            let what = if shared.config.key.is_some() {
+                "HELLO and AUTH"
+            } else {
+                "HELLO"
+            };
+            return Err(NetError::Timeout(timeout, what));
         }
-        None => return Ok(()),
     };
-    if hello.protocol_version != PROTOCOL_VERSION {
-        let msg = format!(
-            "protocol version {} not supported; this node speaks {PROTOCOL_VERSION}",
-            hello.protocol_version
-        );
-        let resp = ControlResponse::error(0, hello_req.request_id, Command::Hello, Status::VersionMismatch, &msg);
-        write_message(&mut w, &Message::ControlResponse(resp)).await?;
-        let _ = w.shutdown().await;
-        return Err(NetError::Protocol(format!("{} ({}): {msg}", hello.name, peer)));
-    }
-    let reply = Response::Hello(HelloReply {
-        hello: Hello {
-            protocol_version: PROTOCOL_VERSION,
-            name: shared.config.name.clone(),
-            site_id: shared.config.site_id,
-            function_flags: shared.config.function_flags(),
-            features: Features(Features::OPAQUE.0),
-            auth_scheme: AuthScheme::None,
-            nonce: Bytes::new(),
-        },
-        proof: Bytes::new(),
-    });
-    write_message(
-        &mut w,
-        &Message::ControlResponse(reply.to_message(0, hello_req.request_id)?),
-    )
-    .await?;
     debug!(name = %hello.name, "hello");
 
     let (ctrl, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
@@ -166,6 +275,7 @@ async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result
         next_request: 1,
         pending_opens: Vec::new(),
         opaque: false,
+        local_peer,
     };
     let mut stop = shared.shutdown.subscribe();
     let result = loop {
@@ -272,7 +382,14 @@ impl Conn {
         let shared = self.shared.clone();
         let resp: Result<Response, (Status, String)> = match typed {
             Request::Hello(_) => Err((Status::BadRequest, "HELLO was already exchanged".into())),
-            Request::Auth(_) => Err((Status::BadRequest, "this node has no deployment key configured".into())),
+            Request::Auth(_) => Err((
+                Status::BadRequest,
+                match shared.config.key {
+                    Some(_) => "AUTH was already exchanged",
+                    None => "this node has no deployment key configured",
+                }
+                .into(),
+            )),
             Request::ListStreams => Ok(Response::ListStreams(shared.stream_infos())),
             Request::Subscribe(sub) => return self.subscribe(&req, &sub.stream, sub.params).await,
             Request::Unsubscribe => {
@@ -297,6 +414,12 @@ impl Conn {
                     upstream: c.upstream,
                     stream: c.stream,
                     local_name: c.local_name,
+                    // transport_mode 2 asks for shared memory; else the edge
+                    // picks it when both nodes offer it (auto).
+                    transport: match c.params.transport {
+                        TransportMode::Shm => crate::EdgeTransport::Shm,
+                        _ => crate::EdgeTransport::Auto,
+                    },
                     params: c.params,
                 };
                 match shared.start_edge(cfg) {
@@ -355,22 +478,50 @@ impl Conn {
             return self.respond(req, Err((Status::BadRequest, msg))).await;
         }
         let channel = self.next_channel;
+        let shm = params.transport == TransportMode::Shm;
+        let server = match (shm, self.shared.shm.get()) {
+            (false, _) => None,
+            (true, None) => {
+                let msg = "this node has shared memory off (shm = false); subscribe over TCP".to_owned();
+                return self.respond(req, Err((Status::BadRequest, msg))).await;
+            }
+            (true, Some(_)) if !self.local_peer => {
+                let msg = "shared memory needs the subscriber on this host; subscribe over TCP".to_owned();
+                return self.respond(req, Err((Status::BadRequest, msg))).await;
+            }
+            (true, Some(s)) => Some(s.clone()),
+        };
+        crate::discovery::remote_stream(&self.shared, stream, params).await;
+        let exists = self.shared.lock().streams.contains_key(stream);
+        let waker = match &server {
+            Some(s) if exists => s.hub_for(&self.shared, stream),
+            _ => self.notify.clone(),
+        };
         let entry = OutputEntry {
             stream: stream.to_owned(),
             channel,
             peer: self.peer.clone(),
-            waker: self.notify.clone(),
+            waker,
             events: if opaque { None } else { Some(self.ctrl.clone()) },
         };
-        crate::discovery::remote_stream(&self.shared, stream, params).await;
         let (id, open) = match self.shared.add_output(stream, &params, entry) {
             Ok(x) => x,
             Err(e) => return self.respond(req, Err(e)).await,
         };
         self.next_channel += 1;
         self.channels.push((channel, id));
-        self.respond(req, Ok(Response::Subscribe(SubscribeReply { channel })))
+        let offer = server.map(|s| ShmOffer {
+            path: s.path().display().to_string(),
+            token: s.expect(stream, id),
+        });
+        self.respond(req, Ok(Response::Subscribe(SubscribeReply { channel, shm: offer })))
             .await?;
+        if shm {
+            // Frames go through the stream's shared-memory hub, not this writer.
+            self.send_stream_open(channel, open).await?;
+            info!(stream, channel, mode = %params.mode, transport = "shm", "subscribed");
+            return Ok(());
+        }
         if opaque {
             self.opaque = true;
             self.queue(WriterCmd::Opaque).await?;

@@ -33,6 +33,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::auth::DeploymentKey;
 use crate::client::{Client, ClientIdentity};
 use crate::edge::EdgeConfig;
 use crate::error::NetError;
@@ -101,6 +102,8 @@ pub struct DiscoveryConfig {
     pub manual_peers: Vec<String>,
     /// Time between probes of a manual peer.
     pub probe_interval: Duration,
+    /// Deployment key for the probes (a node sets its own).
+    pub key: Option<DeploymentKey>,
 }
 
 impl DiscoveryConfig {
@@ -115,6 +118,7 @@ impl DiscoveryConfig {
             engine: EngineConfig::default(),
             manual_peers: Vec::new(),
             probe_interval: framewire_discovery::DEFAULT_INTERVAL,
+            key: None,
         }
     }
 
@@ -272,6 +276,7 @@ impl DiscoveryHandle {
             tasks.push(tokio::spawn(probe_loop(
                 target.clone(),
                 cfg.probe_interval,
+                cfg.key.clone(),
                 cmd_tx.clone(),
             )));
         }
@@ -364,16 +369,14 @@ async fn read_loop(leg: usize, sock: Arc<UdpSocket>, tx: mpsc::Sender<(usize, Ve
 }
 
 /// HELLO then DESCRIBE: the manual peer's identity and TCP port.
-async fn probe(target: &str) -> Result<ProbeReply, String> {
+async fn probe(target: &str, key: Option<DeploymentKey>) -> Result<ProbeReply, NetError> {
     let addr = tokio::net::lookup_host(target)
         .await
-        .map_err(|e| format!("cannot resolve: {e}"))?
+        .map_err(|e| NetError::Address(target.to_owned(), format!("cannot resolve: {e}")))?
         .next()
-        .ok_or_else(|| "resolves to nothing".to_owned())?;
-    let who = ClientIdentity::tool("discovery:probe");
-    let mut c = Client::connect(&addr.to_string(), &who, Duration::from_secs(2))
-        .await
-        .map_err(|e| e.to_string())?;
+        .ok_or_else(|| NetError::Address(target.to_owned(), "resolves to nothing".to_owned()))?;
+    let who = ClientIdentity::tool("discovery:probe").with_key(key);
+    let mut c = Client::connect(&addr.to_string(), &who, Duration::from_secs(2)).await?;
     let hello = c.peer().clone();
     let port = match c.request(Request::Describe).await {
         Ok(Response::Describe(Description { tcp_port, .. })) if tcp_port != 0 => tcp_port,
@@ -388,9 +391,23 @@ async fn probe(target: &str) -> Result<ProbeReply, String> {
     })
 }
 
-async fn probe_loop(target: String, every: Duration, cmd: mpsc::Sender<Cmd>) {
+async fn probe_loop(target: String, every: Duration, key: Option<DeploymentKey>, cmd: mpsc::Sender<Cmd>) {
+    let mut warned = false;
     loop {
-        let r = probe(&target).await;
+        let r = probe(&target, key.clone()).await;
+        let refused = matches!(
+            &r,
+            Err(NetError::Auth(_)
+                | NetError::Remote {
+                    status: framewire_proto::Status::PermissionDenied,
+                    ..
+                })
+        );
+        if let (true, false, Err(e)) = (refused, warned, &r) {
+            warn!(peer = %target, error = %e, "manual peer refused: authentication failed (not repeated)");
+            warned = true;
+        }
+        let r = r.map_err(|e| e.to_string());
         if cmd.send(Cmd::Probe(target.clone(), r)).await.is_err() {
             return;
         }
@@ -561,6 +578,7 @@ pub(crate) async fn remote_stream(shared: &Arc<Shared>, stream: &str, params: Su
             },
             local_name: stream.to_owned(),
             params,
+            transport: crate::EdgeTransport::Auto,
         };
         match shared.start_edge(cfg) {
             Ok(_) => info!(stream, upstream = %route.addr, "gateway: pulling a stream for another site"),

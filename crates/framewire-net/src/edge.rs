@@ -9,11 +9,13 @@
 //! every 2 s for as long as it exists.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use framewire_proto::control::StreamState;
+use framewire_proto::control::{ShmOffer, StreamState};
 use framewire_proto::{
-    Command, EventInfo, EventReason, FrameFlags, Message, Request, Status, StreamEvent, SubscribeParams,
+    Command, EventInfo, EventReason, Features, FrameFlags, Message, Request, Status, StreamEvent, SubscribeParams,
+    TransportMode,
 };
 use framewire_relay::Frame;
 use tokio::sync::watch;
@@ -56,6 +58,31 @@ impl Default for ReconnectPolicy {
     }
 }
 
+/// Which transport a pulled edge uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EdgeTransport {
+    /// Shared memory when the upstream is on this host and both nodes
+    /// offer it in HELLO; TCP otherwise.
+    #[default]
+    Auto,
+    /// Always frames over TCP.
+    Tcp,
+    /// Shared memory or nothing (the edge fails with the reason).
+    Shm,
+}
+
+impl EdgeTransport {
+    /// Parses `auto`, `tcp` or `shm`.
+    pub fn parse(s: &str) -> Option<EdgeTransport> {
+        match s {
+            "auto" => Some(EdgeTransport::Auto),
+            "tcp" => Some(EdgeTransport::Tcp),
+            "shm" => Some(EdgeTransport::Shm),
+            _ => None,
+        }
+    }
+}
+
 /// A stream to pull from another node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeConfig {
@@ -67,6 +94,8 @@ pub struct EdgeConfig {
     pub local_name: String,
     /// How to subscribe.
     pub params: SubscribeParams,
+    /// TCP or shared memory.
+    pub transport: EdgeTransport,
 }
 
 impl EdgeConfig {
@@ -114,14 +143,21 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
                 StreamEvent::Interrupted(EventInfo {
                     timestamp_ns: now_ns(),
                     reason: EventReason::UpstreamLost,
-                    message: reason,
+                    message: reason.clone(),
                 }),
             );
-        } else if lost_since.is_none() {
+        } else if lost_since.is_none() && !is_auth_failure(end.error.as_ref()) {
             info!(%reason, "upstream not reachable yet; retrying");
         }
         let since = *lost_since.get_or_insert_with(tokio::time::Instant::now);
-        if since.elapsed() >= policy.window {
+        if is_auth_failure(end.error.as_ref()) {
+            // Another key will not appear by retrying quickly: failed at once.
+            if !failed_reported {
+                warn!(%reason, "edge failed: authentication with the upstream failed; retrying every {:?}", policy.slow);
+                failed_reported = true;
+            }
+            delay = policy.slow;
+        } else if since.elapsed() >= policy.window {
             if !failed_reported {
                 warn!(
                     "edge failed: no upstream for {:?}; retrying every {:?}",
@@ -149,6 +185,20 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
     shared.remove_stream(&local, EventReason::Unsubscribed, "edge disconnected");
 }
 
+/// Whether a session ended because the two ends could not authenticate.
+fn is_auth_failure(e: Option<&NetError>) -> bool {
+    matches!(
+        e,
+        Some(
+            NetError::Auth(_)
+                | NetError::Remote {
+                    status: Status::PermissionDenied,
+                    ..
+                }
+        )
+    )
+}
+
 /// One connection to the upstream: connect, subscribe, relay frames.
 async fn session(shared: &Arc<Shared>, cfg: &EdgeConfig, local: &str) -> SessionEnd {
     let mut was_live = false;
@@ -166,17 +216,49 @@ async fn session_inner(
         name: shared.config.name.clone(),
         function_flags: shared.config.function_flags(),
         site_id: shared.config.site_id,
+        key: shared.config.key.clone(),
+        features: shared.features(),
     };
     let mut client = Client::connect(&cfg.upstream, &who, DEFAULT_TIMEOUT).await?;
-    let channel = client.subscribe(&cfg.stream, cfg.params).await?;
+    let mut params = cfg.params;
+    let offered = client.peer().features.0 & Features::SHM.0 != 0;
+    params.transport = match cfg.transport {
+        EdgeTransport::Tcp => TransportMode::Encapsulated,
+        EdgeTransport::Shm => TransportMode::Shm,
+        EdgeTransport::Auto if offered && client.is_local() && shared.shm.get().is_some() => TransportMode::Shm,
+        EdgeTransport::Auto => TransportMode::Encapsulated,
+    };
+    let reply = client.subscribe_full(&cfg.stream, params).await?;
+    let channel = reply.channel;
+    if params.transport == TransportMode::Shm && reply.shm.is_none() {
+        return Err(NetError::Protocol(
+            "the upstream granted shared memory but named no socket".into(),
+        ));
+    }
     let upstream_label = format!("{}/{}", cfg.upstream, cfg.stream);
     // Viewers' input events for the local stream go upstream on this
     // subscription's channel while the session lasts (docs/x11.md).
     let _input = crate::x11::Forwarding::start(shared, local, channel, &mut client);
     // The first frame after (re)connecting carries the discontinuity flag.
     let mut first = true;
+    // Shared memory: frames arrive on a consumer thread once the stream is open.
+    let mut shm: Option<ShmReceiver> = None;
+    let mut shm_offer = reply.shm;
     loop {
-        let Some(msg) = client.next_message().await? else {
+        let msg = match &mut shm {
+            Some(rx) => tokio::select! {
+                m = client.next_message() => m?,
+                end = &mut rx.end => {
+                    let why = end.unwrap_or_else(|_| Err("shared-memory consumer stopped".into()));
+                    return match why {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(NetError::Closed(format!("{} ({e})", cfg.upstream))),
+                    };
+                }
+            },
+            None => client.next_message().await?,
+        };
+        let Some(msg) = msg else {
             return Ok(());
         };
         match msg {
@@ -200,6 +282,9 @@ async fn session_inner(
                 open_local(shared, local, open, &upstream_label);
                 shared.set_edge_state(local, StreamState::Live, false);
                 *was_live = true;
+                if let Some(offer) = shm_offer.take() {
+                    shm = Some(ShmReceiver::start(shared.clone(), local.to_owned(), offer));
+                }
             }
             Message::ControlRequest(req) => {
                 let msg = format!("unknown command {}", req.command);
@@ -220,6 +305,44 @@ async fn session_inner(
             },
             _ => {}
         }
+    }
+}
+
+/// The consumer thread of a shared-memory edge; stopped when dropped.
+struct ShmReceiver {
+    stop: Arc<AtomicBool>,
+    end: tokio::sync::oneshot::Receiver<Result<(), String>>,
+}
+
+impl ShmReceiver {
+    fn start(shared: Arc<Shared>, local: String, offer: ShmOffer) -> ShmReceiver {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, end) = tokio::sync::oneshot::channel();
+        let stop2 = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("shm-edge {local}"))
+            .spawn(move || {
+                let mut first = true;
+                let path = std::path::PathBuf::from(&offer.path);
+                let r = crate::shm_edge::consume(&path, offer.token, &stop2, |mut f| {
+                    if first {
+                        f.flags = f.flags.with(FrameFlags::DISCONTINUITY);
+                        first = false;
+                    }
+                    shared.push(&local, f);
+                });
+                let _ = tx.send(r);
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start the shared-memory consumer");
+        }
+        ShmReceiver { stop, end }
+    }
+}
+
+impl Drop for ShmReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 

@@ -50,6 +50,13 @@ pub enum NetError {
         /// Why.
         source: std::io::Error,
     },
+    /// Authentication failed or was impossible (wrong key, no key on one
+    /// side). The message names the peer, never the key.
+    #[error("authentication: {0}")]
+    Auth(String),
+    /// A deployment key could not be loaded.
+    #[error("{0}")]
+    Key(#[from] crate::auth::KeyError),
     /// A node-level operation was refused.
     #[error("{0}")]
     Refused(String),

@@ -34,27 +34,34 @@
 //! connection, which is closed with one log line naming the peer.
 
 mod archive_sink;
+pub mod auth;
 mod client;
 mod conn;
 pub mod discovery;
 mod edge;
 mod error;
 pub mod framed;
+pub mod metrics;
 mod node;
 mod opaque;
+mod shm_edge;
 mod sink;
 mod source;
 mod v4l2;
 mod x11;
 
+pub use auth::{DeploymentKey, KeyError};
 pub use client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
 pub use discovery::{DiscoveryConfig, DiscoveryHandle, LegSpec, MulticastConfig};
-pub use edge::{EdgeConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy};
+pub use edge::{
+    EdgeConfig, EdgeTransport, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy,
+};
 pub use error::NetError;
 pub use node::{
     DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Node, NodeConfig, now_ns,
 };
 pub use opaque::OpaquePortConfig;
+pub use shm_edge::default_socket_path as default_shm_socket;
 pub use sink::{SINK_FINALIZE_GRACE, SinkConfig, SinkKind};
 pub use source::{ReplayConfig, SourceConfig};
 pub use v4l2::{

@@ -1,8 +1,8 @@
 //! A node: one relay engine, the streams it serves, and the tasks around it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::auth::DeploymentKey;
 use crate::conn::{self, WriterCmd};
 use crate::discovery::{DiscoveryConfig, DiscoveryHandle};
 use crate::edge::{self, EdgeConfig, ReconnectPolicy};
@@ -32,6 +33,8 @@ pub const DEFAULT_PORT: u16 = 7400;
 pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections a node serves at once; more are closed on accept.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Peer addresses remembered for logging authentication refusals once.
+const MAX_REFUSED_PEERS: usize = 1024;
 /// How long shutdown waits for in-flight frames.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -66,6 +69,14 @@ pub struct NodeConfig {
     pub reconnect: ReconnectPolicy,
     /// Multicast discovery and manual peers (none: off).
     pub discovery: Option<DiscoveryConfig>,
+    /// Deployment key: every TCP connection, in and out, authenticates
+    /// both ends with it (none: no authentication).
+    pub key: Option<DeploymentKey>,
+    /// Where to serve `GET /metrics` (Prometheus text; none: off).
+    pub metrics: Option<SocketAddr>,
+    /// Unix socket for shared-memory subscriptions from this host (none:
+    /// off; see docs/shm.md, "Edges between nodes").
+    pub shm_socket: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {
@@ -86,6 +97,9 @@ impl NodeConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             reconnect: ReconnectPolicy::default(),
             discovery: None,
+            key: None,
+            metrics: None,
+            shm_socket: None,
         }
     }
 
@@ -112,6 +126,8 @@ pub(crate) struct StreamEntry {
     pub(crate) upstream: String,
     pub(crate) reconnects: u32,
     pub(crate) latest: Option<Frame>,
+    /// Age of the last frame on arrival (pulled edges only), nanoseconds.
+    pub(crate) arrival_age_ns: Option<u64>,
 }
 
 /// Who consumes an output, for stats and events.
@@ -163,6 +179,12 @@ pub(crate) struct Shared {
     pub(crate) v4l2: crate::v4l2::V4l2Registry,
     /// Input events from viewers, and where they go (docs/x11.md).
     pub(crate) input: crate::x11::InputRegistry,
+    /// Peer addresses whose authentication was refused (logged once each).
+    pub(crate) refused: Mutex<HashSet<IpAddr>>,
+    /// Connections refused by authentication, for /metrics.
+    pub(crate) auth_refusals: AtomicU64,
+    /// Shared-memory subscriptions, when on.
+    pub(crate) shm: std::sync::OnceLock<Arc<crate::shm_edge::ShmServer>>,
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch.
@@ -173,6 +195,34 @@ pub fn now_ns() -> u64 {
 }
 
 impl Shared {
+    /// Logs an authentication refusal: at warn level the first time for a
+    /// peer address, at debug level after that. Never logs the key.
+    pub(crate) fn log_refusal(&self, peer: SocketAddr, reason: &str) {
+        self.auth_refusals.fetch_add(1, Ordering::Relaxed);
+        let first = {
+            let mut seen = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded: a flood of addresses only makes the warnings repeat.
+            if seen.len() >= MAX_REFUSED_PEERS {
+                seen.clear();
+            }
+            seen.insert(peer.ip())
+        };
+        if first {
+            warn!(%peer, %reason, "connection refused by authentication (further refusals of this address are logged at debug level)");
+        } else {
+            tracing::debug!(%peer, %reason, "connection refused by authentication");
+        }
+    }
+
+    /// The features this node offers in HELLO and DESCRIBE.
+    pub(crate) fn features(&self) -> Features {
+        let mut f = Features::OPAQUE.0;
+        if self.shm.get().is_some() {
+            f |= Features::SHM.0;
+        }
+        Features(f)
+    }
+
     /// The state, even if a task panicked while holding it (the state is
     /// plain data whose invariants the relay engine maintains per call).
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -203,6 +253,7 @@ impl Shared {
                 upstream,
                 reconnects: 0,
                 latest: None,
+                arrival_age_ns: None,
             },
         );
         Ok(input)
@@ -244,6 +295,9 @@ impl Shared {
             let Some(entry) = st.streams.get_mut(stream) else {
                 return;
             };
+            if !entry.upstream.is_empty() {
+                entry.arrival_age_ns = Some(now_ns().saturating_sub(frame.timestamp_ns));
+            }
             entry.latest = Some(frame.clone());
             match st.relay.push(entry.input, frame, now) {
                 Ok(ready) => {
@@ -366,15 +420,62 @@ impl Shared {
                 continue;
             }
             if let Some(snap) = st.relay.output_snapshot(*id, now) {
-                stats.outputs.push(snap.to_proto(OutputLabels {
+                let mut row = snap.to_proto(OutputLabels {
                     channel: o.channel,
                     stream: &o.stream,
                     peer: &o.peer,
-                }));
+                });
+                // A shm consumer holding its buffer budget is skipped by the
+                // producer: those frames count as frame-budget drops here.
+                if let Some(c) = self.shm.get().and_then(|s| s.consumer_stats(&o.stream, *id))
+                    && c.skipped > 0
+                {
+                    row.drops.push(framewire_proto::control::DropCount {
+                        reason: framewire_proto::control::DropReason::FrameBudget,
+                        count: c.skipped,
+                    });
+                }
+                stats.outputs.push(row);
             }
         }
         stats.input_events = self.input.stats(only);
         stats
+    }
+
+    /// Everything `/metrics` shows, read now.
+    pub(crate) fn metrics_snapshot(&self) -> crate::metrics::MetricsSnapshot {
+        let stats = self.stats("");
+        let ages: HashMap<String, u64> = self
+            .lock()
+            .streams
+            .iter()
+            .filter_map(|(n, s)| s.arrival_age_ns.map(|a| (n.clone(), a)))
+            .collect();
+        let mut edges: Vec<crate::metrics::EdgeMetrics> = self
+            .edges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(local, e)| crate::metrics::EdgeMetrics {
+                stream: local.clone(),
+                upstream: e.upstream.clone(),
+                state: e.state,
+                latency_seconds: ages.get(local).map(|a| *a as f64 / 1e9),
+            })
+            .collect();
+        edges.sort_by(|a, b| a.stream.cmp(&b.stream));
+        crate::metrics::MetricsSnapshot {
+            node: self.config.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            site_id: self.config.site_id,
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            connections: self.connections.load(Ordering::SeqCst) as u64,
+            auth_refusals: self.auth_refusals.load(Ordering::Relaxed),
+            auth_required: self.config.key.is_some(),
+            stats,
+            edges,
+            process: crate::metrics::ProcessStats::read(),
+        }
     }
 
     /// LIST_STREAMS entries.
@@ -417,7 +518,7 @@ impl Shared {
             protocol_version: PROTOCOL_VERSION,
             site_id: self.config.site_id,
             function_flags: self.config.function_flags(),
-            features: Features(Features::OPAQUE.0),
+            features: self.features(),
             pid: std::process::id(),
             uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             hostname: hostname(),
@@ -468,6 +569,9 @@ impl Shared {
         if !self.stopping.swap(true, Ordering::SeqCst) {
             info!("shutting down");
             let _ = self.shutdown.send(true);
+            if let Some(s) = self.shm.get() {
+                s.shutdown();
+            }
         }
     }
 }
@@ -515,12 +619,22 @@ pub struct Node {
     sinks: Vec<tokio::task::JoinHandle<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
     stop_sources: Arc<AtomicBool>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Node {
     /// Binds the listener, starts sources, edges, sinks and opaque ports.
     /// Must be called inside a tokio runtime.
     pub async fn start(config: NodeConfig) -> Result<Node, NetError> {
+        if config.key.is_some()
+            && let Some(p) = config.opaque_ports.iter().find(|p| !p.allow_unauthenticated)
+        {
+            return Err(NetError::Refused(format!(
+                "opaque port {} (stream `{}`) cannot authenticate, and this node has a deployment key: \
+                 set allow_unauthenticated = true on it (or `,allow-unauthenticated=true` on --opaque) to serve it anyway",
+                p.listen, p.stream
+            )));
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| NetError::Bind {
@@ -544,8 +658,19 @@ impl Node {
             discovery: std::sync::OnceLock::new(),
             v4l2: crate::v4l2::V4l2Registry::default(),
             input: crate::x11::InputRegistry::default(),
+            refused: Mutex::new(HashSet::new()),
+            auth_refusals: AtomicU64::new(0),
+            shm: std::sync::OnceLock::new(),
             config,
         });
+        if let Some(path) = shared.config.shm_socket.clone() {
+            match crate::shm_edge::ShmServer::start(&shared, &path) {
+                Ok(s) => {
+                    let _ = shared.shm.set(s);
+                }
+                Err(e) => warn!(path = %path.display(), error = %e, "shared-memory subscriptions off: cannot bind"),
+            }
+        }
         info!(name = %shared.config.name, addr = %local_addr, "node listening");
         let stop_sources = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -564,16 +689,33 @@ impl Node {
             tasks.push(opaque::start(shared.clone(), p).await?);
         }
         tasks.push(tokio::spawn(conn::accept_loop(shared.clone(), listener)));
+        let mut metrics_addr = None;
+        if let Some(addr) = shared.config.metrics {
+            let (local, task) = crate::metrics::start(shared.clone(), addr).await?;
+            metrics_addr = Some(local);
+            tasks.push(task);
+        }
         if let Some(d) = &shared.config.discovery {
             let c = &shared.config;
             let (flags, port) = (c.function_flags(), local_addr.port());
             let local = framewire_discovery::announcement(&c.name, c.site_id, port, flags, d.engine.interval);
+            let mut d = d.clone();
+            d.key = c.key.clone();
+            let d = &d;
             match DiscoveryHandle::start(d, Some(local)) {
                 Ok(h) => {
                     let _ = shared.discovery.set(h);
                 }
                 // A gateway without its legs is useless: refuse to start.
-                Err(e) if d.is_gateway() => return Err(e),
+                Err(e) if d.is_gateway() => {
+                    // Stop what already started (sources, listener, metrics, edges).
+                    stop_sources.store(true, Ordering::SeqCst);
+                    shared.begin_shutdown();
+                    for t in &tasks {
+                        t.abort();
+                    }
+                    return Err(e);
+                }
                 // An ordinary node still serves streams without discovery.
                 Err(e) => warn!(error = %e, "discovery is off: cannot open its socket"),
             }
@@ -584,7 +726,19 @@ impl Node {
             sinks,
             threads,
             stop_sources,
+            metrics_addr,
         })
+    }
+
+    /// Where `/metrics` is served (none: off).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The node's metrics in the Prometheus text format, for a web server
+    /// that mounts `/metrics` itself (see [`crate::metrics`]).
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::render(&self.shared.metrics_snapshot())
     }
 
     /// Where the node accepts connections.
@@ -661,6 +815,9 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.stop_sources.store(true, Ordering::SeqCst);
         let _ = self.shared.shutdown.send(true);
+        if let Some(s) = self.shared.shm.get() {
+            s.shutdown();
+        }
         for t in self.tasks.iter().chain(&self.sinks) {
             t.abort();
         }

@@ -29,6 +29,9 @@ pub struct OpaquePortConfig {
     pub listen: SocketAddr,
     /// Delivery mode and budgets of each client's output.
     pub params: SubscribeParams,
+    /// Serve it even on a node with a deployment key (an opaque port
+    /// cannot authenticate; [`crate::Node::start`] refuses it otherwise).
+    pub allow_unauthenticated: bool,
 }
 
 pub(crate) async fn start(shared: Arc<Shared>, cfg: OpaquePortConfig) -> Result<tokio::task::JoinHandle<()>, NetError> {

@@ -64,6 +64,7 @@ async fn source_relay_subscriber_in_order() {
             stream: "bars".into(),
             local_name: "bars-relayed".into(),
             params: completeness(),
+            transport: framewire_net::EdgeTransport::Auto,
         })
         .unwrap();
 
@@ -136,6 +137,7 @@ async fn an_unreachable_upstream_is_retried_then_reported_failed() {
         stream: "cam".into(),
         local_name: String::new(),
         params: SubscribeParams::default(),
+        transport: framewire_net::EdgeTransport::Auto,
     });
     let node = Node::start(cfg).await.unwrap();
     let edge = |n: &Node| {

@@ -270,6 +270,9 @@ open_enum! {
         Encapsulated = 0 => "encapsulated",
         /// Only the frame bytes, no headers, no control.
         Opaque = 1 => "opaque",
+        /// Frames in shared memory on this host; control stays on the TCP
+        /// connection (docs/shm.md, "Edges between nodes").
+        Shm = 2 => "shm",
     }
 }
 

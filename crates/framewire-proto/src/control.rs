@@ -373,22 +373,46 @@ impl Fields for Subscribe {
 
 /// SUBSCRIBE response: `channel u16`, the channel the stream will arrive
 /// on; its STREAM_OPEN follows on that channel before the first frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscribeReply {
     /// The stream's channel on this connection.
     pub channel: u16,
+    /// For a shared-memory subscription: where and how to attach.
+    pub shm: Option<ShmOffer>,
+}
+
+/// Where a shared-memory subscriber attaches: `shm_path string, token u64`,
+/// present after `channel` only when the subscription asked for
+/// transport 2 (shm) and was granted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShmOffer {
+    /// The node's `SOCK_SEQPACKET` Unix socket.
+    pub path: String,
+    /// One-time token the subscriber sends first on that socket.
+    pub token: u64,
 }
 
 impl Fields for SubscribeReply {
     const MIN_LEN: usize = 2;
     fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
         b.put_u16_le(self.channel);
+        if let Some(o) = &self.shm {
+            b.put_string("shm_path", &o.path)?;
+            b.put_u64_le(o.token);
+        }
         Ok(())
     }
     fn get(r: &mut Reader) -> Result<Self, FieldError> {
-        Ok(SubscribeReply {
-            channel: r.u16("channel")?,
-        })
+        let channel = r.u16("channel")?;
+        let shm = if r.remaining() > 0 {
+            Some(ShmOffer {
+                path: r.string("shm_path")?,
+                token: r.u64("token")?,
+            })
+        } else {
+            None
+        };
+        Ok(SubscribeReply { channel, shm })
     }
 }
 

@@ -254,7 +254,21 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             Expect::Resp {
                 channel: 0,
                 id: 4,
-                resp: Response::Subscribe(SubscribeReply { channel: 1 }),
+                resp: Response::Subscribe(SubscribeReply { channel: 1, shm: None }),
+            },
+        ),
+        (
+            "subscribe-response-shm",
+            Expect::Resp {
+                channel: 0,
+                id: 4,
+                resp: Response::Subscribe(SubscribeReply {
+                    channel: 1,
+                    shm: Some(ShmOffer {
+                        path: "/tmp/fw.sock".into(),
+                        token: 0x0123_4567_89ab_cdef,
+                    }),
+                }),
             },
         ),
         (

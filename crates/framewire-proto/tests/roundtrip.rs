@@ -221,7 +221,13 @@ fn response() -> impl Strategy<Value = Response> {
         (hello(), bytes_up_to(40)).prop_map(|(hello, proof)| Response::Hello(HelloReply { hello, proof })),
         Just(Response::Auth),
         vec(stream_info, 0..5).prop_map(Response::ListStreams),
-        any::<u16>().prop_map(|channel| Response::Subscribe(SubscribeReply { channel })),
+        any::<u16>().prop_map(|channel| Response::Subscribe(SubscribeReply { channel, shm: None })),
+        (any::<u16>(), "[ -~]{0,40}", any::<u64>()).prop_map(|(channel, path, token)| Response::Subscribe(
+            SubscribeReply {
+                channel,
+                shm: Some(framewire_proto::control::ShmOffer { path, token })
+            }
+        )),
         Just(Response::Unsubscribe),
         Just(Response::StreamOpen),
         (

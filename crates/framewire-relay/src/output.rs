@@ -76,7 +76,8 @@ impl Output {
             _ => return Err(RelayError::InvalidConfig("unknown drop policy")),
         };
         let encapsulated = match config.transport {
-            TransportMode::Encapsulated => true,
+            // Shared memory carries the header fields beside the bytes.
+            TransportMode::Encapsulated | TransportMode::Shm => true,
             TransportMode::Opaque => false,
             _ => return Err(RelayError::InvalidConfig("unknown transport mode")),
         };

@@ -141,6 +141,14 @@ impl Consumer {
         self.max_held
     }
 
+    /// Buffers this consumer holds now (frames not yet dropped).
+    pub fn held(&self) -> usize {
+        self.shared
+            .held
+            .lock()
+            .map_or(0, |h| h.iter().filter(|g| g.is_some()).count())
+    }
+
     /// Waits for the next frame (`None`: forever). Buffer announcements are
     /// handled inside. Any protocol violation closes the connection.
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<Event, ShmError> {

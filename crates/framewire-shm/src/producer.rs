@@ -123,12 +123,12 @@ impl Producer {
         }
     }
 
-    /// Adds a consumer on an already connected socket. `Ok(false)` if all
-    /// slots are taken (the socket is closed).
-    pub fn attach(&mut self, sock: OwnedFd) -> io::Result<bool> {
+    /// Adds a consumer on an already connected socket and returns its slot.
+    /// `Ok(None)` if all slots are taken (the socket is closed).
+    pub fn attach(&mut self, sock: OwnedFd) -> io::Result<Option<u16>> {
         let Some(slot) = self.peers.iter().position(Option::is_none) else {
             self.stats.refused += 1;
-            return Ok(false);
+            return Ok(None);
         };
         let hello = Msg::Hello {
             consumer: slot as u16,
@@ -148,7 +148,20 @@ impl Producer {
                 ..Default::default()
             },
         });
-        Ok(true)
+        Ok(Some(slot as u16))
+    }
+
+    /// Whether a consumer is connected in `slot`.
+    pub fn is_attached(&self, slot: u16) -> bool {
+        self.peers.get(usize::from(slot)).is_some_and(Option::is_some)
+    }
+
+    /// Closes the consumer in `slot`: it reads the end of its socket, and
+    /// the buffers it held return to the pool.
+    pub fn detach(&mut self, slot: u16) {
+        if self.is_attached(slot) {
+            self.drop_peer(usize::from(slot), false);
+        }
     }
 
     /// Consumers connected now.
@@ -227,6 +240,39 @@ impl Producer {
         Ok(())
     }
 
+    /// Whether some consumer can take a frame now (holds less than its budget).
+    pub fn can_publish(&self) -> bool {
+        self.peers.iter().flatten().any(|p| p.held < self.cfg.max_held)
+    }
+
+    /// Sleeps until a consumer returns a buffer, closes, or connects, or
+    /// `timeout` passes (one `poll` on every socket: no busy wait), then
+    /// [`Producer::service`]s. A producer whose consumers all hold their
+    /// budget waits here instead of spinning.
+    pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        let mut fds: Vec<libc::pollfd> = self
+            .listener
+            .iter()
+            .chain(self.peers.iter().flatten().map(|p| &p.sock))
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs whose
+        // descriptors this producer owns for the duration of the call.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        self.service()
+    }
+
     /// [`Producer::service`] until `n` consumers are connected or `timeout` passes.
     pub fn wait_for_consumers(&mut self, n: usize, timeout: Duration) -> io::Result<bool> {
         let end = Instant::now() + timeout;
@@ -280,22 +326,46 @@ impl Producer {
     /// straight into the shared buffer (a source that renders in place
     /// makes no copy at all).
     pub fn publish_with(&mut self, meta: &FrameMeta, len: usize, fill: impl FnOnce(&mut [u8])) -> io::Result<usize> {
+        let got = self.publish_to(meta, len, u16::MAX, fill)?;
+        Ok(got.count_ones() as usize)
+    }
+
+    /// As [`Producer::publish_with`], offered only to the consumers whose
+    /// slot bit is set in `to` (the others are neither sent nor counted as
+    /// skipped). Returns the slot bits of the consumers that got it. The
+    /// frame is still written once, whatever the number of consumers.
+    pub fn publish_to(
+        &mut self,
+        meta: &FrameMeta,
+        len: usize,
+        to: u16,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> io::Result<u16> {
         self.service()?;
         self.stats.published += 1;
-        let want = self.peers.iter().flatten().any(|p| p.held < self.cfg.max_held);
+        let chosen = |slot: usize| to & (1u16 << slot) != 0;
+        let want = self
+            .peers
+            .iter()
+            .enumerate()
+            .any(|(i, p)| chosen(i) && p.as_ref().is_some_and(|p| p.held < self.cfg.max_held));
         if !want {
             // Nobody can take it: count it for everyone, touch no buffer.
-            for p in self.peers.iter_mut().flatten() {
-                p.pending_lost += 1;
-                p.stats.skipped += 1;
+            for (_, p) in self.peers.iter_mut().enumerate().filter(|(i, _)| chosen(*i)) {
+                if let Some(p) = p {
+                    p.pending_lost += 1;
+                    p.stats.skipped += 1;
+                }
             }
             return Ok(0);
         }
         let Some(index) = self.free_buffer(len.max(1))? else {
             self.stats.pool_exhausted += 1;
-            for p in self.peers.iter_mut().flatten() {
-                p.pending_lost += 1;
-                p.stats.skipped += 1;
+            for (_, p) in self.peers.iter_mut().enumerate().filter(|(i, _)| chosen(*i)) {
+                if let Some(p) = p {
+                    p.pending_lost += 1;
+                    p.stats.skipped += 1;
+                }
             }
             return Ok(0);
         };
@@ -303,8 +373,11 @@ impl Producer {
         fill(&mut buf.mem.map.as_mut_slice()[..len]);
         let generation = buf.generation;
         let size = buf.mem.map.len() as u64;
-        let mut delivered = 0;
+        let mut delivered = 0u16;
         for slot in 0..self.peers.len() {
+            if !chosen(slot) {
+                continue;
+            }
             let Some(peer) = &mut self.peers[slot] else { continue };
             if peer.held >= self.cfg.max_held {
                 peer.pending_lost += 1;
@@ -348,7 +421,7 @@ impl Producer {
                         peer.held += 1;
                         peer.stats.sent += 1;
                         self.buffers[index].holders |= 1 << slot;
-                        delivered += 1;
+                        delivered |= 1 << slot;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         peer.pending_lost += 1;

@@ -85,13 +85,17 @@ pub enum Recv {
 /// A truncated packet or truncated fd list is an error (the fds that did
 /// arrive are closed).
 pub fn recv(fd: RawFd, timeout: Option<Duration>) -> io::Result<Recv> {
-    if let Some(t) = timeout {
+    // `Some(ZERO)` needs no poll: the receive itself does not wait.
+    if timeout != Some(Duration::ZERO) {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         use std::os::fd::BorrowedFd;
         // SAFETY: `fd` is open for the duration of this call (the caller owns it).
         let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
         let mut fds = [PollFd::new(bfd, PollFlags::POLLIN)];
-        let ms = PollTimeout::try_from(t.min(Duration::from_secs(3600))).unwrap_or(PollTimeout::MAX);
+        let ms = match timeout {
+            Some(t) => PollTimeout::try_from(t.min(Duration::from_secs(3600))).unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
+        };
         loop {
             match poll(&mut fds, ms) {
                 Ok(0) => return Ok(Recv::Empty),

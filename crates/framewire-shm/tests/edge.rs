@@ -206,17 +206,55 @@ fn round_trip_checksums_sixteen_consumers() {
     round_trip(16, 200, 512 * 1024);
 }
 
+/// A producer whose consumers all hold their budget sleeps in `wait` and
+/// wakes as soon as a buffer comes back, not at its timeout.
+#[test]
+fn wait_sleeps_until_a_buffer_returns() {
+    let mut p = Producer::unbound(ProducerConfig {
+        max_held: 1,
+        ..Default::default()
+    });
+    let (a, b) = sock::pair().unwrap();
+    p.attach(a).unwrap().unwrap();
+    let mut c = Consumer::on_socket(b).unwrap();
+    let d = frame(0, 64 * 1024);
+    assert_eq!(p.publish(&meta(0, &d), &d).unwrap(), 1);
+    let Event::Frame(held) = c.recv(Some(Duration::from_secs(5))).unwrap() else {
+        panic!("a frame")
+    };
+    assert!(!p.can_publish(), "the only consumer holds its budget");
+    let t = Instant::now();
+    p.wait(Duration::from_millis(50)).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(40),
+        "nothing to wake for: waited the timeout"
+    );
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(held);
+        c
+    });
+    let t = Instant::now();
+    p.wait(Duration::from_secs(20)).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "woken by the return, not the timeout"
+    );
+    assert!(p.can_publish(), "the buffer came back");
+    drop(releaser.join().unwrap());
+}
+
 #[test]
 fn seventeenth_consumer_is_refused() {
     let mut p = Producer::unbound(ProducerConfig::default());
     let mut keep = Vec::new();
     for _ in 0..16 {
         let (a, b) = sock::pair().unwrap();
-        assert!(p.attach(a).unwrap());
+        assert!(p.attach(a).unwrap().is_some());
         keep.push(Consumer::on_socket(b).unwrap());
     }
     let (a, b) = sock::pair().unwrap();
-    assert!(!p.attach(a).unwrap());
+    assert!(p.attach(a).unwrap().is_none());
     assert!(matches!(Consumer::on_socket(b), Err(ShmError::Protocol(_))));
     assert_eq!(p.stats().refused, 1);
 }
@@ -269,8 +307,10 @@ fn stalled_consumer_is_skipped_while_others_keep_full_rate() {
         assert_eq!(c.skipped, 0, "a healthy consumer was skipped: {c:?}");
         assert_eq!(c.sent, seq);
     }
-    // Publishing never waited on the stalled one.
-    assert!(max_gap < Duration::from_millis(100), "publish took {max_gap:?}");
+    // Publishing never waited on the stalled one: waiting would take its
+    // whole 10 s stall; the bound leaves room for a busy machine's
+    // scheduling pauses.
+    assert!(max_gap < Duration::from_secs(1), "publish took {max_gap:?}");
     p.end();
     for k in &mut others {
         assert_eq!(child_result(k), format!("frames={seq} lost=0 bad=0 end=end"));
@@ -488,7 +528,7 @@ fn bogus_producer_unsealed_or_foreign_fd_or_wrong_size_disconnects() {
 fn producer_with_fake_consumer() -> (Producer, OwnedFd) {
     let mut p = Producer::unbound(ProducerConfig::default());
     let (a, b) = sock::pair().unwrap();
-    assert!(p.attach(a).unwrap());
+    assert!(p.attach(a).unwrap().is_some());
     let d = frame(0, 4096);
     assert_eq!(p.publish(&meta(0, &d), &d).unwrap(), 1);
     assert_eq!(p.held_buffers(), 1);

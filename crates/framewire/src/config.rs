@@ -10,7 +10,8 @@ use framewire_codec::{ChromaSubsampling, EncodeSpec};
 use framewire_media::jpeg_split;
 use framewire_media::testpattern::TestPatternConfig;
 use framewire_net::{
-    DEFAULT_PORT, EdgeConfig, NodeConfig, OpaquePortConfig, ReplayConfig, SinkConfig, SinkKind, SourceConfig,
+    DEFAULT_PORT, EdgeConfig, EdgeTransport, NodeConfig, OpaquePortConfig, ReplayConfig, SinkConfig, SinkKind,
+    SourceConfig,
 };
 use framewire_proto::{DeliveryMode, DropPolicy, Format, Origin, PixelFormat, StreamOpen, SubscribeParams};
 use framewire_relay::RelayConfig;
@@ -30,6 +31,11 @@ pub struct NodeFile {
     pub max_payload: Option<u32>,
     /// Connections served at once. Default 4096.
     pub max_connections: Option<usize>,
+    /// Serve shared-memory subscriptions to nodes on this host. Default true.
+    pub shm: Option<bool>,
+    /// Unix socket for them. Default `$XDG_RUNTIME_DIR` (else the temp dir)
+    /// `/framewire-<pid>-<name>.sock`.
+    pub shm_socket: Option<PathBuf>,
     /// Budgets for subscriptions that leave them at zero.
     #[serde(default)]
     pub defaults: Defaults,
@@ -47,6 +53,10 @@ pub struct NodeFile {
     pub opaque: Vec<OpaqueSpec>,
     /// Multicast discovery, manual peers, gateway legs (docs/discovery.md).
     pub discovery: Option<crate::discovery::DiscoverySpec>,
+    /// Deployment key file (docs/security.md). Default: none, no authentication.
+    pub key_file: Option<PathBuf>,
+    /// Address of the Prometheus `/metrics` endpoint. Default: none (off).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Default budgets.
@@ -322,6 +332,10 @@ pub struct UpstreamSpec {
     /// Name to serve it under here (default: the same).
     #[serde(default, rename = "as")]
     pub local_name: String,
+    /// `auto` (shared memory when the upstream is on this host and both
+    /// nodes offer it, else TCP), `tcp` or `shm`. Default `auto`.
+    #[serde(default)]
+    pub transport: Option<String>,
     /// How to subscribe.
     #[serde(flatten)]
     pub delivery: Delivery,
@@ -418,6 +432,10 @@ pub struct OpaqueSpec {
     pub stream: String,
     /// Where to listen.
     pub listen: SocketAddr,
+    /// Serve it on a node with a deployment key although it cannot
+    /// authenticate. Default false.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
     /// How each client is served.
     #[serde(flatten)]
     pub delivery: Delivery,
@@ -468,6 +486,14 @@ impl NodeFile {
         if let Some(m) = self.max_connections {
             cfg.max_connections = m;
         }
+        if self.shm.unwrap_or(true) {
+            cfg.shm_socket = Some(
+                self.shm_socket
+                    .unwrap_or_else(|| framewire_net::default_shm_socket(&name)),
+            );
+        } else if self.shm_socket.is_some() {
+            bail!("`shm_socket` is set but `shm = false`: remove one of them");
+        }
         cfg.relay = RelayConfig::new()
             .with_default_max_frames(self.defaults.max_frames.unwrap_or(0))
             .with_default_max_bytes(self.defaults.max_bytes.unwrap_or(0));
@@ -475,11 +501,18 @@ impl NodeFile {
             cfg.sources.push(s.into_config()?);
         }
         for u in self.upstreams {
+            let transport = match u.transport.as_deref() {
+                None => EdgeTransport::Auto,
+                Some(t) => EdgeTransport::parse(t).with_context(|| {
+                    format!("upstream `{}`: transport `{t}` is not one of auto, tcp, shm", u.stream)
+                })?,
+            };
             cfg.edges.push(EdgeConfig {
                 upstream: u.addr,
                 stream: u.stream,
                 local_name: u.local_name,
                 params: u.delivery.params(DeliveryMode::LowLatency)?,
+                transport,
             });
         }
         for s in self.sinks {
@@ -514,8 +547,13 @@ impl NodeFile {
                 stream: o.stream,
                 listen: o.listen,
                 params: o.delivery.params(DeliveryMode::LowLatency)?,
+                allow_unauthenticated: o.allow_unauthenticated,
             });
         }
+        if let Some(path) = &self.key_file {
+            cfg.key = Some(framewire_net::DeploymentKey::load(path)?);
+        }
+        cfg.metrics = self.metrics;
         Ok(cfg)
     }
 }
@@ -829,6 +867,35 @@ mod tests {
         assert_eq!(f.upstreams[0].local_name, "cam");
         assert_eq!(f.sinks[0].kind, "file");
         assert_eq!(f.opaque[0].listen.port(), 7500);
+    }
+
+    #[test]
+    fn key_file_metrics_and_unauthenticated_opaque_ports() {
+        let dir = std::env::temp_dir().join(format!("fw-config-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("key");
+        let _ = std::fs::remove_file(&key);
+        framewire_net::DeploymentKey::generate()
+            .unwrap()
+            .write_new(&key, false)
+            .unwrap();
+        let text = format!(
+            "name = \"a:b\"\nkey_file = {:?}\nmetrics = \"127.0.0.1:9400\"\n\
+             [[opaque]]\nstream = \"s\"\nlisten = \"127.0.0.1:7500\"\nallow_unauthenticated = true\n",
+            key.display().to_string()
+        );
+        let cfg = toml::from_str::<NodeFile>(&text).unwrap().into_config().unwrap();
+        assert!(cfg.key.is_some());
+        assert_eq!(cfg.metrics, Some("127.0.0.1:9400".parse().unwrap()));
+        assert!(cfg.opaque_ports[0].allow_unauthenticated);
+        let o = parse_opaque("cam=127.0.0.1:7500,allow-unauthenticated=true").unwrap();
+        assert!(o.allow_unauthenticated);
+        assert!(!parse_opaque("cam=127.0.0.1:7500").unwrap().allow_unauthenticated);
+        // A missing key file is an error that names it.
+        let missing = toml::from_str::<NodeFile>("key_file = \"/nonexistent/fw-key\"").unwrap();
+        let e = missing.into_config().unwrap_err();
+        assert!(format!("{e:#}").contains("/nonexistent/fw-key"), "{e:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 an error (the message says which); 2 a bad
 //! command line; 3 the node refused the request (no such stream, busy, ...);
-//! 4 the node could not be reached (refused, timed out, closed).
+//! 4 the node could not be reached (refused, timed out, closed). A refused
+//! authentication (no key, another key) is 3.
 
 // A binary: `pub` marks what a module offers its siblings, nothing more.
 #![allow(unreachable_pub)]
@@ -30,6 +31,10 @@ struct Cli {
     /// Log filter (error, warn, info, debug, trace, or per-crate directives).
     #[arg(long, global = true, default_value = "info", env = "FRAMEWIRE_LOG")]
     log: String,
+    /// Deployment key file: authenticate every connection to a node with it
+    /// (docs/security.md). `framewire key gen FILE` makes one.
+    #[arg(long, global = true, value_name = "PATH", env = "FRAMEWIRE_KEY_FILE")]
+    key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -60,6 +65,8 @@ enum Cmd {
     V4l2(cmds::v4l2::Args),
     /// The monitors of a node's X display (name, size, position, refresh).
     Monitors(cmds::monitors::Args),
+    /// Deployment keys: `key gen [FILE]` writes a fresh random key (mode 0600).
+    Key(cmds::key::Args),
     /// Show a stream in a window; keyboard and mouse go back upstream.
     #[cfg(feature = "viewer")]
     View(viewer::Args),
@@ -68,6 +75,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     util::init_logging(&cli.log);
+    util::set_key_file(cli.key_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -93,6 +101,7 @@ fn main() {
                 Cmd::Archive(a) => cmds::archive::run(a).await,
                 Cmd::V4l2(a) => cmds::v4l2::run(a).await,
                 Cmd::Monitors(a) => cmds::monitors::run(a).await,
+                Cmd::Key(a) => cmds::key::run(a),
                 #[cfg(feature = "viewer")]
                 Cmd::View(_) => unreachable!("handled above"),
             }

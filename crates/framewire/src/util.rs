@@ -1,9 +1,11 @@
 //! Helpers shared by the subcommands.
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context;
-use framewire_net::{Client, ClientIdentity, NetError};
+use framewire_net::{Client, ClientIdentity, DeploymentKey, NetError};
 use framewire_proto::{DeliveryMode, DropPolicy, SubscribeParams};
 
 /// Exit code for an error (see `main.rs`).
@@ -11,7 +13,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
         if let Some(n) = cause.downcast_ref::<NetError>() {
             return match n {
-                NetError::Remote { .. } => 3,
+                NetError::Remote { .. } | NetError::Auth(_) => 3,
                 NetError::Io(_) | NetError::Timeout(..) | NetError::Closed(_) => 4,
                 _ => 1,
             };
@@ -41,12 +43,38 @@ pub fn with_port(addr: &str) -> String {
     }
 }
 
-/// Connects to a node as a command-line tool.
+/// The `--key-file` given on the command line (or in FRAMEWIRE_KEY_FILE).
+static KEY_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Records the global `--key-file` (called once, from `main`).
+pub fn set_key_file(path: Option<PathBuf>) {
+    let _ = KEY_FILE.set(path);
+}
+
+/// The key file path given on the command line, if any.
+pub fn key_file() -> Option<&'static Path> {
+    KEY_FILE.get().and_then(|p| p.as_deref())
+}
+
+/// The deployment key from `--key-file` / FRAMEWIRE_KEY_FILE, if given.
+pub fn key() -> anyhow::Result<Option<DeploymentKey>> {
+    key_file()
+        .map(|p| DeploymentKey::load(p).context("cannot use the deployment key (--key-file / FRAMEWIRE_KEY_FILE)"))
+        .transpose()
+}
+
+/// Connects to a node as a command-line tool, authenticating with the
+/// deployment key when one is given.
 pub async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Client> {
     let addr = with_port(addr);
-    Client::connect(&addr, &ClientIdentity::tool("cli:framewire"), timeout)
-        .await
-        .with_context(|| format!("cannot reach the node at {addr} (is `framewire node` running there?)"))
+    let who = ClientIdentity::tool("cli:framewire").with_key(key()?);
+    Client::connect(&addr, &who, timeout).await.map_err(|e| {
+        let context = match &e {
+            NetError::Auth(_) | NetError::Remote { .. } => format!("the node at {addr} refused the connection"),
+            _ => format!("cannot reach the node at {addr} (is `framewire node` running there?)"),
+        };
+        anyhow::Error::new(e).context(context)
+    })
 }
 
 /// Subscription flags shared by `recv` and `connect`.

@@ -62,6 +62,7 @@ fn edge(upstream: &Node, stream: &str, mode: DeliveryMode, max_frames: u32) -> E
             max_frames,
             ..SubscribeParams::default()
         },
+        transport: framewire_net::EdgeTransport::Auto,
     }
 }
 
@@ -87,6 +88,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stream: "bars".into(),
         listen: loopback(view_port),
         params: SubscribeParams::default(),
+        allow_unauthenticated: false,
     });
     let relay = Node::start(rel).await?;
 

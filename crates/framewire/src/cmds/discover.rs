@@ -52,6 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     cfg.engine = EngineConfig::new();
     cfg.manual_peers = args.peers.clone();
+    cfg.key = crate::util::key()?;
     let handle = DiscoveryHandle::start(&cfg, None)?;
     let mut events = handle.subscribe();
     let limit = match (args.seconds, args.watch) {

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod connect;
 pub mod demo;
 pub mod discover;
+pub mod key;
 pub mod ls;
 pub mod monitors;
 pub mod node;

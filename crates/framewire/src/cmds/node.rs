@@ -22,7 +22,10 @@ Specs:\n  \
 --source v4l2:NAME[,device=/dev/video0][,pixel-format=MJPG|YUYV|...][,size=WxH][,fps=N][,format=native|raw|raw-zstd|mjpeg][,on-demand=false][,linger=S][,controls.NAME=V]\n  \
 --upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N]\n  \
 --sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \
---opaque STREAM=HOST:PORT[,mode=..]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)\n\n\
+--opaque STREAM=HOST:PORT[,mode=..][,allow-unauthenticated=true]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)\n\n\
+Security (docs/security.md): --key-file PATH (or FRAMEWIRE_KEY_FILE) makes every connection, in and out,\n\
+authenticate with that deployment key; tools talking to the node need the same key.\n\
+Metrics: --metrics [ADDR] serves Prometheus text at http://ADDR/metrics (127.0.0.1:9400 when no ADDR).\n\n\
 Discovery (docs/discovery.md): on by default, on the --listen address's interface (loopback by default).\n  \
 framewire node --name gw:ab --listen 0.0.0.0:7400 \\\n    \
 --gateway-leg interface=10.1.0.254,site=1 --gateway-leg interface=10.2.0.254,site=2\n  \
@@ -52,9 +55,23 @@ pub struct Args {
     /// Site id announced (0 = local, the default; a gateway translates it).
     #[arg(long)]
     site_id: Option<u16>,
+    /// Serve Prometheus metrics at http://ADDR/metrics [default when given
+    /// without a value: 127.0.0.1:9400; off unless given].
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_METRICS_ADDR)]
+    metrics: Option<SocketAddr>,
+    /// Unix socket for shared-memory subscriptions from this host
+    /// [default: $XDG_RUNTIME_DIR or the temp dir, framewire-PID-NAME.sock].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_shm")]
+    shm_socket: Option<PathBuf>,
+    /// Serve subscriptions over TCP only (no shared memory for local subscribers).
+    #[arg(long)]
+    no_shm: bool,
     #[command(flatten)]
     discovery: crate::discovery::DiscoveryArgs,
 }
+
+/// Where `--metrics` without a value serves.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9400";
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut file = match &args.config {
@@ -82,10 +99,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.site_id.is_some() {
         file.site_id = args.site_id;
     }
+    if let Some(p) = crate::util::key_file() {
+        file.key_file = Some(p.to_owned());
+    }
+    if args.metrics.is_some() {
+        file.metrics = args.metrics;
+    }
+    if args.no_shm {
+        file.shm = Some(false);
+        file.shm_socket = None;
+    } else if args.shm_socket.is_some() {
+        file.shm = Some(true);
+        file.shm_socket = args.shm_socket;
+    }
     args.discovery.apply(&mut file.discovery)?;
     let cfg = file.into_config()?;
     let node = Node::start(cfg).await.context("cannot start the node")?;
     eprintln!("framewire: node {} listening on {}", node.name(), node.local_addr());
+    if let Some(m) = node.metrics_addr() {
+        eprintln!("framewire: metrics at http://{m}/metrics");
+    }
     let mut shutdown = node.shutdown_signal();
     wait_for_stop(&mut shutdown).await;
     node.shutdown().await;

@@ -119,8 +119,8 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>) -> String {
     }
     let _ = writeln!(
         t,
-        "\n{:<20} {:<30} {:<12} {:>9} {:>10} {:>8} {:>9} {:>16}",
-        "OUTPUT", "PEER", "MODE", "FPS", "Mbit/s", "DROPS", "QUEUE", "LATENCY p50/p99"
+        "\n{:<20} {:<30} {:<12} {:<4} {:>9} {:>10} {:>8} {:>9} {:>16}",
+        "OUTPUT", "PEER", "MODE", "VIA", "FPS", "Mbit/s", "DROPS", "QUEUE", "LATENCY p50/p99"
     );
     for o in &s.outputs {
         let (fps, mbps, dropped) = match prev.and_then(|(dt, p)| {
@@ -144,10 +144,11 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>) -> String {
         };
         let _ = writeln!(
             t,
-            "{:<20} {:<30} {:<12} {:>9} {:>10} {:>8} {:>9} {:>16}",
+            "{:<20} {:<30} {:<12} {:<4} {:>9} {:>10} {:>8} {:>9} {:>16}",
             o.stream,
             truncate(&o.peer, 30),
             o.mode.to_string(),
+            via(o.transport),
             fps,
             mbps,
             dropped,
@@ -183,6 +184,16 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>) -> String {
         }
     }
     t
+}
+
+/// How an output's frames travel: `tcp`, `shm`, or `raw` (opaque bytes).
+fn via(t: framewire_proto::TransportMode) -> &'static str {
+    match t {
+        framewire_proto::TransportMode::Encapsulated => "tcp",
+        framewire_proto::TransportMode::Shm => "shm",
+        framewire_proto::TransportMode::Opaque => "raw",
+        _ => "?",
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -108,8 +108,9 @@ pub fn run_producer(a: ProducerArgs) -> anyhow::Result<()> {
             let mut seq = 0;
             while start.elapsed() < Duration::from_secs(a.secs) {
                 p.service()?;
-                if p.stats().consumers.iter().all(|c| c.held >= 2) {
-                    std::thread::sleep(Duration::from_micros(20));
+                if !p.can_publish() {
+                    // Every consumer holds its budget: sleep until one returns a buffer.
+                    p.wait(Duration::from_millis(5))?;
                     continue;
                 }
                 let meta = FrameMeta {
@@ -284,8 +285,13 @@ fn gst_cell(n: usize, secs: u64, dir: &std::path::Path) -> anyhow::Result<Row> {
     let path = dir.join(format!("gst-{n}.sock"));
     let _ = std::fs::remove_file(&path);
     let caps = format!("video/x-raw,format=BGRA,width={WIDTH},height={HEIGHT},framerate=30/1");
+    // imagefreeze re-pushes one buffer; shmsink would then hand the same
+    // shm block out again while clients still hold it (it aborts with
+    // `had_client` once a second client attaches). drop-allocation makes
+    // shmsink copy each frame into its area once, as a real producer
+    // writes each frame once, like the framewire rows.
     let src = format!(
-        "videotestsrc is-live=false pattern=smpte num-buffers=1 ! {caps} ! imagefreeze ! shmsink socket-path={} \
+        "videotestsrc is-live=false pattern=smpte num-buffers=1 ! {caps} ! imagefreeze ! identity drop-allocation=true ! shmsink socket-path={} \
          shm-size={} wait-for-connection=true sync=false",
         path.display(),
         FRAME * 8
@@ -298,8 +304,12 @@ fn gst_cell(n: usize, secs: u64, dir: &std::path::Path) -> anyhow::Result<Row> {
     let mut cons = Vec::new();
     for i in 0..n {
         let pipe = format!(
-            "shmsrc socket-path={} is-live=true ! {caps} ! fpsdisplaysink video-sink=fakesink text-overlay=false \
-             sync=false fps-update-interval=1000",
+            // shmsrc's buffers carry no caps: rawvideoparse gives them the
+            // geometry (a capsfilter alone lets no frame through to
+            // fpsdisplaysink), and do-timestamp stamps them on arrival.
+            "shmsrc socket-path={} is-live=true do-timestamp=true ! rawvideoparse width={WIDTH} height={HEIGHT} \
+             format=bgra framerate=30/1 ! fpsdisplaysink video-sink=fakesink text-overlay=false sync=false \
+             fps-update-interval=1000",
             path.display()
         );
         cons.push(gst::launch(

@@ -78,6 +78,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         fps: args.fps,
         looped: true,
     }));
+    // Subscribers (`bench sub`) authenticate with the same --key-file.
+    cfg.key = crate::util::key()?;
     let node = Node::start(cfg).await.context("cannot start the source node")?;
     let mut shutdown = node.shutdown_signal();
     tokio::select! {

@@ -1,0 +1,426 @@
+//! Shared-memory subscriptions between nodes on one host (docs/shm.md,
+//! "Edges between nodes"; DESIGN decision 6).
+//!
+//! A subscriber on the same host asks for `transport_mode` 2 in SUBSCRIBE.
+//! The node answers with its Unix socket path and a one-time token; the
+//! subscriber connects a `SOCK_SEQPACKET` socket there, sends
+//! `"FWSA" token u64` first, and from then on receives the frames as a
+//! `framewire-shm` consumer. STREAM_OPEN, stream events and UNSUBSCRIBE stay
+//! on the TCP connection.
+//!
+//! Each subscription is still a relay output with its own delivery mode,
+//! budgets and counters. One hub thread per stream takes the frames its shm
+//! outputs are ready to send, writes each distinct frame **once** into a
+//! pooled memfd buffer and offers it to exactly the consumers whose outputs
+//! handed it out: the copy count does not grow with the number of
+//! consumers.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use framewire_relay::{Frame, OutputId};
+use framewire_shm::sock::{self, Recv};
+use framewire_shm::{Consumer, ConsumerStats, Event, FrameMeta, Producer, ProducerConfig};
+use tokio::sync::Notify;
+use tracing::{debug, info, warn};
+
+use crate::node::Shared;
+
+/// First packet a subscriber sends on the node's shm socket.
+pub(crate) const ATTACH_MAGIC: [u8; 4] = *b"FWSA";
+/// A token not used within this long is forgotten.
+const TOKEN_TTL: Duration = Duration::from_secs(10);
+/// A hub with no consumer and no pending token for this long stops.
+const HUB_IDLE: Duration = Duration::from_secs(5);
+/// How long the acceptor waits for a new connection's token.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The default socket path for a node: in `$XDG_RUNTIME_DIR` (else the
+/// temp dir), named after the process and the node.
+pub fn default_socket_path(node_name: &str) -> PathBuf {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let safe: String = node_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("framewire-{}-{safe}.sock", std::process::id()))
+}
+
+#[derive(Debug)]
+struct Pending {
+    stream: String,
+    output: OutputId,
+    at: Instant,
+}
+
+#[derive(Debug)]
+struct Hub {
+    attach: std::sync::mpsc::Sender<(OutputId, OwnedFd)>,
+    notify: Arc<Notify>,
+    /// Per output: the consumer's counters (for GET_STATS).
+    rows: Arc<Mutex<HashMap<OutputId, ConsumerStats>>>,
+}
+
+/// The node's shared-memory side: the socket, pending tokens, one hub per stream.
+#[derive(Debug)]
+pub(crate) struct ShmServer {
+    path: PathBuf,
+    pending: Mutex<HashMap<u64, Pending>>,
+    hubs: Mutex<HashMap<String, Hub>>,
+    stop: Arc<AtomicBool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn random_token() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom writes at most `b.len()` bytes into `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != 8 {
+        // Never expected on Linux; fall back to a clock-and-address mix.
+        let t = crate::node::now_ns() ^ (&b as *const _ as u64).rotate_left(17);
+        return t.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    u64::from_le_bytes(b)
+}
+
+impl ShmServer {
+    /// Binds the socket and starts the acceptor thread.
+    pub(crate) fn start(shared: &Arc<Shared>, path: &Path) -> io::Result<Arc<ShmServer>> {
+        let listener = sock::listen_at(path)?;
+        let server = Arc::new(ShmServer {
+            path: path.to_owned(),
+            pending: Mutex::new(HashMap::new()),
+            hubs: Mutex::new(HashMap::new()),
+            stop: Arc::new(AtomicBool::new(false)),
+        });
+        let (s2, weak) = (server.clone(), Arc::downgrade(shared));
+        std::thread::Builder::new()
+            .name("shm-accept".into())
+            .spawn(move || accept_loop(&s2, &listener, &weak))?;
+        info!(path = %path.display(), "shared-memory subscriptions on");
+        Ok(server)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The waker the stream's hub listens on (starting the hub if needed).
+    pub(crate) fn hub_for(&self, shared: &Arc<Shared>, stream: &str) -> Arc<Notify> {
+        let mut hubs = lock(&self.hubs);
+        if let Some(h) = hubs.get(stream) {
+            return h.notify.clone();
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hub = Hub {
+            attach: tx,
+            notify: Arc::new(Notify::new()),
+            rows: Arc::new(Mutex::new(HashMap::new())),
+        };
+        let notify = hub.notify.clone();
+        let ctx = HubCtx {
+            shared: shared.clone(),
+            stream: stream.to_owned(),
+            rx,
+            notify: notify.clone(),
+            rows: hub.rows.clone(),
+            rt: tokio::runtime::Handle::current(),
+        };
+        hubs.insert(stream.to_owned(), hub);
+        let name = format!("shm-hub {stream}");
+        if let Err(e) = std::thread::Builder::new().name(name).spawn(move || ctx.run()) {
+            warn!(stream, error = %e, "cannot start the shared-memory hub");
+            hubs.remove(stream);
+        }
+        notify
+    }
+
+    /// A token for `output` of `stream`, to be sent back on the socket.
+    pub(crate) fn expect(&self, stream: &str, output: OutputId) -> u64 {
+        let mut p = lock(&self.pending);
+        p.retain(|_, v| v.at.elapsed() < TOKEN_TTL);
+        let token = random_token();
+        p.insert(
+            token,
+            Pending {
+                stream: stream.to_owned(),
+                output,
+                at: Instant::now(),
+            },
+        );
+        token
+    }
+
+    /// Consumer counters of an output, if it is a shm subscription.
+    pub(crate) fn consumer_stats(&self, stream: &str, output: OutputId) -> Option<ConsumerStats> {
+        let hubs = lock(&self.hubs);
+        let rows = lock(&hubs.get(stream)?.rows);
+        rows.get(&output).cloned()
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for h in lock(&self.hubs).values() {
+            h.notify.notify_one();
+        }
+    }
+}
+
+impl Drop for ShmServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn accept_loop(server: &Arc<ShmServer>, listener: &OwnedFd, shared: &std::sync::Weak<Shared>) {
+    while !server.stop.load(Ordering::SeqCst) && shared.strong_count() > 0 {
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, count 1.
+        unsafe { libc::poll(&mut pfd, 1, 200) };
+        loop {
+            match sock::accept(listener) {
+                Ok(Some(fd)) => attach_one(server, fd),
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(error = %e, "shared-memory socket accept failed");
+                    std::thread::sleep(Duration::from_millis(100));
+                    break;
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&server.path);
+}
+
+/// Reads the token and hands the socket to its stream's hub.
+fn attach_one(server: &ShmServer, fd: OwnedFd) {
+    let token = match sock::recv(fd.as_raw_fd(), Some(ATTACH_TIMEOUT)) {
+        Ok(Recv::Packet(p, fds)) if fds.is_empty() && p.len() == 12 && p[..4] == ATTACH_MAGIC => {
+            let mut t = [0u8; 8];
+            t.copy_from_slice(&p[4..12]);
+            u64::from_le_bytes(t)
+        }
+        other => {
+            debug!(?other, "shared-memory attach without a valid token; closed");
+            return;
+        }
+    };
+    let Some(p) = lock(&server.pending).remove(&token) else {
+        warn!("shared-memory attach with an unknown or expired token; closed");
+        return;
+    };
+    let hubs = lock(&server.hubs);
+    match hubs.get(&p.stream) {
+        Some(h) if h.attach.send((p.output, fd)).is_ok() => h.notify.notify_one(),
+        _ => warn!(stream = %p.stream, "shared-memory attach for a stream no longer served; closed"),
+    }
+}
+
+struct HubCtx {
+    shared: Arc<Shared>,
+    stream: String,
+    rx: std::sync::mpsc::Receiver<(OutputId, OwnedFd)>,
+    notify: Arc<Notify>,
+    rows: Arc<Mutex<HashMap<OutputId, ConsumerStats>>>,
+    rt: tokio::runtime::Handle,
+}
+
+impl HubCtx {
+    fn run(self) {
+        // Up to 16 buffers per consumer (it copies out past 8: see
+        // `consume`), 256 in the pool; buffers are created only as needed.
+        let mut producer = Producer::unbound(ProducerConfig {
+            max_held: 16,
+            max_buffers: 256,
+            ..ProducerConfig::default()
+        });
+        let mut slots: HashMap<OutputId, u16> = HashMap::new();
+        let mut idle_since: Option<Instant> = None;
+        let server = self.shared.shm.get().cloned();
+        loop {
+            if server.as_ref().is_none_or(|s| s.stop.load(Ordering::SeqCst)) {
+                producer.end_within(Duration::from_millis(200));
+                break;
+            }
+            while let Ok((id, fd)) = self.rx.try_recv() {
+                match producer.attach(fd) {
+                    Ok(Some(slot)) => {
+                        debug!(stream = %self.stream, slot, "shared-memory consumer attached");
+                        slots.insert(id, slot);
+                    }
+                    Ok(None) => warn!(stream = %self.stream, "shared-memory consumer refused: 16 already attached"),
+                    Err(e) => warn!(stream = %self.stream, error = %e, "shared-memory consumer lost on attach"),
+                }
+            }
+            let _ = producer.service();
+            // Outputs unsubscribed, or consumers gone: forget them.
+            {
+                let st = self.shared.lock();
+                slots.retain(|id, slot| {
+                    let keep = st.outputs.contains_key(id) && producer.is_attached(*slot);
+                    if !keep {
+                        producer.detach(*slot);
+                    }
+                    keep
+                });
+            }
+            let sent = self.publish_ready(&mut producer, &slots);
+            self.update_rows(&producer, &slots);
+            if sent {
+                idle_since = None;
+                continue;
+            }
+            if slots.is_empty() {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= HUB_IDLE && self.retire(server.as_deref()) {
+                    break;
+                }
+            } else {
+                idle_since = None;
+            }
+            // Wait for a frame (the outputs' waker) or a consumer's return.
+            let n = self.notify.clone();
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_millis(5), n.notified()).await });
+        }
+        debug!(stream = %self.stream, "shared-memory hub stopped");
+    }
+
+    /// Takes what each attached output is ready to send, publishes each
+    /// distinct frame once to the consumers that took it.
+    fn publish_ready(&self, producer: &mut Producer, slots: &HashMap<OutputId, u16>) -> bool {
+        let mut batch: Vec<(Frame, u16, Vec<OutputId>)> = Vec::new();
+        {
+            let mut st = self.shared.lock();
+            let now = Instant::now();
+            for (id, slot) in slots {
+                let Some(tx) = st.relay.poll_transmit(*id, now) else {
+                    continue;
+                };
+                let f = tx.frame;
+                match batch.iter_mut().find(|(b, _, _)| same_frame(b, &f)) {
+                    Some((_, mask, ids)) => {
+                        *mask |= 1 << slot;
+                        ids.push(*id);
+                    }
+                    None => batch.push((f, 1 << slot, vec![*id])),
+                }
+            }
+        }
+        if batch.is_empty() {
+            return false;
+        }
+        for (frame, mask, ids) in batch {
+            let meta = FrameMeta {
+                sequence: frame.sequence,
+                timestamp_ns: frame.timestamp_ns,
+                flags: frame.flags.0,
+                planes: Vec::new(),
+            };
+            let data: &Bytes = &frame.data;
+            if let Err(e) = producer.publish_to(&meta, data.len(), mask, |buf| buf.copy_from_slice(data)) {
+                warn!(stream = %self.stream, error = %e, "shared-memory publish failed");
+            }
+            let mut st = self.shared.lock();
+            let now = Instant::now();
+            for id in ids {
+                let _ = st.relay.sent(id, now);
+            }
+        }
+        true
+    }
+
+    fn update_rows(&self, producer: &Producer, slots: &HashMap<OutputId, u16>) {
+        let stats = producer.stats();
+        let mut rows = lock(&self.rows);
+        rows.clear();
+        for (id, slot) in slots {
+            if let Some(c) = stats.consumers.iter().find(|c| c.slot == *slot) {
+                rows.insert(*id, c.clone());
+            }
+        }
+    }
+
+    /// Removes this hub if nothing waits to attach to it. A subscription
+    /// that arrives later starts a new hub.
+    fn retire(&self, server: Option<&ShmServer>) -> bool {
+        let Some(server) = server else { return true };
+        let mut hubs = lock(&server.hubs);
+        let waiting = lock(&server.pending).values().any(|p| p.stream == self.stream);
+        if waiting || self.rx.try_recv().is_ok() {
+            return false;
+        }
+        hubs.remove(&self.stream);
+        true
+    }
+}
+
+fn same_frame(a: &Frame, b: &Frame) -> bool {
+    a.sequence == b.sequence && a.flags == b.flags && a.data.as_ptr() == b.data.as_ptr() && a.len() == b.len()
+}
+
+/// The subscriber's end: attach to a node's socket with the token and
+/// receive frames on a thread, handing each (no copy) to `deliver`. Returns
+/// when the producer ends or goes away, or when `stop` is set.
+pub(crate) fn consume(
+    path: &Path,
+    token: u64,
+    stop: &AtomicBool,
+    mut deliver: impl FnMut(Frame),
+) -> Result<(), String> {
+    let fd = sock::connect_to(path).map_err(|e| format!("cannot connect to {}: {e}", path.display()))?;
+    let mut hello = Vec::with_capacity(12);
+    hello.extend_from_slice(&ATTACH_MAGIC);
+    hello.extend_from_slice(&token.to_le_bytes());
+    sock::send(fd.as_raw_fd(), &hello, &[], false).map_err(|e| format!("cannot send the token: {e}"))?;
+    let mut consumer = Consumer::on_socket(fd).map_err(|e| format!("shared-memory attach refused: {e}"))?;
+    // Frames this node keeps long (queued for its own slow subscribers) pin
+    // the upstream's buffers; past half the budget, a frame is copied out
+    // and its buffer returned at once, so the upstream never has to skip
+    // this consumer because of queues downstream of it.
+    let copy_from = usize::from(consumer.max_held() / 2);
+    while !stop.load(Ordering::SeqCst) {
+        match consumer.recv(Some(Duration::from_millis(100))) {
+            Ok(Event::Frame(f)) => {
+                let data = if consumer.held() > copy_from {
+                    Bytes::copy_from_slice(&f.data)
+                } else {
+                    f.data
+                };
+                deliver(Frame {
+                    data,
+                    sequence: f.meta.sequence,
+                    timestamp_ns: f.meta.timestamp_ns,
+                    flags: framewire_proto::FrameFlags(f.meta.flags),
+                });
+            }
+            Ok(Event::Timeout) => {}
+            Ok(Event::End) => return Err("the upstream ended the shared-memory stream".into()),
+            Err(e) => return Err(format!("shared-memory edge: {e}")),
+        }
+    }
+    Ok(())
+}
