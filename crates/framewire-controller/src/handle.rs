@@ -1,0 +1,113 @@
+//! The controller's API: what the web server and the CLI call.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use framewire_proto::control::{Request, Response, StreamOpen};
+use tokio::sync::{mpsc, watch};
+
+use crate::model::{CurrentGraph, Refusal, WantedEdge, WantedGraph};
+
+/// What can go wrong asking the controller for something.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// No node by that name.
+    #[error("no node named {0:?}")]
+    UnknownNode(String),
+    /// No stream by that name on that node.
+    #[error("node {0:?} has no stream {1:?}")]
+    UnknownStream(String, String),
+    /// The edge does not exist.
+    #[error("no edge {0:?}")]
+    UnknownEdge(String),
+    /// The document was refused; nothing changed.
+    #[error("refused: {}", .0.iter().map(|r| format!("edge {} ({}): {}", r.index, r.edge, r.reason)).collect::<Vec<_>>().join("; "))]
+    Refused(Vec<Refusal>),
+    /// The node answered with an error status.
+    #[error("node {node:?} refused: {message}")]
+    Node {
+        /// Node name.
+        node: String,
+        /// Its message.
+        message: String,
+    },
+    /// The node is not reachable now.
+    #[error("node {0:?} is offline")]
+    Offline(String),
+    /// Anything else (I/O, persistence).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One preview frame: always JPEG (the controller transcodes other formats).
+#[derive(Debug, Clone)]
+pub struct PreviewFrame {
+    /// Sequence from the source.
+    pub sequence: u64,
+    /// Capture time, ns since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// Wire flags (bit0 keyframe, bit1 discontinuity).
+    pub flags: u32,
+    /// JPEG bytes.
+    pub jpeg: Bytes,
+}
+
+/// A live preview of one stream: its STREAM_OPEN (format rewritten to MJPEG)
+/// and then the newest frames. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Preview {
+    /// What the browser is told before the first frame (format = MJPEG).
+    pub open: StreamOpen,
+    /// Newest-first delivery: a slow reader misses frames, never stalls the source.
+    pub frames: mpsc::Receiver<PreviewFrame>,
+}
+
+/// A cheap, cloneable handle on a running controller.
+#[derive(Debug, Clone)]
+pub struct ControllerHandle {
+    pub(crate) inner: Arc<()>,
+}
+
+impl ControllerHandle {
+    /// The current graph; `changed()` wakes on every change.
+    pub fn graph(&self) -> watch::Receiver<Arc<CurrentGraph>> {
+        unimplemented!("controller runtime")
+    }
+
+    /// The wanted graph as stored.
+    pub async fn wanted(&self) -> WantedGraph {
+        unimplemented!("controller runtime")
+    }
+
+    /// Replace the wanted graph: validate every edge first (staged), then
+    /// persist atomically and reconcile (activate). On any refusal nothing changes.
+    pub async fn apply(&self, wanted: WantedGraph) -> Result<(), ControllerError> {
+        let _ = wanted;
+        unimplemented!("controller runtime")
+    }
+
+    /// Add one wanted edge (validated as `apply` does). Returns its id.
+    pub async fn add_edge(&self, edge: WantedEdge) -> Result<String, ControllerError> {
+        let _ = edge;
+        unimplemented!("controller runtime")
+    }
+
+    /// Remove a wanted edge by id (`"{downstream}/{local_name}"`).
+    pub async fn remove_edge(&self, id: &str) -> Result<(), ControllerError> {
+        let _ = id;
+        unimplemented!("controller runtime")
+    }
+
+    /// Send one control request to a node (DESCRIBE, V4L2_*, LIST_MONITORS…)
+    /// over the controller's control connection and return its answer.
+    pub async fn request(&self, node: &str, req: Request) -> Result<Response, ControllerError> {
+        let _ = (node, req);
+        unimplemented!("controller runtime")
+    }
+
+    /// A live JPEG preview of a stream.
+    pub async fn preview(&self, node: &str, stream: &str) -> Result<Preview, ControllerError> {
+        let _ = (node, stream);
+        unimplemented!("controller runtime")
+    }
+}
