@@ -16,12 +16,12 @@ pub enum ClientError {
     )]
     BadUrl(String),
     /// Connecting, sending or reading failed.
-    #[error("{url}: {source}")]
+    #[error("{url}: {error}")]
     Io {
         /// Where.
         url: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// No answer in time.
     #[error("{0}: no answer within {1:?}")]

@@ -60,6 +60,10 @@ enum Cmd {
     V4l2(cmds::v4l2::Args),
     /// The monitors of a node's X display (name, size, position, refresh).
     Monitors(cmds::monitors::Args),
+    /// Web UI users and API tokens: `user add NAME --role R`, `user token NAME`.
+    User(cmds::user::Args),
+    /// A controller's wanted graph over its HTTP API: `graph export`, `graph apply FILE`.
+    Graph(cmds::graph::Args),
     /// Show a stream in a window; keyboard and mouse go back upstream.
     #[cfg(feature = "viewer")]
     View(viewer::Args),
@@ -93,6 +97,8 @@ fn main() {
                 Cmd::Archive(a) => cmds::archive::run(a).await,
                 Cmd::V4l2(a) => cmds::v4l2::run(a).await,
                 Cmd::Monitors(a) => cmds::monitors::run(a).await,
+                Cmd::User(a) => cmds::user::run(a).await,
+                Cmd::Graph(a) => cmds::graph::run(a).await,
                 #[cfg(feature = "viewer")]
                 Cmd::View(_) => unreachable!("handled above"),
             }
