@@ -17,8 +17,9 @@ cd "$(dirname "$0")/.."
 #                           X11 tests: virtual displays, Mesa llvmpipe for the
 #                           viewer window, xsetroot/xrandr, xwd screenshots
 #   gcc libc6-dev           the foreign (C) reader of the shared-memory ring, compiled by a test
+#   chromium                browser tests of the controller's web UI (web-tests/, playwright-core)
 PACKAGES=(gcc libc6-dev cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
-  xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth "$@")
+  xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth chromium "$@")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -39,6 +40,13 @@ CARGO_FUZZ_VERSION=0.13.2
 if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
   echo "setup: installing cargo-fuzz $CARGO_FUZZ_VERSION (about two minutes, once)"
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet
+fi
+# The browser tests' driver (playwright-core, pinned by web-tests/package-lock.json;
+# it drives Debian's chromium, it downloads no browser). Needs Node.js 18 or later.
+if command -v npm >/dev/null; then
+  npm ci --prefix web-tests --no-audit --no-fund --silent
+else
+  echo "setup: npm not found: the browser tests (web-tests/) will be skipped"
 fi
 # The V4L2 test VM's kernel and initramfs (downloaded once, cached).
 if [ -x ../shared/tools/vivid-vm.sh ]; then
