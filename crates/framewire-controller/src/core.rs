@@ -575,20 +575,23 @@ impl Core {
                 }
             }
         }
-        for w in &wanted.edges {
-            adj.entry(w.from.clone()).or_default().insert(w.to.clone());
-        }
+        // Edges are added one by one, those already wanted first, then the
+        // new ones in document order; an edge that would close a cycle with
+        // those before it is refused (and not added), so the refusal lands
+        // on the edge that closes the loop.
         let already: BTreeSet<usize> = refusals.iter().map(|r| r.index).collect();
-        for (i, e) in wanted.edges.iter().enumerate() {
-            if already.contains(&i) || e.from == e.to {
-                continue;
-            }
+        let mut order: Vec<usize> = (0..wanted.edges.len()).filter(|i| !already.contains(i)).collect();
+        order.sort_by_key(|&i| !self.wanted.edges.contains(&wanted.edges[i]));
+        for i in order {
+            let e = &wanted.edges[i];
             if let Some(path) = find_path(&adj, &e.to, &e.from) {
                 refusals.push(Refusal {
                     index: i,
                     edge: edge_label(e),
                     reason: format!("closes a cycle: {} -> {}", e.from, path.join(" -> ")),
                 });
+            } else {
+                adj.entry(e.from.clone()).or_default().insert(e.to.clone());
             }
         }
         if refusals.is_empty() {
