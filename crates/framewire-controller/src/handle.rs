@@ -1,12 +1,15 @@
 //! The controller's API: what the web server and the CLI call.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use framewire_net::ClientIdentity;
 use framewire_proto::control::{Request, Response, StreamOpen};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::model::{CurrentGraph, Refusal, WantedEdge, WantedGraph};
+use crate::runtime::Cmd;
 
 /// What can go wrong asking the controller for something.
 #[derive(Debug, thiserror::Error)]
@@ -62,52 +65,73 @@ pub struct Preview {
     pub frames: mpsc::Receiver<PreviewFrame>,
 }
 
-/// A cheap, cloneable handle on a running controller.
+/// What a handle holds: the way to the controller's task.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) cmd: mpsc::Sender<Cmd>,
+    pub(crate) graph: watch::Receiver<Arc<CurrentGraph>>,
+    /// Who previews say they are.
+    pub(crate) identity: ClientIdentity,
+    pub(crate) timeout: Duration,
+}
+
+/// A cheap, cloneable handle on a running controller. The controller runs
+/// while any handle exists.
 #[derive(Debug, Clone)]
 pub struct ControllerHandle {
-    pub(crate) inner: Arc<()>,
+    pub(crate) inner: Arc<Inner>,
+}
+
+fn stopped() -> ControllerError {
+    ControllerError::Other("the controller stopped".into())
 }
 
 impl ControllerHandle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, ControllerError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.cmd.send(make(tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())
+    }
+
     /// The current graph; `changed()` wakes on every change.
     pub fn graph(&self) -> watch::Receiver<Arc<CurrentGraph>> {
-        unimplemented!("controller runtime")
+        self.inner.graph.clone()
     }
 
     /// The wanted graph as stored.
     pub async fn wanted(&self) -> WantedGraph {
-        unimplemented!("controller runtime")
+        self.ask(Cmd::Wanted).await.unwrap_or_default()
     }
 
     /// Replace the wanted graph: validate every edge first (staged), then
     /// persist atomically and reconcile (activate). On any refusal nothing changes.
     pub async fn apply(&self, wanted: WantedGraph) -> Result<(), ControllerError> {
-        let _ = wanted;
-        unimplemented!("controller runtime")
+        self.ask(|tx| Cmd::Apply(wanted, tx)).await?
     }
 
     /// Add one wanted edge (validated as `apply` does). Returns its id.
     pub async fn add_edge(&self, edge: WantedEdge) -> Result<String, ControllerError> {
-        let _ = edge;
-        unimplemented!("controller runtime")
+        self.ask(|tx| Cmd::AddEdge(edge, tx)).await?
     }
 
     /// Remove a wanted edge by id (`"{downstream}/{local_name}"`).
     pub async fn remove_edge(&self, id: &str) -> Result<(), ControllerError> {
-        let _ = id;
-        unimplemented!("controller runtime")
+        let id = id.to_owned();
+        self.ask(|tx| Cmd::RemoveEdge(id, tx)).await?
     }
 
     /// Send one control request to a node (DESCRIBE, V4L2_*, LIST_MONITORS…)
     /// over the controller's control connection and return its answer.
     pub async fn request(&self, node: &str, req: Request) -> Result<Response, ControllerError> {
-        let _ = (node, req);
-        unimplemented!("controller runtime")
+        let node = node.to_owned();
+        self.ask(|tx| Cmd::Request(node, req, tx)).await?
     }
 
-    /// A live JPEG preview of a stream.
+    /// A live JPEG preview of a stream: a low-latency subscription straight
+    /// to the node serving it; formats other than MJPEG are transcoded to
+    /// JPEG off the async threads, dropping frames while the encoder is busy.
     pub async fn preview(&self, node: &str, stream: &str) -> Result<Preview, ControllerError> {
-        let _ = (node, stream);
-        unimplemented!("controller runtime")
+        let addr = crate::runtime::locate(&self.inner, node, stream).await?;
+        crate::preview::start(&addr, node, stream, &self.inner.identity, self.inner.timeout).await
     }
 }

@@ -14,8 +14,14 @@
 //! (docs/controller.md).
 
 pub mod model;
+pub mod store;
 
+mod core;
 mod handle;
+mod preview;
+mod runtime;
 
+pub use core::{RETRY_AFTER, edge_id};
 pub use handle::{ControllerError, ControllerHandle, Preview, PreviewFrame};
 pub use model::{CurrentGraph, EdgeView, NodeView, OutputView, Refusal, StreamView, WantedEdge, WantedGraph};
+pub use runtime::{ControllerConfig, DEFAULT_STATE_DIR, RECONNECT_FIRST, RECONNECT_MAX, start};

@@ -121,6 +121,10 @@ pub struct EdgeView {
     pub latency_p50_us: u32,
     /// Live figures, µs.
     pub latency_p99_us: u32,
+    /// Why the controller could not make a wanted edge (the downstream
+    /// refused its CONNECT), if it could not.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// The edges a person wants. Stored as TOML (`[[edge]]` tables) or JSON

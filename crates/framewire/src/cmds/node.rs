@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use framewire_controller::{ControllerConfig, ControllerHandle};
 use framewire_net::Node;
 
 use crate::config::{self, NodeFile};
@@ -26,7 +27,12 @@ Specs:\n  \
 Discovery (docs/discovery.md): on by default, on the --listen address's interface (loopback by default).\n  \
 framewire node --name gw:ab --listen 0.0.0.0:7400 \\\n    \
 --gateway-leg interface=10.1.0.254,site=1 --gateway-leg interface=10.2.0.254,site=2\n  \
-Another site's stream through a gateway: --upstream GATEWAY:PORT/STREAM@SITE:NAMESPACE:INSTANCE")]
+Another site's stream through a gateway: --upstream GATEWAY:PORT/STREAM@SITE:NAMESPACE:INSTANCE\n\n\
+Controller (docs/controller.md): --controller makes this node keep a control connection to every\n\
+node discovery finds (and every --controller-node), assemble the live graph from their status\n\
+reports, and reconcile the wanted graph kept in STATE_DIR/wanted.toml.\n  \
+framewire node --name lab:ctl --listen 127.0.0.1:7410 --controller --state-dir /var/lib/framewire \\\n    \
+--controller-node 10.0.0.5:7400")]
 pub struct Args {
     /// Node configuration file (TOML).
     #[arg(long, short)]
@@ -52,6 +58,22 @@ pub struct Args {
     /// Site id announced (0 = local, the default; a gateway translates it).
     #[arg(long)]
     site_id: Option<u16>,
+    /// Stream formats accepted on pulled edges (repeatable; mjpeg, qoi,
+    /// raw, raw-zstd, ...) [default: every format].
+    #[arg(long = "accept-format", value_name = "FORMAT")]
+    accept_formats: Vec<String>,
+    /// Run the controller role (function flag 0x8): watch every node,
+    /// assemble the current graph, reconcile the wanted graph.
+    #[arg(long)]
+    controller: bool,
+    /// A node the controller connects to even without discovery,
+    /// `host:port` (repeatable; needs --controller).
+    #[arg(long = "controller-node", value_name = "HOST:PORT", requires = "controller")]
+    controller_nodes: Vec<String>,
+    /// Where the controller keeps the wanted graph (`wanted.toml`)
+    /// [default: ./framewire-state; needs --controller].
+    #[arg(long, value_name = "DIR", requires = "controller")]
+    state_dir: Option<PathBuf>,
     #[command(flatten)]
     discovery: crate::discovery::DiscoveryArgs,
 }
@@ -62,7 +84,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => NodeFile::default(),
     };
     if args.name.is_some() {
-        file.name = args.name;
+        file.name = args.name.clone();
     }
     if args.listen.is_some() {
         file.listen = args.listen;
@@ -83,13 +105,45 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         file.site_id = args.site_id;
     }
     args.discovery.apply(&mut file.discovery)?;
-    let cfg = file.into_config()?;
+    file.accept_formats.extend(args.accept_formats.iter().cloned());
+    let mut cfg = file.into_config()?;
+    cfg.controller = args.controller;
     let node = Node::start(cfg).await.context("cannot start the node")?;
+    // The controller's handle: the web server takes it from here.
+    let _controller = if args.controller {
+        Some(start_controller(&node, &args).await?)
+    } else {
+        None
+    };
     eprintln!("framewire: node {} listening on {}", node.name(), node.local_addr());
     let mut shutdown = node.shutdown_signal();
     wait_for_stop(&mut shutdown).await;
     node.shutdown().await;
     Ok(())
+}
+
+/// Starts the controller role beside `node`: it watches the node itself,
+/// the `--controller-node` list, and every peer discovery reports.
+async fn start_controller(node: &Node, args: &Args) -> anyhow::Result<ControllerHandle> {
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(framewire_controller::DEFAULT_STATE_DIR));
+    let mut cfg = ControllerConfig::new(node.name(), state_dir.clone());
+    cfg.nodes.push(node.local_addr().to_string());
+    cfg.nodes.extend(args.controller_nodes.iter().cloned());
+    cfg.discovery = node.discovery_events();
+    for (_, p) in node.peers().await {
+        cfg.nodes.push(p.addr.to_string());
+    }
+    let handle = framewire_controller::start(cfg)
+        .await
+        .with_context(|| format!("cannot start the controller (state dir {})", state_dir.display()))?;
+    eprintln!(
+        "framewire: controller on, wanted graph in {}",
+        state_dir.join(framewire_controller::store::WANTED_FILE).display()
+    );
+    Ok(handle)
 }
 
 /// Returns on Ctrl-C, SIGTERM, or when the node begins shutting down.
