@@ -98,6 +98,7 @@ test('an operator sees the demo graph, wires an edge, previews it live, unwires 
   await page.locator('#wire-submit').click();
   const row = page.locator('#edges tbody tr[data-edge-id="demo:viewer/direct"]');
   await row.waitFor();
+  assert.equal(await page.locator('#wire-error').textContent(), '', 'wiring reported an error');
   await page.locator('#edges tbody tr[data-edge-id="demo:viewer/direct"] td', { hasText: /^live$/ }).waitFor({ timeout: 30_000 });
   await page.locator('#graph g.edge[data-edge-id="demo:viewer/direct"]').waitFor();
 
@@ -119,6 +120,7 @@ test('an operator sees the demo graph, wires an edge, previews it live, unwires 
   assert.ok(a.some((v) => v > 30), 'the preview is black');
   const changed = a.filter((v, i) => Math.abs(v - b[i]) > 30).length;
   assert.ok(changed > 0, 'the preview image did not change in 1.5 s');
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(ART, 'controller.png') });
 
   // Unwire it.

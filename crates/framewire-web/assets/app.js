@@ -140,8 +140,27 @@ function layout() {
   return pos;
 }
 
-function renderSvg() {
+let svgShape = '';
+
+function edgeLabel(e) {
+  return `${fmt(e.fps)} fps · ${fmt(e.mbit_s)} Mbit/s · ${e.drops} drops · ${ms(e.latency_p50_us)}`;
+}
+
+// The SVG is rebuilt only when its shape changes (nodes, edges, states);
+// otherwise only the edge labels are updated, so clicks never land on a
+// detached element.
+function renderSvg(force = false) {
   const g = $('#graph');
+  const shape = JSON.stringify([selectedNode, graph.nodes.map((n) => [n.name, n.online, n.streams.length]),
+    graph.edges.map((e) => [e.id, e.upstream, e.downstream, e.state])]);
+  if (!force && shape === svgShape) {
+    for (const e of graph.edges) {
+      const t = g.querySelector(`g.edge[data-edge-id="${CSS.escape(e.id)}"] text`);
+      if (t) t.textContent = edgeLabel(e);
+    }
+    return;
+  }
+  svgShape = shape;
   g.replaceChildren();
   const defs = svg('defs');
   const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: 'auto-start-reverse' });
@@ -159,7 +178,7 @@ function renderSvg() {
     const mx = (x1 + x2) / 2;
     grp.append(svg('path', { d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}` }));
     const t = svg('text', { x: mx, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle' });
-    t.textContent = `${fmt(e.fps)} fps · ${fmt(e.mbit_s)} Mbit/s · ${e.drops} drops · ${ms(e.latency_p50_us)}`;
+    t.textContent = edgeLabel(e);
     grp.append(t);
     const title = svg('title');
     title.textContent = `${e.id}: ${e.upstream}/${e.stream} → ${e.downstream}/${e.local_name} (${e.mode}, ${e.state})`;
@@ -182,21 +201,37 @@ function renderSvg() {
   g.setAttribute('viewBox', `0 0 ${maxX} ${maxY}`);
 }
 
+function setText(cell, text) {
+  if (cell.textContent !== text) cell.textContent = text;
+}
+
+// Rows are kept per edge id and only their cells' text changes, so a
+// button is never replaced under the pointer.
 function renderEdges() {
   const body = $('#edges tbody');
-  body.replaceChildren();
+  const rows = new Map([...body.children].map((tr) => [tr.dataset.edgeId, tr]));
+  const seen = new Set();
   for (const e of graph.edges) {
-    const unwire = e.wanted && canOperate()
-      ? el('button', { class: 'unwire', 'data-edge-id': e.id, text: 'Unwire', onclick: () => unwireEdge(e.id) })
-      : null;
-    const tr = el('tr', { 'data-edge-id': e.id, class: e.id === selectedEdge ? 'selected' : undefined },
-      el('td', { text: e.id }), el('td', { text: `${e.upstream}/${e.stream}` }), el('td', { text: `${e.downstream}/${e.local_name}` }),
-      el('td', { text: e.mode }), el('td', { class: 'num', text: String(e.priority) }), el('td', { text: e.state }),
-      el('td', { class: 'num', text: fmt(e.fps) }), el('td', { class: 'num', text: fmt(e.mbit_s, 2) }),
-      el('td', { class: 'num', text: String(e.drops) }), el('td', { class: 'num', text: `${ms(e.latency_p50_us)} / ${ms(e.latency_p99_us)}` }),
-      el('td', {}, unwire));
-    body.append(tr);
+    seen.add(e.id);
+    let tr = rows.get(e.id);
+    if (!tr) {
+      tr = el('tr', { 'data-edge-id': e.id });
+      for (let i = 0; i < 11; i++) tr.append(el('td'));
+      for (const i of [4, 6, 7, 8, 9]) tr.children[i].className = 'num';
+      body.append(tr);
+    }
+    const c = tr.children;
+    setText(c[0], e.id); setText(c[1], `${e.upstream}/${e.stream}`); setText(c[2], `${e.downstream}/${e.local_name}`);
+    setText(c[3], e.mode); setText(c[4], String(e.priority)); setText(c[5], e.state);
+    setText(c[6], fmt(e.fps)); setText(c[7], fmt(e.mbit_s, 2)); setText(c[8], String(e.drops));
+    setText(c[9], `${ms(e.latency_p50_us)} / ${ms(e.latency_p99_us)}`);
+    const wantButton = e.wanted && canOperate();
+    const has = c[10].querySelector('button.unwire');
+    if (wantButton && !has) c[10].append(el('button', { class: 'unwire', 'data-edge-id': e.id, text: 'Unwire', onclick: () => unwireEdge(e.id) }));
+    if (!wantButton && has) has.remove();
+    tr.classList.toggle('selected', e.id === selectedEdge);
   }
+  for (const [id, tr] of rows) if (!seen.has(id)) tr.remove();
 }
 
 function renderWireForm() {
@@ -236,6 +271,11 @@ async function unwireEdge(id) {
 function renderNodeHead(n) {
   const head = $('#node-head');
   if (!head) return;
+  // Rebuilt only when something shown changes (keeps the buttons under the pointer).
+  const shape = JSON.stringify([n.name, n.addr, n.online, n.error, n.functions,
+    n.streams.map((s) => [s.name, s.format, s.width, s.height, fmt(s.fps), s.state, s.outputs.length])]);
+  if (head.dataset.shape === shape) return;
+  head.dataset.shape = shape;
   head.replaceChildren(
     el('h2', { text: n.name }),
     el('dl', {},
@@ -257,7 +297,7 @@ function functions(f) {
 
 async function selectNode(name) {
   selectedNode = name;
-  renderSvg();
+  renderSvg(true);
   const panel = $('#node-panel');
   panel.replaceChildren(el('div', { id: 'node-head' }), el('div', { id: 'node-describe' }), el('div', { id: 'node-v4l2' }));
   const n = graph.nodes.find((x) => x.name === name);

@@ -85,10 +85,7 @@ pub async fn request(
 ) -> Result<HttpResponse, ClientError> {
     let auth = authority(base)?;
     let url = format!("http://{auth}{path}");
-    let io = |source| ClientError::Io {
-        url: url.clone(),
-        source,
-    };
+    let io = |error| ClientError::Io { url: url.clone(), error };
     let run = async {
         let mut s = tokio::net::TcpStream::connect(&auth).await.map_err(io)?;
         let mut head = format!(

@@ -32,7 +32,9 @@ Controller (docs/controller.md): --controller makes this node keep a control con
 node discovery finds (and every --controller-node), assemble the live graph from their status\n\
 reports, and reconcile the wanted graph kept in STATE_DIR/wanted.toml.\n  \
 framewire node --name lab:ctl --listen 127.0.0.1:7410 --controller --state-dir /var/lib/framewire \\\n    \
---controller-node 10.0.0.5:7400")]
+--controller-node 10.0.0.5:7400\n\n\
+Web UI (docs/web.md): a controller serves it on 127.0.0.1:7480 (--web ADDR to change, --no-web for none).\n\
+Users live in STATE_DIR/users.json: framewire user add NAME --role admin --state-dir DIR")]
 pub struct Args {
     /// Node configuration file (TOML).
     #[arg(long, short)]
@@ -74,6 +76,17 @@ pub struct Args {
     /// [default: ./framewire-state; needs --controller].
     #[arg(long, value_name = "DIR", requires = "controller")]
     state_dir: Option<PathBuf>,
+    /// Where the controller serves its web UI and HTTP API (docs/web.md)
+    /// [default: 127.0.0.1:7480; needs --controller]. Any address other than
+    /// loopback needs a user first (framewire user add NAME --role admin).
+    #[arg(long, value_name = "ADDR", requires = "controller")]
+    web: Option<SocketAddr>,
+    /// Run the controller without its web UI.
+    #[arg(long, requires = "controller", conflicts_with = "web")]
+    no_web: bool,
+    /// Mark the web session cookie Secure (when a TLS proxy serves the UI).
+    #[arg(long, requires = "controller")]
+    web_secure_cookies: bool,
     #[command(flatten)]
     discovery: crate::discovery::DiscoveryArgs,
 }
@@ -109,26 +122,46 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = file.into_config()?;
     cfg.controller = args.controller;
     let node = Node::start(cfg).await.context("cannot start the node")?;
-    // The controller's handle: the web server takes it from here.
-    let _controller = if args.controller {
+    let controller = if args.controller {
         Some(start_controller(&node, &args).await?)
     } else {
         None
     };
+    let web = match &controller {
+        Some(handle) if !args.no_web => {
+            let cfg = framewire_web::WebConfig {
+                listen: args.web.unwrap_or(framewire_web::WebConfig::default().listen),
+                state_dir: Some(state_dir(&args)),
+                secure_cookies: args.web_secure_cookies,
+            };
+            let web = framewire_web::WebServer::bind(cfg, std::sync::Arc::new(handle.clone()))
+                .await
+                .context("cannot start the web UI")?;
+            eprintln!("framewire: web UI on {}", web.url());
+            Some(web)
+        }
+        _ => None,
+    };
     eprintln!("framewire: node {} listening on {}", node.name(), node.local_addr());
     let mut shutdown = node.shutdown_signal();
     wait_for_stop(&mut shutdown).await;
+    if let Some(web) = web {
+        web.shutdown().await;
+    }
     node.shutdown().await;
     Ok(())
 }
 
 /// Starts the controller role beside `node`: it watches the node itself,
 /// the `--controller-node` list, and every peer discovery reports.
-async fn start_controller(node: &Node, args: &Args) -> anyhow::Result<ControllerHandle> {
-    let state_dir = args
-        .state_dir
+fn state_dir(args: &Args) -> PathBuf {
+    args.state_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from(framewire_controller::DEFAULT_STATE_DIR));
+        .unwrap_or_else(|| PathBuf::from(framewire_controller::DEFAULT_STATE_DIR))
+}
+
+async fn start_controller(node: &Node, args: &Args) -> anyhow::Result<ControllerHandle> {
+    let state_dir = state_dir(args);
     let mut cfg = ControllerConfig::new(node.name(), state_dir.clone());
     cfg.nodes.push(node.local_addr().to_string());
     cfg.nodes.extend(args.controller_nodes.iter().cloned());
