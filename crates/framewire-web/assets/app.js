@@ -135,7 +135,7 @@ function layout() {
     const c = col.get(n.name);
     const r = rows.get(c) ?? 0;
     rows.set(c, r + 1);
-    pos.set(n.name, { x: 20 + c * 230, y: 20 + r * 90 });
+    pos.set(n.name, { x: 20 + c * 430, y: 20 + r * 100 });
   }
   return pos;
 }

@@ -85,7 +85,10 @@ pub async fn request(
 ) -> Result<HttpResponse, ClientError> {
     let auth = authority(base)?;
     let url = format!("http://{auth}{path}");
-    let io = |error| ClientError::Io { url: url.clone(), error };
+    let io = |error| ClientError::Io {
+        url: url.clone(),
+        error,
+    };
     let run = async {
         let mut s = tokio::net::TcpStream::connect(&auth).await.map_err(io)?;
         let mut head = format!(

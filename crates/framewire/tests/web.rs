@@ -38,7 +38,17 @@ impl Drop for Demo {
 
 fn demo(state_dir: &Path) -> Demo {
     let mut child = Command::new(BIN)
-        .args(["demo", "--size", "320x240", "--fps", "15", "--view-port", "0", "--web", "127.0.0.1:0"])
+        .args([
+            "demo",
+            "--size",
+            "320x240",
+            "--fps",
+            "15",
+            "--view-port",
+            "0",
+            "--web",
+            "127.0.0.1:0",
+        ])
         .arg("--state-dir")
         .arg(state_dir)
         .env("NO_COLOR", "1")
@@ -58,7 +68,9 @@ fn demo(state_dir: &Path) -> Demo {
             {
                 let _ = t.send(url.trim().to_owned());
             }
-            out2.lock().unwrap_or_else(|p| p.into_inner()).push_str(&format!("{line}\n"));
+            out2.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_str(&format!("{line}\n"));
         }
     });
     let url = rx
@@ -92,7 +104,11 @@ fn framewire(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, 
 
 fn add_user(dir: &Path, name: &str, role: &str) {
     let d = dir.to_str().unwrap();
-    let (code, _, err) = framewire(&["user", "add", name, "--role", role, "--state-dir", d], &format!("{name}-password\n"), &[]);
+    let (code, _, err) = framewire(
+        &["user", "add", name, "--role", role, "--state-dir", d],
+        &format!("{name}-password\n"),
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
 }
 
@@ -110,16 +126,23 @@ async fn demo_serves_the_graph_and_previews_as_wire_messages() {
                 .unwrap();
             assert_eq!(r.status, 200, "{}", r.text());
             let g: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-            let live = g["edges"]
+            let live = g["edges"].as_array().unwrap().iter().any(|e| {
+                e["downstream"] == "demo:viewer" && e["state"] == "live" && e["fps"].as_f64().unwrap_or(0.0) > 1.0
+            });
+            let names: Vec<&str> = g["nodes"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|e| e["downstream"] == "demo:viewer" && e["state"] == "live" && e["fps"].as_f64().unwrap_or(0.0) > 1.0);
-            let names: Vec<&str> = g["nodes"].as_array().unwrap().iter().filter_map(|n| n["name"].as_str()).collect();
+                .filter_map(|n| n["name"].as_str())
+                .collect();
             if live && names.contains(&"demo:source") && names.contains(&"demo:archive") {
                 break;
             }
-            assert!(Instant::now() < deadline, "demo graph incomplete: {g}\n{}", d.out.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "demo graph incomplete: {g}\n{}",
+                d.out.lock().unwrap()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         // A preview over the WebSocket: STREAM_OPEN, then JPEG frames.
@@ -129,7 +152,11 @@ async fn demo_serves_the_graph_and_previews_as_wire_messages() {
         let mut frames = 0;
         let mut open = None;
         while frames < 3 {
-            let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             let mut buf = BytesMut::from(&m.into_data()[..]);
             match dec.decode(&mut buf).unwrap().unwrap() {
                 Message::ControlRequest(r) => open = Some(Request::decode(&r).unwrap()),
@@ -141,7 +168,9 @@ async fn demo_serves_the_graph_and_previews_as_wire_messages() {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        let Some(Request::StreamOpen(o)) = open else { panic!("no STREAM_OPEN") };
+        let Some(Request::StreamOpen(o)) = open else {
+            panic!("no STREAM_OPEN")
+        };
         assert_eq!((o.format, o.width, o.height), (Format::Mjpeg, 320, 240));
     })
     .await
@@ -192,14 +221,21 @@ async fn graph_apply_and_export_with_a_token() {
         assert_eq!(exported["edge"][0]["to"].as_str(), Some("demo:archive"), "{out}");
         assert_eq!(exported["edge"][0]["local_name"].as_str(), Some("direct"), "{out}");
         // A refused document says which edge and why, and changes nothing.
-        std::fs::write(&file, r#"{"edge": [{"from": "demo:ghost", "stream": "bars", "to": "demo:archive"}]}"#).unwrap();
+        std::fs::write(
+            &file,
+            r#"{"edge": [{"from": "demo:ghost", "stream": "bars", "to": "demo:archive"}]}"#,
+        )
+        .unwrap();
         let (code, _, err) = run(&["graph", "apply", f], &with(&admin_token));
         assert_eq!(code, 3, "{err}");
         assert!(err.contains("edge 0") || err.contains("demo:ghost"), "{err}");
         let (_, out, _) = run(&["graph", "export", "--format", "json"], &with(&admin_token));
         assert!(out.contains("direct") && !out.contains("ghost"), "{out}");
         // Unreachable controller: exit 4.
-        let (code, _, _) = run(&["graph", "export"], &vec![("FRAMEWIRE_URL", "http://127.0.0.1:1".into())]);
+        let (code, _, _) = run(
+            &["graph", "export"],
+            &vec![("FRAMEWIRE_URL", "http://127.0.0.1:1".into())],
+        );
         assert_eq!(code, 4);
     })
     .await
@@ -210,7 +246,18 @@ async fn graph_apply_and_export_with_a_token() {
 fn a_controller_without_users_refuses_a_public_web_address() {
     let dir = common::temp_dir("web-public");
     let mut c = Command::new(BIN)
-        .args(["node", "--name", "t:ctl", "--listen", "127.0.0.1:0", "--controller", "--web", "0.0.0.0:0", "--discovery", "off"])
+        .args([
+            "node",
+            "--name",
+            "t:ctl",
+            "--listen",
+            "127.0.0.1:0",
+            "--controller",
+            "--web",
+            "0.0.0.0:0",
+            "--discovery",
+            "off",
+        ])
         .arg("--state-dir")
         .arg(&dir)
         .stdout(Stdio::null())
@@ -228,7 +275,10 @@ fn a_controller_without_users_refuses_a_public_web_address() {
     let o = c.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.contains("no users configured") && err.contains("framewire user add"), "{err}");
+    assert!(
+        err.contains("no users configured") && err.contains("framewire user add"),
+        "{err}"
+    );
 }
 
 /// The browser tests (web-tests/ui.test.mjs) in headless Chromium against
@@ -241,13 +291,19 @@ fn browser_ui() {
     let missing: Vec<&str> = [
         (Command::new("node").arg("--version").output().is_err(), "node"),
         (!Path::new(&chromium).exists(), "chromium"),
-        (!web_tests.join("node_modules/playwright-core").exists(), "web-tests/node_modules (npm ci --prefix web-tests)"),
+        (
+            !web_tests.join("node_modules/playwright-core").exists(),
+            "web-tests/node_modules (npm ci --prefix web-tests)",
+        ),
     ]
     .into_iter()
     .filter_map(|(gone, what)| gone.then_some(what))
     .collect();
     if !missing.is_empty() {
-        eprintln!("\n!!!!! SKIPPED: browser tests need {}; run scripts/setup.sh !!!!!\n", missing.join(", "));
+        eprintln!(
+            "\n!!!!! SKIPPED: browser tests need {}; run scripts/setup.sh !!!!!\n",
+            missing.join(", ")
+        );
         return;
     }
     let dir = common::temp_dir("web-browser");

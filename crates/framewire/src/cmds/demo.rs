@@ -142,8 +142,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .chain(sinks.iter())
             .map(|n| n.local_addr().to_string())
             .collect();
-        let handle = framewire_controller::start(ccfg).await.context("cannot start the controller")?;
-        let listen = if std::net::TcpListener::bind(args.web).is_ok() { args.web } else { loopback(0) };
+        let handle = framewire_controller::start(ccfg)
+            .await
+            .context("cannot start the controller")?;
+        let listen = if std::net::TcpListener::bind(args.web).is_ok() {
+            args.web
+        } else {
+            loopback(0)
+        };
         let wcfg = framewire_web::WebConfig {
             listen,
             state_dir: Some(state_dir),

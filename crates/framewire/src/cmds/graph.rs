@@ -55,7 +55,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
     match args.cmd {
         GraphCmd::Export { format } => {
-            let accept = if format == "toml" { "application/toml" } else { "application/json" };
+            let accept = if format == "toml" {
+                "application/toml"
+            } else {
+                "application/json"
+            };
             headers.push(("Accept", accept));
             let r = client::request(&args.url, "GET", "/api/wanted", &headers, b"", timeout).await?;
             check(&r)?;
@@ -77,7 +81,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 Some("toml") => false,
                 _ => text.trim_start().starts_with('{'),
             };
-            headers.push(("Content-Type", if json { "application/json" } else { "application/toml" }));
+            headers.push((
+                "Content-Type",
+                if json { "application/json" } else { "application/toml" },
+            ));
             let r = client::request(&args.url, "PUT", "/api/wanted", &headers, text.as_bytes(), timeout).await?;
             check(&r)?;
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();

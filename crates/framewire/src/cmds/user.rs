@@ -91,7 +91,10 @@ fn read_password() -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         let mut line = String::new();
-        stdin.lock().read_line(&mut line).context("reading the password from stdin")?;
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
         let p = line.trim_end_matches(['\r', '\n']).to_owned();
         anyhow::ensure!(!p.is_empty(), "no password on stdin (give it as the first line)");
         return Ok(p);
