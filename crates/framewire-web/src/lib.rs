@@ -105,6 +105,9 @@ pub(crate) struct App {
     pub(crate) secure_cookies: bool,
     /// The CSRF token of open mode (no users): the page reads it from /api/session.
     pub(crate) open_csrf: String,
+    /// The last graph pushed and its JSON message.
+    pub(crate) graph_cache:
+        std::sync::Mutex<Option<(Arc<framewire_controller::CurrentGraph>, axum::extract::ws::Utf8Bytes)>>,
 }
 
 impl std::fmt::Debug for dyn Backend {
@@ -212,6 +215,7 @@ impl App {
             sessions: auth::Sessions::default(),
             secure_cookies,
             open_csrf: auth::random_csrf(),
+            graph_cache: std::sync::Mutex::new(None),
         }
     }
 

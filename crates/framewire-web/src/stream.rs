@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -37,17 +37,32 @@ pub(crate) async fn state_ws(
         Err(e) => return Ok(e.into_response()),
     };
     let rx = app.backend.graph();
-    Ok(ws.on_upgrade(move |socket| push_graph(socket, rx)))
+    Ok(ws.on_upgrade(move |socket| push_graph(app, socket, rx)))
+}
+
+/// The graph message for `g`, serialised once per graph however many
+/// browsers watch (the cache holds the last one).
+fn graph_message(app: &App, g: &Arc<framewire_controller::CurrentGraph>) -> Utf8Bytes {
+    let mut cache = app.graph_cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((cached, text)) = &*cache
+        && Arc::ptr_eq(cached, g)
+    {
+        return text.clone();
+    }
+    let text: Utf8Bytes = serde_json::json!({"type": "graph", "graph": &**g}).to_string().into();
+    *cache = Some((g.clone(), text.clone()));
+    text
 }
 
 async fn push_graph(
+    app: Arc<App>,
     mut socket: WebSocket,
     mut rx: tokio::sync::watch::Receiver<Arc<framewire_controller::CurrentGraph>>,
 ) {
     loop {
         let g = rx.borrow_and_update().clone();
-        let text = serde_json::json!({"type": "graph", "graph": &*g}).to_string();
-        if socket.send(WsMessage::Text(text.into())).await.is_err() {
+        let text = graph_message(&app, &g);
+        if socket.send(WsMessage::Text(text)).await.is_err() {
             return;
         }
         tokio::select! {
