@@ -276,8 +276,8 @@ impl Core {
         });
         let prefix = format!("{name}/");
         self.unpending.retain(|id, _| {
-            !id.strip_prefix(&prefix)
-                .is_some_and(|local| !edges.iter().any(|e| e == local))
+            id.strip_prefix(&prefix)
+                .is_none_or(|local| edges.iter().any(|e| e == local))
         });
         name
     }
