@@ -35,6 +35,8 @@ pub(crate) struct NodeRecord {
     pub(crate) error: Option<String>,
     /// Its latest report (kept while offline).
     pub(crate) report: Option<StatusReport>,
+    /// Whether it listed V4L2 devices when it connected.
+    pub(crate) v4l2: bool,
     /// Per-output rates from the last two reports, keyed by
     /// `(stream, peer, channel)`.
     rates: HashMap<(String, String, u16), Rate>,
@@ -77,11 +79,15 @@ pub(crate) struct Core {
     pub(crate) wanted: WantedGraph,
     /// Edge ids with a CONNECT or DISCONNECT in flight, and when it was sent.
     pending: HashMap<String, Instant>,
+    /// Edge ids with a DISCONNECT in flight, and when it was sent.
+    unpending: HashMap<String, Instant>,
     /// Edges the controller made and no longer wants: `(node, local_name)`
     /// by edge id, until the node reports them gone.
     removing: BTreeMap<String, (String, String)>,
     /// Last error per wanted edge id (a refused CONNECT).
     edge_errors: HashMap<String, String>,
+    /// V4L2 answers for addresses whose first report has not come yet.
+    v4l2_at: HashMap<String, bool>,
 }
 
 /// `name`, or `site/name` for another site.
@@ -212,6 +218,7 @@ impl Core {
             online: true,
             error: None,
             report: None,
+            v4l2: self.v4l2_at.remove(addr).unwrap_or(false),
             rates: HashMap::new(),
         });
         rec.addr = addr.to_owned();
@@ -267,7 +274,25 @@ impl Core {
             }
             !gone
         });
+        let prefix = format!("{name}/");
+        self.unpending.retain(|id, _| {
+            id.strip_prefix(&prefix)
+                .is_none_or(|local| edges.iter().any(|e| e == local))
+        });
         name
+    }
+
+    /// The control connection to the node at `addr` is up; `v4l2`: it
+    /// listed V4L2 devices.
+    pub(crate) fn on_up(&mut self, addr: &str, v4l2: bool) {
+        let mut found = false;
+        for n in self.nodes.values_mut().filter(|n| same_addr(&n.addr, addr)) {
+            n.v4l2 = v4l2;
+            found = true;
+        }
+        if !found {
+            self.v4l2_at.insert(addr.to_owned(), v4l2);
+        }
     }
 
     /// The control connection to the node at `addr` dropped.
@@ -284,8 +309,9 @@ impl Core {
             .filter(|(_, n)| same_addr(&n.addr, addr))
             .map(|(k, _)| k.clone())
             .collect();
-        self.pending
-            .retain(|id, _| !names.iter().any(|n| id.starts_with(&format!("{n}/"))));
+        let theirs = |id: &String| names.iter().any(|n| id.starts_with(&format!("{n}/")));
+        self.pending.retain(|id, _| !theirs(id));
+        self.unpending.retain(|id, _| !theirs(id));
     }
 
     /// The result of a CONNECT or DISCONNECT the reconciler sent.
@@ -306,8 +332,10 @@ impl Core {
             }
             (Action::Disconnect { node, local_name }, Err(e)) => {
                 // "No edge" means it is already gone.
-                self.removing
-                    .retain(|_, (n, l)| !(n == node && l == local_name && e.contains("no edge")));
+                if e.contains("no edge") {
+                    self.removing.retain(|_, (n, l)| !(n == node && l == local_name));
+                    self.unpending.remove(&edge_id(node, local_name));
+                }
                 if let Some(n) = self.nodes.get_mut(node) {
                     n.error = Some(format!("DISCONNECT {local_name}: {e}"));
                 }
@@ -370,7 +398,7 @@ impl Core {
                 .edges
                 .iter()
                 .any(|e| e.local_name == *local && e.origin == EdgeOrigin::Connect);
-            if made_by_connect && due(&self.pending, id) {
+            if made_by_connect && due(&self.unpending, id) {
                 actions.push(Action::Disconnect {
                     node: node.clone(),
                     local_name: local.clone(),
@@ -391,7 +419,7 @@ impl Core {
                 Some(e) if self.matches(w, e) => {}
                 Some(e) => {
                     // Another edge holds the name: replace it if a CONNECT made it.
-                    if e.origin == EdgeOrigin::Connect && due(&self.pending, &id) {
+                    if e.origin == EdgeOrigin::Connect && due(&self.unpending, &id) {
                         actions.push(Action::Disconnect {
                             node: w.to.clone(),
                             local_name: local.to_owned(),
@@ -405,6 +433,7 @@ impl Core {
                     if !taken
                         && !self.removing.values().any(|(n, l)| *n == w.to && l == local)
                         && due(&self.pending, &id)
+                        && !self.unpending.contains_key(&id)
                     {
                         actions.push(Action::Connect {
                             node: w.to.clone(),
@@ -420,11 +449,10 @@ impl Core {
             }
         }
         for a in &actions {
-            let id = match a {
-                Action::Connect { node, connect } => edge_id(node, &connect.local_name),
-                Action::Disconnect { node, local_name } => edge_id(node, local_name),
+            match a {
+                Action::Connect { node, connect } => self.pending.insert(edge_id(node, &connect.local_name), now),
+                Action::Disconnect { node, local_name } => self.unpending.insert(edge_id(node, local_name), now),
             };
-            self.pending.insert(id, now);
         }
         actions
     }
@@ -654,6 +682,7 @@ impl Core {
             view.software = d.software.clone();
             view.hostname = d.hostname.clone();
             view.uptime_ms = d.uptime_ms;
+            view.v4l2 = rec.v4l2;
             for s in &r.streams {
                 let outputs = r
                     .stats
@@ -751,7 +780,7 @@ impl Core {
             if live_ids.contains(&id) {
                 continue;
             }
-            let state = if self.pending.contains_key(&id) {
+            let state = if self.pending.contains_key(&id) || self.unpending.contains_key(&id) {
                 "connecting"
             } else {
                 "missing"
@@ -810,4 +839,344 @@ fn find_path(adj: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> 
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use framewire_proto::control::{Description, DropCount, DropReason, OutputStats, Stats, StreamInfo};
+    use framewire_proto::{Features, FunctionFlags, Origin, PixelFormat, StreamOpen};
+
+    use super::*;
+
+    fn open(name: &str, format: Format) -> StreamOpen {
+        StreamOpen {
+            format,
+            pixel_format: PixelFormat::None,
+            origin: Origin::Software,
+            width: 64,
+            height: 48,
+            fps_num: 30,
+            fps_den: 1,
+            name: name.into(),
+        }
+    }
+
+    fn report(name: &str, port: u16, streams: &[(&str, Format)], edges: Vec<EdgeStatus>) -> StatusReport {
+        StatusReport {
+            sequence: 0,
+            description: Description {
+                name: name.into(),
+                software: "fw".into(),
+                protocol_version: 1,
+                site_id: 0,
+                function_flags: FunctionFlags::RELAY,
+                features: Features(0),
+                pid: 1,
+                uptime_ms: 5,
+                hostname: "h".into(),
+                streams: 0,
+                tcp_port: port,
+            },
+            streams: streams
+                .iter()
+                .map(|(n, f)| StreamInfo {
+                    open: open(n, *f),
+                    state: StreamState::Live,
+                    subscribers: 0,
+                    frames: 0,
+                })
+                .collect(),
+            stats: Stats::default(),
+            edges,
+            accept_formats: Vec::new(),
+        }
+    }
+
+    fn pulled(local: &str, up_port: u16, stream: &str, origin: EdgeOrigin) -> EdgeStatus {
+        EdgeStatus {
+            local_name: local.into(),
+            upstream: format!("127.0.0.1:{up_port}"),
+            stream: stream.into(),
+            origin,
+            state: StreamState::Live,
+            failed_attempts: 0,
+            params: SubscribeParams::default(),
+        }
+    }
+
+    fn wanted(from: &str, stream: &str, to: &str) -> WantedEdge {
+        WantedEdge {
+            from: from.into(),
+            stream: stream.into(),
+            to: to.into(),
+            local_name: String::new(),
+            mode: "low-latency".into(),
+            max_frames: 0,
+            max_bytes: 0,
+            drop_policy: "drop-oldest".into(),
+            priority: 128,
+        }
+    }
+
+    fn addr(port: u16) -> String {
+        format!("127.0.0.1:{port}")
+    }
+
+    /// cam (port 1) serves `bars` (QOI); relay (2) and desk (3) serve nothing.
+    fn three(t: Instant) -> Core {
+        let mut c = Core::new(WantedGraph::default());
+        c.on_report(&addr(1), report("cam", 1, &[("bars", Format::Qoi)], vec![]), t);
+        c.on_report(&addr(2), report("relay", 2, &[], vec![]), t);
+        let mut desk = report("desk", 3, &[], vec![]);
+        desk.accept_formats = vec![Format::Mjpeg, Format::Qoi];
+        c.on_report(&addr(3), desk, t);
+        c
+    }
+
+    #[test]
+    fn addresses_compare_by_listener() {
+        assert!(same_addr("127.0.0.1:7400", "127.0.0.1:7400"));
+        assert!(same_addr("localhost:7400", "127.0.0.1:7400"));
+        assert!(same_addr("[::1]:7400", "127.0.0.1:7400"));
+        assert!(!same_addr("127.0.0.1:7400", "127.0.0.1:7401"));
+        assert!(!same_addr("10.0.0.1:7400", "10.0.0.2:7400"));
+        assert!(!same_addr("nonsense", "127.0.0.1:7400"));
+    }
+
+    #[test]
+    fn chains_validate_in_one_document_and_formats_follow_the_chain() {
+        let t = Instant::now();
+        let c = three(t);
+        let mut w = WantedGraph {
+            edges: vec![wanted("cam", "bars", "relay"), wanted("relay", "bars", "desk")],
+        };
+        assert_eq!(c.validate(&w), Ok(()));
+        // The desk accepts MJPEG and QOI only; a raw stream two hops up is refused.
+        let mut c2 = three(t);
+        c2.on_report(&addr(1), report("cam", 1, &[("bars", Format::Raw)], vec![]), t);
+        let r = c2.validate(&w).unwrap_err();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].index, 1);
+        assert!(r[0].reason.contains("accepts only mjpeg, qoi"), "{}", r[0].reason);
+        // Without the first edge the relay has no stream `bars`.
+        w.edges.remove(0);
+        let r = c.validate(&w).unwrap_err();
+        assert!(
+            r[0].reason.contains("has no stream \"bars\" (streams: none)"),
+            "{}",
+            r[0].reason
+        );
+    }
+
+    #[test]
+    fn cycles_are_refused_on_the_edge_that_closes_them() {
+        let t = Instant::now();
+        let mut c = three(t);
+        // Live: cam -> relay (configured on the relay).
+        c.on_report(
+            &addr(2),
+            report(
+                "relay",
+                2,
+                &[("bars", Format::Qoi)],
+                vec![pulled("bars", 1, "bars", EdgeOrigin::Config)],
+            ),
+            t,
+        );
+        let w = WantedGraph {
+            edges: vec![
+                wanted("relay", "bars", "desk"),
+                WantedEdge {
+                    local_name: "back".into(),
+                    ..wanted("desk", "bars", "cam")
+                },
+            ],
+        };
+        let r = c.validate(&w).unwrap_err();
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].index, 1);
+        assert_eq!(r[0].reason, "closes a cycle: desk -> cam -> relay -> desk");
+        let selfloop = WantedGraph {
+            edges: vec![WantedEdge {
+                local_name: "again".into(),
+                ..wanted("cam", "bars", "cam")
+            }],
+        };
+        assert!(c.validate(&selfloop).unwrap_err()[0].reason.contains("to itself"));
+    }
+
+    #[test]
+    fn plan_connects_then_waits_then_retries() {
+        let t = Instant::now();
+        let mut c = three(t);
+        let w = WantedGraph {
+            edges: vec![wanted("cam", "bars", "relay")],
+        };
+        c.validate(&w).unwrap();
+        c.set_wanted(w);
+        let a = c.plan(t);
+        assert_eq!(
+            a,
+            vec![Action::Connect {
+                node: "relay".into(),
+                connect: Connect {
+                    upstream: addr(1),
+                    stream: "bars".into(),
+                    local_name: "bars".into(),
+                    params: SubscribeParams::default(),
+                },
+            }]
+        );
+        assert_eq!(find(&c.graph(), "relay/bars").state, "connecting");
+        // In flight: nothing new until RETRY_AFTER.
+        assert!(c.plan(t + Duration::from_millis(500)).is_empty());
+        assert_eq!(c.plan(t + RETRY_AFTER).len(), 1);
+        // The relay reports the edge: confirmed, nothing more to do.
+        c.on_report(
+            &addr(2),
+            report(
+                "relay",
+                2,
+                &[("bars", Format::Qoi)],
+                vec![pulled("bars", 1, "bars", EdgeOrigin::Connect)],
+            ),
+            t,
+        );
+        assert!(c.plan(t + RETRY_AFTER * 3).is_empty());
+        let g = c.graph();
+        let e = find(&g, "relay/bars");
+        assert!(e.wanted);
+        assert_eq!((e.state.as_str(), e.upstream.as_str()), ("live", "cam"));
+        // The relay goes offline: its edge shows offline; nothing is sent to it.
+        c.on_down(&addr(2), "connection reset");
+        assert_eq!(find(&c.graph(), "relay/bars").state, "offline");
+        assert!(c.plan(t + RETRY_AFTER * 4).is_empty());
+        // It restarts with no edges: CONNECT again at once.
+        c.on_report(&addr(2), report("relay", 2, &[], vec![]), t + RETRY_AFTER * 4);
+        assert_eq!(c.plan(t + RETRY_AFTER * 4).len(), 1);
+    }
+
+    #[test]
+    fn removal_disconnects_only_edges_made_by_connect() {
+        let t = Instant::now();
+        let mut c = three(t);
+        let w = WantedGraph {
+            edges: vec![wanted("cam", "bars", "relay"), wanted("cam", "bars", "desk")],
+        };
+        c.set_wanted(w);
+        c.on_report(
+            &addr(2),
+            report("relay", 2, &[], vec![pulled("bars", 1, "bars", EdgeOrigin::Connect)]),
+            t,
+        );
+        // The desk's edge comes from its own config.
+        c.on_report(
+            &addr(3),
+            report("desk", 3, &[], vec![pulled("bars", 1, "bars", EdgeOrigin::Config)]),
+            t,
+        );
+        c.set_wanted(WantedGraph::default());
+        let a = c.plan(t);
+        assert_eq!(
+            a,
+            vec![Action::Disconnect {
+                node: "relay".into(),
+                local_name: "bars".into()
+            }]
+        );
+        // Confirmed gone: nothing more, even after the retry delay.
+        c.on_report(&addr(2), report("relay", 2, &[], vec![]), t);
+        assert!(c.plan(t + RETRY_AFTER * 2).is_empty());
+        // The desk's configured edge is still in the graph, not wanted.
+        let g = c.graph();
+        assert!(!find(&g, "desk/bars").wanted);
+        assert!(g.edges.iter().all(|e| e.id != "relay/bars"));
+    }
+
+    #[test]
+    fn a_changed_edge_is_replaced() {
+        let t = Instant::now();
+        let mut c = three(t);
+        c.set_wanted(WantedGraph {
+            edges: vec![WantedEdge {
+                mode: "completeness".into(),
+                ..wanted("cam", "bars", "relay")
+            }],
+        });
+        c.on_report(
+            &addr(2),
+            report("relay", 2, &[], vec![pulled("bars", 1, "bars", EdgeOrigin::Connect)]),
+            t,
+        );
+        assert_eq!(
+            c.plan(t),
+            vec![Action::Disconnect {
+                node: "relay".into(),
+                local_name: "bars".into()
+            }]
+        );
+        // Gone: the CONNECT follows at once, not after the retry delay.
+        c.on_report(&addr(2), report("relay", 2, &[], vec![]), t);
+        assert!(
+            matches!(&c.plan(t)[..], [Action::Connect { connect, .. }] if connect.params.mode == DeliveryMode::Completeness)
+        );
+    }
+
+    #[test]
+    fn edge_figures_join_the_upstream_output_and_rates_come_from_deltas() {
+        let t = Instant::now();
+        let mut c = three(t);
+        let out = |frames: u64, bytes: u64| OutputStats {
+            channel: 1,
+            stream: "bars".into(),
+            peer: "127.0.0.1:5555 relay".into(),
+            mode: DeliveryMode::LowLatency,
+            transport: TransportMode::Encapsulated,
+            priority: 128,
+            frames_in: frames,
+            frames_sent: frames,
+            bytes_sent: bytes,
+            drops: vec![DropCount {
+                reason: DropReason::Replaced,
+                count: 3,
+            }],
+            queue_frames: 0,
+            queue_bytes: 0,
+            max_frames: 1,
+            max_bytes: 0,
+            oldest_age_us: 0,
+            latency_p50_us: 40,
+            latency_p99_us: 90,
+            latency_max_us: 100,
+            waiting_keyframe: false,
+        };
+        let mut r = report("cam", 1, &[("bars", Format::Qoi)], vec![]);
+        r.stats.outputs = vec![out(100, 1_000_000)];
+        c.on_report(&addr(1), r.clone(), t);
+        c.on_report(
+            &addr(2),
+            report("relay", 2, &[], vec![pulled("bars", 1, "bars", EdgeOrigin::Config)]),
+            t,
+        );
+        // 30 frames and 1.25 MB in the next second.
+        r.stats.outputs = vec![out(130, 2_250_000)];
+        c.on_report(&addr(1), r.clone(), t + Duration::from_secs(1));
+        let g = c.graph();
+        let e = find(&g, "relay/bars");
+        assert_eq!((e.fps, e.mbit_s, e.drops), (30.0, 10.0, 3));
+        assert_eq!((e.latency_p50_us, e.latency_p99_us), (40, 90));
+        let cam = g.nodes.iter().find(|n| n.name == "cam").unwrap();
+        assert_eq!(cam.streams[0].outputs[0].fps, 30.0);
+        // A report 10 ms later (a change) keeps the last figures.
+        r.stats.outputs = vec![out(131, 2_290_000)];
+        c.on_report(&addr(1), r, t + Duration::from_millis(1010));
+        assert_eq!(find(&c.graph(), "relay/bars").fps, 30.0);
+    }
+
+    fn find<'a>(g: &'a CurrentGraph, id: &str) -> &'a EdgeView {
+        g.edges
+            .iter()
+            .find(|e| e.id == id)
+            .unwrap_or_else(|| panic!("no edge {id} in {g:#?}"))
+    }
 }

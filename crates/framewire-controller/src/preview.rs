@@ -56,9 +56,10 @@ pub(crate) async fn start(
         transport: TransportMode::Encapsulated,
     };
     let channel = client.subscribe(stream, params).await.map_err(|e| match e {
-        framewire_net::NetError::Remote { status, .. } if status == Status::NotFound => {
-            ControllerError::UnknownStream(node.to_owned(), stream.to_owned())
-        }
+        framewire_net::NetError::Remote {
+            status: Status::NotFound,
+            ..
+        } => ControllerError::UnknownStream(node.to_owned(), stream.to_owned()),
         e => other(e),
     })?;
     // The STREAM_OPEN comes before the first frame.

@@ -81,6 +81,8 @@ pub(crate) enum Cmd {
 
 /// What connection tasks tell the main task.
 enum Event {
+    /// Connected; whether the node has V4L2 devices.
+    Up(String, bool),
     Report(String, Box<StatusReport>),
     Down(String, String),
     ActionDone(Action, Result<(), String>),
@@ -309,6 +311,7 @@ impl Driver {
                 debug!(node = %name, "status report");
             }
             Event::Down(addr, err) => self.core.on_down(&addr, &err),
+            Event::Up(addr, v4l2) => self.core.on_up(&addr, v4l2),
             Event::ActionDone(a, r) => {
                 if let Err(e) = &r {
                     warn!(?a, error = %e, "reconciler request refused");
@@ -428,6 +431,14 @@ async fn session(
         .map_err(|e| e.to_string())?;
     *was_up = true;
     info!(node = %client.peer().name, "node connected");
+    // Asked once per connection: devices come and go with the node.
+    let v4l2 = matches!(
+        client.request(Request::V4l2ListDevices).await,
+        Ok(Response::V4l2ListDevices(d)) if !d.is_empty()
+    );
+    if events.send(Event::Up(addr.to_owned(), v4l2)).await.is_err() {
+        return Ok(());
+    }
     let silence = interval * 3 + Duration::from_secs(2);
     loop {
         tokio::select! {
