@@ -147,10 +147,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = serde_json::json!({ "error": self.message });
-        if let (Some(extra), Some(obj)) = (self.extra, body.as_object_mut()) {
-            if let Some(e) = extra.as_object() {
-                obj.extend(e.clone());
-            }
+        if let (Some(extra), Some(obj)) = (self.extra, body.as_object_mut())
+            && let Some(e) = extra.as_object()
+        {
+            obj.extend(e.clone());
         }
         (self.status, axum::Json(body)).into_response()
     }
@@ -280,15 +280,13 @@ impl App {
             ));
         }
         let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe {
-            if let Some(expected) = &who.csrf {
-                let got = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-                if !auth::tokens_equal(got, expected) {
-                    return Err(ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "missing or wrong x-csrf-token header",
-                    ));
-                }
+        if !safe && let Some(expected) = &who.csrf {
+            let got = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !auth::tokens_equal(got, expected) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "missing or wrong x-csrf-token header",
+                ));
             }
         }
         Ok(who)

@@ -135,10 +135,10 @@ async fn push_preview(mut socket: WebSocket, open: Bytes, mut preview: Preview) 
                     let _ = socket.send(WsMessage::Close(None)).await;
                     return;
                 };
-                if let Some(bytes) = wire_frame(&f) {
-                    if socket.send(WsMessage::Binary(bytes)).await.is_err() {
-                        return;
-                    }
+                if let Some(bytes) = wire_frame(&f)
+                    && socket.send(WsMessage::Binary(bytes)).await.is_err()
+                {
+                    return;
                 }
             }
             msg = socket.recv() => match msg {
