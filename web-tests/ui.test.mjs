@@ -38,11 +38,12 @@ after(async () => {
   await browser?.close();
 });
 
-async function login(name, password) {
+async function login(name, password, setup = async () => {}) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP);
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  await setup(page);
   await page.goto(URL);
   await page.locator('#login-name').fill(name);
   await page.locator('#login-password').fill(password);
@@ -146,5 +147,85 @@ test('a viewer sees the graph and cannot wire', async () => {
   });
   assert.equal(status, 403);
   await page.screenshot({ path: join(ART, 'viewer.png') });
+  await context.close();
+});
+
+// The V4L2 controls panel: the demo has no camera, so the graph from the
+// real server is altered in flight to mark demo:source as having V4L2
+// devices, and the node's controls route answers what a camera with one
+// control of each type would (the server side of this route is tested
+// against its widget table in crates/framewire-web/tests/routes.rs).
+const CONTROLS = {
+  devices: [{
+    path: '/dev/video0', card: 'Test camera', driver: 'vivid', bus: 'platform:vivid-000',
+    controls: [
+      { id: 0x980900, name: 'Brightness', type: 'integer', widget: 'slider', min: 0, max: 255, step: 1, default: 128, flags: 0, read_only: false, inactive: false, menu: [], value: 128 },
+      { id: 0x980914, name: 'Horizontal Flip', type: 'boolean', widget: 'toggle', min: 0, max: 1, step: 1, default: 0, flags: 0, read_only: false, inactive: false, menu: [], value: 0 },
+      { id: 0x980918, name: 'Power Line Frequency', type: 'menu', widget: 'menu', min: 0, max: 2, step: 1, default: 1, flags: 0, read_only: false, inactive: false,
+        menu: [{ index: 0, name: 'Disabled', value: 0 }, { index: 1, name: '50 Hz', value: 0 }, { index: 2, name: '60 Hz', value: 0 }], value: 1 },
+      { id: 0x980902, name: 'Reset', type: 'button', widget: 'button', min: 0, max: 0, step: 0, default: 0, flags: 0, read_only: false, inactive: false, menu: [], value: null },
+      { id: 0x980903, name: 'Gain (auto)', type: 'integer', widget: 'slider', min: 0, max: 100, step: 1, default: 0, flags: 4, read_only: true, inactive: false, menu: [], value: 10 },
+    ],
+  }],
+};
+
+async function fakeCamera(page, posts) {
+  await page.routeWebSocket(/\/ws\/state$/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((m) => {
+      const v = JSON.parse(m);
+      for (const n of v.graph?.nodes ?? []) if (n.name === 'demo:source') n.v4l2 = true;
+      ws.send(JSON.stringify(v));
+    });
+  });
+  await page.route(/\/api\/nodes\/demo(%3A|:)source\/v4l2$/, async (route) => {
+    const req = route.request();
+    if (req.method() === 'POST') {
+      const body = req.postDataJSON();
+      posts.push({ body, csrf: req.headers()['x-csrf-token'] });
+      await route.fulfill({ json: { values: body.values } });
+    } else {
+      await route.fulfill({ json: CONTROLS });
+    }
+  });
+}
+
+test('the node panel shows V4L2 controls with a widget per type, usable by an operator', async () => {
+  const posts = [];
+  const { context, page } = await login(opName, opPass, (p) => fakeCamera(p, posts));
+  await page.locator('#graph g.node[data-node="demo:source"]').click();
+  const ctl = (name) => page.locator(`#node-v4l2 .ctl[data-control="${name}"]`);
+  await ctl('Brightness').waitFor();
+  assert.equal(await ctl('Brightness').locator('input[type=range]').count(), 1);
+  assert.equal(await ctl('Horizontal Flip').locator('input[type=checkbox]').count(), 1);
+  assert.deepEqual(await ctl('Power Line Frequency').locator('select option').allTextContents(), ['Disabled', '50 Hz', '60 Hz']);
+  assert.equal(await ctl('Power Line Frequency').locator('select').inputValue(), '1');
+  assert.equal(await ctl('Reset').locator('button').count(), 1);
+  assert.ok(await ctl('Gain (auto)').locator('input').isDisabled(), 'a read-only control is editable');
+
+  await ctl('Brightness').locator('input').fill('200');
+  await ctl('Horizontal Flip').locator('input').check();
+  await ctl('Power Line Frequency').locator('select').selectOption('2');
+  await ctl('Reset').locator('button').click();
+  for (let i = 0; i < 50 && posts.length < 4; i++) await page.waitForTimeout(100);
+  const sent = posts.map((p) => p.body.values[0]);
+  assert.deepEqual(sent, [
+    { id: 0x980900, value: 200 }, { id: 0x980914, value: 1 }, { id: 0x980918, value: 2 }, { id: 0x980902, value: 1 },
+  ]);
+  assert.ok(posts.every((p) => p.body.device === '/dev/video0' && p.csrf), 'device or CSRF token missing');
+  await ctl('Brightness').locator('output', { hasText: '200' }).waitFor();
+  await page.locator('#node-v4l2').screenshot({ path: join(ART, 'v4l2-controls.png') });
+  await context.close();
+});
+
+test('a viewer sees the V4L2 controls but cannot change them', async () => {
+  const posts = [];
+  const { context, page } = await login(viewName, viewPass, (p) => fakeCamera(p, posts));
+  await page.locator('#graph g.node[data-node="demo:source"]').click();
+  await page.locator('#node-v4l2 .ctl[data-control="Brightness"]').waitFor();
+  for (const el of await page.locator('#node-v4l2 .ctl input, #node-v4l2 .ctl select, #node-v4l2 .ctl button').all()) {
+    assert.ok(await el.isDisabled(), 'a control is enabled for a viewer');
+  }
+  assert.equal(posts.length, 0);
   await context.close();
 });
