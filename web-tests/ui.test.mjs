@@ -5,6 +5,7 @@
 //   FW_URL       the controller's URL
 //   FW_OPERATOR  "name:password" of an operator
 //   FW_VIEWER    "name:password" of a viewer
+//   FW_ADMIN     "name:password" of an admin
 //   FW_ARTIFACTS where screenshots go (target/browser-artifacts)
 // Chromium: CHROMIUM (default /usr/bin/chromium).
 import { test, before, after } from 'node:test';
@@ -16,6 +17,7 @@ import { chromium } from 'playwright-core';
 const URL = process.env.FW_URL;
 const [opName, opPass] = (process.env.FW_OPERATOR ?? '').split(':');
 const [viewName, viewPass] = (process.env.FW_VIEWER ?? '').split(':');
+const [adminName, adminPass] = (process.env.FW_ADMIN ?? '').split(':');
 const ART = process.env.FW_ARTIFACTS ?? 'browser-artifacts';
 const STEP = 20_000;
 
@@ -228,4 +230,33 @@ test('a viewer sees the V4L2 controls but cannot change them', async () => {
   }
   assert.equal(posts.length, 0);
   await context.close();
+});
+
+test('an admin adds a user and a token, and removes them; others see no admin panel', async () => {
+  const { context, page } = await login(adminName, adminPass);
+  await page.locator('#admin').waitFor({ state: 'visible' });
+  await page.locator(`#users tr[data-user="${opName}"]`).waitFor();
+  await page.locator('#user-name').fill('newbie');
+  await page.locator('#user-role').selectOption('viewer');
+  await page.locator('#user-password').fill('newbie-password');
+  await page.locator('#user-form button[type=submit]').click();
+  await page.locator('#users tr[data-user="newbie"] td', { hasText: 'viewer' }).waitFor();
+  await page.locator('#token-user').selectOption('newbie');
+  await page.locator('#token-form button[type=submit]').click();
+  await page.locator('#new-token', { hasText: /fw_[0-9a-f]+_[0-9a-f]+/ }).waitFor();
+  const token = (await page.locator('#new-token').textContent()).match(/fw_[0-9a-f]+_[0-9a-f]+/)[0];
+  // The token works as newbie (a viewer) from outside the browser.
+  const api = async (t) => (await fetch(new globalThis.URL('/api/graph', URL), { headers: { authorization: `Bearer ${t}` } })).status;
+  assert.equal(await api(token), 200);
+  const id = token.split('_')[1];
+  await page.locator(`#tokens tr[data-token="${id}"] button.revoke`).click();
+  await page.locator(`#tokens tr[data-token="${id}"]`).waitFor({ state: 'detached' });
+  assert.equal(await api(token), 401, 'a revoked token still works');
+  await page.locator('#users tr[data-user="newbie"] button.remove-user').click();
+  await page.locator('#users tr[data-user="newbie"]').waitFor({ state: 'detached' });
+  await context.close();
+
+  const op = await login(opName, opPass);
+  assert.equal(await op.page.locator('#admin').isVisible(), false, 'an operator sees the admin panel');
+  await op.context.close();
 });

@@ -145,3 +145,27 @@ fn browser_decoder_matches_the_shared_expectations() {
     );
     assert!(text.contains("# fail 0") && !text.contains("# pass 0"), "{text}");
 }
+
+#[test]
+fn ui_scripts_parse_as_modules() {
+    for file in ["app.js", "wire.js"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join(file);
+        let src = std::fs::File::open(&path).unwrap();
+        let out = match Command::new("node")
+            .args(["--input-type=module", "--check"])
+            .stdin(src)
+            .output()
+        {
+            Ok(o) => o,
+            Err(_) => {
+                eprintln!("\n!!!!! SKIPPED: `node` is not installed; {file} was NOT checked !!!!!\n");
+                return;
+            }
+        };
+        assert!(
+            out.status.success(),
+            "{file} does not parse:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -309,6 +309,7 @@ fn browser_ui() {
     let dir = common::temp_dir("web-browser");
     add_user(&dir, "otto", "operator");
     add_user(&dir, "vera", "viewer");
+    add_user(&dir, "ada", "admin");
     let d = demo(&dir);
     let artifacts = root().join("target/browser-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
@@ -320,6 +321,7 @@ fn browser_ui() {
         .env("FW_URL", &d.url)
         .env("FW_OPERATOR", "otto:otto-password")
         .env("FW_VIEWER", "vera:vera-password")
+        .env("FW_ADMIN", "ada:ada-password")
         .env("FW_ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
         .stdout(Stdio::piped())
@@ -338,7 +340,10 @@ fn browser_ui() {
     let text = String::from_utf8_lossy(&o.stdout);
     println!("{text}");
     assert!(
-        o.status.success() && text.contains("# fail 0"),
+        o.status.success()
+            && text.contains("# fail 0")
+            && text.contains("# skipped 0")
+            && text.contains("# cancelled 0"),
         "browser tests failed:\n{text}\n{}\ndemo output:\n{}",
         String::from_utf8_lossy(&o.stderr),
         d.out.lock().unwrap()
