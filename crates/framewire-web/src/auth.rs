@@ -316,24 +316,52 @@ impl UsersFile {
     }
 }
 
-/// The users file, in memory and on disk.
+/// The users file, in memory and on disk. Changes made to the file by
+/// another process (`framewire user add`) are picked up on the next request.
 #[derive(Debug)]
 pub struct Users {
     path: Option<PathBuf>,
     data: RwLock<UsersFile>,
+    /// Modification time and length of the file when last read.
+    seen: Mutex<Option<(SystemTime, u64)>>,
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 impl Users {
     /// Loads `path` (missing: no users). `None`: in memory only.
     pub fn open(path: Option<PathBuf>) -> Result<Users, AuthError> {
-        let data = match &path {
-            Some(p) => UsersFile::load(p)?,
-            None => UsersFile::default(),
+        let (data, seen) = match &path {
+            Some(p) => (UsersFile::load(p)?, stamp(p)),
+            None => (UsersFile::default(), None),
         };
         Ok(Users {
             path,
             data: RwLock::new(data),
+            seen: Mutex::new(seen),
         })
+    }
+
+    /// Re-reads the file if it changed on disk. A file that no longer
+    /// parses is logged and the users in memory are kept.
+    pub fn refresh(&self) {
+        let Some(path) = &self.path else { return };
+        let now = stamp(path);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if *seen == now {
+            return;
+        }
+        match UsersFile::load(path) {
+            Ok(f) => {
+                *self.data.write().unwrap_or_else(|e| e.into_inner()) = f;
+                *seen = now;
+                tracing::info!(path = %path.display(), "users file reloaded");
+            }
+            Err(e) => tracing::warn!(error = %e, "users file changed but cannot be read; keeping the users in memory"),
+        }
     }
 
     /// In memory, from a ready file (tests).
@@ -341,6 +369,7 @@ impl Users {
         Users {
             path: None,
             data: RwLock::new(data),
+            seen: Mutex::new(None),
         }
     }
 
@@ -366,6 +395,7 @@ impl Users {
         let out = f(&mut copy)?;
         if let Some(p) = &self.path {
             copy.save(p)?;
+            *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = stamp(p);
         }
         *guard = copy;
         Ok(out)
@@ -500,6 +530,27 @@ mod tests {
         f.remove_user("cli").unwrap();
         assert!(f.check_token(&t).is_none());
         assert!(f.tokens.is_empty());
+    }
+
+    #[test]
+    fn changes_on_disk_are_picked_up() {
+        let dir = std::env::temp_dir().join(format!("fw-users-reload-{}", std::process::id()));
+        let path = dir.join(USERS_FILE);
+        let users = Users::open(Some(path.clone())).unwrap();
+        assert!(users.is_empty());
+        let mut f = UsersFile::default();
+        f.add_user("late", Role::Operator, "password1").unwrap();
+        f.save(&path).unwrap();
+        users.refresh();
+        assert_eq!(users.role_of("late"), Some(Role::Operator));
+        std::fs::write(&path, "{broken").unwrap();
+        users.refresh();
+        assert_eq!(
+            users.role_of("late"),
+            Some(Role::Operator),
+            "a broken file keeps the users"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -105,6 +105,9 @@ pub(crate) struct App {
     pub(crate) secure_cookies: bool,
     /// The CSRF token of open mode (no users): the page reads it from /api/session.
     pub(crate) open_csrf: String,
+    /// Whether open mode (no users) may apply: only on a loopback address.
+    /// A server on another address whose users were all removed lets nobody in.
+    pub(crate) allow_open: bool,
     /// The last graph pushed and its JSON message.
     pub(crate) graph_cache:
         std::sync::Mutex<Option<(Arc<framewire_controller::CurrentGraph>, axum::extract::ws::Utf8Bytes)>>,
@@ -208,8 +211,9 @@ fn loopback_host(headers: &HeaderMap) -> bool {
 }
 
 impl App {
-    pub(crate) fn new(backend: Arc<dyn Backend>, users: Users, secure_cookies: bool) -> App {
+    pub(crate) fn new(backend: Arc<dyn Backend>, users: Users, secure_cookies: bool, allow_open: bool) -> App {
         App {
+            allow_open,
             backend,
             users,
             sessions: auth::Sessions::default(),
@@ -221,6 +225,7 @@ impl App {
 
     /// Who is asking, or 401.
     pub(crate) fn identify(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        self.users.refresh();
         if let Some(auth) = headers.get(header::AUTHORIZATION) {
             let token = auth
                 .to_str()
@@ -239,6 +244,12 @@ impl App {
             });
         }
         if self.users.is_empty() {
+            if !self.allow_open {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "no users are configured and this server is not on loopback: add one (framewire user add NAME --role admin)",
+                ));
+            }
             if !loopback_host(headers) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -310,9 +321,14 @@ impl App {
     }
 }
 
-/// The whole HTTP service, for a backend and a user store.
+/// The whole HTTP service, for a backend and a user store, as served on a
+/// loopback address (open mode allowed when there are no users).
 pub fn router(backend: Arc<dyn Backend>, users: Users, secure_cookies: bool) -> Router {
-    let app = Arc::new(App::new(backend, users, secure_cookies));
+    routes(App::new(backend, users, secure_cookies, true))
+}
+
+fn routes(app: App) -> Router {
+    let app = Arc::new(app);
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::file))
@@ -361,7 +377,12 @@ impl WebServer {
             addr: config.listen,
             source,
         })?;
-        let router = router(backend, users, config.secure_cookies);
+        let router = routes(App::new(
+            backend,
+            users,
+            config.secure_cookies,
+            config.listen.ip().is_loopback(),
+        ));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async {
@@ -402,5 +423,81 @@ impl WebServer {
 impl Drop for WebServer {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BoxFut;
+    use framewire_controller::{ControllerError, CurrentGraph, Preview, WantedEdge, WantedGraph};
+    use framewire_proto::control::{Request, Response};
+
+    /// Identity checks never reach the backend.
+    struct NoBackend;
+    impl Backend for NoBackend {
+        fn graph(&self) -> tokio::sync::watch::Receiver<Arc<CurrentGraph>> {
+            tokio::sync::watch::channel(Arc::new(CurrentGraph::default())).1
+        }
+        fn wanted(&self) -> BoxFut<'_, WantedGraph> {
+            Box::pin(async { WantedGraph::default() })
+        }
+        fn apply(&self, _: WantedGraph) -> BoxFut<'_, Result<(), ControllerError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn add_edge(&self, _: WantedEdge) -> BoxFut<'_, Result<String, ControllerError>> {
+            Box::pin(async { Err(ControllerError::Other("none".into())) })
+        }
+        fn remove_edge<'a>(&'a self, _: &'a str) -> BoxFut<'a, Result<(), ControllerError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn request<'a>(&'a self, n: &'a str, _: Request) -> BoxFut<'a, Result<Response, ControllerError>> {
+            Box::pin(async move { Err(ControllerError::UnknownNode(n.into())) })
+        }
+        fn preview<'a>(&'a self, n: &'a str, _: &'a str) -> BoxFut<'a, Result<Preview, ControllerError>> {
+            Box::pin(async move { Err(ControllerError::UnknownNode(n.into())) })
+        }
+    }
+
+    fn headers(host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, host.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn open_mode_only_where_allowed() {
+        let public = App::new(
+            Arc::new(NoBackend),
+            Users::from_file(auth::UsersFile::default()),
+            false,
+            false,
+        );
+        let e = public.identify(&headers("127.0.0.1:7480")).unwrap_err();
+        assert_eq!(e.status, StatusCode::UNAUTHORIZED, "{}", e.message);
+        let local = App::new(
+            Arc::new(NoBackend),
+            Users::from_file(auth::UsersFile::default()),
+            false,
+            true,
+        );
+        assert_eq!(local.identify(&headers("127.0.0.1:7480")).unwrap().role, Role::Admin);
+        assert_eq!(local.identify(&headers("[::1]:7480")).unwrap().role, Role::Admin);
+        assert_eq!(local.identify(&headers("localhost")).unwrap().role, Role::Admin);
+        for host in ["evil.example", "10.0.0.1:7480", "127.0.0.1.evil.example:80"] {
+            assert_eq!(
+                local.identify(&headers(host)).unwrap_err().status,
+                StatusCode::FORBIDDEN,
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn cookies_are_parsed_from_any_cookie_header() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, "a=1; fw_session=abc".parse().unwrap());
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
+        assert_eq!(cookie(&h, "b"), None);
     }
 }

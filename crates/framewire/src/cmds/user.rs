@@ -1,7 +1,7 @@
 //! `framewire user`: the web UI's users and API tokens, in the controller's
 //! state directory (docs/web.md). Works with the controller stopped or
-//! running (a running controller reads the file at start: restart it, or
-//! manage users from the web UI as admin).
+//! running (a running controller picks up the changed file on its next
+//! request).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
