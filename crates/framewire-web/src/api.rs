@@ -91,7 +91,7 @@ pub(crate) async fn graph(State(app): State<Arc<App>>, method: Method, headers: 
     Ok(Json(&*g).into_response())
 }
 
-/// GET /api/wanted (viewer): the wanted graph; `?format=toml` or `Accept: application/toml` for TOML.
+/// GET /api/wanted (viewer): the wanted graph, JSON; TOML with `Accept: application/toml`.
 pub(crate) async fn wanted(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Response> {
     app.allow(&method, &headers, Role::Viewer)?;
     let w = app.backend.wanted().await;

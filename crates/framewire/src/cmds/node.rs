@@ -79,6 +79,7 @@ pub struct Args {
     /// Where the controller serves its web UI and HTTP API (docs/web.md)
     /// [default: 127.0.0.1:7480; needs --controller]. Any address other than
     /// loopback needs a user first (framewire user add NAME --role admin).
+    /// Without --web, a taken default port only means no web UI (with a warning).
     #[arg(long, value_name = "ADDR", requires = "controller")]
     web: Option<SocketAddr>,
     /// Run the controller without its web UI.
@@ -134,11 +135,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 state_dir: Some(state_dir(&args)),
                 secure_cookies: args.web_secure_cookies,
             };
-            let web = framewire_web::WebServer::bind(cfg, std::sync::Arc::new(handle.clone()))
-                .await
-                .context("cannot start the web UI")?;
-            eprintln!("framewire: web UI on {}", web.url());
-            Some(web)
+            match framewire_web::WebServer::bind(cfg, std::sync::Arc::new(handle.clone())).await {
+                Ok(web) => {
+                    eprintln!("framewire: web UI on {}", web.url());
+                    Some(web)
+                }
+                // The default port is taken (another controller on this
+                // machine): run without the UI rather than not at all.
+                Err(framewire_web::WebError::Bind { addr, source }) if args.web.is_none() => {
+                    eprintln!("framewire: web UI not started: cannot listen on {addr} ({source}); give --web ADDR");
+                    None
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("cannot start the web UI")),
+            }
         }
         _ => None,
     };
