@@ -560,3 +560,13 @@ fn docs_example_parses() {
     assert!(g.edges.iter().any(|e| e.mode == "completeness"));
     assert!(g.edges.iter().any(|e| e.mode == "low-latency" && e.priority == 128));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_of_raw_zstd_is_jpeg() {
+    bounded(check_preview(EncodeSpec::raw_zstd(PixelFormat::Bgra, 1), "zstd")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_of_mjpeg_passes_frames_through() {
+    bounded(check_preview(EncodeSpec::mjpeg(80), "mjpeg")).await;
+}
