@@ -570,3 +570,43 @@ async fn preview_of_raw_zstd_is_jpeg() {
 async fn preview_of_mjpeg_passes_frames_through() {
     bounded(check_preview(EncodeSpec::mjpeg(80), "mjpeg")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_preview_reader_gets_a_recent_frame_not_a_backlog() {
+    bounded(async {
+        let src = source("test:src", "bars", EncodeSpec::qoi()).await;
+        let dir = state_dir("preview-slow");
+        let h = controller(&dir, &[&src]).await;
+        wait_graph(&h, "the source", |g| online(g, &["test:src"])).await;
+        let mut p = h.preview("test:src", "bars").await.unwrap();
+        let a = recv(&mut p.frames).await;
+        // The reader stops for a second (30 frames at 30 fps).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let b = recv(&mut p.frames).await; // queued when it stopped: one frame, not thirty
+        let c = recv(&mut p.frames).await;
+        println!(
+            "sequences: before pause {}, after {} then {}",
+            a.sequence, b.sequence, c.sequence
+        );
+        assert!(c.sequence >= a.sequence + 25, "the source ran on: {a:?} {c:?}");
+        assert!(
+            c.sequence >= b.sequence + 25,
+            "no backlog: {} then {}",
+            b.sequence,
+            c.sequence
+        );
+        let age_ms = (framewire_net::now_ns().saturating_sub(c.timestamp_ns)) / 1_000_000;
+        assert!(age_ms < 300, "the frame after the pause is recent: {age_ms} ms old");
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+async fn recv(
+    rx: &mut tokio::sync::mpsc::Receiver<framewire_controller::PreviewFrame>,
+) -> framewire_controller::PreviewFrame {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a preview frame in time")
+        .expect("preview open")
+}
