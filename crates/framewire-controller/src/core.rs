@@ -200,6 +200,25 @@ impl Core {
     /// A node's report arrived. Returns the node's name.
     pub(crate) fn on_report(&mut self, addr: &str, report: StatusReport, now: Instant) -> String {
         let name = node_key(report.description.site_id, &report.description.name);
+        // Two live nodes claiming one name: the first keeps it, the other's
+        // reports are ignored (and the clash shown) until the first is gone.
+        if let Some(rec) = self.nodes.get_mut(&name)
+            && rec.online
+            && !same_addr(&rec.addr, addr)
+        {
+            // The same process reached by another address (two interfaces)
+            // is no clash: its reports through this one are redundant.
+            let same_process = rec.report.as_ref().is_some_and(|r| {
+                let (a, b) = (&r.description, &report.description);
+                (a.hostname.as_str(), a.pid, a.tcp_port) == (b.hostname.as_str(), b.pid, b.tcp_port)
+            });
+            if !same_process {
+                rec.error = Some(format!(
+                    "another node at {addr} reports the same name; its reports are ignored"
+                ));
+            }
+            return name;
+        }
         // The same listener may have been known under another name (a node
         // restarted with a new name): forget the old record's address.
         let stale: Vec<String> = self
@@ -1171,6 +1190,27 @@ mod tests {
         r.stats.outputs = vec![out(131, 2_290_000)];
         c.on_report(&addr(1), r, t + Duration::from_millis(1010));
         assert_eq!(find(&c.graph(), "relay/bars").fps, 30.0);
+    }
+
+    #[test]
+    fn a_second_node_with_the_same_name_is_ignored_while_the_first_lives() {
+        let t = Instant::now();
+        let mut c = three(t);
+        c.on_report(&addr(9), report("cam", 9, &[("other", Format::Raw)], vec![]), t);
+        let g = c.graph();
+        let cam = g.nodes.iter().find(|n| n.name == "cam").unwrap();
+        assert_eq!(cam.addr, addr(1));
+        assert_eq!(cam.streams[0].name, "bars");
+        assert!(cam.error.as_deref().unwrap().contains("127.0.0.1:9"), "{cam:?}");
+        // Once the first is offline, the other takes the name.
+        c.on_down(&addr(1), "gone");
+        c.on_report(&addr(9), report("cam", 9, &[("other", Format::Raw)], vec![]), t);
+        let g = c.graph();
+        let cam = g.nodes.iter().find(|n| n.name == "cam").unwrap();
+        assert_eq!(
+            (cam.addr.as_str(), cam.online, cam.error.is_none()),
+            ("127.0.0.1:9", true, true)
+        );
     }
 
     fn find<'a>(g: &'a CurrentGraph, id: &str) -> &'a EdgeView {
