@@ -402,6 +402,7 @@ impl Core {
     /// confirmed.
     pub(crate) fn plan(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
+        let mut refused: Vec<(String, String)> = Vec::new();
         let due = |pending: &HashMap<String, Instant>, id: &str| {
             pending
                 .get(id)
@@ -446,6 +447,27 @@ impl Core {
                     }
                 }
                 None => {
+                    // A format the downstream would refuse (a document
+                    // loaded from disk is not validated): do not try.
+                    let format = up
+                        .report
+                        .as_ref()
+                        .and_then(|r| r.streams.iter().find(|s| s.open.name == w.stream))
+                        .map(|s| s.open.format);
+                    if let Some(f) = format
+                        && !report.accept_formats.is_empty()
+                        && !report.accept_formats.contains(&f)
+                    {
+                        refused.push((
+                            id,
+                            format!(
+                                "{} accepts only {} on pulled edges, not {f}",
+                                w.to,
+                                list(&report.accept_formats)
+                            ),
+                        ));
+                        continue;
+                    }
                     // A stream of the node's own (a source) holds the name:
                     // validation refuses that, so it appeared since; wait.
                     let taken = report.streams.iter().any(|s| s.open.name == local);
@@ -466,6 +488,9 @@ impl Core {
                     }
                 }
             }
+        }
+        for (id, reason) in refused {
+            self.edge_errors.insert(id, reason);
         }
         for a in &actions {
             match a {
@@ -558,14 +583,13 @@ impl Core {
                     && !report.accept_formats.is_empty()
                     && !report.accept_formats.contains(&f)
                 {
-                    let list: Vec<String> = report.accept_formats.iter().map(ToString::to_string).collect();
                     refuse(
                         i,
                         e,
                         format!(
                             "node {:?} accepts only {} on pulled edges, and {:?} is {f}",
                             e.to,
-                            list.join(", "),
+                            list(&report.accept_formats),
                             e.stream
                         ),
                     );
@@ -828,6 +852,11 @@ impl Core {
             edges,
         }
     }
+}
+
+/// `a, b, c` for people.
+fn list(formats: &[Format]) -> String {
+    formats.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn round2(x: f64) -> f64 {
@@ -1210,6 +1239,27 @@ mod tests {
         assert_eq!(
             (cam.addr.as_str(), cam.online, cam.error.is_none()),
             ("127.0.0.1:9", true, true)
+        );
+    }
+
+    #[test]
+    fn a_stored_edge_with_a_refused_format_is_not_attempted() {
+        let t = Instant::now();
+        let mut c = three(t);
+        let mut desk = report("desk", 3, &[], vec![]);
+        desk.accept_formats = vec![Format::Mjpeg];
+        c.on_report(&addr(3), desk, t);
+        // Loaded from disk: not validated.
+        c.set_wanted(WantedGraph {
+            edges: vec![wanted("cam", "bars", "desk")],
+        });
+        assert!(c.plan(t).is_empty());
+        let g = c.graph();
+        let e = find(&g, "desk/bars");
+        assert_eq!(e.state, "missing");
+        assert_eq!(
+            e.error.as_deref(),
+            Some("desk accepts only mjpeg on pulled edges, not qoi")
         );
     }
 
