@@ -1263,6 +1263,86 @@ mod tests {
         );
     }
 
+    #[test]
+    fn fifty_nodes_assemble_and_validate_quickly() {
+        // A chain of 50 nodes, each serving 4 streams and pulling 4 from
+        // the one before it: 196 edges, each joined to an upstream output.
+        let t = Instant::now();
+        let mut c = Core::new(WantedGraph::default());
+        let streams = [
+            ("s0", Format::Qoi),
+            ("s1", Format::Qoi),
+            ("s2", Format::Raw),
+            ("s3", Format::Mjpeg),
+        ];
+        let mut wanted_edges = Vec::new();
+        for i in 0..50u16 {
+            let edges = if i == 0 {
+                vec![]
+            } else {
+                streams
+                    .iter()
+                    .map(|(n, _)| EdgeStatus {
+                        local_name: format!("{n}-{i}"),
+                        ..pulled(n, 1000 + i - 1, n, EdgeOrigin::Connect)
+                    })
+                    .collect()
+            };
+            let mut r = report(&format!("n{i}"), 1000 + i, &streams, edges);
+            r.stats.outputs = streams
+                .iter()
+                .map(|(n, _)| framewire_proto::control::OutputStats {
+                    channel: 1,
+                    stream: (*n).into(),
+                    peer: format!("127.0.0.1:1 n{}", i + 1),
+                    mode: DeliveryMode::LowLatency,
+                    transport: TransportMode::Encapsulated,
+                    priority: 128,
+                    frames_in: 0,
+                    frames_sent: 0,
+                    bytes_sent: 0,
+                    drops: vec![],
+                    queue_frames: 0,
+                    queue_bytes: 0,
+                    max_frames: 1,
+                    max_bytes: 0,
+                    oldest_age_us: 0,
+                    latency_p50_us: 0,
+                    latency_p99_us: 0,
+                    latency_max_us: 0,
+                    waiting_keyframe: false,
+                })
+                .collect();
+            c.on_report(&addr(1000 + i), r, t);
+            if i > 0 {
+                for (n, _) in &streams[..2] {
+                    wanted_edges.push(WantedEdge {
+                        local_name: format!("{n}-{i}"),
+                        ..wanted(&format!("n{}", i - 1), n, &format!("n{i}"))
+                    });
+                }
+            }
+        }
+        let w = WantedGraph { edges: wanted_edges };
+        let start = Instant::now();
+        let g = c.graph();
+        let assemble = start.elapsed();
+        let start = Instant::now();
+        assert_eq!(c.validate(&w), Ok(()));
+        let validate = start.elapsed();
+        println!(
+            "50 nodes, {} edges: graph assembled in {:.2} ms; {} wanted edges validated in {:.2} ms",
+            g.edges.len(),
+            assemble.as_secs_f64() * 1e3,
+            w.edges.len(),
+            validate.as_secs_f64() * 1e3
+        );
+        assert_eq!(g.edges.len(), 196);
+        assert!(g.edges.iter().all(|e| e.upstream.starts_with('n')));
+        // Generous bounds for a debug build on a busy machine.
+        assert!(assemble < Duration::from_millis(200) && validate < Duration::from_millis(500));
+    }
+
     fn find<'a>(g: &'a CurrentGraph, id: &str) -> &'a EdgeView {
         g.edges
             .iter()

@@ -610,3 +610,80 @@ async fn recv(
         .expect("a preview frame in time")
         .expect("preview open")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graph_serialises_to_the_documented_json() {
+    bounded(async {
+        let src = source("test:src", "bars", EncodeSpec::qoi()).await;
+        let relay = plain("test:relay").await;
+        let dir = state_dir("json");
+        let h = controller(&dir, &[&src, &relay]).await;
+        wait_graph(&h, "both nodes", |g| online(g, &["test:src", "test:relay"])).await;
+        h.add_edge(edge("test:src", "bars", "test:relay")).await.unwrap();
+        let g = wait_graph(&h, "edge live", |g| {
+            find_edge(g, "test:relay/bars").is_some_and(|e| e.state == "live")
+        })
+        .await;
+        let v = serde_json::to_value(&*g).unwrap();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&v), ["edges", "nodes", "updated_ms", "version"]);
+        let node = &v["nodes"].as_array().unwrap()[0];
+        assert_eq!(
+            keys(node),
+            [
+                "addr",
+                "error",
+                "functions",
+                "hostname",
+                "name",
+                "online",
+                "site_id",
+                "software",
+                "streams",
+                "uptime_ms",
+                "v4l2"
+            ]
+        );
+        let e = v["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == "test:relay/bars")
+            .unwrap();
+        assert_eq!(
+            keys(e),
+            [
+                "downstream",
+                "drops",
+                "error",
+                "fps",
+                "id",
+                "latency_p50_us",
+                "latency_p99_us",
+                "local_name",
+                "mbit_s",
+                "mode",
+                "priority",
+                "state",
+                "stream",
+                "upstream",
+                "wanted"
+            ]
+        );
+        // The JSON reads back to the same graph.
+        let back: CurrentGraph = serde_json::from_value(v).unwrap();
+        assert_eq!(back, *g);
+        // And the wanted graph exports as JSON and TOML that read back.
+        let w = h.wanted().await;
+        for f in [store::DocFormat::Json, store::DocFormat::Toml] {
+            let text = store::render(&w, f).unwrap();
+            assert_eq!(store::parse(&text, f).unwrap(), w);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
