@@ -687,3 +687,82 @@ async fn the_graph_serialises_to_the_documented_json() {
     })
     .await;
 }
+
+/// A hand-written node: answers HELLO and WATCH_STATUS, then pushes a
+/// report whose body does not parse, then a good one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_does_not_parse_is_ignored() {
+    use framewire_net::framed::{FramedRead, write_message};
+    use framewire_proto::control::{AuthScheme, Hello, HelloReply};
+    use framewire_proto::{ControlRequest, Decoder, Features, FunctionFlags, Request, Response};
+
+    bounded(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let (r, mut w) = sock.into_split();
+            let mut r = FramedRead::new(r, Decoder::new());
+            let good = {
+                let n = plain("test:real").await; // borrow a real report's shape
+                let mut rep = n.status_report();
+                rep.description.name = "test:fake".into();
+                rep
+            };
+            while let Ok(Some(m)) = r.next().await {
+                let Message::ControlRequest(req) = m else { continue };
+                match Request::decode(&req).unwrap() {
+                    Request::Hello(_) => {
+                        let reply = Response::Hello(HelloReply {
+                            hello: Hello {
+                                protocol_version: 1,
+                                name: "test:fake".into(),
+                                site_id: 0,
+                                function_flags: FunctionFlags::RELAY,
+                                features: Features(0),
+                                auth_scheme: AuthScheme::None,
+                                nonce: bytes::Bytes::new(),
+                            },
+                            proof: bytes::Bytes::new(),
+                        });
+                        write_message(
+                            &mut w,
+                            &Message::ControlResponse(reply.to_message(0, req.request_id).unwrap()),
+                        )
+                        .await
+                        .unwrap();
+                    }
+                    Request::WatchStatus(_) => {
+                        let ok = Response::WatchStatus.to_message(0, req.request_id).unwrap();
+                        write_message(&mut w, &Message::ControlResponse(ok)).await.unwrap();
+                        // A report with a list count far beyond its bytes.
+                        let bad = ControlRequest {
+                            channel: 0,
+                            request_id: 0,
+                            command: Command::StatusReport,
+                            body: bytes::Bytes::from_static(&[0, 0, 0, 0, 0xff, 0xff, 1, 2, 3]),
+                        };
+                        write_message(&mut w, &Message::ControlRequest(bad)).await.unwrap();
+                        let ok = Request::StatusReport(Box::new(good.clone())).to_message(0, 0).unwrap();
+                        write_message(&mut w, &Message::ControlRequest(ok)).await.unwrap();
+                    }
+                    _ => {
+                        let ans = Response::Describe(good.description.clone())
+                            .to_message(0, req.request_id)
+                            .unwrap();
+                        write_message(&mut w, &Message::ControlResponse(ans)).await.unwrap();
+                    }
+                }
+            }
+        });
+        let dir = state_dir("hostile");
+        let mut cfg = ControllerConfig::new("test:ctl", dir.clone());
+        cfg.nodes = vec![addr.to_string()];
+        let h = framewire_controller::start(cfg).await.unwrap();
+        let g = wait_graph(&h, "the fake node after its good report", |g| online(g, &["test:fake"])).await;
+        assert_eq!(g.nodes.len(), 1);
+        fake.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
