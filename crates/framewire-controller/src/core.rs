@@ -828,8 +828,19 @@ impl Core {
             } else {
                 "missing"
             };
-            // A wanted edge that a different live edge still occupies is
-            // shown apart from it, with the same id.
+            // Ids stay unique: a different edge the node reports under the
+            // wanted edge's name is shown, with why it is not the wanted one.
+            if let Some(other) = edges.iter_mut().find(|e| e.id == id) {
+                other.error = Some(if self.unpending.contains_key(&id) || self.pending.contains_key(&id) {
+                    format!("being replaced by the wanted edge from {}/{}", w.from, w.stream)
+                } else {
+                    format!(
+                        "the wanted edge from {}/{} cannot take this name: the node's own edge holds it",
+                        w.from, w.stream
+                    )
+                });
+                continue;
+            }
             edges.push(EdgeView {
                 error: self.edge_errors.get(&id).cloned(),
                 id,
@@ -844,7 +855,7 @@ impl Core {
                 ..EdgeView::default()
             });
         }
-        edges.sort_by(|a, b| a.id.cmp(&b.id).then(b.wanted.cmp(&a.wanted)));
+        edges.sort_by(|a, b| a.id.cmp(&b.id));
         CurrentGraph {
             version: 0,
             updated_ms: 0,
@@ -1162,6 +1173,15 @@ mod tests {
                 node: "relay".into(),
                 local_name: "bars".into()
             }]
+        );
+        // One entry per id: the live edge, saying it is being replaced.
+        let g = c.graph();
+        assert_eq!(g.edges.iter().filter(|e| e.id == "relay/bars").count(), 1);
+        let e = find(&g, "relay/bars");
+        assert!(!e.wanted);
+        assert_eq!(
+            e.error.as_deref(),
+            Some("being replaced by the wanted edge from cam/bars")
         );
         // Gone: the CONNECT follows at once, not after the retry delay.
         c.on_report(&addr(2), report("relay", 2, &[], vec![]), t);
