@@ -200,6 +200,25 @@ impl Core {
     /// A node's report arrived. Returns the node's name.
     pub(crate) fn on_report(&mut self, addr: &str, report: StatusReport, now: Instant) -> String {
         let name = node_key(report.description.site_id, &report.description.name);
+        // Two live nodes claiming one name: the first keeps it, the other's
+        // reports are ignored (and the clash shown) until the first is gone.
+        if let Some(rec) = self.nodes.get_mut(&name)
+            && rec.online
+            && !same_addr(&rec.addr, addr)
+        {
+            // The same process reached by another address (two interfaces)
+            // is no clash: its reports through this one are redundant.
+            let same_process = rec.report.as_ref().is_some_and(|r| {
+                let (a, b) = (&r.description, &report.description);
+                (a.hostname.as_str(), a.pid, a.tcp_port) == (b.hostname.as_str(), b.pid, b.tcp_port)
+            });
+            if !same_process {
+                rec.error = Some(format!(
+                    "another node at {addr} reports the same name; its reports are ignored"
+                ));
+            }
+            return name;
+        }
         // The same listener may have been known under another name (a node
         // restarted with a new name): forget the old record's address.
         let stale: Vec<String> = self
@@ -383,6 +402,7 @@ impl Core {
     /// confirmed.
     pub(crate) fn plan(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
+        let mut refused: Vec<(String, String)> = Vec::new();
         let due = |pending: &HashMap<String, Instant>, id: &str| {
             pending
                 .get(id)
@@ -427,6 +447,27 @@ impl Core {
                     }
                 }
                 None => {
+                    // A format the downstream would refuse (a document
+                    // loaded from disk is not validated): do not try.
+                    let format = up
+                        .report
+                        .as_ref()
+                        .and_then(|r| r.streams.iter().find(|s| s.open.name == w.stream))
+                        .map(|s| s.open.format);
+                    if let Some(f) = format
+                        && !report.accept_formats.is_empty()
+                        && !report.accept_formats.contains(&f)
+                    {
+                        refused.push((
+                            id,
+                            format!(
+                                "{} accepts only {} on pulled edges, not {f}",
+                                w.to,
+                                list(&report.accept_formats)
+                            ),
+                        ));
+                        continue;
+                    }
                     // A stream of the node's own (a source) holds the name:
                     // validation refuses that, so it appeared since; wait.
                     let taken = report.streams.iter().any(|s| s.open.name == local);
@@ -447,6 +488,9 @@ impl Core {
                     }
                 }
             }
+        }
+        for (id, reason) in refused {
+            self.edge_errors.insert(id, reason);
         }
         for a in &actions {
             match a {
@@ -539,14 +583,13 @@ impl Core {
                     && !report.accept_formats.is_empty()
                     && !report.accept_formats.contains(&f)
                 {
-                    let list: Vec<String> = report.accept_formats.iter().map(ToString::to_string).collect();
                     refuse(
                         i,
                         e,
                         format!(
                             "node {:?} accepts only {} on pulled edges, and {:?} is {f}",
                             e.to,
-                            list.join(", "),
+                            list(&report.accept_formats),
                             e.stream
                         ),
                     );
@@ -785,8 +828,19 @@ impl Core {
             } else {
                 "missing"
             };
-            // A wanted edge that a different live edge still occupies is
-            // shown apart from it, with the same id.
+            // Ids stay unique: a different edge the node reports under the
+            // wanted edge's name is shown, with why it is not the wanted one.
+            if let Some(other) = edges.iter_mut().find(|e| e.id == id) {
+                other.error = Some(if self.unpending.contains_key(&id) || self.pending.contains_key(&id) {
+                    format!("being replaced by the wanted edge from {}/{}", w.from, w.stream)
+                } else {
+                    format!(
+                        "the wanted edge from {}/{} cannot take this name: the node's own edge holds it",
+                        w.from, w.stream
+                    )
+                });
+                continue;
+            }
             edges.push(EdgeView {
                 error: self.edge_errors.get(&id).cloned(),
                 id,
@@ -801,7 +855,7 @@ impl Core {
                 ..EdgeView::default()
             });
         }
-        edges.sort_by(|a, b| a.id.cmp(&b.id).then(b.wanted.cmp(&a.wanted)));
+        edges.sort_by(|a, b| a.id.cmp(&b.id));
         CurrentGraph {
             version: 0,
             updated_ms: 0,
@@ -809,6 +863,11 @@ impl Core {
             edges,
         }
     }
+}
+
+/// `a, b, c` for people.
+fn list(formats: &[Format]) -> String {
+    formats.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn round2(x: f64) -> f64 {
@@ -1115,6 +1174,15 @@ mod tests {
                 local_name: "bars".into()
             }]
         );
+        // One entry per id: the live edge, saying it is being replaced.
+        let g = c.graph();
+        assert_eq!(g.edges.iter().filter(|e| e.id == "relay/bars").count(), 1);
+        let e = find(&g, "relay/bars");
+        assert!(!e.wanted);
+        assert_eq!(
+            e.error.as_deref(),
+            Some("being replaced by the wanted edge from cam/bars")
+        );
         // Gone: the CONNECT follows at once, not after the retry delay.
         c.on_report(&addr(2), report("relay", 2, &[], vec![]), t);
         assert!(
@@ -1171,6 +1239,128 @@ mod tests {
         r.stats.outputs = vec![out(131, 2_290_000)];
         c.on_report(&addr(1), r, t + Duration::from_millis(1010));
         assert_eq!(find(&c.graph(), "relay/bars").fps, 30.0);
+    }
+
+    #[test]
+    fn a_second_node_with_the_same_name_is_ignored_while_the_first_lives() {
+        let t = Instant::now();
+        let mut c = three(t);
+        c.on_report(&addr(9), report("cam", 9, &[("other", Format::Raw)], vec![]), t);
+        let g = c.graph();
+        let cam = g.nodes.iter().find(|n| n.name == "cam").unwrap();
+        assert_eq!(cam.addr, addr(1));
+        assert_eq!(cam.streams[0].name, "bars");
+        assert!(cam.error.as_deref().unwrap().contains("127.0.0.1:9"), "{cam:?}");
+        // Once the first is offline, the other takes the name.
+        c.on_down(&addr(1), "gone");
+        c.on_report(&addr(9), report("cam", 9, &[("other", Format::Raw)], vec![]), t);
+        let g = c.graph();
+        let cam = g.nodes.iter().find(|n| n.name == "cam").unwrap();
+        assert_eq!(
+            (cam.addr.as_str(), cam.online, cam.error.is_none()),
+            ("127.0.0.1:9", true, true)
+        );
+    }
+
+    #[test]
+    fn a_stored_edge_with_a_refused_format_is_not_attempted() {
+        let t = Instant::now();
+        let mut c = three(t);
+        let mut desk = report("desk", 3, &[], vec![]);
+        desk.accept_formats = vec![Format::Mjpeg];
+        c.on_report(&addr(3), desk, t);
+        // Loaded from disk: not validated.
+        c.set_wanted(WantedGraph {
+            edges: vec![wanted("cam", "bars", "desk")],
+        });
+        assert!(c.plan(t).is_empty());
+        let g = c.graph();
+        let e = find(&g, "desk/bars");
+        assert_eq!(e.state, "missing");
+        assert_eq!(
+            e.error.as_deref(),
+            Some("desk accepts only mjpeg on pulled edges, not qoi")
+        );
+    }
+
+    #[test]
+    fn fifty_nodes_assemble_and_validate_quickly() {
+        // A chain of 50 nodes, each serving 4 streams and pulling 4 from
+        // the one before it: 196 edges, each joined to an upstream output.
+        let t = Instant::now();
+        let mut c = Core::new(WantedGraph::default());
+        let streams = [
+            ("s0", Format::Qoi),
+            ("s1", Format::Qoi),
+            ("s2", Format::Raw),
+            ("s3", Format::Mjpeg),
+        ];
+        let mut wanted_edges = Vec::new();
+        for i in 0..50u16 {
+            let edges = if i == 0 {
+                vec![]
+            } else {
+                streams
+                    .iter()
+                    .map(|(n, _)| EdgeStatus {
+                        local_name: format!("{n}-{i}"),
+                        ..pulled(n, 1000 + i - 1, n, EdgeOrigin::Connect)
+                    })
+                    .collect()
+            };
+            let mut r = report(&format!("n{i}"), 1000 + i, &streams, edges);
+            r.stats.outputs = streams
+                .iter()
+                .map(|(n, _)| framewire_proto::control::OutputStats {
+                    channel: 1,
+                    stream: (*n).into(),
+                    peer: format!("127.0.0.1:1 n{}", i + 1),
+                    mode: DeliveryMode::LowLatency,
+                    transport: TransportMode::Encapsulated,
+                    priority: 128,
+                    frames_in: 0,
+                    frames_sent: 0,
+                    bytes_sent: 0,
+                    drops: vec![],
+                    queue_frames: 0,
+                    queue_bytes: 0,
+                    max_frames: 1,
+                    max_bytes: 0,
+                    oldest_age_us: 0,
+                    latency_p50_us: 0,
+                    latency_p99_us: 0,
+                    latency_max_us: 0,
+                    waiting_keyframe: false,
+                })
+                .collect();
+            c.on_report(&addr(1000 + i), r, t);
+            if i > 0 {
+                for (n, _) in &streams[..2] {
+                    wanted_edges.push(WantedEdge {
+                        local_name: format!("{n}-{i}"),
+                        ..wanted(&format!("n{}", i - 1), n, &format!("n{i}"))
+                    });
+                }
+            }
+        }
+        let w = WantedGraph { edges: wanted_edges };
+        let start = Instant::now();
+        let g = c.graph();
+        let assemble = start.elapsed();
+        let start = Instant::now();
+        assert_eq!(c.validate(&w), Ok(()));
+        let validate = start.elapsed();
+        println!(
+            "50 nodes, {} edges: graph assembled in {:.2} ms; {} wanted edges validated in {:.2} ms",
+            g.edges.len(),
+            assemble.as_secs_f64() * 1e3,
+            w.edges.len(),
+            validate.as_secs_f64() * 1e3
+        );
+        assert_eq!(g.edges.len(), 196);
+        assert!(g.edges.iter().all(|e| e.upstream.starts_with('n')));
+        // Generous bounds for a debug build on a busy machine.
+        assert!(assemble < Duration::from_millis(200) && validate < Duration::from_millis(500));
     }
 
     fn find<'a>(g: &'a CurrentGraph, id: &str) -> &'a EdgeView {

@@ -121,8 +121,8 @@ pub struct EdgeView {
     pub latency_p50_us: u32,
     /// Live figures, µs.
     pub latency_p99_us: u32,
-    /// Why the controller could not make a wanted edge (the downstream
-    /// refused its CONNECT), if it could not.
+    /// Why this is not (yet) the wanted edge: the downstream refused the
+    /// CONNECT, refuses the format, or holds the name with another edge.
     #[serde(default)]
     pub error: Option<String>,
 }

@@ -21,8 +21,8 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::handle::{ControllerError, Preview, PreviewFrame};
 
-/// Frames waiting in the preview's channel (the reader takes the newest
-/// as soon as it can; a full channel drops the arriving frame).
+/// Frames waiting in the preview's channel: one, so what the reader takes
+/// is at most one frame older than the newest one ready.
 const PREVIEW_QUEUE: usize = 1;
 
 /// The STREAM_OPEN a preview announces: the source's, as MJPEG.
@@ -105,42 +105,48 @@ pub(crate) async fn start(
     })
 }
 
-fn deliver(tx: &mpsc::Sender<PreviewFrame>, f: &VideoFrame, jpeg: Bytes) {
-    // A full channel means the reader has not taken the last frame yet:
-    // this one is dropped, the next newer one gets its chance.
-    let _ = tx.try_send(PreviewFrame {
+fn preview_frame(f: &VideoFrame, jpeg: Bytes) -> PreviewFrame {
+    PreviewFrame {
         sequence: f.sequence,
         timestamp_ns: f.timestamp_ns,
         flags: f.flags.0,
         jpeg,
-    });
+    }
 }
 
 type Job = tokio::task::JoinHandle<(Transcoder, VideoFrame, Result<Bytes, framewire_codec::CodecError>)>;
 
+/// The preview loop. Three slots, each holding at most one frame and each
+/// replaced by a newer one: `waiting` (received, not yet transcoded), the
+/// transcoder's job, and `ready` (JPEG, not yet in the reader's channel).
+/// The transcoder always works on the newest frame received, whether or not
+/// the reader keeps up, so when the reader comes back after a pause it gets
+/// the frame queued when it stopped and then a fresh one, never a backlog.
 async fn run(mut client: Client, channel: u16, mut transcoder: Option<Transcoder>, tx: mpsc::Sender<PreviewFrame>) {
-    // The frame waiting for the encoder, and the encoder's current job.
     let mut waiting: Option<VideoFrame> = None;
     let mut job: Option<Job> = None;
+    let mut ready: Option<PreviewFrame> = None;
     loop {
-        let busy = async {
-            match job.as_mut() {
-                Some(j) => j.await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             () = tx.closed() => {
                 debug!("preview dropped: unsubscribing");
                 let _ = client.request_on(channel, Request::Unsubscribe).await;
                 return;
             }
-            done = busy => {
+            permit = tx.reserve(), if ready.is_some() => match permit {
+                Ok(p) => {
+                    if let Some(f) = ready.take() {
+                        p.send(f);
+                    }
+                }
+                Err(_) => return,
+            },
+            done = async { job.as_mut().expect("guarded by is_some").await }, if job.is_some() => {
                 job = None;
                 match done {
                     Ok((t, f, Ok(jpeg))) => {
                         transcoder = Some(t);
-                        deliver(&tx, &f, jpeg);
+                        ready = Some(preview_frame(&f, jpeg));
                     }
                     Ok((t, f, Err(e))) => {
                         transcoder = Some(t);
@@ -157,7 +163,7 @@ async fn run(mut client: Client, channel: u16, mut transcoder: Option<Transcoder
                     if transcoder.is_none() && job.is_none() {
                         // MJPEG: as it came.
                         let data = f.data.clone();
-                        deliver(&tx, &f, data);
+                        ready = Some(preview_frame(&f, data));
                     } else {
                         waiting = Some(f); // replaces an older waiting frame
                     }

@@ -560,3 +560,209 @@ fn docs_example_parses() {
     assert!(g.edges.iter().any(|e| e.mode == "completeness"));
     assert!(g.edges.iter().any(|e| e.mode == "low-latency" && e.priority == 128));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_of_raw_zstd_is_jpeg() {
+    bounded(check_preview(EncodeSpec::raw_zstd(PixelFormat::Bgra, 1), "zstd")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_of_mjpeg_passes_frames_through() {
+    bounded(check_preview(EncodeSpec::mjpeg(80), "mjpeg")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_preview_reader_gets_a_recent_frame_not_a_backlog() {
+    bounded(async {
+        let src = source("test:src", "bars", EncodeSpec::qoi()).await;
+        let dir = state_dir("preview-slow");
+        let h = controller(&dir, &[&src]).await;
+        wait_graph(&h, "the source", |g| online(g, &["test:src"])).await;
+        let mut p = h.preview("test:src", "bars").await.unwrap();
+        let a = recv(&mut p.frames).await;
+        // The reader stops for a second (30 frames at 30 fps).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let b = recv(&mut p.frames).await; // queued when it stopped: one frame, not thirty
+        let c = recv(&mut p.frames).await;
+        println!(
+            "sequences: before pause {}, after {} then {}",
+            a.sequence, b.sequence, c.sequence
+        );
+        assert!(c.sequence >= a.sequence + 25, "the source ran on: {a:?} {c:?}");
+        assert!(
+            c.sequence >= b.sequence + 25,
+            "no backlog: {} then {}",
+            b.sequence,
+            c.sequence
+        );
+        let age_ms = (framewire_net::now_ns().saturating_sub(c.timestamp_ns)) / 1_000_000;
+        assert!(age_ms < 300, "the frame after the pause is recent: {age_ms} ms old");
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+async fn recv(
+    rx: &mut tokio::sync::mpsc::Receiver<framewire_controller::PreviewFrame>,
+) -> framewire_controller::PreviewFrame {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a preview frame in time")
+        .expect("preview open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graph_serialises_to_the_documented_json() {
+    bounded(async {
+        let src = source("test:src", "bars", EncodeSpec::qoi()).await;
+        let relay = plain("test:relay").await;
+        let dir = state_dir("json");
+        let h = controller(&dir, &[&src, &relay]).await;
+        wait_graph(&h, "both nodes", |g| online(g, &["test:src", "test:relay"])).await;
+        h.add_edge(edge("test:src", "bars", "test:relay")).await.unwrap();
+        let g = wait_graph(&h, "edge live", |g| {
+            find_edge(g, "test:relay/bars").is_some_and(|e| e.state == "live")
+        })
+        .await;
+        let v = serde_json::to_value(&*g).unwrap();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&v), ["edges", "nodes", "updated_ms", "version"]);
+        let node = &v["nodes"].as_array().unwrap()[0];
+        assert_eq!(
+            keys(node),
+            [
+                "addr",
+                "error",
+                "functions",
+                "hostname",
+                "name",
+                "online",
+                "site_id",
+                "software",
+                "streams",
+                "uptime_ms",
+                "v4l2"
+            ]
+        );
+        let e = v["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == "test:relay/bars")
+            .unwrap();
+        assert_eq!(
+            keys(e),
+            [
+                "downstream",
+                "drops",
+                "error",
+                "fps",
+                "id",
+                "latency_p50_us",
+                "latency_p99_us",
+                "local_name",
+                "mbit_s",
+                "mode",
+                "priority",
+                "state",
+                "stream",
+                "upstream",
+                "wanted"
+            ]
+        );
+        // The JSON reads back to the same graph.
+        let back: CurrentGraph = serde_json::from_value(v).unwrap();
+        assert_eq!(back, *g);
+        // And the wanted graph exports as JSON and TOML that read back.
+        let w = h.wanted().await;
+        for f in [store::DocFormat::Json, store::DocFormat::Toml] {
+            let text = store::render(&w, f).unwrap();
+            assert_eq!(store::parse(&text, f).unwrap(), w);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+/// A hand-written node: answers HELLO and WATCH_STATUS, then pushes a
+/// report whose body does not parse, then a good one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_does_not_parse_is_ignored() {
+    use framewire_net::framed::{FramedRead, write_message};
+    use framewire_proto::control::{AuthScheme, Hello, HelloReply};
+    use framewire_proto::{ControlRequest, Decoder, Features, FunctionFlags, Request, Response};
+
+    bounded(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let (r, mut w) = sock.into_split();
+            let mut r = FramedRead::new(r, Decoder::new());
+            let good = {
+                let n = plain("test:real").await; // borrow a real report's shape
+                let mut rep = n.status_report();
+                rep.description.name = "test:fake".into();
+                rep
+            };
+            while let Ok(Some(m)) = r.next().await {
+                let Message::ControlRequest(req) = m else { continue };
+                match Request::decode(&req).unwrap() {
+                    Request::Hello(_) => {
+                        let reply = Response::Hello(HelloReply {
+                            hello: Hello {
+                                protocol_version: 1,
+                                name: "test:fake".into(),
+                                site_id: 0,
+                                function_flags: FunctionFlags::RELAY,
+                                features: Features(0),
+                                auth_scheme: AuthScheme::None,
+                                nonce: bytes::Bytes::new(),
+                            },
+                            proof: bytes::Bytes::new(),
+                        });
+                        write_message(
+                            &mut w,
+                            &Message::ControlResponse(reply.to_message(0, req.request_id).unwrap()),
+                        )
+                        .await
+                        .unwrap();
+                    }
+                    Request::WatchStatus(_) => {
+                        let ok = Response::WatchStatus.to_message(0, req.request_id).unwrap();
+                        write_message(&mut w, &Message::ControlResponse(ok)).await.unwrap();
+                        // A report with a list count far beyond its bytes.
+                        let bad = ControlRequest {
+                            channel: 0,
+                            request_id: 0,
+                            command: Command::StatusReport,
+                            body: bytes::Bytes::from_static(&[0, 0, 0, 0, 0xff, 0xff, 1, 2, 3]),
+                        };
+                        write_message(&mut w, &Message::ControlRequest(bad)).await.unwrap();
+                        let ok = Request::StatusReport(Box::new(good.clone())).to_message(0, 0).unwrap();
+                        write_message(&mut w, &Message::ControlRequest(ok)).await.unwrap();
+                    }
+                    _ => {
+                        let ans = Response::Describe(good.description.clone())
+                            .to_message(0, req.request_id)
+                            .unwrap();
+                        write_message(&mut w, &Message::ControlResponse(ans)).await.unwrap();
+                    }
+                }
+            }
+        });
+        let dir = state_dir("hostile");
+        let mut cfg = ControllerConfig::new("test:ctl", dir.clone());
+        cfg.nodes = vec![addr.to_string()];
+        let h = framewire_controller::start(cfg).await.unwrap();
+        let g = wait_graph(&h, "the fake node after its good report", |g| online(g, &["test:fake"])).await;
+        assert_eq!(g.nodes.len(), 1);
+        fake.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}

@@ -82,6 +82,18 @@ async fn controller_with_a_static_node_list_reconciles_the_stored_graph() {
             other => panic!("{other:?}"),
         }
         wait_edge(relay.addr, src.addr, "static list").await;
+        // The relay is killed and started again on its address: the
+        // controller makes the edge again.
+        let mut relay = relay;
+        relay.kill();
+        let t0 = Instant::now();
+        let again = spawn_node(&["--name", "test:relay", "--discovery", "off", "--listen", &r]);
+        wait_edge(again.addr, src.addr, "after the relay restarted").await;
+        println!(
+            "relay killed and restarted -> edge again with frames: {:.0} ms",
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+        drop(relay);
     })
     .await
     .expect("in time");

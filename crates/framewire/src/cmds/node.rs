@@ -122,6 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     file.accept_formats.extend(args.accept_formats.iter().cloned());
     let mut cfg = file.into_config()?;
     cfg.controller = args.controller;
+    let mut signals = StopSignals::install();
     let node = Node::start(cfg).await.context("cannot start the node")?;
     let controller = if args.controller {
         Some(start_controller(&node, &args).await?)
@@ -153,7 +154,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     eprintln!("framewire: node {} listening on {}", node.name(), node.local_addr());
     let mut shutdown = node.shutdown_signal();
-    wait_for_stop(&mut shutdown).await;
+    signals.wait(&mut shutdown).await;
     if let Some(web) = web {
         web.shutdown().await;
     }
@@ -188,20 +189,43 @@ async fn start_controller(node: &Node, args: &Args) -> anyhow::Result<Controller
     Ok(handle)
 }
 
+/// SIGINT and SIGTERM handlers, installed before the node says it listens
+/// so that a signal sent as soon as it does is never lost to the default
+/// action (which would kill the process without a graceful shutdown).
+pub struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Installs the handlers.
+    pub fn install() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// Returns on SIGINT, SIGTERM, or when the node begins shutting down.
+    pub async fn wait(&mut self, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            () = recv(&mut self.int) => {}
+            () = recv(&mut self.term) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
 /// Returns on Ctrl-C, SIGTERM, or when the node begins shutting down.
 pub async fn wait_for_stop(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let sigterm = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = sigterm => {}
-        _ = shutdown.changed() => {}
-    }
+    StopSignals::install().wait(shutdown).await;
 }
