@@ -441,3 +441,86 @@ async fn wiring_reaches_50_state_websockets_quickly() {
     .await
     .unwrap();
 }
+
+/// A QOI stream reaches the browser's preview and the MJPEG route as JPEG
+/// (the controller transcodes), through `framewire node --controller --web`.
+#[tokio::test]
+async fn non_jpeg_streams_preview_as_jpeg() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dir = common::temp_dir("web-qoi");
+        let web = format!("127.0.0.1:{}", common::free_port());
+        let node = common::spawn_node(&[
+            "--name",
+            "t:qoi",
+            "--source",
+            "test-pattern:pat,size=160x120,fps=10,format=qoi",
+            "--controller",
+            "--web",
+            &web,
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--discovery",
+            "off",
+        ]);
+        assert!(node.wait_log("web UI on", Duration::from_secs(20)), "{}", node.log());
+        // The controller needs a moment to learn the node's streams.
+        let url = format!("ws://{web}/ws/preview/t:qoi/pat");
+        let mut ws = None;
+        for _ in 0..100 {
+            match tokio_tungstenite::connect_async(url.as_str()).await {
+                Ok((c, _)) => {
+                    ws = Some(c);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let mut ws = ws.unwrap_or_else(|| panic!("no preview of t:qoi/pat:\n{}", node.log()));
+        let dec = Decoder::new();
+        let mut jpegs = 0;
+        while jpegs < 2 {
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let mut buf = BytesMut::from(&m.into_data()[..]);
+            match dec.decode(&mut buf).unwrap().unwrap() {
+                Message::ControlRequest(r) => {
+                    let Request::StreamOpen(o) = Request::decode(&r).unwrap() else {
+                        panic!()
+                    };
+                    assert_eq!(
+                        (o.format, o.width, o.height),
+                        (Format::Mjpeg, 160, 120),
+                        "rewritten to MJPEG"
+                    );
+                }
+                Message::VideoFrame(f) => {
+                    assert_eq!(
+                        (&f.data[..2], &f.data[f.data.len() - 2..]),
+                        (&b"\xff\xd8"[..], &b"\xff\xd9"[..])
+                    );
+                    jpegs += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // And as MJPEG over HTTP.
+        let mut s = tokio::net::TcpStream::connect(&web).await.unwrap();
+        s.write_all(format!("GET /stream/t:qoi/pat.mjpeg HTTP/1.1\r\nHost: {web}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        while got.windows(2).filter(|w| *w == b"\xff\xd8").count() < 2 {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).contains("Content-Type: image/jpeg"));
+    })
+    .await
+    .unwrap();
+}
