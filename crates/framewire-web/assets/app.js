@@ -341,7 +341,8 @@ async function selectNode(name) {
   selectedNode = name;
   renderSvg(true);
   const panel = $('#node-panel');
-  panel.replaceChildren(el('div', { id: 'node-head' }), el('div', { id: 'node-describe' }), el('div', { id: 'node-v4l2' }));
+  panel.replaceChildren(el('div', { id: 'node-head' }), el('div', { id: 'node-describe' }), el('div', { id: 'node-v4l2' }),
+    el('div', { id: 'node-monitors' }, el('button', { id: 'monitors-btn', text: 'Monitors', onclick: () => loadMonitors(name) })));
   const n = graph.nodes.find((x) => x.name === name);
   if (n) renderNodeHead(n);
   try {
@@ -352,6 +353,21 @@ async function selectNode(name) {
     $('#node-describe').replaceChildren(el('p', { class: 'error', text: `DESCRIBE: ${e.message}` }));
   }
   if (n?.v4l2) loadControls(name);
+}
+
+async function loadMonitors(node) {
+  const box = $('#node-monitors');
+  try {
+    const r = await api('GET', `/api/nodes/${enc(node)}/monitors`);
+    box.replaceChildren(el('h3', { text: 'Monitors' }), r.monitors.length === 0 ? el('p', { class: 'hint', text: 'no monitors' }) : el('table', {},
+      el('thead', {}, el('tr', {}, ...['name', 'position', 'size', 'mm', 'Hz', ''].map((h) => el('th', { text: h })))),
+      el('tbody', {}, ...r.monitors.map((m) => el('tr', { 'data-monitor': m.name },
+        el('td', { text: m.name }), el('td', { text: `${m.x},${m.y}` }), el('td', { text: `${m.width}×${m.height}` }),
+        el('td', { text: `${m.width_mm}×${m.height_mm}` }), el('td', { text: m.refresh_hz.toFixed(2) }),
+        el('td', { text: m.primary ? 'primary' : '' }))))));
+  } catch (e) {
+    box.replaceChildren(el('p', { class: 'hint', text: `monitors: ${e.message}` }));
+  }
 }
 
 async function loadControls(node) {

@@ -196,6 +196,27 @@ pub(crate) async fn describe(
     })))
 }
 
+/// GET /api/nodes/{node}/monitors (viewer): the node's X11 monitors (LIST_MONITORS).
+pub(crate) async fn monitors(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(node): Path<String>,
+) -> Result<Json<Value>> {
+    app.allow(&method, &headers, Role::Viewer)?;
+    let ms = match app.backend.request(&node, Request::ListMonitors).await? {
+        NodeResponse::ListMonitors(m) => m,
+        r => return Err(unexpected(r)),
+    };
+    Ok(Json(json!({
+        "monitors": ms.iter().map(|m| json!({
+            "name": m.name, "x": m.x, "y": m.y, "width": m.width, "height": m.height,
+            "width_mm": m.width_mm, "height_mm": m.height_mm,
+            "refresh_hz": f64::from(m.refresh_mhz) / 1000.0, "primary": m.primary,
+        })).collect::<Vec<_>>()
+    })))
+}
+
 /// The widget the UI draws for a control type.
 fn widget(t: framewire_proto::ControlType) -> &'static str {
     use framewire_proto::ControlType as T;

@@ -341,6 +341,7 @@ fn routes(app: App) -> Router {
         .route("/api/edges/{*id}", axum::routing::delete(api::remove_edge))
         .route("/api/nodes/{node}", get(api::describe))
         .route("/api/nodes/{node}/v4l2", get(api::v4l2_list).post(api::v4l2_set))
+        .route("/api/nodes/{node}/monitors", get(api::monitors))
         .route("/api/users", get(api::users).post(api::add_user))
         .route("/api/users/{name}", axum::routing::delete(api::remove_user))
         .route("/api/tokens", get(api::tokens).post(api::add_token))

@@ -11,7 +11,7 @@ use framewire_controller::{
 };
 use framewire_proto::codes::{ControlType, Features, Format, FunctionFlags, Origin, PixelFormat};
 use framewire_proto::control::{
-    ControlValue, Description, MenuItem, Request, Response, StreamOpen, V4l2Control, V4l2Device,
+    ControlValue, Description, MenuItem, Monitor, Request, Response, StreamOpen, V4l2Control, V4l2Device,
 };
 use framewire_web::auth::{Role, UsersFile};
 use framewire_web::backend::{Backend, BoxFut};
@@ -185,6 +185,17 @@ impl Backend for Fake {
                     ControlValue { id: 3, value: 1 },
                 ]),
                 Request::V4l2SetControls(s) => Response::V4l2SetControls(s.values),
+                Request::ListMonitors => Response::ListMonitors(vec![Monitor {
+                    name: "HDMI-1".into(),
+                    x: 0,
+                    y: 0,
+                    width: 1920,
+                    height: 1080,
+                    width_mm: 527,
+                    height_mm: 296,
+                    refresh_mhz: 60_000,
+                    primary: true,
+                }]),
                 other => {
                     return Err(ControllerError::Other(format!(
                         "fake: unexpected {:?}",
