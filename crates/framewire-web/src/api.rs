@@ -33,7 +33,19 @@ pub(crate) struct Login {
 }
 
 /// POST /api/login (public): `{name, password}` → cookie + `{user, role, csrf}`.
-pub(crate) async fn login(State(app): State<Arc<App>>, body: Bytes) -> Result<Response> {
+pub(crate) async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    // A JSON content type cannot be sent cross-site without a CORS preflight,
+    // which this server never grants: no logging a browser in from another site.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the login as Content-Type: application/json",
+        ));
+    }
     let l: Login = parse_json(&body)?;
     if app.users.is_empty() {
         return Err(bad(

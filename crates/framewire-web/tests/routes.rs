@@ -223,6 +223,7 @@ async fn login(users: &UsersFile, app: &axum::Router, name: &str) -> (String, St
         .method("POST")
         .uri("/api/login")
         .header("host", "127.0.0.1:7480")
+        .header("content-type", "application/json")
         .body(Body::from(format!(
             r#"{{"name":"{name}","password":"{name}-password"}}"#
         )))
@@ -318,13 +319,14 @@ async fn cookie_sessions_need_the_csrf_token_to_change_state() {
             200
         );
         assert_eq!(send(&app, "GET", "/api/graph", &[("cookie", &cookie)], "").await, 401);
+        let json = [("content-type", "application/json")];
         // Wrong password.
         assert_eq!(
             send(
                 &app,
                 "POST",
                 "/api/login",
-                &[],
+                &json,
                 r#"{"name":"otto","password":"otto-passwordX"}"#
             )
             .await,
@@ -335,13 +337,26 @@ async fn cookie_sessions_need_the_csrf_token_to_change_state() {
                 &app,
                 "POST",
                 "/api/login",
-                &[],
+                &json,
                 r#"{"name":"nobody","password":"whatever1"}"#
             )
             .await,
             401
         );
-        assert_eq!(send(&app, "POST", "/api/login", &[], "{not json").await, 400);
+        assert_eq!(send(&app, "POST", "/api/login", &json, "{not json").await, 400);
+        // A form post from another site (no JSON content type) cannot log anyone in.
+        let form = [("content-type", "text/plain")];
+        assert_eq!(
+            send(
+                &app,
+                "POST",
+                "/api/login",
+                &form,
+                r#"{"name":"otto","password":"otto-password"}"#
+            )
+            .await,
+            415
+        );
     })
     .await
     .unwrap();
@@ -400,7 +415,14 @@ async fn open_mode_is_loopback_only_and_still_needs_csrf() {
         );
         // And there is nobody to log in as.
         assert_eq!(
-            send(&app, "POST", "/api/login", &[], r#"{"name":"a","password":"b"}"#).await,
+            send(
+                &app,
+                "POST",
+                "/api/login",
+                &[("content-type", "application/json")],
+                r#"{"name":"a","password":"b"}"#
+            )
+            .await,
             400
         );
     })
