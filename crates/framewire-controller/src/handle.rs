@@ -122,7 +122,20 @@ impl ControllerHandle {
 
     /// Send one control request to a node (DESCRIBE, V4L2_*, LIST_MONITORS…)
     /// over the controller's control connection and return its answer.
+    /// Requests that would change the connection itself (HELLO, AUTH,
+    /// SUBSCRIBE, UNSUBSCRIBE, STREAM_OPEN, WATCH_STATUS, STATUS_REPORT) are
+    /// refused: streams go through [`ControllerHandle::preview`].
     pub async fn request(&self, node: &str, req: Request) -> Result<Response, ControllerError> {
+        use framewire_proto::Command as C;
+        let command = req.command();
+        if matches!(
+            command,
+            C::Hello | C::Auth | C::Subscribe | C::Unsubscribe | C::StreamOpen | C::WatchStatus | C::StatusReport
+        ) {
+            return Err(ControllerError::Other(format!(
+                "{command} is not sent on the controller's connection (use a preview for streams)"
+            )));
+        }
         let node = node.to_owned();
         self.ask(|tx| Cmd::Request(node, req, tx)).await?
     }

@@ -545,6 +545,20 @@ async fn request_goes_over_the_control_connection() {
             h.request("test:x", framewire_proto::Request::Describe).await,
             Err(ControllerError::UnknownNode(_))
         ));
+        let sub = framewire_proto::Request::Subscribe(framewire_proto::control::Subscribe {
+            stream: "bars".into(),
+            params: SubscribeParams::default(),
+        });
+        match h.request("test:src", sub).await {
+            Err(ControllerError::Other(m)) => assert!(m.contains("use a preview"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // The connection is still good.
+        assert!(
+            h.request("test:src", framewire_proto::Request::ListStreams)
+                .await
+                .is_ok()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
