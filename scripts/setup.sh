@@ -18,8 +18,9 @@ cd "$(dirname "$0")/.."
 #                           viewer window, xsetroot/xrandr, xwd screenshots
 #   gcc libc6-dev           the foreign (C) reader of the shared-memory ring, compiled by a test
 #   python3-prometheus-client  the reference parser the /metrics test checks its output with
+#   chromium                browser tests of the controller's web UI (web-tests/, playwright-core)
 PACKAGES=(gcc libc6-dev cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
-  xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth python3-prometheus-client "$@")
+  xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth python3-prometheus-client chromium "$@")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -40,6 +41,13 @@ CARGO_FUZZ_VERSION=0.13.2
 if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
   echo "setup: installing cargo-fuzz $CARGO_FUZZ_VERSION (about two minutes, once)"
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet
+fi
+# The browser tests' driver (playwright-core, pinned by web-tests/package-lock.json;
+# it drives Debian's chromium, it downloads no browser). Needs Node.js 18 or later.
+if command -v npm >/dev/null; then
+  npm ci --prefix web-tests --no-audit --no-fund --silent
+else
+  echo "setup: npm not found: the browser tests (web-tests/) will be skipped"
 fi
 # The V4L2 test VM's kernel and initramfs (downloaded once, cached).
 if [ -x ../shared/tools/vivid-vm.sh ]; then

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use framewire_proto::control::{AuthScheme, Hello, HelloReply, Name, ShmOffer, SubscribeReply};
@@ -48,6 +48,12 @@ pub(crate) enum WriterCmd {
 
 /// Depth of a connection's control queue.
 const CONTROL_QUEUE: usize = 256;
+/// Status push period when WATCH_STATUS asks for 0.
+const DEFAULT_STATUS_INTERVAL_MS: u32 = 1000;
+/// Shortest status push period honoured.
+const MIN_STATUS_INTERVAL_MS: u32 = 50;
+/// How long a status push waits after a change for related changes.
+const STATUS_COALESCE: Duration = Duration::from_millis(5);
 
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let mut stop = shared.shutdown.subscribe();
@@ -235,6 +241,18 @@ struct Conn {
     /// The peer is on this host (loopback, or our own address): it may
     /// subscribe over shared memory.
     local_peer: bool,
+    /// The status push task (WATCH_STATUS), if asked for.
+    status: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // The push task holds a sender of the writer's queue: stop it so
+        // the writer sees the queue close.
+        if let Some(t) = self.status.take() {
+            t.abort();
+        }
+    }
 }
 
 async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result<(), NetError> {
@@ -276,6 +294,7 @@ async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result
         pending_opens: Vec::new(),
         opaque: false,
         local_peer,
+        status: None,
     };
     let mut stop = shared.shutdown.subscribe();
     let result = loop {
@@ -422,7 +441,7 @@ impl Conn {
                     },
                     params: c.params,
                 };
-                match shared.start_edge(cfg) {
+                match shared.start_edge(cfg, framewire_proto::control::EdgeOrigin::Connect) {
                     Ok(local) => Ok(Response::Connect(Name { name: local })),
                     Err(e) => Err((Status::Busy, e.to_string())),
                 }
@@ -456,9 +475,63 @@ impl Conn {
                     Err(e) => Err((Status::Internal, e.to_string())),
                 }
             }
+            Request::WatchStatus(w) => {
+                self.respond(&req, Ok(Response::WatchStatus)).await?;
+                self.watch_status(w.interval_ms);
+                return Ok(());
+            }
+            // A report pushed at us (request id 0) is never answered.
+            Request::StatusReport(_) => return Ok(()),
             _ => Err((Status::UnknownCommand, format!("unknown command {}", req.command))),
         };
         self.respond(&req, resp).await
+    }
+
+    /// Starts (or restarts) the status push on this connection: a report at
+    /// once, then every `interval_ms` and soon after every change.
+    fn watch_status(&mut self, interval_ms: u32) {
+        let interval = Duration::from_millis(u64::from(if interval_ms == 0 {
+            DEFAULT_STATUS_INTERVAL_MS
+        } else {
+            interval_ms.max(MIN_STATUS_INTERVAL_MS)
+        }));
+        if let Some(t) = self.status.take() {
+            t.abort();
+        }
+        let shared = self.shared.clone();
+        let ctrl = self.ctrl.clone();
+        let mut changes = shared.changes.subscribe();
+        self.status = Some(tokio::spawn(
+            async move {
+                let mut sequence: u32 = 0;
+                loop {
+                    changes.mark_unchanged();
+                    let report = shared.status_report(sequence);
+                    sequence = sequence.wrapping_add(1);
+                    let msg = match Request::StatusReport(Box::new(report)).to_message(0, 0) {
+                        Ok(m) => Message::ControlRequest(m),
+                        Err(e) => {
+                            warn!(error = %e, "status report does not encode; status push stopped");
+                            return;
+                        }
+                    };
+                    if ctrl.send(WriterCmd::Msg(msg)).await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(interval) => {}
+                        r = changes.changed() => {
+                            if r.is_err() {
+                                return;
+                            }
+                            // Let a burst of changes (an edge and its stream) settle into one report.
+                            tokio::time::sleep(STATUS_COALESCE).await;
+                        }
+                    }
+                }
+            }
+            .instrument(tracing::Span::current()),
+        ));
     }
 
     async fn subscribe(

@@ -580,7 +580,7 @@ pub(crate) async fn remote_stream(shared: &Arc<Shared>, stream: &str, params: Su
             params,
             transport: crate::EdgeTransport::Auto,
         };
-        match shared.start_edge(cfg) {
+        match shared.start_edge(cfg, framewire_proto::control::EdgeOrigin::Discovery) {
             Ok(_) => info!(stream, upstream = %route.addr, "gateway: pulling a stream for another site"),
             Err(e) => debug!(stream, error = %e, "gateway edge not started"),
         }

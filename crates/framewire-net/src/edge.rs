@@ -277,6 +277,17 @@ async fn session_inner(
                         .await?;
                     return Err(NetError::Protocol("STREAM_OPEN did not parse".into()));
                 };
+                let accept = &shared.config.accept_formats;
+                if !accept.is_empty() && !accept.contains(&open.format) {
+                    let list: Vec<String> = accept.iter().map(ToString::to_string).collect();
+                    let msg = format!(
+                        "this node accepts only {} on pulled edges, not {}",
+                        list.join(", "),
+                        open.format
+                    );
+                    client.refuse(&req, Status::UnsupportedFormat, &msg).await?;
+                    return Err(NetError::Refused(msg));
+                }
                 open.name = local.to_owned();
                 client.ack(&req).await?;
                 open_local(shared, local, open, &upstream_label);

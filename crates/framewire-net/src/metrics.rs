@@ -567,6 +567,7 @@ mod tests {
                     latency_max_us: 3000,
                     waiting_keyframe: false,
                 }],
+                input_events: Vec::new(),
             },
             edges: vec![EdgeMetrics {
                 stream: "far".into(),

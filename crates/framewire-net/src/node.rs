@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use framewire_proto::control::{Description, Snapshot, Stats, StreamInfo, StreamState};
+use framewire_proto::control::{
+    Description, EdgeOrigin, EdgeStatus, Snapshot, Stats, StatusReport, StreamInfo, StreamState,
+};
 use framewire_proto::{
-    EventInfo, EventReason, Features, FunctionFlags, Message, PROTOCOL_VERSION, StreamEvent, StreamOpen,
+    EventInfo, EventReason, Features, Format, FunctionFlags, Message, PROTOCOL_VERSION, StreamEvent, StreamOpen,
     SubscribeParams,
 };
 use framewire_relay::{
@@ -77,6 +79,12 @@ pub struct NodeConfig {
     /// Unix socket for shared-memory subscriptions from this host (none:
     /// off; see docs/shm.md, "Edges between nodes").
     pub shm_socket: Option<std::path::PathBuf>,
+    /// Announce the controller function (0x8): the process runs a controller.
+    pub controller: bool,
+    /// Stream formats accepted on pulled edges (empty: every format). An
+    /// upstream's STREAM_OPEN in another format is refused with
+    /// `unsupported-format`, and status reports list these for controllers.
+    pub accept_formats: Vec<Format>,
 }
 
 impl NodeConfig {
@@ -100,6 +108,8 @@ impl NodeConfig {
             key: None,
             metrics: None,
             shm_socket: None,
+            controller: false,
+            accept_formats: Vec::new(),
         }
     }
 
@@ -111,6 +121,9 @@ impl NodeConfig {
         }
         if !self.sinks.is_empty() {
             f = f | FunctionFlags::SINK;
+        }
+        if self.controller {
+            f = f | FunctionFlags::CONTROLLER;
         }
         f
     }
@@ -156,6 +169,10 @@ pub(crate) struct EdgeHandle {
     pub(crate) stop: watch::Sender<bool>,
     /// `host:port/stream`.
     pub(crate) upstream: String,
+    /// What it was started with.
+    pub(crate) config: EdgeConfig,
+    /// Config, CONNECT or discovery.
+    pub(crate) origin: EdgeOrigin,
     /// Live, interrupted (retrying), failed (retrying slowly).
     pub(crate) state: StreamState,
     /// Connection attempts that failed since the edge was last live.
@@ -185,6 +202,9 @@ pub(crate) struct Shared {
     pub(crate) auth_refusals: AtomicU64,
     /// Shared-memory subscriptions, when on.
     pub(crate) shm: std::sync::OnceLock<Arc<crate::shm_edge::ShmServer>>,
+    /// Bumped on every change a status watcher should report at once
+    /// (streams, edges, outputs, states).
+    pub(crate) changes: watch::Sender<u64>,
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch.
@@ -223,6 +243,39 @@ impl Shared {
         Features(f)
     }
 
+    /// Tells status watchers that something they report changed.
+    pub(crate) fn changed(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A status report for a watching controller (WATCH_STATUS).
+    pub(crate) fn status_report(&self, sequence: u32) -> StatusReport {
+        let mut edges: Vec<EdgeStatus> = self
+            .edges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(local, e)| EdgeStatus {
+                local_name: local.clone(),
+                upstream: e.config.upstream.clone(),
+                stream: e.config.stream.clone(),
+                origin: e.origin,
+                state: e.state,
+                failed_attempts: e.failed_attempts,
+                params: e.config.params,
+            })
+            .collect();
+        edges.sort_by(|a, b| a.local_name.cmp(&b.local_name));
+        StatusReport {
+            sequence,
+            description: self.describe(),
+            streams: self.stream_infos(),
+            stats: self.stats(""),
+            edges,
+            accept_formats: self.config.accept_formats.clone(),
+        }
+    }
+
     /// The state, even if a task panicked while holding it (the state is
     /// plain data whose invariants the relay engine maintains per call).
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -256,6 +309,8 @@ impl Shared {
                 arrival_age_ns: None,
             },
         );
+        drop(st);
+        self.changed();
         Ok(input)
     }
 
@@ -282,6 +337,8 @@ impl Shared {
             let _ = st.relay.remove_output(id, now);
         }
         let _ = st.relay.remove_input(entry.input, now);
+        drop(st);
+        self.changed();
     }
 
     /// Pushes a frame into a stream and wakes the outputs that now have
@@ -330,11 +387,16 @@ impl Shared {
         for o in st.outputs.values().filter(|o| o.stream == stream) {
             send_event(o, event.clone());
         }
+        drop(st);
+        self.changed();
     }
 
     /// Records a pulled edge's state (and its stream's, if it exists yet).
     pub(crate) fn set_edge_state(&self, local: &str, state: StreamState, failed_attempt: bool) {
         if let Some(e) = self.edges.lock().unwrap_or_else(|p| p.into_inner()).get_mut(local) {
+            if e.state != state {
+                self.changed();
+            }
             e.state = state;
             if failed_attempt {
                 e.failed_attempts = e.failed_attempts.saturating_add(1);
@@ -372,6 +434,8 @@ impl Shared {
             .add_output(config, &[lane])
             .map_err(|e| (framewire_proto::Status::BadRequest, e.to_string()))?;
         st.outputs.insert(id, entry);
+        drop(st);
+        self.changed();
         Ok((id, open))
     }
 
@@ -380,6 +444,8 @@ impl Shared {
         let mut st = self.lock();
         st.outputs.remove(&id);
         let _ = st.relay.remove_output(id, Instant::now());
+        drop(st);
+        self.changed();
     }
 
     /// Counters of every input and output (or those of one stream).
@@ -528,7 +594,7 @@ impl Shared {
     }
 
     /// Starts a pulled edge (CONNECT). Returns the local stream name.
-    pub(crate) fn start_edge(self: &Arc<Self>, cfg: EdgeConfig) -> Result<String, NetError> {
+    pub(crate) fn start_edge(self: &Arc<Self>, cfg: EdgeConfig, origin: EdgeOrigin) -> Result<String, NetError> {
         let local = cfg.local_name();
         let mut edges = self.edges.lock().unwrap_or_else(|p| p.into_inner());
         if edges.contains_key(&local) || self.lock().streams.contains_key(&local) {
@@ -542,10 +608,14 @@ impl Shared {
             EdgeHandle {
                 stop: stop_tx,
                 upstream: format!("{}/{}", cfg.upstream, cfg.stream),
+                config: cfg.clone(),
+                origin,
                 state: StreamState::Interrupted,
                 failed_attempts: 0,
             },
         );
+        drop(edges);
+        self.changed();
         let shared = self.clone();
         let span = info_span!("edge", local = %local, upstream = %cfg.upstream);
         tokio::spawn(edge::run(shared, cfg, stop_rx).instrument(span));
@@ -561,6 +631,7 @@ impl Shared {
             .remove(local)
             .ok_or_else(|| NetError::Refused(format!("no edge named `{local}`")))?;
         let _ = stop.stop.send(true);
+        self.changed();
         Ok(())
     }
 
@@ -661,6 +732,7 @@ impl Node {
             refused: Mutex::new(HashSet::new()),
             auth_refusals: AtomicU64::new(0),
             shm: std::sync::OnceLock::new(),
+            changes: watch::channel(0).0,
             config,
         });
         if let Some(path) = shared.config.shm_socket.clone() {
@@ -678,7 +750,7 @@ impl Node {
             threads.push(source::spawn(shared.clone(), src, stop_sources.clone())?);
         }
         for e in shared.config.edges.clone() {
-            shared.start_edge(e)?;
+            shared.start_edge(e, EdgeOrigin::Config)?;
         }
         let mut tasks = Vec::new();
         let mut sinks = Vec::new();
@@ -730,6 +802,11 @@ impl Node {
         })
     }
 
+    /// The deployment key this node authenticates with (none: no auth).
+    pub fn key(&self) -> Option<&DeploymentKey> {
+        self.shared.config.key.as_ref()
+    }
+
     /// Where `/metrics` is served (none: off).
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
@@ -758,7 +835,17 @@ impl Node {
 
     /// Starts a pulled edge, as CONNECT does.
     pub fn connect(&self, edge: EdgeConfig) -> Result<String, NetError> {
-        self.shared.start_edge(edge)
+        self.shared.start_edge(edge, EdgeOrigin::Connect)
+    }
+
+    /// Stops a pulled edge, as DISCONNECT does.
+    pub fn disconnect(&self, local_name: &str) -> Result<(), NetError> {
+        self.shared.stop_edge(local_name)
+    }
+
+    /// The report a status watcher would get now.
+    pub fn status_report(&self) -> StatusReport {
+        self.shared.status_report(0)
     }
 
     /// The discovery peer table with each row's leg (empty when discovery is off).

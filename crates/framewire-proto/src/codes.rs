@@ -138,6 +138,10 @@ open_enum! {
         V4l2SetControls = 0x0023 => "v4l2-set-controls",
         /// X11: monitor geometry through XRandR.
         ListMonitors = 0x0030 => "list-monitors",
+        /// Controller: push a status report on this connection once a second and on every change.
+        WatchStatus = 0x0040 => "watch-status",
+        /// Controller: a status report pushed by a watched node (request id 0, not answered).
+        StatusReport = 0x0041 => "status-report",
     }
 }
 

@@ -57,6 +57,10 @@ pub struct NodeFile {
     pub key_file: Option<PathBuf>,
     /// Address of the Prometheus `/metrics` endpoint. Default: none (off).
     pub metrics: Option<SocketAddr>,
+    /// Stream formats accepted on pulled edges (`mjpeg`, `qoi`, `raw`,
+    /// `raw-zstd`, ...). Default: every format.
+    #[serde(default)]
+    pub accept_formats: Vec<String>,
 }
 
 /// Default budgets.
@@ -479,6 +483,11 @@ impl NodeFile {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
         let mut cfg = NodeConfig::new(&name, listen);
         cfg.site_id = self.site_id.unwrap_or(0);
+        for f in &self.accept_formats {
+            let format = framewire_proto::Format::from_label(f)
+                .with_context(|| format!("accept_formats: unknown format `{f}` (mjpeg, qoi, raw, raw-zstd, ...)"))?;
+            cfg.accept_formats.push(format);
+        }
         cfg.discovery = crate::discovery::into_config(self.discovery, listen)?;
         if let Some(m) = self.max_payload {
             cfg.max_payload = m;

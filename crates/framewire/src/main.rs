@@ -42,7 +42,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run a node: serve its sources, pull its upstreams, feed its sinks.
-    Node(cmds::node::Args),
+    Node(Box<cmds::node::Args>),
     /// List the streams a node serves.
     Ls(cmds::ls::Args),
     /// Tell a downstream node to pull a stream from an upstream node.
@@ -67,6 +67,10 @@ enum Cmd {
     Monitors(cmds::monitors::Args),
     /// Deployment keys: `key gen [FILE]` writes a fresh random key (mode 0600).
     Key(cmds::key::Args),
+    /// Web UI users and API tokens: `user add NAME --role R`, `user token NAME`.
+    User(cmds::user::Args),
+    /// A controller's wanted graph over its HTTP API: `graph export`, `graph apply FILE`.
+    Graph(cmds::graph::Args),
     /// Show a stream in a window; keyboard and mouse go back upstream.
     #[cfg(feature = "viewer")]
     View(viewer::Args),
@@ -89,7 +93,7 @@ fn main() {
         Cmd::View(a) => viewer::run(a, &runtime),
         cmd => runtime.block_on(async {
             match cmd {
-                Cmd::Node(a) => cmds::node::run(a).await,
+                Cmd::Node(a) => cmds::node::run(*a).await,
                 Cmd::Ls(a) => cmds::ls::run(a).await,
                 Cmd::Connect(a) => cmds::connect::run(a).await,
                 Cmd::Disconnect(a) => cmds::connect::run_disconnect(a).await,
@@ -102,6 +106,8 @@ fn main() {
                 Cmd::V4l2(a) => cmds::v4l2::run(a).await,
                 Cmd::Monitors(a) => cmds::monitors::run(a).await,
                 Cmd::Key(a) => cmds::key::run(a),
+                Cmd::User(a) => cmds::user::run(a).await,
+                Cmd::Graph(a) => cmds::graph::run(a).await,
                 #[cfg(feature = "viewer")]
                 Cmd::View(_) => unreachable!("handled above"),
             }

@@ -11,6 +11,14 @@ use framewire_proto::{DeliveryMode, DropPolicy, SubscribeParams};
 /// Exit code for an error (see `main.rs`).
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
+        if cause.downcast_ref::<crate::cmds::graph::Refused>().is_some() {
+            return 3;
+        }
+        if let Some(framewire_web::client::ClientError::Io { .. } | framewire_web::client::ClientError::Timeout(..)) =
+            cause.downcast_ref::<framewire_web::client::ClientError>()
+        {
+            return 4;
+        }
         if let Some(n) = cause.downcast_ref::<NetError>() {
             return match n {
                 NetError::Remote { .. } | NetError::Auth(_) => 3,

@@ -728,3 +728,103 @@ fn bench_capture_cpu() {
         std::fs::write(path, md).unwrap();
     }
 }
+
+/// The controller's web API on a real camera: the node panel's data (a
+/// widget per control type, current values) and setting a control through
+/// `POST /api/nodes/{node}/v4l2`, checked against the device.
+#[test]
+fn web_api_lists_and_sets_camera_controls() {
+    let Some(dev) = device() else { return };
+    let state = common::temp_dir("v4l2-web");
+    let web = format!("127.0.0.1:{}", common::free_port());
+    let node = spawn_node(&[
+        "--name",
+        "vm:cam",
+        "--source",
+        &format!("v4l2:cam,device={dev},size=640x480"),
+        "--controller",
+        "--web",
+        &web,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    let base = format!("http://{web}");
+    rt().block_on(async {
+        let t = Duration::from_secs(20);
+        let get = || async {
+            let r = framewire_web::client::request(&base, "GET", "/api/nodes/vm:cam/v4l2", &[], b"", t)
+                .await
+                .unwrap();
+            (
+                r.status,
+                serde_json::from_slice::<serde_json::Value>(&r.body).unwrap_or_default(),
+                r.text(),
+            )
+        };
+        // The controller connects to the node shortly after start.
+        let end = Instant::now() + Duration::from_secs(60);
+        let v = loop {
+            let (status, v, text) = get().await;
+            if status == 200 {
+                break v;
+            }
+            assert!(Instant::now() < end, "no controls: {status} {text}\n{}", node.log());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        let d = v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"] == dev.as_str())
+            .expect("the device");
+        let controls = d["controls"].as_array().unwrap();
+        let find = |name: &str| {
+            controls
+                .iter()
+                .find(|c| c["name"] == name)
+                .unwrap_or_else(|| panic!("no {name}: {d}"))
+        };
+        assert_eq!(find("Brightness")["widget"], "slider");
+        for (ty, widget) in [("boolean", "toggle"), ("menu", "menu"), ("button", "button")] {
+            let c = controls
+                .iter()
+                .find(|c| c["type"] == ty)
+                .unwrap_or_else(|| panic!("vivid has no {ty} control"));
+            assert_eq!(c["widget"], widget, "{c}");
+        }
+        let id = find("Brightness")["id"].as_u64().unwrap();
+        let was = find("Brightness")["value"].as_i64().unwrap();
+        let want = if was == 200 { 100 } else { 200 };
+        let body = format!(r#"{{"device":"{dev}","values":[{{"id":{id},"value":{want}}}]}}"#);
+        let h = [("content-type", "application/json"), ("x-csrf-token", "")];
+        // Open mode still wants the CSRF token of /api/session.
+        let r = framewire_web::client::request(&base, "POST", "/api/nodes/vm:cam/v4l2", &h, body.as_bytes(), t)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 403, "{}", r.text());
+        let s = framewire_web::client::request(&base, "GET", "/api/session", &[], b"", t)
+            .await
+            .unwrap();
+        let csrf = serde_json::from_slice::<serde_json::Value>(&s.body).unwrap()["csrf"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let h = [("content-type", "application/json"), ("x-csrf-token", csrf.as_str())];
+        let r = framewire_web::client::request(&base, "POST", "/api/nodes/vm:cam/v4l2", &h, body.as_bytes(), t)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let (_, v, _) = get().await;
+        let now = v["devices"][0]["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()["value"]
+            .clone();
+        assert_eq!(now, want, "{v}");
+        if let Some(out) = v4l2_ctl(&["-d", &dev, "--get-ctrl", "brightness"]) {
+            assert!(out.contains(&want.to_string()), "v4l2-ctl says {out}");
+        }
+    });
+}

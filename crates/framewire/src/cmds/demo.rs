@@ -7,7 +7,10 @@
 //! ```
 //!
 //! Every node is a real node with its own TCP listener on 127.0.0.1; the
-//! edges are real TCP connections, pulled by the downstream nodes.
+//! edges are real TCP connections, pulled by the downstream nodes. A fifth
+//! node, `demo:controller`, runs the controller and its web UI on
+//! 127.0.0.1:7480 (open, no users, unless `--state-dir` holds some): the
+//! graph with live figures, wiring, previews.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -38,6 +41,16 @@ pub struct Args {
     /// Port of the headerless MJPEG view port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 7500)]
     view_port: u16,
+    /// Where the web UI listens (loopback; another free port if it is taken).
+    #[arg(long, default_value = "127.0.0.1:7480")]
+    web: SocketAddr,
+    /// No controller, no web UI.
+    #[arg(long)]
+    no_web: bool,
+    /// The controller's state directory (wanted graph, users.json) [default: a new temporary one,
+    /// so the UI runs open on loopback with no users].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<std::path::PathBuf>,
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -110,16 +123,62 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         sinks.push(Node::start(cfg).await?);
     }
 
+    let mut web = None;
+    let mut controller_node = None;
+    let mut temp_state = None;
+    if !args.no_web {
+        let state_dir = match &args.state_dir {
+            Some(d) => d.clone(),
+            None => {
+                let d = std::env::temp_dir().join(format!("framewire-demo-{}", std::process::id()));
+                temp_state = Some(d.clone());
+                d
+            }
+        };
+        let mut cfg = NodeConfig::new("demo:controller", loopback(0));
+        cfg.controller = true;
+        let node = Node::start(cfg).await?;
+        let mut ccfg = framewire_controller::ControllerConfig::new(node.name(), state_dir.clone());
+        ccfg.nodes = [&source, &relay, &node]
+            .into_iter()
+            .chain(sinks.iter())
+            .map(|n| n.local_addr().to_string())
+            .collect();
+        let handle = framewire_controller::start(ccfg)
+            .await
+            .context("cannot start the controller")?;
+        let listen = if std::net::TcpListener::bind(args.web).is_ok() {
+            args.web
+        } else {
+            loopback(0)
+        };
+        let wcfg = framewire_web::WebConfig {
+            listen,
+            state_dir: Some(state_dir),
+            secure_cookies: false,
+        };
+        web = Some(
+            framewire_web::WebServer::bind(wcfg, std::sync::Arc::new(handle))
+                .await
+                .context("cannot start the web UI")?,
+        );
+        controller_node = Some(node);
+    }
+    let url = web.as_ref().map(|w| w.url());
+
     let nodes: Vec<&Node> = [&source, &relay].into_iter().chain(sinks.iter()).collect();
     let tty = std::io::stdout().is_terminal();
     println!(
         "framewire demo: 4 nodes on 127.0.0.1, test pattern {} at {} fps, MJPEG",
         args.size, args.fps
     );
-    for n in &nodes {
-        println!("  {:<14} {}", n.name(), n.local_addr());
+    for n in nodes.iter().copied().chain(controller_node.as_ref()) {
+        println!("  {:<16} {}", n.name(), n.local_addr());
     }
-    println!("  watch it:      ffplay -f mjpeg tcp://127.0.0.1:{view_port}");
+    if let Some(url) = &url {
+        println!("  web UI:          {url}");
+    }
+    println!("  watch it:        ffplay -f mjpeg tcp://127.0.0.1:{view_port}");
     println!(
         "  inspect it:    framewire ls {}   |   framewire stats {} --watch",
         relay.local_addr(),
@@ -164,8 +223,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         if tty {
             print!("\x1b[H\x1b[2J");
             println!(
-                "framewire demo ({:.0} s) · watch: ffplay -f mjpeg tcp://127.0.0.1:{view_port} · Ctrl-C to stop\n",
-                started.elapsed().as_secs_f64()
+                "framewire demo ({:.0} s) · web UI: {} · watch: ffplay -f mjpeg tcp://127.0.0.1:{view_port} · Ctrl-C to stop\n",
+                started.elapsed().as_secs_f64(),
+                url.as_deref().unwrap_or("off")
             );
         } else {
             println!("-- t={:.0}s", started.elapsed().as_secs_f64());
@@ -182,6 +242,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     println!("\nstopping");
+    if let Some(w) = web {
+        w.shutdown().await;
+    }
+    if let Some(n) = controller_node {
+        n.shutdown().await;
+    }
+    if let Some(d) = temp_state {
+        let _ = std::fs::remove_dir_all(d);
+    }
     for n in sinks.into_iter().rev() {
         n.shutdown().await;
     }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use framewire_controller::{ControllerConfig, ControllerHandle};
 use framewire_net::Node;
 
 use crate::config::{self, NodeFile};
@@ -29,7 +30,14 @@ Metrics: --metrics [ADDR] serves Prometheus text at http://ADDR/metrics (127.0.0
 Discovery (docs/discovery.md): on by default, on the --listen address's interface (loopback by default).\n  \
 framewire node --name gw:ab --listen 0.0.0.0:7400 \\\n    \
 --gateway-leg interface=10.1.0.254,site=1 --gateway-leg interface=10.2.0.254,site=2\n  \
-Another site's stream through a gateway: --upstream GATEWAY:PORT/STREAM@SITE:NAMESPACE:INSTANCE")]
+Another site's stream through a gateway: --upstream GATEWAY:PORT/STREAM@SITE:NAMESPACE:INSTANCE\n\n\
+Controller (docs/controller.md): --controller makes this node keep a control connection to every\n\
+node discovery finds (and every --controller-node), assemble the live graph from their status\n\
+reports, and reconcile the wanted graph kept in STATE_DIR/wanted.toml.\n  \
+framewire node --name lab:ctl --listen 127.0.0.1:7410 --controller --state-dir /var/lib/framewire \\\n    \
+--controller-node 10.0.0.5:7400\n\n\
+Web UI (docs/web.md): a controller serves it on 127.0.0.1:7480 (--web ADDR to change, --no-web for none).\n\
+Users live in STATE_DIR/users.json: framewire user add NAME --role admin --state-dir DIR")]
 pub struct Args {
     /// Node configuration file (TOML).
     #[arg(long, short)]
@@ -66,6 +74,34 @@ pub struct Args {
     /// Serve subscriptions over TCP only (no shared memory for local subscribers).
     #[arg(long)]
     no_shm: bool,
+    /// Stream formats accepted on pulled edges (repeatable; mjpeg, qoi,
+    /// raw, raw-zstd, ...) [default: every format].
+    #[arg(long = "accept-format", value_name = "FORMAT")]
+    accept_formats: Vec<String>,
+    /// Run the controller role (function flag 0x8): watch every node,
+    /// assemble the current graph, reconcile the wanted graph.
+    #[arg(long)]
+    controller: bool,
+    /// A node the controller connects to even without discovery,
+    /// `host:port` (repeatable; needs --controller).
+    #[arg(long = "controller-node", value_name = "HOST:PORT", requires = "controller")]
+    controller_nodes: Vec<String>,
+    /// Where the controller keeps the wanted graph (`wanted.toml`)
+    /// [default: ./framewire-state; needs --controller].
+    #[arg(long, value_name = "DIR", requires = "controller")]
+    state_dir: Option<PathBuf>,
+    /// Where the controller serves its web UI and HTTP API (docs/web.md)
+    /// [default: 127.0.0.1:7480; needs --controller]. Any address other than
+    /// loopback needs a user first (framewire user add NAME --role admin).
+    /// Without --web, a taken default port only means no web UI (with a warning).
+    #[arg(long, value_name = "ADDR", requires = "controller")]
+    web: Option<SocketAddr>,
+    /// Run the controller without its web UI.
+    #[arg(long, requires = "controller", conflicts_with = "web")]
+    no_web: bool,
+    /// Mark the web session cookie Secure (when a TLS proxy serves the UI).
+    #[arg(long, requires = "controller")]
+    web_secure_cookies: bool,
     #[command(flatten)]
     discovery: crate::discovery::DiscoveryArgs,
 }
@@ -79,7 +115,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => NodeFile::default(),
     };
     if args.name.is_some() {
-        file.name = args.name;
+        file.name = args.name.clone();
     }
     if args.listen.is_some() {
         file.listen = args.listen;
@@ -110,35 +146,120 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         file.shm_socket = None;
     } else if args.shm_socket.is_some() {
         file.shm = Some(true);
-        file.shm_socket = args.shm_socket;
+        file.shm_socket = args.shm_socket.clone();
     }
     args.discovery.apply(&mut file.discovery)?;
-    let cfg = file.into_config()?;
+    file.accept_formats.extend(args.accept_formats.iter().cloned());
+    let mut cfg = file.into_config()?;
+    cfg.controller = args.controller;
+    let mut signals = StopSignals::install();
     let node = Node::start(cfg).await.context("cannot start the node")?;
+    let controller = if args.controller {
+        Some(start_controller(&node, &args).await?)
+    } else {
+        None
+    };
+    let web = match &controller {
+        Some(handle) if !args.no_web => {
+            let cfg = framewire_web::WebConfig {
+                listen: args.web.unwrap_or(framewire_web::WebConfig::default().listen),
+                state_dir: Some(state_dir(&args)),
+                secure_cookies: args.web_secure_cookies,
+            };
+            match framewire_web::WebServer::bind(cfg, std::sync::Arc::new(handle.clone())).await {
+                Ok(web) => {
+                    eprintln!("framewire: web UI on {}", web.url());
+                    Some(web)
+                }
+                // The default port is taken (another controller on this
+                // machine): run without the UI rather than not at all.
+                Err(framewire_web::WebError::Bind { addr, source }) if args.web.is_none() => {
+                    eprintln!("framewire: web UI not started: cannot listen on {addr} ({source}); give --web ADDR");
+                    None
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("cannot start the web UI")),
+            }
+        }
+        _ => None,
+    };
     eprintln!("framewire: node {} listening on {}", node.name(), node.local_addr());
     if let Some(m) = node.metrics_addr() {
         eprintln!("framewire: metrics at http://{m}/metrics");
     }
     let mut shutdown = node.shutdown_signal();
-    wait_for_stop(&mut shutdown).await;
+    signals.wait(&mut shutdown).await;
+    if let Some(web) = web {
+        web.shutdown().await;
+    }
     node.shutdown().await;
     Ok(())
 }
 
+/// Starts the controller role beside `node`: it watches the node itself,
+/// the `--controller-node` list, and every peer discovery reports.
+fn state_dir(args: &Args) -> PathBuf {
+    args.state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(framewire_controller::DEFAULT_STATE_DIR))
+}
+
+async fn start_controller(node: &Node, args: &Args) -> anyhow::Result<ControllerHandle> {
+    let state_dir = state_dir(args);
+    let mut cfg = ControllerConfig::new(node.name(), state_dir.clone());
+    cfg.nodes.push(node.local_addr().to_string());
+    cfg.nodes.extend(args.controller_nodes.iter().cloned());
+    cfg.discovery = node.discovery_events();
+    cfg.key = node.key().cloned();
+    for (_, p) in node.peers().await {
+        cfg.nodes.push(p.addr.to_string());
+    }
+    let handle = framewire_controller::start(cfg)
+        .await
+        .with_context(|| format!("cannot start the controller (state dir {})", state_dir.display()))?;
+    eprintln!(
+        "framewire: controller on, wanted graph in {}",
+        state_dir.join(framewire_controller::store::WANTED_FILE).display()
+    );
+    Ok(handle)
+}
+
+/// SIGINT and SIGTERM handlers, installed before the node says it listens
+/// so that a signal sent as soon as it does is never lost to the default
+/// action (which would kill the process without a graceful shutdown).
+pub struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Installs the handlers.
+    pub fn install() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// Returns on SIGINT, SIGTERM, or when the node begins shutting down.
+    pub async fn wait(&mut self, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            () = recv(&mut self.int) => {}
+            () = recv(&mut self.term) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
 /// Returns on Ctrl-C, SIGTERM, or when the node begins shutting down.
 pub async fn wait_for_stop(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let sigterm = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = sigterm => {}
-        _ = shutdown.changed() => {}
-    }
+    StopSignals::install().wait(shutdown).await;
 }

@@ -1,0 +1,194 @@
+//! The graph as the controller sees it and as a person wants it. These
+//! types are serialised as-is by the HTTP API (JSON) and, for the wanted
+//! graph, stored as TOML or JSON.
+
+use serde::{Deserialize, Serialize};
+
+/// The live graph, rebuilt from node reports. `version` grows by one on
+/// every change a browser should see.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CurrentGraph {
+    /// Bumped on every change.
+    pub version: u64,
+    /// Wall-clock time of the last change, ms since the Unix epoch.
+    pub updated_ms: u64,
+    /// Every node the controller knows, online or not.
+    pub nodes: Vec<NodeView>,
+    /// Every pulled edge a node reports, and every wanted edge not (yet) live.
+    pub edges: Vec<EdgeView>,
+}
+
+/// One node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The node's name (unique within its site; `site/name` when the site is not 0).
+    pub name: String,
+    /// `host:port` of its TCP listener.
+    pub addr: String,
+    /// Its site id (0: local).
+    pub site_id: u16,
+    /// Function flags: 0x1 source, 0x2 relay, 0x4 sink, 0x8 controller.
+    pub functions: u16,
+    /// Whether the controller's control connection to it is up.
+    pub online: bool,
+    /// Software string from DESCRIBE.
+    pub software: String,
+    /// Hostname from DESCRIBE.
+    pub hostname: String,
+    /// Uptime from DESCRIBE, ms.
+    pub uptime_ms: u64,
+    /// Whether it has V4L2 devices (LIST_DEVICES answered with at least one).
+    pub v4l2: bool,
+    /// Its streams.
+    pub streams: Vec<StreamView>,
+    /// Last error talking to it, if any (shown in the node panel).
+    pub error: Option<String>,
+}
+
+/// One stream a node serves, with its STREAM_OPEN info.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamView {
+    /// Name on that node.
+    pub name: String,
+    /// Format label (`mjpeg`, `qoi`, `raw`, `raw+zstd`, …).
+    pub format: String,
+    /// Pixel format label.
+    pub pixel_format: String,
+    /// Origin label (`device-native`, `encoded`, …).
+    pub origin: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Nominal frame rate (fps_num / fps_den; 0 when unknown).
+    pub fps: f64,
+    /// State label (`live`, `interrupted`, `failed`, …).
+    pub state: String,
+    /// Its outputs (one per subscriber).
+    pub outputs: Vec<OutputView>,
+}
+
+/// One output (subscriber) of a stream, with live figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutputView {
+    /// Who is subscribed (peer address and name).
+    pub peer: String,
+    /// `low-latency` or `completeness`.
+    pub mode: String,
+    /// `tcp`, `shm` or `opaque`.
+    pub transport: String,
+    /// Frames per second sent, over the last report interval.
+    pub fps: f64,
+    /// Megabits per second sent, over the last report interval.
+    pub mbit_s: f64,
+    /// Frames dropped, all reasons, since the output opened.
+    pub drops: u64,
+    /// Send latency percentiles, µs.
+    pub latency_p50_us: u32,
+    /// Send latency percentiles, µs.
+    pub latency_p99_us: u32,
+}
+
+/// One edge: `downstream` pulls `stream` from `upstream` and serves it as
+/// `local_name`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EdgeView {
+    /// Stable id: `"{downstream}/{local_name}"`.
+    pub id: String,
+    /// Upstream node name.
+    pub upstream: String,
+    /// Stream name on the upstream.
+    pub stream: String,
+    /// Downstream node name.
+    pub downstream: String,
+    /// Name the downstream serves it under.
+    pub local_name: String,
+    /// `low-latency` or `completeness`.
+    pub mode: String,
+    /// Path priority.
+    pub priority: u8,
+    /// Edge state on the downstream (`live`, `connecting`, `interrupted`, `failed`, `missing`…).
+    pub state: String,
+    /// Whether the wanted graph holds this edge.
+    pub wanted: bool,
+    /// Live figures, from the upstream's output for this subscriber.
+    pub fps: f64,
+    /// Live figures.
+    pub mbit_s: f64,
+    /// Live figures.
+    pub drops: u64,
+    /// Live figures, µs.
+    pub latency_p50_us: u32,
+    /// Live figures, µs.
+    pub latency_p99_us: u32,
+    /// Why this is not (yet) the wanted edge: the downstream refused the
+    /// CONNECT, refuses the format, or holds the name with another edge.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// How the frames travel, from the upstream's output: `tcp` or `shm`
+    /// (shared memory, both nodes on one host); empty while not live.
+    #[serde(default)]
+    pub transport: String,
+}
+
+/// The edges a person wants. Stored as TOML (`[[edge]]` tables) or JSON
+/// (`{"edge": [...]}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WantedGraph {
+    /// The wanted edges.
+    #[serde(default, rename = "edge")]
+    pub edges: Vec<WantedEdge>,
+}
+
+/// One wanted edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WantedEdge {
+    /// Upstream node name.
+    pub from: String,
+    /// Stream name on the upstream.
+    pub stream: String,
+    /// Downstream node name (the one told to CONNECT).
+    pub to: String,
+    /// Name the downstream serves it under [default: the stream's name].
+    #[serde(default)]
+    pub local_name: String,
+    /// `low-latency` (default) or `completeness`.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Queue limit in frames; 0 = the upstream's default.
+    #[serde(default)]
+    pub max_frames: u32,
+    /// Queue limit in bytes; 0 = the upstream's default.
+    #[serde(default)]
+    pub max_bytes: u64,
+    /// `drop-oldest` (default) or `drop-newest`.
+    #[serde(default = "default_drop")]
+    pub drop_policy: String,
+    /// 0 (lowest) to 255 (highest) [default: 128].
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+}
+
+fn default_mode() -> String {
+    "low-latency".into()
+}
+fn default_drop() -> String {
+    "drop-oldest".into()
+}
+fn default_priority() -> u8 {
+    128
+}
+
+/// Why an apply was refused: which edge and the reason. Nothing changes
+/// when any edge is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Index of the edge in the submitted document.
+    pub index: usize,
+    /// `from/stream -> to/local_name`, for people.
+    pub edge: String,
+    /// What is wrong and what to do.
+    pub reason: String,
+}

@@ -1,0 +1,472 @@
+// The controller's browser UI: no framework, no build step. It reads the
+// graph from /ws/state, wires and unwires through /api/edges, shows
+// previews decoded from framewire wire messages (wire.js) and the node
+// panel with V4L2 controls.
+import { decodeMessage } from './wire.js';
+
+const $ = (sel) => document.querySelector(sel);
+const SVG = 'http://www.w3.org/2000/svg';
+let session = null;
+let graph = null;
+let selectedNode = null;
+let selectedEdge = null;
+const previews = new Map();
+
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const k of kids) if (k) e.append(k);
+  return e;
+}
+function svg(tag, attrs = {}) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+}
+const enc = encodeURIComponent;
+const canOperate = () => session && (session.role === 'operator' || session.role === 'admin');
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && session?.csrf) headers['x-csrf-token'] = session.csrf;
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
+  if (!r.ok) {
+    const err = new Error(data?.error || `${r.status} ${r.statusText}`);
+    err.status = r.status;
+    throw err;
+  }
+  return data;
+}
+
+// ---- session ------------------------------------------------------------
+
+async function boot() {
+  try {
+    session = await api('GET', '/api/session');
+    start();
+  } catch (e) {
+    if (e.status === 401) showLogin();
+    else $('#login-error').textContent = e.message;
+  }
+}
+
+function showLogin() {
+  $('#login').hidden = false;
+  $('#app').hidden = true;
+  $('#login-name').focus();
+}
+
+$('#login-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('#login-error').textContent = '';
+  try {
+    session = await api('POST', '/api/login', { name: $('#login-name').value, password: $('#login-password').value });
+    $('#login-password').value = '';
+    start();
+  } catch (e) {
+    $('#login-error').textContent = e.message;
+  }
+});
+
+$('#logout').addEventListener('click', async () => {
+  try { await api('POST', '/api/logout'); } catch { /* the session may be gone already */ }
+  location.reload();
+});
+
+function start() {
+  $('#login').hidden = true;
+  $('#app').hidden = false;
+  $('#who').textContent = session.open ? 'open mode (loopback, no users)' : `${session.user} (${session.role})`;
+  $('#logout').hidden = session.open;
+  document.body.className = session.role + (session.open ? ' open' : '');
+  for (const e of document.querySelectorAll('.operator-only input, .operator-only select, .operator-only button')) e.disabled = !canOperate();
+  connectState();
+  if (session.role === 'admin' && !session.open) loadAdmin();
+}
+
+// ---- admin: users and API tokens ---------------------------------------------
+
+async function loadAdmin() {
+  try {
+    const [u, t] = await Promise.all([api('GET', '/api/users'), api('GET', '/api/tokens')]);
+    $('#users tbody').replaceChildren(...u.users.map((x) => el('tr', { 'data-user': x.name },
+      el('td', { text: x.name }), el('td', { text: x.role }),
+      el('td', {}, x.name === session.user ? null : el('button', { class: 'remove-user', text: 'Remove', onclick: () => adminDo('DELETE', `/api/users/${enc(x.name)}`) })))));
+    $('#token-user').replaceChildren(...u.users.map((x) => el('option', { value: x.name, text: x.name })));
+    $('#tokens tbody').replaceChildren(...t.tokens.map((x) => el('tr', { 'data-token': x.id },
+      el('td', { text: x.id }), el('td', { text: x.user }), el('td', { text: new Date(x.created_ms).toLocaleString() }),
+      el('td', {}, el('button', { class: 'revoke', text: 'Revoke', onclick: () => adminDo('DELETE', `/api/tokens/${enc(x.id)}`) })))));
+  } catch (e) {
+    $('#admin-error').textContent = e.message;
+  }
+}
+
+async function adminDo(method, path, body) {
+  $('#admin-error').textContent = '';
+  try {
+    const r = await api(method, path, body);
+    await loadAdmin();
+    return r;
+  } catch (e) {
+    $('#admin-error').textContent = e.message;
+    return null;
+  }
+}
+
+$('#user-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const r = await adminDo('POST', '/api/users', { name: $('#user-name').value.trim(), role: $('#user-role').value, password: $('#user-password').value });
+  if (r) { $('#user-name').value = ''; $('#user-password').value = ''; }
+});
+
+$('#token-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const r = await adminDo('POST', '/api/tokens', { user: $('#token-user').value });
+  if (r) $('#new-token').textContent = `New token (shown once): ${r.token}`;
+});
+
+// ---- live graph -----------------------------------------------------------
+
+function connectState() {
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/state`);
+  ws.onopen = () => { $('#conn').textContent = 'live'; $('#conn').className = 'conn on'; };
+  ws.onmessage = (ev) => {
+    const m = JSON.parse(ev.data);
+    if (m.type === 'graph') { graph = m.graph; render(); }
+  };
+  ws.onclose = () => {
+    $('#conn').textContent = 'offline'; $('#conn').className = 'conn off';
+    setTimeout(connectState, 1000);
+  };
+}
+
+function fmt(x, digits = 1) { return Number.isFinite(x) ? x.toFixed(digits) : '-'; }
+function ms(us) { return us ? `${(us / 1000).toFixed(1)} ms` : '-'; }
+
+function render() {
+  $('#graph-version').textContent = `v${graph.version}`;
+  renderSvg();
+  renderEdges();
+  renderWireForm();
+  if (selectedNode) {
+    const n = graph.nodes.find((x) => x.name === selectedNode);
+    if (n) renderNodeHead(n);
+  }
+}
+
+function layout() {
+  const col = new Map(graph.nodes.map((n) => [n.name, 0]));
+  for (let i = 0; i < graph.nodes.length; i++) {
+    for (const e of graph.edges) {
+      if (col.has(e.upstream) && col.has(e.downstream) && e.upstream !== e.downstream) {
+        col.set(e.downstream, Math.max(col.get(e.downstream), Math.min(col.get(e.upstream) + 1, graph.nodes.length)));
+      }
+    }
+  }
+  const rows = new Map();
+  const pos = new Map();
+  for (const n of graph.nodes) {
+    const c = col.get(n.name);
+    const r = rows.get(c) ?? 0;
+    rows.set(c, r + 1);
+    pos.set(n.name, { x: 20 + c * 430, y: 20 + r * 100 });
+  }
+  return pos;
+}
+
+let svgShape = '';
+
+function edgeLabel(e) {
+  return `${fmt(e.fps)} fps · ${fmt(e.mbit_s)} Mbit/s · ${e.drops} drops · ${ms(e.latency_p50_us)}`;
+}
+
+// The SVG is rebuilt only when its shape changes (nodes, edges, states);
+// otherwise only the edge labels are updated, so clicks never land on a
+// detached element.
+function renderSvg(force = false) {
+  const g = $('#graph');
+  const shape = JSON.stringify([selectedNode, graph.nodes.map((n) => [n.name, n.online, n.streams.length]),
+    graph.edges.map((e) => [e.id, e.upstream, e.downstream, e.state])]);
+  if (!force && shape === svgShape) {
+    for (const e of graph.edges) {
+      const t = g.querySelector(`g.edge[data-edge-id="${CSS.escape(e.id)}"] text`);
+      if (t) t.textContent = edgeLabel(e);
+    }
+    return;
+  }
+  svgShape = shape;
+  g.replaceChildren();
+  const defs = svg('defs');
+  const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: 'auto-start-reverse' });
+  marker.append(svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#4fa3ff' }));
+  defs.append(marker);
+  g.append(defs);
+  const pos = layout();
+  const W = 170, H = 60;
+  let maxX = 400, maxY = 200;
+  for (const e of graph.edges) {
+    const a = pos.get(e.upstream), b = pos.get(e.downstream);
+    if (!a || !b) continue;
+    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
+    const grp = svg('g', { class: `edge state-${e.state}`, 'data-edge-id': e.id });
+    const mx = (x1 + x2) / 2;
+    grp.append(svg('path', { d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}` }));
+    const t = svg('text', { x: mx, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle' });
+    t.textContent = edgeLabel(e);
+    grp.append(t);
+    const title = svg('title');
+    title.textContent = `${e.id}: ${e.upstream}/${e.stream} → ${e.downstream}/${e.local_name} (${e.mode}, ${e.state})`;
+    grp.append(title);
+    grp.addEventListener('click', () => { selectedEdge = e.id; renderEdges(); });
+    g.append(grp);
+  }
+  for (const n of graph.nodes) {
+    const p = pos.get(n.name);
+    maxX = Math.max(maxX, p.x + W + 20); maxY = Math.max(maxY, p.y + H + 20);
+    const grp = svg('g', { class: `node${n.online ? '' : ' offline'}${n.name === selectedNode ? ' selected' : ''}`, transform: `translate(${p.x},${p.y})`, 'data-node': n.name });
+    grp.append(svg('rect', { width: W, height: H }));
+    const t1 = svg('text', { x: 10, y: 22 }); t1.textContent = n.name;
+    const t2 = svg('text', { x: 10, y: 42, class: 'sub' });
+    t2.textContent = `${n.streams.length} stream${n.streams.length === 1 ? '' : 's'}${n.online ? '' : ' · offline'}`;
+    grp.append(t1, t2);
+    grp.addEventListener('click', () => selectNode(n.name));
+    g.append(grp);
+  }
+  g.setAttribute('viewBox', `0 0 ${maxX} ${maxY}`);
+}
+
+function setText(cell, text) {
+  if (cell.textContent !== text) cell.textContent = text;
+}
+
+// Rows are kept per edge id and only their cells' text changes, so a
+// button is never replaced under the pointer.
+function renderEdges() {
+  const body = $('#edges tbody');
+  const rows = new Map([...body.children].map((tr) => [tr.dataset.edgeId, tr]));
+  const seen = new Set();
+  for (const e of graph.edges) {
+    seen.add(e.id);
+    let tr = rows.get(e.id);
+    if (!tr) {
+      tr = el('tr', { 'data-edge-id': e.id });
+      for (let i = 0; i < 11; i++) tr.append(el('td'));
+      for (const i of [4, 6, 7, 8, 9]) tr.children[i].className = 'num';
+      body.append(tr);
+    }
+    const c = tr.children;
+    setText(c[0], e.id); setText(c[1], `${e.upstream}/${e.stream}`); setText(c[2], `${e.downstream}/${e.local_name}`);
+    setText(c[3], e.transport ? `${e.mode} · ${e.transport}` : e.mode); setText(c[4], String(e.priority)); setText(c[5], e.state);
+    setText(c[6], fmt(e.fps)); setText(c[7], fmt(e.mbit_s, 2)); setText(c[8], String(e.drops));
+    setText(c[9], `${ms(e.latency_p50_us)} / ${ms(e.latency_p99_us)}`);
+    const wantButton = e.wanted && canOperate();
+    const has = c[10].querySelector('button.unwire');
+    if (wantButton && !has) c[10].append(el('button', { class: 'unwire', 'data-edge-id': e.id, text: 'Unwire', onclick: () => unwireEdge(e.id) }));
+    if (!wantButton && has) has.remove();
+    tr.classList.toggle('selected', e.id === selectedEdge);
+  }
+  for (const [id, tr] of rows) if (!seen.has(id)) tr.remove();
+}
+
+function renderWireForm() {
+  const from = $('#wire-from'), to = $('#wire-to');
+  const keepFrom = from.value, keepTo = to.value;
+  from.replaceChildren(...graph.nodes.flatMap((n) => n.streams.map((s) => el('option', { value: `${n.name}\u0000${s.name}`, text: `${n.name} / ${s.name}` }))));
+  to.replaceChildren(...graph.nodes.map((n) => el('option', { value: n.name, text: n.name })));
+  if ([...from.options].some((o) => o.value === keepFrom)) from.value = keepFrom;
+  if ([...to.options].some((o) => o.value === keepTo)) to.value = keepTo;
+}
+
+$('#wire-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('#wire-error').textContent = '';
+  const [fromNode, stream] = $('#wire-from').value.split('\u0000');
+  const edge = {
+    from: fromNode, stream, to: $('#wire-to').value, local_name: $('#wire-local').value.trim(),
+    mode: $('#wire-mode').value, max_frames: Number($('#wire-max-frames').value) || 0,
+    max_bytes: Number($('#wire-max-bytes').value) || 0, drop_policy: $('#wire-drop').value,
+    priority: Number($('#wire-priority').value),
+  };
+  try {
+    const r = await api('POST', '/api/edges', edge);
+    selectedEdge = r.id;
+    $('#wire-error').textContent = '';
+  } catch (e) {
+    $('#wire-error').textContent = e.message;
+  }
+});
+
+async function unwireEdge(id) {
+  try { await api('DELETE', `/api/edges/${id.split('/').map(enc).join('/')}`); } catch (e) { $('#wire-error').textContent = e.message; }
+}
+
+// ---- node panel ------------------------------------------------------------
+
+function renderNodeHead(n) {
+  const head = $('#node-head');
+  if (!head) return;
+  // Rebuilt only when something shown changes (keeps the buttons under the pointer).
+  const shape = JSON.stringify([n.name, n.addr, n.online, n.error, n.functions,
+    n.streams.map((s) => [s.name, s.format, s.width, s.height, fmt(s.fps), s.state, s.outputs.length])]);
+  if (head.dataset.shape === shape) return;
+  head.dataset.shape = shape;
+  head.replaceChildren(
+    el('h2', { text: n.name }),
+    el('dl', {},
+      el('dt', { text: 'address' }), el('dd', { text: n.addr }),
+      el('dt', { text: 'state' }), el('dd', { text: n.online ? 'online' : `offline${n.error ? `: ${n.error}` : ''}` }),
+      el('dt', { text: 'functions' }), el('dd', { text: functions(n.functions) }),
+    ),
+    el('h3', { text: 'Streams' }),
+    el('ul', {}, ...n.streams.map((s) => el('li', {},
+      `${s.name}: ${s.format} ${s.width}×${s.height} @ ${fmt(s.fps)} fps, ${s.state}, ${s.outputs.length} output${s.outputs.length === 1 ? '' : 's'} `,
+      el('button', { class: 'preview-btn', 'data-stream': s.name, text: 'Preview', onclick: () => openPreview(n.name, s.name) }),
+    ))),
+  );
+}
+
+function functions(f) {
+  return ['source', 'relay', 'sink', 'controller'].filter((_, i) => f & (1 << i)).join(', ') || '-';
+}
+
+async function selectNode(name) {
+  selectedNode = name;
+  renderSvg(true);
+  const panel = $('#node-panel');
+  panel.replaceChildren(el('div', { id: 'node-head' }), el('div', { id: 'node-describe' }), el('div', { id: 'node-v4l2' }),
+    el('div', { id: 'node-monitors' }, el('button', { id: 'monitors-btn', text: 'Monitors', onclick: () => loadMonitors(name) })));
+  const n = graph.nodes.find((x) => x.name === name);
+  if (n) renderNodeHead(n);
+  try {
+    const d = await api('GET', `/api/nodes/${enc(name)}`);
+    $('#node-describe').replaceChildren(el('h3', { text: 'DESCRIBE' }), el('dl', {},
+      ...Object.entries(d).flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })])));
+  } catch (e) {
+    $('#node-describe').replaceChildren(el('p', { class: 'error', text: `DESCRIBE: ${e.message}` }));
+  }
+  if (n?.v4l2) loadControls(name);
+}
+
+async function loadMonitors(node) {
+  const box = $('#node-monitors');
+  try {
+    const r = await api('GET', `/api/nodes/${enc(node)}/monitors`);
+    box.replaceChildren(el('h3', { text: 'Monitors' }), r.monitors.length === 0 ? el('p', { class: 'hint', text: 'no monitors' }) : el('table', {},
+      el('thead', {}, el('tr', {}, ...['name', 'position', 'size', 'mm', 'Hz', ''].map((h) => el('th', { text: h })))),
+      el('tbody', {}, ...r.monitors.map((m) => el('tr', { 'data-monitor': m.name },
+        el('td', { text: m.name }), el('td', { text: `${m.x},${m.y}` }), el('td', { text: `${m.width}×${m.height}` }),
+        el('td', { text: `${m.width_mm}×${m.height_mm}` }), el('td', { text: m.refresh_hz.toFixed(2) }),
+        el('td', { text: m.primary ? 'primary' : '' }))))));
+  } catch (e) {
+    box.replaceChildren(el('p', { class: 'hint', text: `monitors: ${e.message}` }));
+  }
+}
+
+async function loadControls(node) {
+  const box = $('#node-v4l2');
+  try {
+    const r = await api('GET', `/api/nodes/${enc(node)}/v4l2`);
+    box.replaceChildren(el('h3', { text: 'Camera controls' }),
+      ...r.devices.map((d) => el('div', { class: 'device' }, el('h4', { text: `${d.card} (${d.path})` }),
+        ...d.controls.map((c) => control(node, d.path, c)))));
+  } catch (e) {
+    box.replaceChildren(el('p', { class: 'error', text: `controls: ${e.message}` }));
+  }
+}
+
+function control(node, device, c) {
+  const locked = !canOperate() || c.read_only || c.inactive;
+  const out = el('output', { text: c.value ?? '' });
+  const set = async (value) => {
+    try {
+      const r = await api('POST', `/api/nodes/${enc(node)}/v4l2`, { device, values: [{ id: c.id, value }] });
+      const v = r.values.find((x) => x.id === c.id);
+      if (v) out.textContent = String(v.value);
+    } catch (e) { out.textContent = '!'; out.title = e.message; }
+  };
+  let input;
+  switch (c.widget) {
+    case 'slider':
+      input = el('input', { type: 'range', min: c.min, max: c.max, step: c.step || 1, value: c.value ?? c.default, disabled: locked });
+      input.addEventListener('input', () => { out.textContent = input.value; });
+      input.addEventListener('change', () => set(Number(input.value)));
+      break;
+    case 'toggle':
+      input = el('input', { type: 'checkbox', disabled: locked });
+      input.checked = Boolean(c.value);
+      input.addEventListener('change', () => set(input.checked ? 1 : 0));
+      break;
+    case 'menu':
+      input = el('select', { disabled: locked }, ...c.menu.map((m) => el('option', { value: m.index, text: c.type === 'integer-menu' ? String(m.value) : m.name })));
+      input.value = String(c.value ?? c.default);
+      input.addEventListener('change', () => set(Number(input.value)));
+      break;
+    case 'button':
+      input = el('button', { text: c.name, disabled: locked, onclick: () => set(1) });
+      break;
+    default:
+      input = el('span', { text: String(c.value ?? '') });
+  }
+  return el('div', { class: `ctl ctl-${c.widget}`, 'data-control': c.name }, el('label', { text: c.name }), input, out);
+}
+
+// ---- previews: framewire wire messages over a WebSocket -------------------------
+
+function openPreview(node, stream) {
+  const key = `${node}\u0000${stream}`;
+  if (previews.has(key)) return;
+  const canvas = el('canvas', { width: 320, height: 180 });
+  const info = el('span', { text: 'connecting…' });
+  const box = el('div', { class: 'preview', 'data-node': node, 'data-stream': stream },
+    el('div', { class: 'bar' }, el('strong', { text: `${node} / ${stream}` }), info, el('span', { class: 'spacer' }),
+      el('a', { href: `/stream/${enc(node)}/${enc(stream)}.mjpeg`, target: '_blank', text: 'MJPEG' }),
+      el('button', { text: '×', title: 'close', onclick: () => close() })),
+    canvas);
+  $('#previews').append(box);
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/preview/${enc(node)}/${enc(stream)}`);
+  ws.binaryType = 'arraybuffer';
+  const ctx = canvas.getContext('2d');
+  let busy = false, pending = null, frames = 0;
+  const draw = async (m) => {
+    busy = true;
+    try {
+      const bmp = await createImageBitmap(new Blob([m.data], { type: 'image/jpeg' }));
+      if (canvas.width !== bmp.width || canvas.height !== bmp.height) { canvas.width = bmp.width; canvas.height = bmp.height; }
+      ctx.drawImage(bmp, 0, 0);
+      bmp.close();
+      frames++;
+      info.textContent = `#${m.sequence} · ${frames} shown`;
+      canvas.dataset.sequence = String(m.sequence);
+    } catch (e) {
+      info.textContent = `bad frame: ${e.message}`;
+    }
+    busy = false;
+    if (pending) { const p = pending; pending = null; draw(p); }
+  };
+  ws.onmessage = (ev) => {
+    let m;
+    try { m = decodeMessage(new Uint8Array(ev.data)); } catch (e) { info.textContent = `protocol error: ${e.message}`; ws.close(); return; }
+    if (m.type === 'control-request' && m.stream_open) {
+      const o = m.stream_open;
+      info.textContent = `${o.format} ${o.width}×${o.height}`;
+    } else if (m.type === 'video-frame') {
+      // Newest wins: a frame arriving while one decodes replaces the waiting one.
+      if (busy) pending = m; else draw(m);
+    } else if (m.type === 'stream-event') {
+      info.textContent = `stream ${m.event}`;
+    }
+  };
+  ws.onclose = () => { info.textContent += ' · closed'; };
+  function close() { ws.close(); box.remove(); previews.delete(key); }
+  previews.set(key, { ws, close });
+}
+
+boot();

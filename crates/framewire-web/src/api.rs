@@ -1,0 +1,454 @@
+//! The JSON API handlers. Each one names its role on its first line.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use framewire_controller::{WantedEdge, WantedGraph};
+use framewire_proto::control::{ControlValue, GetControls, Name, Request, Response as NodeResponse, SetControls};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Role;
+use crate::{ApiError, App, SESSION_COOKIE};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("bad JSON: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Login {
+    name: String,
+    password: String,
+}
+
+/// POST /api/login (public): `{name, password}` → cookie + `{user, role, csrf}`.
+pub(crate) async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    // A JSON content type cannot be sent cross-site without a CORS preflight,
+    // which this server never grants: no logging a browser in from another site.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the login as Content-Type: application/json",
+        ));
+    }
+    let l: Login = parse_json(&body)?;
+    if app.users.is_empty() {
+        return Err(bad(
+            "no users are configured: this server is open on loopback, no login needed",
+        ));
+    }
+    let app2 = app.clone();
+    let name = l.name.clone();
+    // argon2 is slow on purpose: keep it off the async workers.
+    let role = tokio::task::spawn_blocking(move || app2.users.login(&name, &l.password))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"))?;
+    let (sid, s) = app.sessions.create(&l.name);
+    let secure = if app.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        crate::auth::SESSION_TTL.as_secs()
+    );
+    let mut resp = Json(json!({"user": l.name, "role": role, "csrf": s.csrf, "open": false})).into_response();
+    // The cookie is built from hex and fixed text only.
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("ascii cookie"),
+    );
+    Ok(resp)
+}
+
+/// POST /api/logout (viewer).
+pub(crate) async fn logout(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Response> {
+    app.allow(&method, &headers, Role::Viewer)?;
+    if let Some(sid) = crate::cookie(&headers, SESSION_COOKIE) {
+        app.sessions.remove(&sid);
+    }
+    let mut resp = Json(json!({"ok": true})).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("fw_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(resp)
+}
+
+/// GET /api/session (viewer): who am I, and the CSRF token to send.
+pub(crate) async fn session(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Json<Value>> {
+    let who = app.allow(&method, &headers, Role::Viewer)?;
+    Ok(Json(
+        json!({"user": who.user, "role": who.role, "csrf": who.csrf, "open": who.open}),
+    ))
+}
+
+/// GET /api/graph (viewer): the current graph.
+pub(crate) async fn graph(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Response> {
+    app.allow(&method, &headers, Role::Viewer)?;
+    let g = app.backend.graph().borrow().clone();
+    Ok(Json(&*g).into_response())
+}
+
+/// GET /api/wanted (viewer): the wanted graph, JSON; TOML with `Accept: application/toml`.
+pub(crate) async fn wanted(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Response> {
+    app.allow(&method, &headers, Role::Viewer)?;
+    let w = app.backend.wanted().await;
+    let toml = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("toml"));
+    if toml {
+        let text = toml::to_string(&w).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        return Ok(([(header::CONTENT_TYPE, "application/toml")], text).into_response());
+    }
+    Ok(Json(w).into_response())
+}
+
+/// Parses a wanted graph from JSON or TOML (by Content-Type).
+pub(crate) fn parse_wanted(headers: &HeaderMap, body: &[u8]) -> Result<WantedGraph> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.contains("toml") {
+        let text = std::str::from_utf8(body).map_err(|_| bad("TOML body is not UTF-8"))?;
+        toml::from_str(text).map_err(|e| bad(format!("bad TOML: {e}")))
+    } else {
+        parse_json(body)
+    }
+}
+
+/// PUT /api/wanted (operator): replace the wanted graph, all or nothing.
+pub(crate) async fn apply(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let who = app.allow(&method, &headers, Role::Operator)?;
+    let w = parse_wanted(&headers, &body)?;
+    let n = w.edges.len();
+    app.backend.apply(w).await?;
+    tracing::info!(user = %who.user, edges = n, "wanted graph applied");
+    Ok(Json(json!({"ok": true, "edges": n})))
+}
+
+/// POST /api/edges (operator): add one wanted edge; answers `{id}`.
+pub(crate) async fn add_edge(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let who = app.allow(&method, &headers, Role::Operator)?;
+    let e: WantedEdge = parse_json(&body)?;
+    let id = app.backend.add_edge(e).await?;
+    tracing::info!(user = %who.user, %id, "edge wired");
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+}
+
+/// DELETE /api/edges/{id} (operator): remove a wanted edge.
+pub(crate) async fn remove_edge(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    let who = app.allow(&method, &headers, Role::Operator)?;
+    app.backend.remove_edge(&id).await?;
+    tracing::info!(user = %who.user, %id, "edge unwired");
+    Ok(Json(json!({"ok": true})))
+}
+
+fn unexpected(r: NodeResponse) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        format!("node answered {} to the wrong command", r.command()),
+    )
+}
+
+/// GET /api/nodes/{node} (viewer): the node's DESCRIBE.
+pub(crate) async fn describe(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(node): Path<String>,
+) -> Result<Json<Value>> {
+    app.allow(&method, &headers, Role::Viewer)?;
+    let d = match app.backend.request(&node, Request::Describe).await? {
+        NodeResponse::Describe(d) => d,
+        r => return Err(unexpected(r)),
+    };
+    Ok(Json(json!({
+        "name": d.name,
+        "software": d.software,
+        "protocol_version": d.protocol_version,
+        "site_id": d.site_id,
+        "function_flags": d.function_flags.0,
+        "features": d.features.0,
+        "pid": d.pid,
+        "uptime_ms": d.uptime_ms,
+        "hostname": d.hostname,
+        "streams": d.streams,
+        "tcp_port": d.tcp_port,
+    })))
+}
+
+/// GET /api/nodes/{node}/monitors (viewer): the node's X11 monitors (LIST_MONITORS).
+pub(crate) async fn monitors(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(node): Path<String>,
+) -> Result<Json<Value>> {
+    app.allow(&method, &headers, Role::Viewer)?;
+    let ms = match app.backend.request(&node, Request::ListMonitors).await? {
+        NodeResponse::ListMonitors(m) => m,
+        r => return Err(unexpected(r)),
+    };
+    Ok(Json(json!({
+        "monitors": ms.iter().map(|m| json!({
+            "name": m.name, "x": m.x, "y": m.y, "width": m.width, "height": m.height,
+            "width_mm": m.width_mm, "height_mm": m.height_mm,
+            "refresh_hz": f64::from(m.refresh_mhz) / 1000.0, "primary": m.primary,
+        })).collect::<Vec<_>>()
+    })))
+}
+
+/// The widget the UI draws for a control type.
+fn widget(t: framewire_proto::ControlType) -> &'static str {
+    use framewire_proto::ControlType as T;
+    match t {
+        T::Integer | T::Integer64 => "slider",
+        T::Boolean => "toggle",
+        T::Menu | T::IntegerMenu => "menu",
+        T::Button => "button",
+        _ => "readonly",
+    }
+}
+
+/// GET /api/nodes/{node}/v4l2 (viewer): devices, their controls and current values.
+pub(crate) async fn v4l2_list(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(node): Path<String>,
+) -> Result<Json<Value>> {
+    app.allow(&method, &headers, Role::Viewer)?;
+    let devices = match app.backend.request(&node, Request::V4l2ListDevices).await? {
+        NodeResponse::V4l2ListDevices(d) => d,
+        r => return Err(unexpected(r)),
+    };
+    let mut out = Vec::new();
+    for d in devices {
+        let controls = match app
+            .backend
+            .request(&node, Request::V4l2ListControls(Name { name: d.path.clone() }))
+            .await?
+        {
+            NodeResponse::V4l2ListControls(c) => c,
+            r => return Err(unexpected(r)),
+        };
+        let values = match app
+            .backend
+            .request(
+                &node,
+                Request::V4l2GetControls(GetControls {
+                    device: d.path.clone(),
+                    ids: Vec::new(),
+                }),
+            )
+            .await?
+        {
+            NodeResponse::V4l2GetControls(v) => v,
+            r => return Err(unexpected(r)),
+        };
+        let controls: Vec<Value> = controls
+            .iter()
+            .filter(|c| c.ctrl_type != framewire_proto::ControlType::CtrlClass)
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "name": c.name,
+                    "type": c.ctrl_type.label(),
+                    "widget": widget(c.ctrl_type),
+                    "min": c.min, "max": c.max, "step": c.step, "default": c.default,
+                    "flags": c.flags,
+                    "read_only": c.flags & 0x0004 != 0,
+                    "inactive": c.flags & 0x0010 != 0,
+                    "menu": c.menu.iter().map(|m| json!({"index": m.index, "name": m.name, "value": m.value})).collect::<Vec<_>>(),
+                    "value": values.iter().find(|v| v.id == c.id).map(|v| v.value),
+                })
+            })
+            .collect();
+        out.push(json!({"path": d.path, "card": d.card, "driver": d.driver, "bus": d.bus, "controls": controls}));
+    }
+    Ok(Json(json!({"devices": out})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetBody {
+    device: String,
+    values: Vec<SetValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetValue {
+    id: u32,
+    value: i64,
+}
+
+/// POST /api/nodes/{node}/v4l2 (operator): `{device, values: [{id, value}]}` → values as applied.
+pub(crate) async fn v4l2_set(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(node): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let who = app.allow(&method, &headers, Role::Operator)?;
+    let b: SetBody = parse_json(&body)?;
+    let req = Request::V4l2SetControls(SetControls {
+        device: b.device,
+        values: b
+            .values
+            .iter()
+            .map(|v| ControlValue {
+                id: v.id,
+                value: v.value,
+            })
+            .collect(),
+    });
+    let applied = match app.backend.request(&node, req).await? {
+        NodeResponse::V4l2SetControls(v) => v,
+        r => return Err(unexpected(r)),
+    };
+    tracing::info!(user = %who.user, %node, "camera controls set");
+    Ok(Json(json!({
+        "values": applied.iter().map(|v| json!({"id": v.id, "value": v.value})).collect::<Vec<_>>()
+    })))
+}
+
+fn auth_err(e: crate::auth::AuthError) -> ApiError {
+    use crate::auth::AuthError as E;
+    let status = match e {
+        E::NoUser(_) | E::NoToken(_) => StatusCode::NOT_FOUND,
+        E::Exists(_) => StatusCode::CONFLICT,
+        E::BadName(_) | E::BadRole(_) | E::ShortPassword => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+/// GET /api/users (admin): names and roles.
+pub(crate) async fn users(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Json<Value>> {
+    app.allow(&method, &headers, Role::Admin)?;
+    let f = app.users.snapshot();
+    Ok(Json(json!({
+        "users": f.users.iter().map(|u| json!({"name": u.name, "role": u.role})).collect::<Vec<_>>()
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewUser {
+    name: String,
+    role: Role,
+    password: String,
+}
+
+/// POST /api/users (admin): `{name, role, password}`.
+pub(crate) async fn add_user(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let who = app.allow(&method, &headers, Role::Admin)?;
+    if who.open {
+        return Err(bad(
+            "the server runs open (no users): add the first admin with `framewire user add NAME --role admin` and restart",
+        ));
+    }
+    let u: NewUser = parse_json(&body)?;
+    let app2 = app.clone();
+    let name = u.name.clone();
+    tokio::task::spawn_blocking(move || app2.users.modify(|f| f.add_user(&u.name, u.role, &u.password)))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(auth_err)?;
+    tracing::info!(user = %who.user, new = %name, "user added");
+    Ok((StatusCode::CREATED, Json(json!({"ok": true}))).into_response())
+}
+
+/// DELETE /api/users/{name} (admin).
+pub(crate) async fn remove_user(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
+    let who = app.allow(&method, &headers, Role::Admin)?;
+    if who.user == name {
+        return Err(bad("you cannot remove yourself"));
+    }
+    app.users.modify(|f| f.remove_user(&name)).map_err(auth_err)?;
+    app.sessions.remove_user(&name);
+    Ok(Json(json!({"ok": true})))
+}
+
+/// GET /api/tokens (admin): token ids and users (never the secrets).
+pub(crate) async fn tokens(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Json<Value>> {
+    app.allow(&method, &headers, Role::Admin)?;
+    let f = app.users.snapshot();
+    Ok(Json(json!({
+        "tokens": f.tokens.iter().map(|t| json!({"id": t.id, "user": t.user, "created_ms": t.created_ms})).collect::<Vec<_>>()
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewToken {
+    user: String,
+}
+
+/// POST /api/tokens (admin): `{user}` → `{token}` (shown once).
+pub(crate) async fn add_token(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    app.allow(&method, &headers, Role::Admin)?;
+    let t: NewToken = parse_json(&body)?;
+    let token = app.users.modify(|f| f.add_token(&t.user)).map_err(auth_err)?;
+    Ok((StatusCode::CREATED, Json(json!({"token": token}))).into_response())
+}
+
+/// DELETE /api/tokens/{id} (admin).
+pub(crate) async fn remove_token(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>> {
+    app.allow(&method, &headers, Role::Admin)?;
+    app.users.modify(|f| f.remove_token(&id)).map_err(auth_err)?;
+    Ok(Json(json!({"ok": true})))
+}

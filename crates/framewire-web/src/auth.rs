@@ -1,0 +1,569 @@
+//! Users, roles, browser sessions and API tokens.
+//!
+//! - Users live in one JSON file in the controller's state directory
+//!   (`users.json`): a name, a role and an argon2id PHC string per user.
+//! - A browser logs in with name and password and gets a session cookie
+//!   (`HttpOnly; SameSite=Strict`, `Secure` when configured); every
+//!   state-changing request made with that cookie must carry the session's
+//!   CSRF token in the `x-csrf-token` header.
+//! - Programs (the CLI) send `Authorization: Bearer TOKEN`. A token is
+//!   `fw_ID_SECRET`; the file keeps only the SHA-256 of the secret.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Name of the users file inside the state directory.
+pub const USERS_FILE: &str = "users.json";
+
+/// How long a browser session lives after login.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// What a user may do. Each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees the graph and previews.
+    Viewer,
+    /// Also wires and unwires edges and sets camera controls.
+    Operator,
+    /// Also manages users and API tokens.
+    Admin,
+}
+
+impl Role {
+    /// The role's name as written in the users file and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = AuthError;
+    fn from_str(s: &str) -> Result<Role, AuthError> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "admin" => Ok(Role::Admin),
+            other => Err(AuthError::BadRole(other.to_owned())),
+        }
+    }
+}
+
+/// What can go wrong with users and tokens.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// Not one of viewer, operator, admin.
+    #[error("unknown role {0:?}: use viewer, operator or admin")]
+    BadRole(String),
+    /// User names are 1-64 characters of letters, digits, `.`, `_`, `-`.
+    #[error("bad user name {0:?}: use 1-64 letters, digits, '.', '_' or '-'")]
+    BadName(String),
+    /// Passwords need at least 8 characters.
+    #[error("password too short: at least 8 characters")]
+    ShortPassword,
+    /// The user exists already.
+    #[error("user {0:?} exists already")]
+    Exists(String),
+    /// No such user.
+    #[error("no user {0:?}")]
+    NoUser(String),
+    /// No such token.
+    #[error("no token {0:?}")]
+    NoToken(String),
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a users file.
+    #[error("{path}: not a users file: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Hashing failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// One user as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRecord {
+    /// Login name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// argon2id PHC string.
+    pub password: String,
+}
+
+/// One API token as stored (the secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRecord {
+    /// Public id, the middle part of `fw_ID_SECRET`.
+    pub id: String,
+    /// The user it acts as.
+    pub user: String,
+    /// Hex SHA-256 of the secret.
+    pub sha256: String,
+    /// Creation time, ms since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// The users file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    /// Users.
+    #[serde(default)]
+    pub users: Vec<UserRecord>,
+    /// API tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenRecord>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut b);
+    hex(&b)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex(&Sha256::digest(s.as_bytes()))
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_name(name: &str) -> Result<(), AuthError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::BadName(name.to_owned()))
+    }
+}
+
+/// Hashes a password into an argon2id PHC string (slow on purpose).
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    if password.chars().count() < 8 {
+        return Err(AuthError::ShortPassword);
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// Checks a password against a PHC string.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    }
+}
+
+impl UsersFile {
+    /// Reads the file; a missing file is an empty one.
+    pub fn load(path: &Path) -> Result<UsersFile, AuthError> {
+        match std::fs::read_to_string(path) {
+            Ok(s) => serde_json::from_str(&s).map_err(|e| AuthError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(UsersFile::default()),
+            Err(source) => Err(AuthError::Io {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Writes the file atomically (temporary file, then rename), mode 0600.
+    pub fn save(&self, path: &Path) -> Result<(), AuthError> {
+        let io = |source| AuthError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        // Serialising plain strings and enums cannot fail.
+        let text = serde_json::to_string_pretty(self).expect("users file serialises");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io)?;
+            f.write_all(text.as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Adds a user (name checked, password hashed).
+    pub fn add_user(&mut self, name: &str, role: Role, password: &str) -> Result<(), AuthError> {
+        check_name(name)?;
+        if self.users.iter().any(|u| u.name == name) {
+            return Err(AuthError::Exists(name.to_owned()));
+        }
+        let password = hash_password(password)?;
+        self.users.push(UserRecord {
+            name: name.to_owned(),
+            role,
+            password,
+        });
+        Ok(())
+    }
+
+    /// Removes a user and its tokens.
+    pub fn remove_user(&mut self, name: &str) -> Result<(), AuthError> {
+        let before = self.users.len();
+        self.users.retain(|u| u.name != name);
+        if self.users.len() == before {
+            return Err(AuthError::NoUser(name.to_owned()));
+        }
+        self.tokens.retain(|t| t.user != name);
+        Ok(())
+    }
+
+    /// Creates an API token for a user; returns the whole token (shown once).
+    pub fn add_token(&mut self, user: &str) -> Result<String, AuthError> {
+        if !self.users.iter().any(|u| u.name == user) {
+            return Err(AuthError::NoUser(user.to_owned()));
+        }
+        let id = random_hex(6);
+        let secret = random_hex(24);
+        self.tokens.push(TokenRecord {
+            id: id.clone(),
+            user: user.to_owned(),
+            sha256: sha256_hex(&secret),
+            created_ms: now_ms(),
+        });
+        Ok(format!("fw_{id}_{secret}"))
+    }
+
+    /// Revokes a token by id.
+    pub fn remove_token(&mut self, id: &str) -> Result<(), AuthError> {
+        let before = self.tokens.len();
+        self.tokens.retain(|t| t.id != id);
+        if self.tokens.len() == before {
+            return Err(AuthError::NoToken(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The user a bearer token acts as, if it is valid.
+    pub fn check_token(&self, token: &str) -> Option<&UserRecord> {
+        let rest = token.strip_prefix("fw_")?;
+        let (id, secret) = rest.split_once('_')?;
+        let rec = self.tokens.iter().find(|t| t.id == id)?;
+        if !same(&rec.sha256, &sha256_hex(secret)) {
+            return None;
+        }
+        self.users.iter().find(|u| u.name == rec.user)
+    }
+}
+
+/// The users file, in memory and on disk. Changes made to the file by
+/// another process (`framewire user add`) are picked up on the next request.
+#[derive(Debug)]
+pub struct Users {
+    path: Option<PathBuf>,
+    data: RwLock<UsersFile>,
+    /// Modification time and length of the file when last read.
+    seen: Mutex<Option<(SystemTime, u64)>>,
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+impl Users {
+    /// Loads `path` (missing: no users). `None`: in memory only.
+    pub fn open(path: Option<PathBuf>) -> Result<Users, AuthError> {
+        let (data, seen) = match &path {
+            Some(p) => (UsersFile::load(p)?, stamp(p)),
+            None => (UsersFile::default(), None),
+        };
+        Ok(Users {
+            path,
+            data: RwLock::new(data),
+            seen: Mutex::new(seen),
+        })
+    }
+
+    /// Re-reads the file if it changed on disk. A file that no longer
+    /// parses is logged and the users in memory are kept.
+    pub fn refresh(&self) {
+        let Some(path) = &self.path else { return };
+        let now = stamp(path);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if *seen == now {
+            return;
+        }
+        match UsersFile::load(path) {
+            Ok(f) => {
+                *self.data.write().unwrap_or_else(|e| e.into_inner()) = f;
+                *seen = now;
+                tracing::info!(path = %path.display(), "users file reloaded");
+            }
+            Err(e) => tracing::warn!(error = %e, "users file changed but cannot be read; keeping the users in memory"),
+        }
+    }
+
+    /// In memory, from a ready file (tests).
+    pub fn from_file(data: UsersFile) -> Users {
+        Users {
+            path: None,
+            data: RwLock::new(data),
+            seen: Mutex::new(None),
+        }
+    }
+
+    /// Whether no user is configured (then the server runs open on loopback).
+    pub fn is_empty(&self) -> bool {
+        self.read().users.is_empty()
+    }
+
+    /// A copy of the file.
+    pub fn snapshot(&self) -> UsersFile {
+        self.read().clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, UsersFile> {
+        // A poisoned lock only means a panic elsewhere; the data is still whole.
+        self.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the file and saves it; nothing changes if saving fails.
+    pub fn modify<T>(&self, f: impl FnOnce(&mut UsersFile) -> Result<T, AuthError>) -> Result<T, AuthError> {
+        let mut guard = self.data.write().unwrap_or_else(|e| e.into_inner());
+        let mut copy = guard.clone();
+        let out = f(&mut copy)?;
+        if let Some(p) = &self.path {
+            copy.save(p)?;
+            *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = stamp(p);
+        }
+        *guard = copy;
+        Ok(out)
+    }
+
+    /// Checks a login; returns the role.
+    pub fn login(&self, name: &str, password: &str) -> Option<Role> {
+        let rec = self.read().users.iter().find(|u| u.name == name).cloned();
+        match rec {
+            Some(u) if verify_password(password, &u.password) => Some(u.role),
+            Some(_) => None,
+            None => {
+                // Spend the same time as a wrong password, so names cannot be probed.
+                let _ = hash_password("not-a-user-password");
+                None
+            }
+        }
+    }
+
+    /// The user and role of a bearer token.
+    pub fn token(&self, token: &str) -> Option<(String, Role)> {
+        self.read().check_token(token).map(|u| (u.name.clone(), u.role))
+    }
+
+    /// The current role of a user (roles can change while a session lives).
+    pub fn role_of(&self, name: &str) -> Option<Role> {
+        self.read().users.iter().find(|u| u.name == name).map(|u| u.role)
+    }
+}
+
+/// One browser session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Who.
+    pub user: String,
+    /// The CSRF token the page must echo in `x-csrf-token`.
+    pub csrf: String,
+    expires: Instant,
+}
+
+/// Live browser sessions, in memory (a restart logs everyone out).
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// Starts a session; returns its id (the cookie value) and the session.
+    pub fn create(&self, user: &str) -> (String, Session) {
+        let id = random_hex(32);
+        let s = Session {
+            user: user.to_owned(),
+            csrf: random_hex(24),
+            expires: Instant::now() + SESSION_TTL,
+        };
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        map.retain(|_, v| v.expires > now);
+        map.insert(id.clone(), s.clone());
+        (id, s)
+    }
+
+    /// The live session with this id.
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    /// Ends a session.
+    pub fn remove(&self, id: &str) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    /// Ends every session of a user (removed or demoted).
+    pub fn remove_user(&self, user: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, s| s.user != user);
+    }
+}
+
+/// A fresh random token for the open (no users) mode's CSRF check.
+pub fn random_csrf() -> String {
+    random_hex(24)
+}
+
+/// Constant-time string equality, for tokens.
+pub fn tokens_equal(a: &str, b: &str) -> bool {
+    same(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_roundtrip_and_rules() {
+        let mut f = UsersFile::default();
+        f.add_user("alice", Role::Admin, "correct horse").unwrap();
+        assert!(f.users[0].password.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &f.users[0].password));
+        assert!(!verify_password("wrong horse!", &f.users[0].password));
+        assert!(matches!(
+            f.add_user("alice", Role::Viewer, "whatever1"),
+            Err(AuthError::Exists(_))
+        ));
+        assert!(matches!(
+            f.add_user("bob", Role::Viewer, "short"),
+            Err(AuthError::ShortPassword)
+        ));
+        assert!(matches!(
+            f.add_user("b b", Role::Viewer, "longenough"),
+            Err(AuthError::BadName(_))
+        ));
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn tokens_check_secret_and_follow_user() {
+        let mut f = UsersFile::default();
+        f.add_user("cli", Role::Operator, "password1").unwrap();
+        let t = f.add_token("cli").unwrap();
+        assert_eq!(f.check_token(&t).map(|u| u.name.as_str()), Some("cli"));
+        let mut bad = t.clone();
+        bad.pop();
+        bad.push('x');
+        assert!(f.check_token(&bad).is_none() || bad == t);
+        assert!(f.check_token("fw_nope_nope").is_none());
+        assert!(f.check_token("garbage").is_none());
+        assert!(!f.tokens[0].sha256.contains(t.rsplit('_').next().unwrap()));
+        f.remove_user("cli").unwrap();
+        assert!(f.check_token(&t).is_none());
+        assert!(f.tokens.is_empty());
+    }
+
+    #[test]
+    fn changes_on_disk_are_picked_up() {
+        let dir = std::env::temp_dir().join(format!("fw-users-reload-{}", std::process::id()));
+        let path = dir.join(USERS_FILE);
+        let users = Users::open(Some(path.clone())).unwrap();
+        assert!(users.is_empty());
+        let mut f = UsersFile::default();
+        f.add_user("late", Role::Operator, "password1").unwrap();
+        f.save(&path).unwrap();
+        users.refresh();
+        assert_eq!(users.role_of("late"), Some(Role::Operator));
+        std::fs::write(&path, "{broken").unwrap();
+        users.refresh();
+        assert_eq!(
+            users.role_of("late"),
+            Some(Role::Operator),
+            "a broken file keeps the users"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn save_load_roundtrip() {
+        let dir = std::env::temp_dir().join(format!("fw-users-{}", std::process::id()));
+        let path = dir.join(USERS_FILE);
+        let mut f = UsersFile::default();
+        f.add_user("alice", Role::Viewer, "password1").unwrap();
+        f.save(&path).unwrap();
+        assert_eq!(UsersFile::load(&path).unwrap(), f);
+        std::fs::write(&path, "{not json").unwrap();
+        let err = UsersFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("not a users file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,271 @@
+//! A fake controller for the web server's routing, access and push tests.
+//! It records what it was asked and answers like a small graph would.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use framewire_controller::{
+    ControllerError, CurrentGraph, EdgeView, NodeView, Preview, PreviewFrame, StreamView, WantedEdge, WantedGraph,
+};
+use framewire_proto::codes::{ControlType, Features, Format, FunctionFlags, Origin, PixelFormat};
+use framewire_proto::control::{
+    ControlValue, Description, MenuItem, Monitor, Request, Response, StreamOpen, V4l2Control, V4l2Device,
+};
+use framewire_web::auth::{Role, UsersFile};
+use framewire_web::backend::{Backend, BoxFut};
+use tokio::sync::{mpsc, watch};
+
+pub const JPEG: &[u8] = b"\xff\xd8fake-jpeg\xff\xd9";
+
+#[derive(Debug)]
+pub struct Fake {
+    pub graph_tx: watch::Sender<Arc<CurrentGraph>>,
+    pub wanted: Mutex<WantedGraph>,
+    pub requests: Mutex<Vec<(String, Request)>>,
+}
+
+pub fn sample_graph(version: u64) -> CurrentGraph {
+    CurrentGraph {
+        version,
+        updated_ms: 0,
+        nodes: vec![
+            NodeView {
+                name: "cam".into(),
+                online: true,
+                v4l2: true,
+                streams: vec![StreamView {
+                    name: "bars".into(),
+                    format: "mjpeg".into(),
+                    width: 64,
+                    height: 48,
+                    fps: 30.0,
+                    state: "live".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            NodeView {
+                name: "sink".into(),
+                online: true,
+                ..Default::default()
+            },
+        ],
+        edges: vec![EdgeView {
+            id: "sink/bars".into(),
+            upstream: "cam".into(),
+            stream: "bars".into(),
+            downstream: "sink".into(),
+            local_name: "bars".into(),
+            mode: "low-latency".into(),
+            state: "live".into(),
+            wanted: true,
+            ..Default::default()
+        }],
+    }
+}
+
+impl Fake {
+    pub fn new() -> Arc<Fake> {
+        let (graph_tx, _) = watch::channel(Arc::new(sample_graph(1)));
+        Arc::new(Fake {
+            graph_tx,
+            wanted: Mutex::new(WantedGraph::default()),
+            requests: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn node(&self, node: &str) -> Result<(), ControllerError> {
+        if self.graph_tx.borrow().nodes.iter().any(|n| n.name == node) {
+            Ok(())
+        } else {
+            Err(ControllerError::UnknownNode(node.into()))
+        }
+    }
+}
+
+impl Backend for Fake {
+    fn graph(&self) -> watch::Receiver<Arc<CurrentGraph>> {
+        self.graph_tx.subscribe()
+    }
+    fn wanted(&self) -> BoxFut<'_, WantedGraph> {
+        Box::pin(async move { self.wanted.lock().unwrap().clone() })
+    }
+    fn apply(&self, wanted: WantedGraph) -> BoxFut<'_, Result<(), ControllerError>> {
+        Box::pin(async move {
+            *self.wanted.lock().unwrap() = wanted;
+            Ok(())
+        })
+    }
+    fn add_edge(&self, edge: WantedEdge) -> BoxFut<'_, Result<String, ControllerError>> {
+        Box::pin(async move {
+            self.node(&edge.from)?;
+            self.node(&edge.to)?;
+            let name = if edge.local_name.is_empty() {
+                edge.stream.clone()
+            } else {
+                edge.local_name.clone()
+            };
+            let id = format!("{}/{}", edge.to, name);
+            self.wanted.lock().unwrap().edges.push(edge);
+            Ok(id)
+        })
+    }
+    fn remove_edge<'a>(&'a self, id: &'a str) -> BoxFut<'a, Result<(), ControllerError>> {
+        Box::pin(async move {
+            let mut w = self.wanted.lock().unwrap();
+            let before = w.edges.len();
+            w.edges.retain(|e| {
+                let name = if e.local_name.is_empty() {
+                    &e.stream
+                } else {
+                    &e.local_name
+                };
+                format!("{}/{}", e.to, name) != id
+            });
+            if w.edges.len() == before && id != "sink/bars" {
+                return Err(ControllerError::UnknownEdge(id.into()));
+            }
+            Ok(())
+        })
+    }
+    fn request<'a>(&'a self, node: &'a str, req: Request) -> BoxFut<'a, Result<Response, ControllerError>> {
+        Box::pin(async move {
+            self.node(node)?;
+            self.requests.lock().unwrap().push((node.to_owned(), req.clone()));
+            Ok(match req {
+                Request::Describe => Response::Describe(Description {
+                    name: node.into(),
+                    software: "framewire test".into(),
+                    protocol_version: 1,
+                    site_id: 0,
+                    function_flags: FunctionFlags(1),
+                    features: Features(0),
+                    pid: 1,
+                    uptime_ms: 5,
+                    hostname: "here".into(),
+                    streams: 1,
+                    tcp_port: 1,
+                }),
+                Request::V4l2ListDevices => Response::V4l2ListDevices(vec![V4l2Device {
+                    path: "/dev/video0".into(),
+                    card: "Fake cam".into(),
+                    driver: "fake".into(),
+                    bus: "platform".into(),
+                    capabilities: 0,
+                    formats: vec![],
+                }]),
+                Request::V4l2ListControls(_) => Response::V4l2ListControls(vec![
+                    ctl(1, ControlType::Integer, "Brightness", vec![]),
+                    ctl(2, ControlType::Boolean, "Mirror", vec![]),
+                    ctl(
+                        3,
+                        ControlType::Menu,
+                        "Power line",
+                        vec![
+                            MenuItem {
+                                index: 0,
+                                name: "off".into(),
+                                value: 0,
+                            },
+                            MenuItem {
+                                index: 1,
+                                name: "50 Hz".into(),
+                                value: 0,
+                            },
+                        ],
+                    ),
+                    ctl(4, ControlType::Button, "Reset", vec![]),
+                    ctl(5, ControlType::CtrlClass, "User Controls", vec![]),
+                ]),
+                Request::V4l2GetControls(_) => Response::V4l2GetControls(vec![
+                    ControlValue { id: 1, value: 128 },
+                    ControlValue { id: 2, value: 1 },
+                    ControlValue { id: 3, value: 1 },
+                ]),
+                Request::V4l2SetControls(s) => Response::V4l2SetControls(s.values),
+                Request::ListMonitors => Response::ListMonitors(vec![Monitor {
+                    name: "HDMI-1".into(),
+                    x: 0,
+                    y: 0,
+                    width: 1920,
+                    height: 1080,
+                    width_mm: 527,
+                    height_mm: 296,
+                    refresh_mhz: 60_000,
+                    primary: true,
+                }]),
+                other => {
+                    return Err(ControllerError::Other(format!(
+                        "fake: unexpected {:?}",
+                        other.command()
+                    )));
+                }
+            })
+        })
+    }
+    fn preview<'a>(&'a self, node: &'a str, stream: &'a str) -> BoxFut<'a, Result<Preview, ControllerError>> {
+        Box::pin(async move {
+            self.node(node)?;
+            if stream != "bars" {
+                return Err(ControllerError::UnknownStream(node.into(), stream.into()));
+            }
+            let (tx, rx) = mpsc::channel(2);
+            tokio::spawn(async move {
+                for sequence in 0..1_000u64 {
+                    let f = PreviewFrame {
+                        sequence,
+                        timestamp_ns: 1_000 + sequence,
+                        flags: 1,
+                        jpeg: Bytes::from_static(JPEG),
+                    };
+                    if tx.send(f).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            });
+            Ok(Preview {
+                open: StreamOpen {
+                    format: Format::Mjpeg,
+                    pixel_format: PixelFormat::None,
+                    origin: Origin::LibjpegTurbo,
+                    width: 64,
+                    height: 48,
+                    fps_num: 30,
+                    fps_den: 1,
+                    name: stream.into(),
+                },
+                frames: rx,
+            })
+        })
+    }
+}
+
+fn ctl(id: u32, t: ControlType, name: &str, menu: Vec<MenuItem>) -> V4l2Control {
+    V4l2Control {
+        id,
+        class: 0x0098_0000,
+        ctrl_type: t,
+        name: name.into(),
+        min: 0,
+        max: 255,
+        step: 1,
+        default: 128,
+        flags: 0,
+        menu,
+    }
+}
+
+/// A users file with one user per role and one token each; returns it and
+/// the tokens (viewer, operator, admin).
+pub fn users() -> (UsersFile, [String; 3]) {
+    let mut f = UsersFile::default();
+    let mut tokens = Vec::new();
+    for (name, role) in [("vera", Role::Viewer), ("otto", Role::Operator), ("ada", Role::Admin)] {
+        f.add_user(name, role, &format!("{name}-password")).unwrap();
+        tokens.push(f.add_token(name).unwrap());
+    }
+    (f, tokens.try_into().unwrap())
+}

@@ -1,0 +1,158 @@
+//! `framewire node --controller` as a process: it loads the wanted graph
+//! from its state directory and makes it true on nodes it finds by a
+//! static list or by discovery.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use framewire_proto::{FunctionFlags, Message, Request, Response, SubscribeParams};
+
+const WANTED: &str = r#"
+[[edge]]
+from = "test:src"
+stream = "bars"
+to = "test:relay"
+local_name = "cam"
+"#;
+
+/// Waits until `relay` serves `cam` pulled from `src`; then checks frames flow.
+async fn wait_edge(relay: SocketAddr, src: SocketAddr, what: &str) {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = stats(relay).await;
+        if s.inputs
+            .iter()
+            .any(|i| i.stream == "cam" && i.upstream == format!("{src}/bars"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "{what}: the controller never made the edge: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = client(relay, "test:sink").await;
+    let ch = subscribe(&mut c, "cam", SubscribeParams::default()).await;
+    let mut frames = 0;
+    while frames < 3 {
+        match next(&mut c, Duration::from_secs(5)).await {
+            Some(Message::VideoFrame(f)) if f.channel == ch => frames += 1,
+            Some(_) => {}
+            None => panic!("{what}: no frames through the controller's edge"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_with_a_static_node_list_reconciles_the_stored_graph() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let src = spawn_node(&[
+            "--name",
+            "test:src",
+            "--discovery",
+            "off",
+            "--source",
+            "test-pattern:bars,size=64x48,fps=30,format=qoi",
+        ]);
+        let relay = spawn_node(&["--name", "test:relay", "--discovery", "off"]);
+        let dir = temp_dir("ctl-static");
+        std::fs::write(dir.join("wanted.toml"), WANTED).unwrap();
+        let (s, r) = (src.addr.to_string(), relay.addr.to_string());
+        let ctl = spawn_node(&[
+            "--name",
+            "test:ctl",
+            "--discovery",
+            "off",
+            "--controller",
+            "--controller-node",
+            &s,
+            "--controller-node",
+            &r,
+            "--state-dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(ctl.wait_log("controller on", Duration::from_secs(5)), "{}", ctl.log());
+        let mut c = client(ctl.addr, "test:who").await;
+        match c.request(Request::Describe).await.unwrap() {
+            Response::Describe(d) => assert!(d.function_flags.contains(FunctionFlags::CONTROLLER), "{d:?}"),
+            other => panic!("{other:?}"),
+        }
+        wait_edge(relay.addr, src.addr, "static list").await;
+        // The relay is killed and started again on its address: the
+        // controller makes the edge again.
+        let mut relay = relay;
+        relay.kill();
+        let t0 = Instant::now();
+        let again = spawn_node(&["--name", "test:relay", "--discovery", "off", "--listen", &r]);
+        wait_edge(again.addr, src.addr, "after the relay restarted").await;
+        println!(
+            "relay killed and restarted -> edge again with frames: {:.0} ms",
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+        drop(relay);
+    })
+    .await
+    .expect("in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_finds_nodes_by_discovery() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let port = free_port().to_string();
+        let disc = [
+            "--discovery-group",
+            "239.255.42.99",
+            "--discovery-port",
+            &port,
+            "--announce-interval",
+            "200ms",
+        ];
+        let with = |extra: &[&str]| -> Vec<String> { extra.iter().chain(disc.iter()).map(|s| s.to_string()).collect() };
+        let a = with(&[
+            "--name",
+            "test:src",
+            "--source",
+            "test-pattern:bars,size=64x48,fps=30,format=raw",
+        ]);
+        let src = spawn_node(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let b = with(&["--name", "test:relay"]);
+        let relay = spawn_node(&b.iter().map(String::as_str).collect::<Vec<_>>());
+        let dir = temp_dir("ctl-discovery");
+        std::fs::write(dir.join("wanted.toml"), WANTED).unwrap();
+        let d = dir.to_str().unwrap().to_owned();
+        let c = with(&["--name", "test:ctl", "--controller", "--state-dir", &d]);
+        let _ctl = spawn_node(&c.iter().map(String::as_str).collect::<Vec<_>>());
+        wait_edge(relay.addr, src.addr, "discovery").await;
+    })
+    .await
+    .expect("in time");
+}
+
+#[test]
+fn controller_flags_need_controller() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(["node", "--state-dir", "/tmp/x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--controller"), "{err}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(["node", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--controller",
+        "--controller-node",
+        "--state-dir",
+        "--accept-format",
+        "docs/controller.md",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}

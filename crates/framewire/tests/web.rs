@@ -1,0 +1,526 @@
+//! The controller's web UI end to end, with real nodes and the real
+//! controller: `framewire demo` serving the UI, previews as wire messages,
+//! `framewire user` and `framewire graph` over the HTTP API, the loopback
+//! rule, and the browser tests (web-tests/, headless Chromium).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use framewire_proto::control::Request;
+use framewire_proto::{Decoder, Format, Message};
+use futures_util::StreamExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_framewire");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `framewire demo` on loopback; killed when dropped.
+struct Demo {
+    child: Child,
+    url: String,
+    out: Arc<Mutex<String>>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn demo(state_dir: &Path) -> Demo {
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--size",
+            "320x240",
+            "--fps",
+            "15",
+            "--view-port",
+            "0",
+            "--web",
+            "127.0.0.1:0",
+        ])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let out = Arc::new(Mutex::new(String::new()));
+    let out2 = out.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.trim().strip_prefix("web UI:")
+                && let Some(t) = tx.take()
+            {
+                let _ = t.send(url.trim().to_owned());
+            }
+            out2.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_str(&format!("{line}\n"));
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("the demo printed no web UI URL:\n{}", out.lock().unwrap()));
+    Demo { child, url, out }
+}
+
+fn framewire(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let start = Instant::now();
+    while c.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "framewire {args:?} hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = c.wait_with_output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn add_user(dir: &Path, name: &str, role: &str) {
+    let d = dir.to_str().unwrap();
+    let (code, _, err) = framewire(
+        &["user", "add", name, "--role", role, "--state-dir", d],
+        &format!("{name}-password\n"),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[tokio::test]
+async fn demo_serves_the_graph_and_previews_as_wire_messages() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dir = common::temp_dir("web-demo");
+        let d = demo(&dir);
+        let base = d.url.trim_end_matches('/').to_owned();
+        // Open mode (no users): the demo graph, with live figures, appears.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = framewire_web::client::request(&base, "GET", "/api/graph", &[], b"", Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", r.text());
+            let g: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            let live = g["edges"].as_array().unwrap().iter().any(|e| {
+                e["downstream"] == "demo:viewer" && e["state"] == "live" && e["fps"].as_f64().unwrap_or(0.0) > 1.0
+            });
+            let names: Vec<&str> = g["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|n| n["name"].as_str())
+                .collect();
+            if live && names.contains(&"demo:source") && names.contains(&"demo:archive") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "demo graph incomplete: {g}\n{}",
+                d.out.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // A preview over the WebSocket: STREAM_OPEN, then JPEG frames.
+        let ws_url = format!("{}/ws/preview/demo:relay/bars", base.replacen("http://", "ws://", 1));
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
+        let dec = Decoder::new();
+        let mut frames = 0;
+        let mut open = None;
+        while frames < 3 {
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let mut buf = BytesMut::from(&m.into_data()[..]);
+            match dec.decode(&mut buf).unwrap().unwrap() {
+                Message::ControlRequest(r) => open = Some(Request::decode(&r).unwrap()),
+                Message::VideoFrame(f) => {
+                    assert!(open.is_some(), "a frame before STREAM_OPEN");
+                    assert_eq!(&f.data[..2], b"\xff\xd8", "a JPEG");
+                    frames += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let Some(Request::StreamOpen(o)) = open else {
+            panic!("no STREAM_OPEN")
+        };
+        assert_eq!((o.format, o.width, o.height), (Format::Mjpeg, 320, 240));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn graph_apply_and_export_with_a_token() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let dir = common::temp_dir("web-graph");
+        let ds = dir.to_str().unwrap();
+        add_user(&dir, "ada", "admin");
+        add_user(&dir, "vera", "viewer");
+        let (code, admin_token, err) = framewire(&["user", "token", "ada", "--state-dir", ds], "", &[]);
+        assert_eq!(code, 0, "{err}");
+        let (_, viewer_token, _) = framewire(&["user", "token", "vera", "--state-dir", ds], "", &[]);
+        let d = demo(&dir);
+        let url = d.url.trim_end_matches('/').to_owned();
+        let file = dir.join("wanted.json.in");
+        std::fs::write(
+            &file,
+            r#"{"edge": [{"from": "demo:source", "stream": "bars", "to": "demo:archive", "local_name": "direct"}]}"#,
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let with = |t: &str| vec![("FRAMEWIRE_URL", url.clone()), ("FRAMEWIRE_TOKEN", t.trim().to_owned())];
+        let env = |v: &Vec<(&'static str, String)>| v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+        let run = |args: &[&str], e: &Vec<(&'static str, String)>| {
+            let e = env(e);
+            let refs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            framewire(args, "", &refs)
+        };
+        // No token: refused, nothing changes.
+        let (code, _, err) = run(&["graph", "apply", f], &vec![("FRAMEWIRE_URL", url.clone())]);
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("401") && err.contains("token"), "{err}");
+        // A viewer may not apply.
+        let (code, _, err) = run(&["graph", "apply", f], &with(&viewer_token));
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("403"), "{err}");
+        // An admin may.
+        let (code, out, err) = run(&["graph", "apply", f], &with(&admin_token));
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("applied: 1 edge"), "{out}");
+        let (code, out, err) = run(&["graph", "export"], &with(&viewer_token));
+        assert_eq!(code, 0, "{err}");
+        let exported: toml::Value = toml::from_str(&out).unwrap();
+        assert_eq!(exported["edge"][0]["to"].as_str(), Some("demo:archive"), "{out}");
+        assert_eq!(exported["edge"][0]["local_name"].as_str(), Some("direct"), "{out}");
+        // A refused document says which edge and why, and changes nothing.
+        std::fs::write(
+            &file,
+            r#"{"edge": [{"from": "demo:ghost", "stream": "bars", "to": "demo:archive"}]}"#,
+        )
+        .unwrap();
+        let (code, _, err) = run(&["graph", "apply", f], &with(&admin_token));
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("edge 0") || err.contains("demo:ghost"), "{err}");
+        let (_, out, _) = run(&["graph", "export", "--format", "json"], &with(&admin_token));
+        assert!(out.contains("direct") && !out.contains("ghost"), "{out}");
+        // Unreachable controller: exit 4.
+        let (code, _, _) = run(
+            &["graph", "export"],
+            &vec![("FRAMEWIRE_URL", "http://127.0.0.1:1".into())],
+        );
+        assert_eq!(code, 4);
+    })
+    .await
+    .unwrap();
+}
+
+#[test]
+fn a_controller_without_users_refuses_a_public_web_address() {
+    let dir = common::temp_dir("web-public");
+    let mut c = Command::new(BIN)
+        .args([
+            "node",
+            "--name",
+            "t:ctl",
+            "--listen",
+            "127.0.0.1:0",
+            "--controller",
+            "--web",
+            "0.0.0.0:0",
+            "--discovery",
+            "off",
+        ])
+        .arg("--state-dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while c.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = c.kill();
+            panic!("the node kept running with an open web UI on 0.0.0.0");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = c.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("no users configured") && err.contains("framewire user add"),
+        "{err}"
+    );
+}
+
+/// The browser tests (web-tests/ui.test.mjs) in headless Chromium against
+/// `framewire demo` with an operator and a viewer. Screenshots go to
+/// target/browser-artifacts/.
+#[test]
+fn browser_ui() {
+    let web_tests = root().join("web-tests");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [
+        (Command::new("node").arg("--version").output().is_err(), "node"),
+        (!Path::new(&chromium).exists(), "chromium"),
+        (
+            !web_tests.join("node_modules/playwright-core").exists(),
+            "web-tests/node_modules (npm ci --prefix web-tests)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(gone, what)| gone.then_some(what))
+    .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "\n!!!!! SKIPPED: browser tests need {}; run scripts/setup.sh !!!!!\n",
+            missing.join(", ")
+        );
+        return;
+    }
+    let dir = common::temp_dir("web-browser");
+    add_user(&dir, "otto", "operator");
+    add_user(&dir, "vera", "viewer");
+    add_user(&dir, "ada", "admin");
+    let d = demo(&dir);
+    let artifacts = root().join("target/browser-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let mut child = Command::new("node")
+        .arg("--test")
+        .arg("--test-timeout=150000")
+        .arg(web_tests.join("ui.test.mjs"))
+        .current_dir(&web_tests)
+        .env("FW_URL", &d.url)
+        .env("FW_OPERATOR", "otto:otto-password")
+        .env("FW_VIEWER", "vera:vera-password")
+        .env("FW_ADMIN", "ada:ada-password")
+        .env("FW_ARTIFACTS", &artifacts)
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(240) {
+            let _ = child.kill();
+            panic!("browser tests took over 240 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    println!("{text}");
+    assert!(
+        o.status.success()
+            && text.contains("# fail 0")
+            && text.contains("# skipped 0")
+            && text.contains("# cancelled 0"),
+        "browser tests failed:\n{text}\n{}\ndemo output:\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        d.out.lock().unwrap()
+    );
+    assert!(artifacts.join("controller.png").exists());
+}
+
+/// 50 browsers on the state WebSocket of the real controller: the time from
+/// an operator's wiring request to each client seeing the new edge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wiring_reaches_50_state_websockets_quickly() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let dir = common::temp_dir("web-push");
+        let d = demo(&dir);
+        let base = d.url.trim_end_matches('/').to_owned();
+        let ws_url = format!("{}/ws/state", base.replacen("http://", "ws://", 1));
+        let mut clients = Vec::new();
+        for _ in 0..50 {
+            let (mut c, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
+            let _ = c.next().await.unwrap().unwrap();
+            clients.push(c);
+        }
+        let s = framewire_web::client::request(&base, "GET", "/api/session", &[], b"", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let csrf = serde_json::from_slice::<serde_json::Value>(&s.body).unwrap()["csrf"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut all = Vec::new();
+        for round in 0..5 {
+            let id = format!("demo:archive/p{round}");
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            let mut tasks = Vec::new();
+            for mut c in clients.drain(..) {
+                let (tx, id) = (tx.clone(), id.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let m = c.next().await.unwrap().unwrap();
+                        let text = m.into_text().unwrap();
+                        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                        if v["graph"]["edges"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|e| e["id"] == id.as_str())
+                        {
+                            tx.send(Instant::now()).await.unwrap();
+                            return c;
+                        }
+                    }
+                }));
+            }
+            let body =
+                format!(r#"{{"from":"demo:source","stream":"bars","to":"demo:archive","local_name":"p{round}"}}"#);
+            let t0 = Instant::now();
+            let r = framewire_web::client::request(
+                &base,
+                "POST",
+                "/api/edges",
+                &[("content-type", "application/json"), ("x-csrf-token", &csrf)],
+                body.as_bytes(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status, 201, "{}", r.text());
+            let mut lat = Vec::new();
+            for _ in 0..50 {
+                lat.push(rx.recv().await.unwrap().duration_since(t0));
+            }
+            for t in tasks {
+                clients.push(t.await.unwrap());
+            }
+            lat.sort();
+            println!(
+                "wiring round {round}: 50 clients saw the new edge after p50 {:.1} ms, max {:.1} ms",
+                lat[25].as_secs_f64() * 1e3,
+                lat[49].as_secs_f64() * 1e3
+            );
+            all.extend(lat);
+        }
+        all.sort();
+        let (p50, max) = (all[all.len() / 2], all[all.len() - 1]);
+        println!(
+            "all rounds: p50 {:.1} ms, max {:.1} ms",
+            p50.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3
+        );
+        // The design's figure is 100 ms; the slowest client gets twice that
+        // as slack for a loaded 2-core CI machine running a debug build.
+        assert!(p50 < Duration::from_millis(100), "p50 {p50:?}");
+        assert!(max < Duration::from_millis(200), "max {max:?}");
+    })
+    .await
+    .unwrap();
+}
+
+/// A QOI stream reaches the browser's preview and the MJPEG route as JPEG
+/// (the controller transcodes), through `framewire node --controller --web`.
+#[tokio::test]
+async fn non_jpeg_streams_preview_as_jpeg() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dir = common::temp_dir("web-qoi");
+        let web = format!("127.0.0.1:{}", common::free_port());
+        let node = common::spawn_node(&[
+            "--name",
+            "t:qoi",
+            "--source",
+            "test-pattern:pat,size=160x120,fps=10,format=qoi",
+            "--controller",
+            "--web",
+            &web,
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--discovery",
+            "off",
+        ]);
+        assert!(node.wait_log("web UI on", Duration::from_secs(20)), "{}", node.log());
+        // The controller needs a moment to learn the node's streams.
+        let url = format!("ws://{web}/ws/preview/t:qoi/pat");
+        let mut ws = None;
+        for _ in 0..100 {
+            match tokio_tungstenite::connect_async(url.as_str()).await {
+                Ok((c, _)) => {
+                    ws = Some(c);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let mut ws = ws.unwrap_or_else(|| panic!("no preview of t:qoi/pat:\n{}", node.log()));
+        let dec = Decoder::new();
+        let mut jpegs = 0;
+        while jpegs < 2 {
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let mut buf = BytesMut::from(&m.into_data()[..]);
+            match dec.decode(&mut buf).unwrap().unwrap() {
+                Message::ControlRequest(r) => {
+                    let Request::StreamOpen(o) = Request::decode(&r).unwrap() else {
+                        panic!()
+                    };
+                    assert_eq!(
+                        (o.format, o.width, o.height),
+                        (Format::Mjpeg, 160, 120),
+                        "rewritten to MJPEG"
+                    );
+                }
+                Message::VideoFrame(f) => {
+                    assert_eq!(
+                        (&f.data[..2], &f.data[f.data.len() - 2..]),
+                        (&b"\xff\xd8"[..], &b"\xff\xd9"[..])
+                    );
+                    jpegs += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // And as MJPEG over HTTP.
+        let mut s = tokio::net::TcpStream::connect(&web).await.unwrap();
+        s.write_all(format!("GET /stream/t:qoi/pat.mjpeg HTTP/1.1\r\nHost: {web}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        while got.windows(2).filter(|w| *w == b"\xff\xd8").count() < 2 {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).contains("Content-Type: image/jpeg"));
+    })
+    .await
+    .unwrap();
+}

@@ -1,0 +1,262 @@
+// Browser tests of the controller's web UI in headless Chromium.
+//
+// Run by `cargo test -p framewire --test browser`, which starts
+// `framewire demo` with two users and passes:
+//   FW_URL       the controller's URL
+//   FW_OPERATOR  "name:password" of an operator
+//   FW_VIEWER    "name:password" of a viewer
+//   FW_ADMIN     "name:password" of an admin
+//   FW_ARTIFACTS where screenshots go (target/browser-artifacts)
+// Chromium: CHROMIUM (default /usr/bin/chromium).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const URL = process.env.FW_URL;
+const [opName, opPass] = (process.env.FW_OPERATOR ?? '').split(':');
+const [viewName, viewPass] = (process.env.FW_VIEWER ?? '').split(':');
+const [adminName, adminPass] = (process.env.FW_ADMIN ?? '').split(':');
+const ART = process.env.FW_ARTIFACTS ?? 'browser-artifacts';
+const STEP = 20_000;
+
+let browser;
+
+before(async () => {
+  assert.ok(URL, 'FW_URL is not set: run through cargo test -p framewire --test browser');
+  mkdirSync(ART, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    timeout: 60_000,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+    // playwright gives every launch a fresh temporary profile (user data dir).
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function login(name, password, setup = async () => {}) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP);
+  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  await setup(page);
+  await page.goto(URL);
+  await page.locator('#login-name').fill(name);
+  await page.locator('#login-password').fill(password);
+  await page.locator('#login-form button[type=submit]').click();
+  await page.locator('#app').waitFor({ state: 'visible' });
+  await page.locator('#conn.on').waitFor();
+  return { context, page };
+}
+
+/** The preview canvas's pixels, reduced to a grey value per 8x8 block. */
+async function pixels(page, selector) {
+  return page.evaluate((sel) => {
+    const c = document.querySelector(sel);
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const out = [];
+    for (let y = 0; y < c.height; y += 8) {
+      for (let x = 0; x < c.width; x += 8) {
+        const i = (y * c.width + x) * 4;
+        out.push(d[i] + d[i + 1] + d[i + 2]);
+      }
+    }
+    return out;
+  }, selector);
+}
+
+test('a wrong password is refused', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP);
+  await page.goto(URL);
+  await page.locator('#login-name').fill(opName);
+  await page.locator('#login-password').fill(`${opPass}-wrong`);
+  await page.locator('#login-form button[type=submit]').click();
+  await page.locator('#login-error', { hasText: 'wrong user name or password' }).waitFor();
+  assert.equal(await page.locator('#app').isVisible(), false);
+  await context.close();
+});
+
+test('an operator sees the demo graph, wires an edge, previews it live, unwires it', async () => {
+  const { context, page } = await login(opName, opPass);
+  for (const n of ['demo:source', 'demo:relay', 'demo:viewer', 'demo:archive']) {
+    await page.locator(`#graph g.node[data-node="${n}"]`).waitFor();
+  }
+  // The demo's edges are there with live figures.
+  await page.locator('#edges tbody tr[data-edge-id="demo:viewer/bars"]').waitFor();
+
+  // Wire demo:source/bars straight to demo:viewer as "direct".
+  await page.locator('#wire-from').selectOption({ label: 'demo:source / bars' });
+  await page.locator('#wire-to').selectOption('demo:viewer');
+  await page.locator('#wire-local').fill('direct');
+  await page.locator('#wire-mode').selectOption('low-latency');
+  await page.locator('#wire-priority').fill('200');
+  await page.locator('#wire-submit').click();
+  const row = page.locator('#edges tbody tr[data-edge-id="demo:viewer/direct"]');
+  await row.waitFor();
+  assert.equal(await page.locator('#wire-error').textContent(), '', 'wiring reported an error');
+  await page.locator('#edges tbody tr[data-edge-id="demo:viewer/direct"] td', { hasText: /^live$/ }).waitFor({ timeout: 30_000 });
+  await page.locator('#graph g.edge[data-edge-id="demo:viewer/direct"]').waitFor();
+
+  // Preview it from the node panel.
+  await page.locator('#graph g.node[data-node="demo:viewer"]').click();
+  await page.locator('#node-describe dl').waitFor();
+  await page.locator('#node-head button.preview-btn[data-stream="direct"]').click({ timeout: 30_000 });
+  const canvasSel = '.preview[data-node="demo:viewer"][data-stream="direct"] canvas';
+  await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.sequence ?? -1) >= 0, canvasSel);
+  const seq1 = Number(await page.locator(canvasSel).getAttribute('data-sequence'));
+  const a = await pixels(page, canvasSel);
+  await page.locator(canvasSel).screenshot({ path: join(ART, 'preview-1.png') });
+  await page.waitForTimeout(1500);
+  const seq2 = Number(await page.locator(canvasSel).getAttribute('data-sequence'));
+  const b = await pixels(page, canvasSel);
+  await page.locator(canvasSel).screenshot({ path: join(ART, 'preview-2.png') });
+  assert.ok(seq2 > seq1, `the preview did not advance: sequence ${seq1} then ${seq2}`);
+  assert.equal(a.length, b.length);
+  assert.ok(a.some((v) => v > 30), 'the preview is black');
+  const changed = a.filter((v, i) => Math.abs(v - b[i]) > 30).length;
+  assert.ok(changed > 0, 'the preview image did not change in 1.5 s');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(ART, 'controller.png') });
+
+  // Unwire it.
+  await page.locator('button.unwire[data-edge-id="demo:viewer/direct"]').click();
+  await row.waitFor({ state: 'detached', timeout: 30_000 });
+  await context.close();
+});
+
+test('a viewer sees the graph and cannot wire', async () => {
+  const { context, page } = await login(viewName, viewPass);
+  await page.locator('#graph g.node[data-node="demo:relay"]').waitFor();
+  assert.equal(await page.locator('#wire-form').isVisible(), false, 'the wire form is shown to a viewer');
+  assert.equal(await page.locator('button.unwire').count(), 0, 'unwire buttons are shown to a viewer');
+  // Even going around the UI, the server says no.
+  const status = await page.evaluate(async () => {
+    const s = await (await fetch('/api/session')).json();
+    const r = await fetch('/api/edges', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-csrf-token': s.csrf },
+      body: JSON.stringify({ from: 'demo:source', stream: 'bars', to: 'demo:viewer', local_name: 'sneaky' }),
+    });
+    return r.status;
+  });
+  assert.equal(status, 403);
+  await page.screenshot({ path: join(ART, 'viewer.png') });
+  await context.close();
+});
+
+// The V4L2 controls panel: the demo has no camera, so the graph from the
+// real server is altered in flight to mark demo:source as having V4L2
+// devices, and the node's controls route answers what a camera with one
+// control of each type would (the server side of this route is tested
+// against its widget table in crates/framewire-web/tests/routes.rs).
+const CONTROLS = {
+  devices: [{
+    path: '/dev/video0', card: 'Test camera', driver: 'vivid', bus: 'platform:vivid-000',
+    controls: [
+      { id: 0x980900, name: 'Brightness', type: 'integer', widget: 'slider', min: 0, max: 255, step: 1, default: 128, flags: 0, read_only: false, inactive: false, menu: [], value: 128 },
+      { id: 0x980914, name: 'Horizontal Flip', type: 'boolean', widget: 'toggle', min: 0, max: 1, step: 1, default: 0, flags: 0, read_only: false, inactive: false, menu: [], value: 0 },
+      { id: 0x980918, name: 'Power Line Frequency', type: 'menu', widget: 'menu', min: 0, max: 2, step: 1, default: 1, flags: 0, read_only: false, inactive: false,
+        menu: [{ index: 0, name: 'Disabled', value: 0 }, { index: 1, name: '50 Hz', value: 0 }, { index: 2, name: '60 Hz', value: 0 }], value: 1 },
+      { id: 0x980902, name: 'Reset', type: 'button', widget: 'button', min: 0, max: 0, step: 0, default: 0, flags: 0, read_only: false, inactive: false, menu: [], value: null },
+      { id: 0x980903, name: 'Gain (auto)', type: 'integer', widget: 'slider', min: 0, max: 100, step: 1, default: 0, flags: 4, read_only: true, inactive: false, menu: [], value: 10 },
+    ],
+  }],
+};
+
+async function fakeCamera(page, posts) {
+  await page.routeWebSocket(/\/ws\/state$/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((m) => {
+      const v = JSON.parse(m);
+      for (const n of v.graph?.nodes ?? []) if (n.name === 'demo:source') n.v4l2 = true;
+      ws.send(JSON.stringify(v));
+    });
+  });
+  await page.route(/\/api\/nodes\/demo(%3A|:)source\/v4l2$/, async (route) => {
+    const req = route.request();
+    if (req.method() === 'POST') {
+      const body = req.postDataJSON();
+      posts.push({ body, csrf: req.headers()['x-csrf-token'] });
+      await route.fulfill({ json: { values: body.values } });
+    } else {
+      await route.fulfill({ json: CONTROLS });
+    }
+  });
+}
+
+test('the node panel shows V4L2 controls with a widget per type, usable by an operator', async () => {
+  const posts = [];
+  const { context, page } = await login(opName, opPass, (p) => fakeCamera(p, posts));
+  await page.locator('#graph g.node[data-node="demo:source"]').click();
+  const ctl = (name) => page.locator(`#node-v4l2 .ctl[data-control="${name}"]`);
+  await ctl('Brightness').waitFor();
+  assert.equal(await ctl('Brightness').locator('input[type=range]').count(), 1);
+  assert.equal(await ctl('Horizontal Flip').locator('input[type=checkbox]').count(), 1);
+  assert.deepEqual(await ctl('Power Line Frequency').locator('select option').allTextContents(), ['Disabled', '50 Hz', '60 Hz']);
+  assert.equal(await ctl('Power Line Frequency').locator('select').inputValue(), '1');
+  assert.equal(await ctl('Reset').locator('button').count(), 1);
+  assert.ok(await ctl('Gain (auto)').locator('input').isDisabled(), 'a read-only control is editable');
+
+  await ctl('Brightness').locator('input').fill('200');
+  await ctl('Horizontal Flip').locator('input').check();
+  await ctl('Power Line Frequency').locator('select').selectOption('2');
+  await ctl('Reset').locator('button').click();
+  for (let i = 0; i < 50 && posts.length < 4; i++) await page.waitForTimeout(100);
+  const sent = posts.map((p) => p.body.values[0]);
+  assert.deepEqual(sent, [
+    { id: 0x980900, value: 200 }, { id: 0x980914, value: 1 }, { id: 0x980918, value: 2 }, { id: 0x980902, value: 1 },
+  ]);
+  assert.ok(posts.every((p) => p.body.device === '/dev/video0' && p.csrf), 'device or CSRF token missing');
+  await ctl('Brightness').locator('output', { hasText: '200' }).waitFor();
+  await page.locator('#node-v4l2').screenshot({ path: join(ART, 'v4l2-controls.png') });
+  await context.close();
+});
+
+test('a viewer sees the V4L2 controls but cannot change them', async () => {
+  const posts = [];
+  const { context, page } = await login(viewName, viewPass, (p) => fakeCamera(p, posts));
+  await page.locator('#graph g.node[data-node="demo:source"]').click();
+  await page.locator('#node-v4l2 .ctl[data-control="Brightness"]').waitFor();
+  for (const el of await page.locator('#node-v4l2 .ctl input, #node-v4l2 .ctl select, #node-v4l2 .ctl button').all()) {
+    assert.ok(await el.isDisabled(), 'a control is enabled for a viewer');
+  }
+  assert.equal(posts.length, 0);
+  await context.close();
+});
+
+test('an admin adds a user and a token, and removes them; others see no admin panel', async () => {
+  const { context, page } = await login(adminName, adminPass);
+  await page.locator('#admin').waitFor({ state: 'visible' });
+  await page.locator(`#users tr[data-user="${opName}"]`).waitFor();
+  await page.locator('#user-name').fill('newbie');
+  await page.locator('#user-role').selectOption('viewer');
+  await page.locator('#user-password').fill('newbie-password');
+  await page.locator('#user-form button[type=submit]').click();
+  await page.locator('#users tr[data-user="newbie"] td', { hasText: 'viewer' }).waitFor();
+  await page.locator('#token-user').selectOption('newbie');
+  await page.locator('#token-form button[type=submit]').click();
+  await page.locator('#new-token', { hasText: /fw_[0-9a-f]+_[0-9a-f]+/ }).waitFor();
+  const token = (await page.locator('#new-token').textContent()).match(/fw_[0-9a-f]+_[0-9a-f]+/)[0];
+  // The token works as newbie (a viewer) from outside the browser.
+  const api = async (t) => (await fetch(new globalThis.URL('/api/graph', URL), { headers: { authorization: `Bearer ${t}` } })).status;
+  assert.equal(await api(token), 200);
+  const id = token.split('_')[1];
+  await page.locator(`#tokens tr[data-token="${id}"] button.revoke`).click();
+  await page.locator(`#tokens tr[data-token="${id}"]`).waitFor({ state: 'detached' });
+  assert.equal(await api(token), 401, 'a revoked token still works');
+  await page.locator('#users tr[data-user="newbie"] button.remove-user').click();
+  await page.locator('#users tr[data-user="newbie"]').waitFor({ state: 'detached' });
+  await context.close();
+
+  const op = await login(opName, opPass);
+  assert.equal(await op.page.locator('#admin').isVisible(), false, 'an operator sees the admin panel');
+  await op.context.close();
+});
