@@ -44,11 +44,15 @@ if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
 fi
 # The browser tests' driver (playwright-core, pinned by web-tests/package-lock.json;
 # it drives Debian's chromium, it downloads no browser). Needs Node.js 18 or later.
-if command -v npm >/dev/null; then
-  npm ci --prefix web-tests --no-audit --no-fund --silent
-else
-  echo "setup: npm not found: the browser tests (web-tests/) will be skipped"
+if ! command -v npm >/dev/null; then
+  # Debian packages npm apart from nodejs (NodeSource's nodejs bundles it).
+  echo "setup: installing nodejs and npm for the browser tests"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
+npm ci --prefix web-tests --no-audit --no-fund --silent
 # The V4L2 test VM's kernel and initramfs (downloaded once, cached).
 if [ -x ../shared/tools/vivid-vm.sh ]; then
   ../shared/tools/vivid-vm.sh --prepare >/dev/null 2>&1 || echo "setup: vivid VM not prepared (V4L2 device tests will say why)"

@@ -637,8 +637,9 @@ async fn the_graph_serialises_to_the_documented_json() {
         let h = controller(&dir, &[&src, &relay]).await;
         wait_graph(&h, "both nodes", |g| online(g, &["test:src", "test:relay"])).await;
         h.add_edge(edge("test:src", "bars", "test:relay")).await.unwrap();
+        // Live, and joined with the upstream's output (its figures and transport).
         let g = wait_graph(&h, "edge live", |g| {
-            find_edge(g, "test:relay/bars").is_some_and(|e| e.state == "live")
+            find_edge(g, "test:relay/bars").is_some_and(|e| e.state == "live" && !e.transport.is_empty())
         })
         .await;
         let v = serde_json::to_value(&*g).unwrap();

@@ -300,6 +300,12 @@ fn browser_ui() {
     .filter_map(|(gone, what)| gone.then_some(what))
     .collect();
     if !missing.is_empty() {
+        // In CI (scripts/setup.sh ran) a missing piece is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "browser tests need {} in CI; scripts/setup.sh installs them",
+            missing.join(", ")
+        );
         eprintln!(
             "\n!!!!! SKIPPED: browser tests need {}; run scripts/setup.sh !!!!!\n",
             missing.join(", ")
