@@ -85,6 +85,14 @@ struct Peer {
     stats: ConsumerStats,
 }
 
+/// Sockets found readable by one `poll`.
+#[derive(Debug, Clone, Copy)]
+struct Ready {
+    listener: bool,
+    /// Bit i: consumer slot i.
+    peers: u16,
+}
+
 /// The producing end of a shared-memory edge. Single-threaded: the caller
 /// drives it with [`Producer::publish`] and, when idle, [`Producer::service`].
 #[derive(Debug)]
@@ -194,7 +202,13 @@ impl Producer {
     /// consumers whose socket closed (their buffers return to the pool) or
     /// that broke the protocol.
     pub fn service(&mut self) -> io::Result<()> {
-        if let Some(l) = self.listener.take() {
+        // One poll finds the sockets with something to read: with many
+        // consumers, asking each in turn would cost a syscall per consumer
+        // per call, most of them answering "nothing".
+        let ready = self.readable()?;
+        if ready.listener
+            && let Some(l) = self.listener.take()
+        {
             let mut accepted = Vec::new();
             let r = loop {
                 match sock::accept(&l) {
@@ -211,6 +225,9 @@ impl Producer {
             r?;
         }
         for slot in 0..self.peers.len() {
+            if ready.peers & (1 << slot) == 0 {
+                continue;
+            }
             while let Some(peer) = &self.peers[slot] {
                 match sock::recv(peer.sock.as_raw_fd(), Some(Duration::ZERO)) {
                     Ok(Recv::Empty) => break,
@@ -238,6 +255,55 @@ impl Producer {
             }
         }
         Ok(())
+    }
+
+    /// Which sockets have something to read (or closed), without waiting.
+    fn readable(&self) -> io::Result<Ready> {
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.peers.len() + 1);
+        let mut slots: Vec<usize> = Vec::with_capacity(self.peers.len());
+        if let Some(l) = &self.listener {
+            fds.push(libc::pollfd {
+                fd: l.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        for (slot, p) in self.peers.iter().enumerate() {
+            if let Some(p) = p {
+                fds.push(libc::pollfd {
+                    fd: p.sock.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+                slots.push(slot);
+            }
+        }
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs whose
+        // descriptors this producer owns for the duration of the call.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+            // Interrupted: look at everything, as if all were ready.
+            return Ok(Ready {
+                listener: true,
+                peers: u16::MAX,
+            });
+        }
+        let hit = |f: &libc::pollfd| f.revents != 0;
+        let offset = usize::from(self.listener.is_some());
+        let mut ready = Ready {
+            listener: self.listener.is_some() && hit(&fds[0]),
+            peers: 0,
+        };
+        for (i, slot) in slots.iter().enumerate() {
+            if hit(&fds[offset + i]) {
+                ready.peers |= 1 << slot;
+            }
+        }
+        Ok(ready)
     }
 
     /// Whether some consumer can take a frame now (holds less than its budget).

@@ -569,7 +569,9 @@ fn fw_relay(cx: &Ctx, src_port: u16, max_frames: u32, tag: &str) -> anyhow::Resu
     ])
     .args([
         "--upstream",
-        &format!("127.0.0.1:{src_port}/s,mode=completeness,max-frames={max_frames}"),
+        // TCP like every hop of the GStreamer relay it is compared with
+        // (the bench source offers no shared memory anyway).
+        &format!("127.0.0.1:{src_port}/s,mode=completeness,max-frames={max_frames},transport=tcp"),
     ]);
     let p = procs::spawn(
         "framewire relay",
