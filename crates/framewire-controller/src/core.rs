@@ -968,17 +968,7 @@ mod tests {
     }
 
     fn wanted(from: &str, stream: &str, to: &str) -> WantedEdge {
-        WantedEdge {
-            from: from.into(),
-            stream: stream.into(),
-            to: to.into(),
-            local_name: String::new(),
-            mode: "low-latency".into(),
-            max_frames: 0,
-            max_bytes: 0,
-            drop_policy: "drop-oldest".into(),
-            priority: 128,
-        }
+        WantedEdge::new(from, stream, to)
     }
 
     fn addr(port: u16) -> String {

@@ -171,6 +171,24 @@ pub struct WantedEdge {
     pub priority: u8,
 }
 
+impl WantedEdge {
+    /// `to` pulls `stream` from `from`, with every other field at its
+    /// default (as a document that names only these three gets).
+    pub fn new(from: &str, stream: &str, to: &str) -> WantedEdge {
+        WantedEdge {
+            from: from.into(),
+            stream: stream.into(),
+            to: to.into(),
+            local_name: String::new(),
+            mode: default_mode(),
+            max_frames: 0,
+            max_bytes: 0,
+            drop_policy: default_drop(),
+            priority: default_priority(),
+        }
+    }
+}
+
 fn default_mode() -> String {
     "low-latency".into()
 }

@@ -90,17 +90,7 @@ mod tests {
     use super::*;
 
     fn edge(from: &str, stream: &str, to: &str) -> crate::WantedEdge {
-        crate::WantedEdge {
-            from: from.into(),
-            stream: stream.into(),
-            to: to.into(),
-            local_name: String::new(),
-            mode: "low-latency".into(),
-            max_frames: 0,
-            max_bytes: 0,
-            drop_policy: "drop-oldest".into(),
-            priority: 128,
-        }
+        crate::WantedEdge::new(from, stream, to)
     }
 
     #[test]

@@ -55,17 +55,7 @@ async fn controller(dir: &std::path::Path, nodes: &[&Node]) -> ControllerHandle 
 }
 
 fn edge(from: &str, stream: &str, to: &str) -> WantedEdge {
-    WantedEdge {
-        from: from.into(),
-        stream: stream.into(),
-        to: to.into(),
-        local_name: String::new(),
-        mode: "low-latency".into(),
-        max_frames: 0,
-        max_bytes: 0,
-        drop_policy: "drop-oldest".into(),
-        priority: 128,
-    }
+    WantedEdge::new(from, stream, to)
 }
 
 /// Waits until the graph satisfies `pred`; returns that graph.
