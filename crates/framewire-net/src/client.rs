@@ -85,7 +85,7 @@ impl Client {
             .map_err(|_| NetError::Timeout(timeout, "the TCP connection"))??;
         stream.set_nodelay(true)?;
         let local = match (stream.peer_addr(), stream.local_addr()) {
-            (Ok(p), Ok(l)) => p.ip().is_loopback() || p.ip() == l.ip(),
+            (Ok(p), Ok(l)) => crate::shm_edge::same_host(p, l),
             _ => false,
         };
         let (r, w) = stream.into_split();

@@ -257,7 +257,7 @@ impl Drop for Conn {
 
 async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result<(), NetError> {
     sock.set_nodelay(true)?;
-    let local_peer = peer.ip().is_loopback() || sock.local_addr().is_ok_and(|l| l.ip() == peer.ip());
+    let local_peer = sock.local_addr().is_ok_and(|l| crate::shm_edge::same_host(peer, l));
     let (r, mut w) = sock.into_split();
     let mut reader = FramedRead::new(r, Decoder::with_max_payload(shared.config.max_payload));
 

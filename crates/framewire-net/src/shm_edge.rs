@@ -61,6 +61,13 @@ pub fn default_socket_path(node_name: &str) -> PathBuf {
     dir.join(format!("framewire-{}-{safe}.sock", std::process::id()))
 }
 
+/// Whether the far end of a TCP connection is on this host: a loopback
+/// address, or the connection's own local address. Only such a peer may
+/// use shared memory.
+pub(crate) fn same_host(peer: std::net::SocketAddr, local: std::net::SocketAddr) -> bool {
+    peer.ip().is_loopback() || peer.ip() == local.ip()
+}
+
 #[derive(Debug)]
 struct Pending {
     stream: String,

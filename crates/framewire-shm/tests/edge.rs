@@ -445,12 +445,7 @@ fn bogus_producer_frame_in_unknown_buffer_disconnects() {
 fn bogus_producer_frame_larger_than_buffer_disconnects() {
     let (p, mut c) = fake_producer();
     let b = good_buffer(4096);
-    let m = Msg::Buffer {
-        index: 0,
-        generation: 0,
-        size: 4096,
-    }
-    .encode();
+    let m = buffer_msg(4096);
     sock::send(p.as_raw_fd(), &m, &[b.fd.as_raw_fd()], false).unwrap();
     sock::send(p.as_raw_fd(), &frame_msg(0, 4097), &[], false).unwrap();
     assert!(matches!(expect_disconnect(&mut c), ShmError::Protocol(_)));
@@ -460,12 +455,7 @@ fn bogus_producer_frame_larger_than_buffer_disconnects() {
 fn bogus_producer_reusing_a_held_buffer_disconnects() {
     let (p, mut c) = fake_producer();
     let b = good_buffer(4096);
-    let m = Msg::Buffer {
-        index: 0,
-        generation: 0,
-        size: 4096,
-    }
-    .encode();
+    let m = buffer_msg(4096);
     sock::send(p.as_raw_fd(), &m, &[b.fd.as_raw_fd()], false).unwrap();
     sock::send(p.as_raw_fd(), &frame_msg(0, 100), &[], false).unwrap();
     sock::send(p.as_raw_fd(), &frame_msg(0, 100), &[], false).unwrap();
@@ -482,12 +472,7 @@ fn bogus_producer_unsealed_or_foreign_fd_or_wrong_size_disconnects() {
     let (p, mut c) = fake_producer();
     let fd = memfd_create("u", MFdFlags::MFD_ALLOW_SEALING).unwrap();
     nix::unistd::ftruncate(&fd, 4096).unwrap();
-    let m = Msg::Buffer {
-        index: 0,
-        generation: 0,
-        size: 4096,
-    }
-    .encode();
+    let m = buffer_msg(4096);
     sock::send(p.as_raw_fd(), &m, &[fd.as_raw_fd()], false).unwrap();
     assert!(matches!(expect_disconnect(&mut c), ShmError::BadFd(_)));
     // A regular file.
@@ -498,22 +483,12 @@ fn bogus_producer_unsealed_or_foreign_fd_or_wrong_size_disconnects() {
     // Announced size larger than the file.
     let (p, mut c) = fake_producer();
     let b = good_buffer(4096);
-    let m = Msg::Buffer {
-        index: 0,
-        generation: 0,
-        size: 1 << 30,
-    }
-    .encode();
+    let m = buffer_msg(1 << 30);
     sock::send(p.as_raw_fd(), &m, &[b.fd.as_raw_fd()], false).unwrap();
     assert!(matches!(expect_disconnect(&mut c), ShmError::BadFd(_)));
     // BUFFER without an fd, and with two.
     let (p, mut c) = fake_producer();
-    let m = Msg::Buffer {
-        index: 0,
-        generation: 0,
-        size: 4096,
-    }
-    .encode();
+    let m = buffer_msg(4096);
     sock::send(p.as_raw_fd(), &m, &[], false).unwrap();
     assert!(matches!(expect_disconnect(&mut c), ShmError::Protocol(_)));
     let (p, mut c) = fake_producer();
@@ -523,6 +498,16 @@ fn bogus_producer_unsealed_or_foreign_fd_or_wrong_size_disconnects() {
     let (p, mut c) = fake_producer();
     sock::send(p.as_raw_fd(), &[0xee; 40], &[], false).unwrap();
     assert!(matches!(expect_disconnect(&mut c), ShmError::Protocol(_)));
+}
+
+/// BUFFER announcing index 0, generation 0, of `size` bytes.
+fn buffer_msg(size: u64) -> Vec<u8> {
+    Msg::Buffer {
+        index: 0,
+        generation: 0,
+        size,
+    }
+    .encode()
 }
 
 fn producer_with_fake_consumer() -> (Producer, OwnedFd) {
