@@ -200,12 +200,17 @@ impl Producer {
 
     /// Accepts waiting consumers and takes back returned buffers; drops
     /// consumers whose socket closed (their buffers return to the pool) or
-    /// that broke the protocol.
+    /// that broke the protocol. Never waits: one `poll` finds the sockets
+    /// with something to read (asking each consumer in turn would cost a
+    /// syscall per consumer per call, most of them answering "nothing").
     pub fn service(&mut self) -> io::Result<()> {
-        // One poll finds the sockets with something to read: with many
-        // consumers, asking each in turn would cost a syscall per consumer
-        // per call, most of them answering "nothing".
-        let ready = self.readable()?;
+        let ready = self.poll_ready(0)?;
+        self.serve_ready(ready)
+    }
+
+    /// Handles what one `poll` found: accepts on the listener, and takes
+    /// every queued packet from each readable consumer socket.
+    fn serve_ready(&mut self, ready: Ready) -> io::Result<()> {
         if ready.listener
             && let Some(l) = self.listener.take()
         {
@@ -257,8 +262,9 @@ impl Producer {
         Ok(())
     }
 
-    /// Which sockets have something to read (or closed), without waiting.
-    fn readable(&self) -> io::Result<Ready> {
+    /// Which sockets have something to read (or closed): one `poll` over
+    /// the listener and every consumer, waiting at most `timeout_ms`.
+    fn poll_ready(&self, timeout_ms: i32) -> io::Result<Ready> {
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.peers.len() + 1);
         let mut slots: Vec<usize> = Vec::with_capacity(self.peers.len());
         if let Some(l) = &self.listener {
@@ -280,7 +286,7 @@ impl Producer {
         }
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs whose
         // descriptors this producer owns for the duration of the call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
@@ -288,8 +294,8 @@ impl Producer {
             }
             // Interrupted: look at everything, as if all were ready.
             return Ok(Ready {
-                listener: true,
-                peers: u16::MAX,
+                listener: self.listener.is_some(),
+                peers: slots.iter().fold(0, |m, s| m | 1 << s),
             });
         }
         let hit = |f: &libc::pollfd| f.revents != 0;
@@ -316,27 +322,9 @@ impl Producer {
     /// [`Producer::service`]s. A producer whose consumers all hold their
     /// budget waits here instead of spinning.
     pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
-        let mut fds: Vec<libc::pollfd> = self
-            .listener
-            .iter()
-            .chain(self.peers.iter().flatten().map(|p| &p.sock))
-            .map(|s| libc::pollfd {
-                fd: s.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs whose
-        // descriptors this producer owns for the duration of the call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        self.service()
+        let ready = self.poll_ready(ms)?;
+        self.serve_ready(ready)
     }
 
     /// [`Producer::service`] until `n` consumers are connected or `timeout` passes.

@@ -107,7 +107,8 @@ pub fn run_producer(a: ProducerArgs) -> anyhow::Result<()> {
             let start = Instant::now();
             let mut seq = 0;
             while start.elapsed() < Duration::from_secs(a.secs) {
-                p.service()?;
+                // `publish` services the sockets first (one `poll`), and
+                // `wait` does when it wakes: no separate `service` per frame.
                 if !p.can_publish() {
                     // Every consumer holds its budget: sleep until one returns a buffer.
                     p.wait(Duration::from_millis(5))?;
