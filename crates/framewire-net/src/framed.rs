@@ -3,10 +3,11 @@
 
 use std::io::IoSlice;
 
-use bytes::BytesMut;
-use framewire_proto::{Decoder, Encoded, HEADER_LEN, Message, VideoFrame};
+use bytes::{Buf, BytesMut};
+use framewire_proto::{DecodeError, Decoder, Encoded, HEADER_LEN, Header, Message, VideoFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::bufpool;
 use crate::error::NetError;
 
 /// Read size for small messages.
@@ -19,15 +20,28 @@ const LARGE_MESSAGE: usize = READ_CHUNK;
 /// Reads whole messages from `R`.
 ///
 /// Small messages are read in 64 KiB chunks and are slices of a shared
-/// buffer. A large message (a video frame) is read into an allocation of
-/// exactly its size, and no byte past its end is read into it: the frame
-/// then owns exactly its bytes (a queued frame pins nothing else), and its
-/// bytes are never copied again as they arrive.
+/// buffer. A large message (a video frame) is read into a buffer of its
+/// own, of about its size, from [`crate::bufpool`] (a recycled one whose
+/// pages are already mapped, when one fits), and no byte past its end is
+/// read into it: the frame then holds about its own bytes (a queued frame
+/// pins nothing else), and its bytes are never copied again as they arrive.
+///
+/// Cancel-safe: a message read half-way when [`FramedRead::next`] is
+/// dropped (in a `select!`) is finished by the next call.
 #[derive(Debug)]
 pub struct FramedRead<R> {
     inner: R,
     buf: BytesMut,
     decoder: Decoder,
+    large: Option<Large>,
+}
+
+/// A large message being read.
+#[derive(Debug)]
+struct Large {
+    header: Header,
+    payload: Vec<u8>,
+    filled: usize,
 }
 
 impl<R: AsyncRead + Unpin> FramedRead<R> {
@@ -37,6 +51,7 @@ impl<R: AsyncRead + Unpin> FramedRead<R> {
             inner,
             buf: BytesMut::with_capacity(READ_CHUNK),
             decoder,
+            large: None,
         }
     }
 
@@ -45,29 +60,48 @@ impl<R: AsyncRead + Unpin> FramedRead<R> {
     /// bytes are consumed: the caller may log it and read on.
     pub async fn next(&mut self) -> Result<Option<Message>, NetError> {
         loop {
+            if let Some(l) = &mut self.large {
+                if l.filled == l.payload.len() {
+                    let Large { header, payload, .. } = self.large.take().expect("checked above");
+                    let payload = bufpool::global().share(payload);
+                    return Ok(Some(Message::parse(header, payload)?));
+                }
+                let n = self.inner.read(&mut l.payload[l.filled..]).await?;
+                if n == 0 {
+                    return Err(DecodeError::UnexpectedEof {
+                        buffered: HEADER_LEN + l.filled,
+                        expected: HEADER_LEN + l.payload.len(),
+                    }
+                    .into());
+                }
+                l.filled += n;
+                continue;
+            }
+            match self.decoder.check(&self.buf)? {
+                Some(h) if HEADER_LEN + h.payload_len as usize > LARGE_MESSAGE => {
+                    // Move what has arrived (at most one chunk) into a
+                    // buffer for this message; read the rest straight in.
+                    let len = h.payload_len as usize;
+                    let mut payload = bufpool::global().take(len);
+                    let have = (self.buf.len() - HEADER_LEN).min(len);
+                    payload[..have].copy_from_slice(&self.buf[HEADER_LEN..HEADER_LEN + have]);
+                    self.buf.advance(HEADER_LEN + have);
+                    self.large = Some(Large {
+                        header: h,
+                        payload,
+                        filled: have,
+                    });
+                    continue;
+                }
+                _ => {}
+            }
             if let Some(msg) = self.decoder.decode(&mut self.buf)? {
                 return Ok(Some(msg));
             }
-            let n = match self.decoder.check(&self.buf)? {
-                Some(h) if HEADER_LEN + h.payload_len as usize > LARGE_MESSAGE => {
-                    let total = HEADER_LEN + h.payload_len as usize;
-                    if self.buf.capacity() < total {
-                        // Move what has arrived (at most one chunk) into an
-                        // allocation of exactly this message's size.
-                        let mut exact = BytesMut::with_capacity(total);
-                        exact.extend_from_slice(&self.buf);
-                        self.buf = exact;
-                    }
-                    let rest = (total - self.buf.len()) as u64;
-                    (&mut self.inner).take(rest).read_buf(&mut self.buf).await?
-                }
-                _ => {
-                    if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-                        self.buf.reserve(READ_CHUNK);
-                    }
-                    self.inner.read_buf(&mut self.buf).await?
-                }
-            };
+            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+                self.buf.reserve(READ_CHUNK);
+            }
+            let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
                 return Ok(self.decoder.decode_eof(&mut self.buf)?);
             }
@@ -76,7 +110,7 @@ impl<R: AsyncRead + Unpin> FramedRead<R> {
 
     /// Bytes received but not yet part of a whole message.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.large.as_ref().map_or(0, |l| HEADER_LEN + l.filled)
     }
 
     /// The underlying reader.
@@ -126,4 +160,78 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, f: &VideoFrame) -> Re
 /// Flushes `w` (a no-op for sockets, needed for buffered writers).
 pub async fn flush<W: AsyncWrite + Unpin>(w: &mut W) -> std::io::Result<()> {
     w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use framewire_proto::FrameFlags;
+    use std::time::Duration;
+
+    fn frame(sequence: u64, len: usize) -> (Vec<u8>, VideoFrame) {
+        let f = VideoFrame {
+            channel: 3,
+            sequence,
+            timestamp_ns: 42,
+            flags: FrameFlags::default(),
+            data: Bytes::from((0..len).map(|i| (i * 7 + sequence as usize) as u8).collect::<Vec<u8>>()),
+        };
+        let mut wire = f.encode_head().unwrap().to_vec();
+        wire.extend_from_slice(&f.data);
+        (wire, f)
+    }
+
+    fn video(m: Option<Message>) -> VideoFrame {
+        match m {
+            Some(Message::VideoFrame(v)) => v,
+            other => panic!("expected a video frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_read_in_pieces_survives_cancelled_reads() {
+        let (mut tx, rx) = tokio::io::duplex(16 * 1024);
+        let mut r = FramedRead::new(rx, Decoder::new());
+        let (a, fa) = frame(1, 300_000);
+        let (b, fb) = frame(2, 100);
+        let (c, fc) = frame(3, 250_000);
+        let mut all = a;
+        all.extend_from_slice(&b);
+        all.extend_from_slice(&c);
+        let writer = tokio::spawn(async move {
+            for piece in all.chunks(7_001) {
+                tx.write_all(piece).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+        // Cancel `next` again and again mid-frame, as a `select!` would.
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while got.len() < 3 {
+            assert!(tokio::time::Instant::now() < deadline, "frames did not arrive");
+            if let Ok(m) = tokio::time::timeout(Duration::from_micros(50), r.next()).await {
+                got.push(video(m.unwrap()));
+            }
+        }
+        writer.await.unwrap();
+        assert_eq!(got, vec![fa, fb, fc]);
+        assert_eq!(r.buffered(), 0);
+        assert!(r.next().await.unwrap().is_none(), "clean end after the last frame");
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_cut_off_is_an_error_naming_its_size() {
+        let (mut tx, rx) = tokio::io::duplex(1 << 20);
+        let mut r = FramedRead::new(rx, Decoder::new());
+        let (wire, _) = frame(1, 200_000);
+        tx.write_all(&wire[..150_000]).await.unwrap();
+        drop(tx);
+        match tokio::time::timeout(Duration::from_secs(10), r.next()).await.unwrap() {
+            Err(NetError::Decode(DecodeError::UnexpectedEof { buffered, expected })) => {
+                assert_eq!((buffered, expected), (150_000, wire.len()));
+            }
+            other => panic!("expected an unexpected-EOF error, got {other:?}"),
+        }
+    }
 }

@@ -35,6 +35,7 @@
 
 mod archive_sink;
 pub mod auth;
+pub mod bufpool;
 mod client;
 mod conn;
 pub mod discovery;

@@ -859,6 +859,26 @@ fn latency_run(plan: &Plan, cx: &Ctx, wl: &Workload) -> anyhow::Result<Latency> 
             }
         }
     }
+    // The same added latency by arrival order: the k-th of the relay's
+    // subscribers to have each frame (the relay writes a frame to its
+    // subscribers one socket after another).
+    let mut by_rank: Vec<Vec<u64>> = vec![Vec::new(); n];
+    {
+        let mut per_frame: std::collections::HashMap<u64, Vec<u64>> = std::collections::HashMap::new();
+        for r in &reports {
+            for &(seq, _, a) in &r.records {
+                if let Some(&ad) = arrival.get(&seq) {
+                    per_frame.entry(seq).or_default().push(a.saturating_sub(ad));
+                }
+            }
+        }
+        for v in per_frame.values_mut().filter(|v| v.len() == n) {
+            v.sort_unstable();
+            for (k, x) in v.iter().enumerate() {
+                by_rank[k].push(*x);
+            }
+        }
+    }
     let q = |v: &mut Vec<u64>| -> [f64; 3] {
         v.sort_unstable();
         [pct(v, 0.5), pct(v, 0.99), pct(v, 1.0)].map(|ns| ns as f64 / 1e3)
@@ -873,21 +893,50 @@ fn latency_run(plan: &Plan, cx: &Ctx, wl: &Workload) -> anyhow::Result<Latency> 
     Ok(Latency {
         frames: d.records.len(),
         subs: n,
-        rows: vec![
+        rows: [
             (
-                "source node -> subscriber (1 hop, capture to arrival)".into(),
+                "source node -> subscriber (1 hop, capture to arrival)".to_string(),
                 q(&mut hop1),
             ),
             (
-                "source -> relay -> subscriber (2 hops, capture to arrival)".into(),
+                "source -> relay -> subscriber (2 hops, capture to arrival)".to_string(),
                 q(&mut e2e),
             ),
-            (
-                "added by the relay hop (per frame: via relay - direct)".into(),
-                q(&mut added),
-            ),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            by_rank
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, v)| !v.is_empty() && n > 1)
+                .map(|(k, v)| {
+                    (
+                        format!(
+                            "  added, {} of the {n} relay subscribers to have the frame",
+                            ordinal(k + 1)
+                        ),
+                        q(v),
+                    )
+                }),
+        )
+        .chain(std::iter::once((
+            "added by the relay hop (per frame: via relay - direct)".to_string(),
+            q(&mut added),
+        )))
+        .collect(),
     })
+}
+
+/// "1st", "2nd", "3rd", "4th"...
+fn ordinal(k: usize) -> String {
+    let suffix = match (k % 10, k % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{k}{suffix}")
 }
 
 /// Relay memory behind a stalled subscriber.
