@@ -72,6 +72,9 @@ struct ProducerReport {
     published: u64,
     cpu_s: f64,
     wall_s: f64,
+    /// Pool buffers the shm producer had made by the end (8 MB each).
+    #[serde(default)]
+    buffers: Option<usize>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -127,6 +130,7 @@ pub fn run_producer(a: ProducerArgs) -> anyhow::Result<()> {
                 published: seq,
                 cpu_s: procs::cpu_seconds(me).unwrap_or(0.0) - cpu0,
                 wall_s: start.elapsed().as_secs_f64(),
+                buffers: Some(p.stats().buffers),
             };
             p.end();
             r
@@ -156,6 +160,7 @@ pub fn run_producer(a: ProducerArgs) -> anyhow::Result<()> {
                 published: seq,
                 cpu_s: procs::cpu_seconds(me).unwrap_or(0.0) - cpu0,
                 wall_s: start.elapsed().as_secs_f64(),
+                buffers: None,
             }
         }
         t => anyhow::bail!("unknown transport {t}"),
@@ -217,6 +222,8 @@ struct Row {
     /// Producer CPU per published frame, ms; producer CPU share.
     cpu_ms_per_frame: Option<f64>,
     cpu_pct: Option<f64>,
+    /// Frame buffers the producer cycled through (framewire shm only).
+    buffers: Option<usize>,
 }
 
 fn framewire_cell(transport: &'static str, n: usize, secs: u64, dir: &std::path::Path) -> anyhow::Result<Row> {
@@ -279,6 +286,7 @@ fn framewire_cell(transport: &'static str, n: usize, secs: u64, dir: &std::path:
         mean_fps: rates.iter().sum::<f64>() / rates.len() as f64,
         cpu_ms_per_frame: (p.published > 0).then(|| p.cpu_s * 1000.0 / p.published as f64),
         cpu_pct: Some(p.cpu_s * 100.0 / p.wall_s.max(1e-9)),
+        buffers: p.buffers,
     })
 }
 
@@ -347,6 +355,7 @@ fn gst_cell(n: usize, secs: u64, dir: &std::path::Path) -> anyhow::Result<Row> {
         // shmsink produces at the pace its readers release buffers.
         cpu_ms_per_frame: cpu.filter(|_| max > 0.0).map(|c| c * 1000.0 / (max * secs as f64)),
         cpu_pct: cpu.map(|c| c * 100.0 / secs as f64),
+        buffers: None,
     })
 }
 
@@ -380,16 +389,19 @@ fn run_blocking(a: Args) -> anyhow::Result<()> {
         procs::loadavg()
     );
     println!();
-    println!("| transport | consumers | frames/s per consumer (min) | mean | producer CPU per frame | producer CPU |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| transport | consumers | frames/s per consumer (min) | mean | producer CPU per frame | producer CPU | buffers |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         let ms = r
             .cpu_ms_per_frame
             .map(|v| format!("{v:.3} ms"))
             .unwrap_or_else(|| "n/a".into());
         let pct = r.cpu_pct.map(|v| format!("{v:.0} %")).unwrap_or_else(|| "n/a".into());
+        let bufs = r.buffers.map(|b| b.to_string()).unwrap_or_else(|| "–".into());
         println!(
-            "| {} | {} | {:.0} | {:.0} | {ms} | {pct} |",
+            "| {} | {} | {:.0} | {:.0} | {ms} | {pct} | {bufs} |",
             r.transport, r.consumers, r.min_fps, r.mean_fps
         );
     }
