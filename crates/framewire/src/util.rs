@@ -30,14 +30,19 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     1
 }
 
-/// Logs to stderr, filtered by `filter` (or RUST_LOG when set).
+/// Logs to stderr, filtered by `filter` (or RUST_LOG when set). Colours
+/// only when stderr is a terminal and NO_COLOR is unset (a log file or a
+/// pipe gets plain text).
 pub fn init_logging(filter: &str) {
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let env = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_owned());
     let filter =
         tracing_subscriber::EnvFilter::try_new(&env).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .try_init();
 }

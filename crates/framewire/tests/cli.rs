@@ -352,3 +352,38 @@ fn demo_runs_and_shows_live_figures() {
     }
     assert!(text.contains("ffplay -f mjpeg tcp://127.0.0.1:"));
 }
+
+/// Logs written to a pipe or a file are plain text: no colour codes
+/// (they are for terminals only).
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(["node", "--name", "plain-log", "--listen", "127.0.0.1:0", "--no-shm"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("framewire runs");
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("INFO") && line.contains("listening") {
+                break;
+            }
+        }
+        let _ = tx.send(seen);
+    });
+    let seen = rx.recv_timeout(Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = seen.expect("the node logged that it listens");
+    assert!(seen.contains("INFO"), "{seen}");
+    assert!(!seen.contains('\u{1b}'), "colour codes in a piped log:\n{seen:?}");
+}
