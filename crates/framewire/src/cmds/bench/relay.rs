@@ -40,7 +40,8 @@ fps/sub   frames a subscriber received inside the window (after --warmup) / wind
 Gbit/s    payload bytes received by all subscribers inside the window / window length\n  \
 CPU %     relay's utime+stime (/proc/PID/stat) over the window, 100 = one core\n  \
 latency   30 fps source; per frame: arrival at a subscriber behind the relay minus arrival at a\n            \
-subscriber on the source node directly (same frame, same clock) = latency the relay hop adds\n  \
+subscriber on the source node directly (same frame, same clock) = latency the relay hop adds;\n            \
+also split by arrival order (per frame, the 1st, 2nd... of the relay's subscribers to have it)\n  \
 stall     a completeness subscriber with a byte budget subscribes and never reads; relay RSS must\n            \
 stay under base (its peak before the stall) + that budget\n\n\
 Install the peers with scripts/setup-bench.sh.")]
