@@ -110,11 +110,8 @@ pub async fn start(config: ControllerConfig) -> Result<ControllerHandle, Control
         conns: HashMap::new(),
         events: ev_tx,
         identity: ClientIdentity {
-            name: config.name.clone(),
             function_flags: FunctionFlags::CONTROLLER,
-            site_id: 0,
-            features: framewire_proto::Features(0),
-            key: config.key.clone(),
+            ..ClientIdentity::tool(&config.name).with_key(config.key.clone())
         },
         interval: config.status_interval,
         timeout: config.request_timeout,
@@ -133,13 +130,7 @@ pub async fn start(config: ControllerConfig) -> Result<ControllerHandle, Control
         inner: Arc::new(Inner {
             cmd: cmd_tx,
             graph: graph_rx,
-            identity: ClientIdentity {
-                name: format!("{}/preview", config.name),
-                function_flags: FunctionFlags::SINK,
-                site_id: 0,
-                features: framewire_proto::Features(0),
-                key: config.key.clone(),
-            },
+            identity: ClientIdentity::tool(&format!("{}/preview", config.name)).with_key(config.key.clone()),
             timeout: config.request_timeout,
         }),
     })

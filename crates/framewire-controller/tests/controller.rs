@@ -102,13 +102,9 @@ async fn graph_assembly_from_live_nodes() {
     bounded(async {
         let src = source("test:src", "bars", EncodeSpec::qoi()).await;
         let mut relay_cfg = NodeConfig::new("test:relay", loopback());
-        relay_cfg.edges.push(EdgeConfig {
-            upstream: src.local_addr().to_string(),
-            stream: "bars".into(),
-            local_name: "bars-r".into(),
-            params: SubscribeParams::default(),
-            transport: framewire_net::EdgeTransport::Auto,
-        });
+        relay_cfg
+            .edges
+            .push(EdgeConfig::new(src.local_addr().to_string(), "bars").named("bars-r"));
         let relay = Node::start(relay_cfg).await.unwrap();
         let dir = state_dir("assembly");
         let h = controller(&dir, &[&src, &relay]).await;
@@ -160,13 +156,7 @@ async fn a_change_reaches_the_controller_within_a_second() {
             let local = format!("bars-{i}");
             let t0 = Instant::now();
             relay
-                .connect(EdgeConfig {
-                    upstream: src.local_addr().to_string(),
-                    stream: "bars".into(),
-                    local_name: local.clone(),
-                    params: SubscribeParams::default(),
-                    transport: framewire_net::EdgeTransport::Auto,
-                })
+                .connect(EdgeConfig::new(src.local_addr().to_string(), "bars").named(local.clone()))
                 .unwrap();
             let id = format!("test:relay/{local}");
             wait_graph(&h, "the new edge", |g| find_edge(g, &id).is_some()).await;
@@ -191,13 +181,9 @@ async fn apply_refuses_bad_edges_and_changes_nothing() {
         let picky = Node::start(picky_cfg).await.unwrap();
         // relay pulls from src by its own configuration: src -> relay.
         let mut relay_cfg = NodeConfig::new("test:relay", loopback());
-        relay_cfg.edges.push(EdgeConfig {
-            upstream: src.local_addr().to_string(),
-            stream: "bars".into(),
-            local_name: String::new(),
-            params: SubscribeParams::default(),
-            transport: framewire_net::EdgeTransport::Auto,
-        });
+        relay_cfg
+            .edges
+            .push(EdgeConfig::new(src.local_addr().to_string(), "bars"));
         let relay = Node::start(relay_cfg).await.unwrap();
         let dir = state_dir("refuse");
         let h = controller(&dir, &[&src, &picky, &relay]).await;

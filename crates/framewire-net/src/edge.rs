@@ -99,6 +99,37 @@ pub struct EdgeConfig {
 }
 
 impl EdgeConfig {
+    /// An edge that pulls `stream` from the node at `upstream` and serves
+    /// it under the same name, subscribed with the default parameters
+    /// (low-latency) over the transport chosen automatically.
+    pub fn new(upstream: impl Into<String>, stream: impl Into<String>) -> EdgeConfig {
+        EdgeConfig {
+            upstream: upstream.into(),
+            stream: stream.into(),
+            local_name: String::new(),
+            params: SubscribeParams::default(),
+            transport: EdgeTransport::Auto,
+        }
+    }
+
+    /// Served here under `name` instead.
+    pub fn named(mut self, name: impl Into<String>) -> EdgeConfig {
+        self.local_name = name.into();
+        self
+    }
+
+    /// Subscribed with `params`.
+    pub fn with_params(mut self, params: SubscribeParams) -> EdgeConfig {
+        self.params = params;
+        self
+    }
+
+    /// Over `transport`.
+    pub fn over(mut self, transport: EdgeTransport) -> EdgeConfig {
+        self.transport = transport;
+        self
+    }
+
     /// The name the stream is served under here.
     pub fn local_name(&self) -> String {
         if self.local_name.is_empty() {

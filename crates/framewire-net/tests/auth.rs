@@ -174,13 +174,7 @@ async fn right_key_both_ends_streams_flow_also_through_an_edge() {
         rcfg.key = Some(key(1));
         let relay = Node::start(rcfg).await.unwrap();
         relay
-            .connect(EdgeConfig {
-                upstream: source.local_addr().to_string(),
-                stream: "bars".into(),
-                local_name: "relayed".into(),
-                params: SubscribeParams::default(),
-                transport: framewire_net::EdgeTransport::Auto,
-            })
+            .connect(EdgeConfig::new(source.local_addr().to_string(), "bars").named("relayed"))
             .unwrap();
         let mut c2 = connect(&relay, Some(key(1))).await.unwrap();
         receive_frames(&mut c2, "relayed", 5).await;
@@ -485,13 +479,7 @@ async fn edge_to_a_node_with_another_key_reports_failed() {
         rcfg.key = Some(key(2));
         let relay = Node::start(rcfg).await.unwrap();
         relay
-            .connect(EdgeConfig {
-                upstream: source.local_addr().to_string(),
-                stream: "bars".into(),
-                local_name: "far".into(),
-                params: SubscribeParams::default(),
-                transport: framewire_net::EdgeTransport::Auto,
-            })
+            .connect(EdgeConfig::new(source.local_addr().to_string(), "bars").named("far"))
             .unwrap();
         // Failed at once (not after the 30 s reconnect window), over the wire too.
         let mut c = connect(&relay, Some(key(2))).await.unwrap();

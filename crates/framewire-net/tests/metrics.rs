@@ -234,13 +234,7 @@ async fn scrape_a_live_node_twice() {
         cfg.metrics = Some(loopback());
         let relay = Node::start(cfg).await.unwrap();
         relay
-            .connect(EdgeConfig {
-                upstream: source.local_addr().to_string(),
-                stream: "bars".into(),
-                local_name: "relayed".into(),
-                params: SubscribeParams::default(),
-                transport: framewire_net::EdgeTransport::Auto,
-            })
+            .connect(EdgeConfig::new(source.local_addr().to_string(), "bars").named("relayed"))
             .unwrap();
         let maddr = relay.metrics_addr().expect("metrics on");
 

@@ -59,13 +59,11 @@ async fn source_relay_subscriber_in_order() {
 
     let relay = Node::start(NodeConfig::new("test:relay", loopback())).await.unwrap();
     relay
-        .connect(EdgeConfig {
-            upstream: source.local_addr().to_string(),
-            stream: "bars".into(),
-            local_name: "bars-relayed".into(),
-            params: completeness(),
-            transport: framewire_net::EdgeTransport::Auto,
-        })
+        .connect(
+            EdgeConfig::new(source.local_addr().to_string(), "bars")
+                .named("bars-relayed")
+                .with_params(completeness()),
+        )
         .unwrap();
 
     let who = ClientIdentity::tool("test:sink");
@@ -132,13 +130,7 @@ async fn an_unreachable_upstream_is_retried_then_reported_failed() {
         window: Duration::from_millis(800),
         slow: Duration::from_millis(300),
     };
-    cfg.edges.push(EdgeConfig {
-        upstream: dead.to_string(),
-        stream: "cam".into(),
-        local_name: String::new(),
-        params: SubscribeParams::default(),
-        transport: framewire_net::EdgeTransport::Auto,
-    });
+    cfg.edges.push(EdgeConfig::new(dead.to_string(), "cam"));
     let node = Node::start(cfg).await.unwrap();
     let edge = |n: &Node| {
         n.stats()

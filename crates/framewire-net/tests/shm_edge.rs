@@ -64,17 +64,15 @@ async fn downstream(name: &str, up: &Node, transport: EdgeTransport, shm: bool, 
     if shm {
         cfg.shm_socket = Some(socket_path(tag));
     }
-    cfg.edges.push(EdgeConfig {
-        upstream: up.local_addr().to_string(),
-        stream: "cam".into(),
-        local_name: String::new(),
-        params: SubscribeParams {
-            mode: DeliveryMode::Completeness,
-            max_frames: 16,
-            ..SubscribeParams::default()
-        },
-        transport,
-    });
+    cfg.edges.push(
+        EdgeConfig::new(up.local_addr().to_string(), "cam")
+            .with_params(SubscribeParams {
+                mode: DeliveryMode::Completeness,
+                max_frames: 16,
+                ..SubscribeParams::default()
+            })
+            .over(transport),
+    );
     Node::start(cfg).await.unwrap()
 }
 

@@ -6,7 +6,7 @@ use framewire_codec::EncodeSpec;
 use framewire_media::testpattern::TestPatternConfig;
 use framewire_net::{Client, ClientIdentity, EdgeConfig, Node, NodeConfig, SourceConfig};
 use framewire_proto::control::{EdgeOrigin, StatusReport, StreamState, WatchStatus};
-use framewire_proto::{Command, Format, Message, Request, Response, SubscribeParams};
+use framewire_proto::{Command, Format, Message, Request, Response};
 
 fn loopback() -> std::net::SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -76,13 +76,7 @@ async fn watch_status_pushes_at_once_periodically_and_on_change() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let t = Instant::now();
         relay
-            .connect(EdgeConfig {
-                upstream: src.local_addr().to_string(),
-                stream: "bars".into(),
-                local_name: String::new(),
-                params: SubscribeParams::default(),
-                transport: framewire_net::EdgeTransport::Auto,
-            })
+            .connect(EdgeConfig::new(src.local_addr().to_string(), "bars"))
             .unwrap();
         let r = loop {
             let r = next_report(&mut c).await;
@@ -131,13 +125,7 @@ async fn a_node_refuses_formats_it_does_not_accept_on_pulled_edges() {
         let picky = Node::start(picky).await.unwrap();
         assert_eq!(picky.status_report().accept_formats, vec![Format::Mjpeg]);
         picky
-            .connect(EdgeConfig {
-                upstream: src.local_addr().to_string(),
-                stream: "bars".into(),
-                local_name: String::new(),
-                params: SubscribeParams::default(),
-                transport: framewire_net::EdgeTransport::Auto,
-            })
+            .connect(EdgeConfig::new(src.local_addr().to_string(), "bars"))
             .unwrap();
         let end = Instant::now() + Duration::from_secs(10);
         loop {

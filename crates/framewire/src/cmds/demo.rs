@@ -66,17 +66,11 @@ fn free_port(port: u16) -> anyhow::Result<u16> {
 }
 
 fn edge(upstream: &Node, stream: &str, mode: DeliveryMode, max_frames: u32) -> EdgeConfig {
-    EdgeConfig {
-        upstream: upstream.local_addr().to_string(),
-        stream: stream.to_owned(),
-        local_name: String::new(),
-        params: SubscribeParams {
-            mode,
-            max_frames,
-            ..SubscribeParams::default()
-        },
-        transport: framewire_net::EdgeTransport::Auto,
-    }
+    EdgeConfig::new(upstream.local_addr().to_string(), stream).with_params(SubscribeParams {
+        mode,
+        max_frames,
+        ..SubscribeParams::default()
+    })
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
