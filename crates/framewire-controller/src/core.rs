@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use framewire_proto::control::{Connect, EdgeOrigin, EdgeStatus, StatusReport, StreamState};
+use framewire_proto::control::{Connect, EdgeOrigin, EdgeStatus, StatusReport};
 use framewire_proto::{DeliveryMode, DropPolicy, Format, SubscribeParams, TransportMode};
 
 use crate::model::{CurrentGraph, EdgeView, NodeView, OutputView, Refusal, StreamView, WantedEdge, WantedGraph};
@@ -115,16 +115,6 @@ pub(crate) fn local_name(e: &WantedEdge) -> &str {
 
 fn edge_label(e: &WantedEdge) -> String {
     format!("{}/{} -> {}/{}", e.from, e.stream, e.to, local_name(e))
-}
-
-pub(crate) fn state_label(s: StreamState) -> &'static str {
-    match s {
-        StreamState::Live => "live",
-        StreamState::Interrupted => "interrupted",
-        StreamState::Failed => "failed",
-        StreamState::Idle => "idle",
-        _ => "unknown",
-    }
 }
 
 /// Parses the mode and drop policy strings of a wanted edge into the
@@ -763,7 +753,7 @@ impl Core {
                         f64::from(s.open.fps_num) / f64::from(s.open.fps_den)
                     },
                     state: if rec.online {
-                        state_label(s.state).into()
+                        s.state.label().into()
                     } else {
                         "offline".into()
                     },
@@ -786,7 +776,7 @@ impl Core {
                     mode: e.params.mode.to_string(),
                     priority: e.params.priority,
                     state: if rec.online {
-                        state_label(e.state).into()
+                        e.state.label().into()
                     } else {
                         "offline".into()
                     },
@@ -906,7 +896,7 @@ fn find_path(adj: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> 
 
 #[cfg(test)]
 mod tests {
-    use framewire_proto::control::{Description, DropCount, DropReason, OutputStats, Stats, StreamInfo};
+    use framewire_proto::control::{Description, DropCount, DropReason, OutputStats, Stats, StreamInfo, StreamState};
     use framewire_proto::{Features, FunctionFlags, Origin, PixelFormat, StreamOpen};
 
     use super::*;

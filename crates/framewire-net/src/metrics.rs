@@ -130,16 +130,6 @@ pub fn escape_label(v: &str) -> String {
     out
 }
 
-fn state_label(s: StreamState) -> &'static str {
-    match s {
-        StreamState::Live => "live",
-        StreamState::Interrupted => "interrupted",
-        StreamState::Failed => "failed",
-        StreamState::Idle => "idle",
-        _ => "unknown",
-    }
-}
-
 const STATES: [StreamState; 4] = [
     StreamState::Live,
     StreamState::Interrupted,
@@ -282,7 +272,7 @@ pub fn render(m: &MetricsSnapshot) -> String {
     for i in &m.stats.inputs {
         for s in STATES {
             let v = if s == i.state { 1.0 } else { 0.0 };
-            f.sample(&[("stream", &i.stream), ("state", state_label(s))], v);
+            f.sample(&[("stream", &i.stream), ("state", s.label())], v);
         }
     }
 

@@ -258,6 +258,18 @@ impl StreamState {
             v => StreamState::Unknown(v),
         }
     }
+
+    /// Lower-case name, as in JSON and metrics labels: `live`,
+    /// `interrupted`, `failed`, `idle`, or `unknown`.
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamState::Live => "live",
+            StreamState::Interrupted => "interrupted",
+            StreamState::Failed => "failed",
+            StreamState::Idle => "idle",
+            StreamState::Unknown(_) => "unknown",
+        }
+    }
 }
 
 /// One entry of LIST_STREAMS: the stream's [`StreamOpen`] fields, then
