@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use framewire_proto::control::{Connect, EdgeOrigin, EdgeStatus, StatusReport};
+use framewire_proto::names::{self, NameError, NameKind};
 use framewire_proto::{DeliveryMode, DropPolicy, Format, SubscribeParams, TransportMode};
 
 use crate::model::{CurrentGraph, EdgeView, NodeView, OutputView, Refusal, StreamView, WantedEdge, WantedGraph};
@@ -111,6 +112,28 @@ pub(crate) fn local_name(e: &WantedEdge) -> &str {
     } else {
         &e.local_name
     }
+}
+
+/// A node as a wanted edge names it: `name`, or `SITE/name` for a node of
+/// another site ([`node_key`]).
+fn check_node_ref(node: &str) -> Result<(), NameError> {
+    let name = match node.split_once('/') {
+        Some((site, name)) if !site.is_empty() && site.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => node,
+    };
+    names::check(NameKind::Node, name)
+}
+
+/// The names of a wanted edge: names, never paths (docs/security.md).
+pub(crate) fn check_names(e: &WantedEdge) -> Result<(), String> {
+    let err = |which: &str, e: NameError| format!("{which}: {e}");
+    check_node_ref(&e.from).map_err(|x| err("from", x))?;
+    check_node_ref(&e.to).map_err(|x| err("to", x))?;
+    names::check(NameKind::Stream, &e.stream).map_err(|x| err("stream", x))?;
+    if !e.local_name.is_empty() {
+        names::check(NameKind::LocalName, &e.local_name).map_err(|x| err("local_name", x))?;
+    }
+    Ok(())
 }
 
 fn edge_label(e: &WantedEdge) -> String {
@@ -509,8 +532,8 @@ impl Core {
                 refuse(i, e, reason);
                 continue;
             }
-            if e.from.is_empty() || e.to.is_empty() || e.stream.is_empty() {
-                refuse(i, e, "from, stream and to must not be empty".into());
+            if let Err(reason) = check_names(e) {
+                refuse(i, e, reason);
                 continue;
             }
             let local = local_name(e);

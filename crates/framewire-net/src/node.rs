@@ -596,6 +596,10 @@ impl Shared {
     /// Starts a pulled edge (CONNECT). Returns the local stream name.
     pub(crate) fn start_edge(self: &Arc<Self>, cfg: EdgeConfig, origin: EdgeOrigin) -> Result<String, NetError> {
         let local = cfg.local_name();
+        use framewire_proto::names::{NameKind, check};
+        check(NameKind::Stream, &cfg.stream)
+            .and_then(|()| check(NameKind::LocalName, &local))
+            .map_err(|e| NetError::Refused(e.to_string()))?;
         let mut edges = self.edges.lock().unwrap_or_else(|p| p.into_inner());
         if edges.contains_key(&local) || self.lock().streams.contains_key(&local) {
             return Err(NetError::Refused(format!(

@@ -56,6 +56,7 @@ pub mod control;
 pub mod decoder;
 pub mod error;
 pub mod message;
+pub mod names;
 pub mod wire;
 
 pub use codes::{

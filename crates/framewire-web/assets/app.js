@@ -305,7 +305,9 @@ $('#wire-form').addEventListener('submit', async (ev) => {
 });
 
 async function unwireEdge(id) {
-  try { await api('DELETE', `/api/edges/${id.split('/').map(enc).join('/')}`); } catch (e) { $('#wire-error').textContent = e.message; }
+  // The id is one path segment, '/' included (%2F): whatever a name holds,
+  // the request can only ever address this edge.
+  try { await api('DELETE', `/api/edges/${enc(id)}`); } catch (e) { $('#wire-error').textContent = e.message; }
 }
 
 // ---- node panel ------------------------------------------------------------

@@ -573,12 +573,15 @@ fn default_name() -> String {
     format!("node:{}", if host.is_empty() { "local" } else { host })
 }
 
-/// Names are `namespace:instance`, printable, at most 255 bytes.
+/// Names are `namespace:instance`, printable, no spaces, no `/` or `..`,
+/// at most 255 bytes (`framewire_proto::names`).
 pub fn check_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || name.len() > 255 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        bail!("node name `{name}` is not valid: use `namespace:instance`, no spaces, at most 255 bytes");
-    }
-    Ok(())
+    let why = match framewire_proto::names::check(framewire_proto::names::NameKind::Node, name) {
+        Err(e) => e.to_string(),
+        Ok(()) if name.chars().any(char::is_whitespace) => format!("node name {name:?} must not contain spaces"),
+        Ok(()) => return Ok(()),
+    };
+    bail!("{why}: use `namespace:instance`, e.g. lab:cam")
 }
 
 impl Delivery {
