@@ -1,9 +1,5 @@
-//! The wanted graph on disk: TOML or JSON by extension, written atomically.
-//!
-//! A write goes to a temporary file beside the target, is flushed to disk
-//! (`fsync`), renamed over the target, and the directory is synced, so
-//! after a crash the file holds either the old document or the new one,
-//! never a mix.
+//! The wanted graph on disk: TOML or JSON by extension, written atomically
+//! and privately ([`write_private`], which the users file shares).
 
 use std::fs;
 use std::io::Write;
@@ -33,12 +29,18 @@ impl DocFormat {
     }
 }
 
-/// Parses a wanted-graph document.
+/// Parses a wanted-graph document. Its names are checked here (names, not
+/// paths: [`framewire_proto::names`]); the rest is checked against the
+/// nodes when the graph is applied.
 pub fn parse(text: &str, format: DocFormat) -> Result<WantedGraph, String> {
-    match format {
-        DocFormat::Toml => toml::from_str(text).map_err(|e| e.to_string()),
-        DocFormat::Json => serde_json::from_str(text).map_err(|e| e.to_string()),
+    let wanted: WantedGraph = match format {
+        DocFormat::Toml => toml::from_str(text).map_err(|e| e.to_string())?,
+        DocFormat::Json => serde_json::from_str(text).map_err(|e| e.to_string())?,
+    };
+    for (i, e) in wanted.edges.iter().enumerate() {
+        crate::core::check_names(e).map_err(|reason| format!("edge {i}: {reason}"))?;
     }
+    Ok(wanted)
 }
 
 /// Renders a wanted-graph document.
@@ -60,29 +62,57 @@ pub fn load(path: &Path) -> Result<WantedGraph, String> {
     }
 }
 
-/// Writes the wanted graph to `path` atomically (temp file, fsync, rename,
-/// fsync of the directory). Creates the directory if needed.
+/// Writes the wanted graph to `path` atomically ([`write_private`]).
+/// Creates the directory if needed.
 pub fn save(path: &Path, wanted: &WantedGraph) -> Result<(), String> {
     let text = render(wanted, DocFormat::of(path))?;
+    write_private(path, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Writes a state file atomically and privately: into a new temporary
+/// file beside it (random name, `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600, so
+/// a planted file or symlink there is never written through), flushed to
+/// disk, renamed over `path`, then the directory is synced. After a crash
+/// `path` holds the old content or the new one, never a mix; the new file
+/// is readable by its owner only, whatever was there before.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("wanted");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    // RandomState is seeded from the OS once per process and stepped per
+    // instance: a name nobody can guess in advance.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let tmp = dir.join(format!(".{name}.tmp-{:016x}", h.finish()));
     let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, path)?;
         fs::File::open(&dir)?.sync_all()
     };
-    write().map_err(|e| {
+    write().inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
     })
+}
+
+/// Whether a state file can be read by others than its owner (mode bits
+/// for group or other). `None` when it does not exist.
+pub fn readable_by_others(path: &Path) -> Option<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = fs::symlink_metadata(path).ok()?;
+    Some(m.permissions().mode() & 0o077 != 0)
 }
 
 #[cfg(test)]
@@ -128,6 +158,47 @@ mod tests {
         fs::write(&bad, "[[edge]]\nfrom = \"a\"\nbogus = 1\n").unwrap();
         let err = load(&bad).unwrap_err();
         assert!(err.contains("bad.toml"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn state_files_are_private_whatever_was_planted_beside_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("fw-store-private-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users.json");
+        // A stale temporary file of the old fixed name, readable by all, and
+        // a symlink planted where a predictable temporary name would be.
+        let stale = dir.join("users.json.tmp");
+        fs::write(&stale, "stale").unwrap();
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o644)).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, "victim").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(".users.json.tmp")).unwrap();
+        // The target itself exists and is readable by all.
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(readable_by_others(&path), Some(true));
+
+        write_private(&path, b"new").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the state file is the owner's only");
+        assert_eq!(readable_by_others(&path), Some(false));
+        assert_eq!(
+            fs::read_to_string(&victim).unwrap(),
+            "victim",
+            "nothing written through a symlink"
+        );
+        assert_eq!(fs::read_to_string(&stale).unwrap(), "stale");
+
+        // A symlink in place of the file is replaced, not followed.
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_private(&path, b"newer").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "victim");
+        assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
         let _ = fs::remove_dir_all(&dir);
     }
 }
