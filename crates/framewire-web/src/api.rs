@@ -1,6 +1,7 @@
 //! The JSON API handlers. Each one names its role on its first line.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -12,6 +13,7 @@ use framewire_proto::control::{ControlValue, GetControls, Name, Request, Respons
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::{Peer, too_many};
 use crate::auth::Role;
 use crate::{ApiError, App, SESSION_COOKIE};
 
@@ -33,7 +35,16 @@ pub(crate) struct Login {
 }
 
 /// POST /api/login (public): `{name, password}` → cookie + `{user, role, csrf}`.
-pub(crate) async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+///
+/// Throttled (docs/security.md): 429 with `Retry-After` while the name or
+/// the address is backing off after failures, or when too many password
+/// checks wait already.
+pub(crate) async fn login(
+    State(app): State<Arc<App>>,
+    Peer(addr): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
     // A JSON content type cannot be sent cross-site without a CORS preflight,
     // which this server never grants: no logging a browser in from another site.
     let json = headers
@@ -52,14 +63,29 @@ pub(crate) async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body:
             "no users are configured: this server is open on loopback, no login needed",
         ));
     }
+    if let Some(wait) = app.backoff.locked(&l.name, addr, Instant::now()) {
+        tracing::debug!(user = ?l.name, ?addr, "login refused while backing off");
+        return Err(too_many(
+            "too many failed logins for this name or from this address: wait, then try again",
+            wait,
+        ));
+    }
     let app2 = app.clone();
-    let name = l.name.clone();
-    // argon2 is slow on purpose: keep it off the async workers.
-    let role = tokio::task::spawn_blocking(move || app2.users.login(&name, &l.password))
+    let (name, password) = (l.name.clone(), l.password);
+    // argon2 is slow and large on purpose: a few threads of its own.
+    let checked = app
+        .checker
+        .run(move || app2.users.login(&name, &password))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"))?;
-    let (sid, s) = app.sessions.create(&l.name);
+        .map_err(|_| too_many("too many logins at once: try again", Duration::from_secs(1)))?;
+    let Some((role, epoch)) = checked else {
+        let (by_name, by_addr) = app.backoff.fail(&l.name, addr, Instant::now());
+        tracing::warn!(user = ?l.name, ?addr, failures_of_name = by_name, failures_from_address = by_addr, "login failed");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong user name or password"));
+    };
+    app.backoff.succeed(&l.name, addr);
+    tracing::info!(user = ?l.name, ?addr, %role, "logged in");
+    let (sid, s) = app.sessions.create(&l.name, &epoch);
     let secure = if app.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
@@ -77,7 +103,7 @@ pub(crate) async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body:
 /// POST /api/logout (viewer).
 pub(crate) async fn logout(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Response> {
     app.allow(&method, &headers, Role::Viewer)?;
-    if let Some(sid) = crate::cookie(&headers, SESSION_COOKIE) {
+    if let Some(sid) = crate::access::cookie(&headers, SESSION_COOKIE) {
         app.sessions.remove(&sid);
     }
     let mut resp = Json(json!({"ok": true})).into_response();
@@ -143,7 +169,7 @@ pub(crate) async fn apply(
     let w = parse_wanted(&headers, &body)?;
     let n = w.edges.len();
     app.backend.apply(w).await?;
-    tracing::info!(user = %who.user, edges = n, "wanted graph applied");
+    tracing::info!(user = ?who.user, edges = n, "wanted graph applied");
     Ok(Json(json!({"ok": true, "edges": n})))
 }
 
@@ -157,7 +183,7 @@ pub(crate) async fn add_edge(
     let who = app.allow(&method, &headers, Role::Operator)?;
     let e: WantedEdge = parse_json(&body)?;
     let id = app.backend.add_edge(e).await?;
-    tracing::info!(user = %who.user, %id, "edge wired");
+    tracing::info!(user = ?who.user, ?id, "edge wired");
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
 
@@ -170,7 +196,7 @@ pub(crate) async fn remove_edge(
 ) -> Result<Json<Value>> {
     let who = app.allow(&method, &headers, Role::Operator)?;
     app.backend.remove_edge(&id).await?;
-    tracing::info!(user = %who.user, %id, "edge unwired");
+    tracing::info!(user = ?who.user, ?id, "edge unwired");
     Ok(Json(json!({"ok": true})))
 }
 
@@ -339,7 +365,7 @@ pub(crate) async fn v4l2_set(
         NodeResponse::V4l2SetControls(v) => v,
         r => return Err(unexpected(r)),
     };
-    tracing::info!(user = %who.user, %node, "camera controls set");
+    tracing::info!(user = ?who.user, ?node, "camera controls set");
     Ok(Json(json!({
         "values": applied.iter().map(|v| json!({"id": v.id, "value": v.value})).collect::<Vec<_>>()
     })))
@@ -388,12 +414,18 @@ pub(crate) async fn add_user(
     }
     let u: NewUser = parse_json(&body)?;
     let app2 = app.clone();
-    let name = u.name.clone();
-    tokio::task::spawn_blocking(move || app2.users.modify(|f| f.add_user(&u.name, u.role, &u.password)))
+    let (name, role) = (u.name.clone(), u.role);
+    app.checker
+        .run(move || app2.users.modify(|f| f.add_user(&u.name, u.role, &u.password)))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|_| {
+            too_many(
+                "the server is busy checking passwords: try again",
+                Duration::from_secs(1),
+            )
+        })?
         .map_err(auth_err)?;
-    tracing::info!(user = %who.user, new = %name, "user added");
+    tracing::info!(by = ?who.user, user = ?name, %role, "user added");
     Ok((StatusCode::CREATED, Json(json!({"ok": true}))).into_response())
 }
 
@@ -410,6 +442,7 @@ pub(crate) async fn remove_user(
     }
     app.users.modify(|f| f.remove_user(&name)).map_err(auth_err)?;
     app.sessions.remove_user(&name);
+    tracing::info!(by = ?who.user, user = ?name, "user removed (with its sessions and tokens)");
     Ok(Json(json!({"ok": true})))
 }
 
@@ -418,7 +451,7 @@ pub(crate) async fn tokens(State(app): State<Arc<App>>, method: Method, headers:
     app.allow(&method, &headers, Role::Admin)?;
     let f = app.users.snapshot();
     Ok(Json(json!({
-        "tokens": f.tokens.iter().map(|t| json!({"id": t.id, "user": t.user, "created_ms": t.created_ms})).collect::<Vec<_>>()
+        "tokens": f.tokens.iter().map(|t| json!({"id": t.id, "user": t.user, "created_ms": t.created_ms, "expires_ms": t.expires_ms})).collect::<Vec<_>>()
     })))
 }
 
@@ -426,18 +459,24 @@ pub(crate) async fn tokens(State(app): State<Arc<App>>, method: Method, headers:
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewToken {
     user: String,
+    /// Seconds until the token stops working (none: until revoked).
+    #[serde(default)]
+    expires_in: Option<u64>,
 }
 
-/// POST /api/tokens (admin): `{user}` → `{token}` (shown once).
+/// POST /api/tokens (admin): `{user, expires_in?}` → `{token}` (shown once).
 pub(crate) async fn add_token(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    app.allow(&method, &headers, Role::Admin)?;
+    let who = app.allow(&method, &headers, Role::Admin)?;
     let t: NewToken = parse_json(&body)?;
-    let token = app.users.modify(|f| f.add_token(&t.user)).map_err(auth_err)?;
+    let ttl = t.expires_in.map(Duration::from_secs);
+    let token = app.users.modify(|f| f.add_token(&t.user, ttl)).map_err(auth_err)?;
+    let id = token.split('_').nth(1).unwrap_or("");
+    tracing::info!(by = ?who.user, user = ?t.user, id, expires_in_s = t.expires_in, "API token created");
     Ok((StatusCode::CREATED, Json(json!({"token": token}))).into_response())
 }
 
@@ -448,7 +487,8 @@ pub(crate) async fn remove_token(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
-    app.allow(&method, &headers, Role::Admin)?;
+    let who = app.allow(&method, &headers, Role::Admin)?;
     app.users.modify(|f| f.remove_token(&id)).map_err(auth_err)?;
+    tracing::info!(by = ?who.user, ?id, "API token revoked");
     Ok(Json(json!({"ok": true})))
 }

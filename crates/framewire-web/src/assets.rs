@@ -25,15 +25,12 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
-
 /// GET / (public): the page; it asks /api/session and shows a login form when needed.
 pub(crate) async fn index() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
-            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::CONTENT_SECURITY_POLICY, crate::access::CSP_PAGE),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         INDEX,

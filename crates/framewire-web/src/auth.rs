@@ -7,7 +7,12 @@
 //!   state-changing request made with that cookie must carry the session's
 //!   CSRF token in the `x-csrf-token` header.
 //! - Programs (the CLI) send `Authorization: Bearer TOKEN`. A token is
-//!   `fw_ID_SECRET`; the file keeps only the SHA-256 of the secret.
+//!   `fw_ID_SECRET`; the file keeps only the SHA-256 of the secret. A token
+//!   may have an expiry.
+//! - Every user has an *epoch*, a random value that changes whenever the
+//!   credential does: the user is (re-)added, its password or its role
+//!   changes. Sessions and tokens carry the epoch they were made in and
+//!   stop working when it is no longer the user's.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -121,6 +126,10 @@ pub struct UserRecord {
     pub role: Role,
     /// argon2id PHC string.
     pub password: String,
+    /// Changes with the credential (add, password, role): sessions and
+    /// tokens of another epoch are void. Empty in files written before it.
+    #[serde(default)]
+    pub epoch: String,
 }
 
 /// One API token as stored (the secret itself is never stored).
@@ -135,6 +144,12 @@ pub struct TokenRecord {
     pub sha256: String,
     /// Creation time, ms since the Unix epoch.
     pub created_ms: u64,
+    /// The user's epoch when the token was made.
+    #[serde(default)]
+    pub epoch: String,
+    /// When the token stops working, ms since the Unix epoch (none: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
 }
 
 /// The users file.
@@ -224,32 +239,15 @@ impl UsersFile {
         }
     }
 
-    /// Writes the file atomically (temporary file, then rename), mode 0600.
+    /// Writes the file atomically and privately (mode 0600, through a new
+    /// temporary file that nothing planted can redirect).
     pub fn save(&self, path: &Path) -> Result<(), AuthError> {
-        let io = |source| AuthError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("json.tmp");
         // Serialising plain strings and enums cannot fail.
         let text = serde_json::to_string_pretty(self).expect("users file serialises");
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io)?;
-            f.write_all(text.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)
+        framewire_controller::store::write_private(path, text.as_bytes()).map_err(|source| AuthError::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Adds a user (name checked, password hashed).
@@ -263,7 +261,32 @@ impl UsersFile {
             name: name.to_owned(),
             role,
             password,
+            epoch: random_hex(8),
         });
+        Ok(())
+    }
+
+    fn user_mut(&mut self, name: &str) -> Result<&mut UserRecord, AuthError> {
+        self.users
+            .iter_mut()
+            .find(|u| u.name == name)
+            .ok_or_else(|| AuthError::NoUser(name.to_owned()))
+    }
+
+    /// Sets a new password; the user's sessions and tokens end.
+    pub fn set_password(&mut self, name: &str, password: &str) -> Result<(), AuthError> {
+        let hash = hash_password(password)?;
+        let u = self.user_mut(name)?;
+        u.password = hash;
+        u.epoch = random_hex(8);
+        Ok(())
+    }
+
+    /// Gives a user another role; its sessions and tokens end.
+    pub fn set_role(&mut self, name: &str, role: Role) -> Result<(), AuthError> {
+        let u = self.user_mut(name)?;
+        u.role = role;
+        u.epoch = random_hex(8);
         Ok(())
     }
 
@@ -278,18 +301,24 @@ impl UsersFile {
         Ok(())
     }
 
-    /// Creates an API token for a user; returns the whole token (shown once).
-    pub fn add_token(&mut self, user: &str) -> Result<String, AuthError> {
-        if !self.users.iter().any(|u| u.name == user) {
-            return Err(AuthError::NoUser(user.to_owned()));
-        }
+    /// Creates an API token for a user, valid for `ttl` (none: until
+    /// revoked or the user's credential changes); returns the whole token
+    /// (shown once).
+    pub fn add_token(&mut self, user: &str, ttl: Option<Duration>) -> Result<String, AuthError> {
+        let epoch = match self.users.iter().find(|u| u.name == user) {
+            Some(u) => u.epoch.clone(),
+            None => return Err(AuthError::NoUser(user.to_owned())),
+        };
         let id = random_hex(6);
         let secret = random_hex(24);
+        let created_ms = now_ms();
         self.tokens.push(TokenRecord {
             id: id.clone(),
             user: user.to_owned(),
             sha256: sha256_hex(&secret),
-            created_ms: now_ms(),
+            created_ms,
+            epoch,
+            expires_ms: ttl.map(|t| created_ms.saturating_add(t.as_millis() as u64)),
         });
         Ok(format!("fw_{id}_{secret}"))
     }
@@ -304,7 +333,9 @@ impl UsersFile {
         Ok(())
     }
 
-    /// The user a bearer token acts as, if it is valid.
+    /// The user a bearer token acts as, if it is valid: the secret
+    /// matches, it has not expired, and its user's credential is the one
+    /// it was made under.
     pub fn check_token(&self, token: &str) -> Option<&UserRecord> {
         let rest = token.strip_prefix("fw_")?;
         let (id, secret) = rest.split_once('_')?;
@@ -312,7 +343,13 @@ impl UsersFile {
         if !same(&rec.sha256, &sha256_hex(secret)) {
             return None;
         }
-        self.users.iter().find(|u| u.name == rec.user)
+        if rec.expires_ms.is_some_and(|e| now_ms() >= e) {
+            return None;
+        }
+        self.users
+            .iter()
+            .find(|u| u.name == rec.user)
+            .filter(|u| same(&u.epoch, &rec.epoch))
     }
 }
 
@@ -332,12 +369,21 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 impl Users {
-    /// Loads `path` (missing: no users). `None`: in memory only.
+    /// Loads `path` (missing: no users). `None`: in memory only. A file
+    /// that others than its owner can read is used, with a warning.
     pub fn open(path: Option<PathBuf>) -> Result<Users, AuthError> {
         let (data, seen) = match &path {
             Some(p) => (UsersFile::load(p)?, stamp(p)),
             None => (UsersFile::default(), None),
         };
+        if let Some(p) = &path
+            && framewire_controller::store::readable_by_others(p) == Some(true)
+        {
+            tracing::warn!(
+                path = %p.display(),
+                "the users file (password hashes) is readable by group or others: chmod 600 it; it is rewritten 0600 on the next change"
+            );
+        }
         Ok(Users {
             path,
             data: RwLock::new(data),
@@ -401,11 +447,12 @@ impl Users {
         Ok(out)
     }
 
-    /// Checks a login; returns the role.
-    pub fn login(&self, name: &str, password: &str) -> Option<Role> {
+    /// Checks a login (slow on purpose: run it off the async workers);
+    /// returns the user's role and epoch.
+    pub fn login(&self, name: &str, password: &str) -> Option<(Role, String)> {
         let rec = self.read().users.iter().find(|u| u.name == name).cloned();
         match rec {
-            Some(u) if verify_password(password, &u.password) => Some(u.role),
+            Some(u) if verify_password(password, &u.password) => Some((u.role, u.epoch)),
             Some(_) => None,
             None => {
                 // Spend the same time as a wrong password, so names cannot be probed.
@@ -424,6 +471,15 @@ impl Users {
     pub fn role_of(&self, name: &str) -> Option<Role> {
         self.read().users.iter().find(|u| u.name == name).map(|u| u.role)
     }
+
+    /// The current role of a user whose credential is still of `epoch`.
+    pub fn role_in_epoch(&self, name: &str, epoch: &str) -> Option<Role> {
+        self.read()
+            .users
+            .iter()
+            .find(|u| u.name == name && same(&u.epoch, epoch))
+            .map(|u| u.role)
+    }
 }
 
 /// One browser session.
@@ -433,6 +489,8 @@ pub struct Session {
     pub user: String,
     /// The CSRF token the page must echo in `x-csrf-token`.
     pub csrf: String,
+    /// The user's epoch at login: the session ends when it changes.
+    pub epoch: String,
     expires: Instant,
 }
 
@@ -444,11 +502,12 @@ pub struct Sessions {
 
 impl Sessions {
     /// Starts a session; returns its id (the cookie value) and the session.
-    pub fn create(&self, user: &str) -> (String, Session) {
+    pub fn create(&self, user: &str, epoch: &str) -> (String, Session) {
         let id = random_hex(32);
         let s = Session {
             user: user.to_owned(),
             csrf: random_hex(24),
+            epoch: epoch.to_owned(),
             expires: Instant::now() + SESSION_TTL,
         };
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -518,7 +577,7 @@ mod tests {
     fn tokens_check_secret_and_follow_user() {
         let mut f = UsersFile::default();
         f.add_user("cli", Role::Operator, "password1").unwrap();
-        let t = f.add_token("cli").unwrap();
+        let t = f.add_token("cli", None).unwrap();
         assert_eq!(f.check_token(&t).map(|u| u.name.as_str()), Some("cli"));
         let mut bad = t.clone();
         bad.pop();

@@ -19,29 +19,44 @@
 //! least the route's role (docs/web.md lists them). With no users the
 //! server runs *open*: everyone on this machine is admin; [`WebServer::bind`]
 //! then refuses any address other than loopback, and requests whose `Host`
-//! is not a loopback name are refused (a DNS-rebinding guard). In both modes
-//! state-changing requests from a browser carry the CSRF token that
-//! `/api/session` gives (header `x-csrf-token`).
+//! is not a loopback name are refused. In both modes state-changing
+//! requests from a browser carry the CSRF token that `/api/session` gives
+//! (header `x-csrf-token`), a `Host` must be `localhost`, an address
+//! literal or a name given with `--web-host` (against DNS rebinding), and
+//! requests a browser makes for a page of another site are refused.
+//!
+//! # Limits
+//!
+//! [`WebLimits`]: connections in all and per address, a header timeout, a
+//! stalled-writer timeout, live streams in all and per user, WebSocket
+//! message size, password checks at once and the backoff after failed
+//! logins. docs/security.md has the table.
 
+mod access;
 mod api;
 mod assets;
 pub mod auth;
 pub mod backend;
 pub mod client;
+mod limits;
+mod login;
+mod server;
 mod stream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 pub use auth::{Role, Users};
 pub use backend::Backend;
+pub use limits::WebLimits;
 
 /// The web port a controller node listens on by default (127.0.0.1).
 pub const DEFAULT_WEB_PORT: u16 = 7480;
@@ -54,6 +69,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// How the web server runs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct WebConfig {
     /// Where to listen [default: 127.0.0.1:7480].
     pub listen: SocketAddr,
@@ -62,6 +78,11 @@ pub struct WebConfig {
     pub state_dir: Option<PathBuf>,
     /// Mark the session cookie `Secure` (set it when a TLS proxy fronts the server).
     pub secure_cookies: bool,
+    /// Host names (besides `localhost` and address literals) that browsers
+    /// may use to reach the server: a guard against DNS rebinding.
+    pub hosts: Vec<String>,
+    /// Connection, stream and login limits.
+    pub limits: WebLimits,
 }
 
 impl Default for WebConfig {
@@ -70,6 +91,18 @@ impl Default for WebConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_WEB_PORT)),
             state_dir: None,
             secure_cookies: false,
+            hosts: Vec::new(),
+            limits: WebLimits::default(),
+        }
+    }
+}
+
+impl WebConfig {
+    /// The defaults, listening on `listen`.
+    pub fn new(listen: SocketAddr) -> WebConfig {
+        WebConfig {
+            listen,
+            ..WebConfig::default()
         }
     }
 }
@@ -108,9 +141,30 @@ pub(crate) struct App {
     /// Whether open mode (no users) may apply: only on a loopback address.
     /// A server on another address whose users were all removed lets nobody in.
     pub(crate) allow_open: bool,
+    /// Host names allowed besides localhost and address literals.
+    pub(crate) hosts: Vec<String>,
+    pub(crate) limits: WebLimits,
+    /// Live previews and MJPEG streams, per user.
+    pub(crate) streams: Arc<limits::Streams>,
+    /// Password hashing, off the async workers and bounded.
+    pub(crate) checker: login::Checker,
+    /// Failed logins per user and per address.
+    pub(crate) backoff: login::Backoff,
+    /// Turns true when the server stops: long-lived answers end.
+    pub(crate) stopping: watch::Receiver<bool>,
     /// The last graph pushed and its JSON message.
     pub(crate) graph_cache:
         std::sync::Mutex<Option<(Arc<framewire_controller::CurrentGraph>, axum::extract::ws::Utf8Bytes)>>,
+}
+
+impl App {
+    /// Resolves when the server stops (never, for a router without a server).
+    pub(crate) async fn stopped(&self) {
+        let mut rx = self.stopping.clone();
+        if rx.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl std::fmt::Debug for dyn Backend {
@@ -119,22 +173,14 @@ impl std::fmt::Debug for dyn Backend {
     }
 }
 
-/// Who is asking, after authentication.
-#[derive(Debug, Clone)]
-pub(crate) struct Principal {
-    pub(crate) user: String,
-    pub(crate) role: Role,
-    /// The CSRF token to expect (cookie sessions and open mode), `None` for bearer tokens.
-    pub(crate) csrf: Option<String>,
-    pub(crate) open: bool,
-}
-
 /// An API error: a status and a JSON body `{"error": "..."}`.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
     pub(crate) extra: Option<serde_json::Value>,
+    /// Seconds for a `Retry-After` header.
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -143,6 +189,7 @@ impl ApiError {
             status,
             message: message.into(),
             extra: None,
+            retry_after: None,
         }
     }
 }
@@ -155,7 +202,11 @@ impl IntoResponse for ApiError {
         {
             obj.extend(e.clone());
         }
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
     }
 }
 
@@ -173,158 +224,50 @@ impl From<framewire_controller::ControllerError> for ApiError {
             E::Refused(r) => Some(serde_json::json!({ "refusals": r })),
             _ => None,
         };
-        ApiError {
-            status,
-            message: e.to_string(),
-            extra,
-        }
+        let mut a = ApiError::new(status, e.to_string());
+        a.extra = extra;
+        a
     }
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
-
-/// Whether a `Host` header names this machine.
-fn loopback_host(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-        // HTTP/1.1 requires Host; its absence is not a browser.
-        return true;
-    };
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
-    };
-    name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
-}
-
 impl App {
-    pub(crate) fn new(backend: Arc<dyn Backend>, users: Users, secure_cookies: bool, allow_open: bool) -> App {
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        users: Users,
+        config: &WebConfig,
+        allow_open: bool,
+        stopping: watch::Receiver<bool>,
+    ) -> App {
+        let l = &config.limits;
         App {
             allow_open,
             backend,
             users,
             sessions: auth::Sessions::default(),
-            secure_cookies,
+            secure_cookies: config.secure_cookies,
             open_csrf: auth::random_csrf(),
+            hosts: config.hosts.clone(),
+            streams: limits::Streams::new(l.max_streams, l.max_streams_per_user),
+            checker: login::Checker::new(l.login_workers, l.login_queue),
+            backoff: login::Backoff::new(l.clone()),
+            limits: l.clone(),
+            stopping,
             graph_cache: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// Who is asking, or 401.
-    pub(crate) fn identify(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        self.users.refresh();
-        if let Some(auth) = headers.get(header::AUTHORIZATION) {
-            let token = auth
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Authorization must be 'Bearer TOKEN'"))?;
-            let (user, role) = self
-                .users
-                .token(token.trim())
-                .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked API token"))?;
-            return Ok(Principal {
-                user,
-                role,
-                csrf: None,
-                open: false,
-            });
-        }
-        if self.users.is_empty() {
-            if !self.allow_open {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "no users are configured and this server is not on loopback: add one (framewire user add NAME --role admin)",
-                ));
-            }
-            if !loopback_host(headers) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "open mode (no users) answers only to loopback host names",
-                ));
-            }
-            return Ok(Principal {
-                user: "local".into(),
-                role: Role::Admin,
-                csrf: Some(self.open_csrf.clone()),
-                open: true,
-            });
-        }
-        let sid =
-            cookie(headers, SESSION_COOKIE).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "log in first"))?;
-        let s = self
-            .sessions
-            .get(&sid)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "session expired: log in again"))?;
-        let role = self
-            .users
-            .role_of(&s.user)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "user no longer exists"))?;
-        Ok(Principal {
-            user: s.user,
-            role,
-            csrf: Some(s.csrf),
-            open: false,
-        })
-    }
-
-    /// Authenticates, checks the role, and for state-changing methods the CSRF token.
-    pub(crate) fn allow(&self, method: &Method, headers: &HeaderMap, role: Role) -> Result<Principal, ApiError> {
-        let who = self.identify(headers)?;
-        if who.role < role {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("{} is {}; this needs {}", who.user, who.role, role),
-            ));
-        }
-        let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe && let Some(expected) = &who.csrf {
-            let got = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !auth::tokens_equal(got, expected) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "missing or wrong x-csrf-token header",
-                ));
-            }
-        }
-        Ok(who)
-    }
-
-    /// For WebSocket upgrades: a browser's `Origin` must be this server.
-    pub(crate) fn same_origin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-            return Ok(()); // not a browser
-        };
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
-        if origin_host.eq_ignore_ascii_case(host) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("cross-origin WebSocket from {origin} refused"),
-            ))
         }
     }
 }
 
 /// The whole HTTP service, for a backend and a user store, as served on a
-/// loopback address (open mode allowed when there are no users).
+/// loopback address (open mode allowed when there are no users), with the
+/// default limits.
 pub fn router(backend: Arc<dyn Backend>, users: Users, secure_cookies: bool) -> Router {
-    routes(App::new(backend, users, secure_cookies, true))
+    let config = WebConfig {
+        secure_cookies,
+        ..WebConfig::default()
+    };
+    // Never stopped: the receiver outlives its sender as "not stopping".
+    let (_, stopping) = watch::channel(false);
+    routes(App::new(backend, users, &config, true, stopping))
 }
 
 fn routes(app: App) -> Router {
@@ -350,6 +293,7 @@ fn routes(app: App) -> Router {
         .route("/ws/preview/{node}/{stream}", get(stream::preview_ws))
         .route("/stream/{node}/{file}", get(stream::mjpeg))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), access::guard))
         .with_state(app)
 }
 
@@ -357,12 +301,13 @@ fn routes(app: App) -> Router {
 #[derive(Debug)]
 pub struct WebServer {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl WebServer {
-    /// Loads the users, checks the bind rule, listens and serves.
+    /// Loads the users, checks the bind rule, listens and serves. Fails
+    /// when the address cannot be bound (never serves without telling).
     pub async fn bind(config: WebConfig, backend: Arc<dyn Backend>) -> Result<WebServer, WebError> {
         let users = Users::open(config.state_dir.as_ref().map(|d| d.join(auth::USERS_FILE)))?;
         if users.is_empty() && !config.listen.ip().is_loopback() {
@@ -378,27 +323,28 @@ impl WebServer {
             addr: config.listen,
             source,
         })?;
+        let mut limits = config.limits.clone();
+        // Leave half the process's descriptors to the rest of the node.
+        if let Some(fds) = limits::descriptor_limit() {
+            limits.max_connections = limits.max_connections.min((fds / 2).max(16));
+        }
+        let (stop, stopping) = watch::channel(false);
         let router = routes(App::new(
             backend,
             users,
-            config.secure_cookies,
+            &config,
             config.listen.ip().is_loopback(),
+            stopping.clone(),
         ));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "web server stopped");
-            }
-        });
-        tracing::info!(%addr, "web UI listening");
-        Ok(WebServer {
-            addr,
-            stop: Some(stop),
-            task,
-        })
+        let conns = limits::Connections::new(limits.max_connections, limits.max_connections_per_address);
+        tracing::info!(
+            %addr,
+            max_connections = limits.max_connections,
+            per_address = limits.max_connections_per_address,
+            "web UI listening"
+        );
+        let task = tokio::spawn(server::serve(listener, router, limits, conns, stopping));
+        Ok(WebServer { addr, stop, task })
     }
 
     /// The address it listens on.
@@ -411,18 +357,18 @@ impl WebServer {
         format!("http://{}/", self.addr)
     }
 
-    /// Stops serving (open WebSockets end) and waits for the server task.
+    /// Stops serving: no new connections, open ones finish their answer
+    /// and close, WebSockets and MJPEG streams end.
     pub async fn shutdown(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
         self.task.abort();
-        let _ = (&mut self.task).await;
     }
 }
 
 impl Drop for WebServer {
     fn drop(&mut self) {
+        let _ = self.stop.send(true);
         self.task.abort();
     }
 }
@@ -460,28 +406,29 @@ mod tests {
         }
     }
 
-    fn headers(host: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
+    fn headers(host: &str) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
         h.insert(header::HOST, host.parse().unwrap());
         h
     }
 
+    fn app(allow_open: bool) -> App {
+        let (_, stopping) = watch::channel(false);
+        App::new(
+            Arc::new(NoBackend),
+            Users::from_file(auth::UsersFile::default()),
+            &WebConfig::default(),
+            allow_open,
+            stopping,
+        )
+    }
+
     #[test]
     fn open_mode_only_where_allowed() {
-        let public = App::new(
-            Arc::new(NoBackend),
-            Users::from_file(auth::UsersFile::default()),
-            false,
-            false,
-        );
+        let public = app(false);
         let e = public.identify(&headers("127.0.0.1:7480")).unwrap_err();
         assert_eq!(e.status, StatusCode::UNAUTHORIZED, "{}", e.message);
-        let local = App::new(
-            Arc::new(NoBackend),
-            Users::from_file(auth::UsersFile::default()),
-            false,
-            true,
-        );
+        let local = app(true);
         assert_eq!(local.identify(&headers("127.0.0.1:7480")).unwrap().role, Role::Admin);
         assert_eq!(local.identify(&headers("[::1]:7480")).unwrap().role, Role::Admin);
         assert_eq!(local.identify(&headers("localhost")).unwrap().role, Role::Admin);
@@ -492,13 +439,5 @@ mod tests {
                 "{host}"
             );
         }
-    }
-
-    #[test]
-    fn cookies_are_parsed_from_any_cookie_header() {
-        let mut h = HeaderMap::new();
-        h.append(header::COOKIE, "a=1; fw_session=abc".parse().unwrap());
-        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
-        assert_eq!(cookie(&h, "b"), None);
     }
 }

@@ -14,8 +14,32 @@ use framewire_controller::{Preview, PreviewFrame};
 use framewire_proto::control::{Request, StreamOpen};
 use framewire_proto::{FrameFlags, Message, VideoFrame};
 
+use crate::access::too_many;
 use crate::auth::Role;
+use crate::limits::{Full, Slot};
 use crate::{ApiError, App};
+
+/// A live stream's place under the per-user and total caps, or 429.
+fn stream_slot(app: &App, user: &str) -> Result<Slot<String>, ApiError> {
+    app.streams.take(user.to_owned()).map_err(|full| {
+        let why = match full {
+            Full::Total(n) => format!("the server serves {n} live streams, its limit"),
+            Full::Key(n) => format!("{user} has {n} live streams open, the limit per user"),
+        };
+        too_many(
+            format!("{why}: close a preview first"),
+            std::time::Duration::from_secs(5),
+        )
+    })
+}
+
+/// Sends one WebSocket message, giving up on a client that stopped reading.
+async fn send(app: &App, socket: &mut WebSocket, msg: WsMessage) -> bool {
+    matches!(
+        tokio::time::timeout(app.limits.write_stall_timeout, socket.send(msg)).await,
+        Ok(Ok(()))
+    )
+}
 
 /// The channel previews use on their WebSocket (one stream per socket).
 pub(crate) const PREVIEW_CHANNEL: u16 = 1;
@@ -37,6 +61,9 @@ pub(crate) async fn state_ws(
         Err(e) => return Ok(e.into_response()),
     };
     let rx = app.backend.graph();
+    let ws = ws
+        .max_message_size(app.limits.max_ws_message)
+        .max_frame_size(app.limits.max_ws_message);
     Ok(ws.on_upgrade(move |socket| push_graph(app, socket, rx)))
 }
 
@@ -62,10 +89,14 @@ async fn push_graph(
     loop {
         let g = rx.borrow_and_update().clone();
         let text = graph_message(&app, &g);
-        if socket.send(WsMessage::Text(text)).await.is_err() {
+        if !send(&app, &mut socket, WsMessage::Text(text)).await {
             return;
         }
         tokio::select! {
+            _ = app.stopped() => {
+                let _ = send(&app, &mut socket, WsMessage::Close(None)).await;
+                return;
+            }
             changed = rx.changed() => if changed.is_err() { return },
             msg = socket.recv() => match msg {
                 // Clients say nothing on this socket; anything but a close is ignored.
@@ -112,31 +143,39 @@ pub(crate) async fn preview_ws(
     Path((node, stream)): Path<(String, String)>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    app.allow(&method, &headers, Role::Viewer)?;
+    let who = app.allow(&method, &headers, Role::Viewer)?;
     app.same_origin(&headers)?;
     // Access is checked first, so a refused caller learns nothing more.
+    let slot = stream_slot(&app, &who.user)?;
     let preview = open_preview(&app, &node, &stream).await?;
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => return Ok(e.into_response()),
     };
     let open = wire_open(&preview.open)?;
-    Ok(ws.on_upgrade(move |socket| push_preview(socket, open, preview)))
+    let ws = ws
+        .max_message_size(app.limits.max_ws_message)
+        .max_frame_size(app.limits.max_ws_message);
+    Ok(ws.on_upgrade(move |socket| push_preview(app, socket, open, preview, slot)))
 }
 
-async fn push_preview(mut socket: WebSocket, open: Bytes, mut preview: Preview) {
-    if socket.send(WsMessage::Binary(open)).await.is_err() {
+async fn push_preview(app: Arc<App>, mut socket: WebSocket, open: Bytes, mut preview: Preview, _slot: Slot<String>) {
+    if !send(&app, &mut socket, WsMessage::Binary(open)).await {
         return;
     }
     loop {
         tokio::select! {
+            _ = app.stopped() => {
+                let _ = send(&app, &mut socket, WsMessage::Close(None)).await;
+                return;
+            }
             f = preview.frames.recv() => {
                 let Some(f) = f else {
-                    let _ = socket.send(WsMessage::Close(None)).await;
+                    let _ = send(&app, &mut socket, WsMessage::Close(None)).await;
                     return;
                 };
                 if let Some(bytes) = wire_frame(&f)
-                    && socket.send(WsMessage::Binary(bytes)).await.is_err()
+                    && !send(&app, &mut socket, WsMessage::Binary(bytes)).await
                 {
                     return;
                 }
@@ -159,13 +198,19 @@ pub(crate) async fn mjpeg(
     headers: HeaderMap,
     Path((node, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    app.allow(&method, &headers, Role::Viewer)?;
+    let who = app.allow(&method, &headers, Role::Viewer)?;
     let stream = file
         .strip_suffix(".mjpeg")
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "MJPEG streams end in .mjpeg"))?;
+    let slot = stream_slot(&app, &who.user)?;
     let preview = open_preview(&app, &node, stream).await?;
-    let body = futures_util::stream::unfold(preview, |mut p| async move {
-        let f = p.frames.recv().await?;
+    // The slot lives as long as the body; the body ends when the server stops.
+    let state = (preview, slot, app.clone());
+    let body = futures_util::stream::unfold(state, |(mut p, slot, app)| async move {
+        let f = tokio::select! {
+            f = p.frames.recv() => f?,
+            _ = app.stopped() => return None,
+        };
         let mut part = Vec::with_capacity(f.jpeg.len() + 96);
         part.extend_from_slice(
             format!(
@@ -176,7 +221,7 @@ pub(crate) async fn mjpeg(
         );
         part.extend_from_slice(&f.jpeg);
         part.extend_from_slice(b"\r\n");
-        Some((Ok::<_, std::io::Error>(Bytes::from(part)), p))
+        Some((Ok::<_, std::io::Error>(Bytes::from(part)), (p, slot, app)))
     });
     Ok((
         [

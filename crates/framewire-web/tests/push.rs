@@ -16,10 +16,7 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 async fn server(fake: Arc<common::Fake>) -> WebServer {
-    let cfg = WebConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    };
+    let cfg = WebConfig::new("127.0.0.1:0".parse().unwrap());
     WebServer::bind(cfg, fake).await.unwrap()
 }
 

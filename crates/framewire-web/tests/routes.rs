@@ -432,10 +432,7 @@ async fn open_mode_is_loopback_only_and_still_needs_csrf() {
 
 #[tokio::test]
 async fn refuses_open_mode_on_a_non_loopback_address() {
-    let cfg = framewire_web::WebConfig {
-        listen: "0.0.0.0:0".parse().unwrap(),
-        ..Default::default()
-    };
+    let cfg = framewire_web::WebConfig::new("0.0.0.0:0".parse().unwrap());
     let err = framewire_web::WebServer::bind(cfg, common::Fake::new())
         .await
         .unwrap_err()

@@ -265,7 +265,7 @@ pub fn users() -> (UsersFile, [String; 3]) {
     let mut tokens = Vec::new();
     for (name, role) in [("vera", Role::Viewer), ("otto", Role::Operator), ("ada", Role::Admin)] {
         f.add_user(name, role, &format!("{name}-password")).unwrap();
-        tokens.push(f.add_token(name).unwrap());
+        tokens.push(f.add_token(name, None).unwrap());
     }
     (f, tokens.try_into().unwrap())
 }

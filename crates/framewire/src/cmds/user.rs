@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use framewire_web::auth::{Role, USERS_FILE, UsersFile};
@@ -14,7 +15,8 @@ use framewire_web::auth::{Role, USERS_FILE, UsersFile};
 #[command(after_help = "Examples:\n  \
 framewire user add ada --role admin          (asks for the password twice)\n  \
 echo \"$PASSWORD\" | framewire user add otto --role operator\n  \
-framewire user token ada                     (prints a bearer token for `framewire graph` and scripts)\n\n\
+framewire user token ada --expires 30d       (prints a bearer token for `framewire graph` and scripts)\n  \
+framewire user passwd ada                    (a new password: ada's sessions and tokens end)\n\n\
 Roles: viewer (see the graph and previews), operator (also wire edges and set camera\n\
 controls), admin (also users and tokens).")]
 pub struct Args {
@@ -40,13 +42,50 @@ enum UserCmd {
         /// Login name.
         name: String,
     },
-    /// List users and their roles.
-    List,
-    /// Create an API token acting as a user and print it (shown once).
-    Token {
+    /// Set a user's password. The user's browser sessions and API tokens end.
+    Passwd {
         /// Login name.
         name: String,
     },
+    /// Give a user another role. The user's browser sessions and API tokens end.
+    Role {
+        /// Login name.
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// List users and their roles.
+    List,
+    /// Create an API token acting as a user and print it (shown once).
+    /// Keep it in a file (mode 600) and give it with FRAMEWIRE_TOKEN_FILE.
+    Token {
+        /// Login name.
+        name: String,
+        /// The token stops working after this long: 90s, 15m, 12h, 30d
+        /// [default: never; it ends when revoked or the user's password or role changes].
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<Duration>,
+    },
+}
+
+/// `90s`, `15m`, `12h`, `30d` (or plain seconds).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: a number with s, m, h or d (e.g. 30d)"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: the unit is one of s, m, h, d")),
+    };
+    if n == 0 {
+        return Err("a token that expires at once is no token: give more than 0".into());
+    }
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -77,10 +116,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 println!("{:<24} {:<9} {tokens} token(s)", u.name, u.role);
             }
         }
-        UserCmd::Token { name } => {
-            let token = file.add_token(&name)?;
+        UserCmd::Passwd { name } => {
+            anyhow::ensure!(
+                file.users.iter().any(|u| u.name == name),
+                "no user {name:?} in {}",
+                path.display()
+            );
+            let password = read_password()?;
+            file.set_password(&name, &password)?;
             file.save(&path)?;
-            eprintln!("a token acting as {name}; it is shown only now:");
+            println!("new password for {name}; its sessions and API tokens have ended");
+        }
+        UserCmd::Role { name, role } => {
+            file.set_role(&name, role)?;
+            file.save(&path)?;
+            println!("{name} is now {role}; its sessions and API tokens have ended");
+        }
+        UserCmd::Token { name, expires } => {
+            let token = file.add_token(&name, expires)?;
+            file.save(&path)?;
+            match expires {
+                Some(d) => eprintln!(
+                    "a token acting as {name}, valid for {} s; it is shown only now:",
+                    d.as_secs()
+                ),
+                None => eprintln!("a token acting as {name}; it is shown only now:"),
+            }
             println!("{token}");
         }
     }
