@@ -146,11 +146,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         } else {
             loopback(0)
         };
-        let wcfg = framewire_web::WebConfig {
-            listen,
-            state_dir: Some(state_dir),
-            secure_cookies: false,
-        };
+        let mut wcfg = framewire_web::WebConfig::new(listen);
+        wcfg.state_dir = Some(state_dir);
         web = Some(
             framewire_web::WebServer::bind(wcfg, std::sync::Arc::new(handle))
                 .await

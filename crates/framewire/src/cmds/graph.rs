@@ -11,19 +11,23 @@ use framewire_web::client;
 #[command(after_help = "Examples:\n  \
 framewire graph export > wanted.toml\n  \
 framewire graph apply wanted.toml\n  \
-FRAMEWIRE_TOKEN=fw_... framewire graph apply --url http://10.0.0.5:7480 wanted.json\n\n\
+framewire graph apply --token-file ~/.config/framewire/token --url http://10.0.0.5:7480 wanted.json\n\n\
 The file is TOML ([[edge]] tables) or JSON ({\"edge\": [...]}), see docs/controller.md.\n\
 apply is all or nothing: if any edge is refused nothing changes, and every refusal is printed.\n\
-With users configured, a token is needed (framewire user token NAME; operator role to apply).")]
+With users configured, a token is needed (framewire user token NAME; operator role to apply):\n\
+from a file (--token-file, FRAMEWIRE_TOKEN_FILE) or the environment (FRAMEWIRE_TOKEN), never on\n\
+the command line, where every user of the machine can read it (ps).")]
 pub struct Args {
     #[command(subcommand)]
     cmd: GraphCmd,
     /// The controller's web address.
     #[arg(long, global = true, env = "FRAMEWIRE_URL", default_value = "http://127.0.0.1:7480")]
     url: String,
-    /// API token (Authorization: Bearer); not needed when the controller has no users.
-    #[arg(long, global = true, env = "FRAMEWIRE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    /// A file holding the API token (Authorization: Bearer); not needed
+    /// when the controller has no users. The token itself can also come
+    /// from the environment variable FRAMEWIRE_TOKEN.
+    #[arg(long, global = true, env = "FRAMEWIRE_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Seconds to wait for the controller.
     #[arg(long, global = true, default_value_t = 10.0)]
     timeout: f64,
@@ -44,6 +48,28 @@ enum GraphCmd {
     },
 }
 
+/// The API token: from `--token-file` (or `FRAMEWIRE_TOKEN_FILE`), else
+/// from `FRAMEWIRE_TOKEN`. A file others can read is used with a warning.
+fn token(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    if let Some(path) = file {
+        if framewire_controller::store::readable_by_others(path) == Some(true) {
+            eprintln!(
+                "framewire: warning: {} can be read by other users: chmod 600 it",
+                path.display()
+            );
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let t = text.trim();
+        anyhow::ensure!(!t.is_empty(), "the token file {} is empty", path.display());
+        return Ok(Some(t.to_owned()));
+    }
+    Ok(std::env::var("FRAMEWIRE_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty()))
+}
+
 /// The controller said no (exit code 3).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -51,7 +77,7 @@ pub struct Refused(pub String);
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let timeout = Duration::try_from_secs_f64(args.timeout).context("--timeout")?;
-    let auth = args.token.as_ref().map(|t| format!("Bearer {}", t.trim()));
+    let auth = token(args.token_file.as_deref())?.map(|t| format!("Bearer {t}"));
     let mut headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
     match args.cmd {
         GraphCmd::Export { format } => {
@@ -110,7 +136,7 @@ fn check(r: &client::HttpResponse) -> anyhow::Result<()> {
         }
     }
     if r.status == 401 {
-        msg.push_str("\n  (give a token: --token or FRAMEWIRE_TOKEN; framewire user token NAME makes one)");
+        msg.push_str("\n  (give a token: --token-file FILE or FRAMEWIRE_TOKEN; framewire user token NAME makes one)");
     }
     Err(Refused(msg).into())
 }

@@ -93,9 +93,14 @@ pub struct Args {
     /// Where the controller serves its web UI and HTTP API (docs/web.md)
     /// [default: 127.0.0.1:7480; needs --controller]. Any address other than
     /// loopback needs a user first (framewire user add NAME --role admin).
-    /// Without --web, a taken default port only means no web UI (with a warning).
+    /// If the address cannot be bound the node does not start.
     #[arg(long, value_name = "ADDR", requires = "controller")]
     web: Option<SocketAddr>,
+    /// A host name browsers use to reach the web UI (repeatable). Requests
+    /// naming any other host than localhost or an address are refused (a
+    /// guard against DNS rebinding).
+    #[arg(long = "web-host", value_name = "NAME", requires = "controller")]
+    web_hosts: Vec<String>,
     /// Run the controller without its web UI.
     #[arg(long, requires = "controller", conflicts_with = "web")]
     no_web: bool,
@@ -161,23 +166,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let web = match &controller {
         Some(handle) if !args.no_web => {
-            let cfg = framewire_web::WebConfig {
-                listen: args.web.unwrap_or(framewire_web::WebConfig::default().listen),
-                state_dir: Some(state_dir(&args)),
-                secure_cookies: args.web_secure_cookies,
-            };
+            let mut cfg = framewire_web::WebConfig::new(args.web.unwrap_or(framewire_web::WebConfig::default().listen));
+            cfg.state_dir = Some(state_dir(&args));
+            cfg.secure_cookies = args.web_secure_cookies;
+            cfg.hosts = args.web_hosts.clone();
             match framewire_web::WebServer::bind(cfg, std::sync::Arc::new(handle.clone())).await {
                 Ok(web) => {
                     eprintln!("framewire: web UI on {}", web.url());
                     Some(web)
                 }
-                // The default port is taken (another controller on this
-                // machine): run without the UI rather than not at all.
-                Err(framewire_web::WebError::Bind { addr, source }) if args.web.is_none() => {
-                    eprintln!("framewire: web UI not started: cannot listen on {addr} ({source}); give --web ADDR");
-                    None
+                // Never run on without the UI a user expects: another
+                // process on the port would get the browsers' passwords.
+                Err(e) => {
+                    node.shutdown().await;
+                    let hint = match &e {
+                        framewire_web::WebError::Bind { .. } => {
+                            " (another process holds the port? give --web ADDR, or --no-web)"
+                        }
+                        _ => "",
+                    };
+                    return Err(anyhow::Error::new(e).context(format!("cannot start the web UI{hint}")));
                 }
-                Err(e) => return Err(anyhow::Error::new(e).context("cannot start the web UI")),
             }
         }
         _ => None,
