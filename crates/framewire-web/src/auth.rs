@@ -20,9 +20,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use argon2::Argon2;
+use std::cell::RefCell;
+
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{self, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -203,24 +205,96 @@ fn check_name(name: &str) -> Result<(), AuthError> {
     }
 }
 
+thread_local! {
+    /// argon2's working memory (19 MiB at the default parameters), kept by
+    /// each thread that hashes and reused by every hash it computes.
+    /// Allocating and freeing it per check made glibc's heaps grow by that
+    /// much with every login.
+    static ARGON2_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most working memory a stored hash may ask for (a sane bound on a
+/// users file's parameters): 256 MiB.
+const MAX_ARGON2_BLOCKS: usize = 256 * 1024;
+
+/// argon2 of `password` and `salt` into `out`, in this thread's memory.
+fn argon2_into(
+    algorithm: Algorithm,
+    version: Version,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), String> {
+    let n = params.block_count();
+    if n > MAX_ARGON2_BLOCKS {
+        return Err(format!("argon2 memory of {n} KiB is over the bound"));
+    }
+    let a = Argon2::new(algorithm, version, params.clone());
+    ARGON2_MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < n {
+            *m = vec![Block::default(); n];
+        }
+        a.hash_password_into_with_memory(password, salt, out, &mut m[..n])
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// Hashes a password into an argon2id PHC string (slow on purpose).
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
     if password.chars().count() < 8 {
         return Err(AuthError::ShortPassword);
     }
+    let hash_err = |e: password_hash::Error| AuthError::Hash(e.to_string());
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
+    let mut salt_buf = [0u8; 64];
+    let salt_raw = salt.decode_b64(&mut salt_buf).map_err(hash_err)?;
+    let params = Params::default();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        &params,
+        password.as_bytes(),
+        salt_raw,
+        &mut out,
+    )
+    .map_err(AuthError::Hash)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: password_hash::ParamsString::try_from(&params).map_err(hash_err)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(password_hash::Output::new(&out).map_err(hash_err)?),
+    };
+    Ok(phc.to_string())
 }
 
-/// Checks a password against a PHC string.
+/// Checks a password against a PHC string (constant-time comparison).
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
-        Err(_) => false,
+    let Ok(h) = PasswordHash::new(phc) else { return false };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(h.algorithm), Params::try_from(&h)) else {
+        return false;
+    };
+    let version = match h.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_raw) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    if argon2_into(algorithm, version, &params, password.as_bytes(), salt_raw, &mut out).is_err() {
+        return false;
     }
+    // Output compares in constant time.
+    password_hash::Output::new(&out).is_ok_and(|o| o == expected)
 }
 
 impl UsersFile {
