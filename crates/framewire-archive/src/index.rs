@@ -242,7 +242,7 @@ fn segment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
 impl Index {
     /// Opens (creating if needed) the index of `dir`.
     pub fn open(dir: &Path) -> Result<Index, ArchiveError> {
-        std::fs::create_dir_all(dir).map_err(|e| ArchiveError::io(format!("cannot create {}", dir.display()), e))?;
+        crate::create_dirs(dir)?;
         let conn = Connection::open(dir.join(INDEX_FILE))?;
         Self::setup(conn, dir, true)
     }

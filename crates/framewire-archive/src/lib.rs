@@ -24,6 +24,21 @@ mod reconcile;
 mod recorder;
 pub mod time;
 
+/// The mode an archive's directories are created with (before the umask):
+/// the owner writes, the group reads, others get nothing. Segments and the
+/// index inside inherit that protection from their directories.
+pub const DIR_MODE: u32 = 0o750;
+
+/// Creates `dir` and its missing parents with [`DIR_MODE`].
+pub(crate) fn create_dirs(dir: &std::path::Path) -> Result<(), ArchiveError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(|e| ArchiveError::io(format!("cannot create {}", dir.display()), e))
+}
+
 pub use config::{ArchiveConfig, ArchiveFormat, DEFAULT_SEGMENT, DEFAULT_STALL_TIMEOUT, FINALIZE_TIMEOUT, OnFull};
 pub use error::ArchiveError;
 pub use index::{GapRow, INDEX_FILE, Index, SegmentRow, StreamRow};

@@ -533,7 +533,7 @@ impl Worker {
     fn open_segment(&mut self, start_ns: u64, kind: InputKind) -> Result<(), ArchiveError> {
         let day = time::date_dir(start_ns);
         let dir = self.cfg.dir.join(&self.stream_dir).join(&day);
-        std::fs::create_dir_all(&dir).map_err(|e| ArchiveError::io(format!("cannot create {}", dir.display()), e))?;
+        crate::create_dirs(&dir)?;
         let base = format!("{}-{}", self.stream_dir, time::compact(start_ns));
         let mut name = format!("{base}.mkv");
         let mut n = 1;

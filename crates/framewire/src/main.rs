@@ -79,6 +79,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     util::init_logging(&cli.log);
+    util::raise_descriptor_limit();
     util::set_key_file(cli.key_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -30,6 +30,27 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     1
 }
 
+/// Raises the soft limit on open descriptors to the hard limit, so a node
+/// or controller with many peers runs out of neither; the node's and the
+/// web server's connection caps are sized from what this leaves.
+pub fn raise_descriptor_limit() {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 || l.rlim_cur >= l.rlim_max {
+            return;
+        }
+        let before = l.rlim_cur;
+        l.rlim_cur = l.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &l) == 0 {
+            tracing::debug!(from = before, to = l.rlim_max, "descriptor limit raised");
+        }
+    }
+}
+
 /// Logs to stderr, filtered by `filter` (or RUST_LOG when set). Colours
 /// only when stderr is a terminal and NO_COLOR is unset (a log file or a
 /// pipe gets plain text).

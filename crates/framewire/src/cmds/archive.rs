@@ -191,7 +191,7 @@ fn ls(a: &LsArgs) -> anyhow::Result<()> {
 
 /// A path quoted for an ffmpeg concat list.
 fn concat_quote(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+    format!("'file:{}'", p.display().to_string().replace('\'', "'\\''"))
 }
 
 fn export(a: &ExportArgs) -> anyhow::Result<()> {
@@ -220,6 +220,7 @@ fn export(a: &ExportArgs) -> anyhow::Result<()> {
     for s in &segs {
         let abs =
             std::fs::canonicalize(a.dir.join(&s.path)).with_context(|| format!("segment {} is missing", s.path))?;
+        // `file:` because the list itself is read from a pipe.
         list.push_str(&format!("file {}\n", concat_quote(&abs)));
         if from > s.start_ns {
             list.push_str(&format!("inpoint {:.6}\n", (from - s.start_ns) as f64 / 1e9));
@@ -228,9 +229,9 @@ fn export(a: &ExportArgs) -> anyhow::Result<()> {
             list.push_str(&format!("outpoint {:.6}\n", (to - s.start_ns) as f64 / 1e9));
         }
     }
-    let list_path = a.out.with_extension("ffconcat");
-    std::fs::write(&list_path, &list).with_context(|| format!("cannot write {}", list_path.display()))?;
-    let out = Command::new(&a.ffmpeg)
+    // The list goes to ffmpeg on its stdin: no file beside the output that
+    // another user could swap or point elsewhere before ffmpeg reads it.
+    let mut child = Command::new(&a.ffmpeg)
         .args([
             "-hide_banner",
             "-nostdin",
@@ -241,14 +242,29 @@ fn export(a: &ExportArgs) -> anyhow::Result<()> {
             "concat",
             "-safe",
             "0",
+            "-protocol_whitelist",
+            "file,pipe",
             "-i",
+            "pipe:0",
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
         ])
-        .arg(&list_path)
-        .args(["-map", "0:v", "-c", "copy"])
         .arg(&a.out)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .with_context(|| format!("cannot run {}", a.ffmpeg.display()))?;
-    let _ = std::fs::remove_file(&list_path);
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        // A write error means ffmpeg exited early; its status says why.
+        let _ = stdin.write_all(list.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("cannot run {}", a.ffmpeg.display()))?;
     if !out.status.success() {
         bail!(
             "ffmpeg could not join the segments ({}): {}",
