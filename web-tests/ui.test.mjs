@@ -132,6 +132,35 @@ test('an operator sees the demo graph, wires an edge, previews it live, unwires 
   await context.close();
 });
 
+test('an Unwire click addresses only its edge: no name turns it into Delete user', async () => {
+  // The operator tries the trap through the wiring form: refused, with the reason.
+  const op = await login(opName, opPass);
+  await op.page.locator('#wire-from').selectOption({ label: 'demo:source / bars' });
+  await op.page.locator('#wire-to').selectOption('demo:viewer');
+  await op.page.locator('#wire-local').fill(`../../users/${viewName}`);
+  await op.page.locator('#wire-submit').click();
+  await op.page.locator('#wire-error', { hasText: 'not paths' }).waitFor();
+  // A plain edge for the admin to unwire.
+  await op.page.locator('#wire-local').fill('trap-check');
+  await op.page.locator('#wire-submit').click();
+  await op.page.locator('#edges tbody tr[data-edge-id="demo:viewer/trap-check"]').waitFor();
+  await op.context.close();
+
+  const { context, page } = await login(adminName, adminPass);
+  const deletes = [];
+  page.on('request', (r) => { if (r.method() === 'DELETE') deletes.push(new globalThis.URL(r.url()).pathname); });
+  await page.locator(`#users tr[data-user="${viewName}"]`).waitFor();
+  const row = page.locator('#edges tbody tr[data-edge-id="demo:viewer/trap-check"]');
+  await row.waitFor();
+  await page.locator('button.unwire[data-edge-id="demo:viewer/trap-check"]').click();
+  await row.waitFor({ state: 'detached', timeout: 30_000 });
+  // The id went as one path segment ('/' as %2F): it can only ever name an edge.
+  assert.deepEqual(deletes, ['/api/edges/demo%3Aviewer%2Ftrap-check']);
+  await page.reload();
+  await page.locator(`#users tr[data-user="${viewName}"]`).waitFor();
+  await context.close();
+});
+
 test('a viewer sees the graph and cannot wire', async () => {
   const { context, page } = await login(viewName, viewPass);
   await page.locator('#graph g.node[data-node="demo:relay"]').waitFor();

@@ -218,6 +218,14 @@ fn every_format_is_playable_with_the_indexed_frame_count() {
     let from = segs[0].start_ns + 1_000_000_000;
     let to = from + 2_500_000_000;
     let out_file = root.join("export.mkv");
+    // Something planted where the concat list once went (OUT.ffconcat, a
+    // symlink to a file of the user's) is neither followed nor removed:
+    // the list goes to ffmpeg on its stdin.
+    let victim = root.join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let planted = root.join("export.ffconcat");
+    let _ = std::fs::remove_file(&planted);
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_framewire"))
         .args(["archive", "export", "--stream", "cam", "--dir"])
         .arg(&pass)
@@ -230,6 +238,12 @@ fn every_format_is_playable_with_the_indexed_frame_count() {
     let p = probe(Path::new("ffprobe"), &out_file).unwrap();
     assert_eq!(p.codec, "mjpeg");
     assert!((23..=27).contains(&p.frames), "2.5 s at 10 fps exported: {p:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    assert!(std::fs::symlink_metadata(&planted).unwrap().file_type().is_symlink());
+    // The archive's directories keep others out.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&pass).unwrap().permissions().mode() & 0o007;
+    assert_eq!(mode, 0, "the archive directory is not open to others");
 }
 
 /// The frames as a subscriber saw them, decoded to tight pixels.
