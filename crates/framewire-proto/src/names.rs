@@ -134,8 +134,9 @@ mod tests {
         ] {
             assert_eq!(check(NameKind::Stream, ok), Ok(()), "{ok}");
         }
+        type IsExpected = fn(&NameError) -> bool;
         let long = "x".repeat(256);
-        let cases: [(&str, fn(&NameError) -> bool); 8] = [
+        let cases: [(&str, IsExpected); 8] = [
             ("", |e| matches!(e, NameError::Empty(_))),
             (&long, |e| matches!(e, NameError::TooLong { len: 256, .. })),
             ("a/b", |e| matches!(e, NameError::Path { .. })),
