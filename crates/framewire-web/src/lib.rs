@@ -119,8 +119,8 @@ pub enum WebError {
     /// The users file.
     #[error(transparent)]
     Users(#[from] auth::AuthError),
-    /// Binding the socket.
-    #[error("cannot listen on {addr}: {source}")]
+    /// Binding the socket (the cause is the error's source).
+    #[error("cannot listen on {addr}")]
     Bind {
         /// Where.
         addr: SocketAddr,

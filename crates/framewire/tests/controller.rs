@@ -68,6 +68,7 @@ async fn controller_with_a_static_node_list_reconciles_the_stored_graph() {
             "--discovery",
             "off",
             "--controller",
+            "--no-web",
             "--controller-node",
             &s,
             "--controller-node",
@@ -124,7 +125,7 @@ async fn controller_finds_nodes_by_discovery() {
         let dir = temp_dir("ctl-discovery");
         std::fs::write(dir.join("wanted.toml"), WANTED).unwrap();
         let d = dir.to_str().unwrap().to_owned();
-        let c = with(&["--name", "test:ctl", "--controller", "--state-dir", &d]);
+        let c = with(&["--name", "test:ctl", "--controller", "--no-web", "--state-dir", &d]);
         let _ctl = spawn_node(&c.iter().map(String::as_str).collect::<Vec<_>>());
         wait_edge(relay.addr, src.addr, "discovery").await;
     })
