@@ -162,6 +162,18 @@ mod tests {
     }
 
     #[test]
+    fn a_wanted_file_with_a_path_for_a_name_is_refused() {
+        let text = "[[edge]]\nfrom = \"a\"\nstream = \"s\"\nto = \"b\"\nlocal_name = \"../../users/alice\"\n";
+        let err = parse(text, DocFormat::Toml).unwrap_err();
+        assert!(err.contains("edge 0") && err.contains("not paths"), "{err}");
+        let ok = "[[edge]]\nfrom = \"2/lab:cam\"\nstream = \"s\"\nto = \"b\"\n";
+        assert!(
+            parse(ok, DocFormat::Toml).is_ok(),
+            "a node of another site is SITE/name"
+        );
+    }
+
+    #[test]
     fn state_files_are_private_whatever_was_planted_beside_them() {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("fw-store-private-{}", std::process::id()));

@@ -372,3 +372,24 @@ fn a_web_port_held_by_another_process_stops_the_controller() {
     assert!(!o.status.success());
     assert!(err.contains("cannot start the web UI") && err.contains(&web), "{err}");
 }
+
+#[test]
+fn a_node_raises_its_descriptor_limit_to_the_hard_limit() {
+    let mut cmd = Command::new("prlimit");
+    cmd.args([
+        "--nofile=256:4096",
+        BIN,
+        "node",
+        "--name",
+        "t:fds",
+        "--listen",
+        "127.0.0.1:0",
+        "--discovery",
+        "off",
+    ]);
+    let node = common::spawn_command(cmd, Duration::from_secs(20));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", node.child.id())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let soft: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&soft[3..5], ["4096", "4096"], "{line}");
+}
