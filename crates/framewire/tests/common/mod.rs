@@ -213,3 +213,137 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A process's resident memory, in MiB (VmRSS).
+pub fn rss_mb(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The highest resident memory of `pid` seen while `f` runs, in MiB.
+pub async fn peak_rss_during<T>(pid: u32, f: impl std::future::Future<Output = T>) -> (T, f64) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peak = Arc::new(Mutex::new(rss_mb(pid)));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = rss_mb(pid);
+                let mut p = peak.lock().unwrap();
+                *p = p.max(now);
+                drop(p);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let out = f.await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().unwrap();
+    let p = *peak.lock().unwrap();
+    (out, p)
+}
+
+/// What a well-behaved low-latency viewer saw in a window.
+#[derive(Debug, Clone, Copy)]
+pub struct Watched {
+    pub frames: usize,
+    /// 99th percentile of the time between frames.
+    pub p99_gap: Duration,
+}
+
+impl Watched {
+    /// Whether this run kept up with `base` (an attack-free run of the same
+    /// length): at least 95 % of its frames, and a p99 gap within 20 % of
+    /// it (or 10 ms, for the scheduler's noise on a busy 2-core machine).
+    pub fn kept_up_with(&self, base: &Watched) -> Result<(), String> {
+        let frames_ok = self.frames as f64 >= 0.95 * base.frames as f64;
+        let slack = base.p99_gap.mul_f64(0.2).max(Duration::from_millis(10));
+        let gap_ok = self.p99_gap <= base.p99_gap + slack;
+        if frames_ok && gap_ok {
+            Ok(())
+        } else {
+            Err(format!("viewer saw {self:?} under attack, {base:?} without"))
+        }
+    }
+}
+
+/// Watches `stream` on `addr` as a low-latency viewer for `window`.
+pub async fn watch(addr: SocketAddr, stream: &str, window: Duration) -> Watched {
+    let mut c = client(addr, "test:viewer").await;
+    subscribe(&mut c, stream, SubscribeParams::default()).await;
+    // The first frame starts the window.
+    loop {
+        if let Some(Message::VideoFrame(_)) = next(&mut c, Duration::from_secs(5)).await {
+            break;
+        }
+    }
+    let end = Instant::now() + window;
+    let mut last = Instant::now();
+    let mut gaps = Vec::new();
+    while Instant::now() < end {
+        match next(&mut c, Duration::from_secs(5)).await {
+            Some(Message::VideoFrame(_)) => {
+                let now = Instant::now();
+                gaps.push(now - last);
+                last = now;
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    gaps.sort();
+    let p99_gap = gaps
+        .get(gaps.len().saturating_sub(1) * 99 / 100)
+        .copied()
+        .unwrap_or(window);
+    Watched {
+        frames: gaps.len(),
+        p99_gap,
+    }
+}
+
+/// Raw protocol bytes for tests that play a hostile or broken peer.
+pub mod raw {
+    use framewire_proto::control::Hello;
+    use framewire_proto::{AuthScheme, Features, FunctionFlags, Message, PROTOCOL_VERSION, Request};
+
+    /// A HELLO from `name`, request id 1.
+    pub fn hello(name: &str) -> Vec<u8> {
+        let req = Request::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            name: name.into(),
+            site_id: 0,
+            function_flags: FunctionFlags::SINK,
+            features: Features(0),
+            auth_scheme: AuthScheme::None,
+            nonce: bytes::Bytes::new(),
+        });
+        Message::ControlRequest(req.to_message(0, 1).unwrap()).to_vec().unwrap()
+    }
+
+    /// A request as bytes, on `channel` with `id`.
+    pub fn request(req: Request, channel: u16, id: u16) -> Vec<u8> {
+        Message::ControlRequest(req.to_message(channel, id).unwrap())
+            .to_vec()
+            .unwrap()
+    }
+
+    /// A frame header claiming `len` payload bytes (nothing follows).
+    pub fn frame_header(len: u32) -> [u8; 8] {
+        let mut h = [0u8; 8];
+        h[0..2].copy_from_slice(&1u16.to_le_bytes());
+        h[2..4].copy_from_slice(&1u16.to_le_bytes());
+        h[4..8].copy_from_slice(&len.to_le_bytes());
+        h
+    }
+}
+
+/// Writes a node configuration file and returns its path.
+pub fn config_file(dir: &std::path::Path, toml: &str) -> String {
+    let p = dir.join("node.toml");
+    std::fs::write(&p, toml).unwrap();
+    p.to_str().unwrap().to_owned()
+}
