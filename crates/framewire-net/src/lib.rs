@@ -35,36 +35,31 @@
 
 mod archive_sink;
 pub mod auth;
-pub mod bufpool;
-mod client;
-mod conn;
-pub mod discovery;
-mod edge;
+pub mod config;
 mod error;
-pub mod framed;
 pub mod metrics;
 mod node;
-mod opaque;
-mod shm_edge;
 mod sink;
 mod source;
+mod transport;
 mod v4l2;
 mod x11;
 
+pub use transport::{bufpool, discovery, framed};
+
 pub use auth::{DeploymentKey, KeyError};
-pub use client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
-pub use discovery::{DiscoveryConfig, DiscoveryHandle, LegSpec, MulticastConfig};
-pub use edge::{
-    EdgeConfig, EdgeTransport, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy,
+pub use config::{
+    DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DiscoveryConfig, EdgeConfig,
+    EdgeTransport, LegSpec, Limits, MulticastConfig, NodeConfig, OpaquePortConfig, RECONNECT_FIRST, RECONNECT_MAX,
+    RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy,
 };
+pub use discovery::DiscoveryHandle;
 pub use error::NetError;
-pub use node::{
-    DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Node, NodeConfig, now_ns,
-};
-pub use opaque::OpaquePortConfig;
-pub use shm_edge::default_socket_path as default_shm_socket;
+pub use node::{Node, now_ns};
 pub use sink::{SINK_FINALIZE_GRACE, SinkConfig, SinkKind};
 pub use source::{ReplayConfig, SourceConfig};
+pub use transport::client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
+pub use transport::shm_edge::default_socket_path as default_shm_socket;
 pub use v4l2::{
     V4L2_DEFAULT_BUFFERS, V4L2_DEFAULT_FAIL_AFTER, V4L2_DEFAULT_LINGER, V4L2_DEFAULT_RETRY_MAX, V4l2Output,
     V4l2SourceConfig,

@@ -10,124 +10,27 @@ use framewire_proto::control::{
     Description, EdgeOrigin, EdgeStatus, Snapshot, Stats, StatusReport, StreamInfo, StreamState,
 };
 use framewire_proto::{
-    EventInfo, EventReason, Features, Format, FunctionFlags, Message, PROTOCOL_VERSION, StreamEvent, StreamOpen,
-    SubscribeParams,
+    EventInfo, EventReason, Features, Message, PROTOCOL_VERSION, StreamEvent, StreamOpen, SubscribeParams,
 };
 use framewire_relay::{
-    Frame, InputConfig, InputId, InputLabels, LaneConfig, OutputConfig, OutputId, OutputLabels, Relay, RelayConfig,
+    Frame, InputConfig, InputId, InputLabels, LaneConfig, OutputConfig, OutputId, OutputLabels, Relay,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::auth::DeploymentKey;
-use crate::conn::{self, WriterCmd};
-use crate::discovery::{DiscoveryConfig, DiscoveryHandle};
-use crate::edge::{self, EdgeConfig, ReconnectPolicy};
+use crate::config::{EdgeConfig, NodeConfig};
 use crate::error::NetError;
-use crate::opaque::{self, OpaquePortConfig};
-use crate::sink::{self, SinkConfig};
-use crate::source::{self, SourceConfig};
+use crate::sink;
+use crate::source;
+use crate::transport::conn::{self, WriterCmd};
+use crate::transport::discovery::DiscoveryHandle;
+use crate::transport::edge;
+use crate::transport::opaque;
 
-/// The port a node listens on unless told otherwise.
-pub const DEFAULT_PORT: u16 = 7400;
-/// How long a new connection has to say HELLO.
-pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections a node serves at once; more are closed on accept.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Peer addresses remembered for logging authentication refusals once.
 const MAX_REFUSED_PEERS: usize = 1024;
-/// How long shutdown waits for in-flight frames.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// Everything a node is started with.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    /// `namespace:instance`.
-    pub name: String,
-    /// Where to accept connections.
-    pub listen: SocketAddr,
-    /// Site id (0 = local).
-    pub site_id: u16,
-    /// Largest payload accepted from a peer.
-    pub max_payload: u32,
-    /// Relay defaults (budgets for subscriptions that leave them at zero).
-    pub relay: RelayConfig,
-    /// Streams produced here.
-    pub sources: Vec<SourceConfig>,
-    /// Streams pulled from other nodes and served here.
-    pub edges: Vec<EdgeConfig>,
-    /// Local consumers.
-    pub sinks: Vec<SinkConfig>,
-    /// Headerless ports for plain tools.
-    pub opaque_ports: Vec<OpaquePortConfig>,
-    /// Connections served at once.
-    pub max_connections: usize,
-    /// Time a connection has to say HELLO.
-    pub hello_timeout: Duration,
-    /// Time shutdown waits for in-flight frames.
-    pub shutdown_grace: Duration,
-    /// How pulled edges retry.
-    pub reconnect: ReconnectPolicy,
-    /// Multicast discovery and manual peers (none: off).
-    pub discovery: Option<DiscoveryConfig>,
-    /// Deployment key: every TCP connection, in and out, authenticates
-    /// both ends with it (none: no authentication).
-    pub key: Option<DeploymentKey>,
-    /// Where to serve `GET /metrics` (Prometheus text; none: off).
-    pub metrics: Option<SocketAddr>,
-    /// Unix socket for shared-memory subscriptions from this host (none:
-    /// off; see docs/shm.md, "Edges between nodes").
-    pub shm_socket: Option<std::path::PathBuf>,
-    /// Announce the controller function (0x8): the process runs a controller.
-    pub controller: bool,
-    /// Stream formats accepted on pulled edges (empty: every format). An
-    /// upstream's STREAM_OPEN in another format is refused with
-    /// `unsupported-format`, and status reports list these for controllers.
-    pub accept_formats: Vec<Format>,
-}
-
-impl NodeConfig {
-    /// A node called `name` on `listen` with nothing configured.
-    pub fn new(name: &str, listen: SocketAddr) -> NodeConfig {
-        NodeConfig {
-            name: name.to_owned(),
-            listen,
-            site_id: 0,
-            max_payload: framewire_proto::DEFAULT_MAX_PAYLOAD,
-            relay: RelayConfig::default(),
-            sources: Vec::new(),
-            edges: Vec::new(),
-            sinks: Vec::new(),
-            opaque_ports: Vec::new(),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            hello_timeout: DEFAULT_HELLO_TIMEOUT,
-            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-            reconnect: ReconnectPolicy::default(),
-            discovery: None,
-            key: None,
-            metrics: None,
-            shm_socket: None,
-            controller: false,
-            accept_formats: Vec::new(),
-        }
-    }
-
-    /// The function flags this configuration implies.
-    pub fn function_flags(&self) -> FunctionFlags {
-        let mut f = FunctionFlags::RELAY;
-        if !self.sources.is_empty() {
-            f = f | FunctionFlags::SOURCE;
-        }
-        if !self.sinks.is_empty() {
-            f = f | FunctionFlags::SINK;
-        }
-        if self.controller {
-            f = f | FunctionFlags::CONTROLLER;
-        }
-        f
-    }
-}
 
 /// One stream served by the node.
 #[derive(Debug)]
@@ -201,7 +104,7 @@ pub(crate) struct Shared {
     /// Connections refused by authentication, for /metrics.
     pub(crate) auth_refusals: AtomicU64,
     /// Shared-memory subscriptions, when on.
-    pub(crate) shm: std::sync::OnceLock<Arc<crate::shm_edge::ShmServer>>,
+    pub(crate) shm: std::sync::OnceLock<Arc<crate::transport::shm_edge::ShmServer>>,
     /// Bumped on every change a status watcher should report at once
     /// (streams, edges, outputs, states).
     pub(crate) changes: watch::Sender<u64>,
@@ -740,7 +643,7 @@ impl Node {
             config,
         });
         if let Some(path) = shared.config.shm_socket.clone() {
-            match crate::shm_edge::ShmServer::start(&shared, &path) {
+            match crate::transport::shm_edge::ShmServer::start(&shared, &path) {
                 Ok(s) => {
                     let _ = shared.shm.set(s);
                 }
@@ -893,8 +796,10 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         sink::wait_all(std::mem::take(&mut self.sinks)).await;
+        // Aborted, then awaited: when shutdown returns, every listener is closed.
         for t in self.tasks.drain(..) {
             t.abort();
+            let _ = t.await;
         }
         for t in self.threads.drain(..) {
             let _ = t.join();

@@ -131,7 +131,7 @@ impl Forwarding {
         shared: &std::sync::Arc<crate::node::Shared>,
         stream: &str,
         channel: u16,
-        client: &mut crate::client::Client,
+        client: &mut crate::transport::client::Client,
     ) -> Forwarding {
         let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
         client.send_while_waiting(rx);

@@ -397,7 +397,7 @@ async fn silent_peer_is_dropped_after_the_hello_timeout() {
     timeout(Duration::from_secs(20), async {
         let mut cfg = NodeConfig::new("test:slow", loopback());
         cfg.key = Some(key(1));
-        cfg.hello_timeout = Duration::from_millis(300);
+        cfg.limits.hello_timeout = Duration::from_millis(300);
         let node = Node::start(cfg).await.unwrap();
         let mut raw = Raw::dial(&node).await;
         raw_hello(&mut raw, &[5u8; 16]).await;

@@ -309,6 +309,9 @@ open_enum! {
         Unsubscribed = 4 => "unsubscribed",
         /// An error; the message says which.
         Error = 5 => "error",
+        /// The upstream is connected but sends nothing: no frame for
+        /// max(2 s, 10 frame intervals) of a live stream.
+        Stalled = 6 => "stalled",
     }
 }
 

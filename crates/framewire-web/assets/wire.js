@@ -46,6 +46,7 @@ export const originName = table([
 export const eventName = table([[1, 'interrupted'], [2, 'resumed'], [3, 'closed'], [4, 'format-changed']]);
 export const reasonName = table([
   [0, 'unspecified'], [1, 'device-lost'], [2, 'upstream-lost'], [3, 'shutdown'], [4, 'unsubscribed'], [5, 'error'],
+  [6, 'stalled'],
 ]);
 
 /** A decoding failure: short input, bad UTF-8, oversize payload. */

@@ -490,10 +490,10 @@ impl NodeFile {
         }
         cfg.discovery = crate::discovery::into_config(self.discovery, listen)?;
         if let Some(m) = self.max_payload {
-            cfg.max_payload = m;
+            cfg.limits.max_payload = m;
         }
         if let Some(m) = self.max_connections {
-            cfg.max_connections = m;
+            cfg.limits.max_connections = m;
         }
         if self.shm.unwrap_or(true) {
             cfg.shm_socket = Some(

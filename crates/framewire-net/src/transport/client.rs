@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::{self, DeploymentKey};
 use crate::error::NetError;
-use crate::framed::{FramedRead, write_message};
+use crate::transport::framed::{FramedRead, write_message};
 
 /// How long to wait for a TCP connection or a response by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,7 +85,7 @@ impl Client {
             .map_err(|_| NetError::Timeout(timeout, "the TCP connection"))??;
         stream.set_nodelay(true)?;
         let local = match (stream.peer_addr(), stream.local_addr()) {
-            (Ok(p), Ok(l)) => crate::shm_edge::same_host(p, l),
+            (Ok(p), Ok(l)) => crate::transport::shm_edge::same_host(p, l),
             _ => false,
         };
         let (r, w) = stream.into_split();

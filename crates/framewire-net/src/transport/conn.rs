@@ -28,10 +28,10 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::auth;
-use crate::edge::EdgeConfig;
+use crate::config::EdgeConfig;
 use crate::error::NetError;
-use crate::framed::{FramedRead, write_all_vectored, write_frame, write_message};
 use crate::node::{OutputEntry, Shared, closed};
+use crate::transport::framed::{FramedRead, write_all_vectored, write_frame, write_message};
 
 /// Messages queued for a connection's writer.
 #[derive(Debug)]
@@ -72,9 +72,9 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             }
         };
         let n = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
-        if n > shared.config.max_connections {
+        if n > shared.config.limits.max_connections {
             shared.connections.fetch_sub(1, Ordering::SeqCst);
-            warn!(%peer, limit = shared.config.max_connections, "connection refused: too many connections");
+            warn!(%peer, limit = shared.config.limits.max_connections, "connection refused: too many connections");
             drop(sock);
             continue;
         }
@@ -257,12 +257,14 @@ impl Drop for Conn {
 
 async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result<(), NetError> {
     sock.set_nodelay(true)?;
-    let local_peer = sock.local_addr().is_ok_and(|l| crate::shm_edge::same_host(peer, l));
+    let local_peer = sock
+        .local_addr()
+        .is_ok_and(|l| crate::transport::shm_edge::same_host(peer, l));
     let (r, mut w) = sock.into_split();
-    let mut reader = FramedRead::new(r, Decoder::with_max_payload(shared.config.max_payload));
+    let mut reader = FramedRead::new(r, Decoder::with_max_payload(shared.config.limits.max_payload));
 
     // HELLO (and AUTH with a key) first, all within the timeout.
-    let timeout = shared.config.hello_timeout;
+    let timeout = shared.config.limits.hello_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
     let hello = match tokio::time::timeout_at(deadline, handshake(&shared, &mut reader, &mut w, peer)).await {
         Ok(Ok(Some(h))) => h,
@@ -564,7 +566,7 @@ impl Conn {
             }
             (true, Some(s)) => Some(s.clone()),
         };
-        crate::discovery::remote_stream(&self.shared, stream, params).await;
+        crate::transport::discovery::remote_stream(&self.shared, stream, params).await;
         let exists = self.shared.lock().streams.contains_key(stream);
         let waker = match &server {
             Some(s) if exists => s.hub_for(&self.shared, stream),

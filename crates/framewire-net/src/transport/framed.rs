@@ -7,8 +7,8 @@ use bytes::{Buf, BytesMut};
 use framewire_proto::{DecodeError, Decoder, Encoded, HEADER_LEN, Header, Message, VideoFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::bufpool;
 use crate::error::NetError;
+use crate::transport::bufpool;
 
 /// Read size for small messages.
 const READ_CHUNK: usize = 64 * 1024;
@@ -21,7 +21,7 @@ const LARGE_MESSAGE: usize = READ_CHUNK;
 ///
 /// Small messages are read in 64 KiB chunks and are slices of a shared
 /// buffer. A large message (a video frame) is read into a buffer of its
-/// own, of about its size, from [`crate::bufpool`] (a recycled one whose
+/// own, of about its size, from [`crate::transport::bufpool`] (a recycled one whose
 /// pages are already mapped, when one fits), and no byte past its end is
 /// read into it: the frame then holds about its own bytes (a queued frame
 /// pins nothing else), and its bytes are never copied again as they arrive.

@@ -10,29 +10,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use framewire_proto::{SubscribeParams, TransportMode};
+use framewire_proto::TransportMode;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tracing::{Instrument, info, info_span};
 
+use crate::config::OpaquePortConfig;
 use crate::error::NetError;
-use crate::framed::write_all_vectored;
 use crate::node::{OutputEntry, Shared};
-
-/// One opaque port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpaquePortConfig {
-    /// The stream served.
-    pub stream: String,
-    /// Where to listen.
-    pub listen: SocketAddr,
-    /// Delivery mode and budgets of each client's output.
-    pub params: SubscribeParams,
-    /// Serve it even on a node with a deployment key (an opaque port
-    /// cannot authenticate; [`crate::Node::start`] refuses it otherwise).
-    pub allow_unauthenticated: bool,
-}
+use crate::transport::framed::write_all_vectored;
 
 pub(crate) async fn start(shared: Arc<Shared>, cfg: OpaquePortConfig) -> Result<tokio::task::JoinHandle<()>, NetError> {
     let listener = TcpListener::bind(cfg.listen).await.map_err(|source| NetError::Bind {

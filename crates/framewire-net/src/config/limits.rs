@@ -1,0 +1,76 @@
+//! What a node lets its peers hold. Every number a peer could otherwise
+//! choose (a payload length, a queue budget, a name, a count of
+//! subscriptions or edges, how long it stays silent) is bounded here, by
+//! the node. docs/security.md has the table and the memory bound they give.
+
+use std::time::Duration;
+
+/// How long a new connection has to say HELLO (and AUTH).
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections the main port serves at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// A node's limits. [`Limits::default`] gives the documented defaults; the
+/// connection caps are also held under the process's descriptor limit
+/// when the node starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Connections the main port serves at once [default: 4096].
+    pub max_connections: usize,
+    /// Connections each opaque port serves at once [default: 64].
+    pub max_opaque_connections: usize,
+    /// Time a connection has to finish HELLO (and AUTH) [default: 10 s].
+    pub hello_timeout: Duration,
+    /// Largest message before HELLO/AUTH is done [default: 4 KiB]; a peer
+    /// that announces more is closed at once.
+    pub max_handshake_payload: u32,
+    /// Largest message afterwards [default: 64 MiB].
+    pub max_payload: u32,
+    /// The most frames a completeness subscription may queue, whatever it
+    /// asks for [default: 1024].
+    pub max_output_frames: u32,
+    /// The most bytes a completeness subscription may queue, whatever it
+    /// asks for [default: 256 MiB].
+    pub max_output_bytes: u64,
+    /// Bytes waiting in one connection's writer queue (answers, reports,
+    /// events, snapshots: not frames, which the outputs bound) [default: 4 MiB].
+    pub writer_queue_bytes: usize,
+    /// Subscriptions on one connection [default: 64].
+    pub max_subscriptions_per_connection: usize,
+    /// Outputs (subscriptions, opaque clients, local sinks) in the whole
+    /// node [default: 1024].
+    pub max_outputs: usize,
+    /// Pulled edges in the whole node [default: 256].
+    pub max_edges: usize,
+    /// A connection that holds no subscription and sends nothing for this
+    /// long is closed [default: 60 s].
+    pub idle_timeout: Duration,
+    /// A socket whose written data is not acknowledged for this long is
+    /// closed (TCP_USER_TIMEOUT) [default: 20 s].
+    pub write_timeout: Duration,
+    /// Bytes a client (a pulled edge) buffers while it waits for an
+    /// answer [default: 4 MiB].
+    pub client_pending_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_opaque_connections: 64,
+            hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            max_handshake_payload: 4096,
+            max_payload: framewire_proto::DEFAULT_MAX_PAYLOAD,
+            max_output_frames: 1024,
+            max_output_bytes: 256 << 20,
+            writer_queue_bytes: 4 << 20,
+            max_subscriptions_per_connection: 64,
+            max_outputs: 1024,
+            max_edges: 256,
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(20),
+            client_pending_bytes: 4 << 20,
+        }
+    }
+}

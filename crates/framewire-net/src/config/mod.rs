@@ -1,0 +1,115 @@
+//! Everything a node is configured with, as plain data: the node, its
+//! limits, pulled edges and how they retry, opaque ports, discovery and
+//! gateway legs, sources and sinks. Nothing here runs anything; the
+//! runtime reads these types and nothing in this tree reads the runtime.
+
+mod discovery;
+mod edge;
+mod limits;
+mod opaque;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use framewire_proto::{Format, FunctionFlags};
+use framewire_relay::RelayConfig;
+
+use crate::auth::DeploymentKey;
+use crate::sink::SinkConfig;
+use crate::source::SourceConfig;
+
+pub use discovery::{DEFAULT_DISCOVERY_PORT, DEFAULT_GROUP, DEFAULT_TTL, DiscoveryConfig, LegSpec, MulticastConfig};
+pub use edge::{
+    EdgeConfig, EdgeTransport, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy,
+};
+pub use limits::{DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Limits};
+pub use opaque::OpaquePortConfig;
+
+/// The port a node listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7400;
+/// How long shutdown waits for in-flight frames.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything a node is started with.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// `namespace:instance`.
+    pub name: String,
+    /// Where to accept connections.
+    pub listen: SocketAddr,
+    /// Site id (0 = local).
+    pub site_id: u16,
+    /// Relay defaults (budgets for subscriptions that leave them at zero).
+    pub relay: RelayConfig,
+    /// Streams produced here.
+    pub sources: Vec<SourceConfig>,
+    /// Streams pulled from other nodes and served here.
+    pub edges: Vec<EdgeConfig>,
+    /// Local consumers.
+    pub sinks: Vec<SinkConfig>,
+    /// Headerless ports for plain tools.
+    pub opaque_ports: Vec<OpaquePortConfig>,
+    /// What peers may hold of the node: connections, payloads, queues,
+    /// subscriptions, edges, idle time (docs/security.md).
+    pub limits: Limits,
+    /// Time shutdown waits for in-flight frames.
+    pub shutdown_grace: Duration,
+    /// How pulled edges retry.
+    pub reconnect: ReconnectPolicy,
+    /// Multicast discovery and manual peers (none: off).
+    pub discovery: Option<DiscoveryConfig>,
+    /// Deployment key: every TCP connection, in and out, authenticates
+    /// both ends with it (none: no authentication).
+    pub key: Option<DeploymentKey>,
+    /// Where to serve `GET /metrics` (Prometheus text; none: off).
+    pub metrics: Option<SocketAddr>,
+    /// Unix socket for shared-memory subscriptions from this host (none:
+    /// off; see docs/shm.md, "Edges between nodes").
+    pub shm_socket: Option<std::path::PathBuf>,
+    /// Announce the controller function (0x8): the process runs a controller.
+    pub controller: bool,
+    /// Stream formats accepted on pulled edges (empty: every format). An
+    /// upstream's STREAM_OPEN in another format is refused with
+    /// `unsupported-format`, and status reports list these for controllers.
+    pub accept_formats: Vec<Format>,
+}
+
+impl NodeConfig {
+    /// A node called `name` on `listen` with nothing configured.
+    pub fn new(name: &str, listen: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            name: name.to_owned(),
+            listen,
+            site_id: 0,
+            relay: RelayConfig::default(),
+            sources: Vec::new(),
+            edges: Vec::new(),
+            sinks: Vec::new(),
+            opaque_ports: Vec::new(),
+            limits: Limits::default(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            reconnect: ReconnectPolicy::default(),
+            discovery: None,
+            key: None,
+            metrics: None,
+            shm_socket: None,
+            controller: false,
+            accept_formats: Vec::new(),
+        }
+    }
+
+    /// The function flags this configuration implies.
+    pub fn function_flags(&self) -> FunctionFlags {
+        let mut f = FunctionFlags::RELAY;
+        if !self.sources.is_empty() {
+            f = f | FunctionFlags::SOURCE;
+        }
+        if !self.sinks.is_empty() {
+            f = f | FunctionFlags::SINK;
+        }
+        if self.controller {
+            f = f | FunctionFlags::CONTROLLER;
+        }
+        f
+    }
+}
