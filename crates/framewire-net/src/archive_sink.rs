@@ -94,17 +94,15 @@ async fn feed(
         }
         if labelled.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             let label = format!("{base} [{}]", archiver.status().summary());
-            if let Some(o) = shared.lock().outputs.get_mut(&id) {
-                o.peer = label;
-            }
+            shared.set_output_peer(id, label);
             labelled = Some(Instant::now());
         }
-        let tx = shared.lock().relay.poll_transmit(id, Instant::now());
+        let tx = shared.poll_transmit(id);
         let Some(tx) = tx else {
             if drain_until.is_some() {
                 return false;
             }
-            if !shared.lock().outputs.contains_key(&id) {
+            if !shared.has_output(id) {
                 return true;
             }
             tokio::select! {
@@ -139,13 +137,13 @@ async fn feed(
                 }
             }
         }
-        let _ = shared.lock().relay.sent(id, Instant::now());
+        shared.sent(id);
     }
 }
 
 /// The output's drops since the last call, by reason: `frame-budget=3`.
 fn drop_detail(shared: &Shared, id: OutputId, prev: &mut DropCounts) -> String {
-    let Some(snap) = shared.lock().relay.output_snapshot(id, Instant::now()) else {
+    let Some(snap) = shared.with_state(|st| st.output_snapshot(id, Instant::now())) else {
         return String::new();
     };
     let parts: Vec<String> = DropReason::ALL

@@ -41,6 +41,7 @@ pub mod metrics;
 mod node;
 mod sink;
 mod source;
+mod state;
 mod transport;
 mod v4l2;
 mod x11;

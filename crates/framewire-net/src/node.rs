@@ -1,20 +1,14 @@
 //! A node: one relay engine, the streams it serves, and the tasks around it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use framewire_proto::control::{
-    Description, EdgeOrigin, EdgeStatus, Snapshot, Stats, StatusReport, StreamInfo, StreamState,
-};
-use framewire_proto::{
-    EventInfo, EventReason, Features, Message, PROTOCOL_VERSION, StreamEvent, StreamOpen, SubscribeParams,
-};
-use framewire_relay::{
-    Frame, InputConfig, InputId, InputLabels, LaneConfig, OutputConfig, OutputId, OutputLabels, Relay,
-};
+use framewire_proto::control::{Description, EdgeOrigin, Snapshot, Stats, StatusReport, StreamInfo, StreamState};
+use framewire_proto::{EventInfo, EventReason, Features, Message, StreamEvent, StreamOpen, SubscribeParams};
+use framewire_relay::{Frame, InputId, OutputId, Transmit};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{Instrument, info, info_span, warn};
@@ -24,6 +18,7 @@ use crate::config::{EdgeConfig, NodeConfig};
 use crate::error::NetError;
 use crate::sink;
 use crate::source;
+use crate::state::{Identity, NodeState, OutputInfo};
 use crate::transport::conn::{self, WriterCmd};
 use crate::transport::discovery::DiscoveryHandle;
 use crate::transport::edge;
@@ -32,21 +27,7 @@ use crate::transport::opaque;
 /// Peer addresses remembered for logging authentication refusals once.
 const MAX_REFUSED_PEERS: usize = 1024;
 
-/// One stream served by the node.
-#[derive(Debug)]
-pub(crate) struct StreamEntry {
-    pub(crate) input: InputId,
-    pub(crate) open: StreamOpen,
-    pub(crate) state: StreamState,
-    /// `host:port/stream` for a pulled edge; empty for a local source.
-    pub(crate) upstream: String,
-    pub(crate) reconnects: u32,
-    pub(crate) latest: Option<Frame>,
-    /// Age of the last frame on arrival (pulled edges only), nanoseconds.
-    pub(crate) arrival_age_ns: Option<u64>,
-}
-
-/// Who consumes an output, for stats and events.
+/// Who consumes an output, as a task hands it to [`Shared::add_output`].
 #[derive(Debug)]
 pub(crate) struct OutputEntry {
     pub(crate) stream: String,
@@ -59,39 +40,35 @@ pub(crate) struct OutputEntry {
     pub(crate) events: Option<mpsc::Sender<WriterCmd>>,
 }
 
+/// The runtime's side of an output: whom to wake, where its events go.
 #[derive(Debug)]
-pub(crate) struct State {
-    pub(crate) relay: Relay,
-    pub(crate) streams: BTreeMap<String, StreamEntry>,
-    pub(crate) outputs: HashMap<OutputId, OutputEntry>,
+struct Owner {
+    waker: Arc<Notify>,
+    events: Option<mpsc::Sender<WriterCmd>>,
+    channel: u16,
+    peer: String,
+    stream: String,
 }
 
-/// A pulled edge, as the node tracks it.
+/// The node's state and, beside it under the same lock, what the runtime
+/// keeps per output and per edge.
 #[derive(Debug)]
-pub(crate) struct EdgeHandle {
-    pub(crate) stop: watch::Sender<bool>,
-    /// `host:port/stream`.
-    pub(crate) upstream: String,
-    /// What it was started with.
-    pub(crate) config: EdgeConfig,
-    /// Config, CONNECT or discovery.
-    pub(crate) origin: EdgeOrigin,
-    /// Live, interrupted (retrying), failed (retrying slowly).
-    pub(crate) state: StreamState,
-    /// Connection attempts that failed since the edge was last live.
-    pub(crate) failed_attempts: u32,
+pub(crate) struct Inner {
+    pub(crate) state: NodeState,
+    owners: HashMap<OutputId, Owner>,
+    /// Stops each pulled edge's task.
+    edge_stops: HashMap<String, watch::Sender<bool>>,
 }
 
 /// State shared by every task of a node.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: NodeConfig,
-    pub(crate) state: Mutex<State>,
+    inner: Mutex<Inner>,
     pub(crate) started: Instant,
     pub(crate) local_addr: SocketAddr,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) connections: AtomicUsize,
-    pub(crate) edges: Mutex<HashMap<String, EdgeHandle>>,
     pub(crate) stopping: AtomicBool,
     /// The discovery driver, once started.
     pub(crate) discovery: std::sync::OnceLock<DiscoveryHandle>,
@@ -151,38 +128,22 @@ impl Shared {
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    /// A status report for a watching controller (WATCH_STATUS).
-    pub(crate) fn status_report(&self, sequence: u32) -> StatusReport {
-        let mut edges: Vec<EdgeStatus> = self
-            .edges
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(local, e)| EdgeStatus {
-                local_name: local.clone(),
-                upstream: e.config.upstream.clone(),
-                stream: e.config.stream.clone(),
-                origin: e.origin,
-                state: e.state,
-                failed_attempts: e.failed_attempts,
-                params: e.config.params,
-            })
-            .collect();
-        edges.sort_by(|a, b| a.local_name.cmp(&b.local_name));
-        StatusReport {
-            sequence,
-            description: self.describe(),
-            streams: self.stream_infos(),
-            stats: self.stats(""),
-            edges,
-            accept_formats: self.config.accept_formats.clone(),
-        }
-    }
-
     /// The state, even if a task panicked while holding it (the state is
     /// plain data whose invariants the relay engine maintains per call).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the state under its lock (for a task that takes several
+    /// outputs' frames at once).
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut NodeState) -> R) -> R {
+        f(&mut self.lock().state)
+    }
+
+    /// A status report for a watching controller (WATCH_STATUS).
+    pub(crate) fn status_report(&self, sequence: u32) -> StatusReport {
+        let stats = self.stats("");
+        self.lock().state.status_report(sequence, self.started.elapsed(), stats)
     }
 
     /// Adds a stream; fails if the name is taken.
@@ -192,27 +153,11 @@ impl Shared {
         upstream: String,
         state: StreamState,
     ) -> Result<InputId, NetError> {
-        let mut st = self.lock();
-        if st.streams.contains_key(&open.name) {
-            return Err(NetError::Refused(format!(
-                "a stream named `{}` already exists",
-                open.name
-            )));
-        }
-        let input = st.relay.add_input(InputConfig::for_format(open.format));
-        st.streams.insert(
-            open.name.clone(),
-            StreamEntry {
-                input,
-                open,
-                state,
-                upstream,
-                reconnects: 0,
-                latest: None,
-                arrival_age_ns: None,
-            },
-        );
-        drop(st);
+        let input = self
+            .lock()
+            .state
+            .add_stream(open, upstream, state)
+            .map_err(|e| NetError::Refused(e.to_string()))?;
         self.changed();
         Ok(input)
     }
@@ -220,27 +165,20 @@ impl Shared {
     /// Removes a stream: its subscribers get *closed* and lose the output.
     pub(crate) fn remove_stream(&self, name: &str, reason: EventReason, message: &str) {
         self.input.forget(name);
-        let mut st = self.lock();
-        let Some(entry) = st.streams.remove(name) else { return };
-        let now = Instant::now();
-        let ids: Vec<OutputId> = st
-            .outputs
-            .iter()
-            .filter(|(_, o)| o.stream == name)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            if let Some(o) = st.outputs.remove(&id) {
-                send_event(&o, closed(reason, message));
+        let mut inner = self.lock();
+        let Some(gone) = inner.state.remove_stream(name, Instant::now()) else {
+            return;
+        };
+        for (id, _) in gone {
+            if let Some(o) = inner.owners.remove(&id) {
+                send_event(&o.events, o.channel, &o.peer, &o.stream, closed(reason, message));
                 if let Some(ev) = &o.events {
                     let _ = ev.try_send(WriterCmd::RemoveOutput(id));
                 }
                 o.waker.notify_one();
             }
-            let _ = st.relay.remove_output(id, now);
         }
-        let _ = st.relay.remove_input(entry.input, now);
-        drop(st);
+        drop(inner);
         self.changed();
     }
 
@@ -251,18 +189,11 @@ impl Shared {
         let mut wake: Vec<Arc<Notify>> = Vec::new();
         {
             let mut guard = self.lock();
-            let st = &mut *guard;
-            let Some(entry) = st.streams.get_mut(stream) else {
-                return;
-            };
-            if !entry.upstream.is_empty() {
-                entry.arrival_age_ns = Some(now_ns().saturating_sub(frame.timestamp_ns));
-            }
-            entry.latest = Some(frame.clone());
-            match st.relay.push(entry.input, frame, now) {
+            let inner = &mut *guard;
+            match inner.state.push(stream, frame, now, now_ns()) {
                 Ok(ready) => {
                     for id in ready {
-                        if let Some(o) = st.outputs.get(id) {
+                        if let Some(o) = inner.owners.get(id) {
                             wake.push(o.waker.clone());
                         }
                     }
@@ -277,40 +208,27 @@ impl Shared {
 
     /// Sets a stream's state and tells its subscribers.
     pub(crate) fn stream_event(&self, stream: &str, event: StreamEvent) {
-        let mut st = self.lock();
-        let Some(entry) = st.streams.get_mut(stream) else {
-            return;
-        };
-        match &event {
-            StreamEvent::Interrupted(_) => entry.state = StreamState::Interrupted,
-            StreamEvent::Resumed(_) => entry.state = StreamState::Live,
-            StreamEvent::FormatChanged(open) => entry.open = open.clone(),
-            _ => {}
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        for (id, channel) in inner.state.stream_event(stream, &event) {
+            if let Some(o) = inner.owners.get(&id) {
+                send_event(&o.events, channel, &o.peer, &o.stream, event.clone());
+            }
         }
-        for o in st.outputs.values().filter(|o| o.stream == stream) {
-            send_event(o, event.clone());
-        }
-        drop(st);
+        drop(guard);
         self.changed();
+    }
+
+    /// A pulled stream (re)connected: counts a reconnection if it was not
+    /// live; its state and open before, if it exists.
+    pub(crate) fn reconnected(&self, local: &str) -> Option<(StreamState, StreamOpen)> {
+        self.lock().state.reconnected(local)
     }
 
     /// Records a pulled edge's state (and its stream's, if it exists yet).
     pub(crate) fn set_edge_state(&self, local: &str, state: StreamState, failed_attempt: bool) {
-        if let Some(e) = self.edges.lock().unwrap_or_else(|p| p.into_inner()).get_mut(local) {
-            if e.state != state {
-                self.changed();
-            }
-            e.state = state;
-            if failed_attempt {
-                e.failed_attempts = e.failed_attempts.saturating_add(1);
-            } else if state == StreamState::Live {
-                e.failed_attempts = 0;
-            }
-        }
-        if let Some(e) = self.lock().streams.get_mut(local)
-            && state == StreamState::Failed
-        {
-            e.state = state;
+        if self.lock().state.set_edge_state(local, state, failed_attempt) {
+            self.changed();
         }
     }
 
@@ -321,92 +239,105 @@ impl Shared {
         params: &SubscribeParams,
         entry: OutputEntry,
     ) -> Result<(OutputId, StreamOpen), (framewire_proto::Status, String)> {
-        let mut st = self.lock();
-        let Some(s) = st.streams.get(stream) else {
-            let names: Vec<&str> = st.streams.keys().map(String::as_str).collect();
-            return Err((
-                framewire_proto::Status::NotFound,
-                format!("no stream named `{stream}` (streams here: {})", list_or_none(&names)),
-            ));
+        let info = OutputInfo {
+            stream: entry.stream.clone(),
+            channel: entry.channel,
+            peer: entry.peer.clone(),
+            events: entry.events.is_some(),
         };
-        let (input, open) = (s.input, s.open.clone());
-        let config = OutputConfig::from_subscribe(params);
-        let lane = LaneConfig::new(input).with_priority(params.priority);
-        let id = st
-            .relay
-            .add_output(config, &[lane])
-            .map_err(|e| (framewire_proto::Status::BadRequest, e.to_string()))?;
-        st.outputs.insert(id, entry);
-        drop(st);
+        let mut inner = self.lock();
+        let (id, open) = inner
+            .state
+            .add_output(stream, params, info)
+            .map_err(|e| (e.status(), e.to_string()))?;
+        inner.owners.insert(
+            id,
+            Owner {
+                waker: entry.waker,
+                events: entry.events,
+                channel: entry.channel,
+                peer: entry.peer,
+                stream: entry.stream,
+            },
+        );
+        drop(inner);
         self.changed();
         Ok((id, open))
     }
 
     /// Removes an output and what it holds.
     pub(crate) fn remove_output(&self, id: OutputId) {
-        let mut st = self.lock();
-        st.outputs.remove(&id);
-        let _ = st.relay.remove_output(id, Instant::now());
-        drop(st);
+        let mut inner = self.lock();
+        inner.state.remove_output(id, Instant::now());
+        inner.owners.remove(&id);
+        drop(inner);
         self.changed();
+    }
+
+    /// Whether the output still exists.
+    pub(crate) fn has_output(&self, id: OutputId) -> bool {
+        self.lock().state.output(id).is_some()
+    }
+
+    /// The stream an output takes.
+    pub(crate) fn output_stream(&self, id: OutputId) -> Option<String> {
+        self.lock().state.output(id).map(|o| o.stream.clone())
+    }
+
+    /// Renames an output's consumer in stats (an archive shows its state there).
+    pub(crate) fn set_output_peer(&self, id: OutputId, peer: String) {
+        self.lock().state.set_output_peer(id, peer);
+    }
+
+    /// The next frame an output should send.
+    pub(crate) fn poll_transmit(&self, id: OutputId) -> Option<Transmit> {
+        self.lock().state.poll_transmit(id, Instant::now())
+    }
+
+    /// An output finished sending its frame.
+    pub(crate) fn sent(&self, id: OutputId) {
+        self.lock().state.sent(id, Instant::now());
+    }
+
+    /// Reports `prev` sent (if any) and takes `next`'s frame, in one lock.
+    pub(crate) fn sent_then_poll(&self, prev: Option<OutputId>, next: OutputId) -> Option<Transmit> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        if let Some(p) = prev {
+            inner.state.sent(p, now);
+        }
+        inner.state.poll_transmit(next, now)
+    }
+
+    /// Whether a stream of that name is served.
+    pub(crate) fn has_stream(&self, name: &str) -> bool {
+        self.lock().state.stream(name).is_some()
+    }
+
+    /// How many outputs take `stream`.
+    pub(crate) fn subscribers(&self, stream: &str) -> usize {
+        self.lock().state.subscribers(stream)
+    }
+
+    /// Whether an output of `stream` can take a frame of `len` bytes now.
+    pub(crate) fn has_room(&self, stream: &str, len: usize) -> bool {
+        self.lock().state.has_room(stream, len, Instant::now())
+    }
+
+    /// Sets a stream's state without telling anyone (a source's own view).
+    pub(crate) fn set_stream_state(&self, stream: &str, state: StreamState) {
+        self.lock().state.set_stream_state(stream, state);
     }
 
     /// Counters of every input and output (or those of one stream).
     pub(crate) fn stats(&self, only: &str) -> Stats {
-        let st = self.lock();
-        let now = Instant::now();
-        let mut stats = Stats::default();
-        for (name, s) in &st.streams {
-            if !only.is_empty() && name != only {
-                continue;
-            }
-            if let Some(snap) = st.relay.input_snapshot(s.input) {
-                stats.inputs.push(snap.to_proto(InputLabels {
-                    stream: name,
-                    state: s.state,
-                    upstream: &s.upstream,
-                    reconnects: s.reconnects,
-                }));
-            }
-        }
-        // Edges whose upstream never answered have no stream yet: show them.
-        for (local, e) in self.edges.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            if !st.streams.contains_key(local) && (only.is_empty() || local == only) {
-                stats.inputs.push(framewire_proto::control::InputStats {
-                    stream: local.clone(),
-                    state: e.state,
-                    upstream: e.upstream.clone(),
-                    frames_in: 0,
-                    bytes_in: 0,
-                    reconnects: e.failed_attempts,
-                });
-            }
-        }
-        let mut outs: Vec<(&OutputId, &OutputEntry)> = st.outputs.iter().collect();
-        outs.sort_by_key(|(_, o)| (o.stream.clone(), o.peer.clone(), o.channel));
-        for (id, o) in outs {
-            if !only.is_empty() && o.stream != only {
-                continue;
-            }
-            if let Some(snap) = st.relay.output_snapshot(*id, now) {
-                let mut row = snap.to_proto(OutputLabels {
-                    channel: o.channel,
-                    stream: &o.stream,
-                    peer: &o.peer,
-                });
-                // A shm consumer holding its buffer budget is skipped by the
-                // producer: those frames count as frame-budget drops here.
-                if let Some(c) = self.shm.get().and_then(|s| s.consumer_stats(&o.stream, *id))
-                    && c.skipped > 0
-                {
-                    row.drops.push(framewire_proto::control::DropCount {
-                        reason: framewire_proto::control::DropReason::FrameBudget,
-                        count: c.skipped,
-                    });
-                }
-                stats.outputs.push(row);
-            }
-        }
+        let shm = self.shm.get();
+        let skipped = |stream: &str, id: OutputId| {
+            // A shm consumer holding its buffer budget is skipped by the
+            // producer: those frames count as frame-budget drops.
+            shm.and_then(|s| s.consumer_stats(stream, id)).map_or(0, |c| c.skipped)
+        };
+        let mut stats = self.lock().state.stats(only, Instant::now(), &skipped);
         stats.input_events = self.input.stats(only);
         stats
     }
@@ -414,25 +345,18 @@ impl Shared {
     /// Everything `/metrics` shows, read now.
     pub(crate) fn metrics_snapshot(&self) -> crate::metrics::MetricsSnapshot {
         let stats = self.stats("");
-        let ages: HashMap<String, u64> = self
+        let edges = self
             .lock()
-            .streams
-            .iter()
-            .filter_map(|(n, s)| s.arrival_age_ns.map(|a| (n.clone(), a)))
-            .collect();
-        let mut edges: Vec<crate::metrics::EdgeMetrics> = self
-            .edges
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(local, e)| crate::metrics::EdgeMetrics {
-                stream: local.clone(),
-                upstream: e.upstream.clone(),
+            .state
+            .edge_rows()
+            .into_iter()
+            .map(|e| crate::metrics::EdgeMetrics {
+                stream: e.local,
+                upstream: e.upstream,
                 state: e.state,
-                latency_seconds: ages.get(local).map(|a| *a as f64 / 1e9),
+                latency_seconds: e.latency_seconds,
             })
             .collect();
-        edges.sort_by(|a, b| a.stream.cmp(&b.stream));
         crate::metrics::MetricsSnapshot {
             node: self.config.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -449,79 +373,38 @@ impl Shared {
 
     /// LIST_STREAMS entries.
     pub(crate) fn stream_infos(&self) -> Vec<StreamInfo> {
-        let st = self.lock();
-        st.streams
-            .iter()
-            .map(|(name, s)| {
-                let subscribers = st.outputs.values().filter(|o| &o.stream == name).count();
-                StreamInfo {
-                    open: s.open.clone(),
-                    state: s.state,
-                    subscribers: u16::try_from(subscribers).unwrap_or(u16::MAX),
-                    frames: st.relay.input_snapshot(s.input).map_or(0, |i| i.frames_in),
-                }
-            })
-            .collect()
+        self.lock().state.stream_infos()
     }
 
     /// The latest frame of a stream.
     pub(crate) fn snapshot(&self, stream: &str) -> Option<Snapshot> {
-        let st = self.lock();
-        let s = st.streams.get(stream)?;
-        let f = s.latest.as_ref()?;
-        Some(Snapshot {
-            open: s.open.clone(),
-            sequence: f.sequence,
-            timestamp_ns: f.timestamp_ns,
-            flags: f.flags,
-            data: f.data.clone(),
-        })
+        self.lock().state.snapshot(stream)
+    }
+
+    /// The names of the streams served.
+    pub(crate) fn stream_names(&self) -> Vec<String> {
+        self.lock().state.stream_names()
     }
 
     /// DESCRIBE.
     pub(crate) fn describe(&self) -> Description {
-        let streams = self.lock().streams.len();
-        Description {
-            name: self.config.name.clone(),
-            software: format!("framewire {}", env!("CARGO_PKG_VERSION")),
-            protocol_version: PROTOCOL_VERSION,
-            site_id: self.config.site_id,
-            function_flags: self.config.function_flags(),
-            features: self.features(),
-            pid: std::process::id(),
-            uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            hostname: hostname(),
-            streams: u16::try_from(streams).unwrap_or(u16::MAX),
-            tcp_port: self.local_addr.port(),
-        }
+        let mut d = self.lock().state.describe(self.started.elapsed());
+        d.features = self.features();
+        d
     }
 
     /// Starts a pulled edge (CONNECT). Returns the local stream name.
     pub(crate) fn start_edge(self: &Arc<Self>, cfg: EdgeConfig, origin: EdgeOrigin) -> Result<String, NetError> {
-        let local = cfg.local_name();
-        use framewire_proto::names::{NameKind, check};
-        check(NameKind::Stream, &cfg.stream)
-            .and_then(|()| check(NameKind::LocalName, &local))
-            .map_err(|e| NetError::Refused(e.to_string()))?;
-        let mut edges = self.edges.lock().unwrap_or_else(|p| p.into_inner());
-        if edges.contains_key(&local) || self.lock().streams.contains_key(&local) {
-            return Err(NetError::Refused(format!(
-                "a stream or edge named `{local}` already exists"
-            )));
-        }
         let (stop_tx, stop_rx) = watch::channel(false);
-        edges.insert(
-            local.clone(),
-            EdgeHandle {
-                stop: stop_tx,
-                upstream: format!("{}/{}", cfg.upstream, cfg.stream),
-                config: cfg.clone(),
-                origin,
-                state: StreamState::Interrupted,
-                failed_attempts: 0,
-            },
-        );
-        drop(edges);
+        let local = {
+            let mut inner = self.lock();
+            let local = inner
+                .state
+                .add_edge(cfg.clone(), origin)
+                .map_err(|e| NetError::Refused(e.to_string()))?;
+            inner.edge_stops.insert(local.clone(), stop_tx);
+            local
+        };
         self.changed();
         let shared = self.clone();
         let span = info_span!("edge", local = %local, upstream = %cfg.upstream);
@@ -531,15 +414,25 @@ impl Shared {
 
     /// Stops a pulled edge (DISCONNECT).
     pub(crate) fn stop_edge(&self, local: &str) -> Result<(), NetError> {
-        let stop = self
-            .edges
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(local)
-            .ok_or_else(|| NetError::Refused(format!("no edge named `{local}`")))?;
-        let _ = stop.stop.send(true);
+        let stop = {
+            let mut inner = self.lock();
+            inner
+                .state
+                .remove_edge(local)
+                .map_err(|e| NetError::Refused(e.to_string()))?;
+            inner.edge_stops.remove(local)
+        };
+        if let Some(s) = stop {
+            let _ = s.send(true);
+        }
         self.changed();
         Ok(())
+    }
+
+    /// Whether a pulled edge of that local name exists (its task keeps
+    /// running while it does).
+    pub(crate) fn has_edge(&self, local: &str) -> bool {
+        self.lock().state.edge(local).is_some()
     }
 
     /// Asks every task to wind down.
@@ -554,14 +447,11 @@ impl Shared {
     }
 }
 
-pub(crate) fn send_event(o: &OutputEntry, event: StreamEvent) {
-    if let Some(ev) = &o.events {
-        let msg = Message::StreamEvent {
-            channel: o.channel,
-            event,
-        };
+fn send_event(events: &Option<mpsc::Sender<WriterCmd>>, channel: u16, peer: &str, stream: &str, event: StreamEvent) {
+    if let Some(ev) = events {
+        let msg = Message::StreamEvent { channel, event };
         if ev.try_send(WriterCmd::Msg(msg)).is_err() {
-            warn!(peer = %o.peer, stream = %o.stream, "stream event dropped: connection's queue is full");
+            warn!(peer, stream, "stream event dropped: connection's queue is full");
         }
     }
 }
@@ -572,14 +462,6 @@ pub(crate) fn closed(reason: EventReason, message: &str) -> StreamEvent {
         reason,
         message: message.to_owned(),
     })
-}
-
-pub(crate) fn list_or_none(names: &[&str]) -> String {
-    if names.is_empty() {
-        "none".to_owned()
-    } else {
-        names.join(", ")
-    }
 }
 
 fn hostname() -> String {
@@ -621,17 +503,26 @@ impl Node {
             })?;
         let local_addr = listener.local_addr()?;
         let (shutdown, _) = watch::channel(false);
+        let identity = Identity {
+            name: config.name.clone(),
+            site_id: config.site_id,
+            function_flags: config.function_flags(),
+            features: Features(Features::OPAQUE.0),
+            tcp_port: local_addr.port(),
+            pid: std::process::id(),
+            hostname: hostname(),
+            accept_formats: config.accept_formats.clone(),
+        };
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                relay: Relay::new(config.relay),
-                streams: BTreeMap::new(),
-                outputs: HashMap::new(),
+            inner: Mutex::new(Inner {
+                state: NodeState::new(config.relay, config.limits.clone(), identity),
+                owners: HashMap::new(),
+                edge_stops: HashMap::new(),
             }),
             started: Instant::now(),
             local_addr,
             shutdown,
             connections: AtomicUsize::new(0),
-            edges: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             discovery: std::sync::OnceLock::new(),
             v4l2: crate::v4l2::V4l2Registry::default(),
@@ -781,7 +672,7 @@ impl Node {
         // Queue *closed* for every subscriber before the connections learn
         // of the shutdown: a connection that sees the signal first removes
         // its outputs, and its subscriber would never be told why.
-        let names: Vec<String> = self.shared.lock().streams.keys().cloned().collect();
+        let names = self.shared.stream_names();
         for n in names {
             self.shared
                 .stream_event(&n, closed(EventReason::Shutdown, "node shutting down"));

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use framewire_proto::SubscribeParams;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -106,7 +106,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: SinkConfig) {
         };
         info!(stream = %cfg.stream, sink = %cfg.kind.label(), "sink attached");
         loop {
-            let tx = shared.lock().relay.poll_transmit(id, Instant::now());
+            let tx = shared.poll_transmit(id);
             match tx {
                 Some(tx) => {
                     if let Err(e) = out.write_all(&tx.frame.data).await {
@@ -114,11 +114,11 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: SinkConfig) {
                         shared.remove_output(id);
                         return;
                     }
-                    let _ = shared.lock().relay.sent(id, Instant::now());
+                    shared.sent(id);
                 }
                 None => {
                     let _ = out.flush().await;
-                    if !shared.lock().outputs.contains_key(&id) {
+                    if !shared.has_output(id) {
                         break; // the stream went away; wait for it again
                     }
                     tokio::select! {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use framewire_media::testpattern::{TestPattern, TestPatternConfig};
 use framewire_proto::control::StreamState;
-use framewire_proto::{DeliveryMode, FrameFlags, StreamOpen};
+use framewire_proto::{FrameFlags, StreamOpen};
 use framewire_relay::Frame;
 use tracing::{error, info};
 
@@ -148,16 +148,7 @@ pub(crate) const IDLE_NAP: Duration = Duration::from_micros(50);
 /// completeness output below its frame budget with `len` bytes left in its
 /// byte budget. False with no outputs.
 fn has_room(shared: &Shared, stream: &str, len: usize) -> bool {
-    let st = shared.lock();
-    let now = Instant::now();
-    st.outputs.iter().filter(|(_, o)| o.stream == stream).any(|(id, _)| {
-        st.relay.output_snapshot(*id, now).is_some_and(|s| match s.mode {
-            DeliveryMode::Completeness => {
-                s.held_frames < s.max_frames && s.held_bytes.saturating_add(len as u64) <= s.max_bytes
-            }
-            _ => s.queued_frames == 0,
-        })
-    })
+    shared.has_room(stream, len)
 }
 
 /// Calls `produce(seq)` for seq = 1, 2, ... at `fps` until it returns false

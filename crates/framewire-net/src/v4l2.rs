@@ -305,13 +305,11 @@ mod imp {
     }
 
     fn set_state(shared: &Shared, name: &str, state: StreamState) {
-        if let Some(s) = shared.lock().streams.get_mut(name) {
-            s.state = state;
-        }
+        shared.set_stream_state(name, state);
     }
 
     fn subscribers(shared: &Shared, name: &str) -> usize {
-        shared.lock().outputs.values().filter(|o| o.stream == name).count()
+        shared.subscribers(name)
     }
 
     fn info_event(message: String) -> EventInfo {

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use framewire_proto::control::{AuthScheme, Hello, HelloReply, Name, ShmOffer, SubscribeReply};
@@ -377,7 +377,7 @@ impl Conn {
             Message::InputEvent { channel, event } => {
                 debug!(channel, ?event, "input event from viewer");
                 let id = self.channels.iter().find(|(c, _)| *c == channel).map(|(_, id)| *id);
-                let stream = id.and_then(|id| self.shared.lock().outputs.get(&id).map(|o| o.stream.clone()));
+                let stream = id.and_then(|id| self.shared.output_stream(id));
                 if let Some(stream) = stream {
                     self.shared.input.event(&stream, event);
                 }
@@ -567,7 +567,7 @@ impl Conn {
             (true, Some(s)) => Some(s.clone()),
         };
         crate::transport::discovery::remote_stream(&self.shared, stream, params).await;
-        let exists = self.shared.lock().streams.contains_key(stream);
+        let exists = self.shared.has_stream(stream);
         let waker = match &server {
             Some(s) if exists => s.hub_for(&self.shared, stream),
             _ => self.notify.clone(),
@@ -661,14 +661,7 @@ async fn writer_loop(
         let n = outputs.len();
         for k in 0..n {
             let (id, channel) = outputs[(turn + k) % n];
-            let tx = {
-                let mut st = shared.lock();
-                let now = Instant::now();
-                if let Some(prev) = written.take() {
-                    let _ = st.relay.sent(prev, now);
-                }
-                st.relay.poll_transmit(id, now)
-            };
+            let tx = shared.sent_then_poll(written.take(), id);
             let Some(tx) = tx else { continue };
             if tx.encapsulated {
                 let f = VideoFrame {
@@ -686,7 +679,7 @@ async fn writer_loop(
             sent = true;
         }
         if let Some(prev) = written {
-            let _ = shared.lock().relay.sent(prev, Instant::now());
+            shared.sent(prev);
         }
         turn = turn.wrapping_add(1);
         if !sent {

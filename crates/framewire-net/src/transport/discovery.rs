@@ -471,17 +471,13 @@ pub fn parse_remote_stream(s: &str) -> Option<(&str, u16, &str)> {
 /// (or the next gateway) the peer table routes to, and waits for it.
 pub(crate) async fn remote_stream(shared: &Arc<Shared>, stream: &str, params: SubscribeParams) {
     let Some(handle) = shared.discovery.get() else { return };
-    if !handle.is_gateway() || shared.lock().streams.contains_key(stream) {
+    if !handle.is_gateway() || shared.has_stream(stream) {
         return;
     }
     let Some((bare, site, name)) = parse_remote_stream(stream) else {
         return;
     };
-    let pulling = shared
-        .edges
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains_key(stream);
+    let pulling = shared.has_edge(stream);
     if !pulling {
         let Some(route) = handle.route(site, name).await else {
             debug!(stream, "no route to {site}:{name}");
@@ -505,7 +501,7 @@ pub(crate) async fn remote_stream(shared: &Arc<Shared>, stream: &str, params: Su
     }
     let end = tokio::time::Instant::now() + REMOTE_STREAM_WAIT;
     while tokio::time::Instant::now() < end {
-        if shared.lock().streams.contains_key(stream) {
+        if shared.has_stream(stream) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -275,16 +275,7 @@ impl Drop for ShmReceiver {
 /// Creates the local stream on the first STREAM_OPEN, or brings it back
 /// (resumed, and format-changed if the format differs) on a later one.
 fn open_local(shared: &Arc<Shared>, local: &str, open: framewire_proto::StreamOpen, upstream: &str) {
-    let existing = {
-        let mut st = shared.lock();
-        st.streams.get_mut(local).map(|e| {
-            let before = (e.state, e.open.clone());
-            if e.state != StreamState::Live {
-                e.reconnects += 1;
-            }
-            before
-        })
-    };
+    let existing = shared.reconnected(local);
     match existing {
         None => {
             if let Err(e) = shared.add_stream(open, upstream.to_owned(), StreamState::Live) {

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use framewire_proto::TransportMode;
 use tokio::io::AsyncReadExt;
@@ -67,13 +67,13 @@ async fn serve(shared: Arc<Shared>, cfg: OpaquePortConfig, sock: TcpStream, peer
     let mut stop = shared.shutdown.subscribe();
     let mut discard = [0u8; 512];
     loop {
-        let tx = shared.lock().relay.poll_transmit(id, Instant::now());
+        let tx = shared.poll_transmit(id);
         match tx {
             Some(tx) => {
                 if write_all_vectored(&mut w, &[&tx.frame.data]).await.is_err() {
                     break;
                 }
-                let _ = shared.lock().relay.sent(id, Instant::now());
+                shared.sent(id);
             }
             None => {
                 tokio::select! {

@@ -283,16 +283,15 @@ impl HubCtx {
             }
             let _ = producer.service();
             // Outputs unsubscribed, or consumers gone: forget them.
-            {
-                let st = self.shared.lock();
+            self.shared.with_state(|st| {
                 slots.retain(|id, slot| {
-                    let keep = st.outputs.contains_key(id) && producer.is_attached(*slot);
+                    let keep = st.output(*id).is_some() && producer.is_attached(*slot);
                     if !keep {
                         producer.detach(*slot);
                     }
                     keep
                 });
-            }
+            });
             let sent = self.publish_ready(&mut producer, &slots);
             self.update_rows(&producer, &slots);
             if sent {
@@ -320,11 +319,10 @@ impl HubCtx {
     /// distinct frame once to the consumers that took it.
     fn publish_ready(&self, producer: &mut Producer, slots: &HashMap<OutputId, u16>) -> bool {
         let mut batch: Vec<(Frame, u16, Vec<OutputId>)> = Vec::new();
-        {
-            let mut st = self.shared.lock();
+        self.shared.with_state(|st| {
             let now = Instant::now();
             for (id, slot) in slots {
-                let Some(tx) = st.relay.poll_transmit(*id, now) else {
+                let Some(tx) = st.poll_transmit(*id, now) else {
                     continue;
                 };
                 let f = tx.frame;
@@ -336,7 +334,7 @@ impl HubCtx {
                     None => batch.push((f, 1 << slot, vec![*id])),
                 }
             }
-        }
+        });
         if batch.is_empty() {
             return false;
         }
@@ -351,11 +349,12 @@ impl HubCtx {
             if let Err(e) = producer.publish_to(&meta, data.len(), mask, |buf| buf.copy_from_slice(data)) {
                 warn!(stream = %self.stream, error = %e, "shared-memory publish failed");
             }
-            let mut st = self.shared.lock();
-            let now = Instant::now();
-            for id in ids {
-                let _ = st.relay.sent(id, now);
-            }
+            self.shared.with_state(|st| {
+                let now = Instant::now();
+                for id in ids {
+                    st.sent(id, now);
+                }
+            });
         }
         true
     }

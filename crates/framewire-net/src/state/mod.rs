@@ -1,0 +1,453 @@
+//! The node's state as plain data: the relay engine and the registry of
+//! the streams it serves, the outputs that consume them, and the pulled
+//! edges that feed them. No tokio, no sockets, no clock reads: a method
+//! that needs the time takes `now` (and the wall clock, where a frame's
+//! capture time is compared with it, as `wall_ns`).
+//!
+//! The runtime keeps one `NodeState` behind a mutex and does the I/O
+//! around it: it wakes the writers of the outputs [`NodeState::push`]
+//! names, delivers the events [`NodeState::stream_event`] addresses, and
+//! tells status watchers when something changed. Everything a peer can
+//! ask for is bounded here by the node's [`Limits`]: names, the number of
+//! outputs and edges, the budgets of completeness outputs.
+
+mod report;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use framewire_proto::control::{EdgeOrigin, StreamState};
+use framewire_proto::names::{self, NameError, NameKind};
+use framewire_proto::{
+    DeliveryMode, Features, Format, FunctionFlags, Status, StreamEvent, StreamOpen, SubscribeParams,
+};
+use framewire_relay::{
+    Frame, InputConfig, InputId, LaneConfig, OutputConfig, OutputId, Relay, RelayConfig, RelayError, Transmit,
+};
+
+use crate::config::{EdgeConfig, Limits};
+
+/// One stream served by the node.
+#[derive(Debug)]
+pub(crate) struct StreamEntry {
+    pub(crate) input: InputId,
+    pub(crate) open: StreamOpen,
+    pub(crate) state: StreamState,
+    /// `host:port/stream` for a pulled edge; empty for a local source.
+    pub(crate) upstream: String,
+    pub(crate) reconnects: u32,
+    pub(crate) latest: Option<Frame>,
+    /// Age of the last frame on arrival (pulled edges only), nanoseconds.
+    pub(crate) arrival_age_ns: Option<u64>,
+}
+
+/// Who consumes an output, for stats and events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutputInfo {
+    /// The stream it takes.
+    pub(crate) stream: String,
+    /// Its channel on the subscriber's connection (0 for local consumers).
+    pub(crate) channel: u16,
+    /// The subscriber's address and name, for stats.
+    pub(crate) peer: String,
+    /// Whether its owner takes stream events (a subscriber on a framed
+    /// connection does; opaque clients and local sinks do not).
+    pub(crate) events: bool,
+}
+
+/// A pulled edge, as the node tracks it.
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeRecord {
+    /// `host:port/stream`.
+    pub(crate) upstream: String,
+    /// What it was started with.
+    pub(crate) config: EdgeConfig,
+    /// Config, CONNECT or discovery.
+    pub(crate) origin: EdgeOrigin,
+    /// Live, interrupted (retrying), failed (retrying slowly).
+    pub(crate) state: StreamState,
+    /// Connection attempts that failed since the edge was last live.
+    pub(crate) failed_attempts: u32,
+}
+
+/// What the node says of itself in DESCRIBE and status reports; fixed
+/// when it starts.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub(crate) name: String,
+    pub(crate) site_id: u16,
+    pub(crate) function_flags: FunctionFlags,
+    pub(crate) features: Features,
+    pub(crate) tcp_port: u16,
+    pub(crate) pid: u32,
+    pub(crate) hostname: String,
+    /// Formats accepted on pulled edges (empty: every format).
+    pub(crate) accept_formats: Vec<Format>,
+}
+
+/// Why the state refused a change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum StateError {
+    /// A name that is not one (`framewire_proto::names`).
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The stream name is taken.
+    #[error("a stream named `{0}` already exists")]
+    StreamExists(String),
+    /// No stream of that name.
+    #[error("no stream named `{stream}` (streams here: {known})")]
+    NoStream {
+        /// The name asked for.
+        stream: String,
+        /// The streams there are.
+        known: String,
+    },
+    /// A stream or edge of that name exists.
+    #[error("a stream or edge named `{0}` already exists")]
+    EdgeExists(String),
+    /// No edge of that name.
+    #[error("no edge named `{0}`")]
+    NoEdge(String),
+    /// The node serves as many outputs as it may.
+    #[error("this node serves {0} subscriptions, its limit (limits.max_outputs)")]
+    TooManyOutputs(usize),
+    /// The node pulls as many edges as it may.
+    #[error("this node has {0} pulled edges, its limit (limits.max_edges)")]
+    TooManyEdges(usize),
+    /// The relay refused (a bad budget, an unknown id).
+    #[error("{0}")]
+    Relay(String),
+}
+
+impl StateError {
+    /// The status a control response gives this error.
+    pub(crate) fn status(&self) -> Status {
+        match self {
+            StateError::Name(_) => Status::BadRequest,
+            StateError::NoStream { .. } | StateError::NoEdge(_) => Status::NotFound,
+            StateError::StreamExists(_) | StateError::EdgeExists(_) => Status::Busy,
+            StateError::TooManyOutputs(_) | StateError::TooManyEdges(_) => Status::Busy,
+            StateError::Relay(_) => Status::BadRequest,
+        }
+    }
+}
+
+impl From<RelayError> for StateError {
+    fn from(e: RelayError) -> StateError {
+        StateError::Relay(e.to_string())
+    }
+}
+
+/// The relay engine and the registry of streams, outputs and edges.
+#[derive(Debug)]
+pub(crate) struct NodeState {
+    relay: Relay,
+    streams: BTreeMap<String, StreamEntry>,
+    outputs: HashMap<OutputId, OutputInfo>,
+    edges: BTreeMap<String, EdgeRecord>,
+    limits: Limits,
+    identity: Identity,
+}
+
+impl NodeState {
+    pub(crate) fn new(relay: RelayConfig, limits: Limits, identity: Identity) -> NodeState {
+        NodeState {
+            relay: Relay::new(relay),
+            streams: BTreeMap::new(),
+            outputs: HashMap::new(),
+            edges: BTreeMap::new(),
+            limits,
+            identity,
+        }
+    }
+
+    /// The stream of that name.
+    pub(crate) fn stream(&self, name: &str) -> Option<&StreamEntry> {
+        self.streams.get(name)
+    }
+
+    /// The names of the streams served.
+    pub(crate) fn stream_names(&self) -> Vec<String> {
+        self.streams.keys().cloned().collect()
+    }
+
+    /// Adds a stream; fails if the name is taken or is not a name.
+    pub(crate) fn add_stream(
+        &mut self,
+        open: StreamOpen,
+        upstream: String,
+        state: StreamState,
+    ) -> Result<InputId, StateError> {
+        names::check(NameKind::Stream, &open.name)?;
+        if self.streams.contains_key(&open.name) {
+            return Err(StateError::StreamExists(open.name));
+        }
+        let input = self.relay.add_input(InputConfig::for_format(open.format));
+        self.streams.insert(
+            open.name.clone(),
+            StreamEntry {
+                input,
+                open,
+                state,
+                upstream,
+                reconnects: 0,
+                latest: None,
+                arrival_age_ns: None,
+            },
+        );
+        Ok(input)
+    }
+
+    /// Removes a stream and every output of it; returns those outputs (their
+    /// owners are told the stream closed).
+    pub(crate) fn remove_stream(&mut self, name: &str, now: Instant) -> Option<Vec<(OutputId, OutputInfo)>> {
+        let entry = self.streams.remove(name)?;
+        let ids: Vec<OutputId> = self
+            .outputs
+            .iter()
+            .filter(|(_, o)| o.stream == name)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut gone = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(o) = self.outputs.remove(&id) {
+                gone.push((id, o));
+            }
+            let _ = self.relay.remove_output(id, now);
+        }
+        let _ = self.relay.remove_input(entry.input, now);
+        Some(gone)
+    }
+
+    /// Pushes a frame into a stream; returns the outputs that now have
+    /// something to send (to be woken). A frame for an unknown stream is
+    /// dropped (its source is going away).
+    pub(crate) fn push(
+        &mut self,
+        stream: &str,
+        frame: Frame,
+        now: Instant,
+        wall_ns: u64,
+    ) -> Result<&[OutputId], StateError> {
+        let Some(entry) = self.streams.get_mut(stream) else {
+            return Ok(&[]);
+        };
+        if !entry.upstream.is_empty() {
+            entry.arrival_age_ns = Some(wall_ns.saturating_sub(frame.timestamp_ns));
+        }
+        entry.latest = Some(frame.clone());
+        Ok(self.relay.push(entry.input, frame, now)?)
+    }
+
+    /// Sets a stream's state from an event; returns the outputs that take
+    /// events, with their channels, to be told.
+    pub(crate) fn stream_event(&mut self, stream: &str, event: &StreamEvent) -> Vec<(OutputId, u16)> {
+        let Some(entry) = self.streams.get_mut(stream) else {
+            return Vec::new();
+        };
+        match event {
+            StreamEvent::Interrupted(_) => entry.state = StreamState::Interrupted,
+            StreamEvent::Resumed(_) => entry.state = StreamState::Live,
+            StreamEvent::FormatChanged(open) => entry.open = open.clone(),
+            _ => {}
+        }
+        self.outputs
+            .iter()
+            .filter(|(_, o)| o.stream == stream && o.events)
+            .map(|(id, o)| (*id, o.channel))
+            .collect()
+    }
+
+    /// Counts a reconnection of a pulled stream that was not live; returns
+    /// its state and open before.
+    pub(crate) fn reconnected(&mut self, stream: &str) -> Option<(StreamState, StreamOpen)> {
+        self.streams.get_mut(stream).map(|e| {
+            let before = (e.state, e.open.clone());
+            if e.state != StreamState::Live {
+                e.reconnects += 1;
+            }
+            before
+        })
+    }
+
+    /// Adds an output for `stream`: at most [`Limits::max_outputs`] in the
+    /// node, and a completeness output's budgets clamped to the node's
+    /// maxima whatever it asked for. Returns its id and the stream's open.
+    pub(crate) fn add_output(
+        &mut self,
+        stream: &str,
+        params: &SubscribeParams,
+        mut info: OutputInfo,
+    ) -> Result<(OutputId, StreamOpen), StateError> {
+        let Some(s) = self.streams.get(stream) else {
+            let known: Vec<&str> = self.streams.keys().map(String::as_str).collect();
+            return Err(StateError::NoStream {
+                stream: names::display(stream, names::MAX_NAME_LEN),
+                known: list_or_none(&known),
+            });
+        };
+        if self.outputs.len() >= self.limits.max_outputs {
+            return Err(StateError::TooManyOutputs(self.limits.max_outputs));
+        }
+        let (input, open) = (s.input, s.open.clone());
+        let config = OutputConfig::from_subscribe(&self.clamped(params));
+        let lane = LaneConfig::new(input).with_priority(params.priority);
+        let id = self.relay.add_output(config, &[lane])?;
+        // Labels stay short enough that a stats answer always encodes.
+        info.peer = names::display(&info.peer, 2 * names::MAX_NAME_LEN);
+        self.outputs.insert(id, info);
+        Ok((id, open))
+    }
+
+    /// `params` with its budgets resolved (zero: the node's default) and
+    /// held under the node's maxima.
+    fn clamped(&self, params: &SubscribeParams) -> SubscribeParams {
+        let mut p = *params;
+        if p.mode == DeliveryMode::Completeness {
+            let d = self.relay.config();
+            let frames = if p.max_frames == 0 {
+                d.default_max_frames
+            } else {
+                p.max_frames
+            };
+            let bytes = if p.max_bytes == 0 {
+                d.default_max_bytes
+            } else {
+                p.max_bytes
+            };
+            p.max_frames = frames.min(self.limits.max_output_frames);
+            p.max_bytes = bytes.min(self.limits.max_output_bytes);
+        }
+        p
+    }
+
+    /// Removes an output and what it holds; its info if it existed.
+    pub(crate) fn remove_output(&mut self, id: OutputId, now: Instant) -> Option<OutputInfo> {
+        let _ = self.relay.remove_output(id, now);
+        self.outputs.remove(&id)
+    }
+
+    /// The output's consumer.
+    pub(crate) fn output(&self, id: OutputId) -> Option<&OutputInfo> {
+        self.outputs.get(&id)
+    }
+
+    /// Renames an output's consumer in stats.
+    pub(crate) fn set_output_peer(&mut self, id: OutputId, peer: String) {
+        if let Some(o) = self.outputs.get_mut(&id) {
+            o.peer = names::display(&peer, 2 * names::MAX_NAME_LEN);
+        }
+    }
+
+    /// What an output holds and has dropped.
+    pub(crate) fn output_snapshot(&self, id: OutputId, now: Instant) -> Option<framewire_relay::OutputSnapshot> {
+        self.relay.output_snapshot(id, now)
+    }
+
+    /// Sets a stream's state (a source's view of itself), without an event.
+    pub(crate) fn set_stream_state(&mut self, stream: &str, state: StreamState) {
+        if let Some(s) = self.streams.get_mut(stream) {
+            s.state = state;
+        }
+    }
+
+    /// The next frame `id` should send (see `Relay::poll_transmit`).
+    pub(crate) fn poll_transmit(&mut self, id: OutputId, now: Instant) -> Option<Transmit> {
+        self.relay.poll_transmit(id, now)
+    }
+
+    /// `id` finished sending the frame it took.
+    pub(crate) fn sent(&mut self, id: OutputId, now: Instant) {
+        let _ = self.relay.sent(id, now);
+    }
+
+    /// Outputs of `stream`.
+    pub(crate) fn subscribers(&self, stream: &str) -> usize {
+        self.outputs.values().filter(|o| o.stream == stream).count()
+    }
+
+    /// Whether at least one output of `stream` can take a frame of `len`
+    /// bytes without dropping one: a low-latency output with nothing
+    /// pending, a completeness output below its frame budget with `len`
+    /// bytes left in its byte budget. False with no outputs.
+    pub(crate) fn has_room(&self, stream: &str, len: usize, now: Instant) -> bool {
+        self.outputs.iter().filter(|(_, o)| o.stream == stream).any(|(id, _)| {
+            self.relay.output_snapshot(*id, now).is_some_and(|s| match s.mode {
+                DeliveryMode::Completeness => {
+                    s.held_frames < s.max_frames && s.held_bytes.saturating_add(len as u64) <= s.max_bytes
+                }
+                _ => s.queued_frames == 0,
+            })
+        })
+    }
+
+    /// Registers a pulled edge: its names checked, at most
+    /// [`Limits::max_edges`], no stream or edge of its local name. Returns
+    /// the local name.
+    pub(crate) fn add_edge(&mut self, config: EdgeConfig, origin: EdgeOrigin) -> Result<String, StateError> {
+        let local = config.local_name();
+        names::check(NameKind::Stream, &config.stream)?;
+        names::check(NameKind::LocalName, &local)?;
+        if self.edges.contains_key(&local) || self.streams.contains_key(&local) {
+            return Err(StateError::EdgeExists(local));
+        }
+        if self.edges.len() >= self.limits.max_edges {
+            return Err(StateError::TooManyEdges(self.limits.max_edges));
+        }
+        self.edges.insert(
+            local.clone(),
+            EdgeRecord {
+                upstream: format!("{}/{}", config.upstream, config.stream),
+                config,
+                origin,
+                state: StreamState::Interrupted,
+                failed_attempts: 0,
+            },
+        );
+        Ok(local)
+    }
+
+    /// Forgets a pulled edge.
+    pub(crate) fn remove_edge(&mut self, local: &str) -> Result<EdgeRecord, StateError> {
+        self.edges
+            .remove(local)
+            .ok_or_else(|| StateError::NoEdge(names::display(local, names::MAX_NAME_LEN)))
+    }
+
+    /// The pulled edge of that local name.
+    pub(crate) fn edge(&self, local: &str) -> Option<&EdgeRecord> {
+        self.edges.get(local)
+    }
+
+    /// Records a pulled edge's state (and its stream's, when it failed);
+    /// whether the edge's state changed.
+    pub(crate) fn set_edge_state(&mut self, local: &str, state: StreamState, failed_attempt: bool) -> bool {
+        let mut changed = false;
+        if let Some(e) = self.edges.get_mut(local) {
+            changed = e.state != state;
+            e.state = state;
+            if failed_attempt {
+                e.failed_attempts = e.failed_attempts.saturating_add(1);
+            } else if state == StreamState::Live {
+                e.failed_attempts = 0;
+            }
+        }
+        if state == StreamState::Failed
+            && let Some(s) = self.streams.get_mut(local)
+        {
+            s.state = state;
+        }
+        changed
+    }
+}
+
+pub(crate) fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
