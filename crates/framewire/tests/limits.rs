@@ -92,7 +92,6 @@ async fn headers_that_claim_64_mib_cost_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 28: fixed by the limits on the new runtime layers"]
 async fn completeness_budgets_are_clamped_to_the_nodes_maximum() {
     // 320x240 BGRA at 60 fps: 18 MB/s for a subscriber that never reads.
     let node = node_with(
@@ -232,7 +231,6 @@ async fn long_names_are_refused_and_stats_never_fail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 28: fixed by the limits on the new runtime layers"]
 async fn connect_floods_stop_at_the_edge_cap() {
     let node = node_with("limits-connect", "name = \"t:target\"\n[limits]\nmax_edges = 16\n");
     let mut c = client(node.addr, "test:flood").await;
