@@ -130,7 +130,7 @@ pub async fn start(config: ControllerConfig) -> Result<ControllerHandle, Control
         inner: Arc::new(Inner {
             cmd: cmd_tx,
             graph: graph_rx,
-            identity: ClientIdentity::tool(&format!("{}/preview", config.name)).with_key(config.key.clone()),
+            identity: ClientIdentity::tool(&format!("{}:preview", config.name)).with_key(config.key.clone()),
             timeout: config.request_timeout,
         }),
     })

@@ -67,3 +67,27 @@ impl From<FieldError> for NetError {
         NetError::Encode(EncodeError::Field(e))
     }
 }
+
+/// A control command refused: the status and the message its answer
+/// carries to the peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct CommandError {
+    pub(crate) status: Status,
+    pub(crate) message: String,
+}
+
+impl CommandError {
+    pub(crate) fn new(status: Status, message: impl Into<String>) -> CommandError {
+        CommandError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::state::StateError> for CommandError {
+    fn from(e: crate::state::StateError) -> CommandError {
+        CommandError::new(e.status(), e.to_string())
+    }
+}

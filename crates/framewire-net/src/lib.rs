@@ -39,6 +39,7 @@ pub mod config;
 mod error;
 pub mod metrics;
 mod node;
+mod runtime;
 mod sink;
 mod source;
 mod state;

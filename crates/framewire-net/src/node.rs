@@ -10,19 +10,22 @@ use framewire_proto::control::{Description, EdgeOrigin, Snapshot, Stats, StatusR
 use framewire_proto::{EventInfo, EventReason, Features, Message, StreamEvent, StreamOpen, SubscribeParams};
 use framewire_relay::{Frame, InputId, OutputId, Transmit};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc, watch};
-use tracing::{Instrument, info, info_span, warn};
+use tokio::sync::{Notify, watch};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::auth::DeploymentKey;
 use crate::config::{EdgeConfig, NodeConfig};
 use crate::error::NetError;
+use crate::runtime::devices::Devices;
 use crate::sink;
 use crate::source;
+use crate::state::StateError;
 use crate::state::{Identity, NodeState, OutputInfo};
-use crate::transport::conn::{self, WriterCmd};
+use crate::transport::conn;
 use crate::transport::discovery::DiscoveryHandle;
 use crate::transport::edge;
 use crate::transport::opaque;
+use crate::transport::writer::{Item, QueueError, WriterQueue};
 
 /// Peer addresses remembered for logging authentication refusals once.
 const MAX_REFUSED_PEERS: usize = 1024;
@@ -37,14 +40,14 @@ pub(crate) struct OutputEntry {
     pub(crate) waker: Arc<Notify>,
     /// The connection's writer, for stream events (none for local sinks
     /// and opaque outputs).
-    pub(crate) events: Option<mpsc::Sender<WriterCmd>>,
+    pub(crate) events: Option<Arc<WriterQueue>>,
 }
 
 /// The runtime's side of an output: whom to wake, where its events go.
 #[derive(Debug)]
 struct Owner {
     waker: Arc<Notify>,
-    events: Option<mpsc::Sender<WriterCmd>>,
+    events: Option<Arc<WriterQueue>>,
     channel: u16,
     peer: String,
     stream: String,
@@ -73,7 +76,9 @@ pub(crate) struct Shared {
     /// The discovery driver, once started.
     pub(crate) discovery: std::sync::OnceLock<DiscoveryHandle>,
     /// V4L2 devices captured here (controls set remotely are re-applied).
-    pub(crate) v4l2: crate::v4l2::V4l2Registry,
+    pub(crate) v4l2: Arc<crate::v4l2::V4l2Registry>,
+    /// The device families that answer commands (V4L2 controls, monitors).
+    pub(crate) devices: Devices,
     /// Input events from viewers, and where they go (docs/x11.md).
     pub(crate) input: crate::x11::InputRegistry,
     /// Peer addresses whose authentication was refused (logged once each).
@@ -173,7 +178,7 @@ impl Shared {
             if let Some(o) = inner.owners.remove(&id) {
                 send_event(&o.events, o.channel, &o.peer, &o.stream, closed(reason, message));
                 if let Some(ev) = &o.events {
-                    let _ = ev.try_send(WriterCmd::RemoveOutput(id));
+                    let _ = ev.try_push(Item::RemoveOutput(id));
                 }
                 o.waker.notify_one();
             }
@@ -238,7 +243,7 @@ impl Shared {
         stream: &str,
         params: &SubscribeParams,
         entry: OutputEntry,
-    ) -> Result<(OutputId, StreamOpen), (framewire_proto::Status, String)> {
+    ) -> Result<(OutputId, StreamOpen), StateError> {
         let info = OutputInfo {
             stream: entry.stream.clone(),
             channel: entry.channel,
@@ -246,10 +251,7 @@ impl Shared {
             events: entry.events.is_some(),
         };
         let mut inner = self.lock();
-        let (id, open) = inner
-            .state
-            .add_output(stream, params, info)
-            .map_err(|e| (e.status(), e.to_string()))?;
+        let (id, open) = inner.state.add_output(stream, params, info)?;
         inner.owners.insert(
             id,
             Owner {
@@ -394,14 +396,11 @@ impl Shared {
     }
 
     /// Starts a pulled edge (CONNECT). Returns the local stream name.
-    pub(crate) fn start_edge(self: &Arc<Self>, cfg: EdgeConfig, origin: EdgeOrigin) -> Result<String, NetError> {
+    pub(crate) fn start_edge(self: &Arc<Self>, cfg: EdgeConfig, origin: EdgeOrigin) -> Result<String, StateError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let local = {
             let mut inner = self.lock();
-            let local = inner
-                .state
-                .add_edge(cfg.clone(), origin)
-                .map_err(|e| NetError::Refused(e.to_string()))?;
+            let local = inner.state.add_edge(cfg.clone(), origin)?;
             inner.edge_stops.insert(local.clone(), stop_tx);
             local
         };
@@ -413,13 +412,10 @@ impl Shared {
     }
 
     /// Stops a pulled edge (DISCONNECT).
-    pub(crate) fn stop_edge(&self, local: &str) -> Result<(), NetError> {
+    pub(crate) fn stop_edge(&self, local: &str) -> Result<(), StateError> {
         let stop = {
             let mut inner = self.lock();
-            inner
-                .state
-                .remove_edge(local)
-                .map_err(|e| NetError::Refused(e.to_string()))?;
+            inner.state.remove_edge(local)?;
             inner.edge_stops.remove(local)
         };
         if let Some(s) = stop {
@@ -447,11 +443,15 @@ impl Shared {
     }
 }
 
-fn send_event(events: &Option<mpsc::Sender<WriterCmd>>, channel: u16, peer: &str, stream: &str, event: StreamEvent) {
-    if let Some(ev) = events {
+fn send_event(events: &Option<Arc<WriterQueue>>, channel: u16, peer: &str, stream: &str, event: StreamEvent) {
+    if let Some(q) = events {
         let msg = Message::StreamEvent { channel, event };
-        if ev.try_send(WriterCmd::Msg(msg)).is_err() {
-            warn!(peer, stream, "stream event dropped: connection's queue is full");
+        match Item::msg(&msg).map(|i| q.try_push(i)) {
+            Ok(Ok(())) | Ok(Err(QueueError::Closed)) => {}
+            Ok(Err(QueueError::Full)) => {
+                debug!(peer, stream, "stream event dropped: the connection's queue is full")
+            }
+            Err(e) => warn!(peer, stream, error = %e, "stream event does not encode"),
         }
     }
 }
@@ -513,6 +513,16 @@ impl Node {
             hostname: hostname(),
             accept_formats: config.accept_formats.clone(),
         };
+        // The device families this node answers commands about.
+        let v4l2 = Arc::new(crate::v4l2::V4l2Registry::default());
+        let display = config.sources.iter().find_map(|s| match s {
+            crate::SourceConfig::X11(x) => x.display.clone(),
+            _ => None,
+        });
+        let devices = Devices::new(vec![
+            Arc::new(crate::v4l2::V4l2Family::new(v4l2.clone())),
+            Arc::new(crate::x11::MonitorsFamily::new(display)),
+        ]);
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 state: NodeState::new(config.relay, config.limits.clone(), identity),
@@ -525,7 +535,8 @@ impl Node {
             connections: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             discovery: std::sync::OnceLock::new(),
-            v4l2: crate::v4l2::V4l2Registry::default(),
+            v4l2,
+            devices,
             input: crate::x11::InputRegistry::default(),
             refused: Mutex::new(HashSet::new()),
             auth_refusals: AtomicU64::new(0),
@@ -548,7 +559,9 @@ impl Node {
             threads.push(source::spawn(shared.clone(), src, stop_sources.clone())?);
         }
         for e in shared.config.edges.clone() {
-            shared.start_edge(e, EdgeOrigin::Config)?;
+            shared
+                .start_edge(e, EdgeOrigin::Config)
+                .map_err(|e| NetError::Refused(e.to_string()))?;
         }
         let mut tasks = Vec::new();
         let mut sinks = Vec::new();
@@ -633,12 +646,16 @@ impl Node {
 
     /// Starts a pulled edge, as CONNECT does.
     pub fn connect(&self, edge: EdgeConfig) -> Result<String, NetError> {
-        self.shared.start_edge(edge, EdgeOrigin::Connect)
+        self.shared
+            .start_edge(edge, EdgeOrigin::Connect)
+            .map_err(|e| NetError::Refused(e.to_string()))
     }
 
     /// Stops a pulled edge, as DISCONNECT does.
     pub fn disconnect(&self, local_name: &str) -> Result<(), NetError> {
-        self.shared.stop_edge(local_name)
+        self.shared
+            .stop_edge(local_name)
+            .map_err(|e| NetError::Refused(e.to_string()))
     }
 
     /// The report a status watcher would get now.

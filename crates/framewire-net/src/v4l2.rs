@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use framewire_proto::control::ControlValue;
@@ -130,18 +130,52 @@ impl V4l2Registry {
 }
 
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
-pub(crate) use imp::{handle, spawn};
+pub(crate) use imp::spawn;
 
 #[cfg(not(all(feature = "v4l2", target_os = "linux")))]
-pub(crate) use off::{handle, spawn};
+pub(crate) use off::spawn;
+
+/// The V4L2 control commands (list devices, list/get/set controls), on
+/// the devices of this host and the ones this node's sources capture from.
+#[derive(Debug)]
+pub(crate) struct V4l2Family {
+    registry: Arc<V4l2Registry>,
+}
+
+impl V4l2Family {
+    pub(crate) fn new(registry: Arc<V4l2Registry>) -> V4l2Family {
+        V4l2Family { registry }
+    }
+}
+
+impl crate::runtime::devices::DeviceFamily for V4l2Family {
+    fn answers(&self, command: framewire_proto::Command) -> bool {
+        use framewire_proto::Command as C;
+        matches!(
+            command,
+            C::V4l2ListDevices | C::V4l2ListControls | C::V4l2GetControls | C::V4l2SetControls
+        )
+    }
+
+    fn handle(&self, req: framewire_proto::Request) -> Result<framewire_proto::Response, crate::error::CommandError> {
+        #[cfg(all(feature = "v4l2", target_os = "linux"))]
+        let r = imp::blocking(&self.registry, req);
+        #[cfg(not(all(feature = "v4l2", target_os = "linux")))]
+        let r = {
+            let _ = (&self.registry, req);
+            Err((
+                framewire_proto::Status::NotFound,
+                "this node was built without V4L2 support".to_owned(),
+            ))
+        };
+        r.map_err(|(status, message)| crate::error::CommandError::new(status, message))
+    }
+}
 
 #[cfg(not(all(feature = "v4l2", target_os = "linux")))]
 mod off {
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
-
-    use framewire_proto::Status;
-    use framewire_proto::control::{Request, Response};
 
     use super::V4l2SourceConfig;
     use crate::error::NetError;
@@ -157,10 +191,6 @@ mod off {
             "V4L2 source `{}`: this build has no V4L2 support (feature `v4l2`, Linux only)",
             cfg.name
         )))
-    }
-
-    pub(crate) async fn handle(_shared: Arc<Shared>, _req: Request) -> Result<Response, (Status, String)> {
-        Err((Status::NotFound, "this node was built without V4L2 support".into()))
     }
 }
 
@@ -180,7 +210,7 @@ mod imp {
     use framewire_relay::Frame;
     use tracing::{error, info, warn};
 
-    use super::{DeviceEntry, V4L2_RETRY_FIRST, V4l2Output, V4l2SourceConfig};
+    use super::{DeviceEntry, V4L2_RETRY_FIRST, V4l2Output, V4l2Registry, V4l2SourceConfig};
     use crate::error::NetError;
     use crate::node::{Shared, now_ns};
 
@@ -612,8 +642,8 @@ mod imp {
     }
 
     /// A device named by path (`/dev/videoN`) or by the stream that captures it.
-    fn resolve(shared: &Shared, device: &str) -> Result<PathBuf, (Status, String)> {
-        let reg = shared.v4l2.lock();
+    fn resolve(registry: &V4l2Registry, device: &str) -> Result<PathBuf, (Status, String)> {
+        let reg = registry.lock();
         if let Some((p, _)) = reg.iter().find(|(_, e)| e.stream == device) {
             return Ok(p.clone());
         }
@@ -639,23 +669,23 @@ mod imp {
         ))
     }
 
-    fn blocking(shared: &Shared, req: Request) -> Result<Response, (Status, String)> {
+    pub(super) fn blocking(registry: &V4l2Registry, req: Request) -> Result<Response, (Status, String)> {
         match req {
             Request::V4l2ListDevices => Ok(Response::V4l2ListDevices(list_devices())),
             Request::V4l2ListControls(n) => {
-                let path = resolve(shared, &n.name)?;
+                let path = resolve(registry, &n.name)?;
                 let dev = Device::open(&path).map_err(|e| err(&e))?;
                 Ok(Response::V4l2ListControls(dev.controls().map_err(|e| err(&e))?))
             }
             Request::V4l2GetControls(g) => {
-                let path = resolve(shared, &g.device)?;
+                let path = resolve(registry, &g.device)?;
                 let dev = Device::open(&path).map_err(|e| err(&e))?;
                 Ok(Response::V4l2GetControls(
                     dev.get_controls(&g.ids).map_err(|e| err(&e))?,
                 ))
             }
             Request::V4l2SetControls(s) => {
-                let path = resolve(shared, &s.device)?;
+                let path = resolve(registry, &s.device)?;
                 let dev = Device::open(&path).map_err(|e| err(&e))?;
                 // Before setting: a control may take the device away (vivid's
                 // Disconnect), and nothing could be queried afterwards.
@@ -665,7 +695,7 @@ mod imp {
                 // Remember values (not actions: buttons, write-only or
                 // execute-on-write controls) for the device's source, to
                 // re-apply when a lost device comes back.
-                if let Some(entry) = shared.v4l2.lock().get_mut(&path) {
+                if let Some(entry) = registry.lock().get_mut(&path) {
                     for v in &s.values {
                         let state = infos.iter().any(|c| {
                             c.control.id == v.id
@@ -683,12 +713,5 @@ mod imp {
             }
             _ => Err((Status::UnknownCommand, "not a V4L2 command".into())),
         }
-    }
-
-    /// Answers a V4L2 control command (ioctls run on the blocking pool).
-    pub(crate) async fn handle(shared: Arc<Shared>, req: Request) -> Result<Response, (Status, String)> {
-        tokio::task::spawn_blocking(move || blocking(&shared, req))
-            .await
-            .unwrap_or_else(|e| Err((Status::Internal, format!("V4L2 command failed: {e}"))))
     }
 }

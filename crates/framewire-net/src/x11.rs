@@ -114,6 +114,35 @@ pub(crate) struct InputRegistry {
     forwarders: Mutex<HashMap<String, (mpsc::Sender<Message>, u16)>>,
     #[cfg(feature = "x11")]
     injector: Mutex<Option<std::sync::mpsc::Sender<Injection>>>,
+    /// Per stream: the log lines left in this second, and events not logged.
+    log_budget: Mutex<HashMap<String, LogBudget>>,
+}
+
+/// Input events logged per stream and second; the rest are counted and
+/// the count shows on the next line logged (a viewer cannot flood the log).
+const INPUT_LOG_PER_SECOND: u32 = 10;
+
+#[derive(Debug)]
+struct LogBudget {
+    window: std::time::Instant,
+    left: u32,
+    suppressed: u64,
+}
+
+impl LogBudget {
+    /// Whether to log one more event now; if so, how many were not logged before it.
+    fn take(&mut self, now: std::time::Instant) -> Option<u64> {
+        if now.duration_since(self.window) >= std::time::Duration::from_secs(1) {
+            self.window = now;
+            self.left = INPUT_LOG_PER_SECOND;
+        }
+        if self.left == 0 {
+            self.suppressed += 1;
+            return None;
+        }
+        self.left -= 1;
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }
 
 /// A pulled stream's input events going upstream for one edge session:
@@ -206,7 +235,17 @@ impl InputRegistry {
                 e.kinds[k] += 1;
             }
         }
-        info!(
+        let now = std::time::Instant::now();
+        let logged = lock(&self.log_budget)
+            .entry(stream.to_owned())
+            .or_insert(LogBudget {
+                window: now,
+                left: INPUT_LOG_PER_SECOND,
+                suppressed: 0,
+            })
+            .take(now);
+        if let Some(not_logged) = logged {
+            info!(
             stream,
             kind = %event.kind,
             x = event.x,
@@ -217,8 +256,10 @@ impl InputRegistry {
             modifiers = event.modifiers.0,
             // Since the viewer saw it (meaningful when both clocks agree).
             age_ms = crate::node::now_ns().saturating_sub(event.timestamp_ns) as f64 / 1e6,
+            not_logged,
             "input event"
-        );
+            );
+        }
         let forwarder = lock(&self.forwarders).get(stream).cloned();
         if let Some((tx, channel)) = forwarder {
             if tx.try_send(Message::InputEvent { channel, event }).is_ok() {
@@ -285,6 +326,31 @@ impl InputRegistry {
 
 #[cfg(feature = "x11")]
 pub(crate) use imp::{list_monitors, spawn};
+
+/// LIST_MONITORS: the monitors of the display this node grabs (its first
+/// X11 source's, else `$DISPLAY`).
+#[derive(Debug)]
+pub(crate) struct MonitorsFamily {
+    display: Option<String>,
+}
+
+impl MonitorsFamily {
+    pub(crate) fn new(display: Option<String>) -> MonitorsFamily {
+        MonitorsFamily { display }
+    }
+}
+
+impl crate::runtime::devices::DeviceFamily for MonitorsFamily {
+    fn answers(&self, command: framewire_proto::Command) -> bool {
+        command == framewire_proto::Command::ListMonitors
+    }
+
+    fn handle(&self, _req: framewire_proto::Request) -> Result<framewire_proto::Response, crate::error::CommandError> {
+        list_monitors(self.display.as_deref())
+            .map(framewire_proto::Response::ListMonitors)
+            .map_err(|e| crate::error::CommandError::new(framewire_proto::Status::NotFound, e))
+    }
+}
 
 /// The XRandR monitors of every screen of an X display (`None` =
 /// `$DISPLAY`), as LIST_MONITORS reports them: RandR 1.5 monitors

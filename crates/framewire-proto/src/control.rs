@@ -12,8 +12,8 @@ use crate::codes::{
     Command, ControlType, DeliveryMode, DropPolicy, Features, Format, FrameFlags, FunctionFlags, InputKind, Origin,
     PixelFormat, Status, TransportMode,
 };
-use crate::error::{BodyError, FieldError};
-use crate::message::{ControlRequest, ControlResponse};
+use crate::error::{BodyError, EncodeError, FieldError};
+use crate::message::{ControlRequest, ControlResponse, Encoded};
 use crate::wire::{Reader, WriteExt};
 
 /// A value with a fixed field layout inside a control body.
@@ -918,6 +918,26 @@ impl Fields for Snapshot {
             flags: FrameFlags(r.u32("flags")?),
             data: r.blob32("data")?,
         })
+    }
+}
+
+impl Snapshot {
+    /// The whole SNAPSHOT answer (status ok) with the frame's bytes in
+    /// [`Encoded::body`], shared rather than copied: the same bytes as
+    /// `Message::ControlResponse(Response::Snapshot(..).to_message(..))`.
+    pub fn encode_response(&self, channel: u16, request_id: u16) -> Result<Encoded, EncodeError> {
+        let mut fields = BytesMut::new();
+        self.open.put(&mut fields)?;
+        fields.put_u64_le(self.sequence);
+        fields.put_u64_le(self.timestamp_ns);
+        fields.put_u32_le(self.flags.0);
+        let len = u32::try_from(self.data.len()).map_err(|_| FieldError::TooLong {
+            field: "data",
+            len: self.data.len(),
+            max: u32::MAX as usize,
+        })?;
+        fields.put_u32_le(len);
+        crate::message::response_encoded(channel, request_id, Command::Snapshot, &fields, self.data.clone())
     }
 }
 

@@ -332,6 +332,32 @@ impl Encoded {
     }
 }
 
+/// A control response whose result fields are `fields` and then `body`
+/// (shared, not copied), encoded.
+pub(crate) fn response_encoded(
+    channel: u16,
+    request_id: u16,
+    command: Command,
+    fields: &[u8],
+    body: Bytes,
+) -> Result<Encoded, EncodeError> {
+    let header = Header {
+        message_type: MessageType::ControlResponse,
+        channel,
+        payload_len: payload_len(6 + fields.len() + body.len())?,
+    };
+    let mut head = BytesMut::with_capacity(HEADER_LEN + 6 + fields.len());
+    head.put_slice(&header.to_bytes());
+    head.put_u16_le(request_id);
+    head.put_u16_le(Status::Ok.to_raw());
+    head.put_u16_le(command.to_raw());
+    head.put_slice(fields);
+    Ok(Encoded {
+        head: head.freeze(),
+        body,
+    })
+}
+
 fn payload_len(len: usize) -> Result<u32, EncodeError> {
     u32::try_from(len).map_err(|_| EncodeError::PayloadTooLarge { len })
 }

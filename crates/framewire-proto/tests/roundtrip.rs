@@ -461,3 +461,32 @@ fn stats_without_input_events_still_reads() {
     env.body = bytes::Bytes::from_static(&[0, 0, 0, 0, 1, 0]);
     assert!(Response::decode(&env).is_err());
 }
+
+#[test]
+fn a_snapshot_answer_shares_the_frame_and_encodes_as_the_response_does() {
+    use framewire_proto::control::Snapshot;
+    let data = bytes::Bytes::from(vec![7u8; 100_000]);
+    let snap = Snapshot {
+        open: framewire_proto::StreamOpen {
+            format: framewire_proto::Format::Mjpeg,
+            pixel_format: framewire_proto::PixelFormat::None,
+            origin: framewire_proto::Origin::LibjpegTurbo,
+            width: 640,
+            height: 480,
+            fps_num: 30,
+            fps_den: 1,
+            name: "bars".into(),
+        },
+        sequence: 42,
+        timestamp_ns: 1_700_000_000_000_000_000,
+        flags: framewire_proto::FrameFlags::KEYFRAME,
+        data: data.clone(),
+    };
+    let fast = snap.encode_response(3, 9).unwrap();
+    assert_eq!(fast.body.as_ptr(), data.as_ptr(), "the frame's bytes are shared");
+    let slow =
+        framewire_proto::Message::ControlResponse(framewire_proto::Response::Snapshot(snap).to_message(3, 9).unwrap())
+            .to_vec()
+            .unwrap();
+    assert_eq!(fast.to_vec(), slow);
+}

@@ -67,8 +67,10 @@ impl BufPool {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A buffer of `len` initialised bytes: a returned one that fits (the
-    /// smallest), else a new one.
+    /// An empty buffer with room for `len` bytes: a returned one that fits
+    /// (the smallest), else a new one. Nothing is written to it here, so a
+    /// new buffer's pages become resident only as bytes are read into it:
+    /// a peer's claim of a large payload costs nothing until the bytes come.
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
         let reused = {
             let mut pool = self.lock();
@@ -86,9 +88,7 @@ impl BufPool {
             })
         };
         let mut buf = reused.unwrap_or_else(|| Vec::with_capacity(len.next_multiple_of(ROUND)));
-        // Within capacity: no reallocation; zeroes only bytes past the
-        // buffer's last length.
-        buf.resize(len, 0);
+        buf.clear();
         buf
     }
 
@@ -140,11 +140,19 @@ mod tests {
         Box::leak(Box::new(BufPool::new()))
     }
 
+    /// A buffer from `p` filled with `len` bytes of `v`.
+    fn filled(p: &BufPool, len: usize, v: u8) -> Vec<u8> {
+        let mut b = p.take(len);
+        assert!(b.is_empty() && b.capacity() >= len);
+        b.resize(len, v);
+        b
+    }
+
     #[test]
     fn a_dropped_frame_buffer_is_reused_only_for_a_similar_size() {
         let p = pool();
         let len = 200_000;
-        let a = p.share(p.take(len));
+        let a = p.share(filled(p, len, 1));
         let ptr = a.as_ptr();
         assert_eq!(a.len(), len);
         let slice = a.slice(100..200);
@@ -153,38 +161,33 @@ mod tests {
         drop(slice);
         assert_eq!(p.pooled().0, 1);
         // The same allocation comes back for a frame a little smaller...
-        let b = p.take(len - 10_000);
+        let b = filled(p, len - 10_000, 2);
         assert_eq!(b.as_ptr(), ptr, "the returned buffer is reused");
         assert_eq!(b.len(), len - 10_000);
         drop(p.share(b));
         // ...but not for one much smaller (it would hold too much memory)
         // nor for a larger one.
-        let c = p.take(len / 2);
+        let c = filled(p, len / 2, 3);
         assert_ne!(c.as_ptr(), ptr);
-        let big = p.take(len + 100_000);
+        let big = filled(p, len + 100_000, 4);
         assert_ne!(big.as_ptr(), ptr);
         drop(p.share(c));
         drop(p.share(big));
         assert_eq!(p.pooled().0, 3);
-        // Bytes past the last length are zeroes, not an older frame's.
-        let mut d = p.take(len - 20_000);
-        assert_eq!(d.as_ptr(), ptr);
-        d.iter_mut().for_each(|x| *x = 7);
-        drop(p.share(d));
+        // A reused buffer comes back empty: nothing of an older frame shows.
         let e = p.take(len);
         assert_eq!(e.as_ptr(), ptr);
-        assert!(e[..len - 20_000].iter().all(|&x| x == 7));
-        assert!(e[len - 20_000..].iter().all(|&x| x == 0));
+        assert!(e.is_empty());
     }
 
     #[test]
     fn the_pool_keeps_at_most_its_bounds() {
         let p = pool();
-        let held: Vec<Bytes> = (0..MAX_BUFFERS + 8).map(|_| p.share(p.take(100_000))).collect();
+        let held: Vec<Bytes> = (0..MAX_BUFFERS + 8).map(|_| p.share(filled(p, 100_000, 0))).collect();
         drop(held);
         assert_eq!(p.pooled().0, MAX_BUFFERS);
         let p = pool();
-        let held: Vec<Bytes> = (0..8).map(|_| p.share(p.take(8 << 20))).collect();
+        let held: Vec<Bytes> = (0..8).map(|_| p.share(filled(p, 8 << 20, 0))).collect();
         drop(held);
         let (n, bytes) = p.pooled();
         assert!(
@@ -192,7 +195,7 @@ mod tests {
             "{n} buffers, {bytes} bytes"
         );
         // Small buffers are not kept.
-        drop(p.share(p.take(1000)));
+        drop(p.share(filled(p, 1000, 0)));
         assert_eq!(p.pooled().0, n);
     }
 }

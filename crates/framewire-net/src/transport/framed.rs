@@ -3,7 +3,7 @@
 
 use std::io::IoSlice;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use framewire_proto::{DecodeError, Decoder, Encoded, HEADER_LEN, Header, Message, VideoFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -36,12 +36,12 @@ pub struct FramedRead<R> {
     large: Option<Large>,
 }
 
-/// A large message being read.
+/// A large message being read: `payload` grows as its bytes arrive, up
+/// to the header's length.
 #[derive(Debug)]
 struct Large {
     header: Header,
     payload: Vec<u8>,
-    filled: usize,
 }
 
 impl<R: AsyncRead + Unpin> FramedRead<R> {
@@ -61,20 +61,22 @@ impl<R: AsyncRead + Unpin> FramedRead<R> {
     pub async fn next(&mut self) -> Result<Option<Message>, NetError> {
         loop {
             if let Some(l) = &mut self.large {
-                if l.filled == l.payload.len() {
-                    let Large { header, payload, .. } = self.large.take().expect("checked above");
+                let len = l.header.payload_len as usize;
+                if l.payload.len() == len {
+                    let Large { header, payload } = self.large.take().expect("checked above");
                     let payload = bufpool::global().share(payload);
                     return Ok(Some(Message::parse(header, payload)?));
                 }
-                let n = self.inner.read(&mut l.payload[l.filled..]).await?;
+                // Into the buffer's spare room, no further than the message's end.
+                let want = len - l.payload.len();
+                let n = self.inner.read_buf(&mut (&mut l.payload).limit(want)).await?;
                 if n == 0 {
                     return Err(DecodeError::UnexpectedEof {
-                        buffered: HEADER_LEN + l.filled,
-                        expected: HEADER_LEN + l.payload.len(),
+                        buffered: HEADER_LEN + l.payload.len(),
+                        expected: HEADER_LEN + len,
                     }
                     .into());
                 }
-                l.filled += n;
                 continue;
             }
             match self.decoder.check(&self.buf)? {
@@ -84,13 +86,9 @@ impl<R: AsyncRead + Unpin> FramedRead<R> {
                     let len = h.payload_len as usize;
                     let mut payload = bufpool::global().take(len);
                     let have = (self.buf.len() - HEADER_LEN).min(len);
-                    payload[..have].copy_from_slice(&self.buf[HEADER_LEN..HEADER_LEN + have]);
+                    payload.extend_from_slice(&self.buf[HEADER_LEN..HEADER_LEN + have]);
                     self.buf.advance(HEADER_LEN + have);
-                    self.large = Some(Large {
-                        header: h,
-                        payload,
-                        filled: have,
-                    });
+                    self.large = Some(Large { header: h, payload });
                     continue;
                 }
                 _ => {}
@@ -110,7 +108,13 @@ impl<R: AsyncRead + Unpin> FramedRead<R> {
 
     /// Bytes received but not yet part of a whole message.
     pub fn buffered(&self) -> usize {
-        self.buf.len() + self.large.as_ref().map_or(0, |l| HEADER_LEN + l.filled)
+        self.buf.len() + self.large.as_ref().map_or(0, |l| HEADER_LEN + l.payload.len())
+    }
+
+    /// Changes the largest payload accepted from now on (a node accepts
+    /// only small messages until HELLO and AUTH are done).
+    pub fn set_max_payload(&mut self, max: u32) {
+        self.decoder = Decoder::with_max_payload(max);
     }
 
     /// The underlying reader.

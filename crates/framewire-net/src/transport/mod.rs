@@ -11,3 +11,4 @@ pub(crate) mod edge;
 pub mod framed;
 pub(crate) mod opaque;
 pub(crate) mod shm_edge;
+pub(crate) mod writer;

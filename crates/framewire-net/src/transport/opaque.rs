@@ -58,8 +58,8 @@ async fn serve(shared: Arc<Shared>, cfg: OpaquePortConfig, sock: TcpStream, peer
     };
     let id = match shared.add_output(&cfg.stream, &params, entry) {
         Ok((id, _)) => id,
-        Err((_, msg)) => {
-            info!(%msg, "opaque client refused");
+        Err(e) => {
+            info!(reason = %e, "opaque client refused");
             return;
         }
     };

@@ -1,0 +1,360 @@
+//! Control commands on one connection, after HELLO: the dispatch of every
+//! request, the connection's subscriptions and the channels they use.
+//!
+//! A [`Session`] is fed the messages its connection's reader decodes and
+//! answers through the connection's [`WriterQueue`]. It touches no socket:
+//! it is the same whether the peer is a node, a controller or a fuzzer.
+
+use std::sync::Arc;
+
+use framewire_proto::control::{EdgeOrigin, Name, ShmOffer, SubscribeReply};
+use framewire_proto::{
+    ControlRequest, ControlResponse, EventReason, Message, Request, Response, Status, StreamOpen, SubscribeParams,
+    TransportMode,
+};
+use framewire_relay::OutputId;
+use tracing::{debug, info, warn};
+
+use crate::config::{EdgeConfig, EdgeTransport};
+use crate::error::{CommandError, NetError};
+use crate::node::{OutputEntry, Shared, closed};
+use crate::transport::writer::{Item, QueueError, WriterQueue};
+
+/// STREAM_OPEN requests remembered while their answers are awaited.
+const PENDING_OPENS: usize = 64;
+
+/// One connection's command state.
+#[derive(Debug)]
+pub(crate) struct Session {
+    shared: Arc<Shared>,
+    /// `address name`, for stats and logs.
+    peer: String,
+    queue: Arc<WriterQueue>,
+    /// Output of each channel this connection serves.
+    channels: Vec<(u16, OutputId)>,
+    next_channel: u16,
+    next_request: u16,
+    /// STREAM_OPEN requests we sent and the channel they announce.
+    pending_opens: Vec<(u16, u16)>,
+    opaque: bool,
+    /// The peer is on this host (loopback, or our own address): it may
+    /// subscribe over shared memory.
+    local_peer: bool,
+    /// The status push task (WATCH_STATUS), if asked for.
+    status: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(t) = self.status.take() {
+            t.abort();
+        }
+        for (_, id) in std::mem::take(&mut self.channels) {
+            self.shared.remove_output(id);
+        }
+    }
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, peer: String, queue: Arc<WriterQueue>, local_peer: bool) -> Session {
+        Session {
+            shared,
+            peer,
+            queue,
+            channels: Vec::new(),
+            next_channel: 1,
+            next_request: 1,
+            pending_opens: Vec::new(),
+            opaque: false,
+            local_peer,
+            status: None,
+        }
+    }
+
+    /// Whether the connection holds nothing: no subscription, no status
+    /// watch (an idle connection may be closed).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.channels.is_empty() && self.status.is_none()
+    }
+
+    async fn queue(&self, item: Item) -> Result<(), NetError> {
+        self.queue
+            .push(item)
+            .await
+            .map_err(|_: QueueError| NetError::Closed(self.peer.clone()))
+    }
+
+    async fn respond(&self, req: &ControlRequest, resp: Result<Response, CommandError>) -> Result<(), NetError> {
+        let msg = match resp.and_then(|r| {
+            r.to_message(req.channel, req.request_id)
+                .map_err(|e| CommandError::new(Status::Internal, format!("the answer does not encode: {e}")))
+        }) {
+            Ok(m) => Message::ControlResponse(m),
+            Err(e) => {
+                debug!(command = %req.command, status = %e.status, message = %e.message, "request refused");
+                Message::ControlResponse(ControlResponse::error(
+                    req.channel,
+                    req.request_id,
+                    req.command,
+                    e.status,
+                    &e.message,
+                ))
+            }
+        };
+        self.queue(Item::msg(&msg)?).await
+    }
+
+    /// Handles one message from the peer.
+    pub(crate) async fn handle(&mut self, msg: Message) -> Result<(), NetError> {
+        match msg {
+            Message::ControlRequest(req) => self.request(req).await,
+            Message::ControlResponse(resp) => {
+                if let Some(i) = self.pending_opens.iter().position(|(id, _)| *id == resp.request_id) {
+                    let (_, channel) = self.pending_opens.swap_remove(i);
+                    if resp.status != Status::Ok {
+                        warn!(
+                            channel,
+                            reason = %resp.error_message().unwrap_or_default(),
+                            "subscriber refused the stream; dropping the subscription"
+                        );
+                        self.drop_channel(channel, EventReason::Error, "refused by the subscriber")
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+            Message::InputEvent { channel, event } => {
+                tracing::trace!(channel, ?event, "input event from viewer");
+                let id = self.channels.iter().find(|(c, _)| *c == channel).map(|(_, id)| *id);
+                if let Some(stream) = id.and_then(|id| self.shared.output_stream(id)) {
+                    self.shared.input.event(&stream, event);
+                }
+                Ok(())
+            }
+            // Frames, events and unknown types pushed at a server are ignored:
+            // edges are pulled, so nothing is expected here.
+            other => {
+                debug!(kind = %other.message_type(), "ignored message");
+                Ok(())
+            }
+        }
+    }
+
+    async fn request(&mut self, req: ControlRequest) -> Result<(), NetError> {
+        if self.opaque {
+            return Ok(());
+        }
+        let typed = match Request::decode(&req) {
+            Ok(t) => t,
+            Err(e) => {
+                return self
+                    .respond(&req, Err(CommandError::new(Status::BadRequest, e.to_string())))
+                    .await;
+            }
+        };
+        let shared = self.shared.clone();
+        let bad = |m: &str| Err(CommandError::new(Status::BadRequest, m));
+        let resp: Result<Response, CommandError> = match typed {
+            Request::Hello(_) => bad("HELLO was already exchanged"),
+            Request::Auth(_) => bad(match shared.config.key {
+                Some(_) => "AUTH was already exchanged",
+                None => "this node has no deployment key configured",
+            }),
+            Request::ListStreams => Ok(Response::ListStreams(shared.stream_infos())),
+            Request::Subscribe(sub) => return self.subscribe(&req, &sub.stream, sub.params).await,
+            Request::Unsubscribe => return self.unsubscribe(&req).await,
+            Request::StreamOpen(_) => bad("this node does not accept pushed streams: edges are pulled (use CONNECT)"),
+            Request::GetStats(Name { name }) => Ok(Response::GetStats(shared.stats(&name))),
+            Request::Connect(c) => {
+                let cfg = EdgeConfig {
+                    upstream: c.upstream,
+                    stream: c.stream,
+                    local_name: c.local_name,
+                    // transport_mode 2 asks for shared memory; else the edge
+                    // picks it when both nodes offer it (auto).
+                    transport: match c.params.transport {
+                        TransportMode::Shm => EdgeTransport::Shm,
+                        _ => EdgeTransport::Auto,
+                    },
+                    params: c.params,
+                };
+                shared
+                    .start_edge(cfg, EdgeOrigin::Connect)
+                    .map(|local| Response::Connect(Name { name: local }))
+                    .map_err(CommandError::from)
+            }
+            Request::Disconnect(Name { name }) => shared
+                .stop_edge(&name)
+                .map(|()| Response::Disconnect)
+                .map_err(CommandError::from),
+            Request::Describe => Ok(Response::Describe(shared.describe())),
+            Request::Snapshot(Name { name }) => return self.snapshot(&req, &name).await,
+            Request::Shutdown(_) => {
+                self.respond(&req, Ok(Response::Shutdown)).await?;
+                shared.begin_shutdown();
+                return Ok(());
+            }
+            Request::WatchStatus(w) => {
+                self.respond(&req, Ok(Response::WatchStatus)).await?;
+                if let Some(t) = self.status.take() {
+                    t.abort();
+                }
+                self.status = Some(crate::runtime::status::start(
+                    shared.clone(),
+                    self.queue.clone(),
+                    w.interval_ms,
+                ));
+                return Ok(());
+            }
+            // A report pushed at us (request id 0) is never answered.
+            Request::StatusReport(_) => return Ok(()),
+            other => match shared.devices.handle(other).await {
+                Some(r) => r,
+                None => Err(CommandError::new(
+                    Status::UnknownCommand,
+                    format!("unknown command {}", req.command),
+                )),
+            },
+        };
+        self.respond(&req, resp).await
+    }
+
+    /// SNAPSHOT: the latest frame, its bytes shared with the stream; one
+    /// answer at a time may wait to be written on a connection.
+    async fn snapshot(&mut self, req: &ControlRequest, name: &str) -> Result<(), NetError> {
+        let Some(snap) = self.shared.snapshot(name) else {
+            let msg = format!(
+                "no frame of a stream named `{}` yet",
+                framewire_proto::names::display(name, framewire_proto::names::MAX_NAME_LEN)
+            );
+            return self.respond(req, Err(CommandError::new(Status::NotFound, msg))).await;
+        };
+        if !self.queue.claim_snapshot() {
+            let msg = "a snapshot is still being sent on this connection: read it first";
+            return self.respond(req, Err(CommandError::new(Status::Busy, msg))).await;
+        }
+        let encoded = match snap.encode_response(req.channel, req.request_id) {
+            Ok(e) => e,
+            Err(e) => {
+                self.queue.release_snapshot();
+                return self
+                    .respond(req, Err(CommandError::new(Status::Internal, e.to_string())))
+                    .await;
+            }
+        };
+        let r = self.queue(Item::Snapshot(encoded)).await;
+        if r.is_err() {
+            self.queue.release_snapshot();
+        }
+        r
+    }
+
+    async fn unsubscribe(&mut self, req: &ControlRequest) -> Result<(), NetError> {
+        if self.channels.iter().any(|(c, _)| *c == req.channel) {
+            self.respond(req, Ok(Response::Unsubscribe)).await?;
+            self.drop_channel(req.channel, EventReason::Unsubscribed, "").await
+        } else {
+            let msg = format!("no subscription on channel {}", req.channel);
+            self.respond(req, Err(CommandError::new(Status::NotFound, msg))).await
+        }
+    }
+
+    async fn subscribe(&mut self, req: &ControlRequest, stream: &str, params: SubscribeParams) -> Result<(), NetError> {
+        let refuse = |status, msg: String| Err(CommandError::new(status, msg));
+        let limit = self.shared.config.limits.max_subscriptions_per_connection;
+        if self.channels.len() >= limit {
+            let msg = format!(
+                "this connection has {limit} subscriptions, the limit per connection (limits.max_subscriptions_per_connection)"
+            );
+            return self.respond(req, refuse(Status::Busy, msg)).await;
+        }
+        if self.next_channel == u16::MAX {
+            return self
+                .respond(req, refuse(Status::Busy, "no channel left on this connection".into()))
+                .await;
+        }
+        let opaque = params.transport == TransportMode::Opaque;
+        if opaque && !self.channels.is_empty() {
+            let msg = "an opaque subscription must be the only one on its connection".to_owned();
+            return self.respond(req, refuse(Status::BadRequest, msg)).await;
+        }
+        let channel = self.next_channel;
+        let shm = params.transport == TransportMode::Shm;
+        let server = match (shm, self.shared.shm.get()) {
+            (false, _) => None,
+            (true, None) => {
+                let msg = "this node has shared memory off (shm = false); subscribe over TCP".to_owned();
+                return self.respond(req, refuse(Status::BadRequest, msg)).await;
+            }
+            (true, Some(_)) if !self.local_peer => {
+                let msg = "shared memory needs the subscriber on this host; subscribe over TCP".to_owned();
+                return self.respond(req, refuse(Status::BadRequest, msg)).await;
+            }
+            (true, Some(s)) => Some(s.clone()),
+        };
+        crate::transport::discovery::remote_stream(&self.shared, stream, params).await;
+        let exists = self.shared.has_stream(stream);
+        let waker = match &server {
+            Some(s) if exists => s.hub_for(&self.shared, stream),
+            _ => self.queue.wake.clone(),
+        };
+        let entry = OutputEntry {
+            stream: stream.to_owned(),
+            channel,
+            peer: self.peer.clone(),
+            waker,
+            events: if opaque { None } else { Some(self.queue.clone()) },
+        };
+        let (id, open) = match self.shared.add_output(stream, &params, entry) {
+            Ok(x) => x,
+            Err(e) => return self.respond(req, Err(e.into())).await,
+        };
+        self.next_channel += 1;
+        self.channels.push((channel, id));
+        let offer = server.map(|s| ShmOffer {
+            path: s.path().display().to_string(),
+            token: s.expect(stream, id),
+        });
+        self.respond(req, Ok(Response::Subscribe(SubscribeReply { channel, shm: offer })))
+            .await?;
+        if shm {
+            // Frames go through the stream's shared-memory hub, not this writer.
+            self.send_stream_open(channel, open).await?;
+            info!(stream, channel, mode = %params.mode, transport = "shm", "subscribed");
+            return Ok(());
+        }
+        if opaque {
+            self.opaque = true;
+            self.queue(Item::Opaque).await?;
+        } else {
+            self.send_stream_open(channel, open).await?;
+        }
+        info!(stream, channel, mode = %params.mode, transport = %params.transport, "subscribed");
+        self.queue(Item::AddOutput(id, channel)).await
+    }
+
+    async fn send_stream_open(&mut self, channel: u16, open: StreamOpen) -> Result<(), NetError> {
+        let id = self.next_request;
+        self.next_request = self.next_request.wrapping_add(1).max(1);
+        self.pending_opens.push((id, channel));
+        if self.pending_opens.len() > PENDING_OPENS {
+            self.pending_opens.remove(0);
+        }
+        let msg = Message::ControlRequest(Request::StreamOpen(open).to_message(channel, id)?);
+        self.queue(Item::msg(&msg)?).await
+    }
+
+    async fn drop_channel(&mut self, channel: u16, reason: EventReason, message: &str) -> Result<(), NetError> {
+        if let Some(i) = self.channels.iter().position(|(c, _)| *c == channel) {
+            let (_, id) = self.channels.swap_remove(i);
+            self.shared.remove_output(id);
+            self.queue(Item::RemoveOutput(id)).await?;
+            let ev = Message::StreamEvent {
+                channel,
+                event: closed(reason, message),
+            };
+            self.queue(Item::msg(&ev)?).await?;
+        }
+        Ok(())
+    }
+}

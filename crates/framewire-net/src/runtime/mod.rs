@@ -1,0 +1,6 @@
+//! What runs a node around its state: command dispatch, the device
+//! families it answers about, status pushes.
+
+pub(crate) mod commands;
+pub(crate) mod devices;
+pub(crate) mod status;

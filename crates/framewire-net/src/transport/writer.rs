@@ -1,0 +1,306 @@
+//! A connection's writer: the only task that writes to its socket, and the
+//! queue that feeds it.
+//!
+//! The writer takes, in order, what the queue holds (answers, STREAM_OPEN,
+//! stream events, snapshots, the status report, and commands to add or
+//! drop an output), then frames from the relay outputs of this connection,
+//! one per output in turn. A frame handed to it is written whole (header
+//! and shared payload in one vectored write) before anything else. A peer
+//! that stops reading stalls only this writer: its outputs fill to their
+//! budgets and drop, its queue fills to its bounds and then the
+//! connection's reader waits (and stops reading that peer), and nothing
+//! else waits.
+//!
+//! The queue is bounded in messages and in bytes. A status watcher has at
+//! most one report waiting (a newer one replaces it, and none is built
+//! while one waits); a snapshot's frame bytes are shared, not copied.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use framewire_proto::{Encoded, Message, VideoFrame};
+use framewire_relay::OutputId;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
+
+use crate::error::NetError;
+use crate::node::Shared;
+use crate::transport::framed::{write_all_vectored, write_frame};
+
+/// Messages a queue holds at most.
+pub(crate) const QUEUE_ITEMS: usize = 256;
+
+/// What the writer is asked to do.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// Write these bytes (an encoded message).
+    Bytes(Encoded),
+    /// A SNAPSHOT answer (the frame shared): written, the next may come.
+    Snapshot(Encoded),
+    /// Start serving this output on this channel.
+    AddOutput(OutputId, u16),
+    /// Stop serving this output.
+    RemoveOutput(OutputId),
+    /// From now on write frame bytes only (opaque subscription).
+    Opaque,
+}
+
+impl Item {
+    /// A message, encoded now.
+    pub(crate) fn msg(m: &Message) -> Result<Item, NetError> {
+        Ok(Item::Bytes(m.encode()?))
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Item::Bytes(e) | Item::Snapshot(e) => e.len(),
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    items: VecDeque<Item>,
+    bytes: usize,
+    /// The newest status report not yet written.
+    status: Option<Encoded>,
+    closed: bool,
+}
+
+/// The queue between a connection's tasks and its writer.
+#[derive(Debug)]
+pub(crate) struct WriterQueue {
+    inner: Mutex<Inner>,
+    max_bytes: usize,
+    /// Wakes the writer: something was queued (also the connection's
+    /// outputs' waker: a frame is ready).
+    pub(crate) wake: Arc<Notify>,
+    /// Wakes those waiting for room.
+    room: Notify,
+    /// Wakes the status task: its slot is free again.
+    status_room: Notify,
+    /// Whether a snapshot answer waits to be written (one at a time).
+    snapshot: AtomicBool,
+    /// Messages dropped because the queue was full (events only).
+    pub(crate) dropped: AtomicU64,
+}
+
+/// The queue is full, or closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueError {
+    Full,
+    Closed,
+}
+
+impl WriterQueue {
+    pub(crate) fn new(max_bytes: usize) -> Arc<WriterQueue> {
+        Arc::new(WriterQueue {
+            inner: Mutex::new(Inner::default()),
+            max_bytes,
+            wake: Arc::new(Notify::new()),
+            room: Notify::new(),
+            status_room: Notify::new(),
+            snapshot: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `item` fits now (a message larger than the byte bound fits
+    /// an empty queue, else it could never be sent).
+    fn fits(&self, q: &Inner, item: &Item) -> bool {
+        q.items.len() < QUEUE_ITEMS && (q.items.is_empty() || q.bytes + item.bytes() <= self.max_bytes)
+    }
+
+    /// Queues `item`, waiting for room (the caller, a connection's reader,
+    /// stops reading its peer meanwhile).
+    pub(crate) async fn push(&self, item: Item) -> Result<(), QueueError> {
+        let mut item = Some(item);
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_push_inner(&mut item) {
+                Err(QueueError::Full) => room.await,
+                r => return r,
+            }
+        }
+    }
+
+    /// Queues `item` if there is room now; never waits (stream events from
+    /// other tasks: dropped and counted when the peer does not read).
+    pub(crate) fn try_push(&self, item: Item) -> Result<(), QueueError> {
+        let r = self.try_push_inner(&mut Some(item));
+        if r == Err(QueueError::Full) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn try_push_inner(&self, item: &mut Option<Item>) -> Result<(), QueueError> {
+        let mut q = self.lock();
+        if q.closed {
+            return Err(QueueError::Closed);
+        }
+        let Some(i) = item.take() else { return Ok(()) };
+        if !self.fits(&q, &i) {
+            *item = Some(i);
+            return Err(QueueError::Full);
+        }
+        q.bytes += i.bytes();
+        q.items.push_back(i);
+        drop(q);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Puts a status report in the single status slot, replacing one that
+    /// was not written yet.
+    pub(crate) fn set_status(&self, report: Encoded) {
+        let mut q = self.lock();
+        if q.closed {
+            return;
+        }
+        q.status = Some(report);
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    /// Waits until the status slot is empty (the last report was written).
+    pub(crate) async fn status_room(&self) {
+        loop {
+            let n = self.status_room.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.lock().status.is_none() {
+                return;
+            }
+            n.await;
+        }
+    }
+
+    /// Claims the snapshot slot; false while another snapshot waits.
+    pub(crate) fn claim_snapshot(&self) -> bool {
+        !self.snapshot.swap(true, Ordering::AcqRel)
+    }
+
+    /// Releases the snapshot slot (written, or never queued).
+    pub(crate) fn release_snapshot(&self) {
+        self.snapshot.store(false, Ordering::Release);
+    }
+
+    /// No more items: the writer writes what is queued and ends.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+        self.room.notify_waiters();
+    }
+
+    /// The next thing to write: queued items in order, then the status
+    /// report. `Err(())` when closed and drained.
+    fn pop(&self) -> Result<Option<Item>, ()> {
+        let mut q = self.lock();
+        if let Some(i) = q.items.pop_front() {
+            q.bytes -= i.bytes();
+            drop(q);
+            self.room.notify_waiters();
+            return Ok(Some(i));
+        }
+        if let Some(s) = q.status.take() {
+            drop(q);
+            self.status_room.notify_waiters();
+            return Ok(Some(Item::Bytes(s)));
+        }
+        if q.closed { Err(()) } else { Ok(None) }
+    }
+}
+
+/// The writer task of one connection.
+pub(crate) async fn writer_loop(
+    shared: Arc<Shared>,
+    mut w: OwnedWriteHalf,
+    queue: Arc<WriterQueue>,
+) -> Result<(), NetError> {
+    let mut outputs: Vec<(OutputId, u16)> = Vec::new();
+    let mut opaque = false;
+    let mut turn = 0usize;
+    loop {
+        let wake = queue.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        // Queued items first, in order.
+        loop {
+            match queue.pop() {
+                Ok(Some(item)) => apply(&mut w, item, &mut outputs, &mut opaque, &queue).await?,
+                Ok(None) => break,
+                Err(()) => {
+                    let _ = w.shutdown().await;
+                    return Ok(());
+                }
+            }
+        }
+        // Then one frame per output, taking turns. A frame written is
+        // reported sent in the same lock that takes the next one.
+        let mut sent = false;
+        let mut written: Option<OutputId> = None;
+        let n = outputs.len();
+        for k in 0..n {
+            let (id, channel) = outputs[(turn + k) % n];
+            let Some(tx) = shared.sent_then_poll(written.take(), id) else {
+                continue;
+            };
+            if tx.encapsulated {
+                let f = VideoFrame {
+                    channel,
+                    sequence: tx.frame.sequence,
+                    timestamp_ns: tx.frame.timestamp_ns,
+                    flags: tx.frame.flags,
+                    data: tx.frame.data,
+                };
+                write_frame(&mut w, &f).await?;
+            } else {
+                write_all_vectored(&mut w, &[&tx.frame.data]).await?;
+            }
+            written = Some(id);
+            sent = true;
+        }
+        if let Some(prev) = written {
+            shared.sent(prev);
+        }
+        turn = turn.wrapping_add(1);
+        if !sent {
+            wake.await;
+        }
+    }
+}
+
+async fn apply(
+    w: &mut OwnedWriteHalf,
+    item: Item,
+    outputs: &mut Vec<(OutputId, u16)>,
+    opaque: &mut bool,
+    queue: &WriterQueue,
+) -> Result<(), NetError> {
+    match item {
+        Item::Bytes(e) => {
+            if !*opaque {
+                write_all_vectored(w, &[&e.head, &e.body]).await?;
+            }
+        }
+        Item::Snapshot(e) => {
+            let r = write_all_vectored(w, &[&e.head, &e.body]).await;
+            queue.release_snapshot();
+            r?;
+        }
+        Item::AddOutput(id, ch) => outputs.push((id, ch)),
+        Item::RemoveOutput(id) => outputs.retain(|(o, _)| *o != id),
+        Item::Opaque => *opaque = true,
+    }
+    Ok(())
+}
