@@ -60,6 +60,18 @@ pub enum NetError {
     /// A node-level operation was refused.
     #[error("{0}")]
     Refused(String),
+    /// The peer stayed connected but sent nothing for this long.
+    #[error("the upstream sent nothing for {0:?} (stalled)")]
+    Stalled(std::time::Duration),
+    /// The peer sent more than this many bytes of other messages before
+    /// answering a request.
+    #[error("{addr} sent more than {limit} bytes of other messages before answering")]
+    Flooded {
+        /// The peer.
+        addr: String,
+        /// The bound.
+        limit: usize,
+    },
 }
 
 impl From<FieldError> for NetError {

@@ -60,7 +60,7 @@ pub use error::NetError;
 pub use node::{Node, now_ns};
 pub use sink::{SINK_FINALIZE_GRACE, SinkConfig, SinkKind};
 pub use source::{ReplayConfig, SourceConfig};
-pub use transport::client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
+pub use transport::client::{Client, ClientIdentity, DEFAULT_PENDING_LIMIT, DEFAULT_TIMEOUT};
 pub use transport::shm_edge::default_socket_path as default_shm_socket;
 pub use v4l2::{
     V4L2_DEFAULT_BUFFERS, V4L2_DEFAULT_FAIL_AFTER, V4L2_DEFAULT_LINGER, V4L2_DEFAULT_RETRY_MAX, V4l2Output,

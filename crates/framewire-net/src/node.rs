@@ -72,6 +72,11 @@ pub(crate) struct Shared {
     pub(crate) local_addr: SocketAddr,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) connections: AtomicUsize,
+    /// Connections the main port serves at once, and each opaque port
+    /// (the limits, held within the process's descriptors).
+    caps: (usize, usize),
+    /// When (seconds since start) a refused connection was last logged.
+    pub(crate) last_refusal_log: AtomicU64,
     pub(crate) stopping: AtomicBool,
     /// The discovery driver, once started.
     pub(crate) discovery: std::sync::OnceLock<DiscoveryHandle>,
@@ -117,6 +122,16 @@ impl Shared {
         } else {
             tracing::debug!(%peer, %reason, "connection refused by authentication");
         }
+    }
+
+    /// Connections the main port serves at once.
+    pub(crate) fn connection_cap(&self) -> usize {
+        self.caps.0
+    }
+
+    /// Connections each opaque port serves at once.
+    pub(crate) fn opaque_cap(&self) -> usize {
+        self.caps.1
     }
 
     /// The features this node offers in HELLO and DESCRIBE.
@@ -464,6 +479,17 @@ pub(crate) fn closed(reason: EventReason, message: &str) -> StreamEvent {
     })
 }
 
+/// The process's soft limit on open descriptors, if it can be read.
+fn descriptor_limit() -> Option<usize> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given and reads nothing else.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) };
+    (rc == 0 && l.rlim_cur != libc::RLIM_INFINITY).then(|| usize::try_from(l.rlim_cur).unwrap_or(usize::MAX))
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
@@ -533,6 +559,8 @@ impl Node {
             local_addr,
             shutdown,
             connections: AtomicUsize::new(0),
+            caps: crate::config::connection_caps(&config.limits, config.opaque_ports.len(), descriptor_limit()),
+            last_refusal_log: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             discovery: std::sync::OnceLock::new(),
             v4l2,

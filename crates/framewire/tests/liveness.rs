@@ -20,7 +20,6 @@ use framewire_proto::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 28: fixed by the limits on the new runtime layers"]
 async fn a_frozen_upstream_is_interrupted_then_live_again() {
     let cam = spawn_node(&[
         "--name",
@@ -79,7 +78,6 @@ async fn a_frozen_upstream_is_interrupted_then_live_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 28: fixed by the limits on the new runtime layers"]
 async fn idle_connections_are_closed_and_give_their_place_back() {
     let dir = temp_dir("live-idle");
     let cfg = config_file(
@@ -120,7 +118,6 @@ async fn idle_connections_are_closed_and_give_their_place_back() {
 }
 
 #[test]
-#[ignore = "issue 28: fixed by the limits on the new runtime layers"]
 fn an_opaque_port_flood_cannot_starve_the_main_port() {
     let opaque = format!("127.0.0.1:{}", free_port());
     let mut cmd = std::process::Command::new("prlimit");
@@ -201,7 +198,6 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 28: fixed by the limits on the new runtime layers"]
 async fn an_upstream_that_floods_before_answering_is_cut_off() {
     let fake = fake_upstream(|mut s, _| async move {
         let frame = Message::VideoFrame(VideoFrame {
@@ -236,7 +232,6 @@ async fn an_upstream_that_floods_before_answering_is_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 28: fixed by the limits on the new runtime layers"]
 async fn a_shm_offer_nobody_asked_for_is_not_taken() {
     let dir = temp_dir("live-shm-offer");
     let path = dir.join("bait.sock");

@@ -74,3 +74,48 @@ impl Default for Limits {
         }
     }
 }
+
+/// Descriptors set aside for what is not a peer's connection (files,
+/// sockets of edges and discovery, shared memory, logs).
+pub const DESCRIPTOR_RESERVE: usize = 64;
+
+/// The connection caps a node runs with, given `fds` descriptors (the
+/// process's limit, when it is known) and `opaque_ports` opaque ports: the
+/// configured caps, held so that the main port and the opaque ports
+/// together stay within the descriptors, the opaque ports taking at most a
+/// quarter of them. One port can then never starve another.
+pub fn connection_caps(limits: &Limits, opaque_ports: usize, fds: Option<usize>) -> (usize, usize) {
+    let Some(fds) = fds else {
+        return (limits.max_connections, limits.max_opaque_connections);
+    };
+    let usable = fds.saturating_sub(DESCRIPTOR_RESERVE).max(16);
+    let per_opaque = match (usable / 4).checked_div(opaque_ports) {
+        None => limits.max_opaque_connections,
+        Some(share) => limits.max_opaque_connections.min(share.max(1)),
+    };
+    let main = limits
+        .max_connections
+        .min(usable.saturating_sub(per_opaque * opaque_ports))
+        .max(8);
+    (main, per_opaque)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_fit_the_descriptors() {
+        let l = Limits::default();
+        assert_eq!(connection_caps(&l, 2, None), (4096, 64));
+        assert_eq!(connection_caps(&l, 0, Some(1 << 20)), (4096, 64));
+        // 512 descriptors, one opaque port: it gets 64, the main port the rest.
+        let (main, opaque) = connection_caps(&l, 1, Some(512));
+        assert_eq!(opaque, 64);
+        assert_eq!(main, 512 - DESCRIPTOR_RESERVE - 64);
+        // Few descriptors, many ports: the ports share a quarter.
+        let (main, opaque) = connection_caps(&l, 8, Some(256));
+        assert_eq!(opaque, (256 - DESCRIPTOR_RESERVE) / 4 / 8);
+        assert!(main + 8 * opaque <= 256 - DESCRIPTOR_RESERVE);
+    }
+}

@@ -22,7 +22,7 @@ pub use discovery::{DEFAULT_DISCOVERY_PORT, DEFAULT_GROUP, DEFAULT_TTL, Discover
 pub use edge::{
     EdgeConfig, EdgeTransport, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy,
 };
-pub use limits::{DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Limits};
+pub use limits::{DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DESCRIPTOR_RESERVE, Limits, connection_caps};
 pub use opaque::OpaquePortConfig;
 
 /// The port a node listens on unless told otherwise.

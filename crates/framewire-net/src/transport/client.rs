@@ -21,6 +21,21 @@ use crate::transport::framed::{FramedRead, write_message};
 /// How long to wait for a TCP connection or a response by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Bytes of other messages a client keeps while it waits for an answer,
+/// unless told otherwise ([`Client::set_pending_limit`]).
+pub const DEFAULT_PENDING_LIMIT: usize = 64 << 20;
+
+/// About the bytes a message holds.
+fn weight(m: &Message) -> usize {
+    64 + match m {
+        Message::VideoFrame(f) => f.data.len(),
+        Message::ControlRequest(r) => r.body.len(),
+        Message::ControlResponse(r) => r.body.len(),
+        Message::AudioFrame { payload, .. } | Message::Unknown { payload, .. } => payload.len(),
+        _ => 0,
+    }
+}
+
 /// A client connection to a node.
 #[derive(Debug)]
 pub struct Client {
@@ -31,8 +46,11 @@ pub struct Client {
     addr: String,
     /// The peer is on this host (its address is loopback or our own).
     local: bool,
-    /// Messages that arrived while a response was awaited.
+    /// Messages that arrived while a response was awaited, and their bytes.
     pending: VecDeque<Message>,
+    pending_bytes: usize,
+    /// The most bytes `pending` may hold.
+    pending_limit: usize,
     timeout: Duration,
     /// Messages to write while [`Client::next_message`] waits.
     outbox: Option<mpsc::Receiver<Message>>,
@@ -108,6 +126,8 @@ impl Client {
             addr: addr.to_owned(),
             local,
             pending: VecDeque::new(),
+            pending_bytes: 0,
+            pending_limit: DEFAULT_PENDING_LIMIT,
             timeout,
             outbox: None,
         };
@@ -213,7 +233,16 @@ impl Client {
                     }
                     return Ok(Response::decode(&r)?);
                 }
-                Some(other) => self.pending.push_back(other),
+                Some(other) => {
+                    self.pending_bytes += weight(&other);
+                    if self.pending_bytes > self.pending_limit {
+                        return Err(NetError::Flooded {
+                            addr: self.addr.clone(),
+                            limit: self.pending_limit,
+                        });
+                    }
+                    self.pending.push_back(other);
+                }
             }
         }
     }
@@ -250,6 +279,7 @@ impl Client {
     /// `Ok(None)` when the peer closed the connection cleanly.
     pub async fn next_message(&mut self) -> Result<Option<Message>, NetError> {
         if let Some(m) = self.pending.pop_front() {
+            self.pending_bytes = self.pending_bytes.saturating_sub(weight(&m));
             return Ok(Some(m));
         }
         loop {
@@ -307,6 +337,12 @@ impl Client {
             message,
         ));
         self.send(&resp).await
+    }
+
+    /// The most bytes of other messages kept while an answer is awaited;
+    /// more is an error ([`NetError::Flooded`]).
+    pub fn set_pending_limit(&mut self, bytes: usize) {
+        self.pending_limit = bytes;
     }
 
     /// Bytes of a partial message held (the connection is mid-frame).

@@ -49,9 +49,16 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             }
         };
         let n = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
-        if n > shared.config.limits.max_connections {
+        if n > shared.connection_cap() {
             shared.connections.fetch_sub(1, Ordering::SeqCst);
-            warn!(%peer, limit = shared.config.limits.max_connections, "connection refused: too many connections");
+            // Once a minute at most: a flood must not flood the log as well.
+            let now = shared.started.elapsed().as_secs();
+            if now >= shared.last_refusal_log.load(Ordering::Relaxed) + 60 || now == 0 {
+                shared.last_refusal_log.store(now.max(1), Ordering::Relaxed);
+                warn!(%peer, limit = shared.connection_cap(), "connection refused: too many connections (logged once a minute)");
+            } else {
+                debug!(%peer, "connection refused: too many connections");
+            }
             drop(sock);
             continue;
         }

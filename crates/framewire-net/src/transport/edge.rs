@@ -7,6 +7,14 @@
 //! Reconnection starts after 100 ms and backs off to 250 ms between tries;
 //! after 30 s without success the edge is reported *failed* and retried
 //! every 2 s for as long as it exists.
+//!
+//! An upstream that stays connected but goes silent (its process stopped,
+//! its host frozen) is *stalled*: no frame for max(2 s, 10 frame
+//! intervals) of a live stream. Its subscribers get *interrupted* with
+//! reason `stalled` and the edge reconnects. While the upstream says its
+//! stream is interrupted (or frames come by shared memory), the edge asks
+//! DESCRIBE each such window instead, and a window without an answer is a
+//! stall too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +31,95 @@ use crate::config::{EdgeConfig, EdgeTransport};
 use crate::error::NetError;
 use crate::node::{Shared, now_ns};
 use crate::transport::client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
+
+/// How long a live stream may go without a frame before its upstream is
+/// stalled: 10 frame intervals, at least 2 s.
+const STALL_MIN: std::time::Duration = std::time::Duration::from_secs(2);
+/// The same for a stream of unknown rate, or before STREAM_OPEN.
+const STALL_UNKNOWN_RATE: std::time::Duration = std::time::Duration::from_secs(10);
+/// The request id of the DESCRIBE a quiet edge sends as a ping.
+const PING_REQUEST: u16 = 0xfff0;
+
+/// What a silence means: fine, time to ask for a sign of life, or stalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Fine,
+    Ping,
+    Stalled(std::time::Duration),
+}
+
+/// The liveness of one session, sans IO: fed what was heard and when,
+/// asked what a silence means.
+#[derive(Debug)]
+struct Liveness {
+    window: std::time::Duration,
+    /// The upstream says its stream is live: frames are due.
+    live: bool,
+    last_heard: std::time::Instant,
+    pinged_at: Option<std::time::Instant>,
+}
+
+impl Liveness {
+    fn new(now: std::time::Instant) -> Liveness {
+        Liveness {
+            window: STALL_UNKNOWN_RATE,
+            live: false,
+            last_heard: now,
+            pinged_at: None,
+        }
+    }
+
+    /// The stream opened: frames are due, at most `window` apart.
+    fn live(&mut self, window: std::time::Duration) {
+        self.window = window;
+        self.live = true;
+    }
+
+    /// The upstream said its stream is interrupted: no frames are due.
+    fn quiet(&mut self) {
+        self.live = false;
+    }
+
+    fn resumed(&mut self) {
+        self.live = true;
+    }
+
+    fn heard(&mut self, now: std::time::Instant) {
+        self.last_heard = now;
+        self.pinged_at = None;
+    }
+
+    /// How often to look (a quarter window, at least 100 ms).
+    fn check_every(&self) -> std::time::Duration {
+        (self.window / 4).max(std::time::Duration::from_millis(100))
+    }
+
+    fn check(&mut self, now: std::time::Instant) -> Check {
+        let silent = now.saturating_duration_since(self.last_heard);
+        if let Some(at) = self.pinged_at {
+            if now.saturating_duration_since(at) >= self.window {
+                return Check::Stalled(silent);
+            }
+            return Check::Fine;
+        }
+        if silent < self.window {
+            return Check::Fine;
+        }
+        if self.live {
+            return Check::Stalled(silent);
+        }
+        self.pinged_at = Some(now);
+        Check::Ping
+    }
+}
+
+fn stall_window(open: &framewire_proto::StreamOpen) -> std::time::Duration {
+    if open.fps_num == 0 || open.fps_den == 0 {
+        return STALL_UNKNOWN_RATE;
+    }
+    let interval = f64::from(open.fps_den) / f64::from(open.fps_num);
+    std::time::Duration::from_secs_f64((10.0 * interval).min(3600.0)).max(STALL_MIN)
+}
 
 /// How a session with the upstream ended.
 struct SessionEnd {
@@ -53,11 +150,15 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
             delay = policy.first;
             failed_reported = false;
             warn!(%reason, "upstream lost; reconnecting");
+            let why = match end.error {
+                Some(NetError::Stalled(_)) => EventReason::Stalled,
+                _ => EventReason::UpstreamLost,
+            };
             shared.stream_event(
                 &local,
                 StreamEvent::Interrupted(EventInfo {
                     timestamp_ns: now_ns(),
-                    reason: EventReason::UpstreamLost,
+                    reason: why,
                     message: reason.clone(),
                 }),
             );
@@ -135,6 +236,8 @@ async fn session_inner(
         features: shared.features(),
     };
     let mut client = Client::connect(&cfg.upstream, &who, DEFAULT_TIMEOUT).await?;
+    // Frames have no reason to come before the answer to SUBSCRIBE.
+    client.set_pending_limit(shared.config.limits.client_pending_bytes);
     let mut params = cfg.params;
     let offered = client.peer().features.0 & Features::SHM.0 != 0;
     params.transport = match cfg.transport {
@@ -145,6 +248,11 @@ async fn session_inner(
     };
     let reply = client.subscribe_full(&cfg.stream, params).await?;
     let channel = reply.channel;
+    if params.transport != TransportMode::Shm && reply.shm.is_some() {
+        return Err(NetError::Protocol(
+            "the upstream offered shared memory for a subscription over TCP; not taken".into(),
+        ));
+    }
     if params.transport == TransportMode::Shm && reply.shm.is_none() {
         return Err(NetError::Protocol(
             "the upstream granted shared memory but named no socket".into(),
@@ -159,20 +267,51 @@ async fn session_inner(
     // Shared memory: frames arrive on a consumer thread once the stream is open.
     let mut shm: Option<ShmReceiver> = None;
     let mut shm_offer = reply.shm;
+    // Liveness: how long the upstream may stay silent, and whether frames
+    // are expected on this connection (else a DESCRIBE asks for a sign).
+    let mut alive = Liveness::new(tokio::time::Instant::now().into_std());
+    // Frames that come by shared memory count as signs of life too.
+    let shm_seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut shm_count = 0;
     loop {
-        let msg = match &mut shm {
-            Some(rx) => tokio::select! {
-                m = client.next_message() => m?,
-                end = &mut rx.end => {
-                    let why = end.unwrap_or_else(|_| Err("shared-memory consumer stopped".into()));
-                    return match why {
-                        Ok(()) => Ok(()),
-                        Err(e) => Err(NetError::Closed(format!("{} ({e})", cfg.upstream))),
-                    };
-                }
-            },
-            None => client.next_message().await?,
+        let next = async {
+            match &mut shm {
+                Some(rx) => tokio::select! {
+                    m = client.next_message() => m.map(Some),
+                    end = &mut rx.end => {
+                        let why = end.unwrap_or_else(|_| Err("shared-memory consumer stopped".into()));
+                        match why {
+                            Ok(()) => Ok(None),
+                            Err(e) => Err(NetError::Closed(format!("{} ({e})", cfg.upstream))),
+                        }
+                    }
+                },
+                None => client.next_message().await.map(Some),
+            }
         };
+        let msg = match tokio::time::timeout(alive.check_every(), next).await {
+            Ok(Ok(Some(m))) => m,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                let now = std::time::Instant::now();
+                let seen = shm_seen.load(Ordering::Relaxed);
+                if seen != shm_count {
+                    shm_count = seen;
+                    alive.heard(now);
+                }
+                match alive.check(now) {
+                    Check::Fine => {}
+                    Check::Ping => {
+                        let ping = Message::ControlRequest(Request::Describe.to_message(0, PING_REQUEST)?);
+                        client.send(&ping).await?;
+                    }
+                    Check::Stalled(after) => return Err(NetError::Stalled(after)),
+                }
+                continue;
+            }
+        };
+        alive.heard(std::time::Instant::now());
         let Some(msg) = msg else {
             return Ok(());
         };
@@ -204,12 +343,18 @@ async fn session_inner(
                     return Err(NetError::Refused(msg));
                 }
                 open.name = local.to_owned();
+                alive.live(stall_window(&open));
                 client.ack(&req).await?;
                 open_local(shared, local, open, &upstream_label);
                 shared.set_edge_state(local, StreamState::Live, false);
                 *was_live = true;
                 if let Some(offer) = shm_offer.take() {
-                    shm = Some(ShmReceiver::start(shared.clone(), local.to_owned(), offer));
+                    shm = Some(ShmReceiver::start(
+                        shared.clone(),
+                        local.to_owned(),
+                        offer,
+                        shm_seen.clone(),
+                    ));
                 }
             }
             Message::ControlRequest(req) => {
@@ -217,6 +362,15 @@ async fn session_inner(
                 client.refuse(&req, Status::UnknownCommand, &msg).await?;
             }
             Message::StreamEvent { channel: c, event } if c == channel => match event {
+                StreamEvent::Interrupted(info) => {
+                    // No frames until it resumes: ask for a sign of life instead.
+                    alive.quiet();
+                    shared.stream_event(local, StreamEvent::Interrupted(info));
+                }
+                StreamEvent::Resumed(info) => {
+                    alive.resumed();
+                    shared.stream_event(local, StreamEvent::Resumed(info));
+                }
                 StreamEvent::Closed(info) => {
                     return Err(NetError::Closed(format!(
                         "{} (stream closed: {})",
@@ -241,7 +395,12 @@ struct ShmReceiver {
 }
 
 impl ShmReceiver {
-    fn start(shared: Arc<Shared>, local: String, offer: ShmOffer) -> ShmReceiver {
+    fn start(
+        shared: Arc<Shared>,
+        local: String,
+        offer: ShmOffer,
+        seen: Arc<std::sync::atomic::AtomicU64>,
+    ) -> ShmReceiver {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, end) = tokio::sync::oneshot::channel();
         let stop2 = stop.clone();
@@ -256,6 +415,7 @@ impl ShmReceiver {
                         first = false;
                     }
                     shared.push(&local, f);
+                    seen.fetch_add(1, Ordering::Relaxed);
                 });
                 let _ = tx.send(r);
             });
@@ -300,5 +460,54 @@ fn open_local(shared: &Arc<Shared>, local: &str, open: framewire_proto::StreamOp
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_live_stream_is_stalled_after_its_window_a_quiet_one_after_an_unanswered_ping() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(t0);
+        l.live(Duration::from_secs(2));
+        assert_eq!(l.check_every(), Duration::from_millis(500));
+        l.heard(t0 + Duration::from_secs(1));
+        assert_eq!(l.check(t0 + Duration::from_millis(2900)), Check::Fine);
+        assert_eq!(
+            l.check(t0 + Duration::from_secs(3)),
+            Check::Stalled(Duration::from_secs(2))
+        );
+        // Quiet (the upstream said interrupted): a ping first, then a window for the answer.
+        l.quiet();
+        l.heard(t0);
+        assert_eq!(l.check(t0 + Duration::from_secs(2)), Check::Ping);
+        assert_eq!(l.check(t0 + Duration::from_secs(3)), Check::Fine);
+        assert!(matches!(l.check(t0 + Duration::from_secs(4)), Check::Stalled(_)));
+        // An answer clears the ping.
+        l.heard(t0 + Duration::from_secs(4));
+        assert_eq!(l.check(t0 + Duration::from_secs(5)), Check::Fine);
+    }
+
+    #[test]
+    fn the_window_is_ten_frames_and_at_least_two_seconds() {
+        let mut o = framewire_proto::StreamOpen {
+            format: framewire_proto::Format::Mjpeg,
+            pixel_format: framewire_proto::PixelFormat::None,
+            origin: framewire_proto::Origin::LibjpegTurbo,
+            width: 1,
+            height: 1,
+            fps_num: 10,
+            fps_den: 1,
+            name: "s".into(),
+        };
+        assert_eq!(stall_window(&o), Duration::from_secs(2));
+        o.fps_num = 1;
+        assert_eq!(stall_window(&o), Duration::from_secs(10));
+        o.fps_num = 0;
+        assert_eq!(stall_window(&o), STALL_UNKNOWN_RATE);
     }
 }

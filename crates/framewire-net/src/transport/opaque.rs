@@ -8,13 +8,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use framewire_proto::TransportMode;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, debug, info, info_span};
 
 use crate::config::OpaquePortConfig;
 use crate::error::NetError;
@@ -27,6 +28,10 @@ pub(crate) async fn start(shared: Arc<Shared>, cfg: OpaquePortConfig) -> Result<
         source,
     })?;
     info!(stream = %cfg.stream, addr = %listener.local_addr()?, "opaque port listening");
+    // Each opaque port has its own cap: a flood on it never takes the
+    // descriptors the main port needs.
+    let cap = shared.opaque_cap();
+    let open = Arc::new(AtomicUsize::new(0));
     Ok(tokio::spawn(async move {
         let mut stop = shared.shutdown.subscribe();
         loop {
@@ -37,8 +42,21 @@ pub(crate) async fn start(shared: Arc<Shared>, cfg: OpaquePortConfig) -> Result<
                 },
                 _ = stop.changed() => return,
             };
+            if open.fetch_add(1, Ordering::AcqRel) >= cap {
+                open.fetch_sub(1, Ordering::AcqRel);
+                debug!(%peer, cap, stream = %cfg.stream, "opaque client refused: the port serves its limit");
+                continue;
+            }
+            crate::transport::conn::tune(&sock, &shared.config.limits);
             let span = info_span!("opaque", %peer, stream = %cfg.stream);
-            tokio::spawn(serve(shared.clone(), cfg.clone(), sock, peer).instrument(span));
+            let (shared, cfg, open) = (shared.clone(), cfg.clone(), open.clone());
+            tokio::spawn(
+                async move {
+                    serve(shared, cfg, sock, peer).await;
+                    open.fetch_sub(1, Ordering::AcqRel);
+                }
+                .instrument(span),
+            );
         }
     }))
 }
