@@ -23,8 +23,12 @@ pub const MAX_QUEUED_EVENTS: usize = 4096;
 /// Shortest interval accepted from a peer's extension (a peer cannot make
 /// us expire it faster than this).
 pub const MIN_PEER_INTERVAL: Duration = Duration::from_millis(10);
-/// Longest interval accepted from a peer's extension.
-pub const MAX_PEER_INTERVAL: Duration = Duration::from_secs(3600);
+/// Longest interval accepted from a peer's extension: minutes, not hours,
+/// so a spoofed peer that stops announcing leaves the table soon.
+pub const MAX_PEER_INTERVAL: Duration = Duration::from_secs(300);
+/// Peers one source address may hold in the table unless configured: 64
+/// (a host runs a few nodes; a spoofer on it cannot fill the table).
+pub const DEFAULT_MAX_PEERS_PER_ADDRESS: usize = 64;
 
 /// Extension tag carrying the sender's announce interval: `tag u8 = 0x02,
 /// len u8 = 4, interval_ms u32`.
@@ -39,6 +43,8 @@ pub struct Config {
     pub expiry_intervals: u32,
     /// Peers held at most.
     pub max_peers: usize,
+    /// Peers one source address may hold at most.
+    pub max_peers_per_address: usize,
     /// Longest datagram accepted.
     pub max_datagram: usize,
     /// This network is a cross-site link: every announcement must carry a
@@ -52,6 +58,7 @@ impl Default for Config {
             interval: DEFAULT_INTERVAL,
             expiry_intervals: DEFAULT_EXPIRY_INTERVALS,
             max_peers: DEFAULT_MAX_PEERS,
+            max_peers_per_address: DEFAULT_MAX_PEERS_PER_ADDRESS,
             max_datagram: DEFAULT_MAX_DATAGRAM,
             cross_site_link: false,
         }
@@ -79,6 +86,12 @@ impl Config {
     #[must_use]
     pub fn with_max_peers(mut self, n: usize) -> Config {
         self.max_peers = n;
+        self
+    }
+    /// Peers one source address may hold at most.
+    #[must_use]
+    pub fn with_max_peers_per_address(mut self, n: usize) -> Config {
+        self.max_peers_per_address = n;
         self
     }
     /// Longest datagram accepted.
@@ -209,11 +222,17 @@ impl Discovery {
         self.peers.values().chain(self.manual.values())
     }
 
-    /// Multicast peers called `name` in site `site_id`.
+    /// Multicast peers called `name` in site `site_id`, the first claimant
+    /// first (a name several addresses claim is a conflict: the first one
+    /// heard keeps it, whatever the others' addresses).
     pub fn find(&self, site_id: u16, name: &str) -> impl Iterator<Item = &Peer> {
-        self.peers
+        let mut found: Vec<&Peer> = self
+            .peers
             .values()
             .filter(move |p| p.site_id == site_id && p.name == name)
+            .collect();
+        found.sort_by_key(|p| (p.first_seen, p.addr));
+        found.into_iter()
     }
 
     /// The next datagram to send.
@@ -405,6 +424,11 @@ impl Discovery {
             }
             return;
         }
+        let from_here = self.peers.keys().filter(|k| k.addr.ip() == from.ip()).count();
+        if from_here >= self.config.max_peers_per_address {
+            self.counters.address_full += 1;
+            return;
+        }
         if self.peers.len() >= self.config.max_peers {
             self.counters.table_full += 1;
             if !self.full {
@@ -444,6 +468,7 @@ impl Discovery {
             p.conflict = conflict;
         }
         if conflict && report {
+            self.counters.conflicts += 1;
             self.push_event(Event::Conflict {
                 site_id,
                 name: name.to_owned(),

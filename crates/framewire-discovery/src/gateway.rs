@@ -81,6 +81,52 @@ pub struct Gateway {
     /// (target leg, site, name) forwarded → the origin leg.
     forwarded: BTreeMap<(usize, u16, String), usize>,
     events: VecDeque<(usize, Event)>,
+    /// New peers waiting to be forwarded (the origin leg and the peer),
+    /// and the tokens that let them through.
+    waiting: VecDeque<(usize, Peer)>,
+    bucket: Bucket,
+    /// New peers never forwarded because too many waited.
+    forward_dropped: u64,
+}
+
+/// New peers forwarded to the other legs per second, and in a burst: a
+/// spoofer announcing thousands of names cannot make a gateway re-announce
+/// them all at once on every leg.
+pub const FORWARD_RATE: f64 = 20.0;
+/// See [`FORWARD_RATE`].
+pub const FORWARD_BURST: f64 = 64.0;
+
+/// A token bucket with time passed in.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl Bucket {
+    fn refill(&mut self, now: Instant) {
+        if let Some(at) = self.at {
+            let dt = now.saturating_duration_since(at).as_secs_f64();
+            self.tokens = (self.tokens + dt * FORWARD_RATE).min(FORWARD_BURST);
+        }
+        self.at = Some(now);
+    }
+
+    fn take(&mut self) -> bool {
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When the next token is there.
+    fn next(&self) -> Option<Instant> {
+        let at = self.at?;
+        let missing = (1.0 - self.tokens).max(0.0);
+        Some(at + std::time::Duration::from_secs_f64(missing / FORWARD_RATE))
+    }
 }
 
 /// The site id a leg's peer is forwarded under onto leg `to` (none: not forwarded).
@@ -155,6 +201,12 @@ impl Gateway {
             interval_ext,
             forwarded: BTreeMap::new(),
             events: VecDeque::new(),
+            waiting: VecDeque::new(),
+            bucket: Bucket {
+                tokens: FORWARD_BURST,
+                at: Some(now),
+            },
+            forward_dropped: 0,
         })
     }
 
@@ -188,7 +240,7 @@ impl Gateway {
         if let Some(l) = self.legs.get_mut(leg) {
             l.engine.handle_input(datagram, from, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// Announces and expires on every leg.
@@ -198,17 +250,32 @@ impl Gateway {
                 l.engine.handle_timeout(now);
             }
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// Call after feeding a leg's engine directly (e.g. a manual probe).
-    pub fn after_direct_input(&mut self) {
-        self.pump();
+    pub fn after_direct_input(&mut self, now: Instant) {
+        self.pump(now);
     }
 
-    /// The earliest deadline of any leg.
+    /// The earliest deadline of any leg, or of the next peer waiting to be
+    /// forwarded.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.legs.iter().filter_map(|l| l.engine.poll_timeout()).min()
+        let forward = if self.waiting.is_empty() {
+            None
+        } else {
+            self.bucket.next()
+        };
+        self.legs
+            .iter()
+            .filter_map(|l| l.engine.poll_timeout())
+            .chain(forward)
+            .min()
+    }
+
+    /// New peers never forwarded because too many waited at once.
+    pub fn forward_dropped(&self) -> u64 {
+        self.forward_dropped
     }
 
     /// The next datagram and the leg to send it on.
@@ -251,19 +318,52 @@ impl Gateway {
         None
     }
 
-    fn pump(&mut self) {
+    fn pump(&mut self, now: Instant) {
+        self.bucket.refill(now);
+        while !self.waiting.is_empty() && self.bucket.take() {
+            if let Some((i, p)) = self.waiting.pop_front() {
+                // It may have gone meanwhile.
+                if self.legs[i].engine.find(p.site_id, &p.name).any(|q| q.addr == p.addr) {
+                    self.forward(i, &p);
+                }
+            }
+        }
         for i in 0..self.legs.len() {
             while let Some(ev) = self.legs[i].engine.poll_event() {
                 if self.is_gateway() {
                     match &ev {
-                        Event::Appeared(p) | Event::Changed(p) if p.origin == Origin::Multicast => self.forward(i, p),
-                        Event::Gone { peer, .. } if peer.origin == Origin::Multicast => self.unforward(i, peer),
+                        Event::Appeared(p) | Event::Changed(p) if p.origin == Origin::Multicast => {
+                            self.forward_limited(i, p)
+                        }
+                        Event::Gone { peer, .. } if peer.origin == Origin::Multicast => {
+                            self.waiting
+                                .retain(|(l, w)| !(*l == i && w.addr == peer.addr && w.name == peer.name));
+                            self.unforward(i, peer);
+                        }
                         _ => {}
                     }
                 }
                 self.events.push_back((i, ev));
             }
         }
+    }
+
+    /// Forwards a peer already forwarded at once (a change), a new one when
+    /// the bucket has a token, else it waits its turn.
+    fn forward_limited(&mut self, from: usize, p: &Peer) {
+        let known = self
+            .forwarded
+            .iter()
+            .any(|((_, _, name), &f)| f == from && *name == p.name);
+        if known || self.bucket.take() {
+            self.forward(from, p);
+            return;
+        }
+        if self.waiting.len() >= crate::engine::DEFAULT_MAX_PEERS {
+            self.waiting.pop_front();
+            self.forward_dropped += 1;
+        }
+        self.waiting.push_back((from, p.clone()));
     }
 
     fn forward(&mut self, from: usize, p: &Peer) {

@@ -108,11 +108,11 @@ mod peer;
 use std::time::Duration;
 
 pub use engine::{
-    Config, DEFAULT_EXPIRY_INTERVALS, DEFAULT_INTERVAL, DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_PEERS, Discovery,
-    EXT_INTERVAL, MAX_PEER_INTERVAL, MAX_QUEUED_EVENTS, MIN_PEER_INTERVAL, ProbeReply, Transmit, advertised_interval,
-    interval_extension,
+    Config, DEFAULT_EXPIRY_INTERVALS, DEFAULT_INTERVAL, DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_PEERS,
+    DEFAULT_MAX_PEERS_PER_ADDRESS, Discovery, EXT_INTERVAL, MAX_PEER_INTERVAL, MAX_QUEUED_EVENTS, MIN_PEER_INTERVAL,
+    ProbeReply, Transmit, advertised_interval, interval_extension,
 };
-pub use gateway::{Gateway, GatewayError, LegConfig, LegKind, Route, translate};
+pub use gateway::{FORWARD_BURST, FORWARD_RATE, Gateway, GatewayError, LegConfig, LegKind, Route, translate};
 pub use peer::{Counters, Event, GoneReason, Origin, Peer, parse_qualified, qualified};
 
 use framewire_proto::{FunctionFlags, NodeAnnouncement, PROTOCOL_VERSION};

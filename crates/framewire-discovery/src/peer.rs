@@ -171,6 +171,10 @@ pub struct Counters {
     pub site_zero_on_link: u64,
     /// New peers refused because the table was full.
     pub table_full: u64,
+    /// New peers refused because their source address holds its share.
+    pub address_full: u64,
+    /// Names claimed by a second address (the first claimant keeps them).
+    pub conflicts: u64,
     /// Events dropped because the owner did not drain them.
     pub events_dropped: u64,
     /// Datagrams queued for sending.

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use framewire_discovery::{
-    Config, Discovery, Event, Gateway, GatewayError, GoneReason, LegConfig, LegKind, Origin, ProbeReply, announcement,
-    translate,
+    Config, Discovery, Event, FORWARD_BURST, FORWARD_RATE, Gateway, GatewayError, GoneReason, LegConfig, LegKind,
+    MAX_PEER_INTERVAL, Origin, ProbeReply, announcement, interval_extension, translate,
 };
 use framewire_proto::{FunctionFlags, Message, NodeAnnouncement};
 
@@ -297,7 +297,12 @@ fn own_announcements_heard_back_are_ignored() {
 #[test]
 fn a_storm_of_names_is_bounded_and_reported_once() {
     let t0 = Instant::now();
-    let mut d = Discovery::new(Config::new().with_max_peers(100), None, t0);
+    // One address per name here: the per-address share is another test's.
+    let mut d = Discovery::new(
+        Config::new().with_max_peers(100).with_max_peers_per_address(usize::MAX),
+        None,
+        t0,
+    );
     for i in 0..10_000u32 {
         let a = ann(&format!("storm:{i}"), 0, 7400);
         d.handle_input(&datagram(Message::NodeAnnouncement(a)), addr("10.0.0.66:5353"), t0);
@@ -672,4 +677,97 @@ fn two_gateways_over_a_link_join_two_sites() {
             assert_eq!(g.engine(leg).unwrap().counters().site_zero_on_link, 0);
         }
     }
+}
+
+#[test]
+fn a_spoofer_holds_at_most_its_address_share_and_a_short_stay() {
+    let t0 = Instant::now();
+    let mut d = Discovery::new(Config::new().with_max_peers_per_address(8), None, t0);
+    // 1,024 names from one address, each claiming an hour's interval.
+    for i in 0..1024u32 {
+        let mut a = ann(&format!("spoof:{i}"), 0, 7400);
+        a.extensions = interval_extension(Duration::from_secs(3600));
+        d.handle_input(&datagram(Message::NodeAnnouncement(a)), addr("10.0.0.66:5353"), t0);
+    }
+    assert_eq!(d.peers().count(), 8);
+    assert_eq!(d.counters().address_full, 1024 - 8);
+    // Another host still gets in.
+    d.handle_input(
+        &datagram(Message::NodeAnnouncement(ann("lab:cam", 0, 7400))),
+        addr("10.0.0.7:5353"),
+        t0,
+    );
+    assert_eq!(d.peers().count(), 9);
+    // The hour was cut to minutes: silent spoofed peers leave within 3 x 5 min.
+    assert!(d.peers().all(|p| p.interval <= MAX_PEER_INTERVAL));
+    assert_eq!(MAX_PEER_INTERVAL, Duration::from_secs(300));
+    d.handle_timeout(t0 + Duration::from_secs(3 * 300 + 1));
+    assert_eq!(d.peers().count(), 0);
+}
+
+#[test]
+fn a_contested_name_keeps_its_first_claimant_and_the_conflict_is_reported() {
+    let t0 = Instant::now();
+    let mut d = Discovery::new(Config::new(), None, t0);
+    // The real node at a high address, then an impostor at a lower one.
+    d.handle_input(
+        &datagram(Message::NodeAnnouncement(ann("lab:cam", 0, 7400))),
+        addr("10.0.0.200:5353"),
+        t0,
+    );
+    d.handle_input(
+        &datagram(Message::NodeAnnouncement(ann("lab:cam", 0, 7400))),
+        addr("10.0.0.2:5353"),
+        t0 + SEC,
+    );
+    let first = d.find(0, "lab:cam").next().unwrap();
+    assert_eq!(first.addr, addr("10.0.0.200:7400"), "the first claimant keeps the name");
+    assert_eq!(d.counters().conflicts, 1);
+    assert!(events(&mut d).iter().any(|e| matches!(e, Event::Conflict { .. })));
+}
+
+#[test]
+fn a_gateway_forwards_a_storm_of_new_names_at_its_rate() {
+    let t0 = Instant::now();
+    let mut gw = Gateway::new(
+        Config::new(),
+        Some(ann("gw:ab", 0, 7500)),
+        vec![site("a", 1), site("b", 2)],
+        t0,
+    )
+    .unwrap();
+    // 500 names appear at once on site A (from many addresses).
+    for i in 0..500u32 {
+        let from = addr(&format!("10.1.{}.{}:5353", i / 200, i % 200 + 1));
+        // A long interval: they stay while the test waits.
+        let mut a = ann(&format!("storm:{i}"), 0, 7400);
+        a.extensions = interval_extension(Duration::from_secs(120));
+        gw.handle_input(0, &datagram(Message::NodeAnnouncement(a)), from, t0);
+    }
+    let forwarded = |gw: &Gateway| {
+        (0..500u32)
+            .filter(|i| gw.engine(1).unwrap().is_proxied(1, &format!("storm:{i}")))
+            .count()
+    };
+    assert_eq!(forwarded(&gw), FORWARD_BURST as usize, "a burst at once");
+    // The rest follows at the rate, and the gateway says when to come back.
+    let next = gw.poll_timeout().unwrap();
+    assert!(next <= t0 + Duration::from_millis(100), "{:?}", next - t0);
+    // Run as the driver does: wake at each deadline.
+    let run_until = |gw: &mut Gateway, end: Instant| {
+        while let Some(t) = gw.poll_timeout().filter(|t| *t <= end) {
+            gw.handle_timeout(t);
+            let _ = drain_gw(gw);
+        }
+    };
+    run_until(&mut gw, t0 + 5 * SEC);
+    let after5 = forwarded(&gw);
+    let want = FORWARD_BURST as usize + 5 * FORWARD_RATE as usize;
+    assert!(
+        (want - 1..=want + 1).contains(&after5),
+        "{after5} forwarded after 5 s, want about {want}"
+    );
+    run_until(&mut gw, t0 + 60 * SEC);
+    assert_eq!(forwarded(&gw), 500);
+    assert_eq!(gw.forward_dropped(), 0);
 }

@@ -114,6 +114,8 @@ pub struct MetricsSnapshot {
     pub edges: Vec<EdgeMetrics>,
     /// The process.
     pub process: ProcessStats,
+    /// Discovery's refusals and conflicts (none: discovery is off).
+    pub discovery: Option<crate::transport::discovery::DiscoveryCounters>,
 }
 
 /// Escapes a label value: `\` `"` and newline.
@@ -216,6 +218,30 @@ pub fn render(m: &MetricsSnapshot) -> String {
         "Connections refused by authentication (wrong, missing or unexpected key).",
     )
     .sample(&[], m.auth_refusals as f64);
+    if let Some(d) = &m.discovery {
+        Family::new(
+            o,
+            "framewire_discovery_conflicts_total",
+            "counter",
+            "Node names claimed by a second address (the first claimant keeps them).",
+        )
+        .sample(&[], d.conflicts as f64);
+        let mut refused = Family::new(
+            o,
+            "framewire_discovery_refused_peers_total",
+            "counter",
+            "Announced peers not taken into the table, by reason.",
+        );
+        refused.sample(&[("reason", "table-full")], d.table_full as f64);
+        refused.sample(&[("reason", "address-share")], d.address_full as f64);
+        Family::new(
+            o,
+            "framewire_discovery_forward_dropped_total",
+            "counter",
+            "New peers a gateway never forwarded because too many waited.",
+        )
+        .sample(&[], d.forward_dropped as f64);
+    }
     Family::new(
         o,
         "process_cpu_seconds_total",
@@ -571,6 +597,12 @@ mod tests {
                 virtual_bytes: 8192,
                 open_fds: 9,
             },
+            discovery: Some(crate::transport::discovery::DiscoveryCounters {
+                conflicts: 4,
+                table_full: 0,
+                address_full: 7,
+                forward_dropped: 0,
+            }),
         }
     }
 
@@ -594,6 +626,11 @@ mod tests {
         assert!(text.contains("process_cpu_seconds_total 1.25\n"));
         assert!(text.contains("process_resident_memory_bytes 4096\n"));
         assert!(text.contains("framewire_auth_refusals_total 2\n"));
+        assert!(text.contains("framewire_discovery_conflicts_total 4\n"), "{text}");
+        assert!(
+            text.contains("framewire_discovery_refused_peers_total{reason=\"address-share\"} 7\n"),
+            "{text}"
+        );
         assert!(text.contains("auth=\"hmac-sha256\""));
         // Every family has HELP and TYPE before its samples, once.
         let mut typed = std::collections::HashSet::new();

@@ -385,6 +385,7 @@ impl Shared {
             stats,
             edges,
             process: crate::metrics::ProcessStats::read(),
+            discovery: self.discovery.get().map(DiscoveryHandle::counters),
         }
     }
 
@@ -438,6 +439,17 @@ impl Shared {
         }
         self.changed();
         Ok(())
+    }
+
+    /// Stops the edges a gateway pulls for other sites that nothing here
+    /// has taken for `limits.gateway_edge_idle`.
+    pub(crate) fn reap_gateway_edges(&self) {
+        let idle = self.config.limits.gateway_edge_idle;
+        let gone = self.lock().state.idle_gateway_edges(Instant::now(), idle);
+        for local in gone {
+            info!(stream = %local, after = ?idle, "gateway: nobody takes this stream any more; edge stopped");
+            let _ = self.stop_edge(&local);
+        }
     }
 
     /// Whether a pulled edge of that local name exists (its task keeps
@@ -630,6 +642,16 @@ impl Node {
                 // An ordinary node still serves streams without discovery.
                 Err(e) => warn!(error = %e, "discovery is off: cannot open its socket"),
             }
+        }
+        if shared.discovery.get().is_some_and(DiscoveryHandle::is_gateway) {
+            let s = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    s.reap_gateway_edges();
+                }
+            }));
         }
         Ok(Node {
             shared,

@@ -85,6 +85,7 @@ pub struct LimitsSpec {
     pub idle_timeout_ms: Option<u64>,
     pub write_timeout_ms: Option<u64>,
     pub client_pending_bytes: Option<usize>,
+    pub gateway_edge_idle_ms: Option<u64>,
 }
 
 impl LimitsSpec {
@@ -127,6 +128,11 @@ impl LimitsSpec {
             &mut l.client_pending_bytes,
             self.client_pending_bytes,
             "client_pending_bytes",
+        )?;
+        set(
+            &mut l.gateway_edge_idle,
+            ms(self.gateway_edge_idle_ms),
+            "gateway_edge_idle_ms",
         )?;
         Ok(())
     }

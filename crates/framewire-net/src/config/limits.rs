@@ -52,6 +52,9 @@ pub struct Limits {
     /// Bytes a client (a pulled edge) buffers while it waits for an
     /// answer [default: 4 MiB].
     pub client_pending_bytes: usize,
+    /// A gateway's edge to another site's stream that nobody here has
+    /// subscribed to for this long is stopped [default: 30 s].
+    pub gateway_edge_idle: Duration,
 }
 
 impl Default for Limits {
@@ -71,6 +74,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(20),
             client_pending_bytes: 4 << 20,
+            gateway_edge_idle: Duration::from_secs(30),
         }
     }
 }

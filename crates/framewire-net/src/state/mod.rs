@@ -70,6 +70,8 @@ pub(crate) struct EdgeRecord {
     pub(crate) state: StreamState,
     /// Connection attempts that failed since the edge was last live.
     pub(crate) failed_attempts: u32,
+    /// Since when nothing here takes the edge's stream.
+    pub(crate) unused_since: Option<Instant>,
 }
 
 /// What the node says of itself in DESCRIBE and status reports; fixed
@@ -405,6 +407,7 @@ impl NodeState {
                 origin,
                 state: StreamState::Interrupted,
                 failed_attempts: 0,
+                unused_since: None,
             },
         );
         Ok(local)
@@ -420,6 +423,24 @@ impl NodeState {
     /// The pulled edge of that local name.
     pub(crate) fn edge(&self, local: &str) -> Option<&EdgeRecord> {
         self.edges.get(local)
+    }
+
+    /// The edges a gateway pulls for other sites (origin discovery) that
+    /// nothing here has taken for `idle` or more: to be stopped.
+    pub(crate) fn idle_gateway_edges(&mut self, now: Instant, idle: std::time::Duration) -> Vec<String> {
+        let used: std::collections::HashSet<&str> = self.outputs.values().map(|o| o.stream.as_str()).collect();
+        let mut out = Vec::new();
+        for (local, e) in self.edges.iter_mut().filter(|(_, e)| e.origin == EdgeOrigin::Discovery) {
+            if used.contains(local.as_str()) {
+                e.unused_since = None;
+                continue;
+            }
+            let since = *e.unused_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= idle {
+                out.push(local.clone());
+            }
+        }
+        out
     }
 
     /// Records a pulled edge's state (and its stream's, when it failed);

@@ -265,3 +265,32 @@ fn long_peer_labels_are_cut_so_stats_always_encode() {
         "a stats answer with a long peer label encodes"
     );
 }
+
+#[test]
+fn a_gateways_edge_nobody_takes_is_reaped_after_its_idle_time() {
+    let t = Instant::now();
+    let idle = Duration::from_secs(30);
+    let mut s = state(Limits::default());
+    s.add_edge(
+        EdgeConfig::new("10.0.0.1:7400", "cam").named("cam@2:lab:cam"),
+        EdgeOrigin::Discovery,
+    )
+    .unwrap();
+    s.add_edge(EdgeConfig::new("10.0.0.1:7400", "kept"), EdgeOrigin::Connect)
+        .unwrap();
+    assert!(s.idle_gateway_edges(t, idle).is_empty(), "the clock starts now");
+    // Someone takes it for a while: not idle.
+    s.add_stream(open("cam@2:lab:cam"), "10.0.0.1:7400/cam".into(), StreamState::Live)
+        .unwrap();
+    let (id, _) = s
+        .add_output("cam@2:lab:cam", &SubscribeParams::default(), info("cam@2:lab:cam", 1))
+        .unwrap();
+    assert!(s.idle_gateway_edges(t + idle, idle).is_empty());
+    s.remove_output(id, t + idle);
+    assert!(s.idle_gateway_edges(t + idle, idle).is_empty(), "idle only from now");
+    assert_eq!(
+        s.idle_gateway_edges(t + 2 * idle, idle),
+        ["cam@2:lab:cam"],
+        "edges made by CONNECT stay"
+    );
+}

@@ -131,6 +131,7 @@ enum Cmd {
 /// A running discovery driver.
 #[derive(Debug)]
 pub struct DiscoveryHandle {
+    counters: Arc<std::sync::Mutex<DiscoveryCounters>>,
     cmd: mpsc::Sender<Cmd>,
     events: broadcast::Sender<(usize, Event)>,
     tasks: Vec<JoinHandle<()>>,
@@ -204,7 +205,9 @@ impl DiscoveryHandle {
             .map(|l| SocketAddr::from((l.net.group, l.net.port)))
             .collect();
         let labels: Vec<String> = cfg.legs.iter().map(|l| l.label.clone()).collect();
+        let counters = Arc::new(std::sync::Mutex::new(DiscoveryCounters::default()));
         let driver = Driver {
+            counters: counters.clone(),
             engine,
             sockets,
             groups,
@@ -214,6 +217,7 @@ impl DiscoveryHandle {
         };
         tasks.push(tokio::spawn(driver.run(in_rx, cmd_rx)));
         Ok(DiscoveryHandle {
+            counters,
             cmd: cmd_tx,
             events: ev_tx,
             tasks,
@@ -240,6 +244,11 @@ impl DiscoveryHandle {
         let (tx, rx) = oneshot::channel();
         self.cmd.send(Cmd::Route(site_id, name.to_owned(), tx)).await.ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// What discovery refused or reported so far, summed over the legs.
+    pub fn counters(&self) -> DiscoveryCounters {
+        *self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether the node is a site gateway.
@@ -333,7 +342,21 @@ async fn probe_loop(target: String, every: Duration, key: Option<DeploymentKey>,
     }
 }
 
+/// What discovery refused or reported, summed over the legs (for `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiscoveryCounters {
+    /// Names claimed by a second address (the first claimant keeps them).
+    pub conflicts: u64,
+    /// New peers refused because the table was full.
+    pub table_full: u64,
+    /// New peers refused because their address holds its share of the table.
+    pub address_full: u64,
+    /// New peers a gateway never forwarded because too many waited.
+    pub forward_dropped: u64,
+}
+
 struct Driver {
+    counters: Arc<std::sync::Mutex<DiscoveryCounters>>,
     engine: Gateway,
     sockets: Vec<Arc<UdpSocket>>,
     groups: Vec<SocketAddr>,
@@ -343,9 +366,26 @@ struct Driver {
 }
 
 impl Driver {
+    fn count(&self) {
+        let mut c = DiscoveryCounters {
+            forward_dropped: self.engine.forward_dropped(),
+            ..DiscoveryCounters::default()
+        };
+        for leg in 0..self.engine.legs() {
+            if let Some(e) = self.engine.engine(leg) {
+                let n = e.counters();
+                c.conflicts += n.conflicts;
+                c.table_full += n.table_full;
+                c.address_full += n.address_full;
+            }
+        }
+        *self.counters.lock().unwrap_or_else(|p| p.into_inner()) = c;
+    }
+
     async fn run(mut self, mut input: mpsc::Receiver<(usize, Vec<u8>, SocketAddr)>, mut cmds: mpsc::Receiver<Cmd>) {
         loop {
             self.drain().await;
+            self.count();
             let deadline = self.engine.poll_timeout();
             let sleep = async {
                 match deadline {
@@ -382,7 +422,7 @@ impl Driver {
                         if let Some(e) = self.engine.engine_mut(0) {
                             e.handle_probe(&target, result, Instant::now());
                         }
-                        self.engine.after_direct_input();
+                        self.engine.after_direct_input(Instant::now());
                     }
                     Some(Cmd::Close(reply)) => {
                         self.engine.close();
