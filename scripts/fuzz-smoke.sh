@@ -19,6 +19,21 @@ for m in re.finditer(r"```hex (\S+)\n(.*?)```", text, re.S):
     data = bytes.fromhex("".join(hexs.split()))
     pathlib.Path(f"corpus/proto_decode/{m.group(1)}").write_bytes(bytes([7]) + data)
 PY
+# Seeds for a node's command session: the documented requests, one at a
+# time and all in a row.
+mkdir -p corpus/node_session
+python3 - <<'PY'
+import re, pathlib
+text = pathlib.Path("../docs/protocol.md").read_text()
+every = b""
+for m in re.finditer(r"```hex (\S+)\n(.*?)```", text, re.S):
+    hexs = "".join(line.split("#")[0] for line in m.group(2).splitlines())
+    data = bytes.fromhex("".join(hexs.split()))
+    if data[:2] == b"\x02\x00":  # a control request
+        pathlib.Path(f"corpus/node_session/{m.group(1)}").write_bytes(data)
+        every += data
+pathlib.Path("corpus/node_session/all-requests").write_bytes(every)
+PY
 
 total=0
 for target in $(cargo fuzz list); do

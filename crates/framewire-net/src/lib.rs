@@ -37,6 +37,9 @@ mod archive_sink;
 pub mod auth;
 pub mod config;
 mod error;
+#[cfg(feature = "fuzz-api")]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod metrics;
 mod node;
 mod runtime;

@@ -332,6 +332,7 @@ impl Shared {
     }
 
     /// How many outputs take `stream`.
+    #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
     pub(crate) fn subscribers(&self, stream: &str) -> usize {
         self.lock().state.subscribers(stream)
     }
@@ -342,6 +343,7 @@ impl Shared {
     }
 
     /// Sets a stream's state without telling anyone (a source's own view).
+    #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
     pub(crate) fn set_stream_state(&self, stream: &str, state: StreamState) {
         self.lock().state.set_stream_state(stream, state);
     }
@@ -661,6 +663,12 @@ impl Node {
             stop_sources,
             metrics_addr,
         })
+    }
+
+    /// The node's shared state (the fuzz harness drives a session on it).
+    #[cfg(feature = "fuzz-api")]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The deployment key this node authenticates with (none: no auth).

@@ -350,6 +350,7 @@ impl NodeState {
     }
 
     /// Sets a stream's state (a source's view of itself), without an event.
+    #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
     pub(crate) fn set_stream_state(&mut self, stream: &str, state: StreamState) {
         if let Some(s) = self.streams.get_mut(stream) {
             s.state = state;

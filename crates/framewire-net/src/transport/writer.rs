@@ -304,3 +304,23 @@ async fn apply(
     }
     Ok(())
 }
+
+/// Takes and drops whatever is queued until the queue is closed (a writer
+/// for a connection without a socket: the fuzz harness).
+#[cfg(feature = "fuzz-api")]
+pub(crate) async fn discard(queue: Arc<WriterQueue>) {
+    loop {
+        let wake = queue.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        loop {
+            match queue.pop() {
+                Ok(Some(Item::Snapshot(_))) => queue.release_snapshot(),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(()) => return,
+            }
+        }
+        wake.await;
+    }
+}
