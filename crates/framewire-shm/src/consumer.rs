@@ -53,11 +53,32 @@ pub enum Event {
     Timeout,
 }
 
+/// Releases kept for a producer whose socket is full.
+const MAX_UNSENT: usize = 4096;
+
 #[derive(Debug)]
 struct Shared {
     sock: OwnedFd,
     /// Per index: the generation held now, if any.
     held: Mutex<Vec<Option<u32>>>,
+    /// Releases a full socket did not take yet (sent by the next `recv`).
+    unsent: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Shared {
+    /// Sends what waits, without waiting; what still does not fit stays.
+    fn flush(&self) {
+        let Ok(mut q) = self.unsent.lock() else { return };
+        while let Some(m) = q.first() {
+            match sock::send(self.sock.as_raw_fd(), m, &[], true) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // Sent, or the producer is gone (EPIPE): either way done.
+                _ => {
+                    q.remove(0);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -87,8 +108,23 @@ impl Drop for Lease {
             generation: self.generation,
         }
         .encode();
-        // Blocking send of a tiny packet; a dead producer gives EPIPE, ignored.
-        let _ = sock::send(self.shared.sock.as_raw_fd(), &m, &[], false);
+        // Never waits: a frame may be dropped while its owner holds a lock
+        // others need (the node's). A full socket keeps the release for the
+        // next `recv`; a dead producer gives EPIPE, ignored.
+        let queued = self.shared.unsent.lock().map(|q| !q.is_empty()).unwrap_or(false);
+        let r = if queued {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            sock::send(self.shared.sock.as_raw_fd(), &m, &[], true)
+        };
+        if let Err(e) = r
+            && e.kind() == io::ErrorKind::WouldBlock
+            && let Ok(mut q) = self.shared.unsent.lock()
+            // A producer that reads nothing gets no more than this kept.
+            && q.len() < MAX_UNSENT
+        {
+            q.push(m);
+        }
     }
 }
 
@@ -123,6 +159,7 @@ impl Consumer {
             shared: Arc::new(Shared {
                 sock,
                 held: Mutex::new(Vec::new()),
+                unsent: Mutex::new(Vec::new()),
             }),
             maps: Vec::new(),
             slot,
@@ -155,6 +192,7 @@ impl Consumer {
         if self.ended {
             return Ok(Event::End);
         }
+        self.shared.flush();
         loop {
             let got = match sock::recv(self.shared.sock.as_raw_fd(), timeout) {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Err(ShmError::Interrupted),

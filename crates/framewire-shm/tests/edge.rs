@@ -574,3 +574,32 @@ fn bogus_consumer_releases_and_fds_disconnect() {
     p.service().unwrap();
     assert_eq!(p.consumers(), 0);
 }
+
+#[test]
+fn dropping_a_frame_never_waits_for_a_producer_that_does_not_read() {
+    // The producer sends frames and never reads the releases: once its
+    // socket is full, a release must not block whoever drops the frame
+    // (a node drops frames while holding its lock).
+    let (p, mut c) = fake_producer();
+    let b = good_buffer(4096);
+    sock::send(p.as_raw_fd(), &buffer_msg(4096), &[b.fd.as_raw_fd()], false).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d2 = done.clone();
+    let t = std::thread::spawn(move || {
+        for _ in 0..20_000 {
+            sock::send(p.as_raw_fd(), &frame_msg(0, 100), &[], false).unwrap();
+            let Event::Frame(f) = c.recv(Some(Duration::from_secs(5))).unwrap() else {
+                panic!("no frame")
+            };
+            drop(f); // the release
+        }
+        d2.store(true, std::sync::atomic::Ordering::SeqCst);
+        (p, c)
+    });
+    let end = Instant::now() + Duration::from_secs(30);
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(Instant::now() < end, "a dropped frame waited for the producer");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(t.join().unwrap());
+}
