@@ -9,6 +9,8 @@ use crate::{CodecError, PixelBuffer, PixelLayout};
 
 /// Default largest picture a decoder accepts: 8192 x 8192 (64 Mpx).
 pub const DEFAULT_MAX_PIXELS: u64 = 8192 * 8192;
+/// Largest picture of a stream that declares no size (0x0): 3840x2160.
+pub const UNDECLARED_MAX_PIXELS: u64 = 3840 * 2160;
 /// Default JPEG quality (1..=100).
 pub const DEFAULT_JPEG_QUALITY: u8 = 85;
 /// Default zstd compression level.
@@ -253,8 +255,17 @@ pub(crate) fn check_decoded_size(
     limits: &Limits,
     declared: (u32, u32),
 ) -> Result<(), CodecError> {
-    limits.check(width, height)?;
     let (dw, dh) = declared;
+    if dw == 0 && dh == 0 {
+        // A stream that declares no size (a file of JPEGs without one): its
+        // pictures may be no larger than UHD, whatever their headers say.
+        Limits {
+            max_pixels: limits.max_pixels.min(UNDECLARED_MAX_PIXELS),
+        }
+        .check(width, height)?;
+    } else {
+        limits.check(width, height)?;
+    }
     if (dw != 0 || dh != 0) && (u64::from(dw) != width || u64::from(dh) != height) {
         return Err(CodecError::DimensionMismatch {
             format,

@@ -65,7 +65,7 @@ pub mod zstd;
 
 pub use codec::{
     ChromaSubsampling, DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, DEFAULT_ZSTD_LEVEL, DecodeOptions, Decoder,
-    EncodeSpec, Encoder, Limits,
+    EncodeSpec, Encoder, Limits, UNDECLARED_MAX_PIXELS,
 };
 pub use error::CodecError;
 pub use pixel::{PixelBuffer, PixelLayout, Plane};

@@ -276,6 +276,16 @@ mod jpeg {
             dec.decode(&Bytes::from(jpeg_with_size(16, 16))),
             Err(CodecError::TooLarge { .. })
         ));
+        // A stream that declares no size gets no picture over UHD (8192x8192
+        // would be 268 MB of pixels), one that declares its size up to it.
+        let mut undeclared = registry
+            .negotiate(&open(Format::Mjpeg, PixelFormat::None, 0, 0))
+            .unwrap();
+        assert!(matches!(
+            undeclared.decode(&Bytes::from(jpeg_with_size(8192, 8192))),
+            Err(CodecError::TooLarge { .. })
+        ));
+        assert_eq!(framewire_codec::UNDECLARED_MAX_PIXELS, 3840 * 2160);
         // And a declared size must match.
         let mut dec = registry
             .negotiate(&open(Format::Mjpeg, PixelFormat::None, 640, 480))
@@ -339,8 +349,9 @@ mod qoi_input {
             dec.decode(&Bytes::from(huge)),
             Err(CodecError::TooLarge { .. })
         ));
-        // 4000x4000 is within limits, but 100 bytes cannot encode it.
-        let mut short = qoi_header(4000, 4000, 4);
+        // 3000x2000 is within limits (a stream of no declared size may
+        // carry up to UHD), but 100 bytes cannot encode it.
+        let mut short = qoi_header(3000, 2000, 4);
         short.extend_from_slice(&[0xFD; 92]);
         short.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
         assert!(matches!(
