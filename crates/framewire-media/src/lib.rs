@@ -4,6 +4,9 @@
 //!   and capture time drawn into the picture, encoded as configured.
 //! - [`jpeg_split`]: finds whole JPEG images in a byte stream (a file of
 //!   concatenated JPEGs, or a device that splits or joins frames).
+//! - `v4l2` (feature `v4l2`): capture devices through a hand-written ioctl
+//!   layer; `x11` (feature `x11`): monitors, MIT-SHM screen grabs and
+//!   XTEST injection.
 //!
 //! Nothing here does I/O on its own or reads a clock: callers pass the
 //! sequence number and capture time of each frame.
@@ -14,3 +17,5 @@ pub mod testpattern;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 pub mod v4l2;
 pub mod v4l2_names;
+#[cfg(all(feature = "x11", target_os = "linux"))]
+pub mod x11;

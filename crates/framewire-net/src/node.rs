@@ -85,7 +85,7 @@ pub(crate) struct Shared {
     /// The device families that answer commands (V4L2 controls, monitors).
     pub(crate) devices: Devices,
     /// Input events from viewers, and where they go (docs/x11.md).
-    pub(crate) input: crate::x11::InputRegistry,
+    pub(crate) input: crate::runtime::input::InputRegistry,
     /// Peer addresses whose authentication was refused (logged once each).
     pub(crate) refused: Mutex<HashSet<IpAddr>>,
     /// Connections refused by authentication, for /metrics.
@@ -579,7 +579,7 @@ impl Node {
             discovery: std::sync::OnceLock::new(),
             v4l2,
             devices,
-            input: crate::x11::InputRegistry::default(),
+            input: crate::runtime::input::InputRegistry::default(),
             refused: Mutex::new(HashSet::new()),
             auth_refusals: AtomicU64::new(0),
             shm: std::sync::OnceLock::new(),

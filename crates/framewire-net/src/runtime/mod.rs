@@ -3,4 +3,5 @@
 
 pub(crate) mod commands;
 pub(crate) mod devices;
+pub(crate) mod input;
 pub(crate) mod status;

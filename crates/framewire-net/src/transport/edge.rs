@@ -261,7 +261,7 @@ async fn session_inner(
     let upstream_label = format!("{}/{}", cfg.upstream, cfg.stream);
     // Viewers' input events for the local stream go upstream on this
     // subscription's channel while the session lasts (docs/x11.md).
-    let _input = crate::x11::Forwarding::start(shared, local, channel, &mut client);
+    let _input = crate::runtime::input::Forwarding::start(shared, local, channel, &mut client);
     // The first frame after (re)connecting carries the discontinuity flag.
     let mut first = true;
     // Shared memory: frames arrive on a consumer thread once the stream is open.
