@@ -22,7 +22,7 @@ fn loopback() -> SocketAddr {
 }
 
 fn pattern(name: &str, encode: EncodeSpec) -> SourceConfig {
-    SourceConfig::TestPattern(TestPatternConfig {
+    SourceConfig::from(TestPatternConfig {
         name: name.into(),
         width: 64,
         height: 48,

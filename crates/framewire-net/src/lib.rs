@@ -33,7 +33,7 @@
 //! A peer's bad bytes, oversize lengths or silence affect only its own
 //! connection, which is closed with one log line naming the peer.
 
-mod archive_sink;
+pub mod api;
 pub mod auth;
 pub mod config;
 mod error;
@@ -43,30 +43,33 @@ pub mod fuzz;
 pub mod metrics;
 mod node;
 mod runtime;
-mod sink;
-mod source;
+pub mod sinks;
+pub mod sources;
 mod state;
 mod transport;
-mod v4l2;
-mod x11;
 
 pub use transport::{bufpool, discovery, framed};
 
 pub use auth::{DeploymentKey, KeyError};
 pub use config::{
-    DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DiscoveryConfig, EdgeConfig,
-    EdgeTransport, LegSpec, Limits, MulticastConfig, NodeConfig, OpaquePortConfig, RECONNECT_FIRST, RECONNECT_MAX,
-    RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy,
+    ConfigError, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Delivery,
+    DiscoveryConfig, EdgeConfig, EdgeTransport, LegSpec, Limits, MulticastConfig, NodeConfig, OpaquePortConfig,
+    RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy, SINK_FINALIZE_GRACE, SinkConfig,
+    SinkKind, SourceConfig,
 };
 pub use discovery::DiscoveryHandle;
 pub use error::NetError;
 pub use node::{Node, now_ns};
-pub use sink::{SINK_FINALIZE_GRACE, SinkConfig, SinkKind};
-pub use source::{ReplayConfig, SourceConfig};
-pub use transport::client::{Client, ClientIdentity, DEFAULT_PENDING_LIMIT, DEFAULT_TIMEOUT};
-pub use transport::shm_edge::default_socket_path as default_shm_socket;
-pub use v4l2::{
+pub use sinks::archive::ArchiveSink;
+pub use sinks::file::FileSink;
+pub use sinks::null::NullSink;
+pub use sinks::stdout::StdoutSink;
+pub use sources::file::jpeg_size;
+pub use sources::replay::ReplayConfig;
+pub use sources::v4l2::{
     V4L2_DEFAULT_BUFFERS, V4L2_DEFAULT_FAIL_AFTER, V4L2_DEFAULT_LINGER, V4L2_DEFAULT_RETRY_MAX, V4l2Output,
     V4l2SourceConfig,
 };
-pub use x11::{X11_DEFAULT_FPS, X11SourceConfig, local_monitors};
+pub use sources::x11::{X11_DEFAULT_FPS, X11SourceConfig, local_monitors};
+pub use transport::client::{Client, ClientIdentity, DEFAULT_PENDING_LIMIT, DEFAULT_TIMEOUT};
+pub use transport::shm_edge::default_socket_path as default_shm_socket;

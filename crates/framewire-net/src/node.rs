@@ -17,8 +17,6 @@ use crate::auth::DeploymentKey;
 use crate::config::{EdgeConfig, NodeConfig};
 use crate::error::NetError;
 use crate::runtime::devices::Devices;
-use crate::sink;
-use crate::source;
 use crate::state::StateError;
 use crate::state::{Identity, NodeState, OutputInfo};
 use crate::transport::conn;
@@ -75,17 +73,21 @@ pub(crate) struct Shared {
     /// Connections the main port serves at once, and each opaque port
     /// (the limits, held within the process's descriptors).
     caps: (usize, usize),
+    /// Bumped when an output sends, comes or goes; sources at rate 0 wait
+    /// on it for room ([`Shared::wait_room`]).
+    room: (Mutex<u64>, std::sync::Condvar),
+    room_waiters: AtomicUsize,
     /// When (seconds since start) a refused connection was last logged.
     pub(crate) last_refusal_log: AtomicU64,
     pub(crate) stopping: AtomicBool,
     /// The discovery driver, once started.
     pub(crate) discovery: std::sync::OnceLock<DiscoveryHandle>,
     /// V4L2 devices captured here (controls set remotely are re-applied).
-    pub(crate) v4l2: Arc<crate::v4l2::V4l2Registry>,
+    pub(crate) v4l2: Arc<crate::sources::v4l2::V4l2Registry>,
     /// The device families that answer commands (V4L2 controls, monitors).
     pub(crate) devices: Devices,
     /// Input events from viewers, and where they go (docs/x11.md).
-    pub(crate) input: crate::runtime::input::InputRegistry,
+    pub(crate) input: Arc<crate::runtime::input::InputRegistry>,
     /// Peer addresses whose authentication was refused (logged once each).
     pub(crate) refused: Mutex<HashSet<IpAddr>>,
     /// Connections refused by authentication, for /metrics.
@@ -279,6 +281,7 @@ impl Shared {
         );
         drop(inner);
         self.changed();
+        self.room_changed();
         Ok((id, open))
     }
 
@@ -289,6 +292,7 @@ impl Shared {
         inner.owners.remove(&id);
         drop(inner);
         self.changed();
+        self.room_changed();
     }
 
     /// Whether the output still exists.
@@ -314,6 +318,7 @@ impl Shared {
     /// An output finished sending its frame.
     pub(crate) fn sent(&self, id: OutputId) {
         self.lock().state.sent(id, Instant::now());
+        self.room_changed();
     }
 
     /// Reports `prev` sent (if any) and takes `next`'s frame, in one lock.
@@ -323,7 +328,12 @@ impl Shared {
         if let Some(p) = prev {
             inner.state.sent(p, now);
         }
-        inner.state.poll_transmit(next, now)
+        let tx = inner.state.poll_transmit(next, now);
+        drop(inner);
+        if prev.is_some() {
+            self.room_changed();
+        }
+        tx
     }
 
     /// Whether a stream of that name is served.
@@ -335,6 +345,36 @@ impl Shared {
     #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
     pub(crate) fn subscribers(&self, stream: &str) -> usize {
         self.lock().state.subscribers(stream)
+    }
+
+    /// Wakes the sources waiting for room (only when some wait).
+    fn room_changed(&self) {
+        if self.room_waiters.load(Ordering::Relaxed) > 0 {
+            *self.room.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            self.room.1.notify_all();
+        }
+    }
+
+    /// Waits until an output of `stream` can take a frame of `len` bytes;
+    /// false if `stop` is set first.
+    pub(crate) fn wait_room(&self, stream: &str, len: usize, stop: &AtomicBool) -> bool {
+        self.room_waiters.fetch_add(1, Ordering::SeqCst);
+        let ready = loop {
+            if stop.load(Ordering::Relaxed) {
+                break false;
+            }
+            let seen = *self.room.0.lock().unwrap_or_else(|p| p.into_inner());
+            if self.has_room(stream, len) {
+                break true;
+            }
+            let g = self.room.0.lock().unwrap_or_else(|p| p.into_inner());
+            if *g == seen {
+                // A bounded wait: `stop` is a flag, not a notification.
+                let _ = self.room.1.wait_timeout(g, Duration::from_millis(100));
+            }
+        };
+        self.room_waiters.fetch_sub(1, Ordering::SeqCst);
+        ready
     }
 
     /// Whether an output of `stream` can take a frame of `len` bytes now.
@@ -554,14 +594,15 @@ impl Node {
             accept_formats: config.accept_formats.clone(),
         };
         // The device families this node answers commands about.
-        let v4l2 = Arc::new(crate::v4l2::V4l2Registry::default());
-        let display = config.sources.iter().find_map(|s| match s {
-            crate::SourceConfig::X11(x) => x.display.clone(),
-            _ => None,
-        });
+        let v4l2 = Arc::new(crate::sources::v4l2::V4l2Registry::default());
+        let display = config
+            .sources
+            .iter()
+            .find_map(|s| s.downcast_ref::<crate::X11SourceConfig>())
+            .and_then(|x| x.display.clone());
         let devices = Devices::new(vec![
-            Arc::new(crate::v4l2::V4l2Family::new(v4l2.clone())),
-            Arc::new(crate::x11::MonitorsFamily::new(display)),
+            Arc::new(crate::sources::v4l2::V4l2Family::new(v4l2.clone())),
+            Arc::new(crate::sources::x11::MonitorsFamily::new(display)),
         ]);
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
@@ -575,11 +616,13 @@ impl Node {
             connections: AtomicUsize::new(0),
             caps: crate::config::connection_caps(&config.limits, config.opaque_ports.len(), descriptor_limit()),
             last_refusal_log: AtomicU64::new(0),
+            room: (Mutex::new(0), std::sync::Condvar::new()),
+            room_waiters: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             discovery: std::sync::OnceLock::new(),
             v4l2,
             devices,
-            input: crate::runtime::input::InputRegistry::default(),
+            input: Arc::default(),
             refused: Mutex::new(HashSet::new()),
             auth_refusals: AtomicU64::new(0),
             shm: std::sync::OnceLock::new(),
@@ -598,7 +641,11 @@ impl Node {
         let stop_sources = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for src in shared.config.sources.clone() {
-            threads.push(source::spawn(shared.clone(), src, stop_sources.clone())?);
+            let host = crate::api::SourceHost {
+                shared: shared.clone(),
+                stop: stop_sources.clone(),
+            };
+            threads.push(src.spec().start(host)?);
         }
         for e in shared.config.edges.clone() {
             shared
@@ -608,7 +655,13 @@ impl Node {
         let mut tasks = Vec::new();
         let mut sinks = Vec::new();
         for s in shared.config.sinks.clone() {
-            sinks.push(tokio::spawn(sink::run(shared.clone(), s)));
+            let host = crate::api::SinkHost {
+                shared: shared.clone(),
+                stream: s.stream.clone(),
+                params: s.params,
+                label: s.kind.label(),
+            };
+            sinks.push(tokio::spawn(s.kind.0.run(host)));
         }
         for p in shared.config.opaque_ports.clone() {
             tasks.push(opaque::start(shared.clone(), p).await?);
@@ -761,7 +814,7 @@ impl Node {
         while self.shared.connections.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        sink::wait_all(std::mem::take(&mut self.sinks)).await;
+        crate::sinks::wait_all(std::mem::take(&mut self.sinks)).await;
         // Aborted, then awaited: when shutdown returns, every listener is closed.
         for t in self.tasks.drain(..) {
             t.abort();

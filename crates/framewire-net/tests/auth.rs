@@ -32,7 +32,7 @@ fn key(b: u8) -> DeploymentKey {
 }
 
 fn pattern(name: &str) -> SourceConfig {
-    SourceConfig::TestPattern(TestPatternConfig {
+    SourceConfig::from(TestPatternConfig {
         name: name.into(),
         width: 32,
         height: 24,

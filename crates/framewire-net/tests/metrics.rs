@@ -202,7 +202,7 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
 }
 
 fn pattern(name: &str) -> SourceConfig {
-    SourceConfig::TestPattern(TestPatternConfig {
+    SourceConfig::from(TestPatternConfig {
         name: name.into(),
         width: 32,
         height: 24,

@@ -12,7 +12,7 @@ fn loopback() -> std::net::SocketAddr {
 }
 
 fn pattern(name: &str, fps: u32) -> SourceConfig {
-    SourceConfig::TestPattern(TestPatternConfig {
+    SourceConfig::from(TestPatternConfig {
         name: name.into(),
         width: 64,
         height: 48,

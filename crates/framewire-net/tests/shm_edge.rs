@@ -33,7 +33,7 @@ fn frame_bytes(i: usize) -> Vec<u8> {
 }
 
 fn replay_source() -> SourceConfig {
-    SourceConfig::Replay(ReplayConfig {
+    SourceConfig::from(ReplayConfig {
         open: StreamOpen {
             format: Format::Raw,
             pixel_format: PixelFormat::Bgra,

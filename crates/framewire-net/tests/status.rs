@@ -13,7 +13,7 @@ fn loopback() -> std::net::SocketAddr {
 }
 
 fn pattern(name: &str) -> SourceConfig {
-    SourceConfig::TestPattern(TestPatternConfig {
+    SourceConfig::from(TestPatternConfig {
         name: name.into(),
         width: 64,
         height: 48,

@@ -1287,7 +1287,7 @@ fn x11_viewer_renders_i420_and_yuyv_in_the_shader() {
         let data = enc.encode(&pic).unwrap();
         let open = enc.stream_open(320, 240, 5, 1, name);
         assert_eq!(open.pixel_format, pf);
-        config.sources.push(SourceConfig::Replay(ReplayConfig {
+        config.sources.push(SourceConfig::from(ReplayConfig {
             open,
             frames: vec![data],
             fps: 5.0,

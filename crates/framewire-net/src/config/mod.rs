@@ -2,11 +2,16 @@
 //! limits, pulled edges and how they retry, opaque ports, discovery and
 //! gateway legs, sources and sinks. Nothing here runs anything; the
 //! runtime reads these types and nothing in this tree reads the runtime.
+//! A source or sink is any kind's configuration behind the plug-in traits
+//! of [`crate::api`] (each kind's own settings live with the kind).
 
+mod delivery;
 mod discovery;
 mod edge;
 mod limits;
 mod opaque;
+mod sink;
+mod source;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,15 +20,29 @@ use framewire_proto::{Format, FunctionFlags};
 use framewire_relay::RelayConfig;
 
 use crate::auth::DeploymentKey;
-use crate::sink::SinkConfig;
-use crate::source::SourceConfig;
 
+pub use delivery::Delivery;
 pub use discovery::{DEFAULT_DISCOVERY_PORT, DEFAULT_GROUP, DEFAULT_TTL, DiscoveryConfig, LegSpec, MulticastConfig};
 pub use edge::{
     EdgeConfig, EdgeTransport, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy,
 };
 pub use limits::{DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DESCRIPTOR_RESERVE, Limits, connection_caps};
 pub use opaque::OpaquePortConfig;
+pub use sink::{SINK_FINALIZE_GRACE, SinkConfig, SinkKind};
+pub use source::SourceConfig;
+
+/// A configuration that does not hold (a bad key, a value out of range),
+/// with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    /// An error saying `message`.
+    pub fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into())
+    }
+}
 
 /// The port a node listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 7400;

@@ -22,7 +22,7 @@ use framewire_net::{EdgeConfig, Node, NodeConfig, OpaquePortConfig, SinkConfig, 
 use framewire_proto::control::{OutputStats, Stats};
 use framewire_proto::{DeliveryMode, SubscribeParams};
 
-use crate::config::{self, SourceSpec};
+use crate::config;
 
 /// Run a demo graph on loopback and show live per-edge figures until Ctrl-C:
 /// a test-pattern source, a relay, a low-latency viewer and a completeness
@@ -74,17 +74,14 @@ fn edge(upstream: &Node, stream: &str, mode: DeliveryMode, max_frames: u32) -> E
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let source_spec = SourceSpec::TestPattern {
-        name: "bars".into(),
-        size: args.size.clone(),
-        fps: args.fps,
-        format: "mjpeg".into(),
-        pixel_format: "bgra".into(),
-        quality: 80,
-        zstd_level: 1,
-    };
+    let mut source_spec = toml::Table::new();
+    source_spec.insert("kind".into(), "test-pattern".into());
+    source_spec.insert("name".into(), "bars".into());
+    source_spec.insert("size".into(), args.size.clone().into());
+    source_spec.insert("fps".into(), args.fps.into());
+    source_spec.insert("quality".into(), 80.into());
     let mut src = NodeConfig::new("demo:source", loopback(0));
-    src.sources.push(source_spec.into_config()?);
+    src.sources.push(framewire_net::sources::from_table(source_spec)?);
     config::check_name(&src.name)?;
     let source = Node::start(src).await?;
 
@@ -108,7 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         cfg.edges.push(edge(&relay, "bars", mode, 32));
         cfg.sinks.push(SinkConfig {
             stream: "bars".into(),
-            kind: SinkKind::Null,
+            kind: SinkKind::null(),
             params: SubscribeParams {
                 mode,
                 ..SubscribeParams::default()

@@ -63,7 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("{} holds no frame", args.file.display());
     }
     let mut cfg = NodeConfig::new("bench:source", args.listen);
-    cfg.sources.push(SourceConfig::Replay(ReplayConfig {
+    cfg.sources.push(SourceConfig::from(ReplayConfig {
         open: StreamOpen {
             format,
             pixel_format,

@@ -31,6 +31,8 @@ use std::time::Duration;
 
 use framewire_proto::control::ControlValue;
 
+use crate::config::{ConfigError, SourceConfig};
+
 /// How a V4L2 source puts frames on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum V4l2Output {
@@ -109,6 +111,139 @@ impl V4l2SourceConfig {
     }
 }
 
+/// The keys of a `v4l2` source (docs/config.md, docs/v4l2.md).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    name: String,
+    /// Device node, default `/dev/video0`.
+    #[serde(default = "default_device")]
+    device: PathBuf,
+    /// Device pixel format, a fourcc (`MJPG`, `YUYV`, `NV12`, ...); default `auto`.
+    pixel_format: Option<String>,
+    /// `WxH`; default 640x480 if offered.
+    size: Option<String>,
+    /// Frames per second; default: the driver's current rate.
+    fps: Option<f64>,
+    /// `native` (default), `raw`, `raw-zstd`, `mjpeg`.
+    #[serde(default = "default_native")]
+    format: String,
+    /// JPEG quality for `mjpeg` from a raw device, default 85.
+    #[serde(default = "default_quality")]
+    quality: u8,
+    /// zstd level for `raw-zstd`, default 1.
+    #[serde(default = "default_zstd_level")]
+    zstd_level: i32,
+    /// Driver buffers, default 4.
+    buffers: Option<u32>,
+    /// Open the device only while someone subscribes, default true.
+    on_demand: Option<bool>,
+    /// Seconds an on-demand device stays open after the last subscriber, default 5.
+    linger: Option<f64>,
+    /// Longest wait between reopen attempts after a loss, seconds, default 2.
+    retry_max: Option<f64>,
+    /// Seconds without the device before the stream is reported failed, default 30.
+    fail_after: Option<f64>,
+    /// Recover JPEG frames from a byte stream (misbehaving devices), default false.
+    #[serde(default)]
+    mjpeg_scan: bool,
+    /// Controls applied at every open: `name = value`.
+    #[serde(default)]
+    controls: std::collections::BTreeMap<String, i64>,
+}
+
+fn default_device() -> PathBuf {
+    PathBuf::from("/dev/video0")
+}
+fn default_native() -> String {
+    "native".into()
+}
+fn default_quality() -> u8 {
+    85
+}
+fn default_zstd_level() -> i32 {
+    1
+}
+
+fn seconds(what: &str, v: Option<f64>, default: Duration) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) if (0.0..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Some(s) => Err(ConfigError::new(format!(
+            "{what} = {s} is out of range (0 to 86400 seconds)"
+        ))),
+    }
+}
+
+pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError> {
+    let k: Keys = super::keys("v4l2", table)?;
+    let mut c = V4l2SourceConfig::new(&k.name, k.device);
+    c.pixel_format = match k.pixel_format.as_deref() {
+        None | Some("auto") => None,
+        Some(f) if (1..=4).contains(&f.len()) && f.is_ascii() => {
+            let mut b = [b' '; 4];
+            b[..f.len()].copy_from_slice(f.as_bytes());
+            Some(u32::from_le_bytes(b))
+        }
+        Some(f) => {
+            return Err(ConfigError::new(format!(
+                "v4l2 source `{}`: pixel_format `{f}` is not a fourcc (MJPG, YUYV, ...)",
+                k.name
+            )));
+        }
+    };
+    c.size = k.size.as_deref().map(super::parse_size).transpose()?;
+    if let Some(fps) = k.fps
+        && !(fps > 0.0 && fps <= 100_000.0)
+    {
+        return Err(ConfigError::new(format!(
+            "v4l2 source `{}`: fps {fps} is out of range",
+            k.name
+        )));
+    }
+    c.fps = k.fps;
+    c.output = match k.format.as_str() {
+        "native" => V4l2Output::Native,
+        "raw" => V4l2Output::Raw,
+        "raw-zstd" => V4l2Output::RawZstd(k.zstd_level),
+        "mjpeg" => V4l2Output::Mjpeg(super::jpeg_quality(k.quality)?),
+        other => {
+            return Err(ConfigError::new(format!(
+                "v4l2 source `{}`: unknown format `{other}` (native, raw, raw-zstd, mjpeg)",
+                k.name
+            )));
+        }
+    };
+    c.buffers = k.buffers.unwrap_or(c.buffers).clamp(2, 32);
+    c.on_demand = k.on_demand.unwrap_or(true);
+    c.linger = seconds("linger", k.linger, c.linger)?;
+    c.retry_max = seconds("retry_max", k.retry_max, c.retry_max)?.max(Duration::from_millis(50));
+    c.fail_after = seconds("fail_after", k.fail_after, c.fail_after)?;
+    c.mjpeg_scan = k.mjpeg_scan;
+    c.controls = k.controls.into_iter().collect();
+    Ok(c.into())
+}
+
+impl From<V4l2SourceConfig> for SourceConfig {
+    fn from(c: V4l2SourceConfig) -> SourceConfig {
+        SourceConfig::new(c)
+    }
+}
+
+impl crate::api::SourceSpec for V4l2SourceConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "v4l2"
+    }
+
+    fn start(&self, host: crate::api::SourceHost) -> Result<std::thread::JoinHandle<()>, crate::error::NetError> {
+        spawn(host, self.clone())
+    }
+}
+
 /// What the node knows about the devices its sources capture from.
 #[derive(Debug, Default)]
 pub(crate) struct V4l2Registry {
@@ -174,19 +309,12 @@ impl crate::runtime::devices::DeviceFamily for V4l2Family {
 
 #[cfg(not(all(feature = "v4l2", target_os = "linux")))]
 mod off {
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
-
     use super::V4l2SourceConfig;
+    use crate::api::SourceHost;
     use crate::error::NetError;
-    use crate::node::Shared;
 
-    pub(crate) fn spawn(
-        shared: Arc<Shared>,
-        cfg: V4l2SourceConfig,
-        _stop: Arc<AtomicBool>,
-    ) -> Result<std::thread::JoinHandle<()>, NetError> {
-        drop(shared.v4l2.lock()); // no devices without V4L2 support
+    pub(crate) fn spawn(host: SourceHost, cfg: V4l2SourceConfig) -> Result<std::thread::JoinHandle<()>, NetError> {
+        let _ = host; // no devices without V4L2 support
         Err(NetError::Refused(format!(
             "V4L2 source `{}`: this build has no V4L2 support (feature `v4l2`, Linux only)",
             cfg.name
@@ -197,7 +325,6 @@ mod off {
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 mod imp {
     use std::path::{Path, PathBuf};
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
 
@@ -211,8 +338,9 @@ mod imp {
     use tracing::{error, info, warn};
 
     use super::{DeviceEntry, V4L2_RETRY_FIRST, V4l2Output, V4l2Registry, V4l2SourceConfig};
+    use crate::api::{SourceHost, StreamOut};
     use crate::error::NetError;
-    use crate::node::{Shared, now_ns};
+    use crate::node::now_ns;
 
     /// How long one wait for a buffer lasts (the loop checks stop,
     /// subscribers and linger between waits).
@@ -334,14 +462,6 @@ mod imp {
         infos.iter().find(|c| control_key(&c.control.name) == key)
     }
 
-    fn set_state(shared: &Shared, name: &str, state: StreamState) {
-        shared.set_stream_state(name, state);
-    }
-
-    fn subscribers(shared: &Shared, name: &str) -> usize {
-        shared.subscribers(name)
-    }
-
     fn info_event(message: String) -> EventInfo {
         EventInfo {
             timestamp_ns: now_ns(),
@@ -353,11 +473,7 @@ mod imp {
     /// Starts a capture source: probes the device for its STREAM_OPEN (the
     /// stream is listed before anyone subscribes), registers the stream,
     /// and runs the capture loop on its own thread.
-    pub(crate) fn spawn(
-        shared: Arc<Shared>,
-        cfg: V4l2SourceConfig,
-        stop: Arc<AtomicBool>,
-    ) -> Result<std::thread::JoinHandle<()>, NetError> {
+    pub(crate) fn spawn(host: SourceHost, cfg: V4l2SourceConfig) -> Result<std::thread::JoinHandle<()>, NetError> {
         if let Some(fps) = cfg.fps
             && !(fps > 0.0 && fps <= 100_000.0)
         {
@@ -376,8 +492,9 @@ mod imp {
             }
             Err(e) => return Err(NetError::Refused(format!("V4L2 source `{}`: {e}", cfg.name))),
         };
-        shared.add_stream(open.clone(), String::new(), state)?;
-        shared.v4l2.lock().insert(
+        let out = host.open(open.clone(), state)?;
+        let registry = host.v4l2().clone();
+        registry.lock().insert(
             cfg.device.clone(),
             DeviceEntry {
                 stream: cfg.name.clone(),
@@ -387,7 +504,7 @@ mod imp {
         let name = cfg.name.clone();
         Ok(std::thread::Builder::new()
             .name(format!("v4l2:{name}"))
-            .spawn(move || run(&shared, &cfg, &stop, open, state))?)
+            .spawn(move || run(&out, &registry, &cfg, &host.stop_flag(), open, state))?)
     }
 
     fn probe(cfg: &V4l2SourceConfig) -> Result<StreamOpen, V4l2Error> {
@@ -417,7 +534,14 @@ mod imp {
     }
 
     /// The capture loop.
-    fn run(shared: &Shared, cfg: &V4l2SourceConfig, stop: &AtomicBool, mut open: StreamOpen, initial: StreamState) {
+    fn run(
+        out: &StreamOut,
+        registry: &V4l2Registry,
+        cfg: &V4l2SourceConfig,
+        stop: &AtomicBool,
+        mut open: StreamOpen,
+        initial: StreamState,
+    ) {
         let name = cfg.name.as_str();
         let mut session: Option<Session> = None;
         let mut seq: u64 = 0;
@@ -430,7 +554,7 @@ mod imp {
         let mut discontinuity = false;
         let mut unwanted_since: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
-            let wanted = !cfg.on_demand || subscribers(shared, name) > 0;
+            let wanted = !cfg.on_demand || out.subscribers() > 0;
             if wanted {
                 unwanted_since = None;
             } else if unwanted_since.is_none() {
@@ -445,7 +569,7 @@ mod imp {
                     info!(stream = %name, "no subscriber: stopped waiting for the device");
                 }
                 failed = false;
-                set_state(shared, name, StreamState::Idle);
+                out.set_state(StreamState::Idle);
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
@@ -460,8 +584,7 @@ mod imp {
                     std::thread::sleep((next_try - now).min(Duration::from_millis(20)));
                     continue;
                 }
-                let remembered = shared
-                    .v4l2
+                let remembered = registry
                     .lock()
                     .get(&cfg.device)
                     .map(|e| e.remembered.clone())
@@ -471,22 +594,19 @@ mod imp {
                         let new_open = s.maker.stream_open().clone();
                         if new_open != open {
                             open = new_open.clone();
-                            shared.stream_event(name, StreamEvent::FormatChanged(new_open));
+                            out.event(StreamEvent::FormatChanged(new_open));
                         }
                         if let Some(t) = lost_since.take() {
                             let ms = t.elapsed().as_millis();
                             info!(stream = %name, recovery_ms = ms as u64, "device back: stream resumed");
-                            shared.stream_event(
-                                name,
-                                StreamEvent::Resumed(EventInfo {
-                                    timestamp_ns: now_ns(),
-                                    reason: EventReason::DeviceLost,
-                                    message: format!("device back after {ms} ms"),
-                                }),
-                            );
+                            out.event(StreamEvent::Resumed(EventInfo {
+                                timestamp_ns: now_ns(),
+                                reason: EventReason::DeviceLost,
+                                message: format!("device back after {ms} ms"),
+                            }));
                             discontinuity = true;
                         } else {
-                            set_state(shared, name, StreamState::Live);
+                            out.set_state(StreamState::Live);
                         }
                         backoff = V4L2_RETRY_FIRST;
                         failed = false;
@@ -498,7 +618,7 @@ mod imp {
                         if lost_since.is_none() {
                             // Could not open on demand: the device is missing.
                             lost_since = Some(Instant::now());
-                            shared.stream_event(name, StreamEvent::Interrupted(info_event(msg.clone())));
+                            out.event(StreamEvent::Interrupted(info_event(msg.clone())));
                         }
                         if msg != last_error {
                             warn!(stream = %name, error = %msg, "cannot open the device; retrying");
@@ -512,7 +632,7 @@ mod imp {
                                 after_s = cfg.fail_after.as_secs_f64(),
                                 "device did not come back: stream failed (still retrying)"
                             );
-                            set_state(shared, name, StreamState::Failed);
+                            out.set_state(StreamState::Failed);
                         }
                         next_try = Instant::now() + backoff;
                         backoff = (backoff * 2).min(cfg.retry_max);
@@ -549,41 +669,22 @@ mod imp {
                                         discontinuity = false;
                                     }
                                     s.frames += 1;
-                                    shared.push(
-                                        name,
-                                        Frame {
-                                            data,
-                                            sequence: seq,
-                                            timestamp_ns,
-                                            flags,
-                                        },
-                                    );
+                                    out.push(Frame {
+                                        data,
+                                        sequence: seq,
+                                        timestamp_ns,
+                                        flags,
+                                    });
                                 }
                             }
                             Err(e) => warn!(stream = %name, error = %e, "buffer could not be made into a frame"),
                         }
                     }
                     if let Err(e) = s.cap.requeue(d.index) {
-                        lose(
-                            shared,
-                            cfg,
-                            &mut session,
-                            e,
-                            &mut lost_since,
-                            &mut next_try,
-                            &mut backoff,
-                        );
+                        lose(out, cfg, &mut session, e, &mut lost_since, &mut next_try, &mut backoff);
                     }
                 }
-                Err(e) => lose(
-                    shared,
-                    cfg,
-                    &mut session,
-                    e,
-                    &mut lost_since,
-                    &mut next_try,
-                    &mut backoff,
-                ),
+                Err(e) => lose(out, cfg, &mut session, e, &mut lost_since, &mut next_try, &mut backoff),
             }
         }
         if let Some(s) = session.take() {
@@ -607,7 +708,7 @@ mod imp {
 
     /// The device failed: tell subscribers, release it, schedule a retry.
     fn lose(
-        shared: &Shared,
+        out: &StreamOut,
         cfg: &V4l2SourceConfig,
         session: &mut Option<Session>,
         e: V4l2Error,
@@ -617,7 +718,7 @@ mod imp {
     ) {
         let lost = e.is_device_lost();
         warn!(stream = %cfg.name, error = %e, device_lost = lost, "capture failed: releasing the device");
-        shared.stream_event(&cfg.name, StreamEvent::Interrupted(info_event(e.to_string())));
+        out.event(StreamEvent::Interrupted(info_event(e.to_string())));
         if let Some(s) = session.take() {
             close(cfg, s, "device lost");
         }

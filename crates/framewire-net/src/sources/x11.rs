@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use framewire_codec::EncodeSpec;
 
+use crate::config::{ConfigError, SourceConfig};
+
 /// A screen-grab source.
 #[derive(Debug, Clone)]
 pub struct X11SourceConfig {
@@ -55,6 +57,116 @@ impl X11SourceConfig {
             inject: false,
             retry_max: Duration::from_secs(2),
         }
+    }
+}
+
+/// The keys of an `x11` source (docs/x11.md).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    name: String,
+    /// X display, e.g. `:1`; default `$DISPLAY`.
+    display: Option<String>,
+    /// Monitor to grab, by name (`framewire monitors`); default the primary one.
+    monitor: Option<String>,
+    /// A rectangle instead of a monitor, X geometry `WxH+X+Y`.
+    rect: Option<String>,
+    /// Screen of `rect`, default the display's default screen.
+    screen: Option<usize>,
+    /// Frames per second, default 30.
+    #[serde(default = "default_fps")]
+    fps: f64,
+    /// `qoi` (default), `raw`, `raw-zstd`, `mjpeg`.
+    #[serde(default = "default_qoi")]
+    format: String,
+    /// JPEG quality for `mjpeg`, default 85.
+    #[serde(default = "default_quality")]
+    quality: u8,
+    /// zstd level for `raw-zstd`, default 1.
+    #[serde(default = "default_zstd_level")]
+    zstd_level: i32,
+    /// Replay viewers' input into this display through XTEST, default false.
+    #[serde(default)]
+    inject_input: bool,
+}
+
+fn default_fps() -> f64 {
+    X11_DEFAULT_FPS
+}
+fn default_qoi() -> String {
+    "qoi".into()
+}
+fn default_quality() -> u8 {
+    85
+}
+fn default_zstd_level() -> i32 {
+    1
+}
+
+/// X geometry `WxH+X+Y` (or `WxH`, at 0,0).
+fn parse_geometry(g: &str) -> Result<(i32, i32, u32, u32), ConfigError> {
+    let (size, pos) = match g.find('+') {
+        Some(i) => (&g[..i], &g[i + 1..]),
+        None => (g, "0+0"),
+    };
+    let (w, h) = super::parse_size(size)?;
+    let bad = || ConfigError::new(format!("`{g}`: expected WxH+X+Y"));
+    let (x, y) = pos.split_once('+').ok_or_else(bad)?;
+    Ok((x.parse().map_err(|_| bad())?, y.parse().map_err(|_| bad())?, w, h))
+}
+
+pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError> {
+    use framewire_codec::ChromaSubsampling;
+    use framewire_proto::PixelFormat;
+    let k: Keys = super::keys("x11", table)?;
+    let mut c = X11SourceConfig::new(&k.name);
+    c.display = k.display;
+    c.monitor = k.monitor;
+    c.screen = k.screen;
+    c.rect = match k.rect.as_deref() {
+        None => None,
+        Some(g) => Some(parse_geometry(g).map_err(|e| ConfigError::new(format!("x11 source `{}`: {e}", k.name)))?),
+    };
+    if !(k.fps > 0.0 && k.fps <= 1000.0) {
+        return Err(ConfigError::new(format!(
+            "x11 source `{}`: fps {} is out of range",
+            k.name, k.fps
+        )));
+    }
+    c.fps = k.fps;
+    c.encode = match k.format.as_str() {
+        "qoi" => EncodeSpec::qoi(),
+        "raw" => EncodeSpec::raw(PixelFormat::Bgra),
+        "raw-zstd" => EncodeSpec::raw_zstd(PixelFormat::Bgra, k.zstd_level),
+        "mjpeg" => EncodeSpec::mjpeg(super::jpeg_quality(k.quality)?).with_subsampling(ChromaSubsampling::S420),
+        other => {
+            return Err(ConfigError::new(format!(
+                "x11 source `{}`: unknown format `{other}` (qoi, raw, raw-zstd, mjpeg)",
+                k.name
+            )));
+        }
+    };
+    c.inject = k.inject_input;
+    Ok(c.into())
+}
+
+impl From<X11SourceConfig> for SourceConfig {
+    fn from(c: X11SourceConfig) -> SourceConfig {
+        SourceConfig::new(c)
+    }
+}
+
+impl crate::api::SourceSpec for X11SourceConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "x11"
+    }
+
+    fn start(&self, host: crate::api::SourceHost) -> Result<std::thread::JoinHandle<()>, crate::error::NetError> {
+        spawn(host, self.clone())
     }
 }
 
@@ -107,9 +219,8 @@ pub(crate) fn list_monitors(_display: Option<&str>) -> Result<Vec<framewire_prot
 
 #[cfg(not(feature = "x11"))]
 pub(crate) fn spawn(
-    _shared: std::sync::Arc<crate::node::Shared>,
+    _host: crate::api::SourceHost,
     cfg: X11SourceConfig,
-    _stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, crate::error::NetError> {
     Err(crate::error::NetError::Refused(format!(
         "x11 source `{}`: this build has no X11 support (feature `x11`)",
@@ -119,7 +230,6 @@ pub(crate) fn spawn(
 
 #[cfg(feature = "x11")]
 mod imp {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
 
@@ -131,9 +241,10 @@ mod imp {
     use tracing::{debug, info, warn};
 
     use super::X11SourceConfig;
+    use crate::api::{SourceHost, StreamOut};
     use crate::error::NetError;
-    use crate::node::{Shared, now_ns};
-    use crate::runtime::input::InputTarget;
+    use crate::node::now_ns;
+    use crate::runtime::input::{InputRegistry, InputTarget};
 
     fn target(cfg: &X11SourceConfig) -> Target {
         Target {
@@ -161,11 +272,7 @@ mod imp {
 
     /// Starts a screen-grab source. The display must be reachable now (the
     /// stream's size comes from it); later losses are stream events.
-    pub(crate) fn spawn(
-        shared: Arc<Shared>,
-        cfg: X11SourceConfig,
-        stop: Arc<AtomicBool>,
-    ) -> Result<std::thread::JoinHandle<()>, NetError> {
+    pub(crate) fn spawn(host: SourceHost, cfg: X11SourceConfig) -> Result<std::thread::JoinHandle<()>, NetError> {
         let refuse = |e: String| NetError::Refused(format!("x11 source `{}`: {e}", cfg.name));
         let grabber = Grabber::open(&target(&cfg)).map_err(refuse)?;
         let mut encoder = Registry::builtin()
@@ -174,17 +281,29 @@ mod imp {
         let (fps_num, fps_den) = fps_fraction(cfg.fps);
         let rect = grabber.rect();
         let open = encoder.stream_open(rect.w, rect.h, fps_num, fps_den, &cfg.name);
-        shared.add_stream(open.clone(), String::new(), StreamState::Live)?;
-        set_target(&shared, &cfg, rect);
+        let out = host.open(open.clone(), StreamState::Live)?;
+        let input = host.input().clone();
+        set_target(&input, &cfg, rect);
         info!(stream = %cfg.name, ?rect, fps = cfg.fps, format = %open.format, "x11 screen grab");
         let name = cfg.name.clone();
-        Ok(std::thread::Builder::new()
-            .name(format!("src:{name}"))
-            .spawn(move || run(&shared, &cfg, &stop, grabber, encoder.as_mut(), open))?)
+        Ok(std::thread::Builder::new().name(format!("src:{name}")).spawn(move || {
+            let stop = host.stop_flag();
+            let io = Io {
+                out: &out,
+                input: &input,
+            };
+            run(&io, &cfg, &stop, grabber, encoder.as_mut(), open)
+        })?)
     }
 
-    fn set_target(shared: &Shared, cfg: &X11SourceConfig, rect: Rect) {
-        shared.input.set_target(
+    /// Where a grab's frames, events and input targets go.
+    struct Io<'a> {
+        out: &'a StreamOut,
+        input: &'a InputRegistry,
+    }
+
+    fn set_target(input: &InputRegistry, cfg: &X11SourceConfig, rect: Rect) {
+        input.set_target(
             &cfg.name,
             InputTarget {
                 display: cfg.display.clone(),
@@ -199,7 +318,7 @@ mod imp {
     const GEOMETRY_CHECK: Duration = Duration::from_secs(1);
 
     fn run(
-        shared: &Shared,
+        io: &Io<'_>,
         cfg: &X11SourceConfig,
         stop: &AtomicBool,
         grabber: Grabber,
@@ -229,13 +348,13 @@ mod imp {
                         info!(stream = %cfg.name, ?rect, "x11 display back");
                         if (rect.w, rect.h) != (open.width, open.height) {
                             open = encoder.stream_open(rect.w, rect.h, open.fps_num, open.fps_den, &cfg.name);
-                            shared.stream_event(&cfg.name, StreamEvent::FormatChanged(open.clone()));
+                            io.out.event(StreamEvent::FormatChanged(open.clone()));
                         }
-                        set_target(shared, cfg, rect);
-                        shared.stream_event(
-                            &cfg.name,
-                            StreamEvent::Resumed(info_event(EventReason::DeviceLost, "display back".into())),
-                        );
+                        set_target(io.input, cfg, rect);
+                        io.out.event(StreamEvent::Resumed(info_event(
+                            EventReason::DeviceLost,
+                            "display back".into(),
+                        )));
                         grabber = Some(g);
                         backoff = Duration::from_millis(50);
                         discontinuity = true;
@@ -248,7 +367,7 @@ mod imp {
             // The grabbed monitor may have changed size.
             if cfg.rect.is_none() && checked.elapsed() >= GEOMETRY_CHECK {
                 checked = Instant::now();
-                if refit(shared, cfg, g, encoder, &mut open) {
+                if refit(io, cfg, g, encoder, &mut open) {
                     discontinuity = true;
                 }
             }
@@ -278,31 +397,26 @@ mod imp {
                             flags = flags.with(FrameFlags::DISCONTINUITY);
                             discontinuity = false;
                         }
-                        shared.push(
-                            &cfg.name,
-                            Frame {
-                                data,
-                                sequence: seq,
-                                timestamp_ns: ts,
-                                flags,
-                            },
-                        );
+                        io.out.push(Frame {
+                            data,
+                            sequence: seq,
+                            timestamp_ns: ts,
+                            flags,
+                        });
                     }
                     Err(e) => warn!(stream = %cfg.name, error = %e, "x11 frame not encoded"),
                 },
                 Err(e) => {
                     // A screen that shrank under the grab fails it before the
                     // periodic check sees it: follow the new geometry.
-                    if cfg.rect.is_none() && refit(shared, cfg, g, encoder, &mut open) {
+                    if cfg.rect.is_none() && refit(io, cfg, g, encoder, &mut open) {
                         checked = Instant::now();
                         discontinuity = true;
                         continue;
                     }
                     warn!(stream = %cfg.name, error = %e, "x11 display lost");
-                    shared.stream_event(
-                        &cfg.name,
-                        StreamEvent::Interrupted(info_event(EventReason::DeviceLost, e)),
-                    );
+                    io.out
+                        .event(StreamEvent::Interrupted(info_event(EventReason::DeviceLost, e)));
                     grabber = None;
                     continue;
                 }
@@ -320,7 +434,7 @@ mod imp {
     /// Follows the grabbed monitor's geometry (it moved or changed size),
     /// saying format-changed when the size differs. True if it changed.
     fn refit(
-        shared: &Shared,
+        io: &Io<'_>,
         cfg: &X11SourceConfig,
         g: &mut Grabber,
         encoder: &mut dyn Encoder,
@@ -330,10 +444,10 @@ mod imp {
         match g.refit() {
             Ok(Some(r)) => {
                 info!(stream = %cfg.name, from = ?before, to = ?r, "x11 monitor changed");
-                set_target(shared, cfg, r);
+                set_target(io.input, cfg, r);
                 if (r.w, r.h) != (open.width, open.height) {
                     *open = encoder.stream_open(r.w, r.h, open.fps_num, open.fps_den, &cfg.name);
-                    shared.stream_event(&cfg.name, StreamEvent::FormatChanged(open.clone()));
+                    io.out.event(StreamEvent::FormatChanged(open.clone()));
                 }
                 true
             }

@@ -1,0 +1,223 @@
+//! The archive sink: a relay output (completeness by default) whose frames
+//! go to a [`framewire_archive::Archiver`].
+//!
+//! The archiver takes frames without blocking while it has room; when it
+//! has none (ffmpeg slower than the stream) the frame waits here and the
+//! output's queue absorbs the rest within its budget. What the budget
+//! cannot hold the relay drops and counts by reason; those counts travel
+//! with the next frame into the archive's index as a *budget-drops* gap.
+//! The archiver's state shows in the output's peer label (`framewire
+//! stats`), refreshed every second.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use framewire_archive::{ArchiveConfig, ArchiveFrame, Archiver, PushError};
+use framewire_proto::control::DropReason;
+use framewire_relay::DropCounts;
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use crate::api::{SinkHost, SinkInput, SinkSpec};
+use crate::config::{ConfigError, SinkKind};
+
+/// How long a stopping node lets the sink hand over what its output holds.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Archives a stream (docs/archive.md).
+#[derive(Debug, Clone)]
+pub struct ArchiveSink(pub ArchiveConfig);
+
+impl SinkKind {
+    /// A sink that archives the stream.
+    pub fn archive(config: ArchiveConfig) -> SinkKind {
+        SinkKind::new(ArchiveSink(config))
+    }
+}
+
+/// The keys of an `archive` sink (docs/archive.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    /// The archive directory (required).
+    dir: Option<PathBuf>,
+    /// `h264`, `h265`, `av1`, `ffv1`, `prores` or `passthrough` (required).
+    format: Option<String>,
+    /// Segment length in seconds, default 600.
+    segment: Option<u64>,
+    /// Largest archive size in bytes, default 0 (no limit).
+    max_total_bytes: Option<u64>,
+    /// Free space to keep on the disk in bytes, default 0 (none).
+    min_free_bytes: Option<u64>,
+    /// `delete-oldest` (default) or `stop`.
+    on_full: Option<String>,
+    /// Seconds ffmpeg may refuse input before it is restarted, default 10.
+    stall_timeout: Option<u64>,
+    /// The ffmpeg program, default `ffmpeg`.
+    ffmpeg: Option<PathBuf>,
+}
+
+pub(super) fn from_table(stream: &str, table: toml::Table) -> Result<SinkKind, ConfigError> {
+    use framewire_archive::{ArchiveFormat, OnFull};
+    let e = |m: String| ConfigError::new(m);
+    let k: Keys = table
+        .try_into()
+        .map_err(|x: toml::de::Error| e(format!("sink of `{stream}`: {}", x.message())))?;
+    let dir = k
+        .dir
+        .ok_or_else(|| e(format!("archive sink of `{stream}` needs a dir")))?;
+    let f = k
+        .format
+        .ok_or_else(|| e(format!("archive sink of `{stream}` needs a format")))?;
+    let format = ArchiveFormat::from_label(&f).ok_or_else(|| {
+        e(format!(
+            "unknown archive format `{f}` (h264, h265, av1, ffv1, prores, passthrough)"
+        ))
+    })?;
+    let mut c = ArchiveConfig::new(dir, format);
+    if let Some(s) = k.segment {
+        if s == 0 {
+            return Err(e(format!(
+                "archive sink of `{stream}`: segment must be at least 1 second"
+            )));
+        }
+        c.segment = Duration::from_secs(s);
+    }
+    c.max_total_bytes = k.max_total_bytes.unwrap_or(0);
+    c.min_free_bytes = k.min_free_bytes.unwrap_or(0);
+    if let Some(o) = k.on_full {
+        c.on_full = OnFull::from_label(&o).ok_or_else(|| e(format!("unknown on_full `{o}` (delete-oldest, stop)")))?;
+    }
+    if let Some(s) = k.stall_timeout {
+        c.stall_timeout = Duration::from_secs(s.max(1));
+    }
+    if let Some(p) = k.ffmpeg {
+        c.ffmpeg = p;
+    }
+    Ok(SinkKind::archive(c))
+}
+
+impl SinkSpec for ArchiveSink {
+    fn kind(&self) -> &'static str {
+        "archive"
+    }
+
+    fn label(&self) -> String {
+        format!("sink:archive:{}", self.0.dir.display())
+    }
+
+    fn run(&self, host: SinkHost) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(run(host, self.0.clone()))
+    }
+}
+
+async fn run(host: SinkHost, acfg: ArchiveConfig) {
+    let mut stop = host.stopping();
+    let base = host.label.clone();
+    while let Some(input) = host.attach().await {
+        let (a, o) = (acfg.clone(), input.open().clone());
+        let archiver = match tokio::task::spawn_blocking(move || Archiver::start(a, &o)).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                warn!(stream = %host.stream(), dir = %acfg.dir.display(), error = %e, "archive sink not started");
+                return;
+            }
+            Err(e) => {
+                warn!(stream = %host.stream(), error = %e, "archive sink failed to start");
+                return;
+            }
+        };
+        info!(stream = %host.stream(), dir = %acfg.dir.display(), format = acfg.format.label(), "archive sink attached");
+        let gone = feed(&input, &archiver, &mut stop, &base).await;
+        drop(input);
+        let stream = host.stream().to_owned();
+        if tokio::task::spawn_blocking(move || archiver.finish()).await.is_err() {
+            warn!(stream = %stream, "archiver did not finish cleanly");
+        }
+        if !gone {
+            return;
+        }
+    }
+}
+
+/// Feeds the archiver until the node stops (false) or the stream goes
+/// away (true).
+async fn feed(
+    input: &SinkInput,
+    archiver: &Archiver,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    base: &str,
+) -> bool {
+    let mut drops = DropCounts::default();
+    let mut labelled: Option<Instant> = None;
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        if drain_until.is_none() && *stop.borrow() {
+            drain_until = Some(Instant::now() + DRAIN);
+        }
+        if drain_until.is_some_and(|t| Instant::now() > t) {
+            return false;
+        }
+        if labelled.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            input.set_label(format!("{base} [{}]", archiver.status().summary()));
+            labelled = Some(Instant::now());
+        }
+        let Some(tx) = input.poll() else {
+            if drain_until.is_some() {
+                return false;
+            }
+            if !input.attached() {
+                return true;
+            }
+            tokio::select! {
+                () = input.ready(Duration::from_millis(200)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        };
+        let lost_detail = if tx.lost > 0 {
+            drop_detail(input, &mut drops)
+        } else {
+            String::new()
+        };
+        let mut frame = ArchiveFrame {
+            data: tx.frame.data,
+            sequence: tx.frame.sequence,
+            timestamp_ns: tx.frame.timestamp_ns,
+            lost: tx.lost,
+            lost_detail,
+        };
+        loop {
+            match archiver.try_push(frame) {
+                Ok(()) => break,
+                Err(PushError::Full(f)) => {
+                    frame = f;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err(PushError::Stopped(_)) => {
+                    warn!("archiver stopped; frame not archived");
+                    break;
+                }
+            }
+        }
+        input.sent();
+    }
+}
+
+/// The output's drops since the last call, by reason: `frame-budget=3`.
+fn drop_detail(input: &SinkInput, prev: &mut DropCounts) -> String {
+    let Some(drops) = input.drops() else {
+        return String::new();
+    };
+    let parts: Vec<String> = DropReason::ALL
+        .iter()
+        .filter_map(|r| {
+            let n = drops.get(*r).saturating_sub(prev.get(*r));
+            (n > 0).then(|| format!("{}={n}", r.label()))
+        })
+        .collect();
+    *prev = drops;
+    parts.join(", ")
+}

@@ -1,0 +1,226 @@
+//! The node configuration file (TOML) and the CLI's compact specs, both
+//! turned into one [`NodeConfig`]. Every default is documented in
+//! docs/config.md; CLI flags override the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use framewire_net::{DEFAULT_PORT, EdgeConfig, EdgeTransport, NodeConfig, OpaquePortConfig};
+use framewire_proto::DeliveryMode;
+use framewire_relay::RelayConfig;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    /// `namespace:instance`. Default: `node:<hostname>`.
+    pub name: Option<String>,
+    /// Listen address. Default `127.0.0.1:7400`.
+    pub listen: Option<SocketAddr>,
+    /// Site id. Default 0.
+    pub site_id: Option<u16>,
+    /// Largest payload accepted from a peer, bytes. Default 64 MiB.
+    pub max_payload: Option<u32>,
+    /// Connections served at once. Default 4096.
+    pub max_connections: Option<usize>,
+    /// Serve shared-memory subscriptions to nodes on this host. Default true.
+    pub shm: Option<bool>,
+    /// Unix socket for them. Default `$XDG_RUNTIME_DIR` (else the temp dir)
+    /// `/framewire-<pid>-<name>.sock`.
+    pub shm_socket: Option<PathBuf>,
+    /// Budgets for subscriptions that leave them at zero.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Streams produced here: each a table of its kind's keys
+    /// (`framewire_net::sources::from_table`).
+    #[serde(default, rename = "source")]
+    pub sources: Vec<toml::Table>,
+    /// Streams pulled from other nodes.
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<UpstreamSpec>,
+    /// Local sinks: each a table (`framewire_net::sinks::from_table`).
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<toml::Table>,
+    /// Opaque (headerless) ports.
+    #[serde(default, rename = "opaque")]
+    pub opaque: Vec<OpaqueSpec>,
+    /// Multicast discovery, manual peers, gateway legs (docs/discovery.md).
+    pub discovery: Option<crate::discovery::DiscoverySpec>,
+    /// Deployment key file (docs/security.md). Default: none, no authentication.
+    pub key_file: Option<PathBuf>,
+    /// Address of the Prometheus `/metrics` endpoint. Default: none (off).
+    pub metrics: Option<SocketAddr>,
+    /// Stream formats accepted on pulled edges (`mjpeg`, `qoi`, `raw`,
+    /// `raw-zstd`, ...). Default: every format.
+    #[serde(default)]
+    pub accept_formats: Vec<String>,
+    /// What peers may hold of the node (docs/security.md, "Limits of a node").
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+/// Default budgets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Default 64 frames.
+    pub max_frames: Option<u32>,
+    /// Default 64 MiB.
+    pub max_bytes: Option<u64>,
+}
+
+/// How to subscribe (an upstream edge, an opaque port): `framewire_net::Delivery`.
+pub use framewire_net::Delivery;
+
+/// A stream pulled from another node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSpec {
+    /// `host:port` of the upstream node.
+    pub addr: String,
+    /// Its stream.
+    pub stream: String,
+    /// Name to serve it under here (default: the same).
+    #[serde(default, rename = "as")]
+    pub local_name: String,
+    /// `auto` (shared memory when the upstream is on this host and both
+    /// nodes offer it, else TCP), `tcp` or `shm`. Default `auto`.
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// How to subscribe.
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+/// An opaque port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpaqueSpec {
+    /// The stream served.
+    pub stream: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Serve it on a node with a deployment key although it cannot
+    /// authenticate. Default false.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+    /// How each client is served.
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+impl NodeFile {
+    /// Reads and checks a file.
+    pub fn load(path: &Path) -> anyhow::Result<NodeFile> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not a valid node configuration", path.display()))
+    }
+
+    /// The node configuration this file describes.
+    pub fn into_config(self) -> anyhow::Result<NodeConfig> {
+        let name = self.name.unwrap_or_else(default_name);
+        check_name(&name)?;
+        let listen = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
+        let mut cfg = NodeConfig::new(&name, listen);
+        cfg.site_id = self.site_id.unwrap_or(0);
+        for f in &self.accept_formats {
+            let format = framewire_proto::Format::from_label(f)
+                .with_context(|| format!("accept_formats: unknown format `{f}` (mjpeg, qoi, raw, raw-zstd, ...)"))?;
+            cfg.accept_formats.push(format);
+        }
+        cfg.discovery = crate::discovery::into_config(self.discovery, listen)?;
+        if let Some(m) = self.max_payload {
+            cfg.limits.max_payload = m;
+        }
+        if let Some(m) = self.max_connections {
+            cfg.limits.max_connections = m;
+        }
+        anyhow::ensure!(
+            (self.max_payload.is_none() || self.limits.max_payload.is_none())
+                && (self.max_connections.is_none() || self.limits.max_connections.is_none()),
+            "give max_payload and max_connections once: at the top or in [limits]"
+        );
+        self.limits.apply(&mut cfg.limits)?;
+        if self.shm.unwrap_or(true) {
+            cfg.shm_socket = Some(
+                self.shm_socket
+                    .unwrap_or_else(|| framewire_net::default_shm_socket(&name)),
+            );
+        } else if self.shm_socket.is_some() {
+            bail!("`shm_socket` is set but `shm = false`: remove one of them");
+        }
+        cfg.relay = RelayConfig::new()
+            .with_default_max_frames(self.defaults.max_frames.unwrap_or(0))
+            .with_default_max_bytes(self.defaults.max_bytes.unwrap_or(0));
+        for (i, s) in self.sources.into_iter().enumerate() {
+            cfg.sources
+                .push(framewire_net::sources::from_table(s).with_context(|| format!("source {}", i + 1))?);
+        }
+        for u in self.upstreams {
+            let transport = match u.transport.as_deref() {
+                None => EdgeTransport::Auto,
+                Some(t) => EdgeTransport::parse(t).with_context(|| {
+                    format!("upstream `{}`: transport `{t}` is not one of auto, tcp, shm", u.stream)
+                })?,
+            };
+            cfg.edges.push(EdgeConfig {
+                upstream: u.addr,
+                stream: u.stream,
+                local_name: u.local_name,
+                params: u.delivery.params(DeliveryMode::LowLatency)?,
+                transport,
+            });
+        }
+        for (i, s) in self.sinks.into_iter().enumerate() {
+            cfg.sinks
+                .push(framewire_net::sinks::from_table(s).with_context(|| format!("sink {}", i + 1))?);
+        }
+        for o in self.opaque {
+            cfg.opaque_ports.push(OpaquePortConfig {
+                stream: o.stream,
+                listen: o.listen,
+                params: o.delivery.params(DeliveryMode::LowLatency)?,
+                allow_unauthenticated: o.allow_unauthenticated,
+            });
+        }
+        if let Some(path) = &self.key_file {
+            cfg.key = Some(framewire_net::DeploymentKey::load(path)?);
+        }
+        cfg.metrics = self.metrics;
+        Ok(cfg)
+    }
+}
+
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!("node:{}", if host.is_empty() { "local" } else { host })
+}
+
+/// Names are `namespace:instance`, printable, no spaces, no `/` or `..`,
+/// at most 255 bytes (`framewire_proto::names`).
+pub fn check_name(name: &str) -> anyhow::Result<()> {
+    let why = match framewire_proto::names::check(framewire_proto::names::NameKind::Node, name) {
+        Err(e) => e.to_string(),
+        Ok(()) if name.chars().any(char::is_whitespace) => format!("node name {name:?} must not contain spaces"),
+        Ok(()) => return Ok(()),
+    };
+    bail!("{why}: use `namespace:instance`, e.g. lab:cam")
+}
+
+/// `WxH` as two numbers.
+pub fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
+    Ok(framewire_net::sources::parse_size(s)?)
+}
+
+mod limits;
+mod spec;
+#[cfg(test)]
+mod tests;
+
+pub use limits::LimitsSpec;
+pub use spec::{parse_opaque, parse_sink, parse_source, parse_upstream};
