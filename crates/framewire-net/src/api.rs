@@ -6,7 +6,8 @@
 //! a sink gets a [`SinkHost`] and takes frames from its [`SinkInput`].
 //! docs/architecture.md shows a whole kind.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +21,60 @@ use framewire_relay::{DropCounts, Frame, OutputId, Transmit};
 use tokio::sync::{Notify, watch};
 
 use crate::error::NetError;
-use crate::node::{OutputEntry, Shared};
+use crate::state::StateError;
+
+/// The node as its sources and sinks see it (implemented by the node's
+/// core; a kind never names the core itself).
+pub(crate) trait NodePort: fmt::Debug + Send + Sync {
+    /// Opens a stream of this node; fails if the name is taken.
+    fn add_stream(&self, open: StreamOpen, state: StreamState) -> Result<(), NetError>;
+    fn push(&self, stream: &str, frame: Frame);
+    fn stream_event(&self, stream: &str, event: StreamEvent);
+    fn set_stream_state(&self, stream: &str, state: StreamState);
+    fn subscribers(&self, stream: &str) -> usize;
+    fn wait_room(&self, stream: &str, len: usize, stop: &AtomicBool) -> bool;
+    fn shutdown_signal(&self) -> watch::Receiver<bool>;
+    /// Bumped when streams, outputs or edges change.
+    fn changes(&self) -> watch::Receiver<u64>;
+    /// Attaches an output to `stream`, named `label` in statistics, whose
+    /// `waker` is woken when it has a frame.
+    fn add_output(
+        &self,
+        stream: &str,
+        params: &SubscribeParams,
+        label: String,
+        waker: Arc<Notify>,
+    ) -> Result<(OutputId, StreamOpen), StateError>;
+    fn poll_transmit(&self, id: OutputId) -> Option<Transmit>;
+    fn sent(&self, id: OutputId);
+    fn has_output(&self, id: OutputId) -> bool;
+    fn set_output_label(&self, id: OutputId, label: String);
+    fn output_drops(&self, id: OutputId) -> Option<DropCounts>;
+    fn remove_output(&self, id: OutputId);
+    fn extension(&self, ty: TypeId) -> Option<Arc<dyn Any + Send + Sync>>;
+}
+
+/// What a node shares with the sources and sinks of some kind, one value
+/// per type (the V4L2 device registry, the viewers' input registry):
+/// given when the node starts, read-only after.
+#[derive(Default)]
+pub(crate) struct Extensions(HashMap<TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Extensions({} values)", self.0.len())
+    }
+}
+
+impl Extensions {
+    pub(crate) fn insert<T: Any + Send + Sync>(&mut self, value: Arc<T>) {
+        self.0.insert(TypeId::of::<T>(), value);
+    }
+
+    pub(crate) fn get_raw(&self, ty: TypeId) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.0.get(&ty).cloned()
+    }
+}
 
 /// A source, configured: what a node starts to produce one stream.
 pub trait SourceSpec: Any + fmt::Debug + Send + Sync {
@@ -52,7 +106,7 @@ pub trait SinkSpec: Any + fmt::Debug + Send + Sync {
 /// What a starting source gets from the node.
 #[derive(Debug)]
 pub struct SourceHost {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) node: Arc<dyn NodePort>,
     pub(crate) stop: Arc<AtomicBool>,
 }
 
@@ -60,9 +114,9 @@ impl SourceHost {
     /// Opens the source's stream with its STREAM_OPEN and first state.
     pub(crate) fn open(&self, open: StreamOpen, state: StreamState) -> Result<StreamOut, NetError> {
         let name = open.name.clone();
-        self.shared.add_stream(open, String::new(), state)?;
+        self.node.add_stream(open, state)?;
         Ok(StreamOut {
-            shared: self.shared.clone(),
+            node: self.node.clone(),
             name,
         })
     }
@@ -78,24 +132,17 @@ impl SourceHost {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// The devices the node's V4L2 sources capture from (the V4L2 family
-    /// re-applies controls set remotely from here).
-    #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
-    pub(crate) fn v4l2(&self) -> &Arc<crate::sources::v4l2::V4l2Registry> {
-        &self.shared.v4l2
-    }
-
-    /// Where viewers' input for a stream goes (an `x11` source says its display).
-    #[cfg_attr(not(feature = "x11"), allow(dead_code))]
-    pub(crate) fn input(&self) -> &Arc<crate::runtime::input::InputRegistry> {
-        &self.shared.input
+    /// What the node shares with sources of a kind, by type (the V4L2
+    /// sources' device registry, the viewers' input registry).
+    pub(crate) fn extension<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.node.extension(TypeId::of::<T>())?.downcast().ok()
     }
 }
 
 /// A source's stream: where it pushes frames and says what happens.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamOut {
-    shared: Arc<Shared>,
+    node: Arc<dyn NodePort>,
     name: String,
 }
 
@@ -107,38 +154,38 @@ impl StreamOut {
 
     /// Pushes a frame to every subscriber; never blocks.
     pub(crate) fn push(&self, frame: Frame) {
-        self.shared.push(&self.name, frame);
+        self.node.push(&self.name, frame);
     }
 
     /// Tells the subscribers (interrupted, resumed, format changed).
     pub(crate) fn event(&self, event: StreamEvent) {
-        self.shared.stream_event(&self.name, event);
+        self.node.stream_event(&self.name, event);
     }
 
     /// Sets the stream's state without an event (idle, failed).
     #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
     pub(crate) fn set_state(&self, state: StreamState) {
-        self.shared.set_stream_state(&self.name, state);
+        self.node.set_stream_state(&self.name, state);
     }
 
     /// How many outputs take the stream now.
     #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
     pub(crate) fn subscribers(&self) -> usize {
-        self.shared.subscribers(&self.name)
+        self.node.subscribers(&self.name)
     }
 
     /// Waits until an output of the stream can take a frame of `len` bytes
     /// without dropping one (see `NodeState::has_room`), woken when an
     /// output sends, comes or goes. False if `stop` was set first.
     pub(crate) fn wait_room(&self, len: usize, stop: &AtomicBool) -> bool {
-        self.shared.wait_room(&self.name, len, stop)
+        self.node.wait_room(&self.name, len, stop)
     }
 }
 
 /// What a running sink gets from the node.
 #[derive(Debug)]
 pub struct SinkHost {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) node: Arc<dyn NodePort>,
     pub(crate) stream: String,
     pub(crate) params: SubscribeParams,
     pub(crate) label: String,
@@ -152,7 +199,7 @@ impl SinkHost {
 
     /// A receiver that turns true when the node stops.
     pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
-        self.shared.shutdown.subscribe()
+        self.node.shutdown_signal()
     }
 
     /// Waits for the stream (a pulled stream appears once its upstream
@@ -161,19 +208,15 @@ impl SinkHost {
     pub(crate) async fn attach(&self) -> Option<SinkInput> {
         let notify = Arc::new(Notify::new());
         let mut stop = self.stopping();
-        let mut changes = self.shared.changes.subscribe();
+        let mut changes = self.node.changes();
         loop {
             changes.mark_unchanged();
-            let entry = OutputEntry {
-                stream: self.stream.clone(),
-                channel: 0,
-                peer: self.label.clone(),
-                waker: notify.clone(),
-                events: None,
-            };
-            if let Ok((id, open)) = self.shared.add_output(&self.stream, &self.params, entry) {
+            let added = self
+                .node
+                .add_output(&self.stream, &self.params, self.label.clone(), notify.clone());
+            if let Ok((id, open)) = added {
                 return Some(SinkInput {
-                    shared: self.shared.clone(),
+                    node: self.node.clone(),
                     id,
                     open,
                     notify,
@@ -190,7 +233,7 @@ impl SinkHost {
 /// A sink's output: the frames of its stream, in its delivery mode.
 #[derive(Debug)]
 pub(crate) struct SinkInput {
-    shared: Arc<Shared>,
+    node: Arc<dyn NodePort>,
     id: OutputId,
     open: StreamOpen,
     notify: Arc<Notify>,
@@ -205,18 +248,18 @@ impl SinkInput {
     /// The next frame to consume, if one is ready (call
     /// [`SinkInput::sent`] when done with it).
     pub(crate) fn poll(&self) -> Option<Transmit> {
-        self.shared.poll_transmit(self.id)
+        self.node.poll_transmit(self.id)
     }
 
     /// The frame taken last is consumed.
     pub(crate) fn sent(&self) {
-        self.shared.sent(self.id);
+        self.node.sent(self.id);
     }
 
     /// Whether the stream is still there (it goes when its source or
     /// upstream does; attach again to wait for it).
     pub(crate) fn attached(&self) -> bool {
-        self.shared.has_output(self.id)
+        self.node.has_output(self.id)
     }
 
     /// Waits for a frame, at most `max`.
@@ -226,19 +269,17 @@ impl SinkInput {
 
     /// Renames the output in statistics (an archive shows its state there).
     pub(crate) fn set_label(&self, label: String) {
-        self.shared.set_output_peer(self.id, label);
+        self.node.set_output_label(self.id, label);
     }
 
     /// What the output dropped so far, by reason.
     pub(crate) fn drops(&self) -> Option<DropCounts> {
-        self.shared
-            .with_state(|st| st.output_snapshot(self.id, std::time::Instant::now()))
-            .map(|s| s.drops)
+        self.node.output_drops(self.id)
     }
 }
 
 impl Drop for SinkInput {
     fn drop(&mut self) {
-        self.shared.remove_output(self.id);
+        self.node.remove_output(self.id);
     }
 }

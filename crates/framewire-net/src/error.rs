@@ -97,9 +97,3 @@ impl CommandError {
         }
     }
 }
-
-impl From<crate::state::StateError> for CommandError {
-    fn from(e: crate::state::StateError) -> CommandError {
-        CommandError::new(e.status(), e.to_string())
-    }
-}

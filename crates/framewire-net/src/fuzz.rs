@@ -16,10 +16,10 @@ use crate::transport::writer::{WriterQueue, discard};
 /// rewritten or skipped. Bytes that do not decode end the sequence, as
 /// they end a connection.
 pub async fn drive_session(node: &Node, bytes: &[u8]) {
-    let shared = node.shared().clone();
-    let queue = WriterQueue::new(shared.config.limits.writer_queue_bytes);
+    let services = node.services().clone();
+    let queue = WriterQueue::new(services.core.config.limits.writer_queue_bytes);
     let drain = tokio::spawn(discard(queue.clone()));
-    let mut session = Session::new(shared.clone(), "127.0.0.1:1 fuzz:peer".into(), queue.clone(), true);
+    let mut session = Session::new(services, "127.0.0.1:1 fuzz:peer".into(), queue.clone(), true);
     let decoder = Decoder::with_max_payload(1 << 20);
     let mut buf = BytesMut::from(bytes);
     while let Ok(Some(mut msg)) = decoder.decode(&mut buf) {

@@ -35,6 +35,7 @@
 
 pub mod api;
 pub mod auth;
+mod clock;
 pub mod config;
 mod error;
 #[cfg(feature = "fuzz-api")]
@@ -51,6 +52,7 @@ mod transport;
 pub use transport::{bufpool, discovery, framed};
 
 pub use auth::{DeploymentKey, KeyError};
+pub use clock::now_ns;
 pub use config::{
     ConfigError, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Delivery,
     DiscoveryConfig, EdgeConfig, EdgeTransport, LegSpec, Limits, MulticastConfig, NodeConfig, OpaquePortConfig,
@@ -59,7 +61,7 @@ pub use config::{
 };
 pub use discovery::DiscoveryHandle;
 pub use error::NetError;
-pub use node::{Node, now_ns};
+pub use node::Node;
 pub use sinks::archive::ArchiveSink;
 pub use sinks::file::FileSink;
 pub use sinks::null::NullSink;

@@ -17,7 +17,6 @@ use framewire_proto::control::{Stats, StreamState};
 use tracing::{info, warn};
 
 use crate::error::NetError;
-use crate::node::Shared;
 
 /// Where `--metrics` serves when given without an address.
 pub const DEFAULT_METRICS_PORT: u16 = 9400;
@@ -490,10 +489,14 @@ pub fn render(m: &MetricsSnapshot) -> String {
     out
 }
 
-/// Serves `GET /metrics` on `addr` until the node shuts down.
+/// Reads everything `/metrics` shows, now.
+pub(crate) type Sampler = Arc<dyn Fn() -> MetricsSnapshot + Send + Sync>;
+
+/// Serves `GET /metrics` on `addr` until `stop` turns true.
 pub(crate) async fn start(
-    shared: Arc<Shared>,
     addr: SocketAddr,
+    sample: Sampler,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NetError> {
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -501,18 +504,13 @@ pub(crate) async fn start(
         .map_err(|source| NetError::Bind { addr, source })?;
     let local = listener.local_addr()?;
     info!(addr = %local, "metrics at http://{local}/metrics");
-    let state = shared.clone();
     let app = axum::Router::new().route(
         "/metrics",
         get(move || {
-            let shared = state.clone();
-            async move {
-                let body = shared.metrics_snapshot();
-                ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], render(&body))
-            }
+            let body = sample();
+            async move { ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], render(&body)) }
         }),
     );
-    let mut stop = shared.shutdown.subscribe();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;

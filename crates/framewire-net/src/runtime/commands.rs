@@ -17,16 +17,34 @@ use tracing::{debug, info, warn};
 
 use crate::config::{EdgeConfig, EdgeTransport};
 use crate::error::{CommandError, NetError};
-use crate::node::{OutputEntry, Shared, closed};
+use crate::runtime::core::{NodeCore, OutputEntry, closed};
+use crate::runtime::devices::Devices;
+use crate::runtime::edges::Edges;
+use crate::runtime::gateway::Gateway;
+use crate::transport::shm_edge::ShmServer;
 use crate::transport::writer::{Item, QueueError, WriterQueue};
 
 /// STREAM_OPEN requests remembered while their answers are awaited.
 const PENDING_OPENS: usize = 64;
 
+/// What commands reach: the node gives each connection's session these.
+#[derive(Debug)]
+pub(crate) struct Services {
+    pub(crate) core: Arc<NodeCore>,
+    pub(crate) edges: Arc<Edges>,
+    /// The device families that answer commands (V4L2 controls, monitors).
+    pub(crate) devices: Devices,
+    /// Shared-memory subscriptions, when on.
+    pub(crate) shm: Option<Arc<ShmServer>>,
+    /// Other sites' streams, on a site gateway.
+    pub(crate) gateway: Option<Gateway>,
+}
+
 /// One connection's command state.
 #[derive(Debug)]
 pub(crate) struct Session {
-    shared: Arc<Shared>,
+    services: Arc<Services>,
+    core: Arc<NodeCore>,
     /// `address name`, for stats and logs.
     peer: String,
     queue: Arc<WriterQueue>,
@@ -50,15 +68,16 @@ impl Drop for Session {
             t.abort();
         }
         for (_, id) in std::mem::take(&mut self.channels) {
-            self.shared.remove_output(id);
+            self.core.remove_output(id);
         }
     }
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, peer: String, queue: Arc<WriterQueue>, local_peer: bool) -> Session {
+    pub(crate) fn new(services: Arc<Services>, peer: String, queue: Arc<WriterQueue>, local_peer: bool) -> Session {
         Session {
-            shared,
+            core: services.core.clone(),
+            services,
             peer,
             queue,
             channels: Vec::new(),
@@ -126,8 +145,8 @@ impl Session {
             Message::InputEvent { channel, event } => {
                 tracing::trace!(channel, ?event, "input event from viewer");
                 let id = self.channels.iter().find(|(c, _)| *c == channel).map(|(_, id)| *id);
-                if let Some(stream) = id.and_then(|id| self.shared.output_stream(id)) {
-                    self.shared.input.event(&stream, event);
+                if let Some(stream) = id.and_then(|id| self.core.output_stream(id)) {
+                    self.core.input.event(&stream, event);
                 }
                 Ok(())
             }
@@ -152,19 +171,19 @@ impl Session {
                     .await;
             }
         };
-        let shared = self.shared.clone();
+        let (core, services) = (self.core.clone(), self.services.clone());
         let bad = |m: &str| Err(CommandError::new(Status::BadRequest, m));
         let resp: Result<Response, CommandError> = match typed {
             Request::Hello(_) => bad("HELLO was already exchanged"),
-            Request::Auth(_) => bad(match shared.config.key {
+            Request::Auth(_) => bad(match core.config.key {
                 Some(_) => "AUTH was already exchanged",
                 None => "this node has no deployment key configured",
             }),
-            Request::ListStreams => Ok(Response::ListStreams(shared.stream_infos())),
+            Request::ListStreams => Ok(Response::ListStreams(core.stream_infos())),
             Request::Subscribe(sub) => return self.subscribe(&req, &sub.stream, sub.params).await,
             Request::Unsubscribe => return self.unsubscribe(&req).await,
             Request::StreamOpen(_) => bad("this node does not accept pushed streams: edges are pulled (use CONNECT)"),
-            Request::GetStats(Name { name }) => Ok(Response::GetStats(shared.stats(&name))),
+            Request::GetStats(Name { name }) => Ok(Response::GetStats(core.stats(&name))),
             Request::Connect(c) => {
                 let cfg = EdgeConfig {
                     upstream: c.upstream,
@@ -178,20 +197,22 @@ impl Session {
                     },
                     params: c.params,
                 };
-                shared
-                    .start_edge(cfg, EdgeOrigin::Connect)
+                services
+                    .edges
+                    .start(cfg, EdgeOrigin::Connect)
                     .map(|local| Response::Connect(Name { name: local }))
                     .map_err(CommandError::from)
             }
-            Request::Disconnect(Name { name }) => shared
-                .stop_edge(&name)
+            Request::Disconnect(Name { name }) => services
+                .edges
+                .stop(&name)
                 .map(|()| Response::Disconnect)
                 .map_err(CommandError::from),
-            Request::Describe => Ok(Response::Describe(shared.describe())),
+            Request::Describe => Ok(Response::Describe(core.describe())),
             Request::Snapshot(Name { name }) => return self.snapshot(&req, &name).await,
             Request::Shutdown(_) => {
                 self.respond(&req, Ok(Response::Shutdown)).await?;
-                shared.begin_shutdown();
+                core.begin_shutdown();
                 return Ok(());
             }
             Request::WatchStatus(w) => {
@@ -200,7 +221,7 @@ impl Session {
                     t.abort();
                 }
                 self.status = Some(crate::runtime::status::start(
-                    shared.clone(),
+                    core.clone(),
                     self.queue.clone(),
                     w.interval_ms,
                 ));
@@ -208,7 +229,7 @@ impl Session {
             }
             // A report pushed at us (request id 0) is never answered.
             Request::StatusReport(_) => return Ok(()),
-            other => match shared.devices.handle(other).await {
+            other => match services.devices.handle(other).await {
                 Some(r) => r,
                 None => Err(CommandError::new(
                     Status::UnknownCommand,
@@ -222,7 +243,7 @@ impl Session {
     /// SNAPSHOT: the latest frame, its bytes shared with the stream; one
     /// answer at a time may wait to be written on a connection.
     async fn snapshot(&mut self, req: &ControlRequest, name: &str) -> Result<(), NetError> {
-        let Some(snap) = self.shared.snapshot(name) else {
+        let Some(snap) = self.core.snapshot(name) else {
             let msg = format!(
                 "no frame of a stream named `{}` yet",
                 framewire_proto::names::display(name, framewire_proto::names::MAX_NAME_LEN)
@@ -261,7 +282,7 @@ impl Session {
 
     async fn subscribe(&mut self, req: &ControlRequest, stream: &str, params: SubscribeParams) -> Result<(), NetError> {
         let refuse = |status, msg: String| Err(CommandError::new(status, msg));
-        let limit = self.shared.config.limits.max_subscriptions_per_connection;
+        let limit = self.core.config.limits.max_subscriptions_per_connection;
         if self.channels.len() >= limit {
             let msg = format!(
                 "this connection has {limit} subscriptions, the limit per connection (limits.max_subscriptions_per_connection)"
@@ -280,7 +301,7 @@ impl Session {
         }
         let channel = self.next_channel;
         let shm = params.transport == TransportMode::Shm;
-        let server = match (shm, self.shared.shm.get()) {
+        let server = match (shm, self.services.shm.as_ref()) {
             (false, _) => None,
             (true, None) => {
                 let msg = "this node has shared memory off (shm = false); subscribe over TCP".to_owned();
@@ -292,10 +313,12 @@ impl Session {
             }
             (true, Some(s)) => Some(s.clone()),
         };
-        crate::transport::discovery::remote_stream(&self.shared, stream, params).await;
-        let exists = self.shared.has_stream(stream);
+        if let Some(g) = &self.services.gateway {
+            g.remote_stream(stream, params).await;
+        }
+        let exists = self.core.has_stream(stream);
         let waker = match &server {
-            Some(s) if exists => s.hub_for(&self.shared, stream),
+            Some(s) if exists => s.hub_for(&self.core, stream),
             _ => self.queue.wake.clone(),
         };
         let entry = OutputEntry {
@@ -303,9 +326,13 @@ impl Session {
             channel,
             peer: self.peer.clone(),
             waker,
-            events: if opaque { None } else { Some(self.queue.clone()) },
+            events: if opaque {
+                None
+            } else {
+                Some(self.queue.clone() as Arc<dyn crate::runtime::core::OutputEvents>)
+            },
         };
-        let (id, open) = match self.shared.add_output(stream, &params, entry) {
+        let (id, open) = match self.core.add_output(stream, &params, entry) {
             Ok(x) => x,
             Err(e) => return self.respond(req, Err(e.into())).await,
         };
@@ -347,7 +374,7 @@ impl Session {
     async fn drop_channel(&mut self, channel: u16, reason: EventReason, message: &str) -> Result<(), NetError> {
         if let Some(i) = self.channels.iter().position(|(c, _)| *c == channel) {
             let (_, id) = self.channels.swap_remove(i);
-            self.shared.remove_output(id);
+            self.core.remove_output(id);
             self.queue(Item::RemoveOutput(id)).await?;
             let ev = Message::StreamEvent {
                 channel,

@@ -84,40 +84,6 @@ impl LogBudget {
     }
 }
 
-/// A pulled stream's input events going upstream for one edge session:
-/// set up when the session subscribes, undone when it ends (dropped).
-pub(crate) struct Forwarding {
-    shared: std::sync::Arc<crate::node::Shared>,
-    stream: String,
-    tx: mpsc::Sender<Message>,
-}
-
-impl Forwarding {
-    /// Events for `stream` go out on `client` (the session's connection to
-    /// the upstream) on `channel` while the session reads it.
-    pub(crate) fn start(
-        shared: &std::sync::Arc<crate::node::Shared>,
-        stream: &str,
-        channel: u16,
-        client: &mut crate::transport::client::Client,
-    ) -> Forwarding {
-        let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
-        client.send_while_waiting(rx);
-        shared.input.set_forwarder(stream, tx.clone(), channel);
-        Forwarding {
-            shared: shared.clone(),
-            stream: stream.to_owned(),
-            tx,
-        }
-    }
-}
-
-impl Drop for Forwarding {
-    fn drop(&mut self) {
-        self.shared.input.clear_forwarder(&self.stream, &self.tx);
-    }
-}
-
 /// Events queued for an upstream; more are dropped (a stalled upstream
 /// must not make the node hold viewers' input without limit).
 pub(crate) const FORWARD_QUEUE: usize = 256;
@@ -185,7 +151,7 @@ impl InputRegistry {
             wheel_y = event.wheel_y,
             modifiers = event.modifiers.0,
             // Since the viewer saw it (meaningful when both clocks agree).
-            age_ms = crate::node::now_ns().saturating_sub(event.timestamp_ns) as f64 / 1e6,
+            age_ms = crate::clock::now_ns().saturating_sub(event.timestamp_ns) as f64 / 1e6,
             not_logged,
             "input event"
             );

@@ -1,7 +1,12 @@
-//! What runs a node around its state: command dispatch, the device
-//! families it answers about, status pushes.
+//! What runs a node around its state: the core (the state behind its
+//! lock, wakers and signals), command dispatch, the pulled edges and a
+//! gateway's remote streams, the device families a node answers about,
+//! viewers' input, status pushes.
 
 pub(crate) mod commands;
+pub(crate) mod core;
 pub(crate) mod devices;
+pub(crate) mod edges;
+pub(crate) mod gateway;
 pub(crate) mod input;
 pub(crate) mod status;

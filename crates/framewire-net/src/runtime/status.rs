@@ -9,7 +9,7 @@ use std::time::Duration;
 use framewire_proto::{Message, Request};
 use tracing::{Instrument, warn};
 
-use crate::node::Shared;
+use crate::runtime::core::NodeCore;
 use crate::transport::writer::WriterQueue;
 
 /// Push period when WATCH_STATUS asks for 0.
@@ -20,20 +20,20 @@ const MIN_INTERVAL_MS: u32 = 50;
 const COALESCE: Duration = Duration::from_millis(5);
 
 /// Starts the status push of one connection.
-pub(crate) fn start(shared: Arc<Shared>, queue: Arc<WriterQueue>, interval_ms: u32) -> tokio::task::JoinHandle<()> {
+pub(crate) fn start(core: Arc<NodeCore>, queue: Arc<WriterQueue>, interval_ms: u32) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_millis(u64::from(if interval_ms == 0 {
         DEFAULT_INTERVAL_MS
     } else {
         interval_ms.max(MIN_INTERVAL_MS)
     }));
-    let mut changes = shared.changes.subscribe();
+    let mut changes = core.changes();
     tokio::spawn(
         async move {
             let mut sequence: u32 = 0;
             loop {
                 queue.status_room().await;
                 changes.mark_unchanged();
-                let report = shared.status_report(sequence);
+                let report = core.status_report(sequence);
                 sequence = sequence.wrapping_add(1);
                 match Request::StatusReport(Box::new(report))
                     .to_message(0, 0)

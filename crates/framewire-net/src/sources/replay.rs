@@ -8,9 +8,9 @@ use tracing::info;
 
 use super::{frame, paced, spawn_thread};
 use crate::api::{SourceHost, SourceSpec};
+use crate::clock::now_ns;
 use crate::config::SourceConfig;
 use crate::error::NetError;
-use crate::node::now_ns;
 
 /// Replays prepared frames.
 #[derive(Debug, Clone)]

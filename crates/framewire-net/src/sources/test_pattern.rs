@@ -13,9 +13,9 @@ use tracing::{error, info};
 
 use super::{fps_fraction, frame, jpeg_quality, keys, paced, parse_size, rate, spawn_thread};
 use crate::api::{SourceHost, SourceSpec};
+use crate::clock::now_ns;
 use crate::config::{ConfigError, SourceConfig};
 use crate::error::NetError;
-use crate::node::now_ns;
 
 /// The keys of a `test-pattern` source (docs/config.md).
 #[derive(Debug, Deserialize)]

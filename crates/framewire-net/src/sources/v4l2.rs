@@ -339,8 +339,8 @@ mod imp {
 
     use super::{DeviceEntry, V4L2_RETRY_FIRST, V4l2Output, V4l2Registry, V4l2SourceConfig};
     use crate::api::{SourceHost, StreamOut};
+    use crate::clock::now_ns;
     use crate::error::NetError;
-    use crate::node::now_ns;
 
     /// How long one wait for a buffer lasts (the loop checks stop,
     /// subscribers and linger between waits).
@@ -493,7 +493,9 @@ mod imp {
             Err(e) => return Err(NetError::Refused(format!("V4L2 source `{}`: {e}", cfg.name))),
         };
         let out = host.open(open.clone(), state)?;
-        let registry = host.v4l2().clone();
+        let registry = host
+            .extension::<V4l2Registry>()
+            .ok_or_else(|| NetError::Refused("this node has no V4L2 device registry".into()))?;
         registry.lock().insert(
             cfg.device.clone(),
             DeviceEntry {

@@ -242,8 +242,8 @@ mod imp {
 
     use super::X11SourceConfig;
     use crate::api::{SourceHost, StreamOut};
+    use crate::clock::now_ns;
     use crate::error::NetError;
-    use crate::node::now_ns;
     use crate::runtime::input::{InputRegistry, InputTarget};
 
     fn target(cfg: &X11SourceConfig) -> Target {
@@ -282,7 +282,9 @@ mod imp {
         let rect = grabber.rect();
         let open = encoder.stream_open(rect.w, rect.h, fps_num, fps_den, &cfg.name);
         let out = host.open(open.clone(), StreamState::Live)?;
-        let input = host.input().clone();
+        let input = host
+            .extension::<InputRegistry>()
+            .ok_or_else(|| refuse("this node has no input registry".into()))?;
         set_target(&input, &cfg, rect);
         info!(stream = %cfg.name, ?rect, fps = cfg.fps, format = %open.format, "x11 screen grab");
         let name = cfg.name.clone();

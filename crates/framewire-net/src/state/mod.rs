@@ -11,6 +11,7 @@
 //! ask for is bounded here by the node's [`Limits`]: names, the number of
 //! outputs and edges, the budgets of completeness outputs.
 
+pub(crate) mod liveness;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -122,6 +123,12 @@ pub(crate) enum StateError {
     /// The relay refused (a bad budget, an unknown id).
     #[error("{0}")]
     Relay(String),
+}
+
+impl From<StateError> for crate::error::CommandError {
+    fn from(e: StateError) -> crate::error::CommandError {
+        crate::error::CommandError::new(e.status(), e.to_string())
+    }
 }
 
 impl StateError {

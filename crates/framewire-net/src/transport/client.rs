@@ -103,7 +103,7 @@ impl Client {
             .map_err(|_| NetError::Timeout(timeout, "the TCP connection"))??;
         stream.set_nodelay(true)?;
         let local = match (stream.peer_addr(), stream.local_addr()) {
-            (Ok(p), Ok(l)) => crate::transport::shm_edge::same_host(p, l),
+            (Ok(p), Ok(l)) => crate::transport::socket::same_host(p, l),
             _ => false,
         };
         let (r, w) = stream.into_split();

@@ -9,10 +9,11 @@
 //! `limits.idle_timeout` is closed, and every socket has TCP keepalive, so
 //! a peer that went away gives its place back.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use framewire_proto::control::{AuthScheme, Hello, HelloReply};
@@ -23,17 +24,129 @@ use framewire_proto::{
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::auth;
 use crate::error::NetError;
-use crate::node::Shared;
-use crate::runtime::commands::Session;
+use crate::runtime::commands::{Services, Session};
+use crate::runtime::core::NodeCore;
 use crate::transport::framed::{FramedRead, write_message};
 use crate::transport::writer::WriterQueue;
 
-pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    let mut stop = shared.shutdown.subscribe();
+/// Peer addresses remembered for logging authentication refusals once.
+const MAX_REFUSED_PEERS: usize = 1024;
+
+/// Who gets in on the main port: the cap on connections served at once
+/// (held within the process's descriptors), and the log of refusals.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    cap: usize,
+    /// Connections served now; the node waits for 0 when it stops.
+    open: watch::Sender<usize>,
+    /// When a connection over the cap was last logged (once a minute).
+    full_logged: Mutex<Option<Instant>>,
+    /// Peer addresses whose authentication was refused (logged once each).
+    refused: Mutex<HashSet<IpAddr>>,
+    /// Connections refused by authentication, for /metrics.
+    auth_refusals: AtomicU64,
+}
+
+/// A connection counted by [`Admission`]; uncounted when dropped.
+#[derive(Debug)]
+pub(crate) struct Admitted(Arc<Admission>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.open.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Admission {
+    pub(crate) fn new(cap: usize) -> Arc<Admission> {
+        Arc::new(Admission {
+            cap,
+            open: watch::channel(0).0,
+            full_logged: Mutex::new(None),
+            refused: Mutex::new(HashSet::new()),
+            auth_refusals: AtomicU64::new(0),
+        })
+    }
+
+    /// Counts a new connection, or refuses it over the cap.
+    fn admit(self: &Arc<Self>, peer: SocketAddr) -> Option<Admitted> {
+        let mut admitted = false;
+        self.open.send_if_modified(|n| {
+            admitted = *n < self.cap;
+            if admitted {
+                *n += 1;
+            }
+            admitted
+        });
+        if admitted {
+            return Some(Admitted(self.clone()));
+        }
+        // Once a minute at most: a flood must not flood the log as well.
+        let mut last = lock(&self.full_logged);
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            *last = Some(Instant::now());
+            warn!(%peer, limit = self.cap, "connection refused: too many connections (logged once a minute)");
+        } else {
+            debug!(%peer, "connection refused: too many connections");
+        }
+        None
+    }
+
+    /// Connections served now.
+    pub(crate) fn open(&self) -> usize {
+        *self.open.borrow()
+    }
+
+    /// Connections refused by authentication so far.
+    pub(crate) fn auth_refusals(&self) -> u64 {
+        self.auth_refusals.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no connection is served, at most until `deadline`.
+    pub(crate) async fn drained(&self, deadline: tokio::time::Instant) {
+        let mut rx = self.open.subscribe();
+        let _ = tokio::time::timeout_at(deadline, rx.wait_for(|n| *n == 0)).await;
+    }
+
+    /// Logs an authentication refusal: at warn level the first time for a
+    /// peer address, at debug level after that. Never logs the key.
+    fn log_refusal(&self, peer: SocketAddr, reason: &str) {
+        self.auth_refusals.fetch_add(1, Ordering::Relaxed);
+        let first = {
+            let mut seen = lock(&self.refused);
+            // Bounded: a flood of addresses only makes the warnings repeat.
+            if seen.len() >= MAX_REFUSED_PEERS {
+                seen.clear();
+            }
+            seen.insert(peer.ip())
+        };
+        if first {
+            warn!(%peer, %reason, "connection refused by authentication (further refusals of this address are logged at debug level)");
+        } else {
+            debug!(%peer, %reason, "connection refused by authentication");
+        }
+    }
+}
+
+/// What serving a connection needs: the commands' services and the admission.
+#[derive(Debug, Clone)]
+struct Env {
+    services: Arc<Services>,
+    admission: Arc<Admission>,
+}
+
+pub(crate) async fn accept_loop(services: Arc<Services>, admission: Arc<Admission>, listener: TcpListener) {
+    let mut stop = services.core.shutdown_signal();
+    let env = Env { services, admission };
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -44,35 +157,25 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             Err(e) => {
                 // Out of descriptors or similar: back off briefly, keep serving.
                 warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let n = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
-        if n > shared.connection_cap() {
-            shared.connections.fetch_sub(1, Ordering::SeqCst);
-            // Once a minute at most: a flood must not flood the log as well.
-            let now = shared.started.elapsed().as_secs();
-            if now >= shared.last_refusal_log.load(Ordering::Relaxed) + 60 || now == 0 {
-                shared.last_refusal_log.store(now.max(1), Ordering::Relaxed);
-                warn!(%peer, limit = shared.connection_cap(), "connection refused: too many connections (logged once a minute)");
-            } else {
-                debug!(%peer, "connection refused: too many connections");
-            }
+        let Some(admitted) = env.admission.admit(peer) else {
             drop(sock);
             continue;
-        }
-        let shared2 = shared.clone();
+        };
+        let env = env.clone();
         let span = info_span!("conn", %peer);
         tokio::spawn(
             async move {
-                match serve(shared2.clone(), sock, peer).await {
+                match serve(&env, sock, peer).await {
                     Ok(()) => debug!("closed"),
                     // Refusals were logged once per peer address already.
                     Err(e @ NetError::Auth(_)) => debug!(error = %e, "connection closed"),
                     Err(e) => info!(error = %e, "connection closed"),
                 }
-                shared2.connections.fetch_sub(1, Ordering::SeqCst);
+                drop(admitted);
             }
             .instrument(span),
         );
@@ -82,7 +185,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 /// The responder's side of HELLO and, with a key, AUTH. `Ok(None)`: the
 /// peer closed before saying anything.
 async fn handshake(
-    shared: &Shared,
+    env: &Env,
     reader: &mut FramedRead<OwnedReadHalf>,
     w: &mut OwnedWriteHalf,
     peer: SocketAddr,
@@ -93,9 +196,9 @@ async fn handshake(
             Request::Hello(h) => (req, h),
             _ => return Err(NetError::Protocol("HELLO did not parse".into())),
         },
-        Some(Message::ControlRequest(req)) if shared.config.key.is_some() => {
+        Some(Message::ControlRequest(req)) if env.services.core.config.key.is_some() => {
             let msg = "not authenticated: this node requires HELLO and AUTH with the deployment key first";
-            return Err(deny(shared, w, peer, &req, msg).await);
+            return Err(deny(env, w, peer, &req, msg).await);
         }
         Some(other) => {
             return Err(NetError::Protocol(format!(
@@ -126,14 +229,14 @@ async fn handshake(
         let _ = w.shutdown().await;
         return Err(NetError::Protocol(format!("{} ({}): {msg}", hello.name, peer)));
     }
-    let Some(key) = &shared.config.key else {
+    let Some(key) = &env.services.core.config.key else {
         if hello.auth_scheme != AuthScheme::None {
             let msg = "this node has no deployment key configured and cannot authenticate; \
                        start it with --key-file, or connect without a key";
-            return Err(deny(shared, w, peer, &hello_req, msg).await);
+            return Err(deny(env, w, peer, &hello_req, msg).await);
         }
         let reply = Response::Hello(HelloReply {
-            hello: own_hello(shared, AuthScheme::None, Bytes::new()),
+            hello: own_hello(&env.services.core, AuthScheme::None, Bytes::new()),
             proof: Bytes::new(),
         });
         write_message(w, &Message::ControlResponse(reply.to_message(0, hello_req.request_id)?)).await?;
@@ -153,12 +256,12 @@ async fn handshake(
                 auth::NONCE_LEN
             )
         };
-        return Err(deny(shared, w, peer, &hello_req, &msg).await);
+        return Err(deny(env, w, peer, &hello_req, &msg).await);
     }
     let my_nonce = auth::nonce()?;
     let proof = key.responder_proof(&hello.nonce, &my_nonce);
     let reply = Response::Hello(HelloReply {
-        hello: own_hello(shared, AuthScheme::HmacSha256, my_nonce.clone()),
+        hello: own_hello(&env.services.core, AuthScheme::HmacSha256, my_nonce.clone()),
         proof,
     });
     write_message(w, &Message::ControlResponse(reply.to_message(0, hello_req.request_id)?)).await?;
@@ -166,7 +269,7 @@ async fn handshake(
         Some(m) => m,
         None => {
             let reason = "closed the connection before AUTH (does it hold another deployment key?)";
-            shared.log_refusal(peer, reason);
+            env.admission.log_refusal(peer, reason);
             return Err(NetError::Auth(format!("{peer} ({}) {reason}", hello.name)));
         }
     };
@@ -174,7 +277,7 @@ async fn handshake(
         Message::ControlRequest(req) => req,
         other => {
             let reason = format!("sent {} before AUTH", other.message_type());
-            shared.log_refusal(peer, &reason);
+            env.admission.log_refusal(peer, &reason);
             let _ = w.shutdown().await;
             return Err(NetError::Auth(format!("{peer}: {reason}")));
         }
@@ -183,12 +286,12 @@ async fn handshake(
         Ok(Request::Auth(a)) => a.proof,
         _ => {
             let msg = "not authenticated: AUTH must follow HELLO on a node with a deployment key";
-            return Err(deny(shared, w, peer, &req, msg).await);
+            return Err(deny(env, w, peer, &req, msg).await);
         }
     };
     if !key.verify_requester(&hello.nonce, &my_nonce, &proof) {
         let msg = "authentication failed: the proof does not match this node's deployment key";
-        return Err(deny(shared, w, peer, &req, msg).await);
+        return Err(deny(env, w, peer, &req, msg).await);
     }
     let ok = Response::Auth.to_message(req.channel, req.request_id)?;
     write_message(w, &Message::ControlResponse(ok)).await?;
@@ -198,8 +301,8 @@ async fn handshake(
 
 /// Answers `req` with permission-denied, logs the refusal (once per peer
 /// address at warn level), and closes the write side.
-async fn deny(shared: &Shared, w: &mut OwnedWriteHalf, peer: SocketAddr, req: &ControlRequest, msg: &str) -> NetError {
-    shared.log_refusal(peer, msg);
+async fn deny(env: &Env, w: &mut OwnedWriteHalf, peer: SocketAddr, req: &ControlRequest, msg: &str) -> NetError {
+    env.admission.log_refusal(peer, msg);
     let resp = ControlResponse::error(req.channel, req.request_id, req.command, Status::PermissionDenied, msg);
     if let Err(e) = write_message(w, &Message::ControlResponse(resp)).await {
         return e;
@@ -209,38 +312,39 @@ async fn deny(shared: &Shared, w: &mut OwnedWriteHalf, peer: SocketAddr, req: &C
 }
 
 /// This node's HELLO.
-fn own_hello(shared: &Shared, auth_scheme: AuthScheme, nonce: Bytes) -> Hello {
+fn own_hello(core: &NodeCore, auth_scheme: AuthScheme, nonce: Bytes) -> Hello {
     Hello {
         protocol_version: PROTOCOL_VERSION,
-        name: shared.config.name.clone(),
-        site_id: shared.config.site_id,
-        function_flags: shared.config.function_flags(),
-        features: shared.features(),
+        name: core.config.name.clone(),
+        site_id: core.config.site_id,
+        function_flags: core.config.function_flags(),
+        features: core.features(),
         auth_scheme,
         nonce,
     }
 }
 
-async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result<(), NetError> {
+async fn serve(env: &Env, sock: TcpStream, peer: SocketAddr) -> Result<(), NetError> {
+    let core = &env.services.core;
     sock.set_nodelay(true)?;
-    tune(&sock, &shared.config.limits);
+    crate::transport::socket::tune(&sock, &core.config.limits);
     let local_peer = sock
         .local_addr()
-        .is_ok_and(|l| crate::transport::shm_edge::same_host(peer, l));
+        .is_ok_and(|l| crate::transport::socket::same_host(peer, l));
     let (r, mut w) = sock.into_split();
-    let limits = shared.config.limits.clone();
+    let limits = core.config.limits.clone();
     // Before HELLO (and AUTH) a peer may send only small messages.
     let mut reader = FramedRead::new(r, Decoder::with_max_payload(limits.max_handshake_payload));
 
     // HELLO (and AUTH with a key) first, all within the timeout.
     let timeout = limits.hello_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
-    let hello = match tokio::time::timeout_at(deadline, handshake(&shared, &mut reader, &mut w, peer)).await {
+    let hello = match tokio::time::timeout_at(deadline, handshake(env, &mut reader, &mut w, peer)).await {
         Ok(Ok(Some(h))) => h,
         Ok(Ok(None)) => return Ok(()),
         Ok(Err(e)) => return Err(e),
         Err(_) => {
-            let what = if shared.config.key.is_some() {
+            let what = if env.services.core.config.key.is_some() {
                 "HELLO and AUTH"
             } else {
                 "HELLO"
@@ -253,15 +357,15 @@ async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result
 
     let queue = WriterQueue::new(limits.writer_queue_bytes);
     let writer = tokio::spawn(
-        crate::transport::writer::writer_loop(shared.clone(), w, queue.clone()).instrument(tracing::Span::current()),
+        crate::transport::writer::writer_loop(core.clone(), w, queue.clone()).instrument(tracing::Span::current()),
     );
     let mut session = Session::new(
-        shared.clone(),
+        env.services.clone(),
         format!("{peer} {}", hello.name),
         queue.clone(),
         local_peer,
     );
-    let mut stop = shared.shutdown.subscribe();
+    let mut stop = core.shutdown_signal();
     let mut last_heard = tokio::time::Instant::now();
     let result = loop {
         let idle_at = last_heard + limits.idle_timeout;
@@ -290,33 +394,10 @@ async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) -> Result
     drop(session);
     queue.close();
     if shutting_down {
-        let grace = shared.config.shutdown_grace;
+        let grace = core.config.shutdown_grace;
         let _ = tokio::time::timeout(grace, writer).await;
     } else {
         writer.abort();
     }
     result
 }
-
-/// Keepalive on every socket (a peer that went away is found in about
-/// a minute), and a bound on how long written data may stay
-/// unacknowledged (`limits.write_timeout`).
-pub(crate) fn tune(sock: &TcpStream, limits: &crate::config::Limits) {
-    let s = socket2::SockRef::from(sock);
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_PROBES);
-    if let Err(e) = s.set_tcp_keepalive(&keepalive) {
-        debug!(error = %e, "TCP keepalive not set");
-    }
-    if let Err(e) = s.set_tcp_user_timeout(Some(limits.write_timeout)) {
-        debug!(error = %e, "TCP user timeout not set");
-    }
-}
-
-/// Idle time before keepalive probes, the time between them, and how many
-/// go unanswered before the connection is dropped.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-const KEEPALIVE_PROBES: u32 = 3;

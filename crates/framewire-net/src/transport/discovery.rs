@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use framewire_discovery::{Event, Gateway, LegConfig, Peer, ProbeReply, Route, parse_qualified};
 use framewire_proto::control::Description;
-use framewire_proto::{NodeAnnouncement, Request, Response, SubscribeParams};
+use framewire_proto::{NodeAnnouncement, Request, Response};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -32,12 +32,10 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::auth::DeploymentKey;
-use crate::config::EdgeConfig;
 pub use crate::config::{
     DEFAULT_DISCOVERY_PORT, DEFAULT_GROUP, DEFAULT_TTL, DiscoveryConfig, LegSpec, MulticastConfig,
 };
 use crate::error::NetError;
-use crate::node::Shared;
 use crate::transport::client::{Client, ClientIdentity};
 
 /// How long a SUBSCRIBE to another site's stream waits for the gateway's
@@ -504,48 +502,6 @@ pub fn parse_remote_stream(s: &str) -> Option<(&str, u16, &str)> {
     let (stream, node) = s.rsplit_once('@')?;
     let (site, name) = parse_qualified(node)?;
     (!stream.is_empty()).then_some((stream, site, name))
-}
-
-/// On a gateway, makes `stream` exist if it names another site's stream
-/// (`STREAM@SITE:NAMESPACE:INSTANCE`): pulls it with an edge from the node
-/// (or the next gateway) the peer table routes to, and waits for it.
-pub(crate) async fn remote_stream(shared: &Arc<Shared>, stream: &str, params: SubscribeParams) {
-    let Some(handle) = shared.discovery.get() else { return };
-    if !handle.is_gateway() || shared.has_stream(stream) {
-        return;
-    }
-    let Some((bare, site, name)) = parse_remote_stream(stream) else {
-        return;
-    };
-    let pulling = shared.has_edge(stream);
-    if !pulling {
-        let Some(route) = handle.route(site, name).await else {
-            debug!(stream, "no route to {site}:{name}");
-            return;
-        };
-        let cfg = EdgeConfig {
-            upstream: route.addr.to_string(),
-            stream: if route.via_gateway {
-                stream.to_owned()
-            } else {
-                bare.to_owned()
-            },
-            local_name: stream.to_owned(),
-            params,
-            transport: crate::EdgeTransport::Auto,
-        };
-        match shared.start_edge(cfg, framewire_proto::control::EdgeOrigin::Discovery) {
-            Ok(_) => info!(stream, upstream = %route.addr, "gateway: pulling a stream for another site"),
-            Err(e) => debug!(stream, error = %e, "gateway edge not started"),
-        }
-    }
-    let end = tokio::time::Instant::now() + REMOTE_STREAM_WAIT;
-    while tokio::time::Instant::now() < end {
-        if shared.has_stream(stream) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[cfg(test)]

@@ -27,99 +27,13 @@ use framewire_relay::Frame;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::clock::now_ns;
 use crate::config::{EdgeConfig, EdgeTransport};
 use crate::error::NetError;
-use crate::node::{Shared, now_ns};
+use crate::runtime::core::NodeCore;
+use crate::runtime::input::{FORWARD_QUEUE, InputRegistry};
+use crate::state::liveness::{Check, Liveness, PING_REQUEST, stall_window};
 use crate::transport::client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
-
-/// How long a live stream may go without a frame before its upstream is
-/// stalled: 10 frame intervals, at least 2 s.
-const STALL_MIN: std::time::Duration = std::time::Duration::from_secs(2);
-/// The same for a stream of unknown rate, or before STREAM_OPEN.
-const STALL_UNKNOWN_RATE: std::time::Duration = std::time::Duration::from_secs(10);
-/// The request id of the DESCRIBE a quiet edge sends as a ping.
-const PING_REQUEST: u16 = 0xfff0;
-
-/// What a silence means: fine, time to ask for a sign of life, or stalled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Check {
-    Fine,
-    Ping,
-    Stalled(std::time::Duration),
-}
-
-/// The liveness of one session, sans IO: fed what was heard and when,
-/// asked what a silence means.
-#[derive(Debug)]
-struct Liveness {
-    window: std::time::Duration,
-    /// The upstream says its stream is live: frames are due.
-    live: bool,
-    last_heard: std::time::Instant,
-    pinged_at: Option<std::time::Instant>,
-}
-
-impl Liveness {
-    fn new(now: std::time::Instant) -> Liveness {
-        Liveness {
-            window: STALL_UNKNOWN_RATE,
-            live: false,
-            last_heard: now,
-            pinged_at: None,
-        }
-    }
-
-    /// The stream opened: frames are due, at most `window` apart.
-    fn live(&mut self, window: std::time::Duration) {
-        self.window = window;
-        self.live = true;
-    }
-
-    /// The upstream said its stream is interrupted: no frames are due.
-    fn quiet(&mut self) {
-        self.live = false;
-    }
-
-    fn resumed(&mut self) {
-        self.live = true;
-    }
-
-    fn heard(&mut self, now: std::time::Instant) {
-        self.last_heard = now;
-        self.pinged_at = None;
-    }
-
-    /// How often to look (a quarter window, at least 100 ms).
-    fn check_every(&self) -> std::time::Duration {
-        (self.window / 4).max(std::time::Duration::from_millis(100))
-    }
-
-    fn check(&mut self, now: std::time::Instant) -> Check {
-        let silent = now.saturating_duration_since(self.last_heard);
-        if let Some(at) = self.pinged_at {
-            if now.saturating_duration_since(at) >= self.window {
-                return Check::Stalled(silent);
-            }
-            return Check::Fine;
-        }
-        if silent < self.window {
-            return Check::Fine;
-        }
-        if self.live {
-            return Check::Stalled(silent);
-        }
-        self.pinged_at = Some(now);
-        Check::Ping
-    }
-}
-
-fn stall_window(open: &framewire_proto::StreamOpen) -> std::time::Duration {
-    if open.fps_num == 0 || open.fps_den == 0 {
-        return STALL_UNKNOWN_RATE;
-    }
-    let interval = f64::from(open.fps_den) / f64::from(open.fps_num);
-    std::time::Duration::from_secs_f64((10.0 * interval).min(3600.0)).max(STALL_MIN)
-}
 
 /// How a session with the upstream ended.
 struct SessionEnd {
@@ -128,16 +42,16 @@ struct SessionEnd {
     error: Option<NetError>,
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(core: Arc<NodeCore>, cfg: EdgeConfig, mut stop: watch::Receiver<bool>) {
     let local = cfg.local_name();
-    let mut shutdown = shared.shutdown.subscribe();
+    let mut shutdown = core.shutdown_signal();
     let mut lost_since: Option<tokio::time::Instant> = None;
-    let policy = shared.config.reconnect;
+    let policy = core.config.reconnect;
     let mut delay = policy.first;
     let mut failed_reported = false;
     loop {
         let end = tokio::select! {
-            e = session(&shared, &cfg, &local) => e,
+            e = session(&core, &cfg, &local) => e,
             _ = stop.changed() => break,
             _ = shutdown.changed() => break,
         };
@@ -154,7 +68,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
                 Some(NetError::Stalled(_)) => EventReason::Stalled,
                 _ => EventReason::UpstreamLost,
             };
-            shared.stream_event(
+            core.stream_event(
                 &local,
                 StreamEvent::Interrupted(EventInfo {
                     timestamp_ns: now_ns(),
@@ -188,7 +102,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
         } else {
             StreamState::Interrupted
         };
-        shared.set_edge_state(&local, state, !end.was_live);
+        core.set_edge_state(&local, state, !end.was_live);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             _ = stop.changed() => break,
@@ -198,7 +112,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cfg: EdgeConfig, mut stop: watch::R
             delay = (delay * 2).min(policy.max);
         }
     }
-    shared.remove_stream(&local, EventReason::Unsubscribed, "edge disconnected");
+    core.remove_stream(&local, EventReason::Unsubscribed, "edge disconnected");
 }
 
 /// Whether a session ended because the two ends could not authenticate.
@@ -216,34 +130,36 @@ fn is_auth_failure(e: Option<&NetError>) -> bool {
 }
 
 /// One connection to the upstream: connect, subscribe, relay frames.
-async fn session(shared: &Arc<Shared>, cfg: &EdgeConfig, local: &str) -> SessionEnd {
+async fn session(core: &Arc<NodeCore>, cfg: &EdgeConfig, local: &str) -> SessionEnd {
     let mut was_live = false;
-    let error = session_inner(shared, cfg, local, &mut was_live).await.err();
+    let error = session_inner(core, cfg, local, &mut was_live).await.err();
     SessionEnd { was_live, error }
 }
 
 async fn session_inner(
-    shared: &Arc<Shared>,
+    core: &Arc<NodeCore>,
     cfg: &EdgeConfig,
     local: &str,
     was_live: &mut bool,
 ) -> Result<(), NetError> {
     let who = ClientIdentity {
-        name: shared.config.name.clone(),
-        function_flags: shared.config.function_flags(),
-        site_id: shared.config.site_id,
-        key: shared.config.key.clone(),
-        features: shared.features(),
+        name: core.config.name.clone(),
+        function_flags: core.config.function_flags(),
+        site_id: core.config.site_id,
+        key: core.config.key.clone(),
+        features: core.features(),
     };
     let mut client = Client::connect(&cfg.upstream, &who, DEFAULT_TIMEOUT).await?;
     // Frames have no reason to come before the answer to SUBSCRIBE.
-    client.set_pending_limit(shared.config.limits.client_pending_bytes);
+    client.set_pending_limit(core.config.limits.client_pending_bytes);
     let mut params = cfg.params;
     let offered = client.peer().features.0 & Features::SHM.0 != 0;
     params.transport = match cfg.transport {
         EdgeTransport::Tcp => TransportMode::Encapsulated,
         EdgeTransport::Shm => TransportMode::Shm,
-        EdgeTransport::Auto if offered && client.is_local() && shared.shm.get().is_some() => TransportMode::Shm,
+        EdgeTransport::Auto if offered && client.is_local() && core.features().0 & Features::SHM.0 != 0 => {
+            TransportMode::Shm
+        }
         EdgeTransport::Auto => TransportMode::Encapsulated,
     };
     let reply = client.subscribe_full(&cfg.stream, params).await?;
@@ -261,10 +177,10 @@ async fn session_inner(
     let upstream_label = format!("{}/{}", cfg.upstream, cfg.stream);
     // Viewers' input events for the local stream go upstream on this
     // subscription's channel while the session lasts (docs/x11.md).
-    let _input = crate::runtime::input::Forwarding::start(shared, local, channel, &mut client);
+    let _input = Forwarding::start(&core.input, local, channel, &mut client);
     // The first frame after (re)connecting carries the discontinuity flag.
     let mut first = true;
-    // Shared memory: frames arrive on a consumer thread once the stream is open.
+    // NodeCore memory: frames arrive on a consumer thread once the stream is open.
     let mut shm: Option<ShmReceiver> = None;
     let mut shm_offer = reply.shm;
     // Liveness: how long the upstream may stay silent, and whether frames
@@ -322,7 +238,7 @@ async fn session_inner(
                     frame.flags = frame.flags.with(FrameFlags::DISCONTINUITY);
                     first = false;
                 }
-                shared.push(local, frame);
+                core.push(local, frame);
             }
             Message::ControlRequest(req) if req.command == Command::StreamOpen && req.channel == channel => {
                 let Ok(Request::StreamOpen(mut open)) = Request::decode(&req) else {
@@ -331,7 +247,7 @@ async fn session_inner(
                         .await?;
                     return Err(NetError::Protocol("STREAM_OPEN did not parse".into()));
                 };
-                let accept = &shared.config.accept_formats;
+                let accept = &core.config.accept_formats;
                 if !accept.is_empty() && !accept.contains(&open.format) {
                     let list: Vec<String> = accept.iter().map(ToString::to_string).collect();
                     let msg = format!(
@@ -345,12 +261,12 @@ async fn session_inner(
                 open.name = local.to_owned();
                 alive.live(stall_window(&open));
                 client.ack(&req).await?;
-                open_local(shared, local, open, &upstream_label);
-                shared.set_edge_state(local, StreamState::Live, false);
+                open_local(core, local, open, &upstream_label);
+                core.set_edge_state(local, StreamState::Live, false);
                 *was_live = true;
                 if let Some(offer) = shm_offer.take() {
                     shm = Some(ShmReceiver::start(
-                        shared.clone(),
+                        core.clone(),
                         local.to_owned(),
                         offer,
                         shm_seen.clone(),
@@ -365,11 +281,11 @@ async fn session_inner(
                 StreamEvent::Interrupted(info) => {
                     // No frames until it resumes: ask for a sign of life instead.
                     alive.quiet();
-                    shared.stream_event(local, StreamEvent::Interrupted(info));
+                    core.stream_event(local, StreamEvent::Interrupted(info));
                 }
                 StreamEvent::Resumed(info) => {
                     alive.resumed();
-                    shared.stream_event(local, StreamEvent::Resumed(info));
+                    core.stream_event(local, StreamEvent::Resumed(info));
                 }
                 StreamEvent::Closed(info) => {
                     return Err(NetError::Closed(format!(
@@ -379,12 +295,41 @@ async fn session_inner(
                 }
                 StreamEvent::FormatChanged(mut open) => {
                     open.name = local.to_owned();
-                    shared.stream_event(local, StreamEvent::FormatChanged(open));
+                    core.stream_event(local, StreamEvent::FormatChanged(open));
                 }
-                other => shared.stream_event(local, other),
+                other => core.stream_event(local, other),
             },
             _ => {}
         }
+    }
+}
+
+/// A pulled stream's input events going upstream for one edge session:
+/// set up when the session subscribes, undone when it ends (dropped).
+pub(crate) struct Forwarding {
+    registry: Arc<InputRegistry>,
+    stream: String,
+    tx: tokio::sync::mpsc::Sender<Message>,
+}
+
+impl Forwarding {
+    /// Events for `stream` go out on `client` (the session's connection to
+    /// the upstream) on `channel` while the session reads it.
+    pub(crate) fn start(registry: &Arc<InputRegistry>, stream: &str, channel: u16, client: &mut Client) -> Forwarding {
+        let (tx, rx) = tokio::sync::mpsc::channel(FORWARD_QUEUE);
+        client.send_while_waiting(rx);
+        registry.set_forwarder(stream, tx.clone(), channel);
+        Forwarding {
+            registry: registry.clone(),
+            stream: stream.to_owned(),
+            tx,
+        }
+    }
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        self.registry.clear_forwarder(&self.stream, &self.tx);
     }
 }
 
@@ -396,7 +341,7 @@ struct ShmReceiver {
 
 impl ShmReceiver {
     fn start(
-        shared: Arc<Shared>,
+        core: Arc<NodeCore>,
         local: String,
         offer: ShmOffer,
         seen: Arc<std::sync::atomic::AtomicU64>,
@@ -414,7 +359,7 @@ impl ShmReceiver {
                         f.flags = f.flags.with(FrameFlags::DISCONTINUITY);
                         first = false;
                     }
-                    shared.push(&local, f);
+                    core.push(&local, f);
                     seen.fetch_add(1, Ordering::Relaxed);
                 });
                 let _ = tx.send(r);
@@ -434,11 +379,11 @@ impl Drop for ShmReceiver {
 
 /// Creates the local stream on the first STREAM_OPEN, or brings it back
 /// (resumed, and format-changed if the format differs) on a later one.
-fn open_local(shared: &Arc<Shared>, local: &str, open: framewire_proto::StreamOpen, upstream: &str) {
-    let existing = shared.reconnected(local);
+fn open_local(core: &Arc<NodeCore>, local: &str, open: framewire_proto::StreamOpen, upstream: &str) {
+    let existing = core.reconnected(local);
     match existing {
         None => {
-            if let Err(e) = shared.add_stream(open, upstream.to_owned(), StreamState::Live) {
+            if let Err(e) = core.add_stream(open, upstream.to_owned(), StreamState::Live) {
                 warn!(error = %e, "cannot serve the pulled stream");
             } else {
                 info!("upstream connected; serving");
@@ -446,11 +391,11 @@ fn open_local(shared: &Arc<Shared>, local: &str, open: framewire_proto::StreamOp
         }
         Some((state, old)) => {
             if old != open {
-                shared.stream_event(local, StreamEvent::FormatChanged(open));
+                core.stream_event(local, StreamEvent::FormatChanged(open));
             }
             if state != StreamState::Live {
                 info!("upstream back; resumed");
-                shared.stream_event(
+                core.stream_event(
                     local,
                     StreamEvent::Resumed(EventInfo {
                         timestamp_ns: now_ns(),
@@ -460,54 +405,5 @@ fn open_local(shared: &Arc<Shared>, local: &str, open: framewire_proto::StreamOp
                 );
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::*;
-
-    #[test]
-    fn a_live_stream_is_stalled_after_its_window_a_quiet_one_after_an_unanswered_ping() {
-        let t0 = Instant::now();
-        let mut l = Liveness::new(t0);
-        l.live(Duration::from_secs(2));
-        assert_eq!(l.check_every(), Duration::from_millis(500));
-        l.heard(t0 + Duration::from_secs(1));
-        assert_eq!(l.check(t0 + Duration::from_millis(2900)), Check::Fine);
-        assert_eq!(
-            l.check(t0 + Duration::from_secs(3)),
-            Check::Stalled(Duration::from_secs(2))
-        );
-        // Quiet (the upstream said interrupted): a ping first, then a window for the answer.
-        l.quiet();
-        l.heard(t0);
-        assert_eq!(l.check(t0 + Duration::from_secs(2)), Check::Ping);
-        assert_eq!(l.check(t0 + Duration::from_secs(3)), Check::Fine);
-        assert!(matches!(l.check(t0 + Duration::from_secs(4)), Check::Stalled(_)));
-        // An answer clears the ping.
-        l.heard(t0 + Duration::from_secs(4));
-        assert_eq!(l.check(t0 + Duration::from_secs(5)), Check::Fine);
-    }
-
-    #[test]
-    fn the_window_is_ten_frames_and_at_least_two_seconds() {
-        let mut o = framewire_proto::StreamOpen {
-            format: framewire_proto::Format::Mjpeg,
-            pixel_format: framewire_proto::PixelFormat::None,
-            origin: framewire_proto::Origin::LibjpegTurbo,
-            width: 1,
-            height: 1,
-            fps_num: 10,
-            fps_den: 1,
-            name: "s".into(),
-        };
-        assert_eq!(stall_window(&o), Duration::from_secs(2));
-        o.fps_num = 1;
-        assert_eq!(stall_window(&o), Duration::from_secs(10));
-        o.fps_num = 0;
-        assert_eq!(stall_window(&o), STALL_UNKNOWN_RATE);
     }
 }

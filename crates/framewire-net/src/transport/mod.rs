@@ -11,4 +11,5 @@ pub(crate) mod edge;
 pub mod framed;
 pub(crate) mod opaque;
 pub(crate) mod shm_edge;
+pub(crate) mod socket;
 pub(crate) mod writer;

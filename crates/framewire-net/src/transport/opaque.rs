@@ -19,21 +19,25 @@ use tracing::{Instrument, debug, info, info_span};
 
 use crate::config::OpaquePortConfig;
 use crate::error::NetError;
-use crate::node::{OutputEntry, Shared};
+use crate::runtime::core::{NodeCore, OutputEntry};
 use crate::transport::framed::write_all_vectored;
 
-pub(crate) async fn start(shared: Arc<Shared>, cfg: OpaquePortConfig) -> Result<tokio::task::JoinHandle<()>, NetError> {
+/// Serves `cfg.stream` on its own port, at most `cap` clients at once
+/// (each opaque port has its own cap: a flood on it never takes the
+/// descriptors the main port needs).
+pub(crate) async fn start(
+    core: Arc<NodeCore>,
+    cfg: OpaquePortConfig,
+    cap: usize,
+) -> Result<tokio::task::JoinHandle<()>, NetError> {
     let listener = TcpListener::bind(cfg.listen).await.map_err(|source| NetError::Bind {
         addr: cfg.listen,
         source,
     })?;
     info!(stream = %cfg.stream, addr = %listener.local_addr()?, "opaque port listening");
-    // Each opaque port has its own cap: a flood on it never takes the
-    // descriptors the main port needs.
-    let cap = shared.opaque_cap();
     let open = Arc::new(AtomicUsize::new(0));
     Ok(tokio::spawn(async move {
-        let mut stop = shared.shutdown.subscribe();
+        let mut stop = core.shutdown_signal();
         loop {
             let (sock, peer) = tokio::select! {
                 a = listener.accept() => match a {
@@ -47,12 +51,12 @@ pub(crate) async fn start(shared: Arc<Shared>, cfg: OpaquePortConfig) -> Result<
                 debug!(%peer, cap, stream = %cfg.stream, "opaque client refused: the port serves its limit");
                 continue;
             }
-            crate::transport::conn::tune(&sock, &shared.config.limits);
+            crate::transport::socket::tune(&sock, &core.config.limits);
             let span = info_span!("opaque", %peer, stream = %cfg.stream);
-            let (shared, cfg, open) = (shared.clone(), cfg.clone(), open.clone());
+            let (core, cfg, open) = (core.clone(), cfg.clone(), open.clone());
             tokio::spawn(
                 async move {
-                    serve(shared, cfg, sock, peer).await;
+                    serve(core, cfg, sock, peer).await;
                     open.fetch_sub(1, Ordering::AcqRel);
                 }
                 .instrument(span),
@@ -61,7 +65,7 @@ pub(crate) async fn start(shared: Arc<Shared>, cfg: OpaquePortConfig) -> Result<
     }))
 }
 
-async fn serve(shared: Arc<Shared>, cfg: OpaquePortConfig, sock: TcpStream, peer: SocketAddr) {
+async fn serve(core: Arc<NodeCore>, cfg: OpaquePortConfig, sock: TcpStream, peer: SocketAddr) {
     let _ = sock.set_nodelay(true);
     let (mut r, mut w) = sock.into_split();
     let notify = Arc::new(Notify::new());
@@ -74,7 +78,7 @@ async fn serve(shared: Arc<Shared>, cfg: OpaquePortConfig, sock: TcpStream, peer
         waker: notify.clone(),
         events: None,
     };
-    let id = match shared.add_output(&cfg.stream, &params, entry) {
+    let id = match core.add_output(&cfg.stream, &params, entry) {
         Ok((id, _)) => id,
         Err(e) => {
             info!(reason = %e, "opaque client refused");
@@ -82,16 +86,16 @@ async fn serve(shared: Arc<Shared>, cfg: OpaquePortConfig, sock: TcpStream, peer
         }
     };
     info!("opaque client attached");
-    let mut stop = shared.shutdown.subscribe();
+    let mut stop = core.shutdown_signal();
     let mut discard = [0u8; 512];
     loop {
-        let tx = shared.poll_transmit(id);
+        let tx = core.poll_transmit(id);
         match tx {
             Some(tx) => {
                 if write_all_vectored(&mut w, &[&tx.frame.data]).await.is_err() {
                     break;
                 }
-                shared.sent(id);
+                core.sent(id);
             }
             None => {
                 tokio::select! {
@@ -102,6 +106,6 @@ async fn serve(shared: Arc<Shared>, cfg: OpaquePortConfig, sock: TcpStream, peer
             }
         }
     }
-    shared.remove_output(id);
+    core.remove_output(id);
     info!("opaque client gone");
 }

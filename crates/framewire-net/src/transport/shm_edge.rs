@@ -1,4 +1,4 @@
-//! Shared-memory subscriptions between nodes on one host (docs/shm.md,
+//! NodeCore-memory subscriptions between nodes on one host (docs/shm.md,
 //! "Edges between nodes"; DESIGN decision 6).
 //!
 //! A subscriber on the same host asks for `transport_mode` 2 in SUBSCRIBE.
@@ -30,7 +30,7 @@ use framewire_shm::{Consumer, ConsumerStats, Event, FrameMeta, Producer, Produce
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
-use crate::node::Shared;
+use crate::runtime::core::NodeCore;
 
 /// First packet a subscriber sends on the node's shm socket.
 pub(crate) const ATTACH_MAGIC: [u8; 4] = *b"FWSA";
@@ -59,13 +59,6 @@ pub fn default_socket_path(node_name: &str) -> PathBuf {
         })
         .collect();
     dir.join(format!("framewire-{}-{safe}.sock", std::process::id()))
-}
-
-/// Whether the far end of a TCP connection is on this host: a loopback
-/// address, or the connection's own local address. Only such a peer may
-/// use shared memory.
-pub(crate) fn same_host(peer: std::net::SocketAddr, local: std::net::SocketAddr) -> bool {
-    peer.ip().is_loopback() || peer.ip() == local.ip()
 }
 
 #[derive(Debug)]
@@ -102,7 +95,7 @@ fn random_token() -> u64 {
     let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
     if n != 8 {
         // Never expected on Linux; fall back to a clock-and-address mix.
-        let t = crate::node::now_ns() ^ (&b as *const _ as u64).rotate_left(17);
+        let t = crate::clock::now_ns() ^ (&b as *const _ as u64).rotate_left(17);
         return t.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
     u64::from_le_bytes(b)
@@ -110,7 +103,7 @@ fn random_token() -> u64 {
 
 impl ShmServer {
     /// Binds the socket and starts the acceptor thread.
-    pub(crate) fn start(shared: &Arc<Shared>, path: &Path) -> io::Result<Arc<ShmServer>> {
+    pub(crate) fn start(core: &Arc<NodeCore>, path: &Path) -> io::Result<Arc<ShmServer>> {
         let listener = sock::listen_at(path)?;
         let server = Arc::new(ShmServer {
             path: path.to_owned(),
@@ -118,7 +111,7 @@ impl ShmServer {
             hubs: Mutex::new(HashMap::new()),
             stop: Arc::new(AtomicBool::new(false)),
         });
-        let (s2, weak) = (server.clone(), Arc::downgrade(shared));
+        let (s2, weak) = (server.clone(), Arc::downgrade(core));
         std::thread::Builder::new()
             .name("shm-accept".into())
             .spawn(move || accept_loop(&s2, &listener, &weak))?;
@@ -131,7 +124,7 @@ impl ShmServer {
     }
 
     /// The waker the stream's hub listens on (starting the hub if needed).
-    pub(crate) fn hub_for(&self, shared: &Arc<Shared>, stream: &str) -> Arc<Notify> {
+    pub(crate) fn hub_for(self: &Arc<Self>, core: &Arc<NodeCore>, stream: &str) -> Arc<Notify> {
         let mut hubs = lock(&self.hubs);
         if let Some(h) = hubs.get(stream) {
             return h.notify.clone();
@@ -144,12 +137,13 @@ impl ShmServer {
         };
         let notify = hub.notify.clone();
         let ctx = HubCtx {
-            shared: shared.clone(),
+            core: core.clone(),
             stream: stream.to_owned(),
             rx,
             notify: notify.clone(),
             rows: hub.rows.clone(),
             rt: tokio::runtime::Handle::current(),
+            server: self.clone(),
         };
         hubs.insert(stream.to_owned(), hub);
         let name = format!("shm-hub {stream}");
@@ -191,14 +185,20 @@ impl ShmServer {
     }
 }
 
+impl crate::runtime::core::SkippedFrames for ShmServer {
+    fn skipped(&self, stream: &str, output: OutputId) -> u64 {
+        self.consumer_stats(stream, output).map_or(0, |c| c.skipped)
+    }
+}
+
 impl Drop for ShmServer {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
-fn accept_loop(server: &Arc<ShmServer>, listener: &OwnedFd, shared: &std::sync::Weak<Shared>) {
-    while !server.stop.load(Ordering::SeqCst) && shared.strong_count() > 0 {
+fn accept_loop(server: &Arc<ShmServer>, listener: &OwnedFd, core: &std::sync::Weak<NodeCore>) {
+    while !server.stop.load(Ordering::SeqCst) && core.strong_count() > 0 {
         let mut pfd = libc::pollfd {
             fd: listener.as_raw_fd(),
             events: libc::POLLIN,
@@ -246,12 +246,14 @@ fn attach_one(server: &ShmServer, fd: OwnedFd) {
 }
 
 struct HubCtx {
-    shared: Arc<Shared>,
+    core: Arc<NodeCore>,
     stream: String,
     rx: std::sync::mpsc::Receiver<(OutputId, OwnedFd)>,
     notify: Arc<Notify>,
     rows: Arc<Mutex<HashMap<OutputId, ConsumerStats>>>,
     rt: tokio::runtime::Handle,
+    /// The server (its stop flag is set when the node stops).
+    server: Arc<ShmServer>,
 }
 
 impl HubCtx {
@@ -265,9 +267,8 @@ impl HubCtx {
         });
         let mut slots: HashMap<OutputId, u16> = HashMap::new();
         let mut idle_since: Option<Instant> = None;
-        let server = self.shared.shm.get().cloned();
         loop {
-            if server.as_ref().is_none_or(|s| s.stop.load(Ordering::SeqCst)) {
+            if self.server.stop.load(Ordering::SeqCst) {
                 producer.end_within(Duration::from_millis(200));
                 break;
             }
@@ -283,7 +284,7 @@ impl HubCtx {
             }
             let _ = producer.service();
             // Outputs unsubscribed, or consumers gone: forget them.
-            self.shared.with_state(|st| {
+            self.core.with_state(|st| {
                 slots.retain(|id, slot| {
                     let keep = st.output(*id).is_some() && producer.is_attached(*slot);
                     if !keep {
@@ -300,7 +301,7 @@ impl HubCtx {
             }
             if slots.is_empty() {
                 let since = *idle_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= HUB_IDLE && self.retire(server.as_deref()) {
+                if since.elapsed() >= HUB_IDLE && self.retire() {
                     break;
                 }
             } else {
@@ -319,7 +320,7 @@ impl HubCtx {
     /// distinct frame once to the consumers that took it.
     fn publish_ready(&self, producer: &mut Producer, slots: &HashMap<OutputId, u16>) -> bool {
         let mut batch: Vec<(Frame, u16, Vec<OutputId>)> = Vec::new();
-        self.shared.with_state(|st| {
+        self.core.with_state(|st| {
             let now = Instant::now();
             for (id, slot) in slots {
                 let Some(tx) = st.poll_transmit(*id, now) else {
@@ -349,7 +350,7 @@ impl HubCtx {
             if let Err(e) = producer.publish_to(&meta, data.len(), mask, |buf| buf.copy_from_slice(data)) {
                 warn!(stream = %self.stream, error = %e, "shared-memory publish failed");
             }
-            self.shared.with_state(|st| {
+            self.core.with_state(|st| {
                 let now = Instant::now();
                 for id in ids {
                     st.sent(id, now);
@@ -372,8 +373,8 @@ impl HubCtx {
 
     /// Removes this hub if nothing waits to attach to it. A subscription
     /// that arrives later starts a new hub.
-    fn retire(&self, server: Option<&ShmServer>) -> bool {
-        let Some(server) = server else { return true };
+    fn retire(&self) -> bool {
+        let server = &self.server;
         let mut hubs = lock(&server.hubs);
         let waiting = lock(&server.pending).values().any(|p| p.stream == self.stream);
         if waiting || self.rx.try_recv().is_ok() {

@@ -19,14 +19,15 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use framewire_proto::{Encoded, Message, VideoFrame};
+use framewire_proto::{Encoded, Message, StreamEvent, VideoFrame};
 use framewire_relay::OutputId;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
+use tracing::{debug, warn};
 
 use crate::error::NetError;
-use crate::node::Shared;
+use crate::runtime::core::{NodeCore, OutputEvents};
 use crate::transport::framed::{write_all_vectored, write_frame};
 
 /// Messages a queue holds at most.
@@ -221,9 +222,26 @@ impl WriterQueue {
     }
 }
 
+impl OutputEvents for WriterQueue {
+    fn event(&self, channel: u16, event: StreamEvent) {
+        let msg = Message::StreamEvent { channel, event };
+        match Item::msg(&msg).map(|i| self.try_push(i)) {
+            Ok(Ok(())) | Ok(Err(QueueError::Closed)) => {}
+            Ok(Err(QueueError::Full)) => {
+                debug!(channel, "stream event dropped: the connection's queue is full");
+            }
+            Err(e) => warn!(channel, error = %e, "stream event does not encode"),
+        }
+    }
+
+    fn removed(&self, id: OutputId) {
+        let _ = self.try_push(Item::RemoveOutput(id));
+    }
+}
+
 /// The writer task of one connection.
 pub(crate) async fn writer_loop(
-    shared: Arc<Shared>,
+    core: Arc<NodeCore>,
     mut w: OwnedWriteHalf,
     queue: Arc<WriterQueue>,
 ) -> Result<(), NetError> {
@@ -252,7 +270,7 @@ pub(crate) async fn writer_loop(
         let n = outputs.len();
         for k in 0..n {
             let (id, channel) = outputs[(turn + k) % n];
-            let Some(tx) = shared.sent_then_poll(written.take(), id) else {
+            let Some(tx) = core.sent_then_poll(written.take(), id) else {
                 continue;
             };
             if tx.encapsulated {
@@ -271,7 +289,7 @@ pub(crate) async fn writer_loop(
             sent = true;
         }
         if let Some(prev) = written {
-            shared.sent(prev);
+            core.sent(prev);
         }
         turn = turn.wrapping_add(1);
         if !sent {

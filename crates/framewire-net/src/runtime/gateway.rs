@@ -1,0 +1,76 @@
+//! A site gateway's part in SUBSCRIBE: a stream named
+//! `STREAM@SITE:NAMESPACE:INSTANCE` that this node does not serve is
+//! pulled with an edge from the node (or the next gateway) that the peer
+//! table routes to, and the subscription waits for it to appear. Edges
+//! nobody takes any more are stopped after `limits.gateway_edge_idle`.
+
+use std::sync::Arc;
+
+use framewire_proto::SubscribeParams;
+use framewire_proto::control::EdgeOrigin;
+use tracing::{debug, info};
+
+use crate::config::{EdgeConfig, EdgeTransport};
+use crate::runtime::core::NodeCore;
+use crate::runtime::edges::Edges;
+use crate::transport::discovery::{DiscoveryHandle, REMOTE_STREAM_WAIT, parse_remote_stream};
+
+/// What a gateway needs to pull other sites' streams.
+#[derive(Debug)]
+pub(crate) struct Gateway {
+    pub(crate) core: Arc<NodeCore>,
+    pub(crate) edges: Arc<Edges>,
+    pub(crate) discovery: Arc<DiscoveryHandle>,
+}
+
+impl Gateway {
+    /// Makes `stream` exist if it names another site's stream and a route
+    /// leads there; returns when it exists or after [`REMOTE_STREAM_WAIT`].
+    pub(crate) async fn remote_stream(&self, stream: &str, params: SubscribeParams) {
+        if self.core.has_stream(stream) {
+            return;
+        }
+        let Some((bare, site, name)) = parse_remote_stream(stream) else {
+            return;
+        };
+        let mut changes = self.core.changes();
+        if !self.edges.has(stream) {
+            let Some(route) = self.discovery.route(site, name).await else {
+                debug!(stream, "no route to {site}:{name}");
+                return;
+            };
+            let cfg = EdgeConfig {
+                upstream: route.addr.to_string(),
+                stream: if route.via_gateway {
+                    stream.to_owned()
+                } else {
+                    bare.to_owned()
+                },
+                local_name: stream.to_owned(),
+                params,
+                transport: EdgeTransport::Auto,
+            };
+            match self.edges.start(cfg, EdgeOrigin::Discovery) {
+                Ok(_) => info!(stream, upstream = %route.addr, "gateway: pulling a stream for another site"),
+                Err(e) => debug!(stream, error = %e, "gateway edge not started"),
+            }
+        }
+        let appeared = async {
+            loop {
+                changes.mark_unchanged();
+                if self.core.has_stream(stream) {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(REMOTE_STREAM_WAIT, appeared).await;
+    }
+
+    /// Stops the edges pulled for other sites that nothing takes now.
+    pub(crate) fn reap_idle(&self) {
+        self.edges.reap_idle(self.core.config.limits.gateway_edge_idle);
+    }
+}
