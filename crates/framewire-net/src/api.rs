@@ -25,6 +25,10 @@ use crate::state::StateError;
 
 /// The node as its sources and sinks see it (implemented by the node's
 /// core; a kind never names the core itself).
+#[cfg_attr(
+    not(any(feature = "x11", all(feature = "v4l2", target_os = "linux"))),
+    allow(dead_code)
+)]
 pub(crate) trait NodePort: fmt::Debug + Send + Sync {
     /// Opens a stream of this node; fails if the name is taken.
     fn add_stream(&self, open: StreamOpen, state: StreamState) -> Result<(), NetError>;
@@ -71,6 +75,10 @@ impl Extensions {
         self.0.insert(TypeId::of::<T>(), value);
     }
 
+    #[cfg_attr(
+        not(any(feature = "x11", all(feature = "v4l2", target_os = "linux"))),
+        allow(dead_code)
+    )]
     pub(crate) fn get_raw(&self, ty: TypeId) -> Option<Arc<dyn Any + Send + Sync>> {
         self.0.get(&ty).cloned()
     }
@@ -134,6 +142,10 @@ impl SourceHost {
 
     /// What the node shares with sources of a kind, by type (the V4L2
     /// sources' device registry, the viewers' input registry).
+    #[cfg_attr(
+        not(any(feature = "x11", all(feature = "v4l2", target_os = "linux"))),
+        allow(dead_code)
+    )]
     pub(crate) fn extension<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         self.node.extension(TypeId::of::<T>())?.downcast().ok()
     }
@@ -158,6 +170,10 @@ impl StreamOut {
     }
 
     /// Tells the subscribers (interrupted, resumed, format changed).
+    #[cfg_attr(
+        not(any(feature = "x11", all(feature = "v4l2", target_os = "linux"))),
+        allow(dead_code)
+    )]
     pub(crate) fn event(&self, event: StreamEvent) {
         self.node.stream_event(&self.name, event);
     }

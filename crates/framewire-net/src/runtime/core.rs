@@ -93,6 +93,10 @@ pub(crate) struct NodeCore {
     /// Input events from viewers, and where they go (docs/x11.md).
     pub(crate) input: Arc<InputRegistry>,
     /// What sources and sinks may ask the node for, by type.
+    #[cfg_attr(
+        not(any(feature = "x11", all(feature = "v4l2", target_os = "linux"))),
+        allow(dead_code)
+    )]
     extensions: Extensions,
     skipped: OnceLock<Arc<dyn SkippedFrames>>,
     /// Bumped on every change a status watcher should report at once

@@ -246,6 +246,7 @@ impl crate::api::SourceSpec for V4l2SourceConfig {
 
 /// What the node knows about the devices its sources capture from.
 #[derive(Debug, Default)]
+#[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
 pub(crate) struct V4l2Registry {
     /// Device path → stream name and the values set remotely.
     devices: Mutex<HashMap<PathBuf, DeviceEntry>>,
@@ -259,6 +260,7 @@ struct DeviceEntry {
 }
 
 impl V4l2Registry {
+    #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, DeviceEntry>> {
         self.devices.lock().unwrap_or_else(|p| p.into_inner())
     }
