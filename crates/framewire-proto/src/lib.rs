@@ -55,6 +55,7 @@ pub mod codes;
 pub mod control;
 pub mod decoder;
 pub mod error;
+pub mod fields;
 pub mod message;
 pub mod names;
 pub mod wire;

@@ -2,9 +2,12 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codes::{Command, EventCode, EventReason, FrameFlags, FunctionFlags, InputKind, MessageType, Status};
-use crate::control::{Fields, StreamOpen};
+use crate::codes::{
+    Command, EventCode, EventReason, Format, FrameFlags, FunctionFlags, InputKind, MessageType, Origin, PixelFormat,
+    Status,
+};
 use crate::error::{DecodeError, EncodeError, FieldError};
+use crate::fields::Fields;
 use crate::wire::{Reader, WriteExt};
 
 /// Length of the header that precedes every message.
@@ -150,6 +153,54 @@ pub struct EventInfo {
     pub reason: EventReason,
     /// A human-readable detail; may be empty.
     pub message: String,
+}
+
+/// STREAM_OPEN: `format u16, pixel_format u16, origin u16, width u32,
+/// height u32, fps_num u32, fps_den u32, name string`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamOpen {
+    /// How the payload bytes are encoded.
+    pub format: Format,
+    /// Pixel layout for raw formats; `None` otherwise.
+    pub pixel_format: PixelFormat,
+    /// How the frames were produced.
+    pub origin: Origin,
+    /// Picture width in pixels.
+    pub width: u32,
+    /// Picture height in pixels.
+    pub height: u32,
+    /// Nominal rate numerator (0 = unknown or variable).
+    pub fps_num: u32,
+    /// Nominal rate denominator.
+    pub fps_den: u32,
+    /// The stream's name on the sending node.
+    pub name: String,
+}
+
+impl Fields for StreamOpen {
+    const MIN_LEN: usize = 6 + 16 + 2;
+    fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
+        b.put_u16_le(self.format.to_raw());
+        b.put_u16_le(self.pixel_format.to_raw());
+        b.put_u16_le(self.origin.to_raw());
+        b.put_u32_le(self.width);
+        b.put_u32_le(self.height);
+        b.put_u32_le(self.fps_num);
+        b.put_u32_le(self.fps_den);
+        b.put_string("name", &self.name)
+    }
+    fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        Ok(StreamOpen {
+            format: Format::from_raw(r.u16("format")?),
+            pixel_format: PixelFormat::from_raw(r.u16("pixel_format")?),
+            origin: Origin::from_raw(r.u16("origin")?),
+            width: r.u32("width")?,
+            height: r.u32("height")?,
+            fps_num: r.u32("fps_num")?,
+            fps_den: r.u32("fps_den")?,
+            name: r.string("name")?,
+        })
+    }
 }
 
 /// A stream lifecycle event (seed 003, Device Resilience).
