@@ -1,0 +1,238 @@
+//! The controller's state machine, without I/O: what the nodes reported,
+//! the wanted graph, the current graph assembled from both, validation of
+//! a new wanted graph, and the reconciler's next actions.
+//!
+//! The driver (`runtime.rs`) feeds it node reports, connection losses and
+//! the results of the requests it sent, always with the time as an
+//! argument; after each input it asks for the graph ([`Core::graph`]) and
+//! the actions to take ([`Core::plan`]). Nothing here reads the clock or
+//! touches a socket, so every rule is unit-tested.
+
+mod inputs;
+mod plan;
+#[cfg(test)]
+mod tests;
+mod validate;
+mod view;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use framewire_proto::control::{Connect, EdgeStatus, StatusReport};
+use framewire_proto::names::{self, NameError, NameKind};
+use framewire_proto::{DeliveryMode, DropPolicy, Format, SubscribeParams, TransportMode};
+
+use crate::model::{WantedEdge, WantedGraph};
+
+/// How long a CONNECT or DISCONNECT the reconciler sent may go unconfirmed
+/// by the node's reports before it is sent again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(3);
+
+/// How deep a chain of wanted edges is followed to find a stream's format.
+const MAX_CHAIN: usize = 64;
+
+/// One node as the controller knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeRecord {
+    /// `host:port` the controller dials.
+    pub(crate) addr: String,
+    /// Whether the control connection is up.
+    pub(crate) online: bool,
+    /// Last error talking to it.
+    pub(crate) error: Option<String>,
+    /// Its latest report (kept while offline).
+    pub(crate) report: Option<StatusReport>,
+    /// Whether it listed V4L2 devices when it connected.
+    pub(crate) v4l2: bool,
+    /// Per-output rates from the last two reports, keyed by
+    /// `(stream, peer, channel)`.
+    rates: HashMap<(String, String, u16), Rate>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Rate {
+    frames_sent: u64,
+    bytes_sent: u64,
+    at: Option<Instant>,
+    fps: f64,
+    mbit_s: f64,
+}
+
+/// What the reconciler asks the driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Action {
+    /// Send CONNECT to `node` (at `addr`).
+    Connect {
+        /// Downstream node name.
+        node: String,
+        /// The request.
+        connect: Connect,
+    },
+    /// Send DISCONNECT for `local_name` to `node`.
+    Disconnect {
+        /// Downstream node name.
+        node: String,
+        /// The local edge name.
+        local_name: String,
+    },
+}
+
+/// The controller's whole state.
+#[derive(Debug, Default)]
+pub(crate) struct Core {
+    /// Known nodes by name.
+    pub(crate) nodes: BTreeMap<String, NodeRecord>,
+    /// The wanted graph as stored.
+    pub(crate) wanted: WantedGraph,
+    /// Edge ids with a CONNECT or DISCONNECT in flight, and when it was sent.
+    pending: HashMap<String, Instant>,
+    /// Edge ids with a DISCONNECT in flight, and when it was sent.
+    unpending: HashMap<String, Instant>,
+    /// Edges the controller made and no longer wants: `(node, local_name)`
+    /// by edge id, until the node reports them gone.
+    removing: BTreeMap<String, (String, String)>,
+    /// Last error per wanted edge id (a refused CONNECT).
+    edge_errors: HashMap<String, String>,
+    /// V4L2 answers for addresses whose first report has not come yet.
+    v4l2_at: HashMap<String, bool>,
+}
+
+/// `name`, or `site/name` for another site.
+pub(crate) fn node_key(site_id: u16, name: &str) -> String {
+    if site_id == 0 {
+        name.to_owned()
+    } else {
+        format!("{site_id}/{name}")
+    }
+}
+
+/// The id of an edge: `"{downstream}/{local_name}"`.
+pub fn edge_id(downstream: &str, local_name: &str) -> String {
+    format!("{downstream}/{local_name}")
+}
+
+/// The name a wanted edge is served under on its downstream.
+pub(crate) fn local_name(e: &WantedEdge) -> &str {
+    if e.local_name.is_empty() {
+        &e.stream
+    } else {
+        &e.local_name
+    }
+}
+
+/// A node as a wanted edge names it: `name`, or `SITE/name` for a node of
+/// another site ([`node_key`]).
+fn check_node_ref(node: &str) -> Result<(), NameError> {
+    let name = match node.split_once('/') {
+        Some((site, name)) if !site.is_empty() && site.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => node,
+    };
+    names::check(NameKind::Node, name)
+}
+
+/// The names of a wanted edge: names, never paths (docs/security.md).
+pub(crate) fn check_names(e: &WantedEdge) -> Result<(), String> {
+    let err = |which: &str, e: NameError| format!("{which}: {e}");
+    check_node_ref(&e.from).map_err(|x| err("from", x))?;
+    check_node_ref(&e.to).map_err(|x| err("to", x))?;
+    names::check(NameKind::Stream, &e.stream).map_err(|x| err("stream", x))?;
+    if !e.local_name.is_empty() {
+        names::check(NameKind::LocalName, &e.local_name).map_err(|x| err("local_name", x))?;
+    }
+    Ok(())
+}
+
+fn edge_label(e: &WantedEdge) -> String {
+    format!("{}/{} -> {}/{}", e.from, e.stream, e.to, local_name(e))
+}
+
+/// Parses the mode and drop policy strings of a wanted edge into the
+/// parameters of its CONNECT.
+pub(crate) fn params(e: &WantedEdge) -> Result<SubscribeParams, String> {
+    let mode = DeliveryMode::from_label(&e.mode)
+        .filter(|m| matches!(m, DeliveryMode::LowLatency | DeliveryMode::Completeness))
+        .ok_or_else(|| format!("mode {:?} is not one of low-latency, completeness", e.mode))?;
+    let drop_policy = DropPolicy::from_label(&e.drop_policy)
+        .filter(|d| matches!(d, DropPolicy::DropOldest | DropPolicy::DropNewest))
+        .ok_or_else(|| format!("drop_policy {:?} is not one of drop-oldest, drop-newest", e.drop_policy))?;
+    Ok(SubscribeParams {
+        mode,
+        max_frames: e.max_frames,
+        max_bytes: e.max_bytes,
+        drop_policy,
+        priority: e.priority,
+        transport: TransportMode::Encapsulated,
+    })
+}
+
+/// Whether two `host:port` strings name the same listener: equal strings,
+/// equal socket addresses, or the same port with a loopback or `localhost`
+/// host on both sides.
+pub(crate) fn same_addr(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let parse = |s: &str| -> Option<(String, u16)> {
+        if let Ok(sa) = s.parse::<SocketAddr>() {
+            return Some((sa.ip().to_string(), sa.port()));
+        }
+        let (h, p) = s.rsplit_once(':')?;
+        Some((h.to_owned(), p.parse().ok()?))
+    };
+    let (Some((ha, pa)), Some((hb, pb))) = (parse(a), parse(b)) else {
+        return false;
+    };
+    let loopback = |h: &str| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    pa == pb && (ha == hb || (loopback(&ha) && loopback(&hb)))
+}
+
+impl Core {
+    /// A core holding `wanted`, knowing no node yet.
+    pub(crate) fn new(wanted: WantedGraph) -> Core {
+        Core {
+            wanted,
+            ..Core::default()
+        }
+    }
+
+    /// The name of the node listening at `addr`, if known.
+    pub(crate) fn name_at(&self, addr: &str) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|(_, n)| same_addr(&n.addr, addr))
+            .map(|(k, _)| k.as_str())
+            .or_else(|| {
+                // An edge may name the upstream by another address of the
+                // same host: match the port a node reports it listens on.
+                self.nodes
+                    .iter()
+                    .find(|(_, n)| {
+                        n.report.as_ref().is_some_and(|r| {
+                            let host = n.addr.rsplit_once(':').map_or("", |(h, _)| h);
+                            same_addr(&format!("{host}:{}", r.description.tcp_port), addr)
+                        })
+                    })
+                    .map(|(k, _)| k.as_str())
+            })
+    }
+
+    fn wanted_by_id(&self, id: &str) -> Option<&WantedEdge> {
+        self.wanted.edges.iter().find(|w| edge_id(&w.to, local_name(w)) == id)
+    }
+
+    /// Whether a reported edge is what the wanted edge asks for.
+    fn matches(&self, w: &WantedEdge, e: &EdgeStatus) -> bool {
+        let Some(up) = self.nodes.get(&w.from) else {
+            return false;
+        };
+        e.stream == w.stream
+            && params(w).is_ok_and(|p| p == e.params)
+            && (same_addr(&e.upstream, &up.addr) || self.name_at(&e.upstream) == Some(w.from.as_str()))
+    }
+}
+
+/// `a, b, c` for people.
+fn list(formats: &[Format]) -> String {
+    formats.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
