@@ -5,13 +5,13 @@
 //! through a GStreamer relay and an iperf3 loopback run, and prints one
 //! table. The other subcommands are the pieces it starts; they are hidden.
 
-mod frames;
-mod gst;
-mod procs;
-pub mod relay;
-mod shm;
+//! The measuring and orchestrating code is in the `framewire-bench` crate;
+//! the pieces that are nodes and subscribers of this binary are here.
+
 mod source;
 mod sub;
+
+use framewire_bench::{relay, shm};
 
 /// Benchmarks, on 127.0.0.1 only.
 #[derive(Debug, clap::Args)]

@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use framewire_bench::report::{Report, pct};
 use framewire_net::NetError;
 use framewire_proto::{Command, Message, Status, StreamEvent};
-use serde::{Deserialize, Serialize};
 
 use super::now_ns;
 use crate::util::{self, DeliveryArgs};
@@ -40,29 +40,6 @@ pub struct Args {
     bucket_ms: u64,
     #[command(flatten)]
     delivery: DeliveryArgs,
-}
-
-/// What a subscriber saw inside its window.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Report {
-    /// Frames counted.
-    pub frames: u64,
-    /// Payload bytes counted.
-    pub bytes: u64,
-    /// Sequence gaps (frames dropped upstream of this subscriber).
-    pub gaps: u64,
-    /// Frames missing in those gaps.
-    pub lost: u64,
-    /// Capture-to-arrival latency, µs: p50, p99, max.
-    pub lat_us: [f64; 3],
-    /// Frames and bytes per bucket, from the window start.
-    pub buckets: Vec<(u64, u64)>,
-    /// Bucket width, ms.
-    pub bucket_ms: u64,
-    /// (sequence, capture ns, arrival ns) of each counted frame, when asked for.
-    pub records: Vec<(u64, u64, u64)>,
-    /// Why it stopped early, if it did.
-    pub error: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -158,13 +135,4 @@ async fn measure(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     lat.sort_unstable();
     report.lat_us = [pct(&lat, 0.5), pct(&lat, 0.99), pct(&lat, 1.0)].map(|ns| ns as f64 / 1e3);
     Ok(())
-}
-
-/// The `q` quantile of sorted values (nearest rank), 0 when empty.
-pub fn pct(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }

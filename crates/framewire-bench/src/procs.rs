@@ -14,25 +14,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::now_ns;
+use crate::now_ns;
 
 static CHILDREN: Mutex<Vec<(String, Child)>> = Mutex::new(Vec::new());
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Refuses further children and kills those running (Ctrl-C, SIGTERM, end).
-pub fn stop_all() {
+pub(crate) fn stop_all() {
     STOPPING.store(true, Ordering::SeqCst);
     kill_all();
 }
 
 /// Whether [`stop_all`] was called.
-pub fn stopping() -> bool {
+pub(crate) fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
 }
 
 /// Kills every registered child on drop (for panics and early returns).
 #[derive(Debug)]
-pub struct KillGuard;
+pub(crate) struct KillGuard;
 
 impl Drop for KillGuard {
     fn drop(&mut self) {
@@ -46,7 +46,7 @@ fn children() -> std::sync::MutexGuard<'static, Vec<(String, Child)>> {
 
 /// A running child: its PID and the readers of its output.
 #[derive(Debug)]
-pub struct Proc {
+pub(crate) struct Proc {
     /// Label for messages.
     pub label: String,
     /// Process id.
@@ -59,7 +59,7 @@ pub struct Proc {
 
 /// What to do with a child's stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Capture {
+pub(crate) enum Capture {
     /// Discard it.
     Nothing,
     /// Keep it all, returned by [`Proc::output`].
@@ -71,7 +71,12 @@ pub enum Capture {
 
 /// Spawns `cmd` (stdin closed, stderr to `log` when given, else discarded)
 /// and registers it.
-pub fn spawn(label: &str, cmd: &mut Command, capture: Capture, log: Option<&std::path::Path>) -> anyhow::Result<Proc> {
+pub(crate) fn spawn(
+    label: &str,
+    cmd: &mut Command,
+    capture: Capture,
+    log: Option<&std::path::Path>,
+) -> anyhow::Result<Proc> {
     if stopping() {
         bail!("stopping: {label} not started");
     }
@@ -129,19 +134,19 @@ pub fn spawn(label: &str, cmd: &mut Command, capture: Capture, log: Option<&std:
 impl Proc {
     /// Waits up to `timeout` for the child to exit by itself, then kills
     /// it; returns its stdout.
-    pub fn output(mut self, timeout: Duration) -> String {
+    pub(crate) fn output(mut self, timeout: Duration) -> String {
         wait_or_kill(self.pid, timeout);
         self.stdout.take().and_then(|h| h.join().ok()).unwrap_or_default()
     }
 
     /// Kills the child and returns its timed stdout lines.
-    pub fn timed_lines(mut self) -> Vec<(u64, String)> {
+    pub(crate) fn timed_lines(mut self) -> Vec<(u64, String)> {
         kill(self.pid);
         self.lines.take().and_then(|h| h.join().ok()).unwrap_or_default()
     }
 
     /// Whether the child still runs.
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         let mut list = children();
         list.iter_mut()
             .find(|(_, c)| c.id() == self.pid)
@@ -150,7 +155,7 @@ impl Proc {
 }
 
 /// Waits for `pid` to exit for at most `timeout`, then kills it.
-pub fn wait_or_kill(pid: u32, timeout: Duration) {
+pub(crate) fn wait_or_kill(pid: u32, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         let done = {
@@ -179,7 +184,7 @@ pub fn wait_or_kill(pid: u32, timeout: Duration) {
 }
 
 /// Kills (SIGKILL) and reaps one registered child.
-pub fn kill(pid: u32) {
+pub(crate) fn kill(pid: u32) {
     let taken = {
         let mut list = children();
         list.iter()
@@ -193,7 +198,7 @@ pub fn kill(pid: u32) {
 }
 
 /// Kills and reaps every registered child.
-pub fn kill_all() {
+pub(crate) fn kill_all() {
     let all: Vec<(String, Child)> = std::mem::take(&mut *children());
     for (_, mut c) in all {
         let _ = c.kill();
@@ -202,7 +207,7 @@ pub fn kill_all() {
 }
 
 /// CPU time (user + system) of `pid` in seconds, from /proc/PID/stat.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = &s[s.rfind(')')? + 2..];
@@ -226,7 +231,7 @@ fn clock_ticks() -> f64 {
 }
 
 /// VmRSS and VmHWM of `pid` in bytes.
-pub fn rss(pid: u32) -> Option<(u64, u64)> {
+pub(crate) fn rss(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = s.lines().find(|l| l.starts_with(name))?;
@@ -237,7 +242,7 @@ pub fn rss(pid: u32) -> Option<(u64, u64)> {
 }
 
 /// The 1-minute load average.
-pub fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
@@ -245,14 +250,14 @@ pub fn loadavg() -> String {
 }
 
 /// A port that was free on 127.0.0.1 a moment ago.
-pub fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let l = TcpListener::bind(("127.0.0.1", 0)).context("no free port on 127.0.0.1")?;
     Ok(l.local_addr()?.port())
 }
 
 /// Whether something listens on 127.0.0.1:`port`, from /proc/net/tcp
 /// (without connecting: a connection would count as a client or an input).
-pub fn listening(port: u16) -> bool {
+pub(crate) fn listening(port: u16) -> bool {
     let want = format!("0100007F:{port:04X}");
     std::fs::read_to_string("/proc/net/tcp").is_ok_and(|s| {
         s.lines().skip(1).any(|l| {
@@ -263,7 +268,7 @@ pub fn listening(port: u16) -> bool {
 }
 
 /// Waits until 127.0.0.1:`port` listens, or fails after `timeout`.
-pub fn wait_listening(port: u16, timeout: Duration, who: &Proc) -> anyhow::Result<()> {
+pub(crate) fn wait_listening(port: u16, timeout: Duration, who: &Proc) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while !listening(port) {
         if !who.alive() {

@@ -18,15 +18,15 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::frames::{Kind, Workload};
-use super::procs::{self, Capture, Proc};
+use crate::frames::{Kind, Workload};
+use crate::procs::{self, Capture, Proc};
 
 /// The program.
-pub const GST_LAUNCH: &str = "gst-launch-1.0";
+pub(crate) const GST_LAUNCH: &str = "gst-launch-1.0";
 
 /// The GStreamer version line, when `gst-launch-1.0` runs and has the
 /// elements the relay needs.
-pub fn version() -> Option<String> {
+pub(crate) fn version() -> Option<String> {
     let out = Command::new(GST_LAUNCH).arg("--version").output().ok()?;
     if !out.status.success() {
         return None;
@@ -48,7 +48,7 @@ fn caps(w: &Workload) -> String {
 }
 
 /// The source pipeline, sending to `port`.
-pub fn source_pipeline(w: &Workload, port: u16) -> String {
+pub(crate) fn source_pipeline(w: &Workload, port: u16) -> String {
     let sink = format!("gdppay ! tcpclientsink host=127.0.0.1 port={port} sync=false");
     match (&w.jpg_dir, w.kind) {
         (Some(dir), Kind::Mjpeg) => format!(
@@ -64,7 +64,7 @@ pub fn source_pipeline(w: &Workload, port: u16) -> String {
 }
 
 /// The relay pipeline: input on `input`, one output branch per port.
-pub fn relay_pipeline(input: u16, outputs: &[u16]) -> String {
+pub(crate) fn relay_pipeline(input: u16, outputs: &[u16]) -> String {
     let mut p = format!("tcpserversrc host=127.0.0.1 port={input} ! gdpdepay ! tee name=t");
     for port in outputs {
         p.push_str(&format!(
@@ -75,7 +75,7 @@ pub fn relay_pipeline(input: u16, outputs: &[u16]) -> String {
 }
 
 /// A consumer pipeline reading `port`.
-pub fn consumer_pipeline(port: u16) -> String {
+pub(crate) fn consumer_pipeline(port: u16) -> String {
     format!(
         "tcpclientsrc host=127.0.0.1 port={port} ! gdpdepay ! fpsdisplaysink video-sink=fakesink \
          text-overlay=false sync=false fps-update-interval=1000"
@@ -83,7 +83,7 @@ pub fn consumer_pipeline(port: u16) -> String {
 }
 
 /// Starts `gst-launch-1.0` with a pipeline (split on spaces; no quoting).
-pub fn launch(label: &str, pipeline: &str, verbose: bool, capture: Capture, log: &Path) -> anyhow::Result<Proc> {
+pub(crate) fn launch(label: &str, pipeline: &str, verbose: bool, capture: Capture, log: &Path) -> anyhow::Result<Proc> {
     let mut cmd = Command::new(GST_LAUNCH);
     cmd.arg(if verbose { "-v" } else { "-q" });
     cmd.args(pipeline.split_whitespace());
@@ -93,7 +93,7 @@ pub fn launch(label: &str, pipeline: &str, verbose: bool, capture: Capture, log:
 /// Frames per second from `fpsdisplaysink` reports `(arrival ns, line)`
 /// inside `[start, end]`: growth of `rendered` over the time between the
 /// first and the last report. None with fewer than two reports.
-pub fn rate(lines: &[(u64, String)], start: u64, end: u64) -> Option<f64> {
+pub(crate) fn rate(lines: &[(u64, String)], start: u64, end: u64) -> Option<f64> {
     let pts: Vec<(u64, u64)> = lines
         .iter()
         .filter(|(t, _)| (start..=end).contains(t))

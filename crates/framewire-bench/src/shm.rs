@@ -22,8 +22,8 @@ use anyhow::Context as _;
 use framewire_shm::{Consumer, Event, FrameMeta, Producer, ProducerConfig};
 use serde::{Deserialize, Serialize};
 
-use super::gst;
-use super::procs::{self, Capture, KillGuard, Proc};
+use crate::gst;
+use crate::procs::{self, Capture, KillGuard, Proc};
 
 const WIDTH: usize = 1920;
 const HEIGHT: usize = 1080;
@@ -330,11 +330,11 @@ fn gst_cell(n: usize, secs: u64, dir: &std::path::Path) -> anyhow::Result<Row> {
         )?);
     }
     std::thread::sleep(Duration::from_secs(2));
-    let start = crate::cmds::bench::now_ns();
+    let start = crate::now_ns();
     let cpu0 = procs::cpu_seconds(prod.pid);
     std::thread::sleep(Duration::from_secs(secs));
     let cpu1 = procs::cpu_seconds(prod.pid);
-    let end = crate::cmds::bench::now_ns();
+    let end = crate::now_ns();
     let rates: Vec<f64> = cons
         .into_iter()
         .map(|c| gst::rate(&c.timed_lines(), start, end + 500_000_000).unwrap_or(0.0))

@@ -1,0 +1,26 @@
+//! `framewire bench`: measurements on this machine, on loopback only,
+//! each beside the peer a user would pick instead, measured in the same
+//! run (docs/benchmarks.md has the methods).
+//!
+//! - [`relay`]: a framewire relay over TCP beside a GStreamer relay and
+//!   the loopback TCP ceiling (iperf3): throughput, CPU, memory, per-hop
+//!   latency, a stalled subscriber.
+//! - [`shm`]: the shared-memory edge beside loopback TCP and GStreamer's
+//!   `shmsink`/`shmsrc`.
+//!
+//! Every process is a real process of the `framewire` binary: the
+//! benchmarks start it (`std::env::current_exe`) as source, relay and
+//! subscribers; its hidden `bench source` and `bench sub` commands are the
+//! pieces, and [`report::Report`] is what a subscriber prints.
+
+pub mod frames;
+mod gst;
+mod procs;
+pub mod relay;
+pub mod report;
+pub mod shm;
+
+/// Wall-clock time in nanoseconds since the epoch (frames carry it).
+fn now_ns() -> u64 {
+    framewire_net::now_ns()
+}
