@@ -22,6 +22,7 @@ pub mod ffmpeg;
 pub mod index;
 mod reconcile;
 mod recorder;
+mod segments;
 pub mod time;
 
 /// The mode an archive's directories are created with (before the umask):
@@ -43,4 +44,5 @@ pub use config::{ArchiveConfig, ArchiveFormat, DEFAULT_SEGMENT, DEFAULT_STALL_TI
 pub use error::ArchiveError;
 pub use index::{GapRow, INDEX_FILE, Index, SegmentRow, StreamRow};
 pub use reconcile::{Reconciled, reconcile};
-pub use recorder::{ArchiveFrame, ArchiveState, Archiver, PushError, Status, stream_dir_name};
+pub use recorder::{ArchiveFrame, ArchiveState, Archiver, PushError, Status};
+pub use segments::stream_dir_name;

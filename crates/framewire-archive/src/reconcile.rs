@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use crate::error::ArchiveError;
 use crate::ffmpeg;
 use crate::index::{Index, SegmentRow, reason, state};
-use crate::recorder::{file_len, repair, stream_dir_name};
+use crate::segments::{file_len, repair, stream_dir_name};
 use crate::time;
 
 /// How long to wait for a previous node's ffmpeg to finish its file.
