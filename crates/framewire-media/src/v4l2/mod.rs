@@ -10,6 +10,7 @@
 //!   [`frame::FrameMaker`], which turns each buffer into wire frames
 //!   (MJPEG as-is, raw, raw+zstd, or MJPEG-encoded; optional `mjpeg_scan`).
 
+pub mod controls;
 pub mod device;
 pub mod frame;
 pub mod stream;
