@@ -2,6 +2,7 @@
 
 /// Why an archive could not be opened or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ArchiveError {
     /// The index database failed.
     #[error("archive index: {0}")]

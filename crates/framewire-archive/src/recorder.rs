@@ -45,6 +45,7 @@ pub struct ArchiveFrame {
 
 /// Why [`Archiver::try_push`] did not take a frame.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum PushError {
     /// The archiver's queue is full: try again shortly.
     Full(ArchiveFrame),

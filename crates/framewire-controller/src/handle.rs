@@ -13,6 +13,7 @@ use crate::runtime::Cmd;
 
 /// What can go wrong asking the controller for something.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ControllerError {
     /// No node by that name.
     #[error("no node named {0:?}")]

@@ -75,7 +75,10 @@ pub(crate) async fn start(
                     client
                         .refuse(&req, Status::BadRequest, "STREAM_OPEN did not parse")
                         .await?;
-                    return Err(framewire_net::NetError::Protocol("STREAM_OPEN did not parse".into()));
+                    return Err(framewire_net::NetError::Protocol {
+                        peer: addr.to_owned(),
+                        message: "its STREAM_OPEN did not parse".into(),
+                    });
                 }
                 Some(_) => {}
             }

@@ -31,8 +31,13 @@ pub enum NetError {
         message: String,
     },
     /// The peer did something the protocol does not allow.
-    #[error("protocol: {0}")]
-    Protocol(String),
+    #[error("protocol ({peer}): {message}")]
+    Protocol {
+        /// The peer: its address, and its name when known.
+        peer: String,
+        /// What it did.
+        message: String,
+    },
     /// Nothing came in time.
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(std::time::Duration, &'static str),
@@ -57,9 +62,40 @@ pub enum NetError {
     /// A deployment key could not be loaded.
     #[error("{0}")]
     Key(#[from] crate::auth::KeyError),
-    /// A node-level operation was refused.
+    /// The node's configuration cannot run as it is.
     #[error("{0}")]
-    Refused(String),
+    Config(#[from] crate::config::ConfigError),
+    /// The node's state refused a change (a name taken or missing, a limit).
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// A source could not start.
+    #[error("{kind} source `{stream}`: {reason}")]
+    Source {
+        /// Its kind (`v4l2`, `x11`, ...).
+        kind: &'static str,
+        /// The stream it would produce.
+        stream: String,
+        /// Why not.
+        reason: String,
+    },
+    /// Discovery could not start.
+    #[error("discovery: {reason}")]
+    Discovery {
+        /// The leg whose socket failed, if one did.
+        leg: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// A pulled stream's format is one this node does not take.
+    #[error("stream `{stream}`: this node accepts only {accepted} on pulled edges, not {format}")]
+    FormatRefused {
+        /// The local stream.
+        stream: String,
+        /// Its format.
+        format: framewire_proto::Format,
+        /// The formats taken, for people (`mjpeg, raw`).
+        accepted: String,
+    },
     /// The peer stayed connected but sent nothing for this long.
     #[error("the upstream sent nothing for {0:?} (stalled)")]
     Stalled(std::time::Duration),

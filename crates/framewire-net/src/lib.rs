@@ -73,5 +73,6 @@ pub use sources::v4l2::{
     V4l2SourceConfig,
 };
 pub use sources::x11::{X11_DEFAULT_FPS, X11SourceConfig, local_monitors};
+pub use state::StateError;
 pub use transport::client::{Client, ClientIdentity, DEFAULT_PENDING_LIMIT, DEFAULT_TIMEOUT};
 pub use transport::shm_edge::default_socket_path as default_shm_socket;

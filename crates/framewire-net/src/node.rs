@@ -64,11 +64,11 @@ impl Node {
         if config.key.is_some()
             && let Some(p) = config.opaque_ports.iter().find(|p| !p.allow_unauthenticated)
         {
-            return Err(NetError::Refused(format!(
+            return Err(NetError::Config(crate::config::ConfigError::new(format!(
                 "opaque port {} (stream `{}`) cannot authenticate, and this node has a deployment key: \
                  set allow_unauthenticated = true on it (or `,allow-unauthenticated=true` on --opaque) to serve it anyway",
                 p.listen, p.stream
-            )));
+            ))));
         }
         let listener = TcpListener::bind(config.listen)
             .await
@@ -149,10 +149,7 @@ impl Node {
             node.threads.push(src.spec().start(host)?);
         }
         for e in &config.edges {
-            services
-                .edges
-                .start(e.clone(), EdgeOrigin::Config)
-                .map_err(|e| NetError::Refused(e.to_string()))?;
+            services.edges.start(e.clone(), EdgeOrigin::Config)?;
         }
         for s in &config.sinks {
             let host = SinkHost {
@@ -248,15 +245,12 @@ impl Node {
         self.services
             .edges
             .start(edge, EdgeOrigin::Connect)
-            .map_err(|e| NetError::Refused(e.to_string()))
+            .map_err(NetError::from)
     }
 
     /// Stops a pulled edge, as DISCONNECT does.
     pub fn disconnect(&self, local_name: &str) -> Result<(), NetError> {
-        self.services
-            .edges
-            .stop(local_name)
-            .map_err(|e| NetError::Refused(e.to_string()))
+        self.services.edges.stop(local_name).map_err(NetError::from)
     }
 
     /// The report a status watcher would get now.

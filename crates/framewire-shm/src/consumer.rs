@@ -15,6 +15,7 @@ use crate::wire::{FrameMeta, Msg};
 
 /// Why a consumer stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ShmError {
     /// The producer went away without ending the stream (crash, kill).
     #[error("producer interrupted")]

@@ -187,11 +187,7 @@ impl NodeCore {
         upstream: String,
         state: StreamState,
     ) -> Result<InputId, NetError> {
-        let input = self
-            .lock()
-            .state
-            .add_stream(open, upstream, state)
-            .map_err(|e| NetError::Refused(e.to_string()))?;
+        let input = self.lock().state.add_stream(open, upstream, state)?;
         self.changed();
         Ok(input)
     }

@@ -196,7 +196,7 @@ async fn feed(
                     frame = f;
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
-                Err(PushError::Stopped(_)) => {
+                Err(_) => {
                     warn!("archiver stopped; frame not archived");
                     break;
                 }

@@ -43,10 +43,11 @@ impl SourceSpec for ReplayConfig {
 
     fn start(&self, host: SourceHost) -> Result<std::thread::JoinHandle<()>, NetError> {
         if self.frames.is_empty() {
-            return Err(NetError::Refused(format!(
-                "replay source `{}` has no frames",
-                self.open.name
-            )));
+            return Err(NetError::Source {
+                kind: "replay",
+                stream: self.open.name.clone(),
+                reason: "it has no frames".into(),
+            });
         }
         let out = host.open(self.open.clone(), StreamState::Live)?;
         info!(stream = %self.open.name, frames = self.frames.len(), fps = self.fps, "replay source");

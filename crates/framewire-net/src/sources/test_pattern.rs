@@ -110,7 +110,11 @@ impl SourceSpec for TestPatternConfig {
     }
 
     fn start(&self, host: SourceHost) -> Result<std::thread::JoinHandle<()>, NetError> {
-        let mut pattern = TestPattern::new(self.clone()).map_err(|e| NetError::Refused(e.to_string()))?;
+        let mut pattern = TestPattern::new(self.clone()).map_err(|e| NetError::Source {
+            kind: "test",
+            stream: self.name.clone(),
+            reason: e.to_string(),
+        })?;
         let out = host.open(pattern.stream_open().clone(), StreamState::Live)?;
         let fps = rate(self.fps_num, self.fps_den);
         info!(stream = %self.name, width = self.width, height = self.height, fps, format = %self.encode.format, "test pattern");

@@ -222,10 +222,11 @@ pub(crate) fn spawn(
     _host: crate::api::SourceHost,
     cfg: X11SourceConfig,
 ) -> Result<std::thread::JoinHandle<()>, crate::error::NetError> {
-    Err(crate::error::NetError::Refused(format!(
-        "x11 source `{}`: this build has no X11 support (feature `x11`)",
-        cfg.name
-    )))
+    Err(crate::error::NetError::Source {
+        kind: "x11",
+        stream: cfg.name.clone(),
+        reason: "this build has no X11 support (feature `x11`)".into(),
+    })
 }
 
 #[cfg(feature = "x11")]
@@ -273,7 +274,11 @@ mod imp {
     /// Starts a screen-grab source. The display must be reachable now (the
     /// stream's size comes from it); later losses are stream events.
     pub(crate) fn spawn(host: SourceHost, cfg: X11SourceConfig) -> Result<std::thread::JoinHandle<()>, NetError> {
-        let refuse = |e: String| NetError::Refused(format!("x11 source `{}`: {e}", cfg.name));
+        let refuse = |reason: String| NetError::Source {
+            kind: "x11",
+            stream: cfg.name.clone(),
+            reason,
+        };
         let grabber = Grabber::open(&target(&cfg)).map_err(refuse)?;
         let mut encoder = Registry::builtin()
             .encoder(&cfg.encode)

@@ -93,7 +93,7 @@ pub(crate) struct Identity {
 /// Why the state refused a change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum StateError {
+pub enum StateError {
     /// A name that is not one (`framewire_proto::names`).
     #[error(transparent)]
     Name(#[from] NameError),

@@ -147,10 +147,10 @@ impl Client {
         match client.request(hello).await? {
             Response::Hello(reply) => client.peer = reply,
             other => {
-                return Err(NetError::Protocol(format!(
-                    "expected a HELLO response, got {}",
-                    other.command()
-                )));
+                return Err(NetError::Protocol {
+                    peer: client.addr.clone(),
+                    message: format!("expected a HELLO response, got {}", other.command()),
+                });
             }
         }
         if let Some(key) = &who.key {
@@ -267,10 +267,10 @@ impl Client {
             .await?
         {
             Response::Subscribe(r) => Ok(r),
-            other => Err(NetError::Protocol(format!(
-                "expected a SUBSCRIBE response, got {}",
-                other.command()
-            ))),
+            other => Err(NetError::Protocol {
+                peer: self.addr.clone(),
+                message: format!("expected a SUBSCRIBE response, got {}", other.command()),
+            }),
         }
     }
 

@@ -194,17 +194,22 @@ async fn handshake(
     let (hello_req, hello) = match first {
         Some(Message::ControlRequest(req)) if req.command == Command::Hello => match Request::decode(&req)? {
             Request::Hello(h) => (req, h),
-            _ => return Err(NetError::Protocol("HELLO did not parse".into())),
+            _ => {
+                return Err(NetError::Protocol {
+                    peer: peer.to_string(),
+                    message: "its HELLO did not parse".into(),
+                });
+            }
         },
         Some(Message::ControlRequest(req)) if env.services.core.config.key.is_some() => {
             let msg = "not authenticated: this node requires HELLO and AUTH with the deployment key first";
             return Err(deny(env, w, peer, &req, msg).await);
         }
         Some(other) => {
-            return Err(NetError::Protocol(format!(
-                "expected HELLO first, got {}",
-                other.message_type()
-            )));
+            return Err(NetError::Protocol {
+                peer: peer.to_string(),
+                message: format!("expected HELLO first, got {}", other.message_type()),
+            });
         }
         None => return Ok(None),
     };
@@ -217,7 +222,10 @@ async fn handshake(
         let resp = ControlResponse::error(0, hello_req.request_id, Command::Hello, Status::BadRequest, &msg);
         write_message(w, &Message::ControlResponse(resp)).await?;
         let _ = w.shutdown().await;
-        return Err(NetError::Protocol(format!("{peer}: HELLO refused: {e}")));
+        return Err(NetError::Protocol {
+            peer: peer.to_string(),
+            message: format!("HELLO refused: {e}"),
+        });
     }
     if hello.protocol_version != PROTOCOL_VERSION {
         let msg = format!(
@@ -227,7 +235,10 @@ async fn handshake(
         let resp = ControlResponse::error(0, hello_req.request_id, Command::Hello, Status::VersionMismatch, &msg);
         write_message(w, &Message::ControlResponse(resp)).await?;
         let _ = w.shutdown().await;
-        return Err(NetError::Protocol(format!("{} ({}): {msg}", hello.name, peer)));
+        return Err(NetError::Protocol {
+            peer: format!("{peer} {}", names::display(&hello.name, names::MAX_NAME_LEN)),
+            message: msg,
+        });
     }
     let Some(key) = &env.services.core.config.key else {
         if hello.auth_scheme != AuthScheme::None {

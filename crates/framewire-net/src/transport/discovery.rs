@@ -160,15 +160,18 @@ impl DiscoveryHandle {
                 kind: l.kind,
             })
             .collect();
-        let mut engine = Gateway::new(cfg.engine.clone(), local, legs, now)
-            .map_err(|e| NetError::Refused(format!("discovery: {e}")))?;
+        let mut engine = Gateway::new(cfg.engine.clone(), local, legs, now).map_err(|e| NetError::Discovery {
+            leg: None,
+            reason: e.to_string(),
+        })?;
         let mut sockets = Vec::new();
         for l in &cfg.legs {
-            let s = multicast_socket(&l.net).map_err(|e| {
-                NetError::Refused(format!(
-                    "discovery: cannot listen on {}:{} via {} (leg `{}`): {e}",
+            let s = multicast_socket(&l.net).map_err(|e| NetError::Discovery {
+                leg: Some(l.label.clone()),
+                reason: format!(
+                    "cannot listen on {}:{} via {} (leg `{}`): {e}",
                     l.net.group, l.net.port, l.net.interface, l.label
-                ))
+                ),
             })?;
             info!(
                 leg = %l.label, group = %l.net.group, port = l.net.port, interface = %l.net.interface,

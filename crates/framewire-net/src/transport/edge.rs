@@ -165,14 +165,16 @@ async fn session_inner(
     let reply = client.subscribe_full(&cfg.stream, params).await?;
     let channel = reply.channel;
     if params.transport != TransportMode::Shm && reply.shm.is_some() {
-        return Err(NetError::Protocol(
-            "the upstream offered shared memory for a subscription over TCP; not taken".into(),
-        ));
+        return Err(NetError::Protocol {
+            peer: cfg.upstream.clone(),
+            message: "it offered shared memory for a subscription over TCP; not taken".into(),
+        });
     }
     if params.transport == TransportMode::Shm && reply.shm.is_none() {
-        return Err(NetError::Protocol(
-            "the upstream granted shared memory but named no socket".into(),
-        ));
+        return Err(NetError::Protocol {
+            peer: cfg.upstream.clone(),
+            message: "it granted shared memory but named no socket".into(),
+        });
     }
     let upstream_label = format!("{}/{}", cfg.upstream, cfg.stream);
     // Viewers' input events for the local stream go upstream on this
@@ -245,18 +247,21 @@ async fn session_inner(
                     client
                         .refuse(&req, Status::BadRequest, "STREAM_OPEN did not parse")
                         .await?;
-                    return Err(NetError::Protocol("STREAM_OPEN did not parse".into()));
+                    return Err(NetError::Protocol {
+                        peer: cfg.upstream.clone(),
+                        message: "its STREAM_OPEN did not parse".into(),
+                    });
                 };
                 let accept = &core.config.accept_formats;
                 if !accept.is_empty() && !accept.contains(&open.format) {
                     let list: Vec<String> = accept.iter().map(ToString::to_string).collect();
-                    let msg = format!(
-                        "this node accepts only {} on pulled edges, not {}",
-                        list.join(", "),
-                        open.format
-                    );
-                    client.refuse(&req, Status::UnsupportedFormat, &msg).await?;
-                    return Err(NetError::Refused(msg));
+                    let e = NetError::FormatRefused {
+                        stream: local.to_owned(),
+                        format: open.format,
+                        accepted: list.join(", "),
+                    };
+                    client.refuse(&req, Status::UnsupportedFormat, &e.to_string()).await?;
+                    return Err(e);
                 }
                 open.name = local.to_owned();
                 alive.live(stall_window(&open));

@@ -146,6 +146,14 @@ fn info_event(message: String) -> EventInfo {
     }
 }
 
+fn refuse(cfg: &V4l2SourceConfig, reason: String) -> NetError {
+    NetError::Source {
+        kind: "v4l2",
+        stream: cfg.name.clone(),
+        reason,
+    }
+}
+
 /// Starts a capture source: probes the device for its STREAM_OPEN (the
 /// stream is listed before anyone subscribes), registers the stream,
 /// and runs the capture loop on its own thread.
@@ -153,10 +161,7 @@ pub(crate) fn spawn(host: SourceHost, cfg: V4l2SourceConfig) -> Result<std::thre
     if let Some(fps) = cfg.fps
         && !(fps > 0.0 && fps <= 100_000.0)
     {
-        return Err(NetError::Refused(format!(
-            "V4L2 source `{}`: fps {fps} is out of range",
-            cfg.name
-        )));
+        return Err(refuse(&cfg, format!("fps {fps} is out of range")));
     }
     // Probe: negotiate now so that a wrong configuration fails at start
     // with what the device offers, and the stream has its real format.
@@ -166,12 +171,12 @@ pub(crate) fn spawn(host: SourceHost, cfg: V4l2SourceConfig) -> Result<std::thre
             warn!(stream = %cfg.name, error = %e, "device not there yet; will keep trying");
             (placeholder_open(&cfg), StreamState::Interrupted)
         }
-        Err(e) => return Err(NetError::Refused(format!("V4L2 source `{}`: {e}", cfg.name))),
+        Err(e) => return Err(refuse(&cfg, e.to_string())),
     };
     let out = host.open(open.clone(), state)?;
     let registry = host
         .extension::<V4l2Registry>()
-        .ok_or_else(|| NetError::Refused("this node has no V4L2 device registry".into()))?;
+        .ok_or_else(|| refuse(&cfg, "this node has no V4L2 device registry".into()))?;
     registry.lock().insert(
         cfg.device.clone(),
         DeviceEntry {

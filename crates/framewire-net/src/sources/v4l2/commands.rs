@@ -1,6 +1,7 @@
 //! The V4L2 control commands: LIST_DEVICES, LIST_CONTROLS, GET_CONTROLS
 //! and SET_CONTROLS, on a short-lived fd of their own.
 
+use crate::error::CommandError;
 use std::path::{Path, PathBuf};
 
 use framewire_media::v4l2::device::{device_paths, list_devices};
@@ -20,12 +21,12 @@ fn status_of(e: &V4l2Error) -> Status {
     }
 }
 
-fn err(e: &V4l2Error) -> (Status, String) {
-    (status_of(e), e.to_string())
+fn err(e: &V4l2Error) -> CommandError {
+    CommandError::new(status_of(e), e.to_string())
 }
 
 /// A device named by path (`/dev/videoN`) or by the stream that captures it.
-fn resolve(registry: &V4l2Registry, device: &str) -> Result<PathBuf, (Status, String)> {
+fn resolve(registry: &V4l2Registry, device: &str) -> Result<PathBuf, CommandError> {
     let reg = registry.lock();
     if let Some((p, _)) = reg.iter().find(|(_, e)| e.stream == device) {
         return Ok(p.clone());
@@ -39,7 +40,7 @@ fn resolve(registry: &V4l2Registry, device: &str) -> Result<PathBuf, (Status, St
         .map(|d| d.display().to_string())
         .chain(reg.values().map(|e| e.stream.clone()))
         .collect();
-    Err((
+    Err(CommandError::new(
         Status::NotFound,
         format!(
             "no V4L2 device `{device}` here (devices and streams: {})",
@@ -52,7 +53,7 @@ fn resolve(registry: &V4l2Registry, device: &str) -> Result<PathBuf, (Status, St
     ))
 }
 
-pub(super) fn blocking(registry: &V4l2Registry, req: Request) -> Result<Response, (Status, String)> {
+pub(super) fn blocking(registry: &V4l2Registry, req: Request) -> Result<Response, CommandError> {
     match req {
         Request::V4l2ListDevices => Ok(Response::V4l2ListDevices(list_devices())),
         Request::V4l2ListControls(n) => {
@@ -94,6 +95,6 @@ pub(super) fn blocking(registry: &V4l2Registry, req: Request) -> Result<Response
             }
             Ok(Response::V4l2SetControls(applied))
         }
-        _ => Err((Status::UnknownCommand, "not a V4L2 command".into())),
+        _ => Err(CommandError::new(Status::UnknownCommand, "not a V4L2 command")),
     }
 }

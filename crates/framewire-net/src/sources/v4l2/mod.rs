@@ -301,16 +301,15 @@ impl crate::runtime::devices::DeviceFamily for V4l2Family {
 
     fn handle(&self, req: framewire_proto::Request) -> Result<framewire_proto::Response, crate::error::CommandError> {
         #[cfg(all(feature = "v4l2", target_os = "linux"))]
-        let r = commands::blocking(&self.registry, req);
+        return commands::blocking(&self.registry, req);
         #[cfg(not(all(feature = "v4l2", target_os = "linux")))]
-        let r = {
+        {
             let _ = (&self.registry, req);
-            Err((
+            Err(crate::error::CommandError::new(
                 framewire_proto::Status::NotFound,
-                "this node was built without V4L2 support".to_owned(),
+                "this node was built without V4L2 support",
             ))
-        };
-        r.map_err(|(status, message)| crate::error::CommandError::new(status, message))
+        }
     }
 }
 
@@ -322,9 +321,10 @@ mod off {
 
     pub(crate) fn spawn(host: SourceHost, cfg: V4l2SourceConfig) -> Result<std::thread::JoinHandle<()>, NetError> {
         let _ = host; // no devices without V4L2 support
-        Err(NetError::Refused(format!(
-            "V4L2 source `{}`: this build has no V4L2 support (feature `v4l2`, Linux only)",
-            cfg.name
-        )))
+        Err(NetError::Source {
+            kind: "v4l2",
+            stream: cfg.name,
+            reason: "this build has no V4L2 support (feature `v4l2`, Linux only)".into(),
+        })
     }
 }
