@@ -3,22 +3,7 @@
 //! access, so a tool that only talks to remote nodes can use them without
 //! the `v4l2` feature.
 
-/// A fourcc as text, e.g. `YUYV` (`?` for bytes that are not printable);
-/// big-endian variants (bit 31 set) as `v4l2-ctl` prints them, `Y16 -BE`.
-pub fn fourcc_str(code: u32) -> String {
-    let s: String = (code & !(1 << 31))
-        .to_le_bytes()
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    if code & (1 << 31) != 0 { format!("{s}-BE") } else { s }
-}
+pub use framewire_proto::control::fourcc_str;
 
 /// A control name in a comparable form: lower case, runs of anything but
 /// letters and digits as one `_` (as `v4l2-ctl` prints them).

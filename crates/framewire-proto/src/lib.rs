@@ -56,6 +56,8 @@ pub mod control;
 pub mod decoder;
 pub mod error;
 pub mod fields;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod message;
 pub mod names;
 pub mod wire;

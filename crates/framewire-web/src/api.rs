@@ -247,11 +247,7 @@ pub(crate) async fn monitors(
         r => return Err(unexpected(r)),
     };
     Ok(Json(json!({
-        "monitors": ms.iter().map(|m| json!({
-            "name": m.name, "x": m.x, "y": m.y, "width": m.width, "height": m.height,
-            "width_mm": m.width_mm, "height_mm": m.height_mm,
-            "refresh_hz": f64::from(m.refresh_mhz) / 1000.0, "primary": m.primary,
-        })).collect::<Vec<_>>()
+        "monitors": ms.iter().map(framewire_proto::json::monitor).collect::<Vec<_>>()
     })))
 }
 
@@ -307,21 +303,16 @@ pub(crate) async fn v4l2_list(
             .iter()
             .filter(|c| c.ctrl_type != framewire_proto::ControlType::CtrlClass)
             .map(|c| {
-                json!({
-                    "id": c.id,
-                    "name": c.name,
-                    "type": c.ctrl_type.label(),
-                    "widget": widget(c.ctrl_type),
-                    "min": c.min, "max": c.max, "step": c.step, "default": c.default,
-                    "flags": c.flags,
-                    "read_only": c.flags & 0x0004 != 0,
-                    "inactive": c.flags & 0x0010 != 0,
-                    "menu": c.menu.iter().map(|m| json!({"index": m.index, "name": m.name, "value": m.value})).collect::<Vec<_>>(),
-                    "value": values.iter().find(|v| v.id == c.id).map(|v| v.value),
-                })
+                let mut v =
+                    framewire_proto::json::v4l2_control(c, values.iter().find(|v| v.id == c.id).map(|v| v.value));
+                // What the page draws for it, beside the control itself.
+                v["widget"] = json!(widget(c.ctrl_type));
+                v
             })
             .collect();
-        out.push(json!({"path": d.path, "card": d.card, "driver": d.driver, "bus": d.bus, "controls": controls}));
+        let mut device = framewire_proto::json::v4l2_device(&d);
+        device["controls"] = json!(controls);
+        out.push(device);
     }
     Ok(Json(json!({"devices": out})))
 }
@@ -367,7 +358,7 @@ pub(crate) async fn v4l2_set(
     };
     tracing::info!(user = ?who.user, ?node, "camera controls set");
     Ok(Json(json!({
-        "values": applied.iter().map(|v| json!({"id": v.id, "value": v.value})).collect::<Vec<_>>()
+        "values": applied.iter().map(framewire_proto::json::control_value).collect::<Vec<_>>()
     })))
 }
 

@@ -7,6 +7,23 @@ use crate::error::FieldError;
 use crate::fields::{Fields, get_bool, get_list, put_list};
 use crate::wire::{Reader, WriteExt};
 
+/// A fourcc as text, e.g. `YUYV` (`?` for bytes that are not printable);
+/// big-endian variants (bit 31 set) as `v4l2-ctl` prints them, `Y16 -BE`.
+pub fn fourcc_str(code: u32) -> String {
+    let s: String = (code & !(1 << 31))
+        .to_le_bytes()
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if code & (1 << 31) != 0 { format!("{s}-BE") } else { s }
+}
+
 /// A frame size a V4L2 format offers, with its frame intervals:
 /// `kind u8 (0 discrete, 1 stepwise, 2 continuous), width u32, height u32,
 /// max_width u32, max_height u32, step_width u32, step_height u32,

@@ -22,24 +22,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("the node answered LIST_STREAMS with something else");
     };
     if args.json {
-        let v: Vec<serde_json::Value> = streams
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "name": s.open.name,
-                    "format": s.open.format.to_string(),
-                    "pixel_format": s.open.pixel_format.to_string(),
-                    "origin": s.open.origin.to_string(),
-                    "width": s.open.width,
-                    "height": s.open.height,
-                    "fps_num": s.open.fps_num,
-                    "fps_den": s.open.fps_den,
-                    "state": format!("{:?}", s.state).to_lowercase(),
-                    "subscribers": s.subscribers,
-                    "frames": s.frames,
-                })
-            })
-            .collect();
+        let v: Vec<serde_json::Value> = streams.iter().map(framewire_proto::json::stream).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }

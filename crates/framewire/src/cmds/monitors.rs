@@ -22,22 +22,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("the node answered LIST_MONITORS with something else");
     };
     if args.json {
-        let v: Vec<serde_json::Value> = monitors
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "name": m.name,
-                    "x": m.x,
-                    "y": m.y,
-                    "width": m.width,
-                    "height": m.height,
-                    "width_mm": m.width_mm,
-                    "height_mm": m.height_mm,
-                    "refresh_mhz": m.refresh_mhz,
-                    "primary": m.primary,
-                })
-            })
-            .collect();
+        let v: Vec<serde_json::Value> = monitors.iter().map(framewire_proto::json::monitor).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }

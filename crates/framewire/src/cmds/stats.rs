@@ -1,6 +1,5 @@
 //! `framewire stats ADDR`: per-input, per-output and input-event counters.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use framewire_proto::control::{Name, OutputStats, Stats};
@@ -66,26 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// The counters as JSON.
 pub fn stats_json(s: &Stats) -> serde_json::Value {
-    serde_json::json!({
-        "inputs": s.inputs.iter().map(|i| serde_json::json!({
-            "stream": i.stream, "state": format!("{:?}", i.state).to_lowercase(), "upstream": i.upstream,
-            "frames_in": i.frames_in, "bytes_in": i.bytes_in, "reconnects": i.reconnects,
-        })).collect::<Vec<_>>(),
-        "outputs": s.outputs.iter().map(|o| serde_json::json!({
-            "channel": o.channel, "stream": o.stream, "peer": o.peer, "mode": o.mode.to_string(),
-            "transport": o.transport.to_string(), "priority": o.priority,
-            "frames_in": o.frames_in, "frames_sent": o.frames_sent, "bytes_sent": o.bytes_sent,
-            "drops": o.drops.iter().map(|d| (d.reason.label(), d.count)).collect::<HashMap<_, _>>(),
-            "queue_frames": o.queue_frames, "queue_bytes": o.queue_bytes,
-            "max_frames": o.max_frames, "max_bytes": o.max_bytes, "oldest_age_us": o.oldest_age_us,
-            "latency_p50_us": o.latency_p50_us, "latency_p99_us": o.latency_p99_us,
-            "latency_max_us": o.latency_max_us, "waiting_keyframe": o.waiting_keyframe,
-        })).collect::<Vec<_>>(),
-        "input_events": s.input_events.iter().map(|e| serde_json::json!({
-            "stream": e.stream, "received": e.received, "injected": e.injected, "forwarded": e.forwarded,
-            "kinds": e.kinds.iter().map(|k| (k.kind.label(), k.count)).collect::<HashMap<_, _>>(),
-        })).collect::<Vec<_>>(),
-    })
+    framewire_proto::json::stats(s)
 }
 
 fn drops(o: &OutputStats) -> u64 {

@@ -84,24 +84,7 @@ async fn ls(args: LsArgs) -> anyhow::Result<()> {
         bail!("the node answered V4L2_LIST_DEVICES with something else");
     };
     if args.json {
-        let v: Vec<serde_json::Value> = devices
-            .iter()
-            .map(|d| {
-                serde_json::json!({
-                    "path": d.path, "card": d.card, "driver": d.driver, "bus": d.bus,
-                    "capabilities": d.capabilities,
-                    "formats": d.formats.iter().map(|f| serde_json::json!({
-                        "fourcc": fourcc_str(f.fourcc), "description": f.description, "flags": f.flags,
-                        "sizes": f.sizes.iter().map(|s| serde_json::json!({
-                            "kind": s.kind, "width": s.width, "height": s.height,
-                            "max_width": s.max_width, "max_height": s.max_height,
-                            "step_width": s.step_width, "step_height": s.step_height,
-                            "intervals": s.intervals,
-                        })).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
+        let v: Vec<serde_json::Value> = devices.iter().map(framewire_proto::json::v4l2_device).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -237,12 +220,10 @@ async fn ctrl(args: CtrlArgs) -> anyhow::Result<()> {
         let v: Vec<serde_json::Value> = shown
             .iter()
             .map(|c| {
-                serde_json::json!({
-                    "id": c.id, "class": c.class, "name": c.name, "key": control_key(&c.name),
-                    "type": c.ctrl_type.to_string(), "min": c.min, "max": c.max, "step": c.step,
-                    "default": c.default, "flags": c.flags, "value": value_of(c.id),
-                    "menu": c.menu.iter().map(|m| serde_json::json!({"index": m.index, "name": m.name, "value": m.value})).collect::<Vec<_>>(),
-                })
+                let mut v = framewire_proto::json::v4l2_control(c, value_of(c.id));
+                // The name as `v4l2-ctl` writes it, which `--set KEY=VALUE` takes.
+                v["key"] = serde_json::json!(control_key(&c.name));
+                v
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
