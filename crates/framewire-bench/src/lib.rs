@@ -13,6 +13,8 @@
 //! subscribers; its hidden `bench source` and `bench sub` commands are the
 //! pieces, and [`report::Report`] is what a subscriber prints.
 
+#![forbid(unsafe_code)]
+
 pub mod frames;
 mod gst;
 mod procs;

@@ -48,6 +48,8 @@
 //! payload's header (or the stream's declared size for raw formats) before
 //! pixel memory is allocated.
 
+#![forbid(unsafe_code)]
+
 mod codec;
 mod error;
 mod pixel;

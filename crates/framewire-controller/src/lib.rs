@@ -59,6 +59,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod model;
 pub mod store;
 

@@ -101,6 +101,8 @@
 //! The event queue is bounded ([`MAX_QUEUED_EVENTS`]); the peer table is
 //! bounded by [`Config::max_peers`].
 
+#![forbid(unsafe_code)]
+
 mod engine;
 mod gateway;
 mod peer;

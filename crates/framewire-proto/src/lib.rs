@@ -51,6 +51,8 @@
 //! counts are checked against the bytes actually present before a vector is
 //! reserved.
 
+#![forbid(unsafe_code)]
+
 pub mod codes;
 pub mod control;
 pub mod decoder;

@@ -163,6 +163,8 @@
 //! # Ok::<(), framewire_relay::RelayError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod error;
 mod frame;

@@ -32,6 +32,8 @@
 //! message size, password checks at once and the backoff after failed
 //! logins. docs/security.md has the table.
 
+#![forbid(unsafe_code)]
+
 mod access;
 mod api;
 mod assets;
