@@ -12,6 +12,7 @@
 
 pub(crate) mod file;
 pub(crate) mod replay;
+pub(crate) mod solid;
 pub(crate) mod test_pattern;
 pub(crate) mod v4l2;
 pub(crate) mod x11;
@@ -52,6 +53,10 @@ pub const KINDS: &[SourceKind] = &[
     SourceKind {
         name: "x11",
         from_table: x11::from_table,
+    },
+    SourceKind {
+        name: "solid",
+        from_table: solid::from_table,
     },
 ];
 
