@@ -2,8 +2,8 @@
 //! implementing [`SourceSpec`] or [`SinkSpec`], plus one line in the
 //! registry of its folder (`sources::KINDS`, `sinks::KINDS`) that builds it
 //! from a config table. A kind sees the node only through the handles
-//! here: a source gets a [`SourceHost`] and pushes into its [`StreamOut`];
-//! a sink gets a [`SinkHost`] and takes frames from its [`SinkInput`].
+//! here: a source gets a [`SourceHost`] and pushes into its `StreamOut`;
+//! a sink gets a [`SinkHost`] and takes frames from its `SinkInput`.
 //! docs/architecture.md shows a whole kind.
 
 use std::any::{Any, TypeId};
@@ -92,9 +92,9 @@ pub trait SourceSpec: Any + fmt::Debug + Send + Sync {
     /// The kind, as `--source KIND:NAME,...` and `kind = "..."` write it.
     fn kind(&self) -> &'static str;
 
-    /// Starts the source: it opens its stream with [`SourceHost::open`]
+    /// Starts the source: it opens its stream with `SourceHost::open`
     /// (an error here refuses the node's start, with the reason) and then
-    /// produces on a thread of its own until [`SourceHost::stopped`].
+    /// produces on a thread of its own until `SourceHost::stopped`.
     fn start(&self, host: SourceHost) -> Result<std::thread::JoinHandle<()>, NetError>;
 }
 

@@ -1,8 +1,9 @@
 //! framewire's network layer: nodes that carry video over TCP.
 //!
-//! This is the only crate that uses tokio. It wraps the sans-IO engines
-//! (`framewire-proto` for bytes, `framewire-relay` for fan-out) with thin
-//! drivers that own sockets and read the clock:
+//! The node runtime, on tokio. It wraps the sans-IO engines
+//! (`framewire-proto` for bytes, `framewire-relay` for fan-out) and the
+//! node's own state (`state`, plain data) with thin drivers that own
+//! sockets and read the clock:
 //!
 //! - a [`Node`] listens on TCP (default port [`DEFAULT_PORT`]), answers
 //!   HELLO and the control commands, and serves each SUBSCRIBE as a relay
@@ -11,18 +12,24 @@
 //!   node's stream, which it serves under its own name: a relay is simply a
 //!   node with edges;
 //! - sources ([`SourceConfig`]) and local sinks ([`SinkConfig`]) run inside
-//!   the node; opaque ports ([`OpaquePortConfig`]) serve bare frame bytes to
-//!   plain tools;
+//!   the node, each kind a module behind the traits of [`api`] and one
+//!   entry in [`sources::KINDS`] or [`sinks::KINDS`]; opaque ports
+//!   ([`OpaquePortConfig`]) serve bare frame bytes to plain tools;
 //! - a [`Client`] speaks to a node from outside (the CLI uses it);
 //! - [`discovery`] announces the node on UDP multicast, keeps its peer
 //!   table (the sans-IO engine of `framewire-discovery`), probes manual
 //!   peers, and makes a node with two legs a site gateway.
 //!
+//! Its modules are in layers (docs/architecture.md, "The node runtime"):
+//! `config` and `api` at the bottom, then `state`, the core, `transport`
+//! and `runtime`, and `node` on top, the root that builds a node.
+//!
 //! # Where a frame goes
 //!
-//! A connection's reader decodes a frame whose data is a slice of the read
-//! buffer, pushes it into the node's relay (under a mutex held for the
-//! push only), and wakes the writers of the outputs that became ready. Each
+//! A pulled edge's reader decodes a frame whose data is a slice of the
+//! read buffer (a source makes its own), pushes it into the node's relay
+//! (under a mutex held for the push only), and wakes the writers of the
+//! outputs that became ready. Each
 //! connection's writer takes one frame per output in turn and writes the
 //! 28-byte header and the shared payload with one vectored write. No
 //! payload is copied between the socket that read it and the sockets that
