@@ -133,3 +133,9 @@ impl CommandError {
         }
     }
 }
+
+impl From<crate::state::StateError> for CommandError {
+    fn from(e: crate::state::StateError) -> CommandError {
+        CommandError::new(e.status(), e.to_string())
+    }
+}

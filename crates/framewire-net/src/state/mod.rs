@@ -125,12 +125,6 @@ pub enum StateError {
     Relay(String),
 }
 
-impl From<StateError> for crate::error::CommandError {
-    fn from(e: StateError) -> crate::error::CommandError {
-        crate::error::CommandError::new(e.status(), e.to_string())
-    }
-}
-
 impl StateError {
     /// The status a control response gives this error.
     pub(crate) fn status(&self) -> Status {
