@@ -146,3 +146,102 @@ async fn a_killed_producer_interrupts_the_shm_edge() {
     assert_ne!(edge.state, StreamState::Live);
     assert!(relay.log().contains("upstream lost"), "log:\n{}", relay.log());
 }
+
+/// The sockets in `dir` (file names, sorted).
+fn sockets_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sock"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn node_in(dir: &std::path::Path, args: &[&str]) -> NodeProc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_framewire"));
+    cmd.arg("node").args(args).args(["--listen", "127.0.0.1:0"]);
+    cmd.env("XDG_RUNTIME_DIR", dir);
+    spawn_command(cmd, Duration::from_secs(20))
+}
+
+/// SIGTERM and SIGINT: a node removes its socket on the way out, also a
+/// relay whose edge (over shared memory) lost its upstream first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_by_a_signal_removes_its_socket() {
+    for sig in ["TERM", "INT"] {
+        let dir = temp_dir(&format!("shm-sock-{sig}"));
+        let mut source = node_in(
+            &dir,
+            &[
+                "--name",
+                "test:src",
+                "--source",
+                "test-pattern:bars,size=320x240,fps=30,format=raw",
+            ],
+        );
+        let up = format!("{}/bars", source.addr);
+        let mut relay = node_in(&dir, &["--name", "test:relay", "--upstream", &up]);
+        wait_until(
+            "the relay's edge over shared memory",
+            Duration::from_secs(15),
+            async || {
+                stats(source.addr)
+                    .await
+                    .outputs
+                    .iter()
+                    .any(|o| o.transport == TransportMode::Shm && o.frames_sent > 5)
+            },
+        )
+        .await;
+        let mut want = vec![
+            format!("framewire-{}-test_relay.sock", relay.child.id()),
+            format!("framewire-{}-test_src.sock", source.child.id()),
+        ];
+        want.sort();
+        assert_eq!(sockets_in(&dir), want, "each node made its socket");
+        source.signal(sig);
+        assert_eq!(source.wait_exit(Duration::from_secs(10)), Some(0), "{}", source.log());
+        relay.signal(sig);
+        assert_eq!(relay.wait_exit(Duration::from_secs(10)), Some(0), "{}", relay.log());
+        assert!(sockets_in(&dir).is_empty(), "SIG{sig} left {:?}", sockets_in(&dir));
+    }
+}
+
+/// At start a node removes the sockets of its own name whose process is
+/// gone; a live process's socket, another name's and a plain file stay.
+#[test]
+fn a_node_removes_the_stale_sockets_of_its_name_at_start() {
+    let dir = temp_dir("shm-stale");
+    let make = |name: &str| {
+        // A real socket file, left behind as a killed node leaves it.
+        drop(std::os::unix::net::UnixListener::bind(dir.join(name)).unwrap());
+    };
+    // Pids past the kernel's limit (pid_max is at most 2^22) belong to no process.
+    let dead = ["framewire-4999999-test_clean.sock", "framewire-4999998-test_clean.sock"];
+    for d in dead {
+        make(d);
+    }
+    let live = format!("framewire-{}-test_clean.sock", std::process::id());
+    make(&live);
+    make("framewire-4999997-test_other.sock");
+    std::fs::write(dir.join("framewire-4999996-test_clean.sock"), b"not a socket").unwrap();
+
+    let mut node = node_in(&dir, &["--name", "test:clean"]);
+    let ours = format!("framewire-{}-test_clean.sock", node.child.id());
+    let mut want = vec![
+        "framewire-4999996-test_clean.sock".to_owned(),
+        "framewire-4999997-test_other.sock".to_owned(),
+        live,
+        ours,
+    ];
+    want.sort();
+    assert_eq!(sockets_in(&dir), want);
+    assert!(
+        node.log()
+            .contains("removed the shared-memory socket of a node that is gone")
+    );
+    node.signal("TERM");
+    assert_eq!(node.wait_exit(Duration::from_secs(10)), Some(0), "{}", node.log());
+}

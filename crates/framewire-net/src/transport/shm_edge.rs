@@ -104,6 +104,7 @@ fn random_token() -> u64 {
 impl ShmServer {
     /// Binds the socket and starts the acceptor thread.
     pub(crate) fn start(core: &Arc<NodeCore>, path: &Path) -> io::Result<Arc<ShmServer>> {
+        remove_stale(path);
         let listener = sock::listen_at(path)?;
         let server = Arc::new(ShmServer {
             path: path.to_owned(),
@@ -177,12 +178,51 @@ impl ShmServer {
         rows.get(&output).cloned()
     }
 
+    /// Stops the hubs and removes the socket (no new consumer can come;
+    /// those attached see the end).
     pub(crate) fn shutdown(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        if !self.stop.swap(true, Ordering::SeqCst) {
+            let _ = std::fs::remove_file(&self.path);
+        }
         for h in lock(&self.hubs).values() {
             h.notify.notify_one();
         }
     }
+}
+
+/// Removes the sockets that nodes of the same name left behind when they
+/// died: files beside `path` named as [`default_socket_path`] names them
+/// (`framewire-PID-NAME.sock`), with the same NAME and a PID that no
+/// process has now, that are sockets owned by this user.
+fn remove_stale(path: &Path) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (Some(dir), Some(ours)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let Some(name) = socket_name(ours).map(|(_, n)| n.to_owned()) else {
+        return; // a path of the user's choosing: only that one is replaced
+    };
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some((pid, n)) = file.to_str().and_then(socket_name) else {
+            continue;
+        };
+        let gone = !Path::new("/proc").join(pid.to_string()).exists();
+        let mine = e.metadata().is_ok_and(|m| m.file_type().is_socket() && m.uid() == uid);
+        if n == name && pid != std::process::id() && gone && mine && std::fs::remove_file(e.path()).is_ok() {
+            info!(path = %e.path().display(), pid, "removed the shared-memory socket of a node that is gone");
+        }
+    }
+}
+
+/// `framewire-PID-NAME.sock` → (PID, NAME).
+fn socket_name(file: &str) -> Option<(u32, &str)> {
+    let rest = file.strip_prefix("framewire-")?.strip_suffix(".sock")?;
+    let (pid, name) = rest.split_once('-')?;
+    Some((pid.parse().ok()?, name))
 }
 
 impl crate::runtime::core::SkippedFrames for ShmServer {
