@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use common::NodeProc;
 use framewire_discovery::{Event, GoneReason, announcement};
-use framewire_net::{DiscoveryConfig, DiscoveryHandle, MulticastConfig};
-use framewire_proto::{FunctionFlags, Message};
+use framewire_net::{DiscoveryConfig, DiscoveryHandle, MulticastConfig, NetError};
+use framewire_proto::{FunctionFlags, Message, Status, SubscribeParams};
 
 const BIN: &str = env!("CARGO_BIN_EXE_framewire");
 
@@ -332,6 +332,64 @@ async fn a_loopback_gateway_translates_site_ids_and_refuses_site_zero_on_a_link(
     assert!(gw_node.log().contains("site 0 on a cross-site link"));
     std::thread::sleep(Duration::from_millis(300));
     assert!(!view.log().contains("rogue:x"), "dropped, not forwarded");
+}
+
+/// A subscription through a gateway to another site's node that has no
+/// such stream: the client gets that node's answer (not-found, with its
+/// reason) at once, and the gateway keeps no edge for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_from_another_site_reaches_the_client_and_leaves_no_edge() {
+    let (ga, pa) = private_group();
+    let (gb, pb) = private_group();
+    let leg = |g: Ipv4Addr, p: u16, rest: &str| format!("interface=127.0.0.1,group={g},port={p},{rest}");
+    let gw = spawn_in(
+        None,
+        &args(&[
+            "--name",
+            "gw:ab",
+            "--gateway-leg",
+            &leg(ga, pa, "site=1,label=a"),
+            "--gateway-leg",
+            &leg(gb, pb, "site=2,label=b"),
+        ]),
+    );
+    let _cam = spawn_in(
+        None,
+        &[
+            args(&["--name", "lab:cam", "--source", "test-pattern:bars,size=160x120,fps=10"]),
+            group_args(ga, pa),
+        ]
+        .concat(),
+    );
+    assert!(
+        gw.wait_log(":lab:cam addr", Duration::from_secs(5)),
+        "the gateway hears the camera node:\n{}",
+        gw.log()
+    );
+    let mut client = common::client(gw.addr, "test:viewer").await;
+    let t0 = Instant::now();
+    let answer = client.subscribe("nope@1:lab:cam", SubscribeParams::default()).await;
+    let took = t0.elapsed();
+    match answer {
+        Err(NetError::Remote { status, message, .. }) => {
+            assert_eq!(status, Status::NotFound, "{message}");
+            assert!(message.contains("no stream named `nope`"), "{message}");
+        }
+        other => panic!("expected the other site's not-found, got {other:?}\n{}", gw.log()),
+    }
+    assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    // No edge left redialling on the gateway.
+    let report = common::status_report(gw.addr).await;
+    assert!(report.edges.is_empty(), "edges left: {:?}", report.edges);
+    std::thread::sleep(Duration::from_millis(1500));
+    let report = common::status_report(gw.addr).await;
+    assert!(report.edges.is_empty(), "edges came back: {:?}", report.edges);
+    // A stream that exists there still comes through the same gateway.
+    let channel = client
+        .subscribe("bars@1:lab:cam", SubscribeParams::default())
+        .await
+        .expect("the other site's stream");
+    assert!(channel > 0);
 }
 
 /// Start → appearance and SIGKILL → removal, measured against a listener

@@ -313,8 +313,10 @@ impl Session {
             }
             (true, Some(s)) => Some(s.clone()),
         };
-        if let Some(g) = &self.services.gateway {
-            g.remote_stream(stream, params).await;
+        if let Some(g) = &self.services.gateway
+            && let Err(e) = g.remote_stream(stream, params).await
+        {
+            return self.respond(req, Err(e)).await;
         }
         let exists = self.core.has_stream(stream);
         let waker = match &server {

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use framewire_proto::control::EdgeOrigin;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::{Instrument, info, info_span};
 
 use crate::config::EdgeConfig;
+use crate::error::CommandError;
 use crate::runtime::core::NodeCore;
 use crate::state::StateError;
 use crate::transport::edge;
@@ -38,6 +39,26 @@ impl Edges {
 
     /// Starts a pulled edge. Returns the local stream name.
     pub(crate) fn start(&self, cfg: EdgeConfig, origin: EdgeOrigin) -> Result<String, StateError> {
+        self.spawn(cfg, origin, None)
+    }
+
+    /// Starts a pulled edge whose upstream's refusal of the subscription,
+    /// if it refuses before the stream is live, comes back on the receiver.
+    pub(crate) fn start_asking(
+        &self,
+        cfg: EdgeConfig,
+        origin: EdgeOrigin,
+    ) -> Result<(String, oneshot::Receiver<CommandError>), StateError> {
+        let (tx, rx) = oneshot::channel();
+        Ok((self.spawn(cfg, origin, Some(tx))?, rx))
+    }
+
+    fn spawn(
+        &self,
+        cfg: EdgeConfig,
+        origin: EdgeOrigin,
+        refusal: Option<oneshot::Sender<CommandError>>,
+    ) -> Result<String, StateError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let local = {
             // The record and its stop go in together (lock order: stops, then state).
@@ -48,7 +69,7 @@ impl Edges {
         };
         self.core.changed();
         let span = info_span!("edge", local = %local, upstream = %cfg.upstream);
-        tokio::spawn(edge::run(self.core.clone(), cfg, stop_rx).instrument(span));
+        tokio::spawn(edge::run(self.core.clone(), cfg, stop_rx, refusal).instrument(span));
         Ok(local)
     }
 

@@ -11,6 +11,7 @@ use framewire_proto::control::EdgeOrigin;
 use tracing::{debug, info};
 
 use crate::config::{EdgeConfig, EdgeTransport};
+use crate::error::CommandError;
 use crate::runtime::core::NodeCore;
 use crate::runtime::edges::Edges;
 use crate::transport::discovery::{DiscoveryHandle, REMOTE_STREAM_WAIT, parse_remote_stream};
@@ -25,19 +26,23 @@ pub(crate) struct Gateway {
 
 impl Gateway {
     /// Makes `stream` exist if it names another site's stream and a route
-    /// leads there; returns when it exists or after [`REMOTE_STREAM_WAIT`].
-    pub(crate) async fn remote_stream(&self, stream: &str, params: SubscribeParams) {
+    /// leads there; returns when it exists, or after [`REMOTE_STREAM_WAIT`]
+    /// (the subscription is then answered as for any missing stream). The
+    /// other site's refusal (no such stream, forbidden, busy) comes back
+    /// as the error, and the edge made for it is stopped.
+    pub(crate) async fn remote_stream(&self, stream: &str, params: SubscribeParams) -> Result<(), CommandError> {
         if self.core.has_stream(stream) {
-            return;
+            return Ok(());
         }
         let Some((bare, site, name)) = parse_remote_stream(stream) else {
-            return;
+            return Ok(());
         };
         let mut changes = self.core.changes();
+        let mut refused = None;
         if !self.edges.has(stream) {
             let Some(route) = self.discovery.route(site, name).await else {
                 debug!(stream, "no route to {site}:{name}");
-                return;
+                return Ok(());
             };
             let cfg = EdgeConfig {
                 upstream: route.addr.to_string(),
@@ -50,8 +55,11 @@ impl Gateway {
                 params,
                 transport: EdgeTransport::Auto,
             };
-            match self.edges.start(cfg, EdgeOrigin::Discovery) {
-                Ok(_) => info!(stream, upstream = %route.addr, "gateway: pulling a stream for another site"),
+            match self.edges.start_asking(cfg, EdgeOrigin::Discovery) {
+                Ok((_, rx)) => {
+                    info!(stream, upstream = %route.addr, "gateway: pulling a stream for another site");
+                    refused = Some(rx);
+                }
                 Err(e) => debug!(stream, error = %e, "gateway edge not started"),
             }
         }
@@ -66,7 +74,25 @@ impl Gateway {
                 }
             }
         };
-        let _ = tokio::time::timeout(REMOTE_STREAM_WAIT, appeared).await;
+        let refusal = async {
+            match refused {
+                Some(rx) => match rx.await {
+                    Ok(e) => e,
+                    // Live, or gone without a refusal: nothing to pass on.
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = appeared => Ok(()),
+            e = refusal => {
+                info!(stream, status = %e.status, reason = %e.message, "gateway: the other site refused the stream; edge stopped");
+                let _ = self.edges.stop(stream);
+                Err(e)
+            }
+            () = tokio::time::sleep(REMOTE_STREAM_WAIT) => Ok(()),
+        }
     }
 
     /// Stops the edges pulled for other sites that nothing takes now.

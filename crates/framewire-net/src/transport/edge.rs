@@ -24,12 +24,12 @@ use framewire_proto::{
     Command, EventInfo, EventReason, Features, FrameFlags, Message, Request, Status, StreamEvent, TransportMode,
 };
 use framewire_relay::Frame;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use crate::clock::now_ns;
 use crate::config::{EdgeConfig, EdgeTransport};
-use crate::error::NetError;
+use crate::error::{CommandError, NetError};
 use crate::runtime::core::NodeCore;
 use crate::runtime::input::{FORWARD_QUEUE, InputRegistry};
 use crate::state::liveness::{Check, Liveness, PING_REQUEST, stall_window};
@@ -42,7 +42,16 @@ struct SessionEnd {
     error: Option<NetError>,
 }
 
-pub(crate) async fn run(core: Arc<NodeCore>, cfg: EdgeConfig, mut stop: watch::Receiver<bool>) {
+/// Runs a pulled edge until it is stopped or the node stops. When
+/// `refusal` is given, the upstream's refusal of the first subscription
+/// (its status and message) is sent there, so that whoever asked for the
+/// edge can pass it on; it is dropped once the stream is live.
+pub(crate) async fn run(
+    core: Arc<NodeCore>,
+    cfg: EdgeConfig,
+    mut stop: watch::Receiver<bool>,
+    mut refusal: Option<oneshot::Sender<CommandError>>,
+) {
     let local = cfg.local_name();
     let mut shutdown = core.shutdown_signal();
     let mut lost_since: Option<tokio::time::Instant> = None;
@@ -55,6 +64,15 @@ pub(crate) async fn run(core: Arc<NodeCore>, cfg: EdgeConfig, mut stop: watch::R
             _ = stop.changed() => break,
             _ = shutdown.changed() => break,
         };
+        if let Some(tx) = refusal.take() {
+            match &end.error {
+                _ if end.was_live => {}
+                Some(NetError::Remote { status, message, .. }) => {
+                    let _ = tx.send(CommandError::new(*status, message.clone()));
+                }
+                _ => refusal = Some(tx),
+            }
+        }
         let reason = match &end.error {
             Some(e) => e.to_string(),
             None => "upstream closed the stream".to_owned(),

@@ -155,6 +155,27 @@ pub async fn stats(addr: SocketAddr) -> framewire_proto::control::Stats {
     }
 }
 
+/// A node's status report now (WATCH_STATUS, the first report).
+pub async fn status_report(addr: SocketAddr) -> framewire_proto::control::StatusReport {
+    use framewire_proto::Request;
+    let mut c = client(addr, "test:status").await;
+    let req = Request::WatchStatus(framewire_proto::control::WatchStatus { interval_ms: 1000 });
+    c.request(req).await.expect("WATCH_STATUS answered");
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), c.next_message())
+            .await
+            .expect("a report within 5 s")
+            .expect("no error")
+            .expect("open");
+        if let Message::ControlRequest(req) = m
+            && req.command == Cmd::StatusReport
+            && let Ok(Request::StatusReport(r)) = Request::decode(&req)
+        {
+            return *r;
+        }
+    }
+}
+
 /// Subscribes, retrying while the stream does not exist yet.
 pub async fn subscribe(c: &mut Client, stream: &str, params: SubscribeParams) -> u16 {
     let end = Instant::now() + Duration::from_secs(10);
