@@ -240,6 +240,37 @@ fn cli_commands_and_exit_codes() {
     // Table output works too.
     let out = framewire(&["stats", &r]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("bars2"));
+    // Once, without --watch: rates over a window, not dashes (30 fps source).
+    let out = framewire(&["stats", &s, "--window", "0.5"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("bars ") && l.contains("test:relay"))
+        .unwrap_or_else(|| panic!("no output row for the relay:\n{text}"));
+    // Columns: stream 20, peer 30, mode 12, via 4, then FPS (9).
+    let fps: f64 = row
+        .chars()
+        .skip(20 + 1 + 30 + 1 + 12 + 1 + 4 + 1)
+        .take(9)
+        .collect::<String>()
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("FPS is not a number:\n{text}"));
+    assert!((15.0..=45.0).contains(&fps), "{fps} fps for a 30 fps source:\n{text}");
+    // --wide shows a peer in full; without it a long one is shortened.
+    let long = "test:a-relay-with-a-name-longer-than-thirty-characters";
+    let _far = spawn_node(&["--name", long, "--upstream", &format!("{s}/bars")]);
+    let mut wide = String::new();
+    for _ in 0..100 {
+        wide = String::from_utf8_lossy(&framewire(&["stats", &s, "--window", "0", "--wide"]).stdout).into_owned();
+        if wide.contains(long) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(wide.contains(long), "--wide shows the peer in full:\n{wide}");
+    let narrow = String::from_utf8_lossy(&framewire(&["stats", &s, "--window", "0"]).stdout).into_owned();
+    assert!(!narrow.contains(long) && narrow.contains("…"), "{narrow}");
 
     let out = framewire(&["disconnect", &r, "bars2"]);
     assert!(out.status.success());

@@ -11,8 +11,14 @@ use crate::util;
 /// (subscription), frames sent, drops by reason, queue, budget and send
 /// latency; per stream that viewers sent keyboard or mouse events for,
 /// events received (by kind), injected into the display and forwarded
-/// upstream. With --watch, rates over each second.
+/// upstream. Rates (FPS, Mbit/s, drops) are measured over a short window
+/// (two samples, --window apart); with --watch, over each second.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+framewire stats 127.0.0.1:7400              rates over 1 s, labels shortened to fit\n  \
+framewire stats 127.0.0.1:7400 --wide       peers and upstreams in full\n  \
+framewire stats 127.0.0.1:7400 --window 0   totals only, at once\n  \
+framewire stats 127.0.0.1:7400 --json       totals as JSON (one line)")]
 pub struct Args {
     /// The node, HOST[:PORT].
     addr: String,
@@ -25,20 +31,37 @@ pub struct Args {
     /// Refresh every second until Ctrl-C.
     #[arg(long)]
     watch: bool,
+    /// The window rates are measured over, in seconds (0: totals only).
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    window: f64,
+    /// Show peers and upstreams in full instead of shortening them.
+    #[arg(long)]
+    wide: bool,
+}
+
+async fn sample(client: &mut framewire_net::Client, stream: &str) -> anyhow::Result<Stats> {
+    let req = Request::GetStats(Name {
+        name: stream.to_owned(),
+    });
+    let Response::GetStats(stats) = client.request(req).await? else {
+        anyhow::bail!("the node answered GET_STATS with something else");
+    };
+    Ok(stats)
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if !(0.0..=60.0).contains(&args.window) {
+        anyhow::bail!("--window {} is out of range (0 to 60 seconds)", args.window);
+    }
     let mut client = util::connect(&args.addr, Duration::from_secs(5)).await?;
     let mut prev: Option<(Instant, Stats)> = None;
+    if !args.json && !args.watch && args.window > 0.0 {
+        // Once: a first sample, then the window, so rates are rates.
+        prev = Some((Instant::now(), sample(&mut client, &args.stream).await?));
+        tokio::time::sleep(Duration::from_secs_f64(args.window)).await;
+    }
     loop {
-        let Response::GetStats(stats) = client
-            .request(Request::GetStats(Name {
-                name: args.stream.clone(),
-            }))
-            .await?
-        else {
-            anyhow::bail!("the node answered GET_STATS with something else");
-        };
+        let stats = sample(&mut client, &args.stream).await?;
         let now = Instant::now();
         if args.json {
             println!("{}", serde_json::to_string(&stats_json(&stats))?);
@@ -49,7 +72,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             println!("{} ({})", client.peer().name, client.addr());
             print!(
                 "{}",
-                table(&stats, prev.as_ref().map(|(t, s)| (now.duration_since(*t), s)))
+                table(
+                    &stats,
+                    prev.as_ref().map(|(t, s)| (now.duration_since(*t), s)),
+                    args.wide
+                )
             );
         }
         if !args.watch {
@@ -72,8 +99,11 @@ fn drops(o: &OutputStats) -> u64 {
     o.drops.iter().map(|d| d.count).sum()
 }
 
-/// A text table; with a previous sample, rates instead of totals.
-pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>) -> String {
+/// A text table; with a previous sample, rates instead of totals. Long
+/// peers and upstreams are shortened (keeping a trailing `[state]`)
+/// unless `wide`.
+pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>, wide: bool) -> String {
+    let fit = |label: &str, n: usize| if wide { label.to_owned() } else { shorten(label, n) };
     use std::fmt::Write;
     let mut t = String::new();
     let _ = writeln!(
@@ -88,9 +118,9 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>) -> String {
             i.stream,
             format!("{:?}", i.state).to_lowercase(),
             if i.upstream.is_empty() {
-                "(local source)"
+                "(local source)".to_owned()
             } else {
-                &i.upstream
+                fit(&i.upstream, 34)
             },
             i.frames_in,
             util::human_bytes(i.bytes_in as f64),
@@ -126,7 +156,7 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>) -> String {
             t,
             "{:<20} {:<30} {:<12} {:<4} {:>9} {:>10} {:>8} {:>9} {:>16}",
             o.stream,
-            truncate(&o.peer, 30),
+            fit(&o.peer, 30),
             o.mode.to_string(),
             via(o.transport),
             fps,
@@ -176,10 +206,35 @@ fn via(t: framewire_proto::TransportMode) -> &'static str {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        s.chars().take(n - 1).collect::<String>() + "…"
+/// `s` in at most `n` characters: the start, `…`, and a trailing
+/// `[state]` kept whole (an archive's state is the end of its label).
+fn shorten(s: &str, n: usize) -> String {
+    let len = s.chars().count();
+    if len <= n {
+        return s.to_owned();
+    }
+    let tail = match s.rfind(" [") {
+        Some(i) if s.ends_with(']') && s[i..].chars().count() + 8 < n => &s[i..],
+        _ => "",
+    };
+    let keep = n - 1 - tail.chars().count();
+    s.chars().take(keep).collect::<String>() + "…" + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten;
+
+    #[test]
+    fn a_long_label_keeps_its_start_and_its_state() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("abcdefghijkl", 10), "abcdefghi…");
+        let archive = "sink:archive:/var/lib/framewire/archive/cam [storage-failed]";
+        let s = shorten(archive, 30);
+        assert_eq!(s.chars().count(), 30);
+        assert!(
+            s.starts_with("sink:archive") && s.ends_with("… [storage-failed]"),
+            "{s}"
+        );
     }
 }
