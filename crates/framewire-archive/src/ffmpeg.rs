@@ -113,6 +113,44 @@ pub(crate) struct Ended {
     pub(crate) stalled: bool,
     /// The last lines it wrote to stderr.
     pub(crate) tail: String,
+    /// The last line of stderr that reads as an error (not a warning).
+    pub(crate) error: Option<String>,
+}
+
+impl Ended {
+    /// Why it ended, for people and the index: its exit status or signal,
+    /// and its last error line.
+    pub(crate) fn reason(&self) -> String {
+        let status = match self.status {
+            Some(s) => s.to_string(),
+            None => "status unknown".to_owned(),
+        };
+        match &self.error {
+            Some(e) => format!("{status}; ffmpeg said: {e}"),
+            None => status,
+        }
+    }
+}
+
+/// Whether an ffmpeg stderr line reports an error (rather than a warning
+/// about pixel formats or the like).
+pub(crate) fn is_error_line(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    !l.contains("deprecated")
+        && [
+            "error",
+            "no space",
+            "failed",
+            "invalid",
+            "could not",
+            "cannot",
+            "denied",
+            "read-only",
+            "input/output",
+            "broken pipe",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
 }
 
 /// A running ffmpeg.
@@ -121,6 +159,7 @@ pub(crate) struct Ffmpeg {
     child: Child,
     stdin: Option<ChildStdin>,
     tail: Arc<Mutex<VecDeque<String>>>,
+    error: Arc<Mutex<Option<String>>>,
     /// Milliseconds since `epoch` + 1 at which the current write began; 0 when idle.
     busy_since: Arc<AtomicU64>,
     stalled: Arc<AtomicBool>,
@@ -144,18 +183,22 @@ impl Ffmpeg {
         let stdin = child.stdin.take();
         let stderr = child.stderr.take();
         let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let error = Arc::new(Mutex::new(None));
         let busy_since = Arc::new(AtomicU64::new(0));
         let stalled = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
         let mut threads = Vec::new();
         if let Some(stderr) = stderr {
-            let tail = tail.clone();
+            let (tail, error) = (tail.clone(), error.clone());
             let pid = child.id();
             threads.push(std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
                     debug!(pid, "ffmpeg: {line}");
+                    if is_error_line(&line) {
+                        *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(line.clone());
+                    }
                     let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
                     if t.len() == TAIL_LINES {
                         t.pop_front();
@@ -185,6 +228,7 @@ impl Ffmpeg {
             child,
             stdin,
             tail,
+            error,
             busy_since,
             stalled,
             done,
@@ -213,6 +257,11 @@ impl Ffmpeg {
     /// Whether the process has exited (it should not while recording).
     pub(crate) fn has_exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The last error line of stderr so far.
+    pub(crate) fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The last lines of stderr, joined.
@@ -263,6 +312,7 @@ impl Ffmpeg {
             clean,
             stalled: self.stalled.load(Ordering::SeqCst),
             tail: self.tail(),
+            error: self.error(),
         }
     }
 }

@@ -86,10 +86,18 @@ pub mod reason {
     pub const BUDGET_DROPS: &str = "budget-drops";
     /// The node stopped without closing the segment (killed, crashed).
     pub const NODE_RESTART: &str = "node-restart";
-    /// The storage limit was reached and the policy is `stop`.
+    /// The disk is full, or the storage limit was reached and the policy
+    /// is `stop`.
     pub const STORAGE_FULL: &str = "storage-full";
+    /// The archive's file system turned read-only.
+    pub const STORAGE_READ_ONLY: &str = "storage-read-only";
+    /// Writing failed with an I/O error.
+    pub const STORAGE_IO_ERROR: &str = "storage-io-error";
     /// A frame could not be decoded for the encoder.
     pub const UNDECODABLE: &str = "undecodable";
+    /// ffmpeg did not finish a segment it was closing: the frames after
+    /// the last one in the file.
+    pub const UNFINISHED: &str = "unfinished";
 }
 
 /// A stream as the index knows it.
@@ -419,6 +427,16 @@ impl Index {
         self.lock().execute(
             "UPDATE gaps SET end_ns = ?2, frames = ?3, detail = ?4 WHERE id = ?1",
             params![id, i(end_ns), i(frames), detail],
+        )?;
+        Ok(())
+    }
+
+    /// Moves a gap's start earlier (to where a repaired file ends) and adds
+    /// the frames that file lost.
+    pub(crate) fn adjust_gap(&self, id: i64, start_ns: u64, add_frames: u64) -> Result<(), ArchiveError> {
+        self.lock().execute(
+            "UPDATE gaps SET start_ns = min(start_ns, ?2), frames = frames + ?3 WHERE id = ?1",
+            params![id, i(start_ns), i(add_frames)],
         )?;
         Ok(())
     }

@@ -23,7 +23,9 @@ pub mod index;
 mod reconcile;
 mod recorder;
 mod segments;
+mod storage;
 pub mod time;
+mod worker;
 
 /// The mode an archive's directories are created with (before the umask):
 /// the owner writes, the group reads, others get nothing. Segments and the
@@ -46,3 +48,4 @@ pub use index::{GapRow, INDEX_FILE, Index, SegmentRow, StreamRow};
 pub use reconcile::{Reconciled, reconcile};
 pub use recorder::{ArchiveFrame, ArchiveState, Archiver, PushError, Status};
 pub use segments::stream_dir_name;
+pub use storage::RESERVE_FILE;

@@ -52,7 +52,9 @@ pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
 
 /// Rewrites a segment ffmpeg did not finish and records what it holds:
 /// `recovered` with the frames that made it, or `damaged` when nothing can
-/// be read. An empty file is removed with its row.
+/// be read. An empty file is removed with its row. When the rewrite
+/// cannot be made (no room for the copy on a full disk), the file is kept
+/// as written and counted as it is. Returns the frames kept.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn repair(
     index: &Index,
@@ -65,36 +67,37 @@ pub(crate) fn repair(
     start_ns: u64,
     written: u64,
     why: &str,
-) {
+) -> u64 {
     if file_len(abs) == 0 {
         let _ = std::fs::remove_file(abs);
         match index.delete_segment(id) {
             Ok(()) => warn!(stream, segment = rel, "segment was empty; removed ({why})"),
             Err(e) => error!(stream, segment = rel, error = %e, "cannot remove an empty segment from the index"),
         }
-        return;
+        return 0;
     }
     let mut tmp = abs.as_os_str().to_owned();
     tmp.push(OsString::from(".repair.mkv"));
     let tmp = PathBuf::from(tmp);
-    let result = ffmpeg::remux(ffmpeg, abs, &tmp).and_then(|()| ffmpeg::probe(ffprobe, &tmp));
-    let (p, state, note) = match result {
+    let remuxed = ffmpeg::remux(ffmpeg, abs, &tmp).and_then(|()| ffmpeg::probe(ffprobe, &tmp));
+    let kept = |probe: &ffmpeg::Probe, how: String| {
+        // Duration in ns, from seconds: in range for any real file.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let dur = (probe.duration_s.max(0.0) * 1e9) as u64;
+        (
+            Progress {
+                segment: id,
+                frames: probe.frames,
+                bytes: file_len(abs),
+                end_ns: start_ns + dur,
+            },
+            state::RECOVERED,
+            format!("{why}; {how}, {} frames kept of {written} written", probe.frames),
+        )
+    };
+    let (p, state, note) = match remuxed {
         Ok(probe) if probe.frames > 0 => match std::fs::rename(&tmp, abs) {
-            Ok(()) => {
-                // Duration in ns, from seconds: in range for any real file.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let dur = (probe.duration_s.max(0.0) * 1e9) as u64;
-                (
-                    Progress {
-                        segment: id,
-                        frames: probe.frames,
-                        bytes: file_len(abs),
-                        end_ns: start_ns + dur,
-                    },
-                    state::RECOVERED,
-                    format!("{why}; repaired, {} frames kept of {written} written", probe.frames),
-                )
-            }
+            Ok(()) => kept(&probe, "repaired".into()),
             Err(e) => damaged(
                 id,
                 abs,
@@ -103,7 +106,13 @@ pub(crate) fn repair(
             ),
         },
         Ok(_) => damaged(id, abs, start_ns, format!("{why}; no frame could be read")),
-        Err(e) => damaged(id, abs, start_ns, format!("{why}; repair failed: {e}")),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            match ffmpeg::probe(ffprobe, abs) {
+                Ok(probe) if probe.frames > 0 => kept(&probe, format!("kept as written (not rewritten: {e})")),
+                _ => damaged(id, abs, start_ns, format!("{why}; repair failed: {e}")),
+            }
+        }
     };
     let _ = std::fs::remove_file(&tmp);
     match index.finish_segment(p, state, &note) {
@@ -116,6 +125,7 @@ pub(crate) fn repair(
         ),
         Err(e) => error!(stream, segment = rel, error = %e, "cannot record a repaired segment"),
     }
+    p.frames
 }
 
 fn damaged(id: i64, abs: &Path, start_ns: u64, note: String) -> (Progress, &'static str, String) {

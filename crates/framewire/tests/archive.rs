@@ -2,7 +2,7 @@
 //! FFV1, ffmpeg killed or stalled, node killed, storage limits, graceful
 //! shutdown, `archive ls` and `archive export`.
 //!
-//! Skipped (with a message) when ffmpeg or ffprobe is not installed.
+//! ffmpeg and ffprobe are needed: a test fails, saying so, without them.
 
 mod common;
 
@@ -10,136 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::archive::*;
 use common::*;
 use framewire_archive::ffmpeg::probe;
-use framewire_archive::{GapRow, Index, SegmentRow};
+use framewire_archive::{GapRow, Index};
 use framewire_codec::Registry;
 use framewire_proto::control::Name;
 use framewire_proto::{
     DeliveryMode, Format, Message, Origin, PixelFormat, Request, Response, StreamOpen, SubscribeParams,
 };
-
-fn have_ffmpeg() -> bool {
-    let ok = |p: &str| {
-        Command::new(p)
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if ok("ffmpeg") && ok("ffprobe") {
-        true
-    } else {
-        eprintln!("SKIPPED: ffmpeg/ffprobe not installed (scripts/setup.sh installs them)");
-        false
-    }
-}
-
-/// Polls `f` until it is true or `timeout` passes.
-fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
-
-fn segments(dir: &Path) -> Vec<SegmentRow> {
-    Index::open_existing(dir)
-        .and_then(|i| i.segments(None))
-        .unwrap_or_default()
-}
-
-fn gaps(dir: &Path) -> Vec<GapRow> {
-    Index::open_existing(dir).and_then(|i| i.gaps(None)).unwrap_or_default()
-}
-
-/// Every `.mkv` under an archive directory, relative to it.
-fn files_on_disk(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, d: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else if p.extension().is_some_and(|x| x == "mkv") {
-                out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut v = Vec::new();
-    walk(dir, dir, &mut v);
-    v.sort();
-    v
-}
-
-/// Index and disk agree: same files, and ffprobe counts the frames the
-/// index says each readable segment holds.
-fn assert_index_matches_disk(dir: &Path) {
-    let segs = segments(dir);
-    let mut indexed: Vec<String> = segs.iter().map(|s| s.path.clone()).collect();
-    indexed.sort();
-    assert_eq!(
-        indexed,
-        files_on_disk(dir),
-        "index rows = files on disk in {}",
-        dir.display()
-    );
-    for s in segs.iter().filter(|s| s.state != "damaged") {
-        assert_ne!(s.state, "recording", "{}: still marked recording", s.path);
-        let p = probe(Path::new("ffprobe"), &dir.join(&s.path)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(p.frames, s.frames, "{}: ffprobe frames = index frames", s.path);
-        assert!(p.frames > 0 && p.duration_s > 0.0, "{}: playable: {p:?}", s.path);
-        assert_eq!(
-            s.bytes,
-            std::fs::metadata(dir.join(&s.path)).unwrap().len(),
-            "{}: bytes",
-            s.path
-        );
-    }
-}
-
-/// Children of a process (the node's ffmpegs).
-fn children(pid: u32) -> Vec<u32> {
-    let mut v = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
-            v.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-        }
-    }
-    v
-}
-
-/// The ffmpeg currently writing a segment of `dir`'s index.
-fn recording_pid(dir: &Path) -> Option<u32> {
-    segments(dir)
-        .into_iter()
-        .find(|s| s.state == "recording")
-        .and_then(|s| s.ffmpeg_pid)
-}
-
-fn kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args(["-s", sig, &pid.to_string()]).status();
-}
-
-fn stop_gracefully(node: &mut NodeProc, sig: &str) {
-    node.signal(sig);
-    assert_eq!(
-        node.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "exit status; log:\n{}",
-        node.log()
-    );
-}
-
-fn sink(stream: &str, dir: &Path, format: &str, extra: &str) -> String {
-    format!("archive:{stream},dir={},format={format}{extra}", dir.display())
-}
 
 /// Every archival format gives segments that ffprobe reads with the codec
 /// asked for and the frame count in the index; a graceful stop (SIGINT)
@@ -484,16 +363,6 @@ fn node_killed_then_restarted_index_matches_disk() {
     assert!(restart.end_ns.is_some(), "closed when recording resumed: {restart:?}");
 }
 
-async fn archive_peer(addr: std::net::SocketAddr, dir: &Path) -> String {
-    stats(addr)
-        .await
-        .outputs
-        .into_iter()
-        .map(|o| o.peer)
-        .find(|p| p.contains(&dir.display().to_string()))
-        .unwrap_or_default()
-}
-
 /// A tiny size limit: `delete-oldest` keeps recording and deletes the
 /// oldest segments; `stop` closes the segment, records the gap and stops.
 /// Both states show in the node's stats.
@@ -582,6 +451,10 @@ async fn a_size_limit_applies_the_configured_policy() {
     );
     let g = gaps(&stop);
     assert!(g.iter().any(|g| g.reason == "storage-full" && g.frames > 0), "{g:?}");
+    assert!(
+        g.iter().all(|g| g.end_ns.is_some()),
+        "the stop policy's gap is closed at shutdown, not left ongoing: {g:?}"
+    );
     assert!(
         gaps(&del).iter().all(|g| g.reason != "storage-full"),
         "{:?}",

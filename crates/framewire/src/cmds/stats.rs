@@ -207,18 +207,26 @@ fn via(t: framewire_proto::TransportMode) -> &'static str {
 }
 
 /// `s` in at most `n` characters: the start, `…`, and a trailing
-/// `[state]` kept whole (an archive's state is the end of its label).
+/// `[state]` (an archive's state ends its label), whose start is kept
+/// when it does not fit whole.
 fn shorten(s: &str, n: usize) -> String {
     let len = s.chars().count();
     if len <= n {
         return s.to_owned();
     }
-    let tail = match s.rfind(" [") {
-        Some(i) if s.ends_with(']') && s[i..].chars().count() + 8 < n => &s[i..],
-        _ => "",
-    };
-    let keep = n - 1 - tail.chars().count();
-    s.chars().take(keep).collect::<String>() + "…" + tail
+    let cut = |t: &str, k: usize| t.chars().take(k).collect::<String>();
+    match s.rfind(" [") {
+        Some(i) if s.ends_with(']') && n > 12 => {
+            let tail = &s[i..];
+            let t = tail.chars().count();
+            if t + 8 < n {
+                cut(s, n - 1 - t) + "…" + tail
+            } else {
+                cut(s, 6) + "…" + &cut(tail, n - 8) + "…"
+            }
+        }
+        _ => cut(s, n - 1) + "…",
+    }
 }
 
 #[cfg(test)]
@@ -236,5 +244,9 @@ mod tests {
             s.starts_with("sink:archive") && s.ends_with("… [storage-failed]"),
             "{s}"
         );
+        let long = "sink:archive:/srv/a [STORAGE FAILED (no space left on device), 3 segments closed]";
+        let s = shorten(long, 30);
+        assert_eq!(s.chars().count(), 30, "{s}");
+        assert!(s.contains("[STORAGE FAILED"), "{s}");
     }
 }

@@ -1,6 +1,8 @@
 //! Running real `framewire` processes on loopback for end-to-end tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod archive;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
