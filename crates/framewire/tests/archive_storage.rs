@@ -1,5 +1,6 @@
 //! The archive when its storage or its ffmpeg fails: a disk that fills
-//! up (a small tmpfs) without a storage policy, ffmpeg killed in the
+//! up (a small tmpfs) without a storage policy and with each policy,
+//! ffmpeg killed in the
 //! middle of a segment. Every frame the archiver was offered must be in
 //! the index, in a segment or in a gap: they are counted against the
 //! node's stats.
@@ -61,6 +62,33 @@ fn fill(dir: &Path) -> PathBuf {
         }
     }
     let _ = f.sync_all();
+    path
+}
+
+/// Free bytes of the file system of `dir`.
+fn free(dir: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df prints the free bytes")
+}
+
+/// Fills the file system of `dir` until about `leave` bytes are free.
+fn fill_to(dir: &Path, leave: u64) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0x5a_u8; 64 << 10];
+    while free(dir) > leave + chunk.len() as u64 {
+        f.write_all(&chunk).unwrap();
+        f.flush().unwrap();
+    }
     path
 }
 
@@ -272,4 +300,166 @@ async fn ffmpeg_killed_mid_segment_loses_only_what_its_gap_counts() {
         segs[0]
     );
     assert_eq!(gap.end_ns, Some(segs[1].start_ns), "and ends where recording resumed");
+}
+
+/// A storage policy on a file system filled by someone else: with
+/// `on-full=stop`, the free-space floor stops recording before the disk
+/// is full (FULL in stats, said once), the outage is one storage-full gap
+/// counting every frame not written, and recording resumes when space
+/// comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_floor_with_on_full_stop_is_one_counted_gap() {
+    have_ffmpeg();
+    let fs = Tmpfs::mount("archive-fullfs-stop", 24);
+    let dir = fs.0.join("archive");
+    let mut source = spawn_node(&[
+        "--name",
+        "test:cam",
+        "--source",
+        "test-pattern:cam,size=320x240,fps=25,format=mjpeg",
+    ]);
+    let up = format!("{}/cam", source.addr);
+    let floor = 6u64 << 20;
+    let mut archive = spawn_node(&[
+        "--name",
+        "test:archive",
+        "--upstream",
+        &up,
+        "--sink",
+        &sink(
+            "cam",
+            &dir,
+            "passthrough",
+            &format!(",segment=2,min-free-bytes={floor},on-full=stop"),
+        ),
+    ]);
+    let d = dir.clone();
+    let started = tokio::task::spawn_blocking(move || {
+        wait_for(Duration::from_secs(20), || {
+            segments(&d).iter().map(|s| s.frames).sum::<u64>() >= 60
+        })
+    })
+    .await
+    .unwrap();
+    assert!(started, "recording started; log:\n{}", archive.log());
+
+    let filler = fill_to(&fs.0, floor / 2);
+    let mut label = String::new();
+    for _ in 0..100 {
+        label = archive_peer(archive.addr, &dir).await;
+        if label.contains("FULL") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        label.contains("FULL"),
+        "the state shows in stats: {label}\n{}",
+        archive.log()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = archive.log();
+    assert_eq!(count(&log, "archive full: recording stops"), 1, "said once:\n{log}");
+    assert_eq!(
+        count(&log, "archive storage failed"),
+        0,
+        "the floor acts before the disk is full:\n{log}"
+    );
+    assert_eq!(count(&log, "ERROR"), 0, "{log}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let mut resumed = false;
+    for _ in 0..100 {
+        label = archive_peer(archive.addr, &dir).await;
+        if label.contains("[recording") {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(resumed, "recording resumed by itself: {label}\n{}", archive.log());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_gracefully(&mut source, "TERM");
+    let offered = drained_output(archive.addr).await;
+    stop_gracefully(&mut archive, "TERM");
+
+    assert_index_matches_disk(&dir);
+    let g = assert_every_frame_accounted(&dir, offered);
+    let full: Vec<&GapRow> = g.iter().filter(|g| g.reason == "storage-full").collect();
+    assert_eq!(full.len(), 1, "one gap for the outage: {g:#?}");
+    assert!(
+        full[0].frames >= 25,
+        "3 s and more at 25 fps not written: {:?}",
+        full[0]
+    );
+    assert!(
+        full[0].end_ns.unwrap() - full[0].start_ns >= 3_000_000_000,
+        "the gap spans the outage: {:?}",
+        full[0]
+    );
+}
+
+/// A storage policy on a file system the archive fills itself: with
+/// `on-full=delete-oldest`, the oldest segments go, the disk never
+/// fills, recording never stops, and the index matches the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_floor_with_delete_oldest_keeps_recording_on_a_small_disk() {
+    have_ffmpeg();
+    let fs = Tmpfs::mount("archive-fullfs-delete", 16);
+    let dir = fs.0.join("archive");
+    let mut source = spawn_node(&[
+        "--name",
+        "test:cam",
+        "--source",
+        "test-pattern:cam,size=1280x720,fps=25,format=mjpeg,quality=95",
+    ]);
+    let up = format!("{}/cam", source.addr);
+    let floor = 10u64 << 20;
+    let mut archive = spawn_node(&[
+        "--name",
+        "test:archive",
+        "--upstream",
+        &up,
+        "--sink",
+        &sink(
+            "cam",
+            &dir,
+            "passthrough",
+            &format!(",segment=1,min-free-bytes={floor},on-full=delete-oldest"),
+        ),
+    ]);
+    let mut lowest = u64::MAX;
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while !archive.log().contains("oldest segment deleted") {
+        assert!(
+            std::time::Instant::now() < end,
+            "no segment deleted in 30 s; log:\n{}",
+            archive.log()
+        );
+        lowest = lowest.min(free(&fs.0));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Keep going: several more segments are written and deleted.
+    for _ in 0..60 {
+        lowest = lowest.min(free(&fs.0));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let label = archive_peer(archive.addr, &dir).await;
+    assert!(label.contains("[recording"), "still recording: {label}");
+    stop_gracefully(&mut source, "TERM");
+    stop_gracefully(&mut archive, "TERM");
+    let log = archive.log();
+    assert!(count(&log, "oldest segment deleted") >= 2, "{log}");
+    assert_eq!(count(&log, "archive storage failed"), 0, "{log}");
+    assert_eq!(count(&log, "recording stops"), 0, "{log}");
+    assert!(
+        lowest > floor / 2,
+        "the disk never came near full: {lowest} bytes free at the lowest"
+    );
+    assert_index_matches_disk(&dir);
+    let g = gaps(&dir);
+    assert!(
+        g.iter().all(|g| g.reason != "storage-full" && g.end_ns.is_some()),
+        "{g:#?}"
+    );
 }
