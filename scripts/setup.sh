@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 #   ffmpeg                  codec interop tests, archiver backend, benchmarks
 #   qemu-system-x86 busybox-static kmod v4l-utils python3
 #                           V4L2 device tests: a VM with the kernel's vivid driver
-#                           (../shared/tools/vivid-vm.sh; v4l2-ctl runs inside it)
+#                           (scripts/vivid-vm.sh; v4l2-ctl runs inside it)
 #   xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth
 #                           X11 tests: virtual displays, Mesa llvmpipe for the
 #                           viewer window, xsetroot/xrandr, xwd screenshots
@@ -53,8 +53,6 @@ if ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 npm ci --prefix web-tests --no-audit --no-fund --silent
-# The V4L2 test VM's kernel and initramfs (downloaded once, cached).
-if [ -x ../shared/tools/vivid-vm.sh ]; then
-  ../shared/tools/vivid-vm.sh --prepare >/dev/null 2>&1 || echo "setup: vivid VM not prepared (V4L2 device tests will say why)"
-fi
+# The V4L2 test VM's kernel and initramfs (Debian's kernel package, downloaded once, cached).
+bash scripts/vivid-vm.sh --prepare
 echo "setup: done"

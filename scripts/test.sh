@@ -20,7 +20,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked --no-fail-fast
 
-step "V4L2 device tests (vivid driver in a VM; skipped without one)"
+step "V4L2 device tests (the vivid driver in a qemu guest)"
 bash scripts/v4l2-vm-tests.sh
 
 step "cargo doc (warnings denied)"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The V4L2 tests on a real device: the kernel's `vivid` driver in a
-# throw-away VM (../shared/tools/vivid-vm.sh, qemu). Called by
+# throw-away qemu guest (scripts/vivid-vm.sh). Called by
 # scripts/test.sh; runnable alone.
 #
 #   scripts/v4l2-vm-tests.sh            build the test binaries on the host, run them in the VM
 #   scripts/v4l2-vm-tests.sh --guest …  (inside the VM) run the given test binaries
 #
-# Without the VM script or qemu it prints "skipped: no VM" and succeeds.
-# Knobs: VIVID_VM (path of vivid-vm.sh), V4L2_BENCH=0 (skip the CPU
+# Without qemu or the guest kernel it fails, saying what is missing
+# (scripts/setup.sh installs and prepares both).
+# Knobs: V4L2_BENCH=0 (skip the CPU
 # benchmark), FRAMEWIRE_V4L2_BENCH_SECONDS (window per case, default 6).
 # The benchmark's table lands in target/v4l2-bench.md.
 set -euo pipefail
@@ -26,10 +27,10 @@ if [ "${1:-}" = "--guest" ]; then
   exit $rc
 fi
 
-VM=${VIVID_VM:-../shared/tools/vivid-vm.sh}
-if [ ! -x "$VM" ] || ! command -v qemu-system-x86_64 >/dev/null; then
-  echo "v4l2: skipped: no VM ($VM or qemu-system-x86_64 missing); the V4L2 device tests did not run"
-  exit 0
+VM=scripts/vivid-vm.sh
+if ! "$VM" --check; then
+  echo "v4l2: FAILED: the V4L2 device tests cannot run here (above: what is missing)"
+  exit 1
 fi
 
 # Test executables (built here, run there: the guest sees this tree read-write).
@@ -57,7 +58,7 @@ rm -f "$FRAMEWIRE_V4L2_BENCH_OUT"
 env_args=(FRAMEWIRE_V4L2_BENCH_OUT="$FRAMEWIRE_V4L2_BENCH_OUT")
 [ -n "${FRAMEWIRE_BENCH_BIN:-}" ] && env_args+=(FRAMEWIRE_BENCH_BIN="$FRAMEWIRE_BENCH_BIN")
 [ -n "${FRAMEWIRE_V4L2_BENCH_SECONDS:-}" ] && env_args+=(FRAMEWIRE_V4L2_BENCH_SECONDS="$FRAMEWIRE_V4L2_BENCH_SECONDS")
-VIVID_VM_TIMEOUT=${VIVID_VM_TIMEOUT:-900} "$VM" env "${env_args[@]}" bash scripts/v4l2-vm-tests.sh --guest "${bins[@]}"
+FW_VM_TIMEOUT=${FW_VM_TIMEOUT:-900} "$VM" env "${env_args[@]}" bash scripts/v4l2-vm-tests.sh --guest "${bins[@]}"
 echo "v4l2: device tests passed on vivid in the VM"
 [ -s "$FRAMEWIRE_V4L2_BENCH_OUT" ] && cat "$FRAMEWIRE_V4L2_BENCH_OUT"
 exit 0
