@@ -1,5 +1,5 @@
 //! Interop: files our encoders write are decoded by the real ffmpeg, and
-//! our YUV conversions agree with ffmpeg's. Skipped (with a note) when
+//! our YUV conversions agree with ffmpeg's. They fail, saying so, when
 //! ffmpeg is not installed.
 // With some codec features off, helpers for them go unused.
 #![cfg_attr(not(all(feature = "jpeg", feature = "qoi", feature = "zstd")), allow(unused))]
@@ -21,9 +21,7 @@ fn tool(name: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: {name} not found");
-    }
+    assert!(ok, "{name} is needed by these tests (scripts/setup.sh installs it)");
     ok
 }
 

@@ -5,8 +5,8 @@
 //! nothing leaves the machine. Namespace tests (`netns_*`) build their own
 //! network namespaces, veth pairs and one bridge per site, run nodes inside
 //! them with `ip netns exec`, and delete everything when done (even on
-//! failure); they skip with a message when they cannot (not root, no
-//! `ip netns`).
+//! failure); they fail, saying why, when they cannot (not root, no
+//! `ip netns`): CI runs them as root.
 
 mod common;
 
@@ -455,26 +455,22 @@ struct Netns {
 }
 
 impl Netns {
-    /// None (with the reason printed) when this machine cannot make namespaces.
-    fn new() -> Option<Netns> {
+    /// Fails the test, saying why, when this machine cannot make namespaces.
+    fn new() -> Netns {
         let root = std::process::Command::new("id")
             .arg("-u")
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        if !root {
-            eprintln!("SKIPPED: namespace test needs root (CI runs it as root)");
-            return None;
-        }
+        assert!(root, "the namespace tests need root (CI runs them as root)");
         let prefix = format!("fwd{}x{}", std::process::id(), NS_SEQ.fetch_add(1, Ordering::SeqCst));
         let mut ns = Netns {
             names: Vec::new(),
             prefix,
         };
         if let Err(e) = ns.add("probe") {
-            eprintln!("SKIPPED: cannot create a network namespace ({e})");
-            return None;
+            panic!("cannot create a network namespace ({e}): the namespace tests need root and iproute2");
         }
-        Some(ns)
+        ns
     }
 
     fn add(&mut self, role: &str) -> Result<String, String> {
@@ -536,7 +532,7 @@ fn run(cmd: &[&str]) -> Result<(), String> {
 
 #[test]
 fn netns_two_hosts_on_one_site_discover_each_other() {
-    let Some(mut ns) = Netns::new() else { return };
+    let mut ns = Netns::new();
     let sw = ns.add("sw").unwrap();
     let h1 = ns.add("h1").unwrap();
     let h2 = ns.add("h2").unwrap();
@@ -589,7 +585,7 @@ fn netns_two_hosts_on_one_site_discover_each_other() {
 
 #[test]
 fn netns_two_sites_joined_by_a_gateway() {
-    let Some(mut ns) = Netns::new() else { return };
+    let mut ns = Netns::new();
     let sw = ns.add("sw").unwrap();
     let ha = ns.add("ha").unwrap();
     let hb = ns.add("hb").unwrap();
