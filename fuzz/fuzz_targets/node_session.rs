@@ -19,7 +19,7 @@ fn harness() -> &'static Harness {
     H.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let mut cfg = NodeConfig::new("fuzz:node", "127.0.0.1:0".parse().unwrap());
-        cfg.sources.push(SourceConfig::TestPattern(TestPatternConfig {
+        cfg.sources.push(SourceConfig::from(TestPatternConfig {
             name: "bars".into(),
             width: 64,
             height: 48,
