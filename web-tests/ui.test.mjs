@@ -289,3 +289,38 @@ test('an admin adds a user and a token, and removes them; others see no admin pa
   assert.equal(await op.page.locator('#admin').isVisible(), false, 'an operator sees the admin panel');
   await op.context.close();
 });
+
+test('an admin shuts a node down from its panel after confirming; an operator has no such button', async () => {
+  const posts = [];
+  const { context, page } = await login(adminName, adminPass, async (p) => {
+    await p.route(/\/api\/nodes\/demo(%3A|:)relay\/shutdown$/, async (route) => {
+      const req = route.request();
+      posts.push({ method: req.method(), csrf: req.headers()['x-csrf-token'] });
+      await route.fulfill({ status: 202, json: { node: 'demo:relay', shutting_down: true } });
+    });
+  });
+  await page.locator('#graph g.node[data-node="demo:relay"]').click();
+  // Cancelling the confirmation sends nothing.
+  page.once('dialog', (d) => d.dismiss());
+  await page.locator('#shutdown-btn').click();
+  await page.waitForTimeout(300);
+  assert.equal(posts.length, 0, 'a cancelled shutdown was sent');
+  page.once('dialog', (d) => d.accept());
+  await page.locator('#shutdown-btn').click();
+  await page.locator('#shutdown-result', { hasText: 'shutting down' }).waitFor();
+  assert.deepEqual(posts.map((p) => p.method), ['POST']);
+  assert.ok(posts[0].csrf, 'the shutdown carries no CSRF token');
+  // Every stream has a snapshot link that yields a JPEG picture.
+  const href = await page.locator('#node-head a.snapshot-link').first().getAttribute('href');
+  const r = await page.request.get(new globalThis.URL(href, URL).href);
+  assert.equal(r.status(), 200);
+  assert.equal(r.headers()['content-type'], 'image/jpeg');
+  assert.deepEqual([...(await r.body()).subarray(0, 2)], [0xff, 0xd8]);
+  await context.close();
+
+  const op = await login(opName, opPass);
+  await op.page.locator('#graph g.node[data-node="demo:relay"]').click();
+  await op.page.locator('#node-head a.snapshot-link').first().waitFor();
+  assert.equal(await op.page.locator('#shutdown-btn').count(), 0, 'an operator can shut a node down');
+  await op.context.close();
+});

@@ -72,4 +72,4 @@ pub use codec::{
 pub use error::CodecError;
 pub use pixel::{PixelBuffer, PixelLayout, Plane};
 pub use registry::{CodecEntry, MakeDecoder, MakeEncoder, Registry, Rejection, enabled_features};
-pub use transcode::Transcoder;
+pub use transcode::{JpegError, Transcoder, frame_to_jpeg};

@@ -47,3 +47,26 @@ impl Transcoder {
         self.encoder.encode(&picture)
     }
 }
+
+/// Why a frame cannot be made a JPEG picture.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JpegError {
+    /// The stream's format cannot be decoded here (or JPEG not encoded).
+    #[error("cannot make a JPEG of this stream: {0}")]
+    Rejected(Rejection),
+    /// The frame does not decode or the picture does not encode.
+    #[error("cannot make a JPEG of this frame: {0}")]
+    Codec(#[from] CodecError),
+}
+
+/// One frame of the stream `open` announces as a JPEG picture, whatever
+/// the stream's format: an MJPEG frame as it came, any other decoded and
+/// encoded at `quality` (a snapshot, a thumbnail).
+pub fn frame_to_jpeg(registry: &Registry, open: &StreamOpen, payload: &Bytes, quality: u8) -> Result<Bytes, JpegError> {
+    if open.format == framewire_proto::Format::Mjpeg {
+        return Ok(payload.clone());
+    }
+    let mut t = Transcoder::new(registry, open, &EncodeSpec::mjpeg(quality)).map_err(JpegError::Rejected)?;
+    Ok(t.transcode(payload)?)
+}

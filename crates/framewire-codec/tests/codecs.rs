@@ -463,3 +463,39 @@ fn raw_payload_must_have_the_declared_size() {
     ));
     assert!(dec.decode(&Bytes::from(vec![0u8; 49])).is_err());
 }
+
+/// A snapshot is a JPEG whatever the stream carries: MJPEG as it came,
+/// raw and QOI decoded and encoded; a frame that does not decode is an
+/// error, not a picture.
+#[cfg(all(feature = "jpeg", feature = "qoi"))]
+#[test]
+fn any_frame_becomes_a_jpeg_picture() {
+    use framewire_codec::{JpegError, frame_to_jpeg};
+    let registry = Registry::builtin();
+    let picture = testkit::camera_like(64, 48, 7);
+    for spec in [
+        EncodeSpec::raw(PixelFormat::Bgr),
+        EncodeSpec::qoi(),
+        EncodeSpec::mjpeg(90),
+    ] {
+        let (mut enc, _) = codec_pair(&spec, 64, 48);
+        let announced = enc.stream_open(64, 48, 30, 1, "test");
+        let payload = enc.encode(&picture.convert(PixelLayout::Bgr).unwrap()).unwrap();
+        let jpeg = frame_to_jpeg(&registry, &announced, &payload, 80).unwrap();
+        assert_eq!(&jpeg[..3], &[0xff, 0xd8, 0xff], "{}: not a JPEG", spec.format);
+        if spec.format == Format::Mjpeg {
+            assert_eq!(jpeg, payload, "MJPEG must pass as it came");
+        }
+        let back = registry
+            .negotiate(&open(Format::Mjpeg, PixelFormat::None, 64, 48))
+            .unwrap()
+            .decode(&jpeg)
+            .unwrap();
+        assert_eq!((back.width(), back.height()), (64, 48), "{}", spec.format);
+    }
+    let raw = open(Format::Raw, PixelFormat::Bgr, 64, 48);
+    assert!(matches!(
+        frame_to_jpeg(&registry, &raw, &Bytes::from(vec![0u8; 10]), 80),
+        Err(JpegError::Codec(_))
+    ));
+}

@@ -331,8 +331,25 @@ function renderNodeHead(n) {
     el('ul', {}, ...n.streams.map((s) => el('li', {},
       `${s.name}: ${s.format} ${s.width}×${s.height} @ ${fmt(s.fps)} fps, ${s.state}, ${s.outputs.length} output${s.outputs.length === 1 ? '' : 's'} `,
       el('button', { class: 'preview-btn', 'data-stream': s.name, text: 'Preview', onclick: () => openPreview(n.name, s.name) }),
+      ' ',
+      el('a', { class: 'snapshot-link', 'data-stream': s.name, href: `/snapshot/${enc(n.name)}/${enc(s.name)}.jpg`, target: '_blank', text: 'Snapshot' }),
     ))),
+    session?.role === 'admin' && n.online
+      ? el('p', {}, el('button', { id: 'shutdown-btn', class: 'danger', text: 'Shut down node', onclick: () => shutdownNode(n.name) }),
+        el('span', { id: 'shutdown-result', class: 'hint' }))
+      : null,
   );
+}
+
+async function shutdownNode(name) {
+  if (!window.confirm(`Shut down ${name}? Its sinks finish and it leaves the graph; it must be started again on its machine.`)) return;
+  const out = $('#shutdown-result');
+  try {
+    await api('POST', `/api/nodes/${enc(name)}/shutdown`);
+    if (out) out.textContent = ' shutting down…';
+  } catch (e) {
+    if (out) out.textContent = ` ${e.message}`;
+  }
 }
 
 function functions(f) {

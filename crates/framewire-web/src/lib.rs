@@ -9,7 +9,8 @@
 //! browser ──HTTP/JSON──► /api/...           ─┐
 //!         ──WebSocket──► /ws/state  (graph)  ├─► Backend (the controller)
 //!         ──WebSocket──► /ws/preview/N/S     │   (wire messages: STREAM_OPEN, video frames)
-//! <img>/ffplay ────────► /stream/N/S.mjpeg  ─┘
+//! <img>/ffplay ────────► /stream/N/S.mjpeg  ─┤
+//! <img>/curl ──────────► /snapshot/N/S.jpg  ─┘
 //! ```
 //!
 //! # Access
@@ -43,6 +44,7 @@ pub mod client;
 mod limits;
 mod login;
 mod server;
+mod snapshot;
 mod stream;
 
 use std::net::SocketAddr;
@@ -287,6 +289,7 @@ fn routes(app: App) -> Router {
         .route("/api/nodes/{node}", get(api::describe))
         .route("/api/nodes/{node}/v4l2", get(api::v4l2_list).post(api::v4l2_set))
         .route("/api/nodes/{node}/monitors", get(api::monitors))
+        .route("/api/nodes/{node}/shutdown", post(snapshot::shutdown))
         .route("/api/users", get(api::users).post(api::add_user))
         .route("/api/users/{name}", axum::routing::delete(api::remove_user))
         .route("/api/tokens", get(api::tokens).post(api::add_token))
@@ -294,6 +297,7 @@ fn routes(app: App) -> Router {
         .route("/ws/state", get(stream::state_ws))
         .route("/ws/preview/{node}/{stream}", get(stream::preview_ws))
         .route("/stream/{node}/{file}", get(stream::mjpeg))
+        .route("/snapshot/{node}/{file}", get(snapshot::snapshot))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), access::guard))
         .with_state(app)

@@ -20,7 +20,7 @@ use crate::limits::{Full, Slot};
 use crate::{ApiError, App};
 
 /// A live stream's place under the per-user and total caps, or 429.
-fn stream_slot(app: &App, user: &str) -> Result<Slot<String>, ApiError> {
+pub(crate) fn stream_slot(app: &App, user: &str) -> Result<Slot<String>, ApiError> {
     app.streams.take(user.to_owned()).map_err(|full| {
         let why = match full {
             Full::Total(n) => format!("the server serves {n} live streams, its limit"),

@@ -51,6 +51,10 @@ enum Cmd {
     Disconnect(cmds::connect::DisconnectArgs),
     /// Subscribe to a stream and save its frames (a one-shot sink).
     Recv(cmds::recv::Args),
+    /// Save the latest frame of a stream as a JPEG picture (any format).
+    Snapshot(cmds::snapshot::Args),
+    /// Stop a node gracefully (sinks finish, archives close).
+    Shutdown(cmds::snapshot::ShutdownArgs),
     /// Show a node's counters: per input, per output, and viewers' input events.
     Stats(cmds::stats::Args),
     /// Run a demo graph on this machine (loopback only) with live figures.
@@ -99,6 +103,8 @@ fn main() {
                 Cmd::Connect(a) => cmds::connect::run(a).await,
                 Cmd::Disconnect(a) => cmds::connect::run_disconnect(a).await,
                 Cmd::Recv(a) => cmds::recv::run(a).await,
+                Cmd::Snapshot(a) => cmds::snapshot::run(a).await,
+                Cmd::Shutdown(a) => cmds::snapshot::run_shutdown(a).await,
                 Cmd::Stats(a) => cmds::stats::run(a).await,
                 Cmd::Demo(a) => cmds::demo::run(a).await,
                 Cmd::Discover(a) => cmds::discover::run(a).await,

@@ -348,6 +348,82 @@ async fn snapshot_unsubscribe_and_shutdown_commands() {
     );
 }
 
+/// `framewire snapshot` writes a JPEG picture whatever the stream carries
+/// (raw pixels here are encoded; MJPEG is saved as it came), refuses an
+/// unknown stream with exit code 3 and writes nothing then; `framewire
+/// shutdown` returns once the node has stopped, and the node exits 0.
+#[test]
+fn snapshot_and_shutdown_from_the_command_line() {
+    let mut node = spawn_node(&[
+        "--name",
+        "test:snap",
+        "--source",
+        "test-pattern:raw,size=96x64,fps=30,format=raw,pixel-format=bgr",
+        "--source",
+        "test-pattern:bars,size=160x120,fps=30",
+    ]);
+    let addr = node.addr.to_string();
+    let dir = temp_dir("snapshot-cli");
+    let decode = |path: &std::path::Path, w: u32, h: u32| {
+        let jpeg = bytes::Bytes::from(std::fs::read(path).unwrap());
+        let open = framewire_proto::StreamOpen {
+            format: framewire_proto::Format::Mjpeg,
+            pixel_format: framewire_proto::PixelFormat::None,
+            origin: framewire_proto::Origin::LibjpegTurbo,
+            width: w,
+            height: h,
+            fps_num: 0,
+            fps_den: 1,
+            name: "x".into(),
+        };
+        let p = framewire_codec::Registry::builtin()
+            .negotiate(&open)
+            .unwrap()
+            .decode(&jpeg)
+            .expect("a JPEG picture");
+        (p.width(), p.height())
+    };
+    let raw = dir.join("raw.jpg");
+    let mut out = framewire(&["snapshot", &addr, "raw", raw.to_str().unwrap()]);
+    for _ in 0..50 {
+        if out.status.success() {
+            break;
+        }
+        // The first frame may not be there yet.
+        std::thread::sleep(Duration::from_millis(100));
+        out = framewire(&["snapshot", &addr, "raw", raw.to_str().unwrap()]);
+    }
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("encoded frame #") && said.contains("raw 96x64"), "{said}");
+    assert_eq!(decode(&raw, 96, 64), (96, 64));
+    let bars = dir.join("bars.jpg");
+    let out = framewire(&["snapshot", &addr, "bars", bars.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("saved frame #"));
+    assert_eq!(decode(&bars, 160, 120), (160, 120));
+    let out = framewire(&["snapshot", &addr, "bars", "-"]);
+    assert!(out.status.success());
+    assert_eq!(&out.stdout[..2], &[0xff, 0xd8], "`-` writes the picture to stdout");
+
+    let none = dir.join("none.jpg");
+    let out = framewire(&["snapshot", &addr, "nope", none.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`nope`"));
+    assert!(!none.exists(), "a refused snapshot wrote a file");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2, "a temporary file was left");
+
+    let out = framewire(&["shutdown", &addr, "--grace-ms", "500"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("test:snap stopped"));
+    assert_eq!(node.wait_exit(Duration::from_secs(5)), Some(0), "the node exits 0");
+    assert_eq!(
+        framewire(&["shutdown", &addr]).status.code(),
+        Some(4),
+        "nothing left to stop"
+    );
+}
+
 /// The demo runs, every edge carries frames, and it stops by itself.
 #[test]
 fn demo_runs_and_shows_live_figures() {

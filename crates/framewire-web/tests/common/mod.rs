@@ -9,9 +9,9 @@ use bytes::Bytes;
 use framewire_controller::{
     ControllerError, CurrentGraph, EdgeView, NodeView, Preview, PreviewFrame, StreamView, WantedEdge, WantedGraph,
 };
-use framewire_proto::codes::{ControlType, Features, Format, FunctionFlags, Origin, PixelFormat};
+use framewire_proto::codes::{ControlType, Features, Format, FrameFlags, FunctionFlags, Origin, PixelFormat};
 use framewire_proto::control::{
-    ControlValue, Description, MenuItem, Monitor, Request, Response, StreamOpen, V4l2Control, V4l2Device,
+    ControlValue, Description, MenuItem, Monitor, Request, Response, Snapshot, StreamOpen, V4l2Control, V4l2Device,
 };
 use framewire_web::auth::{Role, UsersFile};
 use framewire_web::backend::{Backend, BoxFut};
@@ -196,6 +196,30 @@ impl Backend for Fake {
                     refresh_mhz: 60_000,
                     primary: true,
                 }]),
+                // An 8x8 raw BGR frame: the server must encode it as JPEG.
+                Request::Snapshot(n) if n.name == "bars" => Response::Snapshot(Snapshot {
+                    open: StreamOpen {
+                        format: Format::Raw,
+                        pixel_format: PixelFormat::Bgr,
+                        origin: Origin::Software,
+                        width: 8,
+                        height: 8,
+                        fps_num: 30,
+                        fps_den: 1,
+                        name: "bars".into(),
+                    },
+                    sequence: 42,
+                    timestamp_ns: 1_000,
+                    flags: FrameFlags(1),
+                    data: Bytes::from(vec![200u8; 8 * 8 * 3]),
+                }),
+                Request::Snapshot(n) => {
+                    return Err(ControllerError::Node {
+                        node: node.into(),
+                        message: format!("no frame of a stream named `{}` yet", n.name),
+                    });
+                }
+                Request::Shutdown(_) => Response::Shutdown,
                 other => {
                     return Err(ControllerError::Other(format!(
                         "fake: unexpected {:?}",
