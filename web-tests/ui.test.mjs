@@ -324,3 +324,41 @@ test('an admin shuts a node down from its panel after confirming; an operator ha
   assert.equal(await op.page.locator('#shutdown-btn').count(), 0, 'an operator can shut a node down');
   await op.context.close();
 });
+
+test('an operator forgets an offline node from its panel; a viewer has no such button', async () => {
+  const deletes = [];
+  const offline = async (p) => {
+    await p.routeWebSocket(/\/ws\/state$/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((m) => {
+        const v = JSON.parse(m);
+        for (const n of v.graph?.nodes ?? []) if (n.name === 'demo:archive') { n.online = false; n.error = 'connection refused'; }
+        ws.send(JSON.stringify(v));
+      });
+    });
+    await p.route(/\/api\/nodes\/demo(%3A|:)archive$/, async (route) => {
+      const req = route.request();
+      if (req.method() === 'DELETE') {
+        deletes.push(req.headers()['x-csrf-token']);
+        await route.fulfill({ json: { ok: true } });
+      } else {
+        await route.continue();
+      }
+    });
+  };
+  const { context, page } = await login(opName, opPass, offline);
+  await page.locator('#graph g.node.offline[data-node="demo:archive"]').click();
+  await page.locator('#node-head dd', { hasText: 'offline: connection refused' }).waitFor();
+  assert.equal(await page.locator('#shutdown-btn').count(), 0, 'an offline node offers a shutdown');
+  await page.locator('#forget-btn').click();
+  await page.locator('#forget-result', { hasText: 'forgotten' }).waitFor();
+  assert.equal(deletes.length, 1);
+  assert.ok(deletes[0], 'the forget carries no CSRF token');
+  await context.close();
+
+  const viewer = await login(viewName, viewPass, offline);
+  await viewer.page.locator('#graph g.node.offline[data-node="demo:archive"]').click();
+  await viewer.page.locator('#node-head dd', { hasText: 'offline' }).waitFor();
+  assert.equal(await viewer.page.locator('#forget-btn').count(), 0, 'a viewer can forget a node');
+  await viewer.context.close();
+});

@@ -38,6 +38,20 @@ pub enum ControllerError {
     /// The node is not reachable now.
     #[error("node {0:?} is offline")]
     Offline(String),
+    /// Only an offline node can be forgotten.
+    #[error("node {0:?} is online: only an offline node can be forgotten (stop it first)")]
+    Online(String),
+    /// The wanted graph changed since the version the write was based on;
+    /// nothing changed.
+    #[error(
+        "the wanted graph changed since version {expected} (it is now {current}): read it again and reapply the change"
+    )]
+    Stale {
+        /// The version the write expected.
+        expected: String,
+        /// The version now.
+        current: String,
+    },
     /// Anything else (I/O, persistence).
     #[error("{0}")]
     Other(String),
@@ -107,7 +121,25 @@ impl ControllerHandle {
     /// Replace the wanted graph: validate every edge first (staged), then
     /// persist atomically and reconcile (activate). On any refusal nothing changes.
     pub async fn apply(&self, wanted: WantedGraph) -> Result<(), ControllerError> {
-        self.ask(|tx| Cmd::Apply(wanted, tx)).await?
+        self.ask(|tx| Cmd::Apply(wanted, None, tx)).await?
+    }
+
+    /// [`ControllerHandle::apply`], only if the stored graph is still at
+    /// version `if_match` ([`WantedGraph::version`]); otherwise nothing
+    /// changes and [`ControllerError::Stale`] names the current version.
+    /// Returns the new version.
+    pub async fn apply_if(&self, wanted: WantedGraph, if_match: Option<String>) -> Result<String, ControllerError> {
+        let version = wanted.version();
+        self.ask(|tx| Cmd::Apply(wanted, if_match, tx)).await??;
+        Ok(version)
+    }
+
+    /// Forget an offline node: it leaves the graph and is no longer
+    /// dialled (until discovery or a wanted edge's report brings it back).
+    /// Its wanted edges stay wanted. An online node is refused.
+    pub async fn forget_node(&self, node: &str) -> Result<(), ControllerError> {
+        let node = node.to_owned();
+        self.ask(|tx| Cmd::Forget(node, tx)).await?
     }
 
     /// Add one wanted edge (validated as `apply` does). Returns its id.

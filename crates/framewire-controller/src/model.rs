@@ -141,6 +141,23 @@ pub struct WantedGraph {
     pub edges: Vec<WantedEdge>,
 }
 
+impl WantedGraph {
+    /// The version of this content: 16 hex digits that change with any
+    /// edit (FNV-1a of its JSON). GET /api/wanted gives it as the ETag and
+    /// `framewire graph export` writes it into the file; a write that
+    /// carries another one (If-Match) is refused, so two people editing
+    /// at once cannot overwrite each other unseen.
+    pub fn version(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in json {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
 /// One wanted edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

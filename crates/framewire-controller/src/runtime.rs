@@ -19,7 +19,7 @@ use framewire_proto::{Command, FunctionFlags, Message, Request, Response};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::core::{Action, Core, edge_id, local_name};
+use crate::core::{Action, Core, Forget, edge_id, local_name};
 use crate::handle::{ControllerError, ControllerHandle, Inner};
 use crate::model::{CurrentGraph, WantedEdge, WantedGraph};
 use crate::store;
@@ -74,7 +74,13 @@ impl ControllerConfig {
 /// Commands from handles to the main task.
 pub(crate) enum Cmd {
     Wanted(oneshot::Sender<WantedGraph>),
-    Apply(WantedGraph, oneshot::Sender<Result<(), ControllerError>>),
+    /// Apply, if the stored graph is at that version (when given).
+    Apply(
+        WantedGraph,
+        Option<String>,
+        oneshot::Sender<Result<(), ControllerError>>,
+    ),
+    Forget(String, oneshot::Sender<Result<(), ControllerError>>),
     AddEdge(WantedEdge, oneshot::Sender<Result<String, ControllerError>>),
     RemoveEdge(String, oneshot::Sender<Result<(), ControllerError>>),
     Request(String, Request, oneshot::Sender<Result<Response, ControllerError>>),
@@ -226,8 +232,26 @@ impl Driver {
             Cmd::Wanted(tx) => {
                 let _ = tx.send(self.core.wanted.clone());
             }
-            Cmd::Apply(w, tx) => {
-                let _ = tx.send(self.apply(w));
+            Cmd::Apply(w, if_match, tx) => {
+                let current = self.core.wanted.version();
+                let r = match if_match {
+                    Some(expected) if expected != current => Err(ControllerError::Stale { expected, current }),
+                    _ => self.apply(w),
+                };
+                let _ = tx.send(r);
+            }
+            Cmd::Forget(node, tx) => {
+                let r = match self.core.forget(&node) {
+                    Forget::Unknown => Err(ControllerError::UnknownNode(node)),
+                    Forget::Online => Err(ControllerError::Online(node)),
+                    Forget::Forgotten(addr) => {
+                        // Dropping its request channel ends its connection task.
+                        self.conns.retain(|a, _| !crate::core::same_addr(a, &addr));
+                        info!(node = %node, addr = %addr, "offline node forgotten");
+                        Ok(())
+                    }
+                };
+                let _ = tx.send(r);
             }
             Cmd::AddEdge(e, tx) => {
                 let id = edge_id(&e.to, local_name(&e));

@@ -1,101 +1,16 @@
 //! The controller against real nodes on 127.0.0.1 (in this process).
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::*;
+
 use framewire_codec::{EncodeSpec, Registry};
-use framewire_controller::{
-    ControllerConfig, ControllerError, ControllerHandle, CurrentGraph, EdgeView, WantedEdge, WantedGraph, store,
-};
-use framewire_media::testpattern::TestPatternConfig;
-use framewire_net::{Client, ClientIdentity, EdgeConfig, Node, NodeConfig, SourceConfig};
+use framewire_controller::{ControllerConfig, ControllerError, CurrentGraph, WantedEdge, WantedGraph, store};
+use framewire_net::{Client, ClientIdentity, EdgeConfig, Node, NodeConfig};
 use framewire_proto::control::{EdgeOrigin, StreamState};
 use framewire_proto::{Command, Format, Message, PixelFormat, SubscribeParams};
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-fn pattern(name: &str, encode: EncodeSpec) -> SourceConfig {
-    SourceConfig::from(TestPatternConfig {
-        name: name.into(),
-        width: 64,
-        height: 48,
-        fps_num: 30,
-        fps_den: 1,
-        encode,
-    })
-}
-
-async fn source(name: &str, stream: &str, encode: EncodeSpec) -> Node {
-    let mut cfg = NodeConfig::new(name, loopback());
-    cfg.sources.push(pattern(stream, encode));
-    Node::start(cfg).await.unwrap()
-}
-
-async fn plain(name: &str) -> Node {
-    Node::start(NodeConfig::new(name, loopback())).await.unwrap()
-}
-
-fn state_dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fw-ctl-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-async fn controller(dir: &std::path::Path, nodes: &[&Node]) -> ControllerHandle {
-    let mut cfg = ControllerConfig::new("test:ctl", dir.to_path_buf());
-    cfg.nodes = nodes.iter().map(|n| n.local_addr().to_string()).collect();
-    framewire_controller::start(cfg).await.unwrap()
-}
-
-fn edge(from: &str, stream: &str, to: &str) -> WantedEdge {
-    WantedEdge::new(from, stream, to)
-}
-
-/// Waits until the graph satisfies `pred`; returns that graph.
-async fn wait_graph(h: &ControllerHandle, what: &str, pred: impl Fn(&CurrentGraph) -> bool) -> Arc<CurrentGraph> {
-    let mut rx = h.graph();
-    let r = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            let g = rx.borrow_and_update().clone();
-            if pred(&g) {
-                return g;
-            }
-            rx.changed().await.expect("controller runs");
-        }
-    })
-    .await;
-    match r {
-        Ok(g) => g,
-        Err(_) => panic!("graph never showed {what}: {:#?}", rx.borrow()),
-    }
-}
-
-fn find_edge<'a>(g: &'a CurrentGraph, id: &str) -> Option<&'a EdgeView> {
-    g.edges.iter().find(|e| e.id == id)
-}
-
-fn online(g: &CurrentGraph, names: &[&str]) -> bool {
-    names.iter().all(|n| g.nodes.iter().any(|v| v.name == *n && v.online))
-}
-
-async fn bounded<F: Future<Output = ()>>(f: F) {
-    tokio::time::timeout(LIMIT, f).await.expect("test finished in time");
-}
-
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < end, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_assembly_from_live_nodes() {

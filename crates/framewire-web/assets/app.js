@@ -159,6 +159,10 @@ function render() {
   if (selectedNode) {
     const n = graph.nodes.find((x) => x.name === selectedNode);
     if (n) renderNodeHead(n);
+    else {
+      $('#node-panel').replaceChildren(el('p', { class: 'hint', text: `${selectedNode} left the graph. Select a node in the graph.` }));
+      selectedNode = null;
+    }
   }
 }
 
@@ -338,7 +342,21 @@ function renderNodeHead(n) {
       ? el('p', {}, el('button', { id: 'shutdown-btn', class: 'danger', text: 'Shut down node', onclick: () => shutdownNode(n.name) }),
         el('span', { id: 'shutdown-result', class: 'hint' }))
       : null,
+    canOperate() && !n.online
+      ? el('p', {}, el('button', { id: 'forget-btn', text: 'Forget this node', title: 'it leaves the graph; its wanted edges stay', onclick: () => forgetNode(n.name) }),
+        el('span', { id: 'forget-result', class: 'hint' }))
+      : null,
   );
+}
+
+async function forgetNode(name) {
+  const out = $('#forget-result');
+  try {
+    await api('DELETE', `/api/nodes/${enc(name)}`);
+    if (out) out.textContent = ' forgotten';
+  } catch (e) {
+    if (out) out.textContent = ` ${e.message}`;
+  }
 }
 
 async function shutdownNode(name) {

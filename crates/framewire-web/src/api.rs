@@ -133,15 +133,46 @@ pub(crate) async fn graph(State(app): State<Arc<App>>, method: Method, headers: 
 pub(crate) async fn wanted(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Response> {
     app.allow(&method, &headers, Role::Viewer)?;
     let w = app.backend.wanted().await;
+    let etag = etag(&w.version());
     let toml = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("toml"));
     if toml {
         let text = toml::to_string(&w).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        return Ok(([(header::CONTENT_TYPE, "application/toml")], text).into_response());
+        return Ok((
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("application/toml")),
+                (header::ETAG, etag),
+            ],
+            text,
+        )
+            .into_response());
     }
-    Ok(Json(w).into_response())
+    Ok(([(header::ETAG, etag)], Json(w)).into_response())
+}
+
+/// A version as an entity tag: `"0123456789abcdef"`.
+fn etag(version: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+/// The version an `If-Match` header asks for: `None` without one or with
+/// `*`; a weak tag compares by its value.
+fn if_match(headers: &HeaderMap) -> Result<Option<String>> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let v = v.to_str().map_err(|_| bad("If-Match is not text"))?.trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    let tag = v.strip_prefix("W/").unwrap_or(v);
+    let tag = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .ok_or_else(|| bad("If-Match takes one entity tag, \"VERSION\", as GET /api/wanted gives it in ETag"))?;
+    Ok(Some(tag.to_owned()))
 }
 
 /// Parses a wanted graph from JSON or TOML (by Content-Type).
@@ -164,13 +195,32 @@ pub(crate) async fn apply(
     method: Method,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let who = app.allow(&method, &headers, Role::Operator)?;
+    let expected = if_match(&headers)?;
     let w = parse_wanted(&headers, &body)?;
     let n = w.edges.len();
-    app.backend.apply(w).await?;
-    tracing::info!(user = ?who.user, edges = n, "wanted graph applied");
-    Ok(Json(json!({"ok": true, "edges": n})))
+    let version = app.backend.apply(w, expected).await?;
+    tracing::info!(user = ?who.user, edges = n, %version, "wanted graph applied");
+    Ok((
+        [(header::ETAG, etag(&version))],
+        Json(json!({"ok": true, "edges": n, "version": version})),
+    )
+        .into_response())
+}
+
+/// DELETE /api/nodes/{node} (operator): forget an offline node; 409 while
+/// it is online.
+pub(crate) async fn forget_node(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(node): Path<String>,
+) -> Result<Json<Value>> {
+    let who = app.allow(&method, &headers, Role::Operator)?;
+    app.backend.forget_node(&node).await?;
+    tracing::info!(user = ?who.user, node = %node, "offline node forgotten");
+    Ok(Json(json!({"ok": true})))
 }
 
 /// POST /api/edges (operator): add one wanted edge; answers `{id}`.

@@ -19,8 +19,11 @@ pub trait Backend: Send + Sync + 'static {
     fn graph(&self) -> watch::Receiver<Arc<CurrentGraph>>;
     /// The wanted graph as stored.
     fn wanted(&self) -> BoxFut<'_, WantedGraph>;
-    /// Replace the wanted graph (all or nothing).
-    fn apply(&self, wanted: WantedGraph) -> BoxFut<'_, Result<(), ControllerError>>;
+    /// Replace the wanted graph (all or nothing), only if it is still at
+    /// version `if_match` when one is given; returns the new version.
+    fn apply(&self, wanted: WantedGraph, if_match: Option<String>) -> BoxFut<'_, Result<String, ControllerError>>;
+    /// Forget an offline node.
+    fn forget_node<'a>(&'a self, node: &'a str) -> BoxFut<'a, Result<(), ControllerError>>;
     /// Add one wanted edge; returns its id.
     fn add_edge(&self, edge: WantedEdge) -> BoxFut<'_, Result<String, ControllerError>>;
     /// Remove one wanted edge by id.
@@ -38,8 +41,11 @@ impl Backend for ControllerHandle {
     fn wanted(&self) -> BoxFut<'_, WantedGraph> {
         Box::pin(ControllerHandle::wanted(self))
     }
-    fn apply(&self, wanted: WantedGraph) -> BoxFut<'_, Result<(), ControllerError>> {
-        Box::pin(ControllerHandle::apply(self, wanted))
+    fn apply(&self, wanted: WantedGraph, if_match: Option<String>) -> BoxFut<'_, Result<String, ControllerError>> {
+        Box::pin(ControllerHandle::apply_if(self, wanted, if_match))
+    }
+    fn forget_node<'a>(&'a self, node: &'a str) -> BoxFut<'a, Result<(), ControllerError>> {
+        Box::pin(ControllerHandle::forget_node(self, node))
     }
     fn add_edge(&self, edge: WantedEdge) -> BoxFut<'_, Result<String, ControllerError>> {
         Box::pin(ControllerHandle::add_edge(self, edge))

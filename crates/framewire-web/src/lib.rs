@@ -222,10 +222,13 @@ impl From<framewire_controller::ControllerError> for ApiError {
             E::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             E::Node { .. } => StatusCode::BAD_GATEWAY,
             E::Offline(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Online(_) => StatusCode::CONFLICT,
+            E::Stale { .. } => StatusCode::PRECONDITION_FAILED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let extra = match &e {
             E::Refused(r) => Some(serde_json::json!({ "refusals": r })),
+            E::Stale { current, .. } => Some(serde_json::json!({ "version": current })),
             _ => None,
         };
         let mut a = ApiError::new(status, e.to_string());
@@ -286,7 +289,7 @@ fn routes(app: App) -> Router {
         .route("/api/wanted", get(api::wanted).put(api::apply))
         .route("/api/edges", post(api::add_edge))
         .route("/api/edges/{*id}", axum::routing::delete(api::remove_edge))
-        .route("/api/nodes/{node}", get(api::describe))
+        .route("/api/nodes/{node}", get(api::describe).delete(api::forget_node))
         .route("/api/nodes/{node}/v4l2", get(api::v4l2_list).post(api::v4l2_set))
         .route("/api/nodes/{node}/monitors", get(api::monitors))
         .route("/api/nodes/{node}/shutdown", post(snapshot::shutdown))
@@ -395,8 +398,11 @@ mod tests {
         fn wanted(&self) -> BoxFut<'_, WantedGraph> {
             Box::pin(async { WantedGraph::default() })
         }
-        fn apply(&self, _: WantedGraph) -> BoxFut<'_, Result<(), ControllerError>> {
-            Box::pin(async { Ok(()) })
+        fn apply(&self, _: WantedGraph, _: Option<String>) -> BoxFut<'_, Result<String, ControllerError>> {
+            Box::pin(async { Ok(String::new()) })
+        }
+        fn forget_node<'a>(&'a self, n: &'a str) -> BoxFut<'a, Result<(), ControllerError>> {
+            Box::pin(async move { Err(ControllerError::UnknownNode(n.into())) })
         }
         fn add_edge(&self, _: WantedEdge) -> BoxFut<'_, Result<String, ControllerError>> {
             Box::pin(async { Err(ControllerError::Other("none".into())) })

@@ -65,6 +65,7 @@ fn table(token_id: &'static str) -> Vec<Route> {
         r("POST", "/api/edges", "/api/edges", EDGE, O, 201),
         r("DELETE", "/api/edges/{id}", "/api/edges/sink/bars", "", O, 200),
         r("GET", "/api/nodes/{node}", "/api/nodes/cam", "", V, 200),
+        r("DELETE", "/api/nodes/{node}", "/api/nodes/gone", "", O, 200),
         r("GET", "/api/nodes/{node}/v4l2", "/api/nodes/cam/v4l2", "", V, 200),
         r(
             "GET",
@@ -610,4 +611,95 @@ async fn a_snapshot_is_a_jpeg_whatever_the_stream_carries() {
     assert!(String::from_utf8_lossy(&body).contains("no frame of a stream named `nothing`"));
     let (parts, _) = get("/snapshot/cam/bars.png").await;
     assert_eq!(parts.status, StatusCode::NOT_FOUND);
+}
+
+/// Two people edit the wanted graph: the second write, based on the version
+/// before the first, is refused with 412 and the current version; nothing
+/// changes. Without If-Match (or with `*`) a write goes through.
+#[tokio::test]
+async fn a_stale_write_of_the_wanted_graph_is_refused_with_the_current_version() {
+    let (users, tokens) = common::users();
+    let fake = common::Fake::new();
+    let app = router(fake.clone(), Users::from_file(users), false);
+    let bearer = format!("Bearer {}", tokens[1]);
+    let call = |method: &str, if_match: Option<&str>, body: &str| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri("/api/wanted")
+            .header("host", "127.0.0.1:7480")
+            .header("authorization", bearer.as_str());
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json");
+        }
+        if let Some(v) = if_match {
+            req = req.header("if-match", v);
+        }
+        let req = req.body(Body::from(body.to_owned())).unwrap();
+        let app = app.clone();
+        async move {
+            let resp = tokio::time::timeout(Duration::from_secs(10), app.oneshot(req))
+                .await
+                .expect("answer in time")
+                .unwrap();
+            let status = resp.status().as_u16();
+            let etag = resp.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
+            let b = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            (
+                status,
+                etag,
+                serde_json::from_slice::<serde_json::Value>(&b).unwrap_or_default(),
+            )
+        }
+    };
+    let (status, v0, _) = call("GET", None, "").await;
+    assert_eq!(status, 200);
+    let v0 = v0.expect("GET /api/wanted gives an ETag");
+    let one = r#"{"edge":[{"from":"cam","stream":"bars","to":"sink"}]}"#;
+    let two = r#"{"edge":[{"from":"cam","stream":"bars","to":"sink","local_name":"b2"}]}"#;
+    // Alice writes on v0: accepted, with the new version.
+    let (status, v1, body) = call("PUT", Some(&v0), one).await;
+    assert_eq!(status, 200, "{body}");
+    let v1 = v1.expect("PUT answers the new ETag");
+    assert_ne!(v1, v0);
+    assert_eq!(format!("\"{}\"", body["version"].as_str().unwrap()), v1);
+    // Bob writes on v0 too: refused, told the current version; nothing changed.
+    let (status, _, body) = call("PUT", Some(&v0), two).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(format!("\"{}\"", body["version"].as_str().unwrap()), v1);
+    assert!(
+        body["error"].as_str().unwrap().contains("changed since version"),
+        "{body}"
+    );
+    assert_eq!(fake.wanted.lock().unwrap().edges.len(), 1);
+    assert_eq!(fake.wanted.lock().unwrap().edges[0].local_name, "");
+    // On the current version, and with `*` or no If-Match, it goes through.
+    let (status, v2, _) = call("PUT", Some(&v1), two).await;
+    assert_eq!(status, 200);
+    assert_eq!(call("GET", None, "").await.1, v2);
+    assert_eq!(call("PUT", Some("*"), one).await.0, 200);
+    assert_eq!(call("PUT", None, two).await.0, 200);
+    assert_eq!(call("PUT", Some("not-quoted"), two).await.0, 400);
+}
+
+/// Forgetting a node: an offline one goes (once), an online one is refused
+/// with 409, an unknown one is 404.
+#[tokio::test]
+async fn only_an_offline_node_can_be_forgotten() {
+    let (users, tokens) = common::users();
+    let app = router(common::Fake::new(), Users::from_file(users), false);
+    let bearer = format!("Bearer {}", tokens[1]);
+    let delete = |path: &'static str| {
+        let req = Request::builder()
+            .method("DELETE")
+            .uri(path)
+            .header("host", "127.0.0.1:7480")
+            .header("authorization", bearer.as_str())
+            .body(Body::empty())
+            .unwrap();
+        let app = app.clone();
+        async move { app.oneshot(req).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(delete("/api/nodes/gone").await, 200);
+    assert_eq!(delete("/api/nodes/gone").await, 404);
+    assert_eq!(delete("/api/nodes/cam").await, 409);
 }

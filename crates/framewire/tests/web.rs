@@ -231,6 +231,36 @@ async fn graph_apply_and_export_with_a_token() {
         assert!(err.contains("edge 0") || err.contains("demo:ghost"), "{err}");
         let (_, out, _) = run(&["graph", "export", "--format", "json"], &with(&admin_token));
         assert!(out.contains("direct") && !out.contains("ghost"), "{out}");
+        // Two people edit at once: Alice and Bob both export; Alice applies
+        // her edit; Bob's, based on the older version, is refused and
+        // changes nothing; with --force it goes through.
+        let (_, alice, _) = run(&["graph", "export"], &with(&admin_token));
+        assert!(alice.starts_with("# version: "), "{alice}");
+        let bob = alice.clone();
+        let alice_file = dir.join("alice.toml");
+        std::fs::write(&alice_file, alice.replace("priority = 128", "priority = 200")).unwrap();
+        let (code, out, err) = run(&["graph", "apply", alice_file.to_str().unwrap()], &with(&admin_token));
+        assert_eq!(code, 0, "{out}{err}");
+        let bob_file = dir.join("bob.toml");
+        std::fs::write(&bob_file, bob.replace("priority = 128", "priority = 7")).unwrap();
+        let (code, _, err) = run(&["graph", "apply", bob_file.to_str().unwrap()], &with(&admin_token));
+        assert_eq!(code, 3, "{err}");
+        assert!(
+            err.contains("changed since version") && err.contains("--force"),
+            "{err}"
+        );
+        let (_, now, _) = run(&["graph", "export"], &with(&admin_token));
+        assert!(
+            now.contains("priority = 200"),
+            "Bob's stale write changed the graph:\n{now}"
+        );
+        let (code, out, err) = run(
+            &["graph", "apply", "--force", bob_file.to_str().unwrap()],
+            &with(&admin_token),
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        let (_, now, _) = run(&["graph", "export"], &with(&admin_token));
+        assert!(now.contains("priority = 7"), "{now}");
         // Unreachable controller: exit 4.
         let (code, _, _) = run(
             &["graph", "export"],

@@ -126,6 +126,26 @@ impl Core {
         }
     }
 
+    /// Forgets the node `name` if it is offline: it leaves the graph.
+    pub(crate) fn forget(&mut self, name: &str) -> Forget {
+        match self.nodes.get(name) {
+            None => Forget::Unknown,
+            Some(n) if n.online => Forget::Online,
+            Some(_) => {
+                let Some(n) = self.nodes.remove(name) else {
+                    return Forget::Unknown;
+                };
+                let mine = |id: &String| id.starts_with(&format!("{name}/"));
+                self.pending.retain(|id, _| !mine(id));
+                self.unpending.retain(|id, _| !mine(id));
+                self.edge_errors.retain(|id, _| !mine(id));
+                self.removing.retain(|_, (node, _)| node != name);
+                self.v4l2_at.remove(&n.addr);
+                Forget::Forgotten(n.addr)
+            }
+        }
+    }
+
     /// The control connection to the node at `addr` dropped.
     pub(crate) fn on_down(&mut self, addr: &str, error: &str) {
         for n in self.nodes.values_mut().filter(|n| same_addr(&n.addr, addr)) {

@@ -78,6 +78,17 @@ pub(crate) enum Action {
     },
 }
 
+/// What [`Core::forget`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Forget {
+    /// The node left the graph; it was dialled at this address.
+    Forgotten(String),
+    /// It is online: nothing changed.
+    Online,
+    /// No node by that name.
+    Unknown,
+}
+
 /// The controller's whole state.
 #[derive(Debug, Default)]
 pub(crate) struct Core {

@@ -461,3 +461,37 @@ fn find<'a>(g: &'a CurrentGraph, id: &str) -> &'a EdgeView {
         .find(|e| e.id == id)
         .unwrap_or_else(|| panic!("no edge {id} in {g:#?}"))
 }
+
+#[test]
+fn only_an_offline_node_is_forgotten_and_its_wanted_edges_stay() {
+    let t = Instant::now();
+    let mut c = three(t);
+    c.set_wanted(WantedGraph {
+        edges: vec![wanted("cam", "bars", "relay")],
+    });
+    assert_eq!(c.forget("relay"), Forget::Online);
+    assert!(c.graph().nodes.iter().any(|n| n.name == "relay"));
+    assert_eq!(c.forget("nobody"), Forget::Unknown);
+    c.on_down(&addr(2), "connection refused");
+    assert_eq!(c.forget("relay"), Forget::Forgotten(addr(2)));
+    let g = c.graph();
+    assert!(!g.nodes.iter().any(|n| n.name == "relay"), "{:?}", g.nodes);
+    assert_eq!(c.wanted.edges.len(), 1, "the wanted edge stays wanted");
+    assert!(c.plan(t).is_empty(), "nothing is sent to a forgotten node");
+    // A report from it brings it back.
+    c.on_report(&addr(2), report("relay", 2, &[], vec![]), t);
+    assert!(c.graph().nodes.iter().any(|n| n.name == "relay" && n.online));
+}
+
+#[test]
+fn the_wanted_graph_version_follows_its_content() {
+    let a = WantedGraph {
+        edges: vec![wanted("cam", "bars", "relay")],
+    };
+    let mut b = a.clone();
+    assert_eq!(a.version(), b.version());
+    assert_eq!(a.version().len(), 16);
+    b.edges[0].priority = 129;
+    assert_ne!(a.version(), b.version());
+    assert_ne!(WantedGraph::default().version(), a.version());
+}

@@ -24,6 +24,8 @@ pub struct Fake {
     pub graph_tx: watch::Sender<Arc<CurrentGraph>>,
     pub wanted: Mutex<WantedGraph>,
     pub requests: Mutex<Vec<(String, Request)>>,
+    /// Offline nodes it knows (not in the graph it pushes): `gone`.
+    pub offline: Mutex<Vec<String>>,
 }
 
 pub fn sample_graph(version: u64) -> CurrentGraph {
@@ -73,6 +75,7 @@ impl Fake {
             graph_tx,
             wanted: Mutex::new(WantedGraph::default()),
             requests: Mutex::new(Vec::new()),
+            offline: Mutex::new(vec!["gone".into()]),
         })
     }
 
@@ -92,10 +95,28 @@ impl Backend for Fake {
     fn wanted(&self) -> BoxFut<'_, WantedGraph> {
         Box::pin(async move { self.wanted.lock().unwrap().clone() })
     }
-    fn apply(&self, wanted: WantedGraph) -> BoxFut<'_, Result<(), ControllerError>> {
+    fn apply(&self, wanted: WantedGraph, if_match: Option<String>) -> BoxFut<'_, Result<String, ControllerError>> {
         Box::pin(async move {
-            *self.wanted.lock().unwrap() = wanted;
-            Ok(())
+            let mut w = self.wanted.lock().unwrap();
+            let current = w.version();
+            if let Some(expected) = if_match
+                && expected != current
+            {
+                return Err(ControllerError::Stale { expected, current });
+            }
+            *w = wanted;
+            Ok(w.version())
+        })
+    }
+    fn forget_node<'a>(&'a self, node: &'a str) -> BoxFut<'a, Result<(), ControllerError>> {
+        Box::pin(async move {
+            let mut offline = self.offline.lock().unwrap();
+            if let Some(i) = offline.iter().position(|n| n == node) {
+                offline.remove(i);
+                return Ok(());
+            }
+            self.node(node)?;
+            Err(ControllerError::Online(node.into()))
         })
     }
     fn add_edge(&self, edge: WantedEdge) -> BoxFut<'_, Result<String, ControllerError>> {

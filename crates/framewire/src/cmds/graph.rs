@@ -10,7 +10,7 @@ use framewire_web::client;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
 framewire graph export > wanted.toml\n  \
-framewire graph apply wanted.toml\n  \
+framewire graph apply wanted.toml      # refused if someone changed the graph since the export\n  \
 framewire graph apply --token-file ~/.config/framewire/token --url http://10.0.0.5:7480 wanted.json\n\n\
 The file is TOML ([[edge]] tables) or JSON ({\"edge\": [...]}), see docs/controller.md.\n\
 apply is all or nothing: if any edge is refused nothing changes, and every refusal is printed.\n\
@@ -42,9 +42,19 @@ enum GraphCmd {
         format: String,
     },
     /// Replace the wanted graph with FILE (.toml or .json; `-` reads TOML or JSON from stdin).
+    /// A file from `graph export` carries the graph's version: it is applied
+    /// only if nobody changed the graph since (else refused, nothing changes).
     Apply {
         /// The wanted graph.
         file: PathBuf,
+        /// Apply only if the graph is at this version (as `graph export`
+        /// writes it) [default: the file's `# version:` line, if any].
+        #[arg(long, value_name = "VERSION", conflicts_with = "force")]
+        if_match: Option<String>,
+        /// Apply whatever the graph's version now (overwrites changes made
+        /// since the file was exported).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -90,13 +100,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let r = client::request(&args.url, "GET", "/api/wanted", &headers, b"", timeout).await?;
             check(&r)?;
             let mut text = r.text();
+            let version = r.header("etag").map(|t| t.trim_matches('"').to_owned());
             if format == "json" {
                 let v: serde_json::Value = serde_json::from_str(&text).context("the answer is not JSON")?;
                 text = serde_json::to_string_pretty(&v)? + "\n";
+                if let Some(v) = &version {
+                    eprintln!("version: {v} (graph apply --if-match {v} applies only if nobody changed it since)");
+                }
+            } else if let Some(v) = &version {
+                text = format!("{VERSION_LINE}{v}\n{text}");
             }
             print!("{text}");
         }
-        GraphCmd::Apply { file } => {
+        GraphCmd::Apply { file, if_match, force } => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).context("reading stdin")?
             } else {
@@ -111,13 +127,48 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 "Content-Type",
                 if json { "application/json" } else { "application/toml" },
             ));
+            let expected = match (force, if_match) {
+                (true, _) => None,
+                (false, Some(v)) => Some(v),
+                (false, None) => file_version(&text),
+            };
+            let tag = expected.as_ref().map(|v| format!("\"{v}\""));
+            if let Some(t) = &tag {
+                headers.push(("If-Match", t.as_str()));
+            }
             let r = client::request(&args.url, "PUT", "/api/wanted", &headers, text.as_bytes(), timeout).await?;
+            if r.status == 412 {
+                let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                return Err(Refused(format!(
+                    "the wanted graph changed since version {} (it is now {}); nothing was applied.\n  \
+                     Export it again and redo the change, or apply with --force to overwrite it",
+                    expected.unwrap_or_default(),
+                    v["version"].as_str().unwrap_or("?")
+                ))
+                .into());
+            }
             check(&r)?;
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            println!("applied: {} edge(s)", v["edges"].as_u64().unwrap_or(0));
+            println!(
+                "applied: {} edge(s), version {}",
+                v["edges"].as_u64().unwrap_or(0),
+                v["version"].as_str().unwrap_or("?")
+            );
         }
     }
     Ok(())
+}
+
+/// The line `graph export` puts first in a TOML file.
+const VERSION_LINE: &str = "# version: ";
+
+/// The version a file from `graph export` carries.
+fn file_version(text: &str) -> Option<String> {
+    text.lines()
+        .take_while(|l| l.starts_with('#') || l.trim().is_empty())
+        .find_map(|l| l.strip_prefix(VERSION_LINE))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn check(r: &client::HttpResponse) -> anyhow::Result<()> {
