@@ -34,12 +34,16 @@ pub fn stream(s: &StreamInfo) -> Value {
     })
 }
 
-/// GET_STATS: inputs, outputs and viewers' input events.
+/// GET_STATS: inputs, outputs, viewers' input events, messages passed through.
 pub fn stats(s: &Stats) -> Value {
     json!({
         "inputs": s.inputs.iter().map(input).collect::<Vec<_>>(),
         "outputs": s.outputs.iter().map(output).collect::<Vec<_>>(),
         "input_events": s.input_events.iter().map(input_events).collect::<Vec<_>>(),
+        "pass_through": s.pass_through.iter().map(|p| json!({
+            "stream": p.stream, "message_type": p.message_type, "messages": p.messages,
+            "bytes": p.bytes, "dropped": p.dropped,
+        })).collect::<Vec<_>>(),
     })
 }
 

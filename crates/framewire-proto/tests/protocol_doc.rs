@@ -387,6 +387,7 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                             },
                         ],
                     }],
+                    pass_through: Vec::new(),
                 }),
             },
         ),

@@ -233,12 +233,23 @@ fn response() -> impl Strategy<Value = Response> {
         (
             vec(input_stats, 0..4),
             vec(output_stats(), 0..4),
-            vec(input_event_stats(), 0..3)
+            vec(input_event_stats(), 0..3),
+            vec((text(), any::<u16>(), any::<[u64; 3]>()), 0..3),
         )
-            .prop_map(|(inputs, outputs, input_events)| Response::GetStats(Stats {
+            .prop_map(|(inputs, outputs, input_events, passed)| Response::GetStats(Stats {
                 inputs,
                 outputs,
-                input_events
+                input_events,
+                pass_through: passed
+                    .into_iter()
+                    .map(|(stream, message_type, n)| framewire_proto::control::PassThroughStats {
+                        stream,
+                        message_type,
+                        messages: n[0],
+                        bytes: n[1],
+                        dropped: n[2],
+                    })
+                    .collect(),
             })),
         text().prop_map(|name| Response::Connect(Name { name })),
         Just(Response::Disconnect),
@@ -459,6 +470,10 @@ fn stats_without_input_events_still_reads() {
     assert_eq!(Response::decode(&env).unwrap(), Response::GetStats(Stats::default()));
     // A truncated third list is an error, not an empty one.
     env.body = bytes::Bytes::from_static(&[0, 0, 0, 0, 1, 0]);
+    assert!(Response::decode(&env).is_err());
+    // With nothing passed through the body ends after `input_events`, as
+    // before that list was appended; a truncated fourth list is an error.
+    env.body = bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 1, 0]);
     assert!(Response::decode(&env).is_err());
 }
 

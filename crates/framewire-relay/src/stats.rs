@@ -380,6 +380,7 @@ impl Snapshot {
                 .collect(),
             // The relay engine does not see input events; the node adds them.
             input_events: Vec::new(),
+            pass_through: Vec::new(),
         }
     }
 }

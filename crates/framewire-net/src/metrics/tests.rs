@@ -57,6 +57,7 @@ fn snapshot() -> MetricsSnapshot {
                 waiting_keyframe: false,
             }],
             input_events: Vec::new(),
+            pass_through: Vec::new(),
         },
         edges: vec![EdgeMetrics {
             stream: "far".into(),

@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use framewire_proto::control::{Description, Snapshot, Stats, StatusReport, StreamInfo, StreamState};
-use framewire_proto::{EventInfo, EventReason, Features, StreamEvent, StreamOpen, SubscribeParams};
+use framewire_proto::{EventInfo, EventReason, Features, Message, StreamEvent, StreamOpen, SubscribeParams};
 use framewire_relay::{DropCounts, Frame, InputId, OutputId, Transmit};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
@@ -27,6 +28,7 @@ use crate::clock::now_ns;
 use crate::config::NodeConfig;
 use crate::error::NetError;
 use crate::runtime::input::InputRegistry;
+use crate::runtime::passthrough::{self, PassedCounts};
 use crate::state::{NodeState, OutputInfo, StateError};
 
 /// Where an output's stream events go: the connection that serves it.
@@ -38,6 +40,10 @@ pub(crate) trait OutputEvents: Debug + Send + Sync {
 
     /// The output is gone (its stream went away): stop serving it.
     fn removed(&self, id: OutputId);
+
+    /// A message passed through to the consumer (audio, a type the node
+    /// does not know), already on its channel. False when it did not fit.
+    fn pass(&self, msg: &Message) -> bool;
 }
 
 /// Frames a producer outside the relay skipped for an output (a
@@ -92,6 +98,8 @@ pub(crate) struct NodeCore {
     features: AtomicU32,
     /// Input events from viewers, and where they go (docs/x11.md).
     pub(crate) input: Arc<InputRegistry>,
+    /// Messages passed through uninterpreted, counted per stream and type.
+    passed: PassedCounts,
     /// What sources and sinks may ask the node for, by type.
     #[cfg_attr(
         not(any(feature = "x11", all(feature = "v4l2", target_os = "linux"))),
@@ -126,6 +134,7 @@ impl NodeCore {
             room_waiters: AtomicUsize::new(0),
             features: AtomicU32::new(Features::OPAQUE.0),
             input,
+            passed: PassedCounts::default(),
             extensions,
             skipped: OnceLock::new(),
             changes: watch::channel(0).0,
@@ -247,6 +256,31 @@ impl NodeCore {
         }
         drop(guard);
         self.changed();
+    }
+
+    /// A message the node does not interpret arrived on `stream`'s
+    /// channel (an audio frame, a type it does not know): every subscriber
+    /// connection gets it on its own channel, unchanged; counted per type.
+    pub(crate) fn pass_through(&self, stream: &str, message_type: u16, payload: &Bytes) {
+        let outputs: Vec<(Arc<dyn OutputEvents>, u16)> = {
+            let inner = self.lock();
+            inner
+                .state
+                .event_outputs(stream)
+                .into_iter()
+                .filter_map(|(id, channel)| {
+                    let ev = inner.owners.get(&id)?.events.clone()?;
+                    Some((ev, channel))
+                })
+                .collect()
+        };
+        let mut dropped = 0;
+        for (ev, channel) in outputs {
+            if !ev.pass(&passthrough::on_channel(message_type, channel, payload.clone())) {
+                dropped += 1;
+            }
+        }
+        self.passed.count(stream, message_type, payload.len(), dropped);
     }
 
     /// A pulled stream (re)connected: counts a reconnection if it was not
@@ -404,6 +438,7 @@ impl NodeCore {
         };
         let mut stats = self.lock().state.stats(only, Instant::now(), &skipped);
         stats.input_events = self.input.stats(only);
+        stats.pass_through = self.passed.stats(only);
         stats
     }
 

@@ -1,7 +1,7 @@
 //! What runs a node around its state: the core (the state behind its
 //! lock, wakers and signals), command dispatch, the pulled edges and a
 //! gateway's remote streams, the device families a node answers about,
-//! viewers' input, status pushes.
+//! viewers' input, messages passed through uninterpreted, status pushes.
 
 pub(crate) mod commands;
 pub(crate) mod core;
@@ -9,4 +9,5 @@ pub(crate) mod devices;
 pub(crate) mod edges;
 pub(crate) mod gateway;
 pub(crate) mod input;
+pub(crate) mod passthrough;
 pub(crate) mod status;

@@ -257,6 +257,13 @@ impl NodeState {
             StreamEvent::FormatChanged(open) => entry.open = open.clone(),
             _ => {}
         }
+        self.event_outputs(stream)
+    }
+
+    /// The outputs of `stream` that take its events and messages (a
+    /// connection's, not a local sink's or an opaque one), with their
+    /// channels.
+    pub(crate) fn event_outputs(&self, stream: &str) -> Vec<(OutputId, u16)> {
         self.outputs
             .iter()
             .filter(|(_, o)| o.stream == stream && o.events)

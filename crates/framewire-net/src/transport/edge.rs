@@ -32,6 +32,7 @@ use crate::config::{EdgeConfig, EdgeTransport};
 use crate::error::{CommandError, NetError};
 use crate::runtime::core::NodeCore;
 use crate::runtime::input::{FORWARD_QUEUE, InputRegistry};
+use crate::runtime::passthrough::passable;
 use crate::state::liveness::{Check, Liveness, PING_REQUEST, stall_window};
 use crate::transport::client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
 
@@ -251,6 +252,14 @@ async fn session_inner(
         let Some(msg) = msg else {
             return Ok(());
         };
+        // Audio and types this build does not know, on the stream's
+        // channel: passed to the subscribers unchanged.
+        if msg.channel() == channel
+            && let Some((message_type, payload)) = passable(&msg)
+        {
+            core.pass_through(local, message_type, payload);
+            continue;
+        }
         match msg {
             Message::VideoFrame(f) if f.channel == channel => {
                 let mut frame = Frame::from(f);

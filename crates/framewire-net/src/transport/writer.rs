@@ -237,6 +237,18 @@ impl OutputEvents for WriterQueue {
     fn removed(&self, id: OutputId) {
         let _ = self.try_push(Item::RemoveOutput(id));
     }
+
+    fn pass(&self, msg: &Message) -> bool {
+        match Item::msg(msg).map(|i| self.try_push(i)) {
+            Ok(Ok(())) => true,
+            Ok(Err(QueueError::Closed)) => true, // the connection is going: nothing to count
+            Ok(Err(QueueError::Full)) => false,
+            Err(e) => {
+                warn!(error = %e, "a passed-through message does not encode");
+                false
+            }
+        }
+    }
 }
 
 /// The writer task of one connection.

@@ -242,7 +242,14 @@ impl Response {
             Response::Hello(x) => x.put(&mut b)?,
             Response::ListStreams(x) => put_list(&mut b, "streams", x)?,
             Response::Subscribe(x) => x.put(&mut b)?,
-            Response::GetStats(x) => x.put(&mut b)?,
+            Response::GetStats(x) => {
+                x.put(&mut b)?;
+                // Appended later, and only here (a status report's stats
+                // end with `input_events`): written when not empty.
+                if !x.pass_through.is_empty() {
+                    put_list(&mut b, "pass_through", &x.pass_through)?;
+                }
+            }
             Response::Connect(x) => x.put(&mut b)?,
             Response::Describe(x) => x.put(&mut b)?,
             Response::Snapshot(x) => x.put(&mut b)?,
@@ -287,7 +294,13 @@ impl Response {
             Command::Subscribe => Response::Subscribe(SubscribeReply::get(&mut r).map_err(err)?),
             Command::Unsubscribe => Response::Unsubscribe,
             Command::StreamOpen => Response::StreamOpen,
-            Command::GetStats => Response::GetStats(Stats::get(&mut r).map_err(err)?),
+            Command::GetStats => {
+                let mut stats = Stats::get(&mut r).map_err(err)?;
+                if r.remaining() > 0 {
+                    stats.pass_through = get_list(&mut r, "pass_through").map_err(err)?;
+                }
+                Response::GetStats(stats)
+            }
             Command::Connect => Response::Connect(Name::get(&mut r).map_err(err)?),
             Command::Disconnect => Response::Disconnect,
             Command::Describe => Response::Describe(Description::get(&mut r).map_err(err)?),

@@ -307,9 +307,51 @@ impl Fields for InputEventStats {
     }
 }
 
+/// Messages of one type a node passed through on one stream without
+/// interpreting them (audio frames, types it does not know):
+/// `stream string, message_type u16, messages u64, bytes u64, dropped u64`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassThroughStats {
+    /// The stream's local name.
+    pub stream: String,
+    /// The message type (0x0006 audio, or a code this build does not know).
+    pub message_type: u16,
+    /// Messages of that type that arrived on the stream's channel.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Copies not passed on because a subscriber's connection queue was full.
+    pub dropped: u64,
+}
+
+impl Fields for PassThroughStats {
+    const MIN_LEN: usize = 2 + 2 + 24;
+    fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
+        b.put_string("stream", &self.stream)?;
+        b.put_u16_le(self.message_type);
+        b.put_u64_le(self.messages);
+        b.put_u64_le(self.bytes);
+        b.put_u64_le(self.dropped);
+        Ok(())
+    }
+    fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        Ok(PassThroughStats {
+            stream: r.string("stream")?,
+            message_type: r.u16("message_type")?,
+            messages: r.u64("messages")?,
+            bytes: r.u64("bytes")?,
+            dropped: r.u64("dropped")?,
+        })
+    }
+}
+
 /// GET_STATS response: `inputs list(InputStats), outputs list(OutputStats),
-/// input_events list(InputEventStats)`. The last list was appended later:
-/// a body that ends after `outputs` reads as no input events.
+/// input_events list(InputEventStats)[, pass_through list(PassThroughStats)]`.
+/// The last two lists were appended later: a body that ends after
+/// `outputs` reads as no input events. The pass-through list belongs to
+/// the GET_STATS response only (written by [`Response`]'s encoding when
+/// not empty, read when the body goes on); a STATUS_REPORT's stats end
+/// with `input_events`, and these fields encode the three lists.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Stats {
     /// Streams produced or received.
@@ -318,6 +360,8 @@ pub struct Stats {
     pub outputs: Vec<OutputStats>,
     /// Input events from viewers, per stream that received any.
     pub input_events: Vec<InputEventStats>,
+    /// Messages passed through uninterpreted, per stream and type.
+    pub pass_through: Vec<PassThroughStats>,
 }
 
 impl Fields for Stats {
@@ -339,6 +383,7 @@ impl Fields for Stats {
             inputs,
             outputs,
             input_events,
+            pass_through: Vec::new(),
         })
     }
 }

@@ -193,6 +193,25 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>, wide: bool) -> String 
             );
         }
     }
+    if !s.pass_through.is_empty() {
+        let _ = writeln!(
+            t,
+            "\n{:<20} {:>8} {:>10} {:>12} {:>8}",
+            "PASSED THROUGH", "TYPE", "MESSAGES", "BYTES", "DROPPED"
+        );
+        for p in &s.pass_through {
+            let kind = if p.message_type == 6 {
+                "audio".to_owned()
+            } else {
+                format!("{:#06x}", p.message_type)
+            };
+            let _ = writeln!(
+                t,
+                "{:<20} {:>8} {:>10} {:>12} {:>8}",
+                p.stream, kind, p.messages, p.bytes, p.dropped
+            );
+        }
+    }
     t
 }
 
