@@ -72,6 +72,7 @@ pub use node::Node;
 pub use sinks::archive::ArchiveSink;
 pub use sinks::file::FileSink;
 pub use sinks::null::NullSink;
+pub use sinks::ring::{RingSink, default_ring_path};
 pub use sinks::stdout::StdoutSink;
 pub use sources::file::jpeg_size;
 pub use sources::replay::ReplayConfig;

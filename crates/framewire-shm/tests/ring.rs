@@ -150,7 +150,10 @@ fn foreign_c_reader_reads_the_ring() {
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c/ring_reader.c");
     let bin = dir.join("ring_reader");
     let st = Command::new("cc")
-        .args(["-O2", "-std=c11", "-D_DEFAULT_SOURCE", "-Wall", "-Werror", "-o"])
+        .args(["-O2", "-std=c11", "-D_DEFAULT_SOURCE", "-Wall", "-Werror"])
+        // The header as installed with the project (include/framewire).
+        .arg(concat!("-I", env!("CARGO_MANIFEST_DIR"), "/../../include/framewire"))
+        .arg("-o")
         .arg(&bin)
         .arg(src)
         .status()

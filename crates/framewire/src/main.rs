@@ -55,6 +55,8 @@ enum Cmd {
     Snapshot(cmds::snapshot::Args),
     /// Stop a node gracefully (sinks finish, archives close).
     Shutdown(cmds::snapshot::ShutdownArgs),
+    /// Shared-memory rings of `--sink ring:STREAM`: `ring read PATH`, `ring header`.
+    Ring(cmds::ring::Args),
     /// Show a node's counters: per input, per output, and viewers' input events.
     Stats(cmds::stats::Args),
     /// Run a demo graph on this machine (loopback only) with live figures.
@@ -105,6 +107,7 @@ fn main() {
                 Cmd::Recv(a) => cmds::recv::run(a).await,
                 Cmd::Snapshot(a) => cmds::snapshot::run(a).await,
                 Cmd::Shutdown(a) => cmds::snapshot::run_shutdown(a).await,
+                Cmd::Ring(a) => cmds::ring::run(a).await,
                 Cmd::Stats(a) => cmds::stats::run(a).await,
                 Cmd::Demo(a) => cmds::demo::run(a).await,
                 Cmd::Discover(a) => cmds::discover::run(a).await,

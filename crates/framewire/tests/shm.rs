@@ -245,3 +245,150 @@ fn a_node_removes_the_stale_sockets_of_its_name_at_start() {
     node.signal("TERM");
     assert_eq!(node.wait_exit(Duration::from_secs(10)), Some(0), "{}", node.log());
 }
+
+/// A stream's shared memory serves 16 consumers; a 17th local subscriber
+/// is served over TCP instead of being refused, and a relay's edge that
+/// asked for shared memory goes live over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_17th_local_subscriber_falls_back_to_tcp() {
+    let source = spawn_node(&[
+        "--name",
+        "test:source",
+        "--source",
+        "test-pattern:bars,size=160x120,fps=30,format=raw",
+    ]);
+    let params = SubscribeParams {
+        transport: TransportMode::Shm,
+        ..SubscribeParams::default()
+    };
+    // Sixteen shared-memory subscriptions (their offers not taken up: the
+    // places count from the subscription).
+    let mut held = Vec::new();
+    for i in 0..16 {
+        let mut c = client(source.addr, &format!("test:shm-{i}")).await;
+        let r = c.subscribe_full("bars", params).await.unwrap();
+        assert!(r.shm.is_some(), "subscriber {i} got no shared memory");
+        held.push(c);
+    }
+    let mut c = client(source.addr, "test:seventeenth").await;
+    let r = c.subscribe_full("bars", params).await.unwrap();
+    assert!(r.shm.is_none(), "a 17th shared-memory place was offered");
+    let mut frames = 0;
+    while frames < 5 {
+        match next(&mut c, Duration::from_secs(5)).await.expect("frames over TCP") {
+            Message::VideoFrame(f) if f.channel == r.channel => {
+                assert_eq!(f.data.len(), 160 * 120 * 4);
+                frames += 1;
+            }
+            _ => {}
+        }
+    }
+    // A relay asking for shared memory (auto, on this host) goes live too.
+    let relay = spawn_node(&["--name", "test:relay", "--upstream", &format!("{}/bars", source.addr)]);
+    wait_until(
+        "the relay's edge to carry frames over TCP",
+        Duration::from_secs(15),
+        async || {
+            stats(source.addr).await.outputs.into_iter().any(|o| {
+                o.peer.ends_with("test:relay") && o.transport == TransportMode::Encapsulated && o.frames_sent > 5
+            })
+        },
+    )
+    .await;
+    assert!(relay.log().contains("over TCP"), "{}", relay.log());
+    drop(held);
+}
+
+/// `--sink ring:STREAM` writes the stream into a ring that `framewire ring
+/// read` (a reader with no protocol) follows: the stream's rate, no skips
+/// for a reader that keeps up, every frame the raw frame's size; when the
+/// node stops the reader sees the ring closed and the file is gone.
+#[test]
+fn a_ring_sink_is_read_without_the_protocol() {
+    let dir = temp_dir("ring-sink");
+    let path = dir.join("bars.ring");
+    let spec = format!("ring:bars,path={},slots=32", path.display());
+    let node = spawn_node(&[
+        "--name",
+        "test:ring",
+        "--source",
+        "test-pattern:bars,size=160x120,fps=30,format=raw",
+        "--sink",
+        &spec,
+    ]);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < end, "no ring at {}: {}", path.display(), node.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args([
+            "ring",
+            "read",
+            path.to_str().unwrap(),
+            "--frames",
+            "45",
+            "--seconds",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("32 slots of up to 76800 bytes"), "{text}");
+    let total = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("total"))
+        .expect("a total line");
+    let fps: f64 = total.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!((20.0..=40.0).contains(&fps), "{fps} fps from a 30 fps source: {total}");
+    assert!(total.contains(" 0 skipped"), "{total}");
+    assert!(
+        total.contains("76800/76800/76800 bytes") && total.contains("45 frames"),
+        "{total}"
+    );
+
+    // A reader attached while the node stops sees the ring closed.
+    let mut reader = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(["ring", "read", path.to_str().unwrap(), "--seconds", "20"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    node.signal("TERM");
+    let out = reader.wait_with_output_timeout(Duration::from_secs(10));
+    assert!(out.contains("the writer closed the ring"), "{out}");
+    let end = Instant::now() + Duration::from_secs(5);
+    while path.exists() {
+        assert!(Instant::now() < end, "the ring file outlived the node");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The header it is read by in C comes with the command.
+    let out = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(["ring", "header"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("struct fw_ring_header"));
+}
+
+trait WaitOutput {
+    fn wait_with_output_timeout(&mut self, t: Duration) -> String;
+}
+
+impl WaitOutput for std::process::Child {
+    fn wait_with_output_timeout(&mut self, t: Duration) -> String {
+        let end = Instant::now() + t;
+        loop {
+            if self.try_wait().unwrap().is_some() {
+                let mut s = String::new();
+                std::io::Read::read_to_string(self.stdout.as_mut().unwrap(), &mut s).unwrap();
+                return s;
+            }
+            if Instant::now() > end {
+                let _ = self.kill();
+                panic!("the ring reader did not end within {t:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

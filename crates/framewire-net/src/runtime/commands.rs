@@ -300,6 +300,26 @@ impl Session {
             return self.respond(req, refuse(Status::BadRequest, msg)).await;
         }
         let channel = self.next_channel;
+        let mut params = params;
+        if params.transport == TransportMode::Shm && self.services.shm.is_some() && self.local_peer {
+            // A stream's shared memory serves at most MAX_CONSUMERS; past
+            // that the subscription is served over this connection (the
+            // answer names no socket) rather than refused.
+            let taken = self
+                .core
+                .stats(stream)
+                .outputs
+                .iter()
+                .filter(|o| o.stream == stream && o.transport == TransportMode::Shm)
+                .count();
+            if taken >= framewire_shm::MAX_CONSUMERS {
+                info!(
+                    stream,
+                    taken, "shared memory of this stream is full: serving the subscription over TCP"
+                );
+                params.transport = TransportMode::Encapsulated;
+            }
+        }
         let shm = params.transport == TransportMode::Shm;
         let server = match (shm, self.services.shm.as_ref()) {
             (false, _) => None,

@@ -8,11 +8,14 @@
 //! - `stdout`: writes each frame's bytes to standard output, for
 //!   `framewire node … | ffmpeg -f rawvideo …`;
 //! - `archive`: hands each frame to a `framewire-archive` archiver
-//!   (ffmpeg subprocess, segments, SQLite index).
+//!   (ffmpeg subprocess, segments, SQLite index);
+//! - `ring`: writes each frame into a shared-memory ring that programs
+//!   outside framewire read without the protocol (docs/shm.md).
 
 pub(crate) mod archive;
 pub(crate) mod file;
 pub(crate) mod null;
+pub(crate) mod ring;
 pub(crate) mod stdout;
 
 use std::time::Duration;
@@ -51,6 +54,10 @@ pub const KINDS: &[SinkKindEntry] = &[
     SinkKindEntry {
         name: "archive",
         from_table: archive::from_table,
+    },
+    SinkKindEntry {
+        name: "ring",
+        from_table: ring::from_table,
     },
 ];
 

@@ -183,16 +183,16 @@ async fn session_inner(
     };
     let reply = client.subscribe_full(&cfg.stream, params).await?;
     let channel = reply.channel;
+    if params.transport == TransportMode::Shm && reply.shm.is_none() {
+        // The upstream's shared memory for this stream is full: it serves
+        // us over this connection instead.
+        info!(upstream = %cfg.upstream, stream = %cfg.stream, "upstream serves this edge over TCP (its shared memory is full)");
+        params.transport = TransportMode::Encapsulated;
+    }
     if params.transport != TransportMode::Shm && reply.shm.is_some() {
         return Err(NetError::Protocol {
             peer: cfg.upstream.clone(),
             message: "it offered shared memory for a subscription over TCP; not taken".into(),
-        });
-    }
-    if params.transport == TransportMode::Shm && reply.shm.is_none() {
-        return Err(NetError::Protocol {
-            peer: cfg.upstream.clone(),
-            message: "it granted shared memory but named no socket".into(),
         });
     }
     let upstream_label = format!("{}/{}", cfg.upstream, cfg.stream);

@@ -11,6 +11,7 @@ pub mod ls;
 pub mod monitors;
 pub mod node;
 pub mod recv;
+pub mod ring;
 pub mod snapshot;
 pub mod stats;
 pub mod user;

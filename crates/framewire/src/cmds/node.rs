@@ -23,6 +23,8 @@ Specs:\n  \
 --source v4l2:NAME[,device=/dev/video0][,pixel-format=MJPG|YUYV|...][,size=WxH][,fps=N][,format=native|raw|raw-zstd|mjpeg][,on-demand=false][,linger=S][,controls.NAME=V]\n  \
 --upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N]\n  \
 --sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \
+--sink archive:STREAM,dir=DIR,format=passthrough|h264|h265|av1|ffv1|prores[,segment=S][,...]   (docs/archive.md)\n  \
+--sink ring:STREAM[,path=/dev/shm/framewire-ring-STREAM][,slots=120][,max-frame=BYTES]   (framewire ring read PATH)\n  \
 --opaque STREAM=HOST:PORT[,mode=..][,allow-unauthenticated=true]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)\n\n\
 Security (docs/security.md): --key-file PATH (or FRAMEWIRE_KEY_FILE) makes every connection, in and out,\n\
 authenticate with that deployment key; tools talking to the node need the same key.\n\

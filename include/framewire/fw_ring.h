@@ -1,4 +1,5 @@
-/* framewire shared-memory ring: the C view of the layout in docs/shm.md.
+/* framewire shared-memory ring: the C view of the layout in docs/shm.md
+ * (`framewire ring header` prints this file; `--sink ring:STREAM` writes rings).
  * All integers little-endian; offsets checked by _Static_assert. */
 #ifndef FW_RING_H
 #define FW_RING_H
