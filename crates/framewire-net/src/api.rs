@@ -32,6 +32,9 @@ use crate::state::StateError;
 pub(crate) trait NodePort: fmt::Debug + Send + Sync {
     /// Opens a stream of this node; fails if the name is taken.
     fn add_stream(&self, open: StreamOpen, state: StreamState) -> Result<(), NetError>;
+    /// Opens a stream a source being replaced left (its subscribers stay:
+    /// they get *format-changed* if `open` differs); opens it if it is gone.
+    fn reopen_stream(&self, open: StreamOpen, state: StreamState) -> Result<(), NetError>;
     fn push(&self, stream: &str, frame: Frame);
     fn stream_event(&self, stream: &str, event: StreamEvent);
     fn set_stream_state(&self, stream: &str, state: StreamState);
@@ -116,13 +119,19 @@ pub trait SinkSpec: Any + fmt::Debug + Send + Sync {
 pub struct SourceHost {
     pub(crate) node: Arc<dyn NodePort>,
     pub(crate) stop: Arc<AtomicBool>,
+    /// The source takes over the stream of one it replaces (SOURCE_SET).
+    pub(crate) replacing: bool,
 }
 
 impl SourceHost {
     /// Opens the source's stream with its STREAM_OPEN and first state.
     pub(crate) fn open(&self, open: StreamOpen, state: StreamState) -> Result<StreamOut, NetError> {
         let name = open.name.clone();
-        self.node.add_stream(open, state)?;
+        if self.replacing {
+            self.node.reopen_stream(open, state)?;
+        } else {
+            self.node.add_stream(open, state)?;
+        }
         Ok(StreamOut {
             node: self.node.clone(),
             name,

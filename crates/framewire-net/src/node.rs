@@ -14,7 +14,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use framewire_proto::control::{EdgeOrigin, Stats, StatusReport};
@@ -23,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::api::{Extensions, SinkHost, SourceHost};
+use crate::api::{Extensions, SinkHost};
 use crate::auth::DeploymentKey;
 use crate::config::{EdgeConfig, NodeConfig};
 use crate::error::NetError;
@@ -33,6 +32,7 @@ use crate::runtime::devices::Devices;
 use crate::runtime::edges::Edges;
 use crate::runtime::gateway::Gateway;
 use crate::runtime::input::InputRegistry;
+use crate::runtime::sources::Sources;
 use crate::sources::v4l2::{V4l2Family, V4l2Registry};
 use crate::sources::x11::MonitorsFamily;
 use crate::state::{Identity, NodeState};
@@ -51,8 +51,6 @@ pub struct Node {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Local sinks: awaited on shutdown (an archive closes its segment).
     sinks: Vec<tokio::task::JoinHandle<()>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-    stop_sources: Arc<AtomicBool>,
     metrics_addr: Option<SocketAddr>,
 }
 
@@ -126,6 +124,7 @@ impl Node {
             devices: devices(config, v4l2),
             shm,
             gateway,
+            sources: Arc::new(Sources::new(core.clone())),
         });
         let caps = crate::config::connection_caps(&config.limits, config.opaque_ports.len(), descriptor_limit());
         info!(name = %config.name, addr = %local_addr, "node listening");
@@ -137,16 +136,10 @@ impl Node {
             discovery,
             tasks: Vec::new(),
             sinks: Vec::new(),
-            threads: Vec::new(),
-            stop_sources: Arc::new(AtomicBool::new(false)),
             metrics_addr: None,
         };
         for src in &config.sources {
-            let host = SourceHost {
-                node: core.clone(),
-                stop: node.stop_sources.clone(),
-            };
-            node.threads.push(src.spec().start(host)?);
+            services.sources.start_configured(src)?;
         }
         for e in &config.edges {
             services.edges.start(e.clone(), EdgeOrigin::Config)?;
@@ -280,7 +273,7 @@ impl Node {
     /// Shuts down gracefully: subscribers get *closed*, frames being
     /// written are finished (for at most the configured grace), sockets close.
     pub async fn shutdown(mut self) {
-        self.stop_sources.store(true, Ordering::SeqCst);
+        self.services.sources.stop_all();
         // Queue *closed* for every subscriber before the connections learn
         // of the shutdown: a connection that sees the signal first removes
         // its outputs, and its subscriber would never be told why.
@@ -300,15 +293,14 @@ impl Node {
             t.abort();
             let _ = t.await;
         }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        let sources = self.services.sources.clone();
+        let _ = tokio::task::spawn_blocking(move || sources.join_all()).await;
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.stop_sources.store(true, Ordering::SeqCst);
+        self.services.sources.stop_all();
         self.core.begin_shutdown();
         if let Some(s) = &self.services.shm {
             s.shutdown();

@@ -142,6 +142,12 @@ open_enum! {
         WatchStatus = 0x0040 => "watch-status",
         /// Controller: a status report pushed by a watched node (request id 0, not answered).
         StatusReport = 0x0041 => "status-report",
+        /// Starts a source from a spec (its TOML table).
+        SourceAdd = 0x0050 => "source-add",
+        /// Replaces a running source's spec, keeping its stream.
+        SourceSet = 0x0051 => "source-set",
+        /// Stops a source and removes its stream.
+        SourceRemove = 0x0052 => "source-remove",
     }
 }
 
@@ -312,6 +318,11 @@ open_enum! {
         /// The upstream is connected but sends nothing: no frame for
         /// max(2 s, 10 frame intervals) of a live stream.
         Stalled = 6 => "stalled",
+        /// The source was removed (SOURCE_REMOVE).
+        SourceRemoved = 7 => "source-removed",
+        /// The source is being changed (SOURCE_SET): it resumes with its
+        /// new settings, or its old ones if the new ones fail.
+        Reconfigured = 8 => "reconfigured",
     }
 }
 

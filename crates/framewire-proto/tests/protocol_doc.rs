@@ -483,6 +483,58 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             },
         ),
         (
+            "source-add-request",
+            Expect::Req {
+                channel: 0,
+                id: 13,
+                req: Request::SourceAdd(SourceTable {
+                    table: "kind = \"test-pattern\"\nname = \"bars\"\n".into(),
+                }),
+            },
+        ),
+        (
+            "source-add-response",
+            Expect::Resp {
+                channel: 0,
+                id: 13,
+                resp: Response::SourceAdd(Name { name: "bars".into() }),
+            },
+        ),
+        (
+            "source-set-request",
+            Expect::Req {
+                channel: 0,
+                id: 14,
+                req: Request::SourceSet(SourceTable {
+                    table: "kind = \"test-pattern\"\nname = \"bars\"\nfps = 10\n".into(),
+                }),
+            },
+        ),
+        (
+            "source-set-response",
+            Expect::Resp {
+                channel: 0,
+                id: 14,
+                resp: Response::SourceSet(Name { name: "bars".into() }),
+            },
+        ),
+        (
+            "source-remove-request",
+            Expect::Req {
+                channel: 0,
+                id: 15,
+                req: Request::SourceRemove(Name { name: "bars".into() }),
+            },
+        ),
+        (
+            "source-remove-response",
+            Expect::Resp {
+                channel: 0,
+                id: 15,
+                resp: Response::SourceRemove,
+            },
+        ),
+        (
             "shutdown-request",
             Expect::Req {
                 channel: 0,

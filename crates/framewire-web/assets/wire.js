@@ -26,7 +26,8 @@ export const commandName = table([
   [0x0012, 'unsubscribe'], [0x0013, 'stream-open'], [0x0014, 'get-stats'], [0x0015, 'connect'],
   [0x0016, 'disconnect'], [0x0017, 'describe'], [0x0018, 'snapshot'], [0x0019, 'shutdown'],
   [0x0020, 'v4l2-list-devices'], [0x0021, 'v4l2-list-controls'], [0x0022, 'v4l2-get-controls'],
-  [0x0023, 'v4l2-set-controls'], [0x0030, 'list-monitors'],
+  [0x0023, 'v4l2-set-controls'], [0x0030, 'list-monitors'], [0x0040, 'watch-status'],
+  [0x0041, 'status-report'], [0x0050, 'source-add'], [0x0051, 'source-set'], [0x0052, 'source-remove'],
 ]);
 export const statusName = table([
   [0, 'ok'], [1, 'unknown-command'], [2, 'bad-request'], [3, 'not-found'], [4, 'unsupported-format'],
@@ -46,7 +47,7 @@ export const originName = table([
 export const eventName = table([[1, 'interrupted'], [2, 'resumed'], [3, 'closed'], [4, 'format-changed']]);
 export const reasonName = table([
   [0, 'unspecified'], [1, 'device-lost'], [2, 'upstream-lost'], [3, 'shutdown'], [4, 'unsubscribed'], [5, 'error'],
-  [6, 'stalled'],
+  [6, 'stalled'], [7, 'source-removed'], [8, 'reconfigured'],
 ]);
 
 /** A decoding failure: short input, bad UTF-8, oversize payload. */

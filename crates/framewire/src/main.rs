@@ -51,6 +51,8 @@ enum Cmd {
     Disconnect(cmds::connect::DisconnectArgs),
     /// Subscribe to a stream and save its frames (a one-shot sink).
     Recv(cmds::recv::Args),
+    /// A node's sources at run time: `source add|set|rm ADDR ...`.
+    Source(cmds::source::Args),
     /// Save the latest frame of a stream as a JPEG picture (any format).
     Snapshot(cmds::snapshot::Args),
     /// Stop a node gracefully (sinks finish, archives close).
@@ -105,6 +107,7 @@ fn main() {
                 Cmd::Connect(a) => cmds::connect::run(a).await,
                 Cmd::Disconnect(a) => cmds::connect::run_disconnect(a).await,
                 Cmd::Recv(a) => cmds::recv::run(a).await,
+                Cmd::Source(a) => cmds::source::run(a).await,
                 Cmd::Snapshot(a) => cmds::snapshot::run(a).await,
                 Cmd::Shutdown(a) => cmds::snapshot::run_shutdown(a).await,
                 Cmd::Ring(a) => cmds::ring::run(a).await,

@@ -21,6 +21,7 @@ use crate::runtime::core::{NodeCore, OutputEntry, closed};
 use crate::runtime::devices::Devices;
 use crate::runtime::edges::Edges;
 use crate::runtime::gateway::Gateway;
+use crate::runtime::sources::{self, Sources};
 use crate::transport::shm_edge::ShmServer;
 use crate::transport::writer::{Item, QueueError, WriterQueue};
 
@@ -38,6 +39,8 @@ pub(crate) struct Services {
     pub(crate) shm: Option<Arc<ShmServer>>,
     /// Other sites' streams, on a site gateway.
     pub(crate) gateway: Option<Gateway>,
+    /// The node's sources (added, changed, removed at run time).
+    pub(crate) sources: Arc<Sources>,
 }
 
 /// One connection's command state.
@@ -209,6 +212,20 @@ impl Session {
                 .map(|()| Response::Disconnect)
                 .map_err(CommandError::from),
             Request::Describe => Ok(Response::Describe(core.describe())),
+            Request::SourceAdd(t) => sources::parse(&t.table)
+                .and_then(|spec| services.sources.add(spec))
+                .map(|name| Response::SourceAdd(Name { name })),
+            Request::SourceSet(t) => match sources::parse(&t.table) {
+                Ok(spec) => services
+                    .sources
+                    .set(spec)
+                    .await
+                    .map(|name| Response::SourceSet(Name { name })),
+                Err(e) => Err(e),
+            },
+            Request::SourceRemove(Name { name }) => {
+                services.sources.remove(&name).await.map(|()| Response::SourceRemove)
+            }
             Request::Snapshot(Name { name }) => return self.snapshot(&req, &name).await,
             Request::Shutdown(_) => {
                 self.respond(&req, Ok(Response::Shutdown)).await?;

@@ -487,6 +487,21 @@ impl NodePort for NodeCore {
         NodeCore::add_stream(self, open, String::new(), state).map(drop)
     }
 
+    fn reopen_stream(&self, open: StreamOpen, state: StreamState) -> Result<(), NetError> {
+        let before = self.lock().state.stream(&open.name).map(|e| e.open.clone());
+        match before {
+            None => NodeCore::add_stream(self, open, String::new(), state).map(drop),
+            Some(old) => {
+                let name = open.name.clone();
+                if old != open {
+                    NodeCore::stream_event(self, &name, StreamEvent::FormatChanged(open));
+                }
+                NodeCore::set_stream_state(self, &name, state);
+                Ok(())
+            }
+        }
+    }
+
     fn push(&self, stream: &str, frame: Frame) {
         NodeCore::push(self, stream, frame);
     }

@@ -10,4 +10,5 @@ pub(crate) mod edges;
 pub(crate) mod gateway;
 pub(crate) mod input;
 pub(crate) mod passthrough;
+pub(crate) mod sources;
 pub(crate) mod status;

@@ -34,6 +34,9 @@ pub struct SourceKind {
     pub name: &'static str,
     /// The table's other keys → the source.
     pub from_table: fn(toml::Table) -> Result<SourceConfig, ConfigError>,
+    /// Whether a peer may start one at run time (SOURCE_ADD). Not for a
+    /// kind that reads files: a path is for the node's own configuration.
+    pub at_run_time: bool,
 }
 
 /// Every kind of source, by name.
@@ -41,22 +44,27 @@ pub const KINDS: &[SourceKind] = &[
     SourceKind {
         name: "test-pattern",
         from_table: test_pattern::from_table,
+        at_run_time: true,
     },
     SourceKind {
         name: "file",
         from_table: file::from_table,
+        at_run_time: false,
     },
     SourceKind {
         name: "v4l2",
         from_table: v4l2::from_table,
+        at_run_time: true,
     },
     SourceKind {
         name: "x11",
         from_table: x11::from_table,
+        at_run_time: true,
     },
     SourceKind {
         name: "solid",
         from_table: solid::from_table,
+        at_run_time: true,
     },
 ];
 

@@ -48,6 +48,12 @@ pub enum Request {
     V4l2SetControls(SetControls),
     /// LIST_MONITORS (no fields).
     ListMonitors,
+    /// SOURCE_ADD.
+    SourceAdd(SourceTable),
+    /// SOURCE_SET.
+    SourceSet(SourceTable),
+    /// SOURCE_REMOVE: `name string`.
+    SourceRemove(Name),
     /// WATCH_STATUS.
     WatchStatus(WatchStatus),
     /// STATUS_REPORT (pushed by a watched node; not answered).
@@ -82,6 +88,9 @@ impl Request {
             Request::V4l2GetControls(_) => Command::V4l2GetControls,
             Request::V4l2SetControls(_) => Command::V4l2SetControls,
             Request::ListMonitors => Command::ListMonitors,
+            Request::SourceAdd(_) => Command::SourceAdd,
+            Request::SourceSet(_) => Command::SourceSet,
+            Request::SourceRemove(_) => Command::SourceRemove,
             Request::WatchStatus(_) => Command::WatchStatus,
             Request::StatusReport(_) => Command::StatusReport,
             Request::Unknown { command, .. } => Command::from_raw(*command),
@@ -96,9 +105,14 @@ impl Request {
             Request::Auth(x) => x.put(&mut b)?,
             Request::Subscribe(x) => x.put(&mut b)?,
             Request::StreamOpen(x) => x.put(&mut b)?,
-            Request::GetStats(x) | Request::Disconnect(x) | Request::Snapshot(x) | Request::V4l2ListControls(x) => {
+            Request::GetStats(x)
+            | Request::Disconnect(x)
+            | Request::Snapshot(x)
+            | Request::V4l2ListControls(x)
+            | Request::SourceRemove(x) => {
                 x.put(&mut b)?;
             }
+            Request::SourceAdd(x) | Request::SourceSet(x) => x.put(&mut b)?,
             Request::Connect(x) => x.put(&mut b)?,
             Request::Shutdown(x) => x.put(&mut b)?,
             Request::V4l2GetControls(x) => x.put(&mut b)?,
@@ -150,6 +164,9 @@ impl Request {
             Command::V4l2GetControls => Request::V4l2GetControls(GetControls::get(&mut r).map_err(err)?),
             Command::V4l2SetControls => Request::V4l2SetControls(SetControls::get(&mut r).map_err(err)?),
             Command::ListMonitors => Request::ListMonitors,
+            Command::SourceAdd => Request::SourceAdd(SourceTable::get(&mut r).map_err(err)?),
+            Command::SourceSet => Request::SourceSet(SourceTable::get(&mut r).map_err(err)?),
+            Command::SourceRemove => Request::SourceRemove(Name::get(&mut r).map_err(err)?),
             Command::WatchStatus => Request::WatchStatus(WatchStatus::get(&mut r).map_err(err)?),
             Command::StatusReport => Request::StatusReport(Box::new(StatusReport::get(&mut r).map_err(err)?)),
             Command::Unknown(command) => Request::Unknown {
@@ -198,6 +215,12 @@ pub enum Response {
     V4l2SetControls(Vec<ControlValue>),
     /// LIST_MONITORS: `monitors list(Monitor)`.
     ListMonitors(Vec<Monitor>),
+    /// SOURCE_ADD: `name string`, the stream the source serves.
+    SourceAdd(Name),
+    /// SOURCE_SET: `name string`, the stream the source serves.
+    SourceSet(Name),
+    /// SOURCE_REMOVE (no fields).
+    SourceRemove,
     /// WATCH_STATUS accepted (no fields).
     WatchStatus,
     /// A command this build does not know.
@@ -230,6 +253,9 @@ impl Response {
             Response::V4l2GetControls(_) => Command::V4l2GetControls,
             Response::V4l2SetControls(_) => Command::V4l2SetControls,
             Response::ListMonitors(_) => Command::ListMonitors,
+            Response::SourceAdd(_) => Command::SourceAdd,
+            Response::SourceSet(_) => Command::SourceSet,
+            Response::SourceRemove => Command::SourceRemove,
             Response::WatchStatus => Command::WatchStatus,
             Response::Unknown { command, .. } => Command::from_raw(*command),
         }
@@ -250,7 +276,7 @@ impl Response {
                     put_list(&mut b, "pass_through", &x.pass_through)?;
                 }
             }
-            Response::Connect(x) => x.put(&mut b)?,
+            Response::Connect(x) | Response::SourceAdd(x) | Response::SourceSet(x) => x.put(&mut b)?,
             Response::Describe(x) => x.put(&mut b)?,
             Response::Snapshot(x) => x.put(&mut b)?,
             Response::V4l2ListDevices(x) => put_list(&mut b, "devices", x)?,
@@ -262,6 +288,7 @@ impl Response {
             | Response::StreamOpen
             | Response::Disconnect
             | Response::Shutdown
+            | Response::SourceRemove
             | Response::WatchStatus => {}
             Response::Unknown { body, .. } => return Ok(body.clone()),
         }
@@ -311,6 +338,9 @@ impl Response {
             Command::V4l2GetControls => Response::V4l2GetControls(get_list(&mut r, "values").map_err(err)?),
             Command::V4l2SetControls => Response::V4l2SetControls(get_list(&mut r, "values").map_err(err)?),
             Command::ListMonitors => Response::ListMonitors(get_list(&mut r, "monitors").map_err(err)?),
+            Command::SourceAdd => Response::SourceAdd(Name::get(&mut r).map_err(err)?),
+            Command::SourceSet => Response::SourceSet(Name::get(&mut r).map_err(err)?),
+            Command::SourceRemove => Response::SourceRemove,
             Command::WatchStatus => Response::WatchStatus,
             // A report is pushed, never answered: an answer to one is carried undecoded.
             Command::StatusReport => Response::Unknown {

@@ -240,3 +240,24 @@ impl From<&str> for Name {
         Name { name: s.to_owned() }
     }
 }
+
+/// SOURCE_ADD and SOURCE_SET: `table string`, a source's configuration as
+/// a TOML table (`kind`, `name` and the kind's keys; docs/config.md), the
+/// same a node's `[[source]]` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTable {
+    /// The TOML text.
+    pub table: String,
+}
+
+impl Fields for SourceTable {
+    const MIN_LEN: usize = 2;
+    fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
+        b.put_string("table", &self.table)
+    }
+    fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        Ok(SourceTable {
+            table: r.string("table")?,
+        })
+    }
+}

@@ -13,6 +13,7 @@ pub mod node;
 pub mod recv;
 pub mod ring;
 pub mod snapshot;
+pub mod source;
 pub mod stats;
 pub mod user;
 pub mod v4l2;

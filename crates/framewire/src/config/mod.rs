@@ -218,7 +218,7 @@ pub fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
 }
 
 mod limits;
-mod spec;
+pub mod spec;
 #[cfg(test)]
 mod tests;
 
