@@ -71,5 +71,7 @@ mod runtime;
 
 pub use core::{RETRY_AFTER, edge_id};
 pub use handle::{ControllerError, ControllerHandle, Preview, PreviewFrame};
-pub use model::{CurrentGraph, EdgeView, NodeView, OutputView, Refusal, StreamView, WantedEdge, WantedGraph};
+pub use model::{
+    CurrentGraph, EdgeView, NodeView, OutputView, Refusal, StreamView, WantedEdge, WantedGraph, WantedSource,
+};
 pub use runtime::{ControllerConfig, DEFAULT_STATE_DIR, RECONNECT_FIRST, RECONNECT_MAX, start};

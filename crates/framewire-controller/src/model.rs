@@ -131,14 +131,56 @@ pub struct EdgeView {
     pub transport: String,
 }
 
-/// The edges a person wants. Stored as TOML (`[[edge]]` tables) or JSON
-/// (`{"edge": [...]}`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The edges and sources a person wants. Stored as TOML (`[[edge]]` and
+/// `[[source]]` tables) or JSON (`{"edge": [...], "source": [...]}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WantedGraph {
     /// The wanted edges.
     #[serde(default, rename = "edge")]
     pub edges: Vec<WantedEdge>,
+    /// The wanted sources: started on their nodes (SOURCE_ADD), again
+    /// after a node restarts.
+    #[serde(default, rename = "source", skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<WantedSource>,
+}
+
+/// A source a person wants on a node: `node`, then the source's own table
+/// as a node's `[[source]]` holds it (`kind`, `name` and the kind's keys,
+/// docs/config.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WantedSource {
+    /// The node that runs it.
+    pub node: String,
+    /// `kind`, `name` and the kind's keys.
+    #[serde(flatten)]
+    pub table: toml::Table,
+}
+
+impl WantedSource {
+    /// A source on `node` from its table.
+    pub fn new(node: &str, table: toml::Table) -> WantedSource {
+        WantedSource {
+            node: node.to_owned(),
+            table,
+        }
+    }
+
+    /// The same source with `key` set to the string `value`.
+    pub fn with_key(mut self, key: &str, value: &str) -> WantedSource {
+        self.table.insert(key.to_owned(), toml::Value::String(value.to_owned()));
+        self
+    }
+
+    /// The stream it serves (`name`), or "" when the table has none.
+    pub fn name(&self) -> &str {
+        self.table.get("name").and_then(toml::Value::as_str).unwrap_or_default()
+    }
+
+    /// Its kind, or "" when the table has none.
+    pub fn kind(&self) -> &str {
+        self.table.get("kind").and_then(toml::Value::as_str).unwrap_or_default()
+    }
 }
 
 impl WantedGraph {

@@ -345,15 +345,24 @@ impl Driver {
 
     fn reconcile(&mut self) {
         for action in self.core.plan(Instant::now()) {
-            let node = match &action {
-                Action::Connect { node, .. } | Action::Disconnect { node, .. } => node.clone(),
-            };
+            let node = action.node().to_owned();
             let Ok(conn) = self.conn_for(&node) else { continue };
             let req = match &action {
                 Action::Connect { connect, .. } => Request::Connect(connect.clone()),
                 Action::Disconnect { local_name, .. } => Request::Disconnect(Name {
                     name: local_name.clone(),
                 }),
+                Action::Source { table, set, .. } => {
+                    let t = framewire_proto::control::SourceTable {
+                        table: toml::to_string(table).unwrap_or_default(),
+                    };
+                    if *set {
+                        Request::SourceSet(t)
+                    } else {
+                        Request::SourceAdd(t)
+                    }
+                }
+                Action::RemoveSource { name, .. } => Request::SourceRemove(Name { name: name.clone() }),
             };
             info!(node = %node, request = %req.command(), "reconciler");
             let events = self.events.clone();

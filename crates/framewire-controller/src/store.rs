@@ -131,6 +131,10 @@ mod tests {
                 edge("lab:cam", "bars", "lab:relay"),
                 edge("lab:relay", "bars", "lab:view"),
             ],
+            sources: vec![crate::WantedSource::new(
+                "lab:cam",
+                toml::from_str("kind = \"v4l2\"\nname = \"cam\"\ndevice = \"/dev/video0\"\nfps = 30\n").unwrap(),
+            )],
         };
         for name in ["w.toml", "w.json"] {
             let p = dir.join(name);
@@ -146,6 +150,7 @@ mod tests {
         }
         assert!(fs::read_to_string(dir.join("w.json")).unwrap().contains("\"edge\""));
         assert!(fs::read_to_string(dir.join("w.toml")).unwrap().contains("[[edge]]"));
+        assert!(fs::read_to_string(dir.join("w.toml")).unwrap().contains("[[source]]"));
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -112,6 +112,7 @@ async fn apply_refuses_bad_edges_and_changes_nothing() {
                 local_name: "b2".into(),
                 ..edge("test:src", "bars", "test:relay")
             }],
+            ..Default::default()
         };
         h.apply(good.clone()).await.unwrap();
         let stored = std::fs::read_to_string(dir.join(store::WANTED_FILE)).unwrap();
@@ -164,6 +165,7 @@ async fn apply_refuses_bad_edges_and_changes_nothing() {
         for (want, bad) in cases {
             let doc = WantedGraph {
                 edges: vec![good.edges[0].clone(), bad.clone()],
+                ..Default::default()
             };
             match h.apply(doc).await {
                 Err(ControllerError::Refused(r)) => {
@@ -189,6 +191,7 @@ async fn apply_refuses_bad_edges_and_changes_nothing() {
                     ..edge("test:src", "bars", "test:relay")
                 },
             ],
+            ..Default::default()
         };
         match h.apply(dup).await {
             Err(ControllerError::Refused(r)) => assert!(r[0].reason.contains("already gets a stream named"), "{r:?}"),
@@ -282,6 +285,7 @@ async fn reconciler_recreates_the_edge_when_the_downstream_restarts() {
         wait_graph(&h, "both nodes", |g| online(g, &["test:src", "test:relay"])).await;
         h.apply(WantedGraph {
             edges: vec![edge("test:src", "bars", "test:relay")],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -328,6 +332,7 @@ async fn wanted_graph_survives_a_controller_restart() {
                 priority: 7,
                 ..edge("test:src", "bars", "test:relay")
             }],
+            ..Default::default()
         };
         {
             let h = controller(&dir, &[&src, &relay]).await;

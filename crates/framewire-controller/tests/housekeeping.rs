@@ -22,6 +22,7 @@ async fn an_offline_node_is_forgotten_and_no_longer_dialled() {
         wait_graph(&h, "both nodes", |g| online(g, &["test:src", "test:relay"])).await;
         h.apply(WantedGraph {
             edges: vec![edge("test:src", "bars", "test:relay")],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -75,12 +76,27 @@ async fn a_write_on_a_stale_version_changes_nothing() {
         let mut first = edge("test:src", "bars", "test:relay");
         first.priority = 200;
         let v1 = h
-            .apply_if(WantedGraph { edges: vec![first] }, Some(v0.clone()))
+            .apply_if(
+                WantedGraph {
+                    edges: vec![first],
+                    ..Default::default()
+                },
+                Some(v0.clone()),
+            )
             .await
             .unwrap();
         assert_eq!(h.wanted().await.version(), v1);
         let second = edge("test:src", "bars", "test:relay");
-        match h.apply_if(WantedGraph { edges: vec![second] }, Some(v0.clone())).await {
+        match h
+            .apply_if(
+                WantedGraph {
+                    edges: vec![second],
+                    ..Default::default()
+                },
+                Some(v0.clone()),
+            )
+            .await
+        {
             Err(ControllerError::Stale { expected, current }) => {
                 assert_eq!((expected, current), (v0, v1.clone()));
             }
@@ -94,6 +110,82 @@ async fn a_write_on_a_stale_version_changes_nothing() {
         // The file on disk holds the first write too.
         let stored = framewire_controller::store::load(&dir.join(framewire_controller::store::WANTED_FILE)).unwrap();
         assert_eq!(stored.version(), v1);
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+fn pattern_source(node: &str, name: &str, extra: &str) -> framewire_controller::WantedSource {
+    let t: toml::Table = toml::from_str(&format!(
+        "kind = \"test-pattern\"\nname = \"{name}\"\nsize = \"64x48\"\nfps = 10\n{extra}"
+    ))
+    .unwrap();
+    framewire_controller::WantedSource::new(node, t)
+}
+
+fn stream_of<'a>(
+    g: &'a framewire_controller::CurrentGraph,
+    node: &str,
+    name: &str,
+) -> Option<&'a framewire_controller::StreamView> {
+    g.nodes
+        .iter()
+        .find(|n| n.name == node && n.online)
+        .and_then(|n| n.streams.iter().find(|s| s.name == name))
+}
+
+/// A wanted source is started on its node, started again when the node
+/// restarts, changed when its table changes, and removed when the wanted
+/// graph drops it; an edge can pull it in the same document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wanted_sources_follow_the_wanted_graph() {
+    bounded(async {
+        let cam = plain("test:cam").await;
+        let cam_addr = cam.local_addr();
+        let desk = plain("test:desk").await;
+        let dir = state_dir("sources");
+        let h = controller(&dir, &[&cam, &desk]).await;
+        wait_graph(&h, "both nodes", |g| online(g, &["test:cam", "test:desk"])).await;
+        h.apply(WantedGraph {
+            edges: vec![edge("test:cam", "screen", "test:desk")],
+            sources: vec![pattern_source("test:cam", "screen", "")],
+        })
+        .await
+        .unwrap();
+        wait_graph(&h, "the source and the edge live", |g| {
+            stream_of(g, "test:cam", "screen").is_some()
+                && find_edge(g, "test:desk/screen").is_some_and(|e| e.state == "live")
+        })
+        .await;
+        // Restart the node: the controller starts the source again.
+        cam.shutdown().await;
+        wait_graph(&h, "cam offline", |g| {
+            g.nodes.iter().any(|n| n.name == "test:cam" && !n.online)
+        })
+        .await;
+        let cam = Node::start(NodeConfig::new("test:cam", cam_addr)).await.unwrap();
+        wait_graph(&h, "the source back after a restart", |g| {
+            stream_of(g, "test:cam", "screen").is_some()
+        })
+        .await;
+        // A changed table: the same stream at another size.
+        h.apply(WantedGraph {
+            edges: vec![edge("test:cam", "screen", "test:desk")],
+            sources: vec![pattern_source("test:cam", "screen", "").with_key("size", "96x64")],
+        })
+        .await
+        .unwrap();
+        wait_graph(&h, "the source changed", |g| {
+            stream_of(g, "test:cam", "screen").is_some_and(|s| s.width == 96)
+        })
+        .await;
+        // Dropped: removed from the node.
+        h.apply(WantedGraph::default()).await.unwrap();
+        wait_graph(&h, "the source removed", |g| {
+            online(g, &["test:cam"]) && stream_of(g, "test:cam", "screen").is_none()
+        })
+        .await;
+        assert!(cam.status_report().streams.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     })
     .await;

@@ -163,10 +163,14 @@ impl Core {
         let theirs = |id: &String| names.iter().any(|n| id.starts_with(&format!("{n}/")));
         self.pending.retain(|id, _| !theirs(id));
         self.unpending.retain(|id, _| !theirs(id));
+        self.sources_down(&names);
     }
 
     /// The result of a CONNECT or DISCONNECT the reconciler sent.
     pub(crate) fn on_action_result(&mut self, action: &Action, result: Result<(), String>) {
+        if matches!(action, Action::Source { .. } | Action::RemoveSource { .. }) {
+            return self.on_source_result(action, result);
+        }
         match (action, result) {
             (_, Ok(())) => {}
             (Action::Connect { node, connect }, Err(e)) => {
@@ -181,6 +185,7 @@ impl Core {
                     n.error = Some(format!("CONNECT {local}: {e}"));
                 }
             }
+            (Action::Source { .. } | Action::RemoveSource { .. }, Err(_)) => {}
             (Action::Disconnect { node, local_name }, Err(e)) => {
                 // "No edge" means it is already gone.
                 if e.contains("no edge") {

@@ -10,6 +10,7 @@
 
 mod inputs;
 mod plan;
+mod sources;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -76,6 +77,34 @@ pub(crate) enum Action {
         /// The local edge name.
         local_name: String,
     },
+    /// Send SOURCE_ADD (or SOURCE_SET when `set`) with this table to `node`.
+    Source {
+        /// The node.
+        node: String,
+        /// The source's table.
+        table: toml::Table,
+        /// Change a running source rather than add one.
+        set: bool,
+    },
+    /// Send SOURCE_REMOVE for `name` to `node`.
+    RemoveSource {
+        /// The node.
+        node: String,
+        /// The source's stream.
+        name: String,
+    },
+}
+
+impl Action {
+    /// The node the action goes to.
+    pub(crate) fn node(&self) -> &str {
+        match self {
+            Action::Connect { node, .. }
+            | Action::Disconnect { node, .. }
+            | Action::Source { node, .. }
+            | Action::RemoveSource { node, .. } => node,
+        }
+    }
 }
 
 /// What [`Core::forget`] did.
@@ -107,6 +136,8 @@ pub(crate) struct Core {
     edge_errors: HashMap<String, String>,
     /// V4L2 answers for addresses whose first report has not come yet.
     v4l2_at: HashMap<String, bool>,
+    /// The wanted sources' bookkeeping (`core/sources.rs`).
+    sources: sources::SourceBook,
 }
 
 /// `name`, or `site/name` for another site.

@@ -28,6 +28,7 @@ impl Core {
             self.pending.remove(id);
             self.edge_errors.remove(id);
         }
+        self.set_wanted_sources(&wanted.sources);
         self.wanted = wanted;
     }
 
@@ -130,8 +131,12 @@ impl Core {
             match a {
                 Action::Connect { node, connect } => self.pending.insert(edge_id(node, &connect.local_name), now),
                 Action::Disconnect { node, local_name } => self.unpending.insert(edge_id(node, local_name), now),
+                Action::Source { .. } | Action::RemoveSource { .. } => None,
             };
         }
-        actions
+        // Sources first: an edge may pull a stream a wanted source makes.
+        let mut all = self.plan_sources(now);
+        all.extend(actions);
+        all
     }
 }

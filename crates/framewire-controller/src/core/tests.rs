@@ -100,6 +100,7 @@ fn chains_validate_in_one_document_and_formats_follow_the_chain() {
     let c = three(t);
     let mut w = WantedGraph {
         edges: vec![wanted("cam", "bars", "relay"), wanted("relay", "bars", "desk")],
+        ..Default::default()
     };
     assert_eq!(c.validate(&w), Ok(()));
     // The desk accepts MJPEG and QOI only; a raw stream two hops up is refused.
@@ -142,6 +143,7 @@ fn cycles_are_refused_on_the_edge_that_closes_them() {
                 ..wanted("desk", "bars", "cam")
             },
         ],
+        ..Default::default()
     };
     let r = c.validate(&w).unwrap_err();
     assert_eq!(r.len(), 1, "{r:?}");
@@ -152,6 +154,7 @@ fn cycles_are_refused_on_the_edge_that_closes_them() {
             local_name: "again".into(),
             ..wanted("cam", "bars", "cam")
         }],
+        ..Default::default()
     };
     assert!(c.validate(&selfloop).unwrap_err()[0].reason.contains("to itself"));
 }
@@ -162,6 +165,7 @@ fn plan_connects_then_waits_then_retries() {
     let mut c = three(t);
     let w = WantedGraph {
         edges: vec![wanted("cam", "bars", "relay")],
+        ..Default::default()
     };
     c.validate(&w).unwrap();
     c.set_wanted(w);
@@ -213,6 +217,7 @@ fn removal_disconnects_only_edges_made_by_connect() {
     let mut c = three(t);
     let w = WantedGraph {
         edges: vec![wanted("cam", "bars", "relay"), wanted("cam", "bars", "desk")],
+        ..Default::default()
     };
     c.set_wanted(w);
     c.on_report(
@@ -253,6 +258,7 @@ fn a_changed_edge_is_replaced() {
             mode: "completeness".into(),
             ..wanted("cam", "bars", "relay")
         }],
+        ..Default::default()
     });
     c.on_report(
         &addr(2),
@@ -364,6 +370,7 @@ fn a_stored_edge_with_a_refused_format_is_not_attempted() {
     // Loaded from disk: not validated.
     c.set_wanted(WantedGraph {
         edges: vec![wanted("cam", "bars", "desk")],
+        ..Default::default()
     });
     assert!(c.plan(t).is_empty());
     let g = c.graph();
@@ -435,7 +442,10 @@ fn fifty_nodes_assemble_and_validate_quickly() {
             }
         }
     }
-    let w = WantedGraph { edges: wanted_edges };
+    let w = WantedGraph {
+        edges: wanted_edges,
+        ..Default::default()
+    };
     let start = Instant::now();
     let g = c.graph();
     let assemble = start.elapsed();
@@ -468,6 +478,7 @@ fn only_an_offline_node_is_forgotten_and_its_wanted_edges_stay() {
     let mut c = three(t);
     c.set_wanted(WantedGraph {
         edges: vec![wanted("cam", "bars", "relay")],
+        ..Default::default()
     });
     assert_eq!(c.forget("relay"), Forget::Online);
     assert!(c.graph().nodes.iter().any(|n| n.name == "relay"));
@@ -487,6 +498,7 @@ fn only_an_offline_node_is_forgotten_and_its_wanted_edges_stay() {
 fn the_wanted_graph_version_follows_its_content() {
     let a = WantedGraph {
         edges: vec![wanted("cam", "bars", "relay")],
+        ..Default::default()
     };
     let mut b = a.clone();
     assert_eq!(a.version(), b.version());
@@ -494,4 +506,114 @@ fn the_wanted_graph_version_follows_its_content() {
     b.edges[0].priority = 129;
     assert_ne!(a.version(), b.version());
     assert_ne!(WantedGraph::default().version(), a.version());
+}
+
+fn source(node: &str, name: &str, extra: &str) -> crate::model::WantedSource {
+    let t: toml::Table = toml::from_str(&format!("kind = \"test-pattern\"\nname = \"{name}\"\n{extra}")).unwrap();
+    crate::model::WantedSource::new(node, t)
+}
+
+fn graph_with_sources(edges: Vec<WantedEdge>, sources: Vec<crate::model::WantedSource>) -> WantedGraph {
+    WantedGraph { edges, sources }
+}
+
+#[test]
+fn wanted_sources_validate_and_feed_edges_in_one_document() {
+    let t = Instant::now();
+    let c = three(t);
+    // A source on the relay and an edge pulling it to the desk, at once.
+    let w = graph_with_sources(
+        vec![wanted("relay", "screen", "desk")],
+        vec![source("relay", "screen", "")],
+    );
+    assert_eq!(c.validate(&w), Ok(()));
+    let bad = graph_with_sources(
+        vec![wanted("cam", "bars", "relay")],
+        vec![
+            source("ghost", "x", ""),
+            source("relay", "a/b", ""),
+            source("desk", "y", ""),
+            source("desk", "y", "fps = 5"),
+            source("relay", "bars", ""),
+        ],
+    );
+    let r = c.validate(&bad).unwrap_err();
+    let reasons: Vec<(usize, &str)> = r.iter().map(|x| (x.index, x.reason.as_str())).collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(
+        reasons[0].0 == 1 && reasons[0].1.contains("no node named \"ghost\""),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].0 == 2 && reasons[1].1.starts_with("name:"), "{reasons:?}");
+    assert!(
+        reasons[2].0 == 4 && reasons[2].1.contains("already gets a source"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[3].0 == 5 && reasons[3].1.contains("a wanted edge serves"),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn wanted_sources_are_started_changed_restarted_and_removed() {
+    let t = Instant::now();
+    let mut c = three(t);
+    c.set_wanted(graph_with_sources(vec![], vec![source("relay", "screen", "")]));
+    let add = c.plan(t);
+    assert!(
+        matches!(&add[..], [Action::Source { node, set: false, .. }] if node == "relay"),
+        "{add:?}"
+    );
+    c.on_action_result(&add[0], Ok(()));
+    // Not sent again while the node's report catches up.
+    assert!(c.plan(t).is_empty());
+    c.on_report(&addr(2), report("relay", 2, &[("screen", Format::Mjpeg)], vec![]), t);
+    let later = t + RETRY_AFTER;
+    assert!(c.plan(later).is_empty(), "a source that runs is left alone");
+    // The node restarts without it: started again.
+    c.on_down(&addr(2), "gone");
+    c.on_report(&addr(2), report("relay", 2, &[], vec![]), later);
+    assert!(matches!(&c.plan(later)[..], [Action::Source { set: false, .. }]));
+    c.on_report(
+        &addr(2),
+        report("relay", 2, &[("screen", Format::Mjpeg)], vec![]),
+        later,
+    );
+    // A changed table: SOURCE_SET.
+    c.set_wanted(graph_with_sources(vec![], vec![source("relay", "screen", "fps = 5")]));
+    let set = c.plan(later);
+    assert!(
+        matches!(&set[..], [Action::Source { set: true, table, .. }] if table.get("fps").is_some()),
+        "{set:?}"
+    );
+    c.on_action_result(&set[0], Ok(()));
+    // Dropped from the wanted graph: removed, as this controller made it.
+    c.set_wanted(WantedGraph::default());
+    let rm = c.plan(later + RETRY_AFTER);
+    assert!(
+        matches!(&rm[..], [Action::RemoveSource { name, .. }] if name == "screen"),
+        "{rm:?}"
+    );
+    c.on_action_result(&rm[0], Ok(()));
+    c.on_report(&addr(2), report("relay", 2, &[], vec![]), later);
+    assert!(c.plan(later + RETRY_AFTER * 2).is_empty());
+    // A source the controller did not make is never removed; a refused
+    // one is not asked for again until the wanted graph changes.
+    c.on_report(&addr(3), report("desk", 3, &[("own", Format::Mjpeg)], vec![]), later);
+    c.set_wanted(graph_with_sources(
+        vec![],
+        vec![source("desk", "own", ""), source("desk", "cam", "")],
+    ));
+    c.set_wanted(graph_with_sources(vec![], vec![source("desk", "cam", "")]));
+    let add = c.plan(later);
+    assert!(matches!(&add[..], [Action::Source { set: false, .. }]), "{add:?}");
+    c.on_action_result(&add[0], Err("device busy".into()));
+    assert!(c.plan(later + RETRY_AFTER * 3).is_empty());
+    assert!(
+        c.graph()
+            .nodes
+            .iter()
+            .any(|n| n.error.as_deref().is_some_and(|e| e.contains("device busy")))
+    );
 }

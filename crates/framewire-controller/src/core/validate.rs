@@ -135,6 +135,7 @@ impl Core {
                 }
             }
         }
+        self.validate_sources(wanted, &mut refusals);
         // Cycles, over node names: the wanted edges plus the live edges no
         // wanted edge replaces.
         let wanted_ids: BTreeSet<String> = wanted.edges.iter().map(|w| edge_id(&w.to, local_name(w))).collect();
@@ -182,6 +183,54 @@ impl Core {
         }
     }
 
+    /// The wanted sources: a known node, a kind and a valid name, one
+    /// source per stream name on a node, and no wanted edge serving that
+    /// name there. Refusals name the source by its index in `source`,
+    /// after the edges (`edges.len() + i`).
+    fn validate_sources(&self, wanted: &WantedGraph, refusals: &mut Vec<Refusal>) {
+        let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, w) in wanted.sources.iter().enumerate() {
+            let mut refuse = |reason: String| {
+                refusals.push(Refusal {
+                    index: wanted.edges.len() + i,
+                    edge: format!("source {}/{}", w.node, w.name()),
+                    reason,
+                });
+            };
+            if w.kind().is_empty() {
+                refuse("a source needs `kind = \"...\"` (test-pattern, v4l2, x11, solid)".into());
+                continue;
+            }
+            if let Err(e) = names::check(NameKind::Stream, w.name()) {
+                refuse(format!("name: {e}"));
+                continue;
+            }
+            if let Err(e) = check_node_ref(&w.node) {
+                refuse(format!("node: {e}"));
+                continue;
+            }
+            if !self.nodes.contains_key(&w.node) {
+                refuse(format!("no node named {:?} (known: {})", w.node, self.known_nodes()));
+                continue;
+            }
+            if let Some(first) = seen.insert((w.node.as_str(), w.name()), i) {
+                refuse(format!(
+                    "node {:?} already gets a source named {:?} from source {first}",
+                    w.node,
+                    w.name()
+                ));
+                continue;
+            }
+            if wanted.edges.iter().any(|e| e.to == w.node && local_name(e) == w.name()) {
+                refuse(format!(
+                    "a wanted edge serves {:?} on node {:?}: give the source or the edge another name",
+                    w.name(),
+                    w.node
+                ));
+            }
+        }
+    }
+
     fn known_nodes(&self) -> String {
         if self.nodes.is_empty() {
             "none".into()
@@ -204,6 +253,9 @@ impl Core {
             if r.edges.iter().any(|e| e.local_name == stream) {
                 return Some(None);
             }
+        }
+        if wanted.sources.iter().any(|s| s.node == node && s.name() == stream) {
+            return Some(None); // a wanted source will make it
         }
         let w = wanted.edges.iter().find(|w| w.to == node && local_name(w) == stream)?;
         Some(self.stream_format(wanted, &w.from, &w.stream, depth + 1).flatten())
