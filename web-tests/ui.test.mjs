@@ -362,3 +362,38 @@ test('an operator forgets an offline node from its panel; a viewer has no such b
   assert.equal(await viewer.page.locator('#forget-btn').count(), 0, 'a viewer can forget a node');
   await viewer.context.close();
 });
+
+test('an operator grabs a monitor and opens a camera: both become wanted sources the controller starts', async () => {
+  const { context, page } = await login(opName, opPass, async (p) => {
+    await fakeCamera(p, []);
+    await p.route(/\/api\/nodes\/demo(%3A|:)source\/monitors$/, (route) => route.fulfill({ json: { monitors: [
+      { name: 'HDMI-1', x: 0, y: 0, width: 1920, height: 1080, width_mm: 520, height_mm: 290, refresh_hz: 60, primary: true },
+    ] } }));
+  });
+  const puts = [];
+  page.on('request', (r) => { if (r.method() === 'PUT' && r.url().endsWith('/api/wanted')) puts.push(r.headers()['if-match']); });
+  await page.locator('#graph g.node[data-node="demo:source"]').click();
+  await page.locator('#node-v4l2 .device[data-device="/dev/video0"] button.open-camera-btn').click();
+  await page.locator('#camera-result', { hasText: 'cam-video0 is wanted on demo:source' }).waitFor();
+  await page.locator('#monitors-btn').click();
+  await page.locator('#node-monitors tr[data-monitor="HDMI-1"] button.grab-btn').click();
+  await page.locator('#source-result', { hasText: 'screen-hdmi-1 is wanted on demo:source' }).waitFor();
+  assert.equal(puts.length, 2);
+  assert.ok(puts.every((t) => /^"[0-9a-f]{16}"$/.test(t)), `writes carry the version: ${puts}`);
+  const r = await page.request.get(new globalThis.URL('/api/wanted', URL).href);
+  const etag = r.headers().etag;
+  const w = await r.json();
+  const got = (w.source ?? []).map((s) => `${s.node} ${s.kind} ${s.name} ${s.device ?? s.monitor}`).sort();
+  assert.deepEqual(got, ['demo:source v4l2 cam-video0 /dev/video0', 'demo:source x11 screen-hdmi-1 HDMI-1']);
+  // The controller asked the node: the node's refusal shows (a host without
+  // a display or camera), or the stream it serves (a host with one).
+  await page.locator('#node-head', { hasText: /SOURCE_ADD demo:source\/|cam-video0: |screen-hdmi-1: / }).waitFor({ timeout: 15_000 });
+  // Leave the demo's wanted graph as it was.
+  const session = await (await page.request.get(new globalThis.URL('/api/session', URL).href)).json();
+  delete w.source;
+  const put = await page.request.put(new globalThis.URL('/api/wanted', URL).href, {
+    headers: { 'content-type': 'application/json', 'if-match': etag, 'x-csrf-token': session.csrf }, data: JSON.stringify(w),
+  });
+  assert.equal(put.status(), 200);
+  await context.close();
+});

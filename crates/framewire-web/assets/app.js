@@ -328,7 +328,7 @@ function renderNodeHead(n) {
     el('h2', { text: n.name }),
     el('dl', {},
       el('dt', { text: 'address' }), el('dd', { text: n.addr }),
-      el('dt', { text: 'state' }), el('dd', { text: n.online ? 'online' : `offline${n.error ? `: ${n.error}` : ''}` }),
+      el('dt', { text: 'state' }), el('dd', { class: 'node-state', text: n.online ? `online${n.error ? ` (last error: ${n.error})` : ''}` : `offline${n.error ? `: ${n.error}` : ''}` }),
       el('dt', { text: 'functions' }), el('dd', { text: functions(n.functions) }),
     ),
     el('h3', { text: 'Streams' }),
@@ -397,11 +397,14 @@ async function loadMonitors(node) {
   try {
     const r = await api('GET', `/api/nodes/${enc(node)}/monitors`);
     box.replaceChildren(el('h3', { text: 'Monitors' }), r.monitors.length === 0 ? el('p', { class: 'hint', text: 'no monitors' }) : el('table', {},
-      el('thead', {}, el('tr', {}, ...['name', 'position', 'size', 'mm', 'Hz', ''].map((h) => el('th', { text: h })))),
+      el('thead', {}, el('tr', {}, ...['name', 'position', 'size', 'mm', 'Hz', '', ''].map((h) => el('th', { text: h })))),
       el('tbody', {}, ...r.monitors.map((m) => el('tr', { 'data-monitor': m.name },
         el('td', { text: m.name }), el('td', { text: `${m.x},${m.y}` }), el('td', { text: `${m.width}×${m.height}` }),
         el('td', { text: `${m.width_mm}×${m.height_mm}` }), el('td', { text: m.refresh_hz.toFixed(2) }),
-        el('td', { text: m.primary ? 'primary' : '' }))))));
+        el('td', { text: m.primary ? 'primary' : '' }),
+        el('td', {}, canOperate() ? el('button', { class: 'grab-btn', text: 'Grab', title: 'serve this monitor as a stream of the node',
+          onclick: () => wantSource(node, { kind: 'x11', name: streamName('screen', m.name), monitor: m.name }) }) : null))))),
+      el('p', { id: 'source-result', class: 'hint' }));
   } catch (e) {
     box.replaceChildren(el('p', { class: 'hint', text: `monitors: ${e.message}` }));
   }
@@ -411,8 +414,10 @@ async function loadControls(node) {
   const box = $('#node-v4l2');
   try {
     const r = await api('GET', `/api/nodes/${enc(node)}/v4l2`);
-    box.replaceChildren(el('h3', { text: 'Camera controls' }),
-      ...r.devices.map((d) => el('div', { class: 'device' }, el('h4', { text: `${d.card} (${d.path})` }),
+    box.replaceChildren(el('h3', { text: 'Camera controls' }), el('p', { id: 'camera-result', class: 'hint' }),
+      ...r.devices.map((d) => el('div', { class: 'device', 'data-device': d.path }, el('h4', { text: `${d.card} (${d.path}) ` },
+        canOperate() ? el('button', { class: 'open-camera-btn', text: 'Open', title: 'serve this camera as a stream of the node',
+          onclick: () => wantSource(node, { kind: 'v4l2', name: streamName('cam', d.path.split('/').pop()), device: d.path }, '#camera-result') }) : null),
         ...d.controls.map((c) => control(node, d.path, c)))));
   } catch (e) {
     box.replaceChildren(el('p', { class: 'error', text: `controls: ${e.message}` }));
@@ -453,6 +458,46 @@ function control(node, device, c) {
       input = el('span', { text: String(c.value ?? '') });
   }
   return el('div', { class: `ctl ctl-${c.widget}`, 'data-control': c.name }, el('label', { text: c.name }), input, out);
+}
+
+// ---- wanted sources: a monitor grabbed, a camera opened ----------------------
+
+/** A stream name from a prefix and a device's or monitor's name. */
+function streamName(prefix, what) {
+  return `${prefix}-${String(what).toLowerCase().replace(/[^a-z0-9_.-]+/g, '-')}`;
+}
+
+/**
+ * Adds a source to the wanted graph (replacing one of that name on that
+ * node): read it with its version, write it back with If-Match, read again
+ * if someone changed it meanwhile. The controller starts it on the node.
+ */
+async function wantSource(node, table, outSel = '#source-result') {
+  const out = $(outSel);
+  const say = (t) => { if (out) out.textContent = t; };
+  say(`adding ${table.name}…`);
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const r = await fetch('/api/wanted', { headers: { accept: 'application/json' }, credentials: 'same-origin' });
+      if (!r.ok) throw new Error(`the wanted graph: ${r.status}`);
+      const etag = r.headers.get('etag');
+      const w = await r.json();
+      w.source = (w.source ?? []).filter((x) => !(x.node === node && x.name === table.name));
+      w.source.push({ node, ...table });
+      const headers = { 'content-type': 'application/json' };
+      if (etag) headers['if-match'] = etag;
+      if (session?.csrf) headers['x-csrf-token'] = session.csrf;
+      const p = await fetch('/api/wanted', { method: 'PUT', headers, body: JSON.stringify(w), credentials: 'same-origin' });
+      if (p.status === 412) continue; // changed meanwhile: read it again
+      const data = await p.json().catch(() => ({}));
+      if (!p.ok) throw new Error(data.refusals?.map((x) => x.reason).join('; ') || data.error || `${p.status}`);
+      say(`${table.name} is wanted on ${node}: the controller starts it (a refusal shows as the node's error)`);
+      return;
+    }
+    throw new Error('the wanted graph keeps changing; try again');
+  } catch (e) {
+    say(`${table.name}: ${e.message}`);
+  }
 }
 
 // ---- previews: framewire wire messages over a WebSocket -------------------------
