@@ -128,6 +128,9 @@ open_enum! {
         Snapshot = 0x0018 => "snapshot",
         /// Asks the node to shut down gracefully.
         Shutdown = 0x0019 => "shutdown",
+        /// Changes a subscription's budgets and priority in place (the
+        /// header's channel names it).
+        UpdateSubscription = 0x001a => "update-subscription",
         /// V4L2: devices on the node's host.
         V4l2ListDevices = 0x0020 => "v4l2-list-devices",
         /// V4L2: a device's controls with ranges and menus.

@@ -535,6 +535,29 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             },
         ),
         (
+            "update-subscription-request",
+            Expect::Req {
+                channel: 1,
+                id: 16,
+                req: Request::UpdateSubscription(SubscribeParams {
+                    mode: DeliveryMode::Completeness,
+                    max_frames: 8,
+                    max_bytes: 8_388_608,
+                    drop_policy: DropPolicy::DropOldest,
+                    priority: 200,
+                    transport: TransportMode::Encapsulated,
+                }),
+            },
+        ),
+        (
+            "update-subscription-response",
+            Expect::Resp {
+                channel: 1,
+                id: 16,
+                resp: Response::UpdateSubscription,
+            },
+        ),
+        (
             "shutdown-request",
             Expect::Req {
                 channel: 0,

@@ -263,6 +263,20 @@ impl Core {
         self.wanted.edges.iter().find(|w| edge_id(&w.to, local_name(w)) == id)
     }
 
+    /// Whether a reported edge differs from the wanted one only in its
+    /// budgets: a CONNECT changes those in place (UPDATE_SUBSCRIPTION
+    /// upstream), no reconnection.
+    fn budgets_only(&self, w: &WantedEdge, e: &EdgeStatus) -> bool {
+        let (Ok(p), Some(up)) = (params(w), self.nodes.get(&w.from)) else {
+            return false;
+        };
+        let q = e.params;
+        e.stream == w.stream
+            && (p.mode, p.drop_policy, p.priority, p.transport) == (q.mode, q.drop_policy, q.priority, q.transport)
+            && (p.max_frames, p.max_bytes) != (q.max_frames, q.max_bytes)
+            && (same_addr(&e.upstream, &up.addr) || self.name_at(&e.upstream) == Some(w.from.as_str()))
+    }
+
     /// Whether a reported edge is what the wanted edge asks for.
     fn matches(&self, w: &WantedEdge, e: &EdgeStatus) -> bool {
         let Some(up) = self.nodes.get(&w.from) else {

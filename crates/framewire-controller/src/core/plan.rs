@@ -72,6 +72,20 @@ impl Core {
             let Ok(p) = params(w) else { continue };
             match report.edges.iter().find(|e| e.local_name == local) {
                 Some(e) if self.matches(w, e) => {}
+                Some(e) if e.origin == EdgeOrigin::Connect && self.budgets_only(w, e) => {
+                    // Only its budgets differ: changed in place by CONNECT.
+                    if due(&self.pending, &id) {
+                        actions.push(Action::Connect {
+                            node: w.to.clone(),
+                            connect: Connect {
+                                upstream: up.addr.clone(),
+                                stream: w.stream.clone(),
+                                local_name: local.to_owned(),
+                                params: p,
+                            },
+                        });
+                    }
+                }
                 Some(e) => {
                     // Another edge holds the name: replace it if a CONNECT made it.
                     if e.origin == EdgeOrigin::Connect && due(&self.unpending, &id) {

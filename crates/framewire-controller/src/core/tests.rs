@@ -289,6 +289,31 @@ fn a_changed_edge_is_replaced() {
 }
 
 #[test]
+fn an_edge_whose_budgets_changed_is_updated_in_place() {
+    let t = Instant::now();
+    let mut c = three(t);
+    c.set_wanted(WantedGraph {
+        edges: vec![WantedEdge {
+            max_frames: 64,
+            ..wanted("cam", "bars", "relay")
+        }],
+        ..Default::default()
+    });
+    // The node reports the edge with its old budgets: a CONNECT with the
+    // new ones (changed in place), not a DISCONNECT.
+    c.on_report(
+        &addr(2),
+        report("relay", 2, &[], vec![pulled("bars", 1, "bars", EdgeOrigin::Connect)]),
+        t,
+    );
+    assert!(
+        matches!(&c.plan(t)[..], [Action::Connect { connect, .. }] if connect.params.max_frames == 64),
+        "{:?}",
+        c.plan(t + RETRY_AFTER)
+    );
+}
+
+#[test]
 fn edge_figures_join_the_upstream_output_and_rates_come_from_deltas() {
     let t = Instant::now();
     let mut c = three(t);

@@ -185,6 +185,24 @@ impl Session {
             Request::ListStreams => Ok(Response::ListStreams(core.stream_infos())),
             Request::Subscribe(sub) => return self.subscribe(&req, &sub.stream, sub.params).await,
             Request::Unsubscribe => return self.unsubscribe(&req).await,
+            Request::UpdateSubscription(params) => match self.channels.iter().find(|(c, _)| *c == req.channel) {
+                Some((_, id)) => core
+                    .update_output(*id, &params)
+                    .map(|p| {
+                        info!(
+                            channel = req.channel,
+                            max_frames = p.max_frames,
+                            max_bytes = p.max_bytes,
+                            "subscription budgets changed"
+                        );
+                        Response::UpdateSubscription
+                    })
+                    .map_err(CommandError::from),
+                None => Err(CommandError::new(
+                    Status::NotFound,
+                    format!("no subscription on channel {}", req.channel),
+                )),
+            },
             Request::StreamOpen(_) => bad("this node does not accept pushed streams: edges are pulled (use CONNECT)"),
             Request::GetStats(Name { name }) => Ok(Response::GetStats(core.stats(&name))),
             Request::Connect(c) => {
@@ -200,11 +218,14 @@ impl Session {
                     },
                     params: c.params,
                 };
-                services
-                    .edges
-                    .start(cfg, EdgeOrigin::Connect)
-                    .map(|local| Response::Connect(Name { name: local }))
-                    .map_err(CommandError::from)
+                match services.edges.update(&cfg) {
+                    Some(local) => Ok(Response::Connect(Name { name: local })),
+                    None => services
+                        .edges
+                        .start(cfg, EdgeOrigin::Connect)
+                        .map(|local| Response::Connect(Name { name: local }))
+                        .map_err(CommandError::from),
+                }
             }
             Request::Disconnect(Name { name }) => services
                 .edges

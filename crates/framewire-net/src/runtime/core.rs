@@ -201,6 +201,13 @@ impl NodeCore {
         Ok(input)
     }
 
+    /// Changes a running output's budgets; see `NodeState::update_output`.
+    pub(crate) fn update_output(&self, id: OutputId, params: &SubscribeParams) -> Result<SubscribeParams, StateError> {
+        let r = self.lock().state.update_output(id, params, Instant::now());
+        self.changed();
+        r
+    }
+
     /// Removes a stream: its subscribers get *closed* and lose the output.
     pub(crate) fn remove_stream(&self, name: &str, reason: EventReason, message: &str) {
         self.input.forget(name);
@@ -308,6 +315,7 @@ impl NodeCore {
             channel: entry.channel,
             peer: entry.peer.clone(),
             events: entry.events.is_some(),
+            params: *params,
         };
         let mut inner = self.lock();
         let (id, open) = inner.state.add_output(stream, params, info)?;

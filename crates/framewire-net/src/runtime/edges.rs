@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use framewire_proto::SubscribeParams;
 use framewire_proto::control::EdgeOrigin;
 use tokio::sync::{oneshot, watch};
 use tracing::{Instrument, info, info_span};
@@ -17,12 +18,21 @@ use crate::runtime::core::NodeCore;
 use crate::state::StateError;
 use crate::transport::edge;
 
+/// What controls a running edge's task.
+#[derive(Debug)]
+struct Handle {
+    /// Stops it.
+    stop: watch::Sender<bool>,
+    /// Its subscription's budgets (changed in place by CONNECT).
+    params: watch::Sender<SubscribeParams>,
+}
+
 /// The edges of one node.
 #[derive(Debug)]
 pub(crate) struct Edges {
     core: Arc<NodeCore>,
-    /// Stops each edge's task.
-    stops: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Each edge's task.
+    stops: Mutex<HashMap<String, Handle>>,
 }
 
 impl Edges {
@@ -33,7 +43,7 @@ impl Edges {
         }
     }
 
-    fn stops(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
+    fn stops(&self) -> std::sync::MutexGuard<'_, HashMap<String, Handle>> {
         self.stops.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -60,17 +70,46 @@ impl Edges {
         refusal: Option<oneshot::Sender<CommandError>>,
     ) -> Result<String, StateError> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (params_tx, params_rx) = watch::channel(cfg.params);
         let local = {
             // The record and its stop go in together (lock order: stops, then state).
             let mut stops = self.stops();
             let local = self.core.with_state(|st| st.add_edge(cfg.clone(), origin))?;
-            stops.insert(local.clone(), stop_tx);
+            stops.insert(
+                local.clone(),
+                Handle {
+                    stop: stop_tx,
+                    params: params_tx,
+                },
+            );
             local
         };
         self.core.changed();
         let span = info_span!("edge", local = %local, upstream = %cfg.upstream);
-        tokio::spawn(edge::run(self.core.clone(), cfg, stop_rx, refusal).instrument(span));
+        tokio::spawn(edge::run(self.core.clone(), cfg, stop_rx, params_rx, refusal).instrument(span));
         Ok(local)
+    }
+
+    /// CONNECT for an edge this node has, with only its budgets different:
+    /// the running subscription takes them (UPDATE_SUBSCRIPTION upstream),
+    /// no reconnection. `None` when `cfg` is not such a change.
+    pub(crate) fn update(&self, cfg: &EdgeConfig) -> Option<String> {
+        let local = cfg.local_name();
+        let stops = self.stops();
+        let handle = stops.get(&local)?;
+        let old = self.core.with_state(|st| st.edge(&local).map(|e| e.config.clone()))?;
+        let (a, b) = (old.params, cfg.params);
+        let same_edge = old.upstream == cfg.upstream && old.stream == cfg.stream && old.transport == cfg.transport;
+        let same_kind = (a.mode, a.drop_policy, a.priority) == (b.mode, b.drop_policy, b.priority);
+        if !same_edge || !same_kind || (a.max_frames, a.max_bytes) == (b.max_frames, b.max_bytes) {
+            return None;
+        }
+        self.core.with_state(|st| st.set_edge_params(&local, b));
+        let _ = handle.params.send(b);
+        drop(stops);
+        info!(edge = %local, max_frames = b.max_frames, max_bytes = b.max_bytes, "edge budgets changed in place");
+        self.core.changed();
+        Some(local)
     }
 
     /// Stops a pulled edge; its stream goes when its task ends.
@@ -81,7 +120,7 @@ impl Edges {
             stops.remove(local)
         };
         if let Some(s) = stop {
-            let _ = s.send(true);
+            let _ = s.stop.send(true);
         }
         self.core.changed();
         Ok(())

@@ -56,6 +56,8 @@ pub(crate) struct OutputInfo {
     /// Whether its owner takes stream events (a subscriber on a framed
     /// connection does; opaque clients and local sinks do not).
     pub(crate) events: bool,
+    /// How it subscribed (budgets as clamped by the node).
+    pub(crate) params: SubscribeParams,
 }
 
 /// A pulled edge, as the node tracks it.
@@ -303,9 +305,11 @@ impl NodeState {
             return Err(StateError::TooManyOutputs(self.limits.max_outputs));
         }
         let (input, open) = (s.input, s.open.clone());
-        let config = OutputConfig::from_subscribe(&self.clamped(params));
+        let clamped = self.clamped(params);
+        let config = OutputConfig::from_subscribe(&clamped);
         let lane = LaneConfig::new(input).with_priority(params.priority);
         let id = self.relay.add_output(config, &[lane])?;
+        info.params = clamped;
         // Labels stay short enough that a stats answer always encodes.
         info.peer = names::display(&info.peer, 2 * names::MAX_NAME_LEN);
         self.outputs.insert(id, info);
@@ -332,6 +336,34 @@ impl NodeState {
             p.max_bytes = bytes.min(self.limits.max_output_bytes);
         }
         p
+    }
+
+    /// Changes a running output's budgets (UPDATE_SUBSCRIPTION): only
+    /// `max_frames` and `max_bytes` may differ from how it subscribed.
+    /// Returns the budgets as applied (clamped like a subscription's).
+    pub(crate) fn update_output(
+        &mut self,
+        id: OutputId,
+        params: &SubscribeParams,
+        now: Instant,
+    ) -> Result<SubscribeParams, StateError> {
+        let p = self.clamped(params);
+        let info = self
+            .outputs
+            .get_mut(&id)
+            .ok_or_else(|| StateError::Relay("the subscription is gone".into()))?;
+        let c = info.params;
+        if (p.mode, p.drop_policy, p.transport, p.priority) != (c.mode, c.drop_policy, c.transport, c.priority) {
+            return Err(StateError::Relay(
+                "only max_frames and max_bytes change on a running subscription; \
+                 mode, drop policy, transport and priority need a new one"
+                    .into(),
+            ));
+        }
+        self.relay
+            .set_budget(id, framewire_relay::Budget::new(p.max_frames, p.max_bytes), now)?;
+        info.params = p;
+        Ok(p)
     }
 
     /// Removes an output and what it holds; its info if it existed.
@@ -420,6 +452,13 @@ impl NodeState {
             },
         );
         Ok(local)
+    }
+
+    /// Records new subscription parameters of a pulled edge.
+    pub(crate) fn set_edge_params(&mut self, local: &str, params: SubscribeParams) {
+        if let Some(e) = self.edges.get_mut(local) {
+            e.config.params = params;
+        }
     }
 
     /// Forgets a pulled edge.

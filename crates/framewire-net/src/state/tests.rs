@@ -57,6 +57,7 @@ fn info(stream: &str, channel: u16) -> OutputInfo {
         channel,
         peer: "127.0.0.1:1 t:peer".into(),
         events: true,
+        params: SubscribeParams::default(),
     }
 }
 

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use framewire_proto::control::{ShmOffer, StreamState};
 use framewire_proto::{
-    Command, EventInfo, EventReason, Features, FrameFlags, Message, Request, Status, StreamEvent, TransportMode,
+    Command, EventInfo, EventReason, Features, FrameFlags, Message, Request, Status, StreamEvent, SubscribeParams,
+    TransportMode,
 };
 use framewire_relay::Frame;
 use tokio::sync::{oneshot, watch};
@@ -47,10 +48,15 @@ struct SessionEnd {
 /// `refusal` is given, the upstream's refusal of the first subscription
 /// (its status and message) is sent there, so that whoever asked for the
 /// edge can pass it on; it is dropped once the stream is live.
+/// The request id of an edge's UPDATE_SUBSCRIPTION (its answer is read
+/// in the frame loop, not awaited).
+const UPDATE_REQUEST: u16 = 0xfff1;
+
 pub(crate) async fn run(
     core: Arc<NodeCore>,
     cfg: EdgeConfig,
     mut stop: watch::Receiver<bool>,
+    mut params: watch::Receiver<SubscribeParams>,
     mut refusal: Option<oneshot::Sender<CommandError>>,
 ) {
     let local = cfg.local_name();
@@ -61,7 +67,7 @@ pub(crate) async fn run(
     let mut failed_reported = false;
     loop {
         let end = tokio::select! {
-            e = session(&core, &cfg, &local) => e,
+            e = session(&core, &cfg, &local, &mut params) => e,
             _ = stop.changed() => break,
             _ = shutdown.changed() => break,
         };
@@ -149,9 +155,14 @@ fn is_auth_failure(e: Option<&NetError>) -> bool {
 }
 
 /// One connection to the upstream: connect, subscribe, relay frames.
-async fn session(core: &Arc<NodeCore>, cfg: &EdgeConfig, local: &str) -> SessionEnd {
+async fn session(
+    core: &Arc<NodeCore>,
+    cfg: &EdgeConfig,
+    local: &str,
+    budgets: &mut watch::Receiver<SubscribeParams>,
+) -> SessionEnd {
     let mut was_live = false;
-    let error = session_inner(core, cfg, local, &mut was_live).await.err();
+    let error = session_inner(core, cfg, local, budgets, &mut was_live).await.err();
     SessionEnd { was_live, error }
 }
 
@@ -159,6 +170,7 @@ async fn session_inner(
     core: &Arc<NodeCore>,
     cfg: &EdgeConfig,
     local: &str,
+    budgets: &mut watch::Receiver<SubscribeParams>,
     was_live: &mut bool,
 ) -> Result<(), NetError> {
     let who = ClientIdentity {
@@ -171,7 +183,8 @@ async fn session_inner(
     let mut client = Client::connect(&cfg.upstream, &who, DEFAULT_TIMEOUT).await?;
     // Frames have no reason to come before the answer to SUBSCRIBE.
     client.set_pending_limit(core.config.limits.client_pending_bytes);
-    let mut params = cfg.params;
+    // The latest budgets (CONNECT may have changed them since the edge began).
+    let mut params = *budgets.borrow_and_update();
     let offered = client.peer().features.0 & Features::SHM.0 != 0;
     params.transport = match cfg.transport {
         EdgeTransport::Tcp => TransportMode::Encapsulated,
@@ -226,7 +239,24 @@ async fn session_inner(
                 None => client.next_message().await.map(Some),
             }
         };
-        let msg = match tokio::time::timeout(alive.check_every(), next).await {
+        let got = tokio::select! {
+            r = tokio::time::timeout(alive.check_every(), next) => Some(r),
+            Ok(()) = budgets.changed() => None,
+        };
+        let Some(got) = got else {
+            // New budgets for this subscription: changed in place upstream.
+            let mut p = *budgets.borrow_and_update();
+            p.transport = params.transport;
+            let req = Request::UpdateSubscription(p).to_message(channel, UPDATE_REQUEST)?;
+            client.send(&Message::ControlRequest(req)).await?;
+            info!(
+                max_frames = p.max_frames,
+                max_bytes = p.max_bytes,
+                "asked the upstream for new budgets"
+            );
+            continue;
+        };
+        let msg = match got {
             Ok(Ok(Some(m))) => m,
             Ok(Ok(None)) => return Ok(()),
             Ok(Err(e)) => return Err(e),
@@ -261,6 +291,12 @@ async fn session_inner(
             continue;
         }
         match msg {
+            Message::ControlResponse(r) if r.request_id == UPDATE_REQUEST && r.status != Status::Ok => {
+                warn!(
+                    reason = %r.error_message().unwrap_or_default(),
+                    "the upstream refused the new budgets; the subscription keeps its old ones"
+                );
+            }
             Message::VideoFrame(f) if f.channel == channel => {
                 let mut frame = Frame::from(f);
                 if first {

@@ -38,6 +38,8 @@ pub enum Request {
     Snapshot(Name),
     /// SHUTDOWN.
     Shutdown(Shutdown),
+    /// UPDATE_SUBSCRIPTION: SubscribeParams (on the subscription's channel).
+    UpdateSubscription(SubscribeParams),
     /// V4L2_LIST_DEVICES (no fields).
     V4l2ListDevices,
     /// V4L2_LIST_CONTROLS: `device string`.
@@ -83,6 +85,7 @@ impl Request {
             Request::Describe => Command::Describe,
             Request::Snapshot(_) => Command::Snapshot,
             Request::Shutdown(_) => Command::Shutdown,
+            Request::UpdateSubscription(_) => Command::UpdateSubscription,
             Request::V4l2ListDevices => Command::V4l2ListDevices,
             Request::V4l2ListControls(_) => Command::V4l2ListControls,
             Request::V4l2GetControls(_) => Command::V4l2GetControls,
@@ -115,6 +118,7 @@ impl Request {
             Request::SourceAdd(x) | Request::SourceSet(x) => x.put(&mut b)?,
             Request::Connect(x) => x.put(&mut b)?,
             Request::Shutdown(x) => x.put(&mut b)?,
+            Request::UpdateSubscription(x) => x.put(&mut b)?,
             Request::V4l2GetControls(x) => x.put(&mut b)?,
             Request::V4l2SetControls(x) => x.put(&mut b)?,
             Request::WatchStatus(x) => x.put(&mut b)?,
@@ -159,6 +163,7 @@ impl Request {
             Command::Describe => Request::Describe,
             Command::Snapshot => Request::Snapshot(Name::get(&mut r).map_err(err)?),
             Command::Shutdown => Request::Shutdown(Shutdown::get(&mut r).map_err(err)?),
+            Command::UpdateSubscription => Request::UpdateSubscription(SubscribeParams::get(&mut r).map_err(err)?),
             Command::V4l2ListDevices => Request::V4l2ListDevices,
             Command::V4l2ListControls => Request::V4l2ListControls(Name::get(&mut r).map_err(err)?),
             Command::V4l2GetControls => Request::V4l2GetControls(GetControls::get(&mut r).map_err(err)?),
@@ -205,6 +210,8 @@ pub enum Response {
     Snapshot(Snapshot),
     /// SHUTDOWN accepted (no fields).
     Shutdown,
+    /// UPDATE_SUBSCRIPTION applied (no fields).
+    UpdateSubscription,
     /// V4L2_LIST_DEVICES: `devices list(V4l2Device)`.
     V4l2ListDevices(Vec<V4l2Device>),
     /// V4L2_LIST_CONTROLS: `controls list(V4l2Control)`.
@@ -248,6 +255,7 @@ impl Response {
             Response::Describe(_) => Command::Describe,
             Response::Snapshot(_) => Command::Snapshot,
             Response::Shutdown => Command::Shutdown,
+            Response::UpdateSubscription => Command::UpdateSubscription,
             Response::V4l2ListDevices(_) => Command::V4l2ListDevices,
             Response::V4l2ListControls(_) => Command::V4l2ListControls,
             Response::V4l2GetControls(_) => Command::V4l2GetControls,
@@ -288,6 +296,7 @@ impl Response {
             | Response::StreamOpen
             | Response::Disconnect
             | Response::Shutdown
+            | Response::UpdateSubscription
             | Response::SourceRemove
             | Response::WatchStatus => {}
             Response::Unknown { body, .. } => return Ok(body.clone()),
@@ -333,6 +342,7 @@ impl Response {
             Command::Describe => Response::Describe(Description::get(&mut r).map_err(err)?),
             Command::Snapshot => Response::Snapshot(Snapshot::get(&mut r).map_err(err)?),
             Command::Shutdown => Response::Shutdown,
+            Command::UpdateSubscription => Response::UpdateSubscription,
             Command::V4l2ListDevices => Response::V4l2ListDevices(get_list(&mut r, "devices").map_err(err)?),
             Command::V4l2ListControls => Response::V4l2ListControls(get_list(&mut r, "controls").map_err(err)?),
             Command::V4l2GetControls => Response::V4l2GetControls(get_list(&mut r, "values").map_err(err)?),

@@ -12,7 +12,9 @@ use crate::util::{self, DeliveryArgs};
 /// pulled: the downstream node dials the upstream one).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  framewire connect 127.0.0.1:7401 127.0.0.1:7400/bars --as bars --mode completeness --max-frames 32"
+    after_help = "Example:\n  framewire connect 127.0.0.1:7401 127.0.0.1:7400/bars --as bars --mode completeness --max-frames 32\n\n\
+Run again for the same edge with other --max-frames/--max-bytes: the running subscription takes\n\
+them in place (no reconnection). Another mode, drop policy or priority: disconnect it first."
 )]
 pub struct Args {
     /// The node that will subscribe, HOST[:PORT].
