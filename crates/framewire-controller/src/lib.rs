@@ -69,7 +69,7 @@ mod handle;
 mod preview;
 mod runtime;
 
-pub use core::{RETRY_AFTER, edge_id};
+pub use core::{AlertConfig, RETRY_AFTER, edge_id};
 pub use handle::{ControllerError, ControllerHandle, Preview, PreviewFrame};
 pub use model::{
     CurrentGraph, EdgeView, NodeView, OutputView, Refusal, StreamView, WantedEdge, WantedGraph, WantedSource,

@@ -129,6 +129,13 @@ pub struct EdgeView {
     /// (shared memory, both nodes on one host); empty while not live.
     #[serde(default)]
     pub transport: String,
+    /// Dropped over offered frames in the alert window (0..1).
+    #[serde(default)]
+    pub drop_share: f64,
+    /// Set while the edge drops more than the alert share of its frames
+    /// over the alert window (`--alert-drop-share`, `--alert-window`).
+    #[serde(default)]
+    pub alert: Option<String>,
 }
 
 /// The edges and sources a person wants. Stored as TOML (`[[edge]]` and

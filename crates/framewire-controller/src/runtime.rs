@@ -49,6 +49,8 @@ pub struct ControllerConfig {
     pub request_timeout: Duration,
     /// Deployment key to authenticate to the nodes with (none: no auth).
     pub key: Option<framewire_net::DeploymentKey>,
+    /// When an edge's drops raise an alert.
+    pub alerts: crate::core::AlertConfig,
 }
 
 impl ControllerConfig {
@@ -62,6 +64,7 @@ impl ControllerConfig {
             status_interval: Duration::from_secs(1),
             request_timeout: framewire_net::DEFAULT_TIMEOUT,
             key: None,
+            alerts: crate::core::AlertConfig::default(),
         }
     }
 
@@ -109,8 +112,10 @@ pub async fn start(config: ControllerConfig) -> Result<ControllerHandle, Control
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (graph_tx, graph_rx) = watch::channel(Arc::new(CurrentGraph::default()));
     let (ev_tx, ev_rx) = mpsc::channel(256);
+    let mut core = Core::new(wanted);
+    core.alerts = config.alerts;
     let mut driver = Driver {
-        core: Core::new(wanted),
+        core,
         path,
         graph: graph_tx,
         conns: HashMap::new(),

@@ -571,7 +571,9 @@ async fn the_graph_serialises_to_the_documented_json() {
         assert_eq!(
             keys(e),
             [
+                "alert",
                 "downstream",
+                "drop_share",
                 "drops",
                 "error",
                 "fps",

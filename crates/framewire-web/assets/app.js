@@ -269,7 +269,10 @@ function renderEdges() {
     const c = tr.children;
     setText(c[0], e.id); setText(c[1], `${e.upstream}/${e.stream}`); setText(c[2], `${e.downstream}/${e.local_name}`);
     setText(c[3], e.transport ? `${e.mode} · ${e.transport}` : e.mode); setText(c[4], String(e.priority)); setText(c[5], e.state);
-    setText(c[6], fmt(e.fps)); setText(c[7], fmt(e.mbit_s, 2)); setText(c[8], String(e.drops));
+    setText(c[6], fmt(e.fps)); setText(c[7], fmt(e.mbit_s, 2));
+    setText(c[8], e.alert ? `${e.drops} ⚠ ${Math.round((e.drop_share ?? 0) * 100)} %` : String(e.drops));
+    c[8].title = e.alert ?? '';
+    tr.classList.toggle('alert', Boolean(e.alert));
     setText(c[9], `${ms(e.latency_p50_us)} / ${ms(e.latency_p99_us)}`);
     const wantButton = e.wanted && canOperate();
     const has = c[10].querySelector('button.unwire');

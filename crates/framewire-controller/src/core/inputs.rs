@@ -51,11 +51,14 @@ impl Core {
             report: None,
             v4l2: self.v4l2_at.remove(addr).unwrap_or(false),
             rates: HashMap::new(),
+            samples: HashMap::new(),
         });
         rec.addr = addr.to_owned();
         rec.online = true;
         rec.error = None;
         let mut rates = HashMap::new();
+        let mut samples = HashMap::new();
+        let alerts = self.alerts;
         for o in &report.stats.outputs {
             let key = (o.stream.clone(), o.peer.clone(), o.channel);
             let mut r = rec.rates.get(&key).copied().unwrap_or_default();
@@ -77,9 +80,31 @@ impl Core {
                 r.bytes_sent = o.bytes_sent;
                 r.at = Some(now);
             }
+            // Drops over the alert window: the oldest sample in it against now.
+            let offered = o.frames_in;
+            let dropped: u64 = o.drops.iter().map(|d| d.count).sum();
+            let hist = samples
+                .entry(key.clone())
+                .or_insert_with(|| rec.samples.remove(&key).unwrap_or_default());
+            hist.push_back((now, offered, dropped));
+            while hist.len() > 2
+                && hist
+                    .front()
+                    .is_some_and(|(t, ..)| now.saturating_duration_since(*t) > alerts.window)
+            {
+                hist.pop_front();
+            }
+            while hist.len() > 256 {
+                hist.pop_front();
+            }
+            r.drop_share = hist.front().and_then(|&(_, f0, d0)| {
+                let (df, dd) = (offered.saturating_sub(f0), dropped.saturating_sub(d0));
+                (df >= alerts.min_frames).then(|| dd as f64 / df as f64)
+            });
             rates.insert(key, r);
         }
         rec.rates = rates;
+        rec.samples = samples;
         let edges: Vec<String> = report.edges.iter().map(|e| e.local_name.clone()).collect();
         rec.report = Some(report);
         // Confirmations: a pending CONNECT whose edge now shows, a pending

@@ -49,6 +49,33 @@ pub(crate) struct NodeRecord {
     /// Per-output rates from the last two reports, keyed by
     /// `(stream, peer, channel)`.
     rates: HashMap<(String, String, u16), Rate>,
+    /// Per-output `(when, frames_in, drops)` over the alert window.
+    samples: HashMap<(String, String, u16), DropSamples>,
+}
+
+/// `(when, frames offered, frames dropped)` of one output, oldest first.
+type DropSamples = std::collections::VecDeque<(Instant, u64, u64)>;
+
+/// When an edge raises an alert: it dropped more than `share` of the frames
+/// offered to it over `window`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertConfig {
+    /// Dropped frames over offered frames, 0..1 [default: 0.05].
+    pub share: f64,
+    /// The span it is measured over [default: 10 s].
+    pub window: Duration,
+    /// Fewer frames offered in the window raise no alert [default: 10].
+    pub min_frames: u64,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig {
+            share: 0.05,
+            window: Duration::from_secs(10),
+            min_frames: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,6 +85,8 @@ struct Rate {
     at: Option<Instant>,
     fps: f64,
     mbit_s: f64,
+    /// Dropped over offered frames in the alert window, when enough were.
+    drop_share: Option<f64>,
 }
 
 /// What the reconciler asks the driver to do.
@@ -138,6 +167,8 @@ pub(crate) struct Core {
     v4l2_at: HashMap<String, bool>,
     /// The wanted sources' bookkeeping (`core/sources.rs`).
     sources: sources::SourceBook,
+    /// When an edge's drops raise an alert.
+    pub(crate) alerts: AlertConfig,
 }
 
 /// `name`, or `site/name` for another site.

@@ -642,3 +642,62 @@ fn wanted_sources_are_started_changed_restarted_and_removed() {
             .any(|n| n.error.as_deref().is_some_and(|e| e.contains("device busy")))
     );
 }
+
+#[test]
+fn an_edge_that_drops_too_many_frames_raises_an_alert_that_clears() {
+    let t = Instant::now();
+    let mut c = three(t);
+    let out = |offered: u64, dropped: u64| OutputStats {
+        channel: 1,
+        stream: "bars".into(),
+        peer: "127.0.0.1:5555 relay".into(),
+        mode: DeliveryMode::Completeness,
+        transport: TransportMode::Encapsulated,
+        priority: 128,
+        frames_in: offered,
+        frames_sent: offered - dropped,
+        bytes_sent: 0,
+        drops: vec![DropCount {
+            reason: DropReason::FrameBudget,
+            count: dropped,
+        }],
+        queue_frames: 0,
+        queue_bytes: 0,
+        max_frames: 8,
+        max_bytes: 0,
+        oldest_age_us: 0,
+        latency_p50_us: 0,
+        latency_p99_us: 0,
+        latency_max_us: 0,
+        waiting_keyframe: false,
+    };
+    c.on_report(
+        &addr(2),
+        report("relay", 2, &[], vec![pulled("bars", 1, "bars", EdgeOrigin::Config)]),
+        t,
+    );
+    let mut r = report("cam", 1, &[("bars", Format::Qoi)], vec![]);
+    let at = |s: u64| t + Duration::from_secs(s);
+    // 30 of the first 100 frames dropped: 30 % > 5 %.
+    for (s, offered, dropped) in [(0, 0, 0), (1, 100, 30)] {
+        r.stats.outputs = vec![out(offered, dropped)];
+        c.on_report(&addr(1), r.clone(), at(s));
+    }
+    let g = c.graph();
+    let e = find(&g, "relay/bars");
+    assert_eq!(e.drop_share, 0.3);
+    assert!(e.alert.as_deref().is_some_and(|a| a.contains("dropped 30 %")), "{e:?}");
+    // No more drops: once the bad second leaves the 10 s window, it clears.
+    for s in 2..=12 {
+        r.stats.outputs = vec![out(100 + 30 * (s - 1), 30)];
+        c.on_report(&addr(1), r.clone(), at(s));
+    }
+    let g = c.graph();
+    let e = find(&g, "relay/bars");
+    assert_eq!((e.drop_share, e.alert.clone()), (0.0, None), "{e:?}");
+    // A lower limit flags a smaller share.
+    c.alerts.share = 0.0;
+    r.stats.outputs = vec![out(100 + 30 * 12, 31)];
+    c.on_report(&addr(1), r, at(13));
+    assert!(find(&c.graph(), "relay/bars").alert.is_some());
+}

@@ -117,6 +117,17 @@ impl Core {
                     view.fps = round2(rate.fps);
                     view.mbit_s = round2(rate.mbit_s);
                     view.drops = o.drops.iter().map(|d| d.count).sum();
+                    if let Some(share) = rate.drop_share {
+                        view.drop_share = (share * 1000.0).round() / 1000.0;
+                        if share > self.alerts.share {
+                            view.alert = Some(format!(
+                                "dropped {:.0} % of the frames offered over the last {} s (alert above {:.0} %)",
+                                share * 100.0,
+                                self.alerts.window.as_secs(),
+                                self.alerts.share * 100.0
+                            ));
+                        }
+                    }
                     view.latency_p50_us = o.latency_p50_us;
                     view.latency_p99_us = o.latency_p99_us;
                     view.transport = match o.transport {

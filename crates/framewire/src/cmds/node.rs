@@ -88,6 +88,14 @@ pub struct Args {
     /// `host:port` (repeatable; needs --controller).
     #[arg(long = "controller-node", value_name = "HOST:PORT", requires = "controller")]
     controller_nodes: Vec<String>,
+    /// The controller raises an alert on an edge that drops more than this
+    /// share of the frames offered to it over --alert-window (0-1)
+    /// [default: 0.05; needs --controller].
+    #[arg(long, value_name = "SHARE", requires = "controller", value_parser = parse_share)]
+    alert_drop_share: Option<f64>,
+    /// The window of --alert-drop-share, in seconds [default: 10; needs --controller].
+    #[arg(long, value_name = "SECONDS", requires = "controller", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    alert_window: Option<u64>,
     /// Where the controller keeps the wanted graph (`wanted.toml`)
     /// [default: ./framewire-state; needs --controller].
     #[arg(long, value_name = "DIR", requires = "controller")]
@@ -221,6 +229,12 @@ async fn start_controller(node: &Node, args: &Args) -> anyhow::Result<Controller
     cfg.nodes.extend(args.controller_nodes.iter().cloned());
     cfg.discovery = node.discovery_events();
     cfg.key = node.key().cloned();
+    if let Some(share) = args.alert_drop_share {
+        cfg.alerts.share = share;
+    }
+    if let Some(w) = args.alert_window {
+        cfg.alerts.window = std::time::Duration::from_secs(w);
+    }
     for (_, p) in node.peers().await {
         cfg.nodes.push(p.addr.to_string());
     }
@@ -273,4 +287,14 @@ impl StopSignals {
 /// Returns on Ctrl-C, SIGTERM, or when the node begins shutting down.
 pub async fn wait_for_stop(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     StopSignals::install().wait(shutdown).await;
+}
+
+/// A share between 0 and 1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0 and 1"))
+    }
 }
