@@ -376,6 +376,10 @@ impl Session {
         {
             return self.respond(req, Err(e)).await;
         }
+        // `STREAM~FORMAT`: a transcoder serves it (started by the first).
+        if let Err(e) = crate::runtime::transcode::ensure(&self.core, stream) {
+            return self.respond(req, Err(e)).await;
+        }
         let exists = self.core.has_stream(stream);
         let waker = match &server {
             Some(s) if exists => s.hub_for(&self.core, stream),

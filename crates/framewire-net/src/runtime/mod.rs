@@ -12,3 +12,4 @@ pub(crate) mod input;
 pub(crate) mod passthrough;
 pub(crate) mod sources;
 pub(crate) mod status;
+pub(crate) mod transcode;

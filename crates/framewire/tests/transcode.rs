@@ -1,0 +1,126 @@
+//! Transcoding on an output: subscribers asking for `STREAM~FORMAT` get the
+//! stream in that format; one transcoder per distinct format, shared by its
+//! subscribers, gone when the last leaves; a format that is not one is
+//! refused with the reason.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use framewire_proto::control::Name;
+use framewire_proto::{Message, Request, Response, Status, SubscribeParams};
+
+async fn frames(c: &mut framewire_net::Client, ch: u16, n: usize, ok: impl Fn(&[u8]) -> bool) {
+    let mut got = 0;
+    while got < n {
+        match next(c, Duration::from_secs(10)).await.expect("frames") {
+            Message::VideoFrame(f) if f.channel == ch => {
+                assert!(
+                    ok(&f.data),
+                    "a frame of another format: {:02x?}",
+                    &f.data[..8.min(f.data.len())]
+                );
+                got += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn outputs_of(addr: std::net::SocketAddr, stream: &str) -> Vec<String> {
+    let mut c = client(addr, "test:stats").await;
+    let Response::GetStats(s) = c
+        .request(Request::GetStats(Name { name: String::new() }))
+        .await
+        .unwrap()
+    else {
+        panic!("stats")
+    };
+    s.outputs
+        .into_iter()
+        .filter(|o| o.stream == stream)
+        .map(|o| o.peer)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_get_the_format_they_ask_for_from_one_shared_transcoder() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let node = spawn_node(&[
+            "--name",
+            "test:cam",
+            "--discovery",
+            "off",
+            "--source",
+            "test-pattern:bars,size=320x240,fps=30,format=raw",
+        ]);
+        let jpeg = |d: &[u8]| d.starts_with(&[0xff, 0xd8]);
+        let qoi = |d: &[u8]| d.starts_with(b"qoif");
+        let mut a = client(node.addr, "test:a").await;
+        let mut b = client(node.addr, "test:b").await;
+        let mut q = client(node.addr, "test:q").await;
+        let ca = subscribe(&mut a, "bars~mjpeg", SubscribeParams::default()).await;
+        let cb = subscribe(&mut b, "bars~mjpeg", SubscribeParams::default()).await;
+        let cq = subscribe(&mut q, "bars~qoi", SubscribeParams::default()).await;
+        frames(&mut a, ca, 10, jpeg).await;
+        frames(&mut b, cb, 10, jpeg).await;
+        frames(&mut q, cq, 5, qoi).await;
+        // Two transcoders take the raw stream, one per format; each derived
+        // stream has its own subscribers.
+        let mut on_bars = outputs_of(node.addr, "bars").await;
+        on_bars.sort();
+        assert_eq!(on_bars, ["transcode:bars~mjpeg", "transcode:bars~qoi"]);
+        assert_eq!(outputs_of(node.addr, "bars~mjpeg").await.len(), 2);
+        // A format that is not one, and a conversion that cannot be made.
+        let mut c = client(node.addr, "test:bad").await;
+        let e = c.subscribe("bars~h264", SubscribeParams::default()).await.unwrap_err();
+        assert!(
+            matches!(&e, framewire_net::NetError::Remote { status: Status::BadRequest, message, .. } if message.contains("not a format")),
+            "{e}"
+        );
+        // Everybody leaves: the transcoders stop and the derived streams go.
+        drop((a, b, q));
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut c = client(node.addr, "test:ls").await;
+            let Response::ListStreams(s) = c.request(Request::ListStreams).await.unwrap() else { panic!() };
+            if s.len() == 1 && outputs_of(node.addr, "bars").await.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < end, "derived streams stayed: {:?}", s.iter().map(|s| &s.open.name).collect::<Vec<_>>());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("finished in time");
+}
+
+/// A relay can pull a transcoded stream: CONNECT names `STREAM~FORMAT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_pulls_a_transcoded_stream() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let node = spawn_node(&[
+            "--name",
+            "test:cam",
+            "--discovery",
+            "off",
+            "--source",
+            "test-pattern:bars,size=160x120,fps=30,format=qoi",
+        ]);
+        let up = format!("{}/bars~mjpeg-q60", node.addr);
+        let relay = spawn_node(&[
+            "--name",
+            "test:relay",
+            "--discovery",
+            "off",
+            "--upstream",
+            &format!("{up},as=bars"),
+        ]);
+        let mut c = client(relay.addr, "test:viewer").await;
+        let ch = subscribe(&mut c, "bars", SubscribeParams::default()).await;
+        frames(&mut c, ch, 10, |d| d.starts_with(&[0xff, 0xd8])).await;
+    })
+    .await
+    .expect("finished in time");
+}
