@@ -121,6 +121,28 @@ fn chains_validate_in_one_document_and_formats_follow_the_chain() {
 }
 
 #[test]
+fn an_edge_may_pull_a_transcoded_stream() {
+    let t = Instant::now();
+    let c = three(t);
+    // The desk accepts MJPEG and QOI; cam's `bars` is QOI, `bars~mjpeg` MJPEG.
+    let w = WantedGraph {
+        edges: vec![wanted("cam", "bars~mjpeg", "desk")],
+        ..Default::default()
+    };
+    assert_eq!(c.validate(&w), Ok(()));
+    let w = WantedGraph {
+        edges: vec![wanted("cam", "bars~raw", "desk")],
+        ..Default::default()
+    };
+    assert!(c.validate(&w).unwrap_err()[0].reason.contains("accepts only"));
+    let w = WantedGraph {
+        edges: vec![wanted("cam", "nope~mjpeg", "desk")],
+        ..Default::default()
+    };
+    assert!(c.validate(&w).is_err());
+}
+
+#[test]
 fn cycles_are_refused_on_the_edge_that_closes_them() {
     let t = Instant::now();
     let mut c = three(t);
