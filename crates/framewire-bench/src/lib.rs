@@ -7,6 +7,8 @@
 //!   latency, a stalled subscriber.
 //! - [`shm`]: the shared-memory edge beside loopback TCP and GStreamer's
 //!   `shmsink`/`shmsrc`.
+//! - [`transcode`]: CPU per stream transcoded on a node's output, beside
+//!   ffmpeg encoding the same.
 //!
 //! Every process is a real process of the `framewire` binary: the
 //! benchmarks start it (`std::env::current_exe`) as source, relay and
@@ -21,6 +23,7 @@ mod procs;
 pub mod relay;
 pub mod report;
 pub mod shm;
+pub mod transcode;
 
 /// Wall-clock time in nanoseconds since the epoch (frames carry it).
 fn now_ns() -> u64 {

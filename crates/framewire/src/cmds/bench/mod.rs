@@ -11,7 +11,7 @@
 mod source;
 mod sub;
 
-use framewire_bench::{relay, shm};
+use framewire_bench::{relay, shm, transcode};
 
 /// Benchmarks, on 127.0.0.1 only.
 #[derive(Debug, clap::Args)]
@@ -28,6 +28,9 @@ enum BenchCmd {
     /// Shared-memory edge against loopback TCP and GStreamer shmsink/shmsrc:
     /// raw 1080p BGRA to 1, 4 and 16 consumer processes, in one run.
     Shm(shm::Args),
+    /// CPU per 1080p30 stream transcoded on a node's output (STREAM~FORMAT),
+    /// beside ffmpeg encoding the same, in one run.
+    Transcode(transcode::Args),
     /// (internal) The producer of `bench shm`; prints a JSON report.
     #[command(hide = true)]
     ShmProducer(shm::ProducerArgs),
@@ -46,6 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         BenchCmd::Relay(a) => relay::run(a).await,
         BenchCmd::Shm(a) => shm::run(a).await,
+        BenchCmd::Transcode(a) => transcode::run(a).await,
         BenchCmd::ShmProducer(a) => shm::run_producer(a),
         BenchCmd::ShmConsumer(a) => shm::run_consumer(a),
         BenchCmd::Source(a) => source::run(a).await,
