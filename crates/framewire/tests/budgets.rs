@@ -98,8 +98,12 @@ async fn a_second_connect_changes_budgets_in_place() {
             .find(|i| i.stream == "bars")
             .expect("the relay's input");
         assert_eq!(input.reconnects, 0, "{input:?}");
+        assert!(
+            relay.wait_log("edge budgets changed in place", Duration::from_secs(5)),
+            "{}",
+            relay.log()
+        );
         let log = relay.log();
-        assert!(log.contains("edge budgets changed in place"), "{log}");
         assert!(!log.contains("interrupted"), "{log}");
 
         // What cannot change in place is refused on the subscription.

@@ -144,7 +144,13 @@ async fn a_killed_producer_interrupts_the_shm_edge() {
         .find(|i| i.stream == "bars")
         .unwrap();
     assert_ne!(edge.state, StreamState::Live);
-    assert!(relay.log().contains("upstream lost"), "log:\n{}", relay.log());
+    // The line is written before the event is sent, but read from the
+    // relay's stderr by another thread: wait for it rather than race it.
+    assert!(
+        relay.wait_log("upstream lost", Duration::from_secs(5)),
+        "log:\n{}",
+        relay.log()
+    );
 }
 
 /// The sockets in `dir` (file names, sorted).
@@ -295,7 +301,7 @@ async fn a_17th_local_subscriber_falls_back_to_tcp() {
         },
     )
     .await;
-    assert!(relay.log().contains("over TCP"), "{}", relay.log());
+    assert!(relay.wait_log("over TCP", Duration::from_secs(5)), "{}", relay.log());
     drop(held);
 }
 
