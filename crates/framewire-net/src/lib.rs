@@ -69,6 +69,7 @@ pub use config::{
 pub use discovery::DiscoveryHandle;
 pub use error::NetError;
 pub use node::Node;
+pub use runtime::transcode::parse_derived;
 pub use sinks::archive::ArchiveSink;
 pub use sinks::file::FileSink;
 pub use sinks::null::NullSink;

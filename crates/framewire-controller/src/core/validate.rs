@@ -258,20 +258,10 @@ impl Core {
             return Some(None); // a wanted source will make it
         }
         // `BASE~FORMAT`: the node transcodes BASE for whoever asks.
-        if let Some((base, format)) = stream.rsplit_once('~')
-            && !base.is_empty()
+        if let Some((base, Ok(spec))) = framewire_net::parse_derived(stream)
             && self.stream_format(wanted, node, base, depth + 1).is_some()
         {
-            let f = if format.starts_with("raw-zstd") {
-                Format::RawZstd
-            } else if format.starts_with("raw") {
-                Format::Raw
-            } else if format == "qoi" {
-                Format::Qoi
-            } else {
-                Format::Mjpeg
-            };
-            return Some(Some(f));
+            return Some(Some(spec.format));
         }
         let w = wanted.edges.iter().find(|w| w.to == node && local_name(w) == stream)?;
         Some(self.stream_format(wanted, &w.from, &w.stream, depth + 1).flatten())

@@ -28,8 +28,10 @@ use crate::runtime::core::NodeCore;
 /// How long a derived stream outlives its last subscriber.
 const IDLE: Duration = Duration::from_secs(5);
 
-/// `BASE~FORMAT` → the base stream's name and what to encode to.
-pub(crate) fn parse(name: &str) -> Option<(&str, Result<EncodeSpec, String>)> {
+/// `BASE~FORMAT` → the base stream's name and what to encode to (the
+/// error says why FORMAT is not one); `None` for a plain name. The
+/// controller validates wanted edges with it too.
+pub fn parse_derived(name: &str) -> Option<(&str, Result<EncodeSpec, String>)> {
     let (base, format) = name.rsplit_once('~')?;
     if base.is_empty() {
         return None;
@@ -80,7 +82,9 @@ pub(crate) fn ensure(core: &Arc<NodeCore>, name: &str) -> Result<(), CommandErro
     if core.has_stream(name) {
         return Ok(());
     }
-    let Some((base, spec)) = parse(name) else { return Ok(()) };
+    let Some((base, spec)) = parse_derived(name) else {
+        return Ok(());
+    };
     let Some(open) = open_of(core, base) else { return Ok(()) };
     let spec = spec.map_err(|e| CommandError::new(Status::BadRequest, e))?;
     let t = Transcoder::new(&Registry::builtin(), &open, &spec).map_err(|e| {
@@ -205,7 +209,8 @@ mod tests {
 
     #[test]
     fn names_ask_for_formats() {
-        let f = |n: &str| parse(n).map(|(b, s)| (b.to_owned(), s.map(|s| (s.format, s.pixel_format, s.quality))));
+        let f =
+            |n: &str| parse_derived(n).map(|(b, s)| (b.to_owned(), s.map(|s| (s.format, s.pixel_format, s.quality))));
         assert_eq!(f("bars"), None);
         assert_eq!(f("~mjpeg"), None);
         assert_eq!(
