@@ -11,11 +11,7 @@ use framewire_proto::control::{Name, OutputStats};
 use framewire_proto::{DeliveryMode, Request, Response, Status, SubscribeParams};
 
 fn framewire(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_framewire"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("framewire runs")
+    run_cli(args)
 }
 
 async fn output_for(addr: std::net::SocketAddr, peer: &str) -> Option<OutputStats> {

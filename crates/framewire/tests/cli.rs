@@ -11,12 +11,7 @@ use framewire_proto::control::{Name, Shutdown};
 use framewire_proto::{Message, Request, Response, StreamEvent, SubscribeParams};
 
 fn framewire(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_framewire"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("framewire runs")
+    run_cli(args)
 }
 
 fn have(tool: &str) -> bool {

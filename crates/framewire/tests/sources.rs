@@ -12,11 +12,7 @@ use common::*;
 use framewire_proto::{EventReason, Format, Message, StreamEvent, SubscribeParams};
 
 fn framewire(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_framewire"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("framewire runs")
+    run_cli(args)
 }
 
 fn stderr(o: &std::process::Output) -> String {

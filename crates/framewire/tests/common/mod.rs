@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 use framewire_net::{Client, ClientIdentity};
 use framewire_proto::{Command as Cmd, Message, StreamEvent, SubscribeParams, VideoFrame};
 
+/// Runs the `framewire` binary with `args` (no colours, stdin closed)
+/// and waits for it.
+pub fn run_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("framewire runs")
+}
+
 /// A `framewire node` process; killed when dropped.
 pub struct NodeProc {
     pub child: Child,
