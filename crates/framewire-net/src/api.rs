@@ -8,11 +8,12 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use framewire_proto::control::StreamState;
@@ -44,13 +45,14 @@ pub(crate) trait NodePort: fmt::Debug + Send + Sync {
     /// Bumped when streams, outputs or edges change.
     fn changes(&self) -> watch::Receiver<u64>;
     /// Attaches an output to `stream`, named `label` in statistics, whose
-    /// `waker` is woken when it has a frame.
+    /// `waker` is woken when it has a frame or an event (kept in `events`).
     fn add_output(
         &self,
         stream: &str,
         params: &SubscribeParams,
         label: String,
         waker: Arc<Notify>,
+        events: Arc<EventQueue>,
     ) -> Result<(OutputId, StreamOpen), StateError>;
     fn poll_transmit(&self, id: OutputId) -> Option<Transmit>;
     fn sent(&self, id: OutputId);
@@ -218,33 +220,44 @@ pub struct SinkHost {
 
 impl SinkHost {
     /// The stream it consumes.
-    pub(crate) fn stream(&self) -> &str {
+    pub fn stream(&self) -> &str {
         &self.stream
     }
 
+    /// How its output is named in statistics.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     /// A receiver that turns true when the node stops.
-    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+    pub fn stopping(&self) -> watch::Receiver<bool> {
         self.node.shutdown_signal()
     }
 
     /// Waits for the stream (a pulled stream appears once its upstream
     /// answers) and attaches an output of the sink's delivery mode to it.
     /// `None` when the node stops first.
-    pub(crate) async fn attach(&self) -> Option<SinkInput> {
+    pub async fn attach(&self) -> Option<SinkInput> {
         let notify = Arc::new(Notify::new());
+        let events = Arc::new(EventQueue::default());
         let mut stop = self.stopping();
         let mut changes = self.node.changes();
         loop {
             changes.mark_unchanged();
-            let added = self
-                .node
-                .add_output(&self.stream, &self.params, self.label.clone(), notify.clone());
+            let added = self.node.add_output(
+                &self.stream,
+                &self.params,
+                self.label.clone(),
+                notify.clone(),
+                events.clone(),
+            );
             if let Ok((id, open)) = added {
                 return Some(SinkInput {
                     node: self.node.clone(),
                     id,
                     open,
                     notify,
+                    events,
                 });
             }
             tokio::select! {
@@ -255,50 +268,81 @@ impl SinkHost {
     }
 }
 
-/// A sink's output: the frames of its stream, in its delivery mode.
+/// The stream events of a sink's output (interrupted, resumed, format
+/// changed, closed) since it last looked; the oldest go past
+/// [`EventQueue::CAPACITY`] (a sink that never looks loses nothing else).
+#[derive(Debug, Default)]
+pub(crate) struct EventQueue(Mutex<VecDeque<StreamEvent>>);
+
+impl EventQueue {
+    /// Events kept at most.
+    pub(crate) const CAPACITY: usize = 32;
+
+    pub(crate) fn push(&self, event: StreamEvent) {
+        let mut q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if q.len() == Self::CAPACITY {
+            q.pop_front();
+        }
+        q.push_back(event);
+    }
+
+    fn take(&self) -> Vec<StreamEvent> {
+        let mut q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.drain(..).collect()
+    }
+}
+
+/// A sink's output: the frames and events of its stream, in its delivery
+/// mode.
 #[derive(Debug)]
-pub(crate) struct SinkInput {
+pub struct SinkInput {
     node: Arc<dyn NodePort>,
     id: OutputId,
     open: StreamOpen,
     notify: Arc<Notify>,
+    events: Arc<EventQueue>,
 }
 
 impl SinkInput {
     /// The stream's STREAM_OPEN when the output was attached.
-    pub(crate) fn open(&self) -> &StreamOpen {
+    pub fn open(&self) -> &StreamOpen {
         &self.open
     }
 
     /// The next frame to consume, if one is ready (call
     /// [`SinkInput::sent`] when done with it).
-    pub(crate) fn poll(&self) -> Option<Transmit> {
+    pub fn poll(&self) -> Option<Transmit> {
         self.node.poll_transmit(self.id)
     }
 
     /// The frame taken last is consumed.
-    pub(crate) fn sent(&self) {
+    pub fn sent(&self) {
         self.node.sent(self.id);
     }
 
     /// Whether the stream is still there (it goes when its source or
     /// upstream does; attach again to wait for it).
-    pub(crate) fn attached(&self) -> bool {
+    pub fn attached(&self) -> bool {
         self.node.has_output(self.id)
     }
 
     /// Waits for a frame, at most `max`.
-    pub(crate) async fn ready(&self, max: Duration) {
+    pub async fn ready(&self, max: Duration) {
         let _ = tokio::time::timeout(max, self.notify.notified()).await;
     }
 
     /// Renames the output in statistics (an archive shows its state there).
-    pub(crate) fn set_label(&self, label: String) {
+    pub fn set_label(&self, label: String) {
         self.node.set_output_label(self.id, label);
     }
 
+    /// The stream's events since the last call, oldest first.
+    pub fn events(&self) -> Vec<StreamEvent> {
+        self.events.take()
+    }
+
     /// What the output dropped so far, by reason.
-    pub(crate) fn drops(&self) -> Option<DropCounts> {
+    pub fn drops(&self) -> Option<DropCounts> {
         self.node.output_drops(self.id)
     }
 }

@@ -23,7 +23,7 @@ use framewire_relay::{DropCounts, Frame, InputId, OutputId, Transmit};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
-use crate::api::{Extensions, NodePort};
+use crate::api::{EventQueue, Extensions, NodePort};
 use crate::clock::now_ns;
 use crate::config::NodeConfig;
 use crate::error::NetError;
@@ -490,6 +490,29 @@ pub(crate) fn closed(reason: EventReason, message: &str) -> StreamEvent {
     })
 }
 
+/// A local sink's events: kept for it to read, and it is woken.
+#[derive(Debug)]
+struct SinkEvents {
+    queue: Arc<EventQueue>,
+    waker: Arc<Notify>,
+}
+
+impl OutputEvents for SinkEvents {
+    fn event(&self, _channel: u16, event: StreamEvent) {
+        self.queue.push(event);
+        self.waker.notify_one();
+    }
+
+    fn removed(&self, _id: OutputId) {
+        self.waker.notify_one();
+    }
+
+    /// A sink takes frames only; what passes through is not for it.
+    fn pass(&self, _msg: &Message) -> bool {
+        true
+    }
+}
+
 impl NodePort for NodeCore {
     fn add_stream(&self, open: StreamOpen, state: StreamState) -> Result<(), NetError> {
         NodeCore::add_stream(self, open, String::new(), state).map(drop)
@@ -544,13 +567,18 @@ impl NodePort for NodeCore {
         params: &SubscribeParams,
         label: String,
         waker: Arc<Notify>,
+        events: Arc<EventQueue>,
     ) -> Result<(OutputId, StreamOpen), StateError> {
+        let events = SinkEvents {
+            queue: events,
+            waker: waker.clone(),
+        };
         let entry = OutputEntry {
             stream: stream.to_owned(),
             channel: 0,
             peer: label,
             waker,
-            events: None,
+            events: Some(Arc::new(events)),
         };
         NodeCore::add_output(self, stream, params, entry)
     }

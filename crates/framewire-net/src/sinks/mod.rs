@@ -35,6 +35,8 @@ pub struct SinkKindEntry {
     pub name: &'static str,
     /// The stream's name and the kind's keys → the sink.
     pub from_table: fn(&str, toml::Table) -> Result<SinkKind, ConfigError>,
+    /// Its delivery mode unless `mode` says otherwise.
+    pub default_mode: DeliveryMode,
 }
 
 /// Every kind of sink, by name.
@@ -42,28 +44,39 @@ pub const KINDS: &[SinkKindEntry] = &[
     SinkKindEntry {
         name: "null",
         from_table: null::from_table,
+        default_mode: DeliveryMode::Completeness,
     },
     SinkKindEntry {
         name: "file",
         from_table: file::from_table,
+        default_mode: DeliveryMode::Completeness,
     },
     SinkKindEntry {
         name: "stdout",
         from_table: stdout::from_table,
+        default_mode: DeliveryMode::Completeness,
     },
     SinkKindEntry {
         name: "archive",
         from_table: archive::from_table,
+        default_mode: DeliveryMode::Completeness,
     },
     SinkKindEntry {
         name: "ring",
         from_table: ring::from_table,
+        default_mode: DeliveryMode::Completeness,
     },
 ];
 
-/// A sink from a config table: `kind`, `stream`, how to subscribe
-/// (completeness unless `mode` says otherwise), and the kind's keys.
-pub fn from_table(mut table: toml::Table) -> Result<SinkConfig, ConfigError> {
+/// A sink from a config table: `kind`, `stream`, how to subscribe (the
+/// kind's default mode unless `mode` says otherwise), and the kind's keys.
+pub fn from_table(table: toml::Table) -> Result<SinkConfig, ConfigError> {
+    from_table_with(table, &[])
+}
+
+/// As [`from_table`], knowing also the kinds of `extra` (sinks a program
+/// built on this crate adds, such as `framewire`'s viewer window).
+pub fn from_table_with(mut table: toml::Table, extra: &[SinkKindEntry]) -> Result<SinkConfig, ConfigError> {
     let text = |t: &mut toml::Table, key: &str| match t.remove(key) {
         Some(toml::Value::String(s)) => Ok(s),
         _ => Err(ConfigError::new(format!("a sink needs `{key} = \"...\"`"))),
@@ -79,8 +92,8 @@ pub fn from_table(mut table: toml::Table) -> Result<SinkConfig, ConfigError> {
     let delivery: Delivery = delivery
         .try_into()
         .map_err(|e: toml::de::Error| ConfigError::new(format!("sink of `{stream}`: {}", e.message())))?;
-    let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
-    let k = KINDS.iter().find(|k| k.name == kind).ok_or_else(|| {
+    let names: Vec<&str> = KINDS.iter().chain(extra).map(|k| k.name).collect();
+    let k = KINDS.iter().chain(extra).find(|k| k.name == kind).ok_or_else(|| {
         ConfigError::new(format!(
             "sink of `{stream}`: unknown kind `{kind}` ({})",
             names.join(", ")
@@ -88,7 +101,7 @@ pub fn from_table(mut table: toml::Table) -> Result<SinkConfig, ConfigError> {
     })?;
     Ok(SinkConfig {
         kind: (k.from_table)(&stream, table)?,
-        params: delivery.params(DeliveryMode::Completeness)?,
+        params: delivery.params(k.default_mode)?,
         stream,
     })
 }

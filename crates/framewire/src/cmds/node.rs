@@ -25,6 +25,7 @@ Specs:\n  \
 --sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \
 --sink archive:STREAM,dir=DIR,format=passthrough|h264|h265|av1|ffv1|prores[,segment=S][,...]   (docs/archive.md)\n  \
 --sink ring:STREAM[,path=/dev/shm/framewire-ring-STREAM][,slots=120][,max-frame=BYTES]   (framewire ring read PATH)\n  \
+--sink view:STREAM[,fullscreen=MONITOR][,position=X,Y][,size=WxH][,scale=letterbox|stretch]   (a window on this node's display)\n  \
 --opaque STREAM=HOST:PORT[,mode=..][,allow-unauthenticated=true]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)\n\n\
 Security (docs/security.md): --key-file PATH (or FRAMEWIRE_KEY_FILE) makes every connection, in and out,\n\
 authenticate with that deployment key; tools talking to the node need the same key.\n\

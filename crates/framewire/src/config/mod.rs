@@ -40,7 +40,7 @@ pub struct NodeFile {
     /// Streams pulled from other nodes.
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamSpec>,
-    /// Local sinks: each a table (`framewire_net::sinks::from_table`).
+    /// Local sinks: each a table (`framewire_net::sinks::from_table_with`).
     #[serde(default, rename = "sink")]
     pub sinks: Vec<toml::Table>,
     /// Opaque (headerless) ports.
@@ -176,8 +176,9 @@ impl NodeFile {
             });
         }
         for (i, s) in self.sinks.into_iter().enumerate() {
-            cfg.sinks
-                .push(framewire_net::sinks::from_table(s).with_context(|| format!("sink {}", i + 1))?);
+            cfg.sinks.push(
+                framewire_net::sinks::from_table_with(s, EXTRA_SINKS).with_context(|| format!("sink {}", i + 1))?,
+            );
         }
         for o in self.opaque {
             cfg.opaque_ports.push(OpaquePortConfig {
@@ -194,6 +195,13 @@ impl NodeFile {
         Ok(cfg)
     }
 }
+
+/// The kinds of sink this program adds to the node's own: the viewer
+/// window (`view:`), when built with it.
+#[cfg(feature = "viewer")]
+const EXTRA_SINKS: &[framewire_net::sinks::SinkKindEntry] = crate::viewer::sink::KINDS;
+#[cfg(not(feature = "viewer"))]
+const EXTRA_SINKS: &[framewire_net::sinks::SinkKindEntry] = &[];
 
 fn default_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();

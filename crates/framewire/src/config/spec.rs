@@ -9,7 +9,8 @@ use super::{OpaqueSpec, UpstreamSpec};
 /// `key=value` pairs of a compact spec.
 type Pairs = Vec<(String, String)>;
 
-/// Parses a compact spec `KIND:NAME[,key=value...]` into its parts.
+/// Parses a compact spec `KIND:NAME[,key=value...]` into its parts; an
+/// item without `=` continues the value before it (`position=0,0`).
 fn spec_parts(spec: &str) -> anyhow::Result<(String, String, Pairs)> {
     let mut items = spec.split(',');
     let head = items.next().unwrap_or_default();
@@ -18,10 +19,14 @@ fn spec_parts(spec: &str) -> anyhow::Result<(String, String, Pairs)> {
         .with_context(|| format!("`{spec}`: expected KIND:NAME[,key=value...]"))?;
     let mut kv = Vec::new();
     for item in items {
-        let (k, v) = item
-            .split_once('=')
-            .with_context(|| format!("`{spec}`: `{item}` is not key=value"))?;
-        kv.push((k.trim().to_owned(), v.trim().to_owned()));
+        match (item.split_once('='), kv.last_mut()) {
+            (Some((k, v)), _) => kv.push((k.trim().to_owned(), v.trim().to_owned())),
+            (None, Some((_, v))) => {
+                v.push(',');
+                v.push_str(item.trim());
+            }
+            (None, None) => anyhow::bail!("`{spec}`: `{item}` is not key=value"),
+        }
     }
     Ok((kind.to_owned(), name.to_owned(), kv))
 }
