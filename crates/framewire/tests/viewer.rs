@@ -199,3 +199,45 @@ fn a_bad_view_sink_is_refused_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("DISPLAY is not set"), "{err}");
 }
+
+#[test]
+fn the_controller_routes_a_stream_to_a_screen() {
+    let Some(src_x) = Xvfb::start(&["320x240x24"]) else {
+        return;
+    };
+    let Some(view_x) = Xvfb::start(&["640x480x24"]) else {
+        return;
+    };
+    draw_quadrants(&src_x.display, 320, 240);
+    let src = source(&src_x.display, free_port());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_framewire"));
+    cmd.args(["node", "--name", "test:wall", "--listen", "127.0.0.1:0"])
+        .args(["--discovery", "off", "--sink", "view:screen,position=0,0,size=640x480"])
+        .env("DISPLAY", &view_x.display)
+        .env("LIBGL_ALWAYS_SOFTWARE", "1");
+    let wall = spawn_command(cmd, Duration::from_secs(20));
+    // Nothing is wired to the screen yet: the slate.
+    wait_seen_or(&view_x.display, &Seen::Slate, "before wiring", || wall.log());
+
+    let dir = common::temp_dir("view-routed");
+    let wanted = "[[edge]]\nfrom = \"test:desk\"\nstream = \"desk\"\nto = \"test:wall\"\nlocal_name = \"screen\"\n";
+    std::fs::write(dir.join("wanted.toml"), wanted).unwrap();
+    let (s, w) = (src.addr.to_string(), wall.addr.to_string());
+    let ctl = spawn_node(&[
+        "--name",
+        "test:ctl",
+        "--discovery",
+        "off",
+        "--controller",
+        "--no-web",
+        "--controller-node",
+        &s,
+        "--controller-node",
+        &w,
+        "--state-dir",
+        dir.to_str().unwrap(),
+    ]);
+    wait_seen_or(&view_x.display, &Seen::Picture, "wired by the controller", || {
+        format!("{}\n{}", wall.log(), ctl.log())
+    });
+}
