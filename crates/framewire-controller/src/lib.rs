@@ -61,6 +61,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod metrics;
 pub mod model;
 pub mod store;
 

@@ -52,6 +52,8 @@ pub struct Node {
     /// Local sinks: awaited on shutdown (an archive closes its segment).
     sinks: Vec<tokio::task::JoinHandle<()>>,
     metrics_addr: Option<SocketAddr>,
+    /// What roles beside the node add to `/metrics`.
+    metrics_extras: crate::metrics::Extras,
 }
 
 impl Node {
@@ -137,6 +139,7 @@ impl Node {
             tasks: Vec::new(),
             sinks: Vec::new(),
             metrics_addr: None,
+            metrics_extras: crate::metrics::Extras::default(),
         };
         for src in &config.sources {
             services.sources.start_configured(src)?;
@@ -160,7 +163,8 @@ impl Node {
         node.tasks.push(tokio::spawn(accept));
         if let Some(addr) = config.metrics {
             let sample = node.sampler();
-            let (local, task) = crate::metrics::start(addr, sample, core.shutdown_signal()).await?;
+            let extras = node.metrics_extras.clone();
+            let (local, task) = crate::metrics::start(addr, sample, extras, core.shutdown_signal()).await?;
             node.metrics_addr = Some(local);
             node.tasks.push(task);
         }
@@ -215,7 +219,13 @@ impl Node {
     /// The node's metrics in the Prometheus text format, for a web server
     /// that mounts `/metrics` itself (see [`crate::metrics`]).
     pub fn metrics_text(&self) -> String {
-        crate::metrics::render(&self.sample())
+        self.metrics_extras.render(&self.sample())
+    }
+
+    /// Adds a section to `/metrics`: Prometheus text a role beside the
+    /// node renders when scraped (the controller's edges and alerts).
+    pub fn add_metrics(&self, extra: crate::metrics::MetricsExtra) {
+        self.metrics_extras.add(extra);
     }
 
     /// Where the node accepts connections.

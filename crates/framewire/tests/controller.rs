@@ -75,6 +75,8 @@ async fn controller_with_a_static_node_list_reconciles_the_stored_graph() {
             &r,
             "--state-dir",
             dir.to_str().unwrap(),
+            "--metrics",
+            "127.0.0.1:0",
         ]);
         assert!(ctl.wait_log("controller on", Duration::from_secs(5)), "{}", ctl.log());
         let mut c = client(ctl.addr, "test:who").await;
@@ -83,6 +85,25 @@ async fn controller_with_a_static_node_list_reconciles_the_stored_graph() {
             other => panic!("{other:?}"),
         }
         wait_edge(relay.addr, src.addr, "static list").await;
+        // The controller's /metrics: its nodes, and the edge's drop share
+        // and alert gauges beside the node's own families.
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = scrape_metrics(&ctl);
+            let edge = "edge=\"test:relay/cam\",from=\"test:src\",stream=\"bars\",to=\"test:relay\"";
+            let want = [
+                "framewire_controller_nodes{state=\"online\"} 3".to_owned(),
+                "framewire_controller_alerts 0".to_owned(),
+                format!("framewire_controller_edge_alert{{{edge}}} 0"),
+                format!("framewire_controller_edge_drop_share{{{edge}}} 0"),
+            ];
+            if want.iter().all(|w| text.lines().any(|l| l == w)) {
+                assert!(text.contains("framewire_node_info{node=\"test:ctl\""), "{text}");
+                break;
+            }
+            assert!(Instant::now() < end, "not all of {want:?} in\n{text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         // The relay is killed and started again on its address: the
         // controller makes the edge again.
         let mut relay = relay;

@@ -215,22 +215,7 @@ fn node_serves_metrics_when_asked() {
         "--source",
         "test-pattern:bars,size=64x48,fps=30",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let addr = loop {
-        let log = node.log.lock().unwrap().clone();
-        if let Some(rest) = log.split("metrics at http://").nth(1) {
-            break rest.split('/').next().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "no metrics line:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
+    let body = common::scrape_metrics(&node);
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(
         body.contains("framewire_input_frames_total{stream=\"bars\",kind=\"source\"}"),

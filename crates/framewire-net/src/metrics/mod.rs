@@ -124,10 +124,44 @@ pub struct MetricsSnapshot {
 /// Reads everything `/metrics` shows, now.
 pub(crate) type Sampler = Arc<dyn Fn() -> MetricsSnapshot + Send + Sync>;
 
+/// More of `/metrics`, from a role running beside the node (the
+/// controller's edges and alerts): Prometheus text appended to the node's.
+pub type MetricsExtra = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The extra sections a running node's `/metrics` appends.
+#[derive(Clone, Default)]
+pub(crate) struct Extras(Arc<std::sync::Mutex<Vec<MetricsExtra>>>);
+
+impl std::fmt::Debug for Extras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Extras({})", self.0.lock().map(|v| v.len()).unwrap_or(0))
+    }
+}
+
+impl Extras {
+    pub(crate) fn add(&self, extra: MetricsExtra) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(extra);
+    }
+
+    /// The node's text and every extra section after it.
+    pub(crate) fn render(&self, snapshot: &MetricsSnapshot) -> String {
+        let mut text = render(snapshot);
+        let extras: Vec<MetricsExtra> = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        for extra in extras {
+            text.push_str(&extra());
+        }
+        text
+    }
+}
+
 /// Serves `GET /metrics` on `addr` until `stop` turns true.
 pub(crate) async fn start(
     addr: SocketAddr,
     sample: Sampler,
+    extras: Extras,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NetError> {
     use axum::routing::get;
@@ -139,8 +173,8 @@ pub(crate) async fn start(
     let app = axum::Router::new().route(
         "/metrics",
         get(move || {
-            let body = sample();
-            async move { ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], render(&body)) }
+            let text = extras.render(&sample());
+            async move { ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], text) }
         }),
     );
     let task = tokio::spawn(async move {

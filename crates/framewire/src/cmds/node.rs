@@ -242,6 +242,11 @@ async fn start_controller(node: &Node, args: &Args) -> anyhow::Result<Controller
     let handle = framewire_controller::start(cfg)
         .await
         .with_context(|| format!("cannot start the controller (state dir {})", state_dir.display()))?;
+    // `/metrics` (with --metrics) shows the controller's nodes, edges and alerts too.
+    let graph = handle.graph();
+    node.add_metrics(std::sync::Arc::new(move || {
+        framewire_controller::metrics::metrics_text(&graph.borrow())
+    }));
     eprintln!(
         "framewire: controller on, wanted graph in {}",
         state_dir.join(framewire_controller::store::WANTED_FILE).display()
@@ -291,7 +296,7 @@ pub async fn wait_for_stop(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// A share between 0 and 1.
-fn parse_share(s: &str) -> Result<f64, String> {
+pub fn parse_share(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if (0.0..=1.0).contains(&v) {
         Ok(v)

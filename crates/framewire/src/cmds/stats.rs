@@ -37,6 +37,11 @@ pub struct Args {
     /// Show peers and upstreams in full instead of shortening them.
     #[arg(long)]
     wide: bool,
+    /// Flag an output that dropped more than this share (0 to 1) of the
+    /// frames offered to it over the window, as the controller's alert
+    /// does (at least 10 frames offered).
+    #[arg(long, default_value_t = 0.05, value_name = "SHARE", value_parser = super::node::parse_share)]
+    alert_drop_share: f64,
 }
 
 async fn sample(client: &mut framewire_net::Client, stream: &str) -> anyhow::Result<Stats> {
@@ -75,7 +80,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 table(
                     &stats,
                     prev.as_ref().map(|(t, s)| (now.duration_since(*t), s)),
-                    args.wide
+                    args.wide,
+                    args.alert_drop_share
                 )
             );
         }
@@ -99,10 +105,14 @@ fn drops(o: &OutputStats) -> u64 {
     o.drops.iter().map(|d| d.count).sum()
 }
 
-/// A text table; with a previous sample, rates instead of totals. Long
-/// peers and upstreams are shortened (keeping a trailing `[state]`)
-/// unless `wide`.
-pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>, wide: bool) -> String {
+/// Fewer frames offered over the window raise no alert (as the controller's).
+const ALERT_MIN_FRAMES: u64 = 10;
+
+/// A text table; with a previous sample, rates instead of totals, and the
+/// outputs that dropped more than `alert` of their frames over the window
+/// listed under ALERTS. Long peers and upstreams are shortened (keeping a
+/// trailing `[state]`) unless `wide`.
+pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>, wide: bool, alert: f64) -> String {
     let fit = |label: &str, n: usize| if wide { label.to_owned() } else { shorten(label, n) };
     use std::fmt::Write;
     let mut t = String::new();
@@ -132,6 +142,7 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>, wide: bool) -> String 
         "\n{:<20} {:<30} {:<12} {:<4} {:>9} {:>10} {:>8} {:>9} {:>16}",
         "OUTPUT", "PEER", "MODE", "VIA", "FPS", "Mbit/s", "DROPS", "QUEUE", "LATENCY p50/p99"
     );
+    let mut alerts = Vec::new();
     for o in &s.outputs {
         let (fps, mbps, dropped) = match prev.and_then(|(dt, p)| {
             p.outputs
@@ -141,6 +152,19 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>, wide: bool) -> String 
         }) {
             Some((dt, q)) => {
                 let secs = dt.as_secs_f64().max(1e-3);
+                let dropped = drops(o).saturating_sub(drops(q));
+                let offered = o.frames_sent.saturating_sub(q.frames_sent) + dropped;
+                #[allow(clippy::cast_precision_loss)]
+                let share = dropped as f64 / offered.max(1) as f64;
+                if offered >= ALERT_MIN_FRAMES && share > alert {
+                    alerts.push(format!(
+                        "{} -> {}: dropped {:.0} % of the {offered} frames offered over {secs:.1} s (alert above {:.0} %)",
+                        o.stream,
+                        o.peer,
+                        share * 100.0,
+                        alert * 100.0
+                    ));
+                }
                 (
                     format!("{:.1}", o.frames_sent.saturating_sub(q.frames_sent) as f64 / secs),
                     format!(
@@ -169,6 +193,12 @@ pub fn table(s: &Stats, prev: Option<(Duration, &Stats)>, wide: bool) -> String 
                 f64::from(o.latency_p99_us) / 1e3
             )
         );
+    }
+    if !alerts.is_empty() {
+        let _ = writeln!(t, "\nALERTS");
+        for a in alerts {
+            let _ = writeln!(t, "{a}");
+        }
     }
     if !s.input_events.is_empty() {
         let _ = writeln!(
@@ -250,7 +280,63 @@ fn shorten(s: &str, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shorten;
+    use framewire_proto::control::{DropCount, DropReason, OutputStats, Stats};
+    use framewire_proto::{DeliveryMode, TransportMode};
+
+    use super::{shorten, table};
+
+    fn output(peer: &str, sent: u64, dropped: u64) -> OutputStats {
+        OutputStats {
+            channel: 1,
+            stream: "cam".into(),
+            peer: peer.into(),
+            mode: DeliveryMode::LowLatency,
+            transport: TransportMode::Encapsulated,
+            priority: 128,
+            frames_in: sent + dropped,
+            frames_sent: sent,
+            bytes_sent: sent * 1000,
+            drops: vec![DropCount {
+                reason: DropReason::Replaced,
+                count: dropped,
+            }],
+            queue_frames: 0,
+            queue_bytes: 0,
+            max_frames: 1,
+            max_bytes: 0,
+            oldest_age_us: 0,
+            latency_p50_us: 0,
+            latency_p99_us: 0,
+            latency_max_us: 0,
+            waiting_keyframe: false,
+        }
+    }
+
+    #[test]
+    fn an_output_dropping_more_than_the_share_over_the_window_is_flagged() {
+        let stats = |a: (u64, u64), b: (u64, u64), c: (u64, u64)| Stats {
+            outputs: vec![
+                output("slow", a.0, a.1),
+                output("fine", b.0, b.1),
+                output("idle", c.0, c.1),
+            ],
+            ..Stats::default()
+        };
+        let before = stats((100, 0), (100, 0), (100, 0));
+        // Over 1 s: slow 21 sent + 9 dropped (30 %), fine 29 + 1 (3.3 %),
+        // idle 1 + 4 (80 % of too few frames to say).
+        let after = stats((121, 9), (129, 1), (101, 4));
+        let t = table(&after, Some((std::time::Duration::from_secs(1), &before)), true, 0.05);
+        let alerts: Vec<&str> = t.lines().skip_while(|l| *l != "ALERTS").skip(1).collect();
+        assert_eq!(
+            alerts,
+            ["cam -> slow: dropped 30 % of the 30 frames offered over 1.0 s (alert above 5 %)"],
+            "{t}"
+        );
+        // A share of 0.5 flags nothing; totals (no window) flag nothing.
+        assert!(!table(&after, Some((std::time::Duration::from_secs(1), &before)), true, 0.5).contains("ALERTS"));
+        assert!(!table(&after, None, true, 0.0).contains("ALERTS"));
+    }
 
     #[test]
     fn a_long_label_keeps_its_start_and_its_state() {

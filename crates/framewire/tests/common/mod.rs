@@ -83,6 +83,28 @@ pub fn spawn_command(mut cmd: Command, timeout: Duration) -> NodeProc {
     }
 }
 
+/// The HTTP response (status line, headers, body) of `GET /metrics` on
+/// the address `node` logged (`metrics at http://ADDR/metrics`).
+pub fn scrape_metrics(node: &NodeProc) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = loop {
+        let log = node.log();
+        if let Some(rest) = log.split("metrics at http://").nth(1) {
+            break rest.split('/').next().unwrap_or_default().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no metrics line:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut s = std::net::TcpStream::connect(&addr).expect("the metrics port");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
 /// `s` without ANSI escape sequences.
 pub fn plain(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
