@@ -136,6 +136,10 @@ pub struct EdgeView {
     /// over the alert window (`--alert-drop-share`, `--alert-window`).
     #[serde(default)]
     pub alert: Option<String>,
+    /// What the wanted edge's `on_alert` policy changed (`on alert: queue
+    /// shrunk to 4 frame(s)`), kept until the wanted edge changes.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 /// The edges and sources a person wants. Stored as TOML (`[[edge]]` and
@@ -235,6 +239,11 @@ pub struct WantedEdge {
     /// 0 (lowest) to 255 (highest) [default: 128].
     #[serde(default = "default_priority")]
     pub priority: u8,
+    /// What the controller does while the edge is in alert: `shrink` (its
+    /// queue), `low-latency` (switch to it), `lower-quality` (of its
+    /// `STREAM~mjpeg-qN` transcode) [default: empty, nothing].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub on_alert: String,
 }
 
 impl WantedEdge {
@@ -251,6 +260,7 @@ impl WantedEdge {
             max_bytes: 0,
             drop_policy: default_drop(),
             priority: default_priority(),
+            on_alert: String::new(),
         }
     }
 }

@@ -334,8 +334,12 @@ impl Driver {
     fn event(&mut self, e: Event) {
         match e {
             Event::Report(addr, r) => {
-                let name = self.core.on_report(&addr, *r, Instant::now());
+                let now = Instant::now();
+                let name = self.core.on_report(&addr, *r, now);
                 debug!(node = %name, "status report");
+                for what in self.core.apply_policies(now) {
+                    info!(edge = %what, "alert policy applied");
+                }
             }
             Event::Down(addr, err) => self.core.on_down(&addr, &err),
             Event::Up(addr, v4l2) => self.core.on_up(&addr, v4l2),

@@ -268,10 +268,11 @@ function renderEdges() {
     }
     const c = tr.children;
     setText(c[0], e.id); setText(c[1], `${e.upstream}/${e.stream}`); setText(c[2], `${e.downstream}/${e.local_name}`);
-    setText(c[3], e.transport ? `${e.mode} · ${e.transport}` : e.mode); setText(c[4], String(e.priority)); setText(c[5], e.state);
+    setText(c[3], (e.transport ? `${e.mode} · ${e.transport}` : e.mode) + (e.policy ? ' · adjusted' : '')); setText(c[4], String(e.priority)); setText(c[5], e.state);
+    c[3].title = e.policy ?? '';
     setText(c[6], fmt(e.fps)); setText(c[7], fmt(e.mbit_s, 2));
     setText(c[8], e.alert ? `${e.drops} ⚠ ${Math.round((e.drop_share ?? 0) * 100)} %` : String(e.drops));
-    c[8].title = e.alert ?? '';
+    c[8].title = [e.alert, e.policy].filter(Boolean).join('; ');
     tr.classList.toggle('alert', Boolean(e.alert));
     setText(c[9], `${ms(e.latency_p50_us)} / ${ms(e.latency_p99_us)}`);
     const wantButton = e.wanted && canOperate();
@@ -300,7 +301,7 @@ $('#wire-form').addEventListener('submit', async (ev) => {
     from: fromNode, stream, to: $('#wire-to').value, local_name: $('#wire-local').value.trim(),
     mode: $('#wire-mode').value, max_frames: Number($('#wire-max-frames').value) || 0,
     max_bytes: Number($('#wire-max-bytes').value) || 0, drop_policy: $('#wire-drop').value,
-    priority: Number($('#wire-priority').value),
+    priority: Number($('#wire-priority').value), on_alert: $('#wire-on-alert').value,
   };
   try {
     const r = await api('POST', '/api/edges', edge);

@@ -115,7 +115,8 @@ impl Core {
             .flat_map(|r| r.edges.iter())
             .filter(|e| {
                 let id = edge_id(&name, &e.local_name);
-                self.wanted_by_id(&id).is_some_and(|w| self.matches(w, e))
+                self.wanted_by_id(&id)
+                    .is_some_and(|w| self.matches(&self.effective(w), e))
             })
             .map(|e| edge_id(&name, &e.local_name))
             .collect();

@@ -10,6 +10,9 @@
 
 mod inputs;
 mod plan;
+mod policy;
+#[cfg(test)]
+mod policy_tests;
 mod sources;
 #[cfg(test)]
 mod tests;
@@ -169,6 +172,8 @@ pub(crate) struct Core {
     sources: sources::SourceBook,
     /// When an edge's drops raise an alert.
     pub(crate) alerts: AlertConfig,
+    /// What `on_alert` policies changed, by edge id (`core/policy.rs`).
+    adjusted: HashMap<String, policy::Adjustment>,
 }
 
 /// `name`, or `site/name` for another site.
@@ -290,6 +295,8 @@ impl Core {
             })
     }
 
+    /// The wanted edge `id`, as written (see [`Core::effective`] for what
+    /// the reconciler makes of it).
     fn wanted_by_id(&self, id: &str) -> Option<&WantedEdge> {
         self.wanted.edges.iter().find(|w| edge_id(&w.to, local_name(w)) == id)
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use framewire_proto::control::{Connect, EdgeOrigin};
 
 use super::*;
-use crate::model::WantedGraph;
+use crate::model::{WantedEdge, WantedGraph};
 
 impl Core {
     /// Replaces the wanted graph (already validated). Edges the old one
@@ -29,6 +29,7 @@ impl Core {
             self.edge_errors.remove(id);
         }
         self.set_wanted_sources(&wanted.sources);
+        self.keep_adjustments(&wanted);
         self.wanted = wanted;
     }
 
@@ -60,7 +61,14 @@ impl Core {
                 });
             }
         }
-        for w in &self.wanted.edges {
+        // As the reconciler makes them: with what `on_alert` policies changed.
+        let effective: Vec<WantedEdge> = self
+            .wanted
+            .edges
+            .iter()
+            .map(|w| self.effective(w).into_owned())
+            .collect();
+        for w in &effective {
             let local = local_name(w);
             let id = edge_id(&w.to, local);
             let (Some(down), Some(up)) = (self.nodes.get(&w.to), self.nodes.get(&w.from)) else {

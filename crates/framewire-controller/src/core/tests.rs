@@ -22,7 +22,7 @@ fn open(name: &str, format: Format) -> StreamOpen {
     }
 }
 
-fn report(name: &str, port: u16, streams: &[(&str, Format)], edges: Vec<EdgeStatus>) -> StatusReport {
+pub(super) fn report(name: &str, port: u16, streams: &[(&str, Format)], edges: Vec<EdgeStatus>) -> StatusReport {
     StatusReport {
         sequence: 0,
         description: Description {
@@ -53,7 +53,7 @@ fn report(name: &str, port: u16, streams: &[(&str, Format)], edges: Vec<EdgeStat
     }
 }
 
-fn pulled(local: &str, up_port: u16, stream: &str, origin: EdgeOrigin) -> EdgeStatus {
+pub(super) fn pulled(local: &str, up_port: u16, stream: &str, origin: EdgeOrigin) -> EdgeStatus {
     EdgeStatus {
         local_name: local.into(),
         upstream: format!("127.0.0.1:{up_port}"),
@@ -65,16 +65,16 @@ fn pulled(local: &str, up_port: u16, stream: &str, origin: EdgeOrigin) -> EdgeSt
     }
 }
 
-fn wanted(from: &str, stream: &str, to: &str) -> WantedEdge {
+pub(super) fn wanted(from: &str, stream: &str, to: &str) -> WantedEdge {
     WantedEdge::new(from, stream, to)
 }
 
-fn addr(port: u16) -> String {
+pub(super) fn addr(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
 /// cam (port 1) serves `bars` (QOI); relay (2) and desk (3) serve nothing.
-fn three(t: Instant) -> Core {
+pub(super) fn three(t: Instant) -> Core {
     let mut c = Core::new(WantedGraph::default());
     c.on_report(&addr(1), report("cam", 1, &[("bars", Format::Qoi)], vec![]), t);
     c.on_report(&addr(2), report("relay", 2, &[], vec![]), t);
@@ -512,7 +512,7 @@ fn fifty_nodes_assemble_and_validate_quickly() {
     assert!(assemble < Duration::from_millis(200) && validate < Duration::from_millis(500));
 }
 
-fn find<'a>(g: &'a CurrentGraph, id: &str) -> &'a EdgeView {
+pub(super) fn find<'a>(g: &'a CurrentGraph, id: &str) -> &'a EdgeView {
     g.edges
         .iter()
         .find(|e| e.id == id)

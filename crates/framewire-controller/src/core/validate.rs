@@ -32,6 +32,10 @@ impl Core {
                 refuse(i, e, reason);
                 continue;
             }
+            if let Err(reason) = super::policy::check(e) {
+                refuse(i, e, reason);
+                continue;
+            }
             let local = local_name(e);
             if let Some(first) = seen.insert(edge_id(&e.to, local), i) {
                 refuse(

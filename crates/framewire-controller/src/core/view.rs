@@ -85,7 +85,9 @@ impl Core {
                 let upstream = self
                     .name_at(&e.upstream)
                     .map_or_else(|| e.upstream.clone(), str::to_owned);
-                let wanted = self.wanted_by_id(&id).is_some_and(|w| self.matches(w, e));
+                let wanted = self
+                    .wanted_by_id(&id)
+                    .is_some_and(|w| self.matches(&self.effective(w), e));
                 let mut view = EdgeView {
                     id: id.clone(),
                     upstream: upstream.clone(),
@@ -100,6 +102,7 @@ impl Core {
                         "offline".into()
                     },
                     wanted,
+                    policy: self.adjustment_note(&id).map(str::to_owned),
                     ..EdgeView::default()
                 };
                 // Join the upstream's output for this subscriber.
@@ -167,7 +170,7 @@ impl Core {
             }
             edges.push(EdgeView {
                 error: self.edge_errors.get(&id).cloned(),
-                id,
+                policy: self.adjustment_note(&id).map(str::to_owned),
                 upstream: w.from.clone(),
                 stream: w.stream.clone(),
                 downstream: w.to.clone(),
@@ -176,6 +179,7 @@ impl Core {
                 priority: w.priority,
                 state: state.into(),
                 wanted: true,
+                id,
                 ..EdgeView::default()
             });
         }
