@@ -98,10 +98,15 @@ test('an operator sees the demo graph, wires an edge, previews it live, unwires 
   await page.locator('#wire-local').fill('direct');
   await page.locator('#wire-mode').selectOption('low-latency');
   await page.locator('#wire-priority').fill('200');
+  await page.locator('#wire-on-alert').selectOption('shrink');
   await page.locator('#wire-submit').click();
   const row = page.locator('#edges tbody tr[data-edge-id="demo:viewer/direct"]');
   await row.waitFor();
   assert.equal(await page.locator('#wire-error').textContent(), '', 'wiring reported an error');
+  // The policy chosen in the form is the wanted edge's.
+  const stored = await (await page.request.get(new globalThis.URL('/api/wanted', URL).href)).json();
+  const direct = (stored.edge ?? stored.edges ?? []).find((e) => e.local_name === 'direct');
+  assert.equal(direct?.on_alert, 'shrink', `the wanted edge: ${JSON.stringify(stored)}`);
   await page.locator('#edges tbody tr[data-edge-id="demo:viewer/direct"] td', { hasText: /^live$/ }).waitFor({ timeout: 30_000 });
   await page.locator('#graph g.edge[data-edge-id="demo:viewer/direct"]').waitFor();
 

@@ -583,6 +583,7 @@ async fn the_graph_serialises_to_the_documented_json() {
                 "local_name",
                 "mbit_s",
                 "mode",
+                "policy",
                 "priority",
                 "state",
                 "stream",
