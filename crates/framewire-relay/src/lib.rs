@@ -101,6 +101,14 @@
 //! [`DeficitRoundRobin`] (byte-fair) or [`SourceSuppression`], chosen by
 //! [`SchedulerKind`]. The [`sched`] module states the contract.
 //!
+//! # Links
+//!
+//! When several outputs leave over one path, a [`Link`] decides which of
+//! them sends next, with the same schedulers over [`LaneView`]s of its
+//! members, and caps the path's rate with a token bucket if asked. It holds
+//! no frames: what waits stays in the outputs, under their budgets. The
+//! [`link`] module has the details.
+//!
 //! # Errors and panics
 //!
 //! Calls on unknown handles or out of order (a `sent` with nothing in
@@ -170,6 +178,7 @@ mod error;
 mod frame;
 mod id;
 mod lane;
+pub mod link;
 mod output;
 mod relay;
 pub mod sched;
@@ -183,8 +192,11 @@ pub use error::RelayError;
 pub use frame::{Frame, FrameMeta, Transmit};
 pub use id::{InputId, OutputId};
 pub use lane::Lane;
+pub use link::{Link, LinkConfig, LinkPoll, MemberId, MemberSnapshot, Offer};
 pub use relay::Relay;
-pub use sched::{DeficitRoundRobin, RoundRobin, Scheduler, SourceSuppression, StrictPriority, WeightedRoundRobin};
+pub use sched::{
+    DeficitRoundRobin, LaneView, RoundRobin, Scheduler, SourceSuppression, StrictPriority, WeightedRoundRobin,
+};
 pub use stats::{
     DropCounts, InputLabels, InputSnapshot, LaneSnapshot, LatencyHistogram, LatencySummary, OutputLabels,
     OutputSnapshot, Snapshot,

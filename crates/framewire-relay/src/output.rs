@@ -128,7 +128,7 @@ impl Output {
     fn reap(&mut self, li: usize) {
         if self.lanes[li].detached && self.lanes[li].is_empty() {
             self.lanes.remove(li);
-            self.sched.lane_removed(li);
+            Scheduler::<Lane>::lane_removed(&mut self.sched, li);
         }
     }
 
@@ -143,6 +143,29 @@ impl Output {
     /// Something queued and nothing in flight: the writer has work.
     pub(crate) fn ready(&self) -> bool {
         self.in_flight.is_none() && self.queued_frames > 0
+    }
+
+    /// The length and arrival order of the frame that has waited longest,
+    /// when the output is ready: exactly the next frame for one input.
+    pub(crate) fn next_head(&self) -> Option<(usize, u64)> {
+        if !self.ready() {
+            return None;
+        }
+        let li = crate::sched::oldest_head(&self.lanes)?;
+        Some((self.lanes[li].head_len()?, self.lanes[li].head_order()?))
+    }
+
+    /// Drops the frame that has waited longest, as suppressed (a link's
+    /// source suppression refused it). False when nothing is ready.
+    pub(crate) fn suppress_next(&mut self, now: Instant) -> bool {
+        if !self.ready() {
+            return false;
+        }
+        let Some(li) = crate::sched::oldest_head(&self.lanes) else {
+            return false;
+        };
+        self.drop_head(li, DropReason::Suppressed, now);
+        true
     }
 
     fn held_frames(&self) -> u32 {
@@ -172,7 +195,7 @@ impl Output {
             lane.waiting_keyframe = true;
         }
         if is_congestion(reason) {
-            self.sched.register_drop(li, now);
+            Scheduler::<Lane>::register_drop(&mut self.sched, li, now);
         }
     }
 
@@ -202,7 +225,7 @@ impl Output {
             self.queued_bytes -= len;
             self.drops.add(reason);
             if is_congestion(reason) {
-                self.sched.register_drop(li, now);
+                Scheduler::<Lane>::register_drop(&mut self.sched, li, now);
             }
             let lane = &self.lanes[li];
             if !lane.inter_coded || lane.queue.front().is_some_and(|f| f.key) {
@@ -224,7 +247,7 @@ impl Output {
         let lane = &mut self.lanes[li];
         lane.frames_in += 1;
         let key = !lane.inter_coded || frame.flags.is_keyframe();
-        if !self.sched.admit(li, now) {
+        if !Scheduler::<Lane>::admit(&mut self.sched, li, now) {
             return self.drop_arriving(li, DropReason::Suppressed, now);
         }
         let len = frame.data.len() as u64;
@@ -413,7 +436,7 @@ impl Output {
                     queued_frames: u32::try_from(l.queue.len()).unwrap_or(u32::MAX),
                     queued_bytes: l.queued_bytes,
                     waiting_keyframe: l.waiting_keyframe,
-                    suppressed: self.sched.is_suppressed(i),
+                    suppressed: Scheduler::<Lane>::is_suppressed(&self.sched, i),
                     detached: l.detached,
                 })
                 .collect(),

@@ -321,6 +321,22 @@ impl Relay {
         self.outputs.get(output).is_some_and(Output::ready)
     }
 
+    /// The length of the frame [`poll_transmit`](Self::poll_transmit)
+    /// would hand out next (exact for a one-input output; for several, the
+    /// one that waited longest) and a tag that changes when that frame
+    /// does, or `None` when the output is not ready. A [`Link`](crate::Link)
+    /// asks this before it lets an output send.
+    pub fn next_head(&self, output: OutputId) -> Option<(usize, u64)> {
+        self.outputs.get(output)?.next_head()
+    }
+
+    /// Drops the frame [`next_head`](Self::next_head) describes, counted as
+    /// suppressed: a link's source suppression refused it. Returns whether
+    /// there was one.
+    pub fn suppress_next(&mut self, output: OutputId, now: Instant) -> bool {
+        self.outputs.get_mut(output).is_some_and(|o| o.suppress_next(now))
+    }
+
     /// Inputs currently present.
     pub fn input_count(&self) -> usize {
         self.inputs.len()

@@ -35,15 +35,50 @@ use std::time::{Duration, Instant};
 use crate::config::{SchedulerKind, SuppressionConfig};
 use crate::lane::Lane;
 
+/// What a scheduler sees of one lane: whether it holds a frame, its
+/// priority and weight, and its head frame's length and arrival order.
+/// [`Lane`] is one; a link's member (one output on a rate-capped link, see
+/// [`crate::link`]) is another.
+pub trait LaneView {
+    /// Whether no frame waits.
+    fn is_empty(&self) -> bool;
+    /// 0 (lowest) to 255 (highest).
+    fn priority(&self) -> u8;
+    /// At least 1.
+    fn weight(&self) -> u32;
+    /// Length of the frame that would go next.
+    fn head_len(&self) -> Option<usize>;
+    /// Arrival order of that frame (smaller arrived first).
+    fn head_order(&self) -> Option<u64>;
+}
+
+impl LaneView for Lane {
+    fn is_empty(&self) -> bool {
+        Lane::is_empty(self)
+    }
+    fn priority(&self) -> u8 {
+        Lane::priority(self)
+    }
+    fn weight(&self) -> u32 {
+        Lane::weight(self)
+    }
+    fn head_len(&self) -> Option<usize> {
+        Lane::head_len(self)
+    }
+    fn head_order(&self) -> Option<u64> {
+        Lane::head_order(self)
+    }
+}
+
 /// An output's policy for choosing between its inputs. See the module docs
 /// for the calling contract.
-pub trait Scheduler {
+pub trait Scheduler<L: LaneView = Lane> {
     /// The lane whose head frame goes next; `None` only if all are empty.
-    fn pick(&mut self, lanes: &[Lane], now: Instant) -> Option<usize>;
+    fn pick(&mut self, lanes: &[L], now: Instant) -> Option<usize>;
 
     /// The head of `lane` (of `bytes` bytes) was taken after `pick` chose
     /// it; `lanes` shows the state after the removal.
-    fn register_send(&mut self, lanes: &[Lane], lane: usize, bytes: usize, now: Instant);
+    fn register_send(&mut self, lanes: &[L], lane: usize, bytes: usize, now: Instant);
 
     /// A frame is offered to `lane`; `false` refuses it (suppression).
     fn admit(&mut self, lane: usize, now: Instant) -> bool {
@@ -64,19 +99,19 @@ pub trait Scheduler {
 
     /// The lane whose head gives way when a budget is reached. The default
     /// is the oldest queued frame of the output.
-    fn victim(&self, lanes: &[Lane]) -> Option<usize> {
+    fn victim(&self, lanes: &[L]) -> Option<usize> {
         oldest_head(lanes)
     }
 
     /// A lane was appended (it is the last of `lanes`).
-    fn lane_added(&mut self, lanes: &[Lane]);
+    fn lane_added(&mut self, lanes: &[L]);
 
     /// The lane at `index` was removed; later lanes moved down by one.
     fn lane_removed(&mut self, index: usize);
 }
 
 /// The non-empty lane whose head arrived first.
-pub fn oldest_head(lanes: &[Lane]) -> Option<usize> {
+pub fn oldest_head<L: LaneView>(lanes: &[L]) -> Option<usize> {
     lanes
         .iter()
         .enumerate()
@@ -90,8 +125,8 @@ pub fn oldest_head(lanes: &[Lane]) -> Option<usize> {
 #[derive(Debug, Default, Clone)]
 pub struct StrictPriority;
 
-impl Scheduler for StrictPriority {
-    fn pick(&mut self, lanes: &[Lane], _now: Instant) -> Option<usize> {
+impl<L: LaneView> Scheduler<L> for StrictPriority {
+    fn pick(&mut self, lanes: &[L], _now: Instant) -> Option<usize> {
         lanes
             .iter()
             .enumerate()
@@ -100,9 +135,9 @@ impl Scheduler for StrictPriority {
             .map(|(_, _, i)| i)
     }
 
-    fn register_send(&mut self, _lanes: &[Lane], _lane: usize, _bytes: usize, _now: Instant) {}
+    fn register_send(&mut self, _lanes: &[L], _lane: usize, _bytes: usize, _now: Instant) {}
 
-    fn victim(&self, lanes: &[Lane]) -> Option<usize> {
+    fn victim(&self, lanes: &[L]) -> Option<usize> {
         lanes
             .iter()
             .enumerate()
@@ -111,7 +146,7 @@ impl Scheduler for StrictPriority {
             .map(|(_, _, i)| i)
     }
 
-    fn lane_added(&mut self, _lanes: &[Lane]) {}
+    fn lane_added(&mut self, _lanes: &[L]) {}
     fn lane_removed(&mut self, _index: usize) {}
 }
 
@@ -121,17 +156,17 @@ pub struct RoundRobin {
     next: usize,
 }
 
-impl Scheduler for RoundRobin {
-    fn pick(&mut self, lanes: &[Lane], _now: Instant) -> Option<usize> {
+impl<L: LaneView> Scheduler<L> for RoundRobin {
+    fn pick(&mut self, lanes: &[L], _now: Instant) -> Option<usize> {
         let n = lanes.len();
         (0..n).map(|k| (self.next + k) % n).find(|&i| !lanes[i].is_empty())
     }
 
-    fn register_send(&mut self, lanes: &[Lane], lane: usize, _bytes: usize, _now: Instant) {
+    fn register_send(&mut self, lanes: &[L], lane: usize, _bytes: usize, _now: Instant) {
         self.next = (lane + 1) % lanes.len().max(1);
     }
 
-    fn lane_added(&mut self, _lanes: &[Lane]) {}
+    fn lane_added(&mut self, _lanes: &[L]) {}
 
     fn lane_removed(&mut self, index: usize) {
         if self.next > index {
@@ -149,8 +184,8 @@ pub struct WeightedRoundRobin {
     served: u32,
 }
 
-impl Scheduler for WeightedRoundRobin {
-    fn pick(&mut self, lanes: &[Lane], _now: Instant) -> Option<usize> {
+impl<L: LaneView> Scheduler<L> for WeightedRoundRobin {
+    fn pick(&mut self, lanes: &[L], _now: Instant) -> Option<usize> {
         let n = lanes.len();
         if n == 0 {
             return None;
@@ -167,12 +202,12 @@ impl Scheduler for WeightedRoundRobin {
         None
     }
 
-    fn register_send(&mut self, _lanes: &[Lane], lane: usize, _bytes: usize, _now: Instant) {
+    fn register_send(&mut self, _lanes: &[L], lane: usize, _bytes: usize, _now: Instant) {
         debug_assert_eq!(lane, self.cursor, "register_send follows pick");
         self.served += 1;
     }
 
-    fn lane_added(&mut self, _lanes: &[Lane]) {}
+    fn lane_added(&mut self, _lanes: &[L]) {}
 
     fn lane_removed(&mut self, index: usize) {
         if self.cursor > index {
@@ -208,7 +243,7 @@ impl DeficitRoundRobin {
         }
     }
 
-    fn grant(&self, lane: &Lane) -> u64 {
+    fn grant<L: LaneView>(&self, lane: &L) -> u64 {
         self.quantum * u64::from(lane.weight())
     }
 
@@ -218,10 +253,10 @@ impl DeficitRoundRobin {
     }
 }
 
-impl Scheduler for DeficitRoundRobin {
-    fn pick(&mut self, lanes: &[Lane], _now: Instant) -> Option<usize> {
+impl<L: LaneView> Scheduler<L> for DeficitRoundRobin {
+    fn pick(&mut self, lanes: &[L], _now: Instant) -> Option<usize> {
         let n = lanes.len();
-        if lanes.iter().all(Lane::is_empty) {
+        if lanes.iter().all(|l| l.is_empty()) {
             self.deficit.iter_mut().for_each(|d| *d = 0);
             return None;
         }
@@ -278,7 +313,7 @@ impl Scheduler for DeficitRoundRobin {
         }
     }
 
-    fn register_send(&mut self, lanes: &[Lane], lane: usize, bytes: usize, _now: Instant) {
+    fn register_send(&mut self, lanes: &[L], lane: usize, bytes: usize, _now: Instant) {
         self.deficit[lane] = self.deficit[lane].saturating_sub(bytes as u64);
         if lanes[lane].is_empty() {
             self.deficit[lane] = 0;
@@ -288,7 +323,7 @@ impl Scheduler for DeficitRoundRobin {
         }
     }
 
-    fn lane_added(&mut self, _lanes: &[Lane]) {
+    fn lane_added(&mut self, _lanes: &[L]) {
         self.deficit.push(0);
     }
 
@@ -379,12 +414,12 @@ impl SourceSuppression {
     }
 }
 
-impl Scheduler for SourceSuppression {
-    fn pick(&mut self, lanes: &[Lane], now: Instant) -> Option<usize> {
+impl<L: LaneView> Scheduler<L> for SourceSuppression {
+    fn pick(&mut self, lanes: &[L], now: Instant) -> Option<usize> {
         self.order.pick(lanes, now)
     }
 
-    fn register_send(&mut self, lanes: &[Lane], lane: usize, bytes: usize, now: Instant) {
+    fn register_send(&mut self, lanes: &[L], lane: usize, bytes: usize, now: Instant) {
         self.order.register_send(lanes, lane, bytes, now);
     }
 
@@ -420,14 +455,14 @@ impl Scheduler for SourceSuppression {
         self.suppressed.get(lane).copied().unwrap_or(false)
     }
 
-    fn lane_added(&mut self, lanes: &[Lane]) {
+    fn lane_added(&mut self, lanes: &[L]) {
         self.order.lane_added(lanes);
         self.windows.push(DropWindow::new());
         self.suppressed.push(false);
     }
 
     fn lane_removed(&mut self, index: usize) {
-        self.order.lane_removed(index);
+        Scheduler::<L>::lane_removed(&mut self.order, index);
         self.windows.remove(index);
         self.suppressed.remove(index);
     }
@@ -467,29 +502,29 @@ macro_rules! dispatch {
     };
 }
 
-impl Scheduler for AnyScheduler {
-    fn pick(&mut self, lanes: &[Lane], now: Instant) -> Option<usize> {
+impl<L: LaneView> Scheduler<L> for AnyScheduler {
+    fn pick(&mut self, lanes: &[L], now: Instant) -> Option<usize> {
         dispatch!(self, s => s.pick(lanes, now))
     }
-    fn register_send(&mut self, lanes: &[Lane], lane: usize, bytes: usize, now: Instant) {
+    fn register_send(&mut self, lanes: &[L], lane: usize, bytes: usize, now: Instant) {
         dispatch!(self, s => s.register_send(lanes, lane, bytes, now))
     }
     fn admit(&mut self, lane: usize, now: Instant) -> bool {
-        dispatch!(self, s => s.admit(lane, now))
+        dispatch!(self, s => Scheduler::<L>::admit(s, lane, now))
     }
     fn register_drop(&mut self, lane: usize, now: Instant) {
-        dispatch!(self, s => s.register_drop(lane, now))
+        dispatch!(self, s => Scheduler::<L>::register_drop(s, lane, now))
     }
     fn is_suppressed(&self, lane: usize) -> bool {
-        dispatch!(self, s => s.is_suppressed(lane))
+        dispatch!(self, s => Scheduler::<L>::is_suppressed(s, lane))
     }
-    fn victim(&self, lanes: &[Lane]) -> Option<usize> {
+    fn victim(&self, lanes: &[L]) -> Option<usize> {
         dispatch!(self, s => s.victim(lanes))
     }
-    fn lane_added(&mut self, lanes: &[Lane]) {
+    fn lane_added(&mut self, lanes: &[L]) {
         dispatch!(self, s => s.lane_added(lanes))
     }
     fn lane_removed(&mut self, index: usize) {
-        dispatch!(self, s => s.lane_removed(index))
+        dispatch!(self, s => Scheduler::<L>::lane_removed(s, index))
     }
 }

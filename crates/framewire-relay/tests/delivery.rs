@@ -561,3 +561,27 @@ fn snapshot_converts_to_the_wire_stats() {
     assert_eq!((all.inputs.len(), all.outputs.len()), (1, 0));
     assert_eq!(all.inputs[0], i);
 }
+
+#[test]
+fn next_head_describes_the_next_frame_and_suppress_next_drops_it() {
+    let mut relay = Relay::default();
+    let input = relay.add_input(PLAIN);
+    let out = relay
+        .add_output(OutputConfig::completeness(8, 1 << 20), &[LaneConfig::new(input)])
+        .unwrap();
+    let t0 = Instant::now();
+    assert_eq!(relay.next_head(out), None);
+    relay.push(input, frame(1, 300, true), t0).unwrap();
+    relay.push(input, frame(2, 500, true), t0).unwrap();
+    let (len, tag) = relay.next_head(out).expect("a frame is ready");
+    assert_eq!(len, 300);
+    assert!(relay.suppress_next(out, t0));
+    let (len2, tag2) = relay.next_head(out).expect("the second frame");
+    assert_eq!(len2, 500);
+    assert_ne!(tag, tag2);
+    assert_eq!(seqs(&drain(&mut relay, out, t0)), [2]);
+    assert!(!relay.suppress_next(out, t0));
+    let snap = relay.output_snapshot(out, t0).unwrap();
+    assert_eq!(snap.drops.get(DropReason::Suppressed), 1);
+    assert_eq!(snap.frames_in, snap.frames_sent + snap.drops.total());
+}
