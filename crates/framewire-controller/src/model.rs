@@ -239,11 +239,23 @@ pub struct WantedEdge {
     /// 0 (lowest) to 255 (highest) [default: 128].
     #[serde(default = "default_priority")]
     pub priority: u8,
+    /// Share of the upstream's link under a weighted scheduler, at least 1
+    /// [default: 1]. Taken when the edge is made.
+    #[serde(default = "default_weight", skip_serializing_if = "is_one")]
+    pub weight: u16,
     /// What the controller does while the edge is in alert: `shrink` (its
     /// queue), `low-latency` (switch to it), `lower-quality` (of its
     /// `STREAM~mjpeg-qN` transcode) [default: empty, nothing].
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub on_alert: String,
+}
+
+fn default_weight() -> u16 {
+    1
+}
+
+fn is_one(w: &u16) -> bool {
+    *w == 1
 }
 
 impl WantedEdge {
@@ -260,6 +272,7 @@ impl WantedEdge {
             max_bytes: 0,
             drop_policy: default_drop(),
             priority: default_priority(),
+            weight: 1,
             on_alert: String::new(),
         }
     }

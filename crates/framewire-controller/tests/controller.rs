@@ -444,10 +444,10 @@ async fn request_goes_over_the_control_connection() {
             h.request("test:x", framewire_proto::Request::Describe).await,
             Err(ControllerError::UnknownNode(_))
         ));
-        let sub = framewire_proto::Request::Subscribe(framewire_proto::control::Subscribe {
-            stream: "bars".into(),
-            params: SubscribeParams::default(),
-        });
+        let sub = framewire_proto::Request::Subscribe(framewire_proto::control::Subscribe::new(
+            "bars",
+            SubscribeParams::default(),
+        ));
         match h.request("test:src", sub).await {
             Err(ControllerError::Other(m)) => assert!(m.contains("use a preview"), "{m}"),
             other => panic!("{other:?}"),

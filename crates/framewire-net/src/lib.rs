@@ -62,9 +62,9 @@ pub use auth::{DeploymentKey, KeyError};
 pub use clock::now_ns;
 pub use config::{
     ConfigError, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Delivery,
-    DiscoveryConfig, EdgeConfig, EdgeTransport, LegSpec, Limits, MulticastConfig, NodeConfig, OpaquePortConfig,
-    RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy, SINK_FINALIZE_GRACE, SinkConfig,
-    SinkKind, SourceConfig,
+    DiscoveryConfig, EdgeConfig, EdgeTransport, LegSpec, Limits, LinkPeer, LinkRule, LinkSpec, MulticastConfig,
+    NodeConfig, OpaquePortConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, RateValue,
+    ReconnectPolicy, SINK_FINALIZE_GRACE, SinkConfig, SinkKind, SourceConfig,
 };
 pub use discovery::DiscoveryHandle;
 pub use error::NetError;

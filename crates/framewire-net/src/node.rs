@@ -127,6 +127,7 @@ impl Node {
             shm,
             gateway,
             sources: Arc::new(Sources::new(core.clone())),
+            links: crate::runtime::links::Links::new(&config.links)?,
         });
         let caps = crate::config::connection_caps(&config.limits, config.opaque_ports.len(), descriptor_limit());
         info!(name = %config.name, addr = %local_addr, "node listening");

@@ -379,10 +379,10 @@ async fn messages_before_auth_get_permission_denied_and_close() {
         // After HELLO, instead of AUTH.
         let mut raw = Raw::dial(&node).await;
         raw_hello(&mut raw, &[5u8; 16]).await;
-        let sub = Request::Subscribe(framewire_proto::control::Subscribe {
-            stream: "bars".into(),
-            params: SubscribeParams::default(),
-        });
+        let sub = Request::Subscribe(framewire_proto::control::Subscribe::new(
+            "bars",
+            SubscribeParams::default(),
+        ));
         raw.send(&Message::ControlRequest(sub.to_message(0, 2).unwrap())).await;
         let msg = raw.expect_denied_then_close().await;
         assert!(msg.contains("AUTH must follow HELLO"), "{msg}");

@@ -228,6 +228,19 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                 req: Request::Subscribe(Subscribe {
                     stream: "cam".into(),
                     params: ll(),
+                    weight: 1,
+                }),
+            },
+        ),
+        (
+            "subscribe-request-weight",
+            Expect::Req {
+                channel: 0,
+                id: 4,
+                req: Request::Subscribe(Subscribe {
+                    stream: "cam".into(),
+                    params: ll(),
+                    weight: 3,
                 }),
             },
         ),
@@ -246,6 +259,7 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                         priority: 10,
                         transport: TransportMode::Opaque,
                     },
+                    weight: 1,
                 }),
             },
         ),
@@ -401,6 +415,7 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                     stream: "cam".into(),
                     local_name: "cam-relay".into(),
                     params: ll(),
+                    weight: 1,
                 }),
             },
         ),

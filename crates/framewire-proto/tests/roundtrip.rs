@@ -109,16 +109,21 @@ fn request() -> impl Strategy<Value = Request> {
         hello().prop_map(Request::Hello),
         bytes_up_to(40).prop_map(|proof| Request::Auth(control::Auth { proof })),
         Just(Request::ListStreams),
-        (text(), params()).prop_map(|(stream, params)| Request::Subscribe(Subscribe { stream, params })),
+        (text(), params(), 1..=u16::MAX).prop_map(|(stream, params, weight)| Request::Subscribe(Subscribe {
+            stream,
+            params,
+            weight
+        })),
         Just(Request::Unsubscribe),
         stream_open().prop_map(Request::StreamOpen),
         text().prop_map(|name| Request::GetStats(Name { name })),
-        (text(), text(), text(), params()).prop_map(|(upstream, stream, local_name, params)| {
+        (text(), text(), text(), params(), 1..=u16::MAX).prop_map(|(upstream, stream, local_name, params, weight)| {
             Request::Connect(Connect {
                 upstream,
                 stream,
                 local_name,
                 params,
+                weight,
             })
         }),
         text().prop_map(|name| Request::Disconnect(Name { name })),

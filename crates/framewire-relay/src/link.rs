@@ -287,10 +287,16 @@ impl Link {
         let Some(i) = self.sched.pick(&self.members, now) else {
             return LinkPoll::Idle;
         };
-        let Some((len, _, _)) = self.members[i].head.take() else {
+        let Some((len, _, _)) = self.members[i].head else {
             return LinkPoll::Idle;
         };
+        // The scheduler hears of the send while the member still shows a
+        // frame: an output's stream goes on, and its next frame is offered
+        // as soon as its writer is back. (Shown empty, DRR would take back
+        // the member's unused credit at every frame, and shares would
+        // follow frame counts instead of bytes.)
         self.sched.register_send(&self.members, i, len, now);
+        self.members[i].head = None;
         if self.config.max_rate.is_some() {
             self.tokens -= len as f64;
         }

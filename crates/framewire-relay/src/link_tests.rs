@@ -232,3 +232,17 @@ fn bad_configs_are_refused() {
     };
     assert!(Link::new(drr).is_err());
 }
+
+#[test]
+fn deficit_round_robin_keeps_credit_across_a_members_frames() {
+    // Frames a few quanta long: a member whose credit were taken back at
+    // every frame would get one frame per ceil(len / grant) visits instead.
+    let mut link = capped(SchedulerKind::DeficitRoundRobin { quantum: 1500 }, 200_000);
+    let mut feeds = [feed(&mut link, 128, 1, 4_000, 60), feed(&mut link, 128, 3, 9_000, 60)];
+    let bytes = run(&mut link, &mut feeds, Duration::from_secs(20));
+    let ratio = bytes[1] as f64 / bytes[0] as f64;
+    assert!(
+        (ratio - 3.0).abs() < 0.3,
+        "weights 1:3 gave bytes {bytes:?} (ratio {ratio:.2})"
+    );
+}

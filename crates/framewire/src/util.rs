@@ -129,6 +129,9 @@ pub struct DeliveryArgs {
     /// Path priority, 0 (lowest) to 255 (highest).
     #[arg(long, default_value_t = 128)]
     pub priority: u8,
+    /// Share of the sender's link under a weighted scheduler (wrr, drr), 1 to 65535.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub weight: u16,
 }
 
 impl DeliveryArgs {

@@ -179,6 +179,7 @@ async fn hostile_peers_affect_only_their_own_connection() {
                 max_frames: 4,
                 ..SubscribeParams::default()
             },
+            weight: 1,
         });
         s.write_all(&Message::ControlRequest(sub.to_message(0, 2).unwrap()).to_vec().unwrap())
             .unwrap();

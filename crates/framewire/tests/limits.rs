@@ -110,10 +110,7 @@ async fn completeness_budgets_are_clamped_to_the_nodes_maximum() {
             max_bytes: u64::MAX,
             ..SubscribeParams::default()
         };
-        let sub = Request::Subscribe(Subscribe {
-            stream: "bars".into(),
-            params,
-        });
+        let sub = Request::Subscribe(Subscribe::new("bars", params));
         s.write_all(&raw::request(sub, 0, 2)).unwrap();
         s // never read
     })
@@ -251,6 +248,7 @@ async fn connect_floods_stop_at_the_edge_cap() {
             stream: "nothing".into(),
             local_name: format!("e{i}"),
             params: SubscribeParams::default(),
+            weight: 1,
         });
         match c.request(req).await {
             Ok(Response::Connect(_)) => {}

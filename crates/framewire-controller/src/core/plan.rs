@@ -90,6 +90,7 @@ impl Core {
                                 stream: w.stream.clone(),
                                 local_name: local.to_owned(),
                                 params: p,
+                                weight: w.weight.max(1),
                             },
                         });
                     }
@@ -140,6 +141,7 @@ impl Core {
                                 stream: w.stream.clone(),
                                 local_name: local.to_owned(),
                                 params: p,
+                                weight: w.weight.max(1),
                             },
                         });
                     }

@@ -201,6 +201,7 @@ fn plan_connects_then_waits_then_retries() {
                 stream: "bars".into(),
                 local_name: "bars".into(),
                 params: SubscribeParams::default(),
+                weight: 1,
             },
         }]
     );

@@ -75,6 +75,8 @@ pub struct EdgeConfig {
     pub params: SubscribeParams,
     /// TCP or shared memory.
     pub transport: EdgeTransport,
+    /// Share of the upstream's link under a weighted scheduler (1: default).
+    pub weight: u16,
 }
 
 impl EdgeConfig {
@@ -88,6 +90,7 @@ impl EdgeConfig {
             local_name: String::new(),
             params: SubscribeParams::default(),
             transport: EdgeTransport::Auto,
+            weight: 1,
         }
     }
 

@@ -9,6 +9,7 @@ mod delivery;
 mod discovery;
 mod edge;
 mod limits;
+mod link;
 mod opaque;
 mod sink;
 mod source;
@@ -27,6 +28,7 @@ pub use edge::{
     EdgeConfig, EdgeTransport, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy,
 };
 pub use limits::{DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DESCRIPTOR_RESERVE, Limits, connection_caps};
+pub use link::{LinkPeer, LinkRule, LinkSpec, RateValue, parse_rate, parse_scheduler, rule_for};
 pub use opaque::OpaquePortConfig;
 pub use sink::{SINK_FINALIZE_GRACE, SinkConfig, SinkKind};
 pub use source::SourceConfig;
@@ -91,6 +93,9 @@ pub struct NodeConfig {
     /// upstream's STREAM_OPEN in another format is refused with
     /// `unsupported-format`, and status reports list these for controllers.
     pub accept_formats: Vec<Format>,
+    /// How subscriptions to peers share their paths (empty: each
+    /// connection round-robins its subscriptions, uncapped).
+    pub links: Vec<LinkRule>,
 }
 
 impl NodeConfig {
@@ -114,6 +119,7 @@ impl NodeConfig {
             shm_socket: None,
             controller: false,
             accept_formats: Vec::new(),
+            links: Vec::new(),
         }
     }
 

@@ -23,7 +23,7 @@ use crate::runtime::edges::Edges;
 use crate::runtime::gateway::Gateway;
 use crate::runtime::sources::{self, Sources};
 use crate::transport::shm_edge::ShmServer;
-use crate::transport::writer::{Item, QueueError, WriterQueue};
+use crate::transport::writer::{Item, QueueError, Served, WriterQueue};
 
 /// STREAM_OPEN requests remembered while their answers are awaited.
 const PENDING_OPENS: usize = 64;
@@ -41,6 +41,8 @@ pub(crate) struct Services {
     pub(crate) gateway: Option<Gateway>,
     /// The node's sources (added, changed, removed at run time).
     pub(crate) sources: Arc<Sources>,
+    /// How subscriptions to peers share their paths.
+    pub(crate) links: crate::runtime::links::Links,
 }
 
 /// One connection's command state.
@@ -183,7 +185,7 @@ impl Session {
                 None => "this node has no deployment key configured",
             }),
             Request::ListStreams => Ok(Response::ListStreams(core.stream_infos())),
-            Request::Subscribe(sub) => return self.subscribe(&req, &sub.stream, sub.params).await,
+            Request::Subscribe(sub) => return self.subscribe(&req, &sub.stream, sub.params, sub.weight).await,
             Request::Unsubscribe => return self.unsubscribe(&req).await,
             Request::UpdateSubscription(params) => match self.channels.iter().find(|(c, _)| *c == req.channel) {
                 Some((_, id)) => core
@@ -217,6 +219,7 @@ impl Session {
                         _ => EdgeTransport::Auto,
                     },
                     params: c.params,
+                    weight: c.weight.max(1),
                 };
                 match services.edges.update(&cfg) {
                     Some(local) => Ok(Response::Connect(Name { name: local })),
@@ -318,7 +321,13 @@ impl Session {
         }
     }
 
-    async fn subscribe(&mut self, req: &ControlRequest, stream: &str, params: SubscribeParams) -> Result<(), NetError> {
+    async fn subscribe(
+        &mut self,
+        req: &ControlRequest,
+        stream: &str,
+        params: SubscribeParams,
+        weight: u16,
+    ) -> Result<(), NetError> {
         let refuse = |status, msg: String| Err(CommandError::new(status, msg));
         let limit = self.core.config.limits.max_subscriptions_per_connection;
         if self.channels.len() >= limit {
@@ -421,7 +430,13 @@ impl Session {
             self.send_stream_open(channel, open).await?;
         }
         info!(stream, channel, mode = %params.mode, transport = %params.transport, "subscribed");
-        self.queue(Item::AddOutput(id, channel)).await
+        self.queue(Item::AddOutput(Served {
+            id,
+            channel,
+            priority: params.priority,
+            weight: weight.max(1),
+        }))
+        .await
     }
 
     async fn send_stream_open(&mut self, channel: u16, open: StreamOpen) -> Result<(), NetError> {

@@ -369,6 +369,20 @@ impl NodeCore {
         self.room_changed();
     }
 
+    /// The length and tag of each output's next frame (none: not ready),
+    /// in one lock.
+    pub(crate) fn next_heads(&self, ids: impl Iterator<Item = OutputId>) -> Vec<Option<(usize, u64)>> {
+        let inner = self.lock();
+        ids.map(|id| inner.state.next_head(id)).collect()
+    }
+
+    /// Drops `id`'s next frame as suppressed by its link.
+    pub(crate) fn suppress_next(&self, id: OutputId) {
+        if self.lock().state.suppress_next(id, Instant::now()) {
+            self.room_changed();
+        }
+    }
+
     /// Reports `prev` sent (if any) and takes `next`'s frame, in one lock.
     pub(crate) fn sent_then_poll(&self, prev: Option<OutputId>, next: OutputId) -> Option<Transmit> {
         let mut inner = self.lock();

@@ -99,7 +99,10 @@ impl Edges {
         let handle = stops.get(&local)?;
         let old = self.core.with_state(|st| st.edge(&local).map(|e| e.config.clone()))?;
         let (a, b) = (old.params, cfg.params);
-        let same_edge = old.upstream == cfg.upstream && old.stream == cfg.stream && old.transport == cfg.transport;
+        let same_edge = old.upstream == cfg.upstream
+            && old.stream == cfg.stream
+            && old.transport == cfg.transport
+            && old.weight == cfg.weight;
         let same_kind = (a.mode, a.drop_policy, a.priority) == (b.mode, b.drop_policy, b.priority);
         if !same_edge || !same_kind || (a.max_frames, a.max_bytes) == (b.max_frames, b.max_bytes) {
             return None;

@@ -54,6 +54,7 @@ impl Gateway {
                 local_name: stream.to_owned(),
                 params,
                 transport: EdgeTransport::Auto,
+                weight: 1,
             };
             match self.edges.start_asking(cfg, EdgeOrigin::Discovery) {
                 Ok((_, rx)) => {

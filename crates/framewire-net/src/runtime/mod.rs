@@ -9,6 +9,7 @@ pub(crate) mod devices;
 pub(crate) mod edges;
 pub(crate) mod gateway;
 pub(crate) mod input;
+pub(crate) mod links;
 pub(crate) mod passthrough;
 pub(crate) mod sources;
 pub(crate) mod status;

@@ -402,6 +402,16 @@ impl NodeState {
         self.relay.poll_transmit(id, now)
     }
 
+    /// The length and tag of `id`'s next frame, when it is ready.
+    pub(crate) fn next_head(&self, id: OutputId) -> Option<(usize, u64)> {
+        self.relay.next_head(id)
+    }
+
+    /// Drops `id`'s next frame as suppressed (its link refused it).
+    pub(crate) fn suppress_next(&mut self, id: OutputId, now: Instant) -> bool {
+        self.relay.suppress_next(id, now)
+    }
+
     /// `id` finished sending the frame it took.
     pub(crate) fn sent(&mut self, id: OutputId, now: Instant) {
         let _ = self.relay.sent(id, now);

@@ -259,13 +259,15 @@ impl Client {
         stream: &str,
         params: SubscribeParams,
     ) -> Result<framewire_proto::control::SubscribeReply, NetError> {
-        match self
-            .request(Request::Subscribe(Subscribe {
-                stream: stream.to_owned(),
-                params,
-            }))
-            .await?
-        {
+        self.subscribe_with(Subscribe::new(stream, params)).await
+    }
+
+    /// Sends this SUBSCRIBE (with its weight); returns the whole answer.
+    pub async fn subscribe_with(
+        &mut self,
+        sub: Subscribe,
+    ) -> Result<framewire_proto::control::SubscribeReply, NetError> {
+        match self.request(Request::Subscribe(sub)).await? {
             Response::Subscribe(r) => Ok(r),
             other => Err(NetError::Protocol {
                 peer: self.addr.clone(),

@@ -368,7 +368,8 @@ async fn serve(env: &Env, sock: TcpStream, peer: SocketAddr) -> Result<(), NetEr
 
     let queue = WriterQueue::new(limits.writer_queue_bytes);
     let writer = tokio::spawn(
-        crate::transport::writer::writer_loop(core.clone(), w, queue.clone()).instrument(tracing::Span::current()),
+        crate::transport::writer::writer_loop(core.clone(), w, queue.clone(), env.services.links.for_peer(peer.ip()))
+            .instrument(tracing::Span::current()),
     );
     let mut session = Session::new(
         env.services.clone(),

@@ -194,7 +194,12 @@ async fn session_inner(
         }
         EdgeTransport::Auto => TransportMode::Encapsulated,
     };
-    let reply = client.subscribe_full(&cfg.stream, params).await?;
+    let reply = client
+        .subscribe_with(framewire_proto::control::Subscribe {
+            weight: cfg.weight,
+            ..framewire_proto::control::Subscribe::new(cfg.stream.as_str(), params)
+        })
+        .await?;
     let channel = reply.channel;
     if params.transport == TransportMode::Shm && reply.shm.is_none() {
         // The upstream's shared memory for this stream is full: it serves

@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use framewire_proto::{Encoded, Message, StreamEvent, VideoFrame};
-use framewire_relay::OutputId;
+use std::time::Instant;
+
+use framewire_relay::{MemberId, OutputId, Transmit};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
@@ -28,6 +30,7 @@ use tracing::{debug, warn};
 
 use crate::error::NetError;
 use crate::runtime::core::{NodeCore, OutputEvents};
+use crate::runtime::links::LinkShare;
 use crate::transport::framed::{write_all_vectored, write_frame};
 
 /// Messages a queue holds at most.
@@ -40,8 +43,8 @@ pub(crate) enum Item {
     Bytes(Encoded),
     /// A SNAPSHOT answer (the frame shared): written, the next may come.
     Snapshot(Encoded),
-    /// Start serving this output on this channel.
-    AddOutput(OutputId, u16),
+    /// Start serving this output.
+    AddOutput(Served),
     /// Stop serving this output.
     RemoveOutput(OutputId),
     /// From now on write frame bytes only (opaque subscription).
@@ -251,13 +254,53 @@ impl OutputEvents for WriterQueue {
     }
 }
 
-/// The writer task of one connection.
+/// An output a connection's writer serves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Served {
+    pub(crate) id: OutputId,
+    /// Its channel on this connection.
+    pub(crate) channel: u16,
+    /// Its subscription's priority and weight, for the link.
+    pub(crate) priority: u8,
+    pub(crate) weight: u16,
+}
+
+/// A served output and its place on the connection's link.
+#[derive(Debug)]
+struct Out {
+    served: Served,
+    member: Option<MemberId>,
+}
+
+/// The writer task of one connection. Without a link, its outputs take
+/// turns, one frame each; with one, the link says whose frame goes next and
+/// when (runtime/links.rs).
 pub(crate) async fn writer_loop(
     core: Arc<NodeCore>,
     mut w: OwnedWriteHalf,
     queue: Arc<WriterQueue>,
+    link: Option<Arc<LinkShare>>,
 ) -> Result<(), NetError> {
-    let mut outputs: Vec<(OutputId, u16)> = Vec::new();
+    if let Some(l) = &link {
+        debug!(link = %l.label, "frames go through a link");
+    }
+    let mut outs = Vec::new();
+    let r = run(&core, &mut w, &queue, link.as_deref(), &mut outs).await;
+    if let Some(l) = &link {
+        for m in outs.iter().filter_map(|o| o.member) {
+            l.leave(m);
+        }
+    }
+    r
+}
+
+async fn run(
+    core: &NodeCore,
+    w: &mut OwnedWriteHalf,
+    queue: &WriterQueue,
+    link: Option<&LinkShare>,
+    outs: &mut Vec<Out>,
+) -> Result<(), NetError> {
     let mut opaque = false;
     let mut turn = 0usize;
     loop {
@@ -267,7 +310,7 @@ pub(crate) async fn writer_loop(
         // Queued items first, in order.
         loop {
             match queue.pop() {
-                Ok(Some(item)) => apply(&mut w, item, &mut outputs, &mut opaque, &queue).await?,
+                Ok(Some(item)) => apply(w, item, outs, &mut opaque, queue, link).await?,
                 Ok(None) => break,
                 Err(()) => {
                     let _ = w.shutdown().await;
@@ -275,47 +318,107 @@ pub(crate) async fn writer_loop(
                 }
             }
         }
-        // Then one frame per output, taking turns. A frame written is
-        // reported sent in the same lock that takes the next one.
-        let mut sent = false;
-        let mut written: Option<OutputId> = None;
-        let n = outputs.len();
-        for k in 0..n {
-            let (id, channel) = outputs[(turn + k) % n];
-            let Some(tx) = core.sent_then_poll(written.take(), id) else {
-                continue;
-            };
-            if tx.encapsulated {
-                let f = VideoFrame {
-                    channel,
-                    sequence: tx.frame.sequence,
-                    timestamp_ns: tx.frame.timestamp_ns,
-                    flags: tx.frame.flags,
-                    data: tx.frame.data,
-                };
-                write_frame(&mut w, &f).await?;
-            } else {
-                write_all_vectored(&mut w, &[&tx.frame.data]).await?;
-            }
-            written = Some(id);
-            sent = true;
-        }
-        if let Some(prev) = written {
-            core.sent(prev);
-        }
-        turn = turn.wrapping_add(1);
+        let (sent, wait) = match link {
+            None => (turns(core, w, outs, &mut turn).await?, None),
+            Some(l) => linked(core, w, outs, l).await?,
+        };
         if !sent {
-            wake.await;
+            match wait {
+                Some(at) => {
+                    tokio::select! {
+                        () = &mut wake => {}
+                        () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
+                    }
+                }
+                None => wake.await,
+            }
         }
     }
+}
+
+/// One frame per output, taking turns. A frame written is reported sent in
+/// the same lock that takes the next one. Returns whether any was written.
+async fn turns(core: &NodeCore, w: &mut OwnedWriteHalf, outs: &[Out], turn: &mut usize) -> Result<bool, NetError> {
+    let mut sent = false;
+    let mut written: Option<OutputId> = None;
+    let n = outs.len();
+    for k in 0..n {
+        let s = outs[(*turn + k) % n].served;
+        let Some(tx) = core.sent_then_poll(written.take(), s.id) else {
+            continue;
+        };
+        write_transmit(w, s.channel, tx).await?;
+        written = Some(s.id);
+        sent = true;
+    }
+    if let Some(prev) = written {
+        core.sent(prev);
+    }
+    *turn = turn.wrapping_add(1);
+    Ok(sent)
+}
+
+/// Offers the outputs' next frames to the link and writes those it grants.
+/// Returns whether anything was written or dropped, and when the link said
+/// to ask again.
+async fn linked(
+    core: &NodeCore,
+    w: &mut OwnedWriteHalf,
+    outs: &[Out],
+    link: &LinkShare,
+) -> Result<(bool, Option<Instant>), NetError> {
+    let heads = core.next_heads(outs.iter().map(|o| o.served.id));
+    let offers: Vec<(MemberId, Option<(usize, u64)>)> = outs
+        .iter()
+        .zip(heads)
+        .filter_map(|(o, h)| o.member.map(|m| (m, h)))
+        .collect();
+    let ex = link.exchange(&offers, Instant::now());
+    let find = |m: MemberId| outs.iter().find(|o| o.member == Some(m)).map(|o| o.served);
+    for s in ex.suppressed.iter().filter_map(|m| find(*m)) {
+        core.suppress_next(s.id);
+    }
+    let mut any = !ex.suppressed.is_empty();
+    for (m, charged) in ex.grants {
+        let Some(tx) = find(m).and_then(|s| core.sent_then_poll(None, s.id).map(|tx| (s, tx))) else {
+            link.sent(m, charged, 0);
+            continue;
+        };
+        let (s, tx) = tx;
+        let len = tx.frame.data.len();
+        let r = write_transmit(w, s.channel, tx).await;
+        link.sent(m, charged, if r.is_ok() { len } else { 0 });
+        r?;
+        core.sent(s.id);
+        any = true;
+    }
+    Ok((any, ex.wait))
+}
+
+/// Writes one frame: framed on its channel, or its bytes alone (opaque).
+async fn write_transmit(w: &mut OwnedWriteHalf, channel: u16, tx: Transmit) -> Result<(), NetError> {
+    if tx.encapsulated {
+        let f = VideoFrame {
+            channel,
+            sequence: tx.frame.sequence,
+            timestamp_ns: tx.frame.timestamp_ns,
+            flags: tx.frame.flags,
+            data: tx.frame.data,
+        };
+        write_frame(w, &f).await?;
+    } else {
+        write_all_vectored(w, &[&tx.frame.data]).await?;
+    }
+    Ok(())
 }
 
 async fn apply(
     w: &mut OwnedWriteHalf,
     item: Item,
-    outputs: &mut Vec<(OutputId, u16)>,
+    outs: &mut Vec<Out>,
     opaque: &mut bool,
     queue: &WriterQueue,
+    link: Option<&LinkShare>,
 ) -> Result<(), NetError> {
     match item {
         Item::Bytes(e) => {
@@ -328,8 +431,20 @@ async fn apply(
             queue.release_snapshot();
             r?;
         }
-        Item::AddOutput(id, ch) => outputs.push((id, ch)),
-        Item::RemoveOutput(id) => outputs.retain(|(o, _)| *o != id),
+        Item::AddOutput(served) => {
+            let member = link.map(|l| l.join(served.priority, served.weight, queue.wake.clone()));
+            outs.push(Out { served, member });
+        }
+        Item::RemoveOutput(id) => {
+            outs.retain(|o| {
+                if o.served.id == id
+                    && let (Some(l), Some(m)) = (link, o.member)
+                {
+                    l.leave(m);
+                }
+                o.served.id != id
+            });
+        }
         Item::Opaque => *opaque = true,
     }
     Ok(())

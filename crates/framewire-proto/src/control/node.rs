@@ -10,7 +10,8 @@ use crate::message::Encoded;
 use crate::wire::{Reader, WriteExt};
 
 /// CONNECT request: `upstream string (host:port), stream string,
-/// local_name string`, then [`SubscribeParams`]. The receiver dials the
+/// local_name string`, then [`SubscribeParams`], then optionally `weight
+/// u16` (as in SUBSCRIBE, which it is passed on to). The receiver dials the
 /// upstream, subscribes, and re-serves the stream as `local_name` (the
 /// upstream's name when empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct Connect {
     pub local_name: String,
     /// How to subscribe.
     pub params: SubscribeParams,
+    /// The subscription's weight on the upstream's link (1: the default).
+    pub weight: u16,
 }
 
 impl Fields for Connect {
@@ -31,7 +34,9 @@ impl Fields for Connect {
         b.put_string("upstream", &self.upstream)?;
         b.put_string("stream", &self.stream)?;
         b.put_string("local_name", &self.local_name)?;
-        self.params.put(b)
+        self.params.put(b)?;
+        super::streams::put_weight(b, self.weight);
+        Ok(())
     }
     fn get(r: &mut Reader) -> Result<Self, FieldError> {
         Ok(Connect {
@@ -39,6 +44,7 @@ impl Fields for Connect {
             stream: r.string("stream")?,
             local_name: r.string("local_name")?,
             params: SubscribeParams::get(r)?,
+            weight: super::streams::get_weight(r)?,
         })
     }
 }

@@ -148,25 +148,59 @@ impl Fields for SubscribeParams {
     }
 }
 
-/// SUBSCRIBE request: `stream string`, then [`SubscribeParams`].
+/// SUBSCRIBE request: `stream string`, then [`SubscribeParams`], then,
+/// optionally, `weight u16`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
     /// The stream's name on the responder.
     pub stream: String,
     /// How to deliver it.
     pub params: SubscribeParams,
+    /// Share of a link under a weighted scheduler (see [`put_weight`]).
+    pub weight: u16,
+}
+
+impl Subscribe {
+    /// A subscription to `stream` with weight 1.
+    pub fn new(stream: impl Into<String>, params: SubscribeParams) -> Subscribe {
+        Subscribe {
+            stream: stream.into(),
+            params,
+            weight: 1,
+        }
+    }
+}
+
+/// Writes the optional trailing `weight u16` of SUBSCRIBE and CONNECT: a
+/// subscription's share of a link under a weighted scheduler. Absent (and
+/// so not written) when it is 1, the default; 0 reads as 1.
+pub(crate) fn put_weight(b: &mut BytesMut, weight: u16) {
+    if weight > 1 {
+        b.put_u16_le(weight);
+    }
+}
+
+/// Reads the optional trailing weight (1 when absent).
+pub(crate) fn get_weight(r: &mut Reader) -> Result<u16, FieldError> {
+    if r.remaining() == 0 {
+        return Ok(1);
+    }
+    Ok(r.u16("weight")?.max(1))
 }
 
 impl Fields for Subscribe {
     const MIN_LEN: usize = 2 + SubscribeParams::MIN_LEN;
     fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
         b.put_string("stream", &self.stream)?;
-        self.params.put(b)
+        self.params.put(b)?;
+        put_weight(b, self.weight);
+        Ok(())
     }
     fn get(r: &mut Reader) -> Result<Self, FieldError> {
         Ok(Subscribe {
             stream: r.string("stream")?,
             params: SubscribeParams::get(r)?,
+            weight: get_weight(r)?,
         })
     }
 }

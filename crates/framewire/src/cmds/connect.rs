@@ -39,6 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stream: stream.to_owned(),
         local_name: args.local_name.unwrap_or_default(),
         params: args.delivery.params(),
+        weight: args.delivery.weight,
     });
     match client.request(req).await? {
         Response::Connect(Name { name }) => {

@@ -21,12 +21,14 @@ Specs:\n  \
 --source test-pattern:NAME[,size=WxH][,fps=N][,format=mjpeg|qoi|raw|raw-zstd][,pixel-format=bgra|yuv420p|...][,quality=1-100]\n  \
 --source file:NAME,path=FILE.mjpeg[,fps=N (0 = as fast as possible)][,loop=false]\n  \
 --source v4l2:NAME[,device=/dev/video0][,pixel-format=MJPG|YUYV|...][,size=WxH][,fps=N][,format=native|raw|raw-zstd|mjpeg][,on-demand=false][,linger=S][,controls.NAME=V]\n  \
---upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N]\n  \
+--upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N][,weight=N]\n  \
 --sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \
 --sink archive:STREAM,dir=DIR,format=passthrough|h264|h265|av1|ffv1|prores[,segment=S][,...]   (docs/archive.md)\n  \
 --sink ring:STREAM[,path=/dev/shm/framewire-ring-STREAM][,slots=120][,max-frame=BYTES]   (framewire ring read PATH)\n  \
 --sink view:STREAM[,fullscreen=MONITOR][,position=X,Y][,size=WxH][,scale=letterbox|stretch]   (a window on this node's display)\n  \
---opaque STREAM=HOST:PORT[,mode=..][,allow-unauthenticated=true]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)\n\n\
+--opaque STREAM=HOST:PORT[,mode=..][,allow-unauthenticated=true]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)\n  \
+--link PEER|*[,scheduler=strict|rr|wrr|drr|suppress][,max-rate=20Mbit|2.5MB|BYTES][,burst=BYTES][,quantum=BYTES]\n    \
+(how subscriptions to that peer take turns; with max-rate, all its connections share the cap: docs/delivery.md)\n\n\
 Security (docs/security.md): --key-file PATH (or FRAMEWIRE_KEY_FILE) makes every connection, in and out,\n\
 authenticate with that deployment key; tools talking to the node need the same key.\n\
 Metrics: --metrics [ADDR] serves Prometheus text at http://ADDR/metrics (127.0.0.1:9400 when no ADDR).\n\n\
@@ -63,6 +65,10 @@ pub struct Args {
     /// A headerless TCP port serving one stream (repeatable).
     #[arg(long = "opaque", value_name = "SPEC")]
     opaque: Vec<String>,
+    /// How subscriptions to a peer share the path and how fast they may go
+    /// (repeatable; the first rule naming a peer's address, else `*`).
+    #[arg(long = "link", value_name = "SPEC")]
+    links: Vec<String>,
     /// Site id announced (0 = local, the default; a gateway translates it).
     #[arg(long)]
     site_id: Option<u16>,
@@ -147,6 +153,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     for s in &args.opaque {
         file.opaque.push(config::parse_opaque(s)?);
+    }
+    for s in &args.links {
+        file.links.push(config::parse_link(s)?);
     }
     if args.site_id.is_some() {
         file.site_id = args.site_id;

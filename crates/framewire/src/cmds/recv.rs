@@ -46,7 +46,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ))),
     };
     let mut client = util::connect(&args.addr, Duration::from_secs(5)).await?;
-    let channel = client.subscribe(&args.stream, args.delivery.params()).await?;
+    let sub = framewire_proto::control::Subscribe {
+        weight: args.delivery.weight,
+        ..framewire_proto::control::Subscribe::new(args.stream.as_str(), args.delivery.params())
+    };
+    let channel = client.subscribe_with(sub).await?.channel;
     let idle = Duration::from_secs_f64(args.idle_timeout.max(0.1));
     let start = Instant::now();
     let (mut frames, mut bytes, mut gaps, mut lost) = (0u64, 0u64, 0u64, 0u64);

@@ -59,6 +59,9 @@ pub struct NodeFile {
     /// What peers may hold of the node (docs/security.md, "Limits of a node").
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// How subscriptions to peers share their paths (docs/delivery.md, "Links").
+    #[serde(default, rename = "link")]
+    pub links: Vec<framewire_net::LinkSpec>,
 }
 
 /// Default budgets.
@@ -89,6 +92,9 @@ pub struct UpstreamSpec {
     /// nodes offer it, else TCP), `tcp` or `shm`. Default `auto`.
     #[serde(default)]
     pub transport: Option<String>,
+    /// Share of the upstream's link under a weighted scheduler. Default 1.
+    #[serde(default)]
+    pub weight: Option<u16>,
     /// How to subscribe.
     #[serde(flatten)]
     pub delivery: Delivery,
@@ -167,12 +173,18 @@ impl NodeFile {
                     format!("upstream `{}`: transport `{t}` is not one of auto, tcp, shm", u.stream)
                 })?,
             };
+            let weight = match u.weight {
+                None => 1,
+                Some(0) => bail!("upstream `{}`: weight must be at least 1", u.stream),
+                Some(w) => w,
+            };
             cfg.edges.push(EdgeConfig {
                 upstream: u.addr,
                 stream: u.stream,
                 local_name: u.local_name,
                 params: u.delivery.params(DeliveryMode::LowLatency)?,
                 transport,
+                weight,
             });
         }
         for (i, s) in self.sinks.into_iter().enumerate() {
@@ -187,6 +199,12 @@ impl NodeFile {
                 params: o.delivery.params(DeliveryMode::LowLatency)?,
                 allow_unauthenticated: o.allow_unauthenticated,
             });
+        }
+        for (i, l) in self.links.iter().enumerate() {
+            cfg.links.push(
+                l.rule()
+                    .with_context(|| format!("link {} (peer `{}`)", i + 1, l.peer))?,
+            );
         }
         if let Some(path) = &self.key_file {
             cfg.key = Some(framewire_net::DeploymentKey::load(path)?);
@@ -231,4 +249,4 @@ pub mod spec;
 mod tests;
 
 pub use limits::LimitsSpec;
-pub use spec::{parse_opaque, parse_sink, parse_source, parse_upstream};
+pub use spec::{parse_link, parse_opaque, parse_sink, parse_source, parse_upstream};

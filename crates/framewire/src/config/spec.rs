@@ -82,6 +82,18 @@ pub fn parse_sink(spec: &str) -> anyhow::Result<toml::Table> {
     toml::from_str(&text).with_context(|| format!("--sink `{spec}`"))
 }
 
+/// `--link PEER[,scheduler=S,max-rate=R,burst=B,quantum=Q]`.
+pub fn parse_link(spec: &str) -> anyhow::Result<framewire_net::LinkSpec> {
+    let mut items = spec.splitn(2, ',');
+    let peer = items.next().unwrap_or_default();
+    let kv = match items.next() {
+        Some(rest) => spec_parts(&format!("x:x,{rest}"))?.2,
+        None => Vec::new(),
+    };
+    let text = spec_to_toml(&[("peer", peer.to_owned())], kv);
+    toml::from_str(&text).with_context(|| format!("--link `{spec}`"))
+}
+
 /// `--opaque STREAM=HOST:PORT[,mode=M,...]`.
 pub fn parse_opaque(spec: &str) -> anyhow::Result<OpaqueSpec> {
     let mut items = spec.splitn(2, ',');
