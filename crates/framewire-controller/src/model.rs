@@ -243,6 +243,10 @@ pub struct WantedEdge {
     /// [default: 1]. Taken when the edge is made.
     #[serde(default = "default_weight", skip_serializing_if = "is_one")]
     pub weight: u16,
+    /// Bytes per second the upstream may send of it; 0 = no cap [default].
+    /// Taken when the edge is made.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_rate: u64,
     /// What the controller does while the edge is in alert: `shrink` (its
     /// queue), `low-latency` (switch to it), `lower-quality` (of its
     /// `STREAM~mjpeg-qN` transcode) [default: empty, nothing].
@@ -256,6 +260,10 @@ fn default_weight() -> u16 {
 
 fn is_one(w: &u16) -> bool {
     *w == 1
+}
+
+fn is_zero(r: &u64) -> bool {
+    *r == 0
 }
 
 impl WantedEdge {
@@ -273,6 +281,7 @@ impl WantedEdge {
             drop_policy: default_drop(),
             priority: default_priority(),
             weight: 1,
+            max_rate: 0,
             on_alert: String::new(),
         }
     }

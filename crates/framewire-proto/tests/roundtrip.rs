@@ -109,23 +109,29 @@ fn request() -> impl Strategy<Value = Request> {
         hello().prop_map(Request::Hello),
         bytes_up_to(40).prop_map(|proof| Request::Auth(control::Auth { proof })),
         Just(Request::ListStreams),
-        (text(), params(), 1..=u16::MAX).prop_map(|(stream, params, weight)| Request::Subscribe(Subscribe {
-            stream,
-            params,
-            weight
-        })),
+        (text(), params(), 1..=u16::MAX, any::<u64>()).prop_map(|(stream, params, weight, max_rate)| {
+            Request::Subscribe(Subscribe {
+                stream,
+                params,
+                weight,
+                max_rate,
+            })
+        }),
         Just(Request::Unsubscribe),
         stream_open().prop_map(Request::StreamOpen),
         text().prop_map(|name| Request::GetStats(Name { name })),
-        (text(), text(), text(), params(), 1..=u16::MAX).prop_map(|(upstream, stream, local_name, params, weight)| {
-            Request::Connect(Connect {
-                upstream,
-                stream,
-                local_name,
-                params,
-                weight,
-            })
-        }),
+        (text(), text(), text(), params(), 1..=u16::MAX, any::<u64>()).prop_map(
+            |(upstream, stream, local_name, params, weight, max_rate)| {
+                Request::Connect(Connect {
+                    upstream,
+                    stream,
+                    local_name,
+                    params,
+                    weight,
+                    max_rate,
+                })
+            },
+        ),
         text().prop_map(|name| Request::Disconnect(Name { name })),
         Just(Request::Describe),
         text().prop_map(|name| Request::Snapshot(Name { name })),

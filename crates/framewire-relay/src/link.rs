@@ -23,6 +23,10 @@
 //! waits for the debt to be repaid. Over any interval the bytes granted stay
 //! within `burst + max_rate × interval + one frame`.
 //!
+//! A member may have a rate of its own ([`Link::set_rate`], a subscription
+//! that asked for `max_rate`), with a bucket of the same kind: while it is
+//! in debt the member is passed over, and the others share the link.
+//!
 //! # Source suppression on a link
 //!
 //! A member whose offered frame is replaced before it was granted lost that
@@ -65,9 +69,64 @@ impl LinkConfig {
     /// The bucket size in effect.
     pub fn effective_burst(&self) -> u64 {
         match (self.burst, self.max_rate) {
-            (0, Some(rate)) => (rate / 20).max(16 * 1024),
+            (0, Some(rate)) => default_burst(rate),
             (b, _) => b.max(1),
         }
+    }
+}
+
+/// 50 ms at `rate`, at least 16 KiB.
+fn default_burst(rate: u64) -> u64 {
+    (rate / 20).max(16 * 1024)
+}
+
+/// A token bucket in bytes; in debt (negative) after a frame larger than
+/// what it held.
+#[derive(Debug, Clone)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled: Option<Instant>,
+}
+
+impl Bucket {
+    fn new(rate: u64, burst: u64) -> Bucket {
+        Bucket {
+            rate: rate as f64,
+            burst: burst as f64,
+            tokens: burst as f64,
+            refilled: None,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if let Some(last) = self.refilled {
+            if now <= last {
+                return;
+            }
+            let dt = now.duration_since(last).as_secs_f64();
+            self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        }
+        self.refilled = Some(now);
+    }
+
+    fn in_debt(&self) -> bool {
+        self.tokens < 0.0
+    }
+
+    /// When the debt is repaid (rounded up, so that asking again then finds
+    /// it repaid).
+    fn repaid_at(&self, now: Instant) -> Instant {
+        now + Duration::from_secs_f64((-self.tokens).max(0.0) / self.rate) + Duration::from_micros(1)
+    }
+
+    fn take(&mut self, bytes: usize) {
+        self.tokens -= bytes as f64;
+    }
+
+    fn give_back(&mut self, bytes: f64) {
+        self.tokens = (self.tokens + bytes).min(self.burst);
     }
 }
 
@@ -103,14 +162,25 @@ struct Member {
     weight: u32,
     /// The waiting frame: length, link-wide arrival order, the driver's tag.
     head: Option<(usize, u64, u64)>,
+    /// Its own rate, if it has one.
+    bucket: Option<Bucket>,
+    /// Whether its own rate lets it send now (set before each pick).
+    eligible: bool,
     frames: u64,
     bytes: u64,
     replaced: u64,
 }
 
+impl Member {
+    fn waiting(&self) -> Option<(usize, u64, u64)> {
+        self.head.filter(|_| self.eligible)
+    }
+}
+
+/// A member held back by its own rate shows as empty to the scheduler.
 impl LaneView for Member {
     fn is_empty(&self) -> bool {
-        self.head.is_none()
+        self.waiting().is_none()
     }
     fn priority(&self) -> u8 {
         self.priority
@@ -119,10 +189,10 @@ impl LaneView for Member {
         self.weight
     }
     fn head_len(&self) -> Option<usize> {
-        self.head.map(|h| h.0)
+        self.waiting().map(|h| h.0)
     }
     fn head_order(&self) -> Option<u64> {
-        self.head.map(|h| h.1)
+        self.waiting().map(|h| h.1)
     }
 }
 
@@ -143,20 +213,20 @@ pub struct MemberSnapshot {
     pub replaced: u64,
     /// Whether suppression refuses it now.
     pub suppressed: bool,
+    /// Its own rate, bytes per second.
+    pub max_rate: Option<u64>,
 }
 
 /// Outputs sharing one path. See the module docs.
 #[derive(Debug)]
 pub struct Link {
     config: LinkConfig,
-    burst: f64,
     sched: AnyScheduler,
     members: Vec<Member>,
     next_member: u64,
     next_order: u64,
-    /// Bytes in the bucket (negative: in debt).
-    tokens: f64,
-    refilled: Option<Instant>,
+    /// The link's rate, if it has one.
+    bucket: Option<Bucket>,
 }
 
 impl Link {
@@ -166,16 +236,13 @@ impl Link {
         if config.max_rate == Some(0) {
             return Err(RelayError::InvalidConfig("a link's max rate is zero"));
         }
-        let burst = config.effective_burst() as f64;
         Ok(Link {
             sched: AnyScheduler::new(config.scheduler),
+            bucket: config.max_rate.map(|r| Bucket::new(r, config.effective_burst())),
             config,
-            burst,
             members: Vec::new(),
             next_member: 0,
             next_order: 0,
-            tokens: burst,
-            refilled: None,
         })
     }
 
@@ -193,12 +260,22 @@ impl Link {
             priority,
             weight: weight.max(1),
             head: None,
+            bucket: None,
+            eligible: true,
             frames: 0,
             bytes: 0,
             replaced: 0,
         });
         self.sched.lane_added(&self.members);
         id
+    }
+
+    /// Gives `member` a rate of its own in bytes per second (none: only the
+    /// link's), with a bucket of 50 ms at that rate, at least 16 KiB.
+    pub fn set_rate(&mut self, member: MemberId, max_rate: Option<u64>) {
+        if let Some(i) = self.index(member) {
+            self.members[i].bucket = max_rate.filter(|r| *r > 0).map(|r| Bucket::new(r, default_burst(r)));
+        }
     }
 
     /// Removes a member (unknown ones are ignored).
@@ -259,35 +336,39 @@ impl Link {
         }
     }
 
-    fn refill(&mut self, now: Instant) {
-        let Some(rate) = self.config.max_rate else { return };
-        if let Some(last) = self.refilled {
-            if now <= last {
-                return;
-            }
-            let dt = now.duration_since(last).as_secs_f64();
-            self.tokens = (self.tokens + dt * rate as f64).min(self.burst);
-        }
-        self.refilled = Some(now);
-    }
-
     /// The next grant, or when to ask again.
     pub fn poll(&mut self, now: Instant) -> LinkPoll {
         if self.members.iter().all(|m| m.head.is_none()) {
             return LinkPoll::Idle;
         }
-        self.refill(now);
-        if let Some(rate) = self.config.max_rate
-            && self.tokens < 0.0
-        {
-            // Rounded up, so that asking again then finds the debt repaid.
-            let wait = Duration::from_secs_f64(-self.tokens / rate as f64) + Duration::from_micros(1);
-            return LinkPoll::Wait(now + wait);
+        if let Some(b) = &mut self.bucket {
+            b.refill(now);
+            if b.in_debt() {
+                return LinkPoll::Wait(b.repaid_at(now));
+            }
+        }
+        // Members held back by their own rate sit this pick out.
+        let mut next_eligible: Option<Instant> = None;
+        for m in &mut self.members {
+            m.eligible = match &mut m.bucket {
+                None => true,
+                Some(b) => {
+                    b.refill(now);
+                    if b.in_debt() && m.head.is_some() {
+                        let at = b.repaid_at(now);
+                        next_eligible = Some(next_eligible.map_or(at, |n| n.min(at)));
+                    }
+                    !b.in_debt()
+                }
+            };
         }
         let Some(i) = self.sched.pick(&self.members, now) else {
-            return LinkPoll::Idle;
+            return match next_eligible {
+                Some(at) => LinkPoll::Wait(at),
+                None => LinkPoll::Idle,
+            };
         };
-        let Some((len, _, _)) = self.members[i].head else {
+        let Some((len, _, _)) = self.members[i].waiting() else {
             return LinkPoll::Idle;
         };
         // The scheduler hears of the send while the member still shows a
@@ -296,12 +377,16 @@ impl Link {
         // the member's unused credit at every frame, and shares would
         // follow frame counts instead of bytes.)
         self.sched.register_send(&self.members, i, len, now);
-        self.members[i].head = None;
-        if self.config.max_rate.is_some() {
-            self.tokens -= len as f64;
+        let m = &mut self.members[i];
+        m.head = None;
+        if let Some(b) = &mut m.bucket {
+            b.take(len);
+        }
+        if let Some(b) = &mut self.bucket {
+            b.take(len);
         }
         LinkPoll::Grant {
-            member: self.members[i].id,
+            member: m.id,
             charged: len,
         }
     }
@@ -309,14 +394,19 @@ impl Link {
     /// The frame granted to `member` (for which `charged` bytes were
     /// taken) went out with `actual` bytes; 0 if there was none after all.
     pub fn sent(&mut self, member: MemberId, charged: usize, actual: usize) {
-        if self.config.max_rate.is_some() {
-            self.tokens = (self.tokens + charged as f64 - actual as f64).min(self.burst);
+        let back = charged as f64 - actual as f64;
+        if let Some(b) = &mut self.bucket {
+            b.give_back(back);
         }
-        if let Some(i) = self.index(member)
-            && actual > 0
-        {
-            self.members[i].frames += 1;
-            self.members[i].bytes += actual as u64;
+        if let Some(i) = self.index(member) {
+            let m = &mut self.members[i];
+            if let Some(b) = &mut m.bucket {
+                b.give_back(back);
+            }
+            if actual > 0 {
+                m.frames += 1;
+                m.bytes += actual as u64;
+            }
         }
     }
 
@@ -333,6 +423,7 @@ impl Link {
                 bytes: m.bytes,
                 replaced: m.replaced,
                 suppressed: Scheduler::<Member>::is_suppressed(&self.sched, i),
+                max_rate: m.bucket.as_ref().map(|b| b.rate as u64),
             })
             .collect()
     }

@@ -246,3 +246,42 @@ fn deficit_round_robin_keeps_credit_across_a_members_frames() {
         "weights 1:3 gave bytes {bytes:?} (ratio {ratio:.2})"
     );
 }
+
+#[test]
+fn a_member_with_a_rate_of_its_own_is_held_to_it_and_the_rest_goes_to_the_others() {
+    // An uncapped link: one member asked for 100 kB/s of its 300 kB/s.
+    let mut link = Link::new(LinkConfig::default()).expect("a valid link");
+    let mut feeds = [feed(&mut link, 128, 1, 10_000, 30), feed(&mut link, 128, 1, 10_000, 30)];
+    link.set_rate(feeds[0].member, Some(100_000));
+    let bytes = run(&mut link, &mut feeds, Duration::from_secs(10));
+    let burst = 16 * 1024;
+    assert!(
+        bytes[0] <= 100_000 * 10 + burst + 10_000,
+        "the capped member sent {}",
+        bytes[0]
+    );
+    assert!(bytes[0] >= 100_000 * 9, "the capped member sent only {}", bytes[0]);
+    assert!(
+        bytes[1] >= 29 * 10 * 10_000,
+        "the other member was held back: {}",
+        bytes[1]
+    );
+    assert!(
+        feeds[0].replaced > 100,
+        "the capped member's losses: {}",
+        feeds[0].replaced
+    );
+    let snap = link.snapshot();
+    assert_eq!(snap[0].max_rate, Some(100_000));
+    assert_eq!(snap[1].max_rate, None);
+    // Under a link rate too, the capped member takes no more than its own.
+    let mut link = capped(SchedulerKind::RoundRobin, 200_000);
+    let mut feeds = [feed(&mut link, 128, 1, 10_000, 30), feed(&mut link, 128, 1, 10_000, 30)];
+    link.set_rate(feeds[0].member, Some(50_000));
+    let bytes = run(&mut link, &mut feeds, Duration::from_secs(10));
+    assert!(bytes[0] <= 50_000 * 10 + burst + 10_000, "{bytes:?}");
+    assert!(
+        bytes[1] >= 140_000 * 10,
+        "the other member should get the rest: {bytes:?}"
+    );
+}

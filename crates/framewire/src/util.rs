@@ -132,6 +132,14 @@ pub struct DeliveryArgs {
     /// Share of the sender's link under a weighted scheduler (wrr, drr), 1 to 65535.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub weight: u16,
+    /// Most the sender may send of it, per second: bytes, or with a unit
+    /// (20Mbit, 500kbit, 2.5MB, 800kB) [default: no cap].
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub max_rate: Option<u64>,
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    framewire_net::config::parse_rate(s).map_err(|e| e.to_string())
 }
 
 impl DeliveryArgs {

@@ -180,6 +180,7 @@ async fn hostile_peers_affect_only_their_own_connection() {
                 ..SubscribeParams::default()
             },
             weight: 1,
+            max_rate: 0,
         });
         s.write_all(&Message::ControlRequest(sub.to_message(0, 2).unwrap()).to_vec().unwrap())
             .unwrap();

@@ -249,6 +249,7 @@ async fn connect_floods_stop_at_the_edge_cap() {
             local_name: format!("e{i}"),
             params: SubscribeParams::default(),
             weight: 1,
+            max_rate: 0,
         });
         match c.request(req).await {
             Ok(Response::Connect(_)) => {}

@@ -232,9 +232,83 @@ async fn a_weight_reaches_the_sender_and_without_a_link_streams_take_turns() {
     .expect("within 30 s");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_or_an_upstream_with_max_rate_is_held_to_it() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // No link rule: the caps come from the subscribers.
+        let src = spawn_node(&[
+            "--name",
+            "test:src",
+            "--discovery",
+            "off",
+            "--no-shm",
+            "--source",
+            "test-pattern:hi,size=160x120,fps=30,format=raw,pixel-format=yuv420p",
+            "--source",
+            "test-pattern:lo,size=160x120,fps=30,format=raw,pixel-format=yuv420p",
+        ]);
+        // One connection: `hi` uncapped first, then `lo` at 200 kB/s.
+        let mut c = client(src.addr, "test:viewer").await;
+        let hi = subscribe(&mut c, "hi", SubscribeParams::default()).await;
+        let sub = Subscribe {
+            max_rate: 200_000,
+            ..Subscribe::new("lo", SubscribeParams::default())
+        };
+        let lo = c.subscribe_with(sub).await.expect("subscribed with a cap").channel;
+        // And an edge from another node with max-rate on its upstream.
+        let relay = spawn_node(&[
+            "--name",
+            "test:relay",
+            "--discovery",
+            "off",
+            "--no-shm",
+            "--upstream",
+            &format!("{}/hi,max-rate=2400kbit", src.addr),
+        ]);
+        read_for(&mut c, Duration::from_secs(1)).await;
+        let e0 = output(src.addr, "hi", "test:relay").await;
+        let window = Duration::from_secs(4);
+        let seen = read_for(&mut c, window).await;
+        let e1 = output(src.addr, "hi", "test:relay").await;
+        let lo1 = output(src.addr, "lo", "test:viewer").await.expect("the capped output");
+
+        let secs = window.as_secs_f64();
+        let (hi_frames, lo_bytes) = (seen.get(&hi).map_or(0, |v| v.0), seen.get(&lo).map_or(0, |v| v.1));
+        eprintln!(
+            "uncapped: {hi_frames} frames; capped at 200 kB/s: {:.0} B/s",
+            lo_bytes as f64 / secs
+        );
+        assert!(
+            hi_frames as f64 >= 0.9 * 30.0 * secs,
+            "the uncapped stream was held back: {hi_frames}"
+        );
+        let lo_rate = lo_bytes as f64 / secs;
+        assert!(
+            (140_000.0..=230_000.0).contains(&lo_rate),
+            "the capped stream came at {lo_rate:.0} B/s"
+        );
+        assert!(dropped(&lo1, DropReason::Replaced) > 0, "what the cap cost is counted");
+        accounted(&lo1);
+
+        let (e0, e1) = (e0.expect("the edge's output"), e1.expect("the edge's output"));
+        let (_, _, edge_bytes, edge_replaced) = delta(&e0, &e1);
+        let edge_rate = edge_bytes as f64 / secs;
+        eprintln!("edge capped at 300 kB/s: {edge_rate:.0} B/s, {edge_replaced} replaced");
+        assert!(
+            (210_000.0..=345_000.0).contains(&edge_rate),
+            "the edge came at {edge_rate:.0} B/s"
+        );
+        assert!(edge_replaced > 0);
+        accounted(&e1);
+        drop(relay);
+    })
+    .await
+    .expect("within 60 s");
+}
+
 #[test]
 fn bad_link_and_weight_specs_are_refused_with_the_reason() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--link", "*,scheduler=fifo"], "strict, rr, wrr, drr, suppress"),
         (&["--link", "*,max-rate=fast"], "is not a rate"),
         (&["--link", "example.com"], "IP address"),
@@ -243,6 +317,7 @@ fn bad_link_and_weight_specs_are_refused_with_the_reason() {
             &["--upstream", "127.0.0.1:1/bars,weight=0"],
             "weight must be at least 1",
         ),
+        (&["--upstream", "127.0.0.1:1/bars,max-rate=lots"], "is not a rate"),
     ];
     for (args, want) in cases {
         let mut all = vec![

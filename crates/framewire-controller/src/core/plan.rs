@@ -91,6 +91,7 @@ impl Core {
                                 local_name: local.to_owned(),
                                 params: p,
                                 weight: w.weight.max(1),
+                                max_rate: w.max_rate,
                             },
                         });
                     }
@@ -142,6 +143,7 @@ impl Core {
                                 local_name: local.to_owned(),
                                 params: p,
                                 weight: w.weight.max(1),
+                                max_rate: w.max_rate,
                             },
                         });
                     }

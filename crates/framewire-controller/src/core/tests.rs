@@ -202,6 +202,7 @@ fn plan_connects_then_waits_then_retries() {
                 local_name: "bars".into(),
                 params: SubscribeParams::default(),
                 weight: 1,
+                max_rate: 0,
             },
         }]
     );

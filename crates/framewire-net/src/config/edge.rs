@@ -77,6 +77,8 @@ pub struct EdgeConfig {
     pub transport: EdgeTransport,
     /// Share of the upstream's link under a weighted scheduler (1: default).
     pub weight: u16,
+    /// Bytes per second the upstream may send of it (0: no cap).
+    pub max_rate: u64,
 }
 
 impl EdgeConfig {
@@ -91,6 +93,7 @@ impl EdgeConfig {
             params: SubscribeParams::default(),
             transport: EdgeTransport::Auto,
             weight: 1,
+            max_rate: 0,
         }
     }
 

@@ -66,6 +66,16 @@ pub enum RateValue {
     Text(String),
 }
 
+impl RateValue {
+    /// In bytes per second.
+    pub fn bytes_per_second(&self) -> Result<u64, ConfigError> {
+        match self {
+            RateValue::Bytes(b) => Ok(*b),
+            RateValue::Text(t) => parse_rate(t),
+        }
+    }
+}
+
 impl LinkSpec {
     /// The rule this spec describes, or what is wrong with it.
     pub fn rule(&self) -> Result<LinkRule, ConfigError> {
@@ -84,11 +94,7 @@ impl LinkSpec {
             None => SchedulerKind::RoundRobin,
             Some(s) => parse_scheduler(s, quantum)?,
         };
-        let max_rate = match &self.max_rate {
-            None => None,
-            Some(RateValue::Bytes(b)) => Some(*b),
-            Some(RateValue::Text(t)) => Some(parse_rate(t)?),
-        };
+        let max_rate = self.max_rate.as_ref().map(RateValue::bytes_per_second).transpose()?;
         if max_rate == Some(0) {
             return Err(ConfigError::new("link max_rate must be more than 0"));
         }

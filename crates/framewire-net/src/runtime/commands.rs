@@ -7,10 +7,9 @@
 
 use std::sync::Arc;
 
-use framewire_proto::control::{EdgeOrigin, Name, ShmOffer, SubscribeReply};
+use framewire_proto::control::{EdgeOrigin, Name, ShmOffer, Subscribe, SubscribeReply};
 use framewire_proto::{
-    ControlRequest, ControlResponse, EventReason, Message, Request, Response, Status, StreamOpen, SubscribeParams,
-    TransportMode,
+    ControlRequest, ControlResponse, EventReason, Message, Request, Response, Status, StreamOpen, TransportMode,
 };
 use framewire_relay::OutputId;
 use tracing::{debug, info, warn};
@@ -185,7 +184,7 @@ impl Session {
                 None => "this node has no deployment key configured",
             }),
             Request::ListStreams => Ok(Response::ListStreams(core.stream_infos())),
-            Request::Subscribe(sub) => return self.subscribe(&req, &sub.stream, sub.params, sub.weight).await,
+            Request::Subscribe(sub) => return self.subscribe(&req, &sub).await,
             Request::Unsubscribe => return self.unsubscribe(&req).await,
             Request::UpdateSubscription(params) => match self.channels.iter().find(|(c, _)| *c == req.channel) {
                 Some((_, id)) => core
@@ -220,6 +219,7 @@ impl Session {
                     },
                     params: c.params,
                     weight: c.weight.max(1),
+                    max_rate: c.max_rate,
                 };
                 match services.edges.update(&cfg) {
                     Some(local) => Ok(Response::Connect(Name { name: local })),
@@ -321,13 +321,8 @@ impl Session {
         }
     }
 
-    async fn subscribe(
-        &mut self,
-        req: &ControlRequest,
-        stream: &str,
-        params: SubscribeParams,
-        weight: u16,
-    ) -> Result<(), NetError> {
+    async fn subscribe(&mut self, req: &ControlRequest, sub: &Subscribe) -> Result<(), NetError> {
+        let (stream, params) = (sub.stream.as_str(), sub.params);
         let refuse = |status, msg: String| Err(CommandError::new(status, msg));
         let limit = self.core.config.limits.max_subscriptions_per_connection;
         if self.channels.len() >= limit {
@@ -434,7 +429,8 @@ impl Session {
             id,
             channel,
             priority: params.priority,
-            weight: weight.max(1),
+            weight: sub.weight.max(1),
+            max_rate: sub.max_rate,
         }))
         .await
     }

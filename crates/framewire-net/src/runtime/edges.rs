@@ -102,7 +102,7 @@ impl Edges {
         let same_edge = old.upstream == cfg.upstream
             && old.stream == cfg.stream
             && old.transport == cfg.transport
-            && old.weight == cfg.weight;
+            && (old.weight, old.max_rate) == (cfg.weight, cfg.max_rate);
         let same_kind = (a.mode, a.drop_policy, a.priority) == (b.mode, b.drop_policy, b.priority);
         if !same_edge || !same_kind || (a.max_frames, a.max_bytes) == (b.max_frames, b.max_bytes) {
             return None;

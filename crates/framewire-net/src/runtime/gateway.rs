@@ -55,6 +55,7 @@ impl Gateway {
                 params,
                 transport: EdgeTransport::Auto,
                 weight: 1,
+                max_rate: 0,
             };
             match self.edges.start_asking(cfg, EdgeOrigin::Discovery) {
                 Ok((_, rx)) => {

@@ -18,10 +18,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use framewire_relay::{Link, LinkPoll, MemberId, Offer, SchedulerKind};
+use framewire_relay::{Link, LinkConfig, LinkPoll, MemberId, Offer, SchedulerKind};
 use tokio::sync::Notify;
 
 use crate::config::{ConfigError, LinkPeer, LinkRule, rule_for};
+use crate::transport::writer::Served;
 
 /// The links of one node.
 #[derive(Debug)]
@@ -109,10 +110,20 @@ impl LinkShare {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A link of one connection that has none by its rules: round-robin,
+    /// uncapped, there to hold its subscriptions to their own rates.
+    pub(crate) fn plain() -> LinkShare {
+        let link = Link::new(LinkConfig::default()).unwrap_or_else(|_| unreachable!("the default link is valid"));
+        LinkShare::new(link, "own rates".to_owned())
+    }
+
     /// Adds an output; `waker` is its writer's.
-    pub(crate) fn join(&self, priority: u8, weight: u16, waker: Arc<Notify>) -> MemberId {
+    pub(crate) fn join(&self, served: &Served, waker: Arc<Notify>) -> MemberId {
         let mut s = self.lock();
-        let m = s.link.add(priority, u32::from(weight));
+        let m = s.link.add(served.priority, u32::from(served.weight));
+        if served.max_rate > 0 {
+            s.link.set_rate(m, Some(served.max_rate));
+        }
         s.wakers.insert(m, waker);
         m
     }

@@ -197,6 +197,7 @@ async fn session_inner(
     let reply = client
         .subscribe_with(framewire_proto::control::Subscribe {
             weight: cfg.weight,
+            max_rate: cfg.max_rate,
             ..framewire_proto::control::Subscribe::new(cfg.stream.as_str(), params)
         })
         .await?;

@@ -260,9 +260,10 @@ pub(crate) struct Served {
     pub(crate) id: OutputId,
     /// Its channel on this connection.
     pub(crate) channel: u16,
-    /// Its subscription's priority and weight, for the link.
+    /// Its subscription's priority, weight and rate (0: no cap), for the link.
     pub(crate) priority: u8,
     pub(crate) weight: u16,
+    pub(crate) max_rate: u64,
 }
 
 /// A served output and its place on the connection's link.
@@ -285,7 +286,8 @@ pub(crate) async fn writer_loop(
         debug!(link = %l.label, "frames go through a link");
     }
     let mut outs = Vec::new();
-    let r = run(&core, &mut w, &queue, link.as_deref(), &mut outs).await;
+    let mut link = link;
+    let r = run(&core, &mut w, &queue, &mut link, &mut outs).await;
     if let Some(l) = &link {
         for m in outs.iter().filter_map(|o| o.member) {
             l.leave(m);
@@ -298,7 +300,7 @@ async fn run(
     core: &NodeCore,
     w: &mut OwnedWriteHalf,
     queue: &WriterQueue,
-    link: Option<&LinkShare>,
+    link: &mut Option<Arc<LinkShare>>,
     outs: &mut Vec<Out>,
 ) -> Result<(), NetError> {
     let mut opaque = false;
@@ -318,7 +320,7 @@ async fn run(
                 }
             }
         }
-        let (sent, wait) = match link {
+        let (sent, wait) = match link.as_deref() {
             None => (turns(core, w, outs, &mut turn).await?, None),
             Some(l) => linked(core, w, outs, l).await?,
         };
@@ -418,7 +420,7 @@ async fn apply(
     outs: &mut Vec<Out>,
     opaque: &mut bool,
     queue: &WriterQueue,
-    link: Option<&LinkShare>,
+    link: &mut Option<Arc<LinkShare>>,
 ) -> Result<(), NetError> {
     match item {
         Item::Bytes(e) => {
@@ -432,13 +434,22 @@ async fn apply(
             r?;
         }
         Item::AddOutput(served) => {
-            let member = link.map(|l| l.join(served.priority, served.weight, queue.wake.clone()));
+            if link.is_none() && served.max_rate > 0 {
+                // A subscription with a rate of its own needs a link to
+                // hold it to that rate: a plain one, its outputs in turn.
+                let l = Arc::new(LinkShare::plain());
+                for o in outs.iter_mut() {
+                    o.member = Some(l.join(&o.served, queue.wake.clone()));
+                }
+                *link = Some(l);
+            }
+            let member = link.as_ref().map(|l| l.join(&served, queue.wake.clone()));
             outs.push(Out { served, member });
         }
         Item::RemoveOutput(id) => {
             outs.retain(|o| {
                 if o.served.id == id
-                    && let (Some(l), Some(m)) = (link, o.member)
+                    && let (Some(l), Some(m)) = (link.as_ref(), o.member)
                 {
                     l.leave(m);
                 }

@@ -11,7 +11,8 @@ use crate::wire::{Reader, WriteExt};
 
 /// CONNECT request: `upstream string (host:port), stream string,
 /// local_name string`, then [`SubscribeParams`], then optionally `weight
-/// u16` (as in SUBSCRIBE, which it is passed on to). The receiver dials the
+/// u16` and `max_rate u64` (as in SUBSCRIBE, which they are passed on to).
+/// The receiver dials the
 /// upstream, subscribes, and re-serves the stream as `local_name` (the
 /// upstream's name when empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct Connect {
     pub params: SubscribeParams,
     /// The subscription's weight on the upstream's link (1: the default).
     pub weight: u16,
+    /// Bytes per second the upstream may send of it (0: no cap).
+    pub max_rate: u64,
 }
 
 impl Fields for Connect {
@@ -35,16 +38,22 @@ impl Fields for Connect {
         b.put_string("stream", &self.stream)?;
         b.put_string("local_name", &self.local_name)?;
         self.params.put(b)?;
-        super::streams::put_weight(b, self.weight);
+        super::streams::put_share(b, self.weight, self.max_rate);
         Ok(())
     }
     fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        let upstream = r.string("upstream")?;
+        let stream = r.string("stream")?;
+        let local_name = r.string("local_name")?;
+        let params = SubscribeParams::get(r)?;
+        let (weight, max_rate) = super::streams::get_share(r)?;
         Ok(Connect {
-            upstream: r.string("upstream")?,
-            stream: r.string("stream")?,
-            local_name: r.string("local_name")?,
-            params: SubscribeParams::get(r)?,
-            weight: super::streams::get_weight(r)?,
+            upstream,
+            stream,
+            local_name,
+            params,
+            weight,
+            max_rate,
         })
     }
 }

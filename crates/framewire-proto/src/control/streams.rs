@@ -149,43 +149,51 @@ impl Fields for SubscribeParams {
 }
 
 /// SUBSCRIBE request: `stream string`, then [`SubscribeParams`], then,
-/// optionally, `weight u16`.
+/// optionally, `weight u16` and `max_rate u64` (see [`put_share`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
     /// The stream's name on the responder.
     pub stream: String,
     /// How to deliver it.
     pub params: SubscribeParams,
-    /// Share of a link under a weighted scheduler (see [`put_weight`]).
+    /// Share of a link under a weighted scheduler, at least 1.
     pub weight: u16,
+    /// Bytes per second the sender may send of it (0: no cap).
+    pub max_rate: u64,
 }
 
 impl Subscribe {
-    /// A subscription to `stream` with weight 1.
+    /// A subscription to `stream` with weight 1 and no rate cap.
     pub fn new(stream: impl Into<String>, params: SubscribeParams) -> Subscribe {
         Subscribe {
             stream: stream.into(),
             params,
             weight: 1,
+            max_rate: 0,
         }
     }
 }
 
-/// Writes the optional trailing `weight u16` of SUBSCRIBE and CONNECT: a
-/// subscription's share of a link under a weighted scheduler. Absent (and
-/// so not written) when it is 1, the default; 0 reads as 1.
-pub(crate) fn put_weight(b: &mut BytesMut, weight: u16) {
-    if weight > 1 {
-        b.put_u16_le(weight);
+/// Writes the optional trailing fields of SUBSCRIBE and CONNECT: `weight
+/// u16`, the subscription's share of a link under a weighted scheduler
+/// (default 1; 0 reads as 1), then `max_rate u64`, the bytes per second the
+/// sender may send of it (default 0, no cap). Each is written only when it
+/// or a later one differs from its default, so a plain subscription is as
+/// short as ever.
+pub(crate) fn put_share(b: &mut BytesMut, weight: u16, max_rate: u64) {
+    if weight > 1 || max_rate > 0 {
+        b.put_u16_le(weight.max(1));
+    }
+    if max_rate > 0 {
+        b.put_u64_le(max_rate);
     }
 }
 
-/// Reads the optional trailing weight (1 when absent).
-pub(crate) fn get_weight(r: &mut Reader) -> Result<u16, FieldError> {
-    if r.remaining() == 0 {
-        return Ok(1);
-    }
-    Ok(r.u16("weight")?.max(1))
+/// Reads the optional trailing weight and rate (1 and 0 when absent).
+pub(crate) fn get_share(r: &mut Reader) -> Result<(u16, u64), FieldError> {
+    let weight = if r.remaining() == 0 { 1 } else { r.u16("weight")?.max(1) };
+    let max_rate = if r.remaining() == 0 { 0 } else { r.u64("max_rate")? };
+    Ok((weight, max_rate))
 }
 
 impl Fields for Subscribe {
@@ -193,14 +201,18 @@ impl Fields for Subscribe {
     fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
         b.put_string("stream", &self.stream)?;
         self.params.put(b)?;
-        put_weight(b, self.weight);
+        put_share(b, self.weight, self.max_rate);
         Ok(())
     }
     fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        let stream = r.string("stream")?;
+        let params = SubscribeParams::get(r)?;
+        let (weight, max_rate) = get_share(r)?;
         Ok(Subscribe {
-            stream: r.string("stream")?,
-            params: SubscribeParams::get(r)?,
-            weight: get_weight(r)?,
+            stream,
+            params,
+            weight,
+            max_rate,
         })
     }
 }

@@ -40,6 +40,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         local_name: args.local_name.unwrap_or_default(),
         params: args.delivery.params(),
         weight: args.delivery.weight,
+        max_rate: args.delivery.max_rate.unwrap_or(0),
     });
     match client.request(req).await? {
         Response::Connect(Name { name }) => {

@@ -21,7 +21,7 @@ Specs:\n  \
 --source test-pattern:NAME[,size=WxH][,fps=N][,format=mjpeg|qoi|raw|raw-zstd][,pixel-format=bgra|yuv420p|...][,quality=1-100]\n  \
 --source file:NAME,path=FILE.mjpeg[,fps=N (0 = as fast as possible)][,loop=false]\n  \
 --source v4l2:NAME[,device=/dev/video0][,pixel-format=MJPG|YUYV|...][,size=WxH][,fps=N][,format=native|raw|raw-zstd|mjpeg][,on-demand=false][,linger=S][,controls.NAME=V]\n  \
---upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N][,weight=N]\n  \
+--upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N][,weight=N][,max-rate=RATE]\n  \
 --sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \
 --sink archive:STREAM,dir=DIR,format=passthrough|h264|h265|av1|ffv1|prores[,segment=S][,...]   (docs/archive.md)\n  \
 --sink ring:STREAM[,path=/dev/shm/framewire-ring-STREAM][,slots=120][,max-frame=BYTES]   (framewire ring read PATH)\n  \

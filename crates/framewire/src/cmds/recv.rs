@@ -48,6 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut client = util::connect(&args.addr, Duration::from_secs(5)).await?;
     let sub = framewire_proto::control::Subscribe {
         weight: args.delivery.weight,
+        max_rate: args.delivery.max_rate.unwrap_or(0),
         ..framewire_proto::control::Subscribe::new(args.stream.as_str(), args.delivery.params())
     };
     let channel = client.subscribe_with(sub).await?.channel;

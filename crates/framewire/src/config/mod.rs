@@ -95,6 +95,10 @@ pub struct UpstreamSpec {
     /// Share of the upstream's link under a weighted scheduler. Default 1.
     #[serde(default)]
     pub weight: Option<u16>,
+    /// Most the upstream may send of it per second: bytes, or `20Mbit`,
+    /// `2.5MB`, ... Default: no cap.
+    #[serde(default)]
+    pub max_rate: Option<framewire_net::RateValue>,
     /// How to subscribe.
     #[serde(flatten)]
     pub delivery: Delivery,
@@ -178,6 +182,16 @@ impl NodeFile {
                 Some(0) => bail!("upstream `{}`: weight must be at least 1", u.stream),
                 Some(w) => w,
             };
+            let max_rate = match &u.max_rate {
+                None => 0,
+                Some(r) => {
+                    let rate = r
+                        .bytes_per_second()
+                        .with_context(|| format!("upstream `{}`: max_rate", u.stream))?;
+                    anyhow::ensure!(rate > 0, "upstream `{}`: max_rate must be more than 0", u.stream);
+                    rate
+                }
+            };
             cfg.edges.push(EdgeConfig {
                 upstream: u.addr,
                 stream: u.stream,
@@ -185,6 +199,7 @@ impl NodeFile {
                 params: u.delivery.params(DeliveryMode::LowLatency)?,
                 transport,
                 weight,
+                max_rate,
             });
         }
         for (i, s) in self.sinks.into_iter().enumerate() {
