@@ -1,5 +1,5 @@
 //! Links: subscriptions that leave a node over one rate-capped path take
-//! turns by the node's scheduler (`--link`, docs/delivery.md, "Links").
+//! turns by the node's scheduler (`--link`, docs/relay.md, "Links").
 //! Two test-pattern streams of raw YUV 4:2:0 leave a node capped below
 //! their sum.
 

@@ -725,3 +725,29 @@ fn an_edge_that_drops_too_many_frames_raises_an_alert_that_clears() {
     c.on_report(&addr(1), r, at(13));
     assert!(find(&c.graph(), "relay/bars").alert.is_some());
 }
+
+#[test]
+fn an_edges_weight_and_rate_go_with_its_connect() {
+    let t = Instant::now();
+    let mut c = three(t);
+    c.set_wanted(WantedGraph {
+        edges: vec![WantedEdge {
+            weight: 3,
+            max_rate: 250_000,
+            ..wanted("cam", "bars", "relay")
+        }],
+        ..Default::default()
+    });
+    assert!(
+        matches!(&c.plan(t)[..], [Action::Connect { connect, .. }] if connect.weight == 3 && connect.max_rate == 250_000),
+        "{:?}",
+        c.plan(t)
+    );
+    // In the document, defaults are left out.
+    let doc = toml::to_string(&WantedGraph {
+        edges: vec![wanted("cam", "bars", "relay")],
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(!doc.contains("weight") && !doc.contains("max_rate"), "{doc}");
+}

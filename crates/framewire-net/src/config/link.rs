@@ -1,5 +1,5 @@
 //! Links: how the frames a node sends to a peer take turns, and how fast
-//! they may go (docs/delivery.md, "Links").
+//! they may go (docs/relay.md, "Links").
 
 use std::net::IpAddr;
 

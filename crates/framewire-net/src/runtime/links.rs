@@ -1,5 +1,5 @@
 //! The node's links: which [`Link`] engine a connection's writer asks
-//! before it sends a frame (docs/delivery.md, "Links").
+//! before it sends a frame (docs/relay.md, "Links").
 //!
 //! A connection no rule covers, or covered by an uncapped round-robin rule,
 //! has no link: its writer takes one frame per output in turn, as it always

@@ -28,7 +28,7 @@ Specs:\n  \
 --sink view:STREAM[,fullscreen=MONITOR][,position=X,Y][,size=WxH][,scale=letterbox|stretch]   (a window on this node's display)\n  \
 --opaque STREAM=HOST:PORT[,mode=..][,allow-unauthenticated=true]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)\n  \
 --link PEER|*[,scheduler=strict|rr|wrr|drr|suppress][,max-rate=20Mbit|2.5MB|BYTES][,burst=BYTES][,quantum=BYTES]\n    \
-(how subscriptions to that peer take turns; with max-rate, all its connections share the cap: docs/delivery.md)\n\n\
+(how subscriptions to that peer take turns; with max-rate, all its connections share the cap: docs/relay.md)\n\n\
 Security (docs/security.md): --key-file PATH (or FRAMEWIRE_KEY_FILE) makes every connection, in and out,\n\
 authenticate with that deployment key; tools talking to the node need the same key.\n\
 Metrics: --metrics [ADDR] serves Prometheus text at http://ADDR/metrics (127.0.0.1:9400 when no ADDR).\n\n\

@@ -59,7 +59,7 @@ pub struct NodeFile {
     /// What peers may hold of the node (docs/security.md, "Limits of a node").
     #[serde(default)]
     pub limits: LimitsSpec,
-    /// How subscriptions to peers share their paths (docs/delivery.md, "Links").
+    /// How subscriptions to peers share their paths (docs/relay.md, "Links").
     #[serde(default, rename = "link")]
     pub links: Vec<framewire_net::LinkSpec>,
 }
