@@ -15,12 +15,11 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::NodeProc;
+use common::netns::{BIN, Netns, spawn_in};
 use framewire_discovery::{Event, GoneReason, announcement};
 use framewire_net::{DiscoveryConfig, DiscoveryHandle, MulticastConfig, NetError};
 use framewire_proto::{FunctionFlags, Message, Status, SubscribeParams};
 
-const BIN: &str = env!("CARGO_BIN_EXE_framewire");
 
 /// A group and port no other test uses.
 fn private_group() -> (Ipv4Addr, u16) {
@@ -39,23 +38,6 @@ fn group_args(group: Ipv4Addr, port: u16) -> Vec<String> {
         "--discovery-port".into(),
         port.to_string(),
     ]
-}
-
-/// Starts `[ip netns exec NS] framewire node ARGS` and waits until it listens.
-fn spawn_in(ns: Option<&str>, args: &[String]) -> NodeProc {
-    let mut cmd = match ns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, BIN]);
-            c
-        }
-        None => Command::new(BIN),
-    };
-    cmd.arg("node").args(args);
-    if !args.iter().any(|a| a == "--listen") {
-        cmd.args(["--listen", "127.0.0.1:0"]);
-    }
-    common::spawn_command(cmd, Duration::from_secs(20))
 }
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -445,90 +427,6 @@ async fn discovery_and_expiry_times() {
 }
 
 // ------------------------------------------------------------ namespaces
-
-static NS_SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// Namespaces made by one test; all deleted on drop.
-struct Netns {
-    names: Vec<String>,
-    prefix: String,
-}
-
-impl Netns {
-    /// Fails the test, saying why, when this machine cannot make namespaces.
-    fn new() -> Netns {
-        let root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        assert!(root, "the namespace tests need root (CI runs them as root)");
-        let prefix = format!("fwd{}x{}", std::process::id(), NS_SEQ.fetch_add(1, Ordering::SeqCst));
-        let mut ns = Netns {
-            names: Vec::new(),
-            prefix,
-        };
-        if let Err(e) = ns.add("probe") {
-            panic!("cannot create a network namespace ({e}): the namespace tests need root and iproute2");
-        }
-        ns
-    }
-
-    fn add(&mut self, role: &str) -> Result<String, String> {
-        let name = format!("{}{role}", self.prefix);
-        run(&["ip", "netns", "add", &name])?;
-        self.names.push(name.clone());
-        run(&["ip", "-n", &name, "link", "set", "lo", "up"])?;
-        Ok(name)
-    }
-
-    /// A bridge in the switch namespace.
-    fn bridge(&self, sw: &str, br: &str) {
-        run(&["ip", "-n", sw, "link", "add", br, "type", "bridge"]).unwrap();
-        run(&["ip", "-n", sw, "link", "set", br, "up"]).unwrap();
-    }
-
-    /// A veth from `host` (as `dev`, with `cidr`) into bridge `br` of `sw`.
-    fn plug(&self, sw: &str, br: &str, port: &str, host: &str, dev: &str, cidr: &str) {
-        run(&[
-            "ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", dev, "netns", host,
-        ])
-        .unwrap();
-        run(&["ip", "-n", sw, "link", "set", port, "master", br]).unwrap();
-        run(&["ip", "-n", sw, "link", "set", port, "up"]).unwrap();
-        run(&["ip", "-n", host, "addr", "add", cidr, "dev", dev]).unwrap();
-        run(&["ip", "-n", host, "link", "set", dev, "up"]).unwrap();
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in &self.names {
-            // Kill anything left inside, then delete (veths go with it).
-            let _ = Command::new("ip").args(["netns", "pids", n]).output().map(|o| {
-                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            });
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
-
-fn run(cmd: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}: {}",
-            cmd.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 #[test]
 fn netns_two_hosts_on_one_site_discover_each_other() {

@@ -143,9 +143,13 @@ impl LinkShare {
     }
 
     /// Offers the next frame (length and tag) of each of a writer's members,
-    /// or withdraws those with none; lets the engine grant what it may;
-    /// returns the grants for this writer's members and wakes the writers
-    /// of the others.
+    /// or withdraws those with none; lets the engine grant until it grants
+    /// one of this writer's members (or has nothing more to grant now);
+    /// returns this writer's grants and wakes the writers of the others.
+    /// One own grant at a time: the writer comes back after writing it, so
+    /// a frame that arrived meanwhile competes for the next turn, and a
+    /// high-priority stream goes first even where only the socket limits
+    /// the rate.
     pub(crate) fn exchange(&self, offers: &[(MemberId, Option<(usize, u64)>)], now: Instant) -> Exchange {
         let mut s = self.lock();
         let mine = |m: &MemberId| offers.iter().any(|(o, _)| o == m);
@@ -177,6 +181,7 @@ impl LinkShare {
                 LinkPoll::Grant { member, charged } => {
                     if mine(&member) {
                         out.grants.push((member, charged));
+                        break;
                     } else {
                         s.granted.push((member, charged));
                         if let Some(w) = s.wakers.get(&member) {
