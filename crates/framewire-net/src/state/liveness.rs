@@ -1,8 +1,12 @@
 //! Whether an upstream is alive, sans IO: a pulled edge feeds it what it
 //! heard and when, and asks what a silence means. A live stream is
-//! *stalled* after max(2 s, 10 frame intervals) without a frame; a quiet
-//! one (its upstream says interrupted) is asked for a sign of life (a
-//! DESCRIBE) each such window, and a window without an answer is a stall.
+//! *stalled* after max(2 s, 10 frame intervals) without a word from its
+//! upstream; half that long without a frame, the upstream is asked for a
+//! sign of life (a DESCRIBE), so an upstream that is alive but sends this
+//! stream nothing for a while (a low-priority stream on a capped link, see
+//! docs/relay.md, "Links") is not taken for a frozen one. A quiet stream
+//! (its upstream says interrupted) is asked each such window, and a window
+//! without an answer is a stall.
 
 /// How long a live stream may go without a frame before its upstream is
 /// stalled: 10 frame intervals, at least 2 s.
@@ -69,15 +73,23 @@ impl Liveness {
     pub(crate) fn check(&mut self, now: std::time::Instant) -> Check {
         let silent = now.saturating_duration_since(self.last_heard);
         if let Some(at) = self.pinged_at {
-            if now.saturating_duration_since(at) >= self.window {
+            // Live: frames were due all along, so the window counts from
+            // the last word. Quiet: a whole window for the answer.
+            let waited = if self.live {
+                silent
+            } else {
+                now.saturating_duration_since(at)
+            };
+            if waited >= self.window {
                 return Check::Stalled(silent);
             }
             return Check::Fine;
         }
-        if silent < self.window {
+        let ask_after = if self.live { self.window / 2 } else { self.window };
+        if silent < ask_after {
             return Check::Fine;
         }
-        if self.live {
+        if self.live && silent >= self.window {
             return Check::Stalled(silent);
         }
         self.pinged_at = Some(now);
@@ -106,11 +118,21 @@ mod tests {
         l.live(Duration::from_secs(2));
         assert_eq!(l.check_every(), Duration::from_millis(500));
         l.heard(t0 + Duration::from_secs(1));
+        assert_eq!(l.check(t0 + Duration::from_millis(1900)), Check::Fine);
+        // Half a window without a frame: asked for a sign of life.
+        assert_eq!(l.check(t0 + Duration::from_secs(2)), Check::Ping);
         assert_eq!(l.check(t0 + Duration::from_millis(2900)), Check::Fine);
+        // No answer by the window's end: stalled.
         assert_eq!(
             l.check(t0 + Duration::from_secs(3)),
             Check::Stalled(Duration::from_secs(2))
         );
+        // An upstream that answers is alive, frames or not.
+        l.heard(t0 + Duration::from_secs(3));
+        assert_eq!(l.check(t0 + Duration::from_secs(4)), Check::Ping);
+        l.heard(t0 + Duration::from_millis(4100));
+        assert_eq!(l.check(t0 + Duration::from_millis(5000)), Check::Fine);
+        assert_eq!(l.check(t0 + Duration::from_millis(5200)), Check::Ping);
         // Quiet (the upstream said interrupted): a ping first, then a window for the answer.
         l.quiet();
         l.heard(t0);
