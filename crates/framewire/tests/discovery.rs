@@ -20,7 +20,6 @@ use framewire_discovery::{Event, GoneReason, announcement};
 use framewire_net::{DiscoveryConfig, DiscoveryHandle, MulticastConfig, NetError};
 use framewire_proto::{FunctionFlags, Message, Status, SubscribeParams};
 
-
 /// A group and port no other test uses.
 fn private_group() -> (Ipv4Addr, u16) {
     static N: AtomicU32 = AtomicU32::new(0);

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::netns::{Netns, spawn_in};
 use common::*;
 use framewire_proto::control::{DropReason, OutputStats, Subscribe};
 use framewire_proto::{Message, SubscribeParams};
@@ -304,6 +305,113 @@ async fn a_subscription_or_an_upstream_with_max_rate_is_held_to_it() {
     })
     .await
     .expect("within 60 s");
+}
+
+/// Frames in and sent per output of `stream`, from `framewire stats --json`.
+fn json_output(stats: &serde_json::Value, stream: &str) -> (u64, u64) {
+    let o = stats["outputs"]
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["stream"] == stream))
+        .unwrap_or_else(|| panic!("no output of {stream} in {stats}"));
+    (o["frames_in"].as_u64().unwrap(), o["frames_sent"].as_u64().unwrap())
+}
+
+/// Over a link shaped to 8 Mbit/s with tc, the shares of two 6.9 Mbit/s
+/// streams (one edge each) pulled by a node on the far side, without and
+/// with a link rule: (high in, high sent, low in, low sent) over 4 s.
+fn shaped_run(ns: &mut Netns, tag: &str, link: Option<&str>) -> (u64, u64, u64, u64) {
+    let a = ns.add(&format!("{tag}a")).unwrap();
+    let b = ns.add(&format!("{tag}b")).unwrap();
+    ns.link(&a, "eth0", "10.78.1.1/24", &b, "eth0", "10.78.1.2/24");
+    ns.shape(&a, "eth0", "8mbit");
+    let spec = |name| format!("test-pattern:{name},size=160x120,fps=30,format=raw,pixel-format=yuv420p");
+    let mut src_args = netns_args(&[
+        "--name",
+        "test:src",
+        "--listen",
+        "10.78.1.1:7400",
+        "--discovery",
+        "off",
+        "--no-shm",
+        "--source",
+        &spec("hi"),
+        "--source",
+        &spec("lo"),
+    ]);
+    if let Some(l) = link {
+        src_args.extend(netns_args(&["--link", l]));
+    }
+    let _src = spawn_in(Some(&a), &src_args);
+    let _relay = spawn_in(
+        Some(&b),
+        &netns_args(&[
+            "--name",
+            "test:relay",
+            "--listen",
+            "10.78.1.2:7400",
+            "--discovery",
+            "off",
+            "--no-shm",
+            "--upstream",
+            "10.78.1.1:7400/hi,priority=200",
+            "--upstream",
+            "10.78.1.1:7400/lo,priority=50",
+        ]),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&ns.framewire(&a, &["stats", "10.78.1.1:7400", "--json", "--window", "0"])).expect("JSON")
+    };
+    let s0 = read();
+    std::thread::sleep(Duration::from_secs(4));
+    let s1 = read();
+    let ((h_in0, h_sent0), (l_in0, l_sent0)) = (json_output(&s0, "hi"), json_output(&s0, "lo"));
+    let ((h_in1, h_sent1), (l_in1, l_sent1)) = (json_output(&s1, "hi"), json_output(&s1, "lo"));
+    // The same subscriptions throughout: a starved edge that took its
+    // upstream for a frozen one would have reconnected, and its counters
+    // would have started again.
+    let d = |a: u64, b: u64, what: &str| {
+        b.checked_sub(a)
+            .unwrap_or_else(|| panic!("the {what} edge reconnected"))
+    };
+    (
+        d(h_in0, h_in1, "high"),
+        d(h_sent0, h_sent1, "high"),
+        d(l_in0, l_in1, "low"),
+        d(l_sent0, l_sent1, "low"),
+    )
+}
+
+fn netns_args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn netns_strict_priority_keeps_the_high_stream_whole_over_a_shaped_link() {
+    let mut ns = Netns::new();
+    // Without a rule the two connections share the 8 Mbit/s as TCP does:
+    // both lose frames, priority or not.
+    let (h_in, h_sent, l_in, l_sent) = shaped_run(&mut ns, "p", None);
+    eprintln!("no link rule: high {h_sent}/{h_in}, low {l_sent}/{l_in}");
+    assert!(
+        h_sent * 100 < h_in * 90,
+        "the link was not the bottleneck: high {h_sent} of {h_in}"
+    );
+    drop(ns);
+
+    // A strict rule capped under the shaped rate: the high stream whole.
+    let mut ns = Netns::new();
+    let (h_in, h_sent, l_in, l_sent) = shaped_run(&mut ns, "q", Some("10.78.1.2,scheduler=strict,max-rate=7Mbit"));
+    eprintln!("strict, 7 Mbit/s: high {h_sent}/{h_in}, low {l_sent}/{l_in}");
+    assert!(h_in >= 60, "the source made only {h_in} frames in 4 s");
+    assert!(
+        h_sent * 100 >= h_in * 95,
+        "the high stream lost frames: {h_sent} of {h_in}"
+    );
+    assert!(
+        l_sent * 100 <= l_in * 50,
+        "the low stream was not held back: {l_sent} of {l_in}"
+    );
 }
 
 #[test]

@@ -64,6 +64,50 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// A veth between two hosts: `dev_a` with `cidr_a` in `a`, `dev_b`
+    /// with `cidr_b` in `b`.
+    pub fn link(&self, a: &str, dev_a: &str, cidr_a: &str, b: &str, dev_b: &str, cidr_b: &str) {
+        run(&[
+            "ip", "-n", a, "link", "add", dev_a, "type", "veth", "peer", "name", dev_b, "netns", b,
+        ])
+        .unwrap();
+        for (ns, dev, cidr) in [(a, dev_a, cidr_a), (b, dev_b, cidr_b)] {
+            run(&["ip", "-n", ns, "addr", "add", cidr, "dev", dev]).unwrap();
+            run(&["ip", "-n", ns, "link", "set", dev, "up"]).unwrap();
+        }
+    }
+
+    /// Shapes what leaves `dev` of `ns` to `rate` (a `tc` rate: `8mbit`)
+    /// with a token bucket filter. Fails the test, saying why, when `tc`
+    /// cannot.
+    pub fn shape(&self, ns: &str, dev: &str, rate: &str) {
+        let r = run(&[
+            "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "32kb",
+            "latency", "100ms",
+        ]);
+        if let Err(e) = r {
+            panic!("cannot shape {dev} in {ns} ({e}): the shaped-link tests need tc (iproute2) and sch_tbf");
+        }
+    }
+
+    /// Runs `framewire ARGS` inside `ns` and returns its standard output.
+    pub fn framewire(&self, ns: &str, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, BIN])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("ip netns exec runs");
+        assert!(
+            out.status.success(),
+            "framewire {args:?} in {ns}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         for n in &self.names {
