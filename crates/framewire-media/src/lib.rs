@@ -12,6 +12,7 @@
 //! sequence number and capture time of each frame.
 
 pub mod font;
+pub mod h26x;
 pub mod jpeg_split;
 pub mod testpattern;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
