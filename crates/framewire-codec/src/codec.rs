@@ -51,6 +51,7 @@ pub trait Encoder: Send + fmt::Debug {
             fps_num,
             fps_den,
             name: name.to_owned(),
+            codec_config: Default::default(),
         }
     }
 }

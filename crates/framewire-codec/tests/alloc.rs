@@ -51,6 +51,7 @@ fn open(format: Format, pixel_format: PixelFormat, width: u32, height: u32) -> S
         fps_num: 0,
         fps_den: 1,
         name: "x".into(),
+        codec_config: Default::default(),
     }
 }
 

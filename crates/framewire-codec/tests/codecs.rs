@@ -21,6 +21,7 @@ fn open(format: Format, pixel_format: PixelFormat, width: u32, height: u32) -> S
         fps_num: 30,
         fps_den: 1,
         name: "test".into(),
+        codec_config: Default::default(),
     }
 }
 

@@ -18,6 +18,7 @@ fn open(format: Format, pixel_format: PixelFormat, width: u32, height: u32) -> S
         fps_num: 25,
         fps_den: 1,
         name: "cam".into(),
+        codec_config: Default::default(),
     }
 }
 
@@ -183,6 +184,7 @@ fn encoders_describe_their_stream() {
             fps_num: 30000,
             fps_den: 1001,
             name: "desk".into(),
+            codec_config: Default::default(),
         }
     );
     assert!(r.negotiate(&o).is_ok());

@@ -34,6 +34,7 @@ pub(crate) fn preview_open(src: &StreamOpen) -> StreamOpen {
         format: Format::Mjpeg,
         pixel_format: PixelFormat::None,
         origin: Origin::LibjpegTurbo,
+        codec_config: Default::default(),
         ..src.clone()
     }
 }

@@ -43,6 +43,7 @@ fn replay_source() -> SourceConfig {
             fps_num: 100,
             fps_den: 1,
             name: "cam".into(),
+            codec_config: Default::default(),
         },
         frames: (0..FRAMES).map(|i| Bytes::from(frame_bytes(i))).collect(),
         fps: 100.0,

@@ -175,6 +175,33 @@ pub struct StreamOpen {
     pub fps_den: u32,
     /// The stream's name on the sending node.
     pub name: String,
+    /// The codec configuration: for H.264 and H.265, the stream's
+    /// parameter sets (VPS, SPS, PPS) in Annex B form; empty when none is
+    /// known or the format has none. Carried only by the STREAM_OPEN
+    /// request, as an optional trailing `codec_config blob16`; listings,
+    /// status reports and events leave it out (empty).
+    pub codec_config: Bytes,
+}
+
+impl StreamOpen {
+    /// Writes the STREAM_OPEN request's body: the fields, then the codec
+    /// configuration if there is one.
+    pub(crate) fn put_request(&self, b: &mut BytesMut) -> Result<(), FieldError> {
+        self.put(b)?;
+        if !self.codec_config.is_empty() {
+            b.put_blob16("codec_config", &self.codec_config)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the STREAM_OPEN request's body.
+    pub(crate) fn get_request(r: &mut Reader) -> Result<Self, FieldError> {
+        let mut open = StreamOpen::get(r)?;
+        if r.remaining() > 0 {
+            open.codec_config = r.blob16("codec_config")?;
+        }
+        Ok(open)
+    }
 }
 
 impl Fields for StreamOpen {
@@ -199,6 +226,7 @@ impl Fields for StreamOpen {
             fps_num: r.u32("fps_num")?,
             fps_den: r.u32("fps_den")?,
             name: r.string("name")?,
+            codec_config: Bytes::new(),
         })
     }
 }

@@ -64,6 +64,7 @@ fn cam_open() -> StreamOpen {
         fps_num: 30,
         fps_den: 1,
         name: "cam".into(),
+        codec_config: Default::default(),
     }
 }
 
@@ -332,6 +333,29 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                 channel: 1,
                 id: 6,
                 req: Request::StreamOpen(cam_open()),
+            },
+        ),
+        (
+            "stream-open-h264",
+            Expect::Req {
+                channel: 1,
+                id: 6,
+                req: Request::StreamOpen(StreamOpen {
+                    format: Format::H264,
+                    pixel_format: PixelFormat::None,
+                    origin: Origin::Unspecified,
+                    width: 1920,
+                    height: 1080,
+                    fps_num: 30,
+                    fps_den: 1,
+                    name: "cam".into(),
+                    // The SPS and PPS libx264 writes for 1920x1080 (ultrafast).
+                    codec_config: Bytes::from_static(&[
+                        0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x28, 0xda, 0x01, 0xe0, 0x08, 0x9f, 0x97, 0x01, 0x10, 0x00, 0x00,
+                        0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x2a, 0, 0, 0, 1, 0x68, 0xce, 0x0f,
+                        0xc8,
+                    ]),
+                }),
             },
         ),
         (

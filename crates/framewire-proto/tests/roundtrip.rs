@@ -27,6 +27,7 @@ fn stream_open() -> impl Strategy<Value = StreamOpen> {
         fps_num: n[2],
         fps_den: n[3],
         name,
+        codec_config: Default::default(),
     })
 }
 
@@ -502,6 +503,7 @@ fn a_snapshot_answer_shares_the_frame_and_encodes_as_the_response_does() {
             fps_num: 30,
             fps_den: 1,
             name: "bars".into(),
+            codec_config: Default::default(),
         },
         sequence: 42,
         timestamp_ns: 1_700_000_000_000_000_000,

@@ -80,6 +80,8 @@ class Reader {
     try { return utf8.decode(s); } catch { throw new WireError(`${f} is not UTF-8`); }
   }
   rest() { const r = this.b.subarray(this.o); this.o = this.b.length; return r; }
+  remaining() { return this.b.length - this.o; }
+  blob16(f) { const n = this.u16(f); this.need(n, f); const r = this.b.subarray(this.o, this.o + n); this.o += n; return r; }
 }
 
 /** The header of `bytes` (at least 8 bytes). */
@@ -119,7 +121,11 @@ function decodePayload(h, payload) {
       msg.request_id = r.u16('request_id');
       const command = r.u16('command');
       msg.command = commandName(command);
-      if (command === 0x0013) msg.stream_open = decodeStreamOpen(r);
+      if (command === 0x0013) {
+        msg.stream_open = decodeStreamOpen(r);
+        // H.264/H.265 parameter sets, when the sender knows them.
+        if (r.remaining() > 0) msg.stream_open.codec_config = r.blob16('codec_config');
+      }
       msg.body = r.rest();
       break;
     }

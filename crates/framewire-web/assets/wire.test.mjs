@@ -58,7 +58,9 @@ function normalize(m) {
 
 function openFields(s) {
   const { format, pixel_format, origin, width, height, fps_num, fps_den, name } = s;
-  return { format, pixel_format, origin, width, height, fps_num, fps_den, name };
+  const o = { format, pixel_format, origin, width, height, fps_num, fps_den, name };
+  if (s.codec_config && s.codec_config.length > 0) o.codec_config_hex = hex(s.codec_config);
+  return o;
 }
 
 const all = vectors(doc);

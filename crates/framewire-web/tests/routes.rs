@@ -591,6 +591,7 @@ async fn a_snapshot_is_a_jpeg_whatever_the_stream_carries() {
         fps_num: 0,
         fps_den: 1,
         name: "bars".into(),
+        codec_config: Default::default(),
     };
     let picture = framewire_codec::Registry::builtin()
         .negotiate(&open)

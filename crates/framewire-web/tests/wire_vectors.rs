@@ -38,10 +38,14 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn open_json(o: &StreamOpen) -> Value {
-    json!({
+    let mut v = json!({
         "format": o.format.to_string(), "pixel_format": o.pixel_format.to_string(), "origin": o.origin.to_string(),
         "width": o.width, "height": o.height, "fps_num": o.fps_num, "fps_den": o.fps_den, "name": o.name,
-    })
+    });
+    if !o.codec_config.is_empty() {
+        v["codec_config_hex"] = Value::from(hex(&o.codec_config));
+    }
+    v
 }
 
 /// The neutral form of docs/protocol-vectors.json, from the Rust codec.

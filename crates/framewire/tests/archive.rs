@@ -193,6 +193,7 @@ async fn ffv1_decodes_bit_exactly_to_what_was_sent() {
         fps_num: 10,
         fps_den: 1,
         name: String::new(),
+        codec_config: Default::default(),
     };
     let (sent_yuv, sent_bgra) = tokio::join!(
         collect_frames(node.addr, "yuv", open(Format::Raw, PixelFormat::Yuv420p), 30),

@@ -370,6 +370,7 @@ fn snapshot_and_shutdown_from_the_command_line() {
             fps_num: 0,
             fps_den: 1,
             name: "x".into(),
+            codec_config: Default::default(),
         };
         let p = framewire_codec::Registry::builtin()
             .negotiate(&open)

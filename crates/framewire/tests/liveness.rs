@@ -208,6 +208,7 @@ async fn a_shm_offer_nobody_asked_for_is_not_taken() {
             fps_num: 10,
             fps_den: 1,
             name: "bars".into(),
+            codec_config: Default::default(),
         });
         let m = Message::ControlRequest(open.to_message(1, 1).unwrap());
         let _ = s.write_all(&m.to_vec().unwrap()).await;

@@ -43,6 +43,7 @@ async fn audio_and_unknown_types_cross_two_relays_unchanged() {
                 fps_num: 25,
                 fps_den: 1,
                 name: "bars".into(),
+                codec_config: Default::default(),
             });
             out.extend(
                 Message::ControlRequest(open.to_message(1, 1).unwrap())

@@ -19,6 +19,7 @@ fn open(name: &str, format: Format) -> StreamOpen {
         fps_num: 30,
         fps_den: 1,
         name: name.into(),
+        codec_config: Default::default(),
     }
 }
 

@@ -341,6 +341,7 @@ impl FrameMaker {
                 fps_num: fps.0,
                 fps_den: fps.1,
                 name: name.to_owned(),
+                codec_config: Default::default(),
             };
             return Ok(FrameMaker { format, open, mode });
         }
@@ -373,6 +374,7 @@ impl FrameMaker {
                     fps_num: fps.0,
                     fps_den: fps.1,
                     name: name.to_owned(),
+                    codec_config: Default::default(),
                 },
                 Mode::Raw(kind),
             ),

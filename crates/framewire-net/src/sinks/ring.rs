@@ -235,6 +235,7 @@ mod tests {
             fps_num: 30,
             fps_den: 1,
             name: "x".into(),
+            codec_config: Default::default(),
         }
     }
 

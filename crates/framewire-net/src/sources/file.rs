@@ -63,6 +63,7 @@ pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError
             fps_num,
             fps_den,
             name: k.name,
+            codec_config: Default::default(),
         },
         frames,
         fps: k.fps,

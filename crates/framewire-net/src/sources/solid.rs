@@ -112,6 +112,7 @@ impl SourceSpec for SolidConfig {
             fps_num,
             fps_den,
             name: self.name.clone(),
+            codec_config: Default::default(),
         };
         let out = host.open(open, StreamState::Live)?;
         let [b, g, r] = self.bgr;

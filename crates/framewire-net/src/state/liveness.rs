@@ -155,6 +155,7 @@ mod tests {
             fps_num: 10,
             fps_den: 1,
             name: "s".into(),
+            codec_config: Default::default(),
         };
         assert_eq!(stall_window(&o), Duration::from_secs(2));
         o.fps_num = 1;

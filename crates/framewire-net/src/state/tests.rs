@@ -39,6 +39,7 @@ fn open(name: &str) -> StreamOpen {
         fps_num: 30,
         fps_den: 1,
         name: name.into(),
+        codec_config: Default::default(),
     }
 }
 

@@ -107,7 +107,7 @@ impl Request {
             Request::Hello(x) => x.put(&mut b)?,
             Request::Auth(x) => x.put(&mut b)?,
             Request::Subscribe(x) => x.put(&mut b)?,
-            Request::StreamOpen(x) => x.put(&mut b)?,
+            Request::StreamOpen(x) => x.put_request(&mut b)?,
             Request::GetStats(x)
             | Request::Disconnect(x)
             | Request::Snapshot(x)
@@ -156,7 +156,7 @@ impl Request {
             Command::ListStreams => Request::ListStreams,
             Command::Subscribe => Request::Subscribe(Subscribe::get(&mut r).map_err(err)?),
             Command::Unsubscribe => Request::Unsubscribe,
-            Command::StreamOpen => Request::StreamOpen(StreamOpen::get(&mut r).map_err(err)?),
+            Command::StreamOpen => Request::StreamOpen(StreamOpen::get_request(&mut r).map_err(err)?),
             Command::GetStats => Request::GetStats(Name::get(&mut r).map_err(err)?),
             Command::Connect => Request::Connect(Connect::get(&mut r).map_err(err)?),
             Command::Disconnect => Request::Disconnect(Name::get(&mut r).map_err(err)?),

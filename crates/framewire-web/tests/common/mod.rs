@@ -228,6 +228,7 @@ impl Backend for Fake {
                         fps_num: 30,
                         fps_den: 1,
                         name: "bars".into(),
+                        codec_config: Default::default(),
                     },
                     sequence: 42,
                     timestamp_ns: 1_000,
@@ -281,6 +282,7 @@ impl Backend for Fake {
                     fps_num: 30,
                     fps_den: 1,
                     name: stream.into(),
+                    codec_config: Default::default(),
                 },
                 frames: rx,
             })

@@ -213,6 +213,7 @@ fn placeholder_open(cfg: &V4l2SourceConfig) -> StreamOpen {
         fps_num: 0,
         fps_den: 1,
         name: cfg.name.clone(),
+        codec_config: Default::default(),
     }
 }
 

@@ -73,6 +73,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             fps_num: (args.fps * 1000.0).round().clamp(0.0, 1e8) as u32,
             fps_den: 1000,
             name: args.stream.clone(),
+            codec_config: Default::default(),
         },
         frames,
         fps: args.fps,
