@@ -52,7 +52,9 @@ impl Lane {
             inter_coded,
             queue: VecDeque::new(),
             queued_bytes: 0,
-            waiting_keyframe: false,
+            // A decoder cannot start at a frame that depends on others: a
+            // new output of an inter-coded input waits for a keyframe.
+            waiting_keyframe: inter_coded,
             lost: 0,
             detached: false,
             frames_in: 0,

@@ -77,7 +77,9 @@
 //!   drops the frames that depended on it and sends nothing more of that
 //!   input until its next keyframe (`WaitingKeyframe` drops). The first
 //!   frame after any loss carries [`FrameFlags::DISCONTINUITY`](framewire_proto::FrameFlags)
-//!   and the number lost in [`Transmit::lost`].
+//!   and the number lost in [`Transmit::lost`]. A new output of an
+//!   inter-coded input starts at the input's next keyframe, since a decoder
+//!   cannot start anywhere else.
 //!
 //! # Delivery modes
 //!

@@ -585,3 +585,29 @@ fn next_head_describes_the_next_frame_and_suppress_next_drops_it() {
     assert_eq!(snap.drops.get(DropReason::Suppressed), 1);
     assert_eq!(snap.frames_in, snap.frames_sent + snap.drops.total());
 }
+
+#[test]
+fn a_new_output_of_an_inter_coded_input_starts_at_a_keyframe() {
+    let mut relay = Relay::default();
+    let input = relay.add_input(INTER);
+    let t0 = Instant::now();
+    relay.push(input, frame(1, 100, true), t0).unwrap();
+    relay.push(input, frame(2, 100, false), t0).unwrap();
+    // Joins in the middle of a group of pictures.
+    let late = relay
+        .add_output(OutputConfig::completeness(8, 1 << 20), &[LaneConfig::new(input)])
+        .unwrap();
+    relay.push(input, frame(3, 100, false), t0).unwrap();
+    relay.push(input, frame(4, 100, true), t0).unwrap();
+    relay.push(input, frame(5, 100, false), t0).unwrap();
+    assert_eq!(seqs(&drain(&mut relay, late, t0)), [4, 5]);
+    let snap = relay.output_snapshot(late, t0).unwrap();
+    assert_eq!(snap.drops.get(DropReason::WaitingKeyframe), 1);
+    // A plain input's new output takes the next frame, whatever it is.
+    let plain = relay.add_input(PLAIN);
+    let out = relay
+        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(plain)])
+        .unwrap();
+    relay.push(plain, frame(1, 100, false), t0).unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, t0)), [1]);
+}
