@@ -243,7 +243,7 @@ pub struct WantedEdge {
     /// [default: 1]. Taken when the edge is made.
     #[serde(default = "default_weight", skip_serializing_if = "is_one")]
     pub weight: u16,
-    /// Bytes per second the upstream may send of it; 0 = no cap [default].
+    /// Bytes per second the upstream may send of it; 0 = no cap [default: 0].
     /// Taken when the edge is made.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_rate: u64,

@@ -149,7 +149,7 @@ impl Fields for SubscribeParams {
 }
 
 /// SUBSCRIBE request: `stream string`, then [`SubscribeParams`], then,
-/// optionally, `weight u16` and `max_rate u64` (see [`put_share`]).
+/// optionally, `weight u16` and `max_rate u64` (docs/protocol.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
     /// The stream's name on the responder.
