@@ -50,5 +50,6 @@ fn open(
         fps_num: 0,
         fps_den: 1,
         name: String::new(),
+        codec_config: Default::default(),
     }
 }
