@@ -10,6 +10,7 @@
 //! rate`; a source that falls behind sends the next frame at once rather
 //! than bunching up.
 
+pub(crate) mod ffmpeg;
 pub(crate) mod file;
 pub(crate) mod replay;
 pub(crate) mod solid;
@@ -60,6 +61,11 @@ pub const KINDS: &[SourceKind] = &[
         name: "x11",
         from_table: x11::from_table,
         at_run_time: true,
+    },
+    SourceKind {
+        name: "ffmpeg",
+        from_table: ffmpeg::from_table,
+        at_run_time: false,
     },
     SourceKind {
         name: "solid",

@@ -1,0 +1,370 @@
+//! The `ffmpeg` source against real ffmpeg: H.264 and H.265 passed through
+//! from files, an SRT caller pushing MPEG-TS to the node's listener, an
+//! RTMP publisher pushing to the node; the decode-to-MJPEG mode; an input
+//! that ends and comes back; an input that cannot be opened. What the node
+//! serves is checked with ffprobe and the H.264/H.265 parser.
+//! ffmpeg and ffprobe are test dependencies (scripts/setup.sh).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use framewire_media::h26x::{AccessUnit, Codec, ParamSets, sps_size};
+use framewire_proto::{Command as Cmd, Format, Message, Request, StreamEvent, StreamOpen, SubscribeParams, VideoFrame};
+
+/// Encodes `seconds` of a test picture at `size` into `path` with ffmpeg.
+fn encode(path: &Path, size: &str, seconds: u32, codec: Codec) {
+    let encoder = match codec {
+        Codec::H264 => "libx264",
+        Codec::H265 => "libx265",
+    };
+    let out = Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=30:duration={seconds}"))
+        .args(["-c:v", encoder, "-preset", "ultrafast", "-g", "15", "-bf", "0"])
+        .args(
+            ["-x265-params", "log-level=error"]
+                .iter()
+                .take(if codec == Codec::H265 { 2 } else { 0 }),
+        )
+        .arg(path)
+        .output()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// What a subscriber saw of a stream.
+#[derive(Debug, Default)]
+struct Got {
+    /// The STREAM_OPEN, then each format-changed, in order.
+    opens: Vec<StreamOpen>,
+    frames: Vec<VideoFrame>,
+    events: Vec<StreamEvent>,
+}
+
+/// Subscribes to `stream` and collects until `done` says so or `timeout`.
+async fn collect(addr: std::net::SocketAddr, stream: &str, timeout: Duration, done: impl Fn(&Got) -> bool) -> Got {
+    let mut c = client(addr, "test:viewer").await;
+    subscribe(&mut c, stream, SubscribeParams::default()).await;
+    let mut got = Got::default();
+    let end = Instant::now() + timeout;
+    while !done(&got) {
+        let Some(left) = end.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        let Ok(Ok(Some(m))) = tokio::time::timeout(left, c.next_message()).await else {
+            break;
+        };
+        match m {
+            Message::ControlRequest(req) if req.command == Cmd::StreamOpen => {
+                if let Ok(Request::StreamOpen(o)) = Request::decode(&req) {
+                    got.opens.push(o);
+                }
+                c.ack(&req).await.expect("ack");
+            }
+            Message::VideoFrame(f) => got.frames.push(f),
+            Message::StreamEvent { event, .. } => {
+                if let StreamEvent::FormatChanged(o) = &event {
+                    got.opens.push(o.clone());
+                }
+                got.events.push(event);
+            }
+            _ => {}
+        }
+    }
+    got
+}
+
+/// Writes the frames as a stream file and has ffprobe decode it: codec,
+/// width, height, frames decoded, and what it complained about.
+fn probe(frames: &[VideoFrame], path: &Path) -> (String, u32, u32, u64, String) {
+    let bytes: Vec<u8> = frames.iter().flat_map(|f| f.data.iter().copied()).collect();
+    std::fs::write(path, bytes).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "default=nw=1",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (
+        field("codec_name"),
+        field("width").parse().unwrap_or(0),
+        field("height").parse().unwrap_or(0),
+        field("nb_read_frames").parse().unwrap_or(0),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn node_with(name: &str, source: &str) -> NodeProc {
+    spawn_node(&["--name", name, "--discovery", "off", "--no-shm", "--source", source])
+}
+
+/// Waits until the node has served frames of `stream` (its input counts them).
+async fn wait_frames(addr: std::net::SocketAddr, stream: &str, timeout: Duration) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        let s = stats(addr).await;
+        if s.inputs.iter().any(|i| i.stream == stream && i.frames_in > 0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no frames of {stream} within {timeout:?}");
+}
+
+fn check_passthrough(got: &Got, codec: Codec, size: (u32, u32), dir: &Path) {
+    let open = got.opens.last().expect("a STREAM_OPEN");
+    let format = if codec == Codec::H264 {
+        Format::H264
+    } else {
+        Format::H265
+    };
+    assert_eq!(open.format, format);
+    assert_eq!((open.width, open.height), size);
+    let mut ps = ParamSets::default();
+    ps.update(codec, &open.codec_config);
+    assert!(ps.is_complete(codec), "STREAM_OPEN carries every parameter set");
+    assert_eq!(sps_size(codec, ps.sps.as_ref().unwrap()), Some(size));
+    let first = &got.frames[0];
+    assert!(
+        first.flags.is_keyframe(),
+        "the first frame a subscriber gets is a keyframe"
+    );
+    let au = AccessUnit::of(codec, &first.data);
+    assert!(
+        au.keyframe && au.has_sps && au.has_pps,
+        "in-band parameter sets: {au:?}"
+    );
+    let keys = got.frames.iter().filter(|f| f.flags.is_keyframe()).count();
+    assert!(keys >= 2, "a keyframe every 15 frames: {keys} in {}", got.frames.len());
+    for f in &got.frames {
+        assert_eq!(
+            f.flags.is_keyframe(),
+            AccessUnit::of(codec, &f.data).keyframe,
+            "the flag says what the unit is"
+        );
+    }
+    let (name, w, h, n, errors) = probe(&got.frames, &dir.join("got.es"));
+    assert_eq!(name, if codec == Codec::H264 { "h264" } else { "hevc" });
+    assert_eq!((w, h), size);
+    assert_eq!(n, got.frames.len() as u64, "every frame decodes");
+    assert!(errors.trim().is_empty(), "ffprobe: {errors}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_and_h265_files_pass_through_untouched() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dir = temp_dir("ingest-files");
+        for (codec, file, size) in [
+            (Codec::H264, "in.mp4", (1280, 720)),
+            (Codec::H265, "in.mkv", (640, 360)),
+        ] {
+            let path = dir.join(file);
+            encode(&path, &format!("{}x{}", size.0, size.1), 2, codec);
+            let spec = format!(
+                "ffmpeg:cam,input={},codec={},realtime=true,loop=true",
+                path.display(),
+                codec.label()
+            );
+            let node = node_with("test:ingest", &spec);
+            wait_frames(node.addr, "cam", Duration::from_secs(20)).await;
+            let got = collect(node.addr, "cam", Duration::from_secs(20), |g| g.frames.len() >= 40).await;
+            assert!(got.frames.len() >= 40, "{} frames", got.frames.len());
+            check_passthrough(&got, codec, size, &dir);
+        }
+    })
+    .await
+    .expect("within 90 s");
+}
+
+/// An ffmpeg that pushes a live test picture to `url` as `format`.
+fn publisher(url: &str, format: &str) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=640x360:rate=30:duration=20")
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "15",
+            "-bf",
+            "0",
+        ])
+        .args(["-f", format, url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg runs")
+}
+
+struct Killed(Child);
+
+/// A publisher that stays up: ffmpeg gives up at once if the node's
+/// listener is not there yet, so it is started again until it holds.
+fn keep_publishing(url: &str, format: &str) -> Killed {
+    for _ in 0..20 {
+        let mut p = Killed(publisher(url, format));
+        std::thread::sleep(Duration::from_millis(1500));
+        if p.0.try_wait().ok().flatten().is_none() {
+            return p;
+        }
+    }
+    panic!("ffmpeg could not publish to {url}");
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srt_caller_and_an_rtmp_publisher_push_to_the_node() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dir = temp_dir("ingest-push");
+        // SRT: the node listens, an encoder calls with MPEG-TS.
+        let port = free_port();
+        let srt = format!("srt://127.0.0.1:{port}");
+        let node = node_with("test:srt", &format!("ffmpeg:feed,input={srt}?mode=listener"));
+        let _push = keep_publishing(&format!("{srt}?mode=caller"), "mpegts");
+        wait_frames(node.addr, "feed", Duration::from_secs(20)).await;
+        let got = collect(node.addr, "feed", Duration::from_secs(20), |g| g.frames.len() >= 30).await;
+        assert!(got.frames.len() >= 30, "{} frames over SRT", got.frames.len());
+        check_passthrough(&got, Codec::H264, (640, 360), &dir);
+        drop(node);
+
+        // RTMP: the node waits for a publisher with a stream key.
+        let port = free_port();
+        let rtmp = format!("rtmp://127.0.0.1:{port}/live/key");
+        let node = node_with("test:rtmp", &format!("ffmpeg:feed,input={rtmp},listen=true"));
+        let _push = keep_publishing(&rtmp, "flv");
+        wait_frames(node.addr, "feed", Duration::from_secs(20)).await;
+        let got = collect(node.addr, "feed", Duration::from_secs(20), |g| g.frames.len() >= 30).await;
+        assert!(got.frames.len() >= 30, "{} frames over RTMP", got.frames.len());
+        check_passthrough(&got, Codec::H264, (640, 360), &dir);
+    })
+    .await
+    .expect("within 90 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_that_ends_is_interrupted_restarted_and_resumed_with_a_gap_flag() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = temp_dir("ingest-restart");
+        let path = dir.join("short.mp4");
+        encode(&path, "320x240", 1, Codec::H264);
+        let node = node_with(
+            "test:restart",
+            &format!("ffmpeg:cam,input={},realtime=true", path.display()),
+        );
+        wait_frames(node.addr, "cam", Duration::from_secs(20)).await;
+        let got = collect(node.addr, "cam", Duration::from_secs(20), |g| {
+            g.events.iter().any(|e| matches!(e, StreamEvent::Resumed(_)))
+                && g.frames.iter().skip(1).any(|f| f.flags.is_discontinuity())
+        })
+        .await;
+        let interrupted = got.events.iter().find_map(|e| match e {
+            StreamEvent::Interrupted(i) => Some(i.message.clone()),
+            _ => None,
+        });
+        let message = interrupted.expect("interrupted when the file ended");
+        assert!(message.contains("end of input"), "{message}");
+        let after = got
+            .frames
+            .iter()
+            .skip(1)
+            .find(|f| f.flags.is_discontinuity())
+            .expect("a frame after the restart, flagged");
+        assert!(after.flags.is_keyframe(), "the restart begins at a keyframe");
+        let seqs: Vec<u64> = got.frames.iter().map(|f| f.sequence).collect();
+        assert!(seqs.windows(2).all(|w| w[1] > w[0]), "sequence numbers go on: {seqs:?}");
+    })
+    .await
+    .expect("within 60 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decoded_to_mjpeg_and_a_missing_input_said_plainly() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = temp_dir("ingest-mjpeg");
+        let path = dir.join("in.mp4");
+        encode(&path, "320x240", 2, Codec::H264);
+        let node = node_with(
+            "test:mjpeg",
+            &format!(
+                "ffmpeg:cam,input={},format=mjpeg,realtime=true,loop=true",
+                path.display()
+            ),
+        );
+        wait_frames(node.addr, "cam", Duration::from_secs(20)).await;
+        let got = collect(node.addr, "cam", Duration::from_secs(20), |g| g.frames.len() >= 10).await;
+        let open = got.opens.last().expect("a STREAM_OPEN");
+        assert_eq!((open.format, open.width, open.height), (Format::Mjpeg, 320, 240));
+        for f in &got.frames {
+            assert!(f.flags.is_keyframe());
+            assert_eq!(framewire_net::jpeg_size(&f.data), Some((320, 240)));
+        }
+
+        let missing: PathBuf = dir.join("nothing-here.mp4");
+        let node = node_with("test:missing", &format!("ffmpeg:cam,input={}", missing.display()));
+        assert!(
+            node.wait_log("No such file or directory", Duration::from_secs(10)),
+            "{}",
+            node.log()
+        );
+        let s = stats(node.addr).await;
+        let input = s
+            .inputs
+            .iter()
+            .find(|i| i.stream == "cam")
+            .expect("the stream is listed");
+        assert_eq!(input.state.label(), "interrupted");
+    })
+    .await
+    .expect("within 60 s");
+}
+
+#[test]
+fn bad_ffmpeg_specs_are_refused_with_the_reason() {
+    for (spec, want) in [
+        ("ffmpeg:cam", "missing field `input`"),
+        ("ffmpeg:cam,input=x,codec=vp9", "h264, h265, mjpeg"),
+        ("ffmpeg:cam,input=x,format=raw", "copy"),
+    ] {
+        let out = run_cli(&[
+            "node",
+            "--name",
+            "test:bad",
+            "--discovery",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
+            "--source",
+            spec,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{spec} was accepted");
+        assert!(err.contains(want), "{spec}: {err}");
+    }
+}
