@@ -28,6 +28,10 @@ const TAIL_LINES: usize = 12;
 pub(crate) enum InputKind {
     /// Concatenated JPEG images, as they came.
     Mjpeg,
+    /// H.264 access units (Annex B), as they came.
+    H264,
+    /// H.265 access units (Annex B), as they came.
+    H265,
     /// Tightly packed pictures of one layout and size.
     Raw {
         layout: PixelLayout,
@@ -44,6 +48,8 @@ pub(crate) fn encode_args(format: ArchiveFormat, input: InputKind, rate: &str, o
         .collect();
     match input {
         InputKind::Mjpeg => a.extend(["-f", "mjpeg", "-framerate", rate].map(String::from)),
+        InputKind::H264 => a.extend(["-f", "h264", "-framerate", rate].map(String::from)),
+        InputKind::H265 => a.extend(["-f", "hevc", "-framerate", rate].map(String::from)),
         InputKind::Raw { layout, width, height } => {
             a.extend(["-f", "rawvideo", "-pix_fmt", layout.label()].map(String::from));
             a.extend(["-s".to_owned(), format!("{width}x{height}")]);

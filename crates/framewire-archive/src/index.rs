@@ -98,6 +98,9 @@ pub mod reason {
     /// ffmpeg did not finish a segment it was closing: the frames after
     /// the last one in the file.
     pub const UNFINISHED: &str = "unfinished";
+    /// H.264/H.265 frames before a keyframe, which a segment cannot start
+    /// with (after a segment ended without one following at once).
+    pub const WAITING_KEYFRAME: &str = "waiting-keyframe";
 }
 
 /// A stream as the index knows it.

@@ -12,7 +12,7 @@ use tracing::info;
 
 use crate::config::{ArchiveConfig, ArchiveFormat};
 use crate::error::ArchiveError;
-use crate::ffmpeg;
+use crate::ffmpeg::{self, InputKind};
 use crate::index::{Index, StreamDesc};
 use crate::reconcile;
 use crate::segments::stream_dir_name;
@@ -36,6 +36,8 @@ pub struct ArchiveFrame {
     pub lost: u64,
     /// Those drops by reason (`frame-budget=3`), for the index.
     pub lost_detail: String,
+    /// A decoder can start at it (every frame of an intra-only format).
+    pub keyframe: bool,
 }
 
 /// Why [`Archiver::try_push`] did not take a frame.
@@ -136,11 +138,18 @@ impl Archiver {
     /// the disk, and starts the worker. Blocking (reconciliation may
     /// repair files).
     pub fn start(cfg: ArchiveConfig, open: &StreamOpen) -> Result<Archiver, ArchiveError> {
+        let coded = match open.format {
+            Format::H264 => InputKind::H264,
+            Format::H265 => InputKind::H265,
+            _ => InputKind::Mjpeg,
+        };
         let decoder = match (open.format, cfg.format) {
-            (Format::Mjpeg, _) => None,
+            // ffmpeg reads these as they came (and re-encodes them unless
+            // the archive is passthrough).
+            (Format::Mjpeg | Format::H264 | Format::H265, _) => None,
             (_, ArchiveFormat::Passthrough) => {
                 return Err(ArchiveError::Config(format!(
-                    "passthrough keeps MJPEG as it came, and `{}` is {}: choose ffv1 for a lossless archive",
+                    "passthrough keeps MJPEG, H.264 and H.265 as they came, and `{}` is {}: choose ffv1 for a lossless archive",
                     open.name,
                     open.format.label()
                 )));
@@ -152,7 +161,7 @@ impl Archiver {
             ),
             (f, _) => {
                 return Err(ArchiveError::Config(format!(
-                    "cannot archive `{}`: its format {} is not MJPEG, QOI or raw",
+                    "cannot archive `{}`: its format {} is not MJPEG, H.264, H.265, QOI or raw",
                     open.name,
                     f.label()
                 )));
@@ -196,6 +205,7 @@ impl Archiver {
             archive_bytes: index.total_bytes()?,
             current: None,
         }));
+        let cfg_format = cfg.format;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let mut w = Worker::new(WorkerSetup {
             ffprobe: ffmpeg::ffprobe_for(&cfg.ffmpeg),
@@ -205,6 +215,12 @@ impl Archiver {
             rate: format!("{num}/{den}"),
             period_ns: u64::from(den) * 1_000_000_000 / u64::from(num).max(1),
             decoder,
+            coded,
+            segment_codec: match (cfg_format, coded) {
+                (ArchiveFormat::Passthrough, InputKind::H264) => "h264",
+                (ArchiveFormat::Passthrough, InputKind::H265) => "hevc",
+                (f, _) => f.codec(),
+            },
             index,
             stream_id,
             status: status.clone(),

@@ -553,3 +553,92 @@ fn passthrough_of_a_raw_stream_is_refused_clearly() {
     );
     stop_gracefully(&mut node, "TERM");
 }
+
+/// Whether the first picture of `file` is a keyframe, by ffprobe.
+fn starts_with_keyframe(file: &Path) -> bool {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1"])
+        .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().next().map(str::trim) == Some("1")
+}
+
+/// An H.264 stream (ingested by the ffmpeg source, a keyframe every 20
+/// frames at 30 fps, so 1 s segments cut by time alone would not) archived as it came (passthrough) and re-encoded
+/// (FFV1): passthrough segments hold H.264 untouched, each starting at a
+/// keyframe; the index matches the disk; export joins them.
+#[test]
+fn h264_is_archived_as_it_came_in_segments_that_start_at_keyframes() {
+    let root = temp_dir("archive-h264");
+    let input = root.join("in.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=640x360:rate=30:duration=4")
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "20", "-bf", "0"])
+        .arg(&input)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (pass, ffv1) = (root.join("passthrough"), root.join("ffv1"));
+    let source = format!("ffmpeg:cam,input={},realtime=true,loop=true", input.display());
+    let mut node = spawn_node(&[
+        "--name",
+        "test:h264",
+        "--source",
+        &source,
+        "--sink",
+        &sink("cam", &pass, "passthrough", ",segment=1"),
+        "--sink",
+        &sink("cam", &ffv1, "ffv1", ",segment=1"),
+    ]);
+    assert!(
+        wait_for(Duration::from_secs(40), || [&pass, &ffv1].iter().all(|d| segments(d)
+            .iter()
+            .filter(|s| s.state == "closed")
+            .count()
+            >= 3)),
+        "segments closed; log:\n{}",
+        node.log()
+    );
+    stop_gracefully(&mut node, "INT");
+    for (dir, codec) in [(&pass, "h264"), (&ffv1, "ffv1")] {
+        assert_index_matches_disk(dir);
+        let segs = segments(dir);
+        for (i, s) in segs.iter().enumerate() {
+            assert_eq!(s.state, "closed", "{s:?}");
+            assert_eq!(s.codec, codec);
+            let file = dir.join(&s.path);
+            let p = probe(Path::new("ffprobe"), &file).unwrap();
+            assert_eq!((p.codec.as_str(), p.frames), (codec, s.frames), "{s:?}");
+            assert!(
+                starts_with_keyframe(&file),
+                "segment {i} of {codec} starts with a keyframe"
+            );
+            if codec == "h264" && i + 1 < segs.len() {
+                // Cut at keyframes: whole groups of pictures.
+                assert_eq!(s.frames % 20, 0, "segment {i}: {} frames", s.frames);
+            }
+        }
+        assert!(gaps(dir).is_empty(), "{codec}: {:?}", gaps(dir));
+    }
+    let segs = segments(&pass);
+    let out_file = root.join("export.mkv");
+    let out = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(["archive", "export", "--stream", "cam", "--dir"])
+        .arg(&pass)
+        .args(["--from", &format!("{:.3}", segs[0].start_ns as f64 / 1e9)])
+        .args([
+            "--to",
+            &format!("{:.3}", segs.last().unwrap().end_ns as f64 / 1e9 + 0.1),
+        ])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = probe(Path::new("ffprobe"), &out_file).unwrap();
+    let total: u64 = segs.iter().map(|s| s.frames).sum();
+    assert_eq!(p.codec, "h264");
+    assert!(p.frames + 2 >= total, "exported {} of {total} frames", p.frames);
+}

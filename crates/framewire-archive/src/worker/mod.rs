@@ -48,6 +48,10 @@ pub(crate) struct WorkerSetup {
     pub(crate) rate: String,
     pub(crate) period_ns: u64,
     pub(crate) decoder: Option<Box<dyn Decoder>>,
+    /// What ffmpeg reads when there is no decoder (MJPEG, H.264, H.265).
+    pub(crate) coded: InputKind,
+    /// The codec of the segments written, as ffprobe names it.
+    pub(crate) segment_codec: &'static str,
     pub(crate) index: Arc<Index>,
     pub(crate) stream_id: i64,
     pub(crate) status: Arc<Mutex<Status>>,
@@ -61,6 +65,8 @@ pub(crate) struct Worker {
     rate: String,
     period_ns: u64,
     decoder: Option<Box<dyn Decoder>>,
+    coded: InputKind,
+    segment_codec: &'static str,
     index: Arc<Index>,
     stream_id: i64,
     status: Arc<Mutex<Status>>,
@@ -103,6 +109,8 @@ impl Worker {
             rate: s.rate,
             period_ns: s.period_ns,
             decoder: s.decoder,
+            coded: s.coded,
+            segment_codec: s.segment_codec,
             index: s.index,
             stream_id: s.stream_id,
             status: s.status,
@@ -220,11 +228,18 @@ impl Worker {
                 return;
             }
         };
+        // An H.264/H.265 segment starts at a keyframe: it ends at the
+        // first keyframe past its length, and none opens before one.
+        let can_start = f.keyframe || !matches!(kind, InputKind::H264 | InputKind::H265);
         if let Some(seg) = &self.seg {
             let segment_ns = u64::try_from(self.cfg.segment.as_nanos()).unwrap_or(u64::MAX);
-            if seg.kind != kind || f.timestamp_ns >= seg.start_ns.saturating_add(segment_ns) {
+            if seg.kind != kind || (can_start && f.timestamp_ns >= seg.start_ns.saturating_add(segment_ns)) {
                 self.close_segment();
             }
+        }
+        if self.seg.is_none() && !can_start {
+            self.gap(reason::WAITING_KEYFRAME, f.timestamp_ns, 1, "");
+            return;
         }
         for _attempt in 0..2 {
             if self.seg.is_none() {
@@ -274,7 +289,7 @@ impl Worker {
     /// The bytes ffmpeg reads for a frame.
     fn prepare(&mut self, f: &ArchiveFrame) -> Result<(InputKind, Bytes), String> {
         match self.decoder.as_mut() {
-            None => Ok((InputKind::Mjpeg, f.data.clone())),
+            None => Ok((self.coded, f.data.clone())),
             Some(d) => {
                 let pic = d.decode(&f.data).map_err(|e| e.to_string())?;
                 let layout = match pic.layout() {

@@ -84,7 +84,7 @@ impl Worker {
             .map_err(|e| ArchiveError::Ffmpeg(format!("cannot run {}: {e}", self.cfg.ffmpeg.display())))?;
         let id = match self
             .index
-            .insert_segment(self.stream_id, &rel, start_ns, self.cfg.format.codec(), ff.pid())
+            .insert_segment(self.stream_id, &rel, start_ns, self.segment_codec, ff.pid())
         {
             Ok(id) => id,
             Err(e) => {

@@ -188,6 +188,7 @@ async fn feed(
             timestamp_ns: tx.frame.timestamp_ns,
             lost: tx.lost,
             lost_detail,
+            keyframe: tx.frame.flags.is_keyframe(),
         };
         loop {
             match archiver.try_push(frame) {
