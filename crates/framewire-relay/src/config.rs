@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = framewire_proto::DEFAULT_MAX_PAYLOAD as usize;
 /// Path priority when none is given (the middle of 0..=255).
 pub const DEFAULT_PRIORITY: u8 = 128;
+/// Bytes of the current group of pictures an inter-coded input keeps for
+/// new outputs (8 MiB: a 2 s group at 30 Mbit/s).
+pub const DEFAULT_GOP_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// Deficit round-robin quantum when none is given: one typical MTU's worth.
 pub const DEFAULT_DRR_QUANTUM: u32 = 1500;
 
@@ -30,6 +33,10 @@ pub struct RelayConfig {
     pub default_max_bytes: u64,
     /// Longest frame `push` or `begin_frame` accepts.
     pub max_frame_bytes: usize,
+    /// Bytes of its current group of pictures an inter-coded input keeps,
+    /// so that a new output starts at once (0: none kept). A group that
+    /// grows past it is dropped until the next keyframe.
+    pub gop_cache_bytes: usize,
 }
 
 impl Default for RelayConfig {
@@ -38,6 +45,7 @@ impl Default for RelayConfig {
             default_max_frames: DEFAULT_MAX_FRAMES,
             default_max_bytes: DEFAULT_MAX_BYTES,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            gop_cache_bytes: DEFAULT_GOP_CACHE_BYTES,
         }
     }
 }
@@ -63,6 +71,12 @@ impl RelayConfig {
     /// Sets the longest accepted frame.
     pub fn with_max_frame_bytes(mut self, n: usize) -> Self {
         self.max_frame_bytes = n;
+        self
+    }
+
+    /// Sets the group-of-pictures cache of inter-coded inputs (0: none).
+    pub fn with_gop_cache_bytes(mut self, n: usize) -> Self {
+        self.gop_cache_bytes = n;
         self
     }
 }

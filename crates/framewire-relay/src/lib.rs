@@ -187,8 +187,9 @@ pub mod sched;
 mod stats;
 
 pub use config::{
-    Budget, DEFAULT_DRR_QUANTUM, DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_PRIORITY,
-    InputConfig, LaneConfig, OutputConfig, RelayConfig, SchedulerKind, SuppressionConfig,
+    Budget, DEFAULT_DRR_QUANTUM, DEFAULT_GOP_CACHE_BYTES, DEFAULT_MAX_BYTES, DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_FRAMES, DEFAULT_PRIORITY, InputConfig, LaneConfig, OutputConfig, RelayConfig, SchedulerKind,
+    SuppressionConfig,
 };
 pub use error::RelayError;
 pub use frame::{Frame, FrameMeta, Transmit};

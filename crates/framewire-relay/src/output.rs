@@ -237,6 +237,32 @@ impl Output {
 
     /// Offers a frame of `input`'s lane `li`. Never fails, never waits:
     /// the frame is queued or dropped and counted.
+    /// A new lane's start from its input's current group of pictures
+    /// (keyframe first, with their arrival times): a completeness output
+    /// takes the whole group, so its decoder shows the current picture at
+    /// once; a low-latency one takes the keyframe, a picture at once, and
+    /// then waits for the next keyframe if later frames of the group
+    /// (which it will not get) came after it.
+    pub(crate) fn seed(&mut self, li: usize, gop: &[(Frame, Instant)]) {
+        let Some((key, at)) = gop.first() else { return };
+        if !key.flags.is_keyframe() || li >= self.lanes.len() {
+            return;
+        }
+        match self.mode {
+            Mode::Completeness => {
+                for (f, at) in gop {
+                    self.offer(li, f, *at);
+                }
+            }
+            Mode::LowLatency => {
+                self.offer(li, key, *at);
+                if gop.len() > 1 {
+                    self.lanes[li].waiting_keyframe = true;
+                }
+            }
+        }
+    }
+
     pub(crate) fn offer(&mut self, li: usize, frame: &Frame, now: Instant) {
         self.offer_inner(li, frame, now);
         self.reap_all();

@@ -28,6 +28,30 @@ struct Input {
     bytes_in: u64,
     frames_abandoned: u64,
     assembly: Option<Assembly>,
+    /// Inter-coded: the frames since the last keyframe, with their arrival.
+    gop: Vec<(Frame, Instant)>,
+    gop_bytes: usize,
+}
+
+impl Input {
+    /// Keeps `frame` in the group of pictures a new output starts with.
+    fn cache(&mut self, frame: &Frame, now: Instant, max: usize) {
+        let len = frame.data.len();
+        if frame.flags.is_keyframe() {
+            self.gop.clear();
+            self.gop_bytes = 0;
+        } else if self.gop.is_empty() {
+            return;
+        }
+        if self.gop_bytes + len > max {
+            // Too long to keep whole: nothing until the next keyframe.
+            self.gop.clear();
+            self.gop_bytes = 0;
+            return;
+        }
+        self.gop.push((frame.clone(), now));
+        self.gop_bytes += len;
+    }
 }
 
 /// The sans-IO relay engine. See the [crate docs](crate) for the run loop.
@@ -72,6 +96,8 @@ impl Relay {
             bytes_in: 0,
             frames_abandoned: 0,
             assembly: None,
+            gop: Vec::new(),
+            gop_bytes: 0,
         })
     }
 
@@ -110,6 +136,11 @@ impl Relay {
         let mut out = Output::new(config, &self.config)?;
         for l in lanes {
             out.add_lane(self.new_lane(l))?;
+        }
+        for (li, l) in lanes.iter().enumerate() {
+            if let Some(inp) = self.inputs.get(l.input) {
+                out.seed(li, &inp.gop);
+            }
         }
         let id = self.outputs.insert(out);
         for l in lanes {
@@ -151,6 +182,9 @@ impl Relay {
             });
         }
         out.add_lane(new)?;
+        if let (Some(li), Some(inp)) = (out.lane_of(lane.input), self.inputs.get(lane.input)) {
+            out.seed(li, &inp.gop);
+        }
         if let Some(inp) = self.inputs.get_mut(lane.input) {
             inp.outputs.push(output);
         }
@@ -200,6 +234,9 @@ impl Relay {
         }
         inp.frames_in += 1;
         inp.bytes_in += frame.data.len() as u64;
+        if inp.config.inter_coded && self.config.gop_cache_bytes > 0 {
+            inp.cache(&frame, now, self.config.gop_cache_bytes);
+        }
         self.woken.clear();
         for &oid in &inp.outputs {
             let Some(out) = self.outputs.get_mut(oid) else { continue };
@@ -289,6 +326,9 @@ impl Relay {
             return Ok(false);
         }
         inp.frames_abandoned += 1;
+        // The frames after a lost one depend on it: the group is broken.
+        inp.gop.clear();
+        inp.gop_bytes = 0;
         for &oid in &inp.outputs {
             if let Some(out) = self.outputs.get_mut(oid)
                 && let Some(li) = out.lane_of(input)

@@ -588,7 +588,8 @@ fn next_head_describes_the_next_frame_and_suppress_next_drops_it() {
 
 #[test]
 fn a_new_output_of_an_inter_coded_input_starts_at_a_keyframe() {
-    let mut relay = Relay::default();
+    // Without a group-of-pictures cache: at the next keyframe.
+    let mut relay = Relay::new(RelayConfig::default().with_gop_cache_bytes(0));
     let input = relay.add_input(INTER);
     let t0 = Instant::now();
     relay.push(input, frame(1, 100, true), t0).unwrap();
@@ -610,4 +611,106 @@ fn a_new_output_of_an_inter_coded_input_starts_at_a_keyframe() {
         .unwrap();
     relay.push(plain, frame(1, 100, false), t0).unwrap();
     assert_eq!(seqs(&drain(&mut relay, out, t0)), [1]);
+}
+
+/// An inter-coded input with a group in progress: key 1, then 2 and 3.
+fn mid_group(cache: usize) -> (Relay, framewire_relay::InputId, Instant) {
+    let mut relay = Relay::new(RelayConfig::default().with_gop_cache_bytes(cache));
+    let input = relay.add_input(INTER);
+    let t0 = Instant::now();
+    relay.push(input, frame(1, 100, true), t0).unwrap();
+    relay.push(input, frame(2, 100, false), ms(t0, 33)).unwrap();
+    relay.push(input, frame(3, 100, false), ms(t0, 66)).unwrap();
+    (relay, input, t0)
+}
+
+#[test]
+fn a_completeness_output_joining_mid_group_gets_the_whole_group_at_once() {
+    let (mut relay, input, t0) = mid_group(1 << 20);
+    let out = relay
+        .add_output(OutputConfig::completeness(16, 1 << 20), &[LaneConfig::new(input)])
+        .unwrap();
+    assert!(relay.is_ready(out), "a frame is ready at once");
+    relay.push(input, frame(4, 100, false), ms(t0, 100)).unwrap();
+    let got = drain(&mut relay, out, ms(t0, 100));
+    assert_eq!(seqs(&got), [1, 2, 3, 4]);
+    assert_eq!(got[0].lost, 0);
+    let s = relay.output_snapshot(out, ms(t0, 100)).unwrap();
+    assert_eq!((s.frames_in, s.frames_sent, s.drops.total()), (4, 4, 0));
+    // The cached frames count their wait since they arrived.
+    assert!(s.latency.max >= Duration::from_millis(100));
+}
+
+#[test]
+fn a_low_latency_output_joining_mid_group_shows_the_keyframe_then_waits() {
+    let (mut relay, input, t0) = mid_group(1 << 20);
+    let out = relay
+        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
+        .unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, t0)), [1]);
+    // 2 and 3 never reached it: 4 depends on them.
+    relay.push(input, frame(4, 100, false), ms(t0, 100)).unwrap();
+    assert!(drain(&mut relay, out, ms(t0, 100)).is_empty());
+    relay.push(input, frame(5, 100, true), ms(t0, 133)).unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, ms(t0, 133))), [5]);
+    relay.push(input, frame(6, 100, false), ms(t0, 166)).unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, ms(t0, 166))), [6]);
+    let s = relay.output_snapshot(out, ms(t0, 166)).unwrap();
+    assert_eq!(s.frames_in, s.frames_sent + s.drops.total());
+
+    // Right after a keyframe, the next frame follows it directly.
+    let mut relay = Relay::default();
+    let input = relay.add_input(INTER);
+    relay.push(input, frame(1, 100, true), t0).unwrap();
+    let out = relay
+        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
+        .unwrap();
+    relay.push(input, frame(2, 100, false), t0).unwrap();
+    // The slot held 1 when 2 arrived: 1 was replaced, and 2 cannot be
+    // decoded without it, so the output waits; sent at once, both go.
+    let got = seqs(&drain(&mut relay, out, t0));
+    assert!(got.is_empty() || got == [1], "{got:?}");
+    let mut relay = Relay::default();
+    let input = relay.add_input(INTER);
+    relay.push(input, frame(1, 100, true), t0).unwrap();
+    let out = relay
+        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
+        .unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, t0)), [1]);
+    relay.push(input, frame(2, 100, false), t0).unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, t0)), [2]);
+}
+
+#[test]
+fn a_group_too_long_for_the_cache_or_broken_is_not_offered() {
+    // 250 bytes of cache: 1 and 2 fit, 3 does not; nothing until key 4.
+    let (mut relay, input, t0) = mid_group(250);
+    let out = relay
+        .add_output(OutputConfig::completeness(16, 1 << 20), &[LaneConfig::new(input)])
+        .unwrap();
+    assert!(!relay.is_ready(out));
+    relay.push(input, frame(4, 100, true), t0).unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, t0)), [4]);
+
+    // A frame lost in pieces breaks the group.
+    let (mut relay, input, t0) = mid_group(1 << 20);
+    let meta = FrameMeta {
+        sequence: 4,
+        timestamp_ns: 0,
+        flags: FrameFlags(0),
+    };
+    relay.begin_frame(input, meta, 100).unwrap();
+    relay.abandon(input, t0).unwrap();
+    let out = relay
+        .add_output(OutputConfig::completeness(16, 1 << 20), &[LaneConfig::new(input)])
+        .unwrap();
+    assert!(!relay.is_ready(out), "a broken group is not offered");
+    // A plain input keeps no group.
+    let mut relay = Relay::default();
+    let plain = relay.add_input(PLAIN);
+    relay.push(plain, frame(1, 100, true), t0).unwrap();
+    let out = relay
+        .add_output(OutputConfig::completeness(16, 1 << 20), &[LaneConfig::new(plain)])
+        .unwrap();
+    assert!(!relay.is_ready(out));
 }

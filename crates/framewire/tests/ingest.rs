@@ -368,3 +368,67 @@ fn bad_ffmpeg_specs_are_refused_with_the_reason() {
         assert!(err.contains(want), "{spec}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_subscriber_starts_from_the_cached_group_of_pictures() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // A keyframe every 4 s: without the cache a subscriber would wait
+        // for the next one.
+        let dir = temp_dir("ingest-gop");
+        let path = dir.join("long-gop.mp4");
+        let out = Command::new("ffmpeg")
+            .args(["-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+            .arg("testsrc2=size=320x240:rate=30:duration=8")
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "120", "-bf", "0"])
+            .arg(&path)
+            .output()
+            .expect("ffmpeg runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let node = node_with(
+            "test:gop",
+            &format!("ffmpeg:cam,input={},realtime=true,loop=true", path.display()),
+        );
+        wait_frames(node.addr, "cam", Duration::from_secs(20)).await;
+        // One second into the group.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for mode in [
+            framewire_proto::DeliveryMode::Completeness,
+            framewire_proto::DeliveryMode::LowLatency,
+        ] {
+            let mut c = client(node.addr, "test:late").await;
+            let t = Instant::now();
+            let params = SubscribeParams {
+                mode,
+                ..SubscribeParams::default()
+            };
+            subscribe(&mut c, "cam", params).await;
+            let first = loop {
+                match next(&mut c, Duration::from_secs(10)).await {
+                    Some(Message::VideoFrame(f)) => break f,
+                    Some(_) => {}
+                    None => panic!("no frame"),
+                }
+            };
+            let waited = t.elapsed();
+            eprintln!("{mode:?}: first frame after {waited:?}");
+            assert!(first.flags.is_keyframe());
+            assert!(
+                waited < Duration::from_millis(1500),
+                "{mode:?}: waited {waited:?} for a picture"
+            );
+            if mode == framewire_proto::DeliveryMode::Completeness {
+                // The rest of the group follows at once: the current picture.
+                let mut n = 1;
+                let burst = Instant::now();
+                while n < 20 && burst.elapsed() < Duration::from_millis(500) {
+                    if let Some(Message::VideoFrame(_)) = next(&mut c, Duration::from_millis(500)).await {
+                        n += 1;
+                    }
+                }
+                assert!(n >= 20, "only {n} frames of the group came in a burst");
+            }
+        }
+    })
+    .await
+    .expect("within 60 s");
+}

@@ -72,6 +72,9 @@ pub struct Defaults {
     pub max_frames: Option<u32>,
     /// Default 64 MiB.
     pub max_bytes: Option<u64>,
+    /// Bytes of the current group of pictures kept per H.264/H.265 stream
+    /// so a new subscriber starts at once. Default 8 MiB; 0 keeps none.
+    pub gop_cache_bytes: Option<usize>,
 }
 
 /// How to subscribe (an upstream edge, an opaque port): `framewire_net::Delivery`.
@@ -165,7 +168,12 @@ impl NodeFile {
         }
         cfg.relay = RelayConfig::new()
             .with_default_max_frames(self.defaults.max_frames.unwrap_or(0))
-            .with_default_max_bytes(self.defaults.max_bytes.unwrap_or(0));
+            .with_default_max_bytes(self.defaults.max_bytes.unwrap_or(0))
+            .with_gop_cache_bytes(
+                self.defaults
+                    .gop_cache_bytes
+                    .unwrap_or(framewire_relay::DEFAULT_GOP_CACHE_BYTES),
+            );
         for (i, s) in self.sources.into_iter().enumerate() {
             cfg.sources
                 .push(framewire_net::sources::from_table(s).with_context(|| format!("source {}", i + 1))?);
