@@ -63,19 +63,22 @@ fn the_documented_example_parses() {
     let start = doc.find("```toml\n").expect("a toml block") + 8;
     let end = start + doc[start..].find("```").expect("closed");
     let f: NodeFile = toml::from_str(&doc[start..end]).expect("docs/config.md example parses");
-    assert_eq!(f.sources.len(), 5);
+    assert_eq!(f.sources.len(), 6);
     // The file source opens its file when parsed; the others parse as documented.
-    for i in [0, 2] {
+    for i in [0, 2, 3] {
         framewire_net::sources::from_table(f.sources[i].clone()).unwrap_or_else(|e| panic!("source {i}: {e}"));
     }
-    let v: V4l2SourceConfig = kind_of(&framewire_net::sources::from_table(f.sources[3].clone()).expect("v4l2 source"));
-    let x: X11SourceConfig = kind_of(&framewire_net::sources::from_table(f.sources[4].clone()).expect("x11 source"));
+    let v: V4l2SourceConfig = kind_of(&framewire_net::sources::from_table(f.sources[4].clone()).expect("v4l2 source"));
+    let x: X11SourceConfig = kind_of(&framewire_net::sources::from_table(f.sources[5].clone()).expect("x11 source"));
     assert_eq!((x.monitor.as_deref(), x.inject), (Some("HDMI-1"), false));
     assert_eq!((v.size, v.fps, v.on_demand), (Some((640, 480)), Some(25.0), true));
     assert_eq!(v.controls, vec![("brightness".to_owned(), 128)]);
     assert_eq!(f.upstreams[0].local_name, "cam");
     assert_eq!(f.sinks[0]["kind"].as_str(), Some("file"));
     assert_eq!(f.opaque[0].listen.port(), 7500);
+    let link = f.links[0].rule().expect("the documented link rule");
+    assert_eq!(link.link.max_rate, Some(2_500_000));
+    assert_eq!(f.upstreams[0].weight, Some(1));
 }
 
 #[test]
