@@ -432,3 +432,80 @@ async fn a_new_subscriber_starts_from_the_cached_group_of_pictures() {
     .await
     .expect("within 60 s");
 }
+
+/// GStreamer's RTSP server (crates/framewire/tests/tools/rtsp_server.py)
+/// serving a live picture in `codec` on `port`; killed when dropped.
+fn rtsp_server(port: u16, codec: &str) -> Killed {
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/rtsp_server.py");
+    let mut child = Command::new(python)
+        .arg(&script)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--codec",
+            codec,
+            "--size",
+            "640x360",
+            "--gop",
+            "15",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    let stdout = child.stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    if line.trim() != "ready" {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+        panic!(
+            "GStreamer's RTSP server did not start (scripts/setup.sh installs python3-gi, \
+             gir1.2-gst-rtsp-server-1.0 and the GStreamer plugins): {err}"
+        );
+    }
+    Killed(child)
+}
+
+/// RTSP cameras through the ffmpeg source: a real RTSP server (GStreamer's)
+/// serving H.264 over TCP and UDP, H.265, and MJPEG; the video passed
+/// through and decodable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_from_gstreamers_server_in_h264_h265_and_mjpeg() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let dir = temp_dir("ingest-rtsp");
+        for (codec, transport) in [("h264", "tcp"), ("h264", "udp"), ("h265", "tcp"), ("mjpeg", "udp")] {
+            let port = free_port();
+            let _server = rtsp_server(port, codec);
+            let spec = format!("ffmpeg:cam,input=rtsp://127.0.0.1:{port}/cam,codec={codec},rtsp_transport={transport}");
+            let node = node_with("test:rtsp", &spec);
+            wait_frames(node.addr, "cam", Duration::from_secs(30)).await;
+            let got = collect(node.addr, "cam", Duration::from_secs(20), |g| g.frames.len() >= 30).await;
+            assert!(
+                got.frames.len() >= 30,
+                "{codec}/{transport}: {} frames",
+                got.frames.len()
+            );
+            match codec {
+                "h264" => check_passthrough(&got, Codec::H264, (640, 360), &dir),
+                "h265" => check_passthrough(&got, Codec::H265, (640, 360), &dir),
+                _ => {
+                    let open = got.opens.last().expect("a STREAM_OPEN");
+                    assert_eq!((open.format, open.width, open.height), (Format::Mjpeg, 640, 360));
+                    assert!(
+                        got.frames
+                            .iter()
+                            .all(|f| framewire_net::jpeg_size(&f.data) == Some((640, 360)))
+                    );
+                }
+            }
+        }
+    })
+    .await
+    .expect("within 120 s");
+}

@@ -112,9 +112,10 @@ impl AuSplitter {
             }
             let nal = &self.buf[body..];
             let kind = self.codec.kind(nal);
+            // Nothing before picture data ends a unit: parameter sets ahead
+            // of a delimiter (a stream's header) stay with the picture.
             let begins = match kind {
-                Some(NalKind::Aud) => true,
-                Some(NalKind::Vps | NalKind::Sps | NalKind::Pps | NalKind::Sei) => self.has_slice,
+                Some(NalKind::Aud | NalKind::Vps | NalKind::Sps | NalKind::Pps | NalKind::Sei) => self.has_slice,
                 Some(NalKind::KeySlice | NalKind::Slice) => self.has_slice && self.codec.first_slice(nal),
                 _ => false,
             };

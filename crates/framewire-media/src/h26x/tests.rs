@@ -315,3 +315,14 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn parameter_sets_ahead_of_the_first_delimiter_stay_with_the_picture() {
+    // A stream header (ffmpeg writes the extradata first), then units.
+    let units = [annexb(&[SPS, PPS, AUD, IDR]), annexb(&[AUD, P])];
+    let (got, stats) = split_all(Codec::H264, &units.concat(), 3);
+    let got: Vec<&[u8]> = got.iter().map(|b| &b[..]).collect();
+    assert_eq!(got, [&units[0][..], &units[1][..]]);
+    assert_eq!(stats.discarded, 0);
+    assert!(AccessUnit::of(Codec::H264, got[0]).has_sps);
+}

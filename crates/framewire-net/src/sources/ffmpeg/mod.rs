@@ -13,10 +13,13 @@
 //! # realtime = true     # read a file at its own rate (-re); default false
 //! # loop = true         # start a file again at its end; default false
 //! # stall = 10          # seconds without a byte (once data flowed) before ffmpeg is restarted
+//! # rtsp_transport = "tcp"  # for rtsp:// inputs: tcp or udp (default: ffmpeg's, UDP then TCP)
 //! ```
 //!
-//! The child writes Annex B access units with delimiters (`-c:v copy
-//! -bsf:v h264_metadata=aud=insert -f h264`), cut exactly at each
+//! The child writes Annex B access units with delimiters and the input's
+//! parameter sets in front of every keyframe (`-c:v copy -bsf:v
+//! h264_mp4toannexb,dump_extra=freq=keyframe,h264_metadata=aud=insert -f
+//! h264`: an RTSP camera may send them only in its SDP), cut exactly at each
 //! delimiter ([`ingest`]); the first frames wait for a keyframe, whose
 //! parameter sets announce the size (a *format-changed* event) and are put
 //! in front of every later keyframe that lacks them. An access unit is
@@ -63,6 +66,8 @@ pub(crate) struct FfmpegConfig {
     pub(crate) looped: bool,
     pub(crate) stall: Duration,
     pub(crate) ffmpeg: PathBuf,
+    /// `-rtsp_transport` for an RTSP input.
+    pub(crate) rtsp_transport: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +92,7 @@ struct Keys {
     stall: f64,
     #[serde(default = "default_ffmpeg")]
     ffmpeg: PathBuf,
+    rtsp_transport: Option<String>,
 }
 
 fn default_codec() -> String {
@@ -130,6 +136,13 @@ pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError
             )));
         }
     };
+    if let Some(t) = &k.rtsp_transport
+        && !matches!(t.as_str(), "tcp" | "udp")
+    {
+        return Err(ConfigError::new(format!(
+            "ffmpeg source: rtsp_transport `{t}` is not one of tcp, udp"
+        )));
+    }
     if !(1..=100).contains(&k.quality) {
         return Err(ConfigError::new(format!(
             "ffmpeg source: quality {} is out of range (1-100)",
@@ -154,6 +167,7 @@ pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError
         looped: k.looped,
         stall: Duration::from_secs_f64(k.stall),
         ffmpeg: k.ffmpeg,
+        rtsp_transport: k.rtsp_transport,
     }))
 }
 
@@ -180,6 +194,9 @@ impl FfmpegConfig {
         if self.listen {
             a.extend(["-listen", "1"].map(String::from));
         }
+        if let Some(t) = &self.rtsp_transport {
+            a.extend(["-rtsp_transport".to_owned(), t.clone()]);
+        }
         if let Some(f) = &self.input_format {
             a.extend(["-f".to_owned(), f.clone()]);
         }
@@ -200,7 +217,7 @@ impl FfmpegConfig {
                         "-c:v",
                         "copy",
                         "-bsf:v",
-                        "h264_mp4toannexb,h264_metadata=aud=insert",
+                        "h264_mp4toannexb,dump_extra=freq=keyframe,h264_metadata=aud=insert",
                         "-f",
                         "h264",
                     ]
@@ -211,7 +228,7 @@ impl FfmpegConfig {
                         "-c:v",
                         "copy",
                         "-bsf:v",
-                        "hevc_mp4toannexb,hevc_metadata=aud=insert",
+                        "hevc_mp4toannexb,dump_extra=freq=keyframe,hevc_metadata=aud=insert",
                         "-f",
                         "hevc",
                     ]

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""A real RTSP server for framewire's tests: GStreamer's RTSP server
+(gst-rtsp-server, through python3-gi) serving a live test picture.
+
+    rtsp_server.py --port 8554 --codec h264|h265|mjpeg [--size 640x360] [--fps 30] [--gop 30]
+
+Serves rtsp://127.0.0.1:PORT/cam (RTP over UDP or TCP, as the client asks)
+and prints "ready" on stdout once it listens. Runs until killed.
+"""
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--codec", choices=["h264", "h265", "mjpeg"], default="h264")
+    ap.add_argument("--size", default="640x360")
+    ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--gop", type=int, default=30)
+    a = ap.parse_args()
+    w, h = a.size.split("x")
+    src = (
+        f"videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate={a.fps}/1 "
+        "! videoconvert ! video/x-raw,format=I420"
+    )
+    enc = {
+        "h264": f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={a.gop} bframes=0 "
+        "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1",
+        "h265": f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={a.gop} "
+        "! rtph265pay name=pay0 pt=96 config-interval=-1",
+        "mjpeg": "jpegenc quality=80 ! rtpjpegpay name=pay0 pt=26",
+    }[a.codec]
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(a.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(f"( {src} ! {enc} )")
+    factory.set_shared(True)
+    server.get_mount_points().add_factory("/cam", factory)
+    if server.attach(None) == 0:
+        print(f"cannot listen on 127.0.0.1:{a.port}", file=sys.stderr)
+        sys.exit(1)
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()
