@@ -377,6 +377,12 @@ impl Relay {
         self.outputs.get_mut(output).is_some_and(|o| o.suppress_next(now))
     }
 
+    /// The keyframe the input's cached group of pictures starts with (an
+    /// inter-coded input with a cache; see [`RelayConfig::gop_cache_bytes`]).
+    pub fn last_keyframe(&self, input: InputId) -> Option<&Frame> {
+        self.inputs.get(input)?.gop.first().map(|(f, _)| f)
+    }
+
     /// Inputs currently present.
     pub fn input_count(&self) -> usize {
         self.inputs.len()

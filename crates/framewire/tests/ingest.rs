@@ -186,6 +186,40 @@ async fn h264_and_h265_files_pass_through_untouched() {
             let got = collect(node.addr, "cam", Duration::from_secs(20), |g| g.frames.len() >= 40).await;
             assert!(got.frames.len() >= 40, "{} frames", got.frames.len());
             check_passthrough(&got, codec, size, &dir);
+            // A snapshot: the latest keyframe, decoded to JPEG.
+            let jpg = dir.join(format!("snap-{}.jpg", codec.label()));
+            let out = run_cli(&["snapshot", &node.addr.to_string(), "cam", jpg.to_str().unwrap()]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let bytes = std::fs::read(&jpg).unwrap();
+            assert_eq!(framewire_net::jpeg_size(&bytes), Some(size), "snapshot of {codec:?}");
+            // `recv --out` writes an elementary stream that ffprobe (and ffplay) reads.
+            let es = dir.join(format!("recv.{}", codec.label()));
+            let out = run_cli(&[
+                "recv",
+                &node.addr.to_string(),
+                "cam",
+                "--frames",
+                "30",
+                "--out",
+                es.to_str().unwrap(),
+            ]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let probe = Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-count_frames",
+                    "-show_entries",
+                    "stream=nb_read_frames",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(&es)
+                .output()
+                .unwrap();
+            let decoded: u64 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap_or(0);
+            assert_eq!(decoded, 30, "recv --out: {}", String::from_utf8_lossy(&probe.stderr));
+            assert!(probe.stderr.is_empty(), "{}", String::from_utf8_lossy(&probe.stderr));
         }
     })
     .await

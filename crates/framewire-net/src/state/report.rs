@@ -95,7 +95,13 @@ impl NodeState {
     /// The latest frame of a stream (its bytes shared, not copied).
     pub(crate) fn snapshot(&self, stream: &str) -> Option<Snapshot> {
         let s = self.streams.get(stream)?;
-        let f = s.latest.as_ref()?;
+        // A frame of an inter-coded stream can be shown only from its
+        // keyframe on: its latest keyframe, which carries its parameter sets.
+        let f = if s.open.format.is_inter_coded() {
+            self.relay.last_keyframe(s.input)?
+        } else {
+            s.latest.as_ref()?
+        };
         Some(Snapshot {
             open: s.open.clone(),
             sequence: f.sequence,

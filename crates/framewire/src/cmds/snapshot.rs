@@ -8,12 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 use framewire_codec::{DEFAULT_JPEG_QUALITY, Registry, frame_to_jpeg};
 use framewire_proto::control::{Name, Shutdown};
-use framewire_proto::{Request, Response};
+use framewire_proto::{Format, Request, Response};
 
 use crate::util;
 
 /// Save the latest frame of a stream as a JPEG picture, whatever the
-/// stream's format (MJPEG as it came; raw, QOI and raw+zstd encoded here).
+/// stream's format (MJPEG as it came; raw, QOI and raw+zstd encoded here;
+/// H.264 and H.265: the latest keyframe, decoded by ffmpeg).
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  framewire snapshot 127.0.0.1:7400 bars bars.jpg\n  framewire snapshot lab-pi cam - > cam.jpg"
@@ -42,13 +43,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let Response::Snapshot(snap) = reply else {
         anyhow::bail!("the node answered SNAPSHOT with something else");
     };
+    let snap_open = snap.open.clone();
     let (open, data, quality) = (snap.open, snap.data, args.quality);
-    let jpeg = tokio::task::spawn_blocking(move || {
-        frame_to_jpeg(&Registry::builtin(), &open, &data, quality).map(|j| (j, open))
-    })
-    .await
-    .context("the encoder stopped")?;
-    let (jpeg, open) = jpeg.with_context(|| format!("frame #{} of `{}`", snap.sequence, args.stream))?;
+    let (jpeg, open) = if matches!(open.format, Format::H264 | Format::H265) {
+        // The node sends the stream's latest keyframe; ffmpeg decodes it.
+        let jpeg = tokio::task::spawn_blocking(move || decode_with_ffmpeg(open.format, &data, quality))
+            .await
+            .context("the decoder stopped")?
+            .with_context(|| format!("keyframe #{} of `{}`", snap.sequence, args.stream))?;
+        (bytes::Bytes::from(jpeg), snap_open)
+    } else {
+        let jpeg = tokio::task::spawn_blocking(move || {
+            frame_to_jpeg(&Registry::builtin(), &open, &data, quality).map(|j| (j, open))
+        })
+        .await
+        .context("the encoder stopped")?;
+        jpeg.with_context(|| format!("frame #{} of `{}`", snap.sequence, args.stream))?
+    };
     if args.out == Path::new("-") {
         let mut out = std::io::stdout().lock();
         out.write_all(&jpeg)
@@ -73,6 +84,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         jpeg.len()
     );
     Ok(())
+}
+
+/// One H.264/H.265 access unit (a keyframe with its parameter sets) as a
+/// JPEG, decoded by ffmpeg.
+fn decode_with_ffmpeg(format: Format, unit: &[u8], quality: u8) -> anyhow::Result<Vec<u8>> {
+    use std::process::{Command, Stdio};
+    let demuxer = if format == Format::H264 { "h264" } else { "hevc" };
+    // JPEG quality 1-100 as ffmpeg's -q:v (2 best, 31 worst).
+    let q = (31 - u32::from(quality) * 29 / 100).clamp(2, 31);
+    let mut child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", demuxer, "-i", "pipe:0"])
+        .args(["-frames:v", "1", "-q:v", &q.to_string(), "-f", "mjpeg", "pipe:1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("a snapshot of H.264/H.265 is decoded by ffmpeg, which does not run here: install ffmpeg")?;
+    let mut stdin = child.stdin.take().context("ffmpeg's input")?;
+    let data = unit.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().context("ffmpeg")?;
+    let _ = writer.join();
+    if !out.status.success() || out.stdout.is_empty() {
+        anyhow::bail!(
+            "ffmpeg could not decode it: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
 }
 
 /// Writes next to `path` and renames: a reader never sees half a picture,
