@@ -18,22 +18,25 @@ use framewire_proto::{Message, SubscribeParams};
 const SMALL_FRAME: u64 = 80 * 60 * 3 / 2;
 
 /// A node with streams `hi` and `lo` of raw YUV 4:2:0 at this size and
-/// rate, and this link rule.
-fn source_node(size: &str, fps: u32, link: &str) -> NodeProc {
+/// rate, and this link rule (none: no `--link`).
+fn source_node(size: &str, fps: u32, link: Option<&str>) -> NodeProc {
     let spec = |name| format!("test-pattern:{name},size={size},fps={fps},format=raw,pixel-format=yuv420p");
-    spawn_node(&[
+    let (hi, lo) = (spec("hi"), spec("lo"));
+    let mut args = vec![
         "--name",
         "test:src",
         "--discovery",
         "off",
         "--no-shm",
         "--source",
-        &spec("hi"),
+        &hi,
         "--source",
-        &spec("lo"),
-        "--link",
-        link,
-    ])
+        &lo,
+    ];
+    if let Some(l) = link {
+        args.extend(["--link", l]);
+    }
+    spawn_node(&args)
 }
 
 /// The source node's output of `stream` to the peer named `peer`.
@@ -97,7 +100,7 @@ async fn read_for(c: &mut framewire_net::Client, window: Duration) -> HashMap<u1
 async fn strict_priority_keeps_the_high_stream_whole_on_a_capped_connection() {
     tokio::time::timeout(Duration::from_secs(60), async {
         // 1.2 MB/s for 1.73 MB/s of frames, on one connection.
-        let src = source_node("160x120", 30, "*,scheduler=strict,max-rate=1200000");
+        let src = source_node("160x120", 30, Some("*,scheduler=strict,max-rate=1200000"));
         let mut c = client(src.addr, "test:viewer").await;
         let params = |priority| SubscribeParams {
             priority,
@@ -152,7 +155,7 @@ async fn drr_shares_a_capped_link_by_weight_across_edges() {
     tokio::time::timeout(Duration::from_secs(60), async {
         // Two edges (two connections) from one peer share the rule's link:
         // 2 × 432 kB/s of 7 200-byte frames over 300 kB/s.
-        let src = source_node("80x60", 60, "127.0.0.1,scheduler=drr,max-rate=300000");
+        let src = source_node("80x60", 60, Some("127.0.0.1,scheduler=drr,max-rate=300000"));
         let up = src.addr.to_string();
         let relay = spawn_node(&[
             "--name",
@@ -204,17 +207,7 @@ async fn drr_shares_a_capped_link_by_weight_across_edges() {
 async fn a_weight_reaches_the_sender_and_without_a_link_streams_take_turns() {
     tokio::time::timeout(Duration::from_secs(30), async {
         // No --link: one connection's subscriptions round-robin, uncapped.
-        let src = spawn_node(&[
-            "--name",
-            "test:src",
-            "--discovery",
-            "off",
-            "--no-shm",
-            "--source",
-            "test-pattern:hi,size=160x120,fps=30,format=raw,pixel-format=yuv420p",
-            "--source",
-            "test-pattern:lo,size=160x120,fps=30,format=raw,pixel-format=yuv420p",
-        ]);
+        let src = source_node("160x120", 30, None);
         let mut c = client(src.addr, "test:viewer").await;
         subscribe(&mut c, "hi", SubscribeParams::default()).await;
         let sub = Subscribe {
@@ -237,17 +230,7 @@ async fn a_weight_reaches_the_sender_and_without_a_link_streams_take_turns() {
 async fn a_subscription_or_an_upstream_with_max_rate_is_held_to_it() {
     tokio::time::timeout(Duration::from_secs(60), async {
         // No link rule: the caps come from the subscribers.
-        let src = spawn_node(&[
-            "--name",
-            "test:src",
-            "--discovery",
-            "off",
-            "--no-shm",
-            "--source",
-            "test-pattern:hi,size=160x120,fps=30,format=raw,pixel-format=yuv420p",
-            "--source",
-            "test-pattern:lo,size=160x120,fps=30,format=raw,pixel-format=yuv420p",
-        ]);
+        let src = source_node("160x120", 30, None);
         // One connection: `hi` uncapped first, then `lo` at 200 kB/s.
         let mut c = client(src.addr, "test:viewer").await;
         let hi = subscribe(&mut c, "hi", SubscribeParams::default()).await;
