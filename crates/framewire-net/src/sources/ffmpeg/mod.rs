@@ -20,7 +20,7 @@
 //! parameter sets in front of every keyframe (`-c:v copy -bsf:v
 //! h264_mp4toannexb,dump_extra=freq=keyframe,h264_metadata=aud=insert -f
 //! h264`: an RTSP camera may send them only in its SDP), cut exactly at each
-//! delimiter ([`ingest`]); the first frames wait for a keyframe, whose
+//! delimiter ([`ingest`](crate::sources::ingest)); the first frames wait for a keyframe, whose
 //! parameter sets announce the size (a *format-changed* event) and are put
 //! in front of every later keyframe that lacks them. An access unit is
 //! complete when the next one's delimiter arrives: the ingest adds one
@@ -32,7 +32,6 @@
 //! get *interrupted* with ffmpeg's last error line, then *resumed*, and the
 //! first frame after carries the discontinuity flag.
 
-mod ingest;
 mod run;
 
 use std::path::PathBuf;
@@ -41,11 +40,11 @@ use std::time::Duration;
 use framewire_media::h26x::Codec;
 use serde::Deserialize;
 
-use self::ingest::Payload;
 use super::keys;
 use crate::api::{SourceHost, SourceSpec};
 use crate::config::{ConfigError, SourceConfig};
 use crate::error::NetError;
+use crate::sources::ingest::Payload;
 
 /// An ffmpeg source, configured.
 #[derive(Debug, Clone)]

@@ -15,10 +15,10 @@ use framewire_relay::Frame;
 use tracing::{info, warn};
 
 use super::FfmpegConfig;
-use super::ingest::{Ingest, Ingested};
 use crate::api::{SourceHost, StreamOut};
 use crate::clock::now_ns;
 use crate::error::NetError;
+use crate::sources::ingest::{Ingest, Ingested};
 use crate::sources::spawn_thread;
 
 /// First wait before ffmpeg is started again; doubles up to [`RETRY_MAX`].

@@ -1,7 +1,9 @@
-//! What becomes of the bytes an ffmpeg child writes, without I/O: access
-//! units (or JPEG images) cut from the byte stream, the stream's format
+//! What becomes of compressed video a source takes in, without I/O:
+//! access units (or JPEG images) cut from a byte stream (an ffmpeg child's
+//! output) or taken whole (an RTSP client's frames), the stream's format
 //! learned from its first picture, parameter sets kept and put in front of
-//! every keyframe, and nothing handed on before the first keyframe of a run.
+//! every keyframe, and nothing handed on before the first keyframe of a run
+//! (or after a loss).
 
 use bytes::Bytes;
 use framewire_media::h26x::{AccessUnit, AuSplitter, Codec, ParamSets, sps_size};
@@ -47,7 +49,7 @@ pub(crate) enum Ingested {
     Frame { data: Bytes, keyframe: bool },
 }
 
-/// The ingest of one source, across ffmpeg runs.
+/// The ingest of one source, across runs of its input.
 #[derive(Debug)]
 pub(crate) struct Ingest {
     name: String,
@@ -96,14 +98,14 @@ impl Ingest {
         }
     }
 
-    /// A new run of ffmpeg: what was partial is dropped, and frames wait
-    /// for the next keyframe.
+    /// A new run of the input (or frames were lost): what was partial is
+    /// dropped, and frames wait for the next keyframe.
     pub(crate) fn restart(&mut self) {
         self.splitter = Ingest::splitter(self.payload);
         self.keyed = false;
     }
 
-    /// Bytes ffmpeg wrote.
+    /// Bytes of a byte-stream input (what ffmpeg wrote).
     pub(crate) fn push(&mut self, data: &[u8]) {
         match &mut self.splitter {
             Splitter::Video(s) => s.push(data),
@@ -111,7 +113,7 @@ impl Ingest {
         }
     }
 
-    /// ffmpeg ended: the last access unit is complete.
+    /// The byte stream ended: the last access unit is complete.
     pub(crate) fn finish(&mut self) -> Vec<Ingested> {
         let last = match &mut self.splitter {
             Splitter::Video(s) => s.finish(),
@@ -134,6 +136,14 @@ impl Ingest {
         let mut out = Vec::new();
         self.take(unit, &mut out);
         Some(out)
+    }
+
+    /// One whole access unit (or JPEG image), from an input that frames
+    /// them itself.
+    pub(crate) fn unit(&mut self, unit: Bytes) -> Vec<Ingested> {
+        let mut out = Vec::new();
+        self.take(unit, &mut out);
+        out
     }
 
     fn take(&mut self, unit: Bytes, out: &mut Vec<Ingested>) {
