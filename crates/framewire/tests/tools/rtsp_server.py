@@ -3,9 +3,11 @@
 (gst-rtsp-server, through python3-gi) serving a live test picture.
 
     rtsp_server.py --port 8554 --codec h264|h265|mjpeg [--size 640x360] [--fps 30] [--gop 30]
+                   [--user NAME:PASSWORD]
 
 Serves rtsp://127.0.0.1:PORT/cam (RTP over UDP or TCP, as the client asks)
-and prints "ready" on stdout once it listens. Runs until killed.
+and prints "ready" on stdout once it listens. Runs until killed. With
+--user, a client must authenticate with HTTP Digest as that user.
 """
 import argparse
 import sys
@@ -13,8 +15,9 @@ import sys
 import gi
 
 gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 
 def main():
@@ -24,6 +27,7 @@ def main():
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--gop", type=int, default=30)
+    ap.add_argument("--user", help="NAME:PASSWORD a client must give (Digest)")
     a = ap.parse_args()
     w, h = a.size.split("x")
     src = (
@@ -44,6 +48,18 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(f"( {src} ! {enc} )")
     factory.set_shared(True)
+    if a.user:
+        name, password = a.user.split(":", 1)
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer")
+        auth.add_digest(name, password, token)
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        server.set_auth(auth)
+        permissions = GstRtspServer.RTSPPermissions()
+        permissions.add_permission_for_role("viewer", "media.factory.access", True)
+        permissions.add_permission_for_role("viewer", "media.factory.construct", True)
+        factory.set_permissions(permissions)
     server.get_mount_points().add_factory("/cam", factory)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{a.port}", file=sys.stderr)
