@@ -12,7 +12,10 @@
 
 pub(crate) mod ffmpeg;
 pub(crate) mod file;
+pub(crate) mod ingest;
 pub(crate) mod replay;
+#[cfg(feature = "rtsp")]
+pub(crate) mod rtsp;
 pub(crate) mod solid;
 pub(crate) mod test_pattern;
 pub(crate) mod v4l2;
@@ -65,6 +68,12 @@ pub const KINDS: &[SourceKind] = &[
     SourceKind {
         name: "ffmpeg",
         from_table: ffmpeg::from_table,
+        at_run_time: false,
+    },
+    #[cfg(feature = "rtsp")]
+    SourceKind {
+        name: "rtsp",
+        from_table: rtsp::from_table,
         at_run_time: false,
     },
     SourceKind {
