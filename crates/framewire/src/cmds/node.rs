@@ -22,6 +22,8 @@ Specs:\n  \
 --source file:NAME,path=FILE.mjpeg[,fps=N (0 = as fast as possible)][,loop=false]\n  \
 --source ffmpeg:NAME,input=URL|FILE[,codec=h264|h265|mjpeg][,format=copy|mjpeg][,listen=true][,realtime=true][,loop=true]\n    \
 (SRT, RTMP, HLS, MPEG-TS, files: video passed through untouched; docs/codecs.md)\n  \
+--source rtsp:NAME,url=rtsp://[USER:PASS@]HOST[:PORT]/PATH[,codec=h264|h265|mjpeg][,transport=tcp|udp][,credentials=FILE][,stall=S]\n    \
+(an IP camera read by the built-in RTSP client: H.264, H.265 or MJPEG passed through untouched; docs/codecs.md)\n  \
 --source v4l2:NAME[,device=/dev/video0][,pixel-format=MJPG|YUYV|...][,size=WxH][,fps=N][,format=native|raw|raw-zstd|mjpeg][,on-demand=false][,linger=S][,controls.NAME=V]\n  \
 --upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N][,weight=N][,max-rate=RATE]\n  \
 --sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \

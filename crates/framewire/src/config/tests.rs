@@ -63,13 +63,13 @@ fn the_documented_example_parses() {
     let start = doc.find("```toml\n").expect("a toml block") + 8;
     let end = start + doc[start..].find("```").expect("closed");
     let f: NodeFile = toml::from_str(&doc[start..end]).expect("docs/config.md example parses");
-    assert_eq!(f.sources.len(), 6);
+    assert_eq!(f.sources.len(), 7);
     // The file source opens its file when parsed; the others parse as documented.
-    for i in [0, 2, 3] {
+    for i in [0, 2, 3, 4] {
         framewire_net::sources::from_table(f.sources[i].clone()).unwrap_or_else(|e| panic!("source {i}: {e}"));
     }
-    let v: V4l2SourceConfig = kind_of(&framewire_net::sources::from_table(f.sources[4].clone()).expect("v4l2 source"));
-    let x: X11SourceConfig = kind_of(&framewire_net::sources::from_table(f.sources[5].clone()).expect("x11 source"));
+    let v: V4l2SourceConfig = kind_of(&framewire_net::sources::from_table(f.sources[5].clone()).expect("v4l2 source"));
+    let x: X11SourceConfig = kind_of(&framewire_net::sources::from_table(f.sources[6].clone()).expect("x11 source"));
     assert_eq!((x.monitor.as_deref(), x.inject), (Some("HDMI-1"), false));
     assert_eq!((v.size, v.fps, v.on_demand), (Some((640, 480)), Some(25.0), true));
     assert_eq!(v.controls, vec![("brightness".to_owned(), 128)]);
