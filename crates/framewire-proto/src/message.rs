@@ -184,8 +184,8 @@ pub struct StreamOpen {
 }
 
 impl StreamOpen {
-    /// Writes the STREAM_OPEN request's body: the fields, then the codec
-    /// configuration if there is one.
+    /// Writes the STREAM_OPEN request's (and a *format-changed* event's)
+    /// body: the fields, then the codec configuration if there is one.
     pub(crate) fn put_request(&self, b: &mut BytesMut) -> Result<(), FieldError> {
         self.put(b)?;
         if !self.codec_config.is_empty() {
@@ -507,7 +507,7 @@ impl Message {
                         Bytes::new()
                     }
                     StreamEvent::FormatChanged(open) => {
-                        open.put(&mut fields)?;
+                        open.put_request(&mut fields)?;
                         Bytes::new()
                     }
                     StreamEvent::Unknown { fields: rest, .. } => rest.clone(),
@@ -610,7 +610,9 @@ impl Message {
             MessageType::StreamEvent => {
                 let code = r.u8("event_code").map_err(malformed)?;
                 let event = match EventCode::from_raw(code) {
-                    EventCode::FormatChanged => StreamEvent::FormatChanged(StreamOpen::get(&mut r).map_err(malformed)?),
+                    EventCode::FormatChanged => {
+                        StreamEvent::FormatChanged(StreamOpen::get_request(&mut r).map_err(malformed)?)
+                    }
                     c @ (EventCode::Interrupted | EventCode::Resumed | EventCode::Closed) => {
                         let info = EventInfo {
                             timestamp_ns: r.u64("timestamp_ns").map_err(malformed)?,

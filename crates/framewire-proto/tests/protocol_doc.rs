@@ -54,6 +54,25 @@ impl Expect {
 
 const T0: u64 = 1_763_726_400_000_000_000; // 2025-11-21T12:00:00Z
 
+/// A 1920x1080 H.264 stream with the SPS and PPS libx264 writes for it
+/// (ultrafast).
+fn h264_open() -> StreamOpen {
+    StreamOpen {
+        format: Format::H264,
+        pixel_format: PixelFormat::None,
+        origin: Origin::Unspecified,
+        width: 1920,
+        height: 1080,
+        fps_num: 30,
+        fps_den: 1,
+        name: "cam".into(),
+        codec_config: Bytes::from_static(&[
+            0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x28, 0xda, 0x01, 0xe0, 0x08, 0x9f, 0x97, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
+            0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x2a, 0, 0, 0, 1, 0x68, 0xce, 0x0f, 0xc8,
+        ]),
+    }
+}
+
 fn cam_open() -> StreamOpen {
     StreamOpen {
         format: Format::Mjpeg,
@@ -340,22 +359,7 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             Expect::Req {
                 channel: 1,
                 id: 6,
-                req: Request::StreamOpen(StreamOpen {
-                    format: Format::H264,
-                    pixel_format: PixelFormat::None,
-                    origin: Origin::Unspecified,
-                    width: 1920,
-                    height: 1080,
-                    fps_num: 30,
-                    fps_den: 1,
-                    name: "cam".into(),
-                    // The SPS and PPS libx264 writes for 1920x1080 (ultrafast).
-                    codec_config: Bytes::from_static(&[
-                        0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x28, 0xda, 0x01, 0xe0, 0x08, 0x9f, 0x97, 0x01, 0x10, 0x00, 0x00,
-                        0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x2a, 0, 0, 0, 1, 0x68, 0xce, 0x0f,
-                        0xc8,
-                    ]),
-                }),
+                req: Request::StreamOpen(h264_open()),
             },
         ),
         (
@@ -900,6 +904,13 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                     height: 1080,
                     ..cam_open()
                 }),
+            }),
+        ),
+        (
+            "stream-event-format-changed-h264",
+            Expect::Msg(Message::StreamEvent {
+                channel: 1,
+                event: StreamEvent::FormatChanged(h264_open()),
             }),
         ),
         (

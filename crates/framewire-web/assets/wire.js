@@ -147,6 +147,7 @@ function decodePayload(h, payload) {
         msg.message = r.string('message');
       } else if (code === 4) {
         msg.stream_open = decodeStreamOpen(r);
+        if (r.remaining() > 0) msg.stream_open.codec_config = r.blob16('codec_config');
       } else {
         msg.body = r.rest();
       }
