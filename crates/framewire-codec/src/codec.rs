@@ -15,15 +15,19 @@ pub const UNDECLARED_MAX_PIXELS: u64 = 3840 * 2160;
 pub const DEFAULT_JPEG_QUALITY: u8 = 85;
 /// Default zstd compression level.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
+/// Default H.264 keyframe interval, in frames (2 s at 30 fps).
+pub const DEFAULT_KEYFRAME_INTERVAL: u32 = 60;
 
 /// Turns pictures into frame payloads for one stream.
 ///
 /// # Contract
 /// - [`Encoder::encode`] takes a [`PixelBuffer`] of any layout and any
 ///   strides; when the codec needs another layout it converts (see
-///   [`PixelBuffer::convert`]). It returns one complete, self-contained
-///   frame payload: every format here is intra-only, so a receiver can
-///   decode any frame without the ones before it.
+///   [`PixelBuffer::convert`]). It returns one complete frame payload. For
+///   intra-only formats every payload is self-contained; an inter-coded
+///   encoder (H.264) says which payloads a decoder can start at
+///   ([`Encoder::keyframe`]) and makes one on request
+///   ([`Encoder::force_keyframe`]).
 /// - [`Encoder::format`], [`Encoder::pixel_format`] and [`Encoder::origin`]
 ///   are fixed for the encoder's life; they are what the stream's
 ///   STREAM_OPEN carries ([`Encoder::stream_open`] builds it).
@@ -40,6 +44,22 @@ pub trait Encoder: Send + fmt::Debug {
     /// Encodes one picture into one frame payload.
     fn encode(&mut self, frame: &PixelBuffer) -> Result<Bytes, CodecError>;
 
+    /// Whether the payload [`Encoder::encode`] returned last is one a
+    /// decoder can start at (always, for intra-only formats).
+    fn keyframe(&self) -> bool {
+        true
+    }
+
+    /// Makes the next payload a keyframe (nothing to do for intra-only
+    /// formats).
+    fn force_keyframe(&mut self) {}
+
+    /// The codec configuration for STREAM_OPEN (H.264: SPS and PPS in
+    /// Annex B), once known; empty for formats without one.
+    fn codec_config(&self) -> Bytes {
+        Bytes::new()
+    }
+
     /// The STREAM_OPEN announcing a stream of this encoder's payloads.
     fn stream_open(&self, width: u32, height: u32, fps_num: u32, fps_den: u32, name: &str) -> StreamOpen {
         StreamOpen {
@@ -51,7 +71,7 @@ pub trait Encoder: Send + fmt::Debug {
             fps_num,
             fps_den,
             name: name.to_owned(),
-            codec_config: Default::default(),
+            codec_config: self.codec_config(),
         }
     }
 }
@@ -160,6 +180,11 @@ pub struct EncodeSpec {
     pub subsampling: ChromaSubsampling,
     /// zstd level (1 is fast; up to 22; negative levels are faster still).
     pub zstd_level: i32,
+    /// H.264 target bit rate in bits per second; 0 picks one from the
+    /// picture size (about 2 bits per pixel per second).
+    pub bitrate: u32,
+    /// H.264: a keyframe at least every this many frames.
+    pub keyframe_interval: u32,
 }
 
 impl EncodeSpec {
@@ -171,6 +196,19 @@ impl EncodeSpec {
             quality,
             subsampling: ChromaSubsampling::S420,
             zstd_level: DEFAULT_ZSTD_LEVEL,
+            bitrate: 0,
+            keyframe_interval: DEFAULT_KEYFRAME_INTERVAL,
+        }
+    }
+
+    /// H.264 at `bitrate` bits per second (0: from the picture size), a
+    /// keyframe at least every `keyframe_interval` frames.
+    pub const fn h264(bitrate: u32, keyframe_interval: u32) -> Self {
+        EncodeSpec {
+            format: Format::H264,
+            bitrate,
+            keyframe_interval,
+            ..Self::mjpeg(DEFAULT_JPEG_QUALITY)
         }
     }
 

@@ -56,6 +56,8 @@ mod pixel;
 mod registry;
 mod transcode;
 
+#[cfg(feature = "h264")]
+pub mod h264;
 #[cfg(feature = "jpeg")]
 pub mod mjpeg;
 #[cfg(feature = "qoi")]
@@ -66,8 +68,8 @@ pub mod testkit;
 pub mod zstd;
 
 pub use codec::{
-    ChromaSubsampling, DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, DEFAULT_ZSTD_LEVEL, DecodeOptions, Decoder,
-    EncodeSpec, Encoder, Limits, UNDECLARED_MAX_PIXELS,
+    ChromaSubsampling, DEFAULT_JPEG_QUALITY, DEFAULT_KEYFRAME_INTERVAL, DEFAULT_MAX_PIXELS, DEFAULT_ZSTD_LEVEL,
+    DecodeOptions, Decoder, EncodeSpec, Encoder, Limits, UNDECLARED_MAX_PIXELS,
 };
 pub use error::CodecError;
 pub use pixel::{PixelBuffer, PixelLayout, Plane};

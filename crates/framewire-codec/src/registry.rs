@@ -42,6 +42,9 @@ pub fn enabled_features() -> Vec<&'static str> {
     if cfg!(feature = "zstd") {
         features.push("zstd");
     }
+    if cfg!(feature = "h264") {
+        features.push("h264");
+    }
     features
 }
 
@@ -99,6 +102,13 @@ impl Registry {
             provider: "jpeg",
             decoder: Some(|open, opts| Ok(Box::new(crate::mjpeg::MjpegDecoder::new(open, opts)?))),
             encoder: Some(|spec| Ok(Box::new(crate::mjpeg::MjpegEncoder::new(spec)?))),
+        });
+        #[cfg(feature = "h264")]
+        r.register(CodecEntry {
+            format: Format::H264,
+            provider: "openh264",
+            decoder: None,
+            encoder: Some(|spec| Ok(Box::new(crate::h264::H264Encoder::new(spec)?))),
         });
         #[cfg(feature = "qoi")]
         r.register(CodecEntry {

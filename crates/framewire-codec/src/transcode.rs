@@ -41,10 +41,30 @@ impl Transcoder {
         &self.output_open
     }
 
-    /// One input frame payload in, one output frame payload out.
+    /// One input frame payload in, one output frame payload out. When the
+    /// encoder learns its codec configuration (H.264's parameter sets, with
+    /// the first keyframe), [`Transcoder::output_open`] carries it.
     pub fn transcode(&mut self, payload: &Bytes) -> Result<Bytes, CodecError> {
         let picture = self.decoder.decode(payload)?;
-        self.encoder.encode(&picture)
+        let out = self.encoder.encode(&picture)?;
+        if self.encoder.keyframe() {
+            let config = self.encoder.codec_config();
+            if config != self.output_open.codec_config {
+                self.output_open.codec_config = config;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the payload [`Transcoder::transcode`] returned last is one a
+    /// decoder can start at.
+    pub fn keyframe(&self) -> bool {
+        self.encoder.keyframe()
+    }
+
+    /// Makes the next output payload a keyframe.
+    pub fn force_keyframe(&mut self) {
+        self.encoder.force_keyframe();
     }
 }
 
