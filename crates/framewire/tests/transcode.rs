@@ -74,7 +74,7 @@ async fn subscribers_get_the_format_they_ask_for_from_one_shared_transcoder() {
         assert_eq!(outputs_of(node.addr, "bars~mjpeg").await.len(), 2);
         // A format that is not one, and a conversion that cannot be made.
         let mut c = client(node.addr, "test:bad").await;
-        let e = c.subscribe("bars~h264", SubscribeParams::default()).await.unwrap_err();
+        let e = c.subscribe("bars~h265", SubscribeParams::default()).await.unwrap_err();
         assert!(
             matches!(&e, framewire_net::NetError::Remote { status: Status::BadRequest, message, .. } if message.contains("not a format")),
             "{e}"
@@ -123,4 +123,72 @@ async fn a_relay_pulls_a_transcoded_stream() {
     })
     .await
     .expect("finished in time");
+}
+
+/// `STREAM~h264-RATE-gN`: MJPEG from the test pattern encoded to H.264 by
+/// the node (OpenH264): parameter sets announced once known and in front
+/// of every keyframe, a keyframe every N frames, every frame decodable by
+/// ffprobe, near the asked bit rate; a late subscriber starts at a keyframe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_encodes_h264_with_keyframes_on_schedule() {
+    use common::media::{Got, collect, probe};
+    use framewire_media::h26x::{AccessUnit, Codec, ParamSets, sps_size};
+    use framewire_proto::Format;
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let node = spawn_node(&[
+            "--name",
+            "test:cam",
+            "--discovery",
+            "off",
+            "--source",
+            "test-pattern:bars,size=640x360,fps=30,format=mjpeg",
+        ]);
+        let name = "bars~h264-1Mbit-g30";
+        let got: Got = collect(node.addr, name, Duration::from_secs(30), |g| g.frames.len() >= 90).await;
+        assert!(got.frames.len() >= 90, "{} frames", got.frames.len());
+        assert_eq!(got.opens[0].format, Format::H264);
+        let open = got.opens.last().unwrap();
+        let mut ps = ParamSets::default();
+        ps.update(Codec::H264, &open.codec_config);
+        assert!(
+            ps.is_complete(Codec::H264),
+            "the parameter sets follow in a format-changed: {:?} {:?}",
+            got.opens,
+            got.events
+        );
+        assert_eq!(sps_size(Codec::H264, ps.sps.as_ref().unwrap()), Some((640, 360)));
+        let first = &got.frames[0];
+        let au = AccessUnit::of(Codec::H264, &first.data);
+        assert!(
+            first.flags.is_keyframe() && au.keyframe && au.has_sps && au.has_pps,
+            "{au:?}"
+        );
+        for f in &got.frames {
+            assert_eq!(f.flags.is_keyframe(), AccessUnit::of(Codec::H264, &f.data).keyframe);
+        }
+        let keys: Vec<u64> = got
+            .frames
+            .iter()
+            .filter(|f| f.flags.is_keyframe())
+            .map(|f| f.sequence)
+            .collect();
+        assert!(keys.len() >= 3, "keyframes at {keys:?}");
+        for w in keys.windows(2) {
+            assert!(w[1] - w[0] <= 30, "keyframes at {keys:?}: at most 30 frames apart");
+        }
+        let dir = temp_dir("transcode-h264");
+        let (codec, w, h, n, errors) = probe(&got.frames, &dir.join("out.h264"));
+        assert_eq!((codec.as_str(), w, h), ("h264", 640, 360));
+        assert_eq!(n, got.frames.len() as u64, "every frame decodes");
+        assert!(errors.trim().is_empty(), "ffprobe: {errors}");
+        let bytes: usize = got.frames.iter().map(|f| f.data.len()).sum();
+        let secs = got.frames.len() as f64 / 30.0;
+        let rate = bytes as f64 * 8.0 / secs;
+        assert!(rate < 2_000_000.0, "{rate:.0} bit/s for 1 Mbit/s asked");
+        // A second subscriber starts at a keyframe (the group of pictures cached).
+        let late = collect(node.addr, name, Duration::from_secs(10), |g| !g.frames.is_empty()).await;
+        assert!(late.frames[0].flags.is_keyframe());
+    })
+    .await
+    .expect("within 90 s");
 }

@@ -1,6 +1,7 @@
 //! Transcoding on an output: a subscriber that asks for `STREAM~FORMAT`
 //! (`bars~mjpeg`, `bars~mjpeg-q70`, `bars~qoi`, `bars~raw-bgra`,
-//! `bars~raw-zstd`) gets STREAM in that format. The first such
+//! `bars~raw-zstd`, `bars~h264`, `bars~h264-2Mbit-g30`) gets STREAM in that
+//! format. The first such
 //! subscription starts one transcoder, which serves a derived stream of
 //! that name; every later subscriber of the same name shares it, so a
 //! stream is converted once per distinct format asked for, whatever the
@@ -13,10 +14,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use framewire_codec::{DEFAULT_JPEG_QUALITY, DEFAULT_ZSTD_LEVEL, EncodeSpec, Registry, Transcoder};
+use framewire_codec::{
+    DEFAULT_JPEG_QUALITY, DEFAULT_KEYFRAME_INTERVAL, DEFAULT_ZSTD_LEVEL, EncodeSpec, Registry, Transcoder,
+};
 use framewire_proto::control::StreamState;
 use framewire_proto::{
-    DeliveryMode, DropPolicy, EventReason, PixelFormat, Status, StreamEvent, StreamOpen, SubscribeParams, TransportMode,
+    DeliveryMode, DropPolicy, EventReason, FrameFlags, PixelFormat, Status, StreamEvent, StreamOpen, SubscribeParams,
+    TransportMode,
 };
 use framewire_relay::Frame;
 use tracing::{info, warn};
@@ -48,6 +52,8 @@ pub fn parse_derived(name: &str) -> Option<(&str, Result<EncodeSpec, String>)> {
         pixel(rest.strip_prefix('-')).map(|p| EncodeSpec::raw_zstd(p, DEFAULT_ZSTD_LEVEL))
     } else if let Some(rest) = format.strip_prefix("raw") {
         pixel(rest.strip_prefix('-')).map(EncodeSpec::raw)
+    } else if let Some(rest) = format.strip_prefix("h264") {
+        h264_spec(format, rest)
     } else if format == "qoi" {
         Ok(EncodeSpec::qoi())
     } else if let Some(rest) = format.strip_prefix("mjpeg") {
@@ -60,15 +66,43 @@ pub fn parse_derived(name: &str) -> Option<(&str, Result<EncodeSpec, String>)> {
                 .map(EncodeSpec::mjpeg)
                 .ok_or_else(|| format!("`{format}`: the quality is 1 to 100 (mjpeg-q70)")),
             None => Err(format!(
-                "`{format}` is not a format (mjpeg, mjpeg-qN, qoi, raw[-PIXFMT], raw-zstd[-PIXFMT])"
+                "`{format}` is not a format (mjpeg, mjpeg-qN, qoi, raw[-PIXFMT], raw-zstd[-PIXFMT], h264[-RATE][-gFRAMES])"
             )),
         }
     } else {
         Err(format!(
-            "`{format}` is not a format (mjpeg, mjpeg-qN, qoi, raw[-PIXFMT], raw-zstd[-PIXFMT])"
+            "`{format}` is not a format (mjpeg, mjpeg-qN, qoi, raw[-PIXFMT], raw-zstd[-PIXFMT], h264[-RATE][-gFRAMES])"
         ))
     };
     Some((base, spec))
+}
+
+/// `h264[-RATE][-gFRAMES]`: a bit rate (`2Mbit`, `500kbit`, or bytes per
+/// second as `--link` takes them) and a keyframe interval in frames.
+fn h264_spec(format: &str, rest: &str) -> Result<EncodeSpec, String> {
+    let mut spec = EncodeSpec::h264(0, DEFAULT_KEYFRAME_INTERVAL);
+    if rest.is_empty() {
+        return Ok(spec);
+    }
+    let Some(options) = rest.strip_prefix('-') else {
+        return Err(format!("`{format}` is not a format (h264, h264-2Mbit, h264-2Mbit-g30)"));
+    };
+    for o in options.split('-') {
+        if let Some(g) = o.strip_prefix('g') {
+            spec.keyframe_interval = g
+                .parse::<u32>()
+                .ok()
+                .filter(|g| (1..=3600).contains(g))
+                .ok_or_else(|| format!("`{format}`: the keyframe interval is 1 to 3600 frames (h264-g30)"))?;
+        } else {
+            let bytes = crate::config::parse_rate(o).map_err(|e| format!("`{format}`: {e}"))?;
+            spec.bitrate = u32::try_from(bytes.saturating_mul(8))
+                .ok()
+                .filter(|b| (10_000..=200_000_000).contains(b))
+                .ok_or_else(|| format!("`{format}`: the bit rate is 10kbit to 200Mbit"))?;
+        }
+    }
+    Ok(spec)
 }
 
 fn open_of(core: &NodeCore, stream: &str) -> Option<StreamOpen> {
@@ -126,6 +160,8 @@ async fn run(core: Arc<NodeCore>, base: String, name: String, spec: EncodeSpec, 
         return;
     };
     let mut source_open = input.open().clone();
+    let mut announced = t.output_open().clone();
+    announced.name = name.clone();
     let mut idle_since: Option<Instant> = None;
     let mut failures = 0u64;
     loop {
@@ -166,15 +202,31 @@ async fn run(core: Arc<NodeCore>, base: String, name: String, spec: EncodeSpec, 
         };
         t = back;
         match result {
-            Ok(data) => core.push(
-                &name,
-                Frame {
-                    data,
-                    sequence: frame.sequence,
-                    timestamp_ns: frame.timestamp_ns,
-                    flags: frame.flags,
-                },
-            ),
+            Ok(data) => {
+                // An encoder learns its parameter sets with its first keyframe.
+                if t.output_open().codec_config != announced.codec_config {
+                    announced = t.output_open().clone();
+                    announced.name = name.clone();
+                    core.stream_event(&name, StreamEvent::FormatChanged(announced.clone()));
+                }
+                let mut flags = if t.keyframe() {
+                    FrameFlags::KEYFRAME
+                } else {
+                    FrameFlags::default()
+                };
+                if frame.flags.is_discontinuity() {
+                    flags = flags.with(FrameFlags::DISCONTINUITY);
+                }
+                core.push(
+                    &name,
+                    Frame {
+                        data,
+                        sequence: frame.sequence,
+                        timestamp_ns: frame.timestamp_ns,
+                        flags,
+                    },
+                );
+            }
             Err(e) => {
                 // The stream may have changed format: follow it.
                 if let Some(now) = open_of(&core, &base).filter(|o| *o != source_open) {
@@ -182,7 +234,8 @@ async fn run(core: Arc<NodeCore>, base: String, name: String, spec: EncodeSpec, 
                         Ok(fresh) => {
                             let mut derived = fresh.output_open().clone();
                             derived.name = name.clone();
-                            core.stream_event(&name, StreamEvent::FormatChanged(derived));
+                            core.stream_event(&name, StreamEvent::FormatChanged(derived.clone()));
+                            announced = derived;
                             t = fresh;
                             source_open = now;
                             continue;
@@ -222,7 +275,17 @@ mod tests {
         assert_eq!(f("x~raw").unwrap().1.unwrap().1, PixelFormat::Bgra);
         assert_eq!(f("x~raw-yuv420p").unwrap().1.unwrap().1, PixelFormat::Yuv420p);
         assert_eq!(f("x~raw-zstd-bgr").unwrap().1.unwrap().0, Format::RawZstd);
-        assert!(f("x~h264").unwrap().1.is_err());
+        let h = |n: &str| f(n).unwrap().1.map(|_| parse_derived(n).unwrap().1.unwrap());
+        let spec = h("x~h264").unwrap();
+        assert_eq!(
+            (spec.format, spec.bitrate, spec.keyframe_interval),
+            (Format::H264, 0, 60)
+        );
+        let spec = h("x~h264-2Mbit-g30").unwrap();
+        assert_eq!((spec.bitrate, spec.keyframe_interval), (2_000_000, 30));
+        assert!(h("x~h264-g0").unwrap_err().contains("keyframe interval"));
+        assert!(h("x~h264-fast").unwrap_err().contains("not a rate"));
+        assert!(h("x~h2645").is_err());
         assert!(f("x~mjpeg-q0").unwrap().1.is_err());
         assert!(f("x~raw-cmyk").unwrap().1.is_err());
     }
