@@ -131,6 +131,9 @@ open_enum! {
         /// Changes a subscription's budgets and priority in place (the
         /// header's channel names it).
         UpdateSubscription = 0x001a => "update-subscription",
+        /// Asks for a keyframe of a stream soon: the stream named, or (name
+        /// empty) the one of the subscription on the header's channel.
+        RequestKeyframe = 0x001b => "request-keyframe",
         /// V4L2: devices on the node's host.
         V4l2ListDevices = 0x0020 => "v4l2-list-devices",
         /// V4L2: a device's controls with ranges and menus.

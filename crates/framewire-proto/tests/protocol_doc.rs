@@ -618,6 +618,22 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             },
         ),
         (
+            "request-keyframe-request",
+            Expect::Req {
+                channel: 1,
+                id: 17,
+                req: Request::RequestKeyframe(Name { name: String::new() }),
+            },
+        ),
+        (
+            "request-keyframe-response",
+            Expect::Resp {
+                channel: 1,
+                id: 17,
+                resp: Response::RequestKeyframe,
+            },
+        ),
+        (
             "shutdown-request",
             Expect::Req {
                 channel: 0,

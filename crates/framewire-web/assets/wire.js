@@ -26,6 +26,7 @@ export const commandName = table([
   [0x0012, 'unsubscribe'], [0x0013, 'stream-open'], [0x0014, 'get-stats'], [0x0015, 'connect'],
   [0x0016, 'disconnect'], [0x0017, 'describe'], [0x0018, 'snapshot'], [0x0019, 'shutdown'],
   [0x001a, 'update-subscription'],
+  [0x001b, 'request-keyframe'],
   [0x0020, 'v4l2-list-devices'], [0x0021, 'v4l2-list-controls'], [0x0022, 'v4l2-get-controls'],
   [0x0023, 'v4l2-set-controls'], [0x0030, 'list-monitors'], [0x0040, 'watch-status'],
   [0x0041, 'status-report'], [0x0050, 'source-add'], [0x0051, 'source-set'], [0x0052, 'source-remove'],

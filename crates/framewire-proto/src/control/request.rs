@@ -40,6 +40,9 @@ pub enum Request {
     Shutdown(Shutdown),
     /// UPDATE_SUBSCRIPTION: SubscribeParams (on the subscription's channel).
     UpdateSubscription(SubscribeParams),
+    /// REQUEST_KEYFRAME: `stream string` (empty: the stream of the
+    /// subscription on the header's channel).
+    RequestKeyframe(Name),
     /// V4L2_LIST_DEVICES (no fields).
     V4l2ListDevices,
     /// V4L2_LIST_CONTROLS: `device string`.
@@ -86,6 +89,7 @@ impl Request {
             Request::Snapshot(_) => Command::Snapshot,
             Request::Shutdown(_) => Command::Shutdown,
             Request::UpdateSubscription(_) => Command::UpdateSubscription,
+            Request::RequestKeyframe(_) => Command::RequestKeyframe,
             Request::V4l2ListDevices => Command::V4l2ListDevices,
             Request::V4l2ListControls(_) => Command::V4l2ListControls,
             Request::V4l2GetControls(_) => Command::V4l2GetControls,
@@ -111,6 +115,7 @@ impl Request {
             Request::GetStats(x)
             | Request::Disconnect(x)
             | Request::Snapshot(x)
+            | Request::RequestKeyframe(x)
             | Request::V4l2ListControls(x)
             | Request::SourceRemove(x) => {
                 x.put(&mut b)?;
@@ -164,6 +169,7 @@ impl Request {
             Command::Snapshot => Request::Snapshot(Name::get(&mut r).map_err(err)?),
             Command::Shutdown => Request::Shutdown(Shutdown::get(&mut r).map_err(err)?),
             Command::UpdateSubscription => Request::UpdateSubscription(SubscribeParams::get(&mut r).map_err(err)?),
+            Command::RequestKeyframe => Request::RequestKeyframe(Name::get(&mut r).map_err(err)?),
             Command::V4l2ListDevices => Request::V4l2ListDevices,
             Command::V4l2ListControls => Request::V4l2ListControls(Name::get(&mut r).map_err(err)?),
             Command::V4l2GetControls => Request::V4l2GetControls(GetControls::get(&mut r).map_err(err)?),
@@ -212,6 +218,9 @@ pub enum Response {
     Shutdown,
     /// UPDATE_SUBSCRIPTION applied (no fields).
     UpdateSubscription,
+    /// REQUEST_KEYFRAME taken (no fields): the stream's maker will send a
+    /// keyframe, or the request went on upstream.
+    RequestKeyframe,
     /// V4L2_LIST_DEVICES: `devices list(V4l2Device)`.
     V4l2ListDevices(Vec<V4l2Device>),
     /// V4L2_LIST_CONTROLS: `controls list(V4l2Control)`.
@@ -256,6 +265,7 @@ impl Response {
             Response::Snapshot(_) => Command::Snapshot,
             Response::Shutdown => Command::Shutdown,
             Response::UpdateSubscription => Command::UpdateSubscription,
+            Response::RequestKeyframe => Command::RequestKeyframe,
             Response::V4l2ListDevices(_) => Command::V4l2ListDevices,
             Response::V4l2ListControls(_) => Command::V4l2ListControls,
             Response::V4l2GetControls(_) => Command::V4l2GetControls,
@@ -297,6 +307,7 @@ impl Response {
             | Response::Disconnect
             | Response::Shutdown
             | Response::UpdateSubscription
+            | Response::RequestKeyframe
             | Response::SourceRemove
             | Response::WatchStatus => {}
             Response::Unknown { body, .. } => return Ok(body.clone()),
@@ -343,6 +354,7 @@ impl Response {
             Command::Snapshot => Response::Snapshot(Snapshot::get(&mut r).map_err(err)?),
             Command::Shutdown => Response::Shutdown,
             Command::UpdateSubscription => Response::UpdateSubscription,
+            Command::RequestKeyframe => Response::RequestKeyframe,
             Command::V4l2ListDevices => Response::V4l2ListDevices(get_list(&mut r, "devices").map_err(err)?),
             Command::V4l2ListControls => Response::V4l2ListControls(get_list(&mut r, "controls").map_err(err)?),
             Command::V4l2GetControls => Response::V4l2GetControls(get_list(&mut r, "values").map_err(err)?),
