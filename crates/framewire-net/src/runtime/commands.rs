@@ -204,6 +204,24 @@ impl Session {
                     format!("no subscription on channel {}", req.channel),
                 )),
             },
+            Request::RequestKeyframe(Name { name }) => {
+                let stream = if name.is_empty() {
+                    let id = self.channels.iter().find(|(c, _)| *c == req.channel).map(|(_, id)| *id);
+                    id.and_then(|id| core.output_stream(id))
+                } else {
+                    Some(name)
+                };
+                match stream {
+                    Some(stream) => core.keyframes.request(&core, &stream).map(|outcome| {
+                        debug!(stream, ?outcome, "keyframe requested");
+                        Response::RequestKeyframe
+                    }),
+                    None => Err(CommandError::new(
+                        Status::NotFound,
+                        format!("no stream named, and no subscription on channel {}", req.channel),
+                    )),
+                }
+            }
             Request::StreamOpen(_) => bad("this node does not accept pushed streams: edges are pulled (use CONNECT)"),
             Request::GetStats(Name { name }) => Ok(Response::GetStats(core.stats(&name))),
             Request::Connect(c) => {

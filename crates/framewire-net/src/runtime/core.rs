@@ -98,6 +98,8 @@ pub(crate) struct NodeCore {
     features: AtomicU32,
     /// Input events from viewers, and where they go (docs/x11.md).
     pub(crate) input: Arc<InputRegistry>,
+    /// Keyframe requests, and the encoders that take them.
+    pub(crate) keyframes: super::keyframes::KeyframeRequests,
     /// Messages passed through uninterpreted, counted per stream and type.
     passed: PassedCounts,
     /// What sources and sinks may ask the node for, by type.
@@ -134,6 +136,7 @@ impl NodeCore {
             room_waiters: AtomicUsize::new(0),
             features: AtomicU32::new(Features::OPAQUE.0),
             input,
+            keyframes: Default::default(),
             passed: PassedCounts::default(),
             extensions,
             skipped: OnceLock::new(),

@@ -104,6 +104,12 @@ impl InputRegistry {
         lock(&self.forwarders).insert(stream.to_owned(), (tx, channel));
     }
 
+    /// Where `stream`'s messages go upstream (the edge session's outbox and
+    /// its channel there), if it is pulled.
+    pub(crate) fn forwarder(&self, stream: &str) -> Option<(mpsc::Sender<Message>, u16)> {
+        lock(&self.forwarders).get(stream).cloned()
+    }
+
     /// Stops passing events for `stream` upstream, if `tx` is still the way.
     pub(crate) fn clear_forwarder(&self, stream: &str, tx: &mpsc::Sender<Message>) {
         let mut f = lock(&self.forwarders);

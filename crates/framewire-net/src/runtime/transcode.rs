@@ -28,6 +28,7 @@ use tracing::{info, warn};
 use crate::api::SinkHost;
 use crate::error::CommandError;
 use crate::runtime::core::NodeCore;
+use crate::runtime::keyframes::KeyframeFlag;
 
 /// How long a derived stream outlives its last subscriber.
 const IDLE: Duration = Duration::from_secs(5);
@@ -155,6 +156,9 @@ async fn run(core: Arc<NodeCore>, base: String, name: String, spec: EncodeSpec, 
         label: format!("transcode:{name}"),
     };
     let mut stop = host.stopping();
+    // Keyframe requests for the derived stream reach this encoder.
+    let flag = core.keyframes.register(&name);
+    let _registered = Registered(core.clone(), name.clone(), flag.clone());
     let Some(input) = host.attach().await else {
         core.remove_stream(&name, EventReason::Shutdown, "node shutting down");
         return;
@@ -191,6 +195,9 @@ async fn run(core: Arc<NodeCore>, base: String, name: String, spec: EncodeSpec, 
         };
         let frame = tx.frame.clone();
         input.sent();
+        if flag.take(Instant::now()) {
+            t.force_keyframe();
+        }
         let job = tokio::task::spawn_blocking(move || {
             let r = t.transcode(&frame.data);
             (t, frame, r)
@@ -252,6 +259,16 @@ async fn run(core: Arc<NodeCore>, base: String, name: String, spec: EncodeSpec, 
                 }
             }
         }
+    }
+}
+
+/// A derived stream's encoder registered for keyframe requests; undone
+/// when the transcoder ends.
+struct Registered(Arc<NodeCore>, String, Arc<KeyframeFlag>);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.keyframes.unregister(&self.1, &self.2);
     }
 }
 
