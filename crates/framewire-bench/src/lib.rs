@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod encode;
 pub mod frames;
 mod gst;
 mod procs;

@@ -11,7 +11,7 @@
 mod source;
 mod sub;
 
-use framewire_bench::{relay, shm, transcode};
+use framewire_bench::{encode, relay, shm, transcode};
 
 /// Benchmarks, on 127.0.0.1 only.
 #[derive(Debug, clap::Args)]
@@ -31,6 +31,10 @@ enum BenchCmd {
     /// CPU per 1080p30 stream transcoded on a node's output (STREAM~FORMAT),
     /// beside ffmpeg encoding the same, in one run.
     Transcode(transcode::Args),
+    /// H.264 encoders by CPU per 1080p30 stream and encoder delay: OpenH264
+    /// in process (what STREAM~h264 uses) beside libx264 through ffmpeg,
+    /// and on a node's output, in one run.
+    Encode(encode::Args),
     /// (internal) The producer of `bench shm`; prints a JSON report.
     #[command(hide = true)]
     ShmProducer(shm::ProducerArgs),
@@ -50,6 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         BenchCmd::Relay(a) => relay::run(a).await,
         BenchCmd::Shm(a) => shm::run(a).await,
         BenchCmd::Transcode(a) => transcode::run(a).await,
+        BenchCmd::Encode(a) => encode::run(a).await,
         BenchCmd::ShmProducer(a) => shm::run_producer(a),
         BenchCmd::ShmConsumer(a) => shm::run_consumer(a),
         BenchCmd::Source(a) => source::run(a).await,
