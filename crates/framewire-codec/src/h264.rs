@@ -23,6 +23,7 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 
 use crate::codec::Encoder;
+use crate::h26x::nal_units;
 use crate::{CodecError, EncodeSpec, PixelBuffer, PixelLayout};
 
 /// The frame rate rate control assumes when the stream does not say.
@@ -166,34 +167,6 @@ fn parameter_sets(au: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The NAL units of an Annex B byte stream, without start codes.
-fn nal_units(b: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= b.len() {
-        if b[i] == 0 && b[i + 1] == 0 && b[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let ends: Vec<usize> = starts
-        .iter()
-        .skip(1)
-        .map(|&s| {
-            // Back over the start code and a leading zero of a 4-byte one.
-            let mut e = s - 3;
-            while e > 0 && b[e - 1] == 0 {
-                e -= 1;
-            }
-            e
-        })
-        .chain(std::iter::once(b.len()))
-        .collect();
-    starts.into_iter().zip(ends).map(move |(s, e)| &b[s..e.max(s)])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,12 +207,5 @@ mod tests {
         let mut e = H264Encoder::new(&EncodeSpec::h264(0, 30)).unwrap();
         let err = e.encode(&screen_like(321, 240, 0)).unwrap_err();
         assert!(err.to_string().contains("even"), "{err}");
-    }
-
-    #[test]
-    fn nal_units_split_at_three_and_four_byte_start_codes() {
-        let b = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0];
-        let units: Vec<&[u8]> = nal_units(&b).collect();
-        assert_eq!(units, [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4, 0]]);
     }
 }

@@ -58,6 +58,7 @@ mod transcode;
 
 #[cfg(feature = "h264")]
 pub mod h264;
+pub mod h26x;
 #[cfg(feature = "jpeg")]
 pub mod mjpeg;
 #[cfg(feature = "qoi")]

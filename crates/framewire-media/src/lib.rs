@@ -12,7 +12,9 @@
 //! sequence number and capture time of each frame.
 
 pub mod font;
-pub mod h26x;
+/// H.264 and H.265 access units (they live in `framewire-codec`, which
+/// decodes and encodes them).
+pub use framewire_codec::h26x;
 pub mod jpeg_split;
 pub mod testpattern;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
