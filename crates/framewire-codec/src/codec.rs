@@ -286,7 +286,7 @@ pub(crate) fn raw_layout(spec: &EncodeSpec) -> Result<PixelLayout, CodecError> {
 }
 
 /// Checks a decoded picture's size against the limits and the declared size.
-#[cfg(any(feature = "jpeg", feature = "qoi"))]
+#[cfg(any(feature = "jpeg", feature = "qoi", feature = "h264"))]
 pub(crate) fn check_decoded_size(
     format: Format,
     width: u64,

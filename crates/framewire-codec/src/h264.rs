@@ -1,4 +1,5 @@
-//! H.264 encoding with OpenH264, in process, set for low latency.
+//! H.264 with OpenH264, in process: an encoder set for low latency, and a
+//! decoder for receivers (viewers, snapshots, transcoding to MJPEG).
 //!
 //! One picture in, one access unit out (Annex B, SPS and PPS in front of
 //! every keyframe): the baseline profile has no B-frames, the encoder has
@@ -22,9 +23,10 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSlices;
 
-use crate::codec::Encoder;
-use crate::h26x::nal_units;
+use crate::codec::{DecodeOptions, Decoder, Encoder, check_decoded_size};
+use crate::h26x::{Codec, NalKind, nal_units, sps_size};
 use crate::{CodecError, EncodeSpec, PixelBuffer, PixelLayout};
+use framewire_proto::StreamOpen;
 
 /// The frame rate rate control assumes when the stream does not say.
 const ASSUMED_FPS: f32 = 30.0;
@@ -155,6 +157,109 @@ impl Encoder for H264Encoder {
     }
 }
 
+/// An H.264 decoder for one stream.
+///
+/// Frames are decoded in order, each against the pictures before it: a
+/// frame whose references the decoder never saw (before the first
+/// keyframe) is an error, not a picture. Every SPS is read before the
+/// library sees it, and a picture over [`crate::Limits::max_pixels`] (or
+/// other than the stream's declared size) is refused before any picture
+/// memory is allocated for it. Pictures come out in the registry's RGB
+/// layout ([`DecodeOptions::rgb_layout`]).
+pub struct H264Decoder {
+    inner: openh264::decoder::Decoder,
+    declared: (u32, u32),
+    options: DecodeOptions,
+}
+
+impl std::fmt::Debug for H264Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H264Decoder")
+            .field("declared", &self.declared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H264Decoder {
+    /// A decoder for the stream `open` announces.
+    pub fn new(open: &StreamOpen, options: &DecodeOptions) -> Result<H264Decoder, CodecError> {
+        if open.width != 0 || open.height != 0 {
+            options.limits.check(u64::from(open.width), u64::from(open.height))?;
+        }
+        let inner = openh264::decoder::Decoder::new().map_err(|e| CodecError::Corrupt {
+            format: Format::H264,
+            detail: format!("the decoder did not start: {e}"),
+        })?;
+        let mut d = H264Decoder {
+            inner,
+            declared: (open.width, open.height),
+            options: *options,
+        };
+        if !open.codec_config.is_empty() {
+            // The parameter sets, checked like any others; no picture yet.
+            d.check_sps(&open.codec_config)?;
+            let _ = d.inner.decode(&open.codec_config);
+        }
+        Ok(d)
+    }
+
+    fn check_sps(&self, payload: &[u8]) -> Result<(), CodecError> {
+        for nal in nal_units(payload) {
+            if Codec::H264.kind(nal) == Some(NalKind::Sps) {
+                let (w, h) = sps_size(Codec::H264, nal).ok_or_else(|| CodecError::Corrupt {
+                    format: Format::H264,
+                    detail: "a sequence parameter set that does not parse".into(),
+                })?;
+                check_decoded_size(
+                    Format::H264,
+                    u64::from(w),
+                    u64::from(h),
+                    &self.options.limits,
+                    self.declared,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Decoder for H264Decoder {
+    fn format(&self) -> Format {
+        Format::H264
+    }
+
+    fn decode(&mut self, payload: &Bytes) -> Result<PixelBuffer, CodecError> {
+        self.check_sps(payload)?;
+        let corrupt = |detail: String| CodecError::Corrupt {
+            format: Format::H264,
+            detail,
+        };
+        let yuv = self
+            .inner
+            .decode(payload)
+            .map_err(|e| corrupt(e.to_string()))?
+            .ok_or_else(|| corrupt("no picture (its references are missing: wait for a keyframe)".into()))?;
+        use openh264::formats::YUVSource;
+        let (w, h) = yuv.dimensions();
+        let (sy, su, sv) = yuv.strides();
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let mut out = Vec::with_capacity(w * h + 2 * cw * ch);
+        for (plane, stride, pw, rows) in [(yuv.y(), sy, w, h), (yuv.u(), su, cw, ch), (yuv.v(), sv, cw, ch)] {
+            for r in 0..rows {
+                let row = plane
+                    .get(r * stride..r * stride + pw)
+                    .ok_or_else(|| corrupt("a decoded plane shorter than its picture".into()))?;
+                out.extend_from_slice(row);
+            }
+        }
+        let (w, h) = (
+            u32::try_from(w).map_err(|_| corrupt("picture too wide".into()))?,
+            u32::try_from(h).map_err(|_| corrupt("picture too tall".into()))?,
+        );
+        PixelBuffer::new(PixelLayout::I420, w, h, out)?.convert(self.options.rgb_layout)
+    }
+}
+
 /// The SPS and PPS NAL units of an Annex B access unit, with start codes.
 fn parameter_sets(au: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -199,6 +304,73 @@ mod tests {
         let config = e.codec_config();
         let types: Vec<u8> = nal_units(&config).map(|n| n[0] & 0x1f).collect();
         assert_eq!(types, [7, 8]);
+    }
+
+    #[test]
+    fn what_is_encoded_decodes_to_the_same_size_and_close_pixels() {
+        let mut e = H264Encoder::new(&EncodeSpec::h264(2_000_000, 30)).unwrap();
+        let open = StreamOpen {
+            width: 320,
+            height: 240,
+            ..e.stream_open(320, 240, 30, 1, "t")
+        };
+        let mut d = H264Decoder::new(&open, &DecodeOptions::default()).unwrap();
+        for i in 0..10 {
+            let src = screen_like(320, 240, i);
+            let au = e.encode(&src).unwrap();
+            let pic = d.decode(&au).unwrap();
+            assert_eq!((pic.width(), pic.height(), pic.layout()), (320, 240, PixelLayout::Rgba));
+            // Lossy, but the same picture: mean absolute error per channel.
+            let a = src.convert(PixelLayout::Rgba).unwrap();
+            let diff: u64 = a
+                .data()
+                .iter()
+                .zip(pic.data().iter())
+                .map(|(x, y)| u64::from(x.abs_diff(*y)))
+                .sum();
+            let mean = diff as f64 / a.data().len() as f64;
+            assert!(mean < 12.0, "frame {i}: mean error {mean:.1}");
+        }
+    }
+
+    #[test]
+    fn a_picture_over_the_limit_or_before_a_keyframe_is_refused() {
+        let mut e = H264Encoder::new(&EncodeSpec::h264(0, 30)).unwrap();
+        let key = e.encode(&screen_like(320, 240, 0)).unwrap();
+        let p = e.encode(&screen_like(320, 240, 1)).unwrap();
+        let with_config = e.stream_open(0, 0, 30, 1, "t");
+        let open = StreamOpen {
+            codec_config: Bytes::new(),
+            ..with_config.clone()
+        };
+        let small = DecodeOptions {
+            limits: crate::Limits { max_pixels: 160 * 120 },
+            ..DecodeOptions::default()
+        };
+        // The parameter sets of STREAM_OPEN are checked at once.
+        assert!(matches!(
+            H264Decoder::new(&with_config, &small),
+            Err(CodecError::TooLarge { .. })
+        ));
+        let mut d = H264Decoder::new(&open, &small).unwrap();
+        assert!(matches!(d.decode(&key), Err(CodecError::TooLarge { .. })));
+        // A declared size that the SPS contradicts.
+        let declared = StreamOpen {
+            width: 640,
+            height: 480,
+            ..open.clone()
+        };
+        let mut d = H264Decoder::new(&declared, &DecodeOptions::default()).unwrap();
+        assert!(matches!(d.decode(&key), Err(CodecError::DimensionMismatch { .. })));
+        // A P-frame first: no picture, an error that says why.
+        let mut d = H264Decoder::new(&open, &DecodeOptions::default()).unwrap();
+        let err = d.decode(&p).unwrap_err();
+        assert!(matches!(err, CodecError::Corrupt { .. }), "{err}");
+        // Garbage: an error, never a panic.
+        let mut d = H264Decoder::new(&open, &DecodeOptions::default()).unwrap();
+        for junk in [&[0u8, 0, 0, 1, 0x67, 0xff][..], &[0, 0, 1, 0x65, 1, 2, 3], &[0xff; 64]] {
+            assert!(d.decode(&Bytes::copy_from_slice(junk)).is_err());
+        }
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl Registry {
         r.register(CodecEntry {
             format: Format::H264,
             provider: "openh264",
-            decoder: None,
+            decoder: Some(|open, opts| Ok(Box::new(crate::h264::H264Decoder::new(open, opts)?))),
             encoder: Some(|spec| Ok(Box::new(crate::h264::H264Encoder::new(spec)?))),
         });
         #[cfg(feature = "qoi")]
