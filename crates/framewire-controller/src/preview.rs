@@ -1,7 +1,9 @@
 //! Previews: a low-latency subscription to one stream, delivered as JPEG.
 //!
-//! MJPEG frames pass through untouched. Other formats (QOI, raw,
-//! raw+zstd) are decoded and encoded to JPEG on the blocking pool, one
+//! MJPEG frames pass through untouched. An inter-coded stream (H.264) is
+//! taken as `STREAM~mjpeg`, decoded in order and encoded by its node.
+//! Other formats (QOI, raw, raw+zstd) are decoded and encoded to JPEG on
+//! the blocking pool, one
 //! frame at a time: while a frame is being transcoded, newer arrivals
 //! replace the one waiting, so the preview always shows the newest frame
 //! and a slow encoder or browser never holds the source back (the
@@ -88,6 +90,12 @@ pub(crate) async fn start(
     .await
     .map_err(|_| ControllerError::Other(format!("preview of {node}/{stream}: no STREAM_OPEN within {timeout:?}")))?
     .map_err(other)?;
+    if open.format.is_inter_coded() && !stream.contains('~') {
+        // Each frame needs the ones before it, which a newest-wins preview
+        // skips: the node decodes the stream in order and sends JPEG.
+        drop(client);
+        return Box::pin(start(addr, node, &format!("{stream}~mjpeg"), who, timeout)).await;
+    }
     let transcoder = if open.format == Format::Mjpeg {
         None
     } else {

@@ -400,7 +400,16 @@ async fn check_preview(encode: EncodeSpec, label: &str) {
         }
         last = Some(f.sequence);
     }
-    assert_eq!(src.status_report().stats.outputs.len(), 1);
+    // An H.264 stream is previewed through the node's `bars~mjpeg`: the
+    // node's transcoder takes `bars`, the preview takes `bars~mjpeg`.
+    let outputs = src.status_report().stats.outputs;
+    if encode.format.is_inter_coded() {
+        let mut streams: Vec<&str> = outputs.iter().map(|o| o.stream.as_str()).collect();
+        streams.sort_unstable();
+        assert_eq!(streams, ["bars", "bars~mjpeg"]);
+    } else {
+        assert_eq!(outputs.len(), 1);
+    }
     drop(p);
     until("the preview unsubscribed", || {
         src.status_report().stats.outputs.is_empty()
@@ -412,6 +421,11 @@ async fn check_preview(encode: EncodeSpec, label: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_of_qoi_is_jpeg() {
     bounded(check_preview(EncodeSpec::qoi(), "qoi")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_of_h264_is_jpeg() {
+    bounded(check_preview(EncodeSpec::h264(0, 30), "h264")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -485,8 +485,10 @@ async fn wiring_reaches_50_state_websockets_quickly() {
     .unwrap();
 }
 
-/// A QOI stream reaches the browser's preview and the MJPEG route as JPEG
-/// (the controller transcodes), through `framewire node --controller --web`.
+/// A QOI stream and an H.264 stream reach the browser's preview and the
+/// MJPEG route as JPEG (the controller transcodes QOI; the node decodes
+/// H.264 in order as `live~mjpeg`), through `framewire node --controller
+/// --web`.
 #[tokio::test]
 async fn non_jpeg_streams_preview_as_jpeg() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -498,6 +500,8 @@ async fn non_jpeg_streams_preview_as_jpeg() {
             "t:qoi",
             "--source",
             "test-pattern:pat,size=160x120,fps=10,format=qoi",
+            "--source",
+            "test-pattern:live,size=160x120,fps=10,format=h264",
             "--controller",
             "--web",
             &web,
@@ -508,46 +512,48 @@ async fn non_jpeg_streams_preview_as_jpeg() {
         ]);
         assert!(node.wait_log("web UI on", Duration::from_secs(20)), "{}", node.log());
         // The controller needs a moment to learn the node's streams.
-        let url = format!("ws://{web}/ws/preview/t:qoi/pat");
-        let mut ws = None;
-        for _ in 0..100 {
-            match tokio_tungstenite::connect_async(url.as_str()).await {
-                Ok((c, _)) => {
-                    ws = Some(c);
-                    break;
+        for stream in ["pat", "live"] {
+            let url = format!("ws://{web}/ws/preview/t:qoi/{stream}");
+            let mut ws = None;
+            for _ in 0..100 {
+                match tokio_tungstenite::connect_async(url.as_str()).await {
+                    Ok((c, _)) => {
+                        ws = Some(c);
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
-        }
-        let mut ws = ws.unwrap_or_else(|| panic!("no preview of t:qoi/pat:\n{}", node.log()));
-        let dec = Decoder::new();
-        let mut jpegs = 0;
-        while jpegs < 2 {
-            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            let mut buf = BytesMut::from(&m.into_data()[..]);
-            match dec.decode(&mut buf).unwrap().unwrap() {
-                Message::ControlRequest(r) => {
-                    let Request::StreamOpen(o) = Request::decode(&r).unwrap() else {
-                        panic!()
-                    };
-                    assert_eq!(
-                        (o.format, o.width, o.height),
-                        (Format::Mjpeg, 160, 120),
-                        "rewritten to MJPEG"
-                    );
+            let mut ws = ws.unwrap_or_else(|| panic!("no preview of t:qoi/{stream}:\n{}", node.log()));
+            let dec = Decoder::new();
+            let mut jpegs = 0;
+            while jpegs < 2 {
+                let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                let mut buf = BytesMut::from(&m.into_data()[..]);
+                match dec.decode(&mut buf).unwrap().unwrap() {
+                    Message::ControlRequest(r) => {
+                        let Request::StreamOpen(o) = Request::decode(&r).unwrap() else {
+                            panic!()
+                        };
+                        assert_eq!(
+                            (o.format, o.width, o.height),
+                            (Format::Mjpeg, 160, 120),
+                            "{stream} rewritten to MJPEG"
+                        );
+                    }
+                    Message::VideoFrame(f) => {
+                        assert_eq!(
+                            (&f.data[..2], &f.data[f.data.len() - 2..]),
+                            (&b"\xff\xd8"[..], &b"\xff\xd9"[..])
+                        );
+                        jpegs += 1;
+                    }
+                    other => panic!("unexpected {other:?}"),
                 }
-                Message::VideoFrame(f) => {
-                    assert_eq!(
-                        (&f.data[..2], &f.data[f.data.len() - 2..]),
-                        (&b"\xff\xd8"[..], &b"\xff\xd9"[..])
-                    );
-                    jpegs += 1;
-                }
-                other => panic!("unexpected {other:?}"),
             }
         }
         // And as MJPEG over HTTP.

@@ -30,6 +30,9 @@ use crate::error::CommandError;
 use crate::runtime::core::NodeCore;
 use crate::runtime::keyframes::KeyframeFlag;
 
+/// Frames of an inter-coded input that may wait for the transcoder.
+const INTER_CODED_QUEUE: u32 = 8;
+
 /// How long a derived stream outlives its last subscriber.
 const IDLE: Duration = Duration::from_secs(5);
 
@@ -142,12 +145,16 @@ pub(crate) fn ensure(core: &Arc<NodeCore>, name: &str) -> Result<(), CommandErro
 }
 
 async fn run(core: Arc<NodeCore>, base: String, name: String, spec: EncodeSpec, mut t: Transcoder) {
+    // Newest frame wins, except that an inter-coded input is decoded frame
+    // by frame (each needs the ones before it): a few may wait, and past
+    // that the relay drops and starts again at the next keyframe.
+    let inter = open_of(&core, &base).is_some_and(|o| o.format.is_inter_coded());
     let host = SinkHost {
         node: core.clone(),
         stream: base.clone(),
         params: SubscribeParams {
             mode: DeliveryMode::LowLatency,
-            max_frames: 1,
+            max_frames: if inter { INTER_CODED_QUEUE } else { 1 },
             max_bytes: 0,
             drop_policy: DropPolicy::DropOldest,
             priority: 128,

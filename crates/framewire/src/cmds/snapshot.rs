@@ -45,8 +45,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let snap_open = snap.open.clone();
     let (open, data, quality) = (snap.open, snap.data, args.quality);
-    let (jpeg, open) = if matches!(open.format, Format::H264 | Format::H265) {
-        // The node sends the stream's latest keyframe; ffmpeg decodes it.
+    let (jpeg, open) = if open.format == Format::H265 {
+        // The node sends the stream's latest keyframe; ffmpeg decodes it
+        // (H.264 is decoded here, below).
         let jpeg = tokio::task::spawn_blocking(move || decode_with_ffmpeg(open.format, &data, quality))
             .await
             .context("the decoder stopped")?
@@ -86,8 +87,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One H.264/H.265 access unit (a keyframe with its parameter sets) as a
-/// JPEG, decoded by ffmpeg.
+/// One H.265 access unit (a keyframe with its parameter sets) as a JPEG,
+/// decoded by ffmpeg.
 fn decode_with_ffmpeg(format: Format, unit: &[u8], quality: u8) -> anyhow::Result<Vec<u8>> {
     use std::process::{Command, Stdio};
     let demuxer = if format == Format::H264 { "h264" } else { "hevc" };
@@ -100,7 +101,7 @@ fn decode_with_ffmpeg(format: Format, unit: &[u8], quality: u8) -> anyhow::Resul
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("a snapshot of H.264/H.265 is decoded by ffmpeg, which does not run here: install ffmpeg")?;
+        .context("a snapshot of H.265 is decoded by ffmpeg, which does not run here: install ffmpeg")?;
     let mut stdin = child.stdin.take().context("ffmpeg's input")?;
     let data = unit.to_vec();
     let writer = std::thread::spawn(move || {
