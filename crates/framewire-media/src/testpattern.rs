@@ -155,7 +155,25 @@ impl TestPattern {
     /// Draws and encodes frame `sequence`, captured at `timestamp_ns`.
     pub fn frame(&mut self, sequence: u64, timestamp_ns: u64) -> Result<Bytes, TestPatternError> {
         let picture = self.render(sequence, timestamp_ns);
-        Ok(self.encoder.encode(&picture)?)
+        let data = self.encoder.encode(&picture)?;
+        if self.encoder.keyframe() {
+            let config = self.encoder.codec_config();
+            if config != self.open.codec_config {
+                self.open.codec_config = config;
+            }
+        }
+        Ok(data)
+    }
+
+    /// Whether the frame made last is one a decoder can start at (always,
+    /// but for H.264).
+    pub fn keyframe(&self) -> bool {
+        self.encoder.keyframe()
+    }
+
+    /// Makes the next frame a keyframe.
+    pub fn force_keyframe(&mut self) {
+        self.encoder.force_keyframe();
     }
 }
 

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use framewire_proto::control::StreamState;
 use framewire_proto::{StreamEvent, StreamOpen, SubscribeParams};
@@ -37,6 +37,10 @@ pub(crate) trait NodePort: fmt::Debug + Send + Sync {
     /// they get *format-changed* if `open` differs); opens it if it is gone.
     fn reopen_stream(&self, open: StreamOpen, state: StreamState) -> Result<(), NetError>;
     fn push(&self, stream: &str, frame: Frame);
+    /// Keyframe requests for `stream` (REQUEST_KEYFRAME) reach its source
+    /// through the flag returned, until [`NodePort::drop_keyframes`].
+    fn take_keyframes(&self, stream: &str) -> Arc<KeyframeFlag>;
+    fn drop_keyframes(&self, stream: &str, flag: &Arc<KeyframeFlag>);
     fn stream_event(&self, stream: &str, event: StreamEvent);
     fn set_stream_state(&self, stream: &str, state: StreamState);
     fn subscribers(&self, stream: &str) -> usize;
@@ -180,6 +184,15 @@ impl StreamOut {
         self.node.push(&self.name, frame);
     }
 
+    /// Takes the stream's keyframe requests (a source that encodes an
+    /// inter-coded format); given back when the guard drops.
+    pub(crate) fn keyframe_requests(&self) -> KeyframeRequestsGuard {
+        KeyframeRequestsGuard {
+            flag: self.node.take_keyframes(&self.name),
+            out: self.clone(),
+        }
+    }
+
     /// Tells the subscribers (interrupted, resumed, format changed).
     #[cfg_attr(
         not(any(feature = "x11", all(feature = "v4l2", target_os = "linux"))),
@@ -206,6 +219,61 @@ impl StreamOut {
     /// output sends, comes or goes. False if `stop` was set first.
     pub(crate) fn wait_room(&self, len: usize, stop: &AtomicBool) -> bool {
         self.node.wait_room(&self.name, len, stop)
+    }
+}
+
+/// The least time between two forced keyframes of a stream (and between
+/// two keyframe requests a relay passes upstream).
+pub(crate) const MIN_KEYFRAME_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A stream's encoder's side: a request pending, and when it last forced one.
+#[derive(Debug, Default)]
+pub(crate) struct KeyframeFlag {
+    pending: AtomicBool,
+    last: Mutex<Option<Instant>>,
+}
+
+impl KeyframeFlag {
+    /// A keyframe is asked for.
+    pub(crate) fn request(&self) {
+        self.pending.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether to force a keyframe now: a request is pending and the last
+    /// forced keyframe is [`MIN_KEYFRAME_INTERVAL`] old (the request stays pending
+    /// until then).
+    pub(crate) fn take(&self, now: Instant) -> bool {
+        if !self.pending.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < MIN_KEYFRAME_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        self.pending.store(false, Ordering::Relaxed);
+        true
+    }
+}
+
+/// A source's hold on its stream's keyframe requests.
+#[derive(Debug)]
+pub(crate) struct KeyframeRequestsGuard {
+    flag: Arc<KeyframeFlag>,
+    out: StreamOut,
+}
+
+impl KeyframeRequestsGuard {
+    /// Whether to make the next frame a keyframe (a request is pending and
+    /// the last forced one is old enough).
+    pub(crate) fn take(&self) -> bool {
+        self.flag.take(Instant::now())
+    }
+}
+
+impl Drop for KeyframeRequestsGuard {
+    fn drop(&mut self) {
+        self.out.node.drop_keyframes(&self.out.name, &self.flag);
     }
 }
 

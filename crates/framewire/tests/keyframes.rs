@@ -1,7 +1,7 @@
 //! REQUEST_KEYFRAME: a subscriber asks for a keyframe of an H.264 stream
-//! and the encoder (a transcoding output, OpenH264) makes one within a
-//! frame or two, directly and through a relay that passes the request
-//! upstream; requests in a loop do not turn the stream into keyframes; a
+//! and the encoder (a transcoding output or an H.264 test pattern, with
+//! OpenH264) makes the next frame one, directly and through a relay that
+//! passes the request upstream; requests in a loop do not turn the stream into keyframes; a
 //! stream that cannot make one on request says why.
 
 mod common;
@@ -48,6 +48,8 @@ async fn a_keyframe_on_request_directly_and_through_a_relay() {
             "off",
             "--source",
             "test-pattern:bars,size=640x360,fps=30,format=mjpeg",
+            "--source",
+            "test-pattern:live,size=320x240,fps=30,format=h264,gop=600",
         ]);
         // A keyframe every 600 frames (20 s): any other is one asked for.
         let h264 = "bars~h264-g600";
@@ -59,7 +61,9 @@ async fn a_keyframe_on_request_directly_and_through_a_relay() {
             "--upstream",
             &format!("{}/{h264},as=cam", source.addr),
         ]);
-        for (addr, stream) in [(source.addr, h264), (relay.addr, "cam")] {
+        // A transcoding output, the same through a relay, and a source
+        // that encodes H.264 itself.
+        for (addr, stream) in [(source.addr, h264), (relay.addr, "cam"), (source.addr, "live")] {
             let mut c = client(addr, "test:viewer").await;
             subscribe(&mut c, stream, SubscribeParams::default()).await;
             frames_until_keyframe(&mut c, 100).await.expect("a first keyframe");

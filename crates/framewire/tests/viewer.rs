@@ -241,3 +241,39 @@ fn the_controller_routes_a_stream_to_a_screen() {
         format!("{}\n{}", wall.log(), ctl.log())
     });
 }
+
+/// `framewire view` of an H.264 stream (the grab encoded by the node's
+/// output, `desk~h264`): decoded in the viewer (OpenH264) and shown.
+#[test]
+fn framewire_view_shows_an_h264_stream() {
+    let Some(src_x) = Xvfb::start(&["320x240x24"]) else {
+        return;
+    };
+    let Some(view_x) = Xvfb::start(&["640x480x24"]) else {
+        return;
+    };
+    draw_quadrants(&src_x.display, 320, 240);
+    let port = free_port();
+    let src = source(&src_x.display, port);
+    let addr = format!("127.0.0.1:{port}");
+    let mut viewer = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args([
+            "view",
+            &addr,
+            "desk~h264-2Mbit-g10",
+            "--size",
+            "640x480",
+            "--position",
+            "0,0",
+        ])
+        .args(["--exit-after", "60"])
+        .env("DISPLAY", &view_x.display)
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("framewire view runs");
+    wait_seen_or(&view_x.display, &Seen::Picture, "the H.264 stream", || src.log());
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+}

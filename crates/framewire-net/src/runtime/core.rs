@@ -558,6 +558,14 @@ impl NodePort for NodeCore {
         NodeCore::stream_event(self, stream, event);
     }
 
+    fn take_keyframes(&self, stream: &str) -> Arc<crate::api::KeyframeFlag> {
+        self.keyframes.register(stream)
+    }
+
+    fn drop_keyframes(&self, stream: &str, flag: &Arc<crate::api::KeyframeFlag>) {
+        self.keyframes.unregister(stream, flag);
+    }
+
     fn set_stream_state(&self, stream: &str, state: StreamState) {
         NodeCore::set_stream_state(self, stream, state);
     }

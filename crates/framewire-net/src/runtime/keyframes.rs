@@ -10,49 +10,20 @@
 //! a relay passes at most one request upstream per [`MIN_INTERVAL`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use framewire_proto::control::Name;
 use framewire_proto::{Message, Request, Status};
 use tracing::debug;
 
+pub(crate) use crate::api::{KeyframeFlag, MIN_KEYFRAME_INTERVAL as MIN_INTERVAL};
 use crate::error::CommandError;
 use crate::runtime::core::NodeCore;
-
-/// The least time between two forced keyframes of a stream (and between
-/// two requests a relay passes upstream).
-pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The request id of REQUEST_KEYFRAME passed upstream on an edge (its
 /// answer is not waited for).
 pub(crate) const UPSTREAM_REQUEST_ID: u16 = 0xfff2;
-
-/// A stream's encoder's side: a request pending, and when it last forced one.
-#[derive(Debug, Default)]
-pub(crate) struct KeyframeFlag {
-    pending: AtomicBool,
-    last: Mutex<Option<Instant>>,
-}
-
-impl KeyframeFlag {
-    /// Whether to force a keyframe now: a request is pending and the last
-    /// forced keyframe is [`MIN_INTERVAL`] old (the request stays pending
-    /// until then).
-    pub(crate) fn take(&self, now: Instant) -> bool {
-        if !self.pending.load(Ordering::Relaxed) {
-            return false;
-        }
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|t| now.duration_since(t) < MIN_INTERVAL) {
-            return false;
-        }
-        *last = Some(now);
-        self.pending.store(false, Ordering::Relaxed);
-        true
-    }
-}
 
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +73,7 @@ impl KeyframeRequests {
             return Ok(Outcome::IntraOnly);
         }
         if let Some(flag) = lock(&self.encoders).get(stream) {
-            flag.pending.store(true, Ordering::Relaxed);
+            flag.request();
             return Ok(Outcome::Encoder);
         }
         if let Some((tx, channel)) = core.input.forwarder(stream) {
@@ -149,11 +120,11 @@ mod tests {
         let f = KeyframeFlag::default();
         let t0 = Instant::now();
         assert!(!f.take(t0), "nothing pending");
-        f.pending.store(true, Ordering::Relaxed);
-        f.pending.store(true, Ordering::Relaxed);
+        f.request();
+        f.request();
         assert!(f.take(t0));
         assert!(!f.take(t0), "two requests, one keyframe");
-        f.pending.store(true, Ordering::Relaxed);
+        f.request();
         assert!(!f.take(t0 + MIN_INTERVAL / 2), "too soon: stays pending");
         assert!(f.take(t0 + MIN_INTERVAL));
     }

@@ -6,8 +6,8 @@ use std::cell::Cell;
 
 use framewire_codec::{ChromaSubsampling, EncodeSpec};
 use framewire_media::testpattern::{TestPattern, TestPatternConfig};
-use framewire_proto::PixelFormat;
 use framewire_proto::control::StreamState;
+use framewire_proto::{FrameFlags, PixelFormat, StreamEvent};
 use serde::Deserialize;
 use tracing::{error, info};
 
@@ -28,7 +28,7 @@ struct Keys {
     /// Frames per second, default 30.
     #[serde(default = "default_fps")]
     fps: f64,
-    /// `mjpeg` (default), `qoi`, `raw`, `raw-zstd`.
+    /// `mjpeg` (default), `qoi`, `raw`, `raw-zstd`, `h264`.
     #[serde(default = "default_format")]
     format: String,
     /// Raw pixel layout: `bgra` (default), `rgba`, `bgr`, `yuv420p`, `yuyv422`.
@@ -40,6 +40,16 @@ struct Keys {
     /// zstd level, default 1.
     #[serde(default = "default_zstd_level")]
     zstd_level: i32,
+    /// H.264 bit rate in bits per second; default 0 (from the size).
+    #[serde(default)]
+    bitrate: u32,
+    /// H.264 keyframe interval in frames, default 60.
+    #[serde(default = "default_gop")]
+    gop: u32,
+}
+
+fn default_gop() -> u32 {
+    framewire_codec::DEFAULT_KEYFRAME_INTERVAL
 }
 
 fn default_size() -> String {
@@ -76,9 +86,16 @@ pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError
         "qoi" => EncodeSpec::qoi(),
         "raw" => EncodeSpec::raw(pf),
         "raw-zstd" => EncodeSpec::raw_zstd(pf, k.zstd_level),
+        "h264" if (1..=3600).contains(&k.gop) => EncodeSpec::h264(k.bitrate, k.gop),
+        "h264" => {
+            return Err(ConfigError::new(format!(
+                "test pattern `{}`: gop {} is out of range (1 to 3600 frames)",
+                k.name, k.gop
+            )));
+        }
         other => {
             return Err(ConfigError::new(format!(
-                "test pattern `{}`: unknown format `{other}` (mjpeg, qoi, raw, raw-zstd)",
+                "test pattern `{}`: unknown format `{other}` (mjpeg, qoi, raw, raw-zstd, h264)",
                 k.name
             )));
         }
@@ -119,7 +136,11 @@ impl SourceSpec for TestPatternConfig {
         let fps = rate(self.fps_num, self.fps_den);
         info!(stream = %self.name, width = self.width, height = self.height, fps, format = %self.encode.format, "test pattern");
         let stop = host.stop_flag();
+        let inter = self.encode.format.is_inter_coded();
         spawn_thread(&self.name, move || {
+            // An H.264 pattern makes a keyframe when a subscriber asks.
+            let requests = inter.then(|| out.keyframe_requests());
+            let mut announced = pattern.stream_open().codec_config.clone();
             // The next frame's size is not known before it is encoded:
             // the last one's stands in for it.
             let last_len = Cell::new(0usize);
@@ -129,10 +150,22 @@ impl SourceSpec for TestPatternConfig {
                 |_| out.wait_room(last_len.get(), &stop),
                 |seq| {
                     let ts = now_ns();
+                    if requests.as_ref().is_some_and(|r| r.take()) {
+                        pattern.force_keyframe();
+                    }
                     match pattern.frame(seq, ts) {
                         Ok(data) => {
                             last_len.set(data.len());
-                            out.push(frame(data, seq, ts));
+                            // The encoder learns its parameter sets with its first keyframe.
+                            if pattern.stream_open().codec_config != announced {
+                                announced = pattern.stream_open().codec_config.clone();
+                                out.event(StreamEvent::FormatChanged(pattern.stream_open().clone()));
+                            }
+                            let mut f = frame(data, seq, ts);
+                            if !pattern.keyframe() {
+                                f.flags = FrameFlags::default();
+                            }
+                            out.push(f);
                             true
                         }
                         Err(e) => {
