@@ -18,7 +18,7 @@ framewire node --name lab:cam --source test-pattern:bars,size=1280x720,fps=30,fo
 framewire node --name lab:relay --listen 127.0.0.1:7401 --upstream 127.0.0.1:7400/bars\n  \
 framewire node --config node.toml\n\n\
 Specs:\n  \
---source test-pattern:NAME[,size=WxH][,fps=N][,format=mjpeg|qoi|raw|raw-zstd][,pixel-format=bgra|yuv420p|...][,quality=1-100]\n  \
+--source test-pattern:NAME[,size=WxH][,fps=N][,format=mjpeg|qoi|raw|raw-zstd|h264][,pixel-format=bgra|yuv420p|...][,quality=1-100][,bitrate=BPS][,gop=N]\n  \
 --source file:NAME,path=FILE.mjpeg[,fps=N (0 = as fast as possible)][,loop=false]\n  \
 --source ffmpeg:NAME,input=URL|FILE[,codec=h264|h265|mjpeg][,format=copy|mjpeg][,listen=true][,realtime=true][,loop=true]\n    \
 (SRT, RTMP, HLS, MPEG-TS, files: video passed through untouched; docs/codecs.md)\n  \
