@@ -43,8 +43,19 @@ pub struct Got {
 
 /// Subscribes to `stream` and collects until `done` says so or `timeout`.
 pub async fn collect(addr: std::net::SocketAddr, stream: &str, timeout: Duration, done: impl Fn(&Got) -> bool) -> Got {
+    collect_with(addr, stream, SubscribeParams::default(), timeout, done).await
+}
+
+/// [`collect`] with a subscription's own parameters.
+pub async fn collect_with(
+    addr: std::net::SocketAddr,
+    stream: &str,
+    params: SubscribeParams,
+    timeout: Duration,
+    done: impl Fn(&Got) -> bool,
+) -> Got {
     let mut c = client(addr, "test:viewer").await;
-    subscribe(&mut c, stream, SubscribeParams::default()).await;
+    subscribe(&mut c, stream, params).await;
     let mut got = Got::default();
     let end = Instant::now() + timeout;
     while !done(&got) {
