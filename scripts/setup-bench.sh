@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what `framewire bench relay` compares against, on Debian 12 / Ubuntu:
+# Installs what `framewire bench relay` and `bench ingest` compare against, on
+# Debian 12 / Ubuntu:
 # GStreamer (the peer relay: tcpserversrc, gdppay/gdpdepay, tee, tcpserversink,
 # fpsdisplaysink) and iperf3 (the loopback TCP ceiling), through scripts/setup.sh
 # with the build dependencies. Idempotent: installs only what is missing.

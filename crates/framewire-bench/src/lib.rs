@@ -20,6 +20,7 @@
 pub mod encode;
 pub mod frames;
 mod gst;
+pub mod ingest;
 mod procs;
 pub mod relay;
 pub mod report;

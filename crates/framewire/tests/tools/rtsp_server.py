@@ -3,7 +3,7 @@
 (gst-rtsp-server, through python3-gi) serving a live test picture.
 
     rtsp_server.py --port 8554 --codec h264|h265|mjpeg [--size 640x360] [--fps 30] [--gop 30]
-                   [--user NAME:PASSWORD]
+                   [--user NAME:PASSWORD] [--bitrate KBIT] [--pattern ball|snow|...]
 
 Serves rtsp://127.0.0.1:PORT/cam (RTP over UDP or TCP, as the client asks)
 and prints "ready" on stdout once it listens. Runs until killed. With
@@ -28,16 +28,19 @@ def main():
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--gop", type=int, default=30)
     ap.add_argument("--user", help="NAME:PASSWORD a client must give (Digest)")
+    ap.add_argument("--pattern", default="ball", help="videotestsrc pattern (snow: hard to compress)")
+    ap.add_argument("--bitrate", type=int, default=0, help="H.264/H.265 bit rate in kbit/s (default: the encoder's)")
     a = ap.parse_args()
     w, h = a.size.split("x")
     src = (
-        f"videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate={a.fps}/1 "
+        f"videotestsrc is-live=true pattern={a.pattern} ! video/x-raw,width={w},height={h},framerate={a.fps}/1 "
         "! videoconvert ! video/x-raw,format=I420"
     )
+    rate = f"bitrate={a.bitrate} " if a.bitrate else ""
     enc = {
-        "h264": f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={a.gop} bframes=0 "
+        "h264": f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={a.gop} bframes=0 {rate}"
         "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=-1",
-        "h265": f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={a.gop} "
+        "h265": f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={a.gop} {rate}"
         "! rtph265pay name=pay0 pt=96 config-interval=-1",
         "mjpeg": "jpegenc quality=80 ! rtpjpegpay name=pay0 pt=26",
     }[a.codec]

@@ -11,7 +11,7 @@
 mod source;
 mod sub;
 
-use framewire_bench::{encode, relay, shm, transcode};
+use framewire_bench::{encode, ingest, relay, shm, transcode};
 
 /// Benchmarks, on 127.0.0.1 only.
 #[derive(Debug, clap::Args)]
@@ -35,6 +35,10 @@ enum BenchCmd {
     /// in process (what STREAM~h264 uses) beside libx264 through ffmpeg,
     /// and on a node's output, in one run.
     Encode(encode::Args),
+    /// RTSP cameras passed through and relayed (CPU and memory per camera)
+    /// beside GStreamer and ffmpeg, and a new subscriber's first picture
+    /// with and without the GOP cache, in one run.
+    Ingest(ingest::Args),
     /// (internal) The producer of `bench shm`; prints a JSON report.
     #[command(hide = true)]
     ShmProducer(shm::ProducerArgs),
@@ -55,6 +59,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         BenchCmd::Shm(a) => shm::run(a).await,
         BenchCmd::Transcode(a) => transcode::run(a).await,
         BenchCmd::Encode(a) => encode::run(a).await,
+        BenchCmd::Ingest(a) => ingest::run(a).await,
         BenchCmd::ShmProducer(a) => shm::run_producer(a),
         BenchCmd::ShmConsumer(a) => shm::run_consumer(a),
         BenchCmd::Source(a) => source::run(a).await,
