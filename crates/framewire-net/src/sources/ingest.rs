@@ -140,6 +140,7 @@ impl Ingest {
 
     /// One whole access unit (or JPEG image), from an input that frames
     /// them itself.
+    #[cfg_attr(not(feature = "rtsp"), allow(dead_code))]
     pub(crate) fn unit(&mut self, unit: Bytes) -> Vec<Ingested> {
         let mut out = Vec::new();
         self.take(unit, &mut out);
