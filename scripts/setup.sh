@@ -17,12 +17,13 @@ cd "$(dirname "$0")/.."
 #                           X11 tests: virtual displays, Mesa llvmpipe for the
 #                           viewer window, xsetroot/xrandr, xwd screenshots
 #   gcc libc6-dev           the foreign (C) reader of the shared-memory ring, compiled by a test
+#   g++                     OpenH264 (H.264 encoding and decoding), built from source
 #   python3-prometheus-client  the reference parser the /metrics test checks its output with
 #   chromium                browser tests of the controller's web UI (web-tests/, playwright-core)
 #   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-{base,good,bad,ugly}
 #                           a real RTSP server for the ingest tests (GStreamer's, with
 #                           x264enc, x265enc, jpegenc and their RTP payloaders)
-PACKAGES=(gcc libc6-dev cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
+PACKAGES=(gcc g++ libc6-dev cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
   xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth python3-prometheus-client chromium
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly "$@")
