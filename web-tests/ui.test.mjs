@@ -166,6 +166,30 @@ test('an Unwire click addresses only its edge: no name turns it into Delete user
   await context.close();
 });
 
+test('a viewer previews an H.264 stream, decoded by the browser itself (WebCodecs)', async () => {
+  const { context, page } = await login(viewName, viewPass);
+  await page.locator('#graph g.node[data-node="demo:source"]').click();
+  await page.locator('#node-describe dl').waitFor();
+  await page.locator('#node-head button.preview-btn[data-stream="bars-h264"]').click({ timeout: 30_000 });
+  const canvasSel = '.preview[data-node="demo:source"][data-stream="bars-h264"] canvas';
+  await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.sequence ?? -1) >= 0, canvasSel);
+  assert.equal(await page.locator(canvasSel).getAttribute('data-decoder'), 'webcodecs', 'not decoded by WebCodecs');
+  const seq1 = Number(await page.locator(canvasSel).getAttribute('data-sequence'));
+  const a = await pixels(page, canvasSel);
+  await page.waitForTimeout(1500);
+  const seq2 = Number(await page.locator(canvasSel).getAttribute('data-sequence'));
+  const b = await pixels(page, canvasSel);
+  await page.locator(canvasSel).screenshot({ path: join(ART, 'preview-h264.png') });
+  assert.ok(seq2 > seq1 + 20, `the H.264 preview did not keep up: sequence ${seq1} then ${seq2} in 1.5 s`);
+  assert.deepEqual(
+    await page.evaluate((sel) => [document.querySelector(sel).width, document.querySelector(sel).height], canvasSel),
+    [640, 360],
+  );
+  assert.ok(a.some((v) => v > 30), 'the H.264 preview is black');
+  assert.ok(a.filter((v, i) => Math.abs(v - b[i]) > 30).length > 0, 'the H.264 preview did not change in 1.5 s');
+  await context.close();
+});
+
 test('a viewer sees the graph and cannot wire', async () => {
   const { context, page } = await login(viewName, viewPass);
   await page.locator('#graph g.node[data-node="demo:relay"]').waitFor();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use framewire_net::ClientIdentity;
+use framewire_proto::Format;
 use framewire_proto::control::{Request, Response, StreamOpen};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -66,8 +67,9 @@ pub struct PreviewFrame {
     pub timestamp_ns: u64,
     /// Wire flags (bit0 keyframe, bit1 discontinuity).
     pub flags: u32,
-    /// JPEG bytes.
-    pub jpeg: Bytes,
+    /// The payload: JPEG, or for a passthrough preview the stream's own
+    /// frame (an H.264 access unit).
+    pub data: Bytes,
 }
 
 /// A live preview of one stream: its STREAM_OPEN (format rewritten to MJPEG)
@@ -177,7 +179,27 @@ impl ControllerHandle {
     /// to the node serving it; formats other than MJPEG are transcoded to
     /// JPEG off the async threads, dropping frames while the encoder is busy.
     pub async fn preview(&self, node: &str, stream: &str) -> Result<Preview, ControllerError> {
+        self.preview_with(node, stream, &[]).await
+    }
+
+    /// A live preview that passes a stream in one of `passthrough`'s
+    /// formats (H.264, for a browser that decodes it) through as it comes,
+    /// every frame in order; any other stream is a JPEG preview.
+    pub async fn preview_with(
+        &self,
+        node: &str,
+        stream: &str,
+        passthrough: &[Format],
+    ) -> Result<Preview, ControllerError> {
         let addr = crate::runtime::locate(&self.inner, node, stream).await?;
-        crate::preview::start(&addr, node, stream, &self.inner.identity, self.inner.timeout).await
+        crate::preview::start(
+            &addr,
+            node,
+            stream,
+            &self.inner.identity,
+            self.inner.timeout,
+            passthrough,
+        )
+        .await
     }
 }

@@ -27,6 +27,44 @@ use crate::handle::{ControllerError, Preview, PreviewFrame};
 /// is at most one frame older than the newest one ready.
 const PREVIEW_QUEUE: usize = 1;
 
+/// Frames of a passthrough preview that may wait for its reader (a new
+/// subscriber first gets the whole cached group of pictures at once); past
+/// that, frames are dropped up to the next keyframe.
+const PASSTHROUGH_QUEUE: usize = 256;
+
+/// A passthrough preview: every frame as it came, in order, until the
+/// reader falls [`PASSTHROUGH_QUEUE`] frames behind; then frames are
+/// dropped up to the next keyframe, so what the reader decodes never lacks
+/// a reference.
+async fn pass(mut client: Client, channel: u16, tx: mpsc::Sender<PreviewFrame>) {
+    let mut skipping = false;
+    loop {
+        tokio::select! {
+            () = tx.closed() => {
+                let _ = client.request_on(channel, Request::Unsubscribe).await;
+                return;
+            }
+            m = client.next_message() => match m {
+                Ok(Some(Message::VideoFrame(f))) if f.channel == channel => {
+                    if skipping && !f.flags.is_keyframe() {
+                        continue;
+                    }
+                    skipping = tx.try_send(preview_frame(&f, f.data.clone())).is_err();
+                }
+                Ok(Some(Message::StreamEvent { channel: c, event: StreamEvent::Closed(_) })) if c == channel => return,
+                Ok(Some(Message::ControlRequest(req))) => {
+                    let _ = client.refuse(&req, Status::UnsupportedFormat, "a preview does not change format").await;
+                    if req.command == Command::StreamOpen {
+                        return;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            },
+        }
+    }
+}
+
 /// The STREAM_OPEN a preview announces: the source's, as MJPEG.
 pub(crate) fn preview_open(src: &StreamOpen) -> StreamOpen {
     if src.format == Format::Mjpeg {
@@ -47,6 +85,7 @@ pub(crate) async fn start(
     stream: &str,
     who: &ClientIdentity,
     timeout: Duration,
+    passthrough: &[Format],
 ) -> Result<Preview, ControllerError> {
     let other = |e: framewire_net::NetError| ControllerError::Other(format!("preview of {node}/{stream}: {e}"));
     let mut client = Client::connect(addr, who, timeout).await.map_err(other)?;
@@ -65,36 +104,37 @@ pub(crate) async fn start(
         } => ControllerError::UnknownStream(node.to_owned(), stream.to_owned()),
         e => other(e),
     })?;
-    // The STREAM_OPEN comes before the first frame.
-    let open = tokio::time::timeout(timeout, async {
-        loop {
-            match client.next_message().await? {
-                None => return Err(framewire_net::NetError::Closed(addr.to_owned())),
-                Some(Message::ControlRequest(req)) if req.command == Command::StreamOpen && req.channel == channel => {
-                    if let Ok(Request::StreamOpen(open)) = Request::decode(&req) {
-                        client.ack(&req).await?;
-                        return Ok(open);
-                    }
-                    client
-                        .refuse(&req, Status::BadRequest, "STREAM_OPEN did not parse")
-                        .await?;
-                    return Err(framewire_net::NetError::Protocol {
-                        peer: addr.to_owned(),
-                        message: "its STREAM_OPEN did not parse".into(),
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-    })
-    .await
-    .map_err(|_| ControllerError::Other(format!("preview of {node}/{stream}: no STREAM_OPEN within {timeout:?}")))?
-    .map_err(other)?;
+    let open = stream_open(&mut client, channel, addr, timeout)
+        .await
+        .map_err(|_| ControllerError::Other(format!("preview of {node}/{stream}: no STREAM_OPEN within {timeout:?}")))?
+        .map_err(other)?;
+    if passthrough.contains(&open.format) {
+        // Every frame counts: subscribed again for completeness, so the
+        // cached group of pictures comes whole and a busy connection does
+        // not have the node skip to the next keyframe.
+        client.request_on(channel, Request::Unsubscribe).await.map_err(other)?;
+        let every = SubscribeParams {
+            mode: DeliveryMode::Completeness,
+            max_frames: 120,
+            ..params
+        };
+        let channel = client.subscribe(stream, every).await.map_err(other)?;
+        let open = stream_open(&mut client, channel, addr, timeout)
+            .await
+            .map_err(|_| {
+                ControllerError::Other(format!("preview of {node}/{stream}: no STREAM_OPEN within {timeout:?}"))
+            })?
+            .map_err(other)?;
+        let (tx, rx) = mpsc::channel(PASSTHROUGH_QUEUE);
+        let span = info_span!("preview", node = %node, stream = %stream);
+        tokio::spawn(pass(client, channel, tx).instrument(span));
+        return Ok(Preview { open, frames: rx });
+    }
     if open.format.is_inter_coded() && !stream.contains('~') {
         // Each frame needs the ones before it, which a newest-wins preview
         // skips: the node decodes the stream in order and sends JPEG.
         drop(client);
-        return Box::pin(start(addr, node, &format!("{stream}~mjpeg"), who, timeout)).await;
+        return Box::pin(start(addr, node, &format!("{stream}~mjpeg"), who, timeout, &[])).await;
     }
     let transcoder = if open.format == Format::Mjpeg {
         None
@@ -117,12 +157,44 @@ pub(crate) async fn start(
     })
 }
 
-fn preview_frame(f: &VideoFrame, jpeg: Bytes) -> PreviewFrame {
+/// The STREAM_OPEN of the subscription on `channel`, which comes before
+/// its first frame (acknowledged), within `timeout`.
+async fn stream_open(
+    client: &mut Client,
+    channel: u16,
+    addr: &str,
+    timeout: Duration,
+) -> Result<Result<StreamOpen, framewire_net::NetError>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(timeout, async {
+        loop {
+            match client.next_message().await? {
+                None => return Err(framewire_net::NetError::Closed(addr.to_owned())),
+                Some(Message::ControlRequest(req)) if req.command == Command::StreamOpen && req.channel == channel => {
+                    if let Ok(Request::StreamOpen(open)) = Request::decode(&req) {
+                        client.ack(&req).await?;
+                        return Ok(open);
+                    }
+                    client
+                        .refuse(&req, Status::BadRequest, "STREAM_OPEN did not parse")
+                        .await?;
+                    return Err(framewire_net::NetError::Protocol {
+                        peer: addr.to_owned(),
+                        message: "its STREAM_OPEN did not parse".into(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+}
+
+fn preview_frame(f: &VideoFrame, data: Bytes) -> PreviewFrame {
     PreviewFrame {
         sequence: f.sequence,
         timestamp_ns: f.timestamp_ns,
         flags: f.flags.0,
-        jpeg,
+        data,
     }
 }
 

@@ -392,8 +392,8 @@ async fn check_preview(encode: EncodeSpec, label: &str) {
             .await
             .expect("a preview frame")
             .expect("preview open");
-        assert_eq!(&f.jpeg[..2], &[0xff, 0xd8], "JPEG SOI");
-        let pic = decoder.decode(&f.jpeg).expect("a valid JPEG");
+        assert_eq!(&f.data[..2], &[0xff, 0xd8], "JPEG SOI");
+        let pic = decoder.decode(&f.data).expect("a valid JPEG");
         assert_eq!((pic.width(), pic.height()), (64, 48));
         if let Some(l) = last {
             assert!(f.sequence > l);

@@ -506,7 +506,22 @@ async function wantSource(node, table, outSel = '#source-result') {
 
 // ---- previews: framewire wire messages over a WebSocket -------------------------
 
-function openPreview(node, stream) {
+/** The WebCodecs codec string of an H.264 stream, from the SPS in its
+ *  codec configuration (profile, constraints, level), or baseline 3.0. */
+function avcCodec(config) {
+  const hex = (b) => b.toString(16).padStart(2, '0');
+  for (let i = 0; config && i + 7 < config.length; i++) {
+    if (config[i] === 0 && config[i + 1] === 0 && config[i + 2] === 1 && (config[i + 3] & 0x1f) === 7) {
+      return `avc1.${hex(config[i + 4])}${hex(config[i + 5])}${hex(config[i + 6])}`;
+    }
+  }
+  return 'avc1.42e01e';
+}
+
+/** Whether this browser decodes H.264 itself (WebCodecs). */
+const webCodecs = typeof VideoDecoder === 'function' && window.isSecureContext;
+
+function openPreview(node, stream, jpegOnly = false) {
   const key = `${node}\u0000${stream}`;
   if (previews.has(key)) return;
   const canvas = el('canvas', { width: 320, height: 180 });
@@ -517,10 +532,18 @@ function openPreview(node, stream) {
       el('button', { text: '×', title: 'close', onclick: () => close() })),
     canvas);
   $('#previews').append(box);
-  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/preview/${enc(node)}/${enc(stream)}`);
+  // H.264 comes as it is when this browser decodes it; anything else as JPEG.
+  const codec = webCodecs && !jpegOnly ? '?codec=h264' : '';
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/preview/${enc(node)}/${enc(stream)}${codec}`);
   ws.binaryType = 'arraybuffer';
   const ctx = canvas.getContext('2d');
-  let busy = false, pending = null, frames = 0;
+  let busy = false, pending = null, frames = 0, decoder = null, started = false, h264 = false;
+  const queued = [];
+  const shown = (sequence) => {
+    frames++;
+    info.textContent = `#${sequence} · ${frames} shown`;
+    canvas.dataset.sequence = String(sequence);
+  };
   const draw = async (m) => {
     busy = true;
     try {
@@ -528,30 +551,69 @@ function openPreview(node, stream) {
       if (canvas.width !== bmp.width || canvas.height !== bmp.height) { canvas.width = bmp.width; canvas.height = bmp.height; }
       ctx.drawImage(bmp, 0, 0);
       bmp.close();
-      frames++;
-      info.textContent = `#${m.sequence} · ${frames} shown`;
-      canvas.dataset.sequence = String(m.sequence);
+      shown(m.sequence);
     } catch (e) {
       info.textContent = `bad frame: ${e.message}`;
     }
     busy = false;
     if (pending) { const p = pending; pending = null; draw(p); }
   };
+  const startDecoder = async (o) => {
+    const config = { codec: avcCodec(o.codec_config), optimizeForLatency: true };
+    const ok = await VideoDecoder.isConfigSupported(config).then((r) => r.supported, () => false);
+    if (!ok) { reopenAsJpeg(); return; }
+    decoder = new VideoDecoder({
+      output: (frame) => {
+        if (canvas.width !== frame.displayWidth || canvas.height !== frame.displayHeight) {
+          canvas.width = frame.displayWidth; canvas.height = frame.displayHeight;
+        }
+        ctx.drawImage(frame, 0, 0);
+        shown(frame.timestamp);
+        frame.close();
+      },
+      error: (e) => { info.textContent = `decoder: ${e.message}`; reopenAsJpeg(); },
+    });
+    decoder.configure(config);
+    canvas.dataset.decoder = 'webcodecs';
+    for (const m of queued.splice(0)) feed(m);
+  };
+  // Every frame in order, from the first keyframe on.
+  const feed = (m) => {
+    if (!started && !m.keyframe) return;
+    started = true;
+    if (decoder.state === 'configured') {
+      decoder.decode(new EncodedVideoChunk({ type: m.keyframe ? 'key' : 'delta', timestamp: Number(m.sequence), data: m.data }));
+    }
+  };
+  // A browser that cannot decode this stream gets JPEG instead.
+  const reopenAsJpeg = () => { if (jpegOnly) return; close(); openPreview(node, stream, true); };
   ws.onmessage = (ev) => {
     let m;
     try { m = decodeMessage(new Uint8Array(ev.data)); } catch (e) { info.textContent = `protocol error: ${e.message}`; ws.close(); return; }
     if (m.type === 'control-request' && m.stream_open) {
       const o = m.stream_open;
       info.textContent = `${o.format} ${o.width}×${o.height}`;
+      if (o.format === 'h264') { h264 = true; startDecoder(o); }
     } else if (m.type === 'video-frame') {
-      // Newest wins: a frame arriving while one decodes replaces the waiting one.
-      if (busy) pending = m; else draw(m);
+      if (h264) {
+        if (decoder) feed(m); else if (queued.length < 120) queued.push(m);
+      } else if (busy) {
+        // Newest wins: a frame arriving while one decodes replaces the waiting one.
+        pending = m;
+      } else {
+        draw(m);
+      }
     } else if (m.type === 'stream-event') {
       info.textContent = `stream ${m.event}`;
     }
   };
   ws.onclose = () => { info.textContent += ' · closed'; };
-  function close() { ws.close(); box.remove(); previews.delete(key); }
+  function close() {
+    ws.close();
+    if (decoder && decoder.state !== 'closed') decoder.close();
+    box.remove();
+    previews.delete(key);
+  }
   previews.set(key, { ws, close });
 }
 

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use framewire_controller::{ControllerError, ControllerHandle, CurrentGraph, Preview, WantedEdge, WantedGraph};
+use framewire_proto::Format;
 use framewire_proto::control::{Request, Response};
 use tokio::sync::watch;
 
@@ -30,8 +31,14 @@ pub trait Backend: Send + Sync + 'static {
     fn remove_edge<'a>(&'a self, id: &'a str) -> BoxFut<'a, Result<(), ControllerError>>;
     /// One control request to a node.
     fn request<'a>(&'a self, node: &'a str, req: Request) -> BoxFut<'a, Result<Response, ControllerError>>;
-    /// A live JPEG preview of a stream.
-    fn preview<'a>(&'a self, node: &'a str, stream: &'a str) -> BoxFut<'a, Result<Preview, ControllerError>>;
+    /// A live JPEG preview of a stream, or the stream as it comes when its
+    /// format is one of `passthrough`.
+    fn preview<'a>(
+        &'a self,
+        node: &'a str,
+        stream: &'a str,
+        passthrough: &'a [Format],
+    ) -> BoxFut<'a, Result<Preview, ControllerError>>;
 }
 
 impl Backend for ControllerHandle {
@@ -56,7 +63,12 @@ impl Backend for ControllerHandle {
     fn request<'a>(&'a self, node: &'a str, req: Request) -> BoxFut<'a, Result<Response, ControllerError>> {
         Box::pin(ControllerHandle::request(self, node, req))
     }
-    fn preview<'a>(&'a self, node: &'a str, stream: &'a str) -> BoxFut<'a, Result<Preview, ControllerError>> {
-        Box::pin(ControllerHandle::preview(self, node, stream))
+    fn preview<'a>(
+        &'a self,
+        node: &'a str,
+        stream: &'a str,
+        passthrough: &'a [Format],
+    ) -> BoxFut<'a, Result<Preview, ControllerError>> {
+        Box::pin(ControllerHandle::preview_with(self, node, stream, passthrough))
     }
 }

@@ -413,7 +413,12 @@ mod tests {
         fn request<'a>(&'a self, n: &'a str, _: Request) -> BoxFut<'a, Result<Response, ControllerError>> {
             Box::pin(async move { Err(ControllerError::UnknownNode(n.into())) })
         }
-        fn preview<'a>(&'a self, n: &'a str, _: &'a str) -> BoxFut<'a, Result<Preview, ControllerError>> {
+        fn preview<'a>(
+            &'a self,
+            n: &'a str,
+            _: &'a str,
+            _: &'a [framewire_proto::Format],
+        ) -> BoxFut<'a, Result<Preview, ControllerError>> {
             Box::pin(async move { Err(ControllerError::UnknownNode(n.into())) })
         }
     }

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use framewire_controller::{Preview, PreviewFrame};
 use framewire_proto::control::{Request, StreamOpen};
-use framewire_proto::{FrameFlags, Message, VideoFrame};
+use framewire_proto::{Format, FrameFlags, Message, VideoFrame};
 
 use crate::access::too_many;
 use crate::auth::Role;
@@ -123,31 +123,52 @@ fn wire_frame(f: &PreviewFrame) -> Option<Bytes> {
         sequence: f.sequence,
         timestamp_ns: f.timestamp_ns,
         flags: FrameFlags(f.flags),
-        data: f.jpeg.clone(),
+        data: f.data.clone(),
     });
     // Only a frame over 4 GiB fails to encode; skip such a frame.
     msg.encode().ok().map(|e| Bytes::from(e.to_vec()))
 }
 
-async fn open_preview(app: &App, node: &str, stream: &str) -> Result<Preview, ApiError> {
-    Ok(app.backend.preview(node, stream).await?)
+async fn open_preview(app: &App, node: &str, stream: &str, passthrough: &[Format]) -> Result<Preview, ApiError> {
+    Ok(app.backend.preview(node, stream, passthrough).await?)
 }
 
-/// GET /ws/preview/{node}/{stream} (viewer): binary WebSocket messages,
-/// each one whole framewire wire message: a STREAM_OPEN control request
-/// (format MJPEG) on channel 1, then video frames on channel 1.
+/// `?codec=h264`: the browser decodes H.264 itself (WebCodecs), so an
+/// H.264 stream comes as it is rather than as JPEG.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct PreviewQuery {
+    codec: Option<String>,
+}
+
+/// GET /ws/preview/{node}/{stream}[?codec=h264] (viewer): binary
+/// WebSocket messages, each one whole framewire wire message: a
+/// STREAM_OPEN control request on channel 1 (format MJPEG; or H.264 with
+/// its parameter sets when the client asked for `codec=h264` and the
+/// stream is H.264), then video frames on channel 1 (JPEG pictures, or
+/// every H.264 access unit in order).
 pub(crate) async fn preview_ws(
     State(app): State<Arc<App>>,
     method: Method,
     headers: HeaderMap,
     Path((node, stream)): Path<(String, String)>,
+    Query(q): Query<PreviewQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let who = app.allow(&method, &headers, Role::Viewer)?;
     app.same_origin(&headers)?;
     // Access is checked first, so a refused caller learns nothing more.
     let slot = stream_slot(&app, &who.user)?;
-    let preview = open_preview(&app, &node, &stream).await?;
+    let passthrough: &[Format] = match q.codec.as_deref() {
+        Some("h264") => &[Format::H264],
+        None | Some("jpeg") => &[],
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("codec `{other}` is not one of h264, jpeg"),
+            ));
+        }
+    };
+    let preview = open_preview(&app, &node, &stream, passthrough).await?;
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => return Ok(e.into_response()),
@@ -203,7 +224,7 @@ pub(crate) async fn mjpeg(
         .strip_suffix(".mjpeg")
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "MJPEG streams end in .mjpeg"))?;
     let slot = stream_slot(&app, &who.user)?;
-    let preview = open_preview(&app, &node, stream).await?;
+    let preview = open_preview(&app, &node, stream, &[]).await?;
     // The slot lives as long as the body; the body ends when the server stops.
     let state = (preview, slot, app.clone());
     let body = futures_util::stream::unfold(state, |(mut p, slot, app)| async move {
@@ -211,15 +232,15 @@ pub(crate) async fn mjpeg(
             f = p.frames.recv() => f?,
             _ = app.stopped() => return None,
         };
-        let mut part = Vec::with_capacity(f.jpeg.len() + 96);
+        let mut part = Vec::with_capacity(f.data.len() + 96);
         part.extend_from_slice(
             format!(
                 "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-                f.jpeg.len()
+                f.data.len()
             )
             .as_bytes(),
         );
-        part.extend_from_slice(&f.jpeg);
+        part.extend_from_slice(&f.data);
         part.extend_from_slice(b"\r\n");
         Some((Ok::<_, std::io::Error>(Bytes::from(part)), (p, slot, app)))
     });

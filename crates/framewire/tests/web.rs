@@ -556,6 +556,40 @@ async fn non_jpeg_streams_preview_as_jpeg() {
                 }
             }
         }
+        // A browser that decodes H.264 itself gets the stream as it is:
+        // the parameter sets in STREAM_OPEN, then every access unit from a
+        // keyframe on.
+        let url = format!("ws://{web}/ws/preview/t:qoi/live?codec=h264");
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+        let dec = Decoder::new();
+        let mut units: Vec<framewire_proto::VideoFrame> = Vec::new();
+        while units.len() < 20 {
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let mut buf = BytesMut::from(&m.into_data()[..]);
+            match dec.decode(&mut buf).unwrap().unwrap() {
+                Message::ControlRequest(r) => {
+                    let Request::StreamOpen(o) = Request::decode(&r).unwrap() else {
+                        panic!()
+                    };
+                    assert_eq!((o.format, o.width, o.height), (Format::H264, 160, 120));
+                    assert!(!o.codec_config.is_empty(), "the parameter sets");
+                }
+                Message::VideoFrame(f) => units.push(f),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(units[0].flags.is_keyframe(), "starts at a keyframe");
+        for w in units.windows(2) {
+            assert_eq!(w[1].sequence, w[0].sequence + 1, "every frame, in order");
+        }
+        // A codec it does not know is refused.
+        let bad = format!("ws://{web}/ws/preview/t:qoi/live?codec=vp9");
+        assert!(tokio_tungstenite::connect_async(bad.as_str()).await.is_err());
+
         // And as MJPEG over HTTP.
         let mut s = tokio::net::TcpStream::connect(&web).await.unwrap();
         s.write_all(format!("GET /stream/t:qoi/pat.mjpeg HTTP/1.1\r\nHost: {web}\r\n\r\n").as_bytes())

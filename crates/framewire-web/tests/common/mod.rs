@@ -251,7 +251,12 @@ impl Backend for Fake {
             })
         })
     }
-    fn preview<'a>(&'a self, node: &'a str, stream: &'a str) -> BoxFut<'a, Result<Preview, ControllerError>> {
+    fn preview<'a>(
+        &'a self,
+        node: &'a str,
+        stream: &'a str,
+        _: &'a [framewire_proto::Format],
+    ) -> BoxFut<'a, Result<Preview, ControllerError>> {
         Box::pin(async move {
             self.node(node)?;
             if stream != "bars" {
@@ -264,7 +269,7 @@ impl Backend for Fake {
                         sequence,
                         timestamp_ns: 1_000 + sequence,
                         flags: 1,
-                        jpeg: Bytes::from_static(JPEG),
+                        data: Bytes::from_static(JPEG),
                     };
                     if tx.send(f).await.is_err() {
                         return;

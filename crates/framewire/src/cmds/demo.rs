@@ -1,7 +1,7 @@
 //! `framewire demo`: a whole graph on this machine, on loopback only.
 //!
 //! ```text
-//! demo:source (test pattern) ──► demo:relay ──┬─► demo:viewer   (low-latency)
+//! demo:source (test pattern, and bars-h264) ──► demo:relay ──┬─► demo:viewer   (low-latency)
 //!                                             ├─► demo:archive  (completeness)
 //!                                             └─► opaque port   (ffplay -f mjpeg tcp://127.0.0.1:7500)
 //! ```
@@ -82,6 +82,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     source_spec.insert("quality".into(), 80.into());
     let mut src = NodeConfig::new("demo:source", loopback(0));
     src.sources.push(framewire_net::sources::from_table(source_spec)?);
+    // The same pattern in H.264, smaller: what the browser decodes itself
+    // (WebCodecs) in a preview.
+    let mut h264_spec = toml::Table::new();
+    h264_spec.insert("kind".into(), "test-pattern".into());
+    h264_spec.insert("name".into(), "bars-h264".into());
+    h264_spec.insert("size".into(), "640x360".into());
+    h264_spec.insert("fps".into(), args.fps.into());
+    h264_spec.insert("format".into(), "h264".into());
+    src.sources.push(framewire_net::sources::from_table(h264_spec)?);
     config::check_name(&src.name)?;
     let source = Node::start(src).await?;
 
