@@ -80,7 +80,7 @@ async fn sources_are_added_changed_and_removed_at_run_time() {
             (vec!["source", "add", &addr, "test-pattern:bars"], "exists"),
             (vec!["source", "add", &addr, "webcam:x"], "unknown"),
             (vec!["source", "add", &addr, "file:x,path=/etc/passwd"], "cannot be added at run time"),
-            (vec!["source", "set", &addr, "test-pattern:bars,format=h264"], "unknown format"),
+            (vec!["source", "set", &addr, "test-pattern:bars,format=vp9"], "unknown format"),
             // Parses, but does not start: the old settings come back.
             (vec!["source", "set", &addr, "test-pattern:bars,size=60000x60000"], "old settings"),
             (vec!["source", "set", &addr, "test-pattern:nope"], "no source named `nope`"),
