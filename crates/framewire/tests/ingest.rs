@@ -42,12 +42,15 @@ async fn h264_and_h265_files_pass_through_untouched() {
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             let bytes = std::fs::read(&jpg).unwrap();
             assert_eq!(framewire_net::jpeg_size(&bytes), Some(size), "snapshot of {codec:?}");
-            // `recv --out` writes an elementary stream that ffprobe (and ffplay) reads.
+            // `recv --out` writes an elementary stream that ffprobe (and
+            // ffplay) reads; a recording takes every frame (completeness).
             let es = dir.join(format!("recv.{}", codec.label()));
             let out = run_cli(&[
                 "recv",
                 &node.addr.to_string(),
                 "cam",
+                "--mode",
+                "completeness",
                 "--frames",
                 "30",
                 "--out",

@@ -31,7 +31,7 @@ use crate::runtime::core::NodeCore;
 use crate::runtime::keyframes::KeyframeFlag;
 
 /// Frames of an inter-coded input that may wait for the transcoder.
-const INTER_CODED_QUEUE: u32 = 8;
+const INTER_CODED_QUEUE: u32 = 60;
 
 /// How long a derived stream outlives its last subscriber.
 const IDLE: Duration = Duration::from_secs(5);
@@ -146,14 +146,19 @@ pub(crate) fn ensure(core: &Arc<NodeCore>, name: &str) -> Result<(), CommandErro
 
 async fn run(core: Arc<NodeCore>, base: String, name: String, spec: EncodeSpec, mut t: Transcoder) {
     // Newest frame wins, except that an inter-coded input is decoded frame
-    // by frame (each needs the ones before it): a few may wait, and past
-    // that the relay drops and starts again at the next keyframe.
+    // by frame (each needs the ones before it): taken for completeness (the
+    // cached group of pictures whole, then every frame), with a budget past
+    // which the relay drops and starts again at the next keyframe.
     let inter = open_of(&core, &base).is_some_and(|o| o.format.is_inter_coded());
     let host = SinkHost {
         node: core.clone(),
         stream: base.clone(),
         params: SubscribeParams {
-            mode: DeliveryMode::LowLatency,
+            mode: if inter {
+                DeliveryMode::Completeness
+            } else {
+                DeliveryMode::LowLatency
+            },
             max_frames: if inter { INTER_CODED_QUEUE } else { 1 },
             max_bytes: 0,
             drop_policy: DropPolicy::DropOldest,
