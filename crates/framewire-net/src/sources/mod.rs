@@ -12,6 +12,7 @@
 
 pub(crate) mod ffmpeg;
 pub(crate) mod file;
+pub(crate) mod handoff;
 pub(crate) mod ingest;
 pub(crate) mod replay;
 #[cfg(feature = "rtsp")]

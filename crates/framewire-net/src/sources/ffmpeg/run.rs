@@ -9,16 +9,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use framewire_proto::EventReason;
 use framewire_proto::control::StreamState;
-use framewire_proto::{EventInfo, EventReason, FrameFlags, StreamEvent};
-use framewire_relay::Frame;
 use tracing::{info, warn};
 
 use super::FfmpegConfig;
-use crate::api::{SourceHost, StreamOut};
+use crate::api::SourceHost;
 use crate::clock::now_ns;
 use crate::error::NetError;
-use crate::sources::ingest::{Ingest, Ingested};
+use crate::sources::handoff::Handoff;
+use crate::sources::ingest::Ingest;
 use crate::sources::spawn_thread;
 
 /// First wait before ffmpeg is started again; doubles up to [`RETRY_MAX`].
@@ -38,11 +38,8 @@ pub(super) fn start(cfg: FfmpegConfig, host: SourceHost) -> Result<std::thread::
     let runner = Runner {
         cfg,
         ingest,
-        out,
+        handoff: Handoff::new(out, "ffmpeg source"),
         stop,
-        seq: 0,
-        live: false,
-        gap: false,
     };
     spawn_thread(&name, move || runner.run())
 }
@@ -50,13 +47,8 @@ pub(super) fn start(cfg: FfmpegConfig, host: SourceHost) -> Result<std::thread::
 struct Runner {
     cfg: FfmpegConfig,
     ingest: Ingest,
-    out: StreamOut,
+    handoff: Handoff,
     stop: Arc<AtomicBool>,
-    seq: u64,
-    /// Frames flow (the stream is live).
-    live: bool,
-    /// The next frame follows a gap.
-    gap: bool,
 }
 
 /// How a run of ffmpeg ended.
@@ -78,16 +70,8 @@ impl Runner {
                 break;
             }
             warn!(stream = %self.cfg.name, reason = %end.message, frames = end.frames, retry_in = ?backoff, "ffmpeg source: input ended");
-            if self.live {
-                self.live = false;
-                self.out.event(StreamEvent::Interrupted(EventInfo {
-                    timestamp_ns: now_ns(),
-                    reason: end.reason,
-                    message: end.message,
-                }));
-            }
+            self.handoff.interrupted(end.reason, end.message);
             self.ingest.restart();
-            self.gap = true;
             if end.frames > 0 && started.elapsed() >= HEALTHY_RUN {
                 backoff = RETRY_FIRST;
             }
@@ -174,13 +158,13 @@ impl Runner {
                         last_byte.store(ms, Ordering::Relaxed);
                         self.ingest.push(&buf[..n]);
                         while let Some(items) = self.ingest.next() {
-                            frames += self.hand_on(items);
+                            frames += self.handoff.hand_on(items, now_ns);
                         }
                     }
                 }
             }
             let items = self.ingest.finish();
-            frames += self.hand_on(items);
+            frames += self.handoff.hand_on(items, now_ns);
         }
         // Before the wait: once reaped, the pid is not ours to kill.
         done.store(true, Ordering::Relaxed);
@@ -212,46 +196,6 @@ impl Runner {
             reason,
             frames,
         }
-    }
-
-    /// Hands a format and frames to the node; returns the frames.
-    fn hand_on(&mut self, items: Vec<Ingested>) -> u64 {
-        let mut n = 0;
-        for item in items {
-            match item {
-                Ingested::Open(open) => {
-                    info!(stream = %self.cfg.name, width = open.width, height = open.height, format = %open.format, "ffmpeg source: format");
-                    self.out.event(StreamEvent::FormatChanged(open));
-                }
-                Ingested::Frame { data, keyframe } => {
-                    if !self.live {
-                        self.live = true;
-                        self.out.event(StreamEvent::Resumed(EventInfo {
-                            timestamp_ns: now_ns(),
-                            reason: EventReason::Unspecified,
-                            message: String::new(),
-                        }));
-                    }
-                    let mut flags = if keyframe {
-                        FrameFlags::KEYFRAME
-                    } else {
-                        FrameFlags::default()
-                    };
-                    if std::mem::take(&mut self.gap) {
-                        flags = flags.with(FrameFlags::DISCONTINUITY);
-                    }
-                    self.seq += 1;
-                    self.out.push(Frame {
-                        data,
-                        sequence: self.seq,
-                        timestamp_ns: now_ns(),
-                        flags,
-                    });
-                    n += 1;
-                }
-            }
-        }
-        n
     }
 }
 

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use framewire_media::h26x::Codec;
+use framewire_proto::EventReason;
 use framewire_proto::control::StreamState;
-use framewire_proto::{EventInfo, EventReason, FrameFlags, StreamEvent};
-use framewire_relay::Frame;
 use futures_util::StreamExt;
 use retina::client::{Credentials, PlayOptions, SessionOptions, SetupOptions, Transport};
 use retina::codec::{CodecItem, FrameFormat};
@@ -20,10 +19,11 @@ use tracing::{info, warn};
 use super::RtspConfig;
 use super::clock::CameraClock;
 use super::proxy;
-use crate::api::{SourceHost, StreamOut};
+use crate::api::SourceHost;
 use crate::clock::now_ns;
 use crate::error::NetError;
-use crate::sources::ingest::{Ingest, Ingested, Payload};
+use crate::sources::handoff::Handoff;
+use crate::sources::ingest::{Ingest, Payload};
 use crate::sources::spawn_thread;
 
 /// First wait before a session is started again; doubles up to [`RETRY_MAX`].
@@ -44,11 +44,8 @@ pub(super) fn start(cfg: RtspConfig, host: SourceHost) -> Result<std::thread::Jo
     let session = Session {
         cfg,
         ingest,
-        out,
+        handoff: Handoff::new(out, "rtsp source"),
         stop,
-        seq: 0,
-        live: false,
-        gap: false,
     };
     spawn_thread(&name, move || runtime.block_on(session.run()))
 }
@@ -56,12 +53,8 @@ pub(super) fn start(cfg: RtspConfig, host: SourceHost) -> Result<std::thread::Jo
 struct Session {
     cfg: RtspConfig,
     ingest: Ingest,
-    out: StreamOut,
+    handoff: Handoff,
     stop: Arc<AtomicBool>,
-    seq: u64,
-    live: bool,
-    /// The next frame follows a gap.
-    gap: bool,
 }
 
 /// How a session ended.
@@ -92,16 +85,8 @@ impl Session {
                 () = stopped(&stop) => break,
             };
             warn!(stream = %self.cfg.name, reason = %end.message, frames = end.frames, retry_in = ?backoff, "rtsp source: session ended");
-            if self.live {
-                self.live = false;
-                self.out.event(StreamEvent::Interrupted(EventInfo {
-                    timestamp_ns: now_ns(),
-                    reason: end.reason,
-                    message: end.message,
-                }));
-            }
+            self.handoff.interrupted(end.reason, end.message);
             self.ingest.restart();
-            self.gap = true;
             if end.frames > 0 && started.elapsed() >= HEALTHY_RUN {
                 backoff = RETRY_FIRST;
             }
@@ -215,53 +200,13 @@ impl Session {
                 // A picture's reference may be gone: wait for a keyframe.
                 warn!(stream = %self.cfg.name, packets = f.loss(), "rtsp source: packets lost; waiting for a keyframe");
                 self.ingest.restart();
-                self.gap = true;
+                self.handoff.gap();
             }
             let ts = f.timestamp();
             let at = clock.map(ts.elapsed(), ts.clock_rate().get(), now_ns());
             let items = self.ingest.unit(Bytes::from(f.into_data()));
-            delivered += self.hand_on(items, at);
+            delivered += self.handoff.hand_on(items, || at);
         }
-    }
-
-    /// Hands a format and frames to the node; returns the frames.
-    fn hand_on(&mut self, items: Vec<Ingested>, timestamp_ns: u64) -> u64 {
-        let mut n = 0;
-        for item in items {
-            match item {
-                Ingested::Open(open) => {
-                    info!(stream = %self.cfg.name, width = open.width, height = open.height, format = %open.format, "rtsp source: format");
-                    self.out.event(StreamEvent::FormatChanged(open));
-                }
-                Ingested::Frame { data, keyframe } => {
-                    if !self.live {
-                        self.live = true;
-                        self.out.event(StreamEvent::Resumed(EventInfo {
-                            timestamp_ns: now_ns(),
-                            reason: EventReason::Unspecified,
-                            message: String::new(),
-                        }));
-                    }
-                    let mut flags = if keyframe {
-                        FrameFlags::KEYFRAME
-                    } else {
-                        FrameFlags::default()
-                    };
-                    if std::mem::take(&mut self.gap) {
-                        flags = flags.with(FrameFlags::DISCONTINUITY);
-                    }
-                    self.seq += 1;
-                    self.out.push(Frame {
-                        data,
-                        sequence: self.seq,
-                        timestamp_ns,
-                        flags,
-                    });
-                    n += 1;
-                }
-            }
-        }
-        n
     }
 }
 
