@@ -324,7 +324,7 @@ impl Drop for Node {
 
 /// The core of a node about to start: its state, and what its sources
 /// and sinks may ask for (among it, the V4L2 devices they capture from).
-fn core(config: NodeConfig, local_addr: SocketAddr) -> (NodeCore, Arc<V4l2Registry>) {
+pub(crate) fn core(config: NodeConfig, local_addr: SocketAddr) -> (NodeCore, Arc<V4l2Registry>) {
     let identity = Identity {
         name: config.name.clone(),
         site_id: config.site_id,

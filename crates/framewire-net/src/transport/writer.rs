@@ -4,7 +4,10 @@
 //! The writer takes, in order, what the queue holds (answers, STREAM_OPEN,
 //! stream events, snapshots, the status report, and commands to add or
 //! drop an output), then frames from the relay outputs of this connection,
-//! one per output in turn. A frame handed to it is written whole (header
+//! one per output in turn. A frame taken while something waits in the
+//! queue is written after it, so a stream event (format changed) is never
+//! overtaken by the frame the source pushed after it. A frame handed to it
+//! is written whole (header
 //! and shared payload in one vectored write) before anything else. A peer
 //! that stops reading stalls only this writer: its outputs fill to their
 //! budgets and drop, its queue fills to its bounds and then the
@@ -206,6 +209,11 @@ impl WriterQueue {
         self.room.notify_waiters();
     }
 
+    /// Whether anything waits in the queue (the status report aside).
+    fn has_items(&self) -> bool {
+        !self.lock().items.is_empty()
+    }
+
     /// The next thing to write: queued items in order, then the status
     /// report. `Err(())` when closed and drained.
     fn pop(&self) -> Result<Option<Item>, ()> {
@@ -305,6 +313,7 @@ async fn run(
 ) -> Result<(), NetError> {
     let mut opaque = false;
     let mut turn = 0usize;
+    let mut held: Option<Held> = None;
     loop {
         let wake = queue.wake.notified();
         tokio::pin!(wake);
@@ -315,16 +324,23 @@ async fn run(
                 Ok(Some(item)) => apply(w, item, outs, &mut opaque, queue, link).await?,
                 Ok(None) => break,
                 Err(()) => {
+                    if let Some(h) = held.take() {
+                        h.write(core, w, outs, link.as_deref()).await?;
+                    }
                     let _ = w.shutdown().await;
                     return Ok(());
                 }
             }
         }
+        // Then the frame that waited for them.
+        if let Some(h) = held.take() {
+            h.write(core, w, outs, link.as_deref()).await?;
+        }
         let (sent, wait) = match link.as_deref() {
-            None => (turns(core, w, outs, &mut turn).await?, None),
-            Some(l) => linked(core, w, outs, l).await?,
+            None => (turns(core, w, queue, outs, &mut turn, &mut held).await?, None),
+            Some(l) => linked(core, w, queue, outs, l, &mut held).await?,
         };
-        if !sent {
+        if !sent && held.is_none() {
             match wait {
                 Some(at) => {
                     tokio::select! {
@@ -338,9 +354,53 @@ async fn run(
     }
 }
 
+/// A frame taken from an output while something waited in the queue: a
+/// source says "format changed" and then pushes the first frame of the new
+/// format, so a frame taken after its event was queued is written after it.
+struct Held {
+    served: Served,
+    /// Its link member and the bytes the link charged.
+    grant: Option<(MemberId, usize)>,
+    tx: Transmit,
+}
+
+impl Held {
+    /// Writes the frame unless its output was removed meanwhile, and
+    /// reports it sent.
+    async fn write(
+        self,
+        core: &NodeCore,
+        w: &mut OwnedWriteHalf,
+        outs: &[Out],
+        link: Option<&LinkShare>,
+    ) -> Result<(), NetError> {
+        let len = self.tx.frame.data.len();
+        let served = outs.iter().any(|o| o.served.id == self.served.id);
+        let r = if served {
+            write_transmit(w, self.served.channel, self.tx).await
+        } else {
+            Ok(())
+        };
+        if let (Some(l), Some((m, charged))) = (link, self.grant) {
+            l.sent(m, charged, if served && r.is_ok() { len } else { 0 });
+        }
+        r?;
+        core.sent(self.served.id);
+        Ok(())
+    }
+}
+
 /// One frame per output, taking turns. A frame written is reported sent in
-/// the same lock that takes the next one. Returns whether any was written.
-async fn turns(core: &NodeCore, w: &mut OwnedWriteHalf, outs: &[Out], turn: &mut usize) -> Result<bool, NetError> {
+/// the same lock that takes the next one. Returns whether any was written;
+/// stops early, holding the frame just taken, when the queue has items.
+async fn turns(
+    core: &NodeCore,
+    w: &mut OwnedWriteHalf,
+    queue: &WriterQueue,
+    outs: &[Out],
+    turn: &mut usize,
+    held: &mut Option<Held>,
+) -> Result<bool, NetError> {
     let mut sent = false;
     let mut written: Option<OutputId> = None;
     let n = outs.len();
@@ -349,6 +409,14 @@ async fn turns(core: &NodeCore, w: &mut OwnedWriteHalf, outs: &[Out], turn: &mut
         let Some(tx) = core.sent_then_poll(written.take(), s.id) else {
             continue;
         };
+        if queue.has_items() {
+            *held = Some(Held {
+                served: s,
+                grant: None,
+                tx,
+            });
+            break;
+        }
         write_transmit(w, s.channel, tx).await?;
         written = Some(s.id);
         sent = true;
@@ -362,12 +430,15 @@ async fn turns(core: &NodeCore, w: &mut OwnedWriteHalf, outs: &[Out], turn: &mut
 
 /// Offers the outputs' next frames to the link and writes those it grants.
 /// Returns whether anything was written or dropped, and when the link said
-/// to ask again.
+/// to ask again; stops early, holding the frame just taken, when the queue
+/// has items (the grants not used are given back).
 async fn linked(
     core: &NodeCore,
     w: &mut OwnedWriteHalf,
+    queue: &WriterQueue,
     outs: &[Out],
     link: &LinkShare,
+    held: &mut Option<Held>,
 ) -> Result<(bool, Option<Instant>), NetError> {
     let heads = core.next_heads(outs.iter().map(|o| o.served.id));
     let offers: Vec<(MemberId, Option<(usize, u64)>)> = outs
@@ -382,11 +453,23 @@ async fn linked(
     }
     let mut any = !ex.suppressed.is_empty();
     for (m, charged) in ex.grants {
+        if held.is_some() {
+            link.sent(m, charged, 0);
+            continue;
+        }
         let Some(tx) = find(m).and_then(|s| core.sent_then_poll(None, s.id).map(|tx| (s, tx))) else {
             link.sent(m, charged, 0);
             continue;
         };
         let (s, tx) = tx;
+        if queue.has_items() {
+            *held = Some(Held {
+                served: s,
+                grant: Some((m, charged)),
+                tx,
+            });
+            continue;
+        }
         let len = tx.frame.data.len();
         let r = write_transmit(w, s.channel, tx).await;
         link.sent(m, charged, if r.is_ok() { len } else { 0 });
@@ -478,5 +561,147 @@ pub(crate) async fn discard(queue: Arc<WriterQueue>) {
             }
         }
         wake.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeConfig;
+    use crate::runtime::core::OutputEntry;
+    use crate::transport::framed::FramedRead;
+    use bytes::Bytes;
+    use framewire_proto::control::StreamState;
+    use framewire_proto::{
+        Decoder, DeliveryMode, Format, FrameFlags, Origin, PixelFormat, StreamOpen, SubscribeParams,
+    };
+    use framewire_relay::Frame;
+    use std::time::Duration;
+
+    fn open(name: &str, width: u32) -> StreamOpen {
+        StreamOpen {
+            format: Format::Mjpeg,
+            pixel_format: PixelFormat::None,
+            origin: Origin::Unspecified,
+            width,
+            height: 16,
+            fps_num: 30,
+            fps_den: 1,
+            name: name.into(),
+            codec_config: Bytes::new(),
+        }
+    }
+
+    fn frame(data: Bytes, sequence: u64) -> Frame {
+        Frame {
+            data,
+            sequence,
+            timestamp_ns: 0,
+            flags: FrameFlags::KEYFRAME,
+        }
+    }
+
+    /// Subscribes the connection of `queue` to `stream` on `channel`.
+    fn serve(core: &NodeCore, queue: &Arc<WriterQueue>, stream: &str, channel: u16) -> OutputId {
+        let params = SubscribeParams {
+            mode: DeliveryMode::Completeness,
+            ..SubscribeParams::default()
+        };
+        let entry = OutputEntry {
+            stream: stream.into(),
+            channel,
+            peer: "test".into(),
+            waker: queue.wake.clone(),
+            events: Some(queue.clone() as Arc<dyn OutputEvents>),
+        };
+        let (id, _) = core.add_output(stream, &params, entry).unwrap();
+        let served = Served {
+            id,
+            channel,
+            priority: 0,
+            weight: 1,
+            max_rate: 0,
+        };
+        queue.try_push(Item::AddOutput(served)).unwrap();
+        id
+    }
+
+    /// A source says "format changed" and pushes the first frame of the new
+    /// format at once, from its own thread, while the writer runs (and
+    /// writes a large frame of another stream before it): the subscriber
+    /// gets every frame after the event that announced it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_frame_never_overtakes_the_format_change_before_it() {
+        const CHANGES: u32 = 2000;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (core, _) = crate::node::core(NodeConfig::new("test:writer", addr), addr);
+        let core = Arc::new(core);
+        core.add_stream(open("s", 1), "test".into(), StreamState::Live).unwrap();
+        core.add_stream(open("big", 1), "test".into(), StreamState::Live)
+            .unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_r, w) = server.into_split();
+        let queue = WriterQueue::new(1 << 20);
+        let id = serve(&core, &queue, "s", 1);
+        serve(&core, &queue, "big", 2);
+        let writer = tokio::spawn(writer_loop(core.clone(), w, queue.clone(), None));
+        let source = {
+            let core = core.clone();
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                let big = Bytes::from(vec![0u8; 64 << 10]);
+                for k in 2..=CHANGES {
+                    // Room for the event (one dropped would fail the test).
+                    while queue.lock().items.len() > QUEUE_ITEMS / 2 {
+                        std::thread::yield_now();
+                    }
+                    core.push("big", frame(big.clone(), u64::from(k)));
+                    std::thread::sleep(Duration::from_micros(20));
+                    core.stream_event("s", framewire_proto::StreamEvent::FormatChanged(open("s", k)));
+                    core.push("s", frame(Bytes::from_static(b"frame"), u64::from(k)));
+                }
+            })
+        };
+        let mut reader = FramedRead::new(client, Decoder::new());
+        let mut announced = 1u64;
+        let mut frames = 0u64;
+        let dropped = || {
+            core.with_state(|st| st.output_snapshot(id, Instant::now()))
+                .map_or(0, |s| s.drops.total())
+        };
+        let end = Instant::now() + Duration::from_secs(20);
+        // Every frame arrives or is counted dropped (the budget is what a
+        // node allows, and the source does not wait for room).
+        while announced < u64::from(CHANGES) || frames + dropped() < u64::from(CHANGES - 1) {
+            assert!(
+                Instant::now() < end,
+                "in 20 s: {frames} frames, {} dropped, the last format {announced}",
+                dropped()
+            );
+            let Ok(m) = tokio::time::timeout(Duration::from_millis(100), reader.next()).await else {
+                continue;
+            };
+            match m.unwrap().expect("open") {
+                framewire_proto::Message::StreamEvent {
+                    event: framewire_proto::StreamEvent::FormatChanged(o),
+                    ..
+                } => announced = u64::from(o.width),
+                framewire_proto::Message::VideoFrame(f) if f.channel == 1 => {
+                    assert!(
+                        f.sequence <= announced,
+                        "frame {} came before its format change (last seen: {announced})",
+                        f.sequence
+                    );
+                    frames += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(frames > u64::from(CHANGES) / 4, "{frames} frames");
+        source.join().unwrap();
+        queue.close();
+        let _ = writer.await;
     }
 }
