@@ -145,17 +145,16 @@ pub fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// The next start code at or after `from`: where it begins and where the
-/// NAL unit after it begins.
+/// NAL unit after it begins. Looks for the `01` byte (with SIMD) and then
+/// at the two zero bytes before it.
 fn find_start(data: &[u8], from: usize) -> Option<(usize, usize)> {
-    let mut i = from;
-    while i + 3 <= data.len() {
-        if data[i + 2] > 1 {
-            i += 3;
-        } else if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            return Some((i, i + 3));
-        } else {
-            i += 1;
+    let mut i = from + 2;
+    while i < data.len() {
+        let one = i + memchr::memchr(1, &data[i..])?;
+        if data[one - 2] == 0 && data[one - 1] == 0 {
+            return Some((one - 2, one + 1));
         }
+        i = one + 1;
     }
     None
 }
@@ -180,19 +179,23 @@ impl AccessUnit {
     pub fn of(codec: Codec, au: &[u8]) -> AccessUnit {
         let mut a = AccessUnit::default();
         for nal in nal_units(au) {
-            match codec.kind(nal) {
-                Some(NalKind::KeySlice) => {
-                    a.keyframe = true;
-                    a.has_slice = true;
-                }
-                Some(NalKind::Slice) => a.has_slice = true,
-                Some(NalKind::Vps) => a.has_vps = true,
-                Some(NalKind::Sps) => a.has_sps = true,
-                Some(NalKind::Pps) => a.has_pps = true,
-                _ => {}
-            }
+            a.take(codec.kind(nal));
         }
         a
+    }
+
+    fn take(&mut self, kind: Option<NalKind>) {
+        match kind {
+            Some(NalKind::KeySlice) => {
+                self.keyframe = true;
+                self.has_slice = true;
+            }
+            Some(NalKind::Slice) => self.has_slice = true,
+            Some(NalKind::Vps) => self.has_vps = true,
+            Some(NalKind::Sps) => self.has_sps = true,
+            Some(NalKind::Pps) => self.has_pps = true,
+            _ => {}
+        }
     }
 }
 
@@ -210,9 +213,18 @@ pub struct ParamSets {
 impl ParamSets {
     /// Takes the parameter sets `au` carries; returns whether any changed.
     pub fn update(&mut self, codec: Codec, au: &[u8]) -> bool {
+        self.scan(codec, au).1
+    }
+
+    /// Looks at `au` once: what it holds ([`AccessUnit::of`]), and whether
+    /// a parameter set it carries changed (taken, as [`ParamSets::update`]).
+    pub fn scan(&mut self, codec: Codec, au: &[u8]) -> (AccessUnit, bool) {
+        let mut a = AccessUnit::default();
         let mut changed = false;
         for nal in nal_units(au) {
-            let slot = match codec.kind(nal) {
+            let kind = codec.kind(nal);
+            a.take(kind);
+            let slot = match kind {
                 Some(NalKind::Vps) => &mut self.vps,
                 Some(NalKind::Sps) => &mut self.sps,
                 Some(NalKind::Pps) => &mut self.pps,
@@ -223,7 +235,7 @@ impl ParamSets {
                 changed = true;
             }
         }
-        changed
+        (a, changed)
     }
 
     /// Whether every set the codec needs is known.
@@ -248,6 +260,12 @@ impl ParamSets {
     /// anything else is returned as it is, without a copy.
     pub fn complete(&self, codec: Codec, au: Bytes) -> Bytes {
         let a = AccessUnit::of(codec, &au);
+        self.complete_as(codec, au, a)
+    }
+
+    /// [`ParamSets::complete`] of an access unit already looked at (`a` is
+    /// what [`ParamSets::scan`] found in it).
+    pub fn complete_as(&self, codec: Codec, au: Bytes, a: AccessUnit) -> Bytes {
         let missing = (codec == Codec::H265 && !a.has_vps && self.vps.is_some())
             || (!a.has_sps && self.sps.is_some())
             || (!a.has_pps && self.pps.is_some());

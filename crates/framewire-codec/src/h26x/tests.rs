@@ -326,3 +326,40 @@ fn parameter_sets_ahead_of_the_first_delimiter_stay_with_the_picture() {
     assert_eq!(stats.discarded, 0);
     assert!(AccessUnit::of(Codec::H264, got[0]).has_sps);
 }
+
+#[test]
+fn start_codes_are_found_next_to_ones_that_are_not() {
+    // `01` bytes without two zeros before them, zeros without a `01`, a
+    // start code at the very end, and one split by the buffer's start.
+    let mut data = vec![1, 0, 1, 0, 0, 2, 1];
+    data.extend_from_slice(&[0, 0, 1]);
+    data.extend_from_slice(&[0x41, 1, 1, 0, 1, 0, 0, 0, 0]);
+    data.extend_from_slice(&[0, 0, 0, 1]);
+    data.extend_from_slice(SPS);
+    data.extend_from_slice(&[0, 0, 1]);
+    let nals: Vec<&[u8]> = nal_units(&data).collect();
+    assert_eq!(nals, [&[0x41, 1, 1, 0, 1][..], SPS]);
+    assert_eq!(find_start(&[0, 1], 0), None);
+    assert_eq!(find_start(&[0, 0, 1], 0), Some((0, 3)));
+}
+
+#[test]
+fn one_scan_finds_what_the_access_unit_holds_and_its_parameter_sets() {
+    for au in [
+        annexb(&[AUD, SPS, PPS, SEI, IDR, IDR2]),
+        annexb(&[AUD, P]),
+        annexb(&[PPS, P]),
+    ] {
+        let mut one = ParamSets::default();
+        let mut two = ParamSets::default();
+        let (a, changed) = one.scan(Codec::H264, &au);
+        assert_eq!(a, AccessUnit::of(Codec::H264, &au));
+        assert_eq!(changed, two.update(Codec::H264, &au));
+        assert_eq!(one, two);
+        let au = Bytes::from(au);
+        assert_eq!(
+            one.complete_as(Codec::H264, au.clone(), a),
+            one.complete(Codec::H264, au)
+        );
+    }
+}

@@ -6,7 +6,7 @@
 //! (or after a loss).
 
 use bytes::Bytes;
-use framewire_media::h26x::{AccessUnit, AuSplitter, Codec, ParamSets, sps_size};
+use framewire_media::h26x::{AuSplitter, Codec, ParamSets, sps_size};
 use framewire_media::jpeg_split::{DEFAULT_MAX_IMAGE, JpegSplitter};
 use framewire_proto::{Format, Origin, PixelFormat, StreamOpen};
 
@@ -162,8 +162,8 @@ impl Ingest {
                 }
             }
             Payload::Video(codec) => {
-                let au = AccessUnit::of(codec, &unit);
-                if self.params.update(codec, &unit)
+                let (au, changed) = self.params.scan(codec, &unit);
+                if changed
                     && self.params.is_complete(codec)
                     && let Some((w, h)) = self.params.sps.as_ref().and_then(|s| sps_size(codec, s))
                 {
@@ -177,7 +177,7 @@ impl Ingest {
                     return;
                 }
                 out.push(Ingested::Frame {
-                    data: self.params.complete(codec, unit),
+                    data: self.params.complete_as(codec, unit, au),
                     keyframe: au.keyframe,
                 });
             }
