@@ -124,7 +124,7 @@ pub trait SinkSpec: Any + fmt::Debug + Send + Sync {
 #[derive(Debug)]
 pub struct SourceHost {
     pub(crate) node: Arc<dyn NodePort>,
-    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) stop: StopSignal,
     /// The source takes over the stream of one it replaces (SOURCE_SET).
     pub(crate) replacing: bool,
 }
@@ -144,15 +144,22 @@ impl SourceHost {
         })
     }
 
-    /// The flag that turns true when the node stops.
+    /// The flag that turns true when the source is to stop (the node
+    /// stops, or the source is changed or removed).
     pub(crate) fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.flag.clone()
+    }
+
+    /// The same, with a wake for a source that waits in a runtime.
+    #[cfg_attr(not(feature = "rtsp"), allow(dead_code))]
+    pub(crate) fn stop_signal(&self) -> StopSignal {
         self.stop.clone()
     }
 
-    /// Whether the node stops.
+    /// Whether the source is to stop.
     #[allow(dead_code)]
     pub(crate) fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.flag.load(Ordering::Relaxed)
     }
 
     /// What the node shares with sources of a kind, by type (the V4L2
@@ -163,6 +170,42 @@ impl SourceHost {
     )]
     pub(crate) fn extension<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         self.node.extension(TypeId::of::<T>())?.downcast().ok()
+    }
+}
+
+/// Tells a source to stop: a flag its thread looks at, and a wake for a
+/// source that waits in a runtime instead of polling the flag.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StopSignal {
+    flag: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl StopSignal {
+    /// Sets the flag and wakes those waiting.
+    pub(crate) fn raise(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    /// Whether it was raised.
+    #[cfg_attr(not(feature = "rtsp"), allow(dead_code))]
+    pub(crate) fn is_raised(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once it is raised.
+    #[cfg_attr(not(feature = "rtsp"), allow(dead_code))]
+    pub(crate) async fn raised(&self) {
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.is_raised() {
+                return;
+            }
+            woken.await;
+        }
     }
 }
 

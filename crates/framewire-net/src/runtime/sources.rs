@@ -10,7 +10,6 @@
 //! refused. A removal closes the stream (reason `source-removed`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,7 +18,7 @@ use framewire_proto::names::{self, NameKind};
 use framewire_proto::{EventInfo, EventReason, Status, StreamEvent};
 use tracing::{info, warn};
 
-use crate::api::SourceHost;
+use crate::api::{SourceHost, StopSignal};
 use crate::clock::now_ns;
 use crate::config::SourceConfig;
 use crate::error::{CommandError, NetError};
@@ -32,7 +31,7 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 
 struct Running {
     spec: SourceConfig,
-    stop: Arc<AtomicBool>,
+    stop: StopSignal,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -102,7 +101,7 @@ impl Sources {
     }
 
     fn launch(&self, spec: &SourceConfig, replacing: bool) -> Result<Running, NetError> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = StopSignal::default();
         let host = SourceHost {
             node: self.core.clone(),
             stop: stop.clone(),
@@ -267,7 +266,7 @@ impl Sources {
     /// Asks every source to stop (the node stops).
     pub(crate) fn stop_all(&self) {
         for r in self.lock().values() {
-            r.stop.store(true, Ordering::SeqCst);
+            r.stop.raise();
         }
     }
 
@@ -282,7 +281,7 @@ impl Sources {
 
 /// Stops a source's thread and waits for it, at most [`STOP_WAIT`].
 async fn stop(mut r: Running) -> Result<(), String> {
-    r.stop.store(true, Ordering::SeqCst);
+    r.stop.raise();
     let Some(t) = r.thread.take() else { return Ok(()) };
     let name = r.spec.name().to_owned();
     let join = tokio::task::spawn_blocking(move || t.join());

@@ -3,8 +3,6 @@
 //! started again with backoff. Runs on the source's own thread, in a
 //! single-threaded runtime of its own.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,7 +17,7 @@ use tracing::{info, warn};
 use super::RtspConfig;
 use super::clock::CameraClock;
 use super::proxy;
-use crate::api::SourceHost;
+use crate::api::{SourceHost, StopSignal};
 use crate::clock::now_ns;
 use crate::error::NetError;
 use crate::sources::handoff::Handoff;
@@ -37,7 +35,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) fn start(cfg: RtspConfig, host: SourceHost) -> Result<std::thread::JoinHandle<()>, NetError> {
     let ingest = Ingest::new(&cfg.name, cfg.payload);
     let out = host.open(ingest.placeholder(), StreamState::Interrupted)?;
-    let stop = host.stop_flag();
+    let stop = host.stop_signal();
     info!(stream = %cfg.name, url = %cfg.url, "rtsp source");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let name = cfg.name.clone();
@@ -54,7 +52,7 @@ struct Session {
     cfg: RtspConfig,
     ingest: Ingest,
     handoff: Handoff,
-    stop: Arc<AtomicBool>,
+    stop: StopSignal,
 }
 
 /// How a session ended.
@@ -77,12 +75,12 @@ impl End {
 impl Session {
     async fn run(mut self) {
         let mut backoff = RETRY_FIRST;
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.is_raised() {
             let started = Instant::now();
             let stop = self.stop.clone();
             let end = tokio::select! {
                 end = self.one_session() => end,
-                () = stopped(&stop) => break,
+                () = stop.raised() => break,
             };
             warn!(stream = %self.cfg.name, reason = %end.message, frames = end.frames, retry_in = ?backoff, "rtsp source: session ended");
             self.handoff.interrupted(end.reason, end.message);
@@ -92,7 +90,7 @@ impl Session {
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
-                () = stopped(&stop) => break,
+                () = stop.raised() => break,
             }
             backoff = (backoff * 2).min(RETRY_MAX);
         }
@@ -219,12 +217,5 @@ async fn step<T, E: std::fmt::Display>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{what}: {e}")),
         Err(_) => Err(format!("{what}: no answer within {STEP_TIMEOUT:?}")),
-    }
-}
-
-/// Resolves once the node stops.
-async fn stopped(stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
