@@ -11,9 +11,15 @@
 //!   camera (low-latency, on loopback TCP, in this process); and again
 //!   with no subscriber (ingest alone);
 //! - GStreamer: one `gst-launch-1.0` with N `rtspsrc ! rtph264depay ! tee`
-//!   branches, two `fakesink`s each (it sends nothing on: cheaper than
-//!   serving subscribers);
-//! - ffmpeg: N processes `ffmpeg -i rtsp://… -c copy` to two null outputs.
+//!   branches, each tee to two `tcpclientsink`s (the same job: every
+//!   camera sent on to two readers over loopback TCP), and again to two
+//!   `fakesink`s (sending nothing on: cheaper than serving subscribers);
+//! - ffmpeg: N processes `ffmpeg -i rtsp://… -c copy` to two raw H.264
+//!   outputs over TCP, and again to two null outputs.
+//!
+//! The readers of the peers' TCP outputs are threads of this process that
+//! read and drop (as framewire's subscribers are tasks of it); the bytes
+//! they read are printed beside framewire's, to show the same job was done.
 //!
 //! Each is measured over S seconds after warm-up: CPU (user + system from
 //! /proc) per camera, and for the node its resident memory per camera
@@ -24,7 +30,10 @@
 //! time to its first keyframe is taken, 10 times, with the relay's cache
 //! on (default) and off (`gop_cache_bytes = 0`).
 
+use std::io::{ErrorKind, Read};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -56,6 +65,61 @@ pub struct Args {
     rtsp_server: String,
 }
 
+/// Accepts TCP connections on loopback and reads and drops what they send,
+/// counting the bytes.
+struct Drain {
+    port: u16,
+    bytes: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drain {
+    fn start() -> anyhow::Result<Drain> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        listener.set_nonblocking(true)?;
+        let bytes = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, st) = (bytes.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        let (b, st) = (b.clone(), st.clone());
+                        let _ = conn.set_nonblocking(false);
+                        let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+                        std::thread::spawn(move || {
+                            let mut buf = vec![0u8; 256 << 10];
+                            while !st.load(Ordering::Relaxed) {
+                                match conn.read(&mut buf) {
+                                    Ok(0) => return,
+                                    Ok(n) => {
+                                        b.fetch_add(n as u64, Ordering::Relaxed);
+                                    }
+                                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                                    Err(_) => return,
+                                }
+                            }
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Ok(Drain { port, bytes, stop })
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 fn python() -> &'static str {
     if std::path::Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3"
@@ -80,11 +144,15 @@ fn rss_mb(pid: u32) -> f64 {
     procs::rss(pid).map_or(0.0, |(rss, _)| rss as f64 / 1e6)
 }
 
-/// Two low-latency subscribers of each stream, counting frames until stopped.
+/// Two low-latency subscribers of each stream, counting frames and bytes
+/// until stopped.
 async fn subscribers(
     addr: &str,
     streams: &[String],
-) -> anyhow::Result<(tokio::sync::watch::Sender<bool>, Vec<tokio::task::JoinHandle<u64>>)> {
+) -> anyhow::Result<(
+    tokio::sync::watch::Sender<bool>,
+    Vec<tokio::task::JoinHandle<(u64, u64)>>,
+)> {
     let who = ClientIdentity::tool("bench:ingest");
     let (stop, rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -96,16 +164,19 @@ async fn subscribers(
             .with_context(|| format!("subscribe {s}"))?;
         let mut rx = rx.clone();
         tasks.push(tokio::spawn(async move {
-            let mut n = 0;
+            let (mut n, mut bytes) = (0, 0);
             loop {
                 tokio::select! {
                     m = c.next_message() => match m {
-                        Ok(Some(Message::VideoFrame(v))) if v.channel == ch => n += 1,
+                        Ok(Some(Message::VideoFrame(v))) if v.channel == ch => {
+                            n += 1;
+                            bytes += v.data.len() as u64;
+                        }
                         Ok(Some(Message::ControlRequest(r))) => { let _ = c.ack(&r).await; }
                         Ok(Some(_)) => {}
-                        _ => return n,
+                        _ => return (n, bytes),
                     },
-                    _ = rx.changed() => return n,
+                    _ = rx.changed() => return (n, bytes),
                 }
             }
         }));
@@ -132,9 +203,23 @@ fn node(exe: &std::path::Path, port: u16, extra: &[String]) -> anyhow::Result<pr
     Ok(p)
 }
 
-/// framewire: CPU per camera, MB per camera, frames per subscriber per
-/// second (with `subs`, two subscribers per camera; else none).
-async fn framewire_case(a: &Args, url: &str, n: u32, subs: bool) -> anyhow::Result<(f64, f64, f64)> {
+/// What one case measured.
+#[derive(Debug, Default, Clone, Copy)]
+struct Measured {
+    /// CPU percent of one core per camera.
+    cpu: f64,
+    /// Resident MB per camera (framewire only).
+    mb: f64,
+    /// Frames per second each reader got (framewire only).
+    fps: f64,
+    /// Kbit/s each reader got (0 when nothing is sent on).
+    kbit: f64,
+}
+
+/// framewire: CPU per camera, MB per camera, frames and bits per
+/// subscriber per second (with `subs`, two subscribers per camera; else
+/// none).
+async fn framewire_case(a: &Args, url: &str, n: u32, subs: bool) -> anyhow::Result<Measured> {
     let exe = std::env::current_exe()?;
     let port = procs::free_port()?;
     let empty = node(&exe, port, &[])?;
@@ -158,37 +243,70 @@ async fn framewire_case(a: &Args, url: &str, n: u32, subs: bool) -> anyhow::Resu
     let cpu = tokio::task::spawn_blocking(move || cpu_of(&[pid], secs)).await??;
     let rss = rss_mb(p.pid);
     let _ = stop.send(true);
-    let mut frames = 0;
+    let (mut frames, mut bytes) = (0, 0);
     for t in tasks {
-        frames += t.await.unwrap_or(0);
+        let (f, b) = t.await.unwrap_or_default();
+        frames += f;
+        bytes += b;
     }
     procs::kill(p.pid);
-    let fps = if subs {
-        frames as f64 / f64::from(2 * n) / (a.secs + 1.0)
-    } else {
-        0.0
+    // The subscribers counted from 1 s before the measurement.
+    let per_reader = |x: u64| {
+        if subs {
+            x as f64 / f64::from(2 * n) / (a.secs + 1.0)
+        } else {
+            0.0
+        }
     };
-    Ok((cpu / f64::from(n), (rss - base_rss) / f64::from(n), fps))
+    Ok(Measured {
+        cpu: cpu / f64::from(n),
+        mb: (rss - base_rss) / f64::from(n),
+        fps: per_reader(frames),
+        kbit: per_reader(bytes) * 8.0 / 1e3,
+    })
 }
 
-fn gst_case(a: &Args, url: &str, n: u32) -> anyhow::Result<f64> {
+/// CPU per camera of the peer processes `pids` over the measurement, and
+/// what each of the `2 n` readers of `drain` got.
+fn peer_measure(a: &Args, pids: &[u32], n: u32, drain: Option<&Drain>) -> anyhow::Result<Measured> {
+    std::thread::sleep(Duration::from_secs(4));
+    let b0 = drain.map_or(0, Drain::bytes);
+    let t0 = Instant::now();
+    let cpu = cpu_of(pids, a.secs)?;
+    let bytes = drain.map_or(0, Drain::bytes) - b0;
+    for p in pids {
+        procs::kill(*p);
+    }
+    Ok(Measured {
+        cpu: cpu / f64::from(n),
+        kbit: bytes as f64 * 8.0 / 1e3 / f64::from(2 * n) / t0.elapsed().as_secs_f64(),
+        ..Measured::default()
+    })
+}
+
+fn gst_case(a: &Args, url: &str, n: u32, drain: Option<&Drain>) -> anyhow::Result<Measured> {
+    let out = match drain {
+        None => "fakesink sync=false".to_owned(),
+        Some(d) => format!("tcpclientsink host=127.0.0.1 port={} sync=false", d.port),
+    };
     let mut pipeline = String::new();
     for i in 0..n {
         pipeline.push_str(&format!(
             "rtspsrc location={url} protocols=tcp latency=0 ! rtph264depay ! tee name=t{i} \
-             t{i}. ! queue ! fakesink sync=false t{i}. ! queue ! fakesink sync=false "
+             t{i}. ! queue ! {out} t{i}. ! queue ! {out} "
         ));
     }
     let mut cmd = Command::new("gst-launch-1.0");
     cmd.arg("-q").args(pipeline.split_whitespace());
     let p = procs::spawn("gst-launch-1.0", &mut cmd, Capture::Nothing, None)?;
-    std::thread::sleep(Duration::from_secs(4));
-    let cpu = cpu_of(&[p.pid], a.secs)?;
-    procs::kill(p.pid);
-    Ok(cpu / f64::from(n))
+    peer_measure(a, &[p.pid], n, drain)
 }
 
-fn ffmpeg_case(a: &Args, url: &str, n: u32) -> anyhow::Result<f64> {
+fn ffmpeg_case(a: &Args, url: &str, n: u32, drain: Option<&Drain>) -> anyhow::Result<Measured> {
+    let out: Vec<String> = match drain {
+        None => ["-f", "null", "-"].map(String::from).to_vec(),
+        Some(d) => vec!["-f".into(), "h264".into(), format!("tcp://127.0.0.1:{}", d.port)],
+    };
     let mut pids = Vec::new();
     for _ in 0..n {
         let mut cmd = Command::new("ffmpeg");
@@ -202,16 +320,13 @@ fn ffmpeg_case(a: &Args, url: &str, n: u32) -> anyhow::Result<f64> {
             "-i",
             url,
         ])
-        .args(["-map", "0:v", "-c", "copy", "-f", "null", "-"])
-        .args(["-map", "0:v", "-c", "copy", "-f", "null", "-"]);
+        .args(["-map", "0:v", "-c", "copy"])
+        .args(&out)
+        .args(["-map", "0:v", "-c", "copy"])
+        .args(&out);
         pids.push(procs::spawn("ffmpeg", &mut cmd, Capture::Nothing, None)?.pid);
     }
-    std::thread::sleep(Duration::from_secs(4));
-    let cpu = cpu_of(&pids, a.secs)?;
-    for p in pids {
-        procs::kill(p);
-    }
-    Ok(cpu / f64::from(n))
+    peer_measure(a, &pids, n, drain)
 }
 
 /// Milliseconds from SUBSCRIBE to the first keyframe, `joins` times.
@@ -294,24 +409,45 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     }
     let url = format!("rtsp://127.0.0.1:{port}/cam");
     println!(
-        "RTSP ingest: {} H.264 at 30 fps, {} kbit/s, GOP 2 s; two subscribers per camera; {} s per case (one core = 100 %)\n",
+        "RTSP ingest: {} H.264 at 30 fps, {} kbit/s, GOP 2 s; two subscribers per camera; {} s per case",
         a.size, a.kbit, a.secs
     );
     println!(
-        "| cameras | framewire CPU/camera | (no subscribers) | GStreamer CPU/camera | ffmpeg -c copy CPU/camera | framewire / GStreamer | framewire / ffmpeg | framewire MB/camera | fps per subscriber |"
+        "CPU per camera (one core = 100 %); each peer sending every camera to two TCP readers (the same job), and to null sinks\n"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| cameras | framewire | (no subscribers) | GStreamer to TCP | (to fakesink) | ffmpeg -c copy to TCP | (to null) | framewire / GStreamer | framewire / ffmpeg | framewire MB/camera | kbit/s per reader: framewire, GStreamer, ffmpeg | fps per subscriber |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &n in &a.cameras {
-        let (fw, mb, fps) = framewire_case(&a, &url, n, true).await?;
-        let (alone, _, _) = framewire_case(&a, &url, n, false).await?;
-        let (args, u) = (a.clone(), url.clone());
-        let gst = tokio::task::spawn_blocking(move || gst_case(&args, &u, n)).await??;
-        let (args, u) = (a.clone(), url.clone());
-        let ff = tokio::task::spawn_blocking(move || ffmpeg_case(&args, &u, n)).await??;
+        let fw = framewire_case(&a, &url, n, true).await?;
+        let alone = framewire_case(&a, &url, n, false).await?;
+        let peer = |f: fn(&Args, &str, u32, Option<&Drain>) -> anyhow::Result<Measured>, tcp: bool| {
+            let (args, u) = (a.clone(), url.clone());
+            tokio::task::spawn_blocking(move || {
+                let drain = if tcp { Some(Drain::start()?) } else { None };
+                f(&args, &u, n, drain.as_ref())
+            })
+        };
+        let gst = peer(gst_case, true).await??;
+        let gst_null = peer(gst_case, false).await??;
+        let ff = peer(ffmpeg_case, true).await??;
+        let ff_null = peer(ffmpeg_case, false).await??;
         println!(
-            "| {n} | {fw:.2} % | {alone:.2} % | {gst:.2} % | {ff:.2} % | {:.2} | {:.2} | {mb:.1} | {fps:.1} |",
-            fw / gst.max(0.01),
-            fw / ff.max(0.01)
+            "| {n} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {:.2} | {:.2} | {:.1} | {:.0}, {:.0}, {:.0} | {:.1} |",
+            fw.cpu,
+            alone.cpu,
+            gst.cpu,
+            gst_null.cpu,
+            ff.cpu,
+            ff_null.cpu,
+            fw.cpu / gst.cpu.max(0.01),
+            fw.cpu / ff.cpu.max(0.01),
+            fw.mb,
+            fw.kbit,
+            gst.kbit,
+            ff.kbit,
+            fw.fps
         );
     }
     procs::kill(server.pid);
