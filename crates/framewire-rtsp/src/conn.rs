@@ -1,0 +1,431 @@
+//! One RTSP client's connection: requests in, responses out, and the
+//! frames of the stream it plays as RTP interleaved on the connection
+//! (RFC 2326 §10.12).
+
+use std::collections::VecDeque;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use framewire_codec::h26x::Codec;
+
+use crate::packet::Packetizer;
+use crate::request::{Input, Limits, ParseError, Request, RequestParser};
+use crate::sdp::{PAYLOAD_TYPE, TRACK, sdp};
+
+/// The methods served, as OPTIONS lists them.
+const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+
+/// Seconds a session lives without a request (said in the Session header;
+/// a client over TCP is alive while its connection is).
+const SESSION_TIMEOUT: u32 = 60;
+
+/// What a client may play.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamDesc {
+    /// The node's stream.
+    pub name: String,
+    /// Its codec.
+    pub codec: Codec,
+    /// Its parameter sets, Annex B (empty if not known yet: they come
+    /// in-band before every keyframe too).
+    pub config: Bytes,
+    /// Frames per second as a fraction, if known.
+    pub fps: Option<(u32, u32)>,
+}
+
+impl StreamDesc {
+    /// A stream with no parameter sets or rate known.
+    pub fn new(name: &str, codec: Codec) -> StreamDesc {
+        StreamDesc {
+            name: name.to_owned(),
+            codec,
+            config: Bytes::new(),
+            fps: None,
+        }
+    }
+}
+
+/// The streams a server offers, by the path of their URL.
+pub trait Catalog {
+    /// The stream at `path` (the URL's path without its leading `/`).
+    fn describe(&self, path: &str) -> Option<StreamDesc>;
+}
+
+/// What the driver is to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Write these bytes to the client.
+    Send(Bytes),
+    /// Start handing this stream's frames to [`Connection::frame`].
+    Play {
+        /// The stream as the catalog named it.
+        stream: String,
+    },
+    /// Stop handing frames (PAUSE, TEARDOWN).
+    Stop,
+    /// Write what was queued, then close the connection.
+    Close {
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+/// One client.
+#[derive(Debug)]
+pub struct Connection {
+    parser: RequestParser,
+    out: VecDeque<Output>,
+    session: Option<Session>,
+    seed: u64,
+    closed: bool,
+    /// The address the client reached, for the SDP's origin line.
+    host: String,
+}
+
+#[derive(Debug)]
+struct Session {
+    id: String,
+    stream: StreamDesc,
+    channel: u8,
+    packetizer: Packetizer,
+    rtp_offset: u32,
+    playing: bool,
+}
+
+impl Connection {
+    /// A connection whose session ids, SSRC and RTP offsets come from
+    /// `seed` (random, from the driver).
+    pub fn new(seed: u64) -> Connection {
+        Connection::with_limits(seed, Limits::default())
+    }
+
+    /// The same, with other bounds on requests.
+    pub fn with_limits(seed: u64, limits: Limits) -> Connection {
+        Connection {
+            parser: RequestParser::new(limits),
+            out: VecDeque::new(),
+            session: None,
+            seed,
+            closed: false,
+            host: "0.0.0.0".into(),
+        }
+    }
+
+    /// The address the client connected to (the SDP names it).
+    pub fn set_host(&mut self, host: &str) {
+        self.host = host.to_owned();
+    }
+
+    /// Bytes the client sent.
+    pub fn receive(&mut self, data: &[u8], catalog: &dyn Catalog) {
+        if self.closed {
+            return;
+        }
+        self.parser.feed(data);
+        loop {
+            match self.parser.next() {
+                Ok(None) => return,
+                // RTCP receiver reports: the connection being alive says enough.
+                Ok(Some(Input::Interleaved { .. })) => {}
+                Ok(Some(Input::Request(req))) => self.handle(&req, catalog),
+                Err(e) => return self.refuse(&e),
+            }
+        }
+    }
+
+    /// What to do next, oldest first.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Whether frames are wanted now.
+    pub fn playing(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.playing)
+    }
+
+    /// One access unit of the playing stream, captured at `timestamp_ns`
+    /// (any epoch, nanoseconds): its RTP packets, framed for the
+    /// connection, in one [`Output::Send`]. Nothing if not playing.
+    pub fn frame(&mut self, au: &[u8], timestamp_ns: u64) {
+        let Some(s) = self.session.as_mut().filter(|s| s.playing) else {
+            return;
+        };
+        // 90 kHz from the capture time, to the nearest tick; wraps as RTP
+        // time does.
+        let ticks = ((u128::from(timestamp_ns) * 90_000 + 500_000_000) / 1_000_000_000) as u32;
+        let rtp_time = ticks.wrapping_add(s.rtp_offset);
+        let mut buf = BytesMut::with_capacity(au.len() + au.len() / 64 + 64);
+        let channel = s.channel;
+        s.packetizer.packetize(au, rtp_time, |p| {
+            buf.put_u8(b'$');
+            buf.put_u8(channel);
+            buf.put_u16(p.len() as u16);
+            buf.put_slice(p);
+        });
+        if !buf.is_empty() {
+            self.out.push_back(Output::Send(buf.freeze()));
+        }
+    }
+
+    fn refuse(&mut self, e: &ParseError) {
+        let status = match e {
+            ParseError::BodyTooLarge(..) => "413 Request Entity Too Large",
+            ParseError::HeadTooLarge(_) | ParseError::LineTooLong(_) | ParseError::Malformed(_) => "400 Bad Request",
+        };
+        self.out.push_back(Output::Send(response(status, None, &[], &[])));
+        self.close(e.to_string());
+    }
+
+    fn close(&mut self, reason: String) {
+        self.closed = true;
+        if self.session.as_ref().is_some_and(|s| s.playing) {
+            self.out.push_back(Output::Stop);
+        }
+        self.out.push_back(Output::Close { reason });
+    }
+
+    fn handle(&mut self, req: &Request, catalog: &dyn Catalog) {
+        let Some(cseq) = req.cseq() else {
+            self.out
+                .push_back(Output::Send(response("400 Bad Request", None, &[], &[])));
+            return;
+        };
+        let reply = match req.method.as_str() {
+            "OPTIONS" => Reply::ok().header("Public", PUBLIC),
+            "DESCRIBE" => self.describe(req, catalog),
+            "SETUP" => self.setup(req, catalog),
+            "PLAY" => self.play(req),
+            "PAUSE" => self.pause(req),
+            "TEARDOWN" => self.teardown(req),
+            "GET_PARAMETER" | "SET_PARAMETER" => match self.check_session(req) {
+                Ok(()) => Reply::ok(),
+                Err(r) => r,
+            },
+            _ => Reply::status("501 Not Implemented").header("Public", PUBLIC),
+        };
+        let session = reply.session.then(|| self.session_header()).flatten();
+        let mut headers: Vec<(&str, String)> = reply.headers.iter().map(|(n, v)| (*n, v.clone())).collect();
+        if let Some(s) = session {
+            headers.push(("Session", s));
+        }
+        self.out
+            .push_back(Output::Send(response(reply.status, Some(cseq), &headers, &reply.body)));
+        if let Some(o) = reply.then {
+            self.out.push_back(o);
+        }
+    }
+
+    fn describe(&mut self, req: &Request, catalog: &dyn Catalog) -> Reply {
+        let Some(path) = path_of(&req.uri) else {
+            return Reply::status("400 Bad Request");
+        };
+        let Some(desc) = catalog.describe(path) else {
+            return Reply::status("404 Not Found");
+        };
+        let body = sdp(&desc, self.seed >> 1, &self.host);
+        let base = format!("{}/", req.uri.trim_end_matches('/'));
+        let mut r = Reply::ok()
+            .header("Content-Base", &base)
+            .header("Content-Type", "application/sdp");
+        r.body = body.into_bytes();
+        r
+    }
+
+    fn setup(&mut self, req: &Request, catalog: &dyn Catalog) -> Reply {
+        let Some(path) = path_of(&req.uri) else {
+            return Reply::status("400 Bad Request");
+        };
+        let path = path.strip_suffix(TRACK).map_or(path, |p| p.trim_end_matches('/'));
+        let Some(desc) = catalog.describe(path) else {
+            return Reply::status("404 Not Found");
+        };
+        if let Some(s) = &self.session {
+            if req.header("Session").map(session_id) != Some(s.id.as_str()) {
+                return Reply::status("459 Aggregate Operation Not Allowed");
+            }
+            if s.playing {
+                return Reply::status("455 Method Not Valid in This State");
+            }
+        }
+        let transport = req.header("Transport").unwrap_or_default();
+        let Some(channel) = interleaved_channel(transport) else {
+            // RTP over UDP comes later: a client then asks for TCP.
+            return Reply::status("461 Unsupported Transport");
+        };
+        let ssrc = (mix(self.seed ^ 1) >> 32) as u32;
+        let first_seq = (mix(self.seed ^ 2) & 0xffff) as u16;
+        let rtp_offset = (mix(self.seed ^ 3) & 0xffff_ffff) as u32;
+        let id = format!("{:016X}", mix(self.seed));
+        self.session = Some(Session {
+            id,
+            packetizer: Packetizer::new(desc.codec, PAYLOAD_TYPE, ssrc, first_seq),
+            stream: desc,
+            channel,
+            rtp_offset,
+            playing: false,
+        });
+        let t = format!(
+            "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={ssrc:08X}",
+            channel,
+            channel.wrapping_add(1)
+        );
+        Reply::ok().header("Transport", &t).with_session()
+    }
+
+    fn play(&mut self, req: &Request) -> Reply {
+        if let Err(r) = self.check_session(req) {
+            return r;
+        }
+        let Some(s) = self.session.as_mut() else {
+            return Reply::status("454 Session Not Found");
+        };
+        let base = req.uri.trim_end_matches('/');
+        let info = format!("url={base}/{TRACK};seq={}", s.packetizer.next_seq());
+        let mut r = Reply::ok()
+            .header("Range", "npt=now-")
+            .header("RTP-Info", &info)
+            .with_session();
+        if !s.playing {
+            s.playing = true;
+            r.then = Some(Output::Play {
+                stream: s.stream.name.clone(),
+            });
+        }
+        r
+    }
+
+    fn pause(&mut self, req: &Request) -> Reply {
+        if let Err(r) = self.check_session(req) {
+            return r;
+        }
+        let mut r = Reply::ok().with_session();
+        if let Some(s) = self.session.as_mut().filter(|s| s.playing) {
+            s.playing = false;
+            r.then = Some(Output::Stop);
+        }
+        r
+    }
+
+    fn teardown(&mut self, req: &Request) -> Reply {
+        if let Err(r) = self.check_session(req) {
+            return r;
+        }
+        let mut r = Reply::ok();
+        if self.session.take().is_some_and(|s| s.playing) {
+            r.then = Some(Output::Stop);
+        }
+        r
+    }
+
+    /// A request naming a session must name this connection's.
+    fn check_session(&self, req: &Request) -> Result<(), Reply> {
+        match (req.header("Session").map(session_id), &self.session) {
+            (None, _) => Ok(()),
+            (Some(id), Some(s)) if id == s.id => Ok(()),
+            _ => Err(Reply::status("454 Session Not Found")),
+        }
+    }
+
+    fn session_header(&self) -> Option<String> {
+        self.session
+            .as_ref()
+            .map(|s| format!("{};timeout={SESSION_TIMEOUT}", s.id))
+    }
+}
+
+/// A response being made.
+struct Reply {
+    status: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    session: bool,
+    then: Option<Output>,
+}
+
+impl Reply {
+    fn status(status: &'static str) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            session: false,
+            then: None,
+        }
+    }
+
+    fn ok() -> Reply {
+        Reply::status("200 OK")
+    }
+
+    fn header(mut self, name: &'static str, value: &str) -> Reply {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    fn with_session(mut self) -> Reply {
+        self.session = true;
+        self
+    }
+}
+
+fn response(status: &str, cseq: Option<u32>, headers: &[(&str, String)], body: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(256 + body.len());
+    b.put_slice(b"RTSP/1.0 ");
+    b.put_slice(status.as_bytes());
+    b.put_slice(b"\r\n");
+    if let Some(c) = cseq {
+        b.put_slice(format!("CSeq: {c}\r\n").as_bytes());
+    }
+    b.put_slice(concat!("Server: framewire/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes());
+    for (n, v) in headers {
+        b.put_slice(format!("{n}: {v}\r\n").as_bytes());
+    }
+    if !body.is_empty() {
+        b.put_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    b.put_slice(b"\r\n");
+    b.put_slice(body);
+    b.freeze()
+}
+
+/// The path of an RTSP URL without its leading `/` and any query
+/// (`rtsp://host:8554/cam` → `cam`); `None` for `*` or another scheme.
+fn path_of(uri: &str) -> Option<&str> {
+    let rest = uri.strip_prefix("rtsp://").or_else(|| uri.strip_prefix("rtsps://"))?;
+    let path = rest.find('/').map_or("", |i| &rest[i + 1..]);
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    Some(path.trim_end_matches('/'))
+}
+
+/// The session id of a Session header (`ID;timeout=60` → `ID`).
+fn session_id(h: &str) -> &str {
+    h.split(';').next().unwrap_or_default().trim()
+}
+
+/// The first interleaved channel a Transport header asks for over TCP
+/// (0 if it asks for TCP without naming one); `None` if it asks for no
+/// TCP transport.
+fn interleaved_channel(transport: &str) -> Option<u8> {
+    transport.split(',').find_map(|spec| {
+        let mut params = spec.split(';');
+        let proto = params.next()?.trim();
+        if !proto.eq_ignore_ascii_case("RTP/AVP/TCP") {
+            return None;
+        }
+        let channel = params
+            .filter_map(|p| p.trim().strip_prefix("interleaved="))
+            .filter_map(|v| v.split('-').next()?.parse::<u8>().ok())
+            .next();
+        Some(channel.unwrap_or(0))
+    })
+}
+
+/// SplitMix64: spreads a seed into independent-looking values.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests;

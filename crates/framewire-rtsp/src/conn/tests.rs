@@ -1,0 +1,203 @@
+use super::*;
+
+struct Cams;
+
+impl Catalog for Cams {
+    fn describe(&self, path: &str) -> Option<StreamDesc> {
+        let mut d = match path {
+            "cam" => StreamDesc::new("cam", Codec::H264),
+            "site/hevc" => StreamDesc::new("hevc", Codec::H265),
+            _ => return None,
+        };
+        d.fps = Some((30, 1));
+        Some(d)
+    }
+}
+
+/// Sends `req` (CRLFs added) and returns the response's text, and what
+/// else came out.
+fn ask(c: &mut Connection, req: &str) -> (String, Vec<Output>) {
+    let wire = format!("{}\r\n\r\n", req.trim_end().replace('\n', "\r\n"));
+    c.receive(wire.as_bytes(), &Cams);
+    let mut text = None;
+    let mut rest = Vec::new();
+    while let Some(o) = c.poll_output() {
+        match o {
+            Output::Send(b) if text.is_none() => text = Some(String::from_utf8(b.to_vec()).unwrap()),
+            o => rest.push(o),
+        }
+    }
+    (text.expect("a response"), rest)
+}
+
+fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+#[test]
+fn options_describe_setup_play_teardown_over_tcp() {
+    let mut c = Connection::new(99);
+    c.set_host("127.0.0.1");
+    let (r, _) = ask(&mut c, "OPTIONS rtsp://127.0.0.1:8554/cam RTSP/1.0\nCSeq: 1");
+    assert!(r.starts_with("RTSP/1.0 200 OK\r\nCSeq: 1\r\n"), "{r}");
+    assert!(header(&r, "Public").unwrap().contains("DESCRIBE, SETUP, PLAY"));
+
+    let (r, _) = ask(
+        &mut c,
+        "DESCRIBE rtsp://127.0.0.1:8554/cam RTSP/1.0\nCSeq: 2\nAccept: application/sdp",
+    );
+    assert_eq!(header(&r, "Content-Base"), Some("rtsp://127.0.0.1:8554/cam/"));
+    assert_eq!(header(&r, "Content-Type"), Some("application/sdp"));
+    let body = r.split("\r\n\r\n").nth(1).unwrap();
+    assert_eq!(header(&r, "Content-Length"), Some(body.len().to_string().as_str()));
+    assert!(
+        body.contains("a=rtpmap:96 H264/90000") && body.contains("IN IP4 127.0.0.1"),
+        "{body}"
+    );
+
+    let (r, _) = ask(
+        &mut c,
+        "SETUP rtsp://127.0.0.1:8554/cam/trackID=0 RTSP/1.0\nCSeq: 3\nTransport: RTP/AVP/TCP;unicast;interleaved=4-5",
+    );
+    assert!(r.starts_with("RTSP/1.0 200 OK"), "{r}");
+    let t = header(&r, "Transport").unwrap();
+    assert!(t.starts_with("RTP/AVP/TCP;unicast;interleaved=4-5;ssrc="), "{t}");
+    let session = header(&r, "Session").unwrap();
+    assert!(session.ends_with(";timeout=60"), "{session}");
+    let id = session_id(session).to_owned();
+    assert!(!c.playing());
+
+    // Frames before PLAY go nowhere.
+    c.frame(&[0, 0, 0, 1, 0x65, 0x88], 0);
+    assert_eq!(c.poll_output(), None);
+
+    let (r, then) = ask(
+        &mut c,
+        &format!("PLAY rtsp://127.0.0.1:8554/cam/ RTSP/1.0\nCSeq: 4\nSession: {id}\nRange: npt=0.000-"),
+    );
+    assert!(r.starts_with("RTSP/1.0 200 OK"), "{r}");
+    let info = header(&r, "RTP-Info").unwrap();
+    assert!(
+        info.starts_with("url=rtsp://127.0.0.1:8554/cam/trackID=0;seq="),
+        "{info}"
+    );
+    assert_eq!(then, [Output::Play { stream: "cam".into() }]);
+    assert!(c.playing());
+
+    // A frame: RTP on channel 4, the sequence RTP-Info named, 90 kHz time.
+    c.frame(&[0, 0, 0, 1, 0x65, 0x88, 0x84], 1_000_000_000);
+    let Some(Output::Send(b)) = c.poll_output() else {
+        panic!()
+    };
+    assert_eq!(&b[..4], &[b'$', 4, 0, 15]);
+    let seq: u16 = info.rsplit('=').next().unwrap().parse().unwrap();
+    assert_eq!(u16::from_be_bytes([b[6], b[7]]), seq);
+    assert_eq!(b[5], 0x80 | 96, "marker and payload type");
+    assert_eq!(&b[16..], &[0x65, 0x88, 0x84]);
+    let t1 = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+    c.frame(&[0, 0, 0, 1, 0x41, 0x9a], 1_000_000_000 + 1_000_000_000 / 30);
+    let Some(Output::Send(b)) = c.poll_output() else {
+        panic!()
+    };
+    assert_eq!(u32::from_be_bytes([b[8], b[9], b[10], b[11]]).wrapping_sub(t1), 3000);
+
+    // Keep-alive, then the end.
+    let (r, _) = ask(
+        &mut c,
+        &format!("GET_PARAMETER rtsp://127.0.0.1:8554/cam/ RTSP/1.0\nCSeq: 5\nSession: {id}"),
+    );
+    assert!(r.starts_with("RTSP/1.0 200 OK"), "{r}");
+    let (r, then) = ask(
+        &mut c,
+        &format!("TEARDOWN rtsp://127.0.0.1:8554/cam/ RTSP/1.0\nCSeq: 6\nSession: {id}"),
+    );
+    assert!(r.starts_with("RTSP/1.0 200 OK"), "{r}");
+    assert_eq!(then, [Output::Stop]);
+    assert!(!c.playing());
+}
+
+#[test]
+fn refusals_name_the_problem_in_the_status() {
+    let mut c = Connection::new(1);
+    let status = |c: &mut Connection, req: &str| ask(c, req).0.lines().next().unwrap().to_owned();
+    assert_eq!(
+        status(&mut c, "DESCRIBE rtsp://h/none RTSP/1.0\nCSeq: 1"),
+        "RTSP/1.0 404 Not Found"
+    );
+    assert_eq!(
+        status(&mut c, "DESCRIBE * RTSP/1.0\nCSeq: 2"),
+        "RTSP/1.0 400 Bad Request"
+    );
+    assert_eq!(
+        status(
+            &mut c,
+            "SETUP rtsp://h/cam/trackID=0 RTSP/1.0\nCSeq: 3\nTransport: RTP/AVP;unicast;client_port=5000-5001"
+        ),
+        "RTSP/1.0 461 Unsupported Transport"
+    );
+    assert_eq!(
+        status(&mut c, "PLAY rtsp://h/cam RTSP/1.0\nCSeq: 4\nSession: NOPE"),
+        "RTSP/1.0 454 Session Not Found"
+    );
+    assert_eq!(
+        status(&mut c, "PLAY rtsp://h/cam RTSP/1.0\nCSeq: 5"),
+        "RTSP/1.0 454 Session Not Found"
+    );
+    assert_eq!(
+        status(&mut c, "RECORD rtsp://h/cam RTSP/1.0\nCSeq: 6"),
+        "RTSP/1.0 501 Not Implemented"
+    );
+    assert_eq!(status(&mut c, "OPTIONS * RTSP/1.0"), "RTSP/1.0 400 Bad Request");
+    // An H.265 stream at a path with a slash, over TCP with no channel named.
+    let (r, _) = ask(
+        &mut c,
+        "SETUP rtsp://h/site/hevc/trackID=0 RTSP/1.0\nCSeq: 7\nTransport: RTP/AVP;unicast,RTP/AVP/TCP;unicast",
+    );
+    assert!(header(&r, "Transport").unwrap().contains("interleaved=0-1"), "{r}");
+    // A second session on the same connection is not served.
+    assert_eq!(
+        status(
+            &mut c,
+            "SETUP rtsp://h/cam/trackID=0 RTSP/1.0\nCSeq: 8\nTransport: RTP/AVP/TCP;interleaved=2-3"
+        ),
+        "RTSP/1.0 459 Aggregate Operation Not Allowed"
+    );
+}
+
+#[test]
+fn garbage_closes_the_connection_after_a_response() {
+    let mut c = Connection::new(1);
+    c.receive(b"\x16\x03\x01\x02\x00 hello\r\n\r\n", &Cams);
+    let Some(Output::Send(b)) = c.poll_output() else {
+        panic!()
+    };
+    assert!(b.starts_with(b"RTSP/1.0 400 Bad Request\r\n"));
+    assert!(matches!(c.poll_output(), Some(Output::Close { .. })));
+    // Nothing more is read from it.
+    c.receive(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n", &Cams);
+    assert_eq!(c.poll_output(), None);
+
+    let mut c = Connection::new(1);
+    c.receive(&vec![b'A'; 10_000], &Cams);
+    let Some(Output::Send(b)) = c.poll_output() else {
+        panic!()
+    };
+    assert!(b.starts_with(b"RTSP/1.0 400 Bad Request\r\n"));
+    let Some(Output::Close { reason }) = c.poll_output() else {
+        panic!()
+    };
+    assert!(reason.contains("longer than"), "{reason}");
+}
+
+#[test]
+fn urls_and_transports() {
+    assert_eq!(path_of("rtsp://h:8554/cam"), Some("cam"));
+    assert_eq!(path_of("rtsp://h/a/b/?x=1"), Some("a/b"));
+    assert_eq!(path_of("rtsp://h"), Some(""));
+    assert_eq!(path_of("*"), None);
+    assert_eq!(interleaved_channel("RTP/AVP/TCP;unicast;interleaved=6-7"), Some(6));
+    assert_eq!(interleaved_channel("RTP/AVP;unicast;client_port=1-2"), None);
+    assert_eq!(interleaved_channel("RTP/AVP/TCP;interleaved=x"), Some(0));
+    assert_eq!(session_id(" ABC ;timeout=60"), "ABC");
+    assert_ne!(mix(1), mix(2));
+}
