@@ -9,10 +9,14 @@ use framewire_codec::h26x::Codec;
 
 use crate::packet::Packetizer;
 use crate::request::{Input, Limits, ParseError, Request, RequestParser};
+use crate::rtcp::sender_report;
 use crate::sdp::{PAYLOAD_TYPE, TRACK, sdp};
 
 /// The methods served, as OPTIONS lists them.
 const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+
+/// Stream time between two RTCP sender reports.
+const REPORT_EVERY_NS: u64 = 5_000_000_000;
 
 /// Seconds a session lives without a request (said in the Session header;
 /// a client over TCP is alive while its connection is).
@@ -89,6 +93,11 @@ struct Session {
     packetizer: Packetizer,
     rtp_offset: u32,
     playing: bool,
+    /// Packets and payload bytes sent, for sender reports.
+    packets: u32,
+    octets: u32,
+    /// Capture time of the frame the last sender report described.
+    reported: Option<u64>,
 }
 
 impl Connection {
@@ -153,14 +162,33 @@ impl Connection {
         // time does.
         let ticks = ((u128::from(timestamp_ns) * 90_000 + 500_000_000) / 1_000_000_000) as u32;
         let rtp_time = ticks.wrapping_add(s.rtp_offset);
-        let mut buf = BytesMut::with_capacity(au.len() + au.len() / 64 + 64);
+        let mut buf = BytesMut::with_capacity(au.len() + au.len() / 64 + 128);
         let channel = s.channel;
+        let (mut packets, mut octets) = (0u32, 0u32);
         s.packetizer.packetize(au, rtp_time, |p| {
-            buf.put_u8(b'$');
-            buf.put_u8(channel);
-            buf.put_u16(p.len() as u16);
-            buf.put_slice(p);
+            interleave(&mut buf, channel, p);
+            packets += 1;
+            octets += (p.len() - 12) as u32;
         });
+        s.packets = s.packets.wrapping_add(packets);
+        s.octets = s.octets.wrapping_add(octets);
+        // A sender report with the first frame and every 5 s of stream
+        // time after (again at once if the capture clock went back).
+        let due = s
+            .reported
+            .is_none_or(|t| timestamp_ns < t || timestamp_ns - t >= REPORT_EVERY_NS);
+        if packets > 0 && due {
+            let sr = sender_report(
+                s.packetizer.ssrc(),
+                timestamp_ns,
+                rtp_time,
+                s.packets,
+                s.octets,
+                "framewire",
+            );
+            interleave(&mut buf, channel.wrapping_add(1), &sr);
+            s.reported = Some(timestamp_ns);
+        }
         if !buf.is_empty() {
             self.out.push_back(Output::Send(buf.freeze()));
         }
@@ -262,6 +290,9 @@ impl Connection {
             channel,
             rtp_offset,
             playing: false,
+            packets: 0,
+            octets: 0,
+            reported: None,
         });
         let t = format!(
             "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={ssrc:08X}",
@@ -365,6 +396,15 @@ impl Reply {
         self.session = true;
         self
     }
+}
+
+/// `packet` framed on `channel` of the RTSP connection (`$`, channel,
+/// length).
+fn interleave(buf: &mut BytesMut, channel: u8, packet: &[u8]) {
+    buf.put_u8(b'$');
+    buf.put_u8(channel);
+    buf.put_u16(packet.len() as u16);
+    buf.put_slice(packet);
 }
 
 fn response(status: &str, cseq: Option<u32>, headers: &[(&str, String)], body: &[u8]) -> Bytes {

@@ -6,7 +6,7 @@
 //! interleaved on the connection), and "play this stream" or "stop". The
 //! frames of a playing stream go in with [`Connection::frame`], which
 //! packetizes them (H.264 as RFC 6184, H.265 as RFC 7798) and frames them
-//! for the connection. The driver (framewire-net) owns the socket, the
+//! for the connection, with an RTCP sender report every 5 s of stream time. The driver (framewire-net) owns the socket, the
 //! node's streams and the clock.
 //!
 //! ```
@@ -29,9 +29,11 @@
 mod conn;
 mod packet;
 mod request;
+mod rtcp;
 mod sdp;
 
 pub use conn::{Catalog, Connection, Output, StreamDesc};
 pub use packet::{MAX_PAYLOAD, Packetizer};
 pub use request::{Limits, ParseError, Request, RequestParser};
+pub use rtcp::sender_report;
 pub use sdp::sdp;

@@ -93,13 +93,29 @@ fn options_describe_setup_play_teardown_over_tcp() {
     let seq: u16 = info.rsplit('=').next().unwrap().parse().unwrap();
     assert_eq!(u16::from_be_bytes([b[6], b[7]]), seq);
     assert_eq!(b[5], 0x80 | 96, "marker and payload type");
-    assert_eq!(&b[16..], &[0x65, 0x88, 0x84]);
+    assert_eq!(&b[16..19], &[0x65, 0x88, 0x84]);
     let t1 = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+    // With the first frame, a sender report on the RTCP channel: same SSRC,
+    // same RTP time, one packet of 3 bytes so far.
+    let sr = &b[19..];
+    assert_eq!((sr[0], sr[1]), (b'$', 5));
+    assert_eq!(usize::from(u16::from_be_bytes([sr[2], sr[3]])), sr.len() - 4);
+    let sr = &sr[4..];
+    assert_eq!(sr[1], 200);
+    assert_eq!(&sr[4..8], &b[12..16], "the SSRC");
+    assert_eq!(u32::from_be_bytes(sr[16..20].try_into().unwrap()), t1);
+    assert_eq!(&sr[20..28], &[0, 0, 0, 1, 0, 0, 0, 3]);
     c.frame(&[0, 0, 0, 1, 0x41, 0x9a], 1_000_000_000 + 1_000_000_000 / 30);
     let Some(Output::Send(b)) = c.poll_output() else {
         panic!()
     };
     assert_eq!(u32::from_be_bytes([b[8], b[9], b[10], b[11]]).wrapping_sub(t1), 3000);
+    assert_eq!(b.len(), 4 + 12 + 2, "no report 33 ms later");
+    c.frame(&[0, 0, 0, 1, 0x41, 0x9a], 6_000_000_000);
+    let Some(Output::Send(b)) = c.poll_output() else {
+        panic!()
+    };
+    assert_eq!(b[18 + 1], 5, "a report 5 s later");
 
     // Keep-alive, then the end.
     let (r, _) = ask(
