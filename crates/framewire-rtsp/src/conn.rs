@@ -52,6 +52,13 @@ impl StreamDesc {
 pub trait Catalog {
     /// The stream at `path` (the URL's path without its leading `/`).
     fn describe(&self, path: &str) -> Option<StreamDesc>;
+
+    /// The server's RTP and RTCP ports for this connection's packets over
+    /// UDP (bound by the driver when first asked); `None` serves RTP over
+    /// TCP only.
+    fn udp_ports(&self) -> Option<(u16, u16)> {
+        None
+    }
 }
 
 /// What the driver is to do.
@@ -59,6 +66,16 @@ pub trait Catalog {
 pub enum Output {
     /// Write these bytes to the client.
     Send(Bytes),
+    /// Send these datagrams to the client's address, at `port`: from the
+    /// server's RTP port, or its RTCP port when `rtcp`.
+    Datagrams {
+        /// The client's port.
+        port: u16,
+        /// From the server's RTCP port.
+        rtcp: bool,
+        /// The packets, in order.
+        packets: Vec<Bytes>,
+    },
     /// Start handing this stream's frames to [`Connection::frame`].
     Play {
         /// The stream as the catalog named it.
@@ -85,11 +102,20 @@ pub struct Connection {
     host: String,
 }
 
+/// Where a session's packets go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// Interleaved on the connection: RTP on this channel, RTCP on the next.
+    Tcp(u8),
+    /// Datagrams to the client's RTP and RTCP ports.
+    Udp(u16, u16),
+}
+
 #[derive(Debug)]
 struct Session {
     id: String,
     stream: StreamDesc,
-    channel: u8,
+    transport: Transport,
     packetizer: Packetizer,
     rtp_offset: u32,
     playing: bool,
@@ -163,10 +189,14 @@ impl Connection {
         let ticks = ((u128::from(timestamp_ns) * 90_000 + 500_000_000) / 1_000_000_000) as u32;
         let rtp_time = ticks.wrapping_add(s.rtp_offset);
         let mut buf = BytesMut::with_capacity(au.len() + au.len() / 64 + 128);
-        let channel = s.channel;
+        let mut datagrams = Vec::new();
+        let transport = s.transport;
         let (mut packets, mut octets) = (0u32, 0u32);
         s.packetizer.packetize(au, rtp_time, |p| {
-            interleave(&mut buf, channel, p);
+            match transport {
+                Transport::Tcp(channel) => interleave(&mut buf, channel, p),
+                Transport::Udp(..) => datagrams.push(Bytes::copy_from_slice(p)),
+            }
             packets += 1;
             octets += (p.len() - 12) as u32;
         });
@@ -177,21 +207,52 @@ impl Connection {
         let due = s
             .reported
             .is_none_or(|t| timestamp_ns < t || timestamp_ns - t >= REPORT_EVERY_NS);
-        if packets > 0 && due {
-            let sr = sender_report(
+        let report = (packets > 0 && due).then(|| {
+            s.reported = Some(timestamp_ns);
+            sender_report(
                 s.packetizer.ssrc(),
                 timestamp_ns,
                 rtp_time,
                 s.packets,
                 s.octets,
                 "framewire",
-            );
-            interleave(&mut buf, channel.wrapping_add(1), &sr);
-            s.reported = Some(timestamp_ns);
+            )
+        });
+        match transport {
+            Transport::Tcp(channel) => {
+                if let Some(sr) = report {
+                    interleave(&mut buf, channel.wrapping_add(1), &sr);
+                }
+                if !buf.is_empty() {
+                    self.out.push_back(Output::Send(buf.freeze()));
+                }
+            }
+            Transport::Udp(rtp, rtcp) => {
+                if !datagrams.is_empty() {
+                    self.out.push_back(Output::Datagrams {
+                        port: rtp,
+                        rtcp: false,
+                        packets: datagrams,
+                    });
+                }
+                if let Some(sr) = report {
+                    self.out.push_back(Output::Datagrams {
+                        port: rtcp,
+                        rtcp: true,
+                        packets: vec![Bytes::from(sr)],
+                    });
+                }
+            }
         }
-        if !buf.is_empty() {
-            self.out.push_back(Output::Send(buf.freeze()));
-        }
+    }
+
+    /// Whether the session's packets go on the connection (a client over
+    /// TCP is alive while it reads them; one over UDP says so with
+    /// requests).
+    pub fn interleaved(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| matches!(s.transport, Transport::Tcp(_)))
     }
 
     fn refuse(&mut self, e: &ParseError) {
@@ -274,9 +335,9 @@ impl Connection {
                 return Reply::status("455 Method Not Valid in This State");
             }
         }
-        let transport = req.header("Transport").unwrap_or_default();
-        let Some(channel) = interleaved_channel(transport) else {
-            // RTP over UDP comes later: a client then asks for TCP.
+        let asked = req.header("Transport").unwrap_or_default();
+        let udp_ports = catalog.udp_ports();
+        let Some(transport) = choose_transport(asked, udp_ports.is_some()) else {
             return Reply::status("461 Unsupported Transport");
         };
         let ssrc = (mix(self.seed ^ 1) >> 32) as u32;
@@ -287,18 +348,23 @@ impl Connection {
             id,
             packetizer: Packetizer::new(desc.codec, PAYLOAD_TYPE, ssrc, first_seq),
             stream: desc,
-            channel,
+            transport,
             rtp_offset,
             playing: false,
             packets: 0,
             octets: 0,
             reported: None,
         });
-        let t = format!(
-            "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={ssrc:08X}",
-            channel,
-            channel.wrapping_add(1)
-        );
+        let t = match (transport, udp_ports) {
+            (Transport::Tcp(c), _) => format!(
+                "RTP/AVP/TCP;unicast;interleaved={c}-{};ssrc={ssrc:08X}",
+                c.wrapping_add(1)
+            ),
+            (Transport::Udp(a, b), Some((sa, sb))) => {
+                format!("RTP/AVP;unicast;client_port={a}-{b};server_port={sa}-{sb};ssrc={ssrc:08X}")
+            }
+            (Transport::Udp(..), None) => unreachable!("chosen only with ports"),
+        };
         Reply::ok().header("Transport", &t).with_session()
     }
 
@@ -441,21 +507,34 @@ fn session_id(h: &str) -> &str {
     h.split(';').next().unwrap_or_default().trim()
 }
 
-/// The first interleaved channel a Transport header asks for over TCP
-/// (0 if it asks for TCP without naming one); `None` if it asks for no
-/// TCP transport.
-fn interleaved_channel(transport: &str) -> Option<u8> {
-    transport.split(',').find_map(|spec| {
-        let mut params = spec.split(';');
-        let proto = params.next()?.trim();
-        if !proto.eq_ignore_ascii_case("RTP/AVP/TCP") {
+/// The first transport of a Transport header that can be served: RTP
+/// over TCP (interleaved on its channels, 0-1 if none named), or unicast
+/// UDP to the client's ports when `udp`. Packets go only to the client's
+/// own address: a `destination` is not followed.
+fn choose_transport(header: &str, udp: bool) -> Option<Transport> {
+    header.split(',').find_map(|spec| {
+        let mut params = spec.split(';').map(str::trim);
+        let proto = params.next()?;
+        let params: Vec<&str> = params.collect();
+        let value = |key: &str| params.iter().find_map(|p| p.strip_prefix(key)?.strip_prefix('='));
+        if proto.eq_ignore_ascii_case("RTP/AVP/TCP") {
+            let channel = value("interleaved")
+                .and_then(|v| v.split('-').next()?.parse::<u8>().ok())
+                .unwrap_or(0);
+            return Some(Transport::Tcp(channel));
+        }
+        let plain = proto.eq_ignore_ascii_case("RTP/AVP") || proto.eq_ignore_ascii_case("RTP/AVP/UDP");
+        if !plain || !udp || params.iter().any(|p| p.eq_ignore_ascii_case("multicast")) {
             return None;
         }
-        let channel = params
-            .filter_map(|p| p.trim().strip_prefix("interleaved="))
-            .filter_map(|v| v.split('-').next()?.parse::<u8>().ok())
-            .next();
-        Some(channel.unwrap_or(0))
+        let ports = value("client_port")?;
+        let (a, b) = match ports.split_once('-') {
+            Some((a, b)) => (a, Some(b)),
+            None => (ports, None),
+        };
+        let a: u16 = a.parse().ok().filter(|a| *a > 0)?;
+        let b: u16 = b.and_then(|b| b.parse().ok()).unwrap_or(a.wrapping_add(1));
+        Some(Transport::Udp(a, b))
     })
 }
 

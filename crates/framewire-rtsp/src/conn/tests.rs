@@ -211,9 +211,75 @@ fn urls_and_transports() {
     assert_eq!(path_of("rtsp://h/a/b/?x=1"), Some("a/b"));
     assert_eq!(path_of("rtsp://h"), Some(""));
     assert_eq!(path_of("*"), None);
-    assert_eq!(interleaved_channel("RTP/AVP/TCP;unicast;interleaved=6-7"), Some(6));
-    assert_eq!(interleaved_channel("RTP/AVP;unicast;client_port=1-2"), None);
-    assert_eq!(interleaved_channel("RTP/AVP/TCP;interleaved=x"), Some(0));
+    let t = |h: &str, udp: bool| choose_transport(h, udp);
+    assert_eq!(t("RTP/AVP/TCP;unicast;interleaved=6-7", false), Some(Transport::Tcp(6)));
+    assert_eq!(t("RTP/AVP;unicast;client_port=1-2", false), None);
+    assert_eq!(
+        t("RTP/AVP;unicast;client_port=5000-5001", true),
+        Some(Transport::Udp(5000, 5001))
+    );
+    assert_eq!(
+        t("RTP/AVP/UDP;unicast;client_port=5000", true),
+        Some(Transport::Udp(5000, 5001))
+    );
+    assert_eq!(t("RTP/AVP;multicast;client_port=5000-5001", true), None);
+    assert_eq!(t("RTP/AVP;unicast;client_port=0-1", true), None);
+    assert_eq!(
+        t("RTP/AVP;multicast,RTP/AVP/TCP;unicast", true),
+        Some(Transport::Tcp(0)),
+        "the first that can be served"
+    );
+    assert_eq!(t("RTP/AVP/TCP;interleaved=x", false), Some(Transport::Tcp(0)));
     assert_eq!(session_id(" ABC ;timeout=60"), "ABC");
     assert_ne!(mix(1), mix(2));
+}
+
+/// The same catalog, with UDP ports bound.
+struct WithUdp;
+
+impl Catalog for WithUdp {
+    fn describe(&self, path: &str) -> Option<StreamDesc> {
+        Cams.describe(path)
+    }
+
+    fn udp_ports(&self) -> Option<(u16, u16)> {
+        Some((6970, 6971))
+    }
+}
+
+#[test]
+fn rtp_and_reports_as_datagrams_to_the_clients_ports() {
+    let mut c = Connection::new(5);
+    let wire = "SETUP rtsp://h/cam/trackID=0 RTSP/1.0\r\nCSeq: 1\r\n\
+        Transport: RTP/AVP;unicast;client_port=5000-5001;destination=10.9.9.9\r\n\r\n";
+    c.receive(wire.as_bytes(), &WithUdp);
+    let Some(Output::Send(r)) = c.poll_output() else {
+        panic!()
+    };
+    let r = String::from_utf8(r.to_vec()).unwrap();
+    let t = header(&r, "Transport").unwrap();
+    assert!(
+        t.starts_with("RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971;ssrc="),
+        "{t}"
+    );
+    let id = session_id(header(&r, "Session").unwrap()).to_owned();
+    c.receive(
+        format!("PLAY rtsp://h/cam RTSP/1.0\r\nCSeq: 2\r\nSession: {id}\r\n\r\n").as_bytes(),
+        &WithUdp,
+    );
+    assert!(matches!(c.poll_output(), Some(Output::Send(_))));
+    assert_eq!(c.poll_output(), Some(Output::Play { stream: "cam".into() }));
+    assert!(c.playing() && !c.interleaved());
+    let mut big = vec![0, 0, 0, 1, 0x65];
+    big.extend(std::iter::repeat_n(0x22, 3000));
+    c.frame(&big, 1_000_000_000);
+    let Some(Output::Datagrams { port, rtcp, packets }) = c.poll_output() else {
+        panic!()
+    };
+    assert_eq!((port, rtcp, packets.len()), (5000, false, 3), "three FU-A packets");
+    assert!(packets[2][1] & 0x80 != 0, "the marker on the last");
+    let Some(Output::Datagrams { port, rtcp, packets }) = c.poll_output() else {
+        panic!()
+    };
+    assert_eq!((port, rtcp, packets[0][1]), (5001, true, 200));
 }
