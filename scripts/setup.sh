@@ -23,10 +23,13 @@ cd "$(dirname "$0")/.."
 #   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-{base,good,bad,ugly}
 #                           a real RTSP server for the ingest tests (GStreamer's, with
 #                           x264enc, x265enc, jpegenc and their RTP payloaders)
+#   gstreamer1.0-tools gstreamer1.0-libav
+#                           GStreamer as an RTSP client of the node's server
+#                           (gst-launch-1.0, rtspsrc, avdec_h264)
 PACKAGES=(gcc g++ libc6-dev cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
   xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth python3-prometheus-client chromium
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly "$@")
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-libav "$@")
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -51,6 +51,7 @@ pub mod fuzz;
 pub mod metrics;
 mod node;
 mod runtime;
+mod servers;
 pub mod sinks;
 pub mod sources;
 mod state;

@@ -52,6 +52,7 @@ pub struct Node {
     /// Local sinks: awaited on shutdown (an archive closes its segment).
     sinks: Vec<tokio::task::JoinHandle<()>>,
     metrics_addr: Option<SocketAddr>,
+    rtsp_addr: Option<SocketAddr>,
     /// What roles beside the node add to `/metrics`.
     metrics_extras: crate::metrics::Extras,
 }
@@ -140,6 +141,7 @@ impl Node {
             tasks: Vec::new(),
             sinks: Vec::new(),
             metrics_addr: None,
+            rtsp_addr: None,
             metrics_extras: crate::metrics::Extras::default(),
         };
         for src in &config.sources {
@@ -167,6 +169,11 @@ impl Node {
             let extras = node.metrics_extras.clone();
             let (local, task) = crate::metrics::start(addr, sample, extras, core.shutdown_signal()).await?;
             node.metrics_addr = Some(local);
+            node.tasks.push(task);
+        }
+        if let Some(addr) = config.rtsp {
+            let (local, task) = crate::servers::rtsp::start(core.clone(), addr).await?;
+            node.rtsp_addr = Some(local);
             node.tasks.push(task);
         }
         if let Some(s) = services.shm.clone() {
@@ -215,6 +222,11 @@ impl Node {
     /// Where `/metrics` is served (none: off).
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// Where the RTSP server listens, if it runs (`--rtsp`).
+    pub fn rtsp_addr(&self) -> Option<SocketAddr> {
+        self.rtsp_addr
     }
 
     /// The node's metrics in the Prometheus text format, for a web server

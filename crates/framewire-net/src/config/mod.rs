@@ -84,6 +84,9 @@ pub struct NodeConfig {
     pub key: Option<DeploymentKey>,
     /// Where to serve `GET /metrics` (Prometheus text; none: off).
     pub metrics: Option<SocketAddr>,
+    /// Where to serve the node's streams over RTSP (`rtsp://ADDR/STREAM`;
+    /// none: off). Clients from this host only, until RTSP authentication.
+    pub rtsp: Option<SocketAddr>,
     /// Unix socket for shared-memory subscriptions from this host (none:
     /// off; see docs/shm.md, "Edges between nodes").
     pub shm_socket: Option<std::path::PathBuf>,
@@ -116,6 +119,7 @@ impl NodeConfig {
             discovery: None,
             key: None,
             metrics: None,
+            rtsp: None,
             shm_socket: None,
             controller: false,
             accept_formats: Vec::new(),

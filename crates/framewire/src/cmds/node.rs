@@ -35,7 +35,9 @@ Specs:\n  \
 (how subscriptions to that peer take turns; with max-rate, all its connections share the cap: docs/relay.md)\n\n\
 Security (docs/security.md): --key-file PATH (or FRAMEWIRE_KEY_FILE) makes every connection, in and out,\n\
 authenticate with that deployment key; tools talking to the node need the same key.\n\
-Metrics: --metrics [ADDR] serves Prometheus text at http://ADDR/metrics (127.0.0.1:9400 when no ADDR).\n\n\
+Metrics: --metrics [ADDR] serves Prometheus text at http://ADDR/metrics (127.0.0.1:9400 when no ADDR).\n\
+RTSP: --rtsp [ADDR] serves every stream at rtsp://ADDR/STREAM (127.0.0.1:8554 when no ADDR; H.264 and\n\
+H.265 as they are, other formats as STREAM~h264; clients on this host only): ffplay rtsp://127.0.0.1:8554/cam\n\n\
 Discovery (docs/discovery.md): on by default, on the --listen address's interface (loopback by default).\n  \
 framewire node --name gw:ab --listen 0.0.0.0:7400 \\\n    \
 --gateway-leg interface=10.1.0.254,site=1 --gateway-leg interface=10.2.0.254,site=2\n  \
@@ -80,6 +82,11 @@ pub struct Args {
     /// without a value: 127.0.0.1:9400; off unless given].
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_METRICS_ADDR)]
     metrics: Option<SocketAddr>,
+    /// Serve every stream over RTSP at rtsp://ADDR/STREAM [default when
+    /// given without a value: 127.0.0.1:8554; off unless given]. Clients
+    /// on this host only (RTSP authentication is not there yet).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_RTSP_ADDR)]
+    rtsp: Option<SocketAddr>,
     /// Unix socket for shared-memory subscriptions from this host
     /// [default: $XDG_RUNTIME_DIR or the temp dir, framewire-PID-NAME.sock].
     #[arg(long, value_name = "PATH", conflicts_with = "no_shm")]
@@ -135,6 +142,9 @@ pub struct Args {
 /// Where `--metrics` without a value serves.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9400";
 
+/// Where `--rtsp` without a value serves.
+pub const DEFAULT_RTSP_ADDR: &str = "127.0.0.1:8554";
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut file = match &args.config {
         Some(p) => NodeFile::load(p)?,
@@ -169,6 +179,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.metrics.is_some() {
         file.metrics = args.metrics;
+    }
+    if args.rtsp.is_some() {
+        file.rtsp = args.rtsp;
     }
     if args.no_shm {
         file.shm = Some(false);
@@ -218,6 +231,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("framewire: node {} listening on {}", node.name(), node.local_addr());
     if let Some(m) = node.metrics_addr() {
         eprintln!("framewire: metrics at http://{m}/metrics");
+    }
+    if let Some(r) = node.rtsp_addr() {
+        eprintln!("framewire: rtsp at rtsp://{r}/STREAM");
     }
     let mut shutdown = node.shutdown_signal();
     signals.wait(&mut shutdown).await;

@@ -52,6 +52,9 @@ pub struct NodeFile {
     pub key_file: Option<PathBuf>,
     /// Address of the Prometheus `/metrics` endpoint. Default: none (off).
     pub metrics: Option<SocketAddr>,
+    /// Address of the RTSP server (`rtsp://ADDR/STREAM`, docs/outputs.md).
+    /// Default: none (off).
+    pub rtsp: Option<SocketAddr>,
     /// Stream formats accepted on pulled edges (`mjpeg`, `qoi`, `raw`,
     /// `raw-zstd`, ...). Default: every format.
     #[serde(default)]
@@ -233,6 +236,7 @@ impl NodeFile {
             cfg.key = Some(framewire_net::DeploymentKey::load(path)?);
         }
         cfg.metrics = self.metrics;
+        cfg.rtsp = self.rtsp;
         Ok(cfg)
     }
 }

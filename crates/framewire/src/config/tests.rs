@@ -76,6 +76,7 @@ fn the_documented_example_parses() {
     assert_eq!(f.upstreams[0].local_name, "cam");
     assert_eq!(f.sinks[0]["kind"].as_str(), Some("file"));
     assert_eq!(f.opaque[0].listen.port(), 7500);
+    assert_eq!(f.rtsp, Some("127.0.0.1:8554".parse().unwrap()));
     let link = f.links[0].rule().expect("the documented link rule");
     assert_eq!(link.link.max_rate, Some(2_500_000));
     assert_eq!(f.upstreams[0].weight, Some(1));

@@ -1,0 +1,308 @@
+//! The node's RTSP server (`--rtsp ADDR`): every stream of the node at
+//! `rtsp://ADDR/STREAM`, for the players and recorders people already
+//! run. The protocol is framewire-rtsp's [`Connection`]; this is its
+//! driver: a task per client, and each playing client one low-latency
+//! output of the relay, so a slow client drops its own frames and no one
+//! else's.
+//!
+//! RTP goes interleaved on the RTSP connection, or as datagrams from a
+//! pair of UDP ports bound for the client, to the client's own address
+//! only.
+//!
+//! H.264 and H.265 streams are served as they are; a stream in another
+//! format is served as its `STREAM~h264` transcoding output (encoded once,
+//! whatever the number of clients).
+
+use std::hash::{BuildHasher, RandomState};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use framewire_codec::h26x::Codec;
+use framewire_proto::{DeliveryMode, Format, StreamOpen, SubscribeParams};
+use framewire_relay::OutputId;
+use framewire_rtsp::{Catalog, Connection, Output, StreamDesc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::error::NetError;
+use crate::runtime::core::{NodeCore, OutputEntry};
+
+/// Clients served at once; more are closed at once.
+pub(crate) const MAX_CLIENTS: usize = 256;
+/// The kernel's send buffer of a client's socket (Linux doubles it): about
+/// a second of 4 Mbit/s video, so a client that falls behind drops frames
+/// in its own queue soon instead of being handed seconds-old ones.
+const SEND_BUFFER: usize = 256 << 10;
+/// A client that takes no bytes for this long is closed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that sends no request and plays nothing for this long is
+/// closed (a playing client over TCP is alive while it reads).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Binds `addr` and serves RTSP there until the node stops.
+pub(crate) async fn start(core: Arc<NodeCore>, addr: SocketAddr) -> Result<(SocketAddr, JoinHandle<()>), NetError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| NetError::Bind { addr, source: e })?;
+    let local = listener.local_addr()?;
+    info!(%local, "rtsp server");
+    Ok((local, tokio::spawn(accept_loop(core, listener))))
+}
+
+async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let mut stop = core.shutdown_signal();
+    loop {
+        let (sock, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "rtsp server: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        };
+        // Until RTSP authentication lands, only this host's clients.
+        if !peer.ip().is_loopback() {
+            info!(%peer, "rtsp server: refused a client from another host (no authentication yet)");
+            continue;
+        }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            debug!(%peer, "rtsp server: too many clients; closed");
+            continue;
+        };
+        let core = core.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client(&core, sock, peer).await {
+                debug!(%peer, error = %e, "rtsp client ended");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// A random seed for a connection's session id, SSRC and RTP offsets.
+fn seed() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    RandomState::new().hash_one(N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The node's streams as RTSP offers them, and the UDP ports of one
+/// client's connection.
+struct Streams<'a> {
+    core: &'a Arc<NodeCore>,
+    udp: &'a OnceLock<Option<UdpPair>>,
+    local: IpAddr,
+}
+
+impl Catalog for Streams<'_> {
+    fn describe(&self, path: &str) -> Option<StreamDesc> {
+        let open = open_of(self.core, path)?;
+        if let Some(d) = desc(&open) {
+            return Some(d);
+        }
+        // Another format: its H.264 transcoding output.
+        let derived = format!("{path}~h264");
+        if let Err(e) = crate::runtime::transcode::ensure(self.core, &derived) {
+            warn!(stream = path, reason = %e, "rtsp server: the stream cannot be given as H.264");
+            return None;
+        }
+        desc(&open_of(self.core, &derived)?)
+    }
+
+    fn udp_ports(&self) -> Option<(u16, u16)> {
+        let pair = self.udp.get_or_init(|| UdpPair::bind(self.local)).as_ref()?;
+        Some((pair.rtp_port, pair.rtp_port + 1))
+    }
+}
+
+/// A client's RTP and RTCP sockets: an even port and the next.
+struct UdpPair {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    rtp_port: u16,
+}
+
+impl UdpPair {
+    fn bind(ip: IpAddr) -> Option<UdpPair> {
+        for _ in 0..32 {
+            let rtp = std::net::UdpSocket::bind((ip, 0)).ok()?;
+            let port = rtp.local_addr().ok()?.port();
+            if port % 2 != 0 || port == u16::MAX {
+                continue;
+            }
+            let Ok(rtcp) = std::net::UdpSocket::bind((ip, port + 1)) else {
+                continue;
+            };
+            let tokio = |s: std::net::UdpSocket| s.set_nonblocking(true).and_then(|()| UdpSocket::from_std(s));
+            return Some(UdpPair {
+                rtp: tokio(rtp).ok()?,
+                rtcp: tokio(rtcp).ok()?,
+                rtp_port: port,
+            });
+        }
+        warn!(%ip, "rtsp server: no pair of UDP ports to bind; RTP over TCP only");
+        None
+    }
+}
+
+fn open_of(core: &NodeCore, stream: &str) -> Option<StreamOpen> {
+    core.with_state(|st| st.stream(stream).map(|e| e.open.clone()))
+}
+
+fn desc(open: &StreamOpen) -> Option<StreamDesc> {
+    let codec = match open.format {
+        Format::H264 => Codec::H264,
+        Format::H265 => Codec::H265,
+        _ => return None,
+    };
+    let mut d = StreamDesc::new(&open.name, codec);
+    d.config = open.codec_config.clone();
+    d.fps = Some((open.fps_num, open.fps_den));
+    Some(d)
+}
+
+/// A playing client's output of the relay; removed when dropped.
+struct Playing {
+    core: Arc<NodeCore>,
+    id: OutputId,
+    wake: Arc<Notify>,
+}
+
+impl Drop for Playing {
+    fn drop(&mut self) {
+        self.core.remove_output(self.id);
+    }
+}
+
+async fn client(core: &Arc<NodeCore>, sock: TcpStream, peer: SocketAddr) -> Result<(), NetError> {
+    let _ = sock.set_nodelay(true);
+    crate::transport::socket::tune(&sock, &core.config.limits);
+    if let Err(e) = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER) {
+        debug!(error = %e, "rtsp client: send buffer not set");
+    }
+    let local = sock.local_addr()?;
+    let mut conn = Connection::new(seed());
+    conn.set_host(&host_text(local.ip()));
+    let (mut rd, mut wr) = sock.into_split();
+    let mut buf = vec![0u8; 16 << 10];
+    let mut playing: Option<Playing> = None;
+    let udp = OnceLock::new();
+    let streams = Streams {
+        core,
+        udp: &udp,
+        local: local.ip(),
+    };
+    loop {
+        while let Some(o) = conn.poll_output() {
+            match o {
+                Output::Send(b) => write(&mut wr, &b).await?,
+                Output::Datagrams { port, rtcp, packets } => send(&udp, peer.ip(), port, rtcp, &packets).await,
+                Output::Play { stream } => {
+                    playing = Some(play(core, &stream, peer)?);
+                    info!(%peer, stream, "rtsp client plays");
+                }
+                Output::Stop => playing = None,
+                Output::Close { reason } => {
+                    debug!(%peer, reason, "rtsp client closed");
+                    return Ok(());
+                }
+            }
+        }
+        let wake = playing.as_ref().map(|p| p.wake.clone());
+        tokio::select! {
+            r = tokio::time::timeout(IDLE_TIMEOUT, rd.read(&mut buf)) => match r {
+                Ok(Ok(0)) => return Ok(()),
+                Ok(Ok(n)) => conn.receive(&buf[..n], &streams),
+                Ok(Err(e)) => return Err(e.into()),
+                // Over TCP a playing client is alive while it reads; over
+                // UDP it sends requests (keep-alives) within the timeout.
+                Err(_) if playing.is_none() || !conn.interleaved() => return Ok(()),
+                Err(_) => {}
+            },
+            () = async { wake.as_ref().expect("playing").notified().await }, if wake.is_some() => {
+                let Some(p) = &playing else { continue };
+                if !core.has_output(p.id) {
+                    debug!(%peer, "rtsp client's stream ended");
+                    return Ok(());
+                }
+                while let Some(tx) = core.poll_transmit(p.id) {
+                    conn.frame(&tx.frame.data, tx.frame.timestamp_ns);
+                    while let Some(o) = conn.poll_output() {
+                        match o {
+                            Output::Send(b) => write(&mut wr, &b).await?,
+                            Output::Datagrams { port, rtcp, packets } => {
+                                send(&udp, peer.ip(), port, rtcp, &packets).await;
+                            }
+                            _ => {}
+                        }
+                    }
+                    core.sent(p.id);
+                }
+            }
+        }
+    }
+}
+
+fn play(core: &Arc<NodeCore>, stream: &str, peer: SocketAddr) -> Result<Playing, NetError> {
+    let wake = Arc::new(Notify::new());
+    let params = SubscribeParams {
+        mode: DeliveryMode::LowLatency,
+        ..SubscribeParams::default()
+    };
+    let entry = OutputEntry {
+        stream: stream.to_owned(),
+        channel: 0,
+        peer: format!("rtsp:{peer}"),
+        waker: wake.clone(),
+        events: None,
+    };
+    let (id, _) = core.add_output(stream, &params, entry)?;
+    // Frames may already wait (the group of pictures so far).
+    wake.notify_one();
+    Ok(Playing {
+        core: core.clone(),
+        id,
+        wake,
+    })
+}
+
+async fn write(wr: &mut tokio::net::tcp::OwnedWriteHalf, b: &[u8]) -> Result<(), NetError> {
+    match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(b)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(NetError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client took nothing for 10 s",
+        ))),
+    }
+}
+
+/// Sends `packets` to the client's `port` from its RTP or RTCP socket. A
+/// datagram that cannot go (the client's port closed) is dropped.
+async fn send(udp: &OnceLock<Option<UdpPair>>, ip: IpAddr, port: u16, rtcp: bool, packets: &[bytes::Bytes]) {
+    let Some(pair) = udp.get().and_then(Option::as_ref) else {
+        return;
+    };
+    let sock = if rtcp { &pair.rtcp } else { &pair.rtp };
+    for p in packets {
+        if let Err(e) = sock.send_to(p, (ip, port)).await {
+            debug!(%ip, port, error = %e, "rtsp server: a datagram did not go");
+        }
+    }
+}
+
+/// An address as a URL or SDP names it.
+fn host_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => v6.to_canonical().to_string(),
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}

@@ -1,0 +1,260 @@
+//! The node's RTSP server (`--rtsp`) against the clients people use:
+//! ffprobe, ffmpeg and GStreamer's `rtspsrc`, over RTP interleaved on TCP
+//! and over UDP.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::media::*;
+use common::*;
+
+/// A node serving `source` as `cam` over RTSP; the RTSP URL base.
+fn rtsp_node(source: &str) -> (NodeProc, String) {
+    let port = free_port();
+    let rtsp = format!("127.0.0.1:{port}");
+    let node = spawn_node(&[
+        "--name",
+        "test:rtspd",
+        "--discovery",
+        "off",
+        "--source",
+        source,
+        "--rtsp",
+        &rtsp,
+    ]);
+    let said = format!("rtsp at rtsp://{rtsp}/STREAM");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !node.log().contains(&said) {
+        assert!(Instant::now() < end, "{}", node.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (node, format!("rtsp://{rtsp}"))
+}
+
+/// Runs `cmd` with a time limit; its output.
+fn run(mut cmd: Command, limit: Duration) -> std::process::Output {
+    cmd.stdin(std::process::Stdio::null());
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the client runs (scripts/setup.sh installs it)");
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if d.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    });
+    let out = child.wait_with_output().expect("wait");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    out
+}
+
+fn ffprobe(url: &str, transport: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error"]);
+    if let Some(t) = transport {
+        cmd.args(["-rtsp_transport", t]);
+    }
+    cmd.args([
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=codec_name,width,height",
+        "-of",
+        "csv=p=0",
+    ])
+    .arg(url);
+    run(cmd, Duration::from_secs(30))
+}
+
+/// `n` frames of `url` decoded by ffmpeg over `transport`, as 8-bit grey
+/// pictures.
+fn decode(url: &str, transport: &str, n: u32, size: (usize, usize)) -> Vec<Vec<u8>> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-v",
+        "error",
+        "-rtsp_transport",
+        transport,
+        "-i",
+        url,
+        "-frames:v",
+        &n.to_string(),
+    ])
+    .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"]);
+    let out = run(cmd, Duration::from_secs(40));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "ffmpeg: {err}");
+    let frame = size.0 * size.1;
+    assert_eq!(out.stdout.len(), frame * n as usize, "{n} whole frames");
+    out.stdout.chunks(frame).map(<[u8]>::to_vec).collect()
+}
+
+/// The test pattern's picture: colour bars across, so the grey levels of
+/// its columns differ widely (a blank or broken picture's do not).
+fn check_bars(pic: &[u8], (w, h): (usize, usize)) {
+    let column = |x: usize| (0..h / 2).map(|y| u32::from(pic[y * w + x])).sum::<u32>() / (h as u32 / 2);
+    let levels: Vec<u32> = (0..8).map(|i| column(i * w / 8 + w / 16)).collect();
+    let (lo, hi) = (levels.iter().min().unwrap(), levels.iter().max().unwrap());
+    assert!(hi - lo > 100, "the columns' grey levels {levels:?} are not bars");
+}
+
+#[test]
+fn ffprobe_ffmpeg_and_gstreamer_play_h264_over_rtsp() {
+    let (node, base) = rtsp_node("test-pattern:cam,size=320x240,fps=30,format=h264,gop=30");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(wait_frames(node.addr, "cam", Duration::from_secs(20)));
+    let url = format!("{base}/cam");
+
+    for transport in [Some("tcp"), Some("udp"), None] {
+        let out = ffprobe(&url, transport);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "h264,320,240",
+            "{transport:?}: {out:?}"
+        );
+    }
+    for transport in ["tcp", "udp"] {
+        let pics = decode(&url, transport, 60, (320, 240));
+        check_bars(&pics[59], (320, 240));
+    }
+    for protocols in ["tcp", "udp"] {
+        let mut gst = Command::new("gst-launch-1.0");
+        gst.args([
+            "-q",
+            "rtspsrc",
+            &format!("location={url}"),
+            &format!("protocols={protocols}"),
+        ])
+        .args([
+            "latency=0",
+            "!",
+            "rtph264depay",
+            "!",
+            "avdec_h264",
+            "!",
+            "fakesink",
+            "num-buffers=30",
+        ]);
+        let out = run(gst, Duration::from_secs(40));
+        assert!(out.status.success(), "gst-launch-1.0 over {protocols}: {out:?}");
+    }
+    let log = node.log();
+    assert!(log.contains("rtsp client plays"), "{log}");
+}
+
+#[test]
+fn a_stream_in_another_format_is_served_as_h264_and_an_unknown_one_is_404() {
+    let (node, base) = rtsp_node("test-pattern:cam,size=320x240,fps=30");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(wait_frames(node.addr, "cam", Duration::from_secs(20)));
+    let out = ffprobe(&format!("{base}/cam"), Some("tcp"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "h264,320,240", "{out:?}");
+    let pics = decode(&format!("{base}/cam"), "tcp", 30, (320, 240));
+    check_bars(&pics[29], (320, 240));
+
+    let out = ffprobe(&format!("{base}/nothing"), Some("tcp"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404 Not Found"),
+        "{out:?}"
+    );
+}
+
+/// Sends `req` on `s` and reads one response head.
+fn exchange(s: &mut TcpStream, req: &str) -> String {
+    s.write_all(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => got.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn garbage_and_a_client_that_never_reads_hurt_only_themselves() {
+    // Every frame a keyframe: the stuck client's socket buffers fill in a
+    // second or two.
+    let (node, base) = rtsp_node("test-pattern:cam,size=640x360,fps=30,format=h264,gop=1,bitrate=20000000");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(wait_frames(node.addr, "cam", Duration::from_secs(20)));
+    let addr = base.trim_start_matches("rtsp://").to_owned();
+
+    // Garbage: a 400, then the connection closes.
+    let mut g = TcpStream::connect(&addr).unwrap();
+    g.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let r = exchange(&mut g, "\x16\x03\x01 not rtsp at all\r\n\r\n");
+    assert!(r.starts_with("RTSP/1.0 400 Bad Request"), "{r:?}");
+    let mut rest = Vec::new();
+    assert_eq!(g.read_to_end(&mut rest).unwrap_or(0), 0, "closed after the answer");
+    // An endless header line: refused within bounds.
+    let mut g = TcpStream::connect(&addr).unwrap();
+    g.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let r = exchange(&mut g, &format!("OPTIONS * RTSP/1.0\r\nX: {}", "y".repeat(64 << 10)));
+    assert!(r.starts_with("RTSP/1.0 400 Bad Request"), "{r:?}");
+
+    // A client that plays and never reads (with a small receive buffer,
+    // so the node's socket fills soon).
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let to: std::net::SocketAddr = addr.parse().unwrap();
+    sock.connect(&to.into()).unwrap();
+    let mut stuck: TcpStream = sock.into();
+    stuck.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let url = format!("{base}/cam");
+    let r = exchange(
+        &mut stuck,
+        &format!("SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
+    );
+    let session = r
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|s| s.split(';').next())
+        .expect("a session")
+        .to_owned();
+    let r = exchange(
+        &mut stuck,
+        &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"),
+    );
+    assert!(r.starts_with("RTSP/1.0 200 OK"), "{r:?}");
+
+    // Its output drops (in its own queue), and others play on.
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = rt.block_on(stats(node.addr));
+        let dropped: u64 = s
+            .outputs
+            .iter()
+            .filter(|o| o.peer.starts_with("rtsp:"))
+            .flat_map(|o| o.drops.iter().map(|d| d.count))
+            .sum();
+        if dropped > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the stuck client's output never dropped: {:?}",
+            s.outputs
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pics = decode(&url, "tcp", 30, (640, 360));
+    check_bars(&pics[29], (640, 360));
+    drop(stuck);
+}
