@@ -258,3 +258,48 @@ fn garbage_and_a_client_that_never_reads_hurt_only_themselves() {
     check_bars(&pics[29], (640, 360));
     drop(stuck);
 }
+
+#[test]
+fn five_hundred_idle_connections_keep_no_player_out() {
+    let (node, base) = rtsp_node("test-pattern:cam,size=320x240,fps=30,format=h264,gop=30");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(wait_frames(node.addr, "cam", Duration::from_secs(20)));
+    let addr = base.trim_start_matches("rtsp://").to_owned();
+    let idle: Vec<TcpStream> = (0..500).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // A player still gets in (the oldest idle connection makes room) and
+    // plays whole.
+    let pics = decode(&format!("{base}/cam"), "tcp", 30, (320, 240));
+    check_bars(&pics[29], (320, 240));
+    // Every idle connection beyond the node's 256 was closed, and the
+    // node is well.
+    let closed = idle
+        .iter()
+        .filter(|s| {
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            matches!((&**s).read(&mut [0u8; 1]), Ok(0) | Err(_))
+                && s.take_error().ok().flatten().is_none()
+                && matches!((&**s).read(&mut [0u8; 1]), Ok(0))
+        })
+        .count();
+    assert!(closed >= 500 - 256, "{closed} of 500 idle connections closed");
+    rt.block_on(wait_frames(node.addr, "cam", Duration::from_secs(5)));
+}
+
+#[test]
+fn a_node_pulls_another_nodes_stream_with_its_rtsp_source() {
+    let (cam, base) = rtsp_node("test-pattern:cam,size=320x240,fps=30,format=h264,gop=15");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(wait_frames(cam.addr, "cam", Duration::from_secs(20)));
+    let source = format!("rtsp:copy,url={base}/cam");
+    let pull = spawn_node(&["--name", "test:pull", "--discovery", "off", "--source", &source]);
+    let got = rt.block_on(collect(pull.addr, "copy", Duration::from_secs(30), |g| {
+        g.frames.len() >= 45
+    }));
+    let dir = temp_dir("rtsp-server-pull");
+    check_passthrough(&got, framewire_media::h26x::Codec::H264, (320, 240), &dir);
+    assert!(
+        got.frames.windows(2).all(|w| w[1].timestamp_ns > w[0].timestamp_ns),
+        "capture times go forward"
+    );
+}

@@ -33,7 +33,8 @@ use tracing::{debug, info, warn};
 use crate::error::NetError;
 use crate::runtime::core::{NodeCore, OutputEntry};
 
-/// Clients served at once; more are closed at once.
+/// Clients served at once; more are closed at once (after the oldest
+/// that plays nothing, if any, makes room).
 pub(crate) const MAX_CLIENTS: usize = 256;
 /// The kernel's send buffer of a client's socket (Linux doubles it): about
 /// a second of 4 Mbit/s video, so a client that falls behind drops frames
@@ -55,9 +56,42 @@ pub(crate) async fn start(core: Arc<NodeCore>, addr: SocketAddr) -> Result<(Sock
     Ok((local, tokio::spawn(accept_loop(core, listener))))
 }
 
+/// The clients that play nothing yet, oldest first: when every slot is
+/// taken, the oldest of them is closed to make room, so a flood of idle
+/// connections cannot keep players out.
+#[derive(Default)]
+struct NotPlaying(std::sync::Mutex<std::collections::VecDeque<(u64, Arc<Notify>)>>);
+
+impl NotPlaying {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(u64, Arc<Notify>)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn add(&self, id: u64) -> Arc<Notify> {
+        let n = Arc::new(Notify::new());
+        self.lock().push_back((id, n.clone()));
+        n
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().retain(|(i, _)| *i != id);
+    }
+
+    /// Asks the oldest to close; false if there is none.
+    fn evict_oldest(&self) -> bool {
+        let Some((_, n)) = self.lock().pop_front() else {
+            return false;
+        };
+        n.notify_one();
+        true
+    }
+}
+
 async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let waiting = Arc::new(NotPlaying::default());
     let mut stop = core.shutdown_signal();
+    let mut next_id = 0u64;
     loop {
         let (sock, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -75,15 +109,35 @@ async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
             info!(%peer, "rtsp server: refused a client from another host (no authentication yet)");
             continue;
         }
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            debug!(%peer, "rtsp server: too many clients; closed");
-            continue;
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(s) => s,
+            Err(_) if waiting.evict_oldest() => {
+                match tokio::time::timeout(Duration::from_secs(1), slots.clone().acquire_owned()).await {
+                    Ok(Ok(s)) => s,
+                    _ => continue,
+                }
+            }
+            Err(_) => {
+                debug!(%peer, "rtsp server: {MAX_CLIENTS} clients play; closed");
+                continue;
+            }
         };
-        let core = core.clone();
+        next_id += 1;
+        let id = next_id;
+        let evicted = waiting.add(id);
+        let (core, waiting) = (core.clone(), waiting.clone());
         tokio::spawn(async move {
-            if let Err(e) = client(&core, sock, peer).await {
+            let r = tokio::select! {
+                r = client(&core, sock, peer, || waiting.remove(id)) => r,
+                () = evicted.notified() => {
+                    debug!(%peer, "rtsp client closed: the oldest of the idle ones when every slot was taken");
+                    Ok(())
+                }
+            };
+            if let Err(e) = r {
                 debug!(%peer, error = %e, "rtsp client ended");
             }
+            waiting.remove(id);
             drop(slot);
         });
     }
@@ -183,7 +237,8 @@ impl Drop for Playing {
     }
 }
 
-async fn client(core: &Arc<NodeCore>, sock: TcpStream, peer: SocketAddr) -> Result<(), NetError> {
+/// Serves one client; `plays` is called when it first plays.
+async fn client(core: &Arc<NodeCore>, sock: TcpStream, peer: SocketAddr, plays: impl Fn()) -> Result<(), NetError> {
     let _ = sock.set_nodelay(true);
     crate::transport::socket::tune(&sock, &core.config.limits);
     if let Err(e) = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER) {
@@ -208,6 +263,7 @@ async fn client(core: &Arc<NodeCore>, sock: TcpStream, peer: SocketAddr) -> Resu
                 Output::Datagrams { port, rtcp, packets } => send(&udp, peer.ip(), port, rtcp, &packets).await,
                 Output::Play { stream } => {
                     playing = Some(play(core, &stream, peer)?);
+                    plays();
                     info!(%peer, stream, "rtsp client plays");
                 }
                 Output::Stop => playing = None,
