@@ -9,6 +9,8 @@
 //!   `shmsink`/`shmsrc`.
 //! - [`transcode`]: CPU per stream transcoded on a node's output, beside
 //!   ffmpeg encoding the same.
+//! - [`rtsp_out`]: one camera restreamed over RTSP to many clients, beside
+//!   GStreamer's RTSP server.
 //!
 //! Every process is a real process of the `framewire` binary: the
 //! benchmarks start it (`std::env::current_exe`) as source, relay and
@@ -24,6 +26,7 @@ pub mod ingest;
 mod procs;
 pub mod relay;
 pub mod report;
+pub mod rtsp_out;
 pub mod shm;
 pub mod transcode;
 

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use framewire_codec::h26x::Codec;
+use framewire_codec::h26x::{Codec, nal_units};
 
 use crate::packet::Packetizer;
 use crate::request::{Input, Limits, ParseError, Request, RequestParser};
@@ -179,8 +179,16 @@ impl Connection {
 
     /// One access unit of the playing stream, captured at `timestamp_ns`
     /// (any epoch, nanoseconds): its RTP packets, framed for the
-    /// connection, in one [`Output::Send`]. Nothing if not playing.
+    /// connection, in one [`Output::Send`] (or [`Output::Datagrams`] over
+    /// UDP). Nothing if not playing.
     pub fn frame(&mut self, au: &[u8], timestamp_ns: u64) {
+        let nals: Vec<&[u8]> = nal_units(au).collect();
+        self.frame_nals(&nals, timestamp_ns);
+    }
+
+    /// [`Connection::frame`] of an access unit already split into its NAL
+    /// units (one split can serve every client of a stream).
+    pub fn frame_nals(&mut self, nals: &[&[u8]], timestamp_ns: u64) {
         let Some(s) = self.session.as_mut().filter(|s| s.playing) else {
             return;
         };
@@ -188,17 +196,24 @@ impl Connection {
         // time does.
         let ticks = ((u128::from(timestamp_ns) * 90_000 + 500_000_000) / 1_000_000_000) as u32;
         let rtp_time = ticks.wrapping_add(s.rtp_offset);
-        let mut buf = BytesMut::with_capacity(au.len() + au.len() / 64 + 128);
+        let size: usize = nals.iter().map(|n| n.len()).sum();
+        let mut buf = BytesMut::with_capacity(size + size / 64 + 128);
         let mut datagrams = Vec::new();
         let transport = s.transport;
         let (mut packets, mut octets) = (0u32, 0u32);
-        s.packetizer.packetize(au, rtp_time, |p| {
+        s.packetizer.packetize_parts(nals, rtp_time, |head, payload| {
             match transport {
-                Transport::Tcp(channel) => interleave(&mut buf, channel, p),
-                Transport::Udp(..) => datagrams.push(Bytes::copy_from_slice(p)),
+                Transport::Tcp(channel) => {
+                    buf.put_u8(b'$');
+                    buf.put_u8(channel);
+                    buf.put_u16((head.len() + payload.len()) as u16);
+                    buf.put_slice(head);
+                    buf.put_slice(payload);
+                }
+                Transport::Udp(..) => datagrams.push(Bytes::from([head, payload].concat())),
             }
             packets += 1;
-            octets += (p.len() - 12) as u32;
+            octets += (head.len() - 12 + payload.len()) as u32;
         });
         s.packets = s.packets.wrapping_add(packets);
         s.octets = s.octets.wrapping_add(octets);

@@ -57,62 +57,71 @@ impl Packetizer {
     /// order; returns how many. An access unit without NAL units makes none.
     pub fn packetize(&mut self, au: &[u8], rtp_time: u32, mut out: impl FnMut(&[u8])) -> usize {
         let nals: Vec<&[u8]> = nal_units(au).collect();
-        let header_len = match self.codec {
-            Codec::H264 => 1,
-            Codec::H265 => 2,
-        };
+        let mut packet = std::mem::take(&mut self.packet);
+        let n = self.packetize_parts(&nals, rtp_time, |head, payload| {
+            packet.clear();
+            packet.extend_from_slice(head);
+            packet.extend_from_slice(payload);
+            out(&packet);
+        });
+        self.packet = packet;
+        n
+    }
+
+    /// The same for an access unit already split into its NAL units
+    /// (without start codes), each packet handed over in two parts: its
+    /// headers (RTP, and the FU's), and its payload, a slice of a NAL unit
+    /// (so one split serves many clients, and nothing is copied here).
+    pub fn packetize_parts(&mut self, nals: &[&[u8]], rtp_time: u32, mut out: impl FnMut(&[u8], &[u8])) -> usize {
         let mut n = 0;
         for (i, nal) in nals.iter().enumerate() {
             let last_nal = i + 1 == nals.len();
             if nal.len() <= self.max_payload {
-                self.emit(rtp_time, last_nal, &[], nal, &mut out);
+                let head = self.header(rtp_time, last_nal);
+                out(&head, nal);
                 n += 1;
-                continue;
-            }
-            if nal.len() <= header_len {
                 continue;
             }
             // Fragmentation units: the NAL header's fields move into the
             // FU's own headers; the rest goes in pieces.
-            let (fu, kind, body) = match self.codec {
-                Codec::H264 => {
-                    let fu = [(nal[0] & 0xe0) | 28, 0];
-                    (fu.to_vec(), nal[0] & 0x1f, &nal[1..])
-                }
-                Codec::H265 => {
-                    let fu = [(nal[0] & 0x81) | (49 << 1), nal[1], 0];
-                    (fu.to_vec(), (nal[0] >> 1) & 0x3f, &nal[2..])
-                }
+            let (fu, fu_len, kind, body): ([u8; 3], usize, u8, &[u8]) = match self.codec {
+                Codec::H264 => ([(nal[0] & 0xe0) | 28, 0, 0], 2, nal[0] & 0x1f, &nal[1..]),
+                Codec::H265 => (
+                    [(nal[0] & 0x81) | (49 << 1), nal[1], 0],
+                    3,
+                    (nal[0] >> 1) & 0x3f,
+                    &nal[2..],
+                ),
             };
-            let room = self.max_payload - fu.len();
+            let room = self.max_payload - fu_len;
             let pieces = body.len().div_ceil(room);
             for (k, piece) in body.chunks(room).enumerate() {
-                let mut head = fu.clone();
                 let flags = match (k == 0, k + 1 == pieces) {
                     (true, _) => 0x80,
                     (_, true) => 0x40,
                     _ => 0,
                 };
-                *head.last_mut().expect("an FU header") = flags | kind;
-                self.emit(rtp_time, last_nal && k + 1 == pieces, &head, piece, &mut out);
+                let mut head = [0u8; HEADER + 3];
+                head[..HEADER].copy_from_slice(&self.header(rtp_time, last_nal && k + 1 == pieces));
+                head[HEADER..HEADER + fu_len].copy_from_slice(&fu[..fu_len]);
+                head[HEADER + fu_len - 1] = flags | kind;
+                out(&head[..HEADER + fu_len], piece);
                 n += 1;
             }
         }
         n
     }
 
-    fn emit(&mut self, rtp_time: u32, marker: bool, head: &[u8], payload: &[u8], out: &mut impl FnMut(&[u8])) {
-        let p = &mut self.packet;
-        p.clear();
-        p.push(0x80);
-        p.push(u8::from(marker) << 7 | self.payload_type);
-        p.extend_from_slice(&self.seq.to_be_bytes());
-        p.extend_from_slice(&rtp_time.to_be_bytes());
-        p.extend_from_slice(&self.ssrc.to_be_bytes());
-        p.extend_from_slice(head);
-        p.extend_from_slice(payload);
+    /// The next packet's RTP header.
+    fn header(&mut self, rtp_time: u32, marker: bool) -> [u8; HEADER] {
+        let mut h = [0u8; HEADER];
+        h[0] = 0x80;
+        h[1] = u8::from(marker) << 7 | self.payload_type;
+        h[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        h[4..8].copy_from_slice(&rtp_time.to_be_bytes());
+        h[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
         self.seq = self.seq.wrapping_add(1);
-        out(p);
+        h
     }
 }
 

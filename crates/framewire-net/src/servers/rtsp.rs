@@ -87,8 +87,39 @@ impl NotPlaying {
     }
 }
 
+/// The NAL units of the frames clients are sent, found once per frame for
+/// every client of its stream: the last few frames, each kept alive by the
+/// cache (so its address, the key, names no other frame meanwhile).
+#[derive(Default)]
+struct Splits(std::sync::Mutex<std::collections::VecDeque<(bytes::Bytes, Arc<[std::ops::Range<usize>]>)>>);
+
+impl Splits {
+    const KEEP: usize = 8;
+
+    fn of(&self, data: &bytes::Bytes) -> Arc<[std::ops::Range<usize>]> {
+        let mut cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let same = |b: &bytes::Bytes| b.as_ptr() == data.as_ptr() && b.len() == data.len();
+        if let Some((_, r)) = cache.iter().find(|(b, _)| same(b)) {
+            return r.clone();
+        }
+        let base = data.as_ptr() as usize;
+        let ranges: Arc<[std::ops::Range<usize>]> = framewire_codec::h26x::nal_units(data)
+            .map(|n| {
+                let start = n.as_ptr() as usize - base;
+                start..start + n.len()
+            })
+            .collect();
+        if cache.len() == Self::KEEP {
+            cache.pop_front();
+        }
+        cache.push_back((data.clone(), ranges.clone()));
+        ranges
+    }
+}
+
 async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let splits = Arc::new(Splits::default());
     let waiting = Arc::new(NotPlaying::default());
     let mut stop = core.shutdown_signal();
     let mut next_id = 0u64;
@@ -125,10 +156,10 @@ async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
         next_id += 1;
         let id = next_id;
         let evicted = waiting.add(id);
-        let (core, waiting) = (core.clone(), waiting.clone());
+        let (core, waiting, splits) = (core.clone(), waiting.clone(), splits.clone());
         tokio::spawn(async move {
             let r = tokio::select! {
-                r = client(&core, sock, peer, || waiting.remove(id)) => r,
+                r = client(&core, &splits, sock, peer, || waiting.remove(id)) => r,
                 () = evicted.notified() => {
                     debug!(%peer, "rtsp client closed: the oldest of the idle ones when every slot was taken");
                     Ok(())
@@ -238,7 +269,13 @@ impl Drop for Playing {
 }
 
 /// Serves one client; `plays` is called when it first plays.
-async fn client(core: &Arc<NodeCore>, sock: TcpStream, peer: SocketAddr, plays: impl Fn()) -> Result<(), NetError> {
+async fn client(
+    core: &Arc<NodeCore>,
+    splits: &Splits,
+    sock: TcpStream,
+    peer: SocketAddr,
+    plays: impl Fn(),
+) -> Result<(), NetError> {
     let _ = sock.set_nodelay(true);
     crate::transport::socket::tune(&sock, &core.config.limits);
     if let Err(e) = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER) {
@@ -291,7 +328,9 @@ async fn client(core: &Arc<NodeCore>, sock: TcpStream, peer: SocketAddr, plays: 
                     return Ok(());
                 }
                 while let Some(tx) = core.poll_transmit(p.id) {
-                    conn.frame(&tx.frame.data, tx.frame.timestamp_ns);
+                    let data = &tx.frame.data;
+                    let nals: Vec<&[u8]> = splits.of(data).iter().map(|r| &data[r.clone()]).collect();
+                    conn.frame_nals(&nals, tx.frame.timestamp_ns);
                     while let Some(o) = conn.poll_output() {
                         match o {
                             Output::Send(b) => write(&mut wr, &b).await?,

@@ -4,6 +4,11 @@
 
     rtsp_server.py --port 8554 --codec h264|h265|mjpeg [--size 640x360] [--fps 30] [--gop 30]
                    [--user NAME:PASSWORD] [--bitrate KBIT] [--pattern ball|snow|...]
+    rtsp_server.py --port 8555 --relay rtsp://127.0.0.1:8554/cam
+
+With --relay, it serves what another RTSP server sends (H.264, no
+re-encoding: depayloaded and payloaded again, one upstream session shared
+by every client), as a relay or NVR restreams a camera.
 
 Serves rtsp://127.0.0.1:PORT/cam (RTP over UDP or TCP, as the client asks)
 and prints "ready" on stdout once it listens. Runs until killed. With
@@ -30,6 +35,7 @@ def main():
     ap.add_argument("--user", help="NAME:PASSWORD a client must give (Digest)")
     ap.add_argument("--pattern", default="ball", help="videotestsrc pattern (snow: hard to compress)")
     ap.add_argument("--bitrate", type=int, default=0, help="H.264/H.265 bit rate in kbit/s (default: the encoder's)")
+    ap.add_argument("--relay", help="serve this RTSP URL's H.264 instead of a test picture")
     a = ap.parse_args()
     w, h = a.size.split("x")
     src = (
@@ -44,12 +50,18 @@ def main():
         "! rtph265pay name=pay0 pt=96 config-interval=-1",
         "mjpeg": "jpegenc quality=80 ! rtpjpegpay name=pay0 pt=26",
     }[a.codec]
+    launch = f"( {src} ! {enc} )"
+    if a.relay:
+        launch = (
+            f"( rtspsrc location={a.relay} protocols=tcp latency=0 ! rtph264depay "
+            "! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        )
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(a.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(f"( {src} ! {enc} )")
+    factory.set_launch(launch)
     factory.set_shared(True)
     if a.user:
         name, password = a.user.split(":", 1)

@@ -11,7 +11,7 @@
 mod source;
 mod sub;
 
-use framewire_bench::{encode, ingest, relay, shm, transcode};
+use framewire_bench::{encode, ingest, relay, rtsp_out, shm, transcode};
 
 /// Benchmarks, on 127.0.0.1 only.
 #[derive(Debug, clap::Args)]
@@ -39,6 +39,10 @@ enum BenchCmd {
     /// beside GStreamer and ffmpeg, and a new subscriber's first picture
     /// with and without the GOP cache, in one run.
     Ingest(ingest::Args),
+    /// One 1080p30 H.264 camera restreamed over RTSP to 1, 10 and 100 TCP
+    /// clients by a node's RTSP server, beside GStreamer's RTSP server, in
+    /// one run (CPU, memory per client, rate per client).
+    Rtsp(rtsp_out::Args),
     /// (internal) The producer of `bench shm`; prints a JSON report.
     #[command(hide = true)]
     ShmProducer(shm::ProducerArgs),
@@ -60,6 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         BenchCmd::Transcode(a) => transcode::run(a).await,
         BenchCmd::Encode(a) => encode::run(a).await,
         BenchCmd::Ingest(a) => ingest::run(a).await,
+        BenchCmd::Rtsp(a) => rtsp_out::run(a).await,
         BenchCmd::ShmProducer(a) => shm::run_producer(a),
         BenchCmd::ShmConsumer(a) => shm::run_consumer(a),
         BenchCmd::Source(a) => source::run(a).await,
