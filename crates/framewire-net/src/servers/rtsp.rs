@@ -91,19 +91,22 @@ impl NotPlaying {
 /// every client of its stream: the last few frames, each kept alive by the
 /// cache (so its address, the key, names no other frame meanwhile).
 #[derive(Default)]
-struct Splits(std::sync::Mutex<std::collections::VecDeque<(bytes::Bytes, Arc<[std::ops::Range<usize>]>)>>);
+struct Splits(std::sync::Mutex<std::collections::VecDeque<(bytes::Bytes, NalRanges)>>);
+
+/// Where the NAL units of a frame are, without their start codes.
+type NalRanges = Arc<[std::ops::Range<usize>]>;
 
 impl Splits {
     const KEEP: usize = 8;
 
-    fn of(&self, data: &bytes::Bytes) -> Arc<[std::ops::Range<usize>]> {
+    fn of(&self, data: &bytes::Bytes) -> NalRanges {
         let mut cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let same = |b: &bytes::Bytes| b.as_ptr() == data.as_ptr() && b.len() == data.len();
         if let Some((_, r)) = cache.iter().find(|(b, _)| same(b)) {
             return r.clone();
         }
         let base = data.as_ptr() as usize;
-        let ranges: Arc<[std::ops::Range<usize>]> = framewire_codec::h26x::nal_units(data)
+        let ranges: NalRanges = framewire_codec::h26x::nal_units(data)
             .map(|n| {
                 let start = n.as_ptr() as usize - base;
                 start..start + n.len()
