@@ -303,3 +303,23 @@ fn a_node_pulls_another_nodes_stream_with_its_rtsp_source() {
         "capture times go forward"
     );
 }
+
+#[test]
+fn h265_goes_out_as_rfc_7798_and_ffmpeg_decodes_it() {
+    let dir = temp_dir("rtsp-server-h265");
+    let path = dir.join("in.mkv");
+    encode(&path, "640x360", 2, framewire_media::h26x::Codec::H265);
+    let (node, base) = rtsp_node(&format!(
+        "ffmpeg:cam,input={},codec=h265,realtime=true,loop=true",
+        path.display()
+    ));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(wait_frames(node.addr, "cam", Duration::from_secs(20)));
+    let url = format!("{base}/cam");
+    for transport in ["tcp", "udp"] {
+        let out = ffprobe(&url, Some(transport));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hevc,640,360", "{out:?}");
+    }
+    let pics = decode(&url, "tcp", 30, (640, 360));
+    check_bars(&pics[29], (640, 360));
+}
