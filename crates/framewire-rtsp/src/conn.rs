@@ -5,6 +5,8 @@
 use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::ops::Range;
+
 use framewire_codec::h26x::{Codec, nal_units};
 
 use crate::packet::Packetizer;
@@ -66,6 +68,9 @@ pub trait Catalog {
 pub enum Output {
     /// Write these bytes to the client.
     Send(Bytes),
+    /// Write these, in order, to the client (one vectored write: RTP
+    /// headers and slices of the shared frame).
+    SendParts(Vec<Bytes>),
     /// Send these datagrams to the client's address, at `port`: from the
     /// server's RTP port, or its RTCP port when `rtcp`.
     Datagrams {
@@ -179,16 +184,18 @@ impl Connection {
 
     /// One access unit of the playing stream, captured at `timestamp_ns`
     /// (any epoch, nanoseconds): its RTP packets, framed for the
-    /// connection, in one [`Output::Send`] (or [`Output::Datagrams`] over
-    /// UDP). Nothing if not playing.
+    /// connection, in one [`Output::SendParts`] (or [`Output::Datagrams`]
+    /// over UDP). Nothing if not playing.
     pub fn frame(&mut self, au: &[u8], timestamp_ns: u64) {
-        let nals: Vec<&[u8]> = nal_units(au).collect();
-        self.frame_nals(&nals, timestamp_ns);
+        let data = Bytes::copy_from_slice(au);
+        let nals = nal_ranges(&data);
+        self.frame_shared(&data, &nals, timestamp_ns);
     }
 
-    /// [`Connection::frame`] of an access unit already split into its NAL
-    /// units (one split can serve every client of a stream).
-    pub fn frame_nals(&mut self, nals: &[&[u8]], timestamp_ns: u64) {
+    /// [`Connection::frame`] of a shared access unit whose NAL units are at
+    /// `nals` ([`nal_ranges`]; one split serves every client of a stream).
+    /// Over TCP the packets' payloads are slices of `data`, not copies.
+    pub fn frame_shared(&mut self, data: &Bytes, nals: &[Range<usize>], timestamp_ns: u64) {
         let Some(s) = self.session.as_mut().filter(|s| s.playing) else {
             return;
         };
@@ -196,19 +203,25 @@ impl Connection {
         // time does.
         let ticks = ((u128::from(timestamp_ns) * 90_000 + 500_000_000) / 1_000_000_000) as u32;
         let rtp_time = ticks.wrapping_add(s.rtp_offset);
-        let size: usize = nals.iter().map(|n| n.len()).sum();
-        let mut buf = BytesMut::with_capacity(size + size / 64 + 128);
+        let slices: Vec<&[u8]> = nals.iter().filter_map(|r| data.get(r.clone())).collect();
+        let base = data.as_ptr() as usize;
+        // Over TCP: the packets' headers in one buffer, and where each
+        // packet's header and payload are.
+        let mut heads = BytesMut::with_capacity(64 + 24 * (data.len() / 1000 + slices.len()));
+        let mut layout: Vec<(Range<usize>, Range<usize>)> = Vec::new();
         let mut datagrams = Vec::new();
         let transport = s.transport;
         let (mut packets, mut octets) = (0u32, 0u32);
-        s.packetizer.packetize_parts(nals, rtp_time, |head, payload| {
+        s.packetizer.packetize_parts(&slices, rtp_time, |head, payload| {
             match transport {
                 Transport::Tcp(channel) => {
-                    buf.put_u8(b'$');
-                    buf.put_u8(channel);
-                    buf.put_u16((head.len() + payload.len()) as u16);
-                    buf.put_slice(head);
-                    buf.put_slice(payload);
+                    let at = heads.len();
+                    heads.put_u8(b'$');
+                    heads.put_u8(channel);
+                    heads.put_u16((head.len() + payload.len()) as u16);
+                    heads.put_slice(head);
+                    let from = payload.as_ptr() as usize - base;
+                    layout.push((at..heads.len(), from..from + payload.len()));
                 }
                 Transport::Udp(..) => datagrams.push(Bytes::from([head, payload].concat())),
             }
@@ -236,10 +249,20 @@ impl Connection {
         match transport {
             Transport::Tcp(channel) => {
                 if let Some(sr) = report {
-                    interleave(&mut buf, channel.wrapping_add(1), &sr);
+                    let at = heads.len();
+                    interleave(&mut heads, channel.wrapping_add(1), &sr);
+                    layout.push((at..heads.len(), 0..0));
                 }
-                if !buf.is_empty() {
-                    self.out.push_back(Output::Send(buf.freeze()));
+                let heads = heads.freeze();
+                let mut parts = Vec::with_capacity(2 * layout.len());
+                for (h, p) in layout {
+                    parts.push(heads.slice(h));
+                    if !p.is_empty() {
+                        parts.push(data.slice(p));
+                    }
+                }
+                if !parts.is_empty() {
+                    self.out.push_back(Output::SendParts(parts));
                 }
             }
             Transport::Udp(rtp, rtcp) => {
@@ -477,6 +500,17 @@ impl Reply {
         self.session = true;
         self
     }
+}
+
+/// Where the NAL units of `au` (Annex B) are, without their start codes.
+pub fn nal_ranges(au: &[u8]) -> Vec<Range<usize>> {
+    let base = au.as_ptr() as usize;
+    nal_units(au)
+        .map(|n| {
+            let start = n.as_ptr() as usize - base;
+            start..start + n.len()
+        })
+        .collect()
 }
 
 /// `packet` framed on `channel` of the RTSP connection (`$`, channel,

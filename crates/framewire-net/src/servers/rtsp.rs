@@ -14,6 +14,7 @@
 //! whatever the number of clients).
 
 use std::hash::{BuildHasher, RandomState};
+use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -105,13 +106,7 @@ impl Splits {
         if let Some((_, r)) = cache.iter().find(|(b, _)| same(b)) {
             return r.clone();
         }
-        let base = data.as_ptr() as usize;
-        let ranges: NalRanges = framewire_codec::h26x::nal_units(data)
-            .map(|n| {
-                let start = n.as_ptr() as usize - base;
-                start..start + n.len()
-            })
-            .collect();
+        let ranges: NalRanges = framewire_rtsp::nal_ranges(data).into();
         if cache.len() == Self::KEEP {
             cache.pop_front();
         }
@@ -300,6 +295,7 @@ async fn client(
         while let Some(o) = conn.poll_output() {
             match o {
                 Output::Send(b) => write(&mut wr, &b).await?,
+                Output::SendParts(parts) => write_parts(&mut wr, &parts).await?,
                 Output::Datagrams { port, rtcp, packets } => send(&udp, peer.ip(), port, rtcp, &packets).await,
                 Output::Play { stream } => {
                     playing = Some(play(core, &stream, peer)?);
@@ -331,12 +327,11 @@ async fn client(
                     return Ok(());
                 }
                 while let Some(tx) = core.poll_transmit(p.id) {
-                    let data = &tx.frame.data;
-                    let nals: Vec<&[u8]> = splits.of(data).iter().map(|r| &data[r.clone()]).collect();
-                    conn.frame_nals(&nals, tx.frame.timestamp_ns);
+                    conn.frame_shared(&tx.frame.data, &splits.of(&tx.frame.data), tx.frame.timestamp_ns);
                     while let Some(o) = conn.poll_output() {
                         match o {
                             Output::Send(b) => write(&mut wr, &b).await?,
+                            Output::SendParts(parts) => write_parts(&mut wr, &parts).await?,
                             Output::Datagrams { port, rtcp, packets } => {
                                 send(&udp, peer.ip(), port, rtcp, &packets).await;
                             }
@@ -375,6 +370,52 @@ fn play(core: &Arc<NodeCore>, stream: &str, peer: SocketAddr) -> Result<Playing,
 
 async fn write(wr: &mut tokio::net::tcp::OwnedWriteHalf, b: &[u8]) -> Result<(), NetError> {
     match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(b)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(NetError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client took nothing for 10 s",
+        ))),
+    }
+}
+
+/// Writes `parts` in order with as few `writev` calls as the socket takes,
+/// within [`WRITE_TIMEOUT`].
+async fn write_parts(wr: &mut tokio::net::tcp::OwnedWriteHalf, parts: &[bytes::Bytes]) -> Result<(), NetError> {
+    let all = async {
+        // At most this many slices a call (the kernel takes 1024).
+        const MAX: usize = 512;
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len().min(MAX));
+        let (mut i, mut off) = (0, 0);
+        loop {
+            // Past the parts written whole (and any empty one).
+            while i < parts.len() && parts[i].len() == off {
+                i += 1;
+                off = 0;
+            }
+            if i == parts.len() {
+                return Ok(());
+            }
+            slices.clear();
+            slices.push(IoSlice::new(&parts[i][off..]));
+            slices.extend(parts[i + 1..].iter().take(MAX - 1).map(|p| IoSlice::new(p)));
+            let mut n = wr.write_vectored(&slices).await?;
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+            }
+            while n > 0 && i < parts.len() {
+                let left = parts[i].len() - off;
+                if n >= left {
+                    n -= left;
+                    i += 1;
+                    off = 0;
+                } else {
+                    off += n;
+                    n = 0;
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, all).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(NetError::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
