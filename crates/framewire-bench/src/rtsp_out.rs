@@ -16,6 +16,10 @@
 //! of warm-up the restreamer's CPU (user + system from /proc) is taken over
 //! S seconds, with the bytes each client got; memory per client is the
 //! restreamer's resident size with N clients above its size with none.
+//! Each case is measured R times, framewire and GStreamer in turn (the
+//! camera and the clients share the machine with them, so one round is
+//! noisy); the table gives the median round of each and every round's
+//! ratio.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +41,10 @@ pub struct Args {
     /// Seconds each case is measured (after 3 s of warm-up).
     #[arg(long, default_value_t = 10.0)]
     secs: f64,
+    /// Times each case is measured, framewire and GStreamer in turn; the
+    /// table gives the medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// The camera's picture size.
     #[arg(long, default_value = "1920x1080")]
     size: String,
@@ -80,8 +88,15 @@ fn server(script: &str, port: u16, extra: &[&str]) -> anyhow::Result<procs::Proc
     Ok(p)
 }
 
-/// Reads one response head; its headers.
+/// Reads one response head (past any interleaved packet before it); its
+/// headers.
 async fn head(r: &mut BufReader<TcpStream>) -> anyhow::Result<Vec<(String, String)>> {
+    while r.fill_buf().await?.first() == Some(&b'$') {
+        let mut frame = [0u8; 4];
+        r.read_exact(&mut frame).await?;
+        let mut skip = vec![0u8; usize::from(u16::from_be_bytes([frame[2], frame[3]]))];
+        r.read_exact(&mut skip).await?;
+    }
     let mut status = String::new();
     r.read_line(&mut status).await?;
     if !status.starts_with("RTSP/1.0 200") {
@@ -203,6 +218,12 @@ async fn case(a: &Args, pid: u32, url: &str, n: u32) -> anyhow::Result<Measured>
     })
 }
 
+/// The round with the median CPU.
+fn median(mut v: Vec<Measured>) -> Measured {
+    v.sort_by(|a, b| a.cpu.total_cmp(&b.cpu));
+    v.swap_remove(v.len() / 2)
+}
+
 pub async fn run(a: Args) -> anyhow::Result<()> {
     if !Command::new("gst-launch-1.0")
         .arg("--version")
@@ -249,23 +270,29 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     println!(
-        "RTSP restreaming: one {} H.264 camera at 30 fps, {} kbit/s, to N clients over TCP; {} s per case (one core = 100 %)\n",
-        a.size, a.kbit, a.secs
+        "RTSP restreaming: one {} H.264 camera at 30 fps, {} kbit/s, to N clients over TCP; {} s per case, {} rounds in turn, medians (one core = 100 %)\n",
+        a.size, a.kbit, a.secs, a.rounds
     );
     println!(
-        "| clients | framewire CPU | GStreamer RTSP server CPU | framewire / GStreamer | MB per client: framewire, GStreamer | Mbit/s per client (least-most): framewire | GStreamer |"
+        "| clients | framewire CPU | GStreamer RTSP server CPU | framewire / GStreamer (each round) | MB per client: framewire, GStreamer | Mbit/s per client (least-most): framewire | GStreamer |"
     );
     println!("|---|---|---|---|---|---|---|");
     let fw_url = format!("rtsp://127.0.0.1:{rtsp_port}/cam");
     let gst_url = format!("rtsp://127.0.0.1:{gst_port}/cam");
     for &n in &a.clients {
-        let fw = case(&a, node.pid, &fw_url, n).await?;
-        let g = case(&a, gst.pid, &gst_url, n).await?;
+        let (mut fws, mut gs) = (Vec::new(), Vec::new());
+        for _ in 0..a.rounds.max(1) {
+            fws.push(case(&a, node.pid, &fw_url, n).await?);
+            gs.push(case(&a, gst.pid, &gst_url, n).await?);
+        }
+        let ratios: Vec<f64> = fws.iter().zip(&gs).map(|(f, g)| f.cpu / g.cpu.max(0.01)).collect();
+        let (fw, g) = (median(fws), median(gs));
         println!(
-            "| {n} | {:.1} % | {:.1} % | {:.2} | {:.2}, {:.2} | {:.2}-{:.2} | {:.2}-{:.2} |",
+            "| {n} | {:.1} % | {:.1} % | {:.2} ({}) | {:.2}, {:.2} | {:.2}-{:.2} | {:.2}-{:.2} |",
             fw.cpu,
             g.cpu,
             fw.cpu / g.cpu.max(0.01),
+            ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", "),
             fw.mb,
             g.mb,
             fw.mbit.0,
