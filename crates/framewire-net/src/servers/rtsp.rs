@@ -322,11 +322,11 @@ async fn client(
             },
             () = async { wake.as_ref().expect("playing").notified().await }, if wake.is_some() => {
                 let Some(p) = &playing else { continue };
-                if !core.has_output(p.id) {
-                    debug!(%peer, "rtsp client's stream ended");
-                    return Ok(());
-                }
-                while let Some(tx) = core.poll_transmit(p.id) {
+                // The frame written is reported sent in the same turn of
+                // the node's lock that takes the next.
+                let (mut written, mut any) = (None, false);
+                while let Some(tx) = core.sent_then_poll(written.take(), p.id) {
+                    any = true;
                     conn.frame_shared(&tx.frame.data, &splits.of(&tx.frame.data), tx.frame.timestamp_ns);
                     while let Some(o) = conn.poll_output() {
                         match o {
@@ -338,7 +338,12 @@ async fn client(
                             _ => {}
                         }
                     }
-                    core.sent(p.id);
+                    written = Some(p.id);
+                }
+                // Woken with nothing to send: the stream may have ended.
+                if !any && !core.has_output(p.id) {
+                    debug!(%peer, "rtsp client's stream ended");
+                    return Ok(());
                 }
             }
         }
