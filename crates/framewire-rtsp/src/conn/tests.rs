@@ -286,3 +286,34 @@ fn rtp_and_reports_as_datagrams_to_the_clients_ports() {
     };
     assert_eq!((port, rtcp, packets[0][1]), (5001, true, 200));
 }
+
+#[test]
+fn pause_stops_the_frames_and_play_starts_them_again() {
+    let mut c = Connection::new(3);
+    let (r, _) = ask(
+        &mut c,
+        "SETUP rtsp://h/cam/trackID=0 RTSP/1.0\nCSeq: 1\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1",
+    );
+    let id = session_id(header(&r, "Session").unwrap()).to_owned();
+    let (_, then) = ask(&mut c, &format!("PLAY rtsp://h/cam RTSP/1.0\nCSeq: 2\nSession: {id}"));
+    assert_eq!(then, [Output::Play { stream: "cam".into() }]);
+    // PLAY again while playing: answered, nothing more to start.
+    let (r, then) = ask(&mut c, &format!("PLAY rtsp://h/cam RTSP/1.0\nCSeq: 3\nSession: {id}"));
+    assert!(r.starts_with("RTSP/1.0 200 OK") && then.is_empty(), "{r} {then:?}");
+    let (r, then) = ask(&mut c, &format!("PAUSE rtsp://h/cam RTSP/1.0\nCSeq: 4\nSession: {id}"));
+    assert!(r.starts_with("RTSP/1.0 200 OK"), "{r}");
+    assert_eq!(then, [Output::Stop]);
+    c.frame(&[0, 0, 0, 1, 0x65, 0x88], 0);
+    assert_eq!(c.poll_output(), None, "no frames while paused");
+    let (r, then) = ask(&mut c, &format!("PLAY rtsp://h/cam RTSP/1.0\nCSeq: 5\nSession: {id}"));
+    assert!(r.starts_with("RTSP/1.0 200 OK"), "{r}");
+    assert_eq!(then, [Output::Play { stream: "cam".into() }]);
+    c.frame(&[0, 0, 0, 1, 0x65, 0x88], 0);
+    assert!(!written(c.poll_output()).is_empty());
+    // A SETUP while playing is refused.
+    let (r, _) = ask(
+        &mut c,
+        &format!("SETUP rtsp://h/cam/trackID=0 RTSP/1.0\nCSeq: 6\nSession: {id}\nTransport: RTP/AVP/TCP"),
+    );
+    assert!(r.starts_with("RTSP/1.0 455"), "{r}");
+}
