@@ -109,7 +109,8 @@ fn h264_spec(format: &str, rest: &str) -> Result<EncodeSpec, String> {
     Ok(spec)
 }
 
-fn open_of(core: &NodeCore, stream: &str) -> Option<StreamOpen> {
+/// The STREAM_OPEN of `stream`, if the node serves it.
+pub(crate) fn open_of(core: &NodeCore, stream: &str) -> Option<StreamOpen> {
     core.with_state(|st| st.stream(stream).map(|e| e.open.clone()))
 }
 

@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::NetError;
 use crate::runtime::core::{NodeCore, OutputEntry};
+use crate::runtime::transcode::open_of;
 
 /// Clients served at once; more are closed at once (after the oldest
 /// that plays nothing, if any, makes room).
@@ -237,10 +238,6 @@ impl UdpPair {
     }
 }
 
-fn open_of(core: &NodeCore, stream: &str) -> Option<StreamOpen> {
-    core.with_state(|st| st.stream(stream).map(|e| e.open.clone()))
-}
-
 fn desc(open: &StreamOpen) -> Option<StreamDesc> {
     let codec = match open.format {
         Format::H264 => Codec::H264,
@@ -294,7 +291,7 @@ async fn client(
     loop {
         while let Some(o) = conn.poll_output() {
             match o {
-                Output::Send(b) => write(&mut wr, &b).await?,
+                Output::Send(b) => write_parts(&mut wr, std::slice::from_ref(&b)).await?,
                 Output::SendParts(parts) => write_parts(&mut wr, &parts).await?,
                 Output::Datagrams { port, rtcp, packets } => send(&udp, peer.ip(), port, rtcp, &packets).await,
                 Output::Play { stream } => {
@@ -330,7 +327,7 @@ async fn client(
                     conn.frame_shared(&tx.frame.data, &splits.of(&tx.frame.data), tx.frame.timestamp_ns);
                     while let Some(o) = conn.poll_output() {
                         match o {
-                            Output::Send(b) => write(&mut wr, &b).await?,
+                            Output::Send(b) => write_parts(&mut wr, std::slice::from_ref(&b)).await?,
                             Output::SendParts(parts) => write_parts(&mut wr, &parts).await?,
                             Output::Datagrams { port, rtcp, packets } => {
                                 send(&udp, peer.ip(), port, rtcp, &packets).await;
@@ -371,16 +368,6 @@ fn play(core: &Arc<NodeCore>, stream: &str, peer: SocketAddr) -> Result<Playing,
         id,
         wake,
     })
-}
-
-async fn write(wr: &mut tokio::net::tcp::OwnedWriteHalf, b: &[u8]) -> Result<(), NetError> {
-    match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(b)).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(NetError::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "the client took nothing for 10 s",
-        ))),
-    }
 }
 
 /// Writes `parts` in order with as few `writev` calls as the socket takes,
