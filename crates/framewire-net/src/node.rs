@@ -241,6 +241,12 @@ impl Node {
         self.metrics_extras.add(extra);
     }
 
+    /// The node's core (tests drive a stream through it).
+    #[cfg(test)]
+    pub(crate) fn core(&self) -> &Arc<NodeCore> {
+        &self.core
+    }
+
     /// Where the node accepts connections.
     pub fn local_addr(&self) -> SocketAddr {
         self.core.local_addr

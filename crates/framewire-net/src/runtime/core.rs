@@ -319,6 +319,7 @@ impl NodeCore {
             peer: entry.peer.clone(),
             events: entry.events.is_some(),
             params: *params,
+            formats_told: 0,
         };
         let mut inner = self.lock();
         let (id, open) = inner.state.add_output(stream, params, info)?;

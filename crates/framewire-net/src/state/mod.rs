@@ -58,6 +58,9 @@ pub(crate) struct OutputInfo {
     pub(crate) events: bool,
     /// How it subscribed (budgets as clamped by the node).
     pub(crate) params: SubscribeParams,
+    /// Format changes of its stream told to its owner since it was added
+    /// (a shared-memory edge orders its frames by this count).
+    pub(crate) formats_told: u64,
 }
 
 /// A pulled edge, as the node tracks it.
@@ -256,7 +259,12 @@ impl NodeState {
         match event {
             StreamEvent::Interrupted(_) => entry.state = StreamState::Interrupted,
             StreamEvent::Resumed(_) => entry.state = StreamState::Live,
-            StreamEvent::FormatChanged(open) => entry.open = open.clone(),
+            StreamEvent::FormatChanged(open) => {
+                entry.open = open.clone();
+                for o in self.outputs.values_mut().filter(|o| o.stream == stream && o.events) {
+                    o.formats_told += 1;
+                }
+            }
             _ => {}
         }
         self.event_outputs(stream)

@@ -59,6 +59,7 @@ fn info(stream: &str, channel: u16) -> OutputInfo {
         peer: "127.0.0.1:1 t:peer".into(),
         events: true,
         params: SubscribeParams::default(),
+        formats_told: 0,
     }
 }
 

@@ -36,6 +36,7 @@ use crate::runtime::input::{FORWARD_QUEUE, InputRegistry};
 use crate::runtime::passthrough::passable;
 use crate::state::liveness::{Check, Liveness, PING_REQUEST, stall_window};
 use crate::transport::client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
+use crate::transport::shm_edge::FormatGate;
 
 /// How a session with the upstream ended.
 struct SessionEnd {
@@ -229,6 +230,8 @@ async fn session_inner(
     // Frames that come by shared memory count as signs of life too.
     let shm_seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut shm_count = 0;
+    // Format changes applied, which frames by shared memory wait for.
+    let formats = Arc::new(FormatGate::default());
     loop {
         let next = async {
             match &mut shm {
@@ -344,6 +347,7 @@ async fn session_inner(
                         local.to_owned(),
                         offer,
                         shm_seen.clone(),
+                        formats.clone(),
                     ));
                 }
             }
@@ -370,6 +374,7 @@ async fn session_inner(
                 StreamEvent::FormatChanged(mut open) => {
                     open.name = local.to_owned();
                     core.stream_event(local, StreamEvent::FormatChanged(open));
+                    formats.applied();
                 }
                 other => core.stream_event(local, other),
             },
@@ -419,6 +424,7 @@ impl ShmReceiver {
         local: String,
         offer: ShmOffer,
         seen: Arc<std::sync::atomic::AtomicU64>,
+        formats: Arc<FormatGate>,
     ) -> ShmReceiver {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, end) = tokio::sync::oneshot::channel();
@@ -428,7 +434,7 @@ impl ShmReceiver {
             .spawn(move || {
                 let mut first = true;
                 let path = std::path::PathBuf::from(&offer.path);
-                let r = crate::transport::shm_edge::consume(&path, offer.token, &stop2, |mut f| {
+                let r = crate::transport::shm_edge::consume(&path, offer.token, &stop2, &formats, |mut f| {
                     if first {
                         f.flags = f.flags.with(FrameFlags::DISCONTINUITY);
                         first = false;

@@ -40,6 +40,42 @@ const TOKEN_TTL: Duration = Duration::from_secs(10);
 const HUB_IDLE: Duration = Duration::from_secs(5);
 /// How long the acceptor waits for a new connection's token.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bits 16–23 of a frame's flags on a shared-memory edge: how many format
+/// changes the node told the subscriber on its TCP connection since the
+/// subscriber's previous frame (at most 255). Frames and events travel on
+/// two sockets; the subscriber applies that many FORMAT_CHANGED events
+/// before the frame, so a frame never arrives ahead of its format.
+const FORMATS_SHIFT: u32 = 16;
+const FORMATS_MASK: u32 = 0xff << FORMATS_SHIFT;
+/// How long a subscriber waits for a format change its frame says was told.
+const FORMAT_WAIT: Duration = Duration::from_secs(1);
+
+/// The format changes a subscriber's TCP side has applied, which its
+/// shared-memory thread waits for (see [`FORMATS_SHIFT`]).
+#[derive(Debug, Default)]
+pub(crate) struct FormatGate {
+    applied: Mutex<u64>,
+    cv: std::sync::Condvar,
+}
+
+impl FormatGate {
+    /// One more format change was applied to the local stream.
+    pub(crate) fn applied(&self) {
+        *lock(&self.applied) += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits until `n` format changes were applied, at most `timeout`.
+    /// How many were.
+    fn wait_for(&self, n: u64, timeout: Duration) -> u64 {
+        let guard = lock(&self.applied);
+        let (guard, _) = self
+            .cv
+            .wait_timeout_while(guard, timeout, |a| *a < n)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard
+    }
+}
 
 /// The default socket path for a node: in `$XDG_RUNTIME_DIR` (else the
 /// temp dir), named after the process and the node.
@@ -306,6 +342,8 @@ impl HubCtx {
             ..ProducerConfig::default()
         });
         let mut slots: HashMap<OutputId, u16> = HashMap::new();
+        // Per output: the format changes its frames have reported so far.
+        let mut reported: HashMap<OutputId, u64> = HashMap::new();
         let mut idle_since: Option<Instant> = None;
         loop {
             if self.server.stop.load(Ordering::SeqCst) {
@@ -333,7 +371,8 @@ impl HubCtx {
                     keep
                 });
             });
-            let sent = self.publish_ready(&mut producer, &slots);
+            reported.retain(|id, _| slots.contains_key(id));
+            let sent = self.publish_ready(&mut producer, &slots, &mut reported);
             self.update_rows(&producer, &slots);
             if sent {
                 idle_since = None;
@@ -357,16 +396,26 @@ impl HubCtx {
     }
 
     /// Takes what each attached output is ready to send, publishes each
-    /// distinct frame once to the consumers that took it.
-    fn publish_ready(&self, producer: &mut Producer, slots: &HashMap<OutputId, u16>) -> bool {
+    /// distinct frame once to the consumers that took it, each frame
+    /// counting the format changes its consumer was told since its last.
+    fn publish_ready(
+        &self,
+        producer: &mut Producer,
+        slots: &HashMap<OutputId, u16>,
+        reported: &mut HashMap<OutputId, u64>,
+    ) -> bool {
         let mut batch: Vec<(Frame, u16, Vec<OutputId>)> = Vec::new();
         self.core.with_state(|st| {
             let now = Instant::now();
             for (id, slot) in slots {
+                let told = st.output(*id).map_or(0, |o| o.formats_told);
                 let Some(tx) = st.poll_transmit(*id, now) else {
                     continue;
                 };
-                let f = tx.frame;
+                let before = reported.insert(*id, told).unwrap_or(0);
+                let changes = u32::try_from(told.saturating_sub(before)).unwrap_or(u32::MAX).min(0xff);
+                let mut f = tx.frame;
+                f.flags.0 = (f.flags.0 & !FORMATS_MASK) | (changes << FORMATS_SHIFT);
                 match batch.iter_mut().find(|(b, _, _)| same_frame(b, &f)) {
                     Some((_, mask, ids)) => {
                         *mask |= 1 << slot;
@@ -430,12 +479,14 @@ fn same_frame(a: &Frame, b: &Frame) -> bool {
 }
 
 /// The subscriber's end: attach to a node's socket with the token and
-/// receive frames on a thread, handing each (no copy) to `deliver`. Returns
+/// receive frames on a thread, handing each (no copy) to `deliver` once
+/// the format changes told before it were applied (`formats`). Returns
 /// when the producer ends or goes away, or when `stop` is set.
 pub(crate) fn consume(
     path: &Path,
     token: u64,
     stop: &AtomicBool,
+    formats: &FormatGate,
     mut deliver: impl FnMut(Frame),
 ) -> Result<(), String> {
     let fd = sock::connect_to(path).map_err(|e| format!("cannot connect to {}: {e}", path.display()))?;
@@ -449,6 +500,7 @@ pub(crate) fn consume(
     // and its buffer returned at once, so the upstream never has to skip
     // this consumer because of queues downstream of it.
     let copy_from = usize::from(consumer.max_held() / 2);
+    let mut told = 0u64;
     while !stop.load(Ordering::SeqCst) {
         match consumer.recv(Some(Duration::from_millis(100))) {
             Ok(Event::Frame(f)) => {
@@ -457,11 +509,23 @@ pub(crate) fn consume(
                 } else {
                     f.data
                 };
+                let changes = (f.meta.flags & FORMATS_MASK) >> FORMATS_SHIFT;
+                if changes > 0 {
+                    told += u64::from(changes);
+                    let applied = formats.wait_for(told, FORMAT_WAIT);
+                    if applied < told {
+                        debug!(
+                            told,
+                            applied, "a frame's format change did not arrive in time; frame passed on"
+                        );
+                        told = applied;
+                    }
+                }
                 deliver(Frame {
                     data,
                     sequence: f.meta.sequence,
                     timestamp_ns: f.meta.timestamp_ns,
-                    flags: framewire_proto::FrameFlags(f.meta.flags),
+                    flags: framewire_proto::FrameFlags(f.meta.flags & !FORMATS_MASK),
                 });
             }
             Ok(Event::Timeout) => {}
@@ -471,3 +535,6 @@ pub(crate) fn consume(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
