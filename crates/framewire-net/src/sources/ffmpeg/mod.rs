@@ -20,7 +20,9 @@
 //! parameter sets in front of every keyframe (`-c:v copy -bsf:v
 //! h264_mp4toannexb,dump_extra=freq=keyframe,h264_metadata=aud=insert -f
 //! h264`: an RTSP camera may send them only in its SDP), cut exactly at each
-//! delimiter ([`ingest`](crate::sources::ingest)); the first frames wait for a keyframe, whose
+//! delimiter ([`ingest`](crate::sources::ingest)); a looped file has no
+//! delimiters (see [`FfmpegConfig::args`]) and is cut where the next
+//! picture's first slice begins. The first frames wait for a keyframe, whose
 //! parameter sets announce the size (a *format-changed* event) and are put
 //! in front of every later keyframe that lacks them. An access unit is
 //! complete when the next one's delimiter arrives: the ingest adds one
@@ -211,28 +213,28 @@ impl FfmpegConfig {
             a.extend(["-pix_fmt", "yuvj420p", "-f", "mjpeg"].map(String::from));
         } else {
             match self.payload {
-                Payload::Video(Codec::H264) => a.extend(
-                    [
-                        "-c:v",
-                        "copy",
-                        "-bsf:v",
-                        "h264_mp4toannexb,dump_extra=freq=keyframe,h264_metadata=aud=insert",
-                        "-f",
-                        "h264",
-                    ]
-                    .map(String::from),
-                ),
-                Payload::Video(Codec::H265) => a.extend(
-                    [
-                        "-c:v",
-                        "copy",
-                        "-bsf:v",
-                        "hevc_mp4toannexb,dump_extra=freq=keyframe,hevc_metadata=aud=insert",
-                        "-f",
-                        "hevc",
-                    ]
-                    .map(String::from),
-                ),
+                Payload::Video(codec) => {
+                    let (bsf, muxer) = match codec {
+                        Codec::H264 => (
+                            "h264_mp4toannexb,dump_extra=freq=keyframe,h264_metadata=aud=insert",
+                            "h264",
+                        ),
+                        Codec::H265 => (
+                            "hevc_mp4toannexb,dump_extra=freq=keyframe,hevc_metadata=aud=insert",
+                            "hevc",
+                        ),
+                    };
+                    a.extend(["-c:v", "copy"].map(String::from));
+                    // ffmpeg 5.1 ends a stream's own bitstream filters at the
+                    // first loop point (every later packet is refused), so a
+                    // looped file keeps only what the muxer inserts itself
+                    // (Annex B, parameter sets at keyframes): the ingest cuts
+                    // access units without delimiters and completes keyframes.
+                    if !self.looped {
+                        a.extend(["-bsf:v".to_owned(), bsf.to_owned()]);
+                    }
+                    a.extend(["-f".to_owned(), muxer.to_owned()]);
+                }
                 Payload::Jpeg => a.extend(["-c:v", "copy", "-f", "mjpeg"].map(String::from)),
             }
         }
