@@ -20,6 +20,7 @@ use framewire_proto::control::StreamState;
 use framewire_proto::{StreamEvent, StreamOpen, SubscribeParams};
 use framewire_relay::{DropCounts, Frame, OutputId, Transmit};
 use tokio::sync::{Notify, watch};
+use tracing::warn;
 
 use crate::error::NetError;
 use crate::state::StateError;
@@ -64,6 +65,11 @@ pub(crate) trait NodePort: fmt::Debug + Send + Sync {
     fn set_output_label(&self, id: OutputId, label: String);
     fn output_drops(&self, id: OutputId) -> Option<DropCounts>;
     fn remove_output(&self, id: OutputId);
+    /// The STREAM_OPEN of `stream`, if the node serves it.
+    fn stream_open(&self, stream: &str) -> Option<StreamOpen>;
+    /// For `BASE~FORMAT` with BASE served: starts the transcoder that
+    /// serves it, if none does (the error says why it cannot be).
+    fn derive(self: Arc<Self>, name: &str) -> Result<(), String>;
     fn extension(&self, ty: TypeId) -> Option<Arc<dyn Any + Send + Sync>>;
 }
 
@@ -353,8 +359,18 @@ impl SinkHost {
         let events = Arc::new(EventQueue::default());
         let mut stop = self.stopping();
         let mut changes = self.node.changes();
+        let mut refused = None;
         loop {
             changes.mark_unchanged();
+            // A sink of `BASE~FORMAT` starts its transcoder (again, after
+            // BASE went and came back).
+            match self.node.clone().derive(&self.stream) {
+                Err(e) if refused.as_ref() != Some(&e) => {
+                    warn!(stream = %self.stream, reason = %e, "sink: the stream cannot be derived");
+                    refused = Some(e);
+                }
+                _ => {}
+            }
             let added = self.node.add_output(
                 &self.stream,
                 &self.params,

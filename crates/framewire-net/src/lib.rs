@@ -73,6 +73,7 @@ pub use node::Node;
 pub use runtime::transcode::parse_derived;
 pub use sinks::archive::ArchiveSink;
 pub use sinks::file::FileSink;
+pub use sinks::mux::{MuxSink, MuxTarget};
 pub use sinks::null::NullSink;
 pub use sinks::ring::{RingSink, default_ring_path};
 pub use sinks::stdout::StdoutSink;

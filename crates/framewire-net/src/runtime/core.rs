@@ -634,6 +634,14 @@ impl NodePort for NodeCore {
         NodeCore::remove_output(self, id);
     }
 
+    fn stream_open(&self, stream: &str) -> Option<StreamOpen> {
+        crate::runtime::transcode::open_of(self, stream)
+    }
+
+    fn derive(self: Arc<Self>, name: &str) -> Result<(), String> {
+        crate::runtime::transcode::ensure(&self, name).map_err(|e| e.to_string())
+    }
+
     fn extension(&self, ty: TypeId) -> Option<Arc<dyn Any + Send + Sync>> {
         self.extensions.get_raw(ty)
     }

@@ -10,10 +10,14 @@
 //! - `archive`: hands each frame to a `framewire-archive` archiver
 //!   (ffmpeg subprocess, segments, SQLite index);
 //! - `ring`: writes each frame into a shared-memory ring that programs
-//!   outside framewire read without the protocol (docs/shm.md).
+//!   outside framewire read without the protocol (docs/shm.md);
+//! - `srt`, `hls`, `push`: the stream as MPEG-TS over SRT, an HLS
+//!   directory, or RTMP/SRT to a server, through an ffmpeg child
+//!   (docs/outputs.md).
 
 pub(crate) mod archive;
 pub(crate) mod file;
+pub(crate) mod mux;
 pub(crate) mod null;
 pub(crate) mod ring;
 pub(crate) mod stdout;
@@ -64,6 +68,21 @@ pub const KINDS: &[SinkKindEntry] = &[
     SinkKindEntry {
         name: "ring",
         from_table: ring::from_table,
+        default_mode: DeliveryMode::Completeness,
+    },
+    SinkKindEntry {
+        name: "srt",
+        from_table: mux::srt_from_table,
+        default_mode: DeliveryMode::Completeness,
+    },
+    SinkKindEntry {
+        name: "hls",
+        from_table: mux::hls_from_table,
+        default_mode: DeliveryMode::Completeness,
+    },
+    SinkKindEntry {
+        name: "push",
+        from_table: mux::push_from_table,
         default_mode: DeliveryMode::Completeness,
     },
 ];

@@ -30,6 +30,10 @@ Specs:\n  \
 --sink archive:STREAM,dir=DIR,format=passthrough|h264|h265|av1|ffv1|prores[,segment=S][,...]   (docs/archive.md)\n  \
 --sink ring:STREAM[,path=/dev/shm/framewire-ring-STREAM][,slots=120][,max-frame=BYTES]   (framewire ring read PATH)\n  \
 --sink view:STREAM[,fullscreen=MONITOR][,position=X,Y][,size=WxH][,scale=letterbox|stretch]   (a window on this node's display)\n  \
+--sink srt:STREAM,url=srt://HOST:PORT[,listen=true|false][,latency=MS][,passphrase=P]   (MPEG-TS over SRT: ffplay srt://HOST:PORT)\n  \
+--sink hls:STREAM,dir=DIR[,segment=S][,list-size=N]   (DIR/index.m3u8 and its segments, for a web server or CDN)\n  \
+--sink push:STREAM,url=rtmp://HOST/APP/KEY|srt://HOST:PORT[,latency=MS][,passphrase=P]   (to a media server, reconnecting)\n    \
+(these three copy H.264/H.265 as they are, other formats go as STREAM~h264; docs/outputs.md)\n  \
 --opaque STREAM=HOST:PORT[,mode=..][,allow-unauthenticated=true]   (headerless port: ffplay -f mjpeg tcp://HOST:PORT)\n  \
 --link PEER|*[,scheduler=strict|rr|wrr|drr|suppress][,max-rate=20Mbit|2.5MB|BYTES][,burst=BYTES][,quantum=BYTES]\n    \
 (how subscriptions to that peer take turns; with max-rate, all its connections share the cap: docs/relay.md)\n\n\
@@ -68,6 +72,10 @@ pub struct Args {
     /// A local sink (repeatable).
     #[arg(long = "sink", value_name = "SPEC")]
     sinks: Vec<String>,
+    /// Pushes STREAM to a media server: `STREAM=rtmp://HOST/APP/KEY` or
+    /// `STREAM=srt://HOST:PORT` (repeatable; the `push` sink).
+    #[arg(long = "push", value_name = "STREAM=URL")]
+    push: Vec<String>,
     /// A headerless TCP port serving one stream (repeatable).
     #[arg(long = "opaque", value_name = "SPEC")]
     opaque: Vec<String>,
@@ -164,6 +172,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     for s in &args.sinks {
         file.sinks.push(config::parse_sink(s)?);
+    }
+    for s in &args.push {
+        let (stream, url) = s
+            .split_once('=')
+            .with_context(|| format!("--push `{s}`: expected STREAM=URL"))?;
+        let mut t = toml::Table::new();
+        t.insert("kind".into(), "push".into());
+        t.insert("stream".into(), stream.into());
+        t.insert("url".into(), url.into());
+        file.sinks.push(t);
     }
     for s in &args.opaque {
         file.opaque.push(config::parse_opaque(s)?);

@@ -75,6 +75,12 @@ fn the_documented_example_parses() {
     assert_eq!(v.controls, vec![("brightness".to_owned(), 128)]);
     assert_eq!(f.upstreams[0].local_name, "cam");
     assert_eq!(f.sinks[0]["kind"].as_str(), Some("file"));
+    // Every documented sink parses as its kind says.
+    for t in &f.sinks {
+        framewire_net::sinks::from_table(t.clone()).unwrap_or_else(|e| panic!("sink {t:?}: {e}"));
+    }
+    let kinds: Vec<_> = f.sinks.iter().filter_map(|t| t["kind"].as_str()).collect();
+    assert!(kinds.ends_with(&["srt", "hls", "push"]), "{kinds:?}");
     assert_eq!(f.opaque[0].listen.port(), 7500);
     assert_eq!(f.rtsp, Some("127.0.0.1:8554".parse().unwrap()));
     let link = f.links[0].rule().expect("the documented link rule");

@@ -227,3 +227,55 @@ pub fn rtsp_server_with(port: u16, codec: &str, extra: &[&str]) -> Killed {
     }
     Killed(child)
 }
+
+/// Runs `cmd` with a time limit; its output.
+pub fn run(mut cmd: Command, limit: Duration) -> std::process::Output {
+    cmd.stdin(std::process::Stdio::null());
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the client runs (scripts/setup.sh installs it)");
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if d.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    });
+    let out = child.wait_with_output().expect("wait");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    out
+}
+
+/// Decodes `n` pictures of `size` from what `input` (ffmpeg's input
+/// options and `-i URL`) gives, as grey levels, one `Vec` per picture; the
+/// decoder must say nothing.
+pub fn decode_gray(input: &[&str], n: u32, size: (usize, usize)) -> Vec<Vec<u8>> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error"])
+        .args(input)
+        .args(["-frames:v", &n.to_string()])
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"]);
+    let out = run(cmd, Duration::from_secs(40));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "ffmpeg {input:?}: {err}");
+    let frame = size.0 * size.1;
+    assert_eq!(out.stdout.len(), frame * n as usize, "{n} whole frames");
+    out.stdout.chunks(frame).map(<[u8]>::to_vec).collect()
+}
+
+/// The test pattern's picture: colour bars across, so the grey levels of
+/// its columns differ widely (a blank or broken picture's do not).
+pub fn check_bars(pic: &[u8], (w, h): (usize, usize)) {
+    let column = |x: usize| (0..h / 2).map(|y| u32::from(pic[y * w + x])).sum::<u32>() / (h as u32 / 2);
+    let levels: Vec<u32> = (0..8).map(|i| column(i * w / 8 + w / 16)).collect();
+    let (lo, hi) = (levels.iter().min().unwrap(), levels.iter().max().unwrap());
+    assert!(hi - lo > 100, "the columns' grey levels {levels:?} are not bars");
+}

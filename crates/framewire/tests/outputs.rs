@@ -1,0 +1,189 @@
+//! The node's standard outputs (`srt`, `hls` and `push` sinks, docs/outputs.md)
+//! read by the tools people use: ffmpeg and ffprobe calling an SRT
+//! listener, listening for an SRT or RTMP push, and reading an HLS
+//! playlist.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::media::*;
+use common::*;
+
+/// A UDP port free on loopback (bound then released).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const H264_BARS: &str = "test-pattern:cam,size=320x240,fps=30,format=h264,gop=15";
+const SIZE: (usize, usize) = (320, 240);
+
+fn node(source: &str, sink: &str) -> NodeProc {
+    spawn_node(&[
+        "--name",
+        "test:out",
+        "--discovery",
+        "off",
+        "--source",
+        source,
+        "--sink",
+        sink,
+    ])
+}
+
+/// Decodes `n` pictures from `url`, calling again (ffmpeg may still be
+/// starting its listener) for up to 20 s.
+fn decode_when_up(url: &str, n: u32) -> Vec<Vec<u8>> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut cmd = Command::new("ffprobe");
+        cmd.args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+            url,
+        ]);
+        let out = run(cmd, Duration::from_secs(10));
+        if out.status.success() {
+            assert!(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .all(|l| l.is_empty() || l == "h264"),
+                "{out:?}"
+            );
+            // The listener takes one caller at a time: the next once ffmpeg
+            // is started again.
+            std::thread::sleep(Duration::from_millis(800));
+            return decode_gray(&["-i", url], n, SIZE);
+        }
+        assert!(Instant::now() < end, "no SRT listener at {url}: {out:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_srt_listener_serves_callers_one_after_another_with_its_passphrase() {
+    let port = free_udp_port();
+    let sink = format!("srt:cam,url=srt://127.0.0.1:{port},latency=80,passphrase=correct-horse");
+    let _node = node(H264_BARS, &sink);
+    let url = format!("srt://127.0.0.1:{port}?mode=caller&passphrase=correct-horse");
+    let pics = decode_when_up(&url, 30);
+    check_bars(&pics[29], SIZE);
+    // A caller without the passphrase is refused.
+    std::thread::sleep(Duration::from_millis(800));
+    let mut cmd = Command::new("ffprobe");
+    cmd.args([
+        "-v",
+        "error",
+        &format!("srt://127.0.0.1:{port}?mode=caller&connect_timeout=2000"),
+    ]);
+    let out = run(cmd, Duration::from_secs(15));
+    assert!(!out.status.success(), "a caller without the passphrase was let in");
+}
+
+#[test]
+fn mjpeg_is_pushed_over_srt_as_h264_to_a_listening_ffmpeg() {
+    let port = free_udp_port();
+    let listen = format!("srt://127.0.0.1:{port}?mode=listener");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-v",
+        "error",
+        "-i",
+        &listen,
+        "-frames:v",
+        "30",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "gray",
+        "-",
+    ]);
+    let server = std::thread::spawn(move || run(cmd, Duration::from_secs(40)));
+    std::thread::sleep(Duration::from_millis(300));
+    // The test pattern's own format is MJPEG: the output takes cam~h264.
+    let _node = node(
+        "test-pattern:cam,size=320x240,fps=30",
+        &format!("push:cam,url=srt://127.0.0.1:{port}"),
+    );
+    let out = server.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let frame = SIZE.0 * SIZE.1;
+    assert_eq!(out.stdout.len(), 30 * frame);
+    check_bars(&out.stdout[29 * frame..], SIZE);
+}
+
+#[test]
+fn rtmp_push_reaches_a_server_started_after_the_node() {
+    let port = free_port();
+    let url = format!("rtmp://127.0.0.1:{port}/live/key");
+    // The node first finds nobody listening, and keeps trying.
+    let push = format!("cam={url}");
+    let node = spawn_node(&[
+        "--name",
+        "test:out",
+        "--discovery",
+        "off",
+        "--source",
+        H264_BARS,
+        "--push",
+        &push,
+    ]);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !node.log().contains("retry_in") {
+        assert!(Instant::now() < end, "{}", node.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pics = decode_gray(&["-listen", "1", "-i", &url], 30, SIZE);
+    check_bars(&pics[29], SIZE);
+    let log = node.log();
+    assert!(!log.contains("/live/key"), "the stream key stays out of the log: {log}");
+}
+
+/// The segment files of an HLS directory.
+fn segments(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".ts"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn hls_keeps_a_playlist_of_recent_segments_that_ffmpeg_plays() {
+    let dir = std::env::temp_dir().join(format!("fw-hls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _node = node(
+        H264_BARS,
+        &format!("hls:cam,dir={},segment=1,list_size=3", dir.display()),
+    );
+    let playlist = dir.join("index.m3u8");
+    let end = Instant::now() + Duration::from_secs(30);
+    // Past list_size: old segments are deleted as new ones come.
+    loop {
+        let text = std::fs::read_to_string(&playlist).unwrap_or_default();
+        if text.contains("segment-000005.ts") {
+            assert_eq!(text.matches("#EXTINF").count(), 3, "{text}");
+            assert!(!text.contains("#EXT-X-ENDLIST"), "a live playlist: {text}");
+            break;
+        }
+        assert!(Instant::now() < end, "playlist: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(segments(&dir).len() <= 5, "{:?}", segments(&dir));
+    assert!(!segments(&dir).contains(&"segment-000000.ts".to_owned()));
+    let pics = decode_gray(&["-i", playlist.to_str().unwrap()], 30, SIZE);
+    check_bars(&pics[29], SIZE);
+    let _ = std::fs::remove_dir_all(&dir);
+}
