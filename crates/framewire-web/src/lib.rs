@@ -41,6 +41,7 @@ mod assets;
 pub mod auth;
 pub mod backend;
 pub mod client;
+mod hls;
 mod limits;
 mod login;
 mod server;
@@ -87,6 +88,9 @@ pub struct WebConfig {
     pub hosts: Vec<String>,
     /// Connection, stream and login limits.
     pub limits: WebLimits,
+    /// A directory of `hls` sink outputs (DIR/NAME/index.m3u8), served at
+    /// `/hls/NAME/index.m3u8` to viewers and above; `None`: not served.
+    pub hls_dir: Option<PathBuf>,
 }
 
 impl Default for WebConfig {
@@ -97,6 +101,7 @@ impl Default for WebConfig {
             secure_cookies: false,
             hosts: Vec::new(),
             limits: WebLimits::default(),
+            hls_dir: None,
         }
     }
 }
@@ -148,6 +153,8 @@ pub(crate) struct App {
     /// Host names allowed besides localhost and address literals.
     pub(crate) hosts: Vec<String>,
     pub(crate) limits: WebLimits,
+    /// Where `/hls/` is served from.
+    pub(crate) hls_dir: Option<PathBuf>,
     /// Live previews and MJPEG streams, per user.
     pub(crate) streams: Arc<limits::Streams>,
     /// Password hashing, off the async workers and bounded.
@@ -258,6 +265,7 @@ impl App {
             checker: login::Checker::new(l.login_workers, l.login_queue),
             backoff: login::Backoff::new(l.clone()),
             limits: l.clone(),
+            hls_dir: config.hls_dir.clone(),
             stopping,
             graph_cache: std::sync::Mutex::new(None),
         }
@@ -301,6 +309,7 @@ fn routes(app: App) -> Router {
         .route("/ws/preview/{node}/{stream}", get(stream::preview_ws))
         .route("/stream/{node}/{file}", get(stream::mjpeg))
         .route("/snapshot/{node}/{file}", get(snapshot::snapshot))
+        .route("/hls/{name}/{file}", get(hls::file))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), access::guard))
         .with_state(app)

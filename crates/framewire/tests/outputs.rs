@@ -160,17 +160,46 @@ fn segments(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A GET on loopback: the status line and headers, lowercased.
+fn get_head(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_lowercase();
+    text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+}
+
 #[test]
-fn hls_keeps_a_playlist_of_recent_segments_that_ffmpeg_plays() {
-    let dir = std::env::temp_dir().join(format!("fw-hls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let _node = node(
+fn hls_keeps_a_playlist_of_recent_segments_that_the_web_server_serves() {
+    let root = std::env::temp_dir().join(format!("fw-hls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let dir = root.join("cam");
+    let web = free_port();
+    let (web_addr, state) = (format!("127.0.0.1:{web}"), root.join("state"));
+    let sink = format!("hls:cam,dir={},segment=1,list-size=3", dir.display());
+    let _node = spawn_node(&[
+        "--name",
+        "test:out",
+        "--discovery",
+        "off",
+        "--source",
         H264_BARS,
-        &format!("hls:cam,dir={},segment=1,list_size=3", dir.display()),
-    );
+        "--sink",
+        &sink,
+        "--controller",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--web",
+        &web_addr,
+        "--web-hls",
+        root.to_str().unwrap(),
+    ]);
     let playlist = dir.join("index.m3u8");
     let end = Instant::now() + Duration::from_secs(30);
-    // Past list_size: old segments are deleted as new ones come.
+    // Past list-size: old segments are deleted as new ones come.
     loop {
         let text = std::fs::read_to_string(&playlist).unwrap_or_default();
         if text.contains("segment-000005.ts") {
@@ -185,5 +214,27 @@ fn hls_keeps_a_playlist_of_recent_segments_that_ffmpeg_plays() {
     assert!(!segments(&dir).contains(&"segment-000000.ts".to_owned()));
     let pics = decode_gray(&["-i", playlist.to_str().unwrap()], 30, SIZE);
     check_bars(&pics[29], SIZE);
-    let _ = std::fs::remove_dir_all(&dir);
+    // The same through the web server, with cache headers for each.
+    let url = format!("http://{web_addr}/hls/cam/index.m3u8");
+    let pics = decode_gray(&["-i", &url], 30, SIZE);
+    check_bars(&pics[29], SIZE);
+    let head = get_head(web, "/hls/cam/index.m3u8");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: application/vnd.apple.mpegurl"), "{head}");
+    assert!(head.contains("cache-control: no-cache"), "{head}");
+    let text = std::fs::read_to_string(&playlist).unwrap();
+    let seg = text.lines().rfind(|l| l.ends_with(".ts")).unwrap();
+    let head = get_head(web, &format!("/hls/cam/{seg}"));
+    assert!(head.contains("content-type: video/mp2t"), "{head}");
+    assert!(head.contains("max-age=86400"), "{head}");
+    for bad in [
+        "/hls/cam/..%2Fstate%2Fusers.json",
+        "/hls/../state/x.ts",
+        "/hls/cam/index.txt",
+        "/hls/cam/.x.ts",
+    ] {
+        let head = get_head(web, bad);
+        assert!(head.starts_with("http/1.1 404"), "{bad}: {head}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -137,6 +137,10 @@ pub struct Args {
     /// guard against DNS rebinding).
     #[arg(long = "web-host", value_name = "NAME", requires = "controller")]
     web_hosts: Vec<String>,
+    /// Serve the HLS outputs under DIR (an `hls` sink with dir=DIR/NAME) at
+    /// http://WEB/hls/NAME/index.m3u8, to viewers and above.
+    #[arg(long = "web-hls", value_name = "DIR", requires = "controller")]
+    web_hls: Option<PathBuf>,
     /// Run the controller without its web UI.
     #[arg(long, requires = "controller", conflicts_with = "web")]
     no_web: bool,
@@ -225,6 +229,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             cfg.state_dir = Some(state_dir(&args));
             cfg.secure_cookies = args.web_secure_cookies;
             cfg.hosts = args.web_hosts.clone();
+            cfg.hls_dir = args.web_hls.clone();
             match framewire_web::WebServer::bind(cfg, std::sync::Arc::new(handle.clone())).await {
                 Ok(web) => {
                     eprintln!("framewire: web UI on {}", web.url());
