@@ -92,6 +92,10 @@ pub enum KeyError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeploymentKey(Arc<[u8]>);
 
+/// The RTSP user whose password derives from the deployment key
+/// ([`DeploymentKey::rtsp_password`]).
+pub const RTSP_KEY_USER: &str = "framewire";
+
 impl fmt::Debug for DeploymentKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DeploymentKey({} bytes, redacted)", self.0.len())
@@ -238,6 +242,18 @@ impl DeploymentKey {
         self.mac(REQUESTER_CONTEXT, responder_nonce, requester_nonce)
             .verify_slice(proof)
             .is_ok()
+    }
+
+    /// The password of the RTSP user [`RTSP_KEY_USER`] on nodes with this
+    /// key: HMAC(K, "framewire-v1 rtsp password"), 32 hex digits. Derived,
+    /// so a player's URL never holds the key itself
+    /// (`framewire key rtsp-password` prints it).
+    pub fn rtsp_password(&self) -> String {
+        let tag = self
+            .mac(b"framewire-v1 rtsp password", &[], &[])
+            .finalize()
+            .into_bytes();
+        tag.iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 
     /// The key's bytes (for tests that check it never appears on the wire).

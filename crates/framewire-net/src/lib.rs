@@ -59,13 +59,13 @@ mod transport;
 
 pub use transport::{bufpool, discovery, framed};
 
-pub use auth::{DeploymentKey, KeyError};
+pub use auth::{DeploymentKey, KeyError, RTSP_KEY_USER};
 pub use clock::now_ns;
 pub use config::{
     ConfigError, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Delivery,
     DiscoveryConfig, EdgeConfig, EdgeTransport, LegSpec, Limits, LinkPeer, LinkRule, LinkSpec, MulticastConfig,
     NodeConfig, OpaquePortConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, RateValue,
-    ReconnectPolicy, SINK_FINALIZE_GRACE, SinkConfig, SinkKind, SourceConfig,
+    ReconnectPolicy, RtspAuth, SINK_FINALIZE_GRACE, SinkConfig, SinkKind, SourceConfig,
 };
 pub use discovery::DiscoveryHandle;
 pub use error::NetError;

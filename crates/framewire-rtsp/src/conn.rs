@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use framewire_codec::h26x::{Codec, nal_units};
 
+use crate::auth::{AuthError, Digest};
 use crate::packet::Packetizer;
 use crate::request::{Input, Limits, ParseError, Request, RequestParser};
 use crate::rtcp::sender_report;
@@ -61,7 +62,17 @@ pub trait Catalog {
     fn udp_ports(&self) -> Option<(u16, u16)> {
         None
     }
+
+    /// A user's `HA1` ([`auth::ha1`](crate::auth::ha1)), for a connection
+    /// that requires authentication; `None`: no such user (or not allowed).
+    fn ha1(&self, user: &str) -> Option<String> {
+        let _ = user;
+        None
+    }
 }
+
+/// Wrong answers to the challenge a connection takes before it is closed.
+const MAX_FAILED_AUTH: u32 = 5;
 
 /// What the driver is to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +116,11 @@ pub struct Connection {
     closed: bool,
     /// The address the client reached, for the SDP's origin line.
     host: String,
+    /// The challenge, when requests other than OPTIONS need credentials.
+    auth: Option<Digest>,
+    /// Who the last request's credentials named.
+    user: Option<String>,
+    failed_auth: u32,
 }
 
 /// Where a session's packets go.
@@ -147,7 +163,22 @@ impl Connection {
             seed,
             closed: false,
             host: "0.0.0.0".into(),
+            auth: None,
+            user: None,
+            failed_auth: 0,
         }
+    }
+
+    /// Every request but OPTIONS must carry Digest credentials the
+    /// catalog's [`Catalog::ha1`] accepts; others get 401 and a challenge,
+    /// and the connection closes after a few wrong answers.
+    pub fn require_auth(&mut self) {
+        self.auth = Some(Digest::new(mix(self.seed ^ 5)));
+    }
+
+    /// The user the connection's credentials named, once accepted.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// The address the client connected to (the SDP names it).
@@ -316,6 +347,28 @@ impl Connection {
                 .push_back(Output::Send(response("400 Bad Request", None, &[], &[])));
             return;
         };
+        if let Some(d) = self.auth.as_ref().filter(|_| req.method != "OPTIONS") {
+            match d.check(&req.method, req.header("Authorization"), |u| catalog.ha1(u)) {
+                Ok(user) => self.user = Some(user),
+                Err(e) => {
+                    let challenge = d.challenge();
+                    let tried = !matches!(e, AuthError::Missing);
+                    self.out.push_back(Output::Send(response(
+                        "401 Unauthorized",
+                        Some(cseq),
+                        &[("WWW-Authenticate", challenge)],
+                        &[],
+                    )));
+                    if tried {
+                        self.failed_auth += 1;
+                        if self.failed_auth >= MAX_FAILED_AUTH {
+                            self.close(format!("{MAX_FAILED_AUTH} wrong answers to the challenge; last: {e}"));
+                        }
+                    }
+                    return;
+                }
+            }
+        }
         let reply = match req.method.as_str() {
             "OPTIONS" => Reply::ok().header("Public", PUBLIC),
             "DESCRIBE" => self.describe(req, catalog),

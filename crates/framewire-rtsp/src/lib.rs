@@ -26,6 +26,7 @@
 //! assert!(bytes.starts_with(b"RTSP/1.0 200 OK\r\n"));
 //! ```
 
+pub mod auth;
 mod conn;
 mod packet;
 mod request;

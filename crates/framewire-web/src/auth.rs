@@ -132,6 +132,11 @@ pub struct UserRecord {
     /// tokens of another epoch are void. Empty in files written before it.
     #[serde(default)]
     pub epoch: String,
+    /// MD5(name:framewire:password), which RTSP Digest needs (a node's
+    /// RTSP server checks players with it); set with the password. Users
+    /// added before it have none until their password is set again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtsp_ha1: Option<String>,
 }
 
 /// One API token as stored (the secret itself is never stored).
@@ -330,12 +335,14 @@ impl UsersFile {
         if self.users.iter().any(|u| u.name == name) {
             return Err(AuthError::Exists(name.to_owned()));
         }
+        let rtsp_ha1 = Some(framewire_rtsp::auth::ha1(name, password));
         let password = hash_password(password)?;
         self.users.push(UserRecord {
             name: name.to_owned(),
             role,
             password,
             epoch: random_hex(8),
+            rtsp_ha1,
         });
         Ok(())
     }
@@ -352,6 +359,7 @@ impl UsersFile {
         let hash = hash_password(password)?;
         let u = self.user_mut(name)?;
         u.password = hash;
+        u.rtsp_ha1 = Some(framewire_rtsp::auth::ha1(name, password));
         u.epoch = random_hex(8);
         Ok(())
     }
@@ -539,6 +547,17 @@ impl Users {
     /// The user and role of a bearer token.
     pub fn token(&self, token: &str) -> Option<(String, Role)> {
         self.read().check_token(token).map(|u| (u.name.clone(), u.role))
+    }
+
+    /// A user's RTSP Digest HA1 (every role may watch), re-reading the
+    /// file if it changed.
+    pub fn rtsp_ha1(&self, name: &str) -> Option<String> {
+        self.refresh();
+        self.read()
+            .users
+            .iter()
+            .find(|u| u.name == name && u.role >= Role::Viewer)
+            .and_then(|u| u.rtsp_ha1.clone())
     }
 
     /// The current role of a user (roles can change while a session lives).

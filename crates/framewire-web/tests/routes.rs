@@ -130,6 +130,8 @@ fn table(token_id: &'static str) -> Vec<Route> {
             V,
             200,
         ),
+        // This router serves no HLS directory: a viewer is told so (404).
+        r("GET", "/hls/{name}/{file}", "/hls/cam/index.m3u8", "", V, 404),
     ]
 }
 

@@ -271,3 +271,94 @@ fn h265_goes_out_as_rfc_7798_and_ffmpeg_decodes_it() {
     let pics = decode(&url, "tcp", 30, (640, 360));
     check_bars(&pics[29], (640, 360));
 }
+
+/// `framewire user add NAME --role ROLE --state-dir DIR` with the password on stdin.
+fn add_user(dir: &std::path::Path, name: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(["user", "add", name, "--role", "viewer", "--state-dir"])
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn players_log_in_as_a_web_ui_user_or_with_the_key() {
+    let dir = std::env::temp_dir().join(format!("fw-rtsp-auth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    add_user(&dir, "ann", "s3cret-pass");
+    let key = dir.join("key");
+    assert!(run_cli(&["key", "gen", key.to_str().unwrap()]).status.success());
+    let out = run_cli(&["--key-file", key.to_str().unwrap(), "key", "rtsp-password"]);
+    let key_password = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(key_password.len(), 32, "{out:?}");
+    // Credentials asked of players on this host too (the others' rule).
+    let port = free_port();
+    let rtsp = format!("127.0.0.1:{port}");
+    let users = dir.join("users.json");
+    let node = spawn_node(&[
+        "--name",
+        "test:rtspd",
+        "--discovery",
+        "off",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--source",
+        "test-pattern:cam,size=320x240,fps=30,format=h264,gop=30",
+        "--rtsp",
+        &rtsp,
+        "--rtsp-users",
+        users.to_str().unwrap(),
+        "--rtsp-auth-local",
+    ]);
+    // Up once ann's ffprobe sees the stream (the node's own port needs the key).
+    let end = Instant::now() + Duration::from_secs(20);
+    let ann = format!("rtsp://ann:s3cret-pass@{rtsp}/cam");
+    loop {
+        let out = ffprobe(&ann, Some("tcp"));
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "h264,320,240", "{out:?}");
+            break;
+        }
+        assert!(Instant::now() < end, "{out:?}\n{}", node.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = ffprobe(&format!("rtsp://{rtsp}/cam"), Some("tcp"));
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{out:?}"
+    );
+    let out = ffprobe(&format!("rtsp://ann:wrong@{rtsp}/cam"), Some("tcp"));
+    assert!(!out.status.success(), "a wrong password plays: {out:?}");
+    let pics = decode(
+        &format!("rtsp://framewire:{key_password}@{rtsp}/cam"),
+        "udp",
+        30,
+        (320, 240),
+    );
+    check_bars(&pics[29], (320, 240));
+    let mut gst = Command::new("gst-launch-1.0");
+    gst.args(["-q", "rtspsrc", &format!("location=rtsp://{rtsp}/cam"), "protocols=tcp"])
+        .args([
+            "user-id=ann",
+            "user-pw=s3cret-pass",
+            "!",
+            "rtph264depay",
+            "!",
+            "avdec_h264",
+        ])
+        .args(["!", "fakesink", "num-buffers=30"]);
+    let out = run(gst, Duration::from_secs(40));
+    assert!(out.status.success(), "gst-launch-1.0 as ann: {out:?}");
+    let log = node.log();
+    assert!(
+        log.contains("user=\"ann\"") && log.contains("user=\"framewire\""),
+        "{log}"
+    );
+    assert!(!log.contains("s3cret-pass") && !log.contains(&key_password));
+    let _ = std::fs::remove_dir_all(&dir);
+}

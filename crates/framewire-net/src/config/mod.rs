@@ -15,6 +15,7 @@ mod sink;
 mod source;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use framewire_proto::{Format, FunctionFlags};
@@ -87,6 +88,8 @@ pub struct NodeConfig {
     /// Where to serve the node's streams over RTSP (`rtsp://ADDR/STREAM`;
     /// none: off). Clients from this host only, until RTSP authentication.
     pub rtsp: Option<SocketAddr>,
+    /// Who may play from the RTSP server.
+    pub rtsp_auth: RtspAuth,
     /// Unix socket for shared-memory subscriptions from this host (none:
     /// off; see docs/shm.md, "Edges between nodes").
     pub shm_socket: Option<std::path::PathBuf>,
@@ -120,6 +123,7 @@ impl NodeConfig {
             key: None,
             metrics: None,
             rtsp: None,
+            rtsp_auth: RtspAuth::default(),
             shm_socket: None,
             controller: false,
             accept_formats: Vec::new(),
@@ -140,5 +144,31 @@ impl NodeConfig {
             f = f | FunctionFlags::CONTROLLER;
         }
         f
+    }
+}
+
+/// A user's RTSP Digest `HA1` by name (`None`: unknown or not allowed).
+pub type Ha1Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Who may play from the node's RTSP server (docs/outputs.md, "Who may
+/// play"). By default clients on this host play without credentials and
+/// others need them: a user of `users`, or the deployment key's user.
+#[derive(Clone, Default)]
+pub struct RtspAuth {
+    /// Clients on other hosts may play without credentials.
+    pub open: bool,
+    /// Clients on this host need credentials too.
+    pub local_too: bool,
+    /// Users (the web UI's, viewer role or above): their HA1 by name.
+    pub users: Option<Ha1Lookup>,
+}
+
+impl std::fmt::Debug for RtspAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtspAuth")
+            .field("open", &self.open)
+            .field("local_too", &self.local_too)
+            .field("users", &self.users.is_some())
+            .finish()
     }
 }

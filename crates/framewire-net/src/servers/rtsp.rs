@@ -134,9 +134,12 @@ async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
             },
             () = async { let _ = stop.wait_for(|s| *s).await; } => return,
         };
-        // Until RTSP authentication lands, only this host's clients.
-        if !peer.ip().is_loopback() {
-            info!(%peer, "rtsp server: refused a client from another host (no authentication yet)");
+        // Credentials: from other hosts unless open, from this one if asked.
+        let local = peer.ip().is_loopback();
+        let auth = &core.config.rtsp_auth;
+        let needs_auth = if local { auth.local_too } else { !auth.open };
+        if needs_auth && auth.users.is_none() && core.config.key.is_none() {
+            info!(%peer, "rtsp server: refused a client from another host (no users or key to check it against; docs/outputs.md)");
             continue;
         }
         let slot = match slots.clone().try_acquire_owned() {
@@ -158,7 +161,7 @@ async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
         let (core, waiting, splits) = (core.clone(), waiting.clone(), splits.clone());
         tokio::spawn(async move {
             let r = tokio::select! {
-                r = client(&core, &splits, sock, peer, || waiting.remove(id)) => r,
+                r = client(&core, &splits, sock, peer, needs_auth, || waiting.remove(id)) => r,
                 () = evicted.notified() => {
                     debug!(%peer, "rtsp client closed: the oldest of the idle ones when every slot was taken");
                     Ok(())
@@ -200,6 +203,15 @@ impl Catalog for Streams<'_> {
             return None;
         }
         desc(&open_of(self.core, &derived)?)
+    }
+
+    fn ha1(&self, user: &str) -> Option<String> {
+        if let Some(key) = &self.core.config.key
+            && user == crate::auth::RTSP_KEY_USER
+        {
+            return Some(framewire_rtsp::auth::ha1(user, &key.rtsp_password()));
+        }
+        self.core.config.rtsp_auth.users.as_ref()?(user)
     }
 
     fn udp_ports(&self) -> Option<(u16, u16)> {
@@ -269,6 +281,7 @@ async fn client(
     splits: &Splits,
     sock: TcpStream,
     peer: SocketAddr,
+    needs_auth: bool,
     plays: impl Fn(),
 ) -> Result<(), NetError> {
     let _ = sock.set_nodelay(true);
@@ -279,6 +292,9 @@ async fn client(
     let local = sock.local_addr()?;
     let mut conn = Connection::new(seed());
     conn.set_host(&host_text(local.ip()));
+    if needs_auth {
+        conn.require_auth();
+    }
     let (mut rd, mut wr) = sock.into_split();
     let mut buf = vec![0u8; 16 << 10];
     let mut playing: Option<Playing> = None;
@@ -297,7 +313,7 @@ async fn client(
                 Output::Play { stream } => {
                     playing = Some(play(core, &stream, peer)?);
                     plays();
-                    info!(%peer, stream, "rtsp client plays");
+                    info!(%peer, stream, user = conn.user().unwrap_or("-"), "rtsp client plays");
                 }
                 Output::Stop => playing = None,
                 Output::Close { reason } => {

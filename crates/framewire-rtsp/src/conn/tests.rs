@@ -12,6 +12,10 @@ impl Catalog for Cams {
         d.fps = Some((30, 1));
         Some(d)
     }
+
+    fn ha1(&self, user: &str) -> Option<String> {
+        (user == "ann").then(|| crate::auth::ha1("ann", "secret"))
+    }
 }
 
 /// What a frame's output writes on the connection.
@@ -316,4 +320,52 @@ fn pause_stops_the_frames_and_play_starts_them_again() {
         &format!("SETUP rtsp://h/cam/trackID=0 RTSP/1.0\nCSeq: 6\nSession: {id}\nTransport: RTP/AVP/TCP"),
     );
     assert!(r.starts_with("RTSP/1.0 455"), "{r}");
+}
+
+/// The Digest answer of `user` with `password` to the challenge in `resp`.
+fn answer(resp: &str, method: &str, uri: &str, user: &str, password: &str) -> String {
+    use md5::{Digest as _, Md5};
+    let hex = |s: String| -> String { Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect() };
+    let challenge = header(resp, "WWW-Authenticate").expect("a challenge");
+    let nonce = challenge.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
+    let ha1 = crate::auth::ha1(user, password);
+    let r = hex(format!("{ha1}:{nonce}:{}", hex(format!("{method}:{uri}"))));
+    format!(
+        "Authorization: Digest username=\"{user}\", realm=\"framewire\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\""
+    )
+}
+
+#[test]
+fn a_connection_that_requires_auth_challenges_and_closes_after_wrong_answers() {
+    let uri = "rtsp://127.0.0.1:8554/cam";
+    let mut c = Connection::new(5);
+    c.require_auth();
+    // OPTIONS needs nothing; DESCRIBE without credentials gets a challenge.
+    let (r, _) = ask(&mut c, &format!("OPTIONS {uri} RTSP/1.0\nCSeq: 1"));
+    assert!(r.starts_with("RTSP/1.0 200 OK"), "{r}");
+    let (r, rest) = ask(&mut c, &format!("DESCRIBE {uri} RTSP/1.0\nCSeq: 2"));
+    assert!(r.starts_with("RTSP/1.0 401 Unauthorized\r\nCSeq: 2"), "{r}");
+    assert!(rest.is_empty() && c.user().is_none());
+    let good = answer(&r, "DESCRIBE", uri, "ann", "secret");
+    let (ok, _) = ask(&mut c, &format!("DESCRIBE {uri} RTSP/1.0\nCSeq: 3\n{good}"));
+    assert!(ok.starts_with("RTSP/1.0 200 OK"), "{ok}");
+    assert_eq!(c.user(), Some("ann"));
+    // Each request carries its own answer: the DESCRIBE one does not SETUP.
+    let (r2, _) = ask(
+        &mut c,
+        &format!("SETUP {uri}/trackID=0 RTSP/1.0\nCSeq: 4\n{good}\nTransport: RTP/AVP/TCP;interleaved=0-1"),
+    );
+    assert!(r2.starts_with("RTSP/1.0 401"), "{r2}");
+    // Wrong passwords: the fifth wrong answer (with the SETUP's) closes
+    // the connection.
+    for n in 0..4 {
+        let bad = answer(&r, "DESCRIBE", uri, "ann", "guess");
+        let (r, rest) = ask(&mut c, &format!("DESCRIBE {uri} RTSP/1.0\nCSeq: {}\n{bad}", 10 + n));
+        assert!(r.starts_with("RTSP/1.0 401"), "{r}");
+        assert_eq!(
+            rest.iter().any(|o| matches!(o, Output::Close { .. })),
+            n == 3,
+            "answer {n}: {rest:?}"
+        );
+    }
 }

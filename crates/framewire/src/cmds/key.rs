@@ -27,6 +27,12 @@ framewire --key-file /etc/framewire/key node --name lab:cam --source test-patter
         #[arg(long)]
         force: bool,
     },
+    /// Print the RTSP password of the key's user `framewire`: players log
+    /// in with it to a node with this key (rtsp://framewire:PASSWORD@HOST/STREAM).
+    /// Derived from the key, so the key itself never goes into a player's URL.
+    #[command(after_help = "Example:\n  \
+ffplay rtsp://framewire:$(framewire --key-file /etc/framewire/key key rtsp-password)@10.0.0.5:8554/cam")]
+    RtspPassword,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -49,6 +55,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
                 None => println!("{}", key.to_hex()),
             }
+            Ok(())
+        }
+        KeyCmd::RtspPassword => {
+            let path = crate::util::key_file()
+                .context("give the deployment key with --key-file PATH (or FRAMEWIRE_KEY_FILE)")?;
+            println!("{}", DeploymentKey::load(path)?.rtsp_password());
             Ok(())
         }
     }

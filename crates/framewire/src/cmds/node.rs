@@ -41,7 +41,8 @@ Security (docs/security.md): --key-file PATH (or FRAMEWIRE_KEY_FILE) makes every
 authenticate with that deployment key; tools talking to the node need the same key.\n\
 Metrics: --metrics [ADDR] serves Prometheus text at http://ADDR/metrics (127.0.0.1:9400 when no ADDR).\n\
 RTSP: --rtsp [ADDR] serves every stream at rtsp://ADDR/STREAM (127.0.0.1:8554 when no ADDR; H.264 and\n\
-H.265 as they are, other formats as STREAM~h264; clients on this host only): ffplay rtsp://127.0.0.1:8554/cam\n\n\
+H.265 as they are, other formats as STREAM~h264): ffplay rtsp://127.0.0.1:8554/cam. Players on other hosts\n\
+log in (Digest) as a user of --rtsp-users FILE, or as `framewire` with `framewire key rtsp-password`.\n\n\
 Discovery (docs/discovery.md): on by default, on the --listen address's interface (loopback by default).\n  \
 framewire node --name gw:ab --listen 0.0.0.0:7400 \\\n    \
 --gateway-leg interface=10.1.0.254,site=1 --gateway-leg interface=10.2.0.254,site=2\n  \
@@ -91,10 +92,21 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_METRICS_ADDR)]
     metrics: Option<SocketAddr>,
     /// Serve every stream over RTSP at rtsp://ADDR/STREAM [default when
-    /// given without a value: 127.0.0.1:8554; off unless given]. Clients
-    /// on this host only (RTSP authentication is not there yet).
+    /// given without a value: 127.0.0.1:8554; off unless given]. Players
+    /// on this host need no credentials; others need a user of
+    /// --rtsp-users or the deployment key's (docs/outputs.md).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_RTSP_ADDR)]
     rtsp: Option<SocketAddr>,
+    /// The web UI's users file whose users may play over RTSP (Digest)
+    /// [default with --controller: STATE_DIR/users.json].
+    #[arg(long, value_name = "FILE")]
+    rtsp_users: Option<PathBuf>,
+    /// Players on other hosts need no credentials.
+    #[arg(long, conflicts_with = "rtsp_auth_local")]
+    rtsp_open: bool,
+    /// Players on this host need credentials too.
+    #[arg(long)]
+    rtsp_auth_local: bool,
     /// Unix socket for shared-memory subscriptions from this host
     /// [default: $XDG_RUNTIME_DIR or the temp dir, framewire-PID-NAME.sock].
     #[arg(long, value_name = "PATH", conflicts_with = "no_shm")]
@@ -205,6 +217,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.rtsp.is_some() {
         file.rtsp = args.rtsp;
     }
+    if args.rtsp_users.is_some() {
+        file.rtsp_users = args.rtsp_users.clone();
+    } else if args.controller && file.rtsp_users.is_none() {
+        let users = state_dir(&args).join("users.json");
+        file.rtsp_users = users.exists().then_some(users);
+    }
+    file.rtsp_open |= args.rtsp_open;
+    file.rtsp_auth_local |= args.rtsp_auth_local;
     if args.no_shm {
         file.shm = Some(false);
         file.shm_socket = None;

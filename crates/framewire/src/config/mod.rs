@@ -55,6 +55,14 @@ pub struct NodeFile {
     /// Address of the RTSP server (`rtsp://ADDR/STREAM`, docs/outputs.md).
     /// Default: none (off).
     pub rtsp: Option<SocketAddr>,
+    /// The web UI's users file whose users may play over RTSP (Digest).
+    pub rtsp_users: Option<PathBuf>,
+    /// Players on other hosts need no RTSP credentials. Default: false.
+    #[serde(default)]
+    pub rtsp_open: bool,
+    /// Players on this host need RTSP credentials too. Default: false.
+    #[serde(default)]
+    pub rtsp_auth_local: bool,
     /// Stream formats accepted on pulled edges (`mjpeg`, `qoi`, `raw`,
     /// `raw-zstd`, ...). Default: every format.
     #[serde(default)]
@@ -237,6 +245,14 @@ impl NodeFile {
         }
         cfg.metrics = self.metrics;
         cfg.rtsp = self.rtsp;
+        cfg.rtsp_auth.open = self.rtsp_open;
+        cfg.rtsp_auth.local_too = self.rtsp_auth_local;
+        if let Some(path) = &self.rtsp_users {
+            let users = framewire_web::Users::open(Some(path.clone()))
+                .with_context(|| format!("rtsp_users {}", path.display()))?;
+            let users = std::sync::Arc::new(users);
+            cfg.rtsp_auth.users = Some(std::sync::Arc::new(move |name: &str| users.rtsp_ha1(name)));
+        }
         Ok(cfg)
     }
 }
