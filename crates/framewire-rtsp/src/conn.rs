@@ -13,7 +13,7 @@ use crate::auth::{AuthError, Digest};
 use crate::packet::Packetizer;
 use crate::request::{Input, Limits, ParseError, Request, RequestParser};
 use crate::rtcp::sender_report;
-use crate::sdp::{PAYLOAD_TYPE, TRACK, sdp};
+use crate::sdp::{TRACK, payload_type, sdp};
 
 /// The methods served, as OPTIONS lists them.
 const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
@@ -25,13 +25,22 @@ const REPORT_EVERY_NS: u64 = 5_000_000_000;
 /// a client over TCP is alive while its connection is).
 const SESSION_TIMEOUT: u32 = 60;
 
+/// How a stream's frames go in RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// H.264 or H.265 access units (RFC 6184, RFC 7798).
+    H26x(Codec),
+    /// JPEG images (RFC 2435): only those [`jpeg::parse`](crate::jpeg::parse) takes.
+    Jpeg,
+}
+
 /// What a client may play.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamDesc {
     /// The node's stream.
     pub name: String,
-    /// Its codec.
-    pub codec: Codec,
+    /// How it goes in RTP.
+    pub encoding: Encoding,
     /// Its parameter sets, Annex B (empty if not known yet: they come
     /// in-band before every keyframe too).
     pub config: Bytes,
@@ -42,9 +51,14 @@ pub struct StreamDesc {
 impl StreamDesc {
     /// A stream with no parameter sets or rate known.
     pub fn new(name: &str, codec: Codec) -> StreamDesc {
+        StreamDesc::of(name, Encoding::H26x(codec))
+    }
+
+    /// A stream of any encoding, with nothing else known.
+    pub fn of(name: &str, encoding: Encoding) -> StreamDesc {
         StreamDesc {
             name: name.to_owned(),
-            codec,
+            encoding,
             config: Bytes::new(),
             fps: None,
         }
@@ -121,6 +135,8 @@ pub struct Connection {
     /// Who the last request's credentials named.
     user: Option<String>,
     failed_auth: u32,
+    /// Frames not sent: JPEG images RFC 2435 cannot carry.
+    skipped: u64,
 }
 
 /// Where a session's packets go.
@@ -166,6 +182,7 @@ impl Connection {
             auth: None,
             user: None,
             failed_auth: 0,
+            skipped: 0,
         }
     }
 
@@ -174,6 +191,12 @@ impl Connection {
     /// and the connection closes after a few wrong answers.
     pub fn require_auth(&mut self) {
         self.auth = Some(Digest::new(mix(self.seed ^ 5)));
+    }
+
+    /// Frames not sent because RFC 2435 cannot carry them (a JPEG stream
+    /// whose images changed kind after DESCRIBE).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
 
     /// The user the connection's credentials named, once accepted.
@@ -234,6 +257,17 @@ impl Connection {
         // time does.
         let ticks = ((u128::from(timestamp_ns) * 90_000 + 500_000_000) / 1_000_000_000) as u32;
         let rtp_time = ticks.wrapping_add(s.rtp_offset);
+        // A JPEG image RFC 2435 cannot carry is never sent broken: skipped.
+        let jpeg = match s.stream.encoding {
+            Encoding::Jpeg => match crate::jpeg::parse(data) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.skipped += 1;
+                    return;
+                }
+            },
+            Encoding::H26x(_) => None,
+        };
         let slices: Vec<&[u8]> = nals.iter().filter_map(|r| data.get(r.clone())).collect();
         let base = data.as_ptr() as usize;
         // Over TCP: the packets' headers in one buffer, and where each
@@ -243,7 +277,7 @@ impl Connection {
         let mut datagrams = Vec::new();
         let transport = s.transport;
         let (mut packets, mut octets) = (0u32, 0u32);
-        s.packetizer.packetize_parts(&slices, rtp_time, |head, payload| {
+        let mut emit = |head: &[u8], payload: &[u8]| {
             match transport {
                 Transport::Tcp(channel) => {
                     let at = heads.len();
@@ -258,7 +292,13 @@ impl Connection {
             }
             packets += 1;
             octets += (head.len() - 12 + payload.len()) as u32;
-        });
+        };
+        match &jpeg {
+            Some(p) => s
+                .packetizer
+                .packetize_jpeg(p, &data[p.scan.clone()], rtp_time, &mut emit),
+            None => s.packetizer.packetize_parts(&slices, rtp_time, &mut emit),
+        };
         s.packets = s.packets.wrapping_add(packets);
         s.octets = s.octets.wrapping_add(octets);
         // A sender report with the first frame and every 5 s of stream
@@ -437,7 +477,7 @@ impl Connection {
         let id = format!("{:016X}", mix(self.seed));
         self.session = Some(Session {
             id,
-            packetizer: Packetizer::new(desc.codec, PAYLOAD_TYPE, ssrc, first_seq),
+            packetizer: Packetizer::of(desc.encoding, payload_type(desc.encoding), ssrc, first_seq),
             stream: desc,
             transport,
             rtp_offset,

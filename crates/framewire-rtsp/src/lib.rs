@@ -28,12 +28,13 @@
 
 pub mod auth;
 mod conn;
+pub mod jpeg;
 mod packet;
 mod request;
 mod rtcp;
 mod sdp;
 
-pub use conn::{Catalog, Connection, Output, StreamDesc, nal_ranges};
+pub use conn::{Catalog, Connection, Encoding, Output, StreamDesc, nal_ranges};
 pub use packet::{MAX_PAYLOAD, Packetizer};
 pub use request::{Limits, ParseError, Request, RequestParser};
 pub use rtcp::sender_report;

@@ -1,9 +1,13 @@
 //! RTP packets of H.264 (RFC 6184, packetization mode 1) and H.265
 //! (RFC 7798) access units: a NAL unit that fits goes whole in one
 //! packet, a larger one in fragmentation units; the last packet of an
-//! access unit has the marker bit.
+//! access unit has the marker bit. JPEG images (RFC 2435) go as their
+//! scan in fragments, each behind the format's own header.
 
 use framewire_codec::h26x::{Codec, nal_units};
+
+use crate::conn::Encoding;
+use crate::jpeg::JpegParts;
 
 /// Most payload bytes in one RTP packet (with the 12-byte RTP header and
 /// IP/UDP headers, under a 1500-byte Ethernet MTU).
@@ -15,7 +19,7 @@ const HEADER: usize = 12;
 /// Makes the RTP packets of one stream (one SSRC, one sequence).
 #[derive(Debug, Clone)]
 pub struct Packetizer {
-    codec: Codec,
+    encoding: Encoding,
     payload_type: u8,
     ssrc: u32,
     seq: u16,
@@ -27,8 +31,13 @@ impl Packetizer {
     /// A stream of `codec` with RTP payload type `payload_type`, SSRC
     /// `ssrc`, its first packet numbered `first_seq`.
     pub fn new(codec: Codec, payload_type: u8, ssrc: u32, first_seq: u16) -> Packetizer {
+        Packetizer::of(Encoding::H26x(codec), payload_type, ssrc, first_seq)
+    }
+
+    /// The same for any encoding.
+    pub fn of(encoding: Encoding, payload_type: u8, ssrc: u32, first_seq: u16) -> Packetizer {
         Packetizer {
-            codec,
+            encoding,
             payload_type: payload_type & 0x7f,
             ssrc,
             seq: first_seq,
@@ -73,6 +82,9 @@ impl Packetizer {
     /// headers (RTP, and the FU's), and its payload, a slice of a NAL unit
     /// (so one split serves many clients, and nothing is copied here).
     pub fn packetize_parts(&mut self, nals: &[&[u8]], rtp_time: u32, mut out: impl FnMut(&[u8], &[u8])) -> usize {
+        let Encoding::H26x(codec) = self.encoding else {
+            return 0;
+        };
         let mut n = 0;
         for (i, nal) in nals.iter().enumerate() {
             let last_nal = i + 1 == nals.len();
@@ -84,7 +96,7 @@ impl Packetizer {
             }
             // Fragmentation units: the NAL header's fields move into the
             // FU's own headers; the rest goes in pieces.
-            let (fu, fu_len, kind, body): ([u8; 3], usize, u8, &[u8]) = match self.codec {
+            let (fu, fu_len, kind, body): ([u8; 3], usize, u8, &[u8]) = match codec {
                 Codec::H264 => ([(nal[0] & 0xe0) | 28, 0, 0], 2, nal[0] & 0x1f, &nal[1..]),
                 Codec::H265 => (
                     [(nal[0] & 0x81) | (49 << 1), nal[1], 0],
@@ -108,6 +120,53 @@ impl Packetizer {
                 out(&head[..HEADER + fu_len], piece);
                 n += 1;
             }
+        }
+        n
+    }
+
+    /// The packets of a JPEG image whose parts are `parts`, `scan` being
+    /// its entropy-coded data, each handed over as its headers (RTP,
+    /// RFC 2435's, and with the first, the quantization tables) and a
+    /// slice of `scan`; returns how many. Nothing for another encoding.
+    pub fn packetize_jpeg(
+        &mut self,
+        parts: &JpegParts,
+        scan: &[u8],
+        rtp_time: u32,
+        mut out: impl FnMut(&[u8], &[u8]),
+    ) -> usize {
+        if self.encoding != Encoding::Jpeg {
+            return 0;
+        }
+        let restart = parts.kind >= 64;
+        let mut n = 0;
+        let mut offset = 0usize;
+        while offset < scan.len() {
+            let mut head = Vec::with_capacity(HEADER + 8 + 4 + 4 + 128);
+            head.extend_from_slice(&[0; HEADER]);
+            // Type-specific 0, fragment offset (24 bits), type, Q 255 (tables
+            // in-band), width and height in 8-pixel units.
+            let off = (offset as u32).to_be_bytes();
+            head.extend_from_slice(&[0, off[1], off[2], off[3], parts.kind, 255, parts.width8, parts.height8]);
+            if restart {
+                // Interval; F and L set, count 0x3fff: fragments are not
+                // aligned to restart intervals.
+                head.extend_from_slice(&parts.restart_interval.to_be_bytes());
+                head.extend_from_slice(&[0xff, 0xff]);
+            }
+            if offset == 0 {
+                // MBZ, precision 0 (8-bit), length, luma then chroma.
+                head.extend_from_slice(&[0, 0, 0, 128]);
+                head.extend_from_slice(&parts.qtables);
+            }
+            let room = self.max_payload.saturating_sub(head.len() - HEADER).max(16);
+            let take = room.min(scan.len() - offset);
+            let last = offset + take == scan.len();
+            let h = self.header(rtp_time, last);
+            head[..HEADER].copy_from_slice(&h);
+            out(&head, &scan[offset..offset + take]);
+            offset += take;
+            n += 1;
         }
         n
     }

@@ -9,10 +9,21 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use framewire_codec::h26x::{Codec, NalKind, nal_units};
 
-use crate::conn::StreamDesc;
+use crate::conn::{Encoding, StreamDesc};
 
-/// The RTP payload type of the video stream.
+/// The RTP payload type of an H.264 or H.265 stream (dynamic).
 pub(crate) const PAYLOAD_TYPE: u8 = 96;
+
+/// The RTP payload type of JPEG (static, RFC 3551).
+pub(crate) const JPEG_PAYLOAD_TYPE: u8 = 26;
+
+/// The payload type of a stream of `encoding`.
+pub(crate) fn payload_type(encoding: Encoding) -> u8 {
+    match encoding {
+        Encoding::H26x(_) => PAYLOAD_TYPE,
+        Encoding::Jpeg => JPEG_PAYLOAD_TYPE,
+    }
+}
 
 /// The control URL of the one stream, relative to the Content-Base.
 pub(crate) const TRACK: &str = "trackID=0";
@@ -29,10 +40,20 @@ pub fn sdp(desc: &StreamDesc, session_id: u64, host: &str) -> String {
         desc.name,
         if family == "IP6" { "::" } else { "0.0.0.0" },
     );
+    let codec = match desc.encoding {
+        Encoding::H26x(c) => c,
+        Encoding::Jpeg => {
+            let _ = write!(
+                s,
+                "m=video 0 RTP/AVP {JPEG_PAYLOAD_TYPE}\r\na=rtpmap:{JPEG_PAYLOAD_TYPE} JPEG/90000\r\n"
+            );
+            return tail(s, desc);
+        }
+    };
     let _ = write!(s, "m=video 0 RTP/AVP {PAYLOAD_TYPE}\r\n");
-    let (vps, sps, pps) = parameter_sets(desc.codec, &desc.config);
+    let (vps, sps, pps) = parameter_sets(codec, &desc.config);
     let b64 = |n: &[u8]| STANDARD.encode(n);
-    match desc.codec {
+    match codec {
         Codec::H264 => {
             let _ = write!(s, "a=rtpmap:{PAYLOAD_TYPE} H264/90000\r\n");
             let _ = write!(s, "a=fmtp:{PAYLOAD_TYPE} packetization-mode=1");
@@ -57,6 +78,11 @@ pub fn sdp(desc: &StreamDesc, session_id: u64, host: &str) -> String {
             }
         }
     }
+    tail(s, desc)
+}
+
+/// The rate and control lines every stream's description ends with.
+fn tail(mut s: String, desc: &StreamDesc) -> String {
     if let Some((num, den)) = desc.fps.filter(|(n, d)| *n > 0 && *d > 0) {
         let fps = f64::from(num) / f64::from(den);
         let _ = write!(s, "a=framerate:{}\r\n", (fps * 1000.0).round() / 1000.0);

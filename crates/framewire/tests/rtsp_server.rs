@@ -104,21 +104,50 @@ fn ffprobe_ffmpeg_and_gstreamer_play_h264_over_rtsp() {
 }
 
 #[test]
-fn a_stream_in_another_format_is_served_as_h264_and_an_unknown_one_is_404() {
+fn mjpeg_goes_as_rfc_2435_when_it_can_and_as_h264_when_it_cannot() {
+    // The test pattern's JPEG (baseline 4:2:0, standard tables) goes as it is.
     let (node, base) = rtsp_node("test-pattern:cam,size=320x240,fps=30");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(wait_frames(node.addr, "cam", Duration::from_secs(20)));
-    let out = ffprobe(&format!("{base}/cam"), Some("tcp"));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "h264,320,240", "{out:?}");
-    let pics = decode(&format!("{base}/cam"), "tcp", 30, (320, 240));
-    check_bars(&pics[29], (320, 240));
-
+    let url = format!("{base}/cam");
+    for transport in ["tcp", "udp"] {
+        let out = ffprobe(&url, Some(transport));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mjpeg,320,240", "{out:?}");
+        let pics = decode(&url, transport, 30, (320, 240));
+        check_bars(&pics[29], (320, 240));
+    }
+    let mut gst = Command::new("gst-launch-1.0");
+    gst.args([
+        "-q",
+        "rtspsrc",
+        &format!("location={url}"),
+        "protocols=tcp",
+        "latency=0",
+    ])
+    .args(["!", "rtpjpegdepay", "!", "jpegdec", "!", "fakesink", "num-buffers=30"]);
+    let out = run(gst, Duration::from_secs(40));
+    assert!(out.status.success(), "gst-launch-1.0: {out:?}");
     let out = ffprobe(&format!("{base}/nothing"), Some("tcp"));
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("404 Not Found"),
         "{out:?}"
     );
+    drop(node);
+    // 2048 pixels wide is past what RFC 2435 can say: H.264, never broken.
+    // So is a stream that is not JPEG at all.
+    for (source, size) in [
+        ("test-pattern:cam,size=2048x64,fps=30", (2048, 64)),
+        ("test-pattern:cam,size=320x240,fps=30,format=qoi", (320, 240)),
+    ] {
+        let (node, base) = rtsp_node(source);
+        rt.block_on(wait_frames(node.addr, "cam", Duration::from_secs(20)));
+        let out = ffprobe(&format!("{base}/cam"), Some("tcp"));
+        let want = format!("h264,{},{}", size.0, size.1);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want, "{source}: {out:?}");
+        let pics = decode(&format!("{base}/cam"), "tcp", 10, size);
+        check_bars(&pics[9], size);
+    }
 }
 
 /// Sends `req` on `s` and reads one response head.

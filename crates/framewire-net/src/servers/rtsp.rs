@@ -9,9 +9,11 @@
 //! pair of UDP ports bound for the client, to the client's own address
 //! only.
 //!
-//! H.264 and H.265 streams are served as they are; a stream in another
-//! format is served as its `STREAM~h264` transcoding output (encoded once,
-//! whatever the number of clients).
+//! H.264 and H.265 streams are served as they are, and so is MJPEG whose
+//! pictures RFC 2435 carries (baseline, 4:2:0 or 4:2:2, standard Huffman
+//! tables, at most 2040×2040: its latest picture is checked at DESCRIBE);
+//! any other stream is served as its `STREAM~h264` transcoding output
+//! (encoded once, whatever the number of clients).
 
 use std::hash::{BuildHasher, RandomState};
 use std::io::IoSlice;
@@ -24,7 +26,7 @@ use std::time::Duration;
 use framewire_codec::h26x::Codec;
 use framewire_proto::{DeliveryMode, Format, StreamOpen, SubscribeParams};
 use framewire_relay::OutputId;
-use framewire_rtsp::{Catalog, Connection, Output, StreamDesc};
+use framewire_rtsp::{Catalog, Connection, Encoding, Output, StreamDesc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore};
@@ -196,6 +198,21 @@ impl Catalog for Streams<'_> {
         if let Some(d) = desc(&open) {
             return Some(d);
         }
+        // MJPEG whose pictures RFC 2435 carries goes as it is.
+        if open.format == Format::Mjpeg {
+            let latest = self
+                .core
+                .with_state(|st| st.stream(path).and_then(|e| e.latest.clone()));
+            match latest.map(|f| framewire_rtsp::jpeg::parse(&f.data)) {
+                Some(Ok(_)) => {
+                    let mut d = StreamDesc::of(&open.name, Encoding::Jpeg);
+                    d.fps = Some((open.fps_num, open.fps_den));
+                    return Some(d);
+                }
+                Some(Err(e)) => debug!(stream = path, reason = %e, "rtsp server: not RFC 2435 JPEG; served as H.264"),
+                None => {}
+            }
+        }
         // Another format: its H.264 transcoding output.
         let derived = format!("{path}~h264");
         if let Err(e) = crate::runtime::transcode::ensure(self.core, &derived) {
@@ -267,6 +284,8 @@ struct Playing {
     core: Arc<NodeCore>,
     id: OutputId,
     wake: Arc<Notify>,
+    /// JPEG images (no NAL units to find).
+    jpeg: bool,
 }
 
 impl Drop for Playing {
@@ -340,7 +359,8 @@ async fn client(
                 let (mut written, mut any) = (None, false);
                 while let Some(tx) = core.sent_then_poll(written.take(), p.id) {
                     any = true;
-                    conn.frame_shared(&tx.frame.data, &splits.of(&tx.frame.data), tx.frame.timestamp_ns);
+                    let nals = if p.jpeg { NalRanges::from([]) } else { splits.of(&tx.frame.data) };
+                    conn.frame_shared(&tx.frame.data, &nals, tx.frame.timestamp_ns);
                     while let Some(o) = conn.poll_output() {
                         match o {
                             Output::Send(b) => write_parts(&mut wr, std::slice::from_ref(&b)).await?,
@@ -376,13 +396,14 @@ fn play(core: &Arc<NodeCore>, stream: &str, peer: SocketAddr) -> Result<Playing,
         waker: wake.clone(),
         events: None,
     };
-    let (id, _) = core.add_output(stream, &params, entry)?;
+    let (id, open) = core.add_output(stream, &params, entry)?;
     // Frames may already wait (the group of pictures so far).
     wake.notify_one();
     Ok(Playing {
         core: core.clone(),
         id,
         wake,
+        jpeg: open.format == Format::Mjpeg,
     })
 }
 

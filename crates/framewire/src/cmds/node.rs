@@ -41,7 +41,7 @@ Security (docs/security.md): --key-file PATH (or FRAMEWIRE_KEY_FILE) makes every
 authenticate with that deployment key; tools talking to the node need the same key.\n\
 Metrics: --metrics [ADDR] serves Prometheus text at http://ADDR/metrics (127.0.0.1:9400 when no ADDR).\n\
 RTSP: --rtsp [ADDR] serves every stream at rtsp://ADDR/STREAM (127.0.0.1:8554 when no ADDR; H.264 and\n\
-H.265 as they are, other formats as STREAM~h264): ffplay rtsp://127.0.0.1:8554/cam. Players on other hosts\n\
+H.265 as they are, MJPEG too when RFC 2435 can carry it, other formats as STREAM~h264): ffplay rtsp://127.0.0.1:8554/cam. Players on other hosts\n\
 log in (Digest) as a user of --rtsp-users FILE, or as `framewire` with `framewire key rtsp-password`.\n\n\
 Discovery (docs/discovery.md): on by default, on the --listen address's interface (loopback by default).\n  \
 framewire node --name gw:ab --listen 0.0.0.0:7400 \\\n    \
