@@ -31,7 +31,9 @@ before(async () => {
     headless: true,
     timeout: 60_000,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+      '--disable-component-update', '--disable-sync',
+      // WebRTC on loopback only: the web server's candidate is 127.0.0.1.
+      '--allow-loopback-in-peer-connection'],
     // playwright gives every launch a fresh temporary profile (user data dir).
   });
 });
@@ -189,6 +191,50 @@ test('a viewer previews an H.264 stream, decoded by the browser itself (WebCodec
   assert.ok(a.filter((v, i) => Math.abs(v - b[i]) > 30).length > 0, 'the H.264 preview did not change in 1.5 s');
   await context.close();
 });
+
+/** The grey levels of 8 columns of the live video's picture (top half). */
+async function videoColumns(page, selector) {
+  return page.evaluate((sel) => {
+    const v = document.querySelector(sel);
+    const c = document.createElement('canvas');
+    c.width = v.videoWidth; c.height = v.videoHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(v, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height / 2).data;
+    return [...Array(8).keys()].map((i) => {
+      const x = Math.floor((i * c.width) / 8 + c.width / 16);
+      let sum = 0;
+      for (let y = 0; y < c.height / 2; y += 4) { const k = (y * c.width + x) * 4; sum += d[k] + d[k + 1] + d[k + 2]; }
+      return Math.round(sum / Math.ceil(c.height / 8) / 3);
+    });
+  }, selector);
+}
+
+// bars-h264 goes as it is; bars (MJPEG) as its H.264 output, bars~h264.
+for (const [stream, size] of [['bars-h264', [640, 360]], ['bars', [320, 240]]]) {
+  test(`a viewer watches ${stream} live over WebRTC (WHEP)`, async () => {
+    const { context, page } = await login(viewName, viewPass);
+    await page.locator('#graph g.node[data-node="demo:source"]').click();
+    await page.locator('#node-describe dl').waitFor();
+    await page.locator(`#node-head button.live-btn[data-stream="${stream}"]`).click({ timeout: 30_000 });
+    const sel = `.preview.live[data-node="demo:source"][data-stream="${stream}"] video`;
+    const failed = page.waitForSelector(`.preview[data-webrtc-failed][data-stream="${stream}"]`, { timeout: 30_000 })
+      .then(async (e) => assert.fail(`WebRTC failed: ${await e.getAttribute('data-webrtc-failed')}`), () => {});
+    await Promise.race([
+      page.waitForFunction((s) => Number(document.querySelector(s)?.dataset.frames ?? 0) >= 10, sel, { timeout: 30_000 }),
+      failed,
+    ]);
+    const f1 = Number(await page.locator(sel).getAttribute('data-frames'));
+    await page.waitForTimeout(1500);
+    const f2 = Number(await page.locator(sel).getAttribute('data-frames'));
+    assert.ok(f2 > f1 + 20, `the live video did not keep up: ${f1} then ${f2} frames in 1.5 s`);
+    assert.deepEqual(await page.evaluate((s) => [document.querySelector(s).videoWidth, document.querySelector(s).videoHeight], sel), size);
+    const cols = await videoColumns(page, sel);
+    assert.ok(Math.max(...cols) - Math.min(...cols) > 60, `the live picture is not the bars: ${cols}`);
+    await page.locator(`.preview.live[data-stream="${stream}"]`).screenshot({ path: join(ART, `live-${stream}.png`) });
+    await context.close();
+  });
+}
 
 test('a viewer sees the graph and cannot wire', async () => {
   const { context, page } = await login(viewName, viewPass);

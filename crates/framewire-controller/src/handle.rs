@@ -80,6 +80,10 @@ pub struct Preview {
     pub open: StreamOpen,
     /// Newest-first delivery: a slow reader misses frames, never stalls the source.
     pub frames: mpsc::Receiver<PreviewFrame>,
+    /// Asks the stream's source for a keyframe (REQUEST_KEYFRAME on the
+    /// subscription); a passthrough preview's decoder uses it after loss.
+    /// `None` where it means nothing (JPEG previews).
+    pub keyframes: Option<mpsc::Sender<()>>,
 }
 
 /// What a handle holds: the way to the controller's task.

@@ -23,6 +23,9 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::handle::{ControllerError, Preview, PreviewFrame};
 
+/// The request id of a passthrough preview's keyframe requests.
+const KEYFRAME_REQUEST_ID: u16 = 0x4b46;
+
 /// Frames waiting in the preview's channel: one, so what the reader takes
 /// is at most one frame older than the newest one ready.
 const PREVIEW_QUEUE: usize = 1;
@@ -36,13 +39,22 @@ const PASSTHROUGH_QUEUE: usize = 256;
 /// reader falls [`PASSTHROUGH_QUEUE`] frames behind; then frames are
 /// dropped up to the next keyframe, so what the reader decodes never lacks
 /// a reference.
-async fn pass(mut client: Client, channel: u16, tx: mpsc::Sender<PreviewFrame>) {
+async fn pass(mut client: Client, channel: u16, tx: mpsc::Sender<PreviewFrame>, mut keyframes: mpsc::Receiver<()>) {
     let mut skipping = false;
     loop {
         tokio::select! {
             () = tx.closed() => {
                 let _ = client.request_on(channel, Request::Unsubscribe).await;
                 return;
+            }
+            Some(()) = keyframes.recv() => {
+                // Sent without waiting: the answer comes among the frames.
+                let req = Request::RequestKeyframe(framewire_proto::control::Name { name: String::new() });
+                if let Ok(m) = req.to_message(channel, KEYFRAME_REQUEST_ID)
+                    && client.send(&Message::ControlRequest(m)).await.is_err()
+                {
+                    return;
+                }
             }
             m = client.next_message() => match m {
                 Ok(Some(Message::VideoFrame(f))) if f.channel == channel => {
@@ -126,9 +138,14 @@ pub(crate) async fn start(
             })?
             .map_err(other)?;
         let (tx, rx) = mpsc::channel(PASSTHROUGH_QUEUE);
+        let (ktx, krx) = mpsc::channel(1);
         let span = info_span!("preview", node = %node, stream = %stream);
-        tokio::spawn(pass(client, channel, tx).instrument(span));
-        return Ok(Preview { open, frames: rx });
+        tokio::spawn(pass(client, channel, tx, krx).instrument(span));
+        return Ok(Preview {
+            open,
+            frames: rx,
+            keyframes: Some(ktx),
+        });
     }
     if open.format.is_inter_coded() && !stream.contains('~') {
         // Each frame needs the ones before it, which a newest-wins preview
@@ -154,6 +171,7 @@ pub(crate) async fn start(
     Ok(Preview {
         open: preview_open(&open),
         frames: rx,
+        keyframes: None,
     })
 }
 

@@ -306,10 +306,13 @@ impl Driver {
                     None => Err(ControllerError::UnknownNode(node)),
                     Some(rec) if !rec.online => Err(ControllerError::Offline(node)),
                     Some(rec) => {
+                        // `BASE~FORMAT` is there when BASE is: the node
+                        // starts its transcoder on the subscription.
+                        let base = framewire_net::parse_derived(&stream).map_or(stream.as_str(), |(b, _)| b);
                         let known = rec
                             .report
                             .as_ref()
-                            .is_some_and(|r| r.streams.iter().any(|s| s.open.name == stream));
+                            .is_some_and(|r| r.streams.iter().any(|s| s.open.name == stream || s.open.name == base));
                         if known {
                             Ok(rec.addr.clone())
                         } else {

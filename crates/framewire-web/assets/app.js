@@ -340,6 +340,8 @@ function renderNodeHead(n) {
       `${s.name}: ${s.format} ${s.width}×${s.height} @ ${fmt(s.fps)} fps, ${s.state}, ${s.outputs.length} output${s.outputs.length === 1 ? '' : 's'} `,
       el('button', { class: 'preview-btn', 'data-stream': s.name, text: 'Preview', onclick: () => openPreview(n.name, s.name) }),
       ' ',
+      el('button', { class: 'live-btn', 'data-stream': s.name, text: 'Live', title: 'WebRTC, lowest latency', onclick: () => openLive(n.name, s.name) }),
+      ' ',
       el('a', { class: 'snapshot-link', 'data-stream': s.name, href: `/snapshot/${enc(n.name)}/${enc(s.name)}.jpg`, target: '_blank', text: 'Snapshot' }),
     ))),
     session?.role === 'admin' && n.online
@@ -615,6 +617,75 @@ function openPreview(node, stream, jpegOnly = false) {
     previews.delete(key);
   }
   previews.set(key, { ws, close });
+  return box;
+}
+
+// ---- live: WebRTC (WHEP), the MJPEG preview where it fails -------------------
+
+const lives = new Map();
+
+/** Plays `stream` of `node` over WebRTC in a <video>; falls back to the
+ *  preview (JPEG or WebCodecs) when WebRTC cannot connect. */
+async function openLive(node, stream) {
+  const key = `${node}\u0000${stream}`;
+  if (lives.has(key)) return;
+  const video = el('video', { autoplay: '', muted: '', playsinline: '', width: 320, height: 180 });
+  video.muted = true;
+  const info = el('span', { text: 'connecting (WebRTC)…' });
+  const box = el('div', { class: 'preview live', 'data-node': node, 'data-stream': stream },
+    el('div', { class: 'bar' }, el('strong', { text: `${node} / ${stream} · live` }), info, el('span', { class: 'spacer' }),
+      el('button', { text: '×', title: 'close', onclick: () => close() })),
+    video);
+  $('#previews').append(box);
+  let pc = null, location_ = null, closed = false, frames = 0;
+  const close = () => {
+    closed = true;
+    if (pc) pc.close();
+    if (location_) {
+      const headers = session?.csrf ? { 'x-csrf-token': session.csrf } : {};
+      fetch(location_, { method: 'DELETE', headers, credentials: 'same-origin' }).catch(() => {});
+    }
+    box.remove();
+    lives.delete(key);
+  };
+  lives.set(key, { close });
+  const fallback = (why) => {
+    if (closed) return;
+    close();
+    console.warn(`${node} / ${stream}: WebRTC failed (${why}); showing the preview instead`);
+    const b = openPreview(node, stream);
+    if (b) b.dataset.webrtcFailed = why;
+  };
+  try {
+    if (typeof RTCPeerConnection !== 'function') throw new Error('no WebRTC in this browser');
+    pc = new RTCPeerConnection();
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.ontrack = (ev) => { video.srcObject = ev.streams[0] || new MediaStream([ev.track]); };
+    pc.onconnectionstatechange = () => {
+      info.textContent = `WebRTC ${pc.connectionState}`;
+      if (pc.connectionState === 'failed') fallback('connection failed');
+    };
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    const headers = { 'content-type': 'application/sdp' };
+    if (session?.csrf) headers['x-csrf-token'] = session.csrf;
+    const r = await fetch(`/whep/${enc(node)}/${enc(stream)}`, { method: 'POST', headers, body: offer.sdp, credentials: 'same-origin' });
+    if (r.status !== 201) throw new Error((await r.text()) || `${r.status}`);
+    location_ = r.headers.get('location');
+    await pc.setRemoteDescription({ type: 'answer', sdp: await r.text() });
+    // Count what is shown: the tests and the bar read it.
+    const count = () => {
+      if (closed) return;
+      frames++;
+      video.dataset.frames = String(frames);
+      info.textContent = `WebRTC · ${video.videoWidth}×${video.videoHeight} · ${frames} shown`;
+      video.requestVideoFrameCallback(count);
+    };
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(count);
+    setTimeout(() => { if (!closed && frames === 0) fallback('no picture within 10 s'); }, 10000);
+  } catch (e) {
+    fallback(e.message);
+  }
 }
 
 boot();

@@ -47,6 +47,7 @@ mod login;
 mod server;
 mod snapshot;
 mod stream;
+mod whep;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -155,6 +156,10 @@ pub(crate) struct App {
     pub(crate) limits: WebLimits,
     /// Where `/hls/` is served from.
     pub(crate) hls_dir: Option<PathBuf>,
+    /// The address the server listens on (WebRTC's UDP binds its IP).
+    pub(crate) listen: std::net::SocketAddr,
+    /// Running WebRTC (WHEP) sessions.
+    pub(crate) whep: whep::Sessions,
     /// Live previews and MJPEG streams, per user.
     pub(crate) streams: Arc<limits::Streams>,
     /// Password hashing, off the async workers and bounded.
@@ -266,6 +271,8 @@ impl App {
             backoff: login::Backoff::new(l.clone()),
             limits: l.clone(),
             hls_dir: config.hls_dir.clone(),
+            listen: config.listen,
+            whep: whep::Sessions::default(),
             stopping,
             graph_cache: std::sync::Mutex::new(None),
         }
@@ -310,6 +317,8 @@ fn routes(app: App) -> Router {
         .route("/stream/{node}/{file}", get(stream::mjpeg))
         .route("/snapshot/{node}/{file}", get(snapshot::snapshot))
         .route("/hls/{name}/{file}", get(hls::file))
+        .route("/whep/{node}/{stream}", post(whep::offer))
+        .route("/whep/{node}/{stream}/{id}", axum::routing::delete(whep::delete))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), access::guard))
         .with_state(app)

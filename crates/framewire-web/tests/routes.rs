@@ -132,6 +132,16 @@ fn table(token_id: &'static str) -> Vec<Route> {
         ),
         // This router serves no HLS directory: a viewer is told so (404).
         r("GET", "/hls/{name}/{file}", "/hls/cam/index.m3u8", "", V, 404),
+        // JSON is not an SDP offer (415); no such session (404).
+        r("POST", "/whep/{node}/{stream}", "/whep/cam/bars", "{}", V, 415),
+        r(
+            "DELETE",
+            "/whep/{node}/{stream}/{id}",
+            "/whep/cam/bars/none",
+            "",
+            V,
+            404,
+        ),
     ]
 }
 
@@ -705,4 +715,48 @@ async fn only_an_offline_node_can_be_forgotten() {
     assert_eq!(delete("/api/nodes/gone").await, 200);
     assert_eq!(delete("/api/nodes/gone").await, 404);
     assert_eq!(delete("/api/nodes/cam").await, 409);
+}
+
+/// A WHEP offer that is not SDP, or too large, is refused with the reason;
+/// the server goes on.
+#[tokio::test]
+async fn nonsense_whep_offers_are_refused_alone() {
+    let (users, tokens) = common::users();
+    let app = router(common::Fake::new(), Users::from_file(users.clone()), false);
+    let post = |body: Vec<u8>| {
+        Request::builder()
+            .method("POST")
+            .uri("/whep/cam/bars")
+            .header("host", "127.0.0.1:7480")
+            .header("authorization", format!("Bearer {}", tokens[0]))
+            .header("content-type", "application/sdp")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    for (body, status, says) in [
+        (b"v=0\r\nnonsense\r\n".to_vec(), 400, "does not parse"),
+        (vec![0xff, 0xfe, 0x00], 400, "not UTF-8"),
+        (vec![b'a'; 70_000], 413, "too large"),
+    ] {
+        let resp = tokio::time::timeout(Duration::from_secs(10), app.clone().oneshot(post(body)))
+            .await
+            .expect("answer in time")
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+        let b = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&b).contains(says),
+            "{}",
+            String::from_utf8_lossy(&b)
+        );
+    }
+    let (status, _) = call(
+        &users,
+        "GET",
+        "/api/session",
+        "",
+        &[("authorization", &format!("Bearer {}", tokens[0]))],
+    )
+    .await;
+    assert_eq!(status, 200, "the server goes on");
 }

@@ -290,6 +290,7 @@ impl Backend for Fake {
                     codec_config: Default::default(),
                 },
                 frames: rx,
+                keyframes: None,
             })
         })
     }
