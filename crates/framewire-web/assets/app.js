@@ -673,12 +673,22 @@ async function openLive(node, stream) {
     if (r.status !== 201) throw new Error((await r.text()) || `${r.status}`);
     location_ = r.headers.get('location');
     await pc.setRemoteDescription({ type: 'answer', sdp: await r.text() });
-    // Count what is shown: the tests and the bar read it.
-    const count = () => {
+    // Count what is shown, and how old it is when shown: the RTP time is
+    // the frame's capture time (90 kHz, same clock as Date.now() on this
+    // host; another host's clock offset adds to it).
+    const ages = [];
+    const count = (now, meta) => {
       if (closed) return;
       frames++;
       video.dataset.frames = String(frames);
-      info.textContent = `WebRTC · ${video.videoWidth}×${video.videoHeight} · ${frames} shown`;
+      if (meta && meta.rtpTimestamp !== undefined) {
+        const shown = performance.timeOrigin + (meta.expectedDisplayTime ?? now);
+        const age = ((Math.round(shown * 90) - meta.rtpTimestamp) % 2 ** 32 + 2 ** 32) % 2 ** 32 / 90;
+        if (age < 10000) { ages.push(age); if (ages.length > 100) ages.shift(); }
+      }
+      const p50 = ages.length ? [...ages].sort((a, b) => a - b)[Math.floor(ages.length / 2)] : null;
+      if (p50 !== null) video.dataset.latencyMs = p50.toFixed(1);
+      info.textContent = `WebRTC · ${video.videoWidth}×${video.videoHeight} · ${frames} shown${p50 === null ? '' : ` · ${p50.toFixed(0)} ms old (p50)`}`;
       video.requestVideoFrameCallback(count);
     };
     if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(count);
