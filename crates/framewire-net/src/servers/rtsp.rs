@@ -27,7 +27,7 @@ use framewire_codec::h26x::Codec;
 use framewire_proto::{DeliveryMode, Format, StreamOpen, SubscribeParams};
 use framewire_relay::OutputId;
 use framewire_rtsp::{Catalog, Connection, Encoding, Output, StreamDesc};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
@@ -323,6 +323,9 @@ async fn client(
         udp: &udp,
         local: local.ip(),
     };
+    // One idle timer, moved on by each read (not a new one each turn).
+    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(idle);
     loop {
         while let Some(o) = conn.poll_output() {
             match o {
@@ -343,15 +346,22 @@ async fn client(
         }
         let wake = playing.as_ref().map(|p| p.wake.clone());
         tokio::select! {
-            r = tokio::time::timeout(IDLE_TIMEOUT, rd.read(&mut buf)) => match r {
-                Ok(Ok(0)) => return Ok(()),
-                Ok(Ok(n)) => conn.receive(&buf[..n], &streams),
-                Ok(Err(e)) => return Err(e.into()),
+            r = rd.read(&mut buf) => match r {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+                    conn.receive(&buf[..n], &streams);
+                }
+                Err(e) => return Err(e.into()),
+            },
+            () = &mut idle => {
                 // Over TCP a playing client is alive while it reads; over
                 // UDP it sends requests (keep-alives) within the timeout.
-                Err(_) if playing.is_none() || !conn.interleaved() => return Ok(()),
-                Err(_) => {}
-            },
+                if playing.is_none() || !conn.interleaved() {
+                    return Ok(());
+                }
+                idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+            }
             () = async { wake.as_ref().expect("playing").notified().await }, if wake.is_some() => {
                 let Some(p) = &playing else { continue };
                 // The frame written is reported sent in the same turn of
@@ -407,49 +417,54 @@ fn play(core: &Arc<NodeCore>, stream: &str, peer: SocketAddr) -> Result<Playing,
     })
 }
 
-/// Writes `parts` in order with as few `writev` calls as the socket takes,
-/// within [`WRITE_TIMEOUT`].
+/// Writes `parts` in order with as few `writev` calls as the socket takes;
+/// the socket may take nothing for at most [`WRITE_TIMEOUT`]. Writes that
+/// fit go at once, with no timer (the usual case: one frame a write).
 async fn write_parts(wr: &mut tokio::net::tcp::OwnedWriteHalf, parts: &[bytes::Bytes]) -> Result<(), NetError> {
-    let all = async {
-        // At most this many slices a call (the kernel takes 1024).
-        const MAX: usize = 512;
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len().min(MAX));
-        let (mut i, mut off) = (0, 0);
-        loop {
-            // Past the parts written whole (and any empty one).
-            while i < parts.len() && parts[i].len() == off {
+    // At most this many slices a call (the kernel takes 1024).
+    const MAX: usize = 512;
+    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len().min(MAX));
+    let (mut i, mut off) = (0, 0);
+    loop {
+        // Past the parts written whole (and any empty one).
+        while i < parts.len() && parts[i].len() == off {
+            i += 1;
+            off = 0;
+        }
+        if i == parts.len() {
+            return Ok(());
+        }
+        slices.clear();
+        slices.push(IoSlice::new(&parts[i][off..]));
+        slices.extend(parts[i + 1..].iter().take(MAX - 1).map(|p| IoSlice::new(p)));
+        let mut n = match wr.try_write_vectored(&slices) {
+            Ok(0) => return Err(NetError::Io(std::io::Error::from(std::io::ErrorKind::WriteZero))),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout(WRITE_TIMEOUT, wr.writable()).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        return Err(NetError::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the client took nothing for 10 s",
+                        )));
+                    }
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        while n > 0 && i < parts.len() {
+            let left = parts[i].len() - off;
+            if n >= left {
+                n -= left;
                 i += 1;
                 off = 0;
-            }
-            if i == parts.len() {
-                return Ok(());
-            }
-            slices.clear();
-            slices.push(IoSlice::new(&parts[i][off..]));
-            slices.extend(parts[i + 1..].iter().take(MAX - 1).map(|p| IoSlice::new(p)));
-            let mut n = wr.write_vectored(&slices).await?;
-            if n == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
-            }
-            while n > 0 && i < parts.len() {
-                let left = parts[i].len() - off;
-                if n >= left {
-                    n -= left;
-                    i += 1;
-                    off = 0;
-                } else {
-                    off += n;
-                    n = 0;
-                }
+            } else {
+                off += n;
+                n = 0;
             }
         }
-    };
-    match tokio::time::timeout(WRITE_TIMEOUT, all).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(NetError::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "the client took nothing for 10 s",
-        ))),
     }
 }
 
