@@ -122,10 +122,13 @@ impl MuxTarget {
                 a.extend(["-f".to_owned(), "hls".to_owned()]);
                 a.extend(["-hls_time".to_owned(), format!("{segment_s}")]);
                 a.extend(["-hls_list_size".to_owned(), list_size.to_string()]);
+                // Numbered from the clock: a restarted ffmpeg never reuses a
+                // name a cache may hold (segments are cached as immutable).
+                a.extend(["-hls_start_number_source", "epoch_us"].map(String::from));
                 a.extend(
                     [
                         "-hls_flags",
-                        "delete_segments+independent_segments+omit_endlist+temp_file",
+                        "delete_segments+independent_segments+omit_endlist+temp_file+discont_start",
                     ]
                     .map(String::from),
                 );
@@ -170,7 +173,8 @@ impl MuxTarget {
             "pkt_size=1316".to_owned(),
         ];
         if let Some(p) = passphrase {
-            q.push(format!("passphrase={p}"));
+            // ffmpeg reads the query as URL-encoded: `&` or `+` would cut it.
+            q.push(format!("passphrase={}", percent(p)));
         }
         let sep = if url.contains('?') { '&' } else { '?' };
         format!("{url}{sep}{}", q.join("&"))
@@ -183,16 +187,44 @@ impl MuxTarget {
     }
 }
 
+/// `s` with every byte but unreserved ones (RFC 3986) as `%XX`.
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// `url` without its query (which may hold a passphrase).
 fn strip_query(url: &str) -> &str {
     url.split_once('?').map_or(url, |(u, _)| u)
 }
 
-/// An RTMP URL without its last path part (the stream key).
+/// An RTMP URL without credentials (`user:pass@`) and without its last
+/// path part (the stream key), as it may be shown.
 fn redact_key(url: &str) -> String {
-    match url.rsplit_once('/') {
-        Some((base, key)) if !key.is_empty() && base.matches('/').count() > 2 => format!("{base}/…"),
-        _ => url.to_owned(),
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = match rest.split_once('/') {
+        Some((auth, path)) => match auth.rsplit_once('@') {
+            Some((_, host)) => format!("…@{host}/{path}"),
+            None => rest.to_owned(),
+        },
+        None => rest.to_owned(),
+    };
+    let trimmed = rest.trim_end_matches('/');
+    let shown = match trimmed.rsplit_once('/') {
+        Some((base, key)) if !key.is_empty() && base.contains('/') => format!("{base}/…"),
+        _ => rest.clone(),
+    };
+    if scheme.is_empty() {
+        shown
+    } else {
+        format!("{scheme}://{shown}")
     }
 }
 
@@ -243,7 +275,19 @@ fn keys<T: for<'de> Deserialize<'de>>(kind: &str, stream: &str, table: toml::Tab
 
 fn srt(url: String, listener: bool, latency: Option<u32>, passphrase: Option<String>) -> Result<MuxTarget, String> {
     if !url.starts_with("srt://") {
-        return Err(format!("`{url}` is not an srt:// URL"));
+        return Err(format!("`{}` is not an srt:// URL", strip_query(&url)));
+    }
+    // Our own options: the URL's query may not set them (ffmpeg would take
+    // the first, and the node would think it listens when it calls).
+    if let Some((_, q)) = url.split_once('?') {
+        for kv in q.split('&') {
+            let k = kv.split_once('=').map_or(kv, |(k, _)| k);
+            if matches!(k, "mode" | "passphrase" | "latency" | "pkt_size") {
+                return Err(format!(
+                    "set `{k}` with the sink's own keys (listen, passphrase, latency), not in the URL"
+                ));
+            }
+        }
     }
     if let Some(p) = &passphrase
         && !(10..=79).contains(&p.chars().count())
@@ -314,7 +358,10 @@ pub(super) fn push_from_table(stream: &str, table: toml::Table) -> Result<SinkKi
     } else if url.starts_with("srt://") {
         srt(url, false, k.latency, k.passphrase).map_err(err)?
     } else {
-        return Err(err(format!("`{url}`: an rtmp:// or srt:// URL")));
+        return Err(err(format!(
+            "`{}`: an rtmp:// or srt:// URL",
+            redact_key(strip_query(&url))
+        )));
     };
     Ok(sink("push", target, k.ffmpeg))
 }

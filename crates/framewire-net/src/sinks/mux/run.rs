@@ -187,56 +187,61 @@ async fn one_run(sink: &MuxSink, label: &str, input: &SinkInput, stop: &mut watc
         STALL
     };
     let end = 'run: loop {
+        // The events before each frame: a format change comes before the
+        // first frame of its format (which goes to a new ffmpeg).
         for ev in input.events() {
             if let StreamEvent::FormatChanged(o) = ev {
-                if ff.is_some() {
+                if ff.is_some() || !sink.target.carries(o.format) {
                     break 'run End::Again("the stream's format changed".into());
                 }
                 open = o;
             }
         }
-        while let Some(tx) = input.poll() {
-            // After a loss, the next keyframe: no picture without its reference.
-            if tx.lost > 0 && !tx.frame.flags.is_keyframe() {
-                keyed = false;
+        let Some(tx) = input.poll() else {
+            if !input.attached() {
+                break End::Again("the stream went away".into());
             }
-            keyed |= tx.frame.flags.is_keyframe();
-            if !keyed {
-                input.sent();
-                continue;
+            tokio::select! {
+                () = input.ready(Duration::from_millis(200)) => {}
+                why = exit_of(&mut ff) => break End::Failed(why),
+                _ = stop.wait_for(|s| *s) => break End::Stopped,
             }
-            if ff.is_none() {
-                match spawn(sink, &open) {
-                    Ok(r) => ff = Some(r),
-                    Err(e) => break 'run End::Failed(format!("cannot run {}: {e}", sink.ffmpeg.display())),
-                }
-                input.set_label(format!("{label} (running)"));
-            }
-            let Some(r) = ff.as_mut() else {
-                unreachable!("started above")
-            };
-            let r = tokio::select! {
-                w = tokio::time::timeout(limit, r.stdin.write_all(&tx.frame.data)) => w,
-                s = r.child.wait() => break 'run End::Failed(exited(s, &r.tail)),
-                _ = stop.wait_for(|s| *s) => break 'run End::Stopped,
-            };
+            continue;
+        };
+        // After a loss, here or upstream, the next keyframe: no picture
+        // goes without its reference.
+        let key = tx.frame.flags.is_keyframe();
+        if (tx.lost > 0 || tx.frame.flags.is_discontinuity()) && !key {
+            keyed = false;
+        }
+        keyed |= key;
+        if !keyed {
             input.sent();
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let tail = ff.as_ref().map(|r| said(&r.tail)).unwrap_or_default();
-                    break 'run End::Failed(format!("ffmpeg stopped reading ({e}): {tail}"));
-                }
-                Err(_) => break 'run End::Failed(format!("ffmpeg took no input for {STALL:?}: restarted")),
+            continue;
+        }
+        if ff.is_none() {
+            match spawn(sink, &open) {
+                Ok(r) => ff = Some(r),
+                Err(e) => break End::Failed(format!("cannot run {}: {e}", sink.ffmpeg.display())),
             }
+            input.set_label(format!("{label} (running)"));
         }
-        if !input.attached() {
-            break End::Again("the stream went away".into());
-        }
-        tokio::select! {
-            () = input.ready(Duration::from_millis(200)) => {}
-            why = exit_of(&mut ff) => break End::Failed(why),
+        let Some(r) = ff.as_mut() else {
+            unreachable!("started above")
+        };
+        let r = tokio::select! {
+            w = tokio::time::timeout(limit, r.stdin.write_all(&tx.frame.data)) => w,
+            s = r.child.wait() => break End::Failed(exited(s, &r.tail)),
             _ = stop.wait_for(|s| *s) => break End::Stopped,
+        };
+        input.sent();
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let tail = ff.as_ref().map(|r| said(&r.tail)).unwrap_or_default();
+                break End::Failed(format!("ffmpeg stopped reading ({e}): {tail}"));
+            }
+            Err(_) => break End::Failed(format!("ffmpeg took no input for {STALL:?}: restarted")),
         }
     };
     // Let ffmpeg finish what it writes (an HLS playlist), then make sure.

@@ -82,3 +82,32 @@ fn what_ffmpeg_says_never_carries_a_key_or_passphrase() {
     let rtmp = target(push_from_table("cam", table("url = \"rtmp://h/live/secret\"")).unwrap());
     assert_eq!(rtmp.redact("rtmp://h/live/secret: refused"), "rtmp://h/live/…: refused");
 }
+
+#[test]
+fn srt_options_are_the_sinks_own_and_passphrases_are_encoded() {
+    let err = |t: &str| srt_from_table("cam", table(t)).unwrap_err().to_string();
+    assert!(err("url = \"srt://h:1?mode=caller\"").contains("not in the URL"));
+    assert!(err("url = \"srt://h:1?streamid=a&passphrase=x\"").contains("not in the URL"));
+    let t = target(srt_from_table("cam", table("url = \"srt://h:1\"\npassphrase = \"a&b+c d=e/%\"")).unwrap());
+    assert!(
+        t.args(Format::H264, 30.0)
+            .last()
+            .unwrap()
+            .ends_with("passphrase=a%26b%2Bc%20d%3De%2F%25")
+    );
+}
+
+#[test]
+fn urls_are_shown_without_keys_or_credentials() {
+    assert_eq!(redact_key("rtmp://h/live/key"), "rtmp://h/live/…");
+    assert_eq!(redact_key("rtmp://h/live/key/"), "rtmp://h/live/…");
+    assert_eq!(redact_key("rtmp://u:p@h:1935/live/key"), "rtmp://…@h:1935/live/…");
+    assert_eq!(redact_key("rtmp://h/live"), "rtmp://h/live");
+    let e = push_from_table("cam", table("url = \"http://u:secret@h/x/key?token=t\""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !e.contains("secret") && !e.contains("token") && !e.contains("key"),
+        "{e}"
+    );
+}
