@@ -41,10 +41,11 @@ const HUB_IDLE: Duration = Duration::from_secs(5);
 /// How long the acceptor waits for a new connection's token.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bits 16–23 of a frame's flags on a shared-memory edge: how many format
-/// changes the node told the subscriber on its TCP connection since the
-/// subscriber's previous frame (at most 255). Frames and events travel on
-/// two sockets; the subscriber applies that many FORMAT_CHANGED events
-/// before the frame, so a frame never arrives ahead of its format.
+/// changes the node had told the subscriber on its TCP connection when it
+/// sent the frame (a running count, mod 256: a frame skipped loses
+/// nothing). Frames and events travel on two sockets; the subscriber
+/// applies that many FORMAT_CHANGED events before the frame, so a frame
+/// never arrives ahead of its format.
 const FORMATS_SHIFT: u32 = 16;
 const FORMATS_MASK: u32 = 0xff << FORMATS_SHIFT;
 /// How long a subscriber waits for a format change its frame says was told.
@@ -65,16 +66,22 @@ impl FormatGate {
         self.cv.notify_all();
     }
 
-    /// Waits until `n` format changes were applied, at most `timeout`.
-    /// How many were.
-    fn wait_for(&self, n: u64, timeout: Duration) -> u64 {
+    /// Waits, at most `timeout`, until the changes applied (plus `skew`)
+    /// reach `told` (mod 256); the count applied then.
+    fn wait_for(&self, told: u8, skew: u8, timeout: Duration) -> u64 {
         let guard = lock(&self.applied);
         let (guard, _) = self
             .cv
-            .wait_timeout_while(guard, timeout, |a| *a < n)
+            .wait_timeout_while(guard, timeout, |a| !reached(*a, skew, told))
             .unwrap_or_else(|p| p.into_inner());
         *guard
     }
+}
+
+/// Whether `applied` changes (plus `skew`) are at least `told`, counting
+/// mod 256 (a count at most 127 behind or ahead).
+fn reached(applied: u64, skew: u8, told: u8) -> bool {
+    ((applied as u8).wrapping_add(skew).wrapping_sub(told) as i8) >= 0
 }
 
 /// The default socket path for a node: in `$XDG_RUNTIME_DIR` (else the
@@ -342,8 +349,6 @@ impl HubCtx {
             ..ProducerConfig::default()
         });
         let mut slots: HashMap<OutputId, u16> = HashMap::new();
-        // Per output: the format changes its frames have reported so far.
-        let mut reported: HashMap<OutputId, u64> = HashMap::new();
         let mut idle_since: Option<Instant> = None;
         loop {
             if self.server.stop.load(Ordering::SeqCst) {
@@ -371,8 +376,7 @@ impl HubCtx {
                     keep
                 });
             });
-            reported.retain(|id, _| slots.contains_key(id));
-            let sent = self.publish_ready(&mut producer, &slots, &mut reported);
+            let sent = self.publish_ready(&mut producer, &slots);
             self.update_rows(&producer, &slots);
             if sent {
                 idle_since = None;
@@ -397,13 +401,8 @@ impl HubCtx {
 
     /// Takes what each attached output is ready to send, publishes each
     /// distinct frame once to the consumers that took it, each frame
-    /// counting the format changes its consumer was told since its last.
-    fn publish_ready(
-        &self,
-        producer: &mut Producer,
-        slots: &HashMap<OutputId, u16>,
-        reported: &mut HashMap<OutputId, u64>,
-    ) -> bool {
+    /// carrying the count of format changes its consumer was told.
+    fn publish_ready(&self, producer: &mut Producer, slots: &HashMap<OutputId, u16>) -> bool {
         let mut batch: Vec<(Frame, u16, Vec<OutputId>)> = Vec::new();
         self.core.with_state(|st| {
             let now = Instant::now();
@@ -412,10 +411,8 @@ impl HubCtx {
                 let Some(tx) = st.poll_transmit(*id, now) else {
                     continue;
                 };
-                let before = reported.insert(*id, told).unwrap_or(0);
-                let changes = u32::try_from(told.saturating_sub(before)).unwrap_or(u32::MAX).min(0xff);
                 let mut f = tx.frame;
-                f.flags.0 = (f.flags.0 & !FORMATS_MASK) | (changes << FORMATS_SHIFT);
+                f.flags.0 = (f.flags.0 & !FORMATS_MASK) | (((told & 0xff) as u32) << FORMATS_SHIFT);
                 match batch.iter_mut().find(|(b, _, _)| same_frame(b, &f)) {
                     Some((_, mask, ids)) => {
                         *mask |= 1 << slot;
@@ -500,7 +497,9 @@ pub(crate) fn consume(
     // and its buffer returned at once, so the upstream never has to skip
     // this consumer because of queues downstream of it.
     let copy_from = usize::from(consumer.max_held() / 2);
-    let mut told = 0u64;
+    // Changes told that never came on TCP (an event lost with a full
+    // queue): counted as applied, after one wait.
+    let mut skew = 0u8;
     while !stop.load(Ordering::SeqCst) {
         match consumer.recv(Some(Duration::from_millis(100))) {
             Ok(Event::Frame(f)) => {
@@ -509,17 +508,14 @@ pub(crate) fn consume(
                 } else {
                     f.data
                 };
-                let changes = (f.meta.flags & FORMATS_MASK) >> FORMATS_SHIFT;
-                if changes > 0 {
-                    told += u64::from(changes);
-                    let applied = formats.wait_for(told, FORMAT_WAIT);
-                    if applied < told {
-                        debug!(
-                            told,
-                            applied, "a frame's format change did not arrive in time; frame passed on"
-                        );
-                        told = applied;
-                    }
+                let told = ((f.meta.flags & FORMATS_MASK) >> FORMATS_SHIFT) as u8;
+                let applied = formats.wait_for(told, skew, FORMAT_WAIT);
+                if !reached(applied, skew, told) {
+                    debug!(
+                        told,
+                        applied, "a frame's format change did not arrive in time; frame passed on"
+                    );
+                    skew = told.wrapping_sub(applied as u8);
                 }
                 deliver(Frame {
                     data,
