@@ -47,9 +47,23 @@ pub struct JpegParts {
     pub scan: std::ops::Range<usize>,
 }
 
+/// The standard table of `class_id` (built once).
+fn standard_table(class_id: u8) -> Option<&'static [u8]> {
+    static TABLES: std::sync::OnceLock<[Vec<u8>; 4]> = std::sync::OnceLock::new();
+    let t = TABLES.get_or_init(|| [0x00, 0x01, 0x10, 0x11].map(|c| build_standard_table(c).expect("a standard table")));
+    let i = match class_id {
+        0x00 => 0,
+        0x01 => 1,
+        0x10 => 2,
+        0x11 => 3,
+        _ => return None,
+    };
+    Some(&t[i])
+}
+
 /// ITU T.81 Annex K.3: the standard Huffman tables, as a DHT segment
 /// holds each: class and id, 16 code counts, the symbols.
-fn standard_table(class_id: u8) -> Option<Vec<u8>> {
+fn build_standard_table(class_id: u8) -> Option<Vec<u8>> {
     let hex = |s: &str| -> Vec<u8> {
         s.split_whitespace()
             .map(|b| u8::from_str_radix(b, 16).expect("a hex byte"))
@@ -145,7 +159,7 @@ pub fn parse(jpeg: &[u8]) -> Result<JpegParts, NotRfc2435> {
                         .map(|&c| usize::from(c))
                         .sum();
                     let t = d.get(..17 + n).ok_or(E::Malformed("a short DHT"))?;
-                    if standard_table(t[0]).as_deref() != Some(t) {
+                    if standard_table(t[0]) != Some(t) {
                         return Err(E::Huffman);
                     }
                     d = &d[17 + n..];
@@ -195,6 +209,10 @@ pub fn parse(jpeg: &[u8]) -> Result<JpegParts, NotRfc2435> {
                 };
                 if start >= end {
                     return Err(E::Malformed("an empty scan"));
+                }
+                // The fragment offset has 24 bits.
+                if end - start >= 1 << 24 {
+                    return Err(E::Malformed("a scan of 16 MiB or more"));
                 }
                 return Ok(JpegParts {
                     kind: kind + if restart_interval > 0 { 64 } else { 0 },
