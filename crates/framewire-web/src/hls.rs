@@ -47,13 +47,29 @@ pub(crate) async fn file(
     } else {
         return Err(not_found());
     };
-    let bytes = tokio::fs::read(root.join(&name).join(&file))
+    let f = tokio::fs::File::open(root.join(&name).join(&file))
         .await
         .map_err(|_| not_found())?;
+    let len = f.metadata().await.map_err(|_| not_found())?.len();
+    // Read as sent, 64 KiB at a time: a long segment is never held whole.
+    let body = futures_util::stream::unfold(Some(f), |f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut f = f?;
+        let mut buf = vec![0u8; 64 << 10];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
     Response::builder()
         .header(header::CONTENT_TYPE, kind)
         .header(header::CACHE_CONTROL, cache)
-        .body(Body::from(bytes))
+        .header(header::CONTENT_LENGTH, len)
+        .body(Body::from_stream(body))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 

@@ -107,6 +107,10 @@ fn refuse(stream: &TcpStream, full: Full) {
     tracing::debug!(%why, "connection refused");
 }
 
+/// The server's end of a request's connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LocalAddr(pub(crate) SocketAddr);
+
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -115,6 +119,8 @@ async fn connection(
     limits: WebLimits,
     mut stop: watch::Receiver<bool>,
 ) {
+    // The address the client reached (WebRTC announces it as its candidate).
+    let local = stream.local_addr().ok().map(LocalAddr);
     let stall = Arc::new(StallClock::new());
     let io = TokioIo::new(Watched {
         inner: stream,
@@ -123,6 +129,9 @@ async fn connection(
     });
     let svc = router.map_request(move |mut req: axum::http::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(l) = local {
+            req.extensions_mut().insert(l);
+        }
         req
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

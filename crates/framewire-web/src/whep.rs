@@ -16,14 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use framewire_controller::Preview;
 use framewire_proto::Format;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
-use str0m::media::{MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
@@ -32,6 +32,7 @@ use tracing::{debug, info, warn};
 
 use crate::auth::Role;
 use crate::limits::Slot;
+use crate::server::LocalAddr;
 use crate::{ApiError, App};
 
 /// Largest SDP offer taken.
@@ -52,17 +53,14 @@ impl Sessions {
 }
 
 /// The address the session's UDP socket binds and announces: the web
-/// server's own, or (listening on every address) the one the browser used.
-fn media_ip(app: &App, headers: &HeaderMap) -> Option<IpAddr> {
+/// server's own, or (listening on every address) the one the browser
+/// reached.
+fn media_ip(app: &App, local: Option<LocalAddr>) -> Option<IpAddr> {
     let ip = app.listen.ip();
     if !ip.is_unspecified() {
         return Some(ip);
     }
-    let host = headers.get(header::HOST)?.to_str().ok()?;
-    let host = host
-        .rsplit_once(':')
-        .map_or(host, |(h, p)| if p.parse::<u16>().is_ok() { h } else { host });
-    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    local.map(|l| l.0.ip()).filter(|ip| !ip.is_unspecified())
 }
 
 /// The H.264 preview of `stream`: the stream itself, or its `~h264` output.
@@ -89,6 +87,7 @@ pub(crate) async fn offer(
     method: Method,
     headers: HeaderMap,
     Path((node, stream)): Path<(String, String)>,
+    local: Option<Extension<LocalAddr>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let who = app.allow(&method, &headers, Role::Viewer)?;
@@ -108,10 +107,10 @@ pub(crate) async fn offer(
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "SDP offer not UTF-8"))?;
     let offer = SdpOffer::from_sdp_string(text)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("SDP offer does not parse: {e}")))?;
-    let ip = media_ip(&app, &headers).ok_or_else(|| {
+    let ip = media_ip(&app, local.map(|Extension(l)| l)).ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "the web server listens on every address and the request named no IP: give --web a specific address",
+            "no address to offer WebRTC on: give --web a specific address",
         )
     })?;
     let slot = crate::stream::stream_slot(&app, &who.user)?;
@@ -133,6 +132,14 @@ pub(crate) async fn offer(
         .sdp_api()
         .accept_offer(offer)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("SDP offer refused: {e}")))?;
+    // The offer's video m-line, with H.264 this server can send.
+    let video = video_mid(text).and_then(|mid| pick(&mut rtc, mid).map(|pt| (mid, pt)));
+    if video.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the offer has no video this server can send (H.264, packetization mode 1)",
+        ));
+    }
     // The stream last: a refused offer starts nothing on the node.
     let preview = h264_preview(&app, &node, &stream).await?;
     let id = crate::auth::random_csrf();
@@ -144,7 +151,7 @@ pub(crate) async fn offer(
         socket,
         local,
         preview,
-        video: None,
+        video,
         connected: false,
         started: false,
         asked: None,
@@ -268,33 +275,11 @@ impl Session {
                         self.keyframe();
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return Ok(None),
-                    Event::MediaAdded(m) if m.kind == MediaKind::Video => {
-                        self.video = self.pick(m.mid).map(|pt| (m.mid, pt))
-                    }
                     Event::KeyframeRequest(_) => self.keyframe(),
                     _ => {}
                 },
             }
         }
-    }
-
-    /// The payload type for H.264 in packetization mode 1: constrained
-    /// baseline (what the node's encoder makes) if the browser takes it.
-    fn pick(&mut self, mid: Mid) -> Option<Pt> {
-        let writer = self.rtc.writer(mid)?;
-        let h264 = |p: &&str0m::format::PayloadParams| {
-            let s = p.spec();
-            s.codec == Codec::H264 && s.format.packetization_mode == Some(1)
-        };
-        let params: Vec<_> = writer.payload_params().filter(h264).cloned().collect();
-        let best = params
-            .iter()
-            .find(|p| p.spec().format.profile_level_id.is_some_and(|id| id >> 8 == 0x42e0))
-            .or(params.first());
-        if best.is_none() {
-            warn!("the browser offered no H.264 in packetization mode 1");
-        }
-        best.map(|p| p.pt())
     }
 
     /// Asks the source for a keyframe (at most once a second).
@@ -332,5 +317,48 @@ impl Session {
             .map_err(|e| e.to_string())?;
         self.frames += 1;
         Ok(())
+    }
+}
+
+/// The payload type for H.264 in packetization mode 1: constrained
+/// baseline (what the node's encoder makes) if the browser takes it.
+fn pick(rtc: &mut Rtc, mid: Mid) -> Option<Pt> {
+    let writer = rtc.writer(mid)?;
+    let h264 = |p: &&str0m::format::PayloadParams| {
+        let s = p.spec();
+        s.codec == Codec::H264 && s.format.packetization_mode == Some(1)
+    };
+    let params: Vec<_> = writer.payload_params().filter(h264).cloned().collect();
+    let best = params
+        .iter()
+        .find(|p| p.spec().format.profile_level_id.is_some_and(|id| id >> 8 == 0x42e0))
+        .or(params.first());
+    if best.is_none() {
+        warn!("the browser offered no H.264 in packetization mode 1");
+    }
+    best.map(|p| p.pt())
+}
+
+/// The `a=mid` of the offer's first video m-line.
+fn video_mid(sdp: &str) -> Option<Mid> {
+    let mut video = false;
+    for line in sdp.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            video = m.starts_with("video ");
+        } else if video && let Some(mid) = line.trim_end().strip_prefix("a=mid:") {
+            return Some(Mid::from(mid));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_video_mid_is_the_video_m_lines() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n";
+        assert_eq!(super::video_mid(sdp).map(|m| m.to_string()), Some("1".into()));
+        assert_eq!(super::video_mid("v=0\r\nm=audio 9 RTP/AVP 0\r\na=mid:a\r\n"), None);
+        assert_eq!(super::video_mid("not sdp"), None);
     }
 }
