@@ -135,6 +135,8 @@ pub struct Connection {
     /// Who the last request's credentials named.
     user: Option<String>,
     failed_auth: u32,
+    /// The user the last wrong answer named.
+    failed_user: Option<String>,
     /// Frames not sent: JPEG images RFC 2435 cannot carry.
     skipped: u64,
 }
@@ -182,6 +184,7 @@ impl Connection {
             auth: None,
             user: None,
             failed_auth: 0,
+            failed_user: None,
             skipped: 0,
         }
     }
@@ -197,6 +200,12 @@ impl Connection {
     /// whose images changed kind after DESCRIBE).
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Wrong answers to the challenge so far, and the user the last one
+    /// named (for a server's limits across connections).
+    pub fn failed_auth(&self) -> (u32, Option<&str>) {
+        (self.failed_auth, self.failed_user.as_deref())
     }
 
     /// The user the connection's credentials named, once accepted.
@@ -401,6 +410,9 @@ impl Connection {
                     )));
                     if tried {
                         self.failed_auth += 1;
+                        if let AuthError::Refused(u) = &e {
+                            self.failed_user = Some(u.clone());
+                        }
                         if self.failed_auth >= MAX_FAILED_AUTH {
                             self.close(format!("{MAX_FAILED_AUTH} wrong answers to the challenge; last: {e}"));
                         }

@@ -133,8 +133,9 @@ pub struct UserRecord {
     #[serde(default)]
     pub epoch: String,
     /// MD5(name:framewire:password), which RTSP Digest needs (a node's
-    /// RTSP server checks players with it); set with the password. Users
-    /// added before it have none until their password is set again.
+    /// RTSP server checks players with it): kept only for users given RTSP
+    /// access (`framewire user add|passwd --rtsp`), and dropped when the
+    /// password is set without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtsp_ha1: Option<String>,
 }
@@ -329,13 +330,19 @@ impl UsersFile {
         })
     }
 
-    /// Adds a user (name checked, password hashed).
+    /// Adds a user (name checked, password hashed), without RTSP access.
     pub fn add_user(&mut self, name: &str, role: Role, password: &str) -> Result<(), AuthError> {
+        self.add_user_with(name, role, password, false)
+    }
+
+    /// Adds a user; with `rtsp`, players may log in as it over RTSP
+    /// (which keeps an MD5 digest of the password: RTSP Digest needs it).
+    pub fn add_user_with(&mut self, name: &str, role: Role, password: &str, rtsp: bool) -> Result<(), AuthError> {
         check_name(name)?;
         if self.users.iter().any(|u| u.name == name) {
             return Err(AuthError::Exists(name.to_owned()));
         }
-        let rtsp_ha1 = Some(framewire_rtsp::auth::ha1(name, password));
+        let rtsp_ha1 = rtsp.then(|| framewire_rtsp::auth::ha1(name, password));
         let password = hash_password(password)?;
         self.users.push(UserRecord {
             name: name.to_owned(),
@@ -354,12 +361,19 @@ impl UsersFile {
             .ok_or_else(|| AuthError::NoUser(name.to_owned()))
     }
 
-    /// Sets a new password; the user's sessions and tokens end.
+    /// Sets a new password; the user's sessions and tokens end, and so does
+    /// its RTSP access.
     pub fn set_password(&mut self, name: &str, password: &str) -> Result<(), AuthError> {
+        self.set_password_with(name, password, false)
+    }
+
+    /// Sets a new password, with or without RTSP access (see
+    /// [`UsersFile::add_user_with`]).
+    pub fn set_password_with(&mut self, name: &str, password: &str, rtsp: bool) -> Result<(), AuthError> {
         let hash = hash_password(password)?;
         let u = self.user_mut(name)?;
         u.password = hash;
-        u.rtsp_ha1 = Some(framewire_rtsp::auth::ha1(name, password));
+        u.rtsp_ha1 = rtsp.then(|| framewire_rtsp::auth::ha1(name, password));
         u.epoch = random_hex(8);
         Ok(())
     }

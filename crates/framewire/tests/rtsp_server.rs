@@ -301,10 +301,12 @@ fn h265_goes_out_as_rfc_7798_and_ffmpeg_decodes_it() {
     check_bars(&pics[29], (640, 360));
 }
 
-/// `framewire user add NAME --role ROLE --state-dir DIR` with the password on stdin.
-fn add_user(dir: &std::path::Path, name: &str, password: &str) {
+/// `framewire user add NAME --role viewer [--rtsp] --state-dir DIR` with the password on stdin.
+fn add_user(dir: &std::path::Path, name: &str, password: &str, rtsp: bool) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_framewire"))
-        .args(["user", "add", name, "--role", "viewer", "--state-dir"])
+        .args(["user", "add", name, "--role", "viewer"])
+        .args(rtsp.then_some("--rtsp"))
+        .arg("--state-dir")
         .arg(dir)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -319,7 +321,11 @@ fn players_log_in_as_a_web_ui_user_or_with_the_key() {
     let dir = std::env::temp_dir().join(format!("fw-rtsp-auth-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    add_user(&dir, "ann", "s3cret-pass");
+    add_user(&dir, "ann", "s3cret-pass", true);
+    // A user without RTSP access keeps no MD5 digest and cannot play.
+    add_user(&dir, "bob", "bob-password", false);
+    let users_text = std::fs::read_to_string(dir.join("users.json")).unwrap();
+    assert_eq!(users_text.matches("rtsp_ha1").count(), 1, "{users_text}");
     let key = dir.join("key");
     assert!(run_cli(&["key", "gen", key.to_str().unwrap()]).status.success());
     let out = run_cli(&["--key-file", key.to_str().unwrap(), "key", "rtsp-password"]);
@@ -363,6 +369,8 @@ fn players_log_in_as_a_web_ui_user_or_with_the_key() {
     );
     let out = ffprobe(&format!("rtsp://ann:wrong@{rtsp}/cam"), Some("tcp"));
     assert!(!out.status.success(), "a wrong password plays: {out:?}");
+    let out = ffprobe(&format!("rtsp://bob:bob-password@{rtsp}/cam"), Some("tcp"));
+    assert!(!out.status.success(), "a user without RTSP access plays: {out:?}");
     let pics = decode(
         &format!("rtsp://framewire:{key_password}@{rtsp}/cam"),
         "udp",
@@ -389,5 +397,14 @@ fn players_log_in_as_a_web_ui_user_or_with_the_key() {
         "{log}"
     );
     assert!(!log.contains("s3cret-pass") && !log.contains(&key_password));
+    // Guessing across connections: ten wrong answers, and the address and
+    // the user are refused for a minute, the right password too.
+    for _ in 0..10 {
+        let out = ffprobe(&format!("rtsp://ann:guess@{rtsp}/cam"), Some("tcp"));
+        assert!(!out.status.success());
+    }
+    let out = ffprobe(&ann, Some("tcp"));
+    assert!(!out.status.success(), "still guessing after ten wrong answers: {out:?}");
+    assert!(node.log().contains("refused for a minute"), "{}", node.log());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -60,6 +60,63 @@ pub(crate) async fn start(core: Arc<NodeCore>, addr: SocketAddr) -> Result<(Sock
     Ok((local, tokio::spawn(accept_loop(core, listener))))
 }
 
+/// Wrong answers to the RTSP challenge by client address and by user:
+/// past [`Failures::MAX`] within [`Failures::WINDOW`], the address is
+/// closed at once and the user's credentials refused, until the window
+/// passes (a connection's own limit alone would let a client reconnect
+/// and guess on).
+#[derive(Default)]
+struct Failures(std::sync::Mutex<std::collections::HashMap<FailureKey, (u32, std::time::Instant)>>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum FailureKey {
+    Ip(IpAddr),
+    User(String),
+}
+
+impl Failures {
+    const MAX: u32 = 10;
+    const WINDOW: Duration = Duration::from_secs(60);
+    /// Addresses and users tracked at most (the stalest go first).
+    const KEEP: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<FailureKey, (u32, std::time::Instant)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn blocked(&self, key: &FailureKey) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|(n, since)| *n >= Self::MAX && since.elapsed() < Self::WINDOW)
+    }
+
+    fn add(&self, key: FailureKey, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let mut m = self.lock();
+        if m.len() >= Self::KEEP {
+            m.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+            if m.len() >= Self::KEEP {
+                m.clear();
+            }
+        }
+        let now = std::time::Instant::now();
+        let e = m.entry(key.clone()).or_insert((0, now));
+        if now.duration_since(e.1) >= Self::WINDOW {
+            *e = (0, now);
+        }
+        let before = e.0;
+        e.0 += n;
+        if before < Self::MAX && e.0 >= Self::MAX {
+            warn!(
+                ?key,
+                "rtsp server: {} wrong answers to the challenge within a minute; refused for a minute", e.0
+            );
+        }
+    }
+}
+
 /// The clients that play nothing yet, oldest first: when every slot is
 /// taken, the oldest of them is closed to make room, so a flood of idle
 /// connections cannot keep players out.
@@ -120,6 +177,7 @@ impl Splits {
 
 async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let failures = Arc::new(Failures::default());
     let splits = Arc::new(Splits::default());
     let waiting = Arc::new(NotPlaying::default());
     let mut stop = core.shutdown_signal();
@@ -140,6 +198,10 @@ async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
         let local = peer.ip().is_loopback();
         let auth = &core.config.rtsp_auth;
         let needs_auth = if local { auth.local_too } else { !auth.open };
+        if needs_auth && failures.blocked(&FailureKey::Ip(peer.ip())) {
+            debug!(%peer, "rtsp server: refused (too many wrong answers from this address)");
+            continue;
+        }
         if needs_auth && auth.users.is_none() && core.config.key.is_none() {
             info!(%peer, "rtsp server: refused a client from another host (no users or key to check it against; docs/outputs.md)");
             continue;
@@ -160,10 +222,11 @@ async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
         next_id += 1;
         let id = next_id;
         let evicted = waiting.add(id);
-        let (core, waiting, splits) = (core.clone(), waiting.clone(), splits.clone());
+        let (core, waiting, splits, failures) = (core.clone(), waiting.clone(), splits.clone(), failures.clone());
         tokio::spawn(async move {
+            let guard = needs_auth.then_some(&*failures);
             let r = tokio::select! {
-                r = client(&core, &splits, sock, peer, needs_auth, || waiting.remove(id)) => r,
+                r = client(&core, &splits, sock, peer, guard, || waiting.remove(id)) => r,
                 () = evicted.notified() => {
                     debug!(%peer, "rtsp client closed: the oldest of the idle ones when every slot was taken");
                     Ok(())
@@ -190,6 +253,8 @@ struct Streams<'a> {
     core: &'a Arc<NodeCore>,
     udp: &'a OnceLock<Option<UdpPair>>,
     local: IpAddr,
+    /// Users refused for now are refused whatever they answer.
+    failures: Option<&'a Failures>,
 }
 
 impl Catalog for Streams<'_> {
@@ -223,6 +288,12 @@ impl Catalog for Streams<'_> {
     }
 
     fn ha1(&self, user: &str) -> Option<String> {
+        if self
+            .failures
+            .is_some_and(|f| f.blocked(&FailureKey::User(user.to_owned())))
+        {
+            return None;
+        }
         if let Some(key) = &self.core.config.key
             && user == crate::auth::RTSP_KEY_USER
         {
@@ -300,7 +371,7 @@ async fn client(
     splits: &Splits,
     sock: TcpStream,
     peer: SocketAddr,
-    needs_auth: bool,
+    auth: Option<&Failures>,
     plays: impl Fn(),
 ) -> Result<(), NetError> {
     let _ = sock.set_nodelay(true);
@@ -311,9 +382,10 @@ async fn client(
     let local = sock.local_addr()?;
     let mut conn = Connection::new(seed());
     conn.set_host(&host_text(local.ip()));
-    if needs_auth {
+    if auth.is_some() {
         conn.require_auth();
     }
+    let mut failed = 0;
     let (mut rd, mut wr) = sock.into_split();
     let mut buf = vec![0u8; 16 << 10];
     let mut playing: Option<Playing> = None;
@@ -322,6 +394,7 @@ async fn client(
         core,
         udp: &udp,
         local: local.ip(),
+        failures: auth,
     };
     // One idle timer, moved on by each read (not a new one each turn).
     let idle = tokio::time::sleep(IDLE_TIMEOUT);
@@ -351,6 +424,17 @@ async fn client(
                 Ok(n) => {
                     idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
                     conn.receive(&buf[..n], &streams);
+                    // Wrong answers count across connections too.
+                    if let Some(f) = auth {
+                        let (n, user) = conn.failed_auth();
+                        if n > failed {
+                            f.add(FailureKey::Ip(peer.ip()), n - failed);
+                            if let Some(u) = user {
+                                f.add(FailureKey::User(u.to_owned()), n - failed);
+                            }
+                            failed = n;
+                        }
+                    }
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -417,14 +501,16 @@ fn play(core: &Arc<NodeCore>, stream: &str, peer: SocketAddr) -> Result<Playing,
     })
 }
 
-/// Writes `parts` in order with as few `writev` calls as the socket takes;
-/// the socket may take nothing for at most [`WRITE_TIMEOUT`]. Writes that
-/// fit go at once, with no timer (the usual case: one frame a write).
+/// Writes `parts` in order with as few `writev` calls as the socket takes,
+/// all within [`WRITE_TIMEOUT`] (a client that reads a trickle is closed
+/// like one that reads nothing). Writes that fit go at once, with no timer
+/// (the usual case: one frame a write).
 async fn write_parts(wr: &mut tokio::net::tcp::OwnedWriteHalf, parts: &[bytes::Bytes]) -> Result<(), NetError> {
     // At most this many slices a call (the kernel takes 1024).
     const MAX: usize = 512;
     let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len().min(MAX));
     let (mut i, mut off) = (0, 0);
+    let mut deadline = None;
     loop {
         // Past the parts written whole (and any empty one).
         while i < parts.len() && parts[i].len() == off {
@@ -441,7 +527,8 @@ async fn write_parts(wr: &mut tokio::net::tcp::OwnedWriteHalf, parts: &[bytes::B
             Ok(0) => return Err(NetError::Io(std::io::Error::from(std::io::ErrorKind::WriteZero))),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                match tokio::time::timeout(WRITE_TIMEOUT, wr.writable()).await {
+                let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + WRITE_TIMEOUT);
+                match tokio::time::timeout_at(until, wr.writable()).await {
                     Ok(r) => r?,
                     Err(_) => {
                         return Err(NetError::Io(std::io::Error::new(

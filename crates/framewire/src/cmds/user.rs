@@ -36,6 +36,11 @@ enum UserCmd {
         /// viewer, operator or admin.
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// Players may also log in as this user over RTSP (a node's
+        /// --rtsp-users). RTSP Digest needs an MD5 digest of the password,
+        /// kept beside its argon2 hash: give it to users meant for players.
+        #[arg(long)]
+        rtsp: bool,
     },
     /// Remove a user and its API tokens.
     Remove {
@@ -46,6 +51,10 @@ enum UserCmd {
     Passwd {
         /// Login name.
         name: String,
+        /// Keep (or give) RTSP access with the new password; without it
+        /// RTSP access ends.
+        #[arg(long)]
+        rtsp: bool,
     },
     /// Give a user another role. The user's browser sessions and API tokens end.
     Role {
@@ -96,11 +105,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let path = args.state_dir.join(USERS_FILE);
     let mut file = UsersFile::load(&path)?;
     match args.cmd {
-        UserCmd::Add { name, role } => {
+        UserCmd::Add { name, role, rtsp } => {
             let password = read_password()?;
-            file.add_user(&name, role, &password)?;
+            file.add_user_with(&name, role, &password, rtsp)?;
             file.save(&path)?;
-            println!("added {name} ({role}) to {}", path.display());
+            let also = if rtsp { ", may play over RTSP" } else { "" };
+            println!("added {name} ({role}{also}) to {}", path.display());
         }
         UserCmd::Remove { name } => {
             file.remove_user(&name)?;
@@ -116,14 +126,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 println!("{:<24} {:<9} {tokens} token(s)", u.name, u.role);
             }
         }
-        UserCmd::Passwd { name } => {
+        UserCmd::Passwd { name, rtsp } => {
             anyhow::ensure!(
                 file.users.iter().any(|u| u.name == name),
                 "no user {name:?} in {}",
                 path.display()
             );
             let password = read_password()?;
-            file.set_password(&name, &password)?;
+            file.set_password_with(&name, &password, rtsp)?;
             file.save(&path)?;
             println!("new password for {name}; its sessions and API tokens have ended");
         }
