@@ -42,7 +42,8 @@ authenticate with that deployment key; tools talking to the node need the same k
 Metrics: --metrics [ADDR] serves Prometheus text at http://ADDR/metrics (127.0.0.1:9400 when no ADDR).\n\
 RTSP: --rtsp [ADDR] serves every stream at rtsp://ADDR/STREAM (127.0.0.1:8554 when no ADDR; H.264 and\n\
 H.265 as they are, MJPEG too when RFC 2435 can carry it, other formats as STREAM~h264): ffplay rtsp://127.0.0.1:8554/cam. Players on other hosts\n\
-log in (Digest) as a user of --rtsp-users FILE, or as `framewire` with `framewire key rtsp-password`.\n\n\
+log in (Digest) as a user of --rtsp-users FILE given RTSP access (framewire user add NAME --role viewer --rtsp),\n\
+or as `framewire` with the password `framewire key rtsp-password` prints.\n\n\
 Discovery (docs/discovery.md): on by default, on the --listen address's interface (loopback by default).\n  \
 framewire node --name gw:ab --listen 0.0.0.0:7400 \\\n    \
 --gateway-leg interface=10.1.0.254,site=1 --gateway-leg interface=10.2.0.254,site=2\n  \
