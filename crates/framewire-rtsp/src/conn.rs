@@ -139,6 +139,10 @@ pub struct Connection {
     failed_user: Option<String>,
     /// Frames not sent: JPEG images RFC 2435 cannot carry.
     skipped: u64,
+    /// The stream the last DESCRIBE described, by path: SETUP of that path
+    /// plays what the client was told (the catalog's answer may change
+    /// meanwhile, as an MJPEG stream's pictures do).
+    described: Option<(String, StreamDesc)>,
 }
 
 /// Where a session's packets go.
@@ -186,6 +190,7 @@ impl Connection {
             failed_auth: 0,
             failed_user: None,
             skipped: 0,
+            described: None,
         }
     }
 
@@ -454,6 +459,7 @@ impl Connection {
             return Reply::status("404 Not Found");
         };
         let body = sdp(&desc, self.seed >> 1, &self.host);
+        self.described = Some((path.to_owned(), desc));
         let base = format!("{}/", req.uri.trim_end_matches('/'));
         let mut r = Reply::ok()
             .header("Content-Base", &base)
@@ -467,7 +473,12 @@ impl Connection {
             return Reply::status("400 Bad Request");
         };
         let path = path.strip_suffix(TRACK).map_or(path, |p| p.trim_end_matches('/'));
-        let Some(desc) = catalog.describe(path) else {
+        let told = self
+            .described
+            .as_ref()
+            .filter(|(p, _)| p == path)
+            .map(|(_, d)| d.clone());
+        let Some(desc) = told.or_else(|| catalog.describe(path)) else {
             return Reply::status("404 Not Found");
         };
         if let Some(s) = &self.session {

@@ -369,3 +369,58 @@ fn a_connection_that_requires_auth_challenges_and_closes_after_wrong_answers() {
         );
     }
 }
+
+/// A catalog whose answer changes with each call (an MJPEG stream whose
+/// pictures stop fitting RFC 2435 between DESCRIBE and SETUP).
+struct Fickle(std::cell::Cell<u32>);
+
+impl Catalog for Fickle {
+    fn describe(&self, path: &str) -> Option<StreamDesc> {
+        let n = self.0.get();
+        self.0.set(n + 1);
+        (path == "cam").then(|| {
+            if n.is_multiple_of(2) {
+                StreamDesc::of("cam", Encoding::Jpeg)
+            } else {
+                StreamDesc::new("cam~h264", Codec::H264)
+            }
+        })
+    }
+}
+
+#[test]
+fn setup_plays_what_describe_announced() {
+    let cat = Fickle(std::cell::Cell::new(0));
+    let mut c = Connection::new(3);
+    let send = |c: &mut Connection, req: &str| {
+        let wire = format!("{}\r\n\r\n", req.trim_end().replace('\n', "\r\n"));
+        c.receive(wire.as_bytes(), &cat);
+        let mut out = Vec::new();
+        while let Some(o) = c.poll_output() {
+            out.push(o);
+        }
+        out
+    };
+    let out = send(&mut c, "DESCRIBE rtsp://h/cam RTSP/1.0\nCSeq: 1");
+    assert!(matches!(&out[0], Output::Send(b) if String::from_utf8_lossy(b).contains("JPEG/90000")));
+    let setup = send(
+        &mut c,
+        "SETUP rtsp://h/cam/trackID=0 RTSP/1.0\nCSeq: 2\nTransport: RTP/AVP/TCP;interleaved=0-1",
+    );
+    let text = match &setup[0] {
+        Output::Send(b) => String::from_utf8_lossy(b).into_owned(),
+        o => panic!("{o:?}"),
+    };
+    let id = header(&text, "Session")
+        .expect(&text)
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let out = send(&mut c, &format!("PLAY rtsp://h/cam RTSP/1.0\nCSeq: 3\nSession: {id}"));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Play { stream } if stream == "cam")),
+        "SETUP took the catalog's new answer: {out:?}"
+    );
+}
