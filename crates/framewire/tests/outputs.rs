@@ -25,16 +25,14 @@ const H264_BARS: &str = "test-pattern:cam,size=320x240,fps=30,format=h264,gop=15
 const SIZE: (usize, usize) = (320, 240);
 
 fn node(source: &str, sink: &str) -> NodeProc {
-    spawn_node(&[
-        "--name",
-        "test:out",
-        "--discovery",
-        "off",
-        "--source",
-        source,
-        "--sink",
-        sink,
-    ])
+    node_with(source, &["--sink", sink])
+}
+
+/// A node serving `source` as `cam`, with more arguments.
+fn node_with(source: &str, more: &[&str]) -> NodeProc {
+    let mut args = vec!["--name", "test:out", "--discovery", "off", "--source", source];
+    args.extend_from_slice(more);
+    spawn_node(&args)
 }
 
 /// Decodes `n` pictures from `url`, calling again (ffmpeg may still be
@@ -128,16 +126,7 @@ fn rtmp_push_reaches_a_server_started_after_the_node() {
     let url = format!("rtmp://127.0.0.1:{port}/live/key");
     // The node first finds nobody listening, and keeps trying.
     let push = format!("cam={url}");
-    let node = spawn_node(&[
-        "--name",
-        "test:out",
-        "--discovery",
-        "off",
-        "--source",
-        H264_BARS,
-        "--push",
-        &push,
-    ]);
+    let node = node_with(H264_BARS, &["--push", &push]);
     let end = Instant::now() + Duration::from_secs(10);
     while !node.log().contains("retry_in") {
         assert!(Instant::now() < end, "{}", node.log());
@@ -180,23 +169,20 @@ fn hls_keeps_a_playlist_of_recent_segments_that_the_web_server_serves() {
     let web = free_port();
     let (web_addr, state) = (format!("127.0.0.1:{web}"), root.join("state"));
     let sink = format!("hls:cam,dir={},segment=1,list-size=3", dir.display());
-    let _node = spawn_node(&[
-        "--name",
-        "test:out",
-        "--discovery",
-        "off",
-        "--source",
+    let _node = node_with(
         H264_BARS,
-        "--sink",
-        &sink,
-        "--controller",
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--web",
-        &web_addr,
-        "--web-hls",
-        root.to_str().unwrap(),
-    ]);
+        &[
+            "--sink",
+            &sink,
+            "--controller",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--web",
+            &web_addr,
+            "--web-hls",
+            root.to_str().unwrap(),
+        ],
+    );
     let playlist = dir.join("index.m3u8");
     let end = Instant::now() + Duration::from_secs(30);
     // Past list-size: old segments are deleted as new ones come. Segments
