@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+# A whole run builds once: incremental state would only take disk (GBs).
+export CARGO_INCREMENTAL=0
 step() { printf '\n== %s (%ss)\n' "$*" "$(($(date +%s) - start))"; }
 
 step "setup"
