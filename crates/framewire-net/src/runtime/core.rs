@@ -81,6 +81,16 @@ struct Inner {
     owners: HashMap<OutputId, Owner>,
 }
 
+/// An output's turn in [`NodeCore::sent_then_poll_many`].
+pub(crate) enum Polled {
+    /// Its next frame.
+    Frame(Transmit),
+    /// Nothing to send now.
+    Idle,
+    /// The output is gone (its stream ended).
+    Gone,
+}
+
 /// The state every task of a node shares.
 #[derive(Debug)]
 pub(crate) struct NodeCore {
@@ -400,6 +410,34 @@ impl NodeCore {
             self.room_changed();
         }
         tx
+    }
+
+    /// For each of `outs` (an output, and whether the frame it last took
+    /// was written since), reports the written ones sent and takes each
+    /// one's next frame, all in one turn of the lock: a writer serving many
+    /// outputs of a stream pays one lock per frame, not one per output.
+    pub(crate) fn sent_then_poll_many(&self, outs: &[(OutputId, bool)]) -> Vec<Polled> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let mut any_sent = false;
+        let polled = outs
+            .iter()
+            .map(|&(id, sent)| {
+                if inner.state.output(id).is_none() {
+                    return Polled::Gone;
+                }
+                if sent {
+                    inner.state.sent(id, now);
+                    any_sent = true;
+                }
+                inner.state.poll_transmit(id, now).map_or(Polled::Idle, Polled::Frame)
+            })
+            .collect();
+        drop(inner);
+        if any_sent {
+            self.room_changed();
+        }
+        polled
     }
 
     /// Whether a stream of that name is served.

@@ -16,7 +16,6 @@
 //! (encoded once, whatever the number of clients).
 
 use std::hash::{BuildHasher, RandomState};
-use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -24,17 +23,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use framewire_codec::h26x::Codec;
-use framewire_proto::{DeliveryMode, Format, StreamOpen, SubscribeParams};
-use framewire_relay::OutputId;
-use framewire_rtsp::{Catalog, Connection, Encoding, Output, StreamDesc};
-use tokio::io::AsyncReadExt;
+use framewire_proto::{Format, StreamOpen};
+use framewire_rtsp::{Catalog, Connection, Encoding, StreamDesc};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+mod client;
+mod fanout;
+
+use client::{Client, Serve, host_text};
+use fanout::Fanouts;
+
 use crate::error::NetError;
-use crate::runtime::core::{NodeCore, OutputEntry};
+use crate::runtime::core::NodeCore;
 use crate::runtime::transcode::open_of;
 
 /// Clients served at once; more are closed at once (after the oldest
@@ -44,11 +47,6 @@ pub(crate) const MAX_CLIENTS: usize = 256;
 /// a second of 4 Mbit/s video, so a client that falls behind drops frames
 /// in its own queue soon instead of being handed seconds-old ones.
 const SEND_BUFFER: usize = 256 << 10;
-/// A client that takes no bytes for this long is closed.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that sends no request and plays nothing for this long is
-/// closed (a playing client over TCP is alive while it reads).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Binds `addr` and serves RTSP there until the node stops.
 pub(crate) async fn start(core: Arc<NodeCore>, addr: SocketAddr) -> Result<(SocketAddr, JoinHandle<()>), NetError> {
@@ -148,37 +146,10 @@ impl NotPlaying {
     }
 }
 
-/// The NAL units of the frames clients are sent, found once per frame for
-/// every client of its stream: the last few frames, each kept alive by the
-/// cache (so its address, the key, names no other frame meanwhile).
-#[derive(Default)]
-struct Splits(std::sync::Mutex<std::collections::VecDeque<(bytes::Bytes, NalRanges)>>);
-
-/// Where the NAL units of a frame are, without their start codes.
-type NalRanges = Arc<[std::ops::Range<usize>]>;
-
-impl Splits {
-    const KEEP: usize = 8;
-
-    fn of(&self, data: &bytes::Bytes) -> NalRanges {
-        let mut cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let same = |b: &bytes::Bytes| b.as_ptr() == data.as_ptr() && b.len() == data.len();
-        if let Some((_, r)) = cache.iter().find(|(b, _)| same(b)) {
-            return r.clone();
-        }
-        let ranges: NalRanges = framewire_rtsp::nal_ranges(data).into();
-        if cache.len() == Self::KEEP {
-            cache.pop_front();
-        }
-        cache.push_back((data.clone(), ranges.clone()));
-        ranges
-    }
-}
-
 async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     let failures = Arc::new(Failures::default());
-    let splits = Arc::new(Splits::default());
+    let fanouts = Arc::new(Fanouts::default());
     let waiting = Arc::new(NotPlaying::default());
     let mut stop = core.shutdown_signal();
     let mut next_id = 0u64;
@@ -222,15 +193,25 @@ async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
         next_id += 1;
         let id = next_id;
         let evicted = waiting.add(id);
-        let (core, waiting, splits, failures) = (core.clone(), waiting.clone(), splits.clone(), failures.clone());
+        let (core, waiting, fanouts, failures) = (core.clone(), waiting.clone(), fanouts.clone(), failures.clone());
         tokio::spawn(async move {
             let guard = needs_auth.then_some(&*failures);
-            let r = tokio::select! {
-                r = client(&core, &splits, sock, peer, guard, || waiting.remove(id)) => r,
-                () = evicted.notified() => {
-                    debug!(%peer, "rtsp client closed: the oldest of the idle ones when every slot was taken");
-                    Ok(())
+            let r = match open(&core, sock, peer, guard.is_some()) {
+                Ok(c) => {
+                    let ctx = Serve {
+                        core: &core,
+                        fanouts: &fanouts,
+                        auth: guard,
+                    };
+                    tokio::select! {
+                        r = client::serve(c, ctx, || waiting.remove(id)) => r,
+                        () = evicted.notified() => {
+                            debug!(%peer, "rtsp client closed: the oldest of the idle ones when every slot was taken");
+                            Ok(())
+                        }
+                    }
                 }
+                Err(e) => Err(e),
             };
             if let Err(e) = r {
                 debug!(%peer, error = %e, "rtsp client ended");
@@ -239,6 +220,22 @@ async fn accept_loop(core: Arc<NodeCore>, listener: TcpListener) {
             drop(slot);
         });
     }
+}
+
+/// A client's socket tuned and its connection set up.
+fn open(core: &NodeCore, sock: TcpStream, peer: SocketAddr, auth: bool) -> Result<Arc<Client>, NetError> {
+    let _ = sock.set_nodelay(true);
+    crate::transport::socket::tune(&sock, &core.config.limits);
+    if let Err(e) = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER) {
+        debug!(error = %e, "rtsp client: send buffer not set");
+    }
+    let local = sock.local_addr()?;
+    let mut conn = Connection::new(seed());
+    conn.set_host(&host_text(local.ip()));
+    if auth {
+        conn.require_auth();
+    }
+    Ok(Arc::new(Client::new(sock, peer, conn)))
 }
 
 /// A random seed for a connection's session id, SSRC and RTP offsets.
@@ -348,231 +345,4 @@ fn desc(open: &StreamOpen) -> Option<StreamDesc> {
     d.config = open.codec_config.clone();
     d.fps = Some((open.fps_num, open.fps_den));
     Some(d)
-}
-
-/// A playing client's output of the relay; removed when dropped.
-struct Playing {
-    core: Arc<NodeCore>,
-    id: OutputId,
-    wake: Arc<Notify>,
-    /// JPEG images (no NAL units to find).
-    jpeg: bool,
-}
-
-impl Drop for Playing {
-    fn drop(&mut self) {
-        self.core.remove_output(self.id);
-    }
-}
-
-/// Serves one client; `plays` is called when it first plays.
-async fn client(
-    core: &Arc<NodeCore>,
-    splits: &Splits,
-    sock: TcpStream,
-    peer: SocketAddr,
-    auth: Option<&Failures>,
-    plays: impl Fn(),
-) -> Result<(), NetError> {
-    let _ = sock.set_nodelay(true);
-    crate::transport::socket::tune(&sock, &core.config.limits);
-    if let Err(e) = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER) {
-        debug!(error = %e, "rtsp client: send buffer not set");
-    }
-    let local = sock.local_addr()?;
-    let mut conn = Connection::new(seed());
-    conn.set_host(&host_text(local.ip()));
-    if auth.is_some() {
-        conn.require_auth();
-    }
-    let mut failed = 0;
-    let (mut rd, mut wr) = sock.into_split();
-    let mut buf = vec![0u8; 16 << 10];
-    let mut playing: Option<Playing> = None;
-    let udp = OnceLock::new();
-    let streams = Streams {
-        core,
-        udp: &udp,
-        local: local.ip(),
-        failures: auth,
-    };
-    // One idle timer, moved on by each read (not a new one each turn).
-    let idle = tokio::time::sleep(IDLE_TIMEOUT);
-    tokio::pin!(idle);
-    loop {
-        while let Some(o) = conn.poll_output() {
-            match o {
-                Output::Send(b) => write_parts(&mut wr, std::slice::from_ref(&b)).await?,
-                Output::SendParts(parts) => write_parts(&mut wr, &parts).await?,
-                Output::Datagrams { port, rtcp, packets } => send(&udp, peer.ip(), port, rtcp, &packets).await,
-                Output::Play { stream } => {
-                    playing = Some(play(core, &stream, peer)?);
-                    plays();
-                    info!(%peer, stream, user = conn.user().unwrap_or("-"), "rtsp client plays");
-                }
-                Output::Stop => playing = None,
-                Output::Close { reason } => {
-                    debug!(%peer, reason, "rtsp client closed");
-                    return Ok(());
-                }
-            }
-        }
-        let wake = playing.as_ref().map(|p| p.wake.clone());
-        tokio::select! {
-            r = rd.read(&mut buf) => match r {
-                Ok(0) => return Ok(()),
-                Ok(n) => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
-                    conn.receive(&buf[..n], &streams);
-                    // Wrong answers count across connections too.
-                    if let Some(f) = auth {
-                        let (n, user) = conn.failed_auth();
-                        if n > failed {
-                            f.add(FailureKey::Ip(peer.ip()), n - failed);
-                            if let Some(u) = user {
-                                f.add(FailureKey::User(u.to_owned()), n - failed);
-                            }
-                            failed = n;
-                        }
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            },
-            () = &mut idle => {
-                // Over TCP a playing client is alive while it reads; over
-                // UDP it sends requests (keep-alives) within the timeout.
-                if playing.is_none() || !conn.interleaved() {
-                    return Ok(());
-                }
-                idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
-            }
-            () = async { wake.as_ref().expect("playing").notified().await }, if wake.is_some() => {
-                let Some(p) = &playing else { continue };
-                // The frame written is reported sent in the same turn of
-                // the node's lock that takes the next.
-                let (mut written, mut any) = (None, false);
-                while let Some(tx) = core.sent_then_poll(written.take(), p.id) {
-                    any = true;
-                    let nals = if p.jpeg { NalRanges::from([]) } else { splits.of(&tx.frame.data) };
-                    conn.frame_shared(&tx.frame.data, &nals, tx.frame.timestamp_ns);
-                    while let Some(o) = conn.poll_output() {
-                        match o {
-                            Output::Send(b) => write_parts(&mut wr, std::slice::from_ref(&b)).await?,
-                            Output::SendParts(parts) => write_parts(&mut wr, &parts).await?,
-                            Output::Datagrams { port, rtcp, packets } => {
-                                send(&udp, peer.ip(), port, rtcp, &packets).await;
-                            }
-                            _ => {}
-                        }
-                    }
-                    written = Some(p.id);
-                }
-                // Woken with nothing to send: the stream may have ended.
-                if !any && !core.has_output(p.id) {
-                    debug!(%peer, "rtsp client's stream ended");
-                    return Ok(());
-                }
-            }
-        }
-    }
-}
-
-fn play(core: &Arc<NodeCore>, stream: &str, peer: SocketAddr) -> Result<Playing, NetError> {
-    let wake = Arc::new(Notify::new());
-    let params = SubscribeParams {
-        mode: DeliveryMode::LowLatency,
-        ..SubscribeParams::default()
-    };
-    let entry = OutputEntry {
-        stream: stream.to_owned(),
-        channel: 0,
-        peer: format!("rtsp:{peer}"),
-        waker: wake.clone(),
-        events: None,
-    };
-    let (id, open) = core.add_output(stream, &params, entry)?;
-    // Frames may already wait (the group of pictures so far).
-    wake.notify_one();
-    Ok(Playing {
-        core: core.clone(),
-        id,
-        wake,
-        jpeg: open.format == Format::Mjpeg,
-    })
-}
-
-/// Writes `parts` in order with as few `writev` calls as the socket takes,
-/// all within [`WRITE_TIMEOUT`] (a client that reads a trickle is closed
-/// like one that reads nothing). Writes that fit go at once, with no timer
-/// (the usual case: one frame a write).
-async fn write_parts(wr: &mut tokio::net::tcp::OwnedWriteHalf, parts: &[bytes::Bytes]) -> Result<(), NetError> {
-    // At most this many slices a call (the kernel takes 1024).
-    const MAX: usize = 512;
-    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len().min(MAX));
-    let (mut i, mut off) = (0, 0);
-    let mut deadline = None;
-    loop {
-        // Past the parts written whole (and any empty one).
-        while i < parts.len() && parts[i].len() == off {
-            i += 1;
-            off = 0;
-        }
-        if i == parts.len() {
-            return Ok(());
-        }
-        slices.clear();
-        slices.push(IoSlice::new(&parts[i][off..]));
-        slices.extend(parts[i + 1..].iter().take(MAX - 1).map(|p| IoSlice::new(p)));
-        let mut n = match wr.try_write_vectored(&slices) {
-            Ok(0) => return Err(NetError::Io(std::io::Error::from(std::io::ErrorKind::WriteZero))),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + WRITE_TIMEOUT);
-                match tokio::time::timeout_at(until, wr.writable()).await {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        return Err(NetError::Io(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "the client took nothing for 10 s",
-                        )));
-                    }
-                }
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        while n > 0 && i < parts.len() {
-            let left = parts[i].len() - off;
-            if n >= left {
-                n -= left;
-                i += 1;
-                off = 0;
-            } else {
-                off += n;
-                n = 0;
-            }
-        }
-    }
-}
-
-/// Sends `packets` to the client's `port` from its RTP or RTCP socket. A
-/// datagram that cannot go (the client's port closed) is dropped.
-async fn send(udp: &OnceLock<Option<UdpPair>>, ip: IpAddr, port: u16, rtcp: bool, packets: &[bytes::Bytes]) {
-    let Some(pair) = udp.get().and_then(Option::as_ref) else {
-        return;
-    };
-    let sock = if rtcp { &pair.rtcp } else { &pair.rtp };
-    for p in packets {
-        if let Err(e) = sock.send_to(p, (ip, port)).await {
-            debug!(%ip, port, error = %e, "rtsp server: a datagram did not go");
-        }
-    }
-}
-
-/// An address as a URL or SDP names it.
-fn host_text(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V6(v6) => v6.to_canonical().to_string(),
-        IpAddr::V4(v4) => v4.to_string(),
-    }
 }
