@@ -607,3 +607,137 @@ async fn non_jpeg_streams_preview_as_jpeg() {
     .await
     .unwrap();
 }
+
+/// A plain HTTP/1.1 request; the status and the body.
+fn http(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// A node with `--web` and no controller serves its own streams: the
+/// graph of itself, and WebRTC playback (WHEP) to a real WebRTC peer
+/// (`str0m` as the client: ICE, DTLS, SRTP), H.264 from a keyframe on.
+#[test]
+fn a_node_without_a_controller_serves_its_streams_over_whep() {
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, RtcConfig};
+    let dir = common::temp_dir("web-node-whep");
+    let web = format!("127.0.0.1:{}", common::free_port());
+    let node = common::spawn_node(&[
+        "--name",
+        "t:whep",
+        "--source",
+        "test-pattern:cam,size=320x240,fps=15,format=h264",
+        "--web",
+        &web,
+        "--state-dir",
+        dir.to_str().unwrap(),
+        "--discovery",
+        "off",
+    ]);
+    assert!(node.wait_log("web UI on", Duration::from_secs(20)), "{}", node.log());
+    // The graph is this node alone, and it is no controller.
+    let t0 = Instant::now();
+    let graph = loop {
+        let (status, _, body) = http(&web, "GET", "/api/graph", "", "");
+        assert_eq!(status, 200, "{body}");
+        let g: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let has_cam = g["nodes"][0]["streams"].as_array().is_some_and(|s| !s.is_empty());
+        if has_cam || t0.elapsed() > Duration::from_secs(20) {
+            break g;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let names: Vec<_> = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].clone())
+        .collect();
+    assert_eq!(names, [serde_json::json!("t:whep")], "{graph}");
+    assert_eq!(
+        graph["nodes"][0]["functions"].as_u64().unwrap() & 0x8,
+        0,
+        "not a controller: {graph}"
+    );
+
+    // A WebRTC peer asks for the stream.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = sock.local_addr().unwrap();
+    let mut rtc = RtcConfig::new().clear_codecs().enable_h264(true).build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    // As the page does: the session's CSRF token (open mode on loopback).
+    let (_, _, session) = http(&web, "GET", "/api/session", "", "");
+    let session: serde_json::Value = serde_json::from_str(&session).unwrap();
+    let headers = format!(
+        "Content-Type: application/sdp\r\nx-csrf-token: {}\r\n",
+        session["csrf"].as_str().unwrap()
+    );
+    let (status, head, body) = http(&web, "POST", "/whep/t:whep/cam", &headers, &offer.to_sdp_string());
+    assert_eq!(status, 201, "{head}\n{body}\n{}", node.log());
+    assert!(head.to_ascii_lowercase().contains("\nlocation: /whep/"), "{head}");
+    let answer = SdpAnswer::from_sdp_string(&body).unwrap();
+    rtc.sdp_api().accept_answer(pending, answer).unwrap();
+
+    // Access units until 20 arrived, within 20 s.
+    let (mut frames, mut first_nal_types) = (0, Vec::new());
+    let mut buf = vec![0u8; 2000];
+    let end = Instant::now() + Duration::from_secs(20);
+    while frames < 20 {
+        assert!(Instant::now() < end, "{frames} access units in 20 s\n{}", node.log());
+        let timeout = match rtc.poll_output().unwrap() {
+            Output::Timeout(t) => t,
+            Output::Transmit(t) => {
+                sock.send_to(&t.contents, t.destination).unwrap();
+                continue;
+            }
+            Output::Event(Event::MediaData(d)) => {
+                if frames == 0 {
+                    first_nal_types = framewire_codec::h26x::nal_units(&d.data)
+                        .filter_map(|n| n.first().map(|b| b & 0x1f))
+                        .collect();
+                }
+                frames += 1;
+                continue;
+            }
+            Output::Event(_) => continue,
+        };
+        let wait = timeout
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        sock.set_read_timeout(Some(wait.min(Duration::from_millis(100))))
+            .unwrap();
+        let input = match sock.recv_from(&mut buf) {
+            Ok((n, source)) => Input::Receive(
+                Instant::now(),
+                Receive::new(Protocol::Udp, source, local, &buf[..n]).unwrap(),
+            ),
+            Err(_) => Input::Timeout(Instant::now()),
+        };
+        rtc.handle_input(input).unwrap();
+    }
+    // The first picture is a keyframe with its parameter sets (SPS, PPS, IDR).
+    for t in [7, 8, 5] {
+        assert!(
+            first_nal_types.contains(&t),
+            "first access unit's NAL types {first_nal_types:?}"
+        );
+    }
+}

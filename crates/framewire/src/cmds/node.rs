@@ -54,6 +54,7 @@ reports, and reconcile the wanted graph kept in STATE_DIR/wanted.toml.\n  \
 framewire node --name lab:ctl --listen 127.0.0.1:7410 --controller --state-dir /var/lib/framewire \\\n    \
 --controller-node 10.0.0.5:7400\n\n\
 Web UI (docs/web.md): a controller serves it on 127.0.0.1:7480 (--web ADDR to change, --no-web for none).\n\
+A node without --controller serves it with --web ADDR, for its own streams only (previews, WebRTC, HLS).\n\
 Users live in STATE_DIR/users.json: framewire user add NAME --role admin --state-dir DIR")]
 pub struct Args {
     /// Node configuration file (TOML).
@@ -135,30 +136,32 @@ pub struct Args {
     /// The window of --alert-drop-share, in seconds [default: 10; needs --controller].
     #[arg(long, value_name = "SECONDS", requires = "controller", value_parser = clap::value_parser!(u64).range(1..=3600))]
     alert_window: Option<u64>,
-    /// Where the controller keeps the wanted graph (`wanted.toml`)
-    /// [default: ./framewire-state; needs --controller].
-    #[arg(long, value_name = "DIR", requires = "controller")]
+    /// Where the controller keeps the wanted graph (`wanted.toml`) and the
+    /// web UI its users (`users.json`) [default: ./framewire-state].
+    #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Where the controller serves its web UI and HTTP API (docs/web.md)
-    /// [default: 127.0.0.1:7480; needs --controller]. Any address other than
-    /// loopback needs a user first (framewire user add NAME --role admin).
-    /// If the address cannot be bound the node does not start.
-    #[arg(long, value_name = "ADDR", requires = "controller")]
+    /// Where the web UI and HTTP API serve (docs/web.md): a controller's,
+    /// for the whole graph [default: 127.0.0.1:7480]; without --controller,
+    /// this node's own streams only (previews, WebRTC, HLS). Any address
+    /// other than loopback needs a user first (framewire user add NAME
+    /// --role admin). If the address cannot be bound the node does not
+    /// start.
+    #[arg(long, value_name = "ADDR")]
     web: Option<SocketAddr>,
     /// A host name browsers use to reach the web UI (repeatable). Requests
     /// naming any other host than localhost or an address are refused (a
     /// guard against DNS rebinding).
-    #[arg(long = "web-host", value_name = "NAME", requires = "controller")]
+    #[arg(long = "web-host", value_name = "NAME")]
     web_hosts: Vec<String>,
     /// Serve the HLS outputs under DIR (an `hls` sink with dir=DIR/NAME) at
     /// http://WEB/hls/NAME/index.m3u8, to viewers and above.
-    #[arg(long = "web-hls", value_name = "DIR", requires = "controller")]
+    #[arg(long = "web-hls", value_name = "DIR")]
     web_hls: Option<PathBuf>,
     /// Run the controller without its web UI.
     #[arg(long, requires = "controller", conflicts_with = "web")]
     no_web: bool,
     /// Mark the web session cookie Secure (when a TLS proxy serves the UI).
-    #[arg(long, requires = "controller")]
+    #[arg(long)]
     web_secure_cookies: bool,
     #[command(flatten)]
     discovery: crate::discovery::DiscoveryArgs,
@@ -240,7 +243,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut signals = StopSignals::install();
     let node = Node::start(cfg).await.context("cannot start the node")?;
     let controller = if args.controller {
-        Some(start_controller(&node, &args).await?)
+        Some(start_controller(&node, &args, false).await?)
+    } else if args.web.is_some() {
+        // The web UI of this node alone: a controller that watches only it.
+        Some(start_controller(&node, &args, true).await?)
     } else {
         None
     };
@@ -288,21 +294,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the controller role beside `node`: it watches the node itself,
-/// the `--controller-node` list, and every peer discovery reports.
+/// `--state-dir`, or the default.
 fn state_dir(args: &Args) -> PathBuf {
     args.state_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(framewire_controller::DEFAULT_STATE_DIR))
 }
 
-async fn start_controller(node: &Node, args: &Args) -> anyhow::Result<ControllerHandle> {
+/// Starts the controller role beside `node`: it watches the node itself,
+/// the `--controller-node` list, and every peer discovery reports; with
+/// `itself_only` (a node's own web UI), the node alone.
+async fn start_controller(node: &Node, args: &Args, itself_only: bool) -> anyhow::Result<ControllerHandle> {
     let state_dir = state_dir(args);
     let mut cfg = ControllerConfig::new(node.name(), state_dir.clone());
     cfg.nodes.push(node.local_addr().to_string());
+    cfg.key = node.key().cloned();
+    if itself_only {
+        return framewire_controller::start(cfg).await.with_context(|| {
+            format!(
+                "cannot start the web UI's view of the node (state dir {})",
+                state_dir.display()
+            )
+        });
+    }
     cfg.nodes.extend(args.controller_nodes.iter().cloned());
     cfg.discovery = node.discovery_events();
-    cfg.key = node.key().cloned();
     if let Some(share) = args.alert_drop_share {
         cfg.alerts.share = share;
     }
