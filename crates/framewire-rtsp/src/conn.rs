@@ -95,7 +95,7 @@ pub enum Output {
     Send(Bytes),
     /// Write these, in order, to the client (one vectored write: RTP
     /// headers and slices of the shared frame).
-    SendParts(Vec<Bytes>),
+    SendParts(Parts),
     /// Send these datagrams to the client's address, at `port`: from the
     /// server's RTP port, or its RTCP port when `rtcp`.
     Datagrams {
@@ -118,6 +118,63 @@ pub enum Output {
         /// Why, for the log.
         reason: String,
     },
+}
+
+/// Bytes to write in order, as slices of a buffer of headers and of a
+/// shared frame: a frame's packets for one client without a copy of the
+/// frame or a reference count per packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts {
+    /// The headers (interleaving, RTP, payload headers) of every packet.
+    pub heads: Bytes,
+    /// The frame the payloads are slices of.
+    pub data: Bytes,
+    /// Per packet: its header in `heads`, then its payload in `data`
+    /// (empty for a packet that is all header).
+    pub layout: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl Parts {
+    /// The slices to write, in order (none empty).
+    pub fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.layout
+            .iter()
+            .flat_map(|(h, p)| [&self.heads[h.clone()], &self.data[p.clone()]])
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The same slices as shared buffers, after the first `skip` bytes
+    /// (what is left after a short write).
+    pub fn into_bytes_after(self, mut skip: usize) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        for (h, p) in &self.layout {
+            for (buf, r) in [(&self.heads, h), (&self.data, p)] {
+                let len = r.len();
+                if skip >= len {
+                    skip -= len;
+                    continue;
+                }
+                out.push(buf.slice(r.start + skip..r.end));
+                skip = 0;
+            }
+        }
+        out
+    }
+
+    /// Bytes in all.
+    pub fn len(&self) -> usize {
+        self.layout.iter().map(|(h, p)| h.len() + p.len()).sum()
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.slices().collect::<Vec<_>>().concat()
+    }
 }
 
 /// One client.
@@ -338,16 +395,12 @@ impl Connection {
                     interleave(&mut heads, channel.wrapping_add(1), &sr);
                     layout.push((at..heads.len(), 0..0));
                 }
-                let heads = heads.freeze();
-                let mut parts = Vec::with_capacity(2 * layout.len());
-                for (h, p) in layout {
-                    parts.push(heads.slice(h));
-                    if !p.is_empty() {
-                        parts.push(data.slice(p));
-                    }
-                }
-                if !parts.is_empty() {
-                    self.out.push_back(Output::SendParts(parts));
+                if !layout.is_empty() {
+                    self.out.push_back(Output::SendParts(Parts {
+                        heads: heads.freeze(),
+                        data: data.clone(),
+                        layout,
+                    }));
                 }
             }
             Transport::Udp(rtp, rtcp) => {

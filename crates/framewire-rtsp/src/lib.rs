@@ -34,7 +34,7 @@ mod request;
 mod rtcp;
 mod sdp;
 
-pub use conn::{Catalog, Connection, Encoding, Output, StreamDesc, nal_ranges};
+pub use conn::{Catalog, Connection, Encoding, Output, Parts, StreamDesc, nal_ranges};
 pub use packet::{MAX_PAYLOAD, Packetizer};
 pub use request::{Limits, ParseError, Request, RequestParser};
 pub use rtcp::sender_report;

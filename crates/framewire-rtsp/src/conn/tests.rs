@@ -21,7 +21,7 @@ impl Catalog for Cams {
 /// What a frame's output writes on the connection.
 fn written(o: Option<Output>) -> Vec<u8> {
     match o {
-        Some(Output::SendParts(parts)) => parts.concat(),
+        Some(Output::SendParts(parts)) => parts.to_vec(),
         Some(Output::Send(b)) => b.to_vec(),
         o => panic!("not bytes to write: {o:?}"),
     }
@@ -423,4 +423,21 @@ fn setup_plays_what_describe_announced() {
             .any(|o| matches!(o, Output::Play { stream } if stream == "cam")),
         "SETUP took the catalog's new answer: {out:?}"
     );
+}
+
+#[test]
+fn parts_left_after_a_short_write_are_the_rest_of_the_bytes() {
+    let parts = Parts {
+        heads: Bytes::from_static(b"AAABBBCC"),
+        data: Bytes::from_static(b"0123456789"),
+        layout: vec![(0..3, 0..4), (3..6, 0..0), (6..8, 6..10)],
+    };
+    let all = parts.to_vec();
+    assert_eq!(all, b"AAA0123BBBCC6789");
+    assert_eq!(parts.len(), all.len());
+    for skip in 0..=all.len() {
+        let rest = parts.clone().into_bytes_after(skip);
+        assert!(rest.iter().all(|b| !b.is_empty()), "skip {skip}: {rest:?}");
+        assert_eq!(rest.concat(), all[skip..], "skip {skip}");
+    }
 }

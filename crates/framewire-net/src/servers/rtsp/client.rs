@@ -108,7 +108,25 @@ impl Client {
         while let Some(o) = st.conn.poll_output() {
             match o {
                 Output::Send(b) => st.queue.push(b),
-                Output::SendParts(parts) => parts.into_iter().for_each(|b| st.queue.push(b)),
+                Output::SendParts(parts) => {
+                    // Straight from the shared frame when nothing waits
+                    // before it; what the socket does not take is queued.
+                    let sent = if st.queue.is_empty() {
+                        match write_slices(&self.sock, parts.slices()) {
+                            Ok(n) => n,
+                            Err(e) => {
+                                st.closing.get_or_insert_with(|| format!("write failed: {e}"));
+                                self.kick.notify_one();
+                                0
+                            }
+                        }
+                    } else {
+                        0
+                    };
+                    if sent < parts.len() {
+                        parts.into_bytes_after(sent).into_iter().for_each(|b| st.queue.push(b));
+                    }
+                }
                 Output::Datagrams { port, rtcp, packets } => self.send(port, rtcp, &packets),
                 other => rest.push(other),
             }
@@ -142,6 +160,34 @@ impl Client {
             }
         }
     }
+}
+
+/// Writes `slices` in order until the socket is full; the bytes written.
+/// No allocation: the slices go in batches from the stack.
+fn write_slices<'a>(sock: &TcpStream, slices: impl Iterator<Item = &'a [u8]>) -> std::io::Result<usize> {
+    const BATCH: usize = 64;
+    let mut batch = [IoSlice::new(&[]); BATCH];
+    let mut slices = slices.peekable();
+    let mut total = 0;
+    while slices.peek().is_some() {
+        let (mut k, mut want) = (0, 0);
+        for s in slices.by_ref().take(BATCH) {
+            batch[k] = IoSlice::new(s);
+            want += s.len();
+            k += 1;
+        }
+        let n = match sock.try_write_vectored(&batch[..k]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(total),
+            Err(e) => return Err(e),
+        };
+        total += n;
+        if n < want {
+            return Ok(total);
+        }
+    }
+    Ok(total)
 }
 
 /// Bytes waiting for a client's socket, in order.
