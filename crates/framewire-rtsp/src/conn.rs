@@ -500,7 +500,7 @@ impl Connection {
         self.out
             .push_back(Output::Send(response(reply.status, Some(cseq), &headers, &reply.body)));
         if let Some(o) = reply.then {
-            self.out.push_back(o);
+            self.out.push_back(*o);
         }
     }
 
@@ -590,9 +590,9 @@ impl Connection {
             .with_session();
         if !s.playing {
             s.playing = true;
-            r.then = Some(Output::Play {
+            r.then = Some(Box::new(Output::Play {
                 stream: s.stream.name.clone(),
-            });
+            }));
         }
         r
     }
@@ -604,7 +604,7 @@ impl Connection {
         let mut r = Reply::ok().with_session();
         if let Some(s) = self.session.as_mut().filter(|s| s.playing) {
             s.playing = false;
-            r.then = Some(Output::Stop);
+            r.then = Some(Box::new(Output::Stop));
         }
         r
     }
@@ -615,7 +615,7 @@ impl Connection {
         }
         let mut r = Reply::ok();
         if self.session.take().is_some_and(|s| s.playing) {
-            r.then = Some(Output::Stop);
+            r.then = Some(Box::new(Output::Stop));
         }
         r
     }
@@ -642,7 +642,7 @@ struct Reply {
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
     session: bool,
-    then: Option<Output>,
+    then: Option<Box<Output>>,
 }
 
 impl Reply {
