@@ -17,6 +17,7 @@ pub mod font;
 pub use framewire_codec::h26x;
 pub mod jpeg_split;
 pub mod testpattern;
+pub mod timecode;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 pub mod v4l2;
 pub mod v4l2_names;

@@ -1,6 +1,7 @@
-//! The test-pattern source: moving colour bars, a grey ramp, and the frame
+//! The test-pattern source: moving colour bars, a time code, and the frame
 //! number and capture time drawn into the picture, so a person looking at a
-//! viewer sees at once whether frames move, stall or arrive out of order.
+//! viewer sees at once whether frames move, stall or arrive out of order,
+//! and the same as a time code a machine reads back (crate::timecode).
 
 use bytes::Bytes;
 use framewire_codec::{CodecError, EncodeSpec, Encoder, PixelBuffer, PixelLayout, Registry};
@@ -65,8 +66,6 @@ pub struct TestPattern {
     open: StreamOpen,
     /// One row of bars twice as wide as the picture, so scrolling is a copy.
     bar_row: Vec<u8>,
-    /// The grey ramp row.
-    ramp_row: Vec<u8>,
 }
 
 impl TestPattern {
@@ -85,19 +84,11 @@ impl TestPattern {
         for x in 0..2 * w {
             bar_row.extend_from_slice(&BARS[(x % w) * 8 / w]);
         }
-        let mut ramp_row = Vec::with_capacity(w * 4);
-        for x in 0..w {
-            // Cannot truncate: x < w, so the quotient is below 256.
-            #[allow(clippy::cast_possible_truncation)]
-            let v = (x * 255 / w.max(2).saturating_sub(1)).min(255) as u8;
-            ramp_row.extend_from_slice(&[v, v, v, 255]);
-        }
         Ok(TestPattern {
             config,
             encoder,
             open,
             bar_row,
-            ramp_row,
         })
     }
 
@@ -116,7 +107,7 @@ impl TestPattern {
         let (w, h) = (self.config.width as usize, self.config.height as usize);
         let mut px = vec![0u8; w * h * 4];
         let bars_end = h * 2 / 3;
-        let ramp_end = h * 3 / 4;
+        let code_end = h * 3 / 4;
         // Bars scroll by 1/120 of the width per frame.
         let step = (w / 120).max(1);
         let offset = usize::try_from(sequence % (w as u64)).unwrap_or(0) * step % w;
@@ -124,20 +115,20 @@ impl TestPattern {
         for row in px.chunks_exact_mut(w * 4).take(bars_end) {
             row.copy_from_slice(bar);
         }
-        for row in px.chunks_exact_mut(w * 4).take(ramp_end).skip(bars_end) {
-            row.copy_from_slice(&self.ramp_row);
-        }
+        // Between bars and text: the capture time and sequence as a code a
+        // machine reads back (crate::timecode).
+        crate::timecode::draw(&mut px, w, h, crate::timecode::TimeCode::new(sequence, timestamp_ns));
         // Text: frame number and UTC capture time, as large as fits.
         let secs = timestamp_ns / 1_000_000_000;
         let ms = (timestamp_ns / 1_000_000) % 1000;
         let (hh, mm, ss) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
         let counter = format!("#{sequence:08}");
         let clock = format!("{hh:02}:{mm:02}:{ss:02}.{ms:03}");
-        let text_rows = h - ramp_end;
+        let text_rows = h - code_end;
         // Both strings side by side with four characters between them.
         let both = text_width(&counter, 1) + text_width(&clock, 1) + text_width("    ", 1);
         let scale = (text_rows / 10).min(w / both).max(1);
-        let y = ramp_end + (text_rows.saturating_sub(7 * scale)) / 2;
+        let y = code_end + (text_rows.saturating_sub(7 * scale)) / 2;
         let white = [255, 255, 255, 255];
         let cw = text_width(&clock, scale);
         let mut canvas = Canvas {

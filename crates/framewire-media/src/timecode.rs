@@ -1,0 +1,187 @@
+//! A time code in the picture: a frame's capture time and sequence number
+//! as large black and white cells, so that a reader that sees only the
+//! picture (a decoded frame, a window's pixels, a browser's canvas) knows
+//! when that picture was captured, and the time it takes to reach the
+//! screen can be measured on any path.
+//!
+//! **Layout.** A band across the whole width, from 2/3 to 3/4 of the
+//! picture's height (the test pattern's band between its bars and its
+//! text), split into 2 rows of 34 cells. Each row starts with a white and a
+//! black reference cell, then 32 data bits, most significant first, white
+//! for 1. The 64 bits are the capture time in microseconds modulo 2^40
+//! (about 12.7 days), the sequence number modulo 2^16, and a CRC-8 of the
+//! seven bytes before it.
+//!
+//! **Reading.** The band and the cells are found by proportion alone, so
+//! a picture scaled by any factor reads the same way. Each cell's middle
+//! half (in both directions) is averaged and compared with the midpoint of
+//! its row's reference cells; a picture whose reference cells differ by
+//! less than 64 levels, or whose checksum does not match, has no code. At
+//! 1920×1080 a cell is 56×45 pixels, and 14×11 at a quarter of that size:
+//! the code survives JPEG and H.264 at ordinary quality and that scaling.
+
+use framewire_codec::{PixelBuffer, PixelLayout};
+
+/// Cells per row: two reference cells and 32 bits.
+const COLS: usize = 34;
+/// Rows of cells.
+const ROWS: usize = 2;
+/// Bits of the capture time kept (microseconds).
+const TIME_BITS: u32 = 40;
+
+/// What the code carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeCode {
+    /// Capture time in microseconds, modulo 2^40.
+    pub time_us: u64,
+    /// Sequence number, modulo 2^16.
+    pub sequence: u16,
+}
+
+impl TimeCode {
+    /// The code of a frame captured at `timestamp_ns` (Unix time).
+    pub fn new(sequence: u64, timestamp_ns: u64) -> TimeCode {
+        TimeCode {
+            time_us: (timestamp_ns / 1_000) & ((1 << TIME_BITS) - 1),
+            // Modulo 2^16 by design.
+            #[allow(clippy::cast_possible_truncation)]
+            sequence: sequence as u16,
+        }
+    }
+
+    /// The capture time in nanoseconds (microsecond precision): the
+    /// latest time with these low bits that is not after `now_ns`.
+    pub fn capture_ns(&self, now_ns: u64) -> u64 {
+        let now_us = now_ns / 1_000;
+        let span = 1u64 << TIME_BITS;
+        let base = now_us - now_us % span;
+        let t = base + self.time_us;
+        let t = if t > now_us { t.saturating_sub(span) } else { t };
+        t * 1_000
+    }
+
+    /// The 64 bits drawn.
+    fn bits(&self) -> u64 {
+        let body = (self.time_us << 16) | u64::from(self.sequence);
+        (body << 8) | u64::from(crc8(&body.to_be_bytes()[2..]))
+    }
+
+    fn from_bits(bits: u64) -> Option<TimeCode> {
+        let body = bits >> 8;
+        // The low byte is the checksum.
+        #[allow(clippy::cast_possible_truncation)]
+        let sum = bits as u8;
+        if crc8(&body.to_be_bytes()[2..]) != sum {
+            return None;
+        }
+        Some(TimeCode {
+            time_us: body >> 16,
+            // The low 16 bits of the body.
+            #[allow(clippy::cast_possible_truncation)]
+            sequence: body as u16,
+        })
+    }
+}
+
+/// CRC-8 (polynomial 0x07).
+fn crc8(data: &[u8]) -> u8 {
+    let mut crc = 0u8;
+    for &b in data {
+        crc ^= b;
+        for _ in 0..8 {
+            crc = if crc & 0x80 != 0 { (crc << 1) ^ 0x07 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
+/// The rows of the band in a picture `height` high.
+fn band(height: usize) -> (usize, usize) {
+    (height * 2 / 3, height * 3 / 4)
+}
+
+/// A cell's rectangle: columns `x0..x1`, rows `y0..y1`.
+fn cell(width: usize, height: usize, row: usize, col: usize) -> (usize, usize, usize, usize) {
+    let (top, bottom) = band(height);
+    let h = bottom - top;
+    (
+        col * width / COLS,
+        (col + 1) * width / COLS,
+        top + row * h / ROWS,
+        top + (row + 1) * h / ROWS,
+    )
+}
+
+/// Draws `code` into a BGRA picture (`width`×`height`, rows `width * 4`
+/// bytes apart), over whatever the band held.
+pub fn draw(bgra: &mut [u8], width: usize, height: usize, code: TimeCode) {
+    let bits = code.bits();
+    for row in 0..ROWS {
+        for col in 0..COLS {
+            let white = match col {
+                0 => true,
+                1 => false,
+                _ => bits >> (63 - (row * 32 + col - 2)) & 1 == 1,
+            };
+            let v = if white { 255 } else { 0 };
+            let (x0, x1, y0, y1) = cell(width, height, row, col);
+            for y in y0..y1 {
+                if let Some(line) = bgra.get_mut((y * width + x0) * 4..(y * width + x1) * 4) {
+                    for px in line.chunks_exact_mut(4) {
+                        px.copy_from_slice(&[v, v, v, 255]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads the code from a grey (luma) picture, rows `stride` bytes apart.
+pub fn read_luma(luma: &[u8], width: usize, height: usize, stride: usize) -> Option<TimeCode> {
+    if width < COLS * 2 || height < 24 || stride < width || luma.len() < stride * (height - 1) + width {
+        return None;
+    }
+    let mean = |row: usize, col: usize| -> u32 {
+        let (x0, x1, y0, y1) = cell(width, height, row, col);
+        // The middle half of the cell in both directions.
+        let (xa, xb) = (x0 + (x1 - x0) / 4, x1 - (x1 - x0) / 4);
+        let (ya, yb) = (y0 + (y1 - y0) / 4, y1 - (y1 - y0) / 4);
+        let (mut sum, mut n) = (0u32, 0u32);
+        for y in ya..yb.max(ya + 1) {
+            for &v in &luma[y * stride + xa..y * stride + xb.max(xa + 1)] {
+                sum += u32::from(v);
+                n += 1;
+            }
+        }
+        sum / n.max(1)
+    };
+    let mut bits = 0u64;
+    for row in 0..ROWS {
+        let (white, black) = (mean(row, 0), mean(row, 1));
+        if white < black + 64 {
+            return None;
+        }
+        let mid = u32::midpoint(white, black);
+        for col in 2..COLS {
+            bits = (bits << 1) | u64::from(mean(row, col) > mid);
+        }
+    }
+    TimeCode::from_bits(bits)
+}
+
+/// Reads the code from a decoded picture of any layout.
+pub fn read(pic: &PixelBuffer) -> Option<TimeCode> {
+    let (w, h) = (pic.width() as usize, pic.height() as usize);
+    let converted;
+    let pic = if pic.layout() == PixelLayout::I420 {
+        pic
+    } else {
+        converted = pic.convert(PixelLayout::I420).ok()?;
+        &converted
+    };
+    let p = pic.plane(0);
+    read_luma(pic.data().get(p.offset..)?, w, h, p.stride)
+}
+
+#[cfg(test)]
+mod tests;
