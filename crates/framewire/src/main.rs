@@ -51,6 +51,9 @@ enum Cmd {
     Disconnect(cmds::connect::DisconnectArgs),
     /// Subscribe to a stream and save its frames (a one-shot sink).
     Recv(cmds::recv::Args),
+    /// Capture-to-decoded latency of a stream, read from the time code in
+    /// its pictures.
+    Latency(cmds::latency::Args),
     /// A node's sources at run time: `source add|set|rm ADDR ...`.
     Source(cmds::source::Args),
     /// Save the latest frame of a stream as a JPEG picture (any format).
@@ -107,6 +110,7 @@ fn main() {
                 Cmd::Connect(a) => cmds::connect::run(a).await,
                 Cmd::Disconnect(a) => cmds::connect::run_disconnect(a).await,
                 Cmd::Recv(a) => cmds::recv::run(a).await,
+                Cmd::Latency(a) => cmds::latency::run(a).await,
                 Cmd::Source(a) => cmds::source::run(a).await,
                 Cmd::Snapshot(a) => cmds::snapshot::run(a).await,
                 Cmd::Shutdown(a) => cmds::snapshot::run_shutdown(a).await,

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod discover;
 pub mod graph;
 pub mod key;
+pub mod latency;
 pub mod ls;
 pub mod monitors;
 pub mod node;
