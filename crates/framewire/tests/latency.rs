@@ -6,6 +6,18 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+/// `framewire latency ADDR STREAM --frames N --json`'s result.
+fn latency(addr: &str, stream: &str, frames: u32) -> serde_json::Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_framewire"));
+    cmd.args(["latency", addr, stream, "--frames", &frames.to_string(), "--json"]);
+    let out = common::media::run(cmd, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stream} at {addr}: {err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("{stream} at {addr}: {v}");
+    v
+}
+
 #[test]
 fn latency_reads_every_pictures_code_through_a_relay() {
     let src = common::spawn_node(&[
@@ -29,13 +41,7 @@ fn latency_reads_every_pictures_code_through_a_relay() {
         &format!("{}/h", src.addr),
     ]);
     for stream in ["cam", "h"] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_framewire"));
-        cmd.args(["latency", &relay.addr.to_string(), stream, "--frames", "60", "--json"]);
-        let out = common::media::run(cmd, Duration::from_secs(60));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stream}: {err}\n{}", relay.log());
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        println!("{stream}: {v}");
+        let v = latency(&relay.addr.to_string(), stream, 60);
         assert_eq!(v["frames"], 60, "{v}");
         assert_eq!(
             (v["no_code"].as_u64(), v["undecodable"].as_u64()),
@@ -45,7 +51,32 @@ fn latency_reads_every_pictures_code_through_a_relay() {
         // Capture to decoded after a relay on loopback: milliseconds, not
         // a frame interval behind (and never negative).
         let p50 = v["p50_ms"].as_f64().unwrap();
-        assert!(p50 > 0.0 && p50 < 100.0, "{stream}: p50 {p50} ms");
+        assert!(p50 > 0.0 && p50 < 100.0, "{stream}: p50 {p50} ms\n{}", relay.log());
         assert!(v["max_ms"].as_f64().unwrap() < 1000.0, "{stream}: {v}");
     }
+}
+
+/// The meter reads back a delay added on purpose: the same stream through
+/// a proxy that holds every byte 50 ms is 50 ms older, within 2 ms.
+#[test]
+fn a_link_that_adds_50_ms_reads_50_ms_more() {
+    let src = common::spawn_node(&[
+        "--name",
+        "t:src",
+        "--discovery",
+        "off",
+        "--source",
+        "test-pattern:cam,size=640x360,fps=30",
+    ]);
+    let delayed = common::delay::delay_proxy(src.addr, Duration::from_millis(50));
+    // In turn, twice each, so a busy moment of the machine hits both.
+    let (mut direct, mut through) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        direct.push(latency(&src.addr.to_string(), "cam", 90)["p50_ms"].as_f64().unwrap());
+        through.push(latency(&delayed.to_string(), "cam", 90)["p50_ms"].as_f64().unwrap());
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let added = best(&through) - best(&direct);
+    println!("p50 direct {direct:?} ms, through the 50 ms link {through:?} ms: {added:.2} ms added");
+    assert!((added - 50.0).abs() <= 2.0, "read {added:.2} ms for a 50 ms link");
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod archive;
+pub mod delay;
 pub mod fake;
 pub mod media;
 pub mod netns;
