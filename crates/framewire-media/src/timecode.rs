@@ -138,7 +138,31 @@ pub fn draw(bgra: &mut [u8], width: usize, height: usize, code: TimeCode) {
 
 /// Reads the code from a grey (luma) picture, rows `stride` bytes apart.
 pub fn read_luma(luma: &[u8], width: usize, height: usize, stride: usize) -> Option<TimeCode> {
-    if width < COLS * 2 || height < 24 || stride < width || luma.len() < stride * (height - 1) + width {
+    if stride < width || height == 0 || luma.len() < stride * (height - 1) + width {
+        return None;
+    }
+    read_with(width, height, |x, y| luma[y * stride + x])
+}
+
+/// Reads the code from a BGRA picture (a screen grab), rows `stride`
+/// bytes apart.
+pub fn read_bgra(bgra: &[u8], width: usize, height: usize, stride: usize) -> Option<TimeCode> {
+    if stride < width * 4 || height == 0 || bgra.len() < stride * (height - 1) + width * 4 {
+        return None;
+    }
+    read_with(width, height, |x, y| {
+        let p = &bgra[y * stride + x * 4..y * stride + x * 4 + 3];
+        // BT.601 luma in 8 bits: at most 255.
+        #[allow(clippy::cast_possible_truncation)]
+        let l = ((u32::from(p[0]) * 29 + u32::from(p[1]) * 150 + u32::from(p[2]) * 77) >> 8) as u8;
+        l
+    })
+}
+
+/// Reads the code from a `width`×`height` picture whose luma at (x, y)
+/// `luma` gives.
+fn read_with(width: usize, height: usize, luma: impl Fn(usize, usize) -> u8) -> Option<TimeCode> {
+    if width < COLS * 2 || height < 24 {
         return None;
     }
     let mean = |row: usize, col: usize| -> u32 {
@@ -148,8 +172,8 @@ pub fn read_luma(luma: &[u8], width: usize, height: usize, stride: usize) -> Opt
         let (ya, yb) = (y0 + (y1 - y0) / 4, y1 - (y1 - y0) / 4);
         let (mut sum, mut n) = (0u32, 0u32);
         for y in ya..yb.max(ya + 1) {
-            for &v in &luma[y * stride + xa..y * stride + xb.max(xa + 1)] {
-                sum += u32::from(v);
+            for x in xa..xb.max(xa + 1) {
+                sum += u32::from(luma(x, y));
                 n += 1;
             }
         }

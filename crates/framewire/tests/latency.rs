@@ -80,3 +80,61 @@ fn a_link_that_adds_50_ms_reads_50_ms_more() {
     println!("p50 direct {direct:?} ms, through the 50 ms link {through:?} ms: {added:.2} ms added");
     assert!((added - 50.0).abs() <= 2.0, "read {added:.2} ms for a 50 ms link");
 }
+
+/// Capture to shown: `framewire view` in an Xvfb window, read back off
+/// the screen by `framewire latency --x11` (MIT-SHM grabs).
+#[test]
+fn latency_reads_the_pictures_a_viewer_window_shows() {
+    let Some(x) = common::xvfb::Xvfb::start(&["640x360x24"]) else {
+        return;
+    };
+    let src = common::spawn_node(&[
+        "--name",
+        "t:src",
+        "--discovery",
+        "off",
+        "--source",
+        "test-pattern:cam,size=640x360,fps=30",
+    ]);
+    let mut viewer = std::process::Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args([
+            "view",
+            &src.addr.to_string(),
+            "cam",
+            "--size",
+            "640x360",
+            "--position",
+            "0,0",
+        ])
+        .args(["--exit-after", "60"])
+        .env("DISPLAY", &x.display)
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("framewire view runs");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_framewire"));
+    cmd.args([
+        "latency",
+        "--x11",
+        &x.display,
+        "--rect",
+        "0,0,640,360",
+        "--frames",
+        "60",
+        "--json",
+    ]);
+    cmd.args(["--idle-timeout", "20"]);
+    let out = common::media::run(cmd, Duration::from_secs(60));
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("viewer window: {v}\n{err}");
+    assert_eq!(v["frames"], 60, "{v}");
+    let p50 = v["p50_ms"].as_f64().unwrap();
+    // Drawn in software (llvmpipe) on two shared cores: tens of ms, not a
+    // second.
+    assert!(p50 > 0.0 && p50 < 200.0, "p50 {p50} ms");
+}

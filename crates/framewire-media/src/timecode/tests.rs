@@ -48,6 +48,10 @@ fn the_test_pattern_carries_its_capture_time_and_sequence() {
             let pic = pattern(w, h, seq, TS + seq * 33_333_333);
             let code = read(&pic).unwrap_or_else(|| panic!("{w}x{h} #{seq}: no code"));
             assert_eq!(code, TimeCode::new(seq, TS + seq * 33_333_333));
+            // As a screen grab shows it: BGRA.
+            let stride = pic.plane(0).stride;
+            let bgra = read_bgra(pic.data(), w as usize, h as usize, stride);
+            assert_eq!(bgra, Some(code), "{w}x{h} #{seq} from BGRA");
         }
     }
 }

@@ -22,12 +22,26 @@ use crate::util::{self, DeliveryArgs};
 #[command(after_help = "Examples:\n  \
 framewire node --source test-pattern:cam,size=1920x1080,fps=30 &\n  \
 framewire latency 127.0.0.1 cam --frames 300\n  \
-framewire latency 127.0.0.1:7401 cam~h264 --json")]
+framewire latency 127.0.0.1:7401 cam~h264 --json\n  \
+framewire view 127.0.0.1 cam --size 1280x720 --position 0,0 &\n  \
+framewire latency --x11 :0 --rect 0,0,1280,720        # capture to shown on the screen")]
 pub struct Args {
     /// The node, HOST[:PORT].
-    addr: String,
+    #[arg(required_unless_present = "x11")]
+    addr: Option<String>,
     /// The stream (its pictures must carry the time code).
-    stream: String,
+    #[arg(required_unless_present = "x11")]
+    stream: Option<String>,
+    /// Read the pictures off an X display instead (a viewer window
+    /// showing the stream): grabbed with MIT-SHM as fast as the display
+    /// gives them; each new picture counts once. DISPLAY: `:0`, or empty
+    /// for $DISPLAY.
+    #[arg(long, value_name = "DISPLAY", num_args = 0..=1, default_missing_value = "", conflicts_with_all = ["addr", "stream"])]
+    x11: Option<String>,
+    /// With --x11: the rectangle the picture fills, X,Y,W,H [default: the
+    /// first monitor].
+    #[arg(long, value_name = "X,Y,W,H", requires = "x11", value_parser = parse_rect)]
+    rect: Option<(i32, i32, u32, u32)>,
     /// Pictures to read.
     #[arg(long, default_value_t = 300)]
     frames: u64,
@@ -101,12 +115,38 @@ impl Samples {
     }
 }
 
+/// `X,Y,W,H`.
+fn parse_rect(s: &str) -> Result<(i32, i32, u32, u32), String> {
+    let v: Vec<&str> = s.split(',').collect();
+    let bad = || format!("`{s}` is not X,Y,W,H");
+    let [x, y, w, h] = v[..] else { return Err(bad()) };
+    Ok((
+        x.trim().parse().map_err(|_| bad())?,
+        y.trim().parse().map_err(|_| bad())?,
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let mut client = util::connect(&args.addr, Duration::from_secs(5)).await?;
+    if let Some(display) = args.x11.clone() {
+        let target = framewire_media::x11::Target {
+            display: (!display.is_empty()).then_some(display),
+            rect: args.rect,
+            ..Default::default()
+        };
+        let (frames, warmup, idle) = (args.frames, args.warmup, args.idle_timeout);
+        let (samples, took) = tokio::task::spawn_blocking(move || from_screen(&target, frames, warmup, idle)).await??;
+        return report(&args, &samples, took);
+    }
+    let (Some(addr), Some(stream)) = (&args.addr, &args.stream) else {
+        anyhow::bail!("give ADDR and STREAM, or --x11");
+    };
+    let mut client = util::connect(addr, Duration::from_secs(5)).await?;
     let sub = framewire_proto::control::Subscribe {
         weight: args.delivery.weight,
         max_rate: args.delivery.max_rate.unwrap_or(0),
-        ..framewire_proto::control::Subscribe::new(args.stream.as_str(), args.delivery.params())
+        ..framewire_proto::control::Subscribe::new(stream.as_str(), args.delivery.params())
     };
     let channel = client.subscribe_with(sub).await?.channel;
     let idle = Duration::from_secs_f64(args.idle_timeout.max(0.1));
@@ -120,7 +160,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             m = tokio::time::timeout(idle, client.next_message()) => m,
             _ = tokio::signal::ctrl_c() => break,
         };
-        let msg = next.map_err(|_| anyhow::anyhow!("no frame of {} for {idle:?}", args.stream))??;
+        let msg = next.map_err(|_| anyhow::anyhow!("no frame of {stream} for {idle:?}"))??;
         let Some(msg) = msg else {
             eprintln!("framewire: the node closed the connection");
             break;
@@ -168,12 +208,64 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     report(&args, &samples, took)
 }
 
+/// Grabs the screen until `frames` new pictures with a code were seen
+/// (after `warmup` seconds); each counts at the grab that first shows it.
+fn from_screen(
+    target: &framewire_media::x11::Target,
+    frames: u64,
+    warmup: f64,
+    idle: f64,
+) -> anyhow::Result<(Samples, Duration)> {
+    let mut grabber = framewire_media::x11::Grabber::open(target).map_err(|e| anyhow::anyhow!(e))?;
+    let mut samples = Samples::default();
+    let start = Instant::now();
+    let warmup = Duration::from_secs_f64(warmup.max(0.0));
+    let idle = Duration::from_secs_f64(idle.max(0.1));
+    let (mut last, mut last_new) = (None, Instant::now());
+    let mut grabs = 0u64;
+    while (samples.len() as u64) < frames {
+        // The screen as it is when the grab is asked for.
+        let now = framewire_net::now_ns();
+        let pic = grabber.grab().map_err(|e| anyhow::anyhow!(e))?;
+        grabs += 1;
+        let p = pic.plane(0);
+        let code = pic.data().get(p.offset..).and_then(|d| {
+            framewire_media::timecode::read_bgra(d, pic.width() as usize, pic.height() as usize, p.stride)
+        });
+        match code {
+            Some(c) if Some(c) != last => {
+                last = Some(c);
+                last_new = Instant::now();
+                if start.elapsed() >= warmup {
+                    samples.add(now.saturating_sub(c.capture_ns(now)) as f64 / 1e6);
+                }
+            }
+            Some(_) => {}
+            None => samples.no_code += 1,
+        }
+        if last_new.elapsed() > idle {
+            anyhow::bail!("no new picture with a time code on the screen for {idle:?} ({grabs} grabs)");
+        }
+    }
+    let took = start.elapsed().saturating_sub(warmup);
+    eprintln!(
+        "framewire: {grabs} grabs in {:.1} s ({:.0} a second)",
+        start.elapsed().as_secs_f64(),
+        grabs as f64 / start.elapsed().as_secs_f64().max(1e-9)
+    );
+    Ok((samples, took))
+}
+
 fn report(args: &Args, s: &Samples, took: Duration) -> anyhow::Result<()> {
+    let what = match (&args.x11, &args.stream) {
+        (Some(d), _) => format!("the screen of X display {}", if d.is_empty() { "$DISPLAY" } else { d }),
+        (None, Some(stream)) => stream.clone(),
+        (None, None) => String::new(),
+    };
     if s.is_empty() {
         anyhow::bail!(
-            "no picture of {} carried a time code ({} decoded without one, {} did not decode): \
+            "no picture of {what} carried a time code ({} without one, {} did not decode): \
              is it a test pattern, or made from one?",
-            args.stream,
             s.no_code,
             s.undecodable
         );
@@ -181,7 +273,7 @@ fn report(args: &Args, s: &Samples, took: Duration) -> anyhow::Result<()> {
     let (p50, p95, p99, max) = (s.quantile(0.5), s.quantile(0.95), s.quantile(0.99), s.quantile(1.0));
     if args.json {
         let v = serde_json::json!({
-            "stream": args.stream,
+            "stream": what,
             "frames": s.len(),
             "no_code": s.no_code,
             "undecodable": s.undecodable,
@@ -194,10 +286,13 @@ fn report(args: &Args, s: &Samples, took: Duration) -> anyhow::Result<()> {
         println!("{v}");
         return Ok(());
     }
+    let at = match (&args.x11, &args.addr) {
+        (Some(_), _) => "capture to shown".to_owned(),
+        (None, Some(addr)) => format!("at {addr}: capture to decoded here"),
+        (None, None) => String::new(),
+    };
     println!(
-        "{} at {}: capture to decoded here, {} pictures in {:.1} s ({} without a code, {} undecodable)",
-        args.stream,
-        args.addr,
+        "{what} {at}, {} pictures in {:.1} s ({} without a code, {} undecodable)",
         s.len(),
         took.as_secs_f64(),
         s.no_code,
