@@ -13,8 +13,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 #   gstreamer1.0-plugins-base  tcp{client,server}{src,sink}, videotestsrc
 #   gstreamer1.0-plugins-good  multifilesrc, imagefreeze
 #   gstreamer1.0-plugins-bad   gdppay / gdpdepay, fpsdisplaysink
+#   gstreamer1.0-x             ximagesink (bench latency's peer viewer)
 #   iperf3                     loopback TCP ceiling
-"$here/setup.sh" gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad iperf3
+"$here/setup.sh" gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-x iperf3
 
 gst-launch-1.0 --version | head -2
 iperf3 --version | head -1

@@ -23,6 +23,7 @@ pub mod encode;
 pub mod frames;
 mod gst;
 pub mod ingest;
+pub mod latency;
 mod procs;
 pub mod relay;
 pub mod report;

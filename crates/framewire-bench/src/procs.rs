@@ -197,6 +197,21 @@ pub(crate) fn kill(pid: u32) {
     }
 }
 
+/// Registers a child spawned elsewhere (killed with the others).
+pub(crate) fn adopt(label: &str, child: Child) {
+    children().push((label.to_owned(), child));
+}
+
+/// Kills (SIGKILL) the process group `pid` leads (a child started in its
+/// own group, e.g. a shell pipeline), then reaps the child.
+pub(crate) fn kill_group(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
+    kill(pid);
+}
+
 /// Kills and reaps every registered child.
 pub(crate) fn kill_all() {
     let all: Vec<(String, Child)> = std::mem::take(&mut *children());

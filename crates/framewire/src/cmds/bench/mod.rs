@@ -11,7 +11,7 @@
 mod source;
 mod sub;
 
-use framewire_bench::{encode, ingest, relay, rtsp_out, shm, transcode};
+use framewire_bench::{encode, ingest, latency, relay, rtsp_out, shm, transcode};
 
 /// Benchmarks, on 127.0.0.1 only.
 #[derive(Debug, clap::Args)]
@@ -43,6 +43,13 @@ enum BenchCmd {
     /// clients by a node's RTSP server, beside GStreamer's RTSP server, in
     /// one run (CPU, memory per client, rate per client).
     Rtsp(rtsp_out::Args),
+    /// Capture to shown on a viewer window through a relay (1080p30
+    /// MJPEG), beside GStreamer doing the same, read off the screen by the
+    /// same reader, in one run (needs Xvfb and GStreamer).
+    Latency(latency::Args),
+    /// (internal) The test pattern as raw BGRA on stdout, paced.
+    #[command(hide = true)]
+    Pattern(latency::PatternArgs),
     /// (internal) The producer of `bench shm`; prints a JSON report.
     #[command(hide = true)]
     ShmProducer(shm::ProducerArgs),
@@ -65,6 +72,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         BenchCmd::Encode(a) => encode::run(a).await,
         BenchCmd::Ingest(a) => ingest::run(a).await,
         BenchCmd::Rtsp(a) => rtsp_out::run(a).await,
+        BenchCmd::Latency(a) => latency::run(a).await,
+        BenchCmd::Pattern(a) => latency::run_pattern(&a),
         BenchCmd::ShmProducer(a) => shm::run_producer(a),
         BenchCmd::ShmConsumer(a) => shm::run_consumer(a),
         BenchCmd::Source(a) => source::run(a).await,

@@ -1,0 +1,270 @@
+//! `framewire bench latency`: capture to shown on a viewer window, through
+//! a relay, for framewire and for GStreamer doing the same job, read by the
+//! same reader in one run (docs/latency.md).
+//!
+//! **Method.** One Xvfb screen the size of the picture. The pictures are
+//! the test pattern's, with the time code of their capture time drawn in
+//! (`framewire_media::timecode`), stamped just before they are drawn.
+//! - framewire: a source node (`test-pattern`, MJPEG at the given
+//!   quality), a relay node pulling it, `framewire view` of the relay in a
+//!   window at 0,0;
+//! - GStreamer: `framewire bench pattern` draws the same pictures as raw
+//!   BGRA into `fdsrc ! rawvideoparse ! videoconvert ! jpegenc ! gdppay !
+//!   tcpclientsink`; a relay `tcpserversrc ! gdpdepay ! tee ! queue !
+//!   gdppay ! tcpserversink`; a viewer `tcpclientsrc ! gdpdepay ! jpegdec !
+//!   videoconvert ! ximagesink sync=false` (a window at 0,0).
+//! - The reader for both: `framewire latency --x11` over the window's
+//!   rectangle, N new pictures after 1 s of warm-up.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use framewire_codec::EncodeSpec;
+use framewire_media::testpattern::{TestPattern, TestPatternConfig};
+
+use crate::procs::{self, Capture};
+
+/// Capture to shown through a relay, beside GStreamer.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Picture size.
+    #[arg(long, default_value = "1920x1080")]
+    size: String,
+    /// Frames a second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// JPEG quality of both.
+    #[arg(long, default_value_t = 85)]
+    quality: u8,
+    /// New pictures read per case.
+    #[arg(long, default_value_t = 300)]
+    frames: u32,
+    /// Times each case runs, framewire and GStreamer in turn.
+    #[arg(long, default_value_t = 2)]
+    rounds: u32,
+}
+
+/// (internal) The test pattern as raw BGRA on stdout, paced.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PatternArgs {
+    /// Picture size.
+    #[arg(long, default_value = "1920x1080")]
+    size: String,
+    /// Frames a second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+}
+
+fn size(s: &str) -> anyhow::Result<(u32, u32)> {
+    let (w, h) = s.split_once('x').context("size is WxH")?;
+    Ok((w.parse()?, h.parse()?))
+}
+
+/// Writes test-pattern pictures (time code included) to stdout until the
+/// reader goes.
+pub fn run_pattern(a: &PatternArgs) -> anyhow::Result<()> {
+    let (width, height) = size(&a.size)?;
+    let pattern = TestPattern::new(TestPatternConfig {
+        name: "bench".into(),
+        width,
+        height,
+        fps_num: a.fps,
+        fps_den: 1,
+        encode: EncodeSpec::raw(framewire_proto::PixelFormat::Bgra),
+    })?;
+    let mut out = std::io::stdout().lock();
+    let period = Duration::from_secs_f64(1.0 / f64::from(a.fps.max(1)));
+    let start = Instant::now();
+    for seq in 0u64.. {
+        let due = start + period.mul_f64(seq as f64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let pic = pattern.render(seq, crate::now_ns());
+        if out.write_all(pic.data()).and_then(|()| out.flush()).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// An Xvfb screen of `w`x`h`; its display name.
+fn xvfb(w: u32, h: u32) -> anyhow::Result<String> {
+    let mut cmd = Command::new("Xvfb");
+    cmd.args(["-displayfd", "1", "-nolisten", "tcp", "-noreset", "-screen", "0"])
+        .arg(format!("{w}x{h}x24"));
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null()).stdin(Stdio::null());
+    let mut child = cmd.spawn().context("cannot run Xvfb (package xvfb)")?;
+    let out = child.stdout.take().context("Xvfb stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    procs::adopt("Xvfb", child);
+    let n = rx.recv_timeout(Duration::from_secs(20)).context("Xvfb did not start")?;
+    Ok(format!(":{}", n.trim()))
+}
+
+/// The reader's verdict on the screen: p50, p95, p99 in ms.
+fn read_screen(display: &str, w: u32, h: u32, frames: u32) -> anyhow::Result<(f64, f64, f64)> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["latency", "--x11", display, "--rect", &format!("0,0,{w},{h}")])
+        .args(["--frames", &frames.to_string(), "--json", "--idle-timeout", "20"]);
+    let log = std::env::temp_dir().join(format!("framewire-bench-latency-{}.log", std::process::id()));
+    let p = procs::spawn("reader", &mut cmd, Capture::Text, Some(&log))?;
+    let text = p.output(Duration::from_secs(u64::from(frames) / 10 + 60));
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let v: serde_json::Value = serde_json::from_str(text.trim())
+        .with_context(|| format!("the reader said {text:?}, and on stderr: {}", said.trim()))?;
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    Ok((f("p50_ms"), f("p95_ms"), f("p99_ms")))
+}
+
+fn framewire_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<(f64, f64, f64)> {
+    let exe = std::env::current_exe()?;
+    let (src, relay) = (procs::free_port()?, procs::free_port()?);
+    let mut cmd = Command::new(&exe);
+    cmd.args(["node", "--name", "bench:src", "--listen", &format!("127.0.0.1:{src}")])
+        .args(["--discovery", "off", "--no-shm", "--source"])
+        .arg(format!(
+            "test-pattern:cam,size={w}x{h},fps={},quality={}",
+            a.fps, a.quality
+        ));
+    let s = procs::spawn("source node", &mut cmd, Capture::Nothing, None)?;
+    procs::wait_listening(src, Duration::from_secs(20), &s)?;
+    let mut cmd = Command::new(&exe);
+    cmd.args([
+        "node",
+        "--name",
+        "bench:relay",
+        "--listen",
+        &format!("127.0.0.1:{relay}"),
+    ])
+    .args([
+        "--discovery",
+        "off",
+        "--no-shm",
+        "--upstream",
+        &format!("127.0.0.1:{src}/cam"),
+    ]);
+    let r = procs::spawn("relay node", &mut cmd, Capture::Nothing, None)?;
+    procs::wait_listening(relay, Duration::from_secs(20), &r)?;
+    let mut cmd = Command::new(&exe);
+    cmd.args([
+        "view",
+        &format!("127.0.0.1:{relay}"),
+        "cam",
+        "--size",
+        &format!("{w}x{h}"),
+    ])
+    .args(["--position", "0,0"])
+    .env("DISPLAY", display);
+    let v = procs::spawn("viewer", &mut cmd, Capture::Nothing, None)?;
+    std::thread::sleep(Duration::from_secs(2));
+    for p in [&s, &r, &v] {
+        if !p.alive() {
+            bail!("the {} exited", p.label);
+        }
+    }
+    let got = read_screen(display, w, h, a.frames);
+    for p in [v.pid, r.pid, s.pid] {
+        procs::kill(p);
+    }
+    got
+}
+
+fn gst_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<(f64, f64, f64)> {
+    let exe = std::env::current_exe()?;
+    let (p0, p1) = (procs::free_port()?, procs::free_port()?);
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.args(["-q"]).args(
+        format!(
+            "tcpserversrc host=127.0.0.1 port={p0} ! gdpdepay ! tee name=t t. ! queue ! gdppay ! \
+             tcpserversink host=127.0.0.1 port={p1} sync=false"
+        )
+        .split(' '),
+    );
+    let relay = procs::spawn("GStreamer relay", &mut cmd, Capture::Nothing, None)?;
+    procs::wait_listening(p0, Duration::from_secs(20), &relay)?;
+    procs::wait_listening(p1, Duration::from_secs(20), &relay)?;
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.args(["-q"])
+        .args(
+            format!(
+                "tcpclientsrc host=127.0.0.1 port={p1} ! gdpdepay ! jpegdec ! videoconvert ! ximagesink sync=false"
+            )
+            .split(' '),
+        )
+        .env("DISPLAY", display);
+    let viewer = procs::spawn("GStreamer viewer", &mut cmd, Capture::Nothing, None)?;
+    std::thread::sleep(Duration::from_millis(500));
+    if !viewer.alive() {
+        bail!("the GStreamer viewer exited (ximagesink: package gstreamer1.0-x, scripts/setup-bench.sh)");
+    }
+    let source = format!(
+        "{} bench pattern --size {w}x{h} --fps {} | gst-launch-1.0 -q fdsrc fd=0 blocksize={} ! \
+         rawvideoparse format=bgra width={w} height={h} framerate={}/1 ! videoconvert ! jpegenc quality={} ! \
+         gdppay ! tcpclientsink host=127.0.0.1 port={p0} sync=false",
+        exe.display(),
+        a.fps,
+        w * h * 4,
+        a.fps,
+        a.quality
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &source]).process_group(0);
+    let src = procs::spawn("GStreamer source", &mut cmd, Capture::Nothing, None)?;
+    let got = read_screen(display, w, h, a.frames);
+    // The source is a shell pipeline: its whole process group.
+    procs::kill_group(src.pid);
+    for p in [viewer.pid, relay.pid] {
+        procs::kill(p);
+    }
+    got
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let _guard = procs::KillGuard;
+    let (w, h) = size(&a.size)?;
+    if !Command::new("gst-launch-1.0")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        bail!("GStreamer is needed as the peer (scripts/setup.sh installs it)");
+    }
+    let display = xvfb(w, h)?;
+    println!(
+        "Capture to shown: {w}x{h} MJPEG (quality {}) at {} fps, source -> relay -> viewer window (Xvfb {display}), {} new pictures per case read off the screen; ms\n",
+        a.quality, a.fps, a.frames
+    );
+    println!("| round | framewire p50 / p95 / p99 | GStreamer p50 / p95 / p99 | p50 framewire / GStreamer |");
+    println!("|---|---|---|---|");
+    let a2 = a.clone();
+    let d2 = display.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        for round in 1..=a2.rounds.max(1) {
+            let fw = framewire_case(&a2, &d2, w, h)?;
+            let g = gst_case(&a2, &d2, w, h)?;
+            println!(
+                "| {round} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.2} |",
+                fw.0,
+                fw.1,
+                fw.2,
+                g.0,
+                g.1,
+                g.2,
+                fw.0 / g.0
+            );
+        }
+        Ok(())
+    })
+    .await??;
+    procs::kill_all();
+    Ok(())
+}
