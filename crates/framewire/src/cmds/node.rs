@@ -13,6 +13,7 @@ use crate::config::{self, NodeFile};
 /// flags, or both; flags override the file's name and address and add to
 /// its lists.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("state_user").args(["controller", "web"]).multiple(true)))]
 #[command(after_help = "Examples:\n  \
 framewire node --name lab:cam --source test-pattern:bars,size=1280x720,fps=30,format=mjpeg\n  \
 framewire node --name lab:relay --listen 127.0.0.1:7401 --upstream 127.0.0.1:7400/bars\n  \
@@ -137,8 +138,9 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", requires = "controller", value_parser = clap::value_parser!(u64).range(1..=3600))]
     alert_window: Option<u64>,
     /// Where the controller keeps the wanted graph (`wanted.toml`) and the
-    /// web UI its users (`users.json`) [default: ./framewire-state].
-    #[arg(long, value_name = "DIR")]
+    /// web UI its users (`users.json`) [default: ./framewire-state; needs
+    /// --controller or --web].
+    #[arg(long, value_name = "DIR", requires = "state_user")]
     state_dir: Option<PathBuf>,
     /// Where the web UI and HTTP API serve (docs/web.md): a controller's,
     /// for the whole graph [default: 127.0.0.1:7480]; without --controller,
