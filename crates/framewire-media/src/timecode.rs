@@ -63,7 +63,7 @@ impl TimeCode {
     /// The 64 bits drawn.
     fn bits(&self) -> u64 {
         let body = (self.time_us << 16) | u64::from(self.sequence);
-        (body << 8) | u64::from(crc8(&body.to_be_bytes()[2..]))
+        (body << 8) | u64::from(crc8(&body.to_be_bytes()[1..]))
     }
 
     fn from_bits(bits: u64) -> Option<TimeCode> {
@@ -71,7 +71,7 @@ impl TimeCode {
         // The low byte is the checksum.
         #[allow(clippy::cast_possible_truncation)]
         let sum = bits as u8;
-        if crc8(&body.to_be_bytes()[2..]) != sum {
+        if crc8(&body.to_be_bytes()[1..]) != sum {
             return None;
         }
         Some(TimeCode {

@@ -520,6 +520,76 @@ function avcCodec(config) {
   return 'avc1.42e01e';
 }
 
+// ---- the time code in test-pattern pictures (docs/latency.md) ---------------
+
+/** CRC-8, polynomial 0x07. */
+function crc8(bytes) {
+  let crc = 0;
+  for (const b of bytes) {
+    crc ^= b;
+    for (let i = 0; i < 8; i++) crc = crc & 0x80 ? ((crc << 1) ^ 0x07) & 0xff : (crc << 1) & 0xff;
+  }
+  return crc;
+}
+
+/** Reads the time code off a drawn canvas (the band from 2/3 to 3/4 of its
+ *  height, 2 rows of 34 cells): { timeUs, sequence } or null. The same
+ *  geometry and rules as framewire_media::timecode. */
+function readTimeCode(ctx, w, h) {
+  const COLS = 34, ROWS = 2;
+  if (w < COLS * 2 || h < 24) return null;
+  const top = Math.floor((h * 2) / 3), bottom = Math.floor((h * 3) / 4), bh = bottom - top;
+  const d = ctx.getImageData(0, top, w, bh).data;
+  const mean = (row, col) => {
+    const x0 = Math.floor((col * w) / COLS), x1 = Math.floor(((col + 1) * w) / COLS);
+    const y0 = Math.floor((row * bh) / ROWS), y1 = Math.floor(((row + 1) * bh) / ROWS);
+    const xa = x0 + Math.floor((x1 - x0) / 4), xb = Math.max(x1 - Math.floor((x1 - x0) / 4), xa + 1);
+    const ya = y0 + Math.floor((y1 - y0) / 4), yb = Math.max(y1 - Math.floor((y1 - y0) / 4), ya + 1);
+    let sum = 0, n = 0;
+    for (let y = ya; y < yb; y++) {
+      for (let x = xa; x < xb; x++) {
+        const i = (y * w + x) * 4;
+        sum += (d[i] * 77 + d[i + 1] * 150 + d[i + 2] * 29) >> 8;
+        n++;
+      }
+    }
+    return Math.floor(sum / Math.max(n, 1));
+  };
+  const bytes = [];
+  for (let row = 0; row < ROWS; row++) {
+    const white = mean(row, 0), black = mean(row, 1);
+    if (white < black + 64) return null;
+    const mid = Math.floor((white + black) / 2);
+    for (let byte = 0; byte < 4; byte++) {
+      let v = 0;
+      for (let bit = 0; bit < 8; bit++) v = (v << 1) | (mean(row, 2 + byte * 8 + bit) > mid ? 1 : 0);
+      bytes.push(v);
+    }
+  }
+  if (crc8(bytes.slice(0, 7)) !== bytes[7]) return null;
+  let timeUs = 0;
+  for (let i = 0; i < 5; i++) timeUs = timeUs * 256 + bytes[i];
+  return { timeUs, sequence: bytes[5] * 256 + bytes[6] };
+}
+
+/** How old (ms) a picture with `code` is now, on this host's clock. */
+function ageOf(code) {
+  const span = 2 ** 40;
+  const nowUs = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  let t = nowUs - (nowUs % span) + code.timeUs;
+  if (t > nowUs) t -= span;
+  return (nowUs - t) / 1000;
+}
+
+/** Keeps the last 100 ages; the median, or null. */
+function ageMeter() {
+  const ages = [];
+  return (age) => {
+    if (age !== null && age < 10000) { ages.push(age); if (ages.length > 100) ages.shift(); }
+    return ages.length ? [...ages].sort((a, b) => a - b)[Math.floor(ages.length / 2)] : null;
+  };
+}
+
 /** Whether this browser decodes H.264 itself (WebCodecs). */
 const webCodecs = typeof VideoDecoder === 'function' && window.isSecureContext;
 
@@ -541,10 +611,15 @@ function openPreview(node, stream, jpegOnly = false) {
   const ctx = canvas.getContext('2d');
   let busy = false, pending = null, frames = 0, decoder = null, started = false, h264 = false;
   const queued = [];
+  const meter = ageMeter();
   const shown = (sequence) => {
     frames++;
-    info.textContent = `#${sequence} · ${frames} shown`;
     canvas.dataset.sequence = String(sequence);
+    // A test-pattern picture says how old it is: capture to drawn here.
+    const code = readTimeCode(ctx, canvas.width, canvas.height);
+    const p50 = meter(code ? ageOf(code) : null);
+    if (p50 !== null) canvas.dataset.latencyMs = p50.toFixed(1);
+    info.textContent = `#${sequence} · ${frames} shown${p50 === null ? '' : ` · ${p50.toFixed(0)} ms old (p50)`}`;
   };
   const draw = async (m) => {
     busy = true;
