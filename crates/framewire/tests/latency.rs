@@ -6,6 +6,20 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+/// A node serving `cam`, a 640x360 30 fps MJPEG test pattern, and `more`.
+fn source(more: &[&str]) -> common::NodeProc {
+    let mut args = vec![
+        "--name",
+        "t:src",
+        "--discovery",
+        "off",
+        "--source",
+        "test-pattern:cam,size=640x360,fps=30",
+    ];
+    args.extend_from_slice(more);
+    common::spawn_node(&args)
+}
+
 /// `framewire latency ADDR STREAM --frames N --json`'s result.
 fn latency(addr: &str, stream: &str, frames: u32) -> serde_json::Value {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_framewire"));
@@ -20,16 +34,7 @@ fn latency(addr: &str, stream: &str, frames: u32) -> serde_json::Value {
 
 #[test]
 fn latency_reads_every_pictures_code_through_a_relay() {
-    let src = common::spawn_node(&[
-        "--name",
-        "t:src",
-        "--discovery",
-        "off",
-        "--source",
-        "test-pattern:cam,size=640x360,fps=30",
-        "--source",
-        "test-pattern:h,size=640x360,fps=30,format=h264",
-    ]);
+    let src = source(&["--source", "test-pattern:h,size=640x360,fps=30,format=h264"]);
     let relay = common::spawn_node(&[
         "--name",
         "t:relay",
@@ -60,14 +65,7 @@ fn latency_reads_every_pictures_code_through_a_relay() {
 /// a proxy that holds every byte 50 ms is 50 ms older, within 2 ms.
 #[test]
 fn a_link_that_adds_50_ms_reads_50_ms_more() {
-    let src = common::spawn_node(&[
-        "--name",
-        "t:src",
-        "--discovery",
-        "off",
-        "--source",
-        "test-pattern:cam,size=640x360,fps=30",
-    ]);
+    let src = source(&[]);
     let delayed = common::delay::delay_proxy(src.addr, Duration::from_millis(50));
     // In turn, twice each, so a busy moment of the machine hits both.
     let (mut direct, mut through) = (Vec::new(), Vec::new());
@@ -88,14 +86,7 @@ fn latency_reads_the_pictures_a_viewer_window_shows() {
     let Some(x) = common::xvfb::Xvfb::start(&["640x360x24"]) else {
         return;
     };
-    let src = common::spawn_node(&[
-        "--name",
-        "t:src",
-        "--discovery",
-        "off",
-        "--source",
-        "test-pattern:cam,size=640x360,fps=30",
-    ]);
+    let src = source(&[]);
     let mut viewer = std::process::Command::new(env!("CARGO_BIN_EXE_framewire"))
         .args([
             "view",

@@ -1,4 +1,4 @@
-use framewire_codec::{DecodeOptions, EncodeSpec, PixelBuffer, PixelLayout, Registry};
+use framewire_codec::{EncodeSpec, PixelBuffer, PixelLayout, Registry};
 
 use super::*;
 use crate::testpattern::{TestPattern, TestPatternConfig};
@@ -104,7 +104,6 @@ fn the_code_survives_jpeg_and_a_quarter_of_the_size() {
             );
         }
     }
-    let _ = DecodeOptions::default();
 }
 
 #[test]
