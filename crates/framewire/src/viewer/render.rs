@@ -73,14 +73,13 @@ void main() {
 }
 ";
 
-const FRAGMENT: &str = r"#version 330 core
+/// What every fragment shader starts with.
+const FRAGMENT_HEAD: &str = r"#version 330 core
 in vec2 uv;
 out vec4 colour;
 uniform sampler2D t0;
 uniform sampler2D t1;
 uniform sampler2D t2;
-// 0 rgba, 1 bgra, 2 rgb, 3 bgr, 4 i420, 5 yuyv
-uniform int mode;
 uniform float src_width;
 vec3 yuv(float y, float u, float v) {
     y = (y * 255.0 - 16.0) / 219.0;
@@ -88,37 +87,85 @@ vec3 yuv(float y, float u, float v) {
     v = (v * 255.0 - 128.0) / 224.0;
     return clamp(vec3(y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u), 0.0, 1.0);
 }
-void main() {
-    vec4 c = texture(t0, uv);
-    if (mode == 0 || mode == 2) {
-        colour = vec4(c.rgb, 1.0);
-    } else if (mode == 1 || mode == 3) {
-        colour = vec4(c.bgr, 1.0);
-    } else if (mode == 4) {
-        colour = vec4(yuv(c.r, texture(t1, uv).r, texture(t2, uv).r), 1.0);
-    } else {
-        float px = floor(uv.x * src_width);
-        float y = mod(px, 2.0) < 1.0 ? c.r : c.b;
-        colour = vec4(yuv(y, c.g, c.a), 1.0);
-    }
-}
 ";
+
+/// One program per kind of picture: a software rasteriser (llvmpipe)
+/// runs every branch of a shader for every pixel, so one shader choosing
+/// at run time cost most of a 1080p frame's time on screen. Indexed by
+/// [`Program`].
+const FRAGMENT_MAIN: [&str; 4] = [
+    // RGB(A)
+    "void main() { colour = vec4(texture(t0, uv).rgb, 1.0); }",
+    // BGR(A)
+    "void main() { colour = vec4(texture(t0, uv).bgr, 1.0); }",
+    // I420: three planes
+    "void main() { colour = vec4(yuv(texture(t0, uv).r, texture(t1, uv).r, texture(t2, uv).r), 1.0); }",
+    // YUYV: two pixels per texel
+    "void main() {
+        vec4 c = texture(t0, uv);
+        float y = mod(floor(uv.x * src_width), 2.0) < 1.0 ? c.r : c.b;
+        colour = vec4(yuv(y, c.g, c.a), 1.0);
+    }",
+];
+
+/// Which of the programs draws a picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Program {
+    Rgb = 0,
+    Bgr = 1,
+    I420 = 2,
+    Yuyv = 3,
+}
 
 /// An OpenGL 3.3 renderer.
 #[derive(Debug)]
 pub struct GlRenderer {
     gl: glow::Context,
-    program: glow::Program,
+    programs: [glow::Program; 4],
     vao: glow::VertexArray,
     textures: [glow::Texture; 3],
     scale: Scale,
     window: (u32, u32),
-    /// Size of the picture on the textures, and its shader mode.
-    picture: Option<(u32, u32, i32)>,
+    /// Size of the picture on the textures, and its program.
+    picture: Option<(u32, u32, Program)>,
+    /// The textures' filter: nearest when a picture is shown pixel for
+    /// pixel (cheaper in software, and exact), else linear.
+    filter: u32,
 }
 
 fn gl_err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+/// A linked program of the vertex shader and `fragment`.
+///
+/// # Safety
+/// `gl` is current on this thread.
+unsafe fn program(gl: &glow::Context, fragment: &str) -> Result<glow::Program, String> {
+    // SAFETY: the caller's: `gl` is current.
+    unsafe {
+        let program = gl.create_program().map_err(gl_err)?;
+        let mut shaders = Vec::new();
+        for (kind, src) in [(glow::VERTEX_SHADER, VERTEX), (glow::FRAGMENT_SHADER, fragment)] {
+            let s = gl.create_shader(kind).map_err(gl_err)?;
+            gl.shader_source(s, src);
+            gl.compile_shader(s);
+            if !gl.get_shader_compile_status(s) {
+                return Err(format!("shader: {}", gl.get_shader_info_log(s)));
+            }
+            gl.attach_shader(program, s);
+            shaders.push(s);
+        }
+        gl.link_program(program);
+        if !gl.get_program_link_status(program) {
+            return Err(format!("program: {}", gl.get_program_info_log(program)));
+        }
+        for s in shaders {
+            gl.detach_shader(program, s);
+            gl.delete_shader(s);
+        }
+        Ok(program)
+    }
 }
 
 impl GlRenderer {
@@ -127,25 +174,9 @@ impl GlRenderer {
         // SAFETY: `gl` is current on this thread for these calls; every
         // object created is used only with this context.
         unsafe {
-            let program = gl.create_program().map_err(gl_err)?;
-            let mut shaders = Vec::new();
-            for (kind, src) in [(glow::VERTEX_SHADER, VERTEX), (glow::FRAGMENT_SHADER, FRAGMENT)] {
-                let s = gl.create_shader(kind).map_err(gl_err)?;
-                gl.shader_source(s, src);
-                gl.compile_shader(s);
-                if !gl.get_shader_compile_status(s) {
-                    return Err(format!("shader: {}", gl.get_shader_info_log(s)));
-                }
-                gl.attach_shader(program, s);
-                shaders.push(s);
-            }
-            gl.link_program(program);
-            if !gl.get_program_link_status(program) {
-                return Err(format!("program: {}", gl.get_program_info_log(program)));
-            }
-            for s in shaders {
-                gl.detach_shader(program, s);
-                gl.delete_shader(s);
+            let mut programs = Vec::new();
+            for main in FRAGMENT_MAIN {
+                programs.push(program(&gl, &format!("{FRAGMENT_HEAD}{main}"))?);
             }
             let vao = gl.create_vertex_array().map_err(gl_err)?;
             let mut textures = Vec::new();
@@ -164,22 +195,25 @@ impl GlRenderer {
                 }
                 textures.push(t);
             }
-            gl.use_program(Some(program));
-            for (i, name) in ["t0", "t1", "t2"].iter().enumerate() {
-                let loc = gl.get_uniform_location(program, name);
-                // Cannot truncate: i < 3.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
-                gl.uniform_1_i32(loc.as_ref(), i as i32);
+            for p in &programs {
+                gl.use_program(Some(*p));
+                for (i, name) in ["t0", "t1", "t2"].iter().enumerate() {
+                    let loc = gl.get_uniform_location(*p, name);
+                    // Cannot truncate: i < 3.
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+                    gl.uniform_1_i32(loc.as_ref(), i as i32);
+                }
             }
             gl.pixel_store_i32(glow::UNPACK_ALIGNMENT, 1);
             Ok(GlRenderer {
                 gl,
-                program,
+                programs: [programs[0], programs[1], programs[2], programs[3]],
                 vao,
                 textures: [textures[0], textures[1], textures[2]],
                 scale,
                 window,
                 picture: None,
+                filter: glow::LINEAR,
             })
         }
     }
@@ -212,21 +246,44 @@ impl GlRenderer {
         // this context's.
         unsafe {
             let gl = &self.gl;
-            gl.viewport(0, 0, self.window.0 as i32, self.window.1 as i32);
-            gl.clear_color(0.0, 0.0, 0.0, 1.0);
-            gl.clear(glow::COLOR_BUFFER_BIT);
-            let Some((w, h, mode)) = self.picture else { return };
+            let Some((w, h, kind)) = self.picture else {
+                gl.viewport(0, 0, self.window.0 as i32, self.window.1 as i32);
+                gl.clear_color(0.0, 0.0, 0.0, 1.0);
+                gl.clear(glow::COLOR_BUFFER_BIT);
+                return;
+            };
             let (x, y, vw, vh) = placement(self.scale, (w, h), self.window);
+            if (x, y, vw, vh) != (0, 0, self.window.0, self.window.1) {
+                // Bars around the picture.
+                gl.viewport(0, 0, self.window.0 as i32, self.window.1 as i32);
+                gl.clear_color(0.0, 0.0, 0.0, 1.0);
+                gl.clear(glow::COLOR_BUFFER_BIT);
+            }
             // GL's viewport origin is bottom-left.
             let gy = self.window.1 as i32 - y - vh as i32;
             gl.viewport(x, gy, vw as i32, vh as i32);
-            gl.use_program(Some(self.program));
-            gl.uniform_1_i32(gl.get_uniform_location(self.program, "mode").as_ref(), mode);
-            gl.uniform_1_f32(gl.get_uniform_location(self.program, "src_width").as_ref(), w as f32);
+            let program = self.programs[kind as usize];
+            gl.use_program(Some(program));
+            if kind == Program::Yuyv {
+                gl.uniform_1_f32(gl.get_uniform_location(program, "src_width").as_ref(), w as f32);
+            }
+            let filter = if (vw, vh) == (w, h) {
+                glow::NEAREST
+            } else {
+                glow::LINEAR
+            };
             for (i, t) in self.textures.iter().enumerate() {
                 gl.active_texture(glow::TEXTURE0 + u32::try_from(i).unwrap_or(0));
                 gl.bind_texture(glow::TEXTURE_2D, Some(*t));
+                if filter != self.filter {
+                    for p in [glow::TEXTURE_MIN_FILTER, glow::TEXTURE_MAG_FILTER] {
+                        // Cannot truncate: GL enum values are small.
+                        #[allow(clippy::cast_possible_wrap)]
+                        gl.tex_parameter_i32(glow::TEXTURE_2D, p, filter as i32);
+                    }
+                }
             }
+            self.filter = filter;
             gl.bind_vertex_array(Some(self.vao));
             gl.draw_arrays(glow::TRIANGLE_STRIP, 0, 4);
         }
@@ -245,11 +302,19 @@ impl Renderer for GlRenderer {
         let mode = match format {
             PixelLayout::Rgba | PixelLayout::Bgra => {
                 self.upload(0, glow::RGBA8, glow::RGBA, width, height, buffer);
-                if format == PixelLayout::Rgba { 0 } else { 1 }
+                if format == PixelLayout::Rgba {
+                    Program::Rgb
+                } else {
+                    Program::Bgr
+                }
             }
             PixelLayout::Rgb | PixelLayout::Bgr => {
                 self.upload(0, glow::RGB8, glow::RGB, width, height, buffer);
-                if format == PixelLayout::Rgb { 2 } else { 3 }
+                if format == PixelLayout::Rgb {
+                    Program::Rgb
+                } else {
+                    Program::Bgr
+                }
             }
             PixelLayout::I420 => {
                 let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
@@ -258,11 +323,11 @@ impl Renderer for GlRenderer {
                 self.upload(0, glow::R8, glow::RED, width, height, &buffer[..ys]);
                 self.upload(1, glow::R8, glow::RED, cw, ch, &buffer[ys..ys + cs]);
                 self.upload(2, glow::R8, glow::RED, cw, ch, &buffer[ys + cs..ys + 2 * cs]);
-                4
+                Program::I420
             }
             PixelLayout::Yuyv => {
                 self.upload(0, glow::RGBA8, glow::RGBA, width / 2, height, buffer);
-                5
+                Program::Yuyv
             }
             other => return Err(format!("cannot show {other:?}")),
         };
