@@ -108,24 +108,68 @@ fn xvfb(w: u32, h: u32) -> anyhow::Result<String> {
     Ok(format!(":{}", n.trim()))
 }
 
-/// The reader's verdict on the screen: p50, p95, p99 in ms.
-fn read_screen(display: &str, w: u32, h: u32, frames: u32) -> anyhow::Result<(f64, f64, f64)> {
+/// `framewire latency ARGS --json`: its verdict.
+fn reader(reader_args: &[String], frames: u32) -> anyhow::Result<serde_json::Value> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
-    cmd.args(["latency", "--x11", display, "--rect", &format!("0,0,{w},{h}")])
+    cmd.arg("latency")
+        .args(reader_args)
         .args(["--frames", &frames.to_string(), "--json", "--idle-timeout", "20"]);
     let log = std::env::temp_dir().join(format!("framewire-bench-latency-{}.log", std::process::id()));
     let p = procs::spawn("reader", &mut cmd, Capture::Text, Some(&log))?;
     let text = p.output(Duration::from_secs(u64::from(frames) / 10 + 60));
     let said = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
-    let v: serde_json::Value = serde_json::from_str(text.trim())
-        .with_context(|| format!("the reader said {text:?}, and on stderr: {}", said.trim()))?;
-    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    Ok((f("p50_ms"), f("p95_ms"), f("p99_ms")))
+    serde_json::from_str(text.trim())
+        .with_context(|| format!("the reader said {text:?}, and on stderr: {}", said.trim()))
 }
 
-fn framewire_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<(f64, f64, f64)> {
+/// p50, p95, p99 of a verdict, in ms.
+type Figures = (f64, f64, f64);
+
+fn figures(v: &serde_json::Value) -> Figures {
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    (f("p50_ms"), f("p95_ms"), f("p99_ms"))
+}
+
+/// The reader's verdict on the screen.
+fn read_screen(display: &str, w: u32, h: u32, frames: u32) -> anyhow::Result<Figures> {
+    let args = ["--x11", display, "--rect", &format!("0,0,{w},{h}")].map(String::from);
+    Ok(figures(&reader(&args, frames)?))
+}
+
+/// Where framewire's time goes, p50s in ms.
+#[derive(Debug, Default)]
+struct Stages {
+    /// Capture to a frame's arrival at a subscriber of the relay.
+    arrived: f64,
+    /// Decoding there.
+    decode: f64,
+    /// Capture to decoded there.
+    decoded: f64,
+}
+
+/// Drawing and encoding one picture at the source, p50 of 30, in ms.
+fn draw_and_encode(a: &Args, w: u32, h: u32) -> anyhow::Result<f64> {
+    let mut pattern = TestPattern::new(TestPatternConfig {
+        name: "bench".into(),
+        width: w,
+        height: h,
+        fps_num: a.fps,
+        fps_den: 1,
+        encode: EncodeSpec::mjpeg(a.quality),
+    })?;
+    let mut took = Vec::new();
+    for seq in 0..30 {
+        let t = Instant::now();
+        pattern.frame(seq, crate::now_ns())?;
+        took.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    took.sort_by(f64::total_cmp);
+    Ok(took[took.len() / 2])
+}
+
+fn framewire_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<(Figures, Stages)> {
     let exe = std::env::current_exe()?;
     let (src, relay) = (procs::free_port()?, procs::free_port()?);
     let mut cmd = Command::new(&exe);
@@ -154,6 +198,15 @@ fn framewire_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<(f6
     ]);
     let r = procs::spawn("relay node", &mut cmd, Capture::Nothing, None)?;
     procs::wait_listening(relay, Duration::from_secs(20), &r)?;
+    // The stages, before the viewer runs: decoded at a subscriber of the
+    // relay, as the viewer would decode it.
+    let v = reader(&[format!("127.0.0.1:{relay}"), "cam".into()], a.frames.min(150))?;
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let stages = Stages {
+        arrived: f("arrived_p50_ms"),
+        decode: f("decode_p50_ms"),
+        decoded: f("p50_ms"),
+    };
     let mut cmd = Command::new(&exe);
     cmd.args([
         "view",
@@ -175,10 +228,10 @@ fn framewire_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<(f6
     for p in [v.pid, r.pid, s.pid] {
         procs::kill(p);
     }
-    got
+    Ok((got?, stages))
 }
 
-fn gst_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<(f64, f64, f64)> {
+fn gst_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<Figures> {
     let exe = std::env::current_exe()?;
     let (p0, p1) = (procs::free_port()?, procs::free_port()?);
     let mut cmd = Command::new("gst-launch-1.0");
@@ -247,9 +300,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     let a2 = a.clone();
     let d2 = display.clone();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+    let stages = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(Stages, f64)>> {
+        let mut stages = Vec::new();
         for round in 1..=a2.rounds.max(1) {
-            let fw = framewire_case(&a2, &d2, w, h)?;
+            let (fw, st) = framewire_case(&a2, &d2, w, h)?;
             let g = gst_case(&a2, &d2, w, h)?;
             println!(
                 "| {round} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.2} |",
@@ -261,10 +315,29 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 g.2,
                 fw.0 / g.0
             );
+            stages.push((st, fw.0));
         }
-        Ok(())
+        Ok(stages)
     })
     .await??;
+    let encode = draw_and_encode(&a, w, h)?;
+    println!(
+        "\nframewire's stages (p50, ms): drawing and encoding at the source (in this process); capture to arrival at a"
+    );
+    println!(
+        "subscriber of the relay, and decoding there (`framewire latency`, before the viewer runs); the rest to shown\n"
+    );
+    println!("| round | draw + encode | then to arrived | decode | then to shown | shown |");
+    println!("|---|---|---|---|---|---|");
+    for (round, (st, shown)) in stages.iter().enumerate() {
+        println!(
+            "| {} | {encode:.1} | {:.1} | {:.1} | {:.1} | {shown:.1} |",
+            round + 1,
+            st.arrived - encode,
+            st.decode,
+            shown - st.decoded
+        );
+    }
     procs::kill_all();
     Ok(())
 }

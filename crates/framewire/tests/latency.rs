@@ -58,6 +58,15 @@ fn latency_reads_every_pictures_code_through_a_relay() {
         let p50 = v["p50_ms"].as_f64().unwrap();
         assert!(p50 > 0.0 && p50 < 100.0, "{stream}: p50 {p50} ms\n{}", relay.log());
         assert!(v["max_ms"].as_f64().unwrap() < 1000.0, "{stream}: {v}");
+        // The stages: arrival before decoding, both within the whole.
+        let (arrived, decode) = (
+            v["arrived_p50_ms"].as_f64().unwrap(),
+            v["decode_p50_ms"].as_f64().unwrap(),
+        );
+        assert!(
+            arrived > 0.0 && decode > 0.0 && arrived < p50 && decode < p50,
+            "{stream}: {v}"
+        );
     }
 }
 

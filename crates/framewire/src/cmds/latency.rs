@@ -70,6 +70,16 @@ pub struct Samples {
     pub undecodable: u64,
 }
 
+/// Where the time of a picture read at a node goes (p50s in the report).
+#[derive(Debug, Default)]
+pub struct Stages {
+    /// Capture to the frame's arrival here: drawing and encoding at the
+    /// source, the relays and the network.
+    arrived: Samples,
+    /// Decoding here.
+    decode: Samples,
+}
+
 impl Samples {
     /// One picture's latency.
     pub fn add(&mut self, ms: f64) {
@@ -137,7 +147,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         let (frames, warmup, idle) = (args.frames, args.warmup, args.idle_timeout);
         let (samples, took) = tokio::task::spawn_blocking(move || from_screen(&target, frames, warmup, idle)).await??;
-        return report(&args, &samples, took);
+        return report(&args, &samples, None, took);
     }
     let (Some(addr), Some(stream)) = (&args.addr, &args.stream) else {
         anyhow::bail!("give ADDR and STREAM, or --x11");
@@ -152,6 +162,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let idle = Duration::from_secs_f64(args.idle_timeout.max(0.1));
     let mut decoder: Option<Box<dyn Decoder>> = None;
     let mut samples = Samples::default();
+    let mut stages = Stages::default();
     let mut start: Option<Instant> = None;
     let warmup = Duration::from_secs_f64(args.warmup.max(0.0));
     let mut seen = 0u64;
@@ -169,6 +180,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Message::VideoFrame(f) if f.channel == channel => {
                 let Some(dec) = decoder.as_mut() else { continue };
                 let counted = start.get_or_insert_with(Instant::now).elapsed() >= warmup;
+                let arrived = framewire_net::now_ns();
                 let decoded = dec.decode(&f.data);
                 if !counted {
                     continue;
@@ -181,7 +193,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 // Decoded now: reading the code is the meter's own time.
                 let now = framewire_net::now_ns();
                 match timecode::read(&pic) {
-                    Some(code) => samples.add(now.saturating_sub(code.capture_ns(now)) as f64 / 1e6),
+                    Some(code) => {
+                        let captured = code.capture_ns(now);
+                        samples.add(now.saturating_sub(captured) as f64 / 1e6);
+                        stages.arrived.add(arrived.saturating_sub(captured) as f64 / 1e6);
+                        stages.decode.add(now.saturating_sub(arrived) as f64 / 1e6);
+                    }
                     None => samples.no_code += 1,
                 }
             }
@@ -205,7 +222,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let took = start.map_or(Duration::ZERO, |s| s.elapsed().saturating_sub(warmup));
-    report(&args, &samples, took)
+    report(&args, &samples, Some(&stages), took)
 }
 
 /// Grabs the screen until `frames` new pictures with a code were seen
@@ -256,7 +273,7 @@ fn from_screen(
     Ok((samples, took))
 }
 
-fn report(args: &Args, s: &Samples, took: Duration) -> anyhow::Result<()> {
+fn report(args: &Args, s: &Samples, stages: Option<&Stages>, took: Duration) -> anyhow::Result<()> {
     let what = match (&args.x11, &args.stream) {
         (Some(d), _) => format!("the screen of X display {}", if d.is_empty() { "$DISPLAY" } else { d }),
         (None, Some(stream)) => stream.clone(),
@@ -272,7 +289,7 @@ fn report(args: &Args, s: &Samples, took: Duration) -> anyhow::Result<()> {
     }
     let (p50, p95, p99, max) = (s.quantile(0.5), s.quantile(0.95), s.quantile(0.99), s.quantile(1.0));
     if args.json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "stream": what,
             "frames": s.len(),
             "no_code": s.no_code,
@@ -283,6 +300,10 @@ fn report(args: &Args, s: &Samples, took: Duration) -> anyhow::Result<()> {
             "max_ms": max,
             "seconds": took.as_secs_f64(),
         });
+        if let Some(st) = stages {
+            v["arrived_p50_ms"] = st.arrived.quantile(0.5).into();
+            v["decode_p50_ms"] = st.decode.quantile(0.5).into();
+        }
         println!("{v}");
         return Ok(());
     }
@@ -299,6 +320,13 @@ fn report(args: &Args, s: &Samples, took: Duration) -> anyhow::Result<()> {
         s.undecodable
     );
     println!("p50 {p50:.1} ms  p95 {p95:.1} ms  p99 {p99:.1} ms  max {max:.1} ms");
+    if let Some(st) = stages {
+        println!(
+            "of which (p50): capture to arrived here {:.1} ms, decoding {:.1} ms",
+            st.arrived.quantile(0.5),
+            st.decode.quantile(0.5)
+        );
+    }
     let width = if max > 200.0 {
         20.0
     } else if max > 50.0 {
