@@ -42,6 +42,7 @@ pub mod auth;
 pub mod backend;
 pub mod client;
 mod hls;
+pub mod latency;
 mod limits;
 mod login;
 mod server;
@@ -160,6 +161,8 @@ pub(crate) struct App {
     pub(crate) listen: std::net::SocketAddr,
     /// Running WebRTC (WHEP) sessions.
     pub(crate) whep: whep::Sessions,
+    /// What the browsers report of the pictures they draw.
+    pub(crate) latency: latency::Paths,
     /// Live previews and MJPEG streams, per user.
     pub(crate) streams: Arc<limits::Streams>,
     /// Password hashing, off the async workers and bounded.
@@ -273,6 +276,7 @@ impl App {
             hls_dir: config.hls_dir.clone(),
             listen: config.listen,
             whep: whep::Sessions::default(),
+            latency: latency::Paths::default(),
             stopping,
             graph_cache: std::sync::Mutex::new(None),
         }
@@ -312,6 +316,7 @@ fn routes(app: App) -> Router {
         .route("/api/users/{name}", axum::routing::delete(api::remove_user))
         .route("/api/tokens", get(api::tokens).post(api::add_token))
         .route("/api/tokens/{id}", axum::routing::delete(api::remove_token))
+        .route("/api/latency", get(latency::list).post(latency::report))
         .route("/ws/state", get(stream::state_ws))
         .route("/ws/preview/{node}/{stream}", get(stream::preview_ws))
         .route("/stream/{node}/{file}", get(stream::mjpeg))

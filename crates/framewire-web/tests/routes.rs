@@ -111,6 +111,15 @@ fn table(token_id: &'static str) -> Vec<Route> {
             A,
             200,
         ),
+        r("GET", "/api/latency", "/api/latency", "", V, 200),
+        r(
+            "POST",
+            "/api/latency",
+            "/api/latency",
+            r#"{"node":"cam","stream":"bars","path":"preview","ages_ms":[12.5]}"#,
+            V,
+            204,
+        ),
         // A WebSocket route that grants access answers 400 to a plain (non-upgrade) request.
         r("GET", "/ws/state", "/ws/state", "", V, 400),
         r("GET", "/ws/preview/{node}/{stream}", "/ws/preview/cam/bars", "", V, 400),
