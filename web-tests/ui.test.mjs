@@ -135,6 +135,27 @@ test('an operator sees the demo graph, wires an edge, previews it live, unwires 
   const latency = Number(await page.locator(canvasSel).getAttribute('data-latency-ms'));
   console.log(`MJPEG preview: latency p50 ${latency} ms (capture to drawn, two relays)`);
   assert.ok(latency > 0 && latency < 80, `preview latency p50 ${latency} ms (target < 80 ms)`);
+  // The page reports what it drew to the controller (every 2 s): the
+  // latency view lists the path, the graph shows it on the node, and the
+  // histogram counts every picture of the last minute.
+  const pathRow = page.locator('#paths tbody tr[data-node="demo:viewer"][data-stream="direct"][data-path="preview"]');
+  await pathRow.waitFor({ timeout: 10_000 });
+  const reported = await (await page.request.get(new globalThis.URL('/api/latency', URL).href)).json();
+  const mine = reported.paths.find((p) => p.node === 'demo:viewer' && p.stream === 'direct' && p.path === 'preview');
+  assert.ok(mine && mine.frames > 10, `the controller has no figures of the preview: ${JSON.stringify(reported)}`);
+  console.log(`controller's figure of the preview: p50 ${mine.p50_ms} ms over ${mine.frames} pictures`);
+  assert.ok(mine.p50_ms > 0 && mine.p50_ms < 80, `reported p50 ${mine.p50_ms} ms`);
+  await page.locator('#graph g.node[data-node="demo:viewer"] text.lat', { hasText: /browser direct preview \d+ ms/ }).waitFor({ timeout: 5_000 });
+  await pathRow.click();
+  await page.locator('#latency-hist rect').first().waitFor({ state: 'attached', timeout: 5_000 });
+  // Both read at once: the view is redrawn every 2 s.
+  const [counted, rowFrames] = await page.evaluate(() => [
+    [...document.querySelectorAll('#latency-hist rect')].reduce((a, r) => a + Number(r.dataset.count), 0),
+    Number(document.querySelector('#paths tbody tr.selected td:nth-child(3)').textContent),
+  ]);
+  assert.equal(counted, rowFrames, 'the histogram counts every picture of the row');
+  await page.locator('#paths').screenshot({ path: join(ART, 'latency-view.png') });
+  await page.locator('#latency-hist').screenshot({ path: join(ART, 'latency-histogram.png') });
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(ART, 'controller.png') });
 
@@ -239,6 +260,8 @@ for (const [stream, size] of [['bars-h264', [640, 360]], ['bars', [320, 240]]]) 
     const latency = Number(await page.locator(sel).getAttribute('data-latency-ms'));
     console.log(`${stream}: live latency p50 ${latency} ms`);
     assert.ok(latency > 0 && latency < 100, `live latency p50 ${latency} ms (target < 100 ms)`);
+    // Reported to the controller as a WebRTC path.
+    await page.locator(`#paths tbody tr[data-node="demo:source"][data-stream="${stream}"][data-path="whep"]`).waitFor({ timeout: 10_000 });
     const cols = await videoColumns(page, sel);
     assert.ok(Math.max(...cols) - Math.min(...cols) > 60, `the live picture is not the bars: ${cols}`);
     await page.locator(`.preview.live[data-stream="${stream}"]`).screenshot({ path: join(ART, `live-${stream}.png`) });

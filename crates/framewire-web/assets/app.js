@@ -3,6 +3,7 @@
 // previews decoded from framewire wire messages (wire.js) and the node
 // panel with V4L2 controls.
 import { decodeMessage } from './wire.js';
+import { readTimeCode, ageOf, ageMeter, note, startReporting, startLatencyView, nodeLatency } from './latency.js';
 
 const $ = (sel) => document.querySelector(sel);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -90,6 +91,21 @@ function start() {
   for (const e of document.querySelectorAll('.operator-only input, .operator-only select, .operator-only button')) e.disabled = !canOperate();
   connectState();
   if (session.role === 'admin' && !session.open) loadAdmin();
+  if (!reporting) {
+    reporting = true;
+    startReporting((body) => api('POST', '/api/latency', body));
+    startLatencyView(() => api('GET', '/api/latency'), showNodeLatency);
+  }
+}
+
+let reporting = false;
+
+/** Each node's line of what browsers see of it, in the graph. */
+function showNodeLatency() {
+  for (const t of document.querySelectorAll('#graph g.node text.lat')) {
+    const text = nodeLatency(t.parentNode.dataset.node);
+    if (t.textContent !== text) t.textContent = text;
+  }
 }
 
 // ---- admin: users and API tokens ---------------------------------------------
@@ -204,6 +220,7 @@ function renderSvg(force = false) {
       const t = g.querySelector(`g.edge[data-edge-id="${CSS.escape(e.id)}"] text`);
       if (t) t.textContent = edgeLabel(e);
     }
+    showNodeLatency();
     return;
   }
   svgShape = shape;
@@ -214,7 +231,7 @@ function renderSvg(force = false) {
   defs.append(marker);
   g.append(defs);
   const pos = layout();
-  const W = 170, H = 60;
+  const W = 170, H = 72;
   let maxX = 400, maxY = 200;
   for (const e of graph.edges) {
     const a = pos.get(e.upstream), b = pos.get(e.downstream);
@@ -240,11 +257,14 @@ function renderSvg(force = false) {
     const t1 = svg('text', { x: 10, y: 22 }); t1.textContent = n.name;
     const t2 = svg('text', { x: 10, y: 42, class: 'sub' });
     t2.textContent = `${n.streams.length} stream${n.streams.length === 1 ? '' : 's'}${n.online ? '' : ' · offline'}`;
-    grp.append(t1, t2);
+    // Capture to drawn in browsers (the latency view), p50.
+    const t3 = svg('text', { x: 10, y: 62, class: 'sub lat' });
+    grp.append(t1, t2, t3);
     grp.addEventListener('click', () => selectNode(n.name));
     g.append(grp);
   }
   g.setAttribute('viewBox', `0 0 ${maxX} ${maxY}`);
+  showNodeLatency();
 }
 
 function setText(cell, text) {
@@ -520,76 +540,6 @@ function avcCodec(config) {
   return 'avc1.42e01e';
 }
 
-// ---- the time code in test-pattern pictures (docs/latency.md) ---------------
-
-/** CRC-8, polynomial 0x07. */
-function crc8(bytes) {
-  let crc = 0;
-  for (const b of bytes) {
-    crc ^= b;
-    for (let i = 0; i < 8; i++) crc = crc & 0x80 ? ((crc << 1) ^ 0x07) & 0xff : (crc << 1) & 0xff;
-  }
-  return crc;
-}
-
-/** Reads the time code off a drawn canvas (the band from 2/3 to 3/4 of its
- *  height, 2 rows of 34 cells): { timeUs, sequence } or null. The same
- *  geometry and rules as framewire_media::timecode. */
-function readTimeCode(ctx, w, h) {
-  const COLS = 34, ROWS = 2;
-  if (w < COLS * 2 || h < 24) return null;
-  const top = Math.floor((h * 2) / 3), bottom = Math.floor((h * 3) / 4), bh = bottom - top;
-  const d = ctx.getImageData(0, top, w, bh).data;
-  const mean = (row, col) => {
-    const x0 = Math.floor((col * w) / COLS), x1 = Math.floor(((col + 1) * w) / COLS);
-    const y0 = Math.floor((row * bh) / ROWS), y1 = Math.floor(((row + 1) * bh) / ROWS);
-    const xa = x0 + Math.floor((x1 - x0) / 4), xb = Math.max(x1 - Math.floor((x1 - x0) / 4), xa + 1);
-    const ya = y0 + Math.floor((y1 - y0) / 4), yb = Math.max(y1 - Math.floor((y1 - y0) / 4), ya + 1);
-    let sum = 0, n = 0;
-    for (let y = ya; y < yb; y++) {
-      for (let x = xa; x < xb; x++) {
-        const i = (y * w + x) * 4;
-        sum += (d[i] * 77 + d[i + 1] * 150 + d[i + 2] * 29) >> 8;
-        n++;
-      }
-    }
-    return Math.floor(sum / Math.max(n, 1));
-  };
-  const bytes = [];
-  for (let row = 0; row < ROWS; row++) {
-    const white = mean(row, 0), black = mean(row, 1);
-    if (white < black + 64) return null;
-    const mid = Math.floor((white + black) / 2);
-    for (let byte = 0; byte < 4; byte++) {
-      let v = 0;
-      for (let bit = 0; bit < 8; bit++) v = (v << 1) | (mean(row, 2 + byte * 8 + bit) > mid ? 1 : 0);
-      bytes.push(v);
-    }
-  }
-  if (crc8(bytes.slice(0, 7)) !== bytes[7]) return null;
-  let timeUs = 0;
-  for (let i = 0; i < 5; i++) timeUs = timeUs * 256 + bytes[i];
-  return { timeUs, sequence: bytes[5] * 256 + bytes[6] };
-}
-
-/** How old (ms) a picture with `code` is now, on this host's clock. */
-function ageOf(code) {
-  const span = 2 ** 40;
-  const nowUs = Math.floor((performance.timeOrigin + performance.now()) * 1000);
-  let t = nowUs - (nowUs % span) + code.timeUs;
-  if (t > nowUs) t -= span;
-  return (nowUs - t) / 1000;
-}
-
-/** Keeps the last 100 ages; the median, or null. */
-function ageMeter() {
-  const ages = [];
-  return (age) => {
-    if (age !== null && age < 10000) { ages.push(age); if (ages.length > 100) ages.shift(); }
-    return ages.length ? [...ages].sort((a, b) => a - b)[Math.floor(ages.length / 2)] : null;
-  };
-}
-
 /** Whether this browser decodes H.264 itself (WebCodecs). */
 const webCodecs = typeof VideoDecoder === 'function' && window.isSecureContext;
 
@@ -617,7 +567,9 @@ function openPreview(node, stream, jpegOnly = false) {
     canvas.dataset.sequence = String(sequence);
     // A test-pattern picture says how old it is: capture to drawn here.
     const code = readTimeCode(ctx, canvas.width, canvas.height);
-    const p50 = meter(code ? ageOf(code) : null);
+    const age = code ? ageOf(code) : null;
+    note(node, stream, h264 ? 'preview-h264' : 'preview', age);
+    const p50 = meter(age);
     if (p50 !== null) canvas.dataset.latencyMs = p50.toFixed(1);
     info.textContent = `#${sequence} · ${frames} shown${p50 === null ? '' : ` · ${p50.toFixed(0)} ms old (p50)`}`;
   };
@@ -760,6 +712,7 @@ async function openLive(node, stream) {
         const shown = performance.timeOrigin + (meta.expectedDisplayTime ?? now);
         const age = ((Math.round(shown * 90) - meta.rtpTimestamp) % 2 ** 32 + 2 ** 32) % 2 ** 32 / 90;
         if (age < 10000) { ages.push(age); if (ages.length > 100) ages.shift(); }
+        note(node, stream, 'whep', age);
       }
       const p50 = ages.length ? [...ages].sort((a, b) => a - b)[Math.floor(ages.length / 2)] : null;
       if (p50 !== null) video.dataset.latencyMs = p50.toFixed(1);

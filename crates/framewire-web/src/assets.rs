@@ -14,6 +14,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../assets/app.js"),
     ),
     (
+        "latency.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/latency.js"),
+    ),
+    (
         "wire.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/wire.js"),

@@ -163,7 +163,11 @@ impl Paths {
     pub fn figures(&self, now: Instant) -> Vec<Figures> {
         let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
         paths.retain(|_, p| {
-            while p.ages.front().is_some_and(|(t, _)| now.saturating_duration_since(*t) > WINDOW) {
+            while p
+                .ages
+                .front()
+                .is_some_and(|(t, _)| now.saturating_duration_since(*t) > WINDOW)
+            {
                 p.ages.pop_front();
             }
             !p.ages.is_empty()
@@ -175,7 +179,12 @@ impl Paths {
 }
 
 fn figures(k: &Key, p: &Path, now: Instant) -> Figures {
-    let mut v: Vec<f64> = p.ages.iter().map(|(_, a)| f64::from(*a)).collect();
+    // Kept as f32: back to hundredths of a ms, as reported.
+    let mut v: Vec<f64> = p
+        .ages
+        .iter()
+        .map(|(_, a)| (f64::from(*a) * 100.0).round() / 100.0)
+        .collect();
     v.sort_by(f64::total_cmp);
     let q = |q: f64| {
         // Nearest rank of a share of the length: in range.
@@ -225,8 +234,8 @@ pub(crate) async fn report(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     app.allow(&method, &headers, Role::Viewer)?;
-    let r: Report = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))?;
+    let r: Report =
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))?;
     app.latency
         .report(&r, Instant::now())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -234,7 +243,11 @@ pub(crate) async fn report(
 }
 
 /// GET /api/latency (viewer): every path's figures over the last minute.
-pub(crate) async fn list(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     app.allow(&method, &headers, Role::Viewer)?;
     let paths = app.latency.figures(Instant::now());
     Ok(Json(json!({ "window_s": WINDOW.as_secs(), "paths": paths })))
@@ -270,7 +283,9 @@ mod tests {
         assert_eq!(p.histogram[0], 4, "1..=4 in the first bucket");
         assert!((p.last_s - 1.0).abs() < 1e-6);
         // A minute on, the old ages are gone; a path with none left too.
-        paths.report(&report("a", Kind::Preview, vec![7.0]), t0 + Duration::from_secs(30)).unwrap();
+        paths
+            .report(&report("a", Kind::Preview, vec![7.0]), t0 + Duration::from_secs(30))
+            .unwrap();
         let f = paths.figures(t0 + Duration::from_secs(61));
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].frames, f[0].total, f[0].p50_ms), (1, 101, 7.0));
@@ -305,13 +320,17 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..MAX_PATHS + 10 {
             let t = t0 + Duration::from_millis(i as u64);
-            paths.report(&report(&format!("n{i}"), Kind::Preview, vec![1.0]), t).unwrap();
+            paths
+                .report(&report(&format!("n{i}"), Kind::Preview, vec![1.0]), t)
+                .unwrap();
         }
         let f = paths.figures(t0 + Duration::from_secs(1));
         assert_eq!(f.len(), MAX_PATHS);
         assert!(!f.iter().any(|f| f.node == "n0"), "the least recent went first");
         for _ in 0..(MAX_SAMPLES / MAX_REPORT + 2) {
-            paths.report(&report("x", Kind::Whep, vec![2.0; MAX_REPORT]), t0).unwrap();
+            paths
+                .report(&report("x", Kind::Whep, vec![2.0; MAX_REPORT]), t0)
+                .unwrap();
         }
         let f = paths.figures(t0);
         let x = f.iter().find(|f| f.node == "x").unwrap();

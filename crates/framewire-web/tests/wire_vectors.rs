@@ -156,7 +156,7 @@ fn browser_decoder_matches_the_shared_expectations() {
 
 #[test]
 fn ui_scripts_parse_as_modules() {
-    for file in ["app.js", "wire.js"] {
+    for file in ["app.js", "latency.js", "wire.js"] {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join(file);
         let src = std::fs::File::open(&path).unwrap();
         let out = match Command::new("node")
