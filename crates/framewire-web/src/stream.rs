@@ -226,23 +226,25 @@ pub(crate) async fn mjpeg(
     let slot = stream_slot(&app, &who.user)?;
     let preview = open_preview(&app, &node, stream, &[]).await?;
     // The slot lives as long as the body; the body ends when the server stops.
-    let state = (preview, slot, app.clone());
-    let body = futures_util::stream::unfold(state, |(mut p, slot, app)| async move {
+    let state = (preview, slot, app.clone(), true);
+    let body = futures_util::stream::unfold(state, |(mut p, slot, app, first)| async move {
         let f = tokio::select! {
             f = p.frames.recv() => f?,
             _ = app.stopped() => return None,
         };
-        let mut part = Vec::with_capacity(f.data.len() + 96);
+        // Each part ends with the next part's boundary: a browser shows a
+        // part when it sees the boundary after it, so sending that boundary
+        // only with the next picture would hold every picture back a frame.
+        let mut part = Vec::with_capacity(f.data.len() + 128);
+        if first {
+            part.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        }
         part.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-                f.data.len()
-            )
-            .as_bytes(),
+            format!("Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", f.data.len()).as_bytes(),
         );
         part.extend_from_slice(&f.data);
-        part.extend_from_slice(b"\r\n");
-        Some((Ok::<_, std::io::Error>(Bytes::from(part)), (p, slot, app)))
+        part.extend_from_slice(format!("\r\n--{BOUNDARY}\r\n").as_bytes());
+        Some((Ok::<_, std::io::Error>(Bytes::from(part)), (p, slot, app, false)))
     });
     Ok((
         [
