@@ -45,6 +45,10 @@ pub struct Args {
     /// Times each case runs, framewire and GStreamer in turn.
     #[arg(long, default_value_t = 2)]
     rounds: u32,
+    /// Skip the browser rows (headless Chromium: framewire's MJPEG and
+    /// WebRTC beside ffmpeg's MJPEG).
+    #[arg(long)]
+    no_browser: bool,
 }
 
 /// (internal) The test pattern as raw BGRA on stdout, paced.
@@ -337,6 +341,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             st.decode,
             shown - st.decoded
         );
+    }
+    if !a.no_browser {
+        let a = a.clone();
+        tokio::task::spawn_blocking(move || crate::latency_browser::run(&a.size, a.fps, a.quality, a.frames, a.rounds))
+            .await??;
     }
     procs::kill_all();
     Ok(())

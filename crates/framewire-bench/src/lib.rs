@@ -24,6 +24,7 @@ pub mod frames;
 mod gst;
 pub mod ingest;
 pub mod latency;
+mod latency_browser;
 mod procs;
 pub mod relay;
 pub mod report;
