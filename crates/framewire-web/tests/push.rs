@@ -183,8 +183,23 @@ async fn mjpeg_over_http_is_multipart_jpeg() {
         .unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
-        let parts = |g: &[u8]| g.windows(common::JPEG.len()).filter(|w| *w == common::JPEG).count();
-        while parts(&got) < 3 {
+        // The body's chunks (chunked transfer encoding), once 3 are whole.
+        let chunks = |g: &[u8]| -> Vec<Vec<u8>> {
+            let Some(start) = g.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return vec![];
+            };
+            let (mut rest, mut out) = (&g[start + 4..], Vec::new());
+            while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+                let n = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+                if rest.len() < eol + 2 + n + 2 {
+                    break;
+                }
+                out.push(rest[eol + 2..eol + 2 + n].to_vec());
+                rest = &rest[eol + 2 + n + 2..];
+            }
+            out
+        };
+        while chunks(&got).len() < 3 {
             let n = s.read(&mut buf).await.unwrap();
             assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
             got.extend_from_slice(&buf[..n]);
@@ -196,10 +211,27 @@ async fn mjpeg_over_http_is_multipart_jpeg() {
             "{text}"
         );
         let part = format!(
-            "--framewire-frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
             common::JPEG.len()
         );
-        assert!(text.matches(&part).count() >= 3, "{text}");
+        let chunks = chunks(&got);
+        assert!(chunks[0].starts_with(b"--framewire-frame\r\n"), "{text}");
+        // One picture a chunk, ending with the next part's boundary: a
+        // browser shows it without waiting for the next picture.
+        let mut ended = common::JPEG.to_vec();
+        ended.extend_from_slice(b"\r\n--framewire-frame\r\n");
+        for (i, c) in chunks.iter().enumerate() {
+            let body = if i == 0 {
+                &c[b"--framewire-frame\r\n".len()..]
+            } else {
+                &c[..]
+            };
+            assert!(body.starts_with(part.as_bytes()), "chunk {i}: {text}");
+            assert!(
+                body.ends_with(&ended),
+                "chunk {i} does not end with the next boundary: {text}"
+            );
+        }
         srv.shutdown().await;
     })
     .await
