@@ -112,28 +112,86 @@ fn cell(width: usize, height: usize, row: usize, col: usize) -> (usize, usize, u
     )
 }
 
-/// Draws `code` into a BGRA picture (`width`×`height`, rows `width * 4`
-/// bytes apart), over whatever the band held.
-pub fn draw(bgra: &mut [u8], width: usize, height: usize, code: TimeCode) {
+/// Every cell of `code` in a `width`×`height` picture: whether it is
+/// white, and its rectangle (columns `x0..x1`, rows `y0..y1`).
+fn cells(width: usize, height: usize, code: TimeCode) -> impl Iterator<Item = (bool, (usize, usize, usize, usize))> {
     let bits = code.bits();
-    for row in 0..ROWS {
-        for col in 0..COLS {
+    (0..ROWS).flat_map(move |row| {
+        (0..COLS).map(move |col| {
             let white = match col {
                 0 => true,
                 1 => false,
                 _ => bits >> (63 - (row * 32 + col - 2)) & 1 == 1,
             };
-            let v = if white { 255 } else { 0 };
-            let (x0, x1, y0, y1) = cell(width, height, row, col);
-            for y in y0..y1 {
-                if let Some(line) = bgra.get_mut((y * width + x0) * 4..(y * width + x1) * 4) {
-                    for px in line.chunks_exact_mut(4) {
-                        px.copy_from_slice(&[v, v, v, 255]);
+            (white, cell(width, height, row, col))
+        })
+    })
+}
+
+/// Sets pixels `x0..x1` of a row of `bpp`-byte pixels to `px`.
+fn fill(row: &mut [u8], bpp: usize, x0: usize, x1: usize, px: &[u8]) {
+    if let Some(line) = row.get_mut(x0 * bpp..x1 * bpp) {
+        for p in line.chunks_exact_mut(bpp) {
+            p.copy_from_slice(px);
+        }
+    }
+}
+
+/// Draws `code` into a BGRA picture (`width`×`height`, rows `width * 4`
+/// bytes apart), over whatever the band held.
+pub fn draw(bgra: &mut [u8], width: usize, height: usize, code: TimeCode) {
+    for (white, (x0, x1, y0, y1)) in cells(width, height, code) {
+        let v = if white { 255 } else { 0 };
+        for y in y0..y1 {
+            if let Some(row) = bgra.get_mut(y * width * 4..(y + 1) * width * 4) {
+                fill(row, 4, x0, x1, &[v, v, v, 255]);
+            }
+        }
+    }
+}
+
+/// A copy of `pic` with `code` drawn into it in the picture's own layout:
+/// the overlay for a source whose pictures are not the test pattern's
+/// (e.g. `x11:…,timecode=true`). In YUV layouts the cells are luma 235 or
+/// 16 with neutral chroma.
+pub fn overlay(pic: &PixelBuffer, code: TimeCode) -> PixelBuffer {
+    let (w, h) = (pic.width() as usize, pic.height() as usize);
+    let layout = pic.layout();
+    let mut data = pic.tight_bytes().to_vec();
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    for (white, (x0, x1, y0, y1)) in cells(w, h, code) {
+        let (v, y_v) = if white { (255, 235) } else { (0, 16) };
+        for y in y0..y1 {
+            match layout {
+                PixelLayout::Bgra | PixelLayout::Rgba => {
+                    fill(&mut data[y * w * 4..(y + 1) * w * 4], 4, x0, x1, &[v, v, v, 255])
+                }
+                PixelLayout::Bgr | PixelLayout::Rgb => {
+                    fill(&mut data[y * w * 3..(y + 1) * w * 3], 3, x0, x1, &[v, v, v])
+                }
+                PixelLayout::Yuyv => {
+                    for x in x0..x1 {
+                        data[y * w * 2 + x * 2] = y_v;
+                        data[y * w * 2 + x * 2 + 1] = 128;
                     }
+                }
+                PixelLayout::I420 => fill(&mut data[y * w..(y + 1) * w], 1, x0, x1, &[y_v]),
+                // A layout added later: left without a code (the reader
+                // counts such pictures as having none).
+                _ => {}
+            }
+        }
+        if layout == PixelLayout::I420 {
+            for cy in y0 / 2..y1.div_ceil(2).min(ch) {
+                for plane in 0..2 {
+                    let at = w * h + plane * cw * ch + cy * cw;
+                    fill(&mut data[at..at + cw], 1, x0 / 2, x1.div_ceil(2).min(cw), &[128]);
                 }
             }
         }
     }
+    // Cannot fail: the same layout and size as a picture that was valid.
+    PixelBuffer::new(layout, pic.width(), pic.height(), data).expect("an overlaid picture keeps its size")
 }
 
 /// Reads the code from a grey (luma) picture, rows `stride` bytes apart.

@@ -130,3 +130,37 @@ fn the_code_survives_h264_and_a_quarter_of_the_size() {
         );
     }
 }
+
+#[test]
+fn the_overlay_is_drawn_in_every_layout_and_read_back() {
+    // A picture that is not the test pattern: a noisy gradient, odd sizes.
+    for (w, h) in [(640u32, 360u32), (642, 362), (1920, 1080)] {
+        let mut bgra = vec![0u8; (w * h * 4) as usize];
+        for (i, p) in bgra.chunks_exact_mut(4).enumerate() {
+            let v = (i * 7 % 251) as u8;
+            p.copy_from_slice(&[v, v.wrapping_mul(3), 255 - v, 255]);
+        }
+        let src = PixelBuffer::new(PixelLayout::Bgra, w, h, bgra).unwrap();
+        assert_eq!(read(&src), None, "{w}x{h}: no code before");
+        for layout in [
+            PixelLayout::Bgra,
+            PixelLayout::Rgba,
+            PixelLayout::Bgr,
+            PixelLayout::Rgb,
+            PixelLayout::I420,
+            PixelLayout::Yuyv,
+        ] {
+            let pic = src.convert(layout).unwrap();
+            let code = TimeCode::new(w as u64 + 9, TS);
+            let out = overlay(&pic, code);
+            assert_eq!((out.layout(), out.width(), out.height()), (layout, w, h));
+            assert_eq!(read(&out), Some(code), "{w}x{h} {layout:?}");
+            // And through JPEG, as a source encoding it would send it.
+            let mut enc = Registry::builtin().encoder(&EncodeSpec::mjpeg(75)).unwrap();
+            let open = enc.stream_open(w, h, 30, 1, "t");
+            let jpeg = enc.encode(&out).unwrap();
+            let back = Registry::builtin().negotiate(&open).unwrap().decode(&jpeg).unwrap();
+            assert_eq!(read(&back), Some(code), "{w}x{h} {layout:?} after JPEG");
+        }
+    }
+}
