@@ -138,3 +138,27 @@ fn latency_reads_the_pictures_a_viewer_window_shows() {
     // second.
     assert!(p50 > 0.0 && p50 < 200.0, "p50 {p50} ms");
 }
+
+/// A source that is not the test pattern carries the code when asked
+/// (`timecode=true`): a screen grab of an Xvfb display, read at a relay.
+#[test]
+fn a_screen_grab_with_the_overlay_carries_the_code() {
+    let Some(x) = common::xvfb::Xvfb::start(&["640x360x24"]) else {
+        return;
+    };
+    let spec = format!("x11:desk,display={},fps=30,format=mjpeg,timecode=true", x.display);
+    let src = common::spawn_node(&["--name", "t:desk", "--discovery", "off", "--source", &spec]);
+    let relay = common::spawn_node(&[
+        "--name",
+        "t:relay",
+        "--discovery",
+        "off",
+        "--upstream",
+        &format!("{}/desk", src.addr),
+    ]);
+    let v = latency(&relay.addr.to_string(), "desk", 30);
+    assert_eq!(v["frames"], 30, "{v}");
+    assert_eq!(v["no_code"].as_u64(), Some(0), "{v}\n{}", src.log());
+    let p50 = v["p50_ms"].as_f64().unwrap();
+    assert!(p50 > 0.0 && p50 < 200.0, "p50 {p50} ms");
+}

@@ -35,6 +35,9 @@ pub struct X11SourceConfig {
     /// Replay input events from viewers into the display through XTEST.
     /// Off by default: anyone who may subscribe could then type here.
     pub inject: bool,
+    /// Draw each frame's capture time and number into it as a time code
+    /// (`framewire_media::timecode`), for `framewire latency`.
+    pub timecode: bool,
     /// Longest wait between reconnect attempts after the display was lost.
     pub retry_max: Duration,
 }
@@ -55,6 +58,7 @@ impl X11SourceConfig {
             fps: X11_DEFAULT_FPS,
             encode: EncodeSpec::qoi(),
             inject: false,
+            timecode: false,
             retry_max: Duration::from_secs(2),
         }
     }
@@ -88,6 +92,9 @@ struct Keys {
     /// Replay viewers' input into this display through XTEST, default false.
     #[serde(default)]
     inject_input: bool,
+    /// Draw the capture time into every frame as a time code, default false.
+    #[serde(default)]
+    timecode: bool,
 }
 
 fn default_fps() -> f64 {
@@ -147,6 +154,7 @@ pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError
         }
     };
     c.inject = k.inject_input;
+    c.timecode = k.timecode;
     Ok(c.into())
 }
 
@@ -380,7 +388,13 @@ mod imp {
             }
             let ts = now_ns();
             let t0 = Instant::now();
-            let grabbed = g.grab();
+            let grabbed = g.grab().map(|pic| {
+                if cfg.timecode {
+                    framewire_media::timecode::overlay(&pic, framewire_media::timecode::TimeCode::new(seq, ts))
+                } else {
+                    pic
+                }
+            });
             let t1 = Instant::now();
             match grabbed {
                 Ok(pic) => match encoder.encode(&pic) {
