@@ -386,6 +386,37 @@ fn raw_to_mjpeg_on_the_device() {
     });
 }
 
+/// `timecode=true`: every frame carries its own capture time and
+/// sequence in the picture (docs/latency.md).
+#[test]
+fn the_time_code_overlay_on_a_camera() {
+    let Some(dev) = device() else { return };
+    let node = spawn_node(&[
+        "--source",
+        &format!("v4l2:cam,device={dev},size=640x480,fps=25,format=mjpeg,quality=80,timecode=true"),
+    ]);
+    rt().block_on(async {
+        let mut c = client(node.addr, "test:timecode").await;
+        let Response::ListStreams(s) = c.request(Request::ListStreams).await.unwrap() else {
+            panic!()
+        };
+        let open = s.iter().find(|s| s.open.name == "cam").unwrap().open.clone();
+        subscribe(&mut c, "cam", completeness()).await;
+        let (fs, _) = frames(&mut c, 10, Duration::from_secs(30)).await;
+        assert_eq!(fs.len(), 10);
+        let mut d = framewire_codec::Registry::builtin().negotiate(&open).unwrap();
+        for f in &fs {
+            let pic = d.decode(&f.data).unwrap();
+            assert_eq!(
+                framewire_media::timecode::read(&pic),
+                Some(framewire_media::timecode::TimeCode::new(f.sequence, f.timestamp_ns)),
+                "frame {}",
+                f.sequence
+            );
+        }
+    });
+}
+
 #[test]
 fn brightness_set_remotely_changes_the_picture() {
     let Some(dev) = device() else { return };

@@ -295,6 +295,8 @@ pub struct FrameMaker {
     format: PixFormat,
     open: StreamOpen,
     mode: Mode,
+    /// Draw the capture time into each picture (`crate::timecode`).
+    timecode: bool,
 }
 
 #[derive(Debug)]
@@ -343,7 +345,12 @@ impl FrameMaker {
                 name: name.to_owned(),
                 codec_config: Default::default(),
             };
-            return Ok(FrameMaker { format, open, mode });
+            return Ok(FrameMaker {
+                format,
+                open,
+                mode,
+                timecode: false,
+            });
         }
         let kind = raw_kind(format.fourcc).ok_or_else(|| {
             format!(
@@ -383,7 +390,12 @@ impl FrameMaker {
                 (enc.stream_open(w, h, fps.0, fps.1, name), Mode::Encode(kind, enc))
             }
         };
-        Ok(FrameMaker { format, open, mode })
+        Ok(FrameMaker {
+            format,
+            open,
+            mode,
+            timecode: false,
+        })
     }
 
     /// The stream's STREAM_OPEN.
@@ -396,10 +408,37 @@ impl FrameMaker {
         self.format
     }
 
+    /// Draws each picture's capture time and number into it as a time code
+    /// ([`FrameMaker::process_at`]); refused when the device's MJPEG is
+    /// passed through, as there are no pictures to draw into.
+    pub fn overlay_timecode(&mut self, on: bool) -> Result<(), String> {
+        if on && matches!(self.mode, Mode::PassThrough | Mode::Scan(_)) {
+            return Err(format!(
+                "the device sends MJPEG ({}), passed through as it is: the time code needs a raw device format",
+                fourcc_str(self.format.fourcc)
+            ));
+        }
+        self.timecode = on;
+        Ok(())
+    }
+
     /// The frames in one dequeued buffer: exactly one, except with
     /// `mjpeg_scan` (none while a frame is incomplete, several when a
     /// buffer joins frames).
     pub fn process(&mut self, data: &[u8]) -> Result<Vec<Bytes>, CodecError> {
+        self.process_at(data, 0, 0)
+    }
+
+    /// As [`FrameMaker::process`], for frame `sequence` captured at
+    /// `timestamp_ns`: the time code drawn when it is on.
+    pub fn process_at(&mut self, data: &[u8], sequence: u64, timestamp_ns: u64) -> Result<Vec<Bytes>, CodecError> {
+        let code = self
+            .timecode
+            .then(|| crate::timecode::TimeCode::new(sequence, timestamp_ns));
+        let coded = |pic: PixelBuffer| match code {
+            Some(c) => crate::timecode::overlay(&pic, c),
+            None => pic,
+        };
         match &mut self.mode {
             Mode::PassThrough => Ok(vec![Bytes::copy_from_slice(data)]),
             Mode::Scan(s) => {
@@ -408,7 +447,7 @@ impl FrameMaker {
             }
             Mode::Raw(kind) => {
                 let kind = *kind;
-                let pic = picture(self.format, kind, data)?;
+                let pic = coded(picture(self.format, kind, data)?);
                 Ok(vec![if pic.is_tight() {
                     pic.data().clone()
                 } else {
@@ -416,7 +455,7 @@ impl FrameMaker {
                 }])
             }
             Mode::Encode(kind, enc) => {
-                let pic = picture(self.format, *kind, data)?;
+                let pic = coded(picture(self.format, *kind, data)?);
                 Ok(vec![enc.encode(&pic)?])
             }
         }

@@ -246,3 +246,35 @@ fn mjpeg_devices_refuse_raw_output() {
     let e = FrameMaker::new(pix(MJPG, 64, 48, 0), (30, 1), WireFormat::Raw, false, "cam").unwrap_err();
     assert!(e.contains("raw output needs a raw device format"), "{e}");
 }
+
+#[test]
+fn the_time_code_is_drawn_into_raw_and_encoded_frames() {
+    use crate::timecode::{TimeCode, read};
+    let (w, h) = (640u32, 360u32);
+    // A camera's picture: a gradient, as YUYV.
+    let mut bgra = vec![0u8; (w * h * 4) as usize];
+    for (i, p) in bgra.chunks_exact_mut(4).enumerate() {
+        let v = (i % 640 * 255 / 640) as u8;
+        p.copy_from_slice(&[v, v, v, 255]);
+    }
+    let yuyv = PixelBuffer::new(PixelLayout::Bgra, w, h, bgra)
+        .unwrap()
+        .convert(PixelLayout::Yuyv)
+        .unwrap()
+        .tight_bytes();
+    let reg = Registry::builtin();
+    let ts = 1_796_000_000_123_456_000;
+    for out in [WireFormat::Mjpeg(80), WireFormat::Raw] {
+        let mut m = FrameMaker::new(pix(YUYV, w, h, w * 2), (30, 1), out, false, "cam").unwrap();
+        let plain = m.process_at(&yuyv, 7, ts).unwrap().remove(0);
+        let mut d = reg.negotiate(m.stream_open()).unwrap();
+        assert_eq!(read(&d.decode(&plain).unwrap()), None, "{out:?}: off by default");
+        m.overlay_timecode(true).unwrap();
+        let coded = m.process_at(&yuyv, 7, ts).unwrap().remove(0);
+        assert_eq!(read(&d.decode(&coded).unwrap()), Some(TimeCode::new(7, ts)), "{out:?}");
+    }
+    // Passed-through MJPEG has no pictures to draw into.
+    let mut m = FrameMaker::new(pix(MJPG, 64, 48, 0), (30, 1), WireFormat::Native, false, "cam").unwrap();
+    let e = m.overlay_timecode(true).unwrap_err();
+    assert!(e.contains("needs a raw device format"), "{e}");
+}

@@ -74,12 +74,12 @@ fn open_session(cfg: &V4l2SourceConfig, remembered: &[ControlValue]) -> Result<S
         .filter(|&(n, d)| n > 0 && d > 0)
         .map_or((0, 1), |(n, d)| (d, n));
     apply_controls(&dev, cfg, remembered);
-    let maker = FrameMaker::new(pix, fps, wire(cfg.output), cfg.mjpeg_scan, &cfg.name).map_err(|message| {
-        V4l2Error::Unsupported {
+    let maker = FrameMaker::new(pix, fps, wire(cfg.output), cfg.mjpeg_scan, &cfg.name)
+        .and_then(|mut m| m.overlay_timecode(cfg.timecode).map(|()| m))
+        .map_err(|message| V4l2Error::Unsupported {
             path: cfg.device.display().to_string(),
             message,
-        }
-    })?;
+        })?;
     let cap = Capture::start(dev, cfg.buffers)?;
     info!(
         stream = %cfg.name,
@@ -344,7 +344,7 @@ fn run(
                     } else {
                         now_ns()
                     };
-                    match s.maker.process(s.cap.data(&d)) {
+                    match s.maker.process_at(s.cap.data(&d), seq, timestamp_ns) {
                         Ok(frames) => {
                             for data in frames {
                                 let mut flags = FrameFlags::KEYFRAME;

@@ -79,6 +79,9 @@ pub struct V4l2SourceConfig {
     /// Recover JPEG frame boundaries from the byte stream (devices that
     /// split or join frames); off by default.
     pub mjpeg_scan: bool,
+    /// Draw each frame's capture time into it as a time code (raw device
+    /// formats only; docs/latency.md).
+    pub timecode: bool,
     /// Controls applied at every open, by name (matched like the CLI).
     pub controls: Vec<(String, i64)>,
 }
@@ -111,6 +114,7 @@ impl V4l2SourceConfig {
             retry_max: V4L2_DEFAULT_RETRY_MAX,
             fail_after: V4L2_DEFAULT_FAIL_AFTER,
             mjpeg_scan: false,
+            timecode: false,
             controls: Vec::new(),
         }
     }
@@ -152,6 +156,9 @@ struct Keys {
     /// Recover JPEG frames from a byte stream (misbehaving devices), default false.
     #[serde(default)]
     mjpeg_scan: bool,
+    /// Draw the capture time into every frame as a time code, default false.
+    #[serde(default)]
+    timecode: bool,
     /// Controls applied at every open: `name = value`.
     #[serde(default)]
     controls: std::collections::BTreeMap<String, i64>,
@@ -225,6 +232,7 @@ pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError
     c.retry_max = seconds("retry_max", k.retry_max, c.retry_max)?.max(Duration::from_millis(50));
     c.fail_after = seconds("fail_after", k.fail_after, c.fail_after)?;
     c.mjpeg_scan = k.mjpeg_scan;
+    c.timecode = k.timecode;
     c.controls = k.controls.into_iter().collect();
     Ok(c.into())
 }
