@@ -11,6 +11,7 @@
 //! Nothing here does I/O on its own or reads a clock: callers pass the
 //! sequence number and capture time of each frame.
 
+pub mod compose;
 pub mod font;
 /// H.264 and H.265 access units (they live in `framewire-codec`, which
 /// decodes and encodes them).
