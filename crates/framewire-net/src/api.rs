@@ -413,7 +413,7 @@ impl EventQueue {
         q.push_back(event);
     }
 
-    fn take(&self) -> Vec<StreamEvent> {
+    pub(crate) fn take(&self) -> Vec<StreamEvent> {
         let mut q = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         q.drain(..).collect()
     }

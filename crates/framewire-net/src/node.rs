@@ -29,7 +29,7 @@ use crate::error::NetError;
 use crate::runtime::commands::Services;
 use crate::runtime::core::{NodeCore, closed};
 use crate::runtime::devices::Devices;
-use crate::runtime::edges::Edges;
+use crate::runtime::edges::{EdgePort, Edges};
 use crate::runtime::gateway::Gateway;
 use crate::runtime::input::InputRegistry;
 use crate::runtime::sources::Sources;
@@ -116,6 +116,11 @@ impl Node {
             }
         };
         let edges = Arc::new(Edges::new(core.clone()));
+        if let Some(port) = crate::api::NodePort::extension(&*core, std::any::TypeId::of::<EdgePort>())
+            .and_then(|p| p.downcast::<EdgePort>().ok())
+        {
+            port.bind(&edges);
+        }
         let gateway = discovery.as_ref().filter(|d| d.is_gateway()).map(|d| Gateway {
             core: core.clone(),
             edges: edges.clone(),
@@ -359,6 +364,7 @@ pub(crate) fn core(config: NodeConfig, local_addr: SocketAddr) -> (NodeCore, Arc
     let v4l2 = Arc::new(V4l2Registry::default());
     extensions.insert(v4l2.clone());
     extensions.insert(input.clone());
+    extensions.insert(Arc::new(EdgePort::default()));
     (NodeCore::new(config, state, local_addr, input, extensions), v4l2)
 }
 

@@ -144,3 +144,31 @@ impl Edges {
         }
     }
 }
+
+/// The node's pulled edges as a source sees them (the compositor pulls its
+/// remote inputs): bound once the node's edges exist, then read-only.
+#[derive(Debug, Default)]
+pub(crate) struct EdgePort(std::sync::OnceLock<(std::sync::Weak<Edges>, tokio::runtime::Handle)>);
+
+impl EdgePort {
+    /// Binds the node's edges and the runtime their tasks run on.
+    pub(crate) fn bind(&self, edges: &Arc<Edges>) {
+        let _ = self.0.set((Arc::downgrade(edges), tokio::runtime::Handle::current()));
+    }
+
+    /// Pulls `cfg` as one of the node's own edges (its configuration's:
+    /// a controller leaves it alone); the local stream's name.
+    pub(crate) fn start(&self, cfg: EdgeConfig) -> Result<String, String> {
+        let (edges, rt) = self.0.get().ok_or("the node's edges are not running")?;
+        let edges = edges.upgrade().ok_or("the node is stopping")?;
+        let _in_runtime = rt.enter();
+        edges.start(cfg, EdgeOrigin::Config).map_err(|e| e.to_string())
+    }
+
+    /// Stops a pulled edge (gone already: nothing to do).
+    pub(crate) fn stop(&self, local: &str) {
+        if let Some(edges) = self.0.get().and_then(|(e, _)| e.upgrade()) {
+            let _ = edges.stop(local);
+        }
+    }
+}

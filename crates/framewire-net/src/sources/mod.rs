@@ -10,6 +10,7 @@
 //! rate`; a source that falls behind sends the next frame at once rather
 //! than bunching up.
 
+pub(crate) mod compose;
 pub(crate) mod ffmpeg;
 pub(crate) mod file;
 pub(crate) mod handoff;
@@ -80,6 +81,11 @@ pub const KINDS: &[SourceKind] = &[
     SourceKind {
         name: "solid",
         from_table: solid::from_table,
+        at_run_time: true,
+    },
+    SourceKind {
+        name: "compose",
+        from_table: compose::from_table,
         at_run_time: true,
     },
 ];
