@@ -126,6 +126,34 @@ pub trait SinkSpec: Any + fmt::Debug + Send + Sync {
     fn run(&self, host: SinkHost) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
+/// How a running source takes a changed spec of its own kind without
+/// stopping (SOURCE_SET): the outcome comes back on the receiver; `None`
+/// when this change needs a restart (the node then swaps the source).
+pub(crate) type Updater = Box<
+    dyn Fn(crate::config::SourceConfig) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> + Send + Sync,
+>;
+
+/// A running source's [`Updater`], once it gave one.
+#[derive(Default)]
+pub(crate) struct UpdateSlot(Mutex<Option<Updater>>);
+
+impl fmt::Debug for UpdateSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UpdateSlot")
+    }
+}
+
+impl UpdateSlot {
+    /// Hands `spec` to the running source, if it takes changes in place.
+    pub(crate) fn offer(
+        &self,
+        spec: crate::config::SourceConfig,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<(), String>>> {
+        let slot = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.as_ref().and_then(|u| u(spec))
+    }
+}
+
 /// What a starting source gets from the node.
 #[derive(Debug)]
 pub struct SourceHost {
@@ -133,6 +161,8 @@ pub struct SourceHost {
     pub(crate) stop: StopSignal,
     /// The source takes over the stream of one it replaces (SOURCE_SET).
     pub(crate) replacing: bool,
+    /// Where a source that takes changes in place leaves its updater.
+    pub(crate) updates: Arc<UpdateSlot>,
 }
 
 impl SourceHost {
@@ -152,6 +182,12 @@ impl SourceHost {
 
     /// The flag that turns true when the source is to stop (the node
     /// stops, or the source is changed or removed).
+    /// Lets SOURCE_SET hand this source a changed spec of its kind while it
+    /// runs (no stop, no gap in its stream), instead of restarting it.
+    pub(crate) fn take_updates(&self, updater: Updater) {
+        *self.updates.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(updater);
+    }
+
     pub(crate) fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.flag.clone()
     }

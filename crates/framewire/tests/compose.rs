@@ -286,3 +286,102 @@ fit = "fill"
         .await;
     });
 }
+
+/// SOURCE_SET of a compose source with the same size, rate and format is
+/// taken in place: the tiles change at the next frames, the stream never
+/// pauses or says interrupted; a bad layout is refused and nothing changes.
+#[test]
+fn the_layout_changes_while_it_runs_without_a_gap() {
+    let other = spawn_node(&[
+        "--name",
+        "t:o",
+        "--discovery",
+        "off",
+        "--source",
+        &solid("blue", "0000FF"),
+    ]);
+    let node = spawn_node(&[
+        "--name",
+        "t:wall",
+        "--discovery",
+        "off",
+        "--source",
+        &solid("red", "FF0000"),
+        "--source",
+        &solid("green", "00FF00"),
+        "--source",
+        "compose:wall,size=640x360,fps=15,layout=side-by-side,labels=false,inputs=red;green",
+    ]);
+    let set = |spec: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_framewire"));
+        cmd.args(["source", "set", &node.addr.to_string(), spec]);
+        common::media::run(cmd, Duration::from_secs(20))
+    };
+    rt().block_on(async {
+        let mut w = Watch::new(node.addr, "wall").await;
+        let left_right =
+            |l: [u8; 3], r: [u8; 3]| move |p: &PixelBuffer| near(at(p, 160, 180), l) && near(at(p, 480, 180), r);
+        w.until(Duration::from_secs(10), "red | green", left_right(RED, GREEN))
+            .await;
+
+        // Swapped, from the command line, while it runs.
+        let out = set("compose:wall,size=640x360,fps=15,layout=side-by-side,labels=false,inputs=green;red");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let start = Instant::now();
+        let mut last = Instant::now();
+        let mut longest = Duration::ZERO;
+        let mut swapped = None;
+        // Every frame for a second after the command: the swap, and no gap.
+        while start.elapsed() < Duration::from_secs(1) || swapped.is_none() {
+            let m = tokio::time::timeout(Duration::from_secs(5), w.c.next_message())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            match m {
+                Message::StreamEvent { event, .. } => panic!("the stream said {event:?}"),
+                Message::VideoFrame(f) => {
+                    longest = longest.max(last.elapsed());
+                    last = Instant::now();
+                    let pic = w
+                        .decoder
+                        .as_mut()
+                        .unwrap()
+                        .decode(&f.data)
+                        .unwrap()
+                        .convert(PixelLayout::Bgra)
+                        .unwrap();
+                    if swapped.is_none() && left_right(GREEN, RED)(&pic) {
+                        swapped = Some(start.elapsed());
+                    }
+                }
+                _ => {}
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "not swapped within 5 s");
+        }
+        println!("swapped {swapped:?} after the command; longest gap between frames {longest:?}");
+        assert!(
+            longest < Duration::from_millis(300),
+            "a gap of {longest:?} in a 15 fps stream"
+        );
+
+        // A remote input added, in a grid.
+        let out = set(&format!(
+            "compose:wall,size=640x360,fps=15,labels=false,inputs=red;green;{}/blue",
+            other.addr
+        ));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        w.until(Duration::from_secs(10), "red, green, blue in a grid", |p| {
+            near(tile(p, 0), RED) && near(tile(p, 1), GREEN) && near(tile(p, 2), BLUE)
+        })
+        .await;
+
+        // Refused with the reason; the grid stays.
+        let out = set("compose:wall,size=640x360,fps=15,labels=false,inputs=red;red");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("two inputs are named `red`"), "{err}");
+        let pic = w.next().await;
+        assert!(near(tile(&pic, 2), BLUE), "the layout changed after a refusal");
+    });
+}

@@ -18,7 +18,7 @@ use framewire_proto::names::{self, NameKind};
 use framewire_proto::{EventInfo, EventReason, Status, StreamEvent};
 use tracing::{info, warn};
 
-use crate::api::{SourceHost, StopSignal};
+use crate::api::{SourceHost, StopSignal, UpdateSlot};
 use crate::clock::now_ns;
 use crate::config::SourceConfig;
 use crate::error::{CommandError, NetError};
@@ -33,6 +33,8 @@ struct Running {
     spec: SourceConfig,
     stop: StopSignal,
     thread: Option<JoinHandle<()>>,
+    /// Set by a source that takes changes in place.
+    updates: Arc<UpdateSlot>,
 }
 
 /// The node's sources, by stream name.
@@ -102,16 +104,19 @@ impl Sources {
 
     fn launch(&self, spec: &SourceConfig, replacing: bool) -> Result<Running, NetError> {
         let stop = StopSignal::default();
+        let updates = Arc::new(UpdateSlot::default());
         let host = SourceHost {
             node: self.core.clone(),
             stop: stop.clone(),
             replacing,
+            updates: updates.clone(),
         };
         let thread = spec.spec().start(host)?;
         Ok(Running {
             spec: spec.clone(),
             stop,
             thread: Some(thread),
+            updates,
         })
     }
 
@@ -185,8 +190,27 @@ impl Sources {
     /// SOURCE_SET: swaps a running source's settings, keeping its stream.
     pub(crate) async fn set(&self, spec: SourceConfig) -> Result<String, CommandError> {
         let name = spec.name().to_owned();
-        let old = self.claim(&name)?;
-        let r = self.swap(&name, old, spec).await;
+        let mut old = self.claim(&name)?;
+        // A source that takes changes in place keeps running: no gap.
+        let offered = (old.spec.kind() == spec.kind())
+            .then(|| old.updates.offer(spec.clone()))
+            .flatten();
+        let r = match offered {
+            Some(answer) => {
+                let r = match tokio::time::timeout(STOP_WAIT, answer).await {
+                    Ok(Ok(Ok(()))) => {
+                        info!(stream = %name, kind = spec.kind(), "source changed in place");
+                        old.spec = spec;
+                        Ok(name.clone())
+                    }
+                    Ok(Ok(Err(why))) => Err(refused(Status::BadRequest, format!("{why}; nothing changed"))),
+                    _ => Err(refused(Status::Busy, "the source did not answer; nothing changed")),
+                };
+                self.lock().insert(name.clone(), old);
+                r
+            }
+            None => self.swap(&name, old, spec).await,
+        };
         self.release(&name);
         self.core.changed();
         r

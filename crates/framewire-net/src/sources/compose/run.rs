@@ -10,10 +10,10 @@ use framewire_media::compose::{Compositor, InputState};
 use framewire_proto::EventInfo;
 use framewire_proto::{DeliveryMode, StreamEvent, SubscribeParams};
 use framewire_relay::OutputId;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
 
-use super::ComposeConfig;
+use super::{ComposeConfig, InputSpec};
 use crate::api::{EventQueue, NodePort, SourceHost, StreamOut};
 use crate::clock::now_ns;
 use crate::config::EdgeConfig;
@@ -154,57 +154,176 @@ impl Input {
     }
 }
 
+/// The compositor's state on its thread.
+struct Composer {
+    cfg: ComposeConfig,
+    node: Arc<dyn NodePort>,
+    edges: Option<Arc<EdgePort>>,
+    inputs: Vec<Input>,
+    compositor: Compositor,
+    label: String,
+}
+
+impl Composer {
+    /// An input of `spec`: a remote one pulled as this node's edge.
+    fn input(&self, spec: &InputSpec) -> Result<Input, String> {
+        let Some(addr) = &spec.addr else {
+            return Ok(Input::new(spec.name.clone(), spec.stream.clone(), None));
+        };
+        let mut e = EdgeConfig::new(addr.clone(), spec.stream.clone());
+        e.local_name = format!("{}.{}", self.cfg.name, spec.name);
+        e.params = SubscribeParams {
+            mode: DeliveryMode::LowLatency,
+            max_frames: 1,
+            ..SubscribeParams::default()
+        };
+        let edges = self.edges.as_ref().ok_or("this node pulls no edges")?;
+        let local = edges
+            .start(e)
+            .map_err(|why| format!("input `{}` ({addr}/{}): {why}", spec.name, spec.stream))?;
+        Ok(Input::new(
+            spec.name.clone(),
+            local,
+            Some(format!("{addr}/{}", spec.stream)),
+        ))
+    }
+
+    /// Lets go of an input: its output here, and its edge if it pulled one.
+    fn drop_input(&self, input: &Input) {
+        if let Some(a) = &input.attached {
+            self.node.remove_output(a.id);
+        }
+        if input.pulled.is_some()
+            && let Some(p) = &self.edges
+        {
+            p.stop(&input.stream);
+        }
+    }
+
+    /// A changed spec (same size, rate and format), from the next frame
+    /// on: inputs kept, added or let go, and the layout; refused whole
+    /// with the reason, nothing changed.
+    fn apply(&mut self, next: ComposeConfig) -> Result<(), String> {
+        let names: Vec<String> = next.inputs.iter().map(|i| i.name.clone()).collect();
+        next.layout
+            .check(self.cfg.width, self.cfg.height, &names)
+            .map_err(|e| e.to_string())?;
+        let mut kept: Vec<Option<Input>> = std::mem::take(&mut self.inputs).into_iter().map(Some).collect();
+        let mut inputs = Vec::new();
+        let mut added = Vec::new();
+        for spec in &next.inputs {
+            let same = self.cfg.inputs.iter().position(|o| o == spec);
+            match same.and_then(|i| kept[i].take()) {
+                Some(input) => inputs.push(input),
+                None => match self.input(spec) {
+                    Ok(input) => {
+                        added.push(inputs.len());
+                        inputs.push(input);
+                    }
+                    Err(why) => {
+                        // Back as it was: the new edges go, the old inputs stay.
+                        for i in added {
+                            self.drop_input(&inputs[i]);
+                        }
+                        let mut back: Vec<Input> = Vec::new();
+                        for (i, old) in self.cfg.inputs.iter().enumerate() {
+                            if let Some(input) = kept[i].take() {
+                                back.push(input);
+                            } else if let Some(pos) = inputs.iter().position(|x| x.name == old.name) {
+                                back.push(inputs.remove(pos));
+                            }
+                        }
+                        self.inputs = back;
+                        return Err(why);
+                    }
+                },
+            }
+        }
+        for gone in kept.into_iter().flatten() {
+            self.drop_input(&gone);
+        }
+        self.compositor
+            .set_inputs(names, next.layout.clone())
+            .map_err(|e| e.to_string())?;
+        self.inputs = inputs;
+        info!(stream = %self.cfg.name, inputs = self.inputs.len(), tiles = next.layout.tiles.len(), "compose: changed");
+        self.cfg = next;
+        Ok(())
+    }
+
+    /// One frame of the canvas.
+    fn draw(&mut self) -> PixelBuffer {
+        for i in &mut self.inputs {
+            i.update(&*self.node, &self.label);
+        }
+        let inputs = &self.inputs;
+        self.compositor.compose(|name| {
+            inputs.iter().find(|i| i.name == name).map_or(
+                InputState::Lost {
+                    reason: "no such input",
+                    last: None,
+                },
+                Input::state,
+            )
+        })
+    }
+}
+
+/// A change for the thread, and where its outcome goes.
+type Change = (ComposeConfig, oneshot::Sender<Result<(), String>>);
+
 /// Pulls the remote inputs and starts the thread.
 pub(super) fn start(
     cfg: ComposeConfig,
     host: SourceHost,
     out: StreamOut,
-    mut compositor: Compositor,
+    compositor: Compositor,
     mut encoder: Box<dyn Encoder>,
 ) -> Result<std::thread::JoinHandle<()>, NetError> {
-    let node = host.node.clone();
-    let edges = host.extension::<EdgePort>();
-    let stop = host.stop_flag();
-    let mut inputs = Vec::new();
+    let mut c = Composer {
+        node: host.node.clone(),
+        edges: host.extension::<EdgePort>(),
+        inputs: Vec::new(),
+        compositor,
+        label: format!("compose {}", cfg.name),
+        cfg: cfg.clone(),
+    };
     for spec in &cfg.inputs {
-        let stream = match &spec.addr {
-            Some(addr) => {
-                let mut e = EdgeConfig::new(addr.clone(), spec.stream.clone());
-                e.local_name = format!("{}.{}", cfg.name, spec.name);
-                e.params = SubscribeParams {
-                    mode: DeliveryMode::LowLatency,
-                    max_frames: 1,
-                    ..SubscribeParams::default()
-                };
-                let pulled = edges.as_ref().ok_or_else(|| "this node pulls no edges".to_owned());
-                match pulled.and_then(|p| p.start(e)) {
-                    Ok(local) => local,
-                    Err(reason) => {
-                        for i in &inputs {
-                            stop_input(&edges, i);
-                        }
-                        return Err(NetError::Source {
-                            kind: "compose",
-                            stream: cfg.name.clone(),
-                            reason: format!("input `{}` ({addr}/{}): {reason}", spec.name, spec.stream),
-                        });
-                    }
+        match c.input(spec) {
+            Ok(i) => c.inputs.push(i),
+            Err(reason) => {
+                for i in &c.inputs {
+                    c.drop_input(i);
                 }
+                return Err(NetError::Source {
+                    kind: "compose",
+                    stream: cfg.name.clone(),
+                    reason,
+                });
             }
-            None => spec.stream.clone(),
-        };
-        let from = spec.addr.as_ref().map(|a| format!("{a}/{}", spec.stream));
-        inputs.push(Input::new(spec.name.clone(), stream, from));
+        }
     }
     info!(
         stream = %cfg.name,
         width = cfg.width,
         height = cfg.height,
-        inputs = inputs.len(),
+        inputs = c.inputs.len(),
         format = %cfg.encode.format,
         "compositor"
     );
-    let label = format!("compose {}", cfg.name);
+    // SOURCE_SET of the same size, rate and format is taken in place.
+    let (tx, changes) = std::sync::mpsc::channel::<Change>();
+    let fixed = (cfg.width, cfg.height, cfg.fps_num, cfg.fps_den, cfg.encode);
+    host.take_updates(Box::new(move |spec| {
+        let next = spec.downcast_ref::<ComposeConfig>()?;
+        if (next.width, next.height, next.fps_num, next.fps_den, next.encode) != fixed {
+            return None;
+        }
+        let (reply, answer) = oneshot::channel();
+        tx.send((next.clone(), reply)).ok()?;
+        Some(answer)
+    }));
+    let stop = host.stop_flag();
     let thread = cfg.name.clone();
     spawn_thread(&thread, move || {
         paced(
@@ -212,18 +331,10 @@ pub(super) fn start(
             &stop,
             |_| true,
             |seq| {
-                for i in &mut inputs {
-                    i.update(&*node, &label);
+                while let Ok((next, reply)) = changes.try_recv() {
+                    let _ = reply.send(c.apply(next));
                 }
-                let pic = compositor.compose(|name| {
-                    inputs.iter().find(|i| i.name == name).map_or(
-                        InputState::Lost {
-                            reason: "no such input",
-                            last: None,
-                        },
-                        Input::state,
-                    )
-                });
+                let pic = c.draw();
                 let ts = now_ns();
                 match encoder.encode(&pic) {
                     Ok(data) => out.push(frame(data, seq, ts)),
@@ -232,20 +343,8 @@ pub(super) fn start(
                 true
             },
         );
-        for i in &inputs {
-            if let Some(a) = &i.attached {
-                node.remove_output(a.id);
-            }
-            stop_input(&edges, i);
+        for i in &c.inputs {
+            c.drop_input(i);
         }
     })
-}
-
-/// Stops the edge a remote input pulled.
-fn stop_input(edges: &Option<Arc<EdgePort>>, input: &Input) {
-    if input.pulled.is_some()
-        && let Some(p) = edges
-    {
-        p.stop(&input.stream);
-    }
 }
