@@ -305,8 +305,41 @@ impl Decoder for MjpegDecoder {
 }
 
 impl MjpegDecoder {
+    /// Decodes at 1/8, 1/4 or 1/2 of the picture's size, the smallest that
+    /// is still at least `min_w`×`min_h` (or full size): libjpeg-turbo
+    /// scales inside the inverse DCT, so a picture shown small costs a
+    /// fraction of a full decode. The limits apply to the full size.
+    pub fn decode_at_least(&mut self, payload: &[u8], min_w: u32, min_h: u32) -> Result<PixelBuffer, CodecError> {
+        let result = self.decode_scaled(payload, min_w, min_h);
+        let reset = self.decompressor.set_scaling_factor(turbojpeg::ScalingFactor::ONE);
+        let result = self.after(result);
+        reset.map_err(|e| CodecError::Unsupported(format!("JPEG scaling: {e}")))?;
+        result
+    }
+
+    fn decode_scaled(&mut self, payload: &[u8], min_w: u32, min_h: u32) -> Result<PixelBuffer, CodecError> {
+        let header = self.header(payload)?;
+        let factor = [
+            turbojpeg::ScalingFactor::ONE_EIGHTH,
+            turbojpeg::ScalingFactor::ONE_QUARTER,
+            turbojpeg::ScalingFactor::ONE_HALF,
+        ]
+        .into_iter()
+        .find(|f| f.scale(header.width) >= min_w as usize && f.scale(header.height) >= min_h as usize)
+        .unwrap_or(turbojpeg::ScalingFactor::ONE);
+        self.decompressor
+            .set_scaling_factor(factor)
+            .map_err(|e| CodecError::Unsupported(format!("JPEG scaling: {e}")))?;
+        self.decode_with(payload, header.scaled(factor))
+    }
+
     fn decode_rgb(&mut self, payload: &[u8]) -> Result<PixelBuffer, CodecError> {
         let header = self.header(payload)?;
+        self.decode_with(payload, header)
+    }
+
+    /// Decompresses into a picture of `header`'s (perhaps scaled) size.
+    fn decode_with(&mut self, payload: &[u8], header: turbojpeg::DecompressHeader) -> Result<PixelBuffer, CodecError> {
         // tj_format is Some: checked in new().
         let format = tj_format(self.layout).unwrap_or(turbojpeg::PixelFormat::RGBA);
         let (w, h) = (header.width as u32, header.height as u32);

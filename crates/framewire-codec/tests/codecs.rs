@@ -500,3 +500,30 @@ fn any_frame_becomes_a_jpeg_picture() {
         Err(JpegError::Codec(_))
     ));
 }
+
+#[test]
+fn mjpeg_decodes_scaled_down_for_a_small_tile() {
+    use framewire_codec::mjpeg::MjpegDecoder;
+    let (mut enc, _) = codec_pair(&EncodeSpec::mjpeg(85), 1280, 720);
+    let pic = testkit::camera_like(1280, 720, 7);
+    let jpeg = enc.encode(&pic).unwrap();
+    let o = open(Format::Mjpeg, PixelFormat::None, 1280, 720);
+    let mut d = MjpegDecoder::new(&o, &framewire_codec::DecodeOptions::default()).unwrap();
+    for ((min_w, min_h), want) in [
+        ((150, 80), (160, 90)),
+        ((320, 180), (320, 180)),
+        ((321, 180), (640, 360)),
+        ((700, 400), (1280, 720)),
+        ((2000, 2000), (1280, 720)),
+    ] {
+        let small = d.decode_at_least(&jpeg, min_w, min_h).unwrap();
+        assert_eq!((small.width(), small.height()), want, "at least {min_w}x{min_h}");
+    }
+    // Full size again afterwards, and like the scaled one in content.
+    let full = d.decode(&jpeg).unwrap();
+    assert_eq!((full.width(), full.height()), (1280, 720));
+    let quarter = d.decode_at_least(&jpeg, 320, 180).unwrap();
+    let ratio = testkit::psnr(&full, &pic).unwrap();
+    assert!(ratio > 30.0, "full-size PSNR {ratio}");
+    assert_eq!(quarter.layout(), full.layout());
+}

@@ -385,3 +385,37 @@ fn the_layout_changes_while_it_runs_without_a_gap() {
         assert!(near(tile(&pic, 2), BLUE), "the layout changed after a refusal");
     });
 }
+
+/// An MJPEG input in a tile a quarter of its size (decoded at 1/4 by
+/// libjpeg-turbo): its colour bars are there, in order.
+#[test]
+fn an_mjpeg_input_in_a_small_tile_shows_its_picture() {
+    let node = spawn_node(&[
+        "--name",
+        "t:wall",
+        "--discovery",
+        "off",
+        "--source",
+        "test-pattern:bars,size=1280x720,fps=15,format=mjpeg",
+        "--source",
+        &solid("red", "FF0000"),
+        "--source",
+        "compose:wall,size=640x360,fps=15,labels=false,inputs=bars;red;red2=red;red3=red",
+    ]);
+    rt().block_on(async {
+        let mut w = Watch::new(node.addr, "wall").await;
+        w.until(Duration::from_secs(10), "the bars in the first tile", |p| {
+            // Eight bars across 320 pixels; the bars scroll, so count
+            // distinct colours along a row rather than where each is.
+            let mut seen: Vec<[u8; 3]> = Vec::new();
+            for x in (4..316).step_by(8) {
+                let c = at(p, x, 40);
+                if !seen.iter().any(|s| near(*s, c)) {
+                    seen.push(c);
+                }
+            }
+            seen.len() >= 6 && near(tile(p, 1), RED)
+        })
+        .await;
+    });
+}

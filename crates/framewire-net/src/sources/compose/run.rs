@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use framewire_codec::{Decoder, Encoder, PixelBuffer, Registry};
+use bytes::Bytes;
+use framewire_codec::mjpeg::MjpegDecoder;
+use framewire_codec::{CodecError, DecodeOptions, Decoder, Encoder, PixelBuffer, Registry};
 use framewire_media::compose::{Compositor, InputState};
 use framewire_proto::EventInfo;
-use framewire_proto::{DeliveryMode, StreamEvent, SubscribeParams};
+use framewire_proto::{DeliveryMode, Format, StreamEvent, StreamOpen, SubscribeParams};
 use framewire_relay::OutputId;
 use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
@@ -33,11 +35,37 @@ fn reason_text(info: &EventInfo) -> String {
     }
 }
 
+/// A decoder; JPEG kept as itself, to decode at the size shown.
+enum Dec {
+    Jpeg(Box<MjpegDecoder>),
+    Other(Box<dyn Decoder>),
+}
+
+impl Dec {
+    fn for_stream(open: &StreamOpen) -> Option<Dec> {
+        if open.format == Format::Mjpeg {
+            return MjpegDecoder::new(open, &DecodeOptions::default())
+                .ok()
+                .map(|d| Dec::Jpeg(Box::new(d)));
+        }
+        Registry::builtin().negotiate(open).ok().map(Dec::Other)
+    }
+
+    /// A picture at least `need` in size where the codec can make a
+    /// smaller one (JPEG: 1/2, 1/4, 1/8).
+    fn decode(&mut self, data: &Bytes, need: (u32, u32)) -> Result<PixelBuffer, CodecError> {
+        match self {
+            Dec::Jpeg(d) => d.decode_at_least(data, need.0, need.1),
+            Dec::Other(d) => d.decode(data),
+        }
+    }
+}
+
 /// An output of this node the compositor reads.
 struct Attached {
     id: OutputId,
     events: Arc<EventQueue>,
-    decoder: Option<Box<dyn Decoder>>,
+    decoder: Option<Dec>,
 }
 
 /// One input's state between ticks.
@@ -68,8 +96,9 @@ impl Input {
     }
 
     /// Takes what arrived since the last tick: events, and the newest frame
-    /// (decoded; older ones are only consumed).
-    fn update(&mut self, node: &dyn NodePort, label: &str) {
+    /// (older ones are only consumed), decoded at least `need` in size, or
+    /// not at all when no tile shows it (`None`).
+    fn update(&mut self, node: &dyn NodePort, label: &str, need: Option<(u32, u32)>) {
         if self.attached.as_ref().is_some_and(|a| !node.has_output(a.id)) {
             self.attached = None;
             self.lost = Some("the stream went".into());
@@ -89,7 +118,7 @@ impl Input {
                 events.clone(),
             ) {
                 Ok((id, open)) => {
-                    let decoder = Registry::builtin().negotiate(&open).ok();
+                    let decoder = Dec::for_stream(&open);
                     if decoder.is_none() {
                         self.lost = Some(format!("cannot decode {}", open.format));
                     }
@@ -115,7 +144,7 @@ impl Input {
             match ev {
                 StreamEvent::Interrupted(i) | StreamEvent::Closed(i) => self.lost = Some(reason_text(&i)),
                 StreamEvent::FormatChanged(o) => {
-                    a.decoder = Registry::builtin().negotiate(&o).ok();
+                    a.decoder = Dec::for_stream(&o);
                     if a.decoder.is_none() {
                         self.lost = Some(format!("cannot decode {}", o.format));
                     }
@@ -128,8 +157,8 @@ impl Input {
             node.sent(a.id);
             newest = Some(t);
         }
-        if let (Some(t), Some(dec)) = (newest, a.decoder.as_mut()) {
-            match dec.decode(&t.frame.data) {
+        if let (Some(t), Some(dec), Some(need)) = (newest, a.decoder.as_mut(), need) {
+            match dec.decode(&t.frame.data, need) {
                 Ok(pic) => {
                     self.picture = Some(pic);
                     self.lost = None;
@@ -253,8 +282,22 @@ impl Composer {
 
     /// One frame of the canvas.
     fn draw(&mut self) -> PixelBuffer {
+        let tiles = &self.compositor.layout().tiles;
         for i in &mut self.inputs {
-            i.update(&*self.node, &self.label);
+            // The largest size any of its tiles shows its whole picture at.
+            let need = tiles
+                .iter()
+                .filter(|t| t.input == i.name)
+                .fold(None, |acc: Option<(u32, u32)>, t| {
+                    // A tile's size over a crop share: a picture size.
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let (w, h) = (
+                        (f64::from(t.rect.w) / t.crop.w.max(1e-3)).ceil() as u32,
+                        (f64::from(t.rect.h) / t.crop.h.max(1e-3)).ceil() as u32,
+                    );
+                    Some(acc.map_or((w, h), |(aw, ah)| (aw.max(w), ah.max(h))))
+                });
+            i.update(&*self.node, &self.label, need);
         }
         let inputs = &self.inputs;
         self.compositor.compose(|name| {
