@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod compose;
 pub mod encode;
 pub mod frames;
 mod gst;

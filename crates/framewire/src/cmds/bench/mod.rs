@@ -11,7 +11,7 @@
 mod source;
 mod sub;
 
-use framewire_bench::{encode, ingest, latency, relay, rtsp_out, shm, transcode};
+use framewire_bench::{compose, encode, ingest, latency, relay, rtsp_out, shm, transcode};
 
 /// Benchmarks, on 127.0.0.1 only.
 #[derive(Debug, clap::Args)]
@@ -47,6 +47,9 @@ enum BenchCmd {
     /// MJPEG), beside GStreamer doing the same, read off the screen by the
     /// same reader, in one run (needs Xvfb and GStreamer).
     Latency(latency::Args),
+    /// CPU of a compositor drawing N MJPEG streams into a 1080p grid,
+    /// beside ffmpeg's xstack doing the same, in one run.
+    Compose(compose::Args),
     /// (internal) The test pattern as raw BGRA on stdout, paced.
     #[command(hide = true)]
     Pattern(latency::PatternArgs),
@@ -73,6 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         BenchCmd::Ingest(a) => ingest::run(a).await,
         BenchCmd::Rtsp(a) => rtsp_out::run(a).await,
         BenchCmd::Latency(a) => latency::run(a).await,
+        BenchCmd::Compose(a) => compose::run(a).await,
         BenchCmd::Pattern(a) => latency::run_pattern(&a),
         BenchCmd::ShmProducer(a) => shm::run_producer(a),
         BenchCmd::ShmConsumer(a) => shm::run_consumer(a),
