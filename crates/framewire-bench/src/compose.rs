@@ -9,6 +9,7 @@
 //!   the N streams over framewire's protocol;
 //! - ffmpeg: `-f mjpeg -i tcp://…` per stream, each scaled to its tile,
 //!   `xstack` into 1920x1080, `-c:v mjpeg`, output discarded.
+//!
 //! After 3 s of warm-up each runs a window; its CPU time over the window
 //! (from /proc) and the frames it made are reported. Both decode every
 //! JPEG they are given (ffmpeg all of them; framewire the newest per
