@@ -135,9 +135,9 @@ fn ffmpeg_case(a: &Args, ports: &[u16]) -> anyhow::Result<Measured> {
     // last progress block.
     let fps = progress
         .lines()
+        .rev()
         .filter_map(|l| l.strip_prefix("fps="))
-        .filter_map(|v| v.trim().parse::<f64>().ok())
-        .last()
+        .find_map(|v| v.trim().parse::<f64>().ok())
         .context("ffmpeg reported no progress")?;
     Ok(Measured {
         cpu: (c1 - c0) / took,
