@@ -99,6 +99,9 @@ impl Encoder for MjpegEncoder {
         Origin::LibjpegTurbo
     }
     fn encode(&mut self, frame: &PixelBuffer) -> Result<Bytes, CodecError> {
+        if frame.layout() == PixelLayout::I420 && self.subsampling == ChromaSubsampling::S420 {
+            return self.encode_i420(frame);
+        }
         let converted;
         let (frame, format) = match tj_format(frame.layout()) {
             Some(f) => (frame, f),
@@ -119,6 +122,62 @@ impl Encoder for MjpegEncoder {
             format: Format::Mjpeg,
             detail: e.to_string(),
         })?;
+        Ok(Bytes::from(out))
+    }
+}
+
+/// Studio-swing luma (16..=235) to the full range a JPEG holds.
+const Y_TO_FULL: [u8; 256] = range_lut(16, 219);
+/// Studio-swing chroma (16..=240 around 128) to full range.
+const C_TO_FULL: [u8; 256] = range_lut(128 - 112, 224);
+
+/// `v` from `lo..=lo+span` stretched to 0..=255, rounded and clamped.
+const fn range_lut(lo: i32, span: i32) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let v = ((i as i32 - lo) * 255 * 2 + span) / (2 * span);
+        t[i] = if v < 0 {
+            0
+        } else if v > 255 {
+            255
+        } else {
+            v as u8
+        };
+        i += 1;
+    }
+    t
+}
+
+impl MjpegEncoder {
+    /// An I420 picture (studio swing) encoded from its planes, 4:2:0, with
+    /// no RGB in between: the planes are only stretched to full range.
+    fn encode_i420(&mut self, frame: &PixelBuffer) -> Result<Bytes, CodecError> {
+        let (w, h) = (frame.width() as usize, frame.height() as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let mut planes = Vec::with_capacity(w * h + 2 * cw * ch);
+        for y in 0..h {
+            planes.extend(frame.row(0, y)[..w].iter().map(|&v| Y_TO_FULL[usize::from(v)]));
+        }
+        for plane in 1..3 {
+            for y in 0..ch {
+                planes.extend(frame.row(plane, y)[..cw].iter().map(|&v| C_TO_FULL[usize::from(v)]));
+            }
+        }
+        let image = YuvImage {
+            pixels: &planes[..],
+            width: w,
+            align: 1,
+            height: h,
+            subsamp: Subsamp::Sub2x2,
+        };
+        let out = self
+            .compressor
+            .compress_yuv_to_vec(image)
+            .map_err(|e| CodecError::Encode {
+                format: Format::Mjpeg,
+                detail: e.to_string(),
+            })?;
         Ok(Bytes::from(out))
     }
 }

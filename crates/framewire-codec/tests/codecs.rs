@@ -527,3 +527,32 @@ fn mjpeg_decodes_scaled_down_for_a_small_tile() {
     assert!(ratio > 30.0, "full-size PSNR {ratio}");
     assert_eq!(quarter.layout(), full.layout());
 }
+
+#[test]
+fn mjpeg_encodes_i420_from_its_planes_as_well_as_from_rgb() {
+    let spec = EncodeSpec::mjpeg(85).with_subsampling(ChromaSubsampling::S420);
+    let (mut enc, mut dec) = codec_pair(&spec, 640, 480);
+    let rgb = testkit::camera_like(640, 480, 3);
+    let i420 = rgb.convert(PixelLayout::I420).unwrap();
+    let from_planes = dec.decode(&enc.encode(&i420).unwrap()).unwrap();
+    let from_rgb = dec.decode(&enc.encode(&rgb).unwrap()).unwrap();
+    let (a, b) = (
+        testkit::psnr(&from_planes, &rgb).unwrap(),
+        testkit::psnr(&from_rgb, &rgb).unwrap(),
+    );
+    println!("PSNR from I420 planes {a:.1} dB, from RGB {b:.1} dB");
+    assert!(
+        a > 30.0 && (a - b).abs() < 1.5,
+        "from planes {a:.1} dB, from RGB {b:.1} dB"
+    );
+    // Black and white stay black and white (the range is stretched).
+    for v in [0u8, 255] {
+        let flat = PixelBuffer::new(PixelLayout::Bgra, 64, 64, vec![v; 64 * 64 * 4]).unwrap();
+        let (mut e, mut d) = codec_pair(&spec, 64, 64);
+        let back = d
+            .decode(&e.encode(&flat.convert(PixelLayout::I420).unwrap()).unwrap())
+            .unwrap();
+        let px = back.data()[back.plane(0).offset];
+        assert!(px.abs_diff(v) <= 2, "{v} came back as {px}");
+    }
+}
