@@ -131,6 +131,22 @@ const Y_TO_FULL: [u8; 256] = range_lut(16, 219);
 /// Studio-swing chroma (16..=240 around 128) to full range.
 const C_TO_FULL: [u8; 256] = range_lut(128 - 112, 224);
 
+/// Full-range luma to studio swing.
+const Y_TO_STUDIO: [u8; 256] = squeeze_lut(16, 219);
+/// Full-range chroma to studio swing.
+const C_TO_STUDIO: [u8; 256] = squeeze_lut(16, 224);
+
+/// `v` from 0..=255 squeezed into `lo..=lo+span`, rounded.
+const fn squeeze_lut(lo: i32, span: i32) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (lo + (i as i32 * span * 2 + 255) / (2 * 255)) as u8;
+        i += 1;
+    }
+    t
+}
+
 /// `v` from `lo..=lo+span` stretched to 0..=255, rounded and clamped.
 const fn range_lut(lo: i32, span: i32) -> [u8; 256] {
     let mut t = [0u8; 256];
@@ -353,6 +369,19 @@ impl MjpegDecoder {
     }
 }
 
+/// The smallest of 1/8, 1/4, 1/2 that keeps a picture at least
+/// `min_w`×`min_h`, else full size.
+fn scale_for(header: &turbojpeg::DecompressHeader, min_w: u32, min_h: u32) -> turbojpeg::ScalingFactor {
+    [
+        turbojpeg::ScalingFactor::ONE_EIGHTH,
+        turbojpeg::ScalingFactor::ONE_QUARTER,
+        turbojpeg::ScalingFactor::ONE_HALF,
+    ]
+    .into_iter()
+    .find(|f| f.scale(header.width) >= min_w as usize && f.scale(header.height) >= min_h as usize)
+    .unwrap_or(turbojpeg::ScalingFactor::ONE)
+}
+
 impl Decoder for MjpegDecoder {
     fn format(&self) -> Format {
         Format::Mjpeg
@@ -376,16 +405,84 @@ impl MjpegDecoder {
         result
     }
 
+    /// As [`MjpegDecoder::decode_at_least`], to I420 (studio swing) from
+    /// the JPEG's own planes, with no RGB between: 4:2:0 chroma is taken as
+    /// it is, 4:2:2 and 4:4:4 averaged down, grey given neutral chroma.
+    pub fn decode_i420_at_least(&mut self, payload: &[u8], min_w: u32, min_h: u32) -> Result<PixelBuffer, CodecError> {
+        let result = self.decode_i420_scaled(payload, min_w, min_h);
+        let reset = self.decompressor.set_scaling_factor(turbojpeg::ScalingFactor::ONE);
+        let result = self.after(result);
+        reset.map_err(|e| CodecError::Unsupported(format!("JPEG scaling: {e}")))?;
+        result
+    }
+
+    fn decode_i420_scaled(&mut self, payload: &[u8], min_w: u32, min_h: u32) -> Result<PixelBuffer, CodecError> {
+        let header = self.header(payload)?;
+        let factor = scale_for(&header, min_w, min_h);
+        self.decompressor
+            .set_scaling_factor(factor)
+            .map_err(|e| CodecError::Unsupported(format!("JPEG scaling: {e}")))?;
+        let header = header.scaled(factor);
+        let corrupt = |e: turbojpeg::Error| CodecError::Corrupt {
+            format: Format::Mjpeg,
+            detail: e.to_string(),
+        };
+        let (w, h) = (header.width, header.height);
+        let len = turbojpeg::yuv_pixels_len(w, 1, h, header.subsamp).map_err(corrupt)?;
+        let mut image = YuvImage {
+            pixels: vec![0u8; len],
+            width: w,
+            align: 1,
+            height: h,
+            subsamp: header.subsamp,
+        };
+        self.decompressor
+            .decompress_to_yuv(payload, image.as_deref_mut())
+            .map_err(corrupt)?;
+        let src = &image.pixels;
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let mut out = Vec::with_capacity(w * h + 2 * cw * ch);
+        out.extend(src[..w * h].iter().map(|&v| Y_TO_STUDIO[usize::from(v)]));
+        // Source chroma planes: width and height of each.
+        let (sw, sh) = match header.subsamp {
+            Subsamp::Sub2x2 => (cw, ch),
+            Subsamp::Sub2x1 => (cw, h),
+            Subsamp::None => (w, h),
+            Subsamp::Gray => (0, 0),
+            other => {
+                return Err(CodecError::Unsupported(format!(
+                    "JPEG chroma subsampling {other:?} to planes"
+                )));
+            }
+        };
+        for plane in 0..2 {
+            if sw == 0 {
+                out.resize(out.len() + cw * ch, 128);
+                continue;
+            }
+            let p = &src[w * h + plane * sw * sh..w * h + (plane + 1) * sw * sh];
+            // Source rows and columns per I420 chroma sample.
+            let (fx, fy) = (sw / cw.max(1), sh / ch.max(1));
+            for y in 0..ch {
+                for x in 0..cw {
+                    let (x0, y0) = ((x * fx).min(sw - 1), (y * fy).min(sh - 1));
+                    let (x1, y1) = ((x0 + fx - 1).min(sw - 1), (y0 + fy - 1).min(sh - 1));
+                    let sum = u32::from(p[y0 * sw + x0])
+                        + u32::from(p[y0 * sw + x1])
+                        + u32::from(p[y1 * sw + x0])
+                        + u32::from(p[y1 * sw + x1]);
+                    out.push(C_TO_STUDIO[(sum / 4) as usize]);
+                }
+            }
+        }
+        // Within the limits checked on the header: fits in u32.
+        #[allow(clippy::cast_possible_truncation)]
+        PixelBuffer::new(PixelLayout::I420, w as u32, h as u32, out)
+    }
+
     fn decode_scaled(&mut self, payload: &[u8], min_w: u32, min_h: u32) -> Result<PixelBuffer, CodecError> {
         let header = self.header(payload)?;
-        let factor = [
-            turbojpeg::ScalingFactor::ONE_EIGHTH,
-            turbojpeg::ScalingFactor::ONE_QUARTER,
-            turbojpeg::ScalingFactor::ONE_HALF,
-        ]
-        .into_iter()
-        .find(|f| f.scale(header.width) >= min_w as usize && f.scale(header.height) >= min_h as usize)
-        .unwrap_or(turbojpeg::ScalingFactor::ONE);
+        let factor = scale_for(&header, min_w, min_h);
         self.decompressor
             .set_scaling_factor(factor)
             .map_err(|e| CodecError::Unsupported(format!("JPEG scaling: {e}")))?;

@@ -556,3 +556,35 @@ fn mjpeg_encodes_i420_from_its_planes_as_well_as_from_rgb() {
         assert!(px.abs_diff(v) <= 2, "{v} came back as {px}");
     }
 }
+
+#[test]
+fn mjpeg_decodes_to_i420_planes_like_through_rgb() {
+    use framewire_codec::mjpeg::MjpegDecoder;
+    for sub in [
+        ChromaSubsampling::S420,
+        ChromaSubsampling::S422,
+        ChromaSubsampling::S444,
+    ] {
+        let spec = EncodeSpec::mjpeg(90).with_subsampling(sub);
+        let (mut enc, _) = codec_pair(&spec, 1280, 720);
+        let pic = testkit::camera_like(1280, 720, 11);
+        let jpeg = enc.encode(&pic).unwrap();
+        let o = open(Format::Mjpeg, PixelFormat::None, 1280, 720);
+        let mut d = MjpegDecoder::new(&o, &DecodeOptions::default()).unwrap();
+        for (min, size) in [((640, 360), (640, 360)), ((1280, 720), (1280, 720))] {
+            let planes = d.decode_i420_at_least(&jpeg, min.0, min.1).unwrap();
+            assert_eq!(planes.layout(), PixelLayout::I420);
+            assert_eq!((planes.width(), planes.height()), size, "{sub:?}");
+            let via_rgb = d
+                .decode_at_least(&jpeg, min.0, min.1)
+                .unwrap()
+                .convert(PixelLayout::I420)
+                .unwrap();
+            let db = testkit::psnr(&planes, &via_rgb).unwrap();
+            assert!(
+                db > 38.0,
+                "{sub:?} at {size:?}: planes and RGB paths differ, {db:.1} dB"
+            );
+        }
+    }
+}

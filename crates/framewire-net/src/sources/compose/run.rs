@@ -55,7 +55,7 @@ impl Dec {
     /// smaller one (JPEG: 1/2, 1/4, 1/8).
     fn decode(&mut self, data: &Bytes, need: (u32, u32)) -> Result<PixelBuffer, CodecError> {
         match self {
-            Dec::Jpeg(d) => d.decode_at_least(data, need.0, need.1),
+            Dec::Jpeg(d) => d.decode_i420_at_least(data, need.0, need.1),
             Dec::Other(d) => d.decode(data),
         }
     }
