@@ -145,7 +145,15 @@ test('an operator sees the demo graph, wires an edge, previews it live, unwires 
   assert.ok(mine && mine.frames > 10, `the controller has no figures of the preview: ${JSON.stringify(reported)}`);
   console.log(`controller's figure of the preview: p50 ${mine.p50_ms} ms over ${mine.frames} pictures`);
   assert.ok(mine.p50_ms > 0 && mine.p50_ms < 80, `reported p50 ${mine.p50_ms} ms`);
-  await page.locator('#graph g.node[data-node="demo:viewer"] text.lat', { hasText: /browser direct preview \d+ ms/ }).waitFor({ timeout: 5_000 });
+  const lat = page.locator('#graph g.node[data-node="demo:viewer"] text.lat', { hasText: /browser p50 \d+/ });
+  await lat.waitFor({ timeout: 5_000 });
+  assert.match(await lat.getAttribute('data-full'), /direct, preview \(JPEG over a WebSocket\): p50 [\d.]+ ms/);
+  // The line stays inside the node's box (a click on the node lands on it).
+  const [box, line] = await Promise.all([
+    page.locator('#graph g.node[data-node="demo:viewer"] rect').boundingBox(),
+    lat.boundingBox(),
+  ]);
+  assert.ok(line.x + line.width <= box.x + box.width, `the line overflows its box: ${JSON.stringify({ box, line })}`);
   await pathRow.click();
   await page.locator('#latency-hist rect').first().waitFor({ state: 'attached', timeout: 5_000 });
   // Both read at once: the view is redrawn every 2 s.

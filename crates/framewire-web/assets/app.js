@@ -100,11 +100,19 @@ function start() {
 
 let reporting = false;
 
-/** Each node's line of what browsers see of it, in the graph. */
+/** Each node's line of what browsers see of it, in the graph (in full in
+ *  its tooltip; the line stays inside the node's box). */
 function showNodeLatency() {
   for (const t of document.querySelectorAll('#graph g.node text.lat')) {
-    const text = nodeLatency(t.parentNode.dataset.node);
-    if (t.textContent !== text) t.textContent = text;
+    const { short, full } = nodeLatency(t.parentNode.dataset.node);
+    if (t.dataset.full === full) continue;
+    t.dataset.full = full;
+    t.textContent = short;
+    if (full) {
+      const title = svg('title');
+      title.textContent = full;
+      t.append(title);
+    }
   }
 }
 

@@ -109,12 +109,16 @@ let chosen = null;
 const keyOf = (p) => JSON.stringify([p.node, p.stream, p.path]);
 const ms = (x) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 
-/** The graph's line for a node: what browsers see of its streams. */
+/** The graph's line for a node, short enough for its box, and in full:
+ *  what browsers see of its streams (p50s). */
 export function nodeLatency(node) {
   const mine = paths.filter((p) => p.node === node);
-  if (!mine.length) return '';
-  const short = { preview: 'preview', 'preview-h264': 'preview', whep: 'live' };
-  return 'browser ' + mine.map((p) => `${p.stream} ${short[p.path] ?? p.path} ${p.p50_ms.toFixed(0)} ms`).join(' · ');
+  if (!mine.length) return { short: '', full: '' };
+  const p50s = mine.map((p) => p.p50_ms);
+  const [lo, hi] = [Math.min(...p50s), Math.max(...p50s)].map((x) => x.toFixed(0));
+  const short = `browser p50 ${lo === hi ? lo : `${lo}–${hi}`} ms`;
+  const full = mine.map((p) => `${p.stream}, ${p.view}: p50 ${p.p50_ms.toFixed(1)} ms`).join('\n');
+  return { short, full };
 }
 
 /** Polls GET /api/latency through `get()` every 2 s, fills the table and
