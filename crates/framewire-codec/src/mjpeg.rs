@@ -461,6 +461,11 @@ impl MjpegDecoder {
                 continue;
             }
             let p = &src[w * h + plane * sw * sh..w * h + (plane + 1) * sw * sh];
+            if (sw, sh) == (cw, ch) {
+                // 4:2:0 already: sample for sample.
+                out.extend(p.iter().map(|&v| C_TO_STUDIO[usize::from(v)]));
+                continue;
+            }
             // Source rows and columns per I420 chroma sample.
             let (fx, fy) = (sw / cw.max(1), sh / ch.max(1));
             for y in 0..ch {
