@@ -1,6 +1,7 @@
 //! `framewire bench compose`: CPU of a compositor drawing N MJPEG streams
 //! in a grid and encoding the canvas as MJPEG, beside ffmpeg's `xstack`
-//! doing the same job on the same streams, in one run (docs/compose.md).
+//! and GStreamer's `compositor` doing the same job on the same streams, in
+//! one run (docs/compose.md).
 //!
 //! **Method.** One source node draws N test patterns (MJPEG at the given
 //! size and rate) and serves each also on a headerless TCP port (the bytes
@@ -8,7 +9,10 @@
 //! - framewire: a node with `compose:wall,size=1920x1080,inputs=…` pulling
 //!   the N streams over framewire's protocol;
 //! - ffmpeg: `-f mjpeg -i tcp://…` per stream, each scaled to its tile,
-//!   `xstack` into 1920x1080, `-c:v mjpeg`, output discarded.
+//!   `xstack` into 1920x1080, `-c:v mjpeg`, output discarded;
+//! - GStreamer: `tcpclientsrc do-timestamp=true ! jpegparse ! jpegdec` per
+//!   stream into `compositor` (each pad sized to its tile), `jpegenc`,
+//!   `fpsdisplaysink` counting.
 //!
 //! After 3 s of warm-up each runs a window; its CPU time over the window
 //! (from /proc) and the frames it made are reported. Both decode every
@@ -145,6 +149,50 @@ fn ffmpeg_case(a: &Args, ports: &[u16]) -> anyhow::Result<Measured> {
     })
 }
 
+fn gst_case(a: &Args, ports: &[u16]) -> anyhow::Result<Measured> {
+    let side = (1..=a.inputs).find(|s| s * s >= a.inputs).unwrap_or(1);
+    let (tw, th) = (1920 / side, 1080 / side);
+    let mut p = String::from("compositor name=c background=black");
+    for i in 0..a.inputs {
+        p.push_str(&format!(
+            " sink_{i}::xpos={} sink_{i}::ypos={} sink_{i}::width={tw} sink_{i}::height={th}",
+            (i % side) * tw,
+            (i / side) * th
+        ));
+    }
+    p.push_str(&format!(
+        " ! video/x-raw,width=1920,height=1080,framerate={}/1 ! jpegenc quality=85 ! fpsdisplaysink \
+         video-sink=fakesink text-overlay=false sync=false fps-update-interval=1000",
+        a.fps
+    ));
+    // The JPEG bytes stamped as they arrive, parsed into pictures, decoded.
+    for (i, port) in ports.iter().enumerate() {
+        p.push_str(&format!(
+            " tcpclientsrc host=127.0.0.1 port={port} do-timestamp=true ! image/jpeg,framerate={}/1 ! jpegparse \
+             ! jpegdec ! queue ! c.sink_{i}",
+            a.fps
+        ));
+    }
+    let log = std::env::temp_dir().join(format!("framewire-bench-compose-{}.log", std::process::id()));
+    let g = crate::gst::launch("GStreamer compositor", &p, true, Capture::TimedLines, &log)?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (c0, t0, w0) = (procs::cpu_seconds(g.pid), Instant::now(), crate::now_ns());
+    std::thread::sleep(Duration::from_secs(a.seconds));
+    let (c1, took, w1) = (procs::cpu_seconds(g.pid), t0.elapsed().as_secs_f64(), crate::now_ns());
+    let lines = g.timed_lines();
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let (Some(c0), Some(c1)) = (c0, c1) else {
+        bail!("GStreamer could not be measured (it exited early?): {}", said.trim());
+    };
+    let fps =
+        crate::gst::rate(&lines, w0, w1).with_context(|| format!("GStreamer reported no frames: {}", said.trim()))?;
+    Ok(Measured {
+        cpu: (c1 - c0) / took,
+        fps,
+    })
+}
+
 pub async fn run(a: Args) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || run_blocking(&a)).await?
 }
@@ -172,18 +220,23 @@ fn run_blocking(a: &Args) -> anyhow::Result<()> {
         "{} x {} MJPEG at {} fps → 1920x1080 grid, MJPEG out; CPU over {} s after 3 s of warm-up (one core = 100 %)\n",
         a.inputs, a.size, a.fps, a.seconds
     );
-    println!("| round | framewire CPU | framewire fps | ffmpeg xstack CPU | ffmpeg fps | CPU framewire / ffmpeg |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| round | framewire CPU / fps | ffmpeg xstack CPU / fps | GStreamer compositor CPU / fps | CPU framewire / cheaper peer |"
+    );
+    println!("|---|---|---|---|---|");
     for round in 1..=a.rounds.max(1) {
         let fw = framewire_case(a, src)?;
         let ff = ffmpeg_case(a, &ports)?;
+        let gs = gst_case(a, &ports)?;
         println!(
-            "| {round} | {:.0} % | {:.1} | {:.0} % | {:.1} | {:.2} |",
+            "| {round} | {:.0} % / {:.1} | {:.0} % / {:.1} | {:.0} % / {:.1} | {:.2} |",
             fw.cpu * 100.0,
             fw.fps,
             ff.cpu * 100.0,
             ff.fps,
-            fw.cpu / ff.cpu
+            gs.cpu * 100.0,
+            gs.fps,
+            fw.cpu / ff.cpu.min(gs.cpu)
         );
     }
     procs::kill(s.pid);

@@ -48,7 +48,7 @@ enum BenchCmd {
     /// same reader, in one run (needs Xvfb and GStreamer).
     Latency(latency::Args),
     /// CPU of a compositor drawing N MJPEG streams into a 1080p grid,
-    /// beside ffmpeg's xstack doing the same, in one run.
+    /// beside ffmpeg's xstack and GStreamer's compositor, in one run.
     Compose(compose::Args),
     /// (internal) The test pattern as raw BGRA on stdout, paced.
     #[command(hide = true)]
