@@ -419,3 +419,38 @@ fn an_mjpeg_input_in_a_small_tile_shows_its_picture() {
         .await;
     });
 }
+
+/// An input moved to another node keeps its name and tile: its old edge
+/// goes first, so the new one takes the same local name.
+#[test]
+fn an_input_moved_to_another_node_in_place() {
+    let a = spawn_node(&[
+        "--name",
+        "t:a",
+        "--discovery",
+        "off",
+        "--source",
+        &solid("cam", "FF0000"),
+    ]);
+    let b = spawn_node(&[
+        "--name",
+        "t:b",
+        "--discovery",
+        "off",
+        "--source",
+        &solid("cam", "0000FF"),
+    ]);
+    let spec = |from: SocketAddr| format!("compose:wall,size=640x360,fps=15,labels=false,inputs={from}/cam");
+    let node = spawn_node(&["--name", "t:wall", "--discovery", "off", "--source", &spec(a.addr)]);
+    rt().block_on(async {
+        let mut w = Watch::new(node.addr, "wall").await;
+        w.until(Duration::from_secs(10), "red from a", |p| near(at(p, 320, 180), RED))
+            .await;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_framewire"));
+        cmd.args(["source", "set", &node.addr.to_string(), &spec(b.addr)]);
+        let out = common::media::run(cmd, Duration::from_secs(20));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        w.until(Duration::from_secs(10), "blue from b", |p| near(at(p, 320, 180), BLUE))
+            .await;
+    });
+}

@@ -191,16 +191,26 @@ struct Composer {
     inputs: Vec<Input>,
     compositor: Compositor,
     label: String,
+    /// Times each input name was pulled.
+    pulls: std::collections::HashMap<String, u32>,
 }
 
 impl Composer {
-    /// An input of `spec`: a remote one pulled as this node's edge.
-    fn input(&self, spec: &InputSpec) -> Result<Input, String> {
+    /// An input of `spec`: a remote one pulled as this node's edge, served
+    /// as `SOURCE.INPUT` (`SOURCE.INPUT-2` and on when pulled again: the
+    /// stream of an edge just stopped goes only when its task ends).
+    fn input(&mut self, spec: &InputSpec) -> Result<Input, String> {
         let Some(addr) = &spec.addr else {
             return Ok(Input::new(spec.name.clone(), spec.stream.clone(), None));
         };
+        let n = self.pulls.entry(spec.name.clone()).or_insert(0);
+        *n += 1;
         let mut e = EdgeConfig::new(addr.clone(), spec.stream.clone());
-        e.local_name = format!("{}.{}", self.cfg.name, spec.name);
+        e.local_name = if *n == 1 {
+            format!("{}.{}", self.cfg.name, spec.name)
+        } else {
+            format!("{}.{}-{n}", self.cfg.name, spec.name)
+        };
         e.params = SubscribeParams {
             mode: DeliveryMode::LowLatency,
             max_frames: 1,
@@ -230,46 +240,39 @@ impl Composer {
     }
 
     /// A changed spec (same size, rate and format), from the next frame
-    /// on: inputs kept, added or let go, and the layout; refused whole
-    /// with the reason, nothing changed.
+    /// on: inputs kept, added or let go, and the layout. An input whose
+    /// address or stream changed is let go first, so its new edge may
+    /// take the same name. Refused with the reason when an input cannot
+    /// be pulled: the spec in use is put back (what was let go is pulled
+    /// again).
     fn apply(&mut self, next: ComposeConfig) -> Result<(), String> {
         let names: Vec<String> = next.inputs.iter().map(|i| i.name.clone()).collect();
         next.layout
             .check(self.cfg.width, self.cfg.height, &names)
             .map_err(|e| e.to_string())?;
-        let mut kept: Vec<Option<Input>> = std::mem::take(&mut self.inputs).into_iter().map(Some).collect();
-        let mut inputs = Vec::new();
-        let mut added = Vec::new();
-        for spec in &next.inputs {
-            let same = self.cfg.inputs.iter().position(|o| o == spec);
-            match same.and_then(|i| kept[i].take()) {
-                Some(input) => inputs.push(input),
-                None => match self.input(spec) {
-                    Ok(input) => {
-                        added.push(inputs.len());
-                        inputs.push(input);
-                    }
-                    Err(why) => {
-                        // Back as it was: the new edges go, the old inputs stay.
-                        for i in added {
-                            self.drop_input(&inputs[i]);
-                        }
-                        let mut back: Vec<Input> = Vec::new();
-                        for (i, old) in self.cfg.inputs.iter().enumerate() {
-                            if let Some(input) = kept[i].take() {
-                                back.push(input);
-                            } else if let Some(pos) = inputs.iter().position(|x| x.name == old.name) {
-                                back.push(inputs.remove(pos));
-                            }
-                        }
-                        self.inputs = back;
-                        return Err(why);
-                    }
-                },
+        let mut old: Vec<Option<Input>> = std::mem::take(&mut self.inputs).into_iter().map(Some).collect();
+        for (i, spec) in self.cfg.inputs.iter().enumerate() {
+            if !next.inputs.contains(spec)
+                && let Some(gone) = old[i].take()
+            {
+                self.drop_input(&gone);
             }
         }
-        for gone in kept.into_iter().flatten() {
-            self.drop_input(&gone);
+        let mut inputs = Vec::new();
+        for spec in &next.inputs {
+            let kept = self
+                .cfg
+                .inputs
+                .iter()
+                .position(|o| o == spec)
+                .and_then(|i| old[i].take());
+            match kept.map_or_else(|| self.input(spec), Ok) {
+                Ok(input) => inputs.push(input),
+                Err(why) => {
+                    self.restore(inputs, old);
+                    return Err(why);
+                }
+            }
         }
         self.compositor
             .set_inputs(names, next.layout.clone())
@@ -278,6 +281,35 @@ impl Composer {
         info!(stream = %self.cfg.name, inputs = self.inputs.len(), tiles = next.layout.tiles.len(), "compose: changed");
         self.cfg = next;
         Ok(())
+    }
+
+    /// After a refused change: the inputs of the spec in use again, those
+    /// kept as they were, those let go pulled again, the new ones let go.
+    fn restore(&mut self, mut tried: Vec<Input>, mut old: Vec<Option<Input>>) {
+        let specs = self.cfg.inputs.clone();
+        for (i, spec) in specs.iter().enumerate() {
+            let kept = old[i].take().or_else(|| {
+                // The same input: same name, and same source.
+                let from = spec.addr.as_ref().map(|a| format!("{a}/{}", spec.stream));
+                let pos = tried.iter().position(|t| {
+                    t.name == spec.name && t.pulled == from && (from.is_some() || t.stream == spec.stream)
+                })?;
+                Some(tried.remove(pos))
+            });
+            let input = match kept {
+                Some(input) => input,
+                None => self.input(spec).unwrap_or_else(|why| {
+                    warn!(input = %spec.name, reason = %why, "compose: an input could not be pulled again");
+                    let mut lost = Input::new(spec.name.clone(), String::new(), None);
+                    lost.lost = Some(why);
+                    lost
+                }),
+            };
+            self.inputs.push(input);
+        }
+        for new in &tried {
+            self.drop_input(new);
+        }
     }
 
     /// One frame of the canvas.
@@ -329,6 +361,7 @@ pub(super) fn start(
         inputs: Vec::new(),
         compositor,
         label: format!("compose {}", cfg.name),
+        pulls: std::collections::HashMap::new(),
         cfg: cfg.clone(),
     };
     for spec in &cfg.inputs {
