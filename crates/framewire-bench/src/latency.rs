@@ -173,16 +173,18 @@ fn draw_and_encode(a: &Args, w: u32, h: u32) -> anyhow::Result<f64> {
     Ok(took[took.len() / 2])
 }
 
-fn framewire_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<(Figures, Stages)> {
+/// A source node serving `pattern` (a `test-pattern:cam,…` spec) and a
+/// relay node pulling `cam` from it with `relay_args` more; both
+/// listening. Returns them and the relay's port.
+pub(crate) fn source_and_relay(
+    pattern: &str,
+    relay_args: &[String],
+) -> anyhow::Result<(procs::Proc, procs::Proc, u16)> {
     let exe = std::env::current_exe()?;
     let (src, relay) = (procs::free_port()?, procs::free_port()?);
     let mut cmd = Command::new(&exe);
     cmd.args(["node", "--name", "bench:src", "--listen", &format!("127.0.0.1:{src}")])
-        .args(["--discovery", "off", "--no-shm", "--source"])
-        .arg(format!(
-            "test-pattern:cam,size={w}x{h},fps={},quality={}",
-            a.fps, a.quality
-        ));
+        .args(["--discovery", "off", "--no-shm", "--source", pattern]);
     let s = procs::spawn("source node", &mut cmd, Capture::Nothing, None)?;
     procs::wait_listening(src, Duration::from_secs(20), &s)?;
     let mut cmd = Command::new(&exe);
@@ -199,9 +201,17 @@ fn framewire_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<(Fi
         "--no-shm",
         "--upstream",
         &format!("127.0.0.1:{src}/cam"),
-    ]);
+    ])
+    .args(relay_args);
     let r = procs::spawn("relay node", &mut cmd, Capture::Nothing, None)?;
     procs::wait_listening(relay, Duration::from_secs(20), &r)?;
+    Ok((s, r, relay))
+}
+
+fn framewire_case(a: &Args, display: &str, w: u32, h: u32) -> anyhow::Result<(Figures, Stages)> {
+    let exe = std::env::current_exe()?;
+    let pattern = format!("test-pattern:cam,size={w}x{h},fps={},quality={}", a.fps, a.quality);
+    let (s, r, relay) = source_and_relay(&pattern, &[])?;
     // The stages, before the viewer runs: decoded at a subscriber of the
     // relay, as the viewer would decode it.
     let v = reader(&[format!("127.0.0.1:{relay}"), "cam".into()], a.frames.min(150))?;

@@ -66,31 +66,9 @@ fn framewire_case(
     quality: u8,
     seconds: u32,
 ) -> anyhow::Result<(Figures, Figures)> {
-    let exe = std::env::current_exe()?;
-    let (src, relay, web) = (procs::free_port()?, procs::free_port()?, procs::free_port()?);
-    let mut cmd = Command::new(&exe);
-    cmd.args(["node", "--name", "bench:src", "--listen", &format!("127.0.0.1:{src}")])
-        .args(["--discovery", "off", "--no-shm", "--source"])
-        .arg(format!("test-pattern:cam,size={size},fps={fps},quality={quality}"));
-    let s = procs::spawn("source node", &mut cmd, Capture::Nothing, None)?;
-    procs::wait_listening(src, Duration::from_secs(20), &s)?;
-    let mut cmd = Command::new(&exe);
-    cmd.args([
-        "node",
-        "--name",
-        "bench:relay",
-        "--listen",
-        &format!("127.0.0.1:{relay}"),
-    ])
-    .args([
-        "--discovery",
-        "off",
-        "--no-shm",
-        "--upstream",
-        &format!("127.0.0.1:{src}/cam"),
-    ])
-    .args(["--web", &format!("127.0.0.1:{web}")]);
-    let r = procs::spawn("relay node", &mut cmd, Capture::Nothing, None)?;
+    let web = procs::free_port()?;
+    let pattern = format!("test-pattern:cam,size={size},fps={fps},quality={quality}");
+    let (s, r, _) = crate::latency::source_and_relay(&pattern, &["--web".into(), format!("127.0.0.1:{web}")])?;
     procs::wait_listening(web, Duration::from_secs(20), &r)?;
     let base = format!("http://127.0.0.1:{web}");
     let got = (|| {
