@@ -46,6 +46,9 @@ pub struct Args {
     /// Times each case runs, in turn.
     #[arg(long, default_value_t = 2)]
     rounds: u32,
+    /// Seconds of the added-latency measurement (0: none).
+    #[arg(long, default_value_t = 10.0)]
+    latency_seconds: f64,
 }
 
 /// CPU share of one core and frames a second over the window.
@@ -63,7 +66,8 @@ fn frames_out(exe: &std::path::Path, port: u16) -> Option<u64> {
     v["inputs"].as_array()?.iter().find(|i| i["stream"] == "wall")?["frames_in"].as_u64()
 }
 
-fn framewire_case(a: &Args, src: u16) -> anyhow::Result<Measured> {
+/// A compose node pulling the N streams of `src`; its port.
+fn compose_node(a: &Args, src: u16) -> anyhow::Result<(procs::Proc, u16)> {
     let exe = std::env::current_exe()?;
     let port = procs::free_port()?;
     let inputs: Vec<String> = (0..a.inputs).map(|i| format!("127.0.0.1:{src}/c{i}")).collect();
@@ -77,6 +81,12 @@ fn framewire_case(a: &Args, src: u16) -> anyhow::Result<Measured> {
         ));
     let p = procs::spawn("compose node", &mut cmd, Capture::Nothing, None)?;
     procs::wait_listening(port, Duration::from_secs(20), &p)?;
+    Ok((p, port))
+}
+
+fn framewire_case(a: &Args, src: u16) -> anyhow::Result<Measured> {
+    let exe = std::env::current_exe()?;
+    let (p, port) = compose_node(a, src)?;
     std::thread::sleep(Duration::from_secs(3));
     let (c0, f0, t0) = (procs::cpu_seconds(p.pid), frames_out(&exe, port), Instant::now());
     std::thread::sleep(Duration::from_secs(a.seconds));
@@ -239,7 +249,41 @@ fn run_blocking(a: &Args) -> anyhow::Result<()> {
             fw.cpu / ff.cpu.min(gs.cpu)
         );
     }
+    if a.latency_seconds > 0.0 {
+        added_latency(a, src)?;
+    }
     procs::kill(s.pid);
     procs::kill_all();
+    Ok(())
+}
+
+/// The added-latency row: input arrival to the output frame that first
+/// shows it, for the first input's tile (`compose_latency`).
+fn added_latency(a: &Args, src: u16) -> anyhow::Result<()> {
+    let (p, port) = compose_node(a, src)?;
+    let side = (1..=a.inputs).find(|s| s * s >= a.inputs).unwrap_or(1);
+    let tile = (0, 0, 1920 / side, 1080 / side);
+    let addr = format!("127.0.0.1:{port}");
+    let measured = tokio::runtime::Handle::current().block_on(crate::compose_latency::measure(
+        &addr,
+        "wall.c0",
+        "wall",
+        tile,
+        a.latency_seconds,
+    ));
+    procs::kill(p.pid);
+    let mut ms = measured?;
+    let interval = 1000.0 / f64::from(a.fps.max(1));
+    let (p50, p99) = (
+        crate::encode::percentile(&mut ms, 0.5),
+        crate::encode::percentile(&mut ms, 0.99),
+    );
+    println!(
+        "\nAdded latency (input arrival at the compose node to the output frame that first shows it, \
+         {} input pictures): p50 {p50:.1} ms, p99 {p99:.1} ms; one output frame is {interval:.1} ms \
+         (p50 / frame interval {:.2}, target < 1)",
+        ms.len(),
+        p50 / interval
+    );
     Ok(())
 }

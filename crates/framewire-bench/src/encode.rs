@@ -86,7 +86,7 @@ fn own_cpu_seconds() -> f64 {
     procs::cpu_seconds(std::process::id()).unwrap_or(0.0)
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
+pub(crate) fn percentile(v: &mut [f64], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

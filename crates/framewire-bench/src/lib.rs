@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod compose;
+mod compose_latency;
 pub mod encode;
 pub mod frames;
 mod gst;
