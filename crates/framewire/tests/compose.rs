@@ -454,3 +454,53 @@ fn an_input_moved_to_another_node_in_place() {
             .await;
     });
 }
+
+/// `format=h264`: the canvas encoded by OpenH264, its parameter sets
+/// announced once known, a keyframe every `gop` frames flagged as such,
+/// and every frame decoding to the layout's colours.
+#[test]
+fn an_h264_canvas_with_keyframes_on_schedule() {
+    use framewire_media::h26x::{AccessUnit, Codec};
+    let node = spawn_node(&[
+        "--name",
+        "t:wall",
+        "--discovery",
+        "off",
+        "--source",
+        &solid("red", "FF0000"),
+        "--source",
+        &solid("green", "00FF00"),
+        "--source",
+        "compose:wall,size=640x360,fps=15,layout=side-by-side,labels=false,format=h264,gop=15,inputs=red;green",
+    ]);
+    rt().block_on(async {
+        let got = common::media::collect(node.addr, "wall", Duration::from_secs(20), |g| g.frames.len() >= 45).await;
+        assert!(got.frames.len() >= 45, "{} frames", got.frames.len());
+        let open = got.opens.last().unwrap();
+        assert_eq!(open.format, framewire_proto::Format::H264);
+        assert!(
+            !open.codec_config.is_empty(),
+            "parameter sets announced: {:?}",
+            got.opens
+        );
+        let first = &got.frames[0];
+        let au = AccessUnit::of(Codec::H264, &first.data);
+        assert!(first.flags.is_keyframe() && au.keyframe && au.has_sps, "{au:?}");
+        let keys: Vec<u64> = got
+            .frames
+            .iter()
+            .filter(|f| f.flags.is_keyframe())
+            .map(|f| f.sequence)
+            .collect();
+        assert!(keys.len() >= 3, "keyframes at {keys:?}");
+        assert!(keys.windows(2).all(|w| w[1] - w[0] <= 15), "keyframes at {keys:?}");
+        let mut dec = Registry::builtin().negotiate(open).unwrap();
+        let mut last = None;
+        for f in &got.frames {
+            assert_eq!(f.flags.is_keyframe(), AccessUnit::of(Codec::H264, &f.data).keyframe);
+            last = Some(dec.decode(&f.data).expect("every frame decodes"));
+        }
+        let pic = last.unwrap().convert(PixelLayout::Bgra).unwrap();
+        assert!(near(at(&pic, 160, 180), RED) && near(at(&pic, 480, 180), GREEN));
+    });
+}

@@ -26,7 +26,7 @@ Specs:\n  \
 --source rtsp:NAME,url=rtsp://[USER:PASS@]HOST[:PORT]/PATH[,codec=h264|h265|mjpeg][,transport=tcp|udp][,credentials=FILE][,stall=S]\n    \
 (an IP camera read by the built-in RTSP client: H.264, H.265 or MJPEG passed through untouched; docs/codecs.md)\n  \
 --source v4l2:NAME[,device=/dev/video0][,pixel-format=MJPG|YUYV|...][,size=WxH][,fps=N][,format=native|raw|raw-zstd|mjpeg][,on-demand=false][,linger=S][,controls.NAME=V]\n  \
---source compose:NAME,inputs=[IN=][HOST:PORT/]STREAM;...[,size=WxH][,fps=N][,layout=grid|pip|side-by-side][,format=mjpeg|qoi|raw|raw-zstd][,labels=false]\n    \
+--source compose:NAME,inputs=[IN=][HOST:PORT/]STREAM;...[,size=WxH][,fps=N][,layout=grid|pip|side-by-side][,format=mjpeg|h264|qoi|raw|raw-zstd][,bitrate=BPS][,gop=N][,labels=false]\n    \
 (several streams on one canvas, NO SIGNAL on a lost one's tile; custom tiles in a config file: docs/compose.md)\n  \
 --source solid:NAME[,size=WxH][,fps=N][,color=RRGGBB]\n  \
 --upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N][,weight=N][,max-rate=RATE]\n  \

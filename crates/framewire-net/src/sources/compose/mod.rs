@@ -9,7 +9,7 @@
 //! fps = 30                # default
 //! inputs = ["127.0.0.1:7400/cam1", "127.0.0.1:7401/cam2", "screen"]
 //! layout = "grid"         # grid (default), pip, side-by-side, custom
-//! format = "mjpeg"        # mjpeg (default, quality = 85), raw, raw-zstd, qoi
+//! format = "mjpeg"        # mjpeg (default, quality = 85), h264 (bitrate, gop), raw, raw-zstd, qoi
 //! labels = true           # each tile captioned with its input's name
 //! # layout = "custom": one [[source.tile]] per tile
 //! # [[source.tile]]
@@ -88,8 +88,18 @@ struct Keys {
     format: String,
     #[serde(default = "default_quality")]
     quality: u8,
+    /// H.264 bit rate in bits per second; 0 (default): from the size.
+    #[serde(default)]
+    bitrate: u32,
+    /// H.264 keyframe interval in frames.
+    #[serde(default = "default_gop")]
+    gop: u32,
     #[serde(default = "yes")]
     labels: bool,
+}
+
+fn default_gop() -> u32 {
+    framewire_codec::DEFAULT_KEYFRAME_INTERVAL
 }
 
 fn default_size() -> String {
@@ -188,7 +198,13 @@ pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError
         "qoi" => EncodeSpec::qoi(),
         "raw" => EncodeSpec::raw(PixelFormat::Yuv420p),
         "raw-zstd" => EncodeSpec::raw_zstd(PixelFormat::Yuv420p, 1),
-        other => return Err(bad(format!("unknown format `{other}` (mjpeg, qoi, raw, raw-zstd)"))),
+        "h264" if (1..=3600).contains(&k.gop) => EncodeSpec::h264(k.bitrate, k.gop),
+        "h264" => return Err(bad(format!("gop {} is out of range (1 to 3600 frames)", k.gop))),
+        other => {
+            return Err(bad(format!(
+                "unknown format `{other}` (mjpeg, h264, qoi, raw, raw-zstd)"
+            )));
+        }
     };
     Ok(SourceConfig::new(ComposeConfig {
         name: k.name,

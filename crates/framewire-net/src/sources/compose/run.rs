@@ -402,6 +402,10 @@ pub(super) fn start(
     let stop = host.stop_flag();
     let thread = cfg.name.clone();
     spawn_thread(&thread, move || {
+        // An inter-coded output makes a keyframe when a subscriber asks,
+        // and announces its parameter sets once its encoder has them.
+        let requests = cfg.encode.format.is_inter_coded().then(|| out.keyframe_requests());
+        let mut announced = encoder.codec_config();
         paced(
             rate(cfg.fps_num, cfg.fps_den),
             &stop,
@@ -412,8 +416,22 @@ pub(super) fn start(
                 }
                 let pic = c.draw();
                 let ts = now_ns();
+                if requests.as_ref().is_some_and(|r| r.take()) {
+                    encoder.force_keyframe();
+                }
                 match encoder.encode(&pic) {
-                    Ok(data) => out.push(frame(data, seq, ts)),
+                    Ok(data) => {
+                        if encoder.codec_config() != announced {
+                            announced = encoder.codec_config();
+                            let open = encoder.stream_open(cfg.width, cfg.height, cfg.fps_num, cfg.fps_den, &cfg.name);
+                            out.event(StreamEvent::FormatChanged(open));
+                        }
+                        let mut f = frame(data, seq, ts);
+                        if !encoder.keyframe() {
+                            f.flags = framewire_proto::FrameFlags::default();
+                        }
+                        out.push(f);
+                    }
                     Err(e) => warn!(stream = %cfg.name, error = %e, "compose: frame not encoded"),
                 }
                 true
