@@ -154,6 +154,8 @@ open_enum! {
         SourceSet = 0x0051 => "source-set",
         /// Stops a source and removes its stream.
         SourceRemove = 0x0052 => "source-remove",
+        /// A running source's table (secrets masked).
+        SourceGet = 0x0053 => "source-get",
     }
 }
 

@@ -595,6 +595,24 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             },
         ),
         (
+            "source-get-request",
+            Expect::Req {
+                channel: 0,
+                id: 20,
+                req: Request::SourceGet(Name { name: "bars".into() }),
+            },
+        ),
+        (
+            "source-get-response",
+            Expect::Resp {
+                channel: 0,
+                id: 20,
+                resp: Response::SourceGet(SourceTable {
+                    table: "kind = \"test-pattern\"\nname = \"bars\"\nfps = 10\n".into(),
+                }),
+            },
+        ),
+        (
             "update-subscription-request",
             Expect::Req {
                 channel: 1,

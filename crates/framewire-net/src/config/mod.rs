@@ -32,7 +32,7 @@ pub use limits::{DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DESCRIPTOR_RESE
 pub use link::{LinkPeer, LinkRule, LinkSpec, RateValue, parse_rate, parse_scheduler, rule_for};
 pub use opaque::OpaquePortConfig;
 pub use sink::{SINK_FINALIZE_GRACE, SinkConfig, SinkKind};
-pub use source::SourceConfig;
+pub use source::{MASK, SourceConfig, masked};
 
 /// A configuration that does not hold (a bad key, a value out of range),
 /// with what to do about it.

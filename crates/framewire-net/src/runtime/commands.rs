@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use framewire_proto::control::{EdgeOrigin, Name, ShmOffer, Subscribe, SubscribeReply};
+use framewire_proto::control::{EdgeOrigin, Name, ShmOffer, SourceTable, Subscribe, SubscribeReply};
 use framewire_proto::{
     ControlRequest, ControlResponse, EventReason, Message, Request, Response, Status, StreamOpen, TransportMode,
 };
@@ -265,6 +265,10 @@ impl Session {
                     .map(|name| Response::SourceSet(Name { name })),
                 Err(e) => Err(e),
             },
+            Request::SourceGet(Name { name }) => services
+                .sources
+                .get(&name)
+                .map(|table| Response::SourceGet(SourceTable { table })),
             Request::SourceRemove(Name { name }) => {
                 services.sources.remove(&name).await.map(|()| Response::SourceRemove)
             }

@@ -89,6 +89,23 @@ pub(crate) fn parse(table: &str) -> Result<SourceConfig, CommandError> {
     Ok(spec)
 }
 
+/// `not-found` for `name`, naming the sources there are.
+fn not_found(running: &HashMap<String, Running>, name: &str) -> CommandError {
+    let mut known: Vec<String> = running.keys().cloned().collect();
+    known.sort();
+    refused(
+        Status::NotFound,
+        format!(
+            "no source named `{name}` on this node (sources: {})",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        ),
+    )
+}
+
 impl Sources {
     pub(crate) fn new(core: Arc<NodeCore>) -> Sources {
         Sources {
@@ -161,23 +178,25 @@ impl Sources {
         }
         let mut running = self.lock();
         let Some(r) = running.remove(name) else {
-            let mut known: Vec<String> = running.keys().cloned().collect();
-            known.sort();
-            return Err(refused(
-                Status::NotFound,
-                format!(
-                    "no source named `{name}` on this node (sources: {})",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            ));
+            return Err(not_found(&running, name));
         };
         drop(running);
         busy.push(name.to_owned());
         Ok(r)
+    }
+
+    /// SOURCE_GET: the table a running source was made from, its
+    /// secrets masked.
+    pub(crate) fn get(&self, name: &str) -> Result<String, CommandError> {
+        let running = self.lock();
+        let Some(r) = running.get(name) else {
+            return Err(not_found(&running, name));
+        };
+        let table = r
+            .spec
+            .table()
+            .ok_or_else(|| refused(Status::NotFound, format!("source `{name}` was not made from a table")))?;
+        toml::to_string(&crate::config::masked(table)).map_err(|e| refused(Status::Internal, e.to_string()))
     }
 
     fn release(&self, name: &str) {

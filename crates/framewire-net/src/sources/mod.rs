@@ -91,7 +91,9 @@ pub const KINDS: &[SourceKind] = &[
 ];
 
 /// A source from a config table: `kind = "..."` and that kind's keys.
-pub fn from_table(mut table: toml::Table) -> Result<SourceConfig, ConfigError> {
+pub fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError> {
+    let whole = table.clone();
+    let mut table = table;
     let kind = match table.remove("kind") {
         Some(toml::Value::String(k)) => k,
         _ => return Err(ConfigError::new("a source needs `kind = \"...\"`")),
@@ -101,7 +103,7 @@ pub fn from_table(mut table: toml::Table) -> Result<SourceConfig, ConfigError> {
         .iter()
         .find(|k| k.name == kind)
         .ok_or_else(|| ConfigError::new(format!("unknown source kind `{kind}` (kinds: {})", names.join(", "))))?;
-    (k.from_table)(table)
+    Ok((k.from_table)(table)?.with_table(whole))
 }
 
 /// Deserialises a kind's keys, naming the kind in the error.

@@ -59,6 +59,8 @@ pub enum Request {
     SourceSet(SourceTable),
     /// SOURCE_REMOVE: `name string`.
     SourceRemove(Name),
+    /// SOURCE_GET: `name string`.
+    SourceGet(Name),
     /// WATCH_STATUS.
     WatchStatus(WatchStatus),
     /// STATUS_REPORT (pushed by a watched node; not answered).
@@ -98,6 +100,7 @@ impl Request {
             Request::SourceAdd(_) => Command::SourceAdd,
             Request::SourceSet(_) => Command::SourceSet,
             Request::SourceRemove(_) => Command::SourceRemove,
+            Request::SourceGet(_) => Command::SourceGet,
             Request::WatchStatus(_) => Command::WatchStatus,
             Request::StatusReport(_) => Command::StatusReport,
             Request::Unknown { command, .. } => Command::from_raw(*command),
@@ -117,7 +120,8 @@ impl Request {
             | Request::Snapshot(x)
             | Request::RequestKeyframe(x)
             | Request::V4l2ListControls(x)
-            | Request::SourceRemove(x) => {
+            | Request::SourceRemove(x)
+            | Request::SourceGet(x) => {
                 x.put(&mut b)?;
             }
             Request::SourceAdd(x) | Request::SourceSet(x) => x.put(&mut b)?,
@@ -178,6 +182,7 @@ impl Request {
             Command::SourceAdd => Request::SourceAdd(SourceTable::get(&mut r).map_err(err)?),
             Command::SourceSet => Request::SourceSet(SourceTable::get(&mut r).map_err(err)?),
             Command::SourceRemove => Request::SourceRemove(Name::get(&mut r).map_err(err)?),
+            Command::SourceGet => Request::SourceGet(Name::get(&mut r).map_err(err)?),
             Command::WatchStatus => Request::WatchStatus(WatchStatus::get(&mut r).map_err(err)?),
             Command::StatusReport => Request::StatusReport(Box::new(StatusReport::get(&mut r).map_err(err)?)),
             Command::Unknown(command) => Request::Unknown {
@@ -237,6 +242,8 @@ pub enum Response {
     SourceSet(Name),
     /// SOURCE_REMOVE (no fields).
     SourceRemove,
+    /// SOURCE_GET: `table string`, the source's table as it runs.
+    SourceGet(SourceTable),
     /// WATCH_STATUS accepted (no fields).
     WatchStatus,
     /// A command this build does not know.
@@ -274,6 +281,7 @@ impl Response {
             Response::SourceAdd(_) => Command::SourceAdd,
             Response::SourceSet(_) => Command::SourceSet,
             Response::SourceRemove => Command::SourceRemove,
+            Response::SourceGet(_) => Command::SourceGet,
             Response::WatchStatus => Command::WatchStatus,
             Response::Unknown { command, .. } => Command::from_raw(*command),
         }
@@ -295,6 +303,7 @@ impl Response {
                 }
             }
             Response::Connect(x) | Response::SourceAdd(x) | Response::SourceSet(x) => x.put(&mut b)?,
+            Response::SourceGet(x) => x.put(&mut b)?,
             Response::Describe(x) => x.put(&mut b)?,
             Response::Snapshot(x) => x.put(&mut b)?,
             Response::V4l2ListDevices(x) => put_list(&mut b, "devices", x)?,
@@ -363,6 +372,7 @@ impl Response {
             Command::SourceAdd => Response::SourceAdd(Name::get(&mut r).map_err(err)?),
             Command::SourceSet => Response::SourceSet(Name::get(&mut r).map_err(err)?),
             Command::SourceRemove => Response::SourceRemove,
+            Command::SourceGet => Response::SourceGet(SourceTable::get(&mut r).map_err(err)?),
             Command::WatchStatus => Response::WatchStatus,
             // A report is pushed, never answered: an answer to one is carried undecoded.
             Command::StatusReport => Response::Unknown {

@@ -1,4 +1,4 @@
-//! `framewire source add|set|rm`: a node's sources at run time.
+//! `framewire source add|set|get|rm`: a node's sources at run time.
 
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use crate::util;
 framewire source add 127.0.0.1:7400 test-pattern:bars,size=640x360,fps=30\n  \
 framewire source set 127.0.0.1:7400 test-pattern:bars,size=1280x720,fps=15,format=qoi\n  \
 framewire source set 127.0.0.1:7400 v4l2:cam,device=/dev/video2      # swap the device\n  \
+framewire source get 127.0.0.1:7400 bars\n  \
 framewire source rm 127.0.0.1:7400 bars\n\n\
 SPEC is written as for `framewire node --source` (see `framewire node --help`). `set` replaces the\n\
 source's whole spec (keys left out take their defaults); its subscribers stay and see\n\
@@ -41,6 +42,13 @@ enum SourceCmd {
         addr: String,
         /// KIND:NAME[,key=value...]: the source's whole new spec.
         spec: String,
+    },
+    /// Print a running source's table (TOML, secrets masked).
+    Get {
+        /// The node, HOST[:PORT].
+        addr: String,
+        /// The source's stream name.
+        name: String,
     },
     /// Stop a source and remove its stream.
     Rm {
@@ -76,6 +84,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 anyhow::bail!("the node answered SOURCE_SET with something else");
             };
             println!("{}: source `{name}` changed", c.peer().name);
+        }
+        SourceCmd::Get { addr, name } => {
+            let mut c = util::connect(&addr, timeout).await?;
+            let Response::SourceGet(SourceTable { table }) = c.request(Request::SourceGet(Name { name })).await? else {
+                anyhow::bail!("the node answered SOURCE_GET with something else");
+            };
+            print!("{table}");
         }
         SourceCmd::Rm { addr, name } => {
             let mut c = util::connect(&addr, timeout).await?;
