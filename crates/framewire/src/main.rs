@@ -54,8 +54,10 @@ enum Cmd {
     /// Capture-to-decoded latency of a stream, read from the time code in
     /// its pictures.
     Latency(cmds::latency::Args),
-    /// A node's sources at run time: `source add|set|rm ADDR ...`.
+    /// A node's sources at run time: `source add|set|get|rm ADDR ...`.
     Source(cmds::source::Args),
+    /// A running compose source, one change at a time: layout, inputs, tiles.
+    Compose(cmds::compose::Args),
     /// Save the latest frame of a stream as a JPEG picture (any format).
     Snapshot(cmds::snapshot::Args),
     /// Stop a node gracefully (sinks finish, archives close).
@@ -112,6 +114,7 @@ fn main() {
                 Cmd::Recv(a) => cmds::recv::run(a).await,
                 Cmd::Latency(a) => cmds::latency::run(a).await,
                 Cmd::Source(a) => cmds::source::run(a).await,
+                Cmd::Compose(a) => cmds::compose::run(a).await,
                 Cmd::Snapshot(a) => cmds::snapshot::run(a).await,
                 Cmd::Shutdown(a) => cmds::snapshot::run_shutdown(a).await,
                 Cmd::Ring(a) => cmds::ring::run(a).await,

@@ -504,3 +504,88 @@ fn an_h264_canvas_with_keyframes_on_schedule() {
         assert!(near(at(&pic, 160, 180), RED) && near(at(&pic, 480, 180), GREEN));
     });
 }
+
+/// `framewire compose …`: an input added, moved into the first tile, one
+/// tile changed (the grid turned custom), a change outside the canvas
+/// refused with nothing changed, an input removed; `show` and
+/// `source get` read it back.
+#[test]
+fn one_change_at_a_time_from_the_command_line() {
+    let node = spawn_node(&[
+        "--name",
+        "t:wall",
+        "--discovery",
+        "off",
+        "--source",
+        &solid("red", "FF0000"),
+        "--source",
+        &solid("green", "00FF00"),
+        "--source",
+        &solid("blue", "0000FF"),
+        "--source",
+        "compose:wall,size=640x360,fps=15,labels=false,inputs=red;green",
+    ]);
+    let addr = node.addr.to_string();
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_framewire"));
+        cmd.arg("compose")
+            .args(&args[..1])
+            .arg(&addr)
+            .arg("wall")
+            .args(&args[1..]);
+        common::media::run(cmd, Duration::from_secs(20))
+    };
+    let ok = |args: &[&str]| {
+        let out = cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    rt().block_on(async {
+        let mut w = Watch::new(node.addr, "wall").await;
+        // Two inputs: a row of two tiles, the pictures letterboxed.
+        w.until(Duration::from_secs(10), "red | green", |p| {
+            near(at(p, 160, 180), RED) && near(at(p, 480, 180), GREEN)
+        })
+        .await;
+        ok(&["add", "blue"]);
+        w.until(Duration::from_secs(5), "blue added", |p| near(tile(p, 2), BLUE))
+            .await;
+        ok(&["move", "blue", "1"]);
+        w.until(Duration::from_secs(5), "blue first, red third", |p| {
+            near(tile(p, 0), BLUE) && near(tile(p, 1), GREEN) && near(tile(p, 2), RED)
+        })
+        .await;
+        ok(&["tile", "green", "rect=0,0,640,360", "z=-1"]);
+        w.until(Duration::from_secs(5), "green under the others", |p| {
+            near(tile(p, 3), GREEN) && near(tile(p, 0), BLUE) && near(tile(p, 2), RED)
+        })
+        .await;
+        let shown: serde_json::Value = serde_json::from_str(&ok(&["show", "--json"])).unwrap();
+        assert_eq!(shown["layout"], "custom");
+        assert_eq!(shown["tiles"][1]["input"], "green");
+        assert_eq!(shown["tiles"][1]["z"], -1);
+
+        let out = cli(&["tile", "green", "rect=600,0,640,360"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("outside the 640x360 canvas"), "{err}");
+        let again: serde_json::Value = serde_json::from_str(&ok(&["show", "--json"])).unwrap();
+        assert_eq!(again, shown, "a refused change changes nothing");
+
+        ok(&["rm", "red"]);
+        w.until(Duration::from_secs(5), "red gone", |p| near(tile(p, 2), GREEN))
+            .await;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_framewire"));
+        cmd.args(["source", "get", &addr, "wall"]);
+        let out = common::media::run(cmd, Duration::from_secs(20));
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            table.contains("kind = \"compose\"") && table.contains("\"blue\"") && !table.contains("\"red\""),
+            "{table}"
+        );
+    });
+}
