@@ -117,6 +117,21 @@ async fn sources_are_added_changed_and_removed_at_run_time() {
         let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
         assert_eq!((v[0]["format"].as_str(), v[0]["width"].as_u64()), (Some("qoi"), Some(320)));
 
+        // The table it runs, read back (SOURCE_GET); set again as it is:
+        // nothing happens to the stream.
+        let got = framewire(&["source", "get", &addr, "bars"]);
+        let table = String::from_utf8_lossy(&got.stdout);
+        assert!(
+            table.contains("kind = \"test-pattern\"") && table.contains("format = \"qoi\""),
+            "{table}"
+        );
+        let out = framewire(&["source", "set", &addr, "test-pattern:bars,size=320x240,fps=30,format=qoi"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        for _ in 0..10 {
+            let events = until_frame(&mut direct, ch, is_qoi).await;
+            assert!(events.is_empty(), "the same table again: {events:?}");
+        }
+
         // Removed: subscribers are told, the stream is gone.
         let out = framewire(&["source", "rm", &addr, "bars"]);
         assert!(out.status.success(), "{}", stderr(&out));
