@@ -1,5 +1,6 @@
 //! The wanted sources: started on their nodes with SOURCE_ADD (again after
-//! a node restarts), changed with SOURCE_SET when their table changes,
+//! a node restarts), changed with SOURCE_SET when their table changes (or
+//! when a newly wanted one names a stream the node already serves),
 //! removed with SOURCE_REMOVE when the wanted graph drops one this
 //! controller started. A source a node refuses is not asked for again
 //! until the wanted graph changes; the refusal shows on the node.
@@ -37,6 +38,7 @@ impl Core {
             let k = key(&old.node, old.name());
             match new.iter().find(|n| n.node == old.node && n.name() == old.name()) {
                 None => {
+                    book.changed.remove(&k);
                     if book.made.contains(&k) {
                         book.removing
                             .insert(k.clone(), (old.node.clone(), old.name().to_owned()));
@@ -53,6 +55,17 @@ impl Core {
             let k = key(&n.node, n.name());
             book.removing.remove(&k);
             book.refused.remove(&k);
+            // Newly wanted: a stream of that name the node already serves
+            // (of its own configuration, say) is set to this table. A node
+            // answers a SOURCE_SET of the table it runs without a change.
+            if !self
+                .wanted
+                .sources
+                .iter()
+                .any(|o| o.node == n.node && o.name() == n.name())
+            {
+                book.changed.insert(k);
+            }
         }
     }
 
@@ -132,8 +145,11 @@ impl Core {
             _ => return,
         };
         match (action, result) {
-            (Action::Source { .. }, Ok(())) => {
-                book.made.insert(k.clone());
+            (Action::Source { set, .. }, Ok(())) => {
+                // Only what it started is its own to remove later.
+                if !set {
+                    book.made.insert(k.clone());
+                }
                 book.changed.remove(&k);
             }
             (_, Ok(())) => {

@@ -651,6 +651,19 @@ fn wanted_sources_are_started_changed_restarted_and_removed() {
     // A source the controller did not make is never removed; a refused
     // one is not asked for again until the wanted graph changes.
     c.on_report(&addr(3), report("desk", 3, &[("own", Format::Mjpeg)], vec![]), later);
+    // Newly wanted, and the node serves it already: set to the table once.
+    c.set_wanted(graph_with_sources(vec![], vec![source("desk", "own", "fps = 5")]));
+    let set = c.plan(later);
+    assert!(
+        matches!(&set[..], [Action::Source { node, set: true, .. }] if node == "desk"),
+        "{set:?}"
+    );
+    c.on_action_result(&set[0], Ok(()));
+    assert!(
+        c.plan(later + RETRY_AFTER).is_empty(),
+        "set once: {:?}",
+        c.plan(later + RETRY_AFTER)
+    );
     c.set_wanted(graph_with_sources(
         vec![],
         vec![source("desk", "own", ""), source("desk", "cam", "")],
