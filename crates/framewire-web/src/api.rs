@@ -301,6 +301,27 @@ pub(crate) async fn monitors(
     })))
 }
 
+/// GET /api/nodes/{node}/sources/{name} (viewer): the table a running
+/// source was made from (SOURCE_GET, secrets masked), as JSON:
+/// `{node, name, table}`. The layout editor reads a compose source's
+/// table here and writes it back through the wanted graph.
+pub(crate) async fn source(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path((node, name)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    app.allow(&method, &headers, Role::Viewer)?;
+    let req = Request::SourceGet(Name { name: name.clone() });
+    let text = match app.backend.request(&node, req).await? {
+        NodeResponse::SourceGet(t) => t.table,
+        r => return Err(unexpected(r)),
+    };
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the node's table does not parse: {e}")))?;
+    Ok(Json(json!({ "node": node, "name": name, "table": table })))
+}
+
 /// The widget the UI draws for a control type.
 fn widget(t: framewire_proto::ControlType) -> &'static str {
     use framewire_proto::ControlType as T;

@@ -11,7 +11,8 @@ use framewire_controller::{
 };
 use framewire_proto::codes::{ControlType, Features, Format, FrameFlags, FunctionFlags, Origin, PixelFormat};
 use framewire_proto::control::{
-    ControlValue, Description, MenuItem, Monitor, Request, Response, Snapshot, StreamOpen, V4l2Control, V4l2Device,
+    ControlValue, Description, MenuItem, Monitor, Request, Response, Snapshot, SourceTable, StreamOpen, V4l2Control,
+    V4l2Device,
 };
 use framewire_web::auth::{Role, UsersFile};
 use framewire_web::backend::{Backend, BoxFut};
@@ -217,6 +218,9 @@ impl Backend for Fake {
                     refresh_mhz: 60_000,
                     primary: true,
                 }]),
+                Request::SourceGet(n) if n.name == "wall" => Response::SourceGet(SourceTable {
+                    table: "kind = \"compose\"\nname = \"wall\"\ninputs = [\"bars\"]\n".into(),
+                }),
                 // An 8x8 raw BGR frame: the server must encode it as JPEG.
                 Request::Snapshot(n) if n.name == "bars" => Response::Snapshot(Snapshot {
                     open: StreamOpen {
