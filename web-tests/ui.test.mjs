@@ -513,3 +513,77 @@ test('an operator grabs a monitor and opens a camera: both become wanted sources
   assert.equal(put.status(), 200);
   await context.close();
 });
+
+test('an operator makes a compositor in a node panel and changes its layout and inputs; a viewer cannot', async () => {
+  const { context, page } = await login(opName, opPass);
+  const api = (path) => new globalThis.URL(path, URL).href;
+  const table = async () => {
+    const r = await page.request.get(api('/api/nodes/demo%3Arelay/sources/wall'));
+    return r.ok() ? (await r.json()).table : null;
+  };
+  const until = async (what, ok) => {
+    const end = Date.now() + STEP;
+    for (;;) {
+      const t = await table();
+      if (t && ok(t)) return t;
+      assert.ok(Date.now() < end, `${what}: the node's table is ${JSON.stringify(t)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  await page.locator('#graph g.node[data-node="demo:relay"]').click();
+  await page.locator('#compose-new').click();
+  const fresh = page.locator('.compose-editor').last();
+  await fresh.locator('.compose-name').fill('wall');
+  for (const label of ['demo:source / bars', 'demo:relay / bars']) {
+    await fresh.locator('.compose-add-from').selectOption({ label });
+    await fresh.locator('.compose-add').click();
+  }
+  await fresh.locator('.compose-apply').click();
+  await fresh.locator('.compose-result', { hasText: 'wall is wanted on demo:relay' }).waitFor();
+  // The controller started it on the node: a remote input and a local one.
+  let t = await until('started', (x) => x.inputs?.length === 2);
+  assert.match(t.inputs[0], /^bars=127\.0\.0\.1:\d+\/bars$/);
+  assert.equal(t.inputs[1], 'bars-2=bars');
+  assert.equal(t.layout, 'grid');
+  await page.locator('#node-head li', { hasText: /^wall: mjpeg 1280×720/ }).waitFor();
+
+  // Opened again, the panel has its editor: side by side, the second first.
+  await page.locator('#graph g.node[data-node="demo:source"]').click();
+  await page.locator('#graph g.node[data-node="demo:relay"]').click();
+  const wall = page.locator('.compose-editor[data-source="wall"]');
+  await wall.locator('li[data-input="bars-2"]').waitFor();
+  await wall.locator('.compose-layout').selectOption('side-by-side');
+  await wall.locator('li[data-input="bars-2"] .compose-up').click();
+  await wall.locator('.compose-apply').click();
+  t = await until('changed', (x) => x.layout === 'side-by-side' && x.inputs[0] === 'bars-2=bars');
+  assert.match(t.inputs[1], /^bars=127\.0\.0\.1:\d+\/bars$/);
+  // Taken in place: the stream stayed live, and the editor shows it running.
+  await page.locator('#node-head li', { hasText: /^wall: mjpeg 1280×720 .*, live,/ }).waitFor();
+  await wall.locator('img.compose-live').waitFor();
+  await wall.screenshot({ path: join(ART, 'compose-editor.png') });
+
+  // A viewer sees the compositor but has nothing to change it with.
+  const v = await login(viewName, viewPass);
+  await v.page.locator('#graph g.node[data-node="demo:relay"]').click();
+  const seen = v.page.locator('.compose-editor[data-source="wall"]');
+  await seen.locator('li[data-input="bars-2"]').waitFor();
+  assert.equal(await seen.locator('.compose-apply').count(), 0);
+  assert.equal(await seen.locator('.compose-add').count(), 0);
+  assert.ok(await seen.locator('.compose-layout').isDisabled());
+  assert.equal(await v.page.locator('#compose-new').count(), 0);
+  await v.context.close();
+
+  // Leave the demo as it was: unwanted, the controller removes it.
+  const r = await page.request.get(api('/api/wanted'));
+  const etag = r.headers().etag;
+  const w = await r.json();
+  const session = await (await page.request.get(api('/api/session'))).json();
+  w.source = (w.source ?? []).filter((s) => s.name !== 'wall');
+  if (w.source.length === 0) delete w.source;
+  const put = await page.request.put(api('/api/wanted'), {
+    headers: { 'content-type': 'application/json', 'if-match': etag, 'x-csrf-token': session.csrf }, data: JSON.stringify(w),
+  });
+  assert.equal(put.status(), 200);
+  await page.locator('#node-head li', { hasText: /^wall:/ }).waitFor({ state: 'detached' });
+  await context.close();
+});

@@ -4,6 +4,7 @@
 // panel with V4L2 controls.
 import { decodeMessage } from './wire.js';
 import { readTimeCode, ageOf, ageMeter, note, startReporting, startLatencyView, nodeLatency } from './latency.js';
+import { loadCompositors } from './compose.js';
 
 const $ = (sel) => document.querySelector(sel);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -412,10 +413,11 @@ async function selectNode(name) {
   selectedNode = name;
   renderSvg(true);
   const panel = $('#node-panel');
-  panel.replaceChildren(el('div', { id: 'node-head' }), el('div', { id: 'node-describe' }), el('div', { id: 'node-v4l2' }),
+  panel.replaceChildren(el('div', { id: 'node-head' }), el('div', { id: 'node-compose' }), el('div', { id: 'node-describe' }), el('div', { id: 'node-v4l2' }),
     el('div', { id: 'node-monitors' }, el('button', { id: 'monitors-btn', text: 'Monitors', onclick: () => loadMonitors(name) })));
   const n = graph.nodes.find((x) => x.name === name);
   if (n) renderNodeHead(n);
+  if (n?.online) loadCompositors($('#node-compose'), name, { graph, el, api, enc, canOperate, wantSource });
   try {
     const d = await api('GET', `/api/nodes/${enc(name)}`);
     $('#node-describe').replaceChildren(el('h3', { text: 'DESCRIBE' }), el('dl', {},
@@ -507,7 +509,7 @@ function streamName(prefix, what) {
  * if someone changed it meanwhile. The controller starts it on the node.
  */
 async function wantSource(node, table, outSel = '#source-result') {
-  const out = $(outSel);
+  const out = typeof outSel === 'string' ? $(outSel) : outSel;
   const say = (t) => { if (out) out.textContent = t; };
   say(`adding ${table.name}…`);
   try {
@@ -525,7 +527,7 @@ async function wantSource(node, table, outSel = '#source-result') {
       if (p.status === 412) continue; // changed meanwhile: read it again
       const data = await p.json().catch(() => ({}));
       if (!p.ok) throw new Error(data.refusals?.map((x) => x.reason).join('; ') || data.error || `${p.status}`);
-      say(`${table.name} is wanted on ${node}: the controller starts it (a refusal shows as the node's error)`);
+      say(`${table.name} is wanted on ${node}: the controller starts or changes it (a refusal shows as the node's error)`);
       return;
     }
     throw new Error('the wanted graph keeps changing; try again');

@@ -14,6 +14,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../assets/app.js"),
     ),
     (
+        "compose.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/compose.js"),
+    ),
+    (
         "latency.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/latency.js"),
