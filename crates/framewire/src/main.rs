@@ -84,6 +84,8 @@ enum Cmd {
     User(cmds::user::Args),
     /// A controller's wanted graph over its HTTP API: `graph export`, `graph apply FILE`.
     Graph(cmds::graph::Args),
+    /// Run a host's nodes (HOST.toml) as supervised child processes.
+    Up(cmds::up::Args),
     /// Show a stream in a window; keyboard and mouse go back upstream.
     #[cfg(feature = "viewer")]
     View(viewer::Args),
@@ -105,6 +107,9 @@ fn main() {
         // The window needs the main thread: outside block_on.
         #[cfg(feature = "viewer")]
         Cmd::View(a) => viewer::run(a, &runtime),
+        // Processes and signals of its own, on the main thread: a child's
+        // death signal follows the thread that started it.
+        Cmd::Up(a) => cmds::up::run(&a),
         cmd => runtime.block_on(async {
             match cmd {
                 Cmd::Node(a) => cmds::node::run(*a).await,
@@ -130,6 +135,7 @@ fn main() {
                 Cmd::Graph(a) => cmds::graph::run(a).await,
                 #[cfg(feature = "viewer")]
                 Cmd::View(_) => unreachable!("handled above"),
+                Cmd::Up(_) => unreachable!("handled above"),
             }
         }),
     };

@@ -17,5 +17,6 @@ pub mod ring;
 pub mod snapshot;
 pub mod source;
 pub mod stats;
+pub mod up;
 pub mod user;
 pub mod v4l2;
