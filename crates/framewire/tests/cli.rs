@@ -490,3 +490,33 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     assert!(seen.contains("INFO"), "{seen}");
     assert!(!seen.contains('\u{1b}'), "colour codes in a piped log:\n{seen:?}");
 }
+
+/// `framewire node --help` shows a spec line for every source and sink
+/// kind the node knows.
+#[test]
+fn node_help_names_every_source_and_sink_kind() {
+    let out = framewire(&["node", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for k in framewire_net::sources::KINDS {
+        assert!(
+            help.contains(&format!("--source {}:NAME", k.name)),
+            "no `--source {}:` in\n{help}",
+            k.name
+        );
+    }
+    let sink_lines: Vec<&str> = help
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("--sink "))
+        .collect();
+    for k in framewire_net::sinks::KINDS.iter().map(|k| k.name).chain(["view"]) {
+        assert!(
+            sink_lines.iter().any(|l| {
+                let spec = l.trim_start_matches("--sink ").split(':').next().unwrap_or("");
+                spec.split('|').any(|n| n == k)
+            }),
+            "no `--sink {k}` in {sink_lines:#?}"
+        );
+    }
+}

@@ -28,6 +28,8 @@ Specs:\n  \
 --source v4l2:NAME[,device=/dev/video0][,pixel-format=MJPG|YUYV|...][,size=WxH][,fps=N][,format=native|raw|raw-zstd|mjpeg][,on-demand=false][,linger=S][,controls.NAME=V]\n  \
 --source compose:NAME,inputs=[IN=][HOST:PORT/]STREAM;...[,size=WxH][,fps=N][,layout=grid|pip|side-by-side][,format=mjpeg|h264|qoi|raw|raw-zstd][,bitrate=BPS][,gop=N][,labels=false]\n    \
 (several streams on one canvas, NO SIGNAL on a lost one's tile; custom tiles in a config file: docs/compose.md)\n  \
+--source x11:NAME[,display=:0][,monitor=NAME|rect=WxH+X+Y][,fps=N][,format=qoi|raw|raw-zstd|mjpeg][,inject-input=true][,timecode=true]\n    \
+(a screen grab through MIT-SHM; docs/x11.md)\n  \
 --source solid:NAME[,size=WxH][,fps=N][,color=RRGGBB]\n  \
 --upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N][,weight=N][,max-rate=RATE]\n  \
 --sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \
