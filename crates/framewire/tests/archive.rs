@@ -119,6 +119,18 @@ fn every_format_is_playable_with_the_indexed_frame_count() {
     assert!((23..=27).contains(&p.frames), "2.5 s at 10 fps exported: {p:?}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
     assert!(std::fs::symlink_metadata(&planted).unwrap().file_type().is_symlink());
+    // No range: everything recorded, every frame of every segment.
+    let all_file = root.join("all.mkv");
+    let out = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args(["archive", "export", "--stream", "cam", "--dir"])
+        .arg(&pass)
+        .arg(&all_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = probe(Path::new("ffprobe"), &all_file).unwrap();
+    let recorded: u64 = segs.iter().map(|s| s.frames).sum();
+    assert_eq!(p.frames, recorded, "the whole recording exported");
     // The archive's directories keep others out.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&pass).unwrap().permissions().mode() & 0o007;

@@ -47,6 +47,7 @@ struct LsArgs {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Times: unix seconds (1763731680, 1763731680.5) or RFC 3339 \
 (2026-11-21T13:28:00Z, 2026-11-21T14:28:00+01:00).\n\
+Without --from and --to: everything recorded; with one of them, from the start or to the end.\n\
 The output container follows OUT's extension (.mkv holds every archive format).")]
 struct ExportArgs {
     /// The archive directory.
@@ -55,12 +56,12 @@ struct ExportArgs {
     /// The stream.
     #[arg(long)]
     stream: String,
-    /// Start of the range.
+    /// Start of the range [default: the first recording].
     #[arg(long)]
-    from: String,
-    /// End of the range.
+    from: Option<String>,
+    /// End of the range [default: the end of the last recording].
     #[arg(long)]
-    to: String,
+    to: Option<String>,
     /// The file to write.
     out: PathBuf,
     /// The ffmpeg program.
@@ -195,8 +196,12 @@ fn concat_quote(p: &Path) -> String {
 }
 
 fn export(a: &ExportArgs) -> anyhow::Result<()> {
-    let from = parse_time(&a.from).map_err(anyhow::Error::msg)?;
-    let to = parse_time(&a.to).map_err(anyhow::Error::msg)?;
+    let time = |t: &Option<String>, default: u64| -> anyhow::Result<u64> {
+        t.as_deref()
+            .map_or(Ok(default), |t| parse_time(t).map_err(anyhow::Error::msg))
+    };
+    let from = time(&a.from, 0)?;
+    let to = time(&a.to, u64::MAX)?;
     if to <= from {
         bail!("--to must be after --from");
     }
@@ -207,11 +212,15 @@ fn export(a: &ExportArgs) -> anyhow::Result<()> {
         .filter(|s| matches!(s.state.as_str(), "closed" | "recovered") && s.end_ns > from && s.start_ns < to)
         .collect();
     if segs.is_empty() {
+        let range = match (&a.from, &a.to) {
+            (None, None) => String::new(),
+            (Some(_), None) => format!(" after {}", rfc3339(from)),
+            (None, Some(_)) => format!(" before {}", rfc3339(to)),
+            (Some(_), Some(_)) => format!(" between {} and {}", rfc3339(from), rfc3339(to)),
+        };
         bail!(
-            "no recording of `{}` between {} and {} in {} (see `framewire archive ls --dir {}`)",
+            "no recording of `{}`{range} in {} (see `framewire archive ls --dir {}`)",
             a.stream,
-            rfc3339(from),
-            rfc3339(to),
             a.dir.display(),
             a.dir.display()
         );
