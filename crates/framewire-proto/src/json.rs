@@ -8,14 +8,65 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::codes::{Features, FunctionFlags};
 use crate::control::{
-    ControlValue, InputEventStats, InputStats, Monitor, OutputStats, Stats, StreamInfo, V4l2Control, V4l2Device,
-    V4l2Format, V4l2FrameSize, fourcc_str,
+    ControlValue, Description, InputEventStats, InputStats, Monitor, OutputStats, Stats, StreamInfo, V4l2Control,
+    V4l2Device, V4l2Format, V4l2FrameSize, fourcc_str,
 };
 
 /// V4L2 control flags the JSON spells out (`V4L2_CTRL_FLAG_READ_ONLY`, `_INACTIVE`).
 const FLAG_READ_ONLY: u32 = 0x0004;
 const FLAG_INACTIVE: u32 = 0x0010;
+
+/// The names of a node's functions (`source`, `relay`, `sink`,
+/// `controller`; an unknown bit as `0x…`).
+pub fn functions(f: FunctionFlags) -> Vec<String> {
+    let mut v: Vec<String> = [
+        (FunctionFlags::SOURCE, "source"),
+        (FunctionFlags::RELAY, "relay"),
+        (FunctionFlags::SINK, "sink"),
+        (FunctionFlags::CONTROLLER, "controller"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| f.contains(*flag))
+    .map(|(_, n)| n.to_owned())
+    .collect();
+    if f.0 & !0x000f != 0 {
+        v.push(format!("0x{:x}", f.0 & !0x000f));
+    }
+    v
+}
+
+/// The names of a node's features (`shm`: same-host edges over shared
+/// memory; `opaque`: headerless ports; an unknown bit as `0x…`).
+pub fn features(f: Features) -> Vec<String> {
+    let mut v: Vec<String> = [(Features::SHM, "shm"), (Features::OPAQUE, "opaque")]
+        .into_iter()
+        .filter(|(flag, _)| f.contains(*flag))
+        .map(|(_, n)| n.to_owned())
+        .collect();
+    if f.0 & !0x3 != 0 {
+        v.push(format!("0x{:x}", f.0 & !0x3));
+    }
+    v
+}
+
+/// DESCRIBE: the node in words (functions and features by name).
+pub fn description(d: &Description) -> Value {
+    json!({
+        "name": d.name,
+        "software": d.software,
+        "protocol_version": d.protocol_version,
+        "site_id": d.site_id,
+        "functions": functions(d.function_flags),
+        "features": features(d.features),
+        "pid": d.pid,
+        "hostname": d.hostname,
+        "uptime_ms": d.uptime_ms,
+        "streams": d.streams,
+        "tcp_port": d.tcp_port,
+    })
+}
 
 /// A stream as LIST_STREAMS describes it.
 pub fn stream(s: &StreamInfo) -> Value {

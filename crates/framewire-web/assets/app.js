@@ -409,6 +409,16 @@ function functions(f) {
   return ['source', 'relay', 'sink', 'controller'].filter((_, i) => f & (1 << i)).join(', ') || '-';
 }
 
+/** A DESCRIBE field in words: lists joined, the uptime in units. */
+function describeValue(k, v) {
+  if (Array.isArray(v)) return v.length ? v.join(', ') : 'none';
+  if (k === 'uptime_ms') {
+    const s = Math.floor(v / 1000), d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
+    return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : m ? `${m} min ${s % 60} s` : `${s} s`;
+  }
+  return String(v);
+}
+
 async function selectNode(name) {
   selectedNode = name;
   renderSvg(true);
@@ -421,7 +431,7 @@ async function selectNode(name) {
   try {
     const d = await api('GET', `/api/nodes/${enc(name)}`);
     $('#node-describe').replaceChildren(el('h3', { text: 'DESCRIBE' }), el('dl', {},
-      ...Object.entries(d).flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })])));
+      ...Object.entries(d).flatMap(([k, v]) => [el('dt', { text: k.replace(/_/g, ' ') }), el('dd', { text: describeValue(k, v) })])));
   } catch (e) {
     $('#node-describe').replaceChildren(el('p', { class: 'error', text: `DESCRIBE: ${e.message}` }));
   }

@@ -269,19 +269,8 @@ pub(crate) async fn describe(
         NodeResponse::Describe(d) => d,
         r => return Err(unexpected(r)),
     };
-    Ok(Json(json!({
-        "name": d.name,
-        "software": d.software,
-        "protocol_version": d.protocol_version,
-        "site_id": d.site_id,
-        "function_flags": d.function_flags.0,
-        "features": d.features.0,
-        "pid": d.pid,
-        "uptime_ms": d.uptime_ms,
-        "hostname": d.hostname,
-        "streams": d.streams,
-        "tcp_port": d.tcp_port,
-    })))
+    // Functions and features by name, as `framewire describe --json`.
+    Ok(Json(framewire_proto::json::description(&d)))
 }
 
 /// GET /api/nodes/{node}/monitors (viewer): the node's X11 monitors (LIST_MONITORS).

@@ -54,6 +54,8 @@ enum Cmd {
     /// Capture-to-decoded latency of a stream, read from the time code in
     /// its pictures.
     Latency(cmds::latency::Args),
+    /// What a node is (DESCRIBE): name, software, functions, features, uptime.
+    Describe(cmds::describe::Args),
     /// A node's sources at run time: `source add|set|get|rm ADDR ...`.
     Source(cmds::source::Args),
     /// A running compose source, one change at a time: layout, inputs, tiles.
@@ -119,6 +121,7 @@ fn main() {
                 Cmd::Recv(a) => cmds::recv::run(a).await,
                 Cmd::Latency(a) => cmds::latency::run(a).await,
                 Cmd::Source(a) => cmds::source::run(a).await,
+                Cmd::Describe(a) => cmds::describe::run(a).await,
                 Cmd::Compose(a) => cmds::compose::run(a).await,
                 Cmd::Snapshot(a) => cmds::snapshot::run(a).await,
                 Cmd::Shutdown(a) => cmds::snapshot::run_shutdown(a).await,

@@ -520,3 +520,32 @@ fn node_help_names_every_source_and_sink_kind() {
         );
     }
 }
+
+/// `framewire describe`: the node in words, and as JSON.
+#[test]
+fn describe_names_functions_and_features() {
+    let node = spawn_node(&["--name", "test:desc", "--source", "test-pattern:bars,size=64x48,fps=5"]);
+    let addr = node.addr.to_string();
+    let out = framewire(&["describe", &addr]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("name") && l.ends_with("test:desc")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("functions") && l.contains("source")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("streams") && l.ends_with(" 1")),
+        "{text}"
+    );
+    let out = framewire(&["describe", &addr, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "test:desc");
+    assert!(v["functions"].as_array().unwrap().iter().any(|f| f == "source"), "{v}");
+    assert!(v["features"].is_array(), "{v}");
+    assert_eq!(v["tcp_port"], node.addr.port());
+    assert_eq!(v["pid"], node.child.id());
+}

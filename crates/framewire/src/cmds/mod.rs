@@ -5,6 +5,7 @@ pub mod bench;
 pub mod compose;
 pub mod connect;
 pub mod demo;
+pub mod describe;
 pub mod discover;
 pub mod graph;
 pub mod key;
