@@ -26,10 +26,11 @@ cd "$(dirname "$0")/.."
 #   gstreamer1.0-tools gstreamer1.0-libav
 #                           GStreamer as an RTSP client of the node's server
 #                           (gst-launch-1.0, rtspsrc, avdec_h264)
+#   systemd                 systemd-analyze: the service unit is verified (packaging/)
 PACKAGES=(gcc g++ libc6-dev cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
   xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth python3-prometheus-client chromium
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-libav "$@")
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-libav systemd "$@")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -50,6 +51,12 @@ CARGO_FUZZ_VERSION=0.13.2
 if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
   echo "setup: installing cargo-fuzz $CARGO_FUZZ_VERSION (about two minutes, once)"
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet
+fi
+# cargo-deb builds the Debian package (scripts/package-deb.sh, tested in CI).
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+  echo "setup: installing cargo-deb $CARGO_DEB_VERSION (under a minute, once)"
+  cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --quiet
 fi
 # The browser tests' driver (playwright-core, pinned by web-tests/package-lock.json;
 # it drives Debian's chromium, it downloads no browser). Needs Node.js 18 or later.

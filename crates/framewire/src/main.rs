@@ -88,6 +88,11 @@ enum Cmd {
     Graph(cmds::graph::Args),
     /// Run a host's nodes (HOST.toml) as supervised child processes.
     Up(cmds::up::Args),
+    /// Print shell completions (bash, zsh, fish, ...).
+    Completions(cmds::manual::CompletionsArgs),
+    /// Write man pages into a directory.
+    #[command(hide = true)]
+    Man(cmds::manual::ManArgs),
     /// Show a stream in a window; keyboard and mouse go back upstream.
     #[cfg(feature = "viewer")]
     View(viewer::Args),
@@ -112,6 +117,8 @@ fn main() {
         // Processes and signals of its own, on the main thread: a child's
         // death signal follows the thread that started it.
         Cmd::Up(a) => cmds::up::run(&a),
+        Cmd::Completions(a) => cmds::manual::completions(&a),
+        Cmd::Man(a) => cmds::manual::man(&a),
         cmd => runtime.block_on(async {
             match cmd {
                 Cmd::Node(a) => cmds::node::run(*a).await,
@@ -138,7 +145,7 @@ fn main() {
                 Cmd::Graph(a) => cmds::graph::run(a).await,
                 #[cfg(feature = "viewer")]
                 Cmd::View(_) => unreachable!("handled above"),
-                Cmd::Up(_) => unreachable!("handled above"),
+                Cmd::Up(_) | Cmd::Completions(_) | Cmd::Man(_) => unreachable!("handled above"),
             }
         }),
     };

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod key;
 pub mod latency;
 pub mod ls;
+pub mod manual;
 pub mod monitors;
 pub mod node;
 pub mod recv;

@@ -167,6 +167,11 @@ pub struct Args {
     /// Run the controller without its web UI.
     #[arg(long, requires = "controller", conflicts_with = "web")]
     no_web: bool,
+    /// Check the configuration (file and flags: every source, sink and
+    /// edge parses) and exit without starting; what only a start finds (a
+    /// busy port, a missing device) is not checked.
+    #[arg(long)]
+    check: bool,
     /// Mark the web session cookie Secure (when a TLS proxy serves the UI).
     #[arg(long)]
     web_secure_cookies: bool,
@@ -246,6 +251,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     args.discovery.apply(&mut file.discovery)?;
     file.accept_formats.extend(args.accept_formats.iter().cloned());
     let mut cfg = file.into_config()?;
+    if args.check {
+        println!(
+            "{}: configuration ok ({} sources, {} upstreams, {} sinks)",
+            cfg.name,
+            cfg.sources.len(),
+            cfg.edges.len(),
+            cfg.sinks.len()
+        );
+        return Ok(());
+    }
     cfg.controller = args.controller;
     let mut signals = StopSignals::install();
     let node = Node::start(cfg).await.context("cannot start the node")?;

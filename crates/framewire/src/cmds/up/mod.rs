@@ -50,6 +50,10 @@ pub struct Args {
     /// With --status: one JSON object.
     #[arg(long, requires = "status")]
     json: bool,
+    /// Check HOST.toml and every node's configuration (`framewire node
+    /// --check`), print what is wrong, and exit (1 if anything is).
+    #[arg(long, conflicts_with = "status")]
+    check: bool,
 }
 
 /// The status file.
@@ -265,7 +269,43 @@ fn show_status(path: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--check`: the host file, then each node's configuration as the node
+/// itself reads it.
+fn check(args: &Args) -> anyhow::Result<()> {
+    let host = Host::load(&args.host)?;
+    let exe = std::env::current_exe().context("cannot find this program")?;
+    let mut bad = 0;
+    for e in &host.nodes {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("node");
+        if let Some(c) = &e.config {
+            cmd.arg("--config").arg(c);
+        }
+        let out = cmd
+            .args(&e.args)
+            .arg("--check")
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run `framewire node --check`")?;
+        if out.status.success() {
+            println!("{}: ok ({})", e.name, String::from_utf8_lossy(&out.stdout).trim());
+        } else {
+            bad += 1;
+            let err = String::from_utf8_lossy(&out.stderr);
+            println!("{}: {}", e.name, err.trim().trim_start_matches("framewire: "));
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} of {} nodes are not configured right", host.nodes.len());
+    }
+    println!("{}: {} nodes, all ok", args.host.display(), host.nodes.len());
+    Ok(())
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if args.check {
+        return check(args);
+    }
     if args.status {
         let host = Host::load(&args.host).ok();
         return show_status(&status_path(&state_dir(args, host.as_ref())), args.json);
