@@ -1,7 +1,8 @@
 //! Drawing on the I420 canvas: scaled pictures, slates, labels, borders.
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::U8;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use framewire_codec::{PixelBuffer, PixelLayout};
 
 use super::layout::{Fit, Rect, Tile};
@@ -114,21 +115,27 @@ impl Planes {
             let Some(bytes) = pic.data().get(p.offset..p.offset + sw * sh) else {
                 return;
             };
-            let Ok(src) = ImageRef::new(sw as u32, sh as u32, bytes, PixelType::U8) else {
+            // One pixel type only (grey bytes): typed, so that only its
+            // code is built, not every type's the untyped API dispatches to.
+            let Ok(src) = TypedImageRef::<U8>::from_buffer(sw as u32, sh as u32, bytes) else {
                 return;
             };
             let scale = if k == 0 { 1.0 } else { 0.5 };
             let (tw, th) = ((dw >> s).max(1), (dh >> s).max(1));
-            let mut dst = Image::new(tw, th, PixelType::U8);
+            let mut scaled = vec![0u8; tw as usize * th as usize];
+            let Ok(mut dst) = TypedImage::<U8>::from_buffer(tw, th, &mut scaled) else {
+                return;
+            };
             let opts = ResizeOptions::new()
                 .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
                 .crop(c.x * pw * scale, c.y * ph * scale, cw * scale, ch * scale);
-            if self.resizer.resize(&src, &mut dst, &opts).is_err() {
+            if self.resizer.resize_typed(&src, &mut dst, &opts).is_err() {
                 return;
             }
+            drop(dst);
             let (off, cpw, _) = self.plane(k);
             let (ox, oy) = ((dx >> s) as usize, (dy >> s) as usize);
-            for (row, line) in dst.buffer().chunks_exact(tw as usize).enumerate() {
+            for (row, line) in scaled.chunks_exact(tw as usize).enumerate() {
                 let at = off + (oy + row) * cpw + ox;
                 let Some(out) = self.data.get_mut(at..at + line.len()) else {
                     break;
