@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what framewire needs to build and test on Debian 12 / Ubuntu:
-# system packages through apt (idempotent: only what is missing), and the
-# cargo tools the test script uses. Safe to run again and again.
+# the demo's part (scripts/setup-demo.sh), the tests' system packages
+# through apt (idempotent: only what is missing), and the cargo tools the
+# test script uses. Safe to run again and again.
 # Extra Debian package names given as arguments are installed with the rest
 # (scripts/setup-bench.sh uses that for the benchmarks' peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages, by purpose:
-#   cmake nasm pkg-config   libjpeg-turbo's vendored build (MJPEG codec)
+# What the demo needs first (the build's packages and ffmpeg), then what
+# the tests need besides, by purpose:
 #   ffmpeg                  codec interop tests, archiver backend, benchmarks
 #   qemu-system-x86 busybox-static kmod v4l-utils python3
 #                           V4L2 device tests: a VM with the kernel's vivid driver
@@ -16,8 +17,6 @@ cd "$(dirname "$0")/.."
 #   xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth
 #                           X11 tests: virtual displays, Mesa llvmpipe for the
 #                           viewer window, xsetroot/xrandr, xwd screenshots
-#   gcc libc6-dev           the foreign (C) reader of the shared-memory ring, compiled by a test
-#   g++                     OpenH264 (H.264 encoding and decoding), built from source
 #   python3-prometheus-client  the reference parser the /metrics test checks its output with
 #   chromium                browser tests of the controller's web UI (web-tests/, playwright-core)
 #   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-{base,good,bad,ugly}
@@ -27,24 +26,11 @@ cd "$(dirname "$0")/.."
 #                           GStreamer as an RTSP client of the node's server
 #                           (gst-launch-1.0, rtspsrc, avdec_h264)
 #   systemd                 systemd-analyze: the service unit is verified (packaging/)
-PACKAGES=(gcc g++ libc6-dev cmake nasm pkg-config ffmpeg qemu-system-x86 busybox-static kmod v4l-utils python3
+TEST_PACKAGES=(qemu-system-x86 busybox-static kmod v4l-utils python3
   xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth python3-prometheus-client chromium
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-libav systemd "$@")
-
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-  echo "setup: system packages present (${PACKAGES[*]})"
-fi
+bash scripts/setup-demo.sh "${TEST_PACKAGES[@]}"
 
 # cargo-fuzz drives the fuzz smoke run (stable toolchain, --sanitizer none).
 CARGO_FUZZ_VERSION=0.13.2

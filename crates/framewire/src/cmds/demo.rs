@@ -1,8 +1,8 @@
 //! `framewire demo`: a whole graph on this machine, on loopback only.
 //!
 //! ```text
-//! demo:source (test pattern, and bars-h264) ──► demo:relay ──┬─► demo:viewer   (low-latency)
-//!                                             ├─► demo:archive  (completeness)
+//! demo:source (test pattern, and bars-h264) ──► demo:relay ──┬─► demo:viewer   (low-latency, a window)
+//!                                             ├─► demo:archive  (completeness, recording)
 //!                                             └─► opaque port   (ffplay -f mjpeg tcp://127.0.0.1:7500)
 //! ```
 //!
@@ -10,7 +10,9 @@
 //! edges are real TCP connections, pulled by the downstream nodes. A fifth
 //! node, `demo:controller`, runs the controller and its web UI on
 //! 127.0.0.1:7480 (open, no users, unless `--state-dir` holds some): the
-//! graph with live figures, wiring, previews.
+//! graph with live figures, wiring, previews. The viewer shows the stream
+//! in a window when there is a display; the archive records it into a
+//! directory that stays after the demo (`framewire archive ls --dir DIR`).
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -51,6 +53,64 @@ pub struct Args {
     /// so the UI runs open on loopback with no users].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<std::path::PathBuf>,
+    /// Where the archive node records [default: a new directory under the
+    /// system's temporary directory, kept after the demo].
+    #[arg(long, value_name = "DIR")]
+    archive_dir: Option<std::path::PathBuf>,
+    /// No viewer window even when there is a display.
+    #[arg(long)]
+    no_window: bool,
+}
+
+/// The viewer node's sink: a window when there is a display (and
+/// `--no-window` is not given), else frames only counted; and what to say
+/// about it.
+fn viewer_sink(args: &Args) -> (SinkConfig, String) {
+    let null = |why: String| {
+        let cfg = SinkConfig {
+            stream: "bars".into(),
+            kind: SinkKind::null(),
+            params: SubscribeParams {
+                mode: DeliveryMode::LowLatency,
+                ..SubscribeParams::default()
+            },
+        };
+        (cfg, why)
+    };
+    if args.no_window {
+        return null("no window (--no-window): frames only counted".into());
+    }
+    #[cfg(feature = "viewer")]
+    {
+        let mut t = toml::Table::new();
+        t.insert("kind".into(), "view".into());
+        t.insert("stream".into(), "bars".into());
+        t.insert("position".into(), "0,0".into());
+        t.insert("size".into(), "640x360".into());
+        match framewire_net::sinks::from_table_with(t, crate::viewer::sink::KINDS) {
+            Ok(cfg) => {
+                let display = std::env::var("DISPLAY")
+                    .or_else(|_| std::env::var("WAYLAND_DISPLAY"))
+                    .unwrap_or_default();
+                (cfg, format!("a window on display {display}"))
+            }
+            Err(e) => null(format!("no window ({e}): frames only counted")),
+        }
+    }
+    #[cfg(not(feature = "viewer"))]
+    null("no window (built without the viewer): frames only counted".into())
+}
+
+/// The archive node's sink: MJPEG kept as it comes, in 10 s segments.
+fn archive_sink(dir: &std::path::Path) -> anyhow::Result<SinkConfig> {
+    let mut t = toml::Table::new();
+    t.insert("kind".into(), "archive".into());
+    t.insert("stream".into(), "bars".into());
+    t.insert("dir".into(), dir.display().to_string().into());
+    t.insert("format".into(), "passthrough".into());
+    t.insert("segment".into(), 10.into());
+    t.insert("mode".into(), "completeness".into());
+    Ok(framewire_net::sinks::from_table(t)?)
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -105,21 +165,38 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     let relay = Node::start(rel).await?;
 
-    let mut sinks = Vec::new();
-    for (name, mode) in [
-        ("demo:viewer", DeliveryMode::LowLatency),
-        ("demo:archive", DeliveryMode::Completeness),
-    ] {
-        let mut cfg = NodeConfig::new(name, loopback(0));
-        cfg.edges.push(edge(&relay, "bars", mode, 32));
-        cfg.sinks.push(SinkConfig {
+    let (view, viewer_says) = viewer_sink(&args);
+    let archive_dir = match &args.archive_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("framewire-demo-archive-{}", std::process::id())),
+    };
+    let (record, archive_says) = if which("ffmpeg") {
+        (
+            archive_sink(&archive_dir)?,
+            format!("recording into {}", archive_dir.display()),
+        )
+    } else {
+        let null = SinkConfig {
             stream: "bars".into(),
             kind: SinkKind::null(),
             params: SubscribeParams {
-                mode,
+                mode: DeliveryMode::Completeness,
                 ..SubscribeParams::default()
             },
-        });
+        };
+        (
+            null,
+            "not recording: the archive needs ffmpeg (apt install ffmpeg)".into(),
+        )
+    };
+    let mut sinks = Vec::new();
+    for (name, mode, sink) in [
+        ("demo:viewer", DeliveryMode::LowLatency, view),
+        ("demo:archive", DeliveryMode::Completeness, record),
+    ] {
+        let mut cfg = NodeConfig::new(name, loopback(0));
+        cfg.edges.push(edge(&relay, "bars", mode, 32));
+        cfg.sinks.push(sink);
         sinks.push(Node::start(cfg).await?);
     }
 
@@ -165,6 +242,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let nodes: Vec<&Node> = [&source, &relay].into_iter().chain(sinks.iter()).collect();
     let tty = std::io::stdout().is_terminal();
+    // The address to open comes first.
+    if let Some(url) = &url {
+        println!("web UI: {url}");
+    }
     println!(
         "framewire demo: 4 nodes on 127.0.0.1, test pattern {} at {} fps, MJPEG",
         args.size, args.fps
@@ -172,9 +253,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for n in nodes.iter().copied().chain(controller_node.as_ref()) {
         println!("  {:<16} {}", n.name(), n.local_addr());
     }
-    if let Some(url) = &url {
-        println!("  web UI:          {url}");
-    }
+    println!("  viewer:          {viewer_says}");
+    println!("  archive:         {archive_says}");
     println!("  watch it:        ffplay -f mjpeg tcp://127.0.0.1:{view_port}");
     println!(
         "  inspect it:    framewire ls {}   |   framewire stats {} --watch",
@@ -253,7 +333,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     relay.shutdown().await;
     source.shutdown().await;
+    if archive_dir.exists() {
+        println!(
+            "the archive stays in {}: framewire archive ls --dir {}",
+            archive_dir.display(),
+            archive_dir.display()
+        );
+    }
     Ok(())
+}
+
+/// Whether `program` is on the PATH.
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
 fn total_drops(o: &OutputStats) -> u64 {

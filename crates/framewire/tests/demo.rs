@@ -1,0 +1,106 @@
+//! `framewire demo` as a newcomer meets it: the web UI's address first,
+//! the viewer in a real window when there is a display, and the archive
+//! recording into a directory that `framewire archive ls` reads afterwards.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::xvfb::{Xvfb, close, screenshot};
+
+#[test]
+fn the_demo_shows_a_window_records_and_says_where() {
+    let Some(x) = Xvfb::start(&["1024x768x24"]) else { return };
+    let dir = common::temp_dir("demo-archive");
+    let archive = dir.join("archive");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .args([
+            "demo",
+            "--duration",
+            "8",
+            "--size",
+            "640x360",
+            "--fps",
+            "10",
+            "--view-port",
+            "0",
+        ])
+        .args(["--web", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.join("state"))
+        .arg("--archive-dir")
+        .arg(&archive)
+        .env("DISPLAY", &x.display)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Arc::new(Mutex::new(String::new()));
+    let (o2, stdout) = (out.clone(), child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let mut o = o2.lock().unwrap();
+            o.push_str(&line);
+            o.push('\n');
+        }
+    });
+    // A picture in the window at 0,0 while it runs: the bars differ.
+    let start = Instant::now();
+    let shown = loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let px = screenshot(&x.display);
+        let (left, right) = (px(40, 100), px(600, 100));
+        if left != 0 && !close(left, right, 40) {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            break false;
+        }
+    };
+    let ended = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the demo did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let text = out.lock().unwrap().clone();
+    assert!(ended.success(), "{text}");
+    assert!(shown, "no picture in the viewer's window:\n{text}");
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.starts_with("web UI: http://127.0.0.1:"), "first line: {first}");
+    assert!(
+        text.contains(&format!("viewer:          a window on display {}", x.display)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("recording into {}", archive.display())),
+        "{text}"
+    );
+    // The viewer's window takes frames (its sink's row in the live table).
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("demo:viewer") && l.contains("sink:view")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("framewire archive ls --dir {}", archive.display())),
+        "{text}"
+    );
+    // What the demo recorded, as the command it names reads it.
+    let ls = common::run_cli(&["archive", "ls", "--json", "--dir", archive.to_str().unwrap()]);
+    assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    let frames: u64 = v["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["frames"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(frames >= 30, "{frames} frames recorded in 8 s at 10 fps: {v}");
+}
