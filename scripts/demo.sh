@@ -13,7 +13,10 @@ t0=$(date +%s)
 step() { printf 'demo  [%3ss] %s\n' "$(($(date +%s) - t0))" "$*"; }
 step "setting up (system packages for the build and ffmpeg)"
 bash scripts/setup-demo.sh
-step "building framewire (release profile; the first build takes a few minutes)"
-cargo build --release --locked -p framewire
+# The dev profile: the build the tests share, about two minutes from
+# scratch on two cores (the codecs and the compositor are optimised in it;
+# `cargo build --release` is for deployments and benchmarks).
+step "building framewire (the first build takes about two minutes)"
+cargo build --locked -p framewire
 step "starting the demo"
-exec ./target/release/framewire demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/debug/framewire" demo "$@"
