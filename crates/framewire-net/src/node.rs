@@ -361,7 +361,7 @@ pub(crate) fn core(config: NodeConfig, local_addr: SocketAddr) -> (NodeCore, Arc
     let state = NodeState::new(config.relay, config.limits.clone(), identity);
     let input = Arc::new(InputRegistry::default());
     let mut extensions = Extensions::default();
-    let v4l2 = Arc::new(V4l2Registry::default());
+    let v4l2 = Arc::new(V4l2Registry::new(config.state_dir.clone()));
     extensions.insert(v4l2.clone());
     extensions.insert(input.clone());
     extensions.insert(Arc::new(EdgePort::default()));

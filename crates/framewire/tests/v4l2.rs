@@ -859,3 +859,41 @@ fn web_api_lists_and_sets_camera_controls() {
         }
     });
 }
+
+/// A control value set remotely is kept in the node's state directory and
+/// set on the device again when the node starts anew, even after the
+/// device was set otherwise in between.
+#[test]
+fn controls_set_remotely_survive_a_node_restart() {
+    let Some(dev) = device() else { return };
+    let dir = common::temp_dir("v4l2-state");
+    let source = format!("v4l2:cam,device={dev},size=640x480,fps=25,format=raw");
+    let args = ["--source", &source, "--state-dir", dir.to_str().unwrap()];
+    let mut node = spawn_node(&args);
+    let bright = rt().block_on(async {
+        let mut ctl = client(node.addr, "test:ctl").await;
+        let bright = id_of(&controls(&mut ctl, &dev).await, "Brightness");
+        set(&mut ctl, &dev, bright, 201).await.unwrap();
+        bright
+    });
+    node.kill();
+    let kept = std::fs::read_to_string(dir.join("v4l2-controls.toml")).expect("the values are kept");
+    assert!(kept.contains(&format!("{bright} = 201")), "{kept}");
+    // The device is set otherwise while the node is down.
+    v4l2_ctl(&["-d", &dev, "--set-ctrl", "brightness=128"]).expect("v4l2-ctl --set-ctrl");
+    let now = v4l2_ctl(&["-d", &dev, "--get-ctrl", "brightness"]).expect("v4l2-ctl --get-ctrl");
+    assert!(now.contains("128"), "{now}");
+    let node = spawn_node(&args);
+    rt().block_on(async {
+        // The device opens for a subscriber: the kept value goes back on.
+        let mut c = client(node.addr, "test:view").await;
+        subscribe(&mut c, "cam", SubscribeParams::default()).await;
+        let (got, _) = frames(&mut c, 3, Duration::from_secs(30)).await;
+        assert_eq!(got.len(), 3, "frames after the restart");
+        let mut ctl = client(node.addr, "test:ctl").await;
+        assert_eq!(get(&mut ctl, &dev, bright).await, 201, "the kept value is back");
+        set(&mut ctl, &dev, bright, 128).await.unwrap();
+    });
+    let back = v4l2_ctl(&["-d", &dev, "--get-ctrl", "brightness"]).expect("v4l2-ctl --get-ctrl");
+    assert!(back.contains("128"), "{back}");
+}

@@ -95,6 +95,10 @@ pub struct NodeConfig {
     pub shm_socket: Option<std::path::PathBuf>,
     /// Announce the controller function (0x8): the process runs a controller.
     pub controller: bool,
+    /// Where the node keeps what outlives it: V4L2 control values set
+    /// remotely (`v4l2-controls.toml`), re-applied when it starts again.
+    /// `None`: nothing is kept.
+    pub state_dir: Option<std::path::PathBuf>,
     /// Stream formats accepted on pulled edges (empty: every format). An
     /// upstream's STREAM_OPEN in another format is refused with
     /// `unsupported-format`, and status reports list these for controllers.
@@ -126,6 +130,7 @@ impl NodeConfig {
             rtsp_auth: RtspAuth::default(),
             shm_socket: None,
             controller: false,
+            state_dir: None,
             accept_formats: Vec::new(),
             links: Vec::new(),
         }

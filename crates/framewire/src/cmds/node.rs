@@ -13,7 +13,6 @@ use crate::config::{self, NodeFile};
 /// flags, or both; flags override the file's name and address and add to
 /// its lists.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("state_user").args(["controller", "web"]).multiple(true)))]
 #[command(after_help = "Examples:\n  \
 framewire node --name lab:cam --source test-pattern:bars,size=1280x720,fps=30,format=mjpeg\n  \
 framewire node --name lab:relay --listen 127.0.0.1:7401 --upstream 127.0.0.1:7400/bars\n  \
@@ -142,10 +141,12 @@ pub struct Args {
     /// The window of --alert-drop-share, in seconds [default: 10; needs --controller].
     #[arg(long, value_name = "SECONDS", requires = "controller", value_parser = clap::value_parser!(u64).range(1..=3600))]
     alert_window: Option<u64>,
-    /// Where the controller keeps the wanted graph (`wanted.toml`) and the
-    /// web UI its users (`users.json`) [default: ./framewire-state; needs
-    /// --controller or --web].
-    #[arg(long, value_name = "DIR", requires = "state_user")]
+    /// The node's state directory: camera control values set remotely are
+    /// kept there and set again when the node starts (`v4l2-controls.toml`);
+    /// with --controller or --web, the wanted graph (`wanted.toml`) and the
+    /// web UI's users (`users.json`) [default for those: ./framewire-state;
+    /// without it, no control values are kept].
+    #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Where the web UI and HTTP API serve (docs/web.md): a controller's,
     /// for the whole graph [default: 127.0.0.1:7480]; without --controller,
@@ -262,6 +263,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     cfg.controller = args.controller;
+    // Given: what the node keeps (camera controls set remotely) goes there.
+    cfg.state_dir.clone_from(&args.state_dir);
     let mut signals = StopSignals::install();
     let node = Node::start(cfg).await.context("cannot start the node")?;
     let controller = if args.controller {
@@ -279,6 +282,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             cfg.secure_cookies = args.web_secure_cookies;
             cfg.hosts = args.web_hosts.clone();
             cfg.hls_dir = args.web_hls.clone();
+            // Under `framewire up`: its status, for the page's host view.
+            cfg.up_status = std::env::var_os("FRAMEWIRE_UP_STATUS").map(PathBuf::from);
             match framewire_web::WebServer::bind(cfg, std::sync::Arc::new(handle.clone())).await {
                 Ok(web) => {
                     eprintln!("framewire: web UI on {}", web.url());

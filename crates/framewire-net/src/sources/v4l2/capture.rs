@@ -177,11 +177,14 @@ pub(crate) fn spawn(host: SourceHost, cfg: V4l2SourceConfig) -> Result<std::thre
     let registry = host
         .extension::<V4l2Registry>()
         .ok_or_else(|| refuse(&cfg, "this node has no V4L2 device registry".into()))?;
+    // Values set remotely before (kept in the state directory) come back
+    // at the device's next open.
+    let kept = registry.kept(&cfg.device);
     registry.lock().insert(
         cfg.device.clone(),
         DeviceEntry {
             stream: cfg.name.clone(),
-            remembered: Vec::new(),
+            remembered: kept,
         },
     );
     let name = cfg.name.clone();

@@ -79,7 +79,8 @@ pub(super) fn blocking(registry: &V4l2Registry, req: Request) -> Result<Response
             // Remember values (not actions: buttons, write-only or
             // execute-on-write controls) for the device's source, to
             // re-apply when a lost device comes back.
-            if let Some(entry) = registry.lock().get_mut(&path) {
+            let mut devices = registry.lock();
+            if let Some(entry) = devices.get_mut(&path) {
                 for v in &s.values {
                     let state = infos.iter().any(|c| {
                         c.control.id == v.id
@@ -92,6 +93,10 @@ pub(super) fn blocking(registry: &V4l2Registry, req: Request) -> Result<Response
                     entry.remembered.retain(|r| r.id != v.id);
                     entry.remembered.push(*v);
                 }
+                let values = entry.remembered.clone();
+                drop(devices);
+                // And kept for the node's next start.
+                registry.keep(&path, &values);
             }
             Ok(Response::V4l2SetControls(applied))
         }

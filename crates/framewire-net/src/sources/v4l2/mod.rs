@@ -263,6 +263,10 @@ impl crate::api::SourceSpec for V4l2SourceConfig {
 pub(crate) struct V4l2Registry {
     /// Device path → stream name and the values set remotely.
     devices: Mutex<HashMap<PathBuf, DeviceEntry>>,
+    /// The node's state directory: values set remotely are kept there.
+    state_dir: Option<PathBuf>,
+    /// Values kept there, for devices with or without a source now.
+    saved: Mutex<saved::Saved>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -273,11 +277,45 @@ struct DeviceEntry {
 }
 
 impl V4l2Registry {
+    /// A registry that keeps values set remotely in `state_dir` (and
+    /// starts with those kept there), or keeps nothing.
+    pub(crate) fn new(state_dir: Option<PathBuf>) -> V4l2Registry {
+        let kept = state_dir.as_deref().map(saved::load).unwrap_or_default();
+        V4l2Registry {
+            devices: Mutex::default(),
+            state_dir,
+            saved: Mutex::new(kept),
+        }
+    }
+
+    /// The values kept for `device` (re-applied when it opens).
+    #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
+    fn kept(&self, device: &std::path::Path) -> Vec<ControlValue> {
+        self.saved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(device)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `device`'s values set remotely are now `values`: kept in the state
+    /// directory, if the node has one.
+    #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
+    fn keep(&self, device: &std::path::Path, values: &[ControlValue]) {
+        let Some(dir) = &self.state_dir else { return };
+        let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+        saved.insert(device.to_owned(), values.to_vec());
+        saved::store(dir, &saved);
+    }
+
     #[cfg_attr(not(all(feature = "v4l2", target_os = "linux")), allow(dead_code))]
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, DeviceEntry>> {
         self.devices.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+mod saved;
 
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 pub(crate) use capture::spawn;
