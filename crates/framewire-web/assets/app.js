@@ -5,6 +5,7 @@
 import { decodeMessage } from './wire.js';
 import { readTimeCode, ageOf, ageMeter, note, startReporting, startLatencyView, nodeLatency } from './latency.js';
 import { loadCompositors } from './compose.js';
+import { startHostView } from './host.js';
 
 const $ = (sel) => document.querySelector(sel);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -96,6 +97,7 @@ function start() {
     reporting = true;
     startReporting((body) => api('POST', '/api/latency', body));
     startLatencyView(() => api('GET', '/api/latency'), showNodeLatency);
+    startHostView(() => api('GET', '/api/host'), el);
   }
 }
 

@@ -311,6 +311,38 @@ pub(crate) async fn source(
     Ok(Json(json!({ "node": node, "name": name, "table": table })))
 }
 
+/// A supervisor writes its status every second: older than this, it is gone.
+const UP_STALE_MS: u64 = 5_000;
+
+/// GET /api/host (viewer): the `framewire up` this server's node runs
+/// under, as its status file says (docs/operations.md): `{supervised:
+/// false}`, or `{supervised: true, host, pid, running, updated_unix_ms,
+/// nodes: [{name, state, pid, uptime_s, restarts, last_exit, reason}]}`.
+pub(crate) async fn host(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Json<Value>> {
+    app.allow(&method, &headers, Role::Viewer)?;
+    let Some(path) = &app.up_status else {
+        return Ok(Json(json!({ "supervised": false })));
+    };
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the supervisor's status: {e}")))?;
+    let mut v: Value = serde_json::from_str(&text).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the supervisor's status does not parse: {e}"),
+        )
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let fresh = v["updated_unix_ms"]
+        .as_u64()
+        .is_some_and(|t| now.saturating_sub(t) < UP_STALE_MS);
+    v["running"] = Value::Bool(v["running"].as_bool().unwrap_or(false) && fresh);
+    v["supervised"] = Value::Bool(true);
+    Ok(Json(v))
+}
+
 /// The widget the UI draws for a control type.
 fn widget(t: framewire_proto::ControlType) -> &'static str {
     use framewire_proto::ControlType as T;

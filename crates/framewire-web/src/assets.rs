@@ -19,6 +19,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../assets/compose.js"),
     ),
     (
+        "host.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/host.js"),
+    ),
+    (
         "latency.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/latency.js"),

@@ -93,6 +93,10 @@ pub struct WebConfig {
     /// A directory of `hls` sink outputs (DIR/NAME/index.m3u8), served at
     /// `/hls/NAME/index.m3u8` to viewers and above; `None`: not served.
     pub hls_dir: Option<PathBuf>,
+    /// The status file of the `framewire up` this server's node runs
+    /// under (`FRAMEWIRE_UP_STATUS`), served at `/api/host`; `None`: not
+    /// supervised.
+    pub up_status: Option<PathBuf>,
 }
 
 impl Default for WebConfig {
@@ -104,6 +108,7 @@ impl Default for WebConfig {
             hosts: Vec::new(),
             limits: WebLimits::default(),
             hls_dir: None,
+            up_status: None,
         }
     }
 }
@@ -157,6 +162,7 @@ pub(crate) struct App {
     pub(crate) limits: WebLimits,
     /// Where `/hls/` is served from.
     pub(crate) hls_dir: Option<PathBuf>,
+    pub(crate) up_status: Option<PathBuf>,
     /// The address the server listens on (WebRTC's UDP binds its IP).
     pub(crate) listen: std::net::SocketAddr,
     /// Running WebRTC (WHEP) sessions.
@@ -274,6 +280,7 @@ impl App {
             backoff: login::Backoff::new(l.clone()),
             limits: l.clone(),
             hls_dir: config.hls_dir.clone(),
+            up_status: config.up_status.clone(),
             listen: config.listen,
             whep: whep::Sessions::default(),
             latency: latency::Paths::default(),
@@ -318,6 +325,7 @@ fn routes(app: App) -> Router {
         .route("/api/tokens", get(api::tokens).post(api::add_token))
         .route("/api/tokens/{id}", axum::routing::delete(api::remove_token))
         .route("/api/latency", get(latency::list).post(latency::report))
+        .route("/api/host", get(api::host))
         .route("/ws/state", get(stream::state_ws))
         .route("/ws/preview/{node}/{stream}", get(stream::preview_ws))
         .route("/stream/{node}/{file}", get(stream::mjpeg))

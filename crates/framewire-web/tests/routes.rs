@@ -67,6 +67,7 @@ fn table(token_id: &'static str) -> Vec<Route> {
         r("GET", "/api/nodes/{node}", "/api/nodes/cam", "", V, 200),
         r("DELETE", "/api/nodes/{node}", "/api/nodes/gone", "", O, 200),
         r("GET", "/api/nodes/{node}/v4l2", "/api/nodes/cam/v4l2", "", V, 200),
+        r("GET", "/api/host", "/api/host", "", V, 200),
         r(
             "GET",
             "/api/nodes/{node}/sources/{name}",

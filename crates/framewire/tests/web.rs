@@ -314,9 +314,9 @@ fn a_controller_without_users_refuses_a_public_web_address() {
 /// The browser tests (web-tests/ui.test.mjs) in headless Chromium against
 /// `framewire demo` with an operator and a viewer. Screenshots go to
 /// target/browser-artifacts/.
-#[test]
-fn browser_ui() {
-    let _alone = HEAVY.blocking_lock();
+/// Chromium and the browser tests' driver, or `None` (a skip outside CI;
+/// in CI a missing piece is a failure).
+fn browser_ready() -> Option<(String, PathBuf)> {
     let web_tests = root().join("web-tests");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let missing: Vec<&str> = [
@@ -341,8 +341,17 @@ fn browser_ui() {
             "\n!!!!! SKIPPED: browser tests need {}; run scripts/setup.sh !!!!!\n",
             missing.join(", ")
         );
-        return;
+        return None;
     }
+    Some((chromium, web_tests))
+}
+
+#[test]
+fn browser_ui() {
+    let _alone = HEAVY.blocking_lock();
+    let Some((chromium, web_tests)) = browser_ready() else {
+        return;
+    };
     let dir = common::temp_dir("web-browser");
     add_user(&dir, "otto", "operator");
     add_user(&dir, "vera", "viewer");
@@ -740,4 +749,74 @@ fn a_node_without_a_controller_serves_its_streams_over_whep() {
             "first access unit's NAL types {first_nal_types:?}"
         );
     }
+}
+
+/// The page's host view (web-tests/host.test.mjs) of a controller that
+/// `framewire up` supervises beside a node that cannot start.
+#[test]
+fn browser_host_view_of_a_supervised_controller() {
+    let _alone = HEAVY.blocking_lock();
+    let Some((chromium, web_tests)) = browser_ready() else {
+        return;
+    };
+    let dir = common::temp_dir("web-host");
+    let web = common::free_port();
+    let host = dir.join("host.toml");
+    std::fs::write(
+        &host,
+        format!(
+            "backoff_ms = 100\ncrash_limit = 2\n\
+             [[node]]\nname = \"main\"\nargs = [\"--name\", \"host:main\", \"--listen\", \"127.0.0.1:0\", \"--discovery\", \"off\", \
+             \"--controller\", \"--web\", \"127.0.0.1:{web}\", \"--state-dir\", \"{}\"]\n\
+             [[node]]\nname = \"broken\"\nargs = [\"--discovery\", \"off\", \"--source\", \"nope:x\"]\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut up = Command::new(BIN)
+        .arg("up")
+        .arg(&host)
+        .arg("--state-dir")
+        .arg(dir.join("up"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", web)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the web UI did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let artifacts = root().join("target/browser-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let mut child = Command::new("node")
+        .arg("--test")
+        .arg("--test-timeout=60000")
+        .arg(web_tests.join("host.test.mjs"))
+        .current_dir(&web_tests)
+        .env("FW_URL", format!("http://127.0.0.1:{web}/"))
+        .env("FW_ARTIFACTS", &artifacts)
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = up.kill();
+            panic!("the host view test took over 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    let _ = up.kill();
+    let _ = up.wait();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("# fail 0") && text.contains("# pass 1"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
