@@ -91,6 +91,15 @@ fn every_format_is_playable_with_the_indexed_frame_count() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["segments"].as_array().unwrap().len(), segments(&pass).len());
     assert_eq!(v["streams"][0]["archive_format"], "passthrough");
+    // Its fields are the ones docs/cli.md lists.
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md")).unwrap();
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with("| `framewire archive ls"))
+        .expect("archive ls in docs/cli.md");
+    let want: std::collections::BTreeSet<&str> = row.split(" | ").nth(2).unwrap().split(", ").collect();
+    let have: std::collections::BTreeSet<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(have, want, "docs/cli.md: {row}");
 
     // Export 2.5 s that span a segment boundary: one file, frames copied.
     let segs = segments(&pass);

@@ -549,3 +549,122 @@ fn describe_names_functions_and_features() {
     assert_eq!(v["tcp_port"], node.addr.port());
     assert_eq!(v["pid"], node.child.id());
 }
+
+/// docs/cli.md's table of JSON outputs: each row marked *tested* is run
+/// against real nodes, and its fields are exactly the documented ones.
+#[test]
+fn json_outputs_have_the_documented_fields() {
+    let src = spawn_node(&[
+        "--name",
+        "test:json",
+        "--source",
+        "test-pattern:bars,size=320x180,fps=15",
+        "--source",
+        "compose:wall,size=320x180,fps=5,inputs=bars",
+    ]);
+    let s = src.addr.to_string();
+    let relay = spawn_node(&["--name", "test:jsonrelay", "--upstream", &format!("{s}/bars")]);
+    let r = relay.addr.to_string();
+    // A host under `framewire up`, for its status.
+    let dir = common::temp_dir("cli-json");
+    let host = dir.join("host.toml");
+    std::fs::write(
+        &host,
+        "[[node]]\nname = \"n\"\nargs = [\"--discovery\", \"off\", \"--listen\", \"127.0.0.1:0\"]\n",
+    )
+    .unwrap();
+    let mut up = std::process::Command::new(env!("CARGO_BIN_EXE_framewire"))
+        .arg("up")
+        .arg(&host)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = framewire(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    // The relay has its input once its upstream answered.
+    let start = std::time::Instant::now();
+    let stats = loop {
+        let v = json(&["stats", &r, "--json"]);
+        if v["inputs"].as_array().is_some_and(|a| !a.is_empty()) {
+            break v;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "no input on the relay: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let up_status = loop {
+        let out = framewire(&[
+            "up",
+            host.to_str().unwrap(),
+            "--state-dir",
+            dir.join("state").to_str().unwrap(),
+            "--status",
+            "--json",
+        ]);
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if v["nodes"][0]["state"] == "running" {
+                break v;
+            }
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no status from framewire up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = up.kill();
+    let _ = up.wait();
+    let compose = json(&["compose", "show", &s, "wall", "--json"]);
+    let outputs = json(&["stats", &s, "--json"]);
+    let got = |row: &str| -> serde_json::Value {
+        match row {
+            "framewire ls ADDR --json" => json(&["ls", &s, "--json"]),
+            "framewire describe ADDR --json" => json(&["describe", &s, "--json"]),
+            "framewire stats ADDR --json" => stats.clone(),
+            "framewire stats ADDR --json: inputs[]" => stats["inputs"].clone(),
+            "framewire stats ADDR --json: outputs[]" => outputs["outputs"].clone(),
+            "framewire latency ADDR STREAM --json" => {
+                json(&["latency", &s, "bars", "--frames", "5", "--warmup", "0", "--json"])
+            }
+            "framewire compose show ADDR NAME --json" => compose.clone(),
+            "framewire compose show ADDR NAME --json: inputs[]" => compose["inputs"].clone(),
+            "framewire up HOST --status --json" => up_status.clone(),
+            "framewire up HOST --status --json: nodes[]" => up_status["nodes"].clone(),
+            other => panic!("docs/cli.md marks `{other}` tested, and this test does not run it"),
+        }
+    };
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md")).unwrap();
+    let mut checked = 0;
+    for line in doc.lines().filter(|l| l.starts_with("| `framewire")) {
+        let cells: Vec<&str> = line.split(" | ").map(|c| c.trim_matches(['|', ' '])).collect();
+        if cells.get(3) != Some(&"tested") {
+            continue;
+        }
+        let row = cells[0].replace('`', "");
+        let want: std::collections::BTreeSet<&str> = cells[2].split(", ").collect();
+        let v = got(&row);
+        let obj = if cells[1] == "array" { &v[0] } else { &v };
+        let have: std::collections::BTreeSet<&str> = obj
+            .as_object()
+            .unwrap_or_else(|| panic!("{row}: not an object: {v}"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(have, want, "{row}");
+        checked += 1;
+    }
+    assert_eq!(checked, 10, "rows checked");
+}
