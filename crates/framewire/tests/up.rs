@@ -118,6 +118,10 @@ fn nodes_are_restarted_failed_reloaded_and_stopped() {
     up.until(Duration::from_secs(20), "bad failed", |u| {
         u.node("bad")["state"] == "failed"
     });
+    // A node with no --state-dir of its own gets one under the supervisor's.
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", up.pid_of("a"))).unwrap();
+    let state = dir.join("state/nodes/a");
+    assert!(cmdline.split('\0').any(|a| Path::new(a) == state), "{cmdline:?}");
     let reason = up.node("bad")["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("ended 3 times") && reason.contains("nope"), "{reason}");
 

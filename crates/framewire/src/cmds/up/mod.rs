@@ -171,8 +171,18 @@ fn spawn(e: &host::NodeEntry, status: &Path) -> anyhow::Result<Running> {
     if let Some(c) = &e.config {
         cmd.arg("--config").arg(c);
     }
-    cmd.args(e.args.iter().filter(|a| !a.starts_with(CONFIG_MARK)))
-        .env("FRAMEWIRE_UP_STATUS", status)
+    cmd.args(e.args.iter().filter(|a| !a.starts_with(CONFIG_MARK)));
+    // Its own state directory (camera controls set remotely are kept
+    // there) unless its arguments name one.
+    if !e
+        .args
+        .iter()
+        .any(|a| a == "--state-dir" || a.starts_with("--state-dir="))
+    {
+        let dir = status.parent().unwrap_or(Path::new(".")).join("nodes").join(&e.name);
+        cmd.arg("--state-dir").arg(dir);
+    }
+    cmd.env("FRAMEWIRE_UP_STATUS", status)
         .env("FRAMEWIRE_UP_NODE", &e.name)
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
