@@ -1,5 +1,5 @@
 // The page's host view when `framewire up` supervises the controller's
-// node: run by `cargo test -p framewire --test web browser_host_view`,
+// node: run by `cargo test -p framewire --test browser browser_host_view`,
 // which starts `framewire up` with the controller (open mode, loopback)
 // and a node that cannot start, and passes FW_URL, FW_ARTIFACTS, CHROMIUM.
 import { test } from 'node:test';

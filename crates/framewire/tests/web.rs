@@ -1,14 +1,12 @@
 //! The controller's web UI end to end, with real nodes and the real
 //! controller: `framewire demo` serving the UI, previews as wire messages,
 //! `framewire user` and `framewire graph` over the HTTP API, the loopback
-//! rule, and the browser tests (web-tests/, headless Chromium).
+//! rule, WHEP and HLS from a node. The browser tests are in browser.rs.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -16,101 +14,7 @@ use framewire_proto::control::Request;
 use framewire_proto::{Decoder, Format, Message};
 use futures_util::StreamExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_framewire");
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `framewire demo` on loopback; killed when dropped.
-struct Demo {
-    child: Child,
-    url: String,
-    out: Arc<Mutex<String>>,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn demo(state_dir: &Path) -> Demo {
-    let mut child = Command::new(BIN)
-        .args([
-            "demo",
-            "--size",
-            "320x240",
-            "--fps",
-            "15",
-            "--view-port",
-            "0",
-            "--web",
-            "127.0.0.1:0",
-        ])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let out = Arc::new(Mutex::new(String::new()));
-    let out2 = out.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.trim().strip_prefix("web UI:")
-                && let Some(t) = tx.take()
-            {
-                let _ = t.send(url.trim().to_owned());
-            }
-            out2.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push_str(&format!("{line}\n"));
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("the demo printed no web UI URL:\n{}", out.lock().unwrap()));
-    Demo { child, url, out }
-}
-
-fn framewire(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut c = Command::new(BIN)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let start = Instant::now();
-    while c.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(60), "framewire {args:?} hangs");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let o = c.wait_with_output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn add_user(dir: &Path, name: &str, role: &str) {
-    let d = dir.to_str().unwrap();
-    let (code, _, err) = framewire(
-        &["user", "add", name, "--role", role, "--state-dir", d],
-        &format!("{name}-password\n"),
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
-}
+use common::demo::{BIN, add_user, demo, framewire};
 
 #[tokio::test]
 async fn demo_serves_the_graph_and_previews_as_wire_messages() {
@@ -309,92 +213,6 @@ fn a_controller_without_users_refuses_a_public_web_address() {
         err.contains("no users configured") && err.contains("framewire user add"),
         "{err}"
     );
-}
-
-/// The browser tests (web-tests/ui.test.mjs) in headless Chromium against
-/// `framewire demo` with an operator and a viewer. Screenshots go to
-/// target/browser-artifacts/.
-/// Chromium and the browser tests' driver, or `None` (a skip outside CI;
-/// in CI a missing piece is a failure).
-fn browser_ready() -> Option<(String, PathBuf)> {
-    let web_tests = root().join("web-tests");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let missing: Vec<&str> = [
-        (Command::new("node").arg("--version").output().is_err(), "node"),
-        (!Path::new(&chromium).exists(), "chromium"),
-        (
-            !web_tests.join("node_modules/playwright-core").exists(),
-            "web-tests/node_modules (npm ci --prefix web-tests)",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(gone, what)| gone.then_some(what))
-    .collect();
-    if !missing.is_empty() {
-        // In CI (scripts/setup.sh ran) a missing piece is a failure, not a skip.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "browser tests need {} in CI; scripts/setup.sh installs them",
-            missing.join(", ")
-        );
-        eprintln!(
-            "\n!!!!! SKIPPED: browser tests need {}; run scripts/setup.sh !!!!!\n",
-            missing.join(", ")
-        );
-        return None;
-    }
-    Some((chromium, web_tests))
-}
-
-#[test]
-fn browser_ui() {
-    let _alone = HEAVY.blocking_lock();
-    let Some((chromium, web_tests)) = browser_ready() else {
-        return;
-    };
-    let dir = common::temp_dir("web-browser");
-    add_user(&dir, "otto", "operator");
-    add_user(&dir, "vera", "viewer");
-    add_user(&dir, "ada", "admin");
-    let d = demo(&dir);
-    let artifacts = root().join("target/browser-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let mut child = Command::new("node")
-        .arg("--test")
-        .arg("--test-timeout=150000")
-        .arg(web_tests.join("ui.test.mjs"))
-        .current_dir(&web_tests)
-        .env("FW_URL", &d.url)
-        .env("FW_OPERATOR", "otto:otto-password")
-        .env("FW_VIEWER", "vera:vera-password")
-        .env("FW_ADMIN", "ada:ada-password")
-        .env("FW_ARTIFACTS", &artifacts)
-        .env("CHROMIUM", &chromium)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(240) {
-            let _ = child.kill();
-            panic!("browser tests took over 240 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let o = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    println!("{text}");
-    assert!(
-        o.status.success()
-            && text.contains("# fail 0")
-            && text.contains("# skipped 0")
-            && text.contains("# cancelled 0"),
-        "browser tests failed:\n{text}\n{}\ndemo output:\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        d.out.lock().unwrap()
-    );
-    assert!(artifacts.join("controller.png").exists());
 }
 
 /// The push-latency measurement and the browser run do not overlap: a
@@ -749,74 +567,4 @@ fn a_node_without_a_controller_serves_its_streams_over_whep() {
             "first access unit's NAL types {first_nal_types:?}"
         );
     }
-}
-
-/// The page's host view (web-tests/host.test.mjs) of a controller that
-/// `framewire up` supervises beside a node that cannot start.
-#[test]
-fn browser_host_view_of_a_supervised_controller() {
-    let _alone = HEAVY.blocking_lock();
-    let Some((chromium, web_tests)) = browser_ready() else {
-        return;
-    };
-    let dir = common::temp_dir("web-host");
-    let web = common::free_port();
-    let host = dir.join("host.toml");
-    std::fs::write(
-        &host,
-        format!(
-            "backoff_ms = 100\ncrash_limit = 2\n\
-             [[node]]\nname = \"main\"\nargs = [\"--name\", \"host:main\", \"--listen\", \"127.0.0.1:0\", \"--discovery\", \"off\", \
-             \"--controller\", \"--web\", \"127.0.0.1:{web}\", \"--state-dir\", \"{}\"]\n\
-             [[node]]\nname = \"broken\"\nargs = [\"--discovery\", \"off\", \"--source\", \"nope:x\"]\n",
-            dir.join("state").display()
-        ),
-    )
-    .unwrap();
-    let mut up = Command::new(BIN)
-        .arg("up")
-        .arg(&host)
-        .arg("--state-dir")
-        .arg(dir.join("up"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", web)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the web UI did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let artifacts = root().join("target/browser-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let mut child = Command::new("node")
-        .arg("--test")
-        .arg("--test-timeout=60000")
-        .arg(web_tests.join("host.test.mjs"))
-        .current_dir(&web_tests)
-        .env("FW_URL", format!("http://127.0.0.1:{web}/"))
-        .env("FW_ARTIFACTS", &artifacts)
-        .env("CHROMIUM", &chromium)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = up.kill();
-            panic!("the host view test took over 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let o = child.wait_with_output().unwrap();
-    let _ = up.kill();
-    let _ = up.wait();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success() && text.contains("# fail 0") && text.contains("# pass 1"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod delay;
+pub mod demo;
 pub mod fake;
 pub mod media;
 pub mod netns;

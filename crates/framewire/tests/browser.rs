@@ -1,0 +1,170 @@
+//! The browser tests (web-tests/, headless Chromium, playwright-core)
+//! against real processes: the whole UI on `framewire demo` as each role,
+//! and the host view of a controller under `framewire up`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::demo::{BIN, add_user, demo, root};
+
+/// One Chromium at a time on two cores.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The browser tests (web-tests/ui.test.mjs) in headless Chromium against
+/// `framewire demo` with an operator and a viewer. Screenshots go to
+/// target/browser-artifacts/.
+/// Chromium and the browser tests' driver, or `None` (a skip outside CI;
+/// in CI a missing piece is a failure).
+fn browser_ready() -> Option<(String, PathBuf)> {
+    let web_tests = root().join("web-tests");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [
+        (Command::new("node").arg("--version").output().is_err(), "node"),
+        (!Path::new(&chromium).exists(), "chromium"),
+        (
+            !web_tests.join("node_modules/playwright-core").exists(),
+            "web-tests/node_modules (npm ci --prefix web-tests)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(gone, what)| gone.then_some(what))
+    .collect();
+    if !missing.is_empty() {
+        // In CI (scripts/setup.sh ran) a missing piece is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "browser tests need {} in CI; scripts/setup.sh installs them",
+            missing.join(", ")
+        );
+        eprintln!(
+            "\n!!!!! SKIPPED: browser tests need {}; run scripts/setup.sh !!!!!\n",
+            missing.join(", ")
+        );
+        return None;
+    }
+    Some((chromium, web_tests))
+}
+
+#[test]
+fn browser_ui() {
+    let _alone = HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some((chromium, web_tests)) = browser_ready() else {
+        return;
+    };
+    let dir = common::temp_dir("web-browser");
+    add_user(&dir, "otto", "operator");
+    add_user(&dir, "vera", "viewer");
+    add_user(&dir, "ada", "admin");
+    let d = demo(&dir);
+    let artifacts = root().join("target/browser-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let mut child = Command::new("node")
+        .arg("--test")
+        .arg("--test-timeout=150000")
+        .arg(web_tests.join("ui.test.mjs"))
+        .current_dir(&web_tests)
+        .env("FW_URL", &d.url)
+        .env("FW_OPERATOR", "otto:otto-password")
+        .env("FW_VIEWER", "vera:vera-password")
+        .env("FW_ADMIN", "ada:ada-password")
+        .env("FW_ARTIFACTS", &artifacts)
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(240) {
+            let _ = child.kill();
+            panic!("browser tests took over 240 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    println!("{text}");
+    assert!(
+        o.status.success()
+            && text.contains("# fail 0")
+            && text.contains("# skipped 0")
+            && text.contains("# cancelled 0"),
+        "browser tests failed:\n{text}\n{}\ndemo output:\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        d.out.lock().unwrap()
+    );
+    assert!(artifacts.join("controller.png").exists());
+}
+
+/// The page's host view (web-tests/host.test.mjs) of a controller that
+/// `framewire up` supervises beside a node that cannot start.
+#[test]
+fn browser_host_view_of_a_supervised_controller() {
+    let _alone = HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some((chromium, web_tests)) = browser_ready() else {
+        return;
+    };
+    let dir = common::temp_dir("web-host");
+    let web = common::free_port();
+    let host = dir.join("host.toml");
+    std::fs::write(
+        &host,
+        format!(
+            "backoff_ms = 100\ncrash_limit = 2\n\
+             [[node]]\nname = \"main\"\nargs = [\"--name\", \"host:main\", \"--listen\", \"127.0.0.1:0\", \"--discovery\", \"off\", \
+             \"--controller\", \"--web\", \"127.0.0.1:{web}\", \"--state-dir\", \"{}\"]\n\
+             [[node]]\nname = \"broken\"\nargs = [\"--discovery\", \"off\", \"--source\", \"nope:x\"]\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut up = Command::new(BIN)
+        .arg("up")
+        .arg(&host)
+        .arg("--state-dir")
+        .arg(dir.join("up"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", web)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the web UI did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let artifacts = root().join("target/browser-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let mut child = Command::new("node")
+        .arg("--test")
+        .arg("--test-timeout=60000")
+        .arg(web_tests.join("host.test.mjs"))
+        .current_dir(&web_tests)
+        .env("FW_URL", format!("http://127.0.0.1:{web}/"))
+        .env("FW_ARTIFACTS", &artifacts)
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = up.kill();
+            panic!("the host view test took over 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    let _ = up.kill();
+    let _ = up.wait();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("# fail 0") && text.contains("# pass 1"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
