@@ -587,3 +587,41 @@ test('an operator makes a compositor in a node panel and changes its layout and 
   await page.locator('#node-head li', { hasText: /^wall:/ }).waitFor({ state: 'detached' });
   await context.close();
 });
+
+test('an operator adds a source in a node panel, changes it and removes it; a viewer cannot', async () => {
+  const { context, page } = await login(opName, opPass);
+  const open = async () => {
+    await page.locator('#graph g.node[data-node="demo:source"]').click();
+    await page.locator('#graph g.node[data-node="demo:relay"]').click();
+  };
+  await open();
+  await page.locator('#source-new-kind').selectOption('test-pattern');
+  await page.locator('#source-new-name').fill('extra');
+  await page.locator('#source-new-spec').fill('size=320x240,fps=5');
+  await page.locator('#source-add').click();
+  await page.locator('#sources-result', { hasText: 'extra is wanted on demo:relay' }).waitFor();
+  await page.locator('#node-head li', { hasText: /^extra: mjpeg 320×240/ }).waitFor();
+  // Its settings, read back from the node, changed in place.
+  await open();
+  const row = page.locator('#node-sources li[data-source="extra"]');
+  assert.match(await row.locator('.source-spec').inputValue(), /size=320x240/);
+  await row.locator('.source-spec').fill('size=640x360,fps=5');
+  await row.locator('.source-apply').click();
+  await page.locator('#node-head li', { hasText: /^extra: mjpeg 640×360/ }).waitFor();
+  // Removed: out of the wanted graph and off the node.
+  await open();
+  await page.locator('#node-sources li[data-source="extra"] .source-remove').click();
+  await page.locator('#sources-result', { hasText: 'extra removed' }).waitFor();
+  await page.locator('#node-head li', { hasText: /^extra:/ }).waitFor({ state: 'detached' });
+  const w = await (await page.request.get(new globalThis.URL('/api/wanted', URL).href)).json();
+  assert.ok(!(w.source ?? []).some((s) => s.name === 'extra'), JSON.stringify(w));
+  await context.close();
+
+  // A viewer sees the node's sources and nothing to change them with.
+  const v = await login(viewName, viewPass);
+  await v.page.locator('#graph g.node[data-node="demo:source"]').click();
+  await v.page.locator('#node-sources li[data-source="bars"]').waitFor();
+  assert.ok(await v.page.locator('#node-sources li[data-source="bars"] .source-spec').isDisabled());
+  assert.equal(await v.page.locator('#node-sources .source-apply, #node-sources .source-remove, #source-add').count(), 0);
+  await v.context.close();
+});

@@ -4,7 +4,7 @@
 // panel with V4L2 controls.
 import { decodeMessage } from './wire.js';
 import { readTimeCode, ageOf, ageMeter, note, startReporting, startLatencyView, nodeLatency } from './latency.js';
-import { loadCompositors } from './compose.js';
+import { loadSources } from './sources.js';
 import { startHostView } from './host.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -425,11 +425,11 @@ async function selectNode(name) {
   selectedNode = name;
   renderSvg(true);
   const panel = $('#node-panel');
-  panel.replaceChildren(el('div', { id: 'node-head' }), el('div', { id: 'node-compose' }), el('div', { id: 'node-describe' }), el('div', { id: 'node-v4l2' }),
+  panel.replaceChildren(el('div', { id: 'node-head' }), el('div', { id: 'node-sources' }), el('div', { id: 'node-describe' }), el('div', { id: 'node-v4l2' }),
     el('div', { id: 'node-monitors' }, el('button', { id: 'monitors-btn', text: 'Monitors', onclick: () => loadMonitors(name) })));
   const n = graph.nodes.find((x) => x.name === name);
   if (n) renderNodeHead(n);
-  if (n?.online) loadCompositors($('#node-compose'), name, { graph, el, api, enc, canOperate, wantSource });
+  if (n?.online) loadSources($('#node-sources'), name, { graph, el, api, enc, canOperate, wantSource, unwantSource });
   try {
     const d = await api('GET', `/api/nodes/${enc(name)}`);
     $('#node-describe').replaceChildren(el('h3', { text: 'DESCRIBE' }), el('dl', {},
@@ -525,27 +525,42 @@ async function wantSource(node, table, outSel = '#source-result') {
   const say = (t) => { if (out) out.textContent = t; };
   say(`adding ${table.name}…`);
   try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const r = await fetch('/api/wanted', { headers: { accept: 'application/json' }, credentials: 'same-origin' });
-      if (!r.ok) throw new Error(`the wanted graph: ${r.status}`);
-      const etag = r.headers.get('etag');
-      const w = await r.json();
-      w.source = (w.source ?? []).filter((x) => !(x.node === node && x.name === table.name));
-      w.source.push({ node, ...table });
-      const headers = { 'content-type': 'application/json' };
-      if (etag) headers['if-match'] = etag;
-      if (session?.csrf) headers['x-csrf-token'] = session.csrf;
-      const p = await fetch('/api/wanted', { method: 'PUT', headers, body: JSON.stringify(w), credentials: 'same-origin' });
-      if (p.status === 412) continue; // changed meanwhile: read it again
-      const data = await p.json().catch(() => ({}));
-      if (!p.ok) throw new Error(data.refusals?.map((x) => x.reason).join('; ') || data.error || `${p.status}`);
-      say(`${table.name} is wanted on ${node}: the controller starts or changes it (a refusal shows as the node's error)`);
-      return;
-    }
-    throw new Error('the wanted graph keeps changing; try again');
+    await editWanted(node, table.name, table);
+    say(`${table.name} is wanted on ${node}: the controller starts or changes it (a refusal shows as the node's error)`);
   } catch (e) {
     say(`${table.name}: ${e.message}`);
   }
+}
+
+/** Takes a source out of the wanted graph (if it is there). */
+async function unwantSource(node, name) {
+  await editWanted(node, name, null);
+}
+
+/** The wanted graph with `node`'s source `name` replaced by `table` (or
+ *  dropped, for null): read with its version, written back with If-Match,
+ *  read again if someone changed it meanwhile. */
+async function editWanted(node, name, table) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await fetch('/api/wanted', { headers: { accept: 'application/json' }, credentials: 'same-origin' });
+    if (!r.ok) throw new Error(`the wanted graph: ${r.status}`);
+    const etag = r.headers.get('etag');
+    const w = await r.json();
+    const before = (w.source ?? []).length;
+    w.source = (w.source ?? []).filter((x) => !(x.node === node && x.name === name));
+    if (table) w.source.push({ node, ...table });
+    else if (w.source.length === before) return; // not wanted: nothing to write
+    if (w.source.length === 0) delete w.source;
+    const headers = { 'content-type': 'application/json' };
+    if (etag) headers['if-match'] = etag;
+    if (session?.csrf) headers['x-csrf-token'] = session.csrf;
+    const p = await fetch('/api/wanted', { method: 'PUT', headers, body: JSON.stringify(w), credentials: 'same-origin' });
+    if (p.status === 412) continue; // changed meanwhile: read it again
+    const data = await p.json().catch(() => ({}));
+    if (!p.ok) throw new Error(data.refusals?.map((x) => x.reason).join('; ') || data.error || `${p.status}`);
+    return;
+  }
+  throw new Error('the wanted graph keeps changing; try again');
 }
 
 // ---- previews: framewire wire messages over a WebSocket -------------------------
@@ -576,6 +591,7 @@ function openPreview(node, stream, jpegOnly = false) {
       el('button', { text: '×', title: 'close', onclick: () => close() })),
     canvas);
   $('#previews').append(box);
+  box.scrollIntoView({ block: 'nearest' });
   // H.264 comes as it is when this browser decodes it; anything else as JPEG.
   const codec = webCodecs && !jpegOnly ? '?codec=h264' : '';
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/preview/${enc(node)}/${enc(stream)}${codec}`);
@@ -686,6 +702,7 @@ async function openLive(node, stream) {
       el('button', { text: '×', title: 'close', onclick: () => close() })),
     video);
   $('#previews').append(box);
+  box.scrollIntoView({ block: 'nearest' });
   let pc = null, location_ = null, closed = false, frames = 0;
   const close = () => {
     closed = true;

@@ -59,34 +59,24 @@ export function editedTable(table, rows, layout) {
 }
 
 /**
- * The compositors of `node` in its panel: an editor for each compose
- * source it runs, and (for an operator) one to make a new one.
+ * The compositors of `node` in its panel, from the tables of the sources
+ * it runs (`sources.js` reads them): an editor for each compose source,
+ * and (for an operator) a button to make a new one.
  * `ui`: { graph, el, api, enc, canOperate, wantSource }.
  */
-export async function loadCompositors(box, node, ui) {
+export function compositors(node, tables, ui) {
   const n = ui.graph.nodes.find((x) => x.name === node);
-  if (!n) return;
-  const found = await Promise.all(n.streams.map(async (s) => {
-    try {
-      const r = await ui.api('GET', `/api/nodes/${ui.enc(node)}/sources/${ui.enc(s.name)}`);
-      return r.table?.kind === 'compose' ? r.table : null;
-    } catch { return null; } // a pulled stream, or one of another kind
-  }));
-  const tables = found.filter(Boolean);
-  const editors = tables.map((t) => editor(node, t, false, ui));
+  const editors = tables.filter((t) => t.kind === 'compose').map((t) => editor(node, t, false, ui));
   const fresh = ui.canOperate()
     ? ui.el('button', { id: 'compose-new', text: 'New compositor', title: 'several streams on one canvas, served by this node',
       onclick: () => {
-        const taken = n.streams.map((s) => s.name);
+        const taken = (n?.streams ?? []).map((s) => s.name);
         const t = { kind: 'compose', name: freeName('wall', taken), size: '1280x720', fps: 30, inputs: [], layout: 'grid' };
         fresh.replaceWith(editor(node, t, true, ui));
       } })
     : null;
-  if (editors.length === 0 && !fresh) {
-    box.replaceChildren();
-    return;
-  }
-  box.replaceChildren(ui.el('h3', { text: 'Compositors' }), ...editors, fresh);
+  if (editors.length === 0 && !fresh) return [];
+  return [ui.el('h3', { text: 'Compositors' }), ...editors, fresh];
 }
 
 /** Every stream in the graph a compositor on `node` could show. */

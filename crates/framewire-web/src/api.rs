@@ -311,6 +311,27 @@ pub(crate) async fn source(
     Ok(Json(json!({ "node": node, "name": name, "table": table })))
 }
 
+/// DELETE /api/nodes/{node}/sources/{name} (operator): stops a source of
+/// the node and removes its stream (SOURCE_REMOVE), a source of the node's
+/// own configuration too. A source the wanted graph still holds is started
+/// again by the controller: the page takes it out of the wanted graph first.
+pub(crate) async fn remove_source(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path((node, name)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    app.allow(&method, &headers, Role::Operator)?;
+    match app
+        .backend
+        .request(&node, Request::SourceRemove(Name { name: name.clone() }))
+        .await?
+    {
+        NodeResponse::SourceRemove => Ok(Json(json!({ "ok": true, "node": node, "name": name }))),
+        r => Err(unexpected(r)),
+    }
+}
+
 /// A supervisor writes its status every second: older than this, it is gone.
 const UP_STALE_MS: u64 = 5_000;
 

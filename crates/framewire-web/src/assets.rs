@@ -29,6 +29,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../assets/latency.js"),
     ),
     (
+        "sources.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/sources.js"),
+    ),
+    (
         "wire.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/wire.js"),

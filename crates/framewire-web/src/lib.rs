@@ -318,7 +318,10 @@ fn routes(app: App) -> Router {
         .route("/api/nodes/{node}", get(api::describe).delete(api::forget_node))
         .route("/api/nodes/{node}/v4l2", get(api::v4l2_list).post(api::v4l2_set))
         .route("/api/nodes/{node}/monitors", get(api::monitors))
-        .route("/api/nodes/{node}/sources/{name}", get(api::source))
+        .route(
+            "/api/nodes/{node}/sources/{name}",
+            get(api::source).delete(api::remove_source),
+        )
         .route("/api/nodes/{node}/shutdown", post(snapshot::shutdown))
         .route("/api/users", get(api::users).post(api::add_user))
         .route("/api/users/{name}", axum::routing::delete(api::remove_user))

@@ -69,6 +69,14 @@ fn table(token_id: &'static str) -> Vec<Route> {
         r("GET", "/api/nodes/{node}/v4l2", "/api/nodes/cam/v4l2", "", V, 200),
         r("GET", "/api/host", "/api/host", "", V, 200),
         r(
+            "DELETE",
+            "/api/nodes/{node}/sources/{name}",
+            "/api/nodes/cam/sources/wall",
+            "",
+            O,
+            200,
+        ),
+        r(
             "GET",
             "/api/nodes/{node}/sources/{name}",
             "/api/nodes/cam/sources/wall",

@@ -218,6 +218,7 @@ impl Backend for Fake {
                     refresh_mhz: 60_000,
                     primary: true,
                 }]),
+                Request::SourceRemove(n) if n.name == "wall" => Response::SourceRemove,
                 Request::SourceGet(n) if n.name == "wall" => Response::SourceGet(SourceTable {
                     table: "kind = \"compose\"\nname = \"wall\"\ninputs = [\"bars\"]\n".into(),
                 }),
