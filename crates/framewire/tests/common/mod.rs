@@ -60,11 +60,17 @@ pub fn spawn_command(mut cmd: Command, timeout: Duration) -> NodeProc {
     let log2 = log.clone();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
+        // A C library writing to stderr at the same time (OpenH264 says
+        // hello as it starts) can cut the node's line in two.
+        let mut cut = false;
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             let line = plain(&line);
+            let ours = line.starts_with("framewire: node") || cut;
+            cut = line.starts_with("framewire: node") && !line.contains(" listening on ");
             if let Some(rest) = line.split(" listening on ").nth(1)
-                && line.starts_with("framewire: node")
+                && ours
+                && rest.trim().parse::<SocketAddr>().is_ok()
                 && let Some(t) = tx.take()
             {
                 let _ = t.send(rest.trim().to_owned());
