@@ -83,6 +83,21 @@ struct Child {
     removed: bool,
 }
 
+impl Child {
+    /// SIGTERM now, SIGKILL at `deadline` if it has not ended.
+    fn ask_to_stop(&mut self, name: &str, pid: u32, deadline: Instant) -> Action {
+        self.state = State::Stopping {
+            pid,
+            deadline,
+            killed: false,
+        };
+        Action::Term {
+            name: name.to_owned(),
+            pid,
+        }
+    }
+}
+
 /// One node's line of `framewire up --status`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChildStatus {
@@ -156,17 +171,7 @@ impl Supervisor {
                 continue;
             }
             match c.state {
-                State::Running { pid, .. } => {
-                    c.state = State::Stopping {
-                        pid,
-                        deadline: now + grace,
-                        killed: false,
-                    };
-                    actions.push(Action::Term {
-                        name: name.clone(),
-                        pid,
-                    });
-                }
+                State::Running { pid, .. } => actions.push(c.ask_to_stop(name, pid, now + grace)),
                 State::Stopping { .. } => {}
                 _ => {
                     // Not running: take the change at once.
@@ -253,17 +258,7 @@ impl Supervisor {
         let mut actions = Vec::new();
         for (name, c) in &mut self.children {
             match c.state {
-                State::Running { pid, .. } => {
-                    c.state = State::Stopping {
-                        pid,
-                        deadline: now + grace,
-                        killed: false,
-                    };
-                    actions.push(Action::Term {
-                        name: name.clone(),
-                        pid,
-                    });
-                }
+                State::Running { pid, .. } => actions.push(c.ask_to_stop(name, pid, now + grace)),
                 State::Stopping { .. } => {}
                 _ => c.state = State::Stopped,
             }
