@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use framewire_codec::{Decoder, PixelLayout, Registry};
+use framewire_codec::{Decoder, Registry};
 use framewire_media::timecode;
 use framewire_net::{Client, ClientIdentity};
 use framewire_proto::{Command, DeliveryMode, Message, Request, SubscribeParams};
@@ -75,24 +75,6 @@ async fn inputs(addr: String, stream: String, arrivals: Arrivals, end: Instant) 
     Ok(n)
 }
 
-/// The time code in `tile` of a decoded output picture.
-fn tile_code(pic: &framewire_codec::PixelBuffer, tile: Rect) -> Option<timecode::TimeCode> {
-    let converted;
-    let pic = if pic.layout() == PixelLayout::I420 {
-        pic
-    } else {
-        converted = pic.convert(PixelLayout::I420).ok()?;
-        &converted
-    };
-    let (x, y, w, h) = tile;
-    if x + w > pic.width() || y + h > pic.height() {
-        return None;
-    }
-    let p = pic.plane(0);
-    let start = p.offset + y as usize * p.stride + x as usize;
-    timecode::read_luma(pic.data().get(start..)?, w as usize, h as usize, p.stride)
-}
-
 /// Added latencies (ms) of `input` shown in `tile` of `output` on the
 /// compose node at `addr`, over `secs` after 1 s of warm-up.
 pub(crate) async fn measure(addr: &str, input: &str, output: &str, tile: Rect, secs: f64) -> anyhow::Result<Vec<f64>> {
@@ -121,7 +103,7 @@ pub(crate) async fn measure(addr: &str, input: &str, output: &str, tile: Rect, s
                     unread += 1;
                     continue;
                 };
-                let Some(code) = tile_code(&pic, tile) else {
+                let Some(code) = timecode::read_in(&pic, tile.0, tile.1, tile.2, tile.3) else {
                     unread += 1;
                     continue;
                 };

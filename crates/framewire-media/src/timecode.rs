@@ -253,7 +253,16 @@ fn read_with(width: usize, height: usize, luma: impl Fn(usize, usize) -> u8) -> 
 
 /// Reads the code from a decoded picture of any layout.
 pub fn read(pic: &PixelBuffer) -> Option<TimeCode> {
-    let (w, h) = (pic.width() as usize, pic.height() as usize);
+    read_in(pic, 0, 0, pic.width(), pic.height())
+}
+
+/// Reads the code from the `w`×`h` rectangle at (`x`, `y`) of a decoded
+/// picture of any layout (a tile of a composed picture, say); `None` for
+/// a rectangle outside the picture.
+pub fn read_in(pic: &PixelBuffer, x: u32, y: u32, w: u32, h: u32) -> Option<TimeCode> {
+    if x.checked_add(w)? > pic.width() || y.checked_add(h)? > pic.height() {
+        return None;
+    }
     let converted;
     let pic = if pic.layout() == PixelLayout::I420 {
         pic
@@ -262,7 +271,8 @@ pub fn read(pic: &PixelBuffer) -> Option<TimeCode> {
         &converted
     };
     let p = pic.plane(0);
-    read_luma(pic.data().get(p.offset..)?, w, h, p.stride)
+    let start = p.offset + y as usize * p.stride + x as usize;
+    read_luma(pic.data().get(start..)?, w as usize, h as usize, p.stride)
 }
 
 #[cfg(test)]
