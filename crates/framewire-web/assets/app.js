@@ -6,6 +6,7 @@ import { decodeMessage } from './wire.js';
 import { readTimeCode, ageOf, ageMeter, note, startReporting, startLatencyView, nodeLatency } from './latency.js';
 import { loadSources } from './sources.js';
 import { startHostView } from './host.js';
+import { showAlerts, bindAlertsBadge } from './alerts.js';
 
 const $ = (sel) => document.querySelector(sel);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -98,6 +99,7 @@ function start() {
     startReporting((body) => api('POST', '/api/latency', body));
     startLatencyView(() => api('GET', '/api/latency'), showNodeLatency);
     startHostView(() => api('GET', '/api/host'), el);
+    bindAlertsBadge();
   }
 }
 
@@ -168,6 +170,7 @@ function connectState() {
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.type === 'graph') { graph = m.graph; render(); }
+    else if (m.type === 'alerts') showAlerts(m, canOperate(), (id) => api('POST', `/api/alerts/${id}/ack`), el);
   };
   ws.onclose = () => {
     $('#conn').textContent = 'offline'; $('#conn').className = 'conn off';

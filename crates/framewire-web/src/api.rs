@@ -344,24 +344,25 @@ pub(crate) async fn host(State(app): State<Arc<App>>, method: Method, headers: H
     let Some(path) = &app.up_status else {
         return Ok(Json(json!({ "supervised": false })));
     };
-    let text = tokio::fs::read_to_string(path)
+    let mut v = read_up_status(path)
         .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the supervisor's status: {e}")))?;
-    let mut v: Value = serde_json::from_str(&text).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            format!("the supervisor's status does not parse: {e}"),
-        )
-    })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let fresh = v["updated_unix_ms"]
-        .as_u64()
-        .is_some_and(|t| now.saturating_sub(t) < UP_STALE_MS);
-    v["running"] = Value::Bool(v["running"].as_bool().unwrap_or(false) && fresh);
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e))?;
     v["supervised"] = Value::Bool(true);
     Ok(Json(v))
+}
+
+/// The supervisor's status file, with `running` false when it is stale.
+pub(crate) async fn read_up_status(path: &std::path::Path) -> std::result::Result<Value, String> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| format!("the supervisor's status: {e}"))?;
+    let mut v: Value =
+        serde_json::from_str(&text).map_err(|e| format!("the supervisor's status does not parse: {e}"))?;
+    let fresh = v["updated_unix_ms"]
+        .as_u64()
+        .is_some_and(|t| crate::alerts::now_ms().saturating_sub(t) < UP_STALE_MS);
+    v["running"] = Value::Bool(v["running"].as_bool().unwrap_or(false) && fresh);
+    Ok(v)
 }
 
 /// The widget the UI draws for a control type.

@@ -9,6 +9,11 @@ const INDEX: &str = include_str!("../assets/index.html");
 /// (name, content type, bytes) of every asset under /assets/.
 const FILES: &[(&str, &str, &str)] = &[
     (
+        "alerts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/alerts.js"),
+    ),
+    (
         "app.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/app.js"),

@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod alerts;
 mod api;
 mod assets;
 pub mod auth;
@@ -180,6 +181,8 @@ pub(crate) struct App {
     /// The last graph pushed and its JSON message.
     pub(crate) graph_cache:
         std::sync::Mutex<Option<(Arc<framewire_controller::CurrentGraph>, axum::extract::ws::Utf8Bytes)>>,
+    /// The alerts, pushed on `/ws/state` beside the graph.
+    pub(crate) alerts: alerts::Hub,
 }
 
 impl App {
@@ -286,6 +289,7 @@ impl App {
             latency: latency::Paths::default(),
             stopping,
             graph_cache: std::sync::Mutex::new(None),
+            alerts: alerts::Hub::default(),
         }
     }
 }
@@ -305,6 +309,10 @@ pub fn router(backend: Arc<dyn Backend>, users: Users, secure_cookies: bool) -> 
 
 fn routes(app: App) -> Router {
     let app = Arc::new(app);
+    // The alerts follow the graph from the start, whoever watches.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(alerts::watch(app.clone()));
+    }
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::file))
@@ -329,6 +337,8 @@ fn routes(app: App) -> Router {
         .route("/api/tokens/{id}", axum::routing::delete(api::remove_token))
         .route("/api/latency", get(latency::list).post(latency::report))
         .route("/api/host", get(api::host))
+        .route("/api/alerts", get(alerts::list))
+        .route("/api/alerts/{id}/ack", post(alerts::ack))
         .route("/ws/state", get(stream::state_ws))
         .route("/ws/preview/{node}/{stream}", get(stream::preview_ws))
         .route("/stream/{node}/{file}", get(stream::mjpeg))

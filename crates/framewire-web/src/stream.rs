@@ -86,18 +86,31 @@ async fn push_graph(
     mut socket: WebSocket,
     mut rx: tokio::sync::watch::Receiver<Arc<framewire_controller::CurrentGraph>>,
 ) {
+    let mut alerts = app.alerts.subscribe();
+    let mut graph_due = true;
+    let mut alerts_due = true;
     loop {
-        let g = rx.borrow_and_update().clone();
-        let text = graph_message(&app, &g);
-        if !send(&app, &mut socket, WsMessage::Text(text)).await {
-            return;
+        if graph_due {
+            let g = rx.borrow_and_update().clone();
+            let text = graph_message(&app, &g);
+            if !send(&app, &mut socket, WsMessage::Text(text)).await {
+                return;
+            }
         }
+        if alerts_due {
+            let text = alerts.borrow_and_update().clone();
+            if !send(&app, &mut socket, WsMessage::Text(text)).await {
+                return;
+            }
+        }
+        (graph_due, alerts_due) = (false, false);
         tokio::select! {
             _ = app.stopped() => {
                 let _ = send(&app, &mut socket, WsMessage::Close(None)).await;
                 return;
             }
-            changed = rx.changed() => if changed.is_err() { return },
+            changed = rx.changed() => if changed.is_err() { return } else { graph_due = true },
+            changed = alerts.changed() => if changed.is_err() { return } else { alerts_due = true },
             msg = socket.recv() => match msg {
                 // Clients say nothing on this socket; anything but a close is ignored.
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,

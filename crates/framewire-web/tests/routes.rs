@@ -68,6 +68,9 @@ fn table(token_id: &'static str) -> Vec<Route> {
         r("DELETE", "/api/nodes/{node}", "/api/nodes/gone", "", O, 200),
         r("GET", "/api/nodes/{node}/v4l2", "/api/nodes/cam/v4l2", "", V, 200),
         r("GET", "/api/host", "/api/host", "", V, 200),
+        r("GET", "/api/alerts", "/api/alerts", "", V, 200),
+        // No alert is raised here: access is checked before the id is looked up.
+        r("POST", "/api/alerts/{id}/ack", "/api/alerts/1/ack", "", O, 404),
         r(
             "DELETE",
             "/api/nodes/{node}/sources/{name}",

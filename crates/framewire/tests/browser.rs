@@ -99,31 +99,22 @@ fn browser_ui() {
     assert!(artifacts.join("controller.png").exists());
 }
 
-/// The page's host view (web-tests/host.test.mjs) of a controller that
-/// `framewire up` supervises beside a node that cannot start.
-#[test]
-fn browser_host_view_of_a_supervised_controller() {
-    let _alone = HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let Some((chromium, web_tests)) = browser_ready() else {
-        return;
-    };
-    let dir = common::temp_dir("web-host");
+/// `framewire up` of `host` (a host file's text, `{web}` standing for the
+/// web port, `{state}` for the controller's state directory `dir/state`),
+/// once its web UI answers.
+fn up_with_web(dir: &Path, host: &str) -> (std::process::Child, u16) {
     let web = common::free_port();
-    let host = dir.join("host.toml");
+    let file = dir.join("host.toml");
+    let state = dir.join("state");
     std::fs::write(
-        &host,
-        format!(
-            "backoff_ms = 100\ncrash_limit = 2\n\
-             [[node]]\nname = \"main\"\nargs = [\"--name\", \"host:main\", \"--listen\", \"127.0.0.1:0\", \"--discovery\", \"off\", \
-             \"--controller\", \"--web\", \"127.0.0.1:{web}\", \"--state-dir\", \"{}\"]\n\
-             [[node]]\nname = \"broken\"\nargs = [\"--discovery\", \"off\", \"--source\", \"nope:x\"]\n",
-            dir.join("state").display()
-        ),
+        &file,
+        host.replace("{web}", &web.to_string())
+            .replace("{state}", &state.display().to_string()),
     )
     .unwrap();
-    let mut up = Command::new(BIN)
+    let up = Command::new(BIN)
         .arg("up")
-        .arg(&host)
+        .arg(&file)
         .arg("--state-dir")
         .arg(dir.join("up"))
         .stdin(Stdio::null())
@@ -136,35 +127,109 @@ fn browser_host_view_of_a_supervised_controller() {
         assert!(start.elapsed() < Duration::from_secs(30), "the web UI did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
+    (up, web)
+}
+
+/// Runs one web-tests/ file with `node --test` against `url`, `env` added,
+/// killing it past `limit`; its stdout when every test passed.
+fn run_web_test(file: &str, url: &str, env: &[(&str, &str)], limit: Duration, up: &mut std::process::Child) -> String {
+    let (chromium, web_tests) = browser_ready().expect("checked by the caller");
     let artifacts = root().join("target/browser-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let mut child = Command::new("node")
         .arg("--test")
-        .arg("--test-timeout=60000")
-        .arg(web_tests.join("host.test.mjs"))
+        .arg(format!("--test-timeout={}", limit.as_millis()))
+        .arg(web_tests.join(file))
         .current_dir(&web_tests)
-        .env("FW_URL", format!("http://127.0.0.1:{web}/"))
+        .env("FW_URL", url)
         .env("FW_ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(120) {
+        if start.elapsed() > limit + Duration::from_secs(10) {
             let _ = child.kill();
             let _ = up.kill();
-            panic!("the host view test took over 120 s");
+            panic!("{file} took over {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     let o = child.wait_with_output().unwrap();
     let _ = up.kill();
     let _ = up.wait();
-    let text = String::from_utf8_lossy(&o.stdout);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
-        o.status.success() && text.contains("# fail 0") && text.contains("# pass 1"),
+        o.status.success() && text.contains("# fail 0") && !text.contains("# pass 0"),
         "{text}\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    text
+}
+
+/// The page's host view (web-tests/host.test.mjs) of a controller that
+/// `framewire up` supervises beside a node that cannot start.
+#[test]
+fn browser_host_view_of_a_supervised_controller() {
+    let _alone = HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if browser_ready().is_none() {
+        return;
+    }
+    let dir = common::temp_dir("web-host");
+    let (mut up, web) = up_with_web(
+        &dir,
+        "backoff_ms = 100\ncrash_limit = 2\n\
+         [[node]]\nname = \"main\"\nargs = [\"--name\", \"host:main\", \"--listen\", \"127.0.0.1:0\", \"--discovery\", \"off\", \
+         \"--controller\", \"--web\", \"127.0.0.1:{web}\", \"--state-dir\", \"{state}\"]\n\
+         [[node]]\nname = \"broken\"\nargs = [\"--discovery\", \"off\", \"--source\", \"nope:x\"]\n",
+    );
+    let text = run_web_test(
+        "host.test.mjs",
+        &format!("http://127.0.0.1:{web}/"),
+        &[],
+        Duration::from_secs(60),
+        &mut up,
+    );
+    assert!(text.contains("# pass 1"), "{text}");
+}
+
+/// Alerts (web-tests/alerts.test.mjs): a supervised camera node killed
+/// shows as an alert within a second, a node that cannot start as a failed
+/// one; an operator acknowledges, a viewer sees it and cannot.
+#[test]
+fn browser_alerts_pushed_and_acknowledged() {
+    let _alone = HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if browser_ready().is_none() {
+        return;
+    }
+    let dir = common::temp_dir("web-alerts");
+    let state = dir.join("state");
+    add_user(&state, "otto", "operator");
+    add_user(&state, "vera", "viewer");
+    let cam = common::free_port();
+    let (mut up, web) = up_with_web(
+        &dir,
+        &format!(
+            "backoff_ms = 3000\ncrash_limit = 2\n\
+             [[node]]\nname = \"main\"\nargs = [\"--name\", \"host:main\", \"--listen\", \"127.0.0.1:0\", \"--discovery\", \"off\", \
+             \"--controller\", \"--controller-node\", \"127.0.0.1:{cam}\", \"--web\", \"127.0.0.1:{{web}}\", \"--state-dir\", \"{{state}}\"]\n\
+             [[node]]\nname = \"cam\"\nargs = [\"--name\", \"host:cam\", \"--listen\", \"127.0.0.1:{cam}\", \"--discovery\", \"off\", \
+             \"--source\", \"test-pattern:bars,size=160x120,fps=10\"]\n\
+             [[node]]\nname = \"broken\"\nargs = [\"--discovery\", \"off\", \"--source\", \"nope:x\"]\n"
+        ),
+    );
+    let text = run_web_test(
+        "alerts.test.mjs",
+        &format!("http://127.0.0.1:{web}/"),
+        &[
+            ("FW_OPERATOR", "otto:otto-password"),
+            ("FW_VIEWER", "vera:vera-password"),
+        ],
+        Duration::from_secs(90),
+        &mut up,
+    );
+    println!("{text}");
 }
