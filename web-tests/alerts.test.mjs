@@ -6,32 +6,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch, login as loginAt } from './helpers.mjs';
 
 const URL = process.env.FW_URL;
 const [opName, opPass] = (process.env.FW_OPERATOR ?? '').split(':');
 const [viewName, viewPass] = (process.env.FW_VIEWER ?? '').split(':');
 const ART = process.env.FW_ARTIFACTS ?? '.';
-
-async function login(browser, name, password) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20_000);
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-  await page.goto(URL);
-  await page.locator('#login-name').fill(name);
-  await page.locator('#login-password').fill(password);
-  await page.locator('#login-form button[type=submit]').click();
-  await page.locator('#conn.on').waitFor();
-  return page;
-}
+const login = (browser, name, password) => loginAt(browser, URL, name, password);
 
 test('a killed node is an alert within a second; an operator acknowledges it, a viewer cannot', async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
+  const browser = await launch();
   try {
     const op = await login(browser, opName, opPass);
     const viewer = await login(browser, viewName, viewPass);

@@ -24,6 +24,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../assets/compose.js"),
     ),
     (
+        "dom.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/dom.js"),
+    ),
+    (
         "host.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/host.js"),
@@ -32,6 +37,16 @@ const FILES: &[(&str, &str, &str)] = &[
         "latency.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/latency.js"),
+    ),
+    (
+        "multiview.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/multiview.js"),
+    ),
+    (
+        "players.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/players.js"),
     ),
     (
         "sources.js",
