@@ -75,4 +75,6 @@ pub use codec::{
 pub use error::CodecError;
 pub use pixel::{PixelBuffer, PixelLayout, Plane};
 pub use registry::{CodecEntry, MakeDecoder, MakeEncoder, Registry, Rejection, enabled_features};
+#[cfg(feature = "jpeg")]
+pub use transcode::frame_to_thumbnail;
 pub use transcode::{JpegError, Transcoder, frame_to_jpeg};

@@ -90,3 +90,34 @@ pub fn frame_to_jpeg(registry: &Registry, open: &StreamOpen, payload: &Bytes, qu
     let mut t = Transcoder::new(registry, open, &EncodeSpec::mjpeg(quality)).map_err(JpegError::Rejected)?;
     Ok(t.transcode(payload)?)
 }
+
+/// One frame as a small JPEG picture at least `width` pixels wide (a
+/// thumbnail): the frame as a JPEG ([`frame_to_jpeg`]), decoded at 1/8,
+/// 1/4 or 1/2 of its size inside libjpeg-turbo's inverse DCT (the smallest
+/// still that wide) and encoded again at `quality`. A picture no scale
+/// makes smaller comes as it is.
+#[cfg(feature = "jpeg")]
+pub fn frame_to_thumbnail(
+    registry: &Registry,
+    open: &StreamOpen,
+    payload: &Bytes,
+    width: u32,
+    quality: u8,
+) -> Result<Bytes, JpegError> {
+    use crate::mjpeg::{MjpegDecoder, MjpegEncoder};
+    let jpeg = frame_to_jpeg(registry, open, payload, quality)?;
+    let mut as_jpeg = open.clone();
+    as_jpeg.format = framewire_proto::Format::Mjpeg;
+    as_jpeg.pixel_format = framewire_proto::PixelFormat::None;
+    let height = if open.width == 0 {
+        0
+    } else {
+        u32::try_from(u64::from(width) * u64::from(open.height) / u64::from(open.width)).unwrap_or(u32::MAX)
+    };
+    let mut decoder = MjpegDecoder::new(&as_jpeg, registry.options())?;
+    let small = decoder.decode_at_least(&jpeg, width, height)?;
+    if open.width != 0 && small.width() >= open.width {
+        return Ok(jpeg);
+    }
+    Ok(MjpegEncoder::new(&EncodeSpec::mjpeg(quality))?.encode(&small)?)
+}

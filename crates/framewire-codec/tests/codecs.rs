@@ -501,6 +501,50 @@ fn any_frame_becomes_a_jpeg_picture() {
     ));
 }
 
+/// A thumbnail is a JPEG decoded at a reduced size: the smallest DCT scale
+/// at least as wide as asked, whatever the stream's format; a picture too
+/// small to scale comes as it is.
+#[cfg(all(feature = "jpeg", feature = "qoi"))]
+#[test]
+fn a_thumbnail_is_decoded_at_a_reduced_size() {
+    use framewire_codec::frame_to_thumbnail;
+    let registry = Registry::builtin();
+    let picture = testkit::camera_like(1280, 720, 7);
+    // Size 0x0: any size the picture has.
+    let jpeg_open = open(Format::Mjpeg, PixelFormat::None, 0, 0);
+    let full = frame_to_jpeg_len(&registry, &picture);
+    for spec in [EncodeSpec::mjpeg(85), EncodeSpec::qoi()] {
+        let (mut enc, _) = codec_pair(&spec, 1280, 720);
+        let announced = enc.stream_open(1280, 720, 30, 1, "test");
+        let payload = enc.encode(&picture.convert(PixelLayout::Bgr).unwrap()).unwrap();
+        for (width, want) in [
+            (160, (160, 90)),
+            (200, (320, 180)),
+            (640, (640, 360)),
+            (1000, (1280, 720)),
+        ] {
+            let thumb = frame_to_thumbnail(&registry, &announced, &payload, width, 70).unwrap();
+            let back = registry.negotiate(&jpeg_open).unwrap().decode(&thumb).unwrap();
+            assert_eq!((back.width(), back.height()), want, "{} at width {width}", spec.format);
+            if want.0 == 160 {
+                assert!(
+                    thumb.len() * 10 < full,
+                    "{}: {} bytes of {full}",
+                    spec.format,
+                    thumb.len()
+                );
+            }
+        }
+    }
+}
+
+/// Bytes of `picture` as a JPEG at quality 70.
+#[cfg(feature = "jpeg")]
+fn frame_to_jpeg_len(_: &Registry, picture: &framewire_codec::PixelBuffer) -> usize {
+    let (mut enc, _) = codec_pair(&EncodeSpec::mjpeg(70), picture.width(), picture.height());
+    enc.encode(picture).unwrap().len()
+}
+
 #[test]
 fn mjpeg_decodes_scaled_down_for_a_small_tile() {
     use framewire_codec::mjpeg::MjpegDecoder;

@@ -49,6 +49,7 @@ mod login;
 mod server;
 mod snapshot;
 mod stream;
+mod thumbs;
 mod whep;
 
 use std::net::SocketAddr;
@@ -183,6 +184,8 @@ pub(crate) struct App {
         std::sync::Mutex<Option<(Arc<framewire_controller::CurrentGraph>, axum::extract::ws::Utf8Bytes)>>,
     /// The alerts, pushed on `/ws/state` beside the graph.
     pub(crate) alerts: alerts::Hub,
+    /// The newest thumbnail of each stream.
+    pub(crate) thumbs: thumbs::Thumbs,
 }
 
 impl App {
@@ -290,6 +293,7 @@ impl App {
             stopping,
             graph_cache: std::sync::Mutex::new(None),
             alerts: alerts::Hub::default(),
+            thumbs: thumbs::Thumbs::default(),
         }
     }
 }
@@ -343,6 +347,7 @@ fn routes(app: App) -> Router {
         .route("/ws/preview/{node}/{stream}", get(stream::preview_ws))
         .route("/stream/{node}/{file}", get(stream::mjpeg))
         .route("/snapshot/{node}/{file}", get(snapshot::snapshot))
+        .route("/thumb/{node}/{file}", get(thumbs::thumbnail))
         .route("/hls/{name}/{file}", get(hls::file))
         .route("/whep/{node}/{stream}", post(whep::offer))
         .route("/whep/{node}/{stream}/{id}", axum::routing::delete(whep::delete))

@@ -159,6 +159,7 @@ fn table(token_id: &'static str) -> Vec<Route> {
             V,
             200,
         ),
+        r("GET", "/thumb/{node}/{stream}.jpg", "/thumb/cam/bars.jpg", "", V, 200),
         // This router serves no HLS directory: a viewer is told so (404).
         r("GET", "/hls/{name}/{file}", "/hls/cam/index.m3u8", "", V, 404),
         // JSON is not an SDP offer (415); no such session (404).
@@ -592,68 +593,6 @@ async fn v4l2_panel_data_has_a_widget_per_type() {
 
 #[allow(dead_code)]
 fn _assert_send(_: Arc<common::Fake>) {}
-
-/// A snapshot is a JPEG picture of the node's latest frame even when the
-/// stream is raw; an unknown stream and another extension are refused.
-#[tokio::test]
-async fn a_snapshot_is_a_jpeg_whatever_the_stream_carries() {
-    let (users, tokens) = common::users();
-    let fake = common::Fake::new();
-    let app = router(fake.clone(), Users::from_file(users), false);
-    let bearer = format!("Bearer {}", tokens[0]);
-    let get = |path: &str| {
-        let req = Request::builder()
-            .uri(path)
-            .header("host", "127.0.0.1:7480")
-            .header("authorization", bearer.as_str())
-            .body(Body::empty())
-            .unwrap();
-        let app = app.clone();
-        async move {
-            let resp = tokio::time::timeout(Duration::from_secs(10), app.oneshot(req))
-                .await
-                .expect("answer in time")
-                .unwrap();
-            let (parts, body) = resp.into_parts();
-            (parts, axum::body::to_bytes(body, 1 << 20).await.unwrap())
-        }
-    };
-    let (parts, body) = get("/snapshot/cam/bars.jpg").await;
-    assert_eq!(parts.status, StatusCode::OK);
-    assert_eq!(parts.headers["content-type"], "image/jpeg");
-    assert_eq!(parts.headers["cache-control"], "no-store");
-    assert_eq!(parts.headers["x-framewire-sequence"], "42");
-    let open = framewire_proto::StreamOpen {
-        format: framewire_proto::Format::Mjpeg,
-        pixel_format: framewire_proto::PixelFormat::None,
-        origin: framewire_proto::Origin::LibjpegTurbo,
-        width: 8,
-        height: 8,
-        fps_num: 0,
-        fps_den: 1,
-        name: "bars".into(),
-        codec_config: Default::default(),
-    };
-    let picture = framewire_codec::Registry::builtin()
-        .negotiate(&open)
-        .unwrap()
-        .decode(&body)
-        .expect("the snapshot decodes as JPEG");
-    assert_eq!((picture.width(), picture.height()), (8, 8));
-    assert!(
-        fake.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(n, r)| n == "cam" && matches!(r, framewire_proto::control::Request::Snapshot(s) if s.name == "bars"))
-    );
-
-    let (parts, body) = get("/snapshot/cam/nothing.jpg").await;
-    assert_eq!(parts.status, StatusCode::BAD_GATEWAY);
-    assert!(String::from_utf8_lossy(&body).contains("no frame of a stream named `nothing`"));
-    let (parts, _) = get("/snapshot/cam/bars.png").await;
-    assert_eq!(parts.status, StatusCode::NOT_FOUND);
-}
 
 /// Two people edit the wanted graph: the second write, based on the version
 /// before the first, is refused with 412 and the current version; nothing
