@@ -27,6 +27,7 @@ export function showAlerts(m, canAct, ack, el) {
   badge.className = open.some((a) => a.active) ? 'badge bad' : open.length ? 'badge warn' : 'badge';
   badge.title = open.length ? 'alerts no operator has acknowledged: show them' : 'no unacknowledged alerts';
   document.querySelector('#alerts-empty').hidden = m.alerts.length > 0;
+  document.querySelector('#alerts').hidden = m.alerts.length === 0;
   const error = document.querySelector('#alerts-error');
   document.querySelector('#alerts tbody').replaceChildren(...m.alerts.map((a) => {
     const state = a.active ? 'active' : `cleared ${when(a.cleared_ms)}`;

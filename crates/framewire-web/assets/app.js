@@ -5,6 +5,8 @@
 import { startReporting, startLatencyView, nodeLatency } from './latency.js';
 import { preview, live } from './players.js';
 import { el, enc } from './dom.js';
+import { updateWanted } from './wanted.js';
+import { initGraph, drawGraph } from './graph.js';
 import { startMultiview, multiviewGraphChanged } from './multiview.js';
 import { loadSources } from './sources.js';
 import { startHostView } from './host.js';
@@ -92,6 +94,10 @@ function start() {
     startHostView(() => api('GET', '/api/host'), el);
     bindAlertsBadge();
     startMultiview(() => graph, () => session?.csrf);
+    initGraph({
+      api, csrf: () => session?.csrf, canOperate, afterDraw: showNodeLatency,
+      onNode: (name) => selectNode(name), onEdge: (id) => { selectedEdge = id; renderEdges(); },
+    });
   }
 }
 
@@ -175,7 +181,7 @@ function ms(us) { return us ? `${(us / 1000).toFixed(1)} ms` : '-'; }
 
 function render() {
   $('#graph-version').textContent = `v${graph.version}`;
-  renderSvg();
+  drawGraph(graph, selectedNode);
   renderEdges();
   renderWireForm();
   multiviewGraphChanged();
@@ -187,91 +193,6 @@ function render() {
       selectedNode = null;
     }
   }
-}
-
-function layout() {
-  const col = new Map(graph.nodes.map((n) => [n.name, 0]));
-  for (let i = 0; i < graph.nodes.length; i++) {
-    for (const e of graph.edges) {
-      if (col.has(e.upstream) && col.has(e.downstream) && e.upstream !== e.downstream) {
-        col.set(e.downstream, Math.max(col.get(e.downstream), Math.min(col.get(e.upstream) + 1, graph.nodes.length)));
-      }
-    }
-  }
-  const rows = new Map();
-  const pos = new Map();
-  for (const n of graph.nodes) {
-    const c = col.get(n.name);
-    const r = rows.get(c) ?? 0;
-    rows.set(c, r + 1);
-    pos.set(n.name, { x: 20 + c * 430, y: 20 + r * 100 });
-  }
-  return pos;
-}
-
-let svgShape = '';
-
-function edgeLabel(e) {
-  return `${fmt(e.fps)} fps · ${fmt(e.mbit_s)} Mbit/s · ${e.drops} drops · ${ms(e.latency_p50_us)}`;
-}
-
-// The SVG is rebuilt only when its shape changes (nodes, edges, states);
-// otherwise only the edge labels are updated, so clicks never land on a
-// detached element.
-function renderSvg(force = false) {
-  const g = $('#graph');
-  const shape = JSON.stringify([selectedNode, graph.nodes.map((n) => [n.name, n.online, n.streams.length]),
-    graph.edges.map((e) => [e.id, e.upstream, e.downstream, e.state])]);
-  if (!force && shape === svgShape) {
-    for (const e of graph.edges) {
-      const t = g.querySelector(`g.edge[data-edge-id="${CSS.escape(e.id)}"] text`);
-      if (t) t.textContent = edgeLabel(e);
-    }
-    showNodeLatency();
-    return;
-  }
-  svgShape = shape;
-  g.replaceChildren();
-  const defs = svg('defs');
-  const marker = svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: 'auto-start-reverse' });
-  marker.append(svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#4fa3ff' }));
-  defs.append(marker);
-  g.append(defs);
-  const pos = layout();
-  const W = 170, H = 72;
-  let maxX = 400, maxY = 200;
-  for (const e of graph.edges) {
-    const a = pos.get(e.upstream), b = pos.get(e.downstream);
-    if (!a || !b) continue;
-    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
-    const grp = svg('g', { class: `edge state-${e.state}`, 'data-edge-id': e.id });
-    const mx = (x1 + x2) / 2;
-    grp.append(svg('path', { d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}` }));
-    const t = svg('text', { x: mx, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle' });
-    t.textContent = edgeLabel(e);
-    grp.append(t);
-    const title = svg('title');
-    title.textContent = `${e.id}: ${e.upstream}/${e.stream} → ${e.downstream}/${e.local_name} (${e.mode}, ${e.state})`;
-    grp.append(title);
-    grp.addEventListener('click', () => { selectedEdge = e.id; renderEdges(); });
-    g.append(grp);
-  }
-  for (const n of graph.nodes) {
-    const p = pos.get(n.name);
-    maxX = Math.max(maxX, p.x + W + 20); maxY = Math.max(maxY, p.y + H + 20);
-    const grp = svg('g', { class: `node${n.online ? '' : ' offline'}${n.name === selectedNode ? ' selected' : ''}`, transform: `translate(${p.x},${p.y})`, 'data-node': n.name });
-    grp.append(svg('rect', { width: W, height: H }));
-    const t1 = svg('text', { x: 10, y: 22 }); t1.textContent = n.name;
-    const t2 = svg('text', { x: 10, y: 42, class: 'sub' });
-    t2.textContent = `${n.streams.length} stream${n.streams.length === 1 ? '' : 's'}${n.online ? '' : ' · offline'}`;
-    // Capture to drawn in browsers (the latency view), p50.
-    const t3 = svg('text', { x: 10, y: 62, class: 'sub lat' });
-    grp.append(t1, t2, t3);
-    grp.addEventListener('click', () => selectNode(n.name));
-    g.append(grp);
-  }
-  g.setAttribute('viewBox', `0 0 ${maxX} ${maxY}`);
-  showNodeLatency();
 }
 
 function setText(cell, text) {
@@ -419,7 +340,7 @@ function describeValue(k, v) {
 
 async function selectNode(name) {
   selectedNode = name;
-  renderSvg(true);
+  drawGraph(graph, selectedNode, true);
   const panel = $('#node-panel');
   panel.replaceChildren(el('div', { id: 'node-head' }), el('div', { id: 'node-sources' }), el('div', { id: 'node-describe' }), el('div', { id: 'node-v4l2' }),
     el('div', { id: 'node-monitors' }, el('button', { id: 'monitors-btn', text: 'Monitors', onclick: () => loadMonitors(name) })));
@@ -537,26 +458,14 @@ async function unwantSource(node, name) {
  *  dropped, for null): read with its version, written back with If-Match,
  *  read again if someone changed it meanwhile. */
 async function editWanted(node, name, table) {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const r = await fetch('/api/wanted', { headers: { accept: 'application/json' }, credentials: 'same-origin' });
-    if (!r.ok) throw new Error(`the wanted graph: ${r.status}`);
-    const etag = r.headers.get('etag');
-    const w = await r.json();
+  await updateWanted((w) => {
     const before = (w.source ?? []).length;
     w.source = (w.source ?? []).filter((x) => !(x.node === node && x.name === name));
     if (table) w.source.push({ node, ...table });
-    else if (w.source.length === before) return; // not wanted: nothing to write
+    else if (w.source.length === before) return false; // not wanted: nothing to write
     if (w.source.length === 0) delete w.source;
-    const headers = { 'content-type': 'application/json' };
-    if (etag) headers['if-match'] = etag;
-    if (session?.csrf) headers['x-csrf-token'] = session.csrf;
-    const p = await fetch('/api/wanted', { method: 'PUT', headers, body: JSON.stringify(w), credentials: 'same-origin' });
-    if (p.status === 412) continue; // changed meanwhile: read it again
-    const data = await p.json().catch(() => ({}));
-    if (!p.ok) throw new Error(data.refusals?.map((x) => x.reason).join('; ') || data.error || `${p.status}`);
-    return;
-  }
-  throw new Error('the wanted graph keeps changing; try again');
+    return true;
+  }, session?.csrf);
 }
 
 // ---- previews and live views (players.js) ------------------------------------

@@ -29,6 +29,16 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../assets/dom.js"),
     ),
     (
+        "graph.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/graph.js"),
+    ),
+    (
+        "graphlayout.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/graphlayout.js"),
+    ),
+    (
         "host.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/host.js"),
@@ -52,6 +62,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "sources.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/sources.js"),
+    ),
+    (
+        "wanted.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/wanted.js"),
     ),
     (
         "wire.js",

@@ -130,6 +130,7 @@ fn browser_decoder_matches_the_shared_expectations() {
     let mut child = Command::new("node")
         .arg("--test")
         .arg(dir.join("wire.test.mjs"))
+        .arg(dir.join("graphlayout.test.mjs"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -1,0 +1,74 @@
+// Where each node of the graph goes (no DOM, tested by graphlayout.test.mjs):
+// nodes in columns by their depth along the edges (sources left, sinks
+// right), a column taller than MAX_ROWS nodes split in several, each node
+// as tall as its streams need. The drawing shrinks to fit its pane down to
+// MIN_SCALE and scrolls beyond: it never shrinks below readable.
+
+export const W = 200;          // node width
+export const HEAD = 54;        // node header: name, streams, latency
+export const ROW = 40;         // one stream row (thumbnail, name, port)
+export const GAP_X = 150;      // between columns (edge labels go there)
+export const GAP_Y = 24;       // between nodes of a column
+export const MAX_ROWS = 8;     // nodes per column before it splits
+const MARGIN = 20;
+
+/** Height of a node with `streams` streams. */
+export function nodeHeight(streams) {
+  return HEAD + Math.max(0, streams) * ROW + (streams ? 6 : 0);
+}
+
+/**
+ * `graph` is {nodes: [{name, streams: [...]}], edges: [{upstream, downstream}]}.
+ * Returns {pos: Map(name -> {x, y, h}), width, height}.
+ */
+export function layout(graph) {
+  const names = graph.nodes.map((n) => n.name);
+  const depth = new Map(names.map((n) => [n, 0]));
+  // Longest path from a source, bounded by the node count (cycles stop there).
+  for (let i = 0; i < names.length; i++) {
+    let changed = false;
+    for (const e of graph.edges) {
+      if (!depth.has(e.upstream) || !depth.has(e.downstream) || e.upstream === e.downstream) continue;
+      const d = Math.min(depth.get(e.upstream) + 1, names.length);
+      if (d > depth.get(e.downstream)) { depth.set(e.downstream, d); changed = true; }
+    }
+    if (!changed) break;
+  }
+  const columns = new Map();
+  for (const n of graph.nodes) {
+    const d = depth.get(n.name);
+    if (!columns.has(d)) columns.set(d, []);
+    columns.get(d).push(n);
+  }
+  const pos = new Map();
+  let x = MARGIN, width = 0, height = 0;
+  for (const d of [...columns.keys()].sort((a, b) => a - b)) {
+    const col = columns.get(d);
+    for (let start = 0; start < col.length; start += MAX_ROWS) {
+      let y = MARGIN;
+      for (const n of col.slice(start, start + MAX_ROWS)) {
+        const h = nodeHeight(n.streams?.length ?? 0);
+        pos.set(n.name, { x, y, h });
+        y += h + GAP_Y;
+      }
+      height = Math.max(height, y - GAP_Y + MARGIN);
+      width = x + W + MARGIN;
+      x += W + GAP_X;
+    }
+  }
+  return { pos, width: Math.max(width, 400), height: Math.max(height, 200) };
+}
+
+/** The y of stream `i`'s row centre in a node at `p`. */
+export function rowY(p, i) {
+  return i < 0 ? p.y + HEAD / 2 : p.y + HEAD + i * ROW + ROW / 2;
+}
+
+/** The drawing's smallest scale (its 12 px names stay 6 px or more). */
+export const MIN_SCALE = 0.5;
+
+/** The scale a drawing `width` wide is shown at in a pane `avail` wide. */
+export function fitScale(width, avail) {
+  if (!(avail > 0) || !(width > 0)) return 1;
+  return Math.max(MIN_SCALE, Math.min(1, avail / width));
+}

@@ -1,0 +1,68 @@
+// node --test: where the graph's nodes go (graphlayout.js). Run by
+// `cargo test -p framewire-web --test wire_vectors` with wire.test.mjs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { layout, W, nodeHeight, rowY, HEAD, fitScale, MIN_SCALE } from './graphlayout.js';
+
+const node = (name, streams = 1) => ({ name, streams: Array.from({ length: streams }, (_, i) => ({ name: `s${i}` })) });
+
+function overlaps(a, b) {
+  return a.x < b.x + W && b.x < a.x + W && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+test('sources left, relays after them, sinks right', () => {
+  const g = { nodes: [node('sink', 0), node('relay'), node('cam')], edges: [{ upstream: 'cam', downstream: 'relay' }, { upstream: 'relay', downstream: 'sink' }] };
+  const { pos } = layout(g);
+  assert.ok(pos.get('cam').x < pos.get('relay').x && pos.get('relay').x < pos.get('sink').x);
+  assert.equal(pos.get('sink').h, nodeHeight(0));
+  assert.equal(pos.get('relay').h, HEAD + 40 + 6);
+});
+
+test('a cycle ends: every node placed, none overlapping', () => {
+  const g = { nodes: [node('a'), node('b'), node('c')], edges: [{ upstream: 'a', downstream: 'b' }, { upstream: 'b', downstream: 'a' }, { upstream: 'b', downstream: 'c' }] };
+  const { pos } = layout(g);
+  assert.equal(pos.size, 3);
+});
+
+test('50 nodes stay readable: no two boxes overlap, columns split, the drawing scrolls rather than shrinks', () => {
+  // 10 cameras, each relayed by 2 relays, each relay seen by one viewer: 10 + 20 + 20.
+  const nodes = [], edges = [];
+  for (let c = 0; c < 10; c++) {
+    nodes.push(node(`cam${c}`, 2));
+    for (let r = 0; r < 2; r++) {
+      nodes.push(node(`relay${c}.${r}`, 1));
+      nodes.push(node(`view${c}.${r}`, 0));
+      edges.push({ upstream: `cam${c}`, downstream: `relay${c}.${r}` }, { upstream: `relay${c}.${r}`, downstream: `view${c}.${r}` });
+    }
+  }
+  const { pos, width, height } = layout({ nodes, edges });
+  assert.equal(pos.size, 50);
+  const all = [...pos.values()];
+  for (let i = 0; i < all.length; i++) {
+    for (let j = i + 1; j < all.length; j++) assert.ok(!overlaps(all[i], all[j]), `boxes ${i} and ${j} overlap`);
+    assert.ok(all[i].x + W <= width && all[i].y + all[i].h <= height, `box ${i} outside the drawing`);
+  }
+  // No column holds more than 8 nodes: 20 relays take 3 columns.
+  const perX = new Map();
+  for (const p of all) perX.set(p.x, (perX.get(p.x) ?? 0) + 1);
+  assert.ok(Math.max(...perX.values()) <= 8);
+  assert.equal(perX.size, 2 + 3 + 3);
+  // A 50-node graph is a couple of screens each way at scale 1: in an
+  // 800-pixel pane it is shown at half size and scrolls, never smaller.
+  assert.ok(height < 1400 && width < 3000, `${width}x${height}`);
+  assert.equal(fitScale(width, 800), MIN_SCALE);
+});
+
+test('a stream row sits inside its node; the header is the target without one', () => {
+  const { pos } = layout({ nodes: [node('cam', 3)], edges: [] });
+  const p = pos.get('cam');
+  for (let i = 0; i < 3; i++) assert.ok(rowY(p, i) > p.y + HEAD && rowY(p, i) < p.y + p.h);
+  assert.equal(rowY(p, -1), p.y + HEAD / 2);
+});
+
+test('a drawing shrinks to fit its pane, down to half size, and never grows', () => {
+  assert.equal(fitScale(600, 800), 1);
+  assert.equal(fitScale(1000, 800), 0.8);
+  assert.equal(fitScale(4000, 800), 0.5);
+  assert.equal(fitScale(1000, 0), 1, 'a pane not laid out yet');
+});
