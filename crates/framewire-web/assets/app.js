@@ -8,6 +8,7 @@ import { el, enc } from './dom.js';
 import { updateWanted } from './wanted.js';
 import { initGraph, drawGraph } from './graph.js';
 import { startMultiview, multiviewGraphChanged } from './multiview.js';
+import { loadAdmin } from './admin.js';
 import { loadSources } from './sources.js';
 import { startHostView } from './host.js';
 import { showAlerts, bindAlertsBadge } from './alerts.js';
@@ -86,7 +87,7 @@ function start() {
   document.body.className = session.role + (session.open ? ' open' : '');
   for (const e of document.querySelectorAll('.operator-only input, .operator-only select, .operator-only button')) e.disabled = !canOperate();
   connectState();
-  if (session.role === 'admin' && !session.open) loadAdmin();
+  if (session.role === 'admin' && !session.open) loadAdmin(api, session.user);
   if (!reporting) {
     reporting = true;
     startReporting((body) => api('POST', '/api/latency', body));
@@ -118,47 +119,6 @@ function showNodeLatency() {
     }
   }
 }
-
-// ---- admin: users and API tokens ---------------------------------------------
-
-async function loadAdmin() {
-  try {
-    const [u, t] = await Promise.all([api('GET', '/api/users'), api('GET', '/api/tokens')]);
-    $('#users tbody').replaceChildren(...u.users.map((x) => el('tr', { 'data-user': x.name },
-      el('td', { text: x.name }), el('td', { text: x.role }),
-      el('td', {}, x.name === session.user ? null : el('button', { class: 'remove-user', text: 'Remove', onclick: () => adminDo('DELETE', `/api/users/${enc(x.name)}`) })))));
-    $('#token-user').replaceChildren(...u.users.map((x) => el('option', { value: x.name, text: x.name })));
-    $('#tokens tbody').replaceChildren(...t.tokens.map((x) => el('tr', { 'data-token': x.id },
-      el('td', { text: x.id }), el('td', { text: x.user }), el('td', { text: new Date(x.created_ms).toLocaleString() }),
-      el('td', {}, el('button', { class: 'revoke', text: 'Revoke', onclick: () => adminDo('DELETE', `/api/tokens/${enc(x.id)}`) })))));
-  } catch (e) {
-    $('#admin-error').textContent = e.message;
-  }
-}
-
-async function adminDo(method, path, body) {
-  $('#admin-error').textContent = '';
-  try {
-    const r = await api(method, path, body);
-    await loadAdmin();
-    return r;
-  } catch (e) {
-    $('#admin-error').textContent = e.message;
-    return null;
-  }
-}
-
-$('#user-form').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const r = await adminDo('POST', '/api/users', { name: $('#user-name').value.trim(), role: $('#user-role').value, password: $('#user-password').value });
-  if (r) { $('#user-name').value = ''; $('#user-password').value = ''; }
-});
-
-$('#token-form').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const r = await adminDo('POST', '/api/tokens', { user: $('#token-user').value });
-  if (r) $('#new-token').textContent = `New token (shown once): ${r.token}`;
-});
 
 // ---- live graph -----------------------------------------------------------
 

@@ -551,6 +551,68 @@ pub(crate) async fn remove_user(
     Ok(Json(json!({"ok": true})))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserChange {
+    role: Option<Role>,
+    password: Option<String>,
+}
+
+/// PUT /api/users/{name} (admin): `{role?, password?}`. Either change ends
+/// the user's sessions and tokens; RTSP access stays as it was. An admin
+/// cannot change their own role, and the last admin stays an admin.
+pub(crate) async fn change_user(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let who = app.allow(&method, &headers, Role::Admin)?;
+    let c: UserChange = parse_json(&body)?;
+    if c.role.is_none() && c.password.is_none() {
+        return Err(bad("nothing to change: give `role`, `password` or both"));
+    }
+    if let Some(role) = c.role {
+        if who.user == name && role != Role::Admin {
+            return Err(bad("you cannot take your own admin role: another admin can"));
+        }
+        let f = app.users.snapshot();
+        let admins = f.users.iter().filter(|u| u.role == Role::Admin).count();
+        let is_admin = f.users.iter().any(|u| u.name == name && u.role == Role::Admin);
+        if is_admin && admins == 1 && role != Role::Admin {
+            return Err(bad(format!("{name} is the last admin: make another admin first")));
+        }
+    }
+    let app2 = app.clone();
+    let (user, role, password) = (name.clone(), c.role, c.password);
+    let changed_password = password.is_some();
+    app.checker
+        .run(move || {
+            app2.users.modify(|f| {
+                if let Some(p) = &password {
+                    let rtsp = f.users.iter().any(|u| u.name == user && u.rtsp_ha1.is_some());
+                    f.set_password_with(&user, p, rtsp)?;
+                }
+                if let Some(r) = role {
+                    f.set_role(&user, r)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .map_err(|_| {
+            too_many(
+                "the server is busy checking passwords: try again",
+                Duration::from_secs(1),
+            )
+        })?
+        .map_err(auth_err)?;
+    app.sessions.remove_user(&name);
+    tracing::info!(by = ?who.user, user = ?name, role = ?c.role, changed_password, "user changed (its sessions and tokens end)");
+    Ok(Json(json!({"ok": true})))
+}
+
 /// GET /api/tokens (admin): token ids and users (never the secrets).
 pub(crate) async fn tokens(State(app): State<Arc<App>>, method: Method, headers: HeaderMap) -> Result<Json<Value>> {
     app.allow(&method, &headers, Role::Admin)?;

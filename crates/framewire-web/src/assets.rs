@@ -9,6 +9,11 @@ const INDEX: &str = include_str!("../assets/index.html");
 /// (name, content type, bytes) of every asset under /assets/.
 const FILES: &[(&str, &str, &str)] = &[
     (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/admin.js"),
+    ),
+    (
         "alerts.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/alerts.js"),

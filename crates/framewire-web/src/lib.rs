@@ -336,7 +336,10 @@ fn routes(app: App) -> Router {
         )
         .route("/api/nodes/{node}/shutdown", post(snapshot::shutdown))
         .route("/api/users", get(api::users).post(api::add_user))
-        .route("/api/users/{name}", axum::routing::delete(api::remove_user))
+        .route(
+            "/api/users/{name}",
+            axum::routing::delete(api::remove_user).put(api::change_user),
+        )
         .route("/api/tokens", get(api::tokens).post(api::add_token))
         .route("/api/tokens/{id}", axum::routing::delete(api::remove_token))
         .route("/api/latency", get(latency::list).post(latency::report))

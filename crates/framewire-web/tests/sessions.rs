@@ -184,3 +184,64 @@ async fn failed_logins_back_off_and_a_right_password_after_the_wait_clears_it() 
     .await
     .unwrap();
 }
+
+/// An admin changes a user in the page: another role or a new password
+/// ends the user's sessions and tokens; an admin's own role and the last
+/// admin's are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_changes_a_users_role_and_password() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let path = users_file("change");
+        let (file, tokens) = common::users();
+        file.save(&path).unwrap();
+        let app = router(common::Fake::new(), Users::open(Some(path.clone())).unwrap(), false);
+        let admin = format!("Bearer {}", tokens[2]);
+        let put = |who: String, user: &'static str, body: &'static str| {
+            let app = app.clone();
+            async move {
+                let h = [("authorization", who.as_str()), ("content-type", "application/json")];
+                call(&app, "PUT", &format!("/api/users/{user}"), &h, body).await
+            }
+        };
+        let (_, vera_cookie, _) = login(&app, "vera", "vera-password").await;
+        let vera_cookie = vera_cookie.unwrap();
+        let (s, _, _) = call(&app, "GET", "/api/graph", &[("cookie", &vera_cookie)], "").await;
+        assert_eq!(s, 200);
+
+        let (s, _, body) = put(admin.clone(), "vera", r#"{"role":"operator"}"#).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(
+            UsersFile::load(&path)
+                .unwrap()
+                .users
+                .iter()
+                .find(|u| u.name == "vera")
+                .unwrap()
+                .role,
+            Role::Operator
+        );
+        let (s, _, _) = call(&app, "GET", "/api/graph", &[("cookie", &vera_cookie)], "").await;
+        assert_eq!(s, 401, "her session ended with the old role");
+        let vera_token = format!("Bearer {}", tokens[0]);
+        let (s, _, _) = call(&app, "GET", "/api/graph", &[("authorization", &vera_token)], "").await;
+        assert_eq!(s, 401, "her token ended too");
+
+        let (s, _, body) = put(admin.clone(), "vera", r#"{"password":"new-vera-password"}"#).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(login(&app, "vera", "new-vera-password").await.0, 200);
+
+        let (s, _, body) = put(admin.clone(), "ada", r#"{"role":"viewer"}"#).await;
+        assert_eq!(s, 400);
+        assert!(body.contains("your own admin role"), "{body}");
+        let (s, _, body) = put(admin.clone(), "nobody", r#"{"role":"viewer"}"#).await;
+        assert_eq!(s, 404, "{body}");
+        let (s, _, body) = put(admin.clone(), "vera", "{}").await;
+        assert_eq!(s, 400);
+        assert!(body.contains("nothing to change"), "{body}");
+        // An operator may not.
+        let otto = format!("Bearer {}", tokens[1]);
+        assert_eq!(put(otto, "vera", r#"{"role":"admin"}"#).await.0, 403);
+    })
+    .await
+    .expect("within 60 s");
+}
