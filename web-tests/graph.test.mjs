@@ -93,5 +93,13 @@ test('a viewer sees thumbnails and edge figures but has no ports and no edge con
   await page.locator('#graph-pop .pop-edge').waitFor();
   assert.equal(await page.locator('#graph-pop form').count(), 0);
   assert.equal(await page.locator('#graph-pop button.pop-remove').count(), 0);
+  // The node panel in words, as a viewer sees it.
+  await page.keyboard.press('Escape');
+  await page.locator('#graph g.node[data-node="demo:source"] rect').click();
+  await page.locator('#node-describe dl').waitFor();
+  await page.locator('#node-sources li[data-source="bars"]').waitFor();
+  await page.locator('#node-describe dt', { hasText: 'uptime' }).waitFor();
+  assert.doesNotMatch(await page.locator('#node-panel').textContent(), /null|undefined|NaN/);
+  await page.locator('#node-panel').screenshot({ path: join(ART, 'node-panel.png') });
   await page.context().close();
 });

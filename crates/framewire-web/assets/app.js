@@ -4,7 +4,7 @@
 // panel with V4L2 controls.
 import { startReporting, startLatencyView, nodeLatency } from './latency.js';
 import { preview, live } from './players.js';
-import { el, enc } from './dom.js';
+import { el, enc, fill } from './dom.js';
 import { updateWanted } from './wanted.js';
 import { initGraph, drawGraph } from './graph.js';
 import { startMultiview, multiviewGraphChanged } from './multiview.js';
@@ -236,7 +236,7 @@ function renderNodeHead(n) {
     n.streams.map((s) => [s.name, s.format, s.width, s.height, fmt(s.fps), s.state, s.outputs.length])]);
   if (head.dataset.shape === shape) return;
   head.dataset.shape = shape;
-  head.replaceChildren(
+  fill(head,
     el('h2', { text: n.name }),
     el('dl', {},
       el('dt', { text: 'address' }), el('dd', { text: n.addr }),
@@ -288,6 +288,8 @@ function functions(f) {
   return ['source', 'relay', 'sink', 'controller'].filter((_, i) => f & (1 << i)).join(', ') || '-';
 }
 
+const LABELS = { uptime_ms: 'uptime', tcp_port: 'TCP port', site_id: 'site', pid: 'process id' };
+
 /** A DESCRIBE field in words: lists joined, the uptime in units. */
 function describeValue(k, v) {
   if (Array.isArray(v)) return v.length ? v.join(', ') : 'none';
@@ -310,7 +312,7 @@ async function selectNode(name) {
   try {
     const d = await api('GET', `/api/nodes/${enc(name)}`);
     $('#node-describe').replaceChildren(el('h3', { text: 'DESCRIBE' }), el('dl', {},
-      ...Object.entries(d).flatMap(([k, v]) => [el('dt', { text: k.replace(/_/g, ' ') }), el('dd', { text: describeValue(k, v) })])));
+      ...Object.entries(d).flatMap(([k, v]) => [el('dt', { text: LABELS[k] ?? k.replace(/_/g, ' ') }), el('dd', { text: describeValue(k, v) })])));
   } catch (e) {
     $('#node-describe').replaceChildren(el('p', { class: 'error', text: `DESCRIBE: ${e.message}` }));
   }

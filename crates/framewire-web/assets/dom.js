@@ -15,3 +15,9 @@ export function el(tag, attrs = {}, ...kids) {
 
 /** A name as one URL path segment. */
 export const enc = encodeURIComponent;
+
+/** Replaces `parent`'s children with `kids`, leaving out null and false
+ *  (replaceChildren would write them as text). */
+export function fill(parent, ...kids) {
+  parent.replaceChildren(...kids.filter((k) => k != null && k !== false));
+}

@@ -6,6 +6,7 @@
 // asks the node (DELETE /api/nodes/{node}/sources/{name}), so that a
 // source of the node's own configuration goes too. Compose sources get
 // their layout editor (compose.js).
+import { fill } from './dom.js';
 import { compositors } from './compose.js';
 
 /** The kinds a peer may add at run time (a `file` source is for a node's own configuration). */
@@ -85,7 +86,7 @@ export async function loadSources(box, node, ui) {
       try { await ui.wantSource(node, specToTable(kind.value, name.value.trim(), spec.value), result); } catch (e) { result.textContent = e.message; }
     } }))
     : null;
-  box.replaceChildren(
+  fill(box,
     el('h3', { text: 'Sources' }),
     rows.length ? el('ul', { class: 'sources' }, ...rows) : el('p', { class: 'hint', text: 'no sources of its own' }),
     add, result,
