@@ -365,6 +365,9 @@ pub(crate) fn core(config: NodeConfig, local_addr: SocketAddr) -> (NodeCore, Arc
     extensions.insert(v4l2.clone());
     extensions.insert(input.clone());
     extensions.insert(Arc::new(EdgePort::default()));
+    extensions.insert(Arc::new(crate::sinks::archive_list::Archives::from_sinks(
+        &config.sinks,
+    )));
     (NodeCore::new(config, state, local_addr, input, extensions), v4l2)
 }
 
@@ -378,6 +381,9 @@ fn devices(config: &NodeConfig, v4l2: Arc<V4l2Registry>) -> Devices {
     Devices::new(vec![
         Arc::new(V4l2Family::new(v4l2)),
         Arc::new(MonitorsFamily::new(display)),
+        Arc::new(crate::sinks::archive_list::ArchivesFamily(
+            crate::sinks::archive_list::Archives::from_sinks(&config.sinks),
+        )),
     ])
 }
 

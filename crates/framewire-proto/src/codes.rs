@@ -156,6 +156,8 @@ open_enum! {
         SourceRemove = 0x0052 => "source-remove",
         /// A running source's table (secrets masked).
         SourceGet = 0x0053 => "source-get",
+        /// What a node's archives hold in a time window.
+        ArchiveList = 0x0060 => "archive-list",
     }
 }
 

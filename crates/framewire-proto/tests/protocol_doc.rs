@@ -613,6 +613,48 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             },
         ),
         (
+            "archive-list-request",
+            Expect::Req {
+                channel: 0,
+                id: 21,
+                req: Request::ArchiveList(ArchiveQuery {
+                    stream: "bars".into(),
+                    from_ns: 1_764_878_400_000_000_000,
+                    to_ns: 1_764_882_000_000_000_000,
+                }),
+            },
+        ),
+        (
+            "archive-list-response",
+            Expect::Resp {
+                channel: 0,
+                id: 21,
+                resp: Response::ArchiveList(ArchiveListing {
+                    archives: vec![ArchivedStream {
+                        stream: "bars".into(),
+                        dir: "/srv/archive".into(),
+                        state: "recording".into(),
+                        codec: "mjpeg".into(),
+                        segments: vec![ArchiveSegment {
+                            start_ns: 1_764_878_400_000_000_000,
+                            end_ns: 1_764_878_410_000_000_000,
+                            frames: 300,
+                            bytes: 1_234_567,
+                            state: "closed".into(),
+                        }],
+                        gaps: vec![ArchiveGap {
+                            start_ns: 1_764_878_410_000_000_000,
+                            end_ns: 1_764_878_412_000_000_000,
+                            frames: 30,
+                            reason: "source-interrupted".into(),
+                            detail: String::new(),
+                        }],
+                        truncated: false,
+                    }],
+                }),
+            },
+        ),
+        (
             "update-subscription-request",
             Expect::Req {
                 channel: 1,

@@ -10,6 +10,7 @@
 //! rate`; a source that falls behind sends the next frame at once rather
 //! than bunching up.
 
+pub(crate) mod archive_play;
 pub(crate) mod compose;
 pub(crate) mod ffmpeg;
 pub(crate) mod file;
@@ -81,6 +82,12 @@ pub const KINDS: &[SourceKind] = &[
     SourceKind {
         name: "solid",
         from_table: solid::from_table,
+        at_run_time: true,
+    },
+    SourceKind {
+        name: "archive",
+        from_table: archive_play::from_table,
+        // It reads only the node's own archives: a peer names a stream.
         at_run_time: true,
     },
     SourceKind {

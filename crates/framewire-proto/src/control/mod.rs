@@ -9,9 +9,11 @@
 //! One module per command family: [`hello`] (HELLO, AUTH), [`streams`]
 //! (LIST_STREAMS, SUBSCRIBE), [`stats`] (GET_STATS), [`node`] (DESCRIBE,
 //! CONNECT, SNAPSHOT, SHUTDOWN), [`devices`] (V4L2 and monitors),
-//! [`status`] (WATCH_STATUS, STATUS_REPORT), and [`request`], the typed
+//! [`status`] (WATCH_STATUS, STATUS_REPORT), [`archive`] (ARCHIVE_LIST),
+//! and [`request`], the typed
 //! [`Request`] and [`Response`]. Every type is also here, at the top.
 
+pub mod archive;
 pub mod devices;
 pub mod hello;
 pub mod node;
@@ -20,6 +22,7 @@ pub mod stats;
 pub mod status;
 pub mod streams;
 
+pub use archive::*;
 pub use devices::*;
 pub use hello::*;
 pub use node::*;

@@ -61,6 +61,8 @@ pub enum Request {
     SourceRemove(Name),
     /// SOURCE_GET: `name string`.
     SourceGet(Name),
+    /// ARCHIVE_LIST.
+    ArchiveList(ArchiveQuery),
     /// WATCH_STATUS.
     WatchStatus(WatchStatus),
     /// STATUS_REPORT (pushed by a watched node; not answered).
@@ -101,6 +103,7 @@ impl Request {
             Request::SourceSet(_) => Command::SourceSet,
             Request::SourceRemove(_) => Command::SourceRemove,
             Request::SourceGet(_) => Command::SourceGet,
+            Request::ArchiveList(_) => Command::ArchiveList,
             Request::WatchStatus(_) => Command::WatchStatus,
             Request::StatusReport(_) => Command::StatusReport,
             Request::Unknown { command, .. } => Command::from_raw(*command),
@@ -125,6 +128,7 @@ impl Request {
                 x.put(&mut b)?;
             }
             Request::SourceAdd(x) | Request::SourceSet(x) => x.put(&mut b)?,
+            Request::ArchiveList(x) => x.put(&mut b)?,
             Request::Connect(x) => x.put(&mut b)?,
             Request::Shutdown(x) => x.put(&mut b)?,
             Request::UpdateSubscription(x) => x.put(&mut b)?,
@@ -183,6 +187,7 @@ impl Request {
             Command::SourceSet => Request::SourceSet(SourceTable::get(&mut r).map_err(err)?),
             Command::SourceRemove => Request::SourceRemove(Name::get(&mut r).map_err(err)?),
             Command::SourceGet => Request::SourceGet(Name::get(&mut r).map_err(err)?),
+            Command::ArchiveList => Request::ArchiveList(ArchiveQuery::get(&mut r).map_err(err)?),
             Command::WatchStatus => Request::WatchStatus(WatchStatus::get(&mut r).map_err(err)?),
             Command::StatusReport => Request::StatusReport(Box::new(StatusReport::get(&mut r).map_err(err)?)),
             Command::Unknown(command) => Request::Unknown {
@@ -244,6 +249,8 @@ pub enum Response {
     SourceRemove,
     /// SOURCE_GET: `table string`, the source's table as it runs.
     SourceGet(SourceTable),
+    /// ARCHIVE_LIST: `archives list(ArchivedStream)`.
+    ArchiveList(ArchiveListing),
     /// WATCH_STATUS accepted (no fields).
     WatchStatus,
     /// A command this build does not know.
@@ -282,6 +289,7 @@ impl Response {
             Response::SourceSet(_) => Command::SourceSet,
             Response::SourceRemove => Command::SourceRemove,
             Response::SourceGet(_) => Command::SourceGet,
+            Response::ArchiveList(_) => Command::ArchiveList,
             Response::WatchStatus => Command::WatchStatus,
             Response::Unknown { command, .. } => Command::from_raw(*command),
         }
@@ -304,6 +312,7 @@ impl Response {
             }
             Response::Connect(x) | Response::SourceAdd(x) | Response::SourceSet(x) => x.put(&mut b)?,
             Response::SourceGet(x) => x.put(&mut b)?,
+            Response::ArchiveList(x) => x.put(&mut b)?,
             Response::Describe(x) => x.put(&mut b)?,
             Response::Snapshot(x) => x.put(&mut b)?,
             Response::V4l2ListDevices(x) => put_list(&mut b, "devices", x)?,
@@ -373,6 +382,7 @@ impl Response {
             Command::SourceSet => Response::SourceSet(Name::get(&mut r).map_err(err)?),
             Command::SourceRemove => Response::SourceRemove,
             Command::SourceGet => Response::SourceGet(SourceTable::get(&mut r).map_err(err)?),
+            Command::ArchiveList => Response::ArchiveList(ArchiveListing::get(&mut r).map_err(err)?),
             Command::WatchStatus => Response::WatchStatus,
             // A report is pushed, never answered: an answer to one is carried undecoded.
             Command::StatusReport => Response::Unknown {

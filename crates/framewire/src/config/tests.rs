@@ -63,9 +63,9 @@ fn the_documented_example_parses() {
     let start = doc.find("```toml\n").expect("a toml block") + 8;
     let end = start + doc[start..].find("```").expect("closed");
     let f: NodeFile = toml::from_str(&doc[start..end]).expect("docs/config.md example parses");
-    assert_eq!(f.sources.len(), 8);
+    assert_eq!(f.sources.len(), 9);
     // The file source opens its file when parsed; the others parse as documented.
-    for i in [0, 2, 3, 4, 7] {
+    for i in [0, 2, 3, 4, 7, 8] {
         framewire_net::sources::from_table(f.sources[i].clone()).unwrap_or_else(|e| panic!("source {i}: {e}"));
     }
     let v: V4l2SourceConfig = kind_of(&framewire_net::sources::from_table(f.sources[5].clone()).expect("v4l2 source"));

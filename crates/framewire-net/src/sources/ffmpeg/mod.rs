@@ -69,6 +69,9 @@ pub(crate) struct FfmpegConfig {
     pub(crate) ffmpeg: PathBuf,
     /// `-rtsp_transport` for an RTSP input.
     pub(crate) rtsp_transport: Option<String>,
+    /// More input options, before `-i` (set by other sources built on this
+    /// one, never from a peer's table).
+    pub(crate) input_options: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +172,7 @@ pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError
         stall: Duration::from_secs_f64(k.stall),
         ffmpeg: k.ffmpeg,
         rtsp_transport: k.rtsp_transport,
+        input_options: Vec::new(),
     }))
 }
 
@@ -198,6 +202,7 @@ impl FfmpegConfig {
         if let Some(t) = &self.rtsp_transport {
             a.extend(["-rtsp_transport".to_owned(), t.clone()]);
         }
+        a.extend(self.input_options.iter().cloned());
         if let Some(f) = &self.input_format {
             a.extend(["-f".to_owned(), f.clone()]);
         }

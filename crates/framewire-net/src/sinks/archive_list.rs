@@ -1,0 +1,148 @@
+//! ARCHIVE_LIST: what the node's archive sinks hold, read from their
+//! indexes (docs/protocol.md). Only the directories of the node's own
+//! archive sinks are ever read: a peer names a stream, never a path. The
+//! same list tells the `archive` playback source where a stream's
+//! recording is.
+
+use std::path::{Path, PathBuf};
+
+use framewire_archive::Index;
+use framewire_proto::control::{ArchiveGap, ArchiveListing, ArchiveQuery, ArchiveSegment, ArchivedStream};
+use framewire_proto::{Command, Request, Response, Status};
+
+use super::archive::ArchiveSink;
+use crate::config::SinkConfig;
+use crate::error::CommandError;
+
+/// Most segments, and most gaps, listed per stream: the newest are kept.
+pub(crate) const MAX_LISTED: usize = 4000;
+
+/// The node's archive sinks: (stream, directory).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Archives(Vec<(String, PathBuf)>);
+
+impl Archives {
+    /// The archive sinks among `sinks`.
+    pub(crate) fn from_sinks(sinks: &[SinkConfig]) -> Archives {
+        Archives(
+            sinks
+                .iter()
+                .filter_map(|s| {
+                    s.kind
+                        .downcast_ref::<ArchiveSink>()
+                        .map(|a| (s.stream.clone(), a.0.dir.clone()))
+                })
+                .collect(),
+        )
+    }
+
+    /// The directory the node archives `stream` into.
+    pub(crate) fn dir_of(&self, stream: &str) -> Option<&Path> {
+        self.0.iter().find(|(s, _)| s == stream).map(|(_, d)| d.as_path())
+    }
+
+    /// What is recorded of `q.stream` (every archived stream when empty)
+    /// in `[q.from_ns, q.to_ns)`.
+    pub(crate) fn list(&self, q: &ArchiveQuery) -> Result<ArchiveListing, CommandError> {
+        let mut archives = Vec::new();
+        for (stream, dir) in self.0.iter().filter(|(s, _)| q.stream.is_empty() || *s == q.stream) {
+            archives.push(one(stream, dir, q)?);
+        }
+        if archives.is_empty() && !q.stream.is_empty() {
+            return Err(CommandError::new(
+                Status::NotFound,
+                format!("this node archives no stream named `{}`", q.stream),
+            ));
+        }
+        Ok(ArchiveListing { archives })
+    }
+}
+
+fn one(stream: &str, dir: &Path, q: &ArchiveQuery) -> Result<ArchivedStream, CommandError> {
+    let mut out = ArchivedStream {
+        stream: stream.to_owned(),
+        dir: dir.display().to_string(),
+        ..ArchivedStream::default()
+    };
+    // Nothing recorded yet: no index yet.
+    if !dir.join(framewire_archive::INDEX_FILE).exists() {
+        out.state = "starting".into();
+        return Ok(out);
+    }
+    let fail = |e: framewire_archive::ArchiveError| {
+        CommandError::new(Status::Internal, format!("the archive index in {}: {e}", dir.display()))
+    };
+    let index = Index::open_existing(dir).map_err(fail)?;
+    out.state = index
+        .streams()
+        .map_err(fail)?
+        .into_iter()
+        .find(|s| s.name == stream)
+        .map(|s| s.state)
+        .unwrap_or_default();
+    let segments = index.segments(Some(stream)).map_err(fail)?;
+    out.codec = segments.last().map(|s| s.codec.clone()).unwrap_or_default();
+    let mut segs: Vec<ArchiveSegment> = segments
+        .into_iter()
+        .filter(|s| s.end_ns.max(s.start_ns + 1) > q.from_ns && s.start_ns < q.to_ns)
+        .map(|s| ArchiveSegment {
+            start_ns: s.start_ns,
+            end_ns: s.end_ns,
+            frames: s.frames,
+            bytes: s.bytes,
+            state: s.state,
+        })
+        .collect();
+    let mut gaps: Vec<ArchiveGap> = index
+        .gaps(Some(stream))
+        .map_err(fail)?
+        .into_iter()
+        .filter(|g| g.end_ns.unwrap_or(u64::MAX) > q.from_ns && g.start_ns < q.to_ns)
+        .map(|g| ArchiveGap {
+            start_ns: g.start_ns,
+            end_ns: g.end_ns.unwrap_or(0),
+            frames: g.frames,
+            reason: g.reason,
+            detail: clip(g.detail),
+        })
+        .collect();
+    out.truncated = segs.len() > MAX_LISTED || gaps.len() > MAX_LISTED;
+    segs.drain(..segs.len().saturating_sub(MAX_LISTED));
+    gaps.drain(..gaps.len().saturating_sub(MAX_LISTED));
+    out.segments = segs;
+    out.gaps = gaps;
+    Ok(out)
+}
+
+/// A gap's detail, at most 200 bytes (ffmpeg's last words can be long).
+fn clip(mut s: String) -> String {
+    if s.len() > 200 {
+        let mut end = 200;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// Answers ARCHIVE_LIST (on a blocking thread: it reads SQLite).
+#[derive(Debug, Clone)]
+pub(crate) struct ArchivesFamily(pub(crate) Archives);
+
+impl crate::runtime::devices::DeviceFamily for ArchivesFamily {
+    fn answers(&self, command: Command) -> bool {
+        command == Command::ArchiveList
+    }
+
+    fn handle(&self, req: Request) -> Result<Response, CommandError> {
+        match req {
+            Request::ArchiveList(q) => self.0.list(&q).map(Response::ArchiveList),
+            other => Err(CommandError::new(
+                Status::UnknownCommand,
+                format!("{} is not an archive command", other.command()),
+            )),
+        }
+    }
+}

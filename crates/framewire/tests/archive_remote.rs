@@ -1,0 +1,144 @@
+//! A node's recordings over the wire, with the real ffmpeg: ARCHIVE_LIST
+//! lists its archive sinks' segments and gaps in a window, and an
+//! `archive` source plays a range of one as a live stream, at its
+//! recorded rate, its JPEG frames as they were stored.
+//!
+//! ffmpeg is needed: the test fails, saying so, without it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::archive::*;
+use common::*;
+use framewire_proto::control::{ArchiveQuery, Name, SourceTable};
+use framewire_proto::{Message, Request, Response, Status, SubscribeParams};
+
+fn now_ns() -> u64 {
+    framewire_archive::time::now_ns()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
+    if !have_ffmpeg() {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dir = temp_dir("archive-remote");
+        let started = now_ns();
+        let node = spawn_node(&[
+            "--name",
+            "test:rec",
+            "--source",
+            "test-pattern:cam,size=160x120,fps=10",
+            "--sink",
+            &sink("cam", &dir, "passthrough", ",segment=1"),
+        ]);
+        // Three closed one-second segments.
+        assert!(
+            wait_for(Duration::from_secs(30), || segments(&dir)
+                .iter()
+                .filter(|s| s.state == "closed")
+                .count()
+                >= 3),
+            "{}",
+            node.log()
+        );
+        let mut c = client(node.addr, "archive-remote").await;
+        let q = |stream: &str, from_ns, to_ns| {
+            Request::ArchiveList(ArchiveQuery {
+                stream: stream.into(),
+                from_ns,
+                to_ns,
+            })
+        };
+        let Response::ArchiveList(all) = c.request(q("", 0, u64::MAX)).await.unwrap() else {
+            panic!("not an ARCHIVE_LIST answer")
+        };
+        assert_eq!(all.archives.len(), 1);
+        let a = &all.archives[0];
+        assert_eq!(
+            (a.stream.as_str(), a.codec.as_str(), a.state.as_str()),
+            ("cam", "mjpeg", "recording")
+        );
+        assert_eq!(a.dir, dir.display().to_string());
+        assert!(!a.truncated);
+        let closed: Vec<_> = a.segments.iter().filter(|s| s.state == "closed").collect();
+        assert!(closed.len() >= 3, "{:?}", a.segments);
+        assert!(
+            closed
+                .iter()
+                .all(|s| s.start_ns >= started && s.end_ns > s.start_ns && s.frames >= 5 && s.bytes > 0)
+        );
+        // The index's own rows, as `archive ls` reads them.
+        let rows = segments(&dir);
+        assert_eq!(a.segments.len(), rows.len());
+        assert_eq!(a.segments[0].start_ns, rows[0].start_ns);
+
+        // A window holding only the second segment lists it alone.
+        let second = closed[1];
+        let Response::ArchiveList(w) = c
+            .request(q("cam", second.start_ns + 1, second.end_ns - 1))
+            .await
+            .unwrap()
+        else {
+            panic!("not an ARCHIVE_LIST answer")
+        };
+        assert_eq!(w.archives[0].segments.len(), 1, "{:?}", w.archives[0].segments);
+        assert_eq!(w.archives[0].segments[0].start_ns, second.start_ns);
+        // A stream the node does not archive.
+        let e = c.request(q("nothing", 0, u64::MAX)).await.unwrap_err().to_string();
+        assert!(e.contains("archives no stream named `nothing`"), "{e}");
+        assert!(e.contains(&Status::NotFound.to_string()), "{e}");
+
+        // Play the first two closed seconds back as the stream `replay`.
+        let (from, to) = (closed[0].start_ns, closed[1].end_ns);
+        let table = format!(
+            "kind = \"archive\"\nname = \"replay\"\nstream = \"cam\"\nfrom = \"{}\"\nto = \"{}\"\n",
+            framewire_archive::time::rfc3339(from),
+            framewire_archive::time::rfc3339(to)
+        );
+        let Response::SourceAdd(Name { name }) = c.request(Request::SourceAdd(SourceTable { table })).await.unwrap()
+        else {
+            panic!("not a SOURCE_ADD answer")
+        };
+        assert_eq!(name, "replay");
+        let ch = c.subscribe("replay", SubscribeParams::default()).await.unwrap();
+        let (mut frames, mut first) = (0u32, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while frames < 15 && Instant::now() < deadline {
+            if let Some(Message::VideoFrame(f)) = next(&mut c, Duration::from_secs(10)).await
+                && f.channel == ch
+            {
+                assert_eq!(&f.data[..2], &[0xff, 0xd8], "a JPEG as it was stored");
+                first.get_or_insert(Instant::now());
+                frames += 1;
+            }
+        }
+        assert_eq!(frames, 15, "the range did not play: {}", node.log());
+        // At the recorded rate (10 fps), not as fast as ffmpeg reads.
+        let took = first.unwrap().elapsed();
+        assert!(
+            took >= Duration::from_millis(1000),
+            "15 frames in {took:?}: not real time"
+        );
+
+        // A range with nothing recorded is refused with the reason; a path is never taken.
+        let table = "kind = \"archive\"\nname = \"old\"\nstream = \"cam\"\nfrom = 1000\nto = 2000\n".to_owned();
+        let e = c
+            .request(Request::SourceAdd(SourceTable { table }))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no finished recording of `cam`"), "{e}");
+        let table = "kind = \"archive\"\nname = \"x\"\nstream = \"cam\"\nfrom = 1\nto = 2\ndir = \"/etc\"\n".to_owned();
+        let e = c
+            .request(Request::SourceAdd(SourceTable { table }))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dir"), "{e}");
+    })
+    .await
+    .expect("within 90 s");
+}
