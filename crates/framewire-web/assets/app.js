@@ -9,6 +9,8 @@ import { updateWanted } from './wanted.js';
 import { initGraph, drawGraph } from './graph.js';
 import { startMultiview, multiviewGraphChanged } from './multiview.js';
 import { loadAdmin } from './admin.js';
+import { bindViews } from './views.js';
+import { startRecordings } from './recordings.js';
 import { loadSources } from './sources.js';
 import { startHostView } from './host.js';
 import { showAlerts, bindAlertsBadge } from './alerts.js';
@@ -94,6 +96,8 @@ function start() {
     startLatencyView(() => api('GET', '/api/latency'), showNodeLatency);
     startHostView(() => api('GET', '/api/host'), el);
     bindAlertsBadge();
+    bindViews();
+    startRecordings(api, () => graph);
     startMultiview(() => graph, () => session?.csrf);
     initGraph({
       api, csrf: () => session?.csrf, canOperate, afterDraw: showNodeLatency,

@@ -6,6 +6,7 @@
 // address (#multiview=node/stream,...), so a wall screen can open it.
 import { el, enc } from './dom.js';
 import { preview, live } from './players.js';
+import { showView, onShow } from './views.js';
 
 const $ = (sel) => document.querySelector(sel);
 const tiles = new Map();
@@ -75,21 +76,11 @@ export function addTile(node, stream, kind = 'auto') {
   layoutGrid();
 }
 
-/** Shows the multiview (true) or the graph (false). */
-export function showMultiview(on) {
-  $('#multiview').hidden = !on;
-  $('#app').hidden = on;
-  $('#view-graph').setAttribute('aria-pressed', String(!on));
-  $('#view-multiview').setAttribute('aria-pressed', String(on));
-  if (on) { saveHash(); multiviewGraphChanged(); } else history.replaceState(null, '', location.pathname);
-}
-
 /** Wires the controls; opens the tiles the address names. */
 export function startMultiview(graph, csrf) {
   graphOf = graph;
   csrfOf = csrf;
-  $('#view-graph').addEventListener('click', () => showMultiview(false));
-  $('#view-multiview').addEventListener('click', () => showMultiview(true));
+  onShow('multiview', () => { saveHash(); multiviewGraphChanged(); });
   $('#mv-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const v = $('#mv-stream').value;
@@ -101,7 +92,7 @@ export function startMultiview(graph, csrf) {
   $('#mv-clear').addEventListener('click', () => { for (const t of [...tiles.values()]) t.close(); });
   const m = /^#multiview(?:=(.*))?$/.exec(location.hash);
   if (m) {
-    showMultiview(true);
+    showView('multiview', true);
     for (const part of (m[1] ?? '').split(',').filter(Boolean)) {
       const [node, stream] = part.split('/').map(decodeURIComponent);
       if (node && stream) pending.push([node, stream]);

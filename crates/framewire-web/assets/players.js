@@ -25,7 +25,7 @@ function avcCodec(config) {
 /** Whether this browser decodes H.264 itself (WebCodecs). */
 const webCodecs = typeof VideoDecoder === 'function' && window.isSecureContext;
 
-export function preview(node, stream, { container, jpegOnly = false, onClose = () => {} }) {
+export function preview(node, stream, { container, jpegOnly = false, onClose = () => {}, measure = true }) {
   const h = {};
   const canvas = el('canvas', { width: 320, height: 180 });
   const info = el('span', { text: 'connecting…' });
@@ -47,7 +47,8 @@ export function preview(node, stream, { container, jpegOnly = false, onClose = (
     frames++;
     canvas.dataset.sequence = String(sequence);
     // A test-pattern picture says how old it is: capture to drawn here.
-    const code = readTimeCode(ctx, canvas.width, canvas.height);
+    // (A recording played back shows old pictures: not a latency.)
+    const code = measure ? readTimeCode(ctx, canvas.width, canvas.height) : null;
     const age = code ? ageOf(code) : null;
     note(node, stream, h264 ? 'preview-h264' : 'preview', age);
     const p50 = meter(age);
@@ -98,7 +99,7 @@ export function preview(node, stream, { container, jpegOnly = false, onClose = (
   // A browser that cannot decode this stream gets JPEG instead.
   const reopenAsJpeg = () => {
     if (jpegOnly) return;
-    const next = preview(node, stream, { container, jpegOnly: true, onClose });
+    const next = preview(node, stream, { container, jpegOnly: true, onClose, measure });
     box.replaceWith(next.box);
     stop();
     Object.assign(h, next);

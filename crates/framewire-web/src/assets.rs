@@ -64,9 +64,19 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../assets/players.js"),
     ),
     (
+        "recordings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/recordings.js"),
+    ),
+    (
         "sources.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/sources.js"),
+    ),
+    (
+        "views.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/views.js"),
     ),
     (
         "wanted.js",

@@ -46,6 +46,7 @@ mod hls;
 pub mod latency;
 mod limits;
 mod login;
+mod recordings;
 mod server;
 mod snapshot;
 mod stream;
@@ -186,6 +187,8 @@ pub(crate) struct App {
     pub(crate) alerts: alerts::Hub,
     /// The newest thumbnail of each stream.
     pub(crate) thumbs: thumbs::Thumbs,
+    /// Recordings being played back, per user.
+    pub(crate) playbacks: recordings::Playbacks,
 }
 
 impl App {
@@ -294,6 +297,7 @@ impl App {
             graph_cache: std::sync::Mutex::new(None),
             alerts: alerts::Hub::default(),
             thumbs: thumbs::Thumbs::default(),
+            playbacks: recordings::Playbacks::default(),
         }
     }
 }
@@ -335,6 +339,12 @@ fn routes(app: App) -> Router {
             get(api::source).delete(api::remove_source),
         )
         .route("/api/nodes/{node}/shutdown", post(snapshot::shutdown))
+        .route("/api/nodes/{node}/archives", get(recordings::list))
+        .route("/api/nodes/{node}/archives/{stream}/play", post(recordings::play))
+        .route(
+            "/api/nodes/{node}/playbacks/{name}",
+            axum::routing::delete(recordings::stop),
+        )
         .route("/api/users", get(api::users).post(api::add_user))
         .route(
             "/api/users/{name}",

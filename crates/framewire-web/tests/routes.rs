@@ -68,6 +68,31 @@ fn table(token_id: &'static str) -> Vec<Route> {
         r("DELETE", "/api/nodes/{node}", "/api/nodes/gone", "", O, 200),
         r("GET", "/api/nodes/{node}/v4l2", "/api/nodes/cam/v4l2", "", V, 200),
         r("GET", "/api/host", "/api/host", "", V, 200),
+        r(
+            "GET",
+            "/api/nodes/{node}/archives",
+            "/api/nodes/cam/archives",
+            "",
+            V,
+            200,
+        ),
+        r(
+            "POST",
+            "/api/nodes/{node}/archives/{stream}/play",
+            "/api/nodes/cam/archives/bars/play",
+            r#"{"from_ms":1000000,"to_ms":1001000}"#,
+            V,
+            201,
+        ),
+        // Nobody played anything here: access is checked before the name is looked up.
+        r(
+            "DELETE",
+            "/api/nodes/{node}/playbacks/{name}",
+            "/api/nodes/cam/playbacks/play-0",
+            "",
+            V,
+            404,
+        ),
         r("GET", "/api/alerts", "/api/alerts", "", V, 200),
         // No alert is raised here: access is checked before the id is looked up.
         r("POST", "/api/alerts/{id}/ack", "/api/alerts/1/ack", "", O, 404),

@@ -69,6 +69,7 @@ fn browser_ui() {
         .arg(web_tests.join("multiview.test.mjs"))
         .arg(web_tests.join("graph.test.mjs"))
         .arg(web_tests.join("admin.test.mjs"))
+        .arg(web_tests.join("recordings.test.mjs"))
         .current_dir(&web_tests)
         .env("FW_URL", &d.url)
         .env("FW_OPERATOR", "otto:otto-password")

@@ -218,7 +218,24 @@ impl Backend for Fake {
                     refresh_mhz: 60_000,
                     primary: true,
                 }]),
-                Request::SourceRemove(n) if n.name == "wall" => Response::SourceRemove,
+                Request::SourceRemove(n) if n.name == "wall" || n.name.starts_with("play-") => Response::SourceRemove,
+                Request::SourceAdd(t) if t.table.contains("kind = \"archive\"") => {
+                    Response::SourceAdd(framewire_proto::control::Name { name: "play".into() })
+                }
+                Request::ArchiveList(_) => Response::ArchiveList(framewire_proto::control::ArchiveListing {
+                    archives: vec![framewire_proto::control::ArchivedStream {
+                        stream: "bars".into(),
+                        codec: "mjpeg".into(),
+                        segments: vec![framewire_proto::control::ArchiveSegment {
+                            start_ns: 1_000_000_000_000,
+                            end_ns: 2_000_000_000_000,
+                            frames: 10,
+                            bytes: 100,
+                            state: "closed".into(),
+                        }],
+                        ..Default::default()
+                    }],
+                }),
                 Request::SourceGet(n) if n.name == "wall" => Response::SourceGet(SourceTable {
                     table: "kind = \"compose\"\nname = \"wall\"\ninputs = [\"bars\"]\n".into(),
                 }),

@@ -1,0 +1,60 @@
+// Recordings against `framewire demo` (its archive node records `bars` in
+// 10 s segments): run with ui.test.mjs by `cargo test -p framewire --test
+// browser browser_ui` (FW_URL, FW_VIEWER, FW_ARTIFACTS, CHROMIUM).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { launch, login } from './helpers.mjs';
+
+const URL = process.env.FW_URL;
+const [viewName, viewPass] = (process.env.FW_VIEWER ?? '').split(':');
+const ART = process.env.FW_ARTIFACTS ?? '.';
+
+test('a viewer finds a recording on its timeline and plays a range of it', async () => {
+  const browser = await launch();
+  try {
+    const page = await login(browser, URL, viewName, viewPass);
+    await page.locator('#view-recordings').click();
+    assert.equal(await page.locator('#app').isVisible(), false);
+    await page.locator('#rec-window').selectOption('900000');
+    const option = page.locator('#rec-stream option', { hasText: 'demo:archive / bars' });
+    await option.waitFor({ state: 'attached' });
+    await page.locator('#rec-stream').selectOption({ label: await option.textContent() });
+    // A finished 10 s segment: the demo may have run less than that yet.
+    const closed = page.locator('#rec-timeline rect.seg-closed').first();
+    const deadline = Date.now() + 45_000;
+    while (await closed.count() === 0) {
+      assert.ok(Date.now() < deadline, 'no finished segment of the demo archive in 45 s');
+      await page.waitForTimeout(1000);
+      await page.locator('#rec-refresh').click();
+    }
+    assert.match(await page.locator('#rec-summary').textContent(), /\d+ segments \(\d+ s finished\), \d+ gaps/);
+    const title = await closed.locator('title').textContent();
+    assert.match(title, /\d+ frames, [\d.]+ MB, closed$/);
+    await page.locator('#recordings').screenshot({ path: join(ART, 'recordings.png') });
+
+    // A click on the segment picks it as the range; Play shows it.
+    await closed.click();
+    const [from, to] = await page.evaluate(() => [document.querySelector('#rec-from').value, document.querySelector('#rec-to').value]);
+    assert.ok(from && to && from < to, `${from} – ${to}`);
+    assert.ok(Number(await page.locator('#rec-selection').getAttribute('width')) > 0, 'the range is not drawn');
+    await page.locator('#rec-range button[type=submit]').click();
+    const canvas = '#rec-players .preview[data-recording="bars"] canvas';
+    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.sequence ?? -1) >= 0, canvas, { timeout: 20_000 });
+    const seq = async () => Number(await page.locator(canvas).getAttribute('data-sequence'));
+    const s1 = await seq();
+    await page.waitForFunction(([sel, s]) => Number(document.querySelector(sel).dataset.sequence) >= s + 10, [canvas, s1], { timeout: 10_000 });
+    assert.deepEqual(await page.evaluate((sel) => [document.querySelector(sel).width, document.querySelector(sel).height], canvas), [320, 240]);
+    assert.match(await page.locator('#rec-players .rec-caption').textContent(), /demo:archive \/ bars: .* playing as play-\d+/);
+    assert.equal(await page.locator(canvas).getAttribute('data-latency-ms'), null, 'old pictures measured as latency');
+    await page.locator('#recordings').screenshot({ path: join(ART, 'recordings-playing.png') });
+
+    // Closing the player stops the playback on the node.
+    const stopped = page.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().includes('/playbacks/play-'));
+    await page.locator('#rec-players .preview button[title="close"]').click();
+    assert.equal((await stopped).status(), 200);
+    await page.waitForFunction(() => !document.querySelector('#rec-players .preview'));
+  } finally {
+    await browser.close();
+  }
+});
