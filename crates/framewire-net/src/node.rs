@@ -381,7 +381,7 @@ fn devices(config: &NodeConfig, v4l2: Arc<V4l2Registry>) -> Devices {
     Devices::new(vec![
         Arc::new(V4l2Family::new(v4l2)),
         Arc::new(MonitorsFamily::new(display)),
-        Arc::new(crate::sinks::archive_list::ArchivesFamily(
+        Arc::new(crate::sinks::archive_list::ArchivesFamily::new(
             crate::sinks::archive_list::Archives::from_sinks(&config.sinks),
         )),
     ])

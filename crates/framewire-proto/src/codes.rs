@@ -158,6 +158,8 @@ open_enum! {
         SourceGet = 0x0053 => "source-get",
         /// What a node's archives hold in a time window.
         ArchiveList = 0x0060 => "archive-list",
+        /// A chunk of a range of a recording, as one file.
+        ArchiveRead = 0x0061 => "archive-read",
     }
 }
 

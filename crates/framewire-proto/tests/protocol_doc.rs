@@ -655,6 +655,31 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             },
         ),
         (
+            "archive-read-request",
+            Expect::Req {
+                channel: 0,
+                id: 22,
+                req: Request::ArchiveRead(ArchiveRead {
+                    stream: "bars".into(),
+                    from_ns: 1_764_878_400_000_000_000,
+                    to_ns: 1_764_878_410_000_000_000,
+                    offset: 0,
+                    max_len: 1_048_576,
+                }),
+            },
+        ),
+        (
+            "archive-read-response",
+            Expect::Resp {
+                channel: 0,
+                id: 22,
+                resp: Response::ArchiveRead(ArchiveChunk {
+                    total: 4,
+                    data: Bytes::from_static(&[0x1a, 0x45, 0xdf, 0xa3]),
+                }),
+            },
+        ),
+        (
             "update-subscription-request",
             Expect::Req {
                 channel: 1,

@@ -1,7 +1,8 @@
 //! A node's recordings over the wire, with the real ffmpeg: ARCHIVE_LIST
 //! lists its archive sinks' segments and gaps in a window, and an
 //! `archive` source plays a range of one as a live stream, at its
-//! recorded rate, its JPEG frames as they were stored.
+//! recorded rate, its JPEG frames as they were stored, and ARCHIVE_READ
+//! gives the range as one file, in chunks.
 //!
 //! ffmpeg is needed: the test fails, saying so, without it.
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::archive::*;
 use common::*;
-use framewire_proto::control::{ArchiveQuery, Name, SourceTable};
+use framewire_proto::control::{ArchiveQuery, ArchiveRead, Name, SourceTable};
 use framewire_proto::{Message, Request, Response, Status, SubscribeParams};
 
 fn now_ns() -> u64 {
@@ -122,6 +123,53 @@ async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
             took >= Duration::from_millis(1000),
             "15 frames in {took:?}: not real time"
         );
+
+        // The same range as one file, read in 64 KiB chunks: what
+        // `archive export` writes, every frame of both segments.
+        let mut file = Vec::new();
+        let mut total = None;
+        while total.is_none_or(|t| (file.len() as u64) < t) {
+            let read = Request::ArchiveRead(ArchiveRead {
+                stream: "cam".into(),
+                from_ns: from,
+                to_ns: to,
+                offset: file.len() as u64,
+                max_len: 65_536,
+            });
+            let Response::ArchiveRead(chunk) = c.request(read).await.unwrap() else {
+                panic!("not an ARCHIVE_READ answer")
+            };
+            assert!(!chunk.data.is_empty() && chunk.data.len() <= 65_536);
+            total = Some(chunk.total);
+            file.extend_from_slice(&chunk.data);
+        }
+        assert_eq!(&file[..4], &[0x1a, 0x45, 0xdf, 0xa3], "a Matroska file");
+        let path = dir.join("range.mkv");
+        std::fs::write(&path, &file).unwrap();
+        let p = framewire_archive::ffmpeg::probe(std::path::Path::new("ffprobe"), &path).unwrap();
+        assert_eq!(p.codec, "mjpeg");
+        let want = closed[0].frames + closed[1].frames;
+        assert!(
+            p.frames.abs_diff(want) <= 1,
+            "{} frames, the segments hold {want}",
+            p.frames
+        );
+        // An offset past what is being read starts nothing; an unknown range is refused.
+        let read = |stream: &str, offset| {
+            Request::ArchiveRead(ArchiveRead {
+                stream: stream.into(),
+                from_ns: 1_000,
+                to_ns: 2_000,
+                offset,
+                max_len: 10,
+            })
+        };
+        let e = c.request(read("cam", 10)).await.unwrap_err().to_string();
+        assert!(e.contains("start again at offset 0"), "{e}");
+        let e = c.request(read("cam", 0)).await.unwrap_err().to_string();
+        assert!(e.contains("no finished recording of `cam`"), "{e}");
+        let e = c.request(read("other", 0)).await.unwrap_err().to_string();
+        assert!(e.contains("archives no stream named `other`"), "{e}");
 
         // A range with nothing recorded is refused with the reason; a path is never taken.
         let table = "kind = \"archive\"\nname = \"old\"\nstream = \"cam\"\nfrom = 1000\nto = 2000\n".to_owned();

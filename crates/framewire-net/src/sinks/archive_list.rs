@@ -127,18 +127,88 @@ fn clip(mut s: String) -> String {
     s
 }
 
-/// Answers ARCHIVE_LIST (on a blocking thread: it reads SQLite).
-#[derive(Debug, Clone)]
-pub(crate) struct ArchivesFamily(pub(crate) Archives);
+/// The ffmpeg concat list of the finished segments of `stream` in `dir`
+/// overlapping `[from_ns, to_ns)` (absolute paths, with in- and
+/// out-points), and the codec of the last one.
+pub(crate) fn range_list(dir: &Path, stream: &str, from_ns: u64, to_ns: u64) -> Result<(String, String), String> {
+    use framewire_archive::time::rfc3339;
+    let index = Index::open_existing(dir).map_err(|e| format!("the archive in {}: {e}", dir.display()))?;
+    let segs: Vec<_> = index
+        .segments(Some(stream))
+        .map_err(|e| format!("the archive in {}: {e}", dir.display()))?
+        .into_iter()
+        .filter(|s| matches!(s.state.as_str(), "closed" | "recovered") && s.end_ns > from_ns && s.start_ns < to_ns)
+        .collect();
+    let Some(last) = segs.last() else {
+        return Err(format!(
+            "no finished recording of `{stream}` between {} and {}",
+            rfc3339(from_ns),
+            rfc3339(to_ns)
+        ));
+    };
+    let codec = last.codec.clone();
+    let mut list = String::from("ffconcat version 1.0\n");
+    for s in &segs {
+        let abs = std::fs::canonicalize(dir.join(&s.path)).map_err(|e| format!("segment {}: {e}", s.path))?;
+        list.push_str(&format!(
+            "file 'file:{}'\n",
+            abs.display().to_string().replace('\'', "'\\''")
+        ));
+        if from_ns > s.start_ns {
+            list.push_str(&format!("inpoint {:.6}\n", (from_ns - s.start_ns) as f64 / 1e9));
+        }
+        if to_ns < s.end_ns {
+            list.push_str(&format!("outpoint {:.6}\n", (to_ns - s.start_ns) as f64 / 1e9));
+        }
+    }
+    Ok((list, codec))
+}
+
+/// A new private file in the temporary directory (`O_EXCL|O_NOFOLLOW`,
+/// mode 0600, a random name) holding `bytes`.
+pub(crate) fn private_temp(what: &str, ext: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(std::io::Error::other)?;
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let path = std::env::temp_dir().join(format!("framewire-{what}-{}-{hex}.{ext}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)?;
+    f.write_all(bytes)?;
+    Ok(path)
+}
+
+/// Answers ARCHIVE_LIST and ARCHIVE_READ (on a blocking thread: they
+/// read SQLite and may run ffmpeg).
+#[derive(Debug)]
+pub(crate) struct ArchivesFamily {
+    archives: Archives,
+    exports: super::archive_export::Exports,
+}
+
+impl ArchivesFamily {
+    pub(crate) fn new(archives: Archives) -> ArchivesFamily {
+        ArchivesFamily {
+            archives,
+            exports: Default::default(),
+        }
+    }
+}
 
 impl crate::runtime::devices::DeviceFamily for ArchivesFamily {
     fn answers(&self, command: Command) -> bool {
-        command == Command::ArchiveList
+        matches!(command, Command::ArchiveList | Command::ArchiveRead)
     }
 
     fn handle(&self, req: Request) -> Result<Response, CommandError> {
         match req {
-            Request::ArchiveList(q) => self.0.list(&q).map(Response::ArchiveList),
+            Request::ArchiveList(q) => self.archives.list(&q).map(Response::ArchiveList),
+            Request::ArchiveRead(r) => self.exports.read(&self.archives, &r).map(Response::ArchiveRead),
             other => Err(CommandError::new(
                 Status::UnknownCommand,
                 format!("{} is not an archive command", other.command()),

@@ -16,6 +16,7 @@
 //!   (docs/outputs.md).
 
 pub(crate) mod archive;
+pub(crate) mod archive_export;
 pub(crate) mod archive_list;
 pub(crate) mod file;
 pub(crate) mod mux;

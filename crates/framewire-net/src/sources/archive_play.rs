@@ -18,12 +18,9 @@
 //! the stream is *interrupted* (end of input) and plays again from its
 //! start, like a looped file.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use framewire_archive::Index;
-use framewire_archive::time::{parse_time, rfc3339};
+use framewire_archive::time::parse_time;
 use framewire_media::h26x::Codec;
 use serde::Deserialize;
 
@@ -33,7 +30,7 @@ use super::keys;
 use crate::api::{SourceHost, SourceSpec};
 use crate::config::{ConfigError, SourceConfig};
 use crate::error::NetError;
-use crate::sinks::archive_list::Archives;
+use crate::sinks::archive_list::{Archives, private_temp, range_list};
 
 /// A range of a recording, to play.
 #[derive(Debug, Clone)]
@@ -82,30 +79,13 @@ pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError
 }
 
 impl ArchivePlayConfig {
-    /// The concat list of the range's segments (absolute paths, with in-
-    /// and out-points) and the codec they hold.
+    /// The concat list of the range's segments and the codec they hold.
     fn plan(&self, archives: &Archives) -> Result<(String, Payload), String> {
         let dir = archives
             .dir_of(&self.stream)
             .ok_or_else(|| format!("this node archives no stream named `{}`", self.stream))?;
-        let index = Index::open_existing(dir).map_err(|e| format!("the archive in {}: {e}", dir.display()))?;
-        let segs: Vec<_> = index
-            .segments(Some(&self.stream))
-            .map_err(|e| format!("the archive in {}: {e}", dir.display()))?
-            .into_iter()
-            .filter(|s| {
-                matches!(s.state.as_str(), "closed" | "recovered") && s.end_ns > self.from_ns && s.start_ns < self.to_ns
-            })
-            .collect();
-        let Some(last) = segs.last() else {
-            return Err(format!(
-                "no finished recording of `{}` between {} and {}",
-                self.stream,
-                rfc3339(self.from_ns),
-                rfc3339(self.to_ns)
-            ));
-        };
-        let payload = match last.codec.as_str() {
+        let (list, codec) = range_list(dir, &self.stream, self.from_ns, self.to_ns)?;
+        let payload = match codec.as_str() {
             "mjpeg" => Payload::Jpeg,
             "h264" => Payload::Video(Codec::H264),
             "hevc" | "h265" => Payload::Video(Codec::H265),
@@ -116,38 +96,8 @@ impl ArchivePlayConfig {
                 ));
             }
         };
-        let mut list = String::from("ffconcat version 1.0\n");
-        for s in &segs {
-            let abs = std::fs::canonicalize(dir.join(&s.path)).map_err(|e| format!("segment {}: {e}", s.path))?;
-            list.push_str(&format!(
-                "file 'file:{}'\n",
-                abs.display().to_string().replace('\'', "'\\''")
-            ));
-            if self.from_ns > s.start_ns {
-                list.push_str(&format!("inpoint {:.6}\n", (self.from_ns - s.start_ns) as f64 / 1e9));
-            }
-            if self.to_ns < s.end_ns {
-                list.push_str(&format!("outpoint {:.6}\n", (self.to_ns - s.start_ns) as f64 / 1e9));
-            }
-        }
         Ok((list, payload))
     }
-}
-
-/// Writes the list to a new private file (`O_EXCL`, mode 0600).
-fn write_list(list: &str) -> std::io::Result<PathBuf> {
-    let mut random = [0u8; 8];
-    getrandom::fill(&mut random).map_err(std::io::Error::other)?;
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let path = std::env::temp_dir().join(format!("framewire-play-{}-{hex}.ffconcat", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)?;
-    f.write_all(list.as_bytes())?;
-    Ok(path)
 }
 
 impl SourceSpec for ArchivePlayConfig {
@@ -164,7 +114,7 @@ impl SourceSpec for ArchivePlayConfig {
         let (list, payload) = self
             .plan(&archives)
             .map_err(|m| NetError::Config(ConfigError::new(format!("archive source `{}`: {m}", self.name))))?;
-        let path = write_list(&list)
+        let path = private_temp("play", "ffconcat", list.as_bytes())
             .map_err(|e| NetError::Config(ConfigError::new(format!("archive source: a temporary file: {e}"))))?;
         let ffmpeg = FfmpegConfig {
             name: self.name.clone(),

@@ -172,3 +172,64 @@ impl Fields for ArchiveGap {
         })
     }
 }
+
+/// ARCHIVE_READ request: `stream string, from_ns u64, to_ns u64, offset
+/// u64, max_len u32`: up to `max_len` bytes at `offset` of the range's
+/// export (one Matroska file of its segments, nothing re-encoded).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArchiveRead {
+    /// The stream.
+    pub stream: String,
+    /// Start of the range.
+    pub from_ns: u64,
+    /// End of the range.
+    pub to_ns: u64,
+    /// Where in the file to read.
+    pub offset: u64,
+    /// Most bytes to answer.
+    pub max_len: u32,
+}
+
+impl Fields for ArchiveRead {
+    const MIN_LEN: usize = 30;
+    fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
+        b.put_string("stream", &self.stream)?;
+        b.put_u64_le(self.from_ns);
+        b.put_u64_le(self.to_ns);
+        b.put_u64_le(self.offset);
+        b.put_u32_le(self.max_len);
+        Ok(())
+    }
+    fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        Ok(ArchiveRead {
+            stream: r.string("stream")?,
+            from_ns: r.u64("from_ns")?,
+            to_ns: r.u64("to_ns")?,
+            offset: r.u64("offset")?,
+            max_len: r.u32("max_len")?,
+        })
+    }
+}
+
+/// ARCHIVE_READ response: `total u64` (the file's size), `data blob32`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArchiveChunk {
+    /// The whole file's size.
+    pub total: u64,
+    /// The bytes at the offset asked.
+    pub data: bytes::Bytes,
+}
+
+impl Fields for ArchiveChunk {
+    const MIN_LEN: usize = 12;
+    fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
+        b.put_u64_le(self.total);
+        b.put_blob32("data", &self.data)
+    }
+    fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        Ok(ArchiveChunk {
+            total: r.u64("total")?,
+            data: r.blob32("data")?,
+        })
+    }
+}

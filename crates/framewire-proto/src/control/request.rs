@@ -63,6 +63,8 @@ pub enum Request {
     SourceGet(Name),
     /// ARCHIVE_LIST.
     ArchiveList(ArchiveQuery),
+    /// ARCHIVE_READ.
+    ArchiveRead(ArchiveRead),
     /// WATCH_STATUS.
     WatchStatus(WatchStatus),
     /// STATUS_REPORT (pushed by a watched node; not answered).
@@ -104,6 +106,7 @@ impl Request {
             Request::SourceRemove(_) => Command::SourceRemove,
             Request::SourceGet(_) => Command::SourceGet,
             Request::ArchiveList(_) => Command::ArchiveList,
+            Request::ArchiveRead(_) => Command::ArchiveRead,
             Request::WatchStatus(_) => Command::WatchStatus,
             Request::StatusReport(_) => Command::StatusReport,
             Request::Unknown { command, .. } => Command::from_raw(*command),
@@ -129,6 +132,7 @@ impl Request {
             }
             Request::SourceAdd(x) | Request::SourceSet(x) => x.put(&mut b)?,
             Request::ArchiveList(x) => x.put(&mut b)?,
+            Request::ArchiveRead(x) => x.put(&mut b)?,
             Request::Connect(x) => x.put(&mut b)?,
             Request::Shutdown(x) => x.put(&mut b)?,
             Request::UpdateSubscription(x) => x.put(&mut b)?,
@@ -188,6 +192,7 @@ impl Request {
             Command::SourceRemove => Request::SourceRemove(Name::get(&mut r).map_err(err)?),
             Command::SourceGet => Request::SourceGet(Name::get(&mut r).map_err(err)?),
             Command::ArchiveList => Request::ArchiveList(ArchiveQuery::get(&mut r).map_err(err)?),
+            Command::ArchiveRead => Request::ArchiveRead(ArchiveRead::get(&mut r).map_err(err)?),
             Command::WatchStatus => Request::WatchStatus(WatchStatus::get(&mut r).map_err(err)?),
             Command::StatusReport => Request::StatusReport(Box::new(StatusReport::get(&mut r).map_err(err)?)),
             Command::Unknown(command) => Request::Unknown {
@@ -251,6 +256,8 @@ pub enum Response {
     SourceGet(SourceTable),
     /// ARCHIVE_LIST: `archives list(ArchivedStream)`.
     ArchiveList(ArchiveListing),
+    /// ARCHIVE_READ: `total u64, data blob32`.
+    ArchiveRead(ArchiveChunk),
     /// WATCH_STATUS accepted (no fields).
     WatchStatus,
     /// A command this build does not know.
@@ -290,6 +297,7 @@ impl Response {
             Response::SourceRemove => Command::SourceRemove,
             Response::SourceGet(_) => Command::SourceGet,
             Response::ArchiveList(_) => Command::ArchiveList,
+            Response::ArchiveRead(_) => Command::ArchiveRead,
             Response::WatchStatus => Command::WatchStatus,
             Response::Unknown { command, .. } => Command::from_raw(*command),
         }
@@ -313,6 +321,7 @@ impl Response {
             Response::Connect(x) | Response::SourceAdd(x) | Response::SourceSet(x) => x.put(&mut b)?,
             Response::SourceGet(x) => x.put(&mut b)?,
             Response::ArchiveList(x) => x.put(&mut b)?,
+            Response::ArchiveRead(x) => x.put(&mut b)?,
             Response::Describe(x) => x.put(&mut b)?,
             Response::Snapshot(x) => x.put(&mut b)?,
             Response::V4l2ListDevices(x) => put_list(&mut b, "devices", x)?,
@@ -383,6 +392,7 @@ impl Response {
             Command::SourceRemove => Response::SourceRemove,
             Command::SourceGet => Response::SourceGet(SourceTable::get(&mut r).map_err(err)?),
             Command::ArchiveList => Response::ArchiveList(ArchiveListing::get(&mut r).map_err(err)?),
+            Command::ArchiveRead => Response::ArchiveRead(ArchiveChunk::get(&mut r).map_err(err)?),
             Command::WatchStatus => Response::WatchStatus,
             // A report is pushed, never answered: an answer to one is carried undecoded.
             Command::StatusReport => Response::Unknown {
