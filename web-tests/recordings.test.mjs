@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { launch, login } from './helpers.mjs';
 
 const URL = process.env.FW_URL;
@@ -38,6 +39,13 @@ test('a viewer finds a recording on its timeline and plays a range of it', async
     const [from, to] = await page.evaluate(() => [document.querySelector('#rec-from').value, document.querySelector('#rec-to').value]);
     assert.ok(from && to && from < to, `${from} – ${to}`);
     assert.ok(Number(await page.locator('#rec-selection').getAttribute('width')) > 0, 'the range is not drawn');
+    // The range as one file: Matroska, its frames as stored.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#rec-download').click()]);
+    assert.match(download.suggestedFilename(), /^bars-\d{8}T\d{6}\.\d{3}Z\.mkv$/);
+    const file = readFileSync(await download.path());
+    assert.deepEqual([...file.subarray(0, 4)], [0x1a, 0x45, 0xdf, 0xa3], 'not a Matroska file');
+    assert.ok(file.length > 20_000, `${file.length} bytes for 10 s of 320x240 MJPEG`);
+
     await page.locator('#rec-range button[type=submit]').click();
     const canvas = '#rec-players .preview[data-recording="bars"] canvas';
     await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.sequence ?? -1) >= 0, canvas, { timeout: 20_000 });

@@ -2,7 +2,8 @@
 // of an online node records, its segments and gaps on a timeline (a gap's
 // reason in its tooltip), a range picked by dragging on the timeline,
 // clicking a segment or typing its times, played back in the page: the node plays the range as
-// a stream (an `archive` source) and the page shows it like a preview.
+// a stream (an `archive` source) and the page shows it like a preview, or
+// downloaded as one Matroska file the node joins from its segments.
 import { el, enc } from './dom.js';
 import { preview } from './players.js';
 import { onShow, showView } from './views.js';
@@ -95,9 +96,15 @@ function range() {
 }
 
 function showSelection() {
-  const l = selected(), r = $('#rec-selection');
+  const l = selected(), r = $('#rec-selection'), a = $('#rec-download');
   const [from, to] = range();
-  if (!l || !r || !Number.isFinite(from) || !Number.isFinite(to)) return;
+  const ok = l && Number.isFinite(from) && Number.isFinite(to) && to > from;
+  a.hidden = !ok;
+  if (ok) {
+    a.href = `/api/nodes/${enc(l.node)}/archives/${enc(l.archive.stream)}/export?from_ms=${Math.round(from)}&to_ms=${Math.round(to)}`;
+    a.title = 'the range as one Matroska file, nothing re-encoded';
+  }
+  if (!ok || !r) return;
   const x = (ms) => Math.max(0, Math.min(W, ((ms - l.from_ms) / (l.to_ms - l.from_ms)) * W));
   r.setAttribute('x', x(from));
   r.setAttribute('width', Math.max(0, x(to) - x(from)));

@@ -341,6 +341,7 @@ fn routes(app: App) -> Router {
         .route("/api/nodes/{node}/shutdown", post(snapshot::shutdown))
         .route("/api/nodes/{node}/archives", get(recordings::list))
         .route("/api/nodes/{node}/archives/{stream}/play", post(recordings::play))
+        .route("/api/nodes/{node}/archives/{stream}/export", get(recordings::export))
         .route(
             "/api/nodes/{node}/playbacks/{name}",
             axum::routing::delete(recordings::stop),

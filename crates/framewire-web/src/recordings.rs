@@ -204,3 +204,113 @@ pub(crate) async fn stop(
         Err(e) => Err(e.into()),
     }
 }
+
+/// Bytes asked of the node per read.
+const CHUNK: u32 = 1 << 20;
+
+async fn read_chunk(
+    app: &App,
+    node: &str,
+    stream: &str,
+    (from_ns, to_ns): (u64, u64),
+    offset: u64,
+) -> Result<framewire_proto::control::ArchiveChunk, ApiError> {
+    let r = framewire_proto::control::ArchiveRead {
+        stream: stream.to_owned(),
+        from_ns,
+        to_ns,
+        offset,
+        max_len: CHUNK,
+    };
+    match app.backend.request(node, Request::ArchiveRead(r)).await? {
+        NodeResponse::ArchiveRead(c) => Ok(c),
+        r => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("{node} answered ARCHIVE_READ with {}", r.command()),
+        )),
+    }
+}
+
+/// GET /api/nodes/{node}/archives/{stream}/export?from_ms=&to_ms= (viewer):
+/// the range as one Matroska file (its segments joined, nothing
+/// re-encoded), read from the node in 1 MiB chunks as it downloads. It
+/// holds one of the user's live-stream places meanwhile.
+pub(crate) async fn export(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path((node, stream)): Path<(String, String)>,
+    Query(w): Query<Window>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let who = app.allow(&method, &headers, Role::Viewer)?;
+    let (Some(from_ms), Some(to_ms)) = (w.from_ms, w.to_ms) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "an export needs from_ms and to_ms",
+        ));
+    };
+    if to_ms <= from_ms {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "to_ms must be after from_ms"));
+    }
+    let slot = crate::stream::stream_slot(&app, &who.user)?;
+    let range = (from_ms.saturating_mul(MS), to_ms.saturating_mul(MS));
+    let first = read_chunk(&app, &node, &stream, range, 0).await?;
+    let total = first.total;
+    tracing::info!(user = %who.user, %node, %stream, bytes = total, "recording exported");
+    let state = (
+        app.clone(),
+        node,
+        stream.clone(),
+        first.data.len() as u64,
+        Some(first.data),
+        slot,
+    );
+    let body = futures_util::stream::unfold(state, move |(app, node, stream, offset, pending, slot)| async move {
+        if let Some(data) = pending {
+            return Some((Ok(data), (app, node, stream, offset, None, slot)));
+        }
+        if offset >= total {
+            return None;
+        }
+        match read_chunk(&app, &node, &stream, range, offset).await {
+            Ok(c) if !c.data.is_empty() => {
+                let next = offset + c.data.len() as u64;
+                Some((Ok(c.data), (app, node, stream, next, None, slot)))
+            }
+            Ok(_) => Some((
+                Err(std::io::Error::other("the export ended early")),
+                (app, node, stream, total, None, slot),
+            )),
+            Err(e) => Some((
+                Err(std::io::Error::other(e.message)),
+                (app, node, stream, total, None, slot),
+            )),
+        }
+    });
+    let name: String = format!(
+        "{stream}-{}.mkv",
+        framewire_archive::time::compact(from_ms.saturating_mul(MS))
+    )
+    .chars()
+    .map(|c| {
+        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+            c
+        } else {
+            '_'
+        }
+    })
+    .collect();
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "video/x-matroska".to_owned()),
+            (axum::http::header::CONTENT_LENGTH, total.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}

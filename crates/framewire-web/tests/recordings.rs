@@ -137,3 +137,52 @@ async fn recordings_are_listed_in_ms_and_playbacks_are_capped_per_user() {
     .await;
     assert_eq!(s, 400, "{v}");
 }
+
+/// An export comes as one attachment of the node's chunks, in order.
+#[tokio::test]
+async fn an_export_downloads_in_chunks_as_one_file() {
+    let (users, tokens) = common::users();
+    let fake = common::Fake::new();
+    let app = router(fake.clone(), Users::from_file(users), false);
+    let req = Request::builder()
+        .uri("/api/nodes/cam/archives/bars/export?from_ms=1764878400000&to_ms=1764878410000")
+        .header("host", "127.0.0.1:7480")
+        .header("authorization", format!("Bearer {}", tokens[0]))
+        .body(Body::empty())
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), app.clone().oneshot(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "video/x-matroska");
+    assert_eq!(resp.headers()["content-length"], (5u64 << 19).to_string().as_str());
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"bars-20251204T200000.000Z.mkv\""
+    );
+    let body = axum::body::to_bytes(resp.into_body(), 8 << 20).await.unwrap();
+    assert_eq!(body.len(), 5 << 19);
+    assert!(
+        body.iter().enumerate().all(|(i, b)| *b == i as u8),
+        "the chunks in order"
+    );
+    let offsets: Vec<u64> = fake
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, r)| match r {
+            NodeRequest::ArchiveRead(r) => Some(r.offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offsets, [0, 1 << 20, 2 << 20], "1 MiB per read");
+    let req = Request::builder()
+        .uri("/api/nodes/cam/archives/bars/export?from_ms=5")
+        .header("host", "127.0.0.1:7480")
+        .header("authorization", format!("Bearer {}", tokens[0]))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.oneshot(req).await.unwrap().status(), 400);
+}

@@ -77,6 +77,14 @@ fn table(token_id: &'static str) -> Vec<Route> {
             200,
         ),
         r(
+            "GET",
+            "/api/nodes/{node}/archives/{stream}/export",
+            "/api/nodes/cam/archives/bars/export?from_ms=1000&to_ms=2000",
+            "",
+            V,
+            200,
+        ),
+        r(
             "POST",
             "/api/nodes/{node}/archives/{stream}/play",
             "/api/nodes/cam/archives/bars/play",

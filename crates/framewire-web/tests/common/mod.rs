@@ -222,6 +222,16 @@ impl Backend for Fake {
                 Request::SourceAdd(t) if t.table.contains("kind = \"archive\"") => {
                     Response::SourceAdd(framewire_proto::control::Name { name: "play".into() })
                 }
+                Request::ArchiveRead(r) => {
+                    // A "file" of its offsets' low bytes, in chunks: 2.5 MiB
+                    // for a range of today, 100 bytes for one near 1970.
+                    let total = if r.from_ns > 1 << 60 { 5 << 19 } else { 100 };
+                    let end = (r.offset + u64::from(r.max_len)).min(total);
+                    Response::ArchiveRead(framewire_proto::control::ArchiveChunk {
+                        total,
+                        data: (r.offset..end).map(|i| i as u8).collect(),
+                    })
+                }
                 Request::ArchiveList(_) => Response::ArchiveList(framewire_proto::control::ArchiveListing {
                     archives: vec![framewire_proto::control::ArchivedStream {
                         stream: "bars".into(),
