@@ -101,6 +101,8 @@ pub mod reason {
     /// H.264/H.265 frames before a keyframe, which a segment cannot start
     /// with (after a segment ended without one following at once).
     pub const WAITING_KEYFRAME: &str = "waiting-keyframe";
+    /// Recording paused at run time (ARCHIVE_SET).
+    pub const PAUSED: &str = "paused";
 }
 
 /// A stream as the index knows it.
@@ -450,6 +452,33 @@ impl Index {
             "UPDATE gaps SET end_ns = max(?2, start_ns) WHERE stream_id = ?1 AND end_ns IS NULL",
             params![stream_id, i(end_ns)],
         )?;
+        Ok(())
+    }
+
+    fn stream_id(&self, stream: &str) -> Result<Option<i64>, ArchiveError> {
+        Ok(self.streams()?.into_iter().find(|s| s.name == stream).map(|s| s.id))
+    }
+
+    /// A sink paused at run time: the stream's state becomes `paused`.
+    pub fn pause_began(&self, stream: &str) -> Result<(), ArchiveError> {
+        if let Some(id) = self.stream_id(stream)? {
+            self.set_state(id, reason::PAUSED)?;
+        }
+        Ok(())
+    }
+
+    /// The pause ended: it is a `paused` gap from `start_ns` to `end_ns`.
+    pub fn pause_ended(&self, stream: &str, start_ns: u64, end_ns: u64) -> Result<(), ArchiveError> {
+        if let Some(id) = self.stream_id(stream)? {
+            self.add_gap(
+                id,
+                start_ns,
+                Some(end_ns.max(start_ns)),
+                reason::PAUSED,
+                0,
+                "recording paused at run time (ARCHIVE_SET)",
+            )?;
+        }
         Ok(())
     }
 

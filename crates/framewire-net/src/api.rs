@@ -387,6 +387,12 @@ impl SinkHost {
         self.node.shutdown_signal()
     }
 
+    /// What the node shares with sinks of a kind, by type (the archive
+    /// sinks' pause switches).
+    pub(crate) fn extension<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.node.extension(TypeId::of::<T>())?.downcast().ok()
+    }
+
     /// Waits for the stream (a pulled stream appears once its upstream
     /// answers) and attaches an output of the sink's delivery mode to it.
     /// `None` when the node stops first.

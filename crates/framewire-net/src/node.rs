@@ -121,6 +121,11 @@ impl Node {
         {
             port.bind(&edges);
         }
+        // The archive sinks' switches, shared by the sinks and ARCHIVE_SET.
+        let archives =
+            crate::api::NodePort::extension(&*core, std::any::TypeId::of::<crate::sinks::archive_list::Archives>())
+                .and_then(|a| a.downcast::<crate::sinks::archive_list::Archives>().ok())
+                .unwrap_or_default();
         let gateway = discovery.as_ref().filter(|d| d.is_gateway()).map(|d| Gateway {
             core: core.clone(),
             edges: edges.clone(),
@@ -129,7 +134,7 @@ impl Node {
         let services = Arc::new(Services {
             core: core.clone(),
             edges,
-            devices: devices(config, v4l2),
+            devices: devices(config, v4l2, archives),
             shm,
             gateway,
             sources: Arc::new(Sources::new(core.clone())),
@@ -372,7 +377,11 @@ pub(crate) fn core(config: NodeConfig, local_addr: SocketAddr) -> (NodeCore, Arc
 }
 
 /// The device families this node answers commands about.
-fn devices(config: &NodeConfig, v4l2: Arc<V4l2Registry>) -> Devices {
+fn devices(
+    config: &NodeConfig,
+    v4l2: Arc<V4l2Registry>,
+    archives: Arc<crate::sinks::archive_list::Archives>,
+) -> Devices {
     let display = config
         .sources
         .iter()
@@ -381,9 +390,7 @@ fn devices(config: &NodeConfig, v4l2: Arc<V4l2Registry>) -> Devices {
     Devices::new(vec![
         Arc::new(V4l2Family::new(v4l2)),
         Arc::new(MonitorsFamily::new(display)),
-        Arc::new(crate::sinks::archive_list::ArchivesFamily::new(
-            crate::sinks::archive_list::Archives::from_sinks(&config.sinks),
-        )),
+        Arc::new(crate::sinks::archive_list::ArchivesFamily::new(archives)),
     ])
 }
 

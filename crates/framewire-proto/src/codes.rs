@@ -160,6 +160,8 @@ open_enum! {
         ArchiveList = 0x0060 => "archive-list",
         /// A chunk of a range of a recording, as one file.
         ArchiveRead = 0x0061 => "archive-read",
+        /// Pauses or resumes an archive sink.
+        ArchiveSet = 0x0062 => "archive-set",
     }
 }
 

@@ -680,6 +680,25 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             },
         ),
         (
+            "archive-set-request",
+            Expect::Req {
+                channel: 0,
+                id: 23,
+                req: Request::ArchiveSet(ArchiveSet {
+                    stream: "bars".into(),
+                    recording: false,
+                }),
+            },
+        ),
+        (
+            "archive-set-response",
+            Expect::Resp {
+                channel: 0,
+                id: 23,
+                resp: Response::ArchiveSet,
+            },
+        ),
+        (
             "update-subscription-request",
             Expect::Req {
                 channel: 1,

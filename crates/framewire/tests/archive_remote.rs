@@ -2,7 +2,8 @@
 //! lists its archive sinks' segments and gaps in a window, and an
 //! `archive` source plays a range of one as a live stream, at its
 //! recorded rate, its JPEG frames as they were stored, and ARCHIVE_READ
-//! gives the range as one file, in chunks.
+//! gives the range as one file, in chunks; ARCHIVE_SET pauses and
+//! resumes the recording.
 //!
 //! ffmpeg is needed: the test fails, saying so, without it.
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::archive::*;
 use common::*;
-use framewire_proto::control::{ArchiveQuery, ArchiveRead, Name, SourceTable};
+use framewire_proto::control::{ArchiveQuery, ArchiveRead, ArchiveSet, Name, SourceTable};
 use framewire_proto::{Message, Request, Response, Status, SubscribeParams};
 
 fn now_ns() -> u64 {
@@ -76,13 +77,12 @@ async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
         assert_eq!(a.segments.len(), rows.len());
         assert_eq!(a.segments[0].start_ns, rows[0].start_ns);
 
-        // A window holding only the second segment lists it alone.
+        // A window in the middle of the second segment lists it alone (a
+        // segment's end is its first frame's time plus its frames' periods:
+        // it may overlap the next one's start by a little).
         let second = closed[1];
-        let Response::ArchiveList(w) = c
-            .request(q("cam", second.start_ns + 1, second.end_ns - 1))
-            .await
-            .unwrap()
-        else {
+        let mid = second.start_ns / 2 + second.end_ns / 2;
+        let Response::ArchiveList(w) = c.request(q("cam", mid - 1_000_000, mid + 1_000_000)).await.unwrap() else {
             panic!("not an ARCHIVE_LIST answer")
         };
         assert_eq!(w.archives[0].segments.len(), 1, "{:?}", w.archives[0].segments);
@@ -171,6 +171,52 @@ async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
         let e = c.request(read("other", 0)).await.unwrap_err().to_string();
         assert!(e.contains("archives no stream named `other`"), "{e}");
 
+        // Recording paused and resumed at run time: the index says `paused`
+        // meanwhile, and the pause is one `paused` gap, nothing counted lost.
+        let set = |stream: &str, recording| {
+            Request::ArchiveSet(ArchiveSet {
+                stream: stream.into(),
+                recording,
+            })
+        };
+        assert_eq!(c.request(set("cam", false)).await.unwrap(), Response::ArchiveSet);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while listed(&mut c, q("cam", 0, u64::MAX)).await.state != "paused" {
+            assert!(Instant::now() < deadline, "not paused: {}", node.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let before = listed(&mut c, q("cam", 0, u64::MAX)).await.segments.len();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            listed(&mut c, q("cam", 0, u64::MAX)).await.segments.len(),
+            before,
+            "no segment while paused"
+        );
+        assert_eq!(c.request(set("cam", true)).await.unwrap(), Response::ArchiveSet);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let a = listed(&mut c, q("cam", 0, u64::MAX)).await;
+            if a.state == "recording" && a.segments.len() > before {
+                let paused: Vec<_> = a.gaps.iter().filter(|g| g.reason == "paused").collect();
+                assert_eq!(paused.len(), 1, "{:?}", a.gaps);
+                assert!(
+                    paused[0].end_ns >= paused[0].start_ns + 1_400_000_000,
+                    "{:?}",
+                    paused[0]
+                );
+                assert!(
+                    a.gaps.iter().all(|g| g.reason != "budget-drops"),
+                    "frames let go while paused are not lost: {:?}",
+                    a.gaps
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "not recording again: {a:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let e = c.request(set("other", false)).await.unwrap_err().to_string();
+        assert!(e.contains("archives no stream named `other`"), "{e}");
+
         // A range with nothing recorded is refused with the reason; a path is never taken.
         let table = "kind = \"archive\"\nname = \"old\"\nstream = \"cam\"\nfrom = 1000\nto = 2000\n".to_owned();
         let e = c
@@ -189,4 +235,12 @@ async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
     })
     .await
     .expect("within 90 s");
+}
+
+/// The one archive an ARCHIVE_LIST answer holds.
+async fn listed(c: &mut framewire_net::Client, req: Request) -> framewire_proto::control::ArchivedStream {
+    match c.request(req).await.unwrap() {
+        Response::ArchiveList(mut l) => l.archives.remove(0),
+        other => panic!("{other:?}"),
+    }
 }

@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use framewire_archive::{ArchiveConfig, ArchiveFrame, Archiver, PushError};
@@ -116,40 +117,122 @@ impl SinkSpec for ArchiveSink {
 async fn run(host: SinkHost, acfg: ArchiveConfig) {
     let mut stop = host.stopping();
     let base = host.label.clone();
+    // ARCHIVE_SET's switch for this sink (none in a node built without it).
+    let paused = host
+        .extension::<super::archive_list::Archives>()
+        .and_then(|a| a.paused(host.stream(), &acfg.dir))
+        .unwrap_or_default();
     while let Some(input) = host.attach().await {
-        let (a, o) = (acfg.clone(), input.open().clone());
-        let archiver = match tokio::task::spawn_blocking(move || Archiver::start(a, &o)).await {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
-                warn!(stream = %host.stream(), dir = %acfg.dir.display(), error = %e, "archive sink not started");
-                return;
+        loop {
+            if paused.load(Ordering::SeqCst) {
+                match pause(&host, &input, &acfg, &paused, &mut stop, &base).await {
+                    // Resumed: recording starts again.
+                    Fed::Paused => {}
+                    Fed::Stopped => return,
+                    Fed::Gone => break,
+                }
             }
-            Err(e) => {
-                warn!(stream = %host.stream(), error = %e, "archive sink failed to start");
-                return;
+            let (a, o) = (acfg.clone(), input.open().clone());
+            let archiver = match tokio::task::spawn_blocking(move || Archiver::start(a, &o)).await {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => {
+                    warn!(stream = %host.stream(), dir = %acfg.dir.display(), error = %e, "archive sink not started");
+                    return;
+                }
+                Err(e) => {
+                    warn!(stream = %host.stream(), error = %e, "archive sink failed to start");
+                    return;
+                }
+            };
+            info!(stream = %host.stream(), dir = %acfg.dir.display(), format = acfg.format.label(), "archive sink attached");
+            let fed = feed(&input, &archiver, &mut stop, &base, &paused).await;
+            let stream = host.stream().to_owned();
+            if tokio::task::spawn_blocking(move || archiver.finish()).await.is_err() {
+                warn!(stream = %stream, "archiver did not finish cleanly");
             }
-        };
-        info!(stream = %host.stream(), dir = %acfg.dir.display(), format = acfg.format.label(), "archive sink attached");
-        let gone = feed(&input, &archiver, &mut stop, &base).await;
-        drop(input);
-        let stream = host.stream().to_owned();
-        if tokio::task::spawn_blocking(move || archiver.finish()).await.is_err() {
-            warn!(stream = %stream, "archiver did not finish cleanly");
-        }
-        if !gone {
-            return;
+            match fed {
+                Fed::Paused => continue,
+                Fed::Stopped => return,
+                Fed::Gone => break,
+            }
         }
     }
 }
 
-/// Feeds the archiver until the node stops (false) or the stream goes
-/// away (true).
+/// How feeding (or a pause) ended.
+enum Fed {
+    /// The node stops.
+    Stopped,
+    /// The stream went away.
+    Gone,
+    /// Recording was paused (ARCHIVE_SET).
+    Paused,
+}
+
+/// A pause: the index says so, the stream's frames are let go (the output
+/// stays, so nothing counts as lost), and when it ends the pause is a
+/// `paused` gap. Returns `Paused` when it ends and recording is to go on.
+async fn pause(
+    host: &SinkHost,
+    input: &SinkInput,
+    acfg: &ArchiveConfig,
+    paused: &AtomicBool,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    base: &str,
+) -> Fed {
+    let since = crate::clock::now_ns();
+    let (dir, stream) = (acfg.dir.clone(), host.stream().to_owned());
+    index(&dir, move |i| i.pause_began(&stream)).await;
+    info!(stream = %host.stream(), "archive sink paused");
+    input.set_label(format!("{base} [PAUSED]"));
+    let outcome = loop {
+        if *stop.borrow() {
+            break Fed::Stopped;
+        }
+        if !paused.load(Ordering::SeqCst) {
+            break Fed::Paused;
+        }
+        while input.poll().is_some() {
+            input.sent();
+        }
+        if !input.attached() {
+            break Fed::Gone;
+        }
+        tokio::select! {
+            () = input.ready(Duration::from_millis(100)) => {}
+            _ = stop.changed() => {}
+        }
+    };
+    let (now, stream) = (crate::clock::now_ns(), host.stream().to_owned());
+    index(&acfg.dir, move |i| i.pause_ended(&stream, since, now)).await;
+    info!(stream = %host.stream(), "archive sink resumed");
+    outcome
+}
+
+/// One change to the archive's index, on a blocking thread; a failure is
+/// logged (the recording goes on without it).
+async fn index(
+    dir: &std::path::Path,
+    f: impl FnOnce(&framewire_archive::Index) -> Result<(), framewire_archive::ArchiveError> + Send + 'static,
+) {
+    let dir = dir.to_owned();
+    let r = tokio::task::spawn_blocking(move || framewire_archive::Index::open(&dir).and_then(|i| f(&i))).await;
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "archive index not updated for a pause"),
+        Err(e) => warn!(error = %e, "archive index not updated for a pause"),
+    }
+}
+
+/// Feeds the archiver until the node stops, the stream goes away or
+/// recording is paused.
 async fn feed(
     input: &SinkInput,
     archiver: &Archiver,
     stop: &mut tokio::sync::watch::Receiver<bool>,
     base: &str,
-) -> bool {
+    paused: &AtomicBool,
+) -> Fed {
     let mut drops = DropCounts::default();
     let mut labelled: Option<Instant> = None;
     let mut drain_until: Option<Instant> = None;
@@ -158,7 +241,10 @@ async fn feed(
             drain_until = Some(Instant::now() + DRAIN);
         }
         if drain_until.is_some_and(|t| Instant::now() > t) {
-            return false;
+            return Fed::Stopped;
+        }
+        if drain_until.is_none() && paused.load(Ordering::SeqCst) {
+            return Fed::Paused;
         }
         if labelled.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             input.set_label(format!("{base} [{}]", archiver.status().summary()));
@@ -166,10 +252,10 @@ async fn feed(
         }
         let Some(tx) = input.poll() else {
             if drain_until.is_some() {
-                return false;
+                return Fed::Stopped;
             }
             if !input.attached() {
-                return true;
+                return Fed::Gone;
             }
             tokio::select! {
                 () = input.ready(Duration::from_millis(200)) => {}

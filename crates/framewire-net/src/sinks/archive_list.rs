@@ -5,6 +5,8 @@
 //! recording is.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use framewire_archive::Index;
 use framewire_proto::control::{ArchiveGap, ArchiveListing, ArchiveQuery, ArchiveSegment, ArchivedStream};
@@ -17,9 +19,10 @@ use crate::error::CommandError;
 /// Most segments, and most gaps, listed per stream: the newest are kept.
 pub(crate) const MAX_LISTED: usize = 4000;
 
-/// The node's archive sinks: (stream, directory).
+/// The node's archive sinks: stream, directory, and its pause switch
+/// (ARCHIVE_SET).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Archives(Vec<(String, PathBuf)>);
+pub(crate) struct Archives(Vec<(String, PathBuf, Arc<AtomicBool>)>);
 
 impl Archives {
     /// The archive sinks among `sinks`.
@@ -28,9 +31,8 @@ impl Archives {
             sinks
                 .iter()
                 .filter_map(|s| {
-                    s.kind
-                        .downcast_ref::<ArchiveSink>()
-                        .map(|a| (s.stream.clone(), a.0.dir.clone()))
+                    let a = s.kind.downcast_ref::<ArchiveSink>()?;
+                    Some((s.stream.clone(), a.0.dir.clone(), Arc::new(AtomicBool::new(false))))
                 })
                 .collect(),
         )
@@ -38,14 +40,39 @@ impl Archives {
 
     /// The directory the node archives `stream` into.
     pub(crate) fn dir_of(&self, stream: &str) -> Option<&Path> {
-        self.0.iter().find(|(s, _)| s == stream).map(|(_, d)| d.as_path())
+        self.0.iter().find(|(s, _, _)| s == stream).map(|(_, d, _)| d.as_path())
+    }
+
+    /// The pause switch of the archive sink of `stream` into `dir`.
+    pub(crate) fn paused(&self, stream: &str, dir: &Path) -> Option<Arc<AtomicBool>> {
+        self.0
+            .iter()
+            .find(|(s, d, _)| s == stream && d == dir)
+            .map(|(_, _, p)| p.clone())
+    }
+
+    /// ARCHIVE_SET: pauses or resumes every archive sink of `stream`.
+    fn set_recording(&self, stream: &str, recording: bool) -> Result<(), CommandError> {
+        let mut found = false;
+        for (_, _, p) in self.0.iter().filter(|(s, _, _)| s == stream) {
+            p.store(!recording, Ordering::SeqCst);
+            found = true;
+        }
+        if !found {
+            return Err(CommandError::new(
+                Status::NotFound,
+                format!("this node archives no stream named `{stream}`"),
+            ));
+        }
+        tracing::info!(stream, recording, "archive recording switched at run time");
+        Ok(())
     }
 
     /// What is recorded of `q.stream` (every archived stream when empty)
     /// in `[q.from_ns, q.to_ns)`.
     pub(crate) fn list(&self, q: &ArchiveQuery) -> Result<ArchiveListing, CommandError> {
         let mut archives = Vec::new();
-        for (stream, dir) in self.0.iter().filter(|(s, _)| q.stream.is_empty() || *s == q.stream) {
+        for (stream, dir, _) in self.0.iter().filter(|(s, _, _)| q.stream.is_empty() || *s == q.stream) {
             archives.push(one(stream, dir, q)?);
         }
         if archives.is_empty() && !q.stream.is_empty() {
@@ -187,12 +214,12 @@ pub(crate) fn private_temp(what: &str, ext: &str, bytes: &[u8]) -> std::io::Resu
 /// read SQLite and may run ffmpeg).
 #[derive(Debug)]
 pub(crate) struct ArchivesFamily {
-    archives: Archives,
+    archives: Arc<Archives>,
     exports: super::archive_export::Exports,
 }
 
 impl ArchivesFamily {
-    pub(crate) fn new(archives: Archives) -> ArchivesFamily {
+    pub(crate) fn new(archives: Arc<Archives>) -> ArchivesFamily {
         ArchivesFamily {
             archives,
             exports: Default::default(),
@@ -202,13 +229,20 @@ impl ArchivesFamily {
 
 impl crate::runtime::devices::DeviceFamily for ArchivesFamily {
     fn answers(&self, command: Command) -> bool {
-        matches!(command, Command::ArchiveList | Command::ArchiveRead)
+        matches!(
+            command,
+            Command::ArchiveList | Command::ArchiveRead | Command::ArchiveSet
+        )
     }
 
     fn handle(&self, req: Request) -> Result<Response, CommandError> {
         match req {
             Request::ArchiveList(q) => self.archives.list(&q).map(Response::ArchiveList),
             Request::ArchiveRead(r) => self.exports.read(&self.archives, &r).map(Response::ArchiveRead),
+            Request::ArchiveSet(a) => self
+                .archives
+                .set_recording(&a.stream, a.recording)
+                .map(|()| Response::ArchiveSet),
             other => Err(CommandError::new(
                 Status::UnknownCommand,
                 format!("{} is not an archive command", other.command()),

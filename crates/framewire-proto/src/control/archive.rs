@@ -233,3 +233,29 @@ impl Fields for ArchiveChunk {
         })
     }
 }
+
+/// ARCHIVE_SET request: `stream string, recording u8`: 0 pauses the
+/// archive sink of `stream` (its segment closes, frames are let go), 1
+/// starts it again (a new segment, the pause a `paused` gap).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArchiveSet {
+    /// The stream an archive sink of the node records.
+    pub stream: String,
+    /// Whether it records.
+    pub recording: bool,
+}
+
+impl Fields for ArchiveSet {
+    const MIN_LEN: usize = 3;
+    fn put(&self, b: &mut BytesMut) -> Result<(), FieldError> {
+        b.put_string("stream", &self.stream)?;
+        b.put_u8(u8::from(self.recording));
+        Ok(())
+    }
+    fn get(r: &mut Reader) -> Result<Self, FieldError> {
+        Ok(ArchiveSet {
+            stream: r.string("stream")?,
+            recording: get_bool(r, "recording")?,
+        })
+    }
+}

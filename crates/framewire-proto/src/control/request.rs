@@ -65,6 +65,8 @@ pub enum Request {
     ArchiveList(ArchiveQuery),
     /// ARCHIVE_READ.
     ArchiveRead(ArchiveRead),
+    /// ARCHIVE_SET.
+    ArchiveSet(ArchiveSet),
     /// WATCH_STATUS.
     WatchStatus(WatchStatus),
     /// STATUS_REPORT (pushed by a watched node; not answered).
@@ -107,6 +109,7 @@ impl Request {
             Request::SourceGet(_) => Command::SourceGet,
             Request::ArchiveList(_) => Command::ArchiveList,
             Request::ArchiveRead(_) => Command::ArchiveRead,
+            Request::ArchiveSet(_) => Command::ArchiveSet,
             Request::WatchStatus(_) => Command::WatchStatus,
             Request::StatusReport(_) => Command::StatusReport,
             Request::Unknown { command, .. } => Command::from_raw(*command),
@@ -133,6 +136,7 @@ impl Request {
             Request::SourceAdd(x) | Request::SourceSet(x) => x.put(&mut b)?,
             Request::ArchiveList(x) => x.put(&mut b)?,
             Request::ArchiveRead(x) => x.put(&mut b)?,
+            Request::ArchiveSet(x) => x.put(&mut b)?,
             Request::Connect(x) => x.put(&mut b)?,
             Request::Shutdown(x) => x.put(&mut b)?,
             Request::UpdateSubscription(x) => x.put(&mut b)?,
@@ -193,6 +197,7 @@ impl Request {
             Command::SourceGet => Request::SourceGet(Name::get(&mut r).map_err(err)?),
             Command::ArchiveList => Request::ArchiveList(ArchiveQuery::get(&mut r).map_err(err)?),
             Command::ArchiveRead => Request::ArchiveRead(ArchiveRead::get(&mut r).map_err(err)?),
+            Command::ArchiveSet => Request::ArchiveSet(ArchiveSet::get(&mut r).map_err(err)?),
             Command::WatchStatus => Request::WatchStatus(WatchStatus::get(&mut r).map_err(err)?),
             Command::StatusReport => Request::StatusReport(Box::new(StatusReport::get(&mut r).map_err(err)?)),
             Command::Unknown(command) => Request::Unknown {
@@ -258,6 +263,8 @@ pub enum Response {
     ArchiveList(ArchiveListing),
     /// ARCHIVE_READ: `total u64, data blob32`.
     ArchiveRead(ArchiveChunk),
+    /// ARCHIVE_SET (no fields).
+    ArchiveSet,
     /// WATCH_STATUS accepted (no fields).
     WatchStatus,
     /// A command this build does not know.
@@ -298,6 +305,7 @@ impl Response {
             Response::SourceGet(_) => Command::SourceGet,
             Response::ArchiveList(_) => Command::ArchiveList,
             Response::ArchiveRead(_) => Command::ArchiveRead,
+            Response::ArchiveSet => Command::ArchiveSet,
             Response::WatchStatus => Command::WatchStatus,
             Response::Unknown { command, .. } => Command::from_raw(*command),
         }
@@ -336,6 +344,7 @@ impl Response {
             | Response::UpdateSubscription
             | Response::RequestKeyframe
             | Response::SourceRemove
+            | Response::ArchiveSet
             | Response::WatchStatus => {}
             Response::Unknown { body, .. } => return Ok(body.clone()),
         }
@@ -393,6 +402,7 @@ impl Response {
             Command::SourceGet => Response::SourceGet(SourceTable::get(&mut r).map_err(err)?),
             Command::ArchiveList => Response::ArchiveList(ArchiveListing::get(&mut r).map_err(err)?),
             Command::ArchiveRead => Response::ArchiveRead(ArchiveChunk::get(&mut r).map_err(err)?),
+            Command::ArchiveSet => Response::ArchiveSet,
             Command::WatchStatus => Response::WatchStatus,
             // A report is pushed, never answered: an answer to one is carried undecoded.
             Command::StatusReport => Response::Unknown {
