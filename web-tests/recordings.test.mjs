@@ -1,6 +1,7 @@
 // Recordings against `framewire demo` (its archive node records `bars` in
 // 10 s segments): run with ui.test.mjs by `cargo test -p framewire --test
-// browser browser_ui` (FW_URL, FW_VIEWER, FW_ARTIFACTS, CHROMIUM).
+// browser browser_ui` (FW_URL, FW_VIEWER, FW_OPERATOR, FW_ARTIFACTS,
+// CHROMIUM).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { launch, login } from './helpers.mjs';
 
 const URL = process.env.FW_URL;
 const [viewName, viewPass] = (process.env.FW_VIEWER ?? '').split(':');
+const [opName, opPass] = (process.env.FW_OPERATOR ?? '').split(':');
 const ART = process.env.FW_ARTIFACTS ?? '.';
 
 test('a viewer finds a recording on its timeline and plays a range of it', async () => {
@@ -29,7 +31,16 @@ test('a viewer finds a recording on its timeline and plays a range of it', async
       await page.waitForTimeout(1000);
       await page.locator('#rec-refresh').click();
     }
-    assert.match(await page.locator('#rec-summary').textContent(), /\d+ segments \(\d+ s finished\), \d+ gaps/);
+    assert.match(await page.locator('#rec-summary').textContent(), /\d+ segments? \(\d+ s finished\), \d+ gaps?/);
+    // A viewer cannot stop a recording: no button, and the server says no.
+    assert.equal(await page.locator('#rec-toggle').isVisible(), false);
+    const refused = await page.evaluate(async () => {
+      const s = await (await fetch('/api/session')).json();
+      return (await fetch('/api/nodes/demo%3Aarchive/archives/bars/recording', {
+        method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': s.csrf }, body: '{"recording":false}',
+      })).status;
+    });
+    assert.equal(refused, 403);
     const title = await closed.locator('title').textContent();
     assert.match(title, /\d+ frames, [\d.]+ MB, closed$/);
     await page.locator('#recordings').screenshot({ path: join(ART, 'recordings.png') });
@@ -62,6 +73,33 @@ test('a viewer finds a recording on its timeline and plays a range of it', async
     await page.locator('#rec-players .preview button[title="close"]').click();
     assert.equal((await stopped).status(), 200);
     await page.waitForFunction(() => !document.querySelector('#rec-players .preview'));
+  } finally {
+    await browser.close();
+  }
+});
+
+test('an operator stops a recording and starts it again: the pause is a gap on the timeline', async () => {
+  const browser = await launch();
+  try {
+    const page = await login(browser, URL, opName, opPass);
+    await page.locator('#view-recordings').click();
+    await page.locator('#rec-window').selectOption('900000');
+    const option = page.locator('#rec-stream option', { hasText: 'demo:archive / bars' });
+    await option.waitFor({ state: 'attached' });
+    await page.locator('#rec-stream').selectOption({ label: await option.textContent() });
+    const toggle = page.locator('#rec-toggle');
+    await toggle.waitFor();
+    assert.equal(await toggle.textContent(), 'Stop recording');
+    await toggle.click();
+    await page.locator('#rec-toggle', { hasText: 'Start recording' }).waitFor({ timeout: 10_000 });
+    assert.match(await page.locator('#rec-stream option:checked').textContent(), /paused\)$/);
+    await page.waitForTimeout(2000);
+    await toggle.click();
+    await page.locator('#rec-toggle', { hasText: 'Stop recording' }).waitFor({ timeout: 10_000 });
+    const gap = page.locator('#rec-timeline rect.rec-gap[data-reason="paused"]');
+    await gap.waitFor({ timeout: 10_000 });
+    assert.match(await gap.locator('title').textContent(), /^gap .*: paused \(recording paused at run time/);
+    await page.locator('#recordings').screenshot({ path: join(ART, 'recordings-paused.png') });
   } finally {
     await browser.close();
   }

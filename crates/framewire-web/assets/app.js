@@ -97,7 +97,7 @@ function start() {
     startHostView(() => api('GET', '/api/host'), el);
     bindAlertsBadge();
     bindViews();
-    startRecordings(api, () => graph);
+    startRecordings(api, () => graph, canOperate);
     startMultiview(() => graph, () => session?.csrf);
     initGraph({
       api, csrf: () => session?.csrf, canOperate, afterDraw: showNodeLatency,

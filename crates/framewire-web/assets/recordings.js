@@ -4,6 +4,7 @@
 // clicking a segment or typing its times, played back in the page: the node plays the range as
 // a stream (an `archive` source) and the page shows it like a preview, or
 // downloaded as one Matroska file the node joins from its segments.
+// Operators stop and start the recording (a pause is a `paused` gap).
 import { el, enc } from './dom.js';
 import { preview } from './players.js';
 import { onShow, showView } from './views.js';
@@ -49,7 +50,38 @@ async function load() {
   draw();
 }
 
+/** The operators' button: stop a recording, or start a paused one. */
+function showToggle() {
+  const l = selected(), b = $('#rec-toggle');
+  b.hidden = !l || !ctx.canOperate();
+  if (!l) return;
+  const paused = l.archive.state === 'paused';
+  b.textContent = paused ? 'Start recording' : 'Stop recording';
+  b.dataset.recording = String(!paused);
+}
+
+async function toggle() {
+  const l = selected();
+  if (!l) return;
+  const recording = l.archive.state === 'paused';
+  $('#rec-error').textContent = '';
+  $('#rec-toggle').disabled = true;
+  try {
+    await ctx.api('POST', `/api/nodes/${enc(l.node)}/archives/${enc(l.archive.stream)}/recording`, { recording });
+    // The sink takes it within a moment; read the state it reports.
+    for (let i = 0; i < 20; i++) {
+      await new Promise((ok) => setTimeout(ok, 150));
+      await load();
+      if ((selected()?.archive.state === 'paused') !== recording) break;
+    }
+  } catch (e) {
+    $('#rec-error').textContent = e.message;
+  }
+  $('#rec-toggle').disabled = false;
+}
+
 function draw() {
+  showToggle();
   const l = selected();
   const t = $('#rec-timeline');
   t.replaceChildren();
@@ -81,7 +113,8 @@ function draw() {
   t.append(svg('rect', { id: 'rec-selection', x: 0, y: 0, width: 0, height: H }));
   const closed = l.archive.segments.filter((s) => s.state === 'closed' || s.state === 'recovered');
   const total = closed.reduce((a, s) => a + (s.end_ms - s.start_ms), 0);
-  $('#rec-summary').textContent = `${l.archive.segments.length} segments (${(total / 1000).toFixed(0)} s finished), ${l.archive.gaps.length} gaps${l.archive.truncated ? ' (more than listed: pick a shorter window)' : ''} · ${l.archive.dir}`;
+  const n = (k, what) => `${k} ${what}${k === 1 ? '' : 's'}`;
+  $('#rec-summary').textContent = `${n(l.archive.segments.length, 'segment')} (${(total / 1000).toFixed(0)} s finished), ${n(l.archive.gaps.length, 'gap')}${l.archive.truncated ? ' (more than listed: pick a shorter window)' : ''} · ${l.archive.dir}`;
   showSelection();
 }
 
@@ -162,8 +195,9 @@ async function play(ev) {
 }
 
 /** Wires the view: `api(method, path, body)`, `graph()`. */
-export function startRecordings(api, graph) {
-  ctx = { api, graph };
+export function startRecordings(api, graph, canOperate) {
+  ctx = { api, graph, canOperate };
+  $('#rec-toggle').addEventListener('click', toggle);
   onShow('recordings', load);
   $('#rec-refresh').addEventListener('click', load);
   $('#rec-window').addEventListener('change', load);

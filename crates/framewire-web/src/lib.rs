@@ -343,6 +343,10 @@ fn routes(app: App) -> Router {
         .route("/api/nodes/{node}/archives/{stream}/play", post(recordings::play))
         .route("/api/nodes/{node}/archives/{stream}/export", get(recordings::export))
         .route(
+            "/api/nodes/{node}/archives/{stream}/recording",
+            post(recordings::set_recording),
+        )
+        .route(
             "/api/nodes/{node}/playbacks/{name}",
             axum::routing::delete(recordings::stop),
         )

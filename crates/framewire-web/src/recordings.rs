@@ -314,3 +314,45 @@ pub(crate) async fn export(
     )
         .into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Recording {
+    recording: bool,
+}
+
+/// POST /api/nodes/{node}/archives/{stream}/recording (operator):
+/// `{recording}`: false pauses the node's archive sink of the stream,
+/// true starts it again (ARCHIVE_SET; the pause is a `paused` gap).
+pub(crate) async fn set_recording(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    Path((node, stream)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let who = app.allow(&method, &headers, Role::Operator)?;
+    let r: Recording = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("this takes {{\"recording\": true|false}}: {e}"),
+        )
+    })?;
+    let set = framewire_proto::control::ArchiveSet {
+        stream: stream.clone(),
+        recording: r.recording,
+    };
+    match app.backend.request(&node, Request::ArchiveSet(set)).await? {
+        NodeResponse::ArchiveSet => {}
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("{node} answered ARCHIVE_SET with {}", other.command()),
+            ));
+        }
+    }
+    tracing::info!(user = %who.user, %node, %stream, recording = r.recording, "recording switched");
+    Ok(Json(
+        json!({ "ok": true, "node": node, "stream": stream, "recording": r.recording }),
+    ))
+}

@@ -77,6 +77,14 @@ fn table(token_id: &'static str) -> Vec<Route> {
             200,
         ),
         r(
+            "POST",
+            "/api/nodes/{node}/archives/{stream}/recording",
+            "/api/nodes/cam/archives/bars/recording",
+            r#"{"recording":false}"#,
+            O,
+            200,
+        ),
+        r(
             "GET",
             "/api/nodes/{node}/archives/{stream}/export",
             "/api/nodes/cam/archives/bars/export?from_ms=1000&to_ms=2000",

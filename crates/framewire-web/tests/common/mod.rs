@@ -232,6 +232,7 @@ impl Backend for Fake {
                         data: (r.offset..end).map(|i| i as u8).collect(),
                     })
                 }
+                Request::ArchiveSet(_) => Response::ArchiveSet,
                 Request::ArchiveList(_) => Response::ArchiveList(framewire_proto::control::ArchiveListing {
                     archives: vec![framewire_proto::control::ArchivedStream {
                         stream: "bars".into(),
