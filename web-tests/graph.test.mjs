@@ -103,3 +103,43 @@ test('a viewer sees thumbnails and edge figures but has no ports and no edge con
   await page.locator('#node-panel').screenshot({ path: join(ART, 'node-panel.png') });
   await page.context().close();
 });
+
+/** Every control shown in the page has a name a screen reader says: its
+ *  text, its label, an aria-label or a title. */
+async function unnamedControls(page, atLeast) {
+  const [shown, unnamed] = await page.evaluate(() => {
+    const all = [...document.querySelectorAll('button, input, select, textarea, a[href], [role="button"], [tabindex="0"]')]
+      .filter((e) => e.getClientRects().length > 0 && !e.closest('[hidden]'));
+    return [all.length, all.filter((e) => {
+      const name = e.getAttribute('aria-label') || e.getAttribute('title') || (e.labels && e.labels[0]?.textContent)
+        || e.closest('label')?.textContent || (e.tagName === 'INPUT' ? '' : e.textContent) || e.getAttribute('placeholder');
+      return !name || !name.trim();
+    }).map((e) => e.outerHTML.slice(0, 120))];
+  });
+  assert.ok(shown >= atLeast, `only ${shown} controls shown`);
+  return unnamed;
+}
+
+test('every control of every view has a name, and Tab reaches the graph', async () => {
+  const page = await login(browser, URL, opName, opPass);
+  await page.locator('#graph g.node[data-node="demo:source"] rect').click();
+  await page.locator('#node-describe dl').waitFor();
+  await page.locator('#node-sources li[data-source="bars"]').waitFor();
+  assert.deepEqual(await unnamedControls(page, 30), [], 'graph view');
+  for (const view of ['multiview', 'recordings']) {
+    await page.locator(`#view-${view}`).click();
+    await page.locator(`#${view}`).waitFor();
+    assert.deepEqual(await unnamedControls(page, 5), [], `${view} view`);
+  }
+  await page.locator('#view-graph').click();
+  // The keyboard alone gets to a node of the graph.
+  let reached = false;
+  for (let i = 0; i < 200 && !reached; i++) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() => document.activeElement?.matches?.('#graph g.node') ?? false);
+  }
+  assert.ok(reached, 'Tab never reaches a node of the graph');
+  await page.keyboard.press('Enter');
+  await page.locator('#node-head h2').waitFor();
+  await page.context().close();
+});
