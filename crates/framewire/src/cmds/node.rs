@@ -30,6 +30,7 @@ Specs:\n  \
 --source x11:NAME[,display=:0][,monitor=NAME|rect=WxH+X+Y][,fps=N][,format=qoi|raw|raw-zstd|mjpeg][,inject-input=true][,timecode=true]\n    \
 (a screen grab through MIT-SHM; docs/x11.md)\n  \
 --source solid:NAME[,size=WxH][,fps=N][,color=RRGGBB]\n  \
+--source archive:NAME,stream=STREAM,from=TIME,to=TIME (a range of this node's own recording played at its rate; TIME is RFC 3339 or unix seconds; docs/archive.md)\n  \
 --upstream HOST:PORT/STREAM[,as=LOCAL][,mode=low-latency|completeness][,max-frames=N][,max-bytes=N][,drop-policy=..][,priority=N][,weight=N][,max-rate=RATE]\n  \
 --sink null|file|stdout:STREAM[,path=FILE][,mode=..]\n  \
 --sink archive:STREAM,dir=DIR,format=passthrough|h264|h265|av1|ffv1|prores[,segment=S][,...]   (docs/archive.md)\n  \
