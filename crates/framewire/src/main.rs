@@ -82,6 +82,8 @@ enum Cmd {
     Monitors(cmds::monitors::Args),
     /// Deployment keys: `key gen [FILE]` writes a fresh random key (mode 0600).
     Key(cmds::key::Args),
+    /// Certificates for HTTPS and TLS: `cert init` makes a deployment CA, `cert issue NAME --host H` a certificate.
+    Cert(cmds::cert::Args),
     /// Web UI users and API tokens: `user add NAME --role R`, `user token NAME`.
     User(cmds::user::Args),
     /// A controller's wanted graph over its HTTP API: `graph export`, `graph apply FILE`.
@@ -141,6 +143,7 @@ fn main() {
                 Cmd::V4l2(a) => cmds::v4l2::run(a).await,
                 Cmd::Monitors(a) => cmds::monitors::run(a).await,
                 Cmd::Key(a) => cmds::key::run(a),
+                Cmd::Cert(a) => cmds::cert::run(a),
                 Cmd::User(a) => cmds::user::run(a).await,
                 Cmd::Graph(a) => cmds::graph::run(a).await,
                 #[cfg(feature = "viewer")]

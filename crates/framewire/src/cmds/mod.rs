@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod bench;
+pub mod cert;
 pub mod compose;
 pub mod connect;
 pub mod demo;
