@@ -100,6 +100,9 @@ pub struct WebConfig {
     /// under (`FRAMEWIRE_UP_STATUS`), served at `/api/host`; `None`: not
     /// supervised.
     pub up_status: Option<PathBuf>,
+    /// Serve HTTPS with this TLS configuration (its certificate and key:
+    /// `framewire_tls::server_config`); the session cookie is then `Secure`.
+    pub tls: Option<Arc<framewire_tls::rustls::ServerConfig>>,
 }
 
 impl Default for WebConfig {
@@ -112,6 +115,7 @@ impl Default for WebConfig {
             limits: WebLimits::default(),
             hls_dir: None,
             up_status: None,
+            tls: None,
         }
     }
 }
@@ -281,7 +285,8 @@ impl App {
             backend,
             users,
             sessions: auth::Sessions::default(),
-            secure_cookies: config.secure_cookies,
+            // Over HTTPS the cookie never travels in the clear.
+            secure_cookies: config.secure_cookies || config.tls.is_some(),
             open_csrf: auth::random_csrf(),
             hosts: config.hosts.clone(),
             streams: limits::Streams::new(l.max_streams, l.max_streams_per_user),
@@ -378,6 +383,7 @@ fn routes(app: App) -> Router {
 #[derive(Debug)]
 pub struct WebServer {
     addr: SocketAddr,
+    https: bool,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -420,8 +426,14 @@ impl WebServer {
             per_address = limits.max_connections_per_address,
             "web UI listening"
         );
-        let task = tokio::spawn(server::serve(listener, router, limits, conns, stopping));
-        Ok(WebServer { addr, stop, task })
+        let tls = config.tls.clone().map(framewire_tls::TlsAcceptor::from);
+        let task = tokio::spawn(server::serve(listener, router, limits, conns, tls, stopping));
+        Ok(WebServer {
+            addr,
+            https: config.tls.is_some(),
+            stop,
+            task,
+        })
     }
 
     /// The address it listens on.
@@ -431,7 +443,8 @@ impl WebServer {
 
     /// The URL to open in a browser.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/", self.addr)
     }
 
     /// Stops serving: no new connections, open ones finish their answer

@@ -38,12 +38,14 @@ use crate::limits::{Connections, Full, Slot, WebLimits};
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` until `stop` turns true.
+/// Serves `router` on `listener` until `stop` turns true; over TLS when
+/// `tls` is given (HTTPS).
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: WebLimits,
     conns: Arc<Connections>,
+    tls: Option<framewire_tls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut last_accept_error: Option<Instant> = None;
@@ -84,7 +86,7 @@ pub(crate) async fn serve(
             stream,
             peer,
             slot,
-            router.clone(),
+            (router.clone(), tls.clone()),
             limits.clone(),
             stop.clone(),
         ));
@@ -115,18 +117,44 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     slot: Slot<IpAddr>,
-    router: Router,
+    (router, tls): (Router, Option<framewire_tls::TlsAcceptor>),
     limits: WebLimits,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     // The address the client reached (WebRTC announces it as its candidate).
     let local = stream.local_addr().ok().map(LocalAddr);
     let stall = Arc::new(StallClock::new());
-    let io = TokioIo::new(Watched {
+    let watched = Watched {
         inner: stream,
         stall: stall.clone(),
         _slot: slot,
-    });
+    };
+    match tls {
+        None => http(TokioIo::new(watched), peer, local, stall, router, limits, stop).await,
+        Some(acceptor) => {
+            // The handshake gets the time a request header gets.
+            match tokio::time::timeout(limits.header_timeout, acceptor.accept(watched)).await {
+                Ok(Ok(tls)) => http(TokioIo::new(tls), peer, local, stall, router, limits, stop).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake refused"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake took too long; connection closed"),
+            }
+        }
+    }
+}
+
+/// HTTP/1.1 on a connection (plain or TLS) until it ends, stalls or the
+/// server stops.
+async fn http<I>(
+    io: TokioIo<I>,
+    peer: SocketAddr,
+    local: Option<LocalAddr>,
+    stall: Arc<StallClock>,
+    router: Router,
+    limits: WebLimits,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let svc = router.map_request(move |mut req: axum::http::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         if let Some(l) = local {

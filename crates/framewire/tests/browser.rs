@@ -238,3 +238,73 @@ fn browser_alerts_pushed_and_acknowledged() {
     );
     println!("{text}");
 }
+
+/// The page over HTTPS (web-tests/https.test.mjs): a controller with a
+/// test pattern serving its web UI with a certificate `framewire cert`
+/// made; Chromium trusts that certificate's key.
+#[test]
+fn browser_https() {
+    let _alone = HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if browser_ready().is_none() {
+        return;
+    }
+    let dir = common::temp_dir("web-https");
+    let ca = dir.join("ca");
+    let d = ca.to_str().unwrap();
+    for args in [
+        vec!["cert", "init", "--dir", d],
+        vec!["cert", "issue", "tls:cam", "--dir", d, "--host", "127.0.0.1"],
+    ] {
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Chromium's SPKI pin: base64 of the SHA-256 of the certificate's public key.
+    let spki = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in {d}/tls_cam.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64"
+        ))
+        .output()
+        .unwrap();
+    let spki = String::from_utf8_lossy(&spki.stdout).trim().to_owned();
+    assert_eq!(spki.len(), 44, "openssl gave no SPKI hash");
+    let web = common::free_port();
+    let mut node = Command::new(BIN)
+        .args([
+            "node",
+            "--name",
+            "tls:cam",
+            "--listen",
+            "127.0.0.1:0",
+            "--discovery",
+            "off",
+            "--controller",
+        ])
+        .args(["--source", "test-pattern:bars,size=320x240,fps=15"])
+        .args(["--web", &format!("127.0.0.1:{web}")])
+        .args([
+            "--web-tls-cert",
+            &format!("{d}/tls_cam.pem"),
+            "--web-tls-key",
+            &format!("{d}/tls_cam.key"),
+        ])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", web)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the web UI did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run_web_test(
+        "https.test.mjs",
+        &format!("https://127.0.0.1:{web}/"),
+        &[("FW_CA_SPKI", &spki)],
+        Duration::from_secs(60),
+        &mut node,
+    );
+}

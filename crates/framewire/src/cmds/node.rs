@@ -177,6 +177,13 @@ pub struct Args {
     /// Mark the web session cookie Secure (when a TLS proxy serves the UI).
     #[arg(long)]
     web_secure_cookies: bool,
+    /// Serve the web UI over HTTPS with this certificate (PEM; its chain
+    /// after it). `framewire cert issue` makes one (docs/security.md, "TLS").
+    #[arg(long, value_name = "FILE", requires = "web_tls_key")]
+    web_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --web-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "web_tls_cert")]
+    web_tls_key: Option<PathBuf>,
     #[command(flatten)]
     discovery: crate::discovery::DiscoveryArgs,
 }
@@ -253,6 +260,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     args.discovery.apply(&mut file.discovery)?;
     file.accept_formats.extend(args.accept_formats.iter().cloned());
     let mut cfg = file.into_config()?;
+    // A certificate that does not load stops the start, with its reason.
+    let web_tls = match (&args.web_tls_cert, &args.web_tls_key) {
+        (Some(cert), Some(key)) => Some(framewire_tls::server_config(cert, key, None).context("--web-tls-cert")?),
+        _ => None,
+    };
     if args.check {
         println!(
             "{}: configuration ok ({} sources, {} upstreams, {} sinks)",
@@ -283,6 +295,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             cfg.secure_cookies = args.web_secure_cookies;
             cfg.hosts = args.web_hosts.clone();
             cfg.hls_dir = args.web_hls.clone();
+            cfg.tls = web_tls.clone();
             // Under `framewire up`: its status, for the page's host view.
             cfg.up_status = std::env::var_os("FRAMEWIRE_UP_STATUS").map(PathBuf::from);
             match framewire_web::WebServer::bind(cfg, std::sync::Arc::new(handle.clone())).await {
