@@ -520,16 +520,10 @@ pub(crate) async fn add_user(
     let u: NewUser = parse_json(&body)?;
     let app2 = app.clone();
     let (name, role) = (u.name.clone(), u.role);
-    app.checker
-        .run(move || app2.users.modify(|f| f.add_user(&u.name, u.role, &u.password)))
-        .await
-        .map_err(|_| {
-            too_many(
-                "the server is busy checking passwords: try again",
-                Duration::from_secs(1),
-            )
-        })?
-        .map_err(auth_err)?;
+    hashing(&app, move || {
+        app2.users.modify(|f| f.add_user(&u.name, u.role, &u.password))
+    })
+    .await?;
     tracing::info!(by = ?who.user, user = ?name, %role, "user added");
     Ok((StatusCode::CREATED, Json(json!({"ok": true}))).into_response())
 }
@@ -556,6 +550,24 @@ pub(crate) async fn remove_user(
 pub(crate) struct UserChange {
     role: Option<Role>,
     password: Option<String>,
+}
+
+/// Runs a change of the users that hashes a password on the password
+/// checkers (at most two at once, a short queue: 429 beyond it).
+async fn hashing(
+    app: &App,
+    change: impl FnOnce() -> std::result::Result<(), crate::auth::AuthError> + Send + 'static,
+) -> Result<()> {
+    app.checker
+        .run(change)
+        .await
+        .map_err(|_| {
+            too_many(
+                "the server is busy checking passwords: try again",
+                Duration::from_secs(1),
+            )
+        })?
+        .map_err(auth_err)
 }
 
 /// PUT /api/users/{name} (admin): `{role?, password?}`. Either change ends
@@ -587,27 +599,19 @@ pub(crate) async fn change_user(
     let app2 = app.clone();
     let (user, role, password) = (name.clone(), c.role, c.password);
     let changed_password = password.is_some();
-    app.checker
-        .run(move || {
-            app2.users.modify(|f| {
-                if let Some(p) = &password {
-                    let rtsp = f.users.iter().any(|u| u.name == user && u.rtsp_ha1.is_some());
-                    f.set_password_with(&user, p, rtsp)?;
-                }
-                if let Some(r) = role {
-                    f.set_role(&user, r)?;
-                }
-                Ok(())
-            })
+    hashing(&app, move || {
+        app2.users.modify(|f| {
+            if let Some(p) = &password {
+                let rtsp = f.users.iter().any(|u| u.name == user && u.rtsp_ha1.is_some());
+                f.set_password_with(&user, p, rtsp)?;
+            }
+            if let Some(r) = role {
+                f.set_role(&user, r)?;
+            }
+            Ok(())
         })
-        .await
-        .map_err(|_| {
-            too_many(
-                "the server is busy checking passwords: try again",
-                Duration::from_secs(1),
-            )
-        })?
-        .map_err(auth_err)?;
+    })
+    .await?;
     app.sessions.remove_user(&name);
     tracing::info!(by = ?who.user, user = ?name, role = ?c.role, changed_password, "user changed (its sessions and tokens end)");
     Ok(Json(json!({"ok": true})))
