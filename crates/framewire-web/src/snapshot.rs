@@ -32,24 +32,7 @@ pub(crate) async fn snapshot(
         .strip_suffix(".jpg")
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "snapshots end in .jpg"))?;
     let _slot = stream_slot(&app, &who.user)?;
-    let snap = match app
-        .backend
-        .request(
-            &node,
-            Request::Snapshot(Name {
-                name: stream.to_owned(),
-            }),
-        )
-        .await?
-    {
-        NodeResponse::Snapshot(s) => s,
-        r => {
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                format!("{node} answered SNAPSHOT with {}", r.command()),
-            ));
-        }
-    };
+    let snap = latest_frame(&app, &node, stream).await?;
     let sequence = snap.sequence;
     let jpeg = tokio::task::spawn_blocking(move || {
         frame_to_jpeg(&Registry::builtin(), &snap.open, &snap.data, DEFAULT_JPEG_QUALITY)
@@ -63,6 +46,30 @@ pub(crate) async fn snapshot(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-framewire-sequence", HeaderValue::from(sequence));
     Ok(resp)
+}
+
+/// The stream's latest frame, asked of its node (SNAPSHOT).
+pub(crate) async fn latest_frame(
+    app: &App,
+    node: &str,
+    stream: &str,
+) -> Result<framewire_proto::control::Snapshot, ApiError> {
+    match app
+        .backend
+        .request(
+            node,
+            Request::Snapshot(Name {
+                name: stream.to_owned(),
+            }),
+        )
+        .await?
+    {
+        NodeResponse::Snapshot(s) => Ok(s),
+        r => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("{node} answered SNAPSHOT with {}", r.command()),
+        )),
+    }
 }
 
 /// POST /api/nodes/{node}/shutdown (admin): the node stops gracefully

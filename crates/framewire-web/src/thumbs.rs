@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use framewire_codec::{Registry, frame_to_thumbnail};
-use framewire_proto::control::{Name, Request, Response as NodeResponse};
 
 use crate::auth::Role;
 use crate::{ApiError, App};
@@ -83,24 +82,7 @@ pub(crate) async fn thumbnail(
 }
 
 async fn make(app: &App, node: &str, stream: &str) -> Result<Bytes, ApiError> {
-    let snap = match app
-        .backend
-        .request(
-            node,
-            Request::Snapshot(Name {
-                name: stream.to_owned(),
-            }),
-        )
-        .await?
-    {
-        NodeResponse::Snapshot(s) => s,
-        r => {
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                format!("{node} answered SNAPSHOT with {}", r.command()),
-            ));
-        }
-    };
+    let snap = crate::snapshot::latest_frame(app, node, stream).await?;
     tokio::task::spawn_blocking(move || {
         frame_to_thumbnail(&Registry::builtin(), &snap.open, &snap.data, WIDTH, QUALITY)
     })
