@@ -104,6 +104,15 @@ fn browser_ui() {
     assert!(artifacts.join("controller.png").exists());
 }
 
+/// Waits up to 30 s for the web UI on 127.0.0.1:`port` to accept.
+fn wait_for_web(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the web UI did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `framewire up` of `host` (a host file's text, `{web}` standing for the
 /// web port, `{state}` for the controller's state directory `dir/state`),
 /// once its web UI answers.
@@ -127,11 +136,7 @@ fn up_with_web(dir: &Path, host: &str) -> (std::process::Child, u16) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", web)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the web UI did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_web(web);
     (up, web)
 }
 
@@ -295,11 +300,7 @@ fn browser_https() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", web)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the web UI did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_web(web);
     run_web_test(
         "https.test.mjs",
         &format!("https://127.0.0.1:{web}/"),
