@@ -18,6 +18,7 @@
 
 mod config;
 mod error;
+pub mod export;
 pub mod ffmpeg;
 pub mod index;
 mod reconcile;

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -111,48 +110,10 @@ impl Exports {
 /// Joins the list's segments into a new private Matroska file: its path and size.
 fn export(list: &str) -> Result<(PathBuf, u64), CommandError> {
     let fail = |m: String| CommandError::new(Status::Internal, m);
-    let list_path =
-        private_temp("export", "ffconcat", list.as_bytes()).map_err(|e| fail(format!("a temporary file: {e}")))?;
     // ffmpeg writes into a file made private first (it would create it 0644).
-    let out = private_temp("export", "mkv", b"").map_err(|e| fail(format!("a temporary file: {e}")));
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = std::fs::remove_file(&list_path);
-            return Err(e);
-        }
-    };
-    let result = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-        ])
-        .args(["-protocol_whitelist", "file", "-i"])
-        .arg(&list_path)
-        .args(["-map", "0:v", "-c", "copy", "-f", "matroska"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output();
-    let _ = std::fs::remove_file(&list_path);
-    let done = match result {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "ffmpeg could not join the segments ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!("cannot run ffmpeg: {e}")),
-    };
-    match done.and_then(|()| std::fs::metadata(&out).map_err(|e| e.to_string())) {
+    let out = private_temp("export", "mkv", b"").map_err(|e| fail(format!("a temporary file: {e}")))?;
+    let joined = framewire_archive::export::join(std::path::Path::new("ffmpeg"), list, &out, Some("matroska"));
+    match joined.and_then(|()| std::fs::metadata(&out).map_err(|e| e.to_string())) {
         Ok(m) => Ok((out, m.len())),
         Err(m) => {
             let _ = std::fs::remove_file(&out);

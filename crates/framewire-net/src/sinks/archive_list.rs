@@ -158,14 +158,11 @@ fn clip(mut s: String) -> String {
 /// overlapping `[from_ns, to_ns)` (absolute paths, with in- and
 /// out-points), and the codec of the last one.
 pub(crate) fn range_list(dir: &Path, stream: &str, from_ns: u64, to_ns: u64) -> Result<(String, String), String> {
+    use framewire_archive::export::{concat_list, range_segments};
     use framewire_archive::time::rfc3339;
     let index = Index::open_existing(dir).map_err(|e| format!("the archive in {}: {e}", dir.display()))?;
-    let segs: Vec<_> = index
-        .segments(Some(stream))
-        .map_err(|e| format!("the archive in {}: {e}", dir.display()))?
-        .into_iter()
-        .filter(|s| matches!(s.state.as_str(), "closed" | "recovered") && s.end_ns > from_ns && s.start_ns < to_ns)
-        .collect();
+    let segs =
+        range_segments(&index, stream, from_ns, to_ns).map_err(|e| format!("the archive in {}: {e}", dir.display()))?;
     let Some(last) = segs.last() else {
         return Err(format!(
             "no finished recording of `{stream}` between {} and {}",
@@ -173,22 +170,7 @@ pub(crate) fn range_list(dir: &Path, stream: &str, from_ns: u64, to_ns: u64) -> 
             rfc3339(to_ns)
         ));
     };
-    let codec = last.codec.clone();
-    let mut list = String::from("ffconcat version 1.0\n");
-    for s in &segs {
-        let abs = std::fs::canonicalize(dir.join(&s.path)).map_err(|e| format!("segment {}: {e}", s.path))?;
-        list.push_str(&format!(
-            "file 'file:{}'\n",
-            abs.display().to_string().replace('\'', "'\\''")
-        ));
-        if from_ns > s.start_ns {
-            list.push_str(&format!("inpoint {:.6}\n", (from_ns - s.start_ns) as f64 / 1e9));
-        }
-        if to_ns < s.end_ns {
-            list.push_str(&format!("outpoint {:.6}\n", (to_ns - s.start_ns) as f64 / 1e9));
-        }
-    }
-    Ok((list, codec))
+    Ok((concat_list(dir, &segs, from_ns, to_ns)?, last.codec.clone()))
 }
 
 /// A new private file in the temporary directory (`O_EXCL|O_NOFOLLOW`,

@@ -190,11 +190,6 @@ fn ls(a: &LsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A path quoted for an ffmpeg concat list.
-fn concat_quote(p: &Path) -> String {
-    format!("'file:{}'", p.display().to_string().replace('\'', "'\\''"))
-}
-
 fn export(a: &ExportArgs) -> anyhow::Result<()> {
     let time = |t: &Option<String>, default: u64| -> anyhow::Result<u64> {
         t.as_deref()
@@ -206,11 +201,7 @@ fn export(a: &ExportArgs) -> anyhow::Result<()> {
         bail!("--to must be after --from");
     }
     let index = Index::open_existing(&a.dir)?;
-    let segs: Vec<SegmentRow> = index
-        .segments(Some(&a.stream))?
-        .into_iter()
-        .filter(|s| matches!(s.state.as_str(), "closed" | "recovered") && s.end_ns > from && s.start_ns < to)
-        .collect();
+    let segs = framewire_archive::export::range_segments(&index, &a.stream, from, to)?;
     if segs.is_empty() {
         let range = match (&a.from, &a.to) {
             (None, None) => String::new(),
@@ -225,62 +216,8 @@ fn export(a: &ExportArgs) -> anyhow::Result<()> {
             a.dir.display()
         );
     }
-    let mut list = String::from("ffconcat version 1.0\n");
-    for s in &segs {
-        let abs =
-            std::fs::canonicalize(a.dir.join(&s.path)).with_context(|| format!("segment {} is missing", s.path))?;
-        // `file:` because the list itself is read from a pipe.
-        list.push_str(&format!("file {}\n", concat_quote(&abs)));
-        if from > s.start_ns {
-            list.push_str(&format!("inpoint {:.6}\n", (from - s.start_ns) as f64 / 1e9));
-        }
-        if to < s.end_ns {
-            list.push_str(&format!("outpoint {:.6}\n", (to - s.start_ns) as f64 / 1e9));
-        }
-    }
-    // The list goes to ffmpeg on its stdin: no file beside the output that
-    // another user could swap or point elsewhere before ffmpeg reads it.
-    let mut child = Command::new(&a.ffmpeg)
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-protocol_whitelist",
-            "file,pipe",
-            "-i",
-            "pipe:0",
-            "-map",
-            "0:v",
-            "-c",
-            "copy",
-        ])
-        .arg(&a.out)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {}", a.ffmpeg.display()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
-        // A write error means ffmpeg exited early; its status says why.
-        let _ = stdin.write_all(list.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .with_context(|| format!("cannot run {}", a.ffmpeg.display()))?;
-    if !out.status.success() {
-        bail!(
-            "ffmpeg could not join the segments ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let list = framewire_archive::export::concat_list(&a.dir, &segs, from, to).map_err(anyhow::Error::msg)?;
+    framewire_archive::export::join(&a.ffmpeg, &list, &a.out, None).map_err(anyhow::Error::msg)?;
     eprintln!(
         "framewire: wrote {} from {} segment(s), {} to {}",
         a.out.display(),
