@@ -276,6 +276,13 @@ async fn scrape_a_live_node_twice() {
         );
         let (s1, types) = parse(&body1);
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // The kernel counts CPU in ticks; a quiet node may not have used one
+        // yet. Spend a few in this process so the counter must have moved.
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
         let (_, _, body2) = http_get(maddr, "/metrics").await;
         let (s2, _) = parse(&body2);
 
@@ -338,7 +345,8 @@ async fn scrape_a_live_node_twice() {
         assert!(get(&s2, "process_resident_memory_bytes", &[]) > 1e6);
         assert!(get(&s2, "process_open_fds", &[]) >= 3.0);
         let cpu = get(&s2, "process_cpu_seconds_total", &[]);
-        assert!(cpu >= get(&s1, "process_cpu_seconds_total", &[]) && cpu > 0.0);
+        let cpu1 = get(&s1, "process_cpu_seconds_total", &[]);
+        assert!(cpu >= cpu1 && cpu > 0.0, "process CPU {cpu1} then {cpu} s");
         assert_eq!(types["process_cpu_seconds_total"], "counter");
         // Node info, with the quote in the name escaped and read back.
         assert_eq!(
