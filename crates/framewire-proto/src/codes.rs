@@ -162,6 +162,9 @@ open_enum! {
         ArchiveRead = 0x0061 => "archive-read",
         /// Pauses or resumes an archive sink.
         ArchiveSet = 0x0062 => "archive-set",
+        /// Connects this connection, through a gateway, to a node of
+        /// another site; every later message goes to it and back.
+        Tunnel = 0x0070 => "tunnel",
     }
 }
 

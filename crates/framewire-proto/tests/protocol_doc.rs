@@ -699,6 +699,32 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             },
         ),
         (
+            "tunnel-request",
+            Expect::Req {
+                channel: 0,
+                id: 24,
+                req: Request::Tunnel(Name {
+                    name: "1:lab:cam".into(),
+                }),
+            },
+        ),
+        (
+            "tunnel-response",
+            Expect::Resp {
+                channel: 0,
+                id: 24,
+                resp: Response::Tunnel(Hello {
+                    protocol_version: 1,
+                    name: "lab:cam".into(),
+                    site_id: 1,
+                    function_flags: FunctionFlags::SOURCE | FunctionFlags::RELAY,
+                    features: Features(0),
+                    auth_scheme: AuthScheme::None,
+                    nonce: Bytes::new(),
+                }),
+            },
+        ),
+        (
             "update-subscription-request",
             Expect::Req {
                 channel: 1,

@@ -71,6 +71,9 @@ pub enum Request {
     WatchStatus(WatchStatus),
     /// STATUS_REPORT (pushed by a watched node; not answered).
     StatusReport(Box<StatusReport>),
+    /// TUNNEL: `node string`, another site's node (`SITE:NAMESPACE:INSTANCE`)
+    /// that a gateway connects this connection to.
+    Tunnel(Name),
     /// A command this build does not know (answer `unknown-command`).
     Unknown {
         /// The raw command.
@@ -112,6 +115,7 @@ impl Request {
             Request::ArchiveSet(_) => Command::ArchiveSet,
             Request::WatchStatus(_) => Command::WatchStatus,
             Request::StatusReport(_) => Command::StatusReport,
+            Request::Tunnel(_) => Command::Tunnel,
             Request::Unknown { command, .. } => Command::from_raw(*command),
         }
     }
@@ -130,7 +134,8 @@ impl Request {
             | Request::RequestKeyframe(x)
             | Request::V4l2ListControls(x)
             | Request::SourceRemove(x)
-            | Request::SourceGet(x) => {
+            | Request::SourceGet(x)
+            | Request::Tunnel(x) => {
                 x.put(&mut b)?;
             }
             Request::SourceAdd(x) | Request::SourceSet(x) => x.put(&mut b)?,
@@ -200,6 +205,7 @@ impl Request {
             Command::ArchiveSet => Request::ArchiveSet(ArchiveSet::get(&mut r).map_err(err)?),
             Command::WatchStatus => Request::WatchStatus(WatchStatus::get(&mut r).map_err(err)?),
             Command::StatusReport => Request::StatusReport(Box::new(StatusReport::get(&mut r).map_err(err)?)),
+            Command::Tunnel => Request::Tunnel(Name::get(&mut r).map_err(err)?),
             Command::Unknown(command) => Request::Unknown {
                 command,
                 body: req.body.clone(),
@@ -267,6 +273,8 @@ pub enum Response {
     ArchiveSet,
     /// WATCH_STATUS accepted (no fields).
     WatchStatus,
+    /// TUNNEL: the far node's HELLO, its site as seen from the gateway.
+    Tunnel(Hello),
     /// A command this build does not know.
     Unknown {
         /// The raw command.
@@ -307,6 +315,7 @@ impl Response {
             Response::ArchiveRead(_) => Command::ArchiveRead,
             Response::ArchiveSet => Command::ArchiveSet,
             Response::WatchStatus => Command::WatchStatus,
+            Response::Tunnel(_) => Command::Tunnel,
             Response::Unknown { command, .. } => Command::from_raw(*command),
         }
     }
@@ -316,6 +325,7 @@ impl Response {
         let mut b = BytesMut::new();
         match self {
             Response::Hello(x) => x.put(&mut b)?,
+            Response::Tunnel(x) => x.put(&mut b)?,
             Response::ListStreams(x) => put_list(&mut b, "streams", x)?,
             Response::Subscribe(x) => x.put(&mut b)?,
             Response::GetStats(x) => {
@@ -404,6 +414,7 @@ impl Response {
             Command::ArchiveRead => Response::ArchiveRead(ArchiveChunk::get(&mut r).map_err(err)?),
             Command::ArchiveSet => Response::ArchiveSet,
             Command::WatchStatus => Response::WatchStatus,
+            Command::Tunnel => Response::Tunnel(Hello::get(&mut r).map_err(err)?),
             // A report is pushed, never answered: an answer to one is carried undecoded.
             Command::StatusReport => Response::Unknown {
                 command: Command::StatusReport.to_raw(),
