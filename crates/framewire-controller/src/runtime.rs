@@ -49,6 +49,8 @@ pub struct ControllerConfig {
     pub request_timeout: Duration,
     /// Deployment key to authenticate to the nodes with (none: no auth).
     pub key: Option<framewire_net::DeploymentKey>,
+    /// TLS to dial the nodes with (none: plain TCP).
+    pub tls: Option<Arc<framewire_net::rustls::ClientConfig>>,
     /// When an edge's drops raise an alert.
     pub alerts: crate::core::AlertConfig,
 }
@@ -64,6 +66,7 @@ impl ControllerConfig {
             status_interval: Duration::from_secs(1),
             request_timeout: framewire_net::DEFAULT_TIMEOUT,
             key: None,
+            tls: None,
             alerts: crate::core::AlertConfig::default(),
         }
     }
@@ -122,7 +125,9 @@ pub async fn start(config: ControllerConfig) -> Result<ControllerHandle, Control
         events: ev_tx,
         identity: ClientIdentity {
             function_flags: FunctionFlags::CONTROLLER,
-            ..ClientIdentity::tool(&config.name).with_key(config.key.clone())
+            ..ClientIdentity::tool(&config.name)
+                .with_key(config.key.clone())
+                .with_tls(config.tls.clone())
         },
         interval: config.status_interval,
         timeout: config.request_timeout,
@@ -141,7 +146,9 @@ pub async fn start(config: ControllerConfig) -> Result<ControllerHandle, Control
         inner: Arc::new(Inner {
             cmd: cmd_tx,
             graph: graph_rx,
-            identity: ClientIdentity::tool(&format!("{}:preview", config.name)).with_key(config.key.clone()),
+            identity: ClientIdentity::tool(&format!("{}:preview", config.name))
+                .with_key(config.key.clone())
+                .with_tls(config.tls.clone()),
             timeout: config.request_timeout,
         }),
     })
@@ -186,7 +193,14 @@ impl Driver {
                 },
                 Some(e) = events.recv() => self.event(e),
                 d = disc => match d {
-                    Ok((_, DiscoveryEvent::Appeared(p) | DiscoveryEvent::Changed(p))) => self.dial(&p.addr.to_string()),
+                    Ok((_, DiscoveryEvent::Appeared(p) | DiscoveryEvent::Changed(p))) => {
+                        // Another site's node: through the gateway that lists it.
+                        if p.site_id == 0 {
+                            self.dial(&p.addr.to_string());
+                        } else {
+                            self.dial(&crate::core::tunnel_addr(p.site_id, &p.name, &p.addr.to_string()));
+                        }
+                    }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => warn!(n, "controller missed discovery events"),
                     Err(broadcast::error::RecvError::Closed) => discovery = None,
@@ -474,6 +488,9 @@ async fn session(
         .map_err(|e| e.to_string())?;
     *was_up = true;
     info!(node = %client.peer().name, "node connected");
+    // Through a gateway: the node's site as the gateway sees it, not as
+    // the node calls its own.
+    let tunnel_site = addr.contains('@').then(|| client.peer().site_id);
     // Asked once per connection: devices come and go with the node.
     let v4l2 = matches!(
         client.request(Request::V4l2ListDevices).await,
@@ -491,7 +508,10 @@ async fn session(
                     None => return Err("the node closed the connection".into()),
                     Some(Message::ControlRequest(req)) if req.command == Command::StatusReport => {
                         match Request::decode(&req) {
-                            Ok(Request::StatusReport(r)) => {
+                            Ok(Request::StatusReport(mut r)) => {
+                                if let Some(site) = tunnel_site {
+                                    r.description.site_id = site;
+                                }
                                 if events.send(Event::Report(addr.to_owned(), r)).await.is_err() {
                                     return Ok(());
                                 }

@@ -59,6 +59,15 @@ pub enum NetError {
     /// side). The message names the peer, never the key.
     #[error("authentication: {0}")]
     Auth(String),
+    /// The TLS handshake failed (a certificate of another CA, expired, or
+    /// for another name; no certificate where one is required).
+    #[error("TLS with {peer}: {reason}")]
+    Tls {
+        /// The peer's address.
+        peer: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// A deployment key could not be loaded.
     #[error("{0}")]
     Key(#[from] crate::auth::KeyError),

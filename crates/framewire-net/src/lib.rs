@@ -65,10 +65,11 @@ pub use config::{
     ConfigError, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, Delivery,
     DiscoveryConfig, EdgeConfig, EdgeTransport, LegSpec, Limits, LinkPeer, LinkRule, LinkSpec, MulticastConfig,
     NodeConfig, OpaquePortConfig, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, RateValue,
-    ReconnectPolicy, RtspAuth, SINK_FINALIZE_GRACE, SinkConfig, SinkKind, SourceConfig,
+    ReconnectPolicy, RtspAuth, SINK_FINALIZE_GRACE, SinkConfig, SinkKind, SourceConfig, TlsConfig, TlsDial, TunnelRule,
 };
 pub use discovery::DiscoveryHandle;
 pub use error::NetError;
+pub use framewire_tls::rustls;
 pub use node::Node;
 pub use runtime::transcode::parse_derived;
 pub use sinks::archive::ArchiveSink;

@@ -103,6 +103,7 @@ impl Node {
                     framewire_discovery::announcement(&config.name, config.site_id, port, flags, d.engine.interval);
                 let mut d = d.clone();
                 d.key = config.key.clone();
+                d.tls = config.tls.as_ref().and_then(|t| t.for_dial(false));
                 match DiscoveryHandle::start(&d, Some(local)) {
                     Ok(h) => Some(Arc::new(h)),
                     // A gateway without its legs is useless: refuse to start.
@@ -227,6 +228,11 @@ impl Node {
     /// The deployment key this node authenticates with (none: no auth).
     pub fn key(&self) -> Option<&DeploymentKey> {
         self.core.config.key.as_ref()
+    }
+
+    /// The TLS the node dials its site's peers with (none: plain TCP).
+    pub fn tls_client(&self) -> Option<std::sync::Arc<framewire_tls::rustls::ClientConfig>> {
+        self.core.config.tls.as_ref().and_then(|t| t.for_dial(false))
     }
 
     /// Where `/metrics` is served (none: off).

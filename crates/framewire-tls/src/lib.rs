@@ -114,6 +114,26 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
     Ok(Arc::new(config))
 }
 
+/// A TLS 1.3 server for node-to-node connections: the certificate chain
+/// and key of these files, no ALPN. With `peer_ca`, a client may show a
+/// certificate of that CA: one that does not verify (another CA, expired)
+/// fails the handshake; a client that shows none gets through, and the
+/// node decides (a deployment key, or a refusal).
+pub fn node_server_config(cert: &Path, key: &Path, peer_ca: Option<&Path>) -> Result<Arc<ServerConfig>, TlsError> {
+    let builder = ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13]);
+    let builder = match peer_ca {
+        Some(ca) => {
+            let verifier = WebPkiClientVerifier::builder(Arc::new(roots(ca)?))
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(builder.with_single_cert(load_certs(cert)?, load_key(key)?)?))
+}
+
 /// A TLS 1.3 client that trusts the certificates of `ca`; with
 /// `identity` (certificate, key), it shows that certificate to servers
 /// that ask.

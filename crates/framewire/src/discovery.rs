@@ -42,6 +42,9 @@ pub struct DiscoverySpec {
     /// Gateway legs (two or more make the node a site gateway).
     #[serde(default, rename = "gateway")]
     pub legs: Vec<LegFile>,
+    /// What a gateway's tunnels carry from its other sites to the nodes it
+    /// routes to: `read` (default), `full` or `off`.
+    pub tunnel: Option<String>,
 }
 
 /// `[[discovery.gateway]]`: one leg of a site gateway.
@@ -93,6 +96,11 @@ pub struct DiscoveryArgs {
     /// interface=IPV4,site=N[,label=L][,group=IPV4][,port=N] or interface=IPV4,link=true.
     #[arg(long = "gateway-leg", value_name = "SPEC")]
     gateway_legs: Vec<String>,
+    /// On a gateway, what control connections from its other sites may do
+    /// to the nodes it routes to: read (look and watch), full (change
+    /// too) or off [default: read].
+    #[arg(long, value_name = "RULE", value_parser = ["read", "full", "off"])]
+    gateway_tunnel: Option<String>,
 }
 
 impl DiscoveryArgs {
@@ -121,6 +129,9 @@ impl DiscoveryArgs {
         s.peers.extend(self.peers.iter().cloned());
         for l in &self.gateway_legs {
             s.legs.push(parse_leg(l)?);
+        }
+        if self.gateway_tunnel.is_some() {
+            s.tunnel = self.gateway_tunnel.clone();
         }
         Ok(())
     }
@@ -210,6 +221,10 @@ pub fn into_config(spec: Option<DiscoverySpec>, listen: SocketAddr) -> anyhow::R
     cfg.probe_interval = engine.interval;
     cfg.engine = engine;
     cfg.manual_peers = s.peers;
+    if let Some(t) = &s.tunnel {
+        cfg.tunnel = framewire_net::TunnelRule::parse(t)
+            .with_context(|| format!("discovery.tunnel `{t}`: expected read, full or off"))?;
+    }
     if !s.legs.is_empty() {
         if s.legs.len() < 2 {
             bail!("a site gateway needs two or more --gateway-leg (one per network)");
@@ -286,12 +301,14 @@ mod tests {
                 "interface=10.1.0.254,site=1,label=a".into(),
                 "interface=10.2.0.254,site=2,port=6000".into(),
             ],
+            gateway_tunnel: Some("full".into()),
             ..DiscoveryArgs::default()
         }
         .apply(&mut spec)
         .unwrap();
         let c = into_config(spec, listen("0.0.0.0:7400")).unwrap().unwrap();
         assert!(c.is_gateway());
+        assert_eq!(c.tunnel, framewire_net::TunnelRule::Full);
         assert_eq!(c.engine.interval, Duration::from_millis(250));
         assert_eq!(c.manual_peers, vec!["10.0.0.9:7400".to_owned()]);
         assert_eq!(c.legs[0].label, "a");

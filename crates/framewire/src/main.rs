@@ -35,6 +35,17 @@ struct Cli {
     /// (docs/security.md). `framewire key gen FILE` makes one.
     #[arg(long, global = true, value_name = "PATH", env = "FRAMEWIRE_KEY_FILE")]
     key_file: Option<std::path::PathBuf>,
+    /// Deployment CA (PEM): connect to nodes over TLS and check their
+    /// certificates against it (docs/security.md, "TLS between nodes").
+    #[arg(long, global = true, value_name = "PATH", env = "FRAMEWIRE_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Certificate (PEM) shown to nodes that take a certificate instead
+    /// of the key; a node's own, with --tls-key, when it accepts TLS.
+    #[arg(long, global = true, value_name = "PATH", env = "FRAMEWIRE_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, global = true, value_name = "PATH", env = "FRAMEWIRE_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -105,6 +116,11 @@ fn main() {
     util::init_logging(&cli.log);
     util::raise_descriptor_limit();
     util::set_key_file(cli.key_file);
+    util::set_tls_files(util::TlsFiles {
+        ca: cli.tls_ca,
+        cert: cli.tls_cert,
+        key: cli.tls_key,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -97,14 +97,63 @@ pub fn key() -> anyhow::Result<Option<DeploymentKey>> {
         .transpose()
 }
 
+/// The global `--tls-ca`, `--tls-cert` and `--tls-key`.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// The deployment CA.
+    pub ca: Option<PathBuf>,
+    /// A certificate to show.
+    pub cert: Option<PathBuf>,
+    /// Its key.
+    pub key: Option<PathBuf>,
+}
+
+static TLS_FILES: OnceLock<TlsFiles> = OnceLock::new();
+
+/// Records the global TLS flags (called once, from `main`).
+pub fn set_tls_files(files: TlsFiles) {
+    let _ = TLS_FILES.set(files);
+}
+
+/// The TLS files given on the command line.
+pub fn tls_files() -> TlsFiles {
+    TLS_FILES.get().cloned().unwrap_or_default()
+}
+
+/// TLS to dial nodes with, when `--tls-ca` is given (showing `--tls-cert`
+/// to nodes that ask, when given).
+pub fn tls_client() -> anyhow::Result<Option<std::sync::Arc<framewire_net::rustls::ClientConfig>>> {
+    let f = tls_files();
+    let Some(ca) = &f.ca else {
+        anyhow::ensure!(
+            f.cert.is_none() && f.key.is_none() || f.cert.is_some() && f.key.is_some(),
+            "--tls-cert and --tls-key go together"
+        );
+        return Ok(None);
+    };
+    let identity = match (&f.cert, &f.key) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
+    Ok(Some(
+        framewire_tls::client_config(ca, identity).context("cannot use the TLS files (--tls-ca, --tls-cert)")?,
+    ))
+}
+
 /// Connects to a node as a command-line tool, authenticating with the
-/// deployment key when one is given.
+/// deployment key when one is given, over TLS with `--tls-ca`. `addr` may
+/// be `SITE:NAMESPACE:INSTANCE@GATEWAY` for a node of another site.
 pub async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Client> {
     let addr = with_port(addr);
-    let who = ClientIdentity::tool("cli:framewire").with_key(key()?);
+    let who = ClientIdentity::tool("cli:framewire")
+        .with_key(key()?)
+        .with_tls(tls_client()?);
     Client::connect(&addr, &who, timeout).await.map_err(|e| {
         let context = match &e {
-            NetError::Auth(_) | NetError::Remote { .. } => format!("the node at {addr} refused the connection"),
+            NetError::Auth(_) | NetError::Remote { .. } | NetError::Tls { .. } => {
+                format!("the node at {addr} refused the connection")
+            }
             _ => format!("cannot reach the node at {addr} (is `framewire node` running there?)"),
         };
         anyhow::Error::new(e).context(context)

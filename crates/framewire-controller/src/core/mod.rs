@@ -185,6 +185,29 @@ pub(crate) fn node_key(site_id: u16, name: &str) -> String {
     }
 }
 
+/// Where the controller dials a node of another site: `SITE:NAME@GATEWAY`
+/// (a tunnel through the gateway that lists it, [`framewire_net::Client::tunnel`]).
+pub(crate) fn tunnel_addr(site_id: u16, name: &str, gateway: &str) -> String {
+    format!("{site_id}:{name}@{gateway}")
+}
+
+/// What a downstream node of this site asks for to pull `stream` of the
+/// node at `up_addr`: the node's address and the stream; for a node of
+/// another site, its gateway and the stream's qualified name
+/// (`STREAM@SITE:NAMESPACE:INSTANCE`).
+pub(crate) fn upstream_of(up_addr: &str, stream: &str) -> (String, String) {
+    match up_addr.rsplit_once('@') {
+        Some((node, gateway)) => (gateway.to_owned(), format!("{stream}@{node}")),
+        None => (up_addr.to_owned(), stream.to_owned()),
+    }
+}
+
+/// Whether a node key names a node of another site (`SITE/NAME`).
+pub(crate) fn is_remote(node: &str) -> bool {
+    node.split_once('/')
+        .is_some_and(|(site, _)| !site.is_empty() && site.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The id of an edge: `"{downstream}/{local_name}"`.
 pub fn edge_id(downstream: &str, local_name: &str) -> String {
     format!("{downstream}/{local_name}")
@@ -251,6 +274,12 @@ pub(crate) fn same_addr(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
+    // `SITE:NAME@GATEWAY`: the same node through the same gateway.
+    match (a.rsplit_once('@'), b.rsplit_once('@')) {
+        (Some((na, ga)), Some((nb, gb))) => return na == nb && same_addr(ga, gb),
+        (None, None) => {}
+        _ => return false,
+    }
     let parse = |s: &str| -> Option<(String, u16)> {
         if let Ok(sa) = s.parse::<SocketAddr>() {
             return Some((sa.ip().to_string(), sa.port()));
@@ -309,10 +338,9 @@ impl Core {
             return false;
         };
         let q = e.params;
-        e.stream == w.stream
+        self.same_upstream(w, e, &up.addr)
             && (p.mode, p.drop_policy, p.priority, p.transport) == (q.mode, q.drop_policy, q.priority, q.transport)
             && (p.max_frames, p.max_bytes) != (q.max_frames, q.max_bytes)
-            && (same_addr(&e.upstream, &up.addr) || self.name_at(&e.upstream) == Some(w.from.as_str()))
     }
 
     /// Whether a reported edge is what the wanted edge asks for.
@@ -320,9 +348,16 @@ impl Core {
         let Some(up) = self.nodes.get(&w.from) else {
             return false;
         };
-        e.stream == w.stream
-            && params(w).is_ok_and(|p| p == e.params)
-            && (same_addr(&e.upstream, &up.addr) || self.name_at(&e.upstream) == Some(w.from.as_str()))
+        self.same_upstream(w, e, &up.addr) && params(w).is_ok_and(|p| p == e.params)
+    }
+
+    /// Whether a reported edge pulls the wanted edge's stream from its
+    /// upstream node (at `up_addr`; through its gateway for another site's).
+    fn same_upstream(&self, w: &WantedEdge, e: &EdgeStatus, up_addr: &str) -> bool {
+        let (addr, stream) = upstream_of(up_addr, &w.stream);
+        e.stream == stream
+            && (same_addr(&e.upstream, &addr)
+                || (addr == up_addr && self.name_at(&e.upstream) == Some(w.from.as_str())))
     }
 }
 

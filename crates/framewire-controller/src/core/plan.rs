@@ -83,11 +83,12 @@ impl Core {
                 Some(e) if e.origin == EdgeOrigin::Connect && self.budgets_only(w, e) => {
                     // Only its budgets differ: changed in place by CONNECT.
                     if due(&self.pending, &id) {
+                        let (upstream, stream) = upstream_of(&up.addr, &w.stream);
                         actions.push(Action::Connect {
                             node: w.to.clone(),
                             connect: Connect {
-                                upstream: up.addr.clone(),
-                                stream: w.stream.clone(),
+                                upstream,
+                                stream,
                                 local_name: local.to_owned(),
                                 params: p,
                                 weight: w.weight.max(1),
@@ -135,11 +136,12 @@ impl Core {
                         && due(&self.pending, &id)
                         && !self.unpending.contains_key(&id)
                     {
+                        let (upstream, stream) = upstream_of(&up.addr, &w.stream);
                         actions.push(Action::Connect {
                             node: w.to.clone(),
                             connect: Connect {
-                                upstream: up.addr.clone(),
-                                stream: w.stream.clone(),
+                                upstream,
+                                stream,
                                 local_name: local.to_owned(),
                                 params: p,
                                 weight: w.weight.max(1),

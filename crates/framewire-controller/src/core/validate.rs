@@ -48,6 +48,18 @@ impl Core {
                 );
                 continue;
             }
+            if super::is_remote(&e.to) {
+                refuse(
+                    i,
+                    e,
+                    format!(
+                        "{:?} is a node of another site: an edge goes to a node of this site \
+                         (it may come from any site); wire that site's nodes from its own controller",
+                        e.to
+                    ),
+                );
+                continue;
+            }
             let Some(up) = self.nodes.get(&e.from) else {
                 refuse(
                     i,

@@ -55,6 +55,41 @@ pub struct LegSpec {
     pub kind: LegKind,
 }
 
+/// What a site gateway lets through its tunnels: control connections
+/// from its other sites to the nodes it routes to (`Client::tunnel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TunnelRule {
+    /// No tunnels.
+    Off,
+    /// Looking and watching only: DESCRIBE, stats, status reports,
+    /// listings, snapshots, subscriptions. No change to the far node.
+    #[default]
+    Read,
+    /// Every command, changes too (CONNECT, SOURCE_ADD, SHUTDOWN, ...).
+    Full,
+}
+
+impl TunnelRule {
+    /// `off`, `read` or `full`.
+    pub fn parse(s: &str) -> Option<TunnelRule> {
+        match s {
+            "off" => Some(TunnelRule::Off),
+            "read" => Some(TunnelRule::Read),
+            "full" => Some(TunnelRule::Full),
+            _ => None,
+        }
+    }
+
+    /// The rule's word.
+    pub fn label(self) -> &'static str {
+        match self {
+            TunnelRule::Off => "off",
+            TunnelRule::Read => "read",
+            TunnelRule::Full => "full",
+        }
+    }
+}
+
 /// A node's discovery.
 #[derive(Debug, Clone)]
 pub struct DiscoveryConfig {
@@ -68,6 +103,10 @@ pub struct DiscoveryConfig {
     pub probe_interval: Duration,
     /// Deployment key for the probes (a node sets its own).
     pub key: Option<DeploymentKey>,
+    /// What a gateway's tunnels carry.
+    pub tunnel: TunnelRule,
+    /// TLS for probes of manual peers (the node's, set when it starts).
+    pub tls: Option<std::sync::Arc<framewire_tls::rustls::ClientConfig>>,
 }
 
 impl DiscoveryConfig {
@@ -83,6 +122,8 @@ impl DiscoveryConfig {
             manual_peers: Vec::new(),
             probe_interval: framewire_discovery::DEFAULT_INTERVAL,
             key: None,
+            tunnel: TunnelRule::default(),
+            tls: None,
         }
     }
 

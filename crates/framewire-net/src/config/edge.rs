@@ -79,6 +79,10 @@ pub struct EdgeConfig {
     pub weight: u16,
     /// Bytes per second the upstream may send of it (0: no cap).
     pub max_rate: u64,
+    /// Over TLS (`Some(true)`), plain TCP (`Some(false)`), or as the
+    /// node's `tls.dial` says for a peer of its site (`None`). TLS needs
+    /// the node's `tls.ca`.
+    pub tls: Option<bool>,
 }
 
 impl EdgeConfig {
@@ -94,6 +98,7 @@ impl EdgeConfig {
             transport: EdgeTransport::Auto,
             weight: 1,
             max_rate: 0,
+            tls: None,
         }
     }
 

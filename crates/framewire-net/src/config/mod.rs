@@ -13,6 +13,7 @@ mod link;
 mod opaque;
 mod sink;
 mod source;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +25,9 @@ use framewire_relay::RelayConfig;
 use crate::auth::DeploymentKey;
 
 pub use delivery::Delivery;
-pub use discovery::{DEFAULT_DISCOVERY_PORT, DEFAULT_GROUP, DEFAULT_TTL, DiscoveryConfig, LegSpec, MulticastConfig};
+pub use discovery::{
+    DEFAULT_DISCOVERY_PORT, DEFAULT_GROUP, DEFAULT_TTL, DiscoveryConfig, LegSpec, MulticastConfig, TunnelRule,
+};
 pub use edge::{
     EdgeConfig, EdgeTransport, RECONNECT_FIRST, RECONNECT_MAX, RECONNECT_SLOW, RECONNECT_WINDOW, ReconnectPolicy,
 };
@@ -33,6 +36,7 @@ pub use link::{LinkPeer, LinkRule, LinkSpec, RateValue, parse_rate, parse_schedu
 pub use opaque::OpaquePortConfig;
 pub use sink::{SINK_FINALIZE_GRACE, SinkConfig, SinkKind};
 pub use source::{MASK, SourceConfig, masked};
+pub use tls::{TlsConfig, TlsDial};
 
 /// A configuration that does not hold (a bad key, a value out of range),
 /// with what to do about it.
@@ -83,6 +87,8 @@ pub struct NodeConfig {
     /// Deployment key: every TCP connection, in and out, authenticates
     /// both ends with it (none: no authentication).
     pub key: Option<DeploymentKey>,
+    /// TLS on the node's port and to its peers (none: plain TCP).
+    pub tls: Option<TlsConfig>,
     /// Where to serve `GET /metrics` (Prometheus text; none: off).
     pub metrics: Option<SocketAddr>,
     /// Where to serve the node's streams over RTSP (`rtsp://ADDR/STREAM`;
@@ -125,6 +131,7 @@ impl NodeConfig {
             reconnect: ReconnectPolicy::default(),
             discovery: None,
             key: None,
+            tls: None,
             metrics: None,
             rtsp: None,
             rtsp_auth: RtspAuth::default(),

@@ -238,6 +238,7 @@ impl Session {
                     params: c.params,
                     weight: c.weight.max(1),
                     max_rate: c.max_rate,
+                    tls: None,
                 };
                 match services.edges.update(&cfg) {
                     Some(local) => Ok(Response::Connect(Name { name: local })),

@@ -6,14 +6,15 @@
 
 use std::sync::Arc;
 
-use framewire_proto::SubscribeParams;
-use framewire_proto::control::EdgeOrigin;
+use framewire_proto::control::{EdgeOrigin, Hello};
+use framewire_proto::{Features, Status, SubscribeParams};
 use tracing::{debug, info};
 
 use crate::config::{EdgeConfig, EdgeTransport};
 use crate::error::CommandError;
 use crate::runtime::core::NodeCore;
 use crate::runtime::edges::Edges;
+use crate::transport::client::{Client, ClientIdentity, DEFAULT_TIMEOUT};
 use crate::transport::discovery::{DiscoveryHandle, REMOTE_STREAM_WAIT, parse_remote_stream};
 
 /// What a gateway needs to pull other sites' streams.
@@ -56,6 +57,7 @@ impl Gateway {
                 transport: EdgeTransport::Auto,
                 weight: 1,
                 max_rate: 0,
+                tls: Some(route.via_gateway),
             };
             match self.edges.start_asking(cfg, EdgeOrigin::Discovery) {
                 Ok((_, rx)) => {
@@ -95,6 +97,71 @@ impl Gateway {
             }
             () = tokio::time::sleep(REMOTE_STREAM_WAIT) => Ok(()),
         }
+    }
+
+    /// What this gateway's tunnels carry.
+    pub(crate) fn tunnel_rule(&self) -> crate::config::TunnelRule {
+        self.core
+            .config
+            .discovery
+            .as_ref()
+            .map(|d| d.tunnel)
+            .unwrap_or_default()
+    }
+
+    /// Dials `node` (`SITE:NAMESPACE:INSTANCE`) for a tunnel: the node
+    /// itself when it is on one of this gateway's site legs, or the next
+    /// gateway (asked for a tunnel to the same name) when it is behind a
+    /// link. Returns the connection and the node's HELLO with its site as
+    /// seen from here.
+    pub(crate) async fn tunnel_to(&self, node: &str) -> Result<(Client, Hello), CommandError> {
+        if self.tunnel_rule() == crate::config::TunnelRule::Off {
+            return Err(CommandError::new(
+                Status::PermissionDenied,
+                "this gateway carries no tunnels (discovery.tunnel = \"off\")",
+            ));
+        }
+        let parsed = node
+            .split_once(':')
+            .and_then(|(site, name)| Some((site.parse::<u16>().ok().filter(|s| *s != 0)?, name)));
+        let Some((site, name)) = parsed else {
+            return Err(CommandError::new(
+                Status::BadRequest,
+                format!("`{node}` is not a node of another site (SITE:NAMESPACE:INSTANCE, SITE not 0)"),
+            ));
+        };
+        let Some(route) = self.discovery.route(site, name).await else {
+            return Err(CommandError::new(
+                Status::NotFound,
+                format!("no node {node} in this gateway's peer table"),
+            ));
+        };
+        let core = &self.core;
+        let who = ClientIdentity {
+            name: core.config.name.clone(),
+            function_flags: core.config.function_flags(),
+            site_id: core.config.site_id,
+            key: core.config.key.clone(),
+            features: Features(0),
+            tls: core.config.tls.as_ref().and_then(|t| t.for_dial(route.via_gateway)),
+        };
+        let addr = route.addr.to_string();
+        let dialled = if route.via_gateway {
+            Client::tunnel(&addr, node, &who, DEFAULT_TIMEOUT).await
+        } else {
+            Client::connect(&addr, &who, DEFAULT_TIMEOUT).await
+        };
+        let client = dialled.map_err(|e| {
+            let status = match &e {
+                crate::error::NetError::Remote { status, .. } => *status,
+                _ => Status::Busy,
+            };
+            CommandError::new(status, format!("{node} at {addr}: {e}"))
+        })?;
+        let mut hello = client.peer().clone();
+        hello.site_id = site;
+        info!(node, via = %addr, "gateway: tunnel opened");
+        Ok((client, hello))
     }
 
     /// Stops the edges pulled for other sites that nothing takes now.

@@ -3,20 +3,22 @@
 //! between.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
-use framewire_proto::control::{Auth, AuthScheme, Hello, HelloReply, Subscribe};
+use framewire_proto::control::{Auth, AuthScheme, Hello, HelloReply, Name, Subscribe};
 use framewire_proto::{
     ControlResponse, Decoder, Features, FunctionFlags, Message, PROTOCOL_VERSION, Request, Response, Status,
     SubscribeParams,
 };
+use framewire_tls::rustls::ClientConfig;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use crate::auth::{self, DeploymentKey};
 use crate::error::NetError;
 use crate::transport::framed::{FramedRead, write_message};
+use crate::transport::stream::{self, ReadHalf, WriteHalf};
 
 /// How long to wait for a TCP connection or a response by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,10 +39,9 @@ fn weight(m: &Message) -> usize {
 }
 
 /// A client connection to a node.
-#[derive(Debug)]
 pub struct Client {
-    reader: FramedRead<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: FramedRead<ReadHalf>,
+    writer: WriteHalf,
     next_id: u16,
     peer: HelloReply,
     addr: String,
@@ -54,6 +55,17 @@ pub struct Client {
     timeout: Duration,
     /// Messages to write while [`Client::next_message`] waits.
     outbox: Option<mpsc::Receiver<Message>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.addr)
+            .field("peer", &self.peer.hello.name)
+            .field("local", &self.local)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Identity a client presents in HELLO.
@@ -71,6 +83,9 @@ pub struct ClientIdentity {
     /// Features offered in HELLO (`Features::SHM` from a node that can
     /// take a shared-memory subscription).
     pub features: Features,
+    /// TLS: dial over TLS, trusting the CA of this configuration (and
+    /// showing its certificate to a node that asks). None: plain TCP.
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 impl ClientIdentity {
@@ -82,6 +97,7 @@ impl ClientIdentity {
             site_id: 0,
             key: None,
             features: Features(0),
+            tls: None,
         }
     }
 
@@ -90,15 +106,66 @@ impl ClientIdentity {
         self.key = key;
         self
     }
+
+    /// The same identity, dialling over TLS with `tls` (none: plain TCP).
+    pub fn with_tls(mut self, tls: Option<Arc<ClientConfig>>) -> ClientIdentity {
+        self.tls = tls;
+        self
+    }
 }
 
 impl Client {
-    /// Dials `addr` (`host:port`), says HELLO, and checks the answer. With
-    /// a key in `who`, both ends then prove they hold it (HELLO's proofs and
-    /// AUTH) before this returns; a node that offers no authentication, or
-    /// whose proof does not match, is refused with [`NetError::Auth`].
+    /// Dials `addr`, says HELLO, and checks the answer. With a key in
+    /// `who`, both ends then prove they hold it (HELLO's proofs and AUTH)
+    /// before this returns; a node that offers no authentication, or whose
+    /// proof does not match, is refused with [`NetError::Auth`]. With TLS
+    /// in `who`, all of it goes over TLS, and a node whose certificate the
+    /// CA did not issue, or issued for another name, is refused with
+    /// [`NetError::Tls`].
+    ///
+    /// `addr` is `host:port`, or `SITE:NAMESPACE:INSTANCE@host:port` for a
+    /// node of another site through the gateway at `host:port`
+    /// ([`Client::tunnel`]).
     pub async fn connect(addr: &str, who: &ClientIdentity, timeout: Duration) -> Result<Client, NetError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        match addr.rsplit_once('@') {
+            Some((node, gateway)) => Client::tunnel(gateway, node, who, timeout).await,
+            None => Client::direct(addr, who, timeout).await,
+        }
+    }
+
+    /// Connects to `node` (`SITE:NAMESPACE:INSTANCE`, as the gateway's
+    /// peer table lists it) through the gateway at `gateway`: the gateway
+    /// authenticates us, dials the node (or the next gateway), and from
+    /// then on carries every message both ways. [`Client::peer`] is the
+    /// node's HELLO, with its site as the gateway sees it.
+    pub async fn tunnel(
+        gateway: &str,
+        node: &str,
+        who: &ClientIdentity,
+        timeout: Duration,
+    ) -> Result<Client, NetError> {
+        let mut client = Client::direct(gateway, who, timeout).await?;
+        let req = Request::Tunnel(Name { name: node.to_owned() });
+        match client.request(req).await? {
+            Response::Tunnel(hello) => {
+                client.peer = HelloReply {
+                    hello,
+                    proof: bytes::Bytes::new(),
+                };
+                client.addr = format!("{node}@{gateway}");
+                client.local = false;
+                Ok(client)
+            }
+            other => Err(NetError::Protocol {
+                peer: gateway.to_owned(),
+                message: format!("expected a TUNNEL response, got {}", other.command()),
+            }),
+        }
+    }
+
+    async fn direct(addr: &str, who: &ClientIdentity, timeout: Duration) -> Result<Client, NetError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
             .await
             .map_err(|_| NetError::Timeout(timeout, "the TCP connection"))??;
         stream.set_nodelay(true)?;
@@ -106,7 +173,12 @@ impl Client {
             (Ok(p), Ok(l)) => crate::transport::socket::same_host(p, l),
             _ => false,
         };
-        let (r, w) = stream.into_split();
+        let (r, w) = match &who.tls {
+            Some(tls) => tokio::time::timeout_at(deadline, stream::dial_tls(stream, tls.clone(), addr))
+                .await
+                .map_err(|_| NetError::Timeout(timeout, "the TLS handshake"))??,
+            None => stream::plain(stream),
+        };
         let mut client = Client {
             reader: FramedRead::new(r, Decoder::new()),
             writer: w,
@@ -144,7 +216,13 @@ impl Client {
             auth_scheme,
             nonce: my_nonce.clone(),
         });
-        match client.request(hello).await? {
+        // TLS 1.3: the node checks our certificate after our side of the
+        // handshake is done, so its refusal arrives as we read HELLO's answer.
+        let answer = client.request(hello).await.map_err(|e| match e {
+            NetError::Io(io) if who.tls.is_some() => stream::tls_error(addr, &io),
+            e => e,
+        });
+        match answer? {
             Response::Hello(reply) => client.peer = reply,
             other => {
                 return Err(NetError::Protocol {
@@ -350,5 +428,11 @@ impl Client {
     /// Bytes of a partial message held (the connection is mid-frame).
     pub fn partial_bytes(&self) -> usize {
         self.reader.buffered()
+    }
+
+    /// The connection's halves and the messages that arrived while a
+    /// response was awaited (a gateway carries them on, in order).
+    pub(crate) fn into_parts(self) -> (FramedRead<ReadHalf>, WriteHalf, VecDeque<Message>) {
+        (self.reader, self.writer, self.pending)
     }
 }

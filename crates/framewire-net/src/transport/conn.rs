@@ -22,7 +22,6 @@ use framewire_proto::{
     Command, ControlRequest, ControlResponse, Decoder, Message, PROTOCOL_VERSION, Request, Response, Status,
 };
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -32,6 +31,7 @@ use crate::error::NetError;
 use crate::runtime::commands::{Services, Session};
 use crate::runtime::core::NodeCore;
 use crate::transport::framed::{FramedRead, write_message};
+use crate::transport::stream::{self, ReadHalf, WriteHalf};
 use crate::transport::writer::WriterQueue;
 
 /// Peer addresses remembered for logging authentication refusals once.
@@ -184,11 +184,51 @@ pub(crate) async fn accept_loop(services: Arc<Services>, admission: Arc<Admissio
 
 /// The responder's side of HELLO and, with a key, AUTH. `Ok(None)`: the
 /// peer closed before saying anything.
+/// How a connection came in: over TLS or not, and whether the peer showed
+/// a certificate of the deployment CA.
+#[derive(Debug, Clone, Copy)]
+struct Way {
+    tls: bool,
+    certified: bool,
+}
+
+/// The connection's halves, after the TLS handshake when the peer starts
+/// one (and the node has a certificate).
+async fn open(env: &Env, sock: TcpStream, peer: SocketAddr) -> Result<(ReadHalf, WriteHalf, Way), NetError> {
+    let plain = Way {
+        tls: false,
+        certified: false,
+    };
+    let Some(server) = env.services.core.config.tls.as_ref().and_then(|t| t.server.clone()) else {
+        let (r, w) = stream::plain(sock);
+        return Ok((r, w, plain));
+    };
+    if !stream::starts_tls(&sock).await? {
+        let (r, w) = stream::plain(sock);
+        return Ok((r, w, plain));
+    }
+    match stream::accept_tls(sock, server, peer).await {
+        Ok((r, w, a)) => Ok((
+            r,
+            w,
+            Way {
+                tls: true,
+                certified: a.certified,
+            },
+        )),
+        Err(e) => {
+            env.admission.log_refusal(peer, &e.to_string());
+            Err(e)
+        }
+    }
+}
+
 async fn handshake(
     env: &Env,
-    reader: &mut FramedRead<OwnedReadHalf>,
-    w: &mut OwnedWriteHalf,
+    reader: &mut FramedRead<ReadHalf>,
+    w: &mut WriteHalf,
     peer: SocketAddr,
+    way: Way,
 ) -> Result<Option<Hello>, NetError> {
     let first = reader.next().await?;
     let (hello_req, hello) = match first {
@@ -239,6 +279,26 @@ async fn handshake(
             peer: format!("{peer} {}", names::display(&hello.name, names::MAX_NAME_LEN)),
             message: msg,
         });
+    }
+    let tls = env.services.core.config.tls.as_ref();
+    if !way.tls && tls.is_some_and(|t| t.require) {
+        let msg = "this node takes TLS connections only (tls.require): dial it with --tls-ca";
+        return Err(deny(env, w, peer, &hello_req, msg).await);
+    }
+    if way.certified && hello.auth_scheme == AuthScheme::None {
+        // A certificate of the deployment CA: authenticated by TLS.
+        debug!(name = %hello.name, "authenticated by its certificate");
+        let reply = Response::Hello(HelloReply {
+            hello: own_hello(&env.services.core, AuthScheme::None, Bytes::new()),
+            proof: Bytes::new(),
+        });
+        write_message(w, &Message::ControlResponse(reply.to_message(0, hello_req.request_id)?)).await?;
+        return Ok(Some(hello));
+    }
+    if env.services.core.config.key.is_none() && tls.is_some_and(|t| t.peer_certs) {
+        let msg = "this node takes only peers that show a certificate of its deployment CA \
+                   (TLS with --tls-cert and --tls-key, issued by `framewire cert issue`)";
+        return Err(deny(env, w, peer, &hello_req, msg).await);
     }
     let Some(key) = &env.services.core.config.key else {
         if hello.auth_scheme != AuthScheme::None {
@@ -312,7 +372,7 @@ async fn handshake(
 
 /// Answers `req` with permission-denied, logs the refusal (once per peer
 /// address at warn level), and closes the write side.
-async fn deny(env: &Env, w: &mut OwnedWriteHalf, peer: SocketAddr, req: &ControlRequest, msg: &str) -> NetError {
+async fn deny(env: &Env, w: &mut WriteHalf, peer: SocketAddr, req: &ControlRequest, msg: &str) -> NetError {
     env.admission.log_refusal(peer, msg);
     let resp = ControlResponse::error(req.channel, req.request_id, req.command, Status::PermissionDenied, msg);
     if let Err(e) = write_message(w, &Message::ControlResponse(resp)).await {
@@ -342,15 +402,18 @@ async fn serve(env: &Env, sock: TcpStream, peer: SocketAddr) -> Result<(), NetEr
     let local_peer = sock
         .local_addr()
         .is_ok_and(|l| crate::transport::socket::same_host(peer, l));
-    let (r, mut w) = sock.into_split();
     let limits = core.config.limits.clone();
-    // Before HELLO (and AUTH) a peer may send only small messages.
-    let mut reader = FramedRead::new(r, Decoder::with_max_payload(limits.max_handshake_payload));
-
-    // HELLO (and AUTH with a key) first, all within the timeout.
+    // TLS (when the peer starts it), HELLO (and AUTH with a key) first,
+    // all within the timeout.
     let timeout = limits.hello_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
-    let hello = match tokio::time::timeout_at(deadline, handshake(env, &mut reader, &mut w, peer)).await {
+    let (r, mut w, way) = match tokio::time::timeout_at(deadline, open(env, sock, peer)).await {
+        Ok(opened) => opened?,
+        Err(_) => return Err(NetError::Timeout(timeout, "HELLO or a TLS handshake")),
+    };
+    // Before HELLO (and AUTH) a peer may send only small messages.
+    let mut reader = FramedRead::new(r, Decoder::with_max_payload(limits.max_handshake_payload));
+    let hello = match tokio::time::timeout_at(deadline, handshake(env, &mut reader, &mut w, peer, way)).await {
         Ok(Ok(Some(h))) => h,
         Ok(Ok(None)) => return Ok(()),
         Ok(Err(e)) => return Err(e),
@@ -365,6 +428,22 @@ async fn serve(env: &Env, sock: TcpStream, peer: SocketAddr) -> Result<(), NetEr
     };
     reader.set_max_payload(limits.max_payload);
     debug!(name = %hello.name, "hello");
+    let mut stop = core.shutdown_signal();
+    // The first request may ask a gateway for a tunnel.
+    let first = tokio::select! {
+        m = reader.next() => m?,
+        _ = stop.changed() => return Ok(()),
+        () = tokio::time::sleep(limits.idle_timeout) => {
+            debug!(after = ?limits.idle_timeout, "idle connection closed");
+            return Ok(());
+        }
+    };
+    let Some(first) = first else { return Ok(()) };
+    if let Message::ControlRequest(req) = &first
+        && req.command == Command::Tunnel
+    {
+        return tunnel(env, reader, w, req, &hello).await;
+    }
 
     let queue = WriterQueue::new(limits.writer_queue_bytes);
     let writer = tokio::spawn(
@@ -377,9 +456,15 @@ async fn serve(env: &Env, sock: TcpStream, peer: SocketAddr) -> Result<(), NetEr
         queue.clone(),
         local_peer,
     );
-    let mut stop = core.shutdown_signal();
     let mut last_heard = tokio::time::Instant::now();
+    let mut first = Some(first);
     let result = loop {
+        if let Some(msg) = first.take() {
+            if let Err(e) = session.handle(msg).await {
+                break Err(e);
+            }
+            continue;
+        }
         let idle_at = last_heard + limits.idle_timeout;
         let next = tokio::select! {
             m = reader.next() => m,
@@ -412,4 +497,51 @@ async fn serve(env: &Env, sock: TcpStream, peer: SocketAddr) -> Result<(), NetEr
         writer.abort();
     }
     result
+}
+
+/// A TUNNEL request, on a gateway: dial the far node, answer with its
+/// HELLO, then carry messages both ways (transport/tunnel.rs). Anywhere
+/// else, or when the far node cannot be reached, the answer says why and
+/// the connection closes.
+async fn tunnel(
+    env: &Env,
+    reader: FramedRead<ReadHalf>,
+    mut w: WriteHalf,
+    req: &ControlRequest,
+    hello: &Hello,
+) -> Result<(), NetError> {
+    let refuse = |status: Status, msg: &str| {
+        Message::ControlResponse(ControlResponse::error(
+            req.channel,
+            req.request_id,
+            req.command,
+            status,
+            msg,
+        ))
+    };
+    let Some(gateway) = &env.services.gateway else {
+        let msg = refuse(Status::NotFound, "this node is not a site gateway: it has no tunnels");
+        return write_message(&mut w, &msg).await;
+    };
+    let node = match Request::decode(req) {
+        Ok(Request::Tunnel(n)) => n.name,
+        _ => return write_message(&mut w, &refuse(Status::BadRequest, "its TUNNEL did not parse")).await,
+    };
+    let (client, far) = match gateway.tunnel_to(&node).await {
+        Ok(c) => c,
+        Err(e) => {
+            info!(node = %names::display(&node, names::MAX_NAME_LEN), from = %hello.name, reason = %e.message, "tunnel refused");
+            return write_message(&mut w, &refuse(e.status, &e.message)).await;
+        }
+    };
+    let ok = Response::Tunnel(far).to_message(req.channel, req.request_id)?;
+    write_message(&mut w, &Message::ControlResponse(ok)).await?;
+    let (far_r, far_w, pending) = client.into_parts();
+    let ends = crate::transport::tunnel::Ends {
+        near: (reader, w),
+        far: (far_r, far_w, pending),
+    };
+    let r = crate::transport::tunnel::splice(ends, gateway.tunnel_rule(), env.services.core.shutdown_signal()).await;
+    debug!(node = %node, "tunnel closed");
+    r
 }

@@ -31,7 +31,6 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::auth::DeploymentKey;
 pub use crate::config::{
     DEFAULT_DISCOVERY_PORT, DEFAULT_GROUP, DEFAULT_TTL, DiscoveryConfig, LegSpec, MulticastConfig,
 };
@@ -196,7 +195,9 @@ impl DiscoveryHandle {
             tasks.push(tokio::spawn(probe_loop(
                 target.clone(),
                 cfg.probe_interval,
-                cfg.key.clone(),
+                ClientIdentity::tool("discovery:probe")
+                    .with_key(cfg.key.clone())
+                    .with_tls(cfg.tls.clone()),
                 cmd_tx.clone(),
             )));
         }
@@ -297,14 +298,13 @@ async fn read_loop(leg: usize, sock: Arc<UdpSocket>, tx: mpsc::Sender<(usize, Ve
 }
 
 /// HELLO then DESCRIBE: the manual peer's identity and TCP port.
-async fn probe(target: &str, key: Option<DeploymentKey>) -> Result<ProbeReply, NetError> {
+async fn probe(target: &str, who: &ClientIdentity) -> Result<ProbeReply, NetError> {
     let addr = tokio::net::lookup_host(target)
         .await
         .map_err(|e| NetError::Address(target.to_owned(), format!("cannot resolve: {e}")))?
         .next()
         .ok_or_else(|| NetError::Address(target.to_owned(), "resolves to nothing".to_owned()))?;
-    let who = ClientIdentity::tool("discovery:probe").with_key(key);
-    let mut c = Client::connect(&addr.to_string(), &who, Duration::from_secs(2)).await?;
+    let mut c = Client::connect(&addr.to_string(), who, Duration::from_secs(2)).await?;
     let hello = c.peer().clone();
     let port = match c.request(Request::Describe).await {
         Ok(Response::Describe(Description { tcp_port, .. })) if tcp_port != 0 => tcp_port,
@@ -319,10 +319,10 @@ async fn probe(target: &str, key: Option<DeploymentKey>) -> Result<ProbeReply, N
     })
 }
 
-async fn probe_loop(target: String, every: Duration, key: Option<DeploymentKey>, cmd: mpsc::Sender<Cmd>) {
+async fn probe_loop(target: String, every: Duration, who: ClientIdentity, cmd: mpsc::Sender<Cmd>) {
     let mut warned = false;
     loop {
-        let r = probe(&target, key.clone()).await;
+        let r = probe(&target, &who).await;
         let refused = matches!(
             &r,
             Err(NetError::Auth(_)

@@ -155,6 +155,25 @@ fn is_auth_failure(e: Option<&NetError>) -> bool {
     )
 }
 
+/// The TLS an edge dials with: as it asks, else as the node's rule says.
+fn edge_tls(
+    core: &NodeCore,
+    cfg: &EdgeConfig,
+) -> Result<Option<std::sync::Arc<framewire_tls::rustls::ClientConfig>>, NetError> {
+    let tls = core.config.tls.as_ref();
+    match cfg.tls {
+        Some(true) => match tls.and_then(|t| t.client.clone()) {
+            Some(c) => Ok(Some(c)),
+            None => Err(NetError::Tls {
+                peer: cfg.upstream.clone(),
+                reason: "the edge asks for TLS but this node has no deployment CA (tls.ca)".into(),
+            }),
+        },
+        Some(false) => Ok(None),
+        None => Ok(tls.and_then(|t| t.for_dial(false))),
+    }
+}
+
 /// One connection to the upstream: connect, subscribe, relay frames.
 async fn session(
     core: &Arc<NodeCore>,
@@ -180,6 +199,7 @@ async fn session_inner(
         site_id: core.config.site_id,
         key: core.config.key.clone(),
         features: core.features(),
+        tls: edge_tls(core, cfg)?,
     };
     let mut client = Client::connect(&cfg.upstream, &who, DEFAULT_TIMEOUT).await?;
     // Frames have no reason to come before the answer to SUBSCRIBE.

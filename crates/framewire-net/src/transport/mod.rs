@@ -12,4 +12,6 @@ pub mod framed;
 pub(crate) mod opaque;
 pub(crate) mod shm_edge;
 pub(crate) mod socket;
+pub(crate) mod stream;
+pub(crate) mod tunnel;
 pub(crate) mod writer;

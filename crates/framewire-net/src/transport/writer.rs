@@ -25,9 +25,9 @@ use std::sync::{Arc, Mutex};
 use framewire_proto::{Encoded, Message, StreamEvent, VideoFrame};
 use std::time::Instant;
 
+use crate::transport::stream::WriteHalf;
 use framewire_relay::{MemberId, OutputId, Transmit};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
@@ -286,7 +286,7 @@ struct Out {
 /// when (runtime/links.rs).
 pub(crate) async fn writer_loop(
     core: Arc<NodeCore>,
-    mut w: OwnedWriteHalf,
+    mut w: WriteHalf,
     queue: Arc<WriterQueue>,
     link: Option<Arc<LinkShare>>,
 ) -> Result<(), NetError> {
@@ -306,7 +306,7 @@ pub(crate) async fn writer_loop(
 
 async fn run(
     core: &NodeCore,
-    w: &mut OwnedWriteHalf,
+    w: &mut WriteHalf,
     queue: &WriterQueue,
     link: &mut Option<Arc<LinkShare>>,
     outs: &mut Vec<Out>,
@@ -370,7 +370,7 @@ impl Held {
     async fn write(
         self,
         core: &NodeCore,
-        w: &mut OwnedWriteHalf,
+        w: &mut WriteHalf,
         outs: &[Out],
         link: Option<&LinkShare>,
     ) -> Result<(), NetError> {
@@ -395,7 +395,7 @@ impl Held {
 /// stops early, holding the frame just taken, when the queue has items.
 async fn turns(
     core: &NodeCore,
-    w: &mut OwnedWriteHalf,
+    w: &mut WriteHalf,
     queue: &WriterQueue,
     outs: &[Out],
     turn: &mut usize,
@@ -434,7 +434,7 @@ async fn turns(
 /// has items (the grants not used are given back).
 async fn linked(
     core: &NodeCore,
-    w: &mut OwnedWriteHalf,
+    w: &mut WriteHalf,
     queue: &WriterQueue,
     outs: &[Out],
     link: &LinkShare,
@@ -481,7 +481,7 @@ async fn linked(
 }
 
 /// Writes one frame: framed on its channel, or its bytes alone (opaque).
-async fn write_transmit(w: &mut OwnedWriteHalf, channel: u16, tx: Transmit) -> Result<(), NetError> {
+async fn write_transmit(w: &mut WriteHalf, channel: u16, tx: Transmit) -> Result<(), NetError> {
     if tx.encapsulated {
         let f = VideoFrame {
             channel,
@@ -498,7 +498,7 @@ async fn write_transmit(w: &mut OwnedWriteHalf, channel: u16, tx: Transmit) -> R
 }
 
 async fn apply(
-    w: &mut OwnedWriteHalf,
+    w: &mut WriteHalf,
     item: Item,
     outs: &mut Vec<Out>,
     opaque: &mut bool,
@@ -646,7 +646,7 @@ mod tests {
         let queue = WriterQueue::new(1 << 20);
         let id = serve(&core, &queue, "s", 1);
         serve(&core, &queue, "big", 2);
-        let writer = tokio::spawn(writer_loop(core.clone(), w, queue.clone(), None));
+        let writer = tokio::spawn(writer_loop(core.clone(), Box::new(w), queue.clone(), None));
         let source = {
             let core = core.clone();
             let queue = queue.clone();

@@ -184,6 +184,14 @@ pub struct Args {
     /// The private key (PEM) of --web-tls-cert.
     #[arg(long, value_name = "FILE", requires = "web_tls_cert")]
     web_tls_key: Option<PathBuf>,
+    /// Refuse plain TCP on the node's port: peers must come over TLS
+    /// (needs --tls-cert and --tls-key; docs/security.md, "TLS between nodes").
+    #[arg(long)]
+    tls_require: bool,
+    /// Whom the node dials over TLS (with --tls-ca): all its peers, or only
+    /// the next gateway across a site link [default: all].
+    #[arg(long, value_name = "WHOM", value_parser = ["all", "links"])]
+    tls_dial: Option<String>,
     #[command(flatten)]
     discovery: crate::discovery::DiscoveryArgs,
 }
@@ -235,6 +243,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(p) = crate::util::key_file() {
         file.key_file = Some(p.to_owned());
+    }
+    let tls = crate::util::tls_files();
+    if tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some() || args.tls_require || args.tls_dial.is_some() {
+        let t = file.tls.get_or_insert_with(Default::default);
+        t.ca = tls.ca.or(t.ca.take());
+        t.cert = tls.cert.or(t.cert.take());
+        t.key = tls.key.or(t.key.take());
+        t.require |= args.tls_require;
+        if args.tls_dial.is_some() {
+            t.dial = args.tls_dial.clone();
+        }
     }
     if args.metrics.is_some() {
         file.metrics = args.metrics;
@@ -350,6 +369,7 @@ async fn start_controller(node: &Node, args: &Args, itself_only: bool) -> anyhow
     let mut cfg = ControllerConfig::new(node.name(), state_dir.clone());
     cfg.nodes.push(node.local_addr().to_string());
     cfg.key = node.key().cloned();
+    cfg.tls = node.tls_client();
     if itself_only {
         return framewire_controller::start(cfg).await.with_context(|| {
             format!(

@@ -50,6 +50,9 @@ pub struct NodeFile {
     pub discovery: Option<crate::discovery::DiscoverySpec>,
     /// Deployment key file (docs/security.md). Default: none, no authentication.
     pub key_file: Option<PathBuf>,
+    /// TLS on the node's port and to its peers (docs/security.md, "TLS
+    /// between nodes"). Default: none, plain TCP.
+    pub tls: Option<TlsSpec>,
     /// Address of the Prometheus `/metrics` endpoint. Default: none (off).
     pub metrics: Option<SocketAddr>,
     /// Address of the RTSP server (`rtsp://ADDR/STREAM`, docs/outputs.md).
@@ -113,9 +116,50 @@ pub struct UpstreamSpec {
     /// `2.5MB`, ... Default: no cap.
     #[serde(default)]
     pub max_rate: Option<framewire_net::RateValue>,
+    /// Over TLS (true) or plain TCP (false). Default: as `tls.dial` says.
+    #[serde(default)]
+    pub tls: Option<bool>,
     /// How to subscribe.
     #[serde(flatten)]
     pub delivery: Delivery,
+}
+
+/// The `[tls]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// The node's certificate (PEM): with `key`, the node accepts TLS.
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub key: Option<PathBuf>,
+    /// The deployment CA (PEM): the node dials its peers over TLS and
+    /// checks their certificates against it; a peer that shows one it
+    /// issued needs no deployment key.
+    pub ca: Option<PathBuf>,
+    /// Refuse plain TCP. Default false.
+    #[serde(default)]
+    pub require: bool,
+    /// `all` (default): dial every peer over TLS; `links`: only the next
+    /// gateway across a site link.
+    pub dial: Option<String>,
+}
+
+impl TlsSpec {
+    /// Reads the files into the node's TLS configuration.
+    pub fn build(&self) -> anyhow::Result<framewire_net::TlsConfig> {
+        let dial = match self.dial.as_deref() {
+            None => framewire_net::TlsDial::All,
+            Some(d) => framewire_net::TlsDial::parse(d)
+                .with_context(|| format!("tls.dial `{d}`: expected `all` or `links`"))?,
+        };
+        Ok(framewire_net::TlsConfig::from_files(
+            self.cert.as_deref(),
+            self.key.as_deref(),
+            self.ca.as_deref(),
+            self.require,
+            dial,
+        )?)
+    }
 }
 
 /// An opaque port.
@@ -219,6 +263,7 @@ impl NodeFile {
                 transport,
                 weight,
                 max_rate,
+                tls: u.tls,
             });
         }
         for (i, s) in self.sinks.into_iter().enumerate() {
@@ -242,6 +287,9 @@ impl NodeFile {
         }
         if let Some(path) = &self.key_file {
             cfg.key = Some(framewire_net::DeploymentKey::load(path)?);
+        }
+        if let Some(t) = &self.tls {
+            cfg.tls = Some(t.build()?);
         }
         cfg.metrics = self.metrics;
         cfg.rtsp = self.rtsp;
