@@ -10,34 +10,15 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::netns::{BIN, Netns, spawn_in};
+use common::{group_args, private_group};
 use framewire_discovery::{Event, GoneReason, announcement};
 use framewire_net::{DiscoveryConfig, DiscoveryHandle, MulticastConfig, NetError};
 use framewire_proto::{FunctionFlags, Message, Status, SubscribeParams};
-
-/// A group and port no other test uses.
-fn private_group() -> (Ipv4Addr, u16) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    let pid = std::process::id();
-    let group = Ipv4Addr::new(239, 255, (pid % 250) as u8 + 1, (n % 250) as u8 + 1);
-    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    (group, port)
-}
-
-fn group_args(group: Ipv4Addr, port: u16) -> Vec<String> {
-    vec![
-        "--discovery-group".into(),
-        group.to_string(),
-        "--discovery-port".into(),
-        port.to_string(),
-    ]
-}
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()

@@ -82,16 +82,24 @@ impl Core {
             nodes.push(view);
             for e in &r.edges {
                 let id = edge_id(name, &e.local_name);
-                let upstream = self
+                // The node serving the edge (a gateway, for another site's
+                // stream), and the node the stream comes from.
+                let serving = self
                     .name_at(&e.upstream)
                     .map_or_else(|| e.upstream.clone(), str::to_owned);
+                let (upstream, stream) = match framewire_net::discovery::parse_remote_stream(&e.stream) {
+                    Some((bare, site, node)) if self.nodes.contains_key(&node_key(site, node)) => {
+                        (node_key(site, node), bare.to_owned())
+                    }
+                    _ => (serving.clone(), e.stream.clone()),
+                };
                 let wanted = self
                     .wanted_by_id(&id)
                     .is_some_and(|w| self.matches(&self.effective(w), e));
                 let mut view = EdgeView {
                     id: id.clone(),
-                    upstream: upstream.clone(),
-                    stream: e.stream.clone(),
+                    upstream,
+                    stream,
                     downstream: name.clone(),
                     local_name: e.local_name.clone(),
                     mode: e.params.mode.to_string(),
@@ -106,7 +114,7 @@ impl Core {
                     ..EdgeView::default()
                 };
                 // Join the upstream's output for this subscriber.
-                if let Some(up) = self.nodes.get(&upstream)
+                if let Some(up) = self.nodes.get(&serving)
                     && let Some(ur) = &up.report
                     && let Some(o) = ur.stats.outputs.iter().find(|o| {
                         o.stream == e.stream

@@ -415,3 +415,29 @@ pub fn config_file(dir: &std::path::Path, toml: &str) -> String {
     std::fs::write(&p, toml).unwrap();
     p.to_str().unwrap().to_owned()
 }
+
+/// A multicast group and port no other test uses (announcements go
+/// through 127.0.0.1 only, so tests never hear each other).
+pub fn private_group() -> (std::net::Ipv4Addr, u16) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    let group = std::net::Ipv4Addr::new(239, 255, (pid % 250) as u8 + 1, (n % 250) as u8 + 1);
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    (group, port)
+}
+
+/// `--discovery-group G --discovery-port P`.
+pub fn group_args(group: std::net::Ipv4Addr, port: u16) -> Vec<String> {
+    vec![
+        "--discovery-group".into(),
+        group.to_string(),
+        "--discovery-port".into(),
+        port.to_string(),
+    ]
+}
