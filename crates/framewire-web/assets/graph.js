@@ -78,7 +78,15 @@ export function drawGraph(graph, selectedNode, force = false) {
   const defs = svg('defs');
   defs.append(marker);
   g.append(defs);
-  const { pos, width, height } = layout(graph);
+  const { pos, bands, width, height } = layout(graph);
+  for (const b of bands) {
+    const band = svg('g', { class: 'site-band', 'data-site': b.site });
+    band.append(svg('rect', { x: 4, y: b.y + 2, width: width - 8, height: b.h - 4, rx: 8 }));
+    const t = svg('text', { x: 16, y: b.y + 20 });
+    t.textContent = b.site === 0 ? 'this site' : `site ${b.site}`;
+    band.append(t);
+    g.append(band);
+  }
   const byName = new Map(graph.nodes.map((n) => [n.name, n]));
   const row = (node, stream) => (byName.get(node)?.streams ?? []).findIndex((s) => s.name === stream);
   for (const e of graph.edges) {

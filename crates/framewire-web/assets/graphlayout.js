@@ -1,6 +1,6 @@
 // Where each node of the graph goes (no DOM, tested by graphlayout.test.mjs):
-// nodes in columns by their depth along the edges (sources left, sinks
-// right), a column taller than MAX_ROWS nodes split in several, each node
+// nodes grouped by site (one band per site, this site's first), in
+// columns by their depth along the edges (sources left, sinks right), a column taller than MAX_ROWS nodes split in several, each node
 // as tall as its streams need. The drawing shrinks to fit its pane down to
 // MIN_SCALE and scrolls beyond: it never shrinks below readable.
 
@@ -17,9 +17,14 @@ export function nodeHeight(streams) {
   return HEAD + Math.max(0, streams) * ROW + (streams ? 6 : 0);
 }
 
+const BAND_HEAD = 28;           // a site band's title
+const BAND_GAP = 16;            // between site bands
+
 /**
- * `graph` is {nodes: [{name, streams: [...]}], edges: [{upstream, downstream}]}.
- * Returns {pos: Map(name -> {x, y, h}), width, height}.
+ * `graph` is {nodes: [{name, site_id, streams: [...]}], edges: [{upstream, downstream}]}.
+ * Returns {pos: Map(name -> {x, y, h}), bands: [{site, y, h}], width, height}.
+ * The nodes of each site are a band of their own, this site's (0) first,
+ * each band laid out in columns by depth; with one site there is no band.
  */
 export function layout(graph) {
   const names = graph.nodes.map((n) => n.name);
@@ -34,29 +39,38 @@ export function layout(graph) {
     }
     if (!changed) break;
   }
-  const columns = new Map();
-  for (const n of graph.nodes) {
-    const d = depth.get(n.name);
-    if (!columns.has(d)) columns.set(d, []);
-    columns.get(d).push(n);
-  }
-  const pos = new Map();
-  let x = MARGIN, width = 0, height = 0;
-  for (const d of [...columns.keys()].sort((a, b) => a - b)) {
-    const col = columns.get(d);
-    for (let start = 0; start < col.length; start += MAX_ROWS) {
-      let y = MARGIN;
-      for (const n of col.slice(start, start + MAX_ROWS)) {
-        const h = nodeHeight(n.streams?.length ?? 0);
-        pos.set(n.name, { x, y, h });
-        y += h + GAP_Y;
-      }
-      height = Math.max(height, y - GAP_Y + MARGIN);
-      width = x + W + MARGIN;
-      x += W + GAP_X;
+  const sites = [...new Set(graph.nodes.map((n) => n.site_id ?? 0))].sort((a, b) => a - b);
+  const banded = sites.length > 1;
+  const pos = new Map(), bands = [];
+  let top = 0, width = 0;
+  for (const site of sites) {
+    const columns = new Map();
+    for (const n of graph.nodes.filter((m) => (m.site_id ?? 0) === site)) {
+      const d = depth.get(n.name);
+      if (!columns.has(d)) columns.set(d, []);
+      columns.get(d).push(n);
     }
+    const y0 = top + (banded ? BAND_HEAD : 0);
+    let x = MARGIN, bottom = y0;
+    for (const d of [...columns.keys()].sort((a, b) => a - b)) {
+      const col = columns.get(d);
+      for (let start = 0; start < col.length; start += MAX_ROWS) {
+        let y = y0 + MARGIN;
+        for (const n of col.slice(start, start + MAX_ROWS)) {
+          const h = nodeHeight(n.streams?.length ?? 0);
+          pos.set(n.name, { x, y, h });
+          y += h + GAP_Y;
+        }
+        bottom = Math.max(bottom, y - GAP_Y + MARGIN);
+        width = Math.max(width, x + W + MARGIN);
+        x += W + GAP_X;
+      }
+    }
+    if (banded) bands.push({ site, y: top, h: bottom - top });
+    top = bottom + (banded ? BAND_GAP : 0);
   }
-  return { pos, width: Math.max(width, 400), height: Math.max(height, 200) };
+  const height = top - (banded ? BAND_GAP : 0);
+  return { pos, bands, width: Math.max(width, 400), height: Math.max(height, 200) };
 }
 
 /** The y of stream `i`'s row centre in a node at `p`. */

@@ -66,3 +66,23 @@ test('a drawing shrinks to fit its pane, down to half size, and never grows', ()
   assert.equal(fitScale(4000, 800), 0.5);
   assert.equal(fitScale(1000, 0), 1, 'a pane not laid out yet');
 });
+
+test('each site is a band of its own, this site first, and no box crosses a band', () => {
+  const here = (name) => ({ ...node(name), site_id: 0 });
+  const there = (name, site) => ({ ...node(name), site_id: site });
+  const g = {
+    nodes: [there('2/lab:cam', 2), here('home:view'), there('1/far:cam', 1), here('home:relay')],
+    edges: [{ upstream: '2/lab:cam', downstream: 'home:relay' }, { upstream: 'home:relay', downstream: 'home:view' }],
+  };
+  const { pos, bands, height } = layout(g);
+  assert.deepEqual(bands.map((b) => b.site), [0, 1, 2]);
+  for (const [name, p] of pos) {
+    const site = g.nodes.find((n) => n.name === name).site_id;
+    const b = bands.find((x) => x.site === site);
+    assert.ok(p.y >= b.y + 20 && p.y + p.h <= b.y + b.h, `${name} inside site ${site}'s band`);
+  }
+  for (let i = 1; i < bands.length; i++) assert.ok(bands[i].y >= bands[i - 1].y + bands[i - 1].h, 'bands do not overlap');
+  assert.ok(height >= bands[2].y + bands[2].h);
+  // One site: no bands, as before.
+  assert.deepEqual(layout({ nodes: [here('a'), here('b')], edges: [] }).bands, []);
+});
