@@ -27,10 +27,11 @@ cd "$(dirname "$0")/.."
 #                           (gst-launch-1.0, rtspsrc, avdec_h264)
 #   systemd                 systemd-analyze: the service unit is verified (packaging/)
 #   openssl                 a certificate's key hash for Chromium to trust (the HTTPS browser test)
+#   nftables iproute2       the site tests' link between namespaces: a DNAT through a delay proxy, tbf rates
 TEST_PACKAGES=(qemu-system-x86 busybox-static kmod v4l-utils python3
   xvfb libgl1-mesa-dri x11-xserver-utils x11-apps xauth python3-prometheus-client chromium
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-libav systemd openssl "$@")
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-libav systemd openssl nftables iproute2 "$@")
 bash scripts/setup-demo.sh "${TEST_PACKAGES[@]}"
 
 # cargo-fuzz drives the fuzz smoke run (stable toolchain, --sanitizer none).

@@ -262,6 +262,17 @@ async fn tls_required_refuses_plain_tcp_and_the_key_still_works_over_tls() {
         let mut c = Client::connect(&cam.local_addr().to_string(), &keyed, T).await.unwrap();
         let last = frames(&mut c, "bars", 5).await;
         assert_eq!(&last[..2], &[0xff, 0xd8]);
+        // A certificate of the CA and another site's key: the certificate
+        // authenticates, the keys need not match.
+        let more = ca::issue(&d, "far:gw", &["127.0.0.1".into()], 30, false).unwrap();
+        let far = ClientIdentity::tool("far:gw")
+            .with_key(Some(DeploymentKey::from_bytes(&[9; 32]).unwrap()))
+            .with_tls(Some(client_tls(&d, Some(&more))));
+        let mut c = Client::connect(&cam.local_addr().to_string(), &far, T).await.unwrap();
+        assert!(matches!(
+            c.request(Request::ListStreams).await,
+            Ok(Response::ListStreams(_))
+        ));
         // TLS without a certificate or the key: refused by the key's rule.
         let e = refusal(
             &cam,

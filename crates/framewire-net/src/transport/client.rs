@@ -231,7 +231,10 @@ impl Client {
                 });
             }
         }
-        if let Some(key) = &who.key {
+        // Over TLS the node's certificate has proved it; a node that took
+        // ours as our proof answers without HMAC, and no AUTH follows.
+        let by_certificate = who.tls.is_some() && client.peer.hello.auth_scheme == AuthScheme::None;
+        if let Some(key) = who.key.as_ref().filter(|_| !by_certificate) {
             client.authenticate(key, &my_nonce).await?;
         }
         Ok(client)

@@ -285,8 +285,9 @@ async fn handshake(
         let msg = "this node takes TLS connections only (tls.require): dial it with --tls-ca";
         return Err(deny(env, w, peer, &hello_req, msg).await);
     }
-    if way.certified && hello.auth_scheme == AuthScheme::None {
-        // A certificate of the deployment CA: authenticated by TLS.
+    if way.certified {
+        // A certificate of the deployment CA: authenticated by TLS, whatever
+        // key the peer holds (sites joined by certificates keep keys of their own).
         debug!(name = %hello.name, "authenticated by its certificate");
         let reply = Response::Hello(HelloReply {
             hello: own_hello(&env.services.core, AuthScheme::None, Bytes::new()),

@@ -154,3 +154,19 @@ pub fn spawn_in(ns: Option<&str>, args: &[String]) -> NodeProc {
     }
     super::spawn_command(cmd, Duration::from_secs(20))
 }
+
+/// Runs `f` on a thread of its own inside namespace `ns`: every socket it
+/// opens (and every thread it starts) is in that namespace.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: setns on a descriptor we hold open, for this thread only.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("the thread in the namespace")
+}
