@@ -199,3 +199,322 @@ fn a_controller_sees_and_wires_another_sites_node_through_the_gateway() {
     eprintln!("gateway edge stopped {:?} after the unwiring", t0.elapsed());
     assert!(ctl.log().contains("node connected"), "{}", ctl.log());
 }
+
+/// Two sites, each with its gateway, joined by a link the test owns: rates
+/// capped with `tbf` (20 Mbit/s each way) and 25 ms added each way by a
+/// proxy on the link (this kernel has no netem; gateway B's traffic to
+/// gateway A is sent through it by a DNAT), which also records every byte
+/// it carries. Each site has its own deployment key; the gateways hold
+/// certificates of one CA and speak TLS on the link only (`--tls-dial
+/// links`). A client on site B opens site A's stream on demand (timed);
+/// the controller on site B lists and wires site A's camera through the
+/// tunnel; nothing readable crosses the link.
+#[test]
+fn netns_two_sites_over_a_shaped_encrypted_link() {
+    use common::delay::{Record, delay_proxy_at};
+    use common::netns::{Netns, in_netns, run};
+
+    let mut ns = Netns::new();
+    let [sw, ha, gwa, wan, gwb, hb] = ["sw", "ha", "gwa", "wan", "gwb", "hb"].map(|r| ns.add(r).expect("a namespace"));
+    for br in ["bra", "brb", "brl"] {
+        ns.bridge(&sw, br);
+    }
+    ns.plug(&sw, "bra", "pa", &ha, "eth0", "10.78.1.1/24");
+    ns.plug(&sw, "bra", "pga", &gwa, "eth0", "10.78.1.254/24");
+    ns.plug(&sw, "brl", "pla", &gwa, "eth1", "10.78.9.1/24");
+    ns.plug(&sw, "brl", "plw", &wan, "eth0", "10.78.9.3/24");
+    ns.plug(&sw, "brl", "plb", &gwb, "eth0", "10.78.9.2/24");
+    ns.plug(&sw, "brb", "pgb", &gwb, "eth1", "10.78.2.254/24");
+    ns.plug(&sw, "brb", "pb", &hb, "eth0", "10.78.2.1/24");
+    ns.shape(&gwa, "eth1", "20mbit");
+    ns.shape(&gwb, "eth0", "20mbit");
+    // Gateway B reaches gateway A through the delaying proxy in `wan`.
+    let nft = |args: &[&str]| {
+        let mut a = vec!["ip", "netns", "exec", gwb.as_str(), "nft"];
+        a.extend_from_slice(args);
+        run(&a).unwrap_or_else(|e| panic!("nft ({e}): the site tests need nftables (scripts/setup.sh)"));
+    };
+    nft(&["add", "table", "ip", "fw"]);
+    nft(&[
+        "add", "chain", "ip", "fw", "out", "{", "type", "nat", "hook", "output", "priority", "-100", ";", "}",
+    ]);
+    nft(&[
+        "add",
+        "rule",
+        "ip",
+        "fw",
+        "out",
+        "ip",
+        "daddr",
+        "10.78.9.1",
+        "tcp",
+        "dport",
+        "7400",
+        "dnat",
+        "to",
+        "10.78.9.3:7400",
+    ]);
+    let link: Record = Default::default();
+    let rec = link.clone();
+    in_netns(&wan, move || {
+        delay_proxy_at(
+            "10.78.9.3:7400".parse().unwrap(),
+            "10.78.9.1:7400".parse().unwrap(),
+            Duration::from_millis(25),
+            Some(rec),
+        )
+    });
+
+    // One CA for the gateways; a key per site.
+    let dir = common::temp_dir("netns-sites");
+    let ca_dir = dir.join("ca");
+    framewire_tls::ca::init(&ca_dir, "test CA", 30, false).unwrap();
+    let gw_a = framewire_tls::ca::issue(&ca_dir, "gw:a", &["10.78.9.1".into()], 30, false).unwrap();
+    let gw_b = framewire_tls::ca::issue(&ca_dir, "gw:b", &["10.78.9.2".into()], 30, false).unwrap();
+    let ca = ca_dir.join(framewire_tls::ca::CA_CERT);
+    let (key_a, key_b) = (dir.join("a.key"), dir.join("b.key"));
+    for k in [&key_a, &key_b] {
+        let (code, _, err) = framewire(&["key", "gen", k.to_str().unwrap()], "", &[]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let tls = |me: &framewire_tls::ca::Issued| {
+        vec![
+            "--tls-ca".into(),
+            s(&ca),
+            "--tls-cert".into(),
+            s(&me.cert),
+            "--tls-key".into(),
+            s(&me.key),
+            "--tls-dial".into(),
+            "links".into(),
+        ]
+    };
+    let _cam = spawn_in(
+        Some(&ha),
+        &args(&[
+            "--key-file",
+            &s(&key_a),
+            "--name",
+            "lab:cam",
+            "--listen",
+            "10.78.1.1:7400",
+            "--source",
+            "test-pattern:bars,size=320x240,fps=25",
+        ]),
+    );
+    let gate_a = spawn_in(
+        Some(&gwa),
+        &[
+            args(&[
+                "--key-file",
+                &s(&key_a),
+                "--name",
+                "gw:a",
+                "--listen",
+                "0.0.0.0:7400",
+                "--gateway-leg",
+                "interface=10.78.1.254,site=1,label=lab",
+                "--gateway-leg",
+                "interface=10.78.9.1,link=true",
+            ]),
+            tls(&gw_a),
+        ]
+        .concat(),
+    );
+    let gw_b_file = common::config_file(&dir, "[limits]\ngateway_edge_idle_ms = 1000\n");
+    let gate_b = spawn_in(
+        Some(&gwb),
+        &[
+            args(&[
+                "--config",
+                &gw_b_file,
+                "--key-file",
+                &s(&key_b),
+                "--name",
+                "gw:b",
+                "--listen",
+                "0.0.0.0:7400",
+                "--gateway-leg",
+                "interface=10.78.9.2,link=true",
+                "--gateway-leg",
+                "interface=10.78.2.254,site=2,label=home",
+            ]),
+            tls(&gw_b),
+        ]
+        .concat(),
+    );
+    let view = spawn_in(
+        Some(&hb),
+        &args(&[
+            "--key-file",
+            &s(&key_b),
+            "--name",
+            "home:view",
+            "--listen",
+            "10.78.2.1:7400",
+        ]),
+    );
+    let ds = dir.join("ctl");
+    std::fs::create_dir_all(&ds).unwrap();
+    add_user(&ds, "ada", "admin");
+    let (code, token, err) = framewire(&["user", "token", "ada", "--state-dir", &s(&ds)], "", &[]);
+    assert_eq!(code, 0, "{err}");
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, token.trim()).unwrap();
+    let ctl = spawn_in(
+        Some(&hb),
+        &args(&[
+            "--key-file",
+            &s(&key_b),
+            "--name",
+            "home:ctl",
+            "--listen",
+            "10.78.2.1:7401",
+            "--controller",
+            "--web",
+            "10.78.2.1:7480",
+            "--state-dir",
+            &s(&ds),
+        ]),
+    );
+    assert!(
+        gate_b.wait_log("peer=1:lab:cam", Duration::from_secs(10)),
+        "gateway B hears site A's camera across the link\n--- A\n{}\n--- B\n{}",
+        gate_a.log(),
+        gate_b.log()
+    );
+
+    // The link's round trip, as a request sees it (TLS from gateway B).
+    let (ca2, cert, key) = (ca.clone(), gw_b.cert.clone(), gw_b.key.clone());
+    let rtt = in_netns(&gwb, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tls = framewire_tls::client_config(&ca2, Some((&cert, &key))).unwrap();
+            let who = framewire_net::ClientIdentity::tool("test:rtt").with_tls(Some(tls));
+            let mut c = framewire_net::Client::connect("10.78.9.1:7400", &who, Duration::from_secs(5))
+                .await
+                .unwrap();
+            let t = Instant::now();
+            c.request(framewire_proto::Request::Describe).await.unwrap();
+            t.elapsed()
+        })
+    });
+    assert!(
+        rtt >= Duration::from_millis(50),
+        "the link adds 50 ms per round trip, measured {rtt:?}"
+    );
+
+    // A viewer on site B opens site A's stream: nothing was pulled before.
+    let key = framewire_net::DeploymentKey::load(&key_b).unwrap();
+    let (opened, jpeg) = in_netns(&hb, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let who = framewire_net::ClientIdentity::tool("home:viewer").with_key(Some(key));
+            let mut c = framewire_net::Client::connect("10.78.2.254:7400", &who, Duration::from_secs(5))
+                .await
+                .unwrap();
+            let t = Instant::now();
+            let ch = c
+                .subscribe("bars@1:lab:cam", framewire_proto::SubscribeParams::default())
+                .await
+                .expect("site A's stream through both gateways");
+            loop {
+                if let Some(framewire_proto::Message::VideoFrame(f)) =
+                    common::next(&mut c, Duration::from_secs(5)).await
+                    && f.channel == ch
+                {
+                    return (t.elapsed(), f.data[..3].to_vec());
+                }
+            }
+        })
+    });
+    eprintln!("link round trip {rtt:?}; site A's stream opened on demand on site B in {opened:?} (first picture)");
+    assert_eq!(jpeg, [0xff, 0xd8, 0xff]);
+    assert!(opened < Duration::from_secs(2), "opened in {opened:?}");
+
+    // The controller on site B lists the camera through both gateways and wires it.
+    let web = "10.78.2.1:7480".to_owned();
+    let tok = token.trim().to_owned();
+    let (w, t) = (web.clone(), tok.clone());
+    in_netns(&hb, move || {
+        wait_for("the controller to list 1/lab:cam", Duration::from_secs(20), || {
+            let g = api_get(&w, &t, "/api/graph");
+            let n = g["nodes"]
+                .as_array()?
+                .iter()
+                .find(|n| n["name"] == "1/lab:cam")?
+                .clone();
+            (n["online"] == true).then_some(())
+        })
+    });
+    let file = dir.join("wanted.json.in");
+    std::fs::write(
+        &file,
+        r#"{"edge": [{"from": "1/lab:cam", "stream": "bars", "to": "home:view"}]}"#,
+    )
+    .unwrap();
+    let apply = |f: &std::path::Path| {
+        ns.framewire(
+            &hb,
+            &[
+                "graph",
+                "apply",
+                f.to_str().unwrap(),
+                "--url",
+                &format!("http://{web}"),
+                "--token-file",
+                token_file.to_str().unwrap(),
+            ],
+        )
+    };
+    apply(&file);
+    let (w, t) = (web.clone(), tok.clone());
+    in_netns(&hb, move || {
+        wait_for("the wired edge live", Duration::from_secs(20), || {
+            let g = api_get(&w, &t, "/api/graph");
+            g["edges"]
+                .as_array()?
+                .iter()
+                .find(|e| e["upstream"] == "1/lab:cam" && e["downstream"] == "home:view" && e["state"] == "live")
+                .map(|_| ())
+        })
+    });
+    let got = ns.framewire(&hb, &["--key-file", &s(&key_b), "stats", "10.78.2.1:7400"]);
+    assert!(got.contains("bars"), "{got}");
+
+    // What crossed the link: TLS records only.
+    let seen = link.lock().unwrap().clone();
+    assert!(seen.len() > 100_000, "only {} bytes crossed the link", seen.len());
+    let count = |needle: &[u8]| seen.windows(needle.len()).filter(|w| *w == needle).count();
+    assert_eq!(
+        count(&[0xff, 0xd8, 0xff]),
+        0,
+        "a JPEG start marker in the clear on the link"
+    );
+    assert_eq!(count(b"bars"), 0, "the stream's name in the clear on the link");
+    assert_eq!(count(b"lab:cam"), 0, "a node's name in the clear on the link");
+
+    // Unwired, and the viewer gone: gateway B stops pulling within its idle time.
+    std::fs::write(&file, r#"{"edge": []}"#).unwrap();
+    apply(&file);
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs(15);
+    loop {
+        let out = ns.framewire(&gwb, &["--key-file", &s(&key_b), "stats", "127.0.0.1:7400"]);
+        if !out.contains("bars@1:lab:cam") {
+            break;
+        }
+        assert!(Instant::now() < end, "gateway B still pulls:\n{out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("gateway B stopped its edge {:?} after the unwiring", t0.elapsed());
+    assert!(ctl.log().contains("node connected"), "{}", ctl.log());
+    drop(view);
+}
