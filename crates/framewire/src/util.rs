@@ -141,6 +141,22 @@ pub fn tls_client() -> anyhow::Result<Option<std::sync::Arc<framewire_net::rustl
     ))
 }
 
+/// A node's TLS from the global `--tls-*` flags alone (none given: none),
+/// dialling every peer over TLS.
+pub fn node_tls() -> anyhow::Result<Option<framewire_net::TlsConfig>> {
+    let f = tls_files();
+    if f.ca.is_none() && f.cert.is_none() && f.key.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(framewire_net::TlsConfig::from_files(
+        f.cert.as_deref(),
+        f.key.as_deref(),
+        f.ca.as_deref(),
+        false,
+        framewire_net::TlsDial::All,
+    )?))
+}
+
 /// Connects to a node as a command-line tool, authenticating with the
 /// deployment key when one is given, over TLS with `--tls-ca`. `addr` may
 /// be `SITE:NAMESPACE:INSTANCE@GATEWAY` for a node of another site.

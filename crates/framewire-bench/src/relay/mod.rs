@@ -134,6 +134,11 @@ pub struct Args {
     /// Keep the temp dir (frames, child logs) and print its path.
     #[arg(long)]
     keep_temp: bool,
+    /// Run every framewire case again with TLS 1.3 on every hop (a
+    /// deployment CA made in the temp dir; certificates instead of a key)
+    /// and show TLS against plain TCP.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// The run's settings, quick defaults applied.
@@ -185,6 +190,8 @@ struct Ctx {
     dir: PathBuf,
     gst: Option<String>,
     iperf: bool,
+    /// Global flags every framewire process gets (`--tls-ca ...`).
+    global: Vec<String>,
 }
 
 impl Ctx {
@@ -194,7 +201,7 @@ impl Ctx {
 
     fn fw(&self) -> Command {
         let mut c = Command::new(&self.exe);
-        c.args(["--log", "warn"]);
+        c.args(["--log", "warn"]).args(&self.global);
         c
     }
 }
@@ -229,6 +236,7 @@ fn run_blocking(plan: &Plan) -> anyhow::Result<()> {
         gst: if plan.a.no_gst { None } else { gst::version() },
         iperf: !plan.a.no_iperf && Command::new("iperf3").arg("--version").output().is_ok(),
         dir,
+        global: Vec::new(),
     };
     let result = bench(plan, &cx);
     procs::kill_all();
@@ -280,8 +288,11 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
             Err(e) => eprintln!("bench: iperf3 failed: {e:#}"),
         }
     }
+    // With --tls, the same framewire processes with TLS flags.
+    let tls_cx = if plan.a.tls { Some(tls_ctx(cx)?) } else { None };
     // Throughput.
     let mut rows: Vec<(Kind, usize, Option<Agg>, Option<Agg>)> = Vec::new();
+    let mut tls_rows: Vec<(Kind, usize, Option<Agg>, Option<Agg>)> = Vec::new();
     for wl in &workloads {
         for &n in &plan.a.subscribers {
             let (mut fw, mut gs) = (Vec::new(), Vec::new());
@@ -304,6 +315,20 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
                     }
                     procs::kill_all();
                 }
+            }
+            if let Some(tcx) = &tls_cx {
+                let mut tl = Vec::new();
+                for rep in 1..=plan.a.reps {
+                    match fw_case(plan, tcx, wl, n) {
+                        Ok(r) => {
+                            progress("fw+TLS", wl, n, rep, &r);
+                            tl.push(r);
+                        }
+                        Err(e) => eprintln!("bench: framewire+TLS {} x{n} rep {rep} failed: {e:#}", wl.kind.label()),
+                    }
+                    procs::kill_all();
+                }
+                tls_rows.push((wl.kind, n, aggregate(&fw), aggregate(&tl)));
             }
             rows.push((wl.kind, n, aggregate(&fw), aggregate(&gs)));
         }
@@ -360,12 +385,37 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
             workloads: &workloads,
             iperf: &iperf,
             rows: &rows,
+            tls: &tls_rows,
             latency: latency.as_ref(),
             stalls: &stalls,
         },
     );
     print!("{out}");
     Ok(())
+}
+
+/// A deployment CA in the run's temp dir and one certificate for every
+/// process (127.0.0.1): the context that runs framewire over TLS.
+fn tls_ctx(cx: &Ctx) -> anyhow::Result<Ctx> {
+    let ca_dir = cx.dir.join("ca");
+    framewire_tls::ca::init(&ca_dir, "bench CA", 2, true).context("the benchmark's CA")?;
+    let me = framewire_tls::ca::issue(&ca_dir, "bench:node", &["127.0.0.1".into()], 2, true)
+        .context("the benchmark's certificate")?;
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    Ok(Ctx {
+        exe: cx.exe.clone(),
+        dir: cx.dir.clone(),
+        gst: None,
+        iperf: false,
+        global: vec![
+            "--tls-ca".into(),
+            path(&ca_dir.join(framewire_tls::ca::CA_CERT)),
+            "--tls-cert".into(),
+            path(&me.cert),
+            "--tls-key".into(),
+            path(&me.key),
+        ],
+    })
 }
 
 fn cores() -> usize {

@@ -11,6 +11,8 @@ pub(super) struct Summary<'a> {
     pub(super) workloads: &'a [Workload],
     pub(super) iperf: &'a [f64],
     pub(super) rows: &'a [(Kind, usize, Option<Agg>, Option<Agg>)],
+    /// With `--tls`: per case, framewire over plain TCP and over TLS.
+    pub(super) tls: &'a [(Kind, usize, Option<Agg>, Option<Agg>)],
     pub(super) latency: Option<&'a Latency>,
     pub(super) stalls: &'a [Stall],
 }
@@ -252,8 +254,38 @@ pub(super) fn table(plan: &Plan, cx: &Ctx, s: &Summary<'_>) -> String {
             }
         );
     }
+    tls_table(&mut o, s.tls);
     targets(&mut o, s, ceiling);
     o
+}
+
+/// framewire over TLS against framewire over plain TCP, case by case.
+fn tls_table(o: &mut String, rows: &[(Kind, usize, Option<Agg>, Option<Agg>)]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nTLS 1.3 (rustls, aws-lc-rs) on every hop against plain TCP, framewire only, same run\n\
+         {:<9} {:>4} {:>10} {:>10} {:>8} {:>9} {:>9} {:>8} {:>12}",
+        "frames", "subs", "plain fps", "TLS fps", "TLS/pl", "plain Gb/s", "TLS Gb/s", "relay%", "relay% TLS"
+    );
+    for (kind, n, plain, tls) in rows {
+        let (Some(p), Some(t)) = (plain, tls) else { continue };
+        let _ = writeln!(
+            o,
+            "{:<9} {:>4} {:>10} {:>10} {:>8} {:>9} {:>9} {:>8.0} {:>12.0}",
+            kind.label(),
+            n,
+            num(p.fps_med, 1),
+            num(t.fps_med, 1),
+            ratio(t.gbps, p.gbps),
+            num(p.gbps, 2),
+            num(t.gbps, 2),
+            p.cpu_pct,
+            t.cpu_pct
+        );
+    }
 }
 
 pub(super) fn targets(o: &mut String, s: &Summary<'_>, ceiling: f64) {
@@ -307,6 +339,20 @@ pub(super) fn targets(o: &mut String, s: &Summary<'_>, ceiling: f64) {
             v[1] / 1e3,
             verdict(v[0] < 200.0 && v[1] < 1000.0)
         );
+    }
+    for (kind, n, plain, tls) in s.tls {
+        if let (Some(p), Some(t)) = (plain, tls) {
+            let r = if p.gbps > 0.0 { t.gbps / p.gbps } else { 0.0 };
+            let _ = writeln!(
+                o,
+                "  TLS {} x{n}: {:.2} Gbit/s against {:.2} plain = {:.0} % (target >= 70 %): {}",
+                kind.label(),
+                t.gbps,
+                p.gbps,
+                r * 100.0,
+                verdict(r >= 0.7)
+            );
+        }
     }
     for st in s.stalls {
         if let Some(b) = st.budget {

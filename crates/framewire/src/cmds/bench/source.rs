@@ -81,6 +81,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }));
     // Subscribers (`bench sub`) authenticate with the same --key-file.
     cfg.key = crate::util::key()?;
+    // And over TLS with the global --tls-* flags (`bench relay --tls`).
+    cfg.tls = crate::util::node_tls()?;
     let node = Node::start(cfg).await.context("cannot start the source node")?;
     let mut shutdown = node.shutdown_signal();
     tokio::select! {
