@@ -18,6 +18,7 @@ mod peers;
 mod report;
 mod stall;
 mod throughput;
+mod tls;
 
 use latency::*;
 use peers::*;
@@ -288,8 +289,20 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
             Err(e) => eprintln!("bench: iperf3 failed: {e:#}"),
         }
     }
-    // With --tls, the same framewire processes with TLS flags.
+    // With --tls, the same framewire processes with TLS flags, and the
+    // bare link's own ceiling (TCP, then TLS, one stream).
     let tls_cx = if plan.a.tls { Some(tls_ctx(cx)?) } else { None };
+    let mut bare = None;
+    if tls_cx.is_some() {
+        let ca = cx.dir.join("ca");
+        match tls::bare_link(&ca, &ca.join("bench_node.pem"), &ca.join("bench_node.key")) {
+            Ok((tcp, tls)) => {
+                eprintln!("bench: one stream on loopback: TCP {tcp:.2} Gbit/s, TLS {tls:.2} Gbit/s");
+                bare = Some((tcp, tls));
+            }
+            Err(e) => eprintln!("bench: the bare TLS link failed: {e:#}"),
+        }
+    }
     // Throughput.
     let mut rows: Vec<(Kind, usize, Option<Agg>, Option<Agg>)> = Vec::new();
     let mut tls_rows: Vec<(Kind, usize, Option<Agg>, Option<Agg>)> = Vec::new();
@@ -386,6 +399,7 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
             iperf: &iperf,
             rows: &rows,
             tls: &tls_rows,
+            bare_tls: bare,
             latency: latency.as_ref(),
             stalls: &stalls,
         },

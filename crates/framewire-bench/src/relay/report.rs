@@ -13,6 +13,8 @@ pub(super) struct Summary<'a> {
     pub(super) rows: &'a [(Kind, usize, Option<Agg>, Option<Agg>)],
     /// With `--tls`: per case, framewire over plain TCP and over TLS.
     pub(super) tls: &'a [(Kind, usize, Option<Agg>, Option<Agg>)],
+    /// With `--tls`: one stream's Gbit/s on loopback over TCP and over TLS.
+    pub(super) bare_tls: Option<(f64, f64)>,
     pub(super) latency: Option<&'a Latency>,
     pub(super) stalls: &'a [Stall],
 }
@@ -254,15 +256,23 @@ pub(super) fn table(plan: &Plan, cx: &Ctx, s: &Summary<'_>) -> String {
             }
         );
     }
-    tls_table(&mut o, s.tls);
+    tls_table(&mut o, s.tls, s.bare_tls);
     targets(&mut o, s, ceiling);
     o
 }
 
 /// framewire over TLS against framewire over plain TCP, case by case.
-fn tls_table(o: &mut String, rows: &[(Kind, usize, Option<Agg>, Option<Agg>)]) {
+fn tls_table(o: &mut String, rows: &[(Kind, usize, Option<Agg>, Option<Agg>)], bare: Option<(f64, f64)>) {
     if rows.is_empty() {
         return;
+    }
+    if let Some((tcp, tls)) = bare {
+        let _ = writeln!(
+            o,
+            "\nOne stream on loopback, no relay: TCP {tcp:.2} Gbit/s, TLS {tls:.2} Gbit/s = {} of TCP \
+             (the most any TLS hop can keep of plain on this machine)",
+            ratio(tls, tcp)
+        );
     }
     let _ = writeln!(
         o,

@@ -86,6 +86,9 @@ fn the_documented_example_parses() {
     let link = f.links[0].rule().expect("the documented link rule");
     assert_eq!(link.link.max_rate, Some(2_500_000));
     assert_eq!(f.upstreams[0].weight, Some(1));
+    let tls = f.tls.as_ref().expect("the documented [tls]");
+    assert!(tls.ca.is_some() && !tls.require && tls.dial.as_deref() == Some("all"));
+    assert_eq!(f.discovery.as_ref().and_then(|d| d.tunnel.as_deref()), Some("read"));
 }
 
 #[test]

@@ -1,0 +1,94 @@
+//! `bench relay --tls`: the ceiling TLS sets on this machine, measured
+//! beside the relay. One sender and one receiver, each a thread of its
+//! own, move bytes over loopback TCP, then over TLS 1.3 with the same
+//! rustls configurations the nodes use: what TLS costs before any relay
+//! is involved.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framewire_tls::rustls::{ClientConfig, ServerConfig};
+use framewire_tls::{TlsAcceptor, TlsConnector};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Bytes per run.
+const BYTES: u64 = 4 << 30;
+/// Each write.
+const CHUNK: usize = 1 << 20;
+
+/// Gbit/s of one stream over loopback TCP and over TLS, in that order.
+pub(super) fn bare_link(ca_dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<(f64, f64)> {
+    let server = framewire_tls::node_server_config(cert, key, Some(&ca_dir.join(framewire_tls::ca::CA_CERT)))?;
+    let client = framewire_tls::client_config(&ca_dir.join(framewire_tls::ca::CA_CERT), Some((cert, key)))?;
+    Ok((one_run(None)?, one_run(Some((server, client)))?))
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+fn one_run(tls: Option<(Arc<ServerConfig>, Arc<ClientConfig>)>) -> anyhow::Result<f64> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let server_cfg = tls.as_ref().map(|t| t.0.clone());
+    let receiver = std::thread::spawn(move || -> anyhow::Result<Duration> {
+        runtime()?.block_on(async move {
+            let (sock, _) = TcpListener::from_std(listener)?.accept().await?;
+            match server_cfg {
+                Some(cfg) => drain(TlsAcceptor::from(cfg).accept(sock).await?).await,
+                None => drain(sock).await,
+            }
+        })
+    });
+    let client_cfg = tls.map(|t| t.1);
+    let sender = std::thread::spawn(move || -> anyhow::Result<()> {
+        runtime()?.block_on(async move {
+            let sock = TcpStream::connect(addr).await?;
+            sock.set_nodelay(true)?;
+            match client_cfg {
+                Some(cfg) => {
+                    let name = framewire_tls::server_name("127.0.0.1")?;
+                    fill(TlsConnector::from(cfg).connect(name, sock).await?).await
+                }
+                None => fill(sock).await,
+            }
+        })
+    });
+    sender.join().map_err(|_| anyhow::anyhow!("the sender panicked"))??;
+    let took = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("the receiver panicked"))??;
+    Ok(BYTES as f64 * 8.0 / took.as_secs_f64() / 1e9)
+}
+
+async fn fill(mut w: impl AsyncWrite + Unpin) -> anyhow::Result<()> {
+    let buf = vec![0x5au8; CHUNK];
+    let mut left = BYTES;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        w.write_all(&buf[..n]).await.context("sending")?;
+        left -= n as u64;
+    }
+    w.flush().await?;
+    w.shutdown().await?;
+    Ok(())
+}
+
+/// Reads everything; the time from the first byte to the last.
+async fn drain(mut r: impl AsyncRead + Unpin) -> anyhow::Result<Duration> {
+    let mut buf = vec![0u8; 256 << 10];
+    let (mut got, mut first) = (0u64, None);
+    while got < BYTES {
+        let n = r.read(&mut buf).await.context("receiving")?;
+        if n == 0 {
+            anyhow::bail!("the sender stopped after {got} bytes");
+        }
+        first.get_or_insert_with(Instant::now);
+        got += n as u64;
+    }
+    Ok(first.map_or(Duration::ZERO, |t| t.elapsed()))
+}
