@@ -1,4 +1,4 @@
-//! `framewire bench relay --quick` end to end: real source, relay and
+//! `framewire bench relay --quick --tls` end to end: real source, relay and
 //! subscriber processes of the built binary on 127.0.0.1, GStreamer and
 //! iperf3 left out, small frames, bounded in time.
 
@@ -21,6 +21,7 @@ fn bench_relay_quick_prints_a_result_row_with_a_rate() {
             "--no-gst",
             "--no-iperf",
             "--no-search",
+            "--tls",
         ])
         .args([
             "--subscribers",
@@ -85,6 +86,19 @@ fn bench_relay_quick_prints_a_result_row_with_a_rate() {
     assert!(
         stdout.contains("Stalled subscriber (framewire)"),
         "no stall section\n{stdout}"
+    );
+    // --tls: the same case over TLS, and the bare link's ceiling.
+    let tls_row = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("TLS 1.3"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 4 && f[0] == "mjpeg" && f[1] == "1")
+        .unwrap_or_else(|| panic!("no TLS row\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    let tls_fps: f64 = tls_row[3].parse().unwrap_or(0.0);
+    assert!(tls_fps > 0.0, "zero TLS rate in {tls_row:?}\n{stdout}");
+    assert!(
+        stdout.contains("One stream on loopback, no relay: TCP"),
+        "{stdout}\nstderr:\n{stderr}"
     );
     assert!(
         !stdout.contains("gstreamer"),

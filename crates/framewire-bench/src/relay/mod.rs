@@ -295,7 +295,8 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
     let mut bare = None;
     if tls_cx.is_some() {
         let ca = cx.dir.join("ca");
-        match tls::bare_link(&ca, &ca.join("bench_node.pem"), &ca.join("bench_node.key")) {
+        let bytes = if plan.a.quick { 256 << 20 } else { 4 << 30 };
+        match tls::bare_link(&ca, &ca.join("bench_node.pem"), &ca.join("bench_node.key"), bytes) {
             Ok((tcp, tls)) => {
                 eprintln!("bench: one stream on loopback: TCP {tcp:.2} Gbit/s, TLS {tls:.2} Gbit/s");
                 bare = Some((tcp, tls));

@@ -14,23 +14,22 @@ use framewire_tls::{TlsAcceptor, TlsConnector};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Bytes per run.
-const BYTES: u64 = 4 << 30;
 /// Each write.
 const CHUNK: usize = 1 << 20;
 
-/// Gbit/s of one stream over loopback TCP and over TLS, in that order.
-pub(super) fn bare_link(ca_dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<(f64, f64)> {
+/// Gbit/s of one stream of `bytes` over loopback TCP and over TLS, in
+/// that order.
+pub(super) fn bare_link(ca_dir: &Path, cert: &Path, key: &Path, bytes: u64) -> anyhow::Result<(f64, f64)> {
     let server = framewire_tls::node_server_config(cert, key, Some(&ca_dir.join(framewire_tls::ca::CA_CERT)))?;
     let client = framewire_tls::client_config(&ca_dir.join(framewire_tls::ca::CA_CERT), Some((cert, key)))?;
-    Ok((one_run(None)?, one_run(Some((server, client)))?))
+    Ok((one_run(None, bytes)?, one_run(Some((server, client)), bytes)?))
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
-fn one_run(tls: Option<(Arc<ServerConfig>, Arc<ClientConfig>)>) -> anyhow::Result<f64> {
+fn one_run(tls: Option<(Arc<ServerConfig>, Arc<ClientConfig>)>, bytes: u64) -> anyhow::Result<f64> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
@@ -39,8 +38,8 @@ fn one_run(tls: Option<(Arc<ServerConfig>, Arc<ClientConfig>)>) -> anyhow::Resul
         runtime()?.block_on(async move {
             let (sock, _) = TcpListener::from_std(listener)?.accept().await?;
             match server_cfg {
-                Some(cfg) => drain(TlsAcceptor::from(cfg).accept(sock).await?).await,
-                None => drain(sock).await,
+                Some(cfg) => drain(TlsAcceptor::from(cfg).accept(sock).await?, bytes).await,
+                None => drain(sock, bytes).await,
             }
         })
     });
@@ -52,9 +51,9 @@ fn one_run(tls: Option<(Arc<ServerConfig>, Arc<ClientConfig>)>) -> anyhow::Resul
             match client_cfg {
                 Some(cfg) => {
                     let name = framewire_tls::server_name("127.0.0.1")?;
-                    fill(TlsConnector::from(cfg).connect(name, sock).await?).await
+                    fill(TlsConnector::from(cfg).connect(name, sock).await?, bytes).await
                 }
-                None => fill(sock).await,
+                None => fill(sock, bytes).await,
             }
         })
     });
@@ -62,12 +61,12 @@ fn one_run(tls: Option<(Arc<ServerConfig>, Arc<ClientConfig>)>) -> anyhow::Resul
     let took = receiver
         .join()
         .map_err(|_| anyhow::anyhow!("the receiver panicked"))??;
-    Ok(BYTES as f64 * 8.0 / took.as_secs_f64() / 1e9)
+    Ok(bytes as f64 * 8.0 / took.as_secs_f64() / 1e9)
 }
 
-async fn fill(mut w: impl AsyncWrite + Unpin) -> anyhow::Result<()> {
+async fn fill(mut w: impl AsyncRead + AsyncWrite + Unpin, bytes: u64) -> anyhow::Result<()> {
     let buf = vec![0x5au8; CHUNK];
-    let mut left = BYTES;
+    let mut left = bytes;
     while left > 0 {
         let n = left.min(CHUNK as u64) as usize;
         w.write_all(&buf[..n]).await.context("sending")?;
@@ -75,14 +74,18 @@ async fn fill(mut w: impl AsyncWrite + Unpin) -> anyhow::Result<()> {
     }
     w.flush().await?;
     w.shutdown().await?;
+    // Read what the receiver sent (TLS session tickets) until it closes:
+    // closing with unread bytes would reset the connection under it.
+    let mut sink = [0u8; 4096];
+    while matches!(w.read(&mut sink).await, Ok(n) if n > 0) {}
     Ok(())
 }
 
 /// Reads everything; the time from the first byte to the last.
-async fn drain(mut r: impl AsyncRead + Unpin) -> anyhow::Result<Duration> {
+async fn drain(mut r: impl AsyncRead + Unpin, bytes: u64) -> anyhow::Result<Duration> {
     let mut buf = vec![0u8; 256 << 10];
     let (mut got, mut first) = (0u64, None);
-    while got < BYTES {
+    while got < bytes {
         let n = r.read(&mut buf).await.context("receiving")?;
         if n == 0 {
             anyhow::bail!("the sender stopped after {got} bytes");
