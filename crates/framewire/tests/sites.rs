@@ -125,15 +125,17 @@ fn a_controller_sees_and_wires_another_sites_node_through_the_gateway() {
     assert!(err.contains("no node 1:no:such"), "{err}");
 
     // The controller on site B lists the camera as a node of site 1, online.
-    let graph = wait_for("the controller to list 1/lab:cam", Duration::from_secs(15), || {
-        let g = api_get(&web, &token, "/api/graph");
-        let cam = g["nodes"]
-            .as_array()?
-            .iter()
-            .find(|n| n["name"] == "1/lab:cam")?
-            .clone();
-        (cam["online"] == true && !cam["streams"].as_array()?.is_empty()).then_some(g)
-    });
+    let graph = wait_for(
+        "the controller to list 1/lab:cam and home:view",
+        Duration::from_secs(15),
+        || {
+            let g = api_get(&web, &token, "/api/graph");
+            let node = |name: &str| g["nodes"].as_array()?.iter().find(|n| n["name"] == name).cloned();
+            let (cam, view) = (node("1/lab:cam")?, node("home:view")?);
+            let ready = cam["online"] == true && view["online"] == true && !cam["streams"].as_array()?.is_empty();
+            ready.then_some(g.clone())
+        },
+    );
     let cam = graph["nodes"]
         .as_array()
         .unwrap()
@@ -444,15 +446,19 @@ fn netns_two_sites_over_a_shaped_encrypted_link() {
     let tok = token.trim().to_owned();
     let (w, t) = (web.clone(), tok.clone());
     in_netns(&hb, move || {
-        wait_for("the controller to list 1/lab:cam", Duration::from_secs(20), || {
-            let g = api_get(&w, &t, "/api/graph");
-            let n = g["nodes"]
-                .as_array()?
-                .iter()
-                .find(|n| n["name"] == "1/lab:cam")?
-                .clone();
-            (n["online"] == true).then_some(())
-        })
+        wait_for(
+            "the controller to list 1/lab:cam and home:view",
+            Duration::from_secs(20),
+            || {
+                let g = api_get(&w, &t, "/api/graph");
+                let online = |name: &str| {
+                    g["nodes"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|n| n["name"] == name && n["online"] == true))
+                };
+                (online("1/lab:cam") && online("home:view")).then_some(())
+            },
+        )
     });
     let file = dir.join("wanted.json.in");
     std::fs::write(

@@ -68,12 +68,19 @@ pub fn spawn_command(mut cmd: Command, timeout: Duration) -> NodeProc {
             let line = plain(&line);
             let ours = line.starts_with("framewire: node") || cut;
             cut = line.starts_with("framewire: node") && !line.contains(" listening on ");
-            if let Some(rest) = line.split(" listening on ").nth(1)
-                && ours
-                && rest.trim().parse::<SocketAddr>().is_ok()
+            // The log's own line (`node listening name=N addr=A`) says it too,
+            // whole even when the printed one was cut past repair.
+            let logged = line
+                .contains("node listening name=")
+                .then(|| line.split(" addr=").nth(1))
+                .flatten()
+                .and_then(|a| a.split_whitespace().next());
+            let printed = line.split(" listening on ").nth(1).filter(|_| ours).map(str::trim);
+            if let Some(a) = logged.or(printed)
+                && a.parse::<SocketAddr>().is_ok()
                 && let Some(t) = tx.take()
             {
-                let _ = t.send(rest.trim().to_owned());
+                let _ = t.send(a.to_owned());
             }
             let mut l = log2.lock().unwrap_or_else(|p| p.into_inner());
             l.push_str(&line);
