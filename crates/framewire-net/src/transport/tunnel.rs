@@ -48,6 +48,17 @@ pub(crate) fn allowed(rule: TunnelRule, command: Command) -> bool {
     }
 }
 
+/// Whether a message from the near end crosses under `rule` at all: on
+/// `read`, requests (checked one by one) and answers to the far node's
+/// own requests only.
+fn carried(rule: TunnelRule, m: &Message) -> bool {
+    match rule {
+        TunnelRule::Full => true,
+        TunnelRule::Off => false,
+        TunnelRule::Read => matches!(m, Message::ControlRequest(_) | Message::ControlResponse(_)),
+    }
+}
+
 /// The two ends of a tunnel.
 pub(crate) struct Ends {
     /// The connection from this site.
@@ -65,6 +76,11 @@ pub(crate) async fn splice(ends: Ends, rule: TunnelRule, mut stop: watch::Receiv
     let (refusals, mut refused) = mpsc::channel::<Message>(8);
     let outward = tokio::spawn(async move {
         while let Some(m) = near_r.next().await? {
+            if !carried(rule, &m) {
+                // Input events (keyboard and mouse for a grabbed screen),
+                // frames and the like act on the far node: not on `read`.
+                continue;
+            }
             if let Message::ControlRequest(req) = &m
                 && !allowed(rule, req.command)
             {
@@ -140,6 +156,13 @@ mod tests {
         ] {
             assert!(!allowed(TunnelRule::Read, c), "{c}");
         }
+        // Frames and input events (keyboard and mouse) act on the far node.
+        let input = Message::AudioFrame {
+            channel: 1,
+            payload: bytes::Bytes::new(),
+        };
+        assert!(!carried(TunnelRule::Read, &input));
+        assert!(carried(TunnelRule::Full, &input));
         assert!(allowed(TunnelRule::Full, Command::Connect));
         assert!(!allowed(TunnelRule::Full, Command::Auth));
         assert!(!allowed(TunnelRule::Off, Command::Describe));
