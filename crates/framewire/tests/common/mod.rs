@@ -63,24 +63,32 @@ pub fn spawn_command(mut cmd: Command, timeout: Duration) -> NodeProc {
         // A C library writing to stderr at the same time (OpenH264 says
         // hello as it starts) can cut the node's line in two.
         let mut cut = false;
+        let mut logged: Option<String> = None;
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             let line = plain(&line);
             let ours = line.starts_with("framewire: node") || cut;
             cut = line.starts_with("framewire: node") && !line.contains(" listening on ");
-            // The log's own line (`node listening name=N addr=A`) says it too,
-            // whole even when the printed one was cut past repair.
-            let logged = line
-                .contains("node listening name=")
-                .then(|| line.split(" addr=").nth(1))
-                .flatten()
-                .and_then(|a| a.split_whitespace().next());
-            let printed = line.split(" listening on ").nth(1).filter(|_| ours).map(str::trim);
-            if let Some(a) = logged.or(printed)
-                && a.parse::<SocketAddr>().is_ok()
-                && let Some(t) = tx.take()
+            // The log's own line (`node listening name=N addr=A`) says it
+            // too, whole: used when the printed line (which comes once the
+            // node is ready, web UI included) was cut past repair.
+            if line.contains("node listening name=")
+                && let Some(a) = line.split(" addr=").nth(1).and_then(|a| a.split_whitespace().next())
             {
-                let _ = t.send(a.to_owned());
+                logged = Some(a.to_owned());
+            }
+            if let Some(rest) = line.split(" listening on ").nth(1).filter(|_| ours) {
+                let printed = rest.trim();
+                let addr = if printed.parse::<SocketAddr>().is_ok() {
+                    Some(printed.to_owned())
+                } else {
+                    logged.clone()
+                };
+                if let Some(a) = addr
+                    && let Some(t) = tx.take()
+                {
+                    let _ = t.send(a);
+                }
             }
             let mut l = log2.lock().unwrap_or_else(|p| p.into_inner());
             l.push_str(&line);
