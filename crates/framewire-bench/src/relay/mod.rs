@@ -291,12 +291,16 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
     }
     // With --tls, the same framewire processes with TLS flags, and the
     // bare link's own ceiling (TCP, then TLS, one stream).
-    let tls_cx = if plan.a.tls { Some(tls_ctx(cx)?) } else { None };
+    let (tls_cx, issued) = if plan.a.tls {
+        let (c, me) = tls_ctx(cx)?;
+        (Some(c), Some(me))
+    } else {
+        (None, None)
+    };
     let mut bare = None;
-    if tls_cx.is_some() {
-        let ca = cx.dir.join("ca");
+    if let Some(me) = &issued {
         let bytes = if plan.a.quick { 256 << 20 } else { 4 << 30 };
-        match tls::bare_link(&ca, &ca.join("bench_node.pem"), &ca.join("bench_node.key"), bytes) {
+        match tls::bare_link(&cx.dir.join("ca"), &me.cert, &me.key, bytes) {
             Ok((tcp, tls)) => {
                 eprintln!("bench: one stream on loopback: TCP {tcp:.2} Gbit/s, TLS {tls:.2} Gbit/s");
                 bare = Some((tcp, tls));
@@ -411,13 +415,13 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
 
 /// A deployment CA in the run's temp dir and one certificate for every
 /// process (127.0.0.1): the context that runs framewire over TLS.
-fn tls_ctx(cx: &Ctx) -> anyhow::Result<Ctx> {
+fn tls_ctx(cx: &Ctx) -> anyhow::Result<(Ctx, framewire_tls::ca::Issued)> {
     let ca_dir = cx.dir.join("ca");
     framewire_tls::ca::init(&ca_dir, "bench CA", 2, true).context("the benchmark's CA")?;
     let me = framewire_tls::ca::issue(&ca_dir, "bench:node", &["127.0.0.1".into()], 2, true)
         .context("the benchmark's certificate")?;
     let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
-    Ok(Ctx {
+    let tcx = Ctx {
         exe: cx.exe.clone(),
         dir: cx.dir.clone(),
         gst: None,
@@ -430,7 +434,8 @@ fn tls_ctx(cx: &Ctx) -> anyhow::Result<Ctx> {
             "--tls-key".into(),
             path(&me.key),
         ],
-    })
+    };
+    Ok((tcx, me))
 }
 
 fn cores() -> usize {
