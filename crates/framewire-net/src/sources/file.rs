@@ -26,6 +26,10 @@ struct Keys {
     looped: bool,
 }
 
+/// The largest file a `file` source reads (it holds every picture in
+/// memory): 1 GiB.
+const MAX_FILE: u64 = 1 << 30;
+
 fn default_fps() -> f64 {
     30.0
 }
@@ -35,8 +39,8 @@ fn default_true() -> bool {
 
 pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError> {
     let k: Keys = keys("file", table)?;
-    let data =
-        std::fs::read(&k.path).map_err(|e| ConfigError::new(format!("cannot read {}: {e}", k.path.display())))?;
+    let data = super::read_bounded(&k.path, MAX_FILE)
+        .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", k.path.display())))?;
     let (frames, stats) = jpeg_split::split_all(&data, jpeg_split::DEFAULT_MAX_IMAGE);
     if frames.is_empty() {
         return Err(ConfigError::new(format!(
@@ -90,4 +94,23 @@ pub fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
         i += 2 + len;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(path: &str) -> toml::Table {
+        toml::from_str(&format!("name = \"f\"\npath = \"{path}\"")).unwrap()
+    }
+
+    #[test]
+    fn a_device_or_a_missing_file_is_a_clear_error() {
+        let e = from_table(table("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("/dev/zero") && e.contains("not a regular file"), "{e}");
+        let e = from_table(table("/nonexistent/x.mjpeg")).unwrap_err().to_string();
+        assert!(e.contains("cannot read /nonexistent/x.mjpeg"), "{e}");
+        let e = from_table(table("/proc/self")).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
 }

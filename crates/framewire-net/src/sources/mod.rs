@@ -149,6 +149,33 @@ pub(crate) fn jpeg_quality(q: u8) -> Result<u8, ConfigError> {
     }
 }
 
+/// A file a configuration names, read whole: a regular file of at most
+/// `max` bytes (a path to a device such as `/dev/zero` or to a huge file
+/// is an error, not a node that reads for ever).
+pub(crate) fn read_bounded(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{} bytes, more than the {max} allowed", meta.len()),
+        ));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("more than the {max} bytes allowed"),
+        ));
+    }
+    Ok(data)
+}
+
 pub(crate) fn rate(num: u32, den: u32) -> f64 {
     if den == 0 { 0.0 } else { f64::from(num) / f64::from(den) }
 }

@@ -167,8 +167,9 @@ pub(super) fn from_table(table: toml::Table) -> Result<SourceConfig, ConfigError
 
 /// `user:password` from the first line of a file.
 fn read_credentials(path: &std::path::Path) -> Result<(String, String), ConfigError> {
-    let text = std::fs::read_to_string(path)
+    let bytes = super::read_bounded(path, 64 << 10)
         .map_err(|e| ConfigError::new(format!("rtsp source: credentials {}: {e}", path.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
     let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
     let (user, pass) = line.split_once(':').ok_or_else(|| {
         ConfigError::new(format!(
@@ -287,6 +288,9 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("user:password"), "{e}");
+        // A device is not read for ever.
+        let e = parse("name = \"a\"\nurl = \"rtsp://cam/\"\ncredentials = \"/dev/zero\"").unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
