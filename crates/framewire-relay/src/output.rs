@@ -165,6 +165,8 @@ impl Output {
             return false;
         };
         self.drop_head(li, DropReason::Suppressed, now);
+        // A detached lane emptied by this goes now, as after any drop.
+        self.reap_all();
         true
     }
 
@@ -249,18 +251,22 @@ impl Output {
             return;
         }
         match self.mode {
+            // Drained detached lanes go only after the last offer: `li`
+            // must keep naming this lane (a lane removed before it would
+            // move it).
             Mode::Completeness => {
                 for (f, at) in gop {
-                    self.offer(li, f, *at);
+                    self.offer_inner(li, f, *at);
                 }
             }
             Mode::LowLatency => {
-                self.offer(li, key, *at);
+                self.offer_inner(li, key, *at);
                 if gop.len() > 1 {
                     self.lanes[li].waiting_keyframe = true;
                 }
             }
         }
+        self.reap_all();
     }
 
     pub(crate) fn offer(&mut self, li: usize, frame: &Frame, now: Instant) {

@@ -168,7 +168,11 @@ impl Relay {
         Ok(out.snapshot(output, now))
     }
 
-    /// Adds one more input to an existing output.
+    /// Adds one more input to an existing output. A lane of the same input
+    /// detached from this output earlier that still drains stays a lane
+    /// of its own: a frame queued there may also come through the new lane
+    /// (seeded from the input's group of pictures), so a driver keeps the
+    /// two apart (another channel), as it would two subscriptions.
     pub fn attach(&mut self, output: OutputId, lane: LaneConfig) -> Result<(), RelayError> {
         if self.inputs.get(lane.input).is_none() {
             return Err(RelayError::UnknownInput(lane.input));

@@ -714,3 +714,29 @@ fn a_group_too_long_for_the_cache_or_broken_is_not_offered() {
         .unwrap();
     assert!(!relay.is_ready(out));
 }
+
+#[test]
+fn a_detached_lane_emptied_by_suppression_goes_and_attaching_again_works() {
+    // A detached lane whose last frame a link's suppression drops is gone
+    // at once; an input attached again gets its cached group (three
+    // frames) whole on its new lane.
+    let (mut relay, inter, t0) = mid_group(1 << 20);
+    let plain = relay.add_input(PLAIN);
+    let out = relay
+        .add_output(
+            OutputConfig::completeness(16, 1 << 20),
+            &[LaneConfig::new(plain), LaneConfig::new(inter)],
+        )
+        .unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, t0)), [1, 2, 3]);
+    relay.push(plain, frame(7, 100, true), ms(t0, 1)).unwrap();
+    relay.detach(out, plain).unwrap();
+    relay.detach(out, inter).unwrap();
+    assert!(relay.suppress_next(out, t0), "frame 7 is suppressed");
+    let s = relay.output_snapshot(out, t0).unwrap();
+    assert!(s.lanes.is_empty(), "both lanes drained and detached: {:?}", s.lanes);
+    relay.attach(out, LaneConfig::new(inter)).unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, t0)), [1, 2, 3]);
+    let s = relay.output_snapshot(out, t0).unwrap();
+    assert_eq!((s.frames_in, s.frames_sent, s.drops.total()), (7, 6, 1));
+}
