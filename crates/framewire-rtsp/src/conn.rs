@@ -291,7 +291,14 @@ impl Connection {
                 Ok(None) => return,
                 // RTCP receiver reports: the connection being alive says enough.
                 Ok(Some(Input::Interleaved { .. })) => {}
-                Ok(Some(Input::Request(req))) => self.handle(&req, catalog),
+                Ok(Some(Input::Request(req))) => {
+                    self.handle(&req, catalog);
+                    // Closed by that request (too many wrong answers):
+                    // the requests behind it get no answer.
+                    if self.closed {
+                        return;
+                    }
+                }
                 Err(e) => return self.refuse(&e),
             }
         }
@@ -321,6 +328,10 @@ impl Connection {
     /// `nals` ([`nal_ranges`]; one split serves every client of a stream).
     /// Over TCP the packets' payloads are slices of `data`, not copies.
     pub fn frame_shared(&mut self, data: &Bytes, nals: &[Range<usize>], timestamp_ns: u64) {
+        // A closed connection says nothing more, whatever its session was.
+        if self.closed {
+            return;
+        }
         let Some(s) = self.session.as_mut().filter(|s| s.playing) else {
             return;
         };

@@ -322,6 +322,27 @@ fn pause_stops_the_frames_and_play_starts_them_again() {
     assert!(r.starts_with("RTSP/1.0 455"), "{r}");
 }
 
+#[test]
+fn a_connection_closed_while_playing_says_nothing_more() {
+    let mut c = Connection::new(4);
+    let (r, _) = ask(
+        &mut c,
+        "SETUP rtsp://h/cam/trackID=0 RTSP/1.0\nCSeq: 1\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1",
+    );
+    let id = session_id(header(&r, "Session").unwrap()).to_owned();
+    let (_, then) = ask(&mut c, &format!("PLAY rtsp://h/cam RTSP/1.0\nCSeq: 2\nSession: {id}"));
+    assert_eq!(then, [Output::Play { stream: "cam".into() }]);
+    // Garbage closes it: the answer, stop, close; then frames go nowhere.
+    c.receive(b"\x16\x03\x01 not rtsp\r\n\r\n", &Cams);
+    let out: Vec<Output> = std::iter::from_fn(|| c.poll_output()).collect();
+    assert!(
+        matches!(out.as_slice(), [Output::Send(_), Output::Stop, Output::Close { .. }]),
+        "{out:?}"
+    );
+    c.frame(&[0, 0, 0, 1, 0x65, 0x88], 0);
+    assert_eq!(c.poll_output(), None, "a frame after close");
+}
+
 /// The Digest answer of `user` with `password` to the challenge in `resp`.
 fn answer(resp: &str, method: &str, uri: &str, user: &str, password: &str) -> String {
     use md5::{Digest as _, Md5};
@@ -368,6 +389,27 @@ fn a_connection_that_requires_auth_challenges_and_closes_after_wrong_answers() {
             "answer {n}: {rest:?}"
         );
     }
+}
+
+#[test]
+fn requests_behind_the_one_that_closes_get_no_answer() {
+    // Five wrong answers in one segment, and an OPTIONS after them: the
+    // fifth closes the connection, and nothing is said after the close.
+    let uri = "rtsp://127.0.0.1:8554/cam";
+    let mut c = Connection::new(6);
+    c.require_auth();
+    let (r, _) = ask(&mut c, &format!("DESCRIBE {uri} RTSP/1.0\nCSeq: 1"));
+    let bad = answer(&r, "DESCRIBE", uri, "ann", "guess");
+    let mut wire = String::new();
+    for n in 0..5 {
+        wire += &format!("DESCRIBE {uri} RTSP/1.0\r\nCSeq: {}\r\n{bad}\r\n\r\n", 10 + n);
+    }
+    wire += &format!("OPTIONS {uri} RTSP/1.0\r\nCSeq: 20\r\n\r\n");
+    c.receive(wire.as_bytes(), &Cams);
+    let out: Vec<Output> = std::iter::from_fn(|| c.poll_output()).collect();
+    let close = out.iter().position(|o| matches!(o, Output::Close { .. }));
+    assert_eq!(close, Some(out.len() - 1), "{out:?}");
+    assert_eq!(out.len(), 6, "five answers, then the close: {out:?}");
 }
 
 /// A catalog whose answer changes with each call (an MJPEG stream whose
