@@ -259,10 +259,15 @@ impl Output {
                     self.offer_inner(li, f, *at);
                 }
             }
+            // The keyframe; the rest of the group counts as offered and
+            // dropped, so the lane waits for the next keyframe and the
+            // frame it sends then carries the gap.
             Mode::LowLatency => {
                 self.offer_inner(li, key, *at);
-                if gop.len() > 1 {
-                    self.lanes[li].waiting_keyframe = true;
+                for (_, at) in &gop[1..] {
+                    self.frames_in += 1;
+                    self.lanes[li].frames_in += 1;
+                    self.drop_arriving(li, DropReason::WaitingKeyframe, *at);
                 }
             }
         }

@@ -652,11 +652,16 @@ fn a_low_latency_output_joining_mid_group_shows_the_keyframe_then_waits() {
     relay.push(input, frame(4, 100, false), ms(t0, 100)).unwrap();
     assert!(drain(&mut relay, out, ms(t0, 100)).is_empty());
     relay.push(input, frame(5, 100, true), ms(t0, 133)).unwrap();
-    assert_eq!(seqs(&drain(&mut relay, out, ms(t0, 133))), [5]);
+    let got = drain(&mut relay, out, ms(t0, 133));
+    assert_eq!(seqs(&got), [5]);
+    // The frames it skipped (2 and 3 of the group, 4) are its gap and its
+    // drops, as the receiver sees them.
+    assert_eq!(got[0].lost, 3);
     relay.push(input, frame(6, 100, false), ms(t0, 166)).unwrap();
     assert_eq!(seqs(&drain(&mut relay, out, ms(t0, 166))), [6]);
     let s = relay.output_snapshot(out, ms(t0, 166)).unwrap();
-    assert_eq!(s.frames_in, s.frames_sent + s.drops.total());
+    assert_eq!((s.frames_in, s.frames_sent), (6, 3));
+    assert_eq!(s.drops.get(DropReason::WaitingKeyframe), 3);
 
     // Right after a keyframe, the next frame follows it directly.
     let mut relay = Relay::default();
