@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded number of inputs (FUZZ_RUNS, default
-# one million) or time (FUZZ_SECONDS, default 60), whichever ends first,
-# seeded with the protocol document's hex vectors. Stable toolchain: no
+# one million) or time (FUZZ_SECONDS, default 30), whichever ends first,
+# seeded with the protocol document's hex vectors and the configuration
+# document's examples. Stable toolchain: no
 # sanitizer (the fuzzed crates hold no unsafe code of their own).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 RUNS=${FUZZ_RUNS:-1000000}
-SECS=${FUZZ_SECONDS:-60}
+SECS=${FUZZ_SECONDS:-30}
 
 # Seed corpus for the protocol decoder: each documented vector, prefixed with
 # the byte the target reads as its split size.
@@ -33,6 +34,15 @@ for m in re.finditer(r"```hex (\S+)\n(.*?)```", text, re.S):
         pathlib.Path(f"corpus/node_session/{m.group(1)}").write_bytes(data)
         every += data
 pathlib.Path("corpus/node_session/all-requests").write_bytes(every)
+PY
+
+# Seeds for the configuration parser: docs/config.md's TOML examples.
+mkdir -p corpus/config_toml
+python3 - <<'PY'
+import re, pathlib
+text = pathlib.Path("../docs/config.md").read_text()
+for i, m in enumerate(re.finditer(r"```toml\n(.*?)```", text, re.S)):
+    pathlib.Path(f"corpus/config_toml/config-md-{i}").write_text(m.group(1))
 PY
 
 # Every target in one build: the dependencies compile once, the targets in

@@ -17,7 +17,10 @@ struct Harness {
 fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let mut cfg = NodeConfig::new("fuzz:node", "127.0.0.1:0".parse().unwrap());
         cfg.sources.push(SourceConfig::from(TestPatternConfig {
             name: "bars".into(),

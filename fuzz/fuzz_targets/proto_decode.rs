@@ -13,7 +13,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the read size, so splits are explored too; a
     // small limit makes the oversize path reachable.
-    let Some((&split, rest)) = data.split_first() else { return };
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
     let chunk = usize::from(split % 32) + 1;
     let decoder = Decoder::with_max_payload(4096);
     let mut buf = BytesMut::new();
@@ -41,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
 fn check(msg: &Message, wire: &[u8]) {
     let again = msg.to_vec().expect("a decoded message encodes");
     let mut b = BytesMut::from(&again[..]);
-    let back = Decoder::new().decode(&mut b).expect("re-encoded decodes").expect("whole");
+    let back = Decoder::new()
+        .decode(&mut b)
+        .expect("re-encoded decodes")
+        .expect("whole");
     assert_eq!(&back, msg);
     match msg {
         Message::VideoFrame(_)
