@@ -32,6 +32,7 @@ pub mod relay;
 pub mod report;
 pub mod rtsp_out;
 pub mod shm;
+pub mod soak;
 pub mod transcode;
 
 /// Wall-clock time in nanoseconds since the epoch (frames carry it).

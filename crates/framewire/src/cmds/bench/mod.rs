@@ -11,7 +11,7 @@
 mod source;
 mod sub;
 
-use framewire_bench::{compose, encode, ingest, latency, relay, rtsp_out, shm, transcode};
+use framewire_bench::{compose, encode, ingest, latency, relay, rtsp_out, shm, soak, transcode};
 
 /// Benchmarks, on 127.0.0.1 only.
 #[derive(Debug, clap::Args)]
@@ -50,6 +50,11 @@ enum BenchCmd {
     /// CPU of a compositor drawing N MJPEG streams into a 1080p grid,
     /// beside ffmpeg's xstack and GStreamer's compositor, in one run.
     Compose(compose::Args),
+    /// A small deployment run for a long time (default 1 hour) with
+    /// subscribers, web clients and RTSP players joining and leaving all
+    /// the time: memory, descriptors, threads, latency and lost frames
+    /// judged at the end (docs/reliability.md).
+    Soak(soak::Args),
     /// (internal) The test pattern as raw BGRA on stdout, paced.
     #[command(hide = true)]
     Pattern(latency::PatternArgs),
@@ -77,6 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         BenchCmd::Rtsp(a) => rtsp_out::run(a).await,
         BenchCmd::Latency(a) => latency::run(a).await,
         BenchCmd::Compose(a) => compose::run(a).await,
+        BenchCmd::Soak(a) => soak::run(a).await,
         BenchCmd::Pattern(a) => latency::run_pattern(&a),
         BenchCmd::ShmProducer(a) => shm::run_producer(a),
         BenchCmd::ShmConsumer(a) => shm::run_consumer(a),
