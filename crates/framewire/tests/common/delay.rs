@@ -1,5 +1,7 @@
 //! A TCP proxy on loopback that holds every chunk of bytes for a set time
-//! before passing it on, both ways: a link with a known added delay.
+//! before passing it on, both ways: a link with a known added delay, and
+//! optionally jitter (each chunk held a random extra time, in order, as a
+//! TCP stream over a jittery path arrives).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,6 +20,18 @@ pub type Record = Arc<Mutex<Vec<u8>>>;
 /// As [`delay_proxy`], listening on `listen` (in the network namespace of
 /// the calling thread), keeping a copy of every byte in `record`.
 pub fn delay_proxy_at(listen: SocketAddr, target: SocketAddr, delay: Duration, record: Option<Record>) -> SocketAddr {
+    impaired_proxy_at(listen, target, delay, Duration::ZERO, record)
+}
+
+/// As [`delay_proxy_at`], each chunk held `delay` plus a random time up
+/// to `jitter` (never before the chunk ahead of it).
+pub fn impaired_proxy_at(
+    listen: SocketAddr,
+    target: SocketAddr,
+    delay: Duration,
+    jitter: Duration,
+    record: Option<Record>,
+) -> SocketAddr {
     let listener = TcpListener::bind(listen).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -31,20 +45,28 @@ pub fn delay_proxy_at(listen: SocketAddr, target: SocketAddr, delay: Duration, r
             pipe(
                 client.try_clone().unwrap(),
                 server.try_clone().unwrap(),
-                delay,
+                (delay, jitter),
                 record.clone(),
             );
-            pipe(server, client, delay, record.clone());
+            pipe(server, client, (delay, jitter), record.clone());
         }
     });
     addr
 }
 
-/// Copies `from` to `to`, each chunk `delay` after it arrived, in order.
-fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration, record: Option<Record>) {
+/// Copies `from` to `to`, each chunk `delay` (and up to `jitter` more)
+/// after it arrived, in order.
+fn pipe(mut from: TcpStream, mut to: TcpStream, (delay, jitter): (Duration, Duration), record: Option<Record>) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 << 10];
+        let mut rng = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos() as u64
+            ^ 0x9e37_79b9_7f4a_7c15)
+            | 1;
+        let mut last = Instant::now();
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => return,
@@ -52,7 +74,16 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration, record: Option<
                     if let Some(r) = &record {
                         r.lock().unwrap().extend_from_slice(&buf[..n]);
                     }
-                    if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let extra = if jitter.is_zero() {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_nanos(rng % jitter.as_nanos() as u64)
+                    };
+                    last = last.max(Instant::now() + delay + extra);
+                    if tx.send((last, buf[..n].to_vec())).is_err() {
                         return;
                     }
                 }

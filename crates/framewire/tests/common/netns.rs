@@ -158,6 +158,14 @@ pub fn spawn_in(ns: Option<&str>, args: &[String]) -> NodeProc {
 /// Runs `f` on a thread of its own inside namespace `ns`: every socket it
 /// opens (and every thread it starts) is in that namespace.
 pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    spawn_in_netns(ns, f).join().expect("the thread in the namespace")
+}
+
+/// As [`in_netns`], without waiting: the thread's handle.
+pub fn spawn_in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
     let path = format!("/var/run/netns/{ns}");
     std::thread::spawn(move || {
         use std::os::fd::AsRawFd;
@@ -167,6 +175,4 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
         assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
         f()
     })
-    .join()
-    .expect("the thread in the namespace")
 }
