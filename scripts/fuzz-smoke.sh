@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded number of inputs (FUZZ_RUNS, default
-# one million) or time (FUZZ_SECONDS, default 30), whichever ends first,
+# one million) or time (FUZZ_SECONDS, default 20), whichever ends first,
 # seeded with the protocol document's hex vectors and the configuration
 # document's examples. Stable toolchain: no
 # sanitizer (the fuzzed crates hold no unsafe code of their own).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 RUNS=${FUZZ_RUNS:-1000000}
-SECS=${FUZZ_SECONDS:-30}
+SECS=${FUZZ_SECONDS:-20}
 
 # Seed corpus for the protocol decoder: each documented vector, prefixed with
 # the byte the target reads as its split size.

@@ -2,7 +2,7 @@
 # framewire's whole test run: what CI runs, and what a developer runs.
 #   ./scripts/test.sh            everything (setup, fmt, clippy, tests, docs, fuzz smoke)
 # Knobs: FUZZ_RUNS (inputs per fuzz target, default 1000000),
-#        FUZZ_SECONDS (time cap per fuzz target, default 30), SKIP_FUZZ=1.
+#        FUZZ_SECONDS (time cap per fuzz target, default 20), SKIP_FUZZ=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
