@@ -42,6 +42,15 @@ impl Input {
             self.gop_bytes = 0;
         } else if self.gop.is_empty() {
             return;
+        } else if frame.flags.is_discontinuity()
+            || self.gop.last().is_some_and(|(f, _)| frame.sequence != f.sequence + 1)
+        {
+            // Frames of the group never reached this input: what follows
+            // cannot be decoded from the cache. Nothing until the next
+            // keyframe.
+            self.gop.clear();
+            self.gop_bytes = 0;
+            return;
         }
         if self.gop_bytes + len > max {
             // Too long to keep whole: nothing until the next keyframe.

@@ -745,3 +745,17 @@ fn a_detached_lane_emptied_by_suppression_goes_and_attaching_again_works() {
     let s = relay.output_snapshot(out, t0).unwrap();
     assert_eq!((s.frames_in, s.frames_sent, s.drops.total()), (7, 6, 1));
 }
+
+#[test]
+fn a_group_with_a_frame_that_never_arrived_is_not_cached() {
+    // Key 1, then 2 and 3; 4 never reaches the input (lost upstream), 5
+    // arrives: a new output must not be handed 1, 2, 3 and then 5.
+    let (mut relay, input, t0) = mid_group(1 << 20);
+    relay.push(input, frame(5, 100, false), ms(t0, 133)).unwrap();
+    let out = relay
+        .add_output(OutputConfig::completeness(16, 1 << 20), &[LaneConfig::new(input)])
+        .unwrap();
+    assert!(!relay.is_ready(out), "a broken group is not offered");
+    relay.push(input, frame(6, 100, true), ms(t0, 166)).unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, ms(t0, 166))), [6]);
+}
