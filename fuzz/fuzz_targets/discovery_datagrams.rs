@@ -18,26 +18,7 @@ use libfuzzer_sys::fuzz_target;
 const MAX_PEERS: usize = 24;
 const PER_ADDRESS: usize = 4;
 
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let Some((&b, rest)) = self.0.split_first() else {
-            return 0;
-        };
-        self.0 = rest;
-        b
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from(self.u8()) << 8 | u16::from(self.u8())
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.0.len());
-        let (a, rest) = self.0.split_at(n);
-        self.0 = rest;
-        a.to_vec()
-    }
-}
+include!("input_common.rs");
 
 const NAMES: &[&str] = &["lab:cam", "lab:relay", "a:b", "x:y", "gw:one", "cam:pi"];
 

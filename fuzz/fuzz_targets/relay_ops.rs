@@ -22,24 +22,7 @@ use libfuzzer_sys::fuzz_target;
 
 const MAX_FRAME: usize = 4000;
 
-/// The bytes, read one value at a time; zeros once they run out.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let Some((&b, rest)) = self.0.split_first() else {
-            return 0;
-        };
-        self.0 = rest;
-        b
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from(self.u8()) << 8 | u16::from(self.u8())
-    }
-    fn pick<T: Copy>(&mut self, of: &[T]) -> Option<T> {
-        (!of.is_empty()).then(|| of[usize::from(self.u8()) % of.len()])
-    }
-}
+include!("input_common.rs");
 
 fn scheduler(b: &mut Input) -> SchedulerKind {
     match b.u8() % 5 {

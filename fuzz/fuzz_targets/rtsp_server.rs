@@ -13,30 +13,7 @@ use framewire_codec::h26x::Codec;
 use framewire_rtsp::{Catalog, Connection, Encoding, Limits, Output, StreamDesc};
 use libfuzzer_sys::fuzz_target;
 
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let Some((&b, rest)) = self.0.split_first() else {
-            return 0;
-        };
-        self.0 = rest;
-        b
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from(self.u8()) << 8 | u16::from(self.u8())
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.0.len());
-        let (a, rest) = self.0.split_at(n);
-        self.0 = rest;
-        a.to_vec()
-    }
-    fn text(&mut self) -> String {
-        let n = usize::from(self.u8() % 40);
-        String::from_utf8_lossy(&self.bytes(n)).into_owned()
-    }
-}
+include!("input_common.rs");
 
 struct Streams;
 

@@ -17,27 +17,7 @@ use framewire_shm::wire::{MAX_MESSAGE, Msg};
 use framewire_shm::{Consumer, Event, FrameMeta, Plane, Producer, ProducerConfig};
 use libfuzzer_sys::fuzz_target;
 
-/// The bytes, read one value at a time; zeros once they run out.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        let Some((&b, rest)) = self.0.split_first() else {
-            return 0;
-        };
-        self.0 = rest;
-        b
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from(self.u8()) << 8 | u16::from(self.u8())
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.0.len());
-        let (a, rest) = self.0.split_at(n);
-        self.0 = rest;
-        a.to_vec()
-    }
-}
+include!("input_common.rs");
 
 fn meta(b: &mut Input) -> FrameMeta {
     let planes = (0..b.u8() % 6)
