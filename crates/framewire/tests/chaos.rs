@@ -270,51 +270,33 @@ fn chaos_on_shaped_lossy_links_with_kills_and_a_reconciling_controller() {
     ns.shape(&hrelay, "eth0", "20mbit");
     // The relay reaches the camera through the impairing proxy in `wan`,
     // and 1 % of what comes back to it is lost.
-    let nft = |args: &[&str]| {
-        let mut a = vec!["ip", "netns", "exec", hrelay.as_str(), "nft"];
-        a.extend_from_slice(args);
-        run(&a).unwrap_or_else(|e| panic!("nft ({e}): the chaos test needs nftables (scripts/setup.sh)"));
-    };
-    nft(&["add", "table", "ip", "fw"]);
-    nft(&[
-        "add", "chain", "ip", "fw", "out", "{", "type", "nat", "hook", "output", "priority", "-100", ";", "}",
-    ]);
-    nft(&[
-        "add",
-        "rule",
-        "ip",
-        "fw",
-        "out",
-        "ip",
-        "daddr",
-        "10.79.0.1",
-        "tcp",
-        "dport",
-        "7400",
-        "dnat",
-        "to",
-        WAN,
-    ]);
-    nft(&[
-        "add", "chain", "ip", "fw", "in", "{", "type", "filter", "hook", "input", "priority", "0", ";", "}",
-    ]);
-    nft(&[
-        "add",
-        "rule",
-        "ip",
-        "fw",
-        "in",
-        "ip",
-        "saddr",
-        "10.79.0.5",
-        "numgen",
-        "random",
-        "mod",
-        "100",
-        "<",
-        "1",
-        "drop",
-    ]);
+    ns.redirect(&hrelay, "10.79.0.1", WAN);
+    ns.nft(
+        &hrelay,
+        &[
+            "add", "chain", "ip", "fw", "in", "{", "type", "filter", "hook", "input", "priority", "0", ";", "}",
+        ],
+    );
+    ns.nft(
+        &hrelay,
+        &[
+            "add",
+            "rule",
+            "ip",
+            "fw",
+            "in",
+            "ip",
+            "saddr",
+            "10.79.0.5",
+            "numgen",
+            "random",
+            "mod",
+            "100",
+            "<",
+            "1",
+            "drop",
+        ],
+    );
     spawn_in_netns(&wan, || {
         impaired_proxy_at(
             WAN.parse().unwrap(),

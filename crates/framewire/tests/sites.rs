@@ -214,7 +214,7 @@ fn a_controller_sees_and_wires_another_sites_node_through_the_gateway() {
 #[test]
 fn netns_two_sites_over_a_shaped_encrypted_link() {
     use common::delay::{Record, delay_proxy_at};
-    use common::netns::{Netns, in_netns, run};
+    use common::netns::{Netns, in_netns};
 
     let mut ns = Netns::new();
     let [sw, ha, gwa, wan, gwb, hb] = ["sw", "ha", "gwa", "wan", "gwb", "hb"].map(|r| ns.add(r).expect("a namespace"));
@@ -231,31 +231,7 @@ fn netns_two_sites_over_a_shaped_encrypted_link() {
     ns.shape(&gwa, "eth1", "20mbit");
     ns.shape(&gwb, "eth0", "20mbit");
     // Gateway B reaches gateway A through the delaying proxy in `wan`.
-    let nft = |args: &[&str]| {
-        let mut a = vec!["ip", "netns", "exec", gwb.as_str(), "nft"];
-        a.extend_from_slice(args);
-        run(&a).unwrap_or_else(|e| panic!("nft ({e}): the site tests need nftables (scripts/setup.sh)"));
-    };
-    nft(&["add", "table", "ip", "fw"]);
-    nft(&[
-        "add", "chain", "ip", "fw", "out", "{", "type", "nat", "hook", "output", "priority", "-100", ";", "}",
-    ]);
-    nft(&[
-        "add",
-        "rule",
-        "ip",
-        "fw",
-        "out",
-        "ip",
-        "daddr",
-        "10.78.9.1",
-        "tcp",
-        "dport",
-        "7400",
-        "dnat",
-        "to",
-        "10.78.9.3:7400",
-    ]);
+    ns.redirect(&gwb, "10.78.9.1", "10.78.9.3:7400");
     let link: Record = Default::default();
     let rec = link.clone();
     in_netns(&wan, move || {

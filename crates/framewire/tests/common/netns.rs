@@ -91,6 +91,32 @@ impl Netns {
         }
     }
 
+    /// Runs `nft ARGS` inside `ns`. Fails the test, saying why, when nft
+    /// cannot.
+    pub fn nft(&self, ns: &str, args: &[&str]) {
+        let mut a = vec!["ip", "netns", "exec", ns, "nft"];
+        a.extend_from_slice(args);
+        run(&a).unwrap_or_else(|e| panic!("nft ({e}): these tests need nftables (scripts/setup.sh)"));
+    }
+
+    /// Sends what `ns` opens to `daddr`:7400 to `via` instead (a proxy on
+    /// the path): table `ip fw`, a nat chain `out` on output, one rule.
+    pub fn redirect(&self, ns: &str, daddr: &str, via: &str) {
+        self.nft(ns, &["add", "table", "ip", "fw"]);
+        self.nft(
+            ns,
+            &[
+                "add", "chain", "ip", "fw", "out", "{", "type", "nat", "hook", "output", "priority", "-100", ";", "}",
+            ],
+        );
+        self.nft(
+            ns,
+            &[
+                "add", "rule", "ip", "fw", "out", "ip", "daddr", daddr, "tcp", "dport", "7400", "dnat", "to", via,
+            ],
+        );
+    }
+
     /// Runs `framewire ARGS` inside `ns` and returns its standard output.
     pub fn framewire(&self, ns: &str, args: &[&str]) -> String {
         let out = Command::new("ip")
