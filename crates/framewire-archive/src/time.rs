@@ -102,7 +102,7 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
         for (i, c) in frac.bytes().take(9).enumerate() {
             ns += u64::from(c - b'0') * 10u64.pow(8 - u32::try_from(i).unwrap_or(8));
         }
-        return Ok(secs * 1_000_000_000 + ns);
+        return as_ns(secs, ns).ok_or_else(bad);
     }
     let b = s.as_bytes();
     if b.len() < 20
@@ -157,7 +157,13 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     let days = days_from_civil(i64::from(y), mo, d);
     let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec) - offset_s;
     let secs = u64::try_from(secs).map_err(|_| bad())?;
-    Ok(secs * 1_000_000_000 + frac_ns)
+    as_ns(secs, frac_ns).ok_or_else(bad)
+}
+
+/// Seconds and nanoseconds as nanoseconds since 1970, if they fit (until
+/// the year 2554).
+fn as_ns(secs: u64, ns: u64) -> Option<u64> {
+    secs.checked_mul(1_000_000_000)?.checked_add(ns)
 }
 
 /// `123` or `123.45` as its integer and fraction digits.
@@ -185,6 +191,10 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400 * 1_000_000_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(parse_time("2000-02-29T00:00:00Z").unwrap(), 951_782_400 * 1_000_000_000);
+        assert_eq!(
+            parse_time("2500-01-01T00:00:00Z").unwrap(),
+            16_725_225_600 * 1_000_000_000
+        );
     }
 
     #[test]
@@ -196,6 +206,10 @@ mod tests {
             "2025-11-21T13:28:00",
             "2025-11-21T13:28:00+1",
             "-5",
+            // Past what nanoseconds since 1970 hold in 64 bits (2554).
+            "9999-12-31T23:59:59Z",
+            "99999999999",
+            "20000000000.5",
         ] {
             assert!(parse_time(s).is_err(), "{s}");
         }
