@@ -424,6 +424,7 @@ fn metrics_snapshot(
         uptime_seconds: core.started.elapsed().as_secs_f64(),
         connections: admission.open() as u64,
         auth_refusals: admission.auth_refusals(),
+        busy_refusals: admission.busy_refusals(),
         auth_required: core.config.key.is_some(),
         stats,
         edges,

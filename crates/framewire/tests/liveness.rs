@@ -96,8 +96,22 @@ async fn idle_connections_are_closed_and_give_their_place_back() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // A fifth is told why it is refused.
+    let refused = framewire_net::Client::connect(
+        &addr.to_string(),
+        &framewire_net::ClientIdentity::tool("test:fifth"),
+        Duration::from_secs(3),
+    )
+    .await;
+    match refused {
+        Err(framewire_net::NetError::Remote { status, message, .. }) => {
+            assert_eq!(status, framewire_proto::Status::Busy, "{message}");
+            assert!(message.contains("at most 4"), "{message}");
+        }
+        other => panic!("a fifth connection over the cap of 4: {:?}", other.map(|_| ())),
+    }
     // After the idle time they are gone, and a new client is served.
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    tokio::time::sleep(Duration::from_millis(1400)).await;
     let t = Instant::now();
     let mut c = framewire_net::Client::connect(
         &addr.to_string(),

@@ -97,10 +97,10 @@ pub fn connection_caps(limits: &Limits, opaque_ports: usize, fds: Option<usize>)
         None => limits.max_opaque_connections,
         Some(share) => limits.max_opaque_connections.min(share.max(1)),
     };
+    // The descriptors never bring the cap below 8; the configuration may.
     let main = limits
         .max_connections
-        .min(usable.saturating_sub(per_opaque * opaque_ports))
-        .max(8);
+        .min(usable.saturating_sub(per_opaque * opaque_ports).max(8));
     (main, per_opaque)
 }
 
@@ -121,5 +121,11 @@ mod tests {
         let (main, opaque) = connection_caps(&l, 8, Some(256));
         assert_eq!(opaque, (256 - DESCRIPTOR_RESERVE) / 4 / 8);
         assert!(main + 8 * opaque <= 256 - DESCRIPTOR_RESERVE);
+        // A cap set lower than the descriptors allow is kept.
+        let low = Limits {
+            max_connections: 4,
+            ..Limits::default()
+        };
+        assert_eq!(connection_caps(&low, 0, Some(1 << 20)).0, 4);
     }
 }

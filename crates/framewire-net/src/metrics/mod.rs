@@ -109,6 +109,8 @@ pub struct MetricsSnapshot {
     pub connections: u64,
     /// Connections refused by authentication.
     pub auth_refusals: u64,
+    /// Connections refused because the node served its most at once.
+    pub busy_refusals: u64,
     /// Whether a deployment key is configured.
     pub auth_required: bool,
     /// Inputs and outputs.

@@ -122,6 +122,13 @@ fn node(o: &mut String, m: &MetricsSnapshot) {
         "Connections refused by authentication (wrong, missing or unexpected key).",
     )
     .sample(&[], m.auth_refusals as f64);
+    Family::new(
+        o,
+        "framewire_busy_refusals_total",
+        "counter",
+        "Connections refused because the node served limits.max_connections at once.",
+    )
+    .sample(&[], m.busy_refusals as f64);
 }
 
 /// What discovery refused.

@@ -12,6 +12,7 @@ fn snapshot() -> MetricsSnapshot {
         uptime_seconds: 12.5,
         connections: 3,
         auth_refusals: 2,
+        busy_refusals: 3,
         auth_required: true,
         stats: Stats {
             inputs: vec![
@@ -100,6 +101,7 @@ fn renders_families_with_help_type_and_escaped_labels() {
     assert!(text.contains("process_cpu_seconds_total 1.25\n"));
     assert!(text.contains("process_resident_memory_bytes 4096\n"));
     assert!(text.contains("framewire_auth_refusals_total 2\n"));
+    assert!(text.contains("framewire_busy_refusals_total 3\n"));
     assert!(text.contains("framewire_discovery_conflicts_total 4\n"), "{text}");
     assert!(
         text.contains("framewire_discovery_refused_peers_total{reason=\"address-share\"} 7\n"),

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,13 @@ use crate::transport::writer::WriterQueue;
 /// Peer addresses remembered for logging authentication refusals once.
 const MAX_REFUSED_PEERS: usize = 1024;
 
+/// Connections over the cap answered BUSY at once; beyond these a refused
+/// connection is closed without an answer (a flood costs no more).
+const MAX_BUSY_ANSWERS: usize = 32;
+
+/// How long a refused connection has to send its HELLO for the BUSY answer.
+const BUSY_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Who gets in on the main port: the cap on connections served at once
 /// (held within the process's descriptors), and the log of refusals.
 #[derive(Debug)]
@@ -50,6 +57,20 @@ pub(crate) struct Admission {
     refused: Mutex<HashSet<IpAddr>>,
     /// Connections refused by authentication, for /metrics.
     auth_refusals: AtomicU64,
+    /// Connections refused over the cap, for /metrics.
+    busy_refusals: AtomicU64,
+    /// Refused connections being answered BUSY now.
+    answering: Arc<AtomicUsize>,
+}
+
+/// A place among the refused connections answered BUSY; freed on drop.
+#[derive(Debug)]
+struct Answering(Arc<AtomicUsize>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A connection counted by [`Admission`]; uncounted when dropped.
@@ -74,7 +95,18 @@ impl Admission {
             full_logged: Mutex::new(None),
             refused: Mutex::new(HashSet::new()),
             auth_refusals: AtomicU64::new(0),
+            busy_refusals: AtomicU64::new(0),
+            answering: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// A place to answer a refused connection BUSY, while fewer than
+    /// [`MAX_BUSY_ANSWERS`] are being answered.
+    fn answer_slot(&self) -> Option<Answering> {
+        let taken = self.answering.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < MAX_BUSY_ANSWERS).then_some(n + 1)
+        });
+        taken.ok().map(|_| Answering(self.answering.clone()))
     }
 
     /// Counts a new connection, or refuses it over the cap.
@@ -90,6 +122,7 @@ impl Admission {
         if admitted {
             return Some(Admitted(self.clone()));
         }
+        self.busy_refusals.fetch_add(1, Ordering::Relaxed);
         // Once a minute at most: a flood must not flood the log as well.
         let mut last = lock(&self.full_logged);
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
@@ -109,6 +142,11 @@ impl Admission {
     /// Connections refused by authentication so far.
     pub(crate) fn auth_refusals(&self) -> u64 {
         self.auth_refusals.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused over the cap so far.
+    pub(crate) fn busy_refusals(&self) -> u64 {
+        self.busy_refusals.load(Ordering::Relaxed)
     }
 
     /// Waits until no connection is served, at most until `deadline`.
@@ -162,7 +200,13 @@ pub(crate) async fn accept_loop(services: Arc<Services>, admission: Arc<Admissio
             }
         };
         let Some(admitted) = env.admission.admit(peer) else {
-            drop(sock);
+            if let Some(slot) = env.admission.answer_slot() {
+                let env = env.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(BUSY_ANSWER_TIMEOUT, answer_busy(&env, sock)).await;
+                    drop(slot);
+                });
+            }
             continue;
         };
         let env = env.clone();
@@ -180,6 +224,35 @@ pub(crate) async fn accept_loop(services: Arc<Services>, admission: Arc<Admissio
             .instrument(span),
         );
     }
+}
+
+/// Tells a connection over the cap why it is refused: its first request
+/// (HELLO) is answered BUSY with the cap, and the connection closed. A peer
+/// that starts TLS is only closed (the answer cannot be sent in the clear).
+async fn answer_busy(env: &Env, sock: TcpStream) {
+    let serves_tls = env
+        .services
+        .core
+        .config
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.server.is_some());
+    if serves_tls && stream::starts_tls(&sock).await.unwrap_or(true) {
+        return;
+    }
+    let (r, mut w) = stream::plain(sock);
+    let limits = &env.services.core.config.limits;
+    let mut reader = FramedRead::new(r, Decoder::with_max_payload(limits.max_handshake_payload));
+    let Ok(Some(Message::ControlRequest(req))) = reader.next().await else {
+        return;
+    };
+    let msg = format!(
+        "too many connections: this node serves at most {} at once (limits.max_connections); try again later",
+        env.admission.cap
+    );
+    let resp = ControlResponse::error(req.channel, req.request_id, req.command, Status::Busy, &msg);
+    let _ = write_message(&mut w, &Message::ControlResponse(resp)).await;
+    let _ = w.shutdown().await;
 }
 
 /// The responder's side of HELLO and, with a key, AUTH. `Ok(None)`: the
