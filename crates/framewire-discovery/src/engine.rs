@@ -222,6 +222,11 @@ impl Discovery {
         self.peers.values().chain(self.manual.values())
     }
 
+    /// How many peers the table holds (multicast and manual).
+    pub fn peer_count(&self) -> usize {
+        self.peers.len() + self.manual.len()
+    }
+
     /// Multicast peers called `name` in site `site_id`, the first claimant
     /// first (a name several addresses claim is a conflict: the first one
     /// heard keeps it, whatever the others' addresses).

@@ -135,6 +135,13 @@ fn node(o: &mut String, m: &MetricsSnapshot) {
 fn discovery(o: &mut String, d: &DiscoveryCounters) {
     Family::new(
         o,
+        "framewire_discovery_peers",
+        "gauge",
+        "Peers in the discovery table now.",
+    )
+    .sample(&[], d.peers as f64);
+    Family::new(
+        o,
         "framewire_discovery_conflicts_total",
         "counter",
         "Node names claimed by a second address (the first claimant keeps them).",

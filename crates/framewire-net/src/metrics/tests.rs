@@ -73,6 +73,7 @@ fn snapshot() -> MetricsSnapshot {
             open_fds: 9,
         },
         discovery: Some(crate::transport::discovery::DiscoveryCounters {
+            peers: 12,
             conflicts: 4,
             table_full: 0,
             address_full: 7,
@@ -103,6 +104,7 @@ fn renders_families_with_help_type_and_escaped_labels() {
     assert!(text.contains("framewire_auth_refusals_total 2\n"));
     assert!(text.contains("framewire_busy_refusals_total 3\n"));
     assert!(text.contains("framewire_discovery_conflicts_total 4\n"), "{text}");
+    assert!(text.contains("framewire_discovery_peers 12\n"), "{text}");
     assert!(
         text.contains("framewire_discovery_refused_peers_total{reason=\"address-share\"} 7\n"),
         "{text}"

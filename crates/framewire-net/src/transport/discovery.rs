@@ -346,6 +346,8 @@ async fn probe_loop(target: String, every: Duration, who: ClientIdentity, cmd: m
 /// What discovery refused or reported, summed over the legs (for `/metrics`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DiscoveryCounters {
+    /// Peers in the table now (every leg).
+    pub peers: u64,
     /// Names claimed by a second address (the first claimant keeps them).
     pub conflicts: u64,
     /// New peers refused because the table was full.
@@ -378,6 +380,7 @@ impl Driver {
                 c.conflicts += n.conflicts;
                 c.table_full += n.table_full;
                 c.address_full += n.address_full;
+                c.peers += e.peer_count() as u64;
             }
         }
         *self.counters.lock().unwrap_or_else(|p| p.into_inner()) = c;
