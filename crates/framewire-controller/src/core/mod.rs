@@ -280,18 +280,35 @@ pub(crate) fn same_addr(a: &str, b: &str) -> bool {
         (None, None) => {}
         _ => return false,
     }
-    let parse = |s: &str| -> Option<(String, u16)> {
-        if let Ok(sa) = s.parse::<SocketAddr>() {
-            return Some((sa.ip().to_string(), sa.port()));
-        }
-        let (h, p) = s.rsplit_once(':')?;
-        Some((h.to_owned(), p.parse().ok()?))
-    };
-    let (Some((ha, pa)), Some((hb, pb))) = (parse(a), parse(b)) else {
+    // Host and port, without allocating (this runs for every edge and
+    // node each time the graph is built).
+    let (Some((ha, pa)), Some((hb, pb))) = (host_port(a), host_port(b)) else {
         return false;
     };
-    let loopback = |h: &str| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback = |h: &Host<'_>| match h {
+        Host::Ip(ip) => ip.is_loopback(),
+        Host::Name(n) => *n == "localhost",
+    };
     pa == pb && (ha == hb || (loopback(&ha) && loopback(&hb)))
+}
+
+fn host_port(s: &str) -> Option<(Host<'_>, u16)> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some((Host::Ip(sa.ip()), sa.port()));
+    }
+    let (h, p) = s.rsplit_once(':')?;
+    let host = match h.parse::<std::net::IpAddr>() {
+        Ok(ip) => Host::Ip(ip),
+        Err(_) => Host::Name(h),
+    };
+    Some((host, p.parse().ok()?))
+}
+
+/// The host part of an address: an IP address or a name.
+#[derive(Debug, PartialEq, Eq)]
+enum Host<'a> {
+    Ip(std::net::IpAddr),
+    Name(&'a str),
 }
 
 impl Core {

@@ -1,7 +1,7 @@
 //! The current graph as a viewer sees it: nodes, streams, edges and
 //! their figures, joined from the reports and the wanted graph.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use framewire_proto::TransportMode;
 
@@ -16,6 +16,16 @@ impl Core {
         let mut live_ids = BTreeSet::new();
         // Outputs already joined to an edge, so two edges never share one.
         let mut used: BTreeSet<(String, String, u16)> = BTreeSet::new();
+        // Looked up once per graph, not once per edge: with hundreds of
+        // nodes and edges the graph is built for every report.
+        let wanted_by_id: HashMap<String, &WantedEdge> = self
+            .wanted
+            .edges
+            .iter()
+            .rev()
+            .map(|w| (edge_id(&w.to, local_name(w)), w))
+            .collect();
+        let mut names_at: HashMap<&str, String> = HashMap::new();
         for (name, rec) in &self.nodes {
             let mut view = NodeView {
                 name: name.clone(),
@@ -80,21 +90,27 @@ impl Core {
                 });
             }
             nodes.push(view);
+            // An upstream's output for this node is named `ADDR NAME`.
+            let peer_suffix = format!(" {}", d.name);
             for e in &r.edges {
                 let id = edge_id(name, &e.local_name);
                 // The node serving the edge (a gateway, for another site's
                 // stream), and the node the stream comes from.
-                let serving = self
-                    .name_at(&e.upstream)
-                    .map_or_else(|| e.upstream.clone(), str::to_owned);
+                let serving = names_at
+                    .entry(e.upstream.as_str())
+                    .or_insert_with(|| {
+                        self.name_at(&e.upstream)
+                            .map_or_else(|| e.upstream.clone(), str::to_owned)
+                    })
+                    .clone();
                 let (upstream, stream) = match framewire_net::discovery::parse_remote_stream(&e.stream) {
                     Some((bare, site, node)) if self.nodes.contains_key(&node_key(site, node)) => {
                         (node_key(site, node), bare.to_owned())
                     }
                     _ => (serving.clone(), e.stream.clone()),
                 };
-                let wanted = self
-                    .wanted_by_id(&id)
+                let wanted = wanted_by_id
+                    .get(&id)
                     .is_some_and(|w| self.matches(&self.effective(w), e));
                 let mut view = EdgeView {
                     id: id.clone(),
@@ -118,7 +134,7 @@ impl Core {
                     && let Some(ur) = &up.report
                     && let Some(o) = ur.stats.outputs.iter().find(|o| {
                         o.stream == e.stream
-                            && o.peer.ends_with(&format!(" {}", d.name))
+                            && o.peer.ends_with(&peer_suffix)
                             && !used.contains(&(o.stream.clone(), o.peer.clone(), o.channel))
                     })
                 {
