@@ -132,6 +132,8 @@ pub async fn start(config: ControllerConfig) -> Result<ControllerHandle, Control
         interval: config.status_interval,
         timeout: config.request_timeout,
         version: 0,
+        published_at: None,
+        publish_due: false,
     };
     for n in &config.nodes {
         driver.dial(n);
@@ -165,7 +167,16 @@ struct Driver {
     interval: Duration,
     timeout: Duration,
     version: u64,
+    /// When the graph was last rebuilt to be published.
+    published_at: Option<tokio::time::Instant>,
+    /// Something happened since, to be published once [`PUBLISH_EVERY`] has passed.
+    publish_due: bool,
 }
+
+/// The graph is rebuilt and published at most this often: a change after
+/// a quiet spell goes out at once, a stream of them (hundreds of nodes
+/// each reporting every second) as one graph per period.
+pub(crate) const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
 impl Driver {
     async fn run(
@@ -177,15 +188,27 @@ impl Driver {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let publish_at = self.published_at.map(|t| t + PUBLISH_EVERY);
+            let publish_later = async {
+                match publish_at {
+                    Some(t) if self.publish_due => tokio::time::sleep_until(t).await,
+                    _ => std::future::pending().await,
+                }
+            };
             let disc = async {
                 match discovery.as_mut() {
                     Some(d) => d.recv().await,
                     None => std::future::pending().await,
                 }
             };
+            // A person's command shows at once; reports wait their turn.
+            let mut asked = false;
             tokio::select! {
                 c = cmds.recv() => match c {
-                    Some(c) => self.command(c),
+                    Some(c) => {
+                        self.command(c);
+                        asked = true;
+                    }
                     None => {
                         debug!("every handle dropped: controller stops");
                         return;
@@ -206,10 +229,24 @@ impl Driver {
                     Err(broadcast::error::RecvError::Closed) => discovery = None,
                 },
                 _ = tick.tick() => {}
+                () = publish_later => {}
             }
             self.reconcile();
-            self.publish();
+            self.publish_when_due(asked);
         }
+    }
+
+    /// Publishes now (`now_anyway` or when [`PUBLISH_EVERY`] has passed
+    /// since the last time), or marks the graph due.
+    fn publish_when_due(&mut self, now_anyway: bool) {
+        let now = tokio::time::Instant::now();
+        if !now_anyway && self.published_at.is_some_and(|t| now < t + PUBLISH_EVERY) {
+            self.publish_due = true;
+            return;
+        }
+        self.published_at = Some(now);
+        self.publish_due = false;
+        self.publish();
     }
 
     /// Starts the connection task for `addr` unless one runs.
