@@ -76,7 +76,23 @@ fn graph_message(app: &App, g: &Arc<framewire_controller::CurrentGraph>) -> Utf8
     {
         return text.clone();
     }
-    let text: Utf8Bytes = serde_json::json!({"type": "graph", "graph": &**g}).to_string().into();
+    // Straight to text: through a `serde_json::Value` a graph of hundreds
+    // of nodes costs a tree of maps first.
+    #[derive(serde::Serialize)]
+    struct GraphMessage<'a> {
+        r#type: &'static str,
+        graph: &'a framewire_controller::CurrentGraph,
+    }
+    let msg = GraphMessage {
+        r#type: "graph",
+        graph: g,
+    };
+    let text: Utf8Bytes = serde_json::to_string(&msg)
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the graph did not serialise");
+            String::new()
+        })
+        .into();
     *cache = Some((g.clone(), text.clone()));
     text
 }
