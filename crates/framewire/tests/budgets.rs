@@ -1,6 +1,7 @@
 //! Budgets changed while an edge runs (UPDATE_SUBSCRIPTION): a second
 //! CONNECT with other budgets changes the upstream's output in place, with
-//! no reconnection and no gap; what cannot change in place is refused.
+//! no reconnection and no gap; the same CONNECT again changes nothing;
+//! what cannot change in place is refused.
 
 mod common;
 
@@ -79,6 +80,12 @@ async fn a_second_connect_changes_budgets_in_place() {
         let later = output_for(src.addr, "test:relay").await.expect("the output stays");
         assert_eq!(later.channel, first.channel);
         assert!(later.frames_sent > now.frames_sent, "frames stopped: {later:?}");
+        // The same CONNECT again (a retry whose answer was lost): answered
+        // as the first, nothing done.
+        let out = connect("32");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let again = output_for(src.addr, "test:relay").await.expect("the output stays");
+        assert_eq!(again.channel, first.channel);
         // The relay never reconnected and its stream never paused.
         let mut c = client(relay.addr, "test:stats").await;
         let Response::GetStats(st) = c

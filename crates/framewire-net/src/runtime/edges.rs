@@ -92,7 +92,8 @@ impl Edges {
 
     /// CONNECT for an edge this node has, with only its budgets different:
     /// the running subscription takes them (UPDATE_SUBSCRIPTION upstream),
-    /// no reconnection. `None` when `cfg` is not such a change.
+    /// no reconnection; exactly as it runs (a retry whose answer was lost):
+    /// nothing to do. `None` when `cfg` is neither.
     pub(crate) fn update(&self, cfg: &EdgeConfig) -> Option<String> {
         let local = cfg.local_name();
         let stops = self.stops();
@@ -104,8 +105,11 @@ impl Edges {
             && old.transport == cfg.transport
             && (old.weight, old.max_rate) == (cfg.weight, cfg.max_rate);
         let same_kind = (a.mode, a.drop_policy, a.priority) == (b.mode, b.drop_policy, b.priority);
-        if !same_edge || !same_kind || (a.max_frames, a.max_bytes) == (b.max_frames, b.max_bytes) {
+        if !same_edge || !same_kind {
             return None;
+        }
+        if (a.max_frames, a.max_bytes) == (b.max_frames, b.max_bytes) {
+            return Some(local);
         }
         self.core.with_state(|st| st.set_edge_params(&local, b));
         let _ = handle.params.send(b);
