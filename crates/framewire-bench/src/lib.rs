@@ -11,6 +11,9 @@
 //!   ffmpeg encoding the same.
 //! - [`rtsp_out`]: one camera restreamed over RTSP to many clients, beside
 //!   GStreamer's RTSP server.
+//! - [`soak`]: a small deployment for a long time, judged at the end.
+//! - [`scale`]: how far one node and one controller go, and how they refuse
+//!   past that.
 //!
 //! Every process is a real process of the `framewire` binary: the
 //! benchmarks start it (`std::env::current_exe`) as source, relay and
@@ -31,6 +34,7 @@ mod procs;
 pub mod relay;
 pub mod report;
 pub mod rtsp_out;
+pub mod scale;
 pub mod shm;
 pub mod soak;
 pub mod transcode;

@@ -75,7 +75,7 @@ pub struct Args {
 }
 
 /// `90s`, `2m`, `1h`, `500ms`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -11,7 +11,7 @@
 mod source;
 mod sub;
 
-use framewire_bench::{compose, encode, ingest, latency, relay, rtsp_out, shm, soak, transcode};
+use framewire_bench::{compose, encode, ingest, latency, relay, rtsp_out, scale, shm, soak, transcode};
 
 /// Benchmarks, on 127.0.0.1 only.
 #[derive(Debug, clap::Args)]
@@ -55,6 +55,11 @@ enum BenchCmd {
     /// the time: memory, descriptors, threads, latency and lost frames
     /// judged at the end (docs/reliability.md).
     Soak(soak::Args),
+    /// How far one node and one controller go on this machine: idle
+    /// connections, one stream to many subscribers, a large discovery
+    /// table, many nodes, edges and web clients; each then pushed until it
+    /// refuses (docs/reliability.md).
+    Scale(scale::Args),
     /// (internal) The test pattern as raw BGRA on stdout, paced.
     #[command(hide = true)]
     Pattern(latency::PatternArgs),
@@ -83,6 +88,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         BenchCmd::Latency(a) => latency::run(a).await,
         BenchCmd::Compose(a) => compose::run(a).await,
         BenchCmd::Soak(a) => soak::run(a).await,
+        BenchCmd::Scale(a) => scale::run(a).await,
         BenchCmd::Pattern(a) => latency::run_pattern(&a),
         BenchCmd::ShmProducer(a) => shm::run_producer(a),
         BenchCmd::ShmConsumer(a) => shm::run_consumer(a),
