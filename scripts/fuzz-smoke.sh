@@ -45,6 +45,22 @@ for i, m in enumerate(re.finditer(r"```toml\n(.*?)```", text, re.S)):
     pathlib.Path(f"corpus/config_toml/config-md-{i}").write_text(m.group(1))
 PY
 
+# Seeds for the wanted graph: docs/controller.md's TOML examples, as TOML
+# (first byte 0) and as JSON (first byte 1).
+mkdir -p corpus/wanted_graph
+python3 - <<'PY'
+import json, re, pathlib, tomllib
+text = pathlib.Path("../docs/controller.md").read_text()
+for i, m in enumerate(re.finditer(r"```toml\n(.*?)```", text, re.S)):
+    doc = m.group(1)
+    pathlib.Path(f"corpus/wanted_graph/controller-md-{i}.toml").write_bytes(b"\0" + doc.encode())
+    try:
+        as_json = json.dumps(tomllib.loads(doc))
+    except tomllib.TOMLDecodeError:
+        continue
+    pathlib.Path(f"corpus/wanted_graph/controller-md-{i}.json").write_bytes(b"\1" + as_json.encode())
+PY
+
 # Every target in one build: the dependencies compile once, the targets in
 # parallel.
 cargo fuzz build --sanitizer none >/dev/null 2>&1 || cargo fuzz build --sanitizer none

@@ -66,6 +66,9 @@ pub mod model;
 pub mod store;
 
 mod core;
+#[cfg(feature = "fuzz-api")]
+#[doc(hidden)]
+pub mod fuzz;
 mod handle;
 mod preview;
 mod runtime;
