@@ -51,9 +51,14 @@ pub(crate) struct Visit {
     pub frames: u64,
     /// Frames missing between the frames it received.
     pub missed: u64,
+    /// Frames missing after a frame of the relay's cache, not judged.
+    pub unjudged: u64,
     /// Drops its output counted (with the relay's upstream edge's drops
     /// in the same time, for a subscriber of the relay).
     pub counted: u64,
+    /// For the report when it does not add up: its name, the gaps it saw
+    /// (after which sequence, how many), and the drops by reason.
+    pub detail: String,
 }
 
 /// What the clients did, shared with the sampler.
@@ -142,6 +147,11 @@ async fn visit(
     let joined_ns = now_ns();
     let until = Instant::now() + stay;
     let (mut frames, mut missed, mut last) = (0u64, 0u64, None::<u64>);
+    let (mut gaps, mut first) = (Vec::new(), None::<u64>);
+    // Whether the last frame came from the relay's group-of-pictures cache
+    // (captured before this visit): the camera may have counted the frames
+    // after it as drops before the visit began, out of the visit's sight.
+    let (mut last_cached, mut unjudged, mut last_ts) = (false, 0u64, 0u64);
     let mut lat = Vec::new();
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         let msg = match tokio::time::timeout(left, client.next_message()).await {
@@ -162,9 +172,32 @@ async fn visit(
             Some(l) if f.sequence <= l => {
                 c.disorder.fetch_add(1, Ordering::Relaxed);
             }
-            Some(l) => missed += f.sequence - l - 1,
-            None => {}
+            // Of a gap after a cached frame, the frames captured before the
+            // visit began (by the gap's own pace) are not judged.
+            Some(l) if last_cached && node == "soak:relay" && f.sequence > l + 1 => {
+                let gap = f.sequence - l - 1;
+                let pace = f.timestamp_ns.saturating_sub(last_ts) / (gap + 1);
+                let before = joined_ns.saturating_sub(last_ts).div_ceil(pace.max(1)).min(gap);
+                unjudged += before;
+                if gap > before {
+                    gaps.push(format!("after {l}: {} ({before} before the visit)", gap - before));
+                }
+                missed += gap - before;
+            }
+            Some(l) => {
+                if f.sequence > l + 1 {
+                    gaps.push(format!(
+                        "after {l}: {} (key {})",
+                        f.sequence - l - 1,
+                        f.flags.is_keyframe()
+                    ));
+                }
+                missed += f.sequence - l - 1;
+            }
+            None => first = Some(f.sequence),
         }
+        last_cached = f.timestamp_ns < joined_ns;
+        last_ts = f.timestamp_ns;
         last = Some(f.sequence.max(last.unwrap_or(0)));
     }
     // Every gap between frames received so far was dropped before this
@@ -172,6 +205,17 @@ async fn visit(
     let s = node_stats(addr).await?;
     let own =
         drops_of(&s, stream, name).ok_or_else(|| anyhow::anyhow!("its output is not in the node's statistics"))?;
+    let reasons: Vec<String> = s
+        .outputs
+        .iter()
+        .filter(|o| o.stream == stream && o.peer.ends_with(name))
+        .flat_map(|o| {
+            o.drops
+                .iter()
+                .filter(|d| d.count > 0)
+                .map(|d| format!("{:?} {}", d.reason, d.count))
+        })
+        .collect();
     let edge = if node == "soak:relay" {
         upstream(&node_stats(dep.addr("soak:cam")).await?).saturating_sub(edge_before)
     } else {
@@ -184,7 +228,13 @@ async fn visit(
         mode,
         frames,
         missed,
+        unjudged,
         counted: own + edge,
+        detail: format!(
+            "{name}: first {first:?}, last {last:?}; gaps {}; own drops {}; upstream edge's {edge}",
+            gaps.join(", "),
+            reasons.join(", ")
+        ),
     })
 }
 

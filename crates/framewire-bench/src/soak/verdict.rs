@@ -20,6 +20,11 @@ pub(crate) struct Report {
 /// Memory may grow this much after the warm-up (median of the last third
 /// of the samples against the first third).
 pub(crate) const RSS_GROWTH: f64 = 0.05;
+
+/// In a run under 10 minutes (CI's), a step of the allocator (an arena
+/// taken for a burst, seen as 8 MiB steps in the controller) weighs more
+/// than a trend can: growth within this many bytes passes too.
+pub(crate) const SHORT_RUN_RSS_SLACK: f64 = 12.0 * 1024.0 * 1024.0;
 /// Descriptors and threads may differ by this much between the thirds:
 /// clients come and go, so a sample catches a few more or fewer.
 const FD_SLACK: u64 = 8;
@@ -56,6 +61,7 @@ impl Checks {
 
 pub(crate) fn judge(samples: &[Sample], f: &Finals, c: &Counters, warmup: Duration, dep: &Deployment) -> Report {
     let judged: Vec<&Sample> = samples.iter().filter(|s| s.t >= warmup.as_secs_f64()).collect();
+    let short = samples.last().is_none_or(|s| s.t < 600.0);
     let k = (judged.len() / 3).max(1);
     let (first, last) = (
         &judged[..k.min(judged.len())],
@@ -94,13 +100,18 @@ pub(crate) fn judge(samples: &[Sample], f: &Finals, c: &Counters, warmup: Durati
             growth * 100.0
         );
         ch.check(
-            growth <= RSS_GROWTH,
+            growth <= RSS_GROWTH || (short && r1 - r0 <= SHORT_RUN_RSS_SLACK),
             format!(
-                "{}: RSS {:.1} → {:.1} MiB ({:+.1} %, at most +5 %)",
+                "{}: RSS {:.1} → {:.1} MiB ({:+.1} %, at most +5 %{})",
                 n.name,
                 mib(r0),
                 mib(r1),
-                growth * 100.0
+                growth * 100.0,
+                if short {
+                    ", or +12 MiB in a run under 10 minutes"
+                } else {
+                    ""
+                }
             ),
         );
         ch.check(
@@ -128,10 +139,12 @@ pub(crate) fn judge(samples: &[Sample], f: &Finals, c: &Counters, warmup: Durati
     let visits = lock(&c.visits);
     let frames: u64 = visits.iter().map(|v| v.frames).sum();
     let missed: u64 = visits.iter().map(|v| v.missed).sum();
+    let unjudged: u64 = visits.iter().map(|v| v.unjudged).sum();
     let silent: Vec<_> = visits.iter().filter(|v| v.missed > v.counted).collect();
     let _ = writeln!(
         t,
-        "\n{} subscriber visits, {frames} frames received, {missed} missed between them, all {} counted as drops by a sender.",
+        "\n{} subscriber visits, {frames} frames received, {missed} missed between them, all {} counted as drops by a sender \
+         ({unjudged} more missed right after a frame from the relay's group-of-pictures cache, not judged: the camera may have counted them before the visit).",
         visits.len(),
         if silent.is_empty() { "of them" } else { "NOT" }
     );
@@ -143,8 +156,8 @@ pub(crate) fn judge(samples: &[Sample], f: &Finals, c: &Counters, warmup: Durati
             silent
                 .first()
                 .map(|v| format!(
-                    " (e.g. {}/{} {:?}: {} missed, {} counted)",
-                    v.node, v.stream, v.mode, v.missed, v.counted
+                    " (e.g. {}/{} {:?}: {} missed, {} counted; {})",
+                    v.node, v.stream, v.mode, v.missed, v.counted, v.detail
                 ))
                 .unwrap_or_default()
         ),
