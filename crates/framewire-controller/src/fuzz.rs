@@ -2,59 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use framewire_proto::control::{Description, EdgeOrigin, EdgeStatus, Stats, StatusReport, StreamInfo, StreamState};
-use framewire_proto::{Features, Format, FunctionFlags, Origin, PixelFormat, StreamOpen, SubscribeParams};
+use framewire_proto::control::{EdgeOrigin, EdgeStatus, StreamState};
+use framewire_proto::{Format, SubscribeParams};
 
+use crate::core::fixtures::report;
 use crate::core::{Core, edge_id, local_name};
 use crate::model::WantedGraph;
 use crate::store::{self, DocFormat};
-
-fn report(
-    name: &str,
-    port: u16,
-    streams: &[(&str, Format)],
-    edges: Vec<EdgeStatus>,
-    accept: Vec<Format>,
-) -> StatusReport {
-    StatusReport {
-        sequence: 0,
-        description: Description {
-            name: name.into(),
-            software: "fuzz".into(),
-            protocol_version: 1,
-            site_id: 0,
-            function_flags: FunctionFlags::RELAY,
-            features: Features(0),
-            pid: u32::from(port),
-            uptime_ms: 5,
-            hostname: "h".into(),
-            streams: 0,
-            tcp_port: port,
-        },
-        streams: streams
-            .iter()
-            .map(|(n, f)| StreamInfo {
-                open: StreamOpen {
-                    format: *f,
-                    pixel_format: PixelFormat::None,
-                    origin: Origin::Software,
-                    width: 64,
-                    height: 48,
-                    fps_num: 30,
-                    fps_den: 1,
-                    name: (*n).into(),
-                    codec_config: Default::default(),
-                },
-                state: StreamState::Live,
-                subscribers: 0,
-                frames: 0,
-            })
-            .collect(),
-        stats: Stats::default(),
-        edges,
-        accept_formats: accept,
-    }
-}
 
 /// A controller that knows four nodes: `lab:cam` (port 1) serving `bars`
 /// (MJPEG) and `h264` (H.264), `lab:relay` (2) pulling `bars` from it,
@@ -62,13 +16,7 @@ fn report(
 fn fixture(now: Instant) -> Core {
     let mut c = Core::new(WantedGraph::default());
     let addr = |p: u16| format!("127.0.0.1:{p}");
-    let cam = report(
-        "lab:cam",
-        1,
-        &[("bars", Format::Mjpeg), ("h264", Format::H264)],
-        vec![],
-        vec![],
-    );
+    let cam = report("lab:cam", 1, &[("bars", Format::Mjpeg), ("h264", Format::H264)], vec![]);
     c.on_report(&addr(1), cam, now);
     let pulled = EdgeStatus {
         local_name: "bars".into(),
@@ -79,10 +27,12 @@ fn fixture(now: Instant) -> Core {
         failed_attempts: 0,
         params: SubscribeParams::default(),
     };
-    let relay = report("lab:relay", 2, &[("bars", Format::Mjpeg)], vec![pulled], vec![]);
+    let relay = report("lab:relay", 2, &[("bars", Format::Mjpeg)], vec![pulled]);
     c.on_report(&addr(2), relay, now);
-    c.on_report(&addr(3), report("lab:desk", 3, &[], vec![], vec![Format::Mjpeg]), now);
-    c.on_report(&addr(4), report("lab:rec", 4, &[], vec![], vec![]), now);
+    let mut desk = report("lab:desk", 3, &[], vec![]);
+    desk.accept_formats = vec![Format::Mjpeg];
+    c.on_report(&addr(3), desk, now);
+    c.on_report(&addr(4), report("lab:rec", 4, &[], vec![]), now);
     c.on_down(&addr(4), "fuzz: gone");
     c
 }

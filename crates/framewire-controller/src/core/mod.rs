@@ -8,6 +8,8 @@
 //! the actions to take ([`Core::plan`]). Nothing here reads the clock or
 //! touches a socket, so every rule is unit-tested.
 
+#[cfg(any(test, feature = "fuzz-api"))]
+pub(crate) mod fixtures;
 mod inputs;
 mod plan;
 mod policy;

@@ -1,58 +1,14 @@
-use framewire_proto::control::{Description, DropCount, DropReason, OutputStats, Stats, StreamInfo, StreamState};
-use framewire_proto::{Features, FunctionFlags, Origin, PixelFormat, StreamOpen};
+use framewire_proto::control::{DropCount, DropReason, OutputStats, StreamState};
 
 use std::time::{Duration, Instant};
 
-use framewire_proto::control::{EdgeOrigin, EdgeStatus, StatusReport};
+use framewire_proto::control::{EdgeOrigin, EdgeStatus};
 use framewire_proto::{DeliveryMode, Format, SubscribeParams, TransportMode};
 
 use super::*;
 use crate::model::{CurrentGraph, EdgeView, WantedEdge, WantedGraph};
 
-fn open(name: &str, format: Format) -> StreamOpen {
-    StreamOpen {
-        format,
-        pixel_format: PixelFormat::None,
-        origin: Origin::Software,
-        width: 64,
-        height: 48,
-        fps_num: 30,
-        fps_den: 1,
-        name: name.into(),
-        codec_config: Default::default(),
-    }
-}
-
-pub(super) fn report(name: &str, port: u16, streams: &[(&str, Format)], edges: Vec<EdgeStatus>) -> StatusReport {
-    StatusReport {
-        sequence: 0,
-        description: Description {
-            name: name.into(),
-            software: "fw".into(),
-            protocol_version: 1,
-            site_id: 0,
-            function_flags: FunctionFlags::RELAY,
-            features: Features(0),
-            pid: 1,
-            uptime_ms: 5,
-            hostname: "h".into(),
-            streams: 0,
-            tcp_port: port,
-        },
-        streams: streams
-            .iter()
-            .map(|(n, f)| StreamInfo {
-                open: open(n, *f),
-                state: StreamState::Live,
-                subscribers: 0,
-                frames: 0,
-            })
-            .collect(),
-        stats: Stats::default(),
-        edges,
-        accept_formats: Vec::new(),
-    }
-}
+pub(super) use super::fixtures::report;
 
 pub(super) fn pulled(local: &str, up_port: u16, stream: &str, origin: EdgeOrigin) -> EdgeStatus {
     EdgeStatus {
