@@ -14,6 +14,8 @@
 pub(crate) mod liveness;
 mod report;
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
