@@ -24,7 +24,7 @@ use std::time::Instant;
 use framewire_proto::control::{EdgeOrigin, StreamState};
 use framewire_proto::names::{self, NameError, NameKind};
 use framewire_proto::{
-    DeliveryMode, Features, Format, FunctionFlags, Status, StreamEvent, StreamOpen, SubscribeParams,
+    DeliveryMode, Features, Format, FrameFlags, FunctionFlags, Status, StreamEvent, StreamOpen, SubscribeParams,
 };
 use framewire_relay::{
     Frame, InputConfig, InputId, LaneConfig, OutputConfig, OutputId, Relay, RelayConfig, RelayError, Transmit,
@@ -44,6 +44,12 @@ pub(crate) struct StreamEntry {
     pub(crate) latest: Option<Frame>,
     /// Age of the last frame on arrival (pulled edges only), nanoseconds.
     pub(crate) arrival_age_ns: Option<u64>,
+    /// Frames a pulled edge's upstream sent again and that were not passed
+    /// on (a new session's group of pictures, already passed on once).
+    pub(crate) replayed: u64,
+    /// A frame not passed on was the first after a gap: the next one
+    /// passed on, if it does not follow the last, carries the mark.
+    replayed_gap: bool,
 }
 
 /// Who consumes an output, for stats and events.
@@ -206,6 +212,8 @@ impl NodeState {
                 reconnects: 0,
                 latest: None,
                 arrival_age_ns: None,
+                replayed: 0,
+                replayed_gap: false,
             },
         );
         Ok(input)
@@ -234,7 +242,8 @@ impl NodeState {
 
     /// Pushes a frame into a stream; returns the outputs that now have
     /// something to send (to be woken). A frame for an unknown stream is
-    /// dropped (its source is going away).
+    /// dropped (its source is going away), and so is a pulled stream's
+    /// frame it has passed on already.
     pub(crate) fn push(
         &mut self,
         stream: &str,
@@ -245,7 +254,22 @@ impl NodeState {
         let Some(entry) = self.streams.get_mut(stream) else {
             return Ok(&[]);
         };
+        let mut frame = frame;
         if !entry.upstream.is_empty() {
+            // A pulled edge's new session starts with its upstream's cached
+            // group of pictures: what this stream passed on already (no
+            // later by number or by capture time) is not passed on again;
+            // an upstream that restarted numbers anew, at a later time.
+            if let Some(last) = &entry.latest {
+                if frame.sequence <= last.sequence && frame.timestamp_ns <= last.timestamp_ns {
+                    entry.replayed += 1;
+                    entry.replayed_gap |= frame.flags.is_discontinuity();
+                    return Ok(&[]);
+                }
+                if std::mem::take(&mut entry.replayed_gap) && frame.sequence != last.sequence + 1 {
+                    frame.flags = frame.flags.with(FrameFlags::DISCONTINUITY);
+                }
+            }
             entry.arrival_age_ns = Some(wall_ns.saturating_sub(frame.timestamp_ns));
         }
         entry.latest = Some(frame.clone());

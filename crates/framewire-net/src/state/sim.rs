@@ -127,6 +127,8 @@ pub(crate) struct Hop {
     ping_pending: bool,
     /// After a stall: when the edge tries again (its backoff).
     retry_at: Option<Instant>,
+    /// The next frame is a session's first (the edge marks it).
+    first: bool,
 }
 
 /// What happened, when (simulated time since the start).
@@ -261,6 +263,7 @@ impl Sim {
             answer_at: None,
             ping_pending: false,
             retry_at: None,
+            first: true,
         });
         let hop = self.hops.len() - 1;
         self.subscribe(hop);
@@ -450,8 +453,11 @@ impl Sim {
             return;
         }
         while h.link.flight.front().is_some_and(|(at, _)| *at <= now) {
-            let (_, frame) = h.link.flight.pop_front().expect("the front");
+            let (_, mut frame) = h.link.flight.pop_front().expect("the front");
             h.link.flight_bytes -= frame.data.len();
+            if std::mem::take(&mut h.first) {
+                frame.flags = frame.flags.with(FrameFlags::DISCONTINUITY);
+            }
             h.liveness.heard(now);
             self.nodes[h.down]
                 .state
@@ -517,6 +523,7 @@ impl Sim {
             .map(|s| s.open.clone());
         let h = &mut self.hops[hop];
         h.retry_at = None;
+        h.first = true;
         h.liveness = Liveness::new(now);
         if let Some(open) = open {
             h.liveness.live(stall_window(&open));

@@ -297,3 +297,59 @@ fn a_gateways_edge_nobody_takes_is_reaped_after_its_idle_time() {
         "edges made by CONNECT stay"
     );
 }
+
+#[test]
+fn a_pulled_stream_passes_a_frame_on_once_and_an_upstream_that_restarted_anew() {
+    let t = Instant::now();
+    let mut s = state(Limits::default());
+    s.add_stream(open("bars"), "up:7400/bars".into(), StreamState::Live)
+        .unwrap();
+    let (id, _) = s
+        .add_output("bars", &SubscribeParams::default(), info("bars", 1))
+        .unwrap();
+    let at = |seq: u64, ts: u64| Frame {
+        timestamp_ns: ts,
+        ..frame(seq, 10)
+    };
+    let mut seen = Vec::new();
+    let mut push = |s: &mut NodeState, f: Frame| {
+        s.push("bars", f, t, 0).unwrap();
+        while let Some(tx) = s.poll_transmit(id, t) {
+            s.sent(id, t);
+            seen.push((tx.frame.sequence, tx.frame.flags.is_discontinuity()));
+        }
+    };
+    for seq in 10..=12 {
+        push(&mut s, at(seq, seq * 1000));
+    }
+    // A new session replays 10..=12 (the first marked), then goes on.
+    let mut first = at(10, 10_000);
+    first.flags = first.flags.with(FrameFlags::DISCONTINUITY);
+    push(&mut s, first);
+    push(&mut s, at(11, 11_000));
+    push(&mut s, at(12, 12_000));
+    push(&mut s, at(13, 13_000));
+    // Another replays from 10, but 14 never comes: 15 carries the gap.
+    let mut first = at(10, 10_000);
+    first.flags = first.flags.with(FrameFlags::DISCONTINUITY);
+    push(&mut s, first);
+    push(&mut s, at(15, 15_000));
+    // The upstream restarted: numbers from 1 again, captured later.
+    push(&mut s, at(1, 20_000));
+    assert_eq!(
+        seen,
+        [
+            (10, false),
+            (11, false),
+            (12, false),
+            (13, false),
+            (15, true),
+            (1, false)
+        ]
+    );
+    assert_eq!(s.stream("bars").unwrap().replayed, 4);
+    // A local source's frames are its own business: not filtered.
+    s.add_stream(open("local"), String::new(), StreamState::Live).unwrap();
+    s.push("local", at(5, 5_000), t, 0).unwrap();
+    assert_eq!(s.stream("local").unwrap().replayed, 0);
+}

@@ -25,6 +25,16 @@ fn mjpeg() -> Camera {
     }
 }
 
+/// Seeds each run goes through: 6, or `SIM_SEEDS` (a longer search:
+/// `SIM_SEEDS=500 cargo test --release -p framewire-net --lib sim`).
+fn seeds() -> std::ops::RangeInclusive<u64> {
+    let n = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    1..=n
+}
+
 fn completeness() -> SubscribeParams {
     SubscribeParams {
         mode: DeliveryMode::Completeness,
@@ -109,7 +119,7 @@ fn account(sim: &mut Sim, what: &str) -> (u64, u64, u64) {
 #[test]
 fn through_squeezed_links_and_a_stopped_relay_every_missed_frame_is_counted() {
     let mut dropped = [0; 3];
-    for seed in 1..=6 {
+    for seed in seeds() {
         for (i, (first, second)) in [
             (SubscribeParams::default(), SubscribeParams::default()),
             (completeness(), completeness()),
@@ -155,7 +165,7 @@ fn an_inter_coded_stream_skips_to_its_next_keyframe_and_counts_what_it_skipped()
         ..completeness()
     };
     let mut dropped = 0;
-    for seed in 1..=6 {
+    for seed in seeds() {
         let mut sim = match seed % 2 {
             0 => chain(seed, h264, SubscribeParams::default(), completeness()),
             _ => chain(seed, h264, tight, tight),
@@ -253,4 +263,40 @@ fn a_seed_repeats_a_run_exactly() {
     let a = run(11);
     assert!(a == run(11), "the same seed, another run");
     assert!(a.0 != run(12).0, "another seed, the same run");
+}
+
+#[test]
+fn after_a_stall_a_subscriber_is_not_shown_what_it_was_shown_before() {
+    // The viewer's edge stalls while the relay is stopped and subscribes
+    // again; the relay starts the new subscription with its cached group
+    // of pictures, which began before the stop. Its frames the viewer node
+    // passed on already are not passed on again.
+    let h264 = Camera {
+        fps: 25,
+        gop: 50,
+        bytes: 20_000,
+        format: Format::H264,
+    };
+    for (stop_at, seed) in [(10_500, 1), (10_100, 2), (10_900, 3)] {
+        let mut sim = chain(seed, h264, SubscribeParams::default(), completeness());
+        sim.run_for(ms(stop_at));
+        sim.nodes[1].stopped = true;
+        sim.run_for(Duration::from_secs(3));
+        sim.nodes[1].stopped = false;
+        sim.run_for(Duration::from_secs(4));
+        assert!(
+            sim.events
+                .iter()
+                .any(|e| matches!(e, SimEvent::Resubscribed { hop: 1, .. })),
+            "{:?}",
+            sim.events
+        );
+        let seen = &sim.watchers[0].seen;
+        let back: Vec<_> = seen.windows(2).filter(|w| w[1].0 <= w[0].0).collect();
+        assert!(back.is_empty(), "stopped at {stop_at} ms: shown again: {back:?}");
+        let replayed = sim.nodes[2].state.stream("bars").map_or(0, |s| s.replayed);
+        assert!(replayed > 0, "stopped at {stop_at} ms: nothing was sent again");
+        // Frames flow on after the stall.
+        assert!(seen.last().is_some_and(|(_, t)| *t > ms(stop_at + 6_500)), "{seen:?}");
+    }
 }
