@@ -58,12 +58,18 @@ fn chain(seed: u64, camera: Camera, first: SubscribeParams, second: SubscribePar
 /// camera's link down, the relay stopped; each shorter than a stall
 /// window, so no edge is dropped. What was done, for messages.
 fn faults(sim: &mut Sim, seed: u64) -> Vec<String> {
+    faults_up_to(sim, seed, ms(1500)).into_iter().map(|f| f.0).collect()
+}
+
+/// The same, each fault 0.5 s to `longest`: (what, when it ended).
+fn faults_up_to(sim: &mut Sim, seed: u64, longest: Duration) -> Vec<(String, Duration)> {
     let mut rng = !seed;
     let mut next = |n: u64| splitmix(&mut rng) % n;
     let mut done = Vec::new();
     sim.run_for(SECOND);
     while sim.elapsed() < Duration::from_secs(60) {
-        let (what, long) = (next(3), ms(500 + next(1000)));
+        let spread = longest.saturating_sub(ms(500)).as_millis() as u64;
+        let (what, long) = (next(3), ms(500 + next(spread)));
         let at = sim.elapsed();
         match what {
             0 => {
@@ -82,10 +88,8 @@ fn faults(sim: &mut Sim, seed: u64) -> Vec<String> {
                 sim.nodes[1].stopped = false;
             }
         }
-        done.push(format!(
-            "{at:?}: {} for {long:?}",
-            ["squeeze", "link down", "relay stopped"][what as usize]
-        ));
+        let what = ["squeeze", "link down", "relay stopped"][what as usize];
+        done.push((format!("{at:?}: {what} for {long:?}"), sim.elapsed()));
         sim.run_for(ms(1000 + next(3000)));
     }
     done
@@ -299,4 +303,51 @@ fn after_a_stall_a_subscriber_is_not_shown_what_it_was_shown_before() {
         // Frames flow on after the stall.
         assert!(seen.last().is_some_and(|(_, t)| *t > ms(stop_at + 6_500)), "{seen:?}");
     }
+}
+
+#[test]
+fn after_faults_longer_than_the_window_frames_come_back_in_order() {
+    let h264 = Camera {
+        fps: 25,
+        gop: 25,
+        bytes: 20_000,
+        format: Format::H264,
+    };
+    let mut stalls = 0;
+    for seed in seeds() {
+        for camera in [mjpeg(), h264] {
+            let mut sim = chain(seed, camera, SubscribeParams::default(), completeness());
+            let done = faults_up_to(&mut sim, seed, Duration::from_secs(4));
+            sim.run_for(Duration::from_secs(2));
+            let what = format!("seed {seed}, {:?}", camera.format);
+            let seen = &sim.watchers[0].seen;
+            let back: Vec<_> = seen.windows(2).filter(|w| w[1].0 <= w[0].0).collect();
+            assert!(
+                back.is_empty(),
+                "{what}: shown again: {back:?}; {done:?}; {:?}",
+                sim.events
+            );
+            // After each fault, a frame captured after it ended reaches the
+            // watcher within 2 s (a stall's backoff, the queues draining,
+            // the next keyframe).
+            for (fault, ended) in &done {
+                let first = seen
+                    .iter()
+                    .find(|(seq, _)| Duration::from_millis(seq * 40) >= *ended)
+                    .map(|(_, at)| *at - *ended);
+                assert!(
+                    first.is_some_and(|d| d < 2 * SECOND),
+                    "{what}: after {fault}, frames back {first:?}; {:?}",
+                    sim.events
+                );
+            }
+            stalls += sim
+                .events
+                .iter()
+                .filter(|e| matches!(e, SimEvent::Stalled { .. }))
+                .count();
+        }
+    }
+    // Faults past the window were judged stalls: the edges were remade.
+    assert!(stalls > 10, "{stalls} stalls");
 }
