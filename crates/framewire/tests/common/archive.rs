@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use framewire_archive::ffmpeg::probe;
 use framewire_archive::{GapRow, Index, SegmentRow};
@@ -27,14 +27,7 @@ pub fn have_ffmpeg() -> bool {
 
 /// Polls `f` until it is true or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
+    super::eventually_every(timeout, Duration::from_millis(50), || f().then_some(())).is_some()
 }
 
 pub fn segments(dir: &Path) -> Vec<SegmentRow> {

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_framewire");
 
@@ -79,11 +79,8 @@ pub fn framewire(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, Stri
         .spawn()
         .unwrap();
     c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let start = Instant::now();
-    while c.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(60), "framewire {args:?} hangs");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let exited = super::eventually(Duration::from_secs(60), || c.try_wait().unwrap());
+    assert!(exited.is_some(), "framewire {args:?} hangs");
     let o = c.wait_with_output().unwrap();
     (
         o.status.code().unwrap_or(-1),

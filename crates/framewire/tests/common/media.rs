@@ -123,15 +123,15 @@ pub fn node_with(name: &str, source: &str) -> NodeProc {
 
 /// Waits until the node has served frames of `stream` (its input counts them).
 pub async fn wait_frames(addr: std::net::SocketAddr, stream: &str, timeout: Duration) {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
+    let served = eventually_async(timeout, async || {
         let s = stats(addr).await;
-        if s.inputs.iter().any(|i| i.stream == stream && i.frames_in > 0) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no frames of {stream} within {timeout:?}");
+        s.inputs
+            .iter()
+            .any(|i| i.stream == stream && i.frames_in > 0)
+            .then_some(())
+    })
+    .await;
+    assert!(served.is_some(), "no frames of {stream} within {timeout:?}");
 }
 
 pub fn check_passthrough(got: &Got, codec: Codec, size: (u32, u32), dir: &Path) {
@@ -237,20 +237,15 @@ pub fn run(mut cmd: Command, limit: Duration) -> std::process::Output {
         .spawn()
         .expect("the client runs (scripts/setup.sh installs it)");
     let pid = child.id();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let d = done.clone();
+    let (done, ended) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if d.load(std::sync::atomic::Ordering::Relaxed) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        // Woken as soon as the client ends (the sender dropped), or killed at the limit.
+        if ended.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     });
     let out = child.wait_with_output().expect("wait");
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(done);
     out
 }
 

@@ -7,7 +7,10 @@ pub mod demo;
 pub mod fake;
 pub mod media;
 pub mod netns;
+pub mod wait;
 pub mod xvfb;
+
+pub use wait::{eventually, eventually_async, eventually_every};
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -112,15 +115,12 @@ pub fn spawn_command(mut cmd: Command, timeout: Duration) -> NodeProc {
 /// the address `node` logged (`metrics at http://ADDR/metrics`).
 pub fn scrape_metrics(node: &NodeProc) -> String {
     use std::io::{Read, Write};
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let addr = loop {
+    let addr = eventually(Duration::from_secs(10), || {
         let log = node.log();
-        if let Some(rest) = log.split("metrics at http://").nth(1) {
-            break rest.split('/').next().unwrap_or_default().to_owned();
-        }
-        assert!(Instant::now() < deadline, "no metrics line:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        let rest = log.split("metrics at http://").nth(1)?;
+        Some(rest.split('/').next().unwrap_or_default().to_owned())
+    })
+    .unwrap_or_else(|| panic!("no metrics line:\n{}", node.log()));
     let mut s = std::net::TcpStream::connect(&addr).expect("the metrics port");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -152,14 +152,7 @@ impl NodeProc {
 
     /// Waits until the log contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        eventually(timeout, || self.log().contains(needle).then_some(())).is_some()
     }
 
     pub fn kill(&mut self) {
@@ -175,14 +168,7 @@ impl NodeProc {
 
     /// Waits for the process to exit; its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        eventually(timeout, || self.child.try_wait().ok().flatten())?.code()
     }
 }
 
@@ -240,17 +226,12 @@ pub async fn status_report(addr: SocketAddr) -> framewire_proto::control::Status
 
 /// Subscribes, retrying while the stream does not exist yet.
 pub async fn subscribe(c: &mut Client, stream: &str, params: SubscribeParams) -> u16 {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        match c.subscribe(stream, params).await {
-            Ok(ch) => return ch,
-            Err(e) if Instant::now() < end => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("subscribe {stream}: {e}"),
-        }
-    }
+    let mut last = None;
+    let subscribed = eventually_async(Duration::from_secs(10), async || {
+        c.subscribe(stream, params).await.map_err(|e| last = Some(e)).ok()
+    })
+    .await;
+    subscribed.unwrap_or_else(|| panic!("subscribe {stream}: {}", last.expect("tried")))
 }
 
 /// What a test subscriber saw.
