@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -83,19 +83,23 @@ async fn idle_connections_are_closed_and_give_their_place_back() {
     );
     let node = spawn_node(&["--config", &cfg, "--discovery", "off"]);
     let addr = node.addr;
-    // Four connections say HELLO and then nothing.
+    // Four connections say HELLO and then nothing; each holds its place
+    // once the node has answered it.
+    let said_hello = Instant::now();
     let idle: Vec<TcpStream> = tokio::task::spawn_blocking(move || {
         (0..4)
             .map(|_| {
                 let mut s = TcpStream::connect(addr).unwrap();
                 s.write_all(&raw::hello("test:idle")).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let n = s.read(&mut [0u8; 512]).expect("HELLO answered");
+                assert!(n > 0, "closed before answering HELLO");
                 s
             })
             .collect()
     })
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // A fifth is told why it is refused.
     let refused = framewire_net::Client::connect(
         &addr.to_string(),
@@ -110,22 +114,49 @@ async fn idle_connections_are_closed_and_give_their_place_back() {
         }
         other => panic!("a fifth connection over the cap of 4: {:?}", other.map(|_| ())),
     }
-    // After the idle time they are gone, and a new client is served.
-    tokio::time::sleep(Duration::from_millis(1400)).await;
+    // After the idle time the node closes them...
+    let idle = tokio::task::spawn_blocking(move || idle.into_iter().map(closed).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let closed_after = said_hello.elapsed();
+    assert!(
+        closed_after >= Duration::from_millis(1500),
+        "closed after {closed_after:?}, before the idle time"
+    );
+    // ...and a new client is served (the place is given back just after
+    // the socket is closed).
     let t = Instant::now();
-    let mut c = framewire_net::Client::connect(
-        &addr.to_string(),
-        &framewire_net::ClientIdentity::tool("test:after"),
-        Duration::from_secs(3),
-    )
+    let mut last = None;
+    let mut c = eventually_async(Duration::from_secs(1), async || {
+        let c = framewire_net::Client::connect(
+            &addr.to_string(),
+            &framewire_net::ClientIdentity::tool("test:after"),
+            Duration::from_secs(3),
+        )
+        .await;
+        c.map_err(|e| last = Some(e)).ok()
+    })
     .await
-    .expect("a place after the idle connections were closed");
+    .unwrap_or_else(|| panic!("no place after the idle connections were closed: {last:?}"));
     assert!(matches!(
         c.request(Request::Describe).await.unwrap(),
         Response::Describe(_)
     ));
     assert!(t.elapsed() < Duration::from_secs(1));
     drop(idle);
+}
+
+/// `s` once the node has closed it (end of stream, or reset), within 5 s.
+fn closed(mut s: TcpStream) -> TcpStream {
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return s,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return s,
+            Err(e) => panic!("an idle connection still open: {e}"),
+        }
+    }
 }
 
 #[test]
