@@ -95,23 +95,52 @@ fn fill_to(dir: &Path, leave: u64) -> PathBuf {
 /// The archive output of the node at `addr`, once nothing waits in it:
 /// the frames it was offered (sent + dropped).
 async fn drained_output(addr: std::net::SocketAddr) -> u64 {
-    let end = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let mut last = None;
+    let drained = eventually_async(Duration::from_secs(20), async || {
         let s = stats(addr).await;
         let o = s
             .outputs
-            .iter()
+            .into_iter()
             .find(|o| o.peer.contains("sink:archive"))
             .expect("the archive output");
-        if o.queue_frames == 0 {
-            return o.frames_in;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "the archive output never drained: {o:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let frames = (o.queue_frames == 0).then_some(o.frames_in);
+        last = Some(o);
+        frames
+    })
+    .await;
+    drained.unwrap_or_else(|| panic!("the archive output never drained: {last:?}"))
+}
+
+/// The archive peer's label once it shows `state`, within `timeout` (or
+/// the last one seen).
+async fn label_once(addr: std::net::SocketAddr, dir: &Path, state: &str, timeout: Duration) -> String {
+    let mut label = String::new();
+    eventually_async(timeout, async || {
+        label = archive_peer(addr, dir).await;
+        label.contains(state).then_some(())
+    })
+    .await;
+    label
+}
+
+/// Waits until the index has a segment with frames after the storage-full
+/// gap (closed, once recording resumed).
+async fn recorded_after_the_outage(dir: &Path) -> bool {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        wait_for(Duration::from_secs(20), || {
+            let Some(end) = gaps(&dir)
+                .iter()
+                .find(|g| g.reason == "storage-full")
+                .and_then(|g| g.end_ns)
+            else {
+                return false;
+            };
+            segments(&dir).iter().any(|s| s.start_ns >= end && s.frames > 0)
+        })
+    })
+    .await
+    .unwrap()
 }
 
 fn count(log: &str, needle: &str) -> usize {
@@ -168,14 +197,7 @@ async fn a_full_disk_is_a_state_one_gap_and_recording_resumes() {
     assert!(started, "recording started; log:\n{}", archive.log());
 
     let filler = fill(&fs.0);
-    let mut label = String::new();
-    for _ in 0..100 {
-        label = archive_peer(archive.addr, &dir).await;
-        if label.contains("STORAGE FAILED") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let label = label_once(archive.addr, &dir, "STORAGE FAILED", Duration::from_secs(10)).await;
     assert!(
         label.contains("STORAGE FAILED"),
         "the state shows in stats: {label}\n{}",
@@ -189,22 +211,22 @@ async fn a_full_disk_is_a_state_one_gap_and_recording_resumes() {
     assert!(count(&log, "ERROR") <= 3, "a few error lines, not a flood:\n{log}");
 
     std::fs::remove_file(&filler).unwrap();
-    let mut resumed = false;
-    for _ in 0..400 {
-        label = archive_peer(archive.addr, &dir).await;
-        if label.contains("[recording") {
-            resumed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(resumed, "recording resumed by itself: {label}\n{}", archive.log());
+    let label = label_once(archive.addr, &dir, "[recording", Duration::from_secs(40)).await;
+    assert!(
+        label.contains("[recording"),
+        "recording resumed by itself: {label}\n{}",
+        archive.log()
+    );
     assert!(
         archive.log().contains("archive storage works again"),
         "{}",
         archive.log()
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        recorded_after_the_outage(&dir).await,
+        "nothing recorded after the outage; log:\n{}",
+        archive.log()
+    );
 
     // Stop the source, let the archiver take what is queued, count.
     stop_gracefully(&mut source, "TERM");
@@ -344,14 +366,7 @@ async fn a_floor_with_on_full_stop_is_one_counted_gap() {
     assert!(started, "recording started; log:\n{}", archive.log());
 
     let filler = fill_to(&fs.0, floor / 2);
-    let mut label = String::new();
-    for _ in 0..100 {
-        label = archive_peer(archive.addr, &dir).await;
-        if label.contains("FULL") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let label = label_once(archive.addr, &dir, "FULL", Duration::from_secs(10)).await;
     assert!(
         label.contains("FULL"),
         "the state shows in stats: {label}\n{}",
@@ -368,17 +383,17 @@ async fn a_floor_with_on_full_stop_is_one_counted_gap() {
     assert_eq!(count(&log, "ERROR"), 0, "{log}");
 
     std::fs::remove_file(&filler).unwrap();
-    let mut resumed = false;
-    for _ in 0..100 {
-        label = archive_peer(archive.addr, &dir).await;
-        if label.contains("[recording") {
-            resumed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(resumed, "recording resumed by itself: {label}\n{}", archive.log());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let label = label_once(archive.addr, &dir, "[recording", Duration::from_secs(10)).await;
+    assert!(
+        label.contains("[recording"),
+        "recording resumed by itself: {label}\n{}",
+        archive.log()
+    );
+    assert!(
+        recorded_after_the_outage(&dir).await,
+        "nothing recorded after the outage; log:\n{}",
+        archive.log()
+    );
     stop_gracefully(&mut source, "TERM");
     let offered = drained_output(archive.addr).await;
     stop_gracefully(&mut archive, "TERM");
@@ -428,22 +443,19 @@ async fn a_floor_with_delete_oldest_keeps_recording_on_a_small_disk() {
             &format!(",segment=1,min-free-bytes={floor},on-full=delete-oldest"),
         ),
     ]);
+    // Free space looked at all along, until several segments were written
+    // and deleted.
     let mut lowest = u64::MAX;
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    while !archive.log().contains("oldest segment deleted") {
-        assert!(
-            std::time::Instant::now() < end,
-            "no segment deleted in 30 s; log:\n{}",
-            archive.log()
-        );
+    let deleted = eventually_async(Duration::from_secs(30), async || {
         lowest = lowest.min(free(&fs.0));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Keep going: several more segments are written and deleted.
-    for _ in 0..60 {
-        lowest = lowest.min(free(&fs.0));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (count(&archive.log(), "oldest segment deleted") >= 3).then_some(())
+    })
+    .await;
+    assert!(
+        deleted.is_some(),
+        "not 3 segments deleted in 30 s; log:\n{}",
+        archive.log()
+    );
     let label = archive_peer(archive.addr, &dir).await;
     assert!(label.contains("[recording"), "still recording: {label}");
     stop_gracefully(&mut source, "TERM");
