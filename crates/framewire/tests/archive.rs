@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::archive::*;
 use common::*;
@@ -434,12 +434,12 @@ async fn a_size_limit_applies_the_configured_policy() {
     .unwrap();
     assert!(full, "both policies acted; log:\n{}", node.log());
     // Visible in stats, within the label refresh.
-    let end = Instant::now() + Duration::from_secs(5);
     let mut label = String::new();
-    while Instant::now() < end && !label.contains("FULL") {
+    eventually_async(Duration::from_secs(5), async || {
         label = archive_peer(node.addr, &stop).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        label.contains("FULL").then_some(())
+    })
+    .await;
     assert!(label.contains("FULL"), "stop policy in stats: {label}");
     let label = archive_peer(node.addr, &del).await;
     assert!(

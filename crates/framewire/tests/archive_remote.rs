@@ -180,11 +180,11 @@ async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
             })
         };
         assert_eq!(c.request(set("cam", false)).await.unwrap(), Response::ArchiveSet);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while listed(&mut c, q("cam", 0, u64::MAX)).await.state != "paused" {
-            assert!(Instant::now() < deadline, "not paused: {}", node.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let paused = eventually_async(Duration::from_secs(10), async || {
+            (listed(&mut c, q("cam", 0, u64::MAX)).await.state == "paused").then_some(())
+        })
+        .await;
+        assert!(paused.is_some(), "not paused: {}", node.log());
         let before = listed(&mut c, q("cam", 0, u64::MAX)).await.segments.len();
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(
@@ -193,27 +193,29 @@ async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
             "no segment while paused"
         );
         assert_eq!(c.request(set("cam", true)).await.unwrap(), Response::ArchiveSet);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let mut last = None;
+        let a = eventually_async(Duration::from_secs(10), async || {
             let a = listed(&mut c, q("cam", 0, u64::MAX)).await;
             if a.state == "recording" && a.segments.len() > before {
-                let paused: Vec<_> = a.gaps.iter().filter(|g| g.reason == "paused").collect();
-                assert_eq!(paused.len(), 1, "{:?}", a.gaps);
-                assert!(
-                    paused[0].end_ns >= paused[0].start_ns + 1_400_000_000,
-                    "{:?}",
-                    paused[0]
-                );
-                assert!(
-                    a.gaps.iter().all(|g| g.reason != "budget-drops"),
-                    "frames let go while paused are not lost: {:?}",
-                    a.gaps
-                );
-                break;
+                return Some(a);
             }
-            assert!(Instant::now() < deadline, "not recording again: {a:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            last = Some(a);
+            None
+        })
+        .await
+        .unwrap_or_else(|| panic!("not recording again: {last:?}"));
+        let paused: Vec<_> = a.gaps.iter().filter(|g| g.reason == "paused").collect();
+        assert_eq!(paused.len(), 1, "{:?}", a.gaps);
+        assert!(
+            paused[0].end_ns >= paused[0].start_ns + 1_400_000_000,
+            "{:?}",
+            paused[0]
+        );
+        assert!(
+            a.gaps.iter().all(|g| g.reason != "budget-drops"),
+            "frames let go while paused are not lost: {:?}",
+            a.gaps
+        );
         let e = c.request(set("other", false)).await.unwrap_err().to_string();
         assert!(e.contains("archives no stream named `other`"), "{e}");
 
