@@ -168,19 +168,12 @@ async fn drr_shares_a_capped_link_by_weight_across_edges() {
             "--upstream",
             &format!("{up}/lo,weight=3"),
         ]);
-        let mut first = None;
-        for _ in 0..200 {
-            let a = output(src.addr, "hi", "test:relay").await;
-            let b = output(src.addr, "lo", "test:relay").await;
-            if let (Some(a), Some(b)) = (a, b)
-                && a.frames_sent > 5
-                && b.frames_sent > 5
-            {
-                first = Some((a, b));
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let first = eventually_async(Duration::from_secs(15), async || {
+            let a = output(src.addr, "hi", "test:relay").await?;
+            let b = output(src.addr, "lo", "test:relay").await?;
+            (a.frames_sent > 5 && b.frames_sent > 5).then_some((a, b))
+        })
+        .await;
         let (a0, b0) = first.expect("both edges carry frames");
         tokio::time::sleep(Duration::from_secs(5)).await;
         let a1 = output(src.addr, "hi", "test:relay").await.expect("the weight-1 output");
