@@ -162,7 +162,17 @@ fn file_sink_writes_a_playable_file() {
         "--sink",
         &sink,
     ]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Stopped once the sink has taken enough frames for the file to show them.
+    let addr = node.addr.to_string();
+    let taken = eventually_every(Duration::from_secs(10), Duration::from_millis(100), || {
+        let v: serde_json::Value = serde_json::from_slice(&framewire(&["stats", &addr, "--json"]).stdout).ok()?;
+        let sink = v["outputs"]
+            .as_array()?
+            .iter()
+            .find(|o| o["peer"] == format!("sink:file:{}", file.display()))?;
+        (sink["frames_sent"].as_u64()? >= 25).then_some(())
+    });
+    assert!(taken.is_some(), "the file sink took no frames:\n{}", node.log());
     node.signal("TERM");
     assert_eq!(node.wait_exit(Duration::from_secs(5)), Some(0));
     let probe = Command::new("ffprobe")
@@ -215,17 +225,12 @@ fn cli_commands_and_exit_codes() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("as `bars2`"));
     // The relay serves it once its upstream answered.
-    let mut ok = false;
-    for _ in 0..100 {
+    let served = eventually_every(Duration::from_secs(10), Duration::from_millis(50), || {
         let out = framewire(&["ls", &r, "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if v[0]["name"] == "bars2" {
-            ok = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(ok, "the relay never served bars2");
+        (v[0]["name"] == "bars2").then_some(())
+    });
+    assert!(served.is_some(), "the relay never served bars2");
     let out = framewire(&["stats", &s, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["outputs"][0]["stream"], "bars");
@@ -256,13 +261,10 @@ fn cli_commands_and_exit_codes() {
     let long = "test:a-relay-with-a-name-longer-than-thirty-characters";
     let _far = spawn_node(&["--name", long, "--upstream", &format!("{s}/bars")]);
     let mut wide = String::new();
-    for _ in 0..100 {
+    eventually_every(Duration::from_secs(10), Duration::from_millis(50), || {
         wide = String::from_utf8_lossy(&framewire(&["stats", &s, "--window", "0", "--wide"]).stdout).into_owned();
-        if wide.contains(long) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        wide.contains(long).then_some(())
+    });
     assert!(wide.contains(long), "--wide shows the peer in full:\n{wide}");
     let narrow = String::from_utf8_lossy(&framewire(&["stats", &s, "--window", "0"]).stdout).into_owned();
     assert!(!narrow.contains(long) && narrow.contains("…"), "{narrow}");
@@ -380,15 +382,13 @@ fn snapshot_and_shutdown_from_the_command_line() {
         (p.width(), p.height())
     };
     let raw = dir.join("raw.jpg");
-    let mut out = framewire(&["snapshot", &addr, "raw", raw.to_str().unwrap()]);
-    for _ in 0..50 {
-        if out.status.success() {
-            break;
-        }
-        // The first frame may not be there yet.
-        std::thread::sleep(Duration::from_millis(100));
-        out = framewire(&["snapshot", &addr, "raw", raw.to_str().unwrap()]);
-    }
+    // The first frame may not be there yet.
+    let mut out = None;
+    eventually_every(Duration::from_secs(5), Duration::from_millis(100), || {
+        let o = out.insert(framewire(&["snapshot", &addr, "raw", raw.to_str().unwrap()]));
+        o.status.success().then_some(())
+    });
+    let out = out.expect("tried");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(said.contains("encoded frame #") && said.contains("raw 96x64"), "{said}");
@@ -593,19 +593,14 @@ fn json_outputs_have_the_documented_fields() {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
     };
     // The relay has its input once its upstream answered.
-    let start = std::time::Instant::now();
-    let stats = loop {
-        let v = json(&["stats", &r, "--json"]);
-        if v["inputs"].as_array().is_some_and(|a| !a.is_empty()) {
-            break v;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
-            "no input on the relay: {v}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let up_status = loop {
+    let every = Duration::from_millis(100);
+    let mut v = serde_json::Value::Null;
+    let stats = eventually_every(Duration::from_secs(20), every, || {
+        v = json(&["stats", &r, "--json"]);
+        v["inputs"].as_array().is_some_and(|a| !a.is_empty()).then(|| v.clone())
+    })
+    .unwrap_or_else(|| panic!("no input on the relay: {v}"));
+    let up_status = eventually_every(Duration::from_secs(10), every, || {
         let out = framewire(&[
             "up",
             host.to_str().unwrap(),
@@ -614,18 +609,13 @@ fn json_outputs_have_the_documented_fields() {
             "--status",
             "--json",
         ]);
-        if out.status.success() {
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            if v["nodes"][0]["state"] == "running" {
-                break v;
-            }
+        if !out.status.success() {
+            return None;
         }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(30),
-            "no status from framewire up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v["nodes"][0]["state"] == "running").then_some(v)
+    })
+    .expect("no status from framewire up");
     let _ = up.kill();
     let _ = up.wait();
     let compose = json(&["compose", "show", &s, "wall", "--json"]);
