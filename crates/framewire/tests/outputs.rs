@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::media::*;
 use common::*;
@@ -35,11 +35,35 @@ fn node_with(source: &str, more: &[&str]) -> NodeProc {
     spawn_node(&args)
 }
 
-/// Decodes `n` pictures from `url`, calling again (ffmpeg may still be
-/// starting its listener) for up to 20 s.
-fn decode_when_up(url: &str, n: u32) -> Vec<Vec<u8>> {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
+/// Whether something listens on UDP `port` on loopback (an SRT listener:
+/// the port cannot be bound again).
+fn udp_in_use(port: u16) -> bool {
+    std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
+}
+
+/// How many times the node's ffmpeg has ended (each end is logged with
+/// when it starts again).
+fn ended(node: &NodeProc) -> usize {
+    node.log().matches("retry_in").count()
+}
+
+/// Waits until the node's SRT listener takes a caller again: its ffmpeg
+/// ended more than `before` times, and the next one listens.
+fn listening_again(node: &NodeProc, port: u16, before: usize) {
+    let up = eventually(Duration::from_secs(20), || {
+        (ended(node) > before && udp_in_use(port)).then_some(())
+    });
+    assert!(up.is_some(), "the SRT listener did not listen again:\n{}", node.log());
+}
+
+/// Decodes `n` pictures from the node's SRT listener on `port` (`url`),
+/// calling again (ffmpeg may still be starting its listener) for up to 20 s;
+/// with how many times ffmpeg had ended before that caller.
+fn decode_when_up(node: &NodeProc, port: u16, url: &str, n: u32) -> (Vec<Vec<u8>>, usize) {
+    let mut before = 0;
+    let mut out = None;
+    let probed = eventually_every(Duration::from_secs(20), Duration::from_millis(200), || {
+        before = ended(node);
         let mut cmd = Command::new("ffprobe");
         cmd.args([
             "-v",
@@ -50,34 +74,35 @@ fn decode_when_up(url: &str, n: u32) -> Vec<Vec<u8>> {
             "csv=p=0",
             url,
         ]);
-        let out = run(cmd, Duration::from_secs(10));
-        if out.status.success() {
-            assert!(
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .all(|l| l.is_empty() || l == "h264"),
-                "{out:?}"
-            );
-            // The listener takes one caller at a time: the next once ffmpeg
-            // is started again.
-            std::thread::sleep(Duration::from_millis(800));
-            return decode_gray(&["-i", url], n, SIZE);
-        }
-        assert!(Instant::now() < end, "no SRT listener at {url}: {out:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        let o = out.insert(run(cmd, Duration::from_secs(10)));
+        o.status.success().then_some(())
+    });
+    let out = out.expect("tried");
+    assert!(probed.is_some(), "no SRT listener at {url}: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .all(|l| l.is_empty() || l == "h264"),
+        "{out:?}"
+    );
+    // The listener takes one caller at a time: the next once ffmpeg is
+    // started again.
+    listening_again(node, port, before);
+    let before = ended(node);
+    (decode_gray(&["-i", url], n, SIZE), before)
 }
 
 #[test]
 fn an_srt_listener_serves_callers_one_after_another_with_its_passphrase() {
     let port = free_udp_port();
     let sink = format!("srt:cam,url=srt://127.0.0.1:{port},latency=80,passphrase=correct-horse");
-    let _node = node(H264_BARS, &sink);
+    let node = node(H264_BARS, &sink);
     let url = format!("srt://127.0.0.1:{port}?mode=caller&passphrase=correct-horse");
-    let pics = decode_when_up(&url, 30);
+    let (pics, before) = decode_when_up(&node, port, &url, 30);
     check_bars(&pics[29], SIZE);
-    // A caller without the passphrase is refused.
-    std::thread::sleep(Duration::from_millis(800));
+    // A caller without the passphrase is refused (by a listener that is
+    // there to refuse it).
+    listening_again(&node, port, before);
     let mut cmd = Command::new("ffprobe");
     cmd.args([
         "-v",
@@ -107,7 +132,8 @@ fn mjpeg_is_pushed_over_srt_as_h264_to_a_listening_ffmpeg() {
         "-",
     ]);
     let server = std::thread::spawn(move || run(cmd, Duration::from_secs(40)));
-    std::thread::sleep(Duration::from_millis(300));
+    let listens = eventually(Duration::from_secs(10), || udp_in_use(port).then_some(()));
+    assert!(listens.is_some(), "ffmpeg did not listen on {port}");
     // The test pattern's own format is MJPEG: the output takes cam~h264.
     let _node = node(
         "test-pattern:cam,size=320x240,fps=30",
@@ -127,11 +153,7 @@ fn rtmp_push_reaches_a_server_started_after_the_node() {
     // The node first finds nobody listening, and keeps trying.
     let push = format!("cam={url}");
     let node = node_with(H264_BARS, &["--push", &push]);
-    let end = Instant::now() + Duration::from_secs(10);
-    while !node.log().contains("retry_in") {
-        assert!(Instant::now() < end, "{}", node.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(node.wait_log("retry_in", Duration::from_secs(10)), "{}", node.log());
     let pics = decode_gray(&["-listen", "1", "-i", &url], 30, SIZE);
     check_bars(&pics[29], SIZE);
     let log = node.log();
@@ -184,28 +206,23 @@ fn hls_keeps_a_playlist_of_recent_segments_that_the_web_server_serves() {
         ],
     );
     let playlist = dir.join("index.m3u8");
-    let end = Instant::now() + Duration::from_secs(30);
     // Past list-size: old segments are deleted as new ones come. Segments
     // are numbered from the clock (a restart never reuses a name).
     let mut first = None;
-    loop {
-        let text = std::fs::read_to_string(&playlist).unwrap_or_default();
-        let seq = text
+    let mut text = String::new();
+    let moved_on = eventually_every(Duration::from_secs(30), Duration::from_millis(100), || {
+        text = std::fs::read_to_string(&playlist).unwrap_or_default();
+        let n = text
             .lines()
             .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
-            .and_then(|n| n.trim().parse::<u64>().ok());
-        if let Some(n) = seq {
-            let f = *first.get_or_insert(n);
-            assert!(f > 1_000_000_000_000_000, "numbered from the clock (µs): {f}");
-            if n >= f + 3 {
-                assert_eq!(text.matches("#EXTINF").count(), 3, "{text}");
-                assert!(!text.contains("#EXT-X-ENDLIST"), "a live playlist: {text}");
-                break;
-            }
-        }
-        assert!(Instant::now() < end, "playlist: {text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .and_then(|n| n.trim().parse::<u64>().ok())?;
+        let f = *first.get_or_insert(n);
+        assert!(f > 1_000_000_000_000_000, "numbered from the clock (µs): {f}");
+        (n >= f + 3).then_some(())
+    });
+    assert!(moved_on.is_some(), "playlist: {text}");
+    assert_eq!(text.matches("#EXTINF").count(), 3, "{text}");
+    assert!(!text.contains("#EXT-X-ENDLIST"), "a live playlist: {text}");
     assert!(segments(&dir).len() <= 5, "{:?}", segments(&dir));
     let oldest = format!("segment-{:06}.ts", first.unwrap());
     assert!(
