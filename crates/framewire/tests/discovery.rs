@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::{BIN, Netns, spawn_in};
-use common::{group_args, private_group};
+use common::{eventually_every, group_args, private_group};
 use framewire_discovery::{Event, GoneReason, announcement};
 use framewire_net::{DiscoveryConfig, DiscoveryHandle, MulticastConfig, NetError};
 use framewire_proto::{FunctionFlags, Message, Status, SubscribeParams};
@@ -541,16 +541,12 @@ fn netns_two_sites_joined_by_a_gateway() {
     assert!(!cam.log().contains(":lab:cam addr"), "{}", cam.log());
     assert!(!view.log().contains("peer=0:lab:cam") && !cam.log().contains("peer=0:home:view"));
     // Frames of A's source reach B's sink through the gateway.
-    let end = Instant::now() + Duration::from_secs(15);
     let mut jpegs = 0;
-    while Instant::now() < end {
+    eventually_every(Duration::from_secs(15), Duration::from_millis(100), || {
         let bytes = std::fs::read(&out).unwrap_or_default();
         jpegs = bytes.windows(2).filter(|w| w == &[0xff, 0xd8]).count();
-        if jpegs >= 10 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        (jpegs >= 10).then_some(())
+    });
     assert!(
         jpegs >= 10,
         "only {jpegs} frames reached site B\n--- gateway\n{}\n--- view\n{}",
