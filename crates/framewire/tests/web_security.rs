@@ -11,9 +11,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{NodeProc, free_port, spawn_node, temp_dir};
+use common::{NodeProc, eventually, free_port, spawn_node, temp_dir};
 use framewire_web::client::{HttpResponse, request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_framewire");
@@ -29,11 +29,8 @@ fn framewire(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, 
         .spawn()
         .unwrap();
     c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let start = Instant::now();
-    while c.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(60), "framewire {args:?} hangs");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let exited = eventually(Duration::from_secs(60), || c.try_wait().unwrap());
+    assert!(exited.is_some(), "framewire {args:?} hangs");
     let o = c.wait_with_output().unwrap();
     (
         o.status.code().unwrap_or(-1),
@@ -359,13 +356,9 @@ fn a_web_port_held_by_another_process_stops_the_controller() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while c.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = c.kill();
-            panic!("the controller ran on without its web UI");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if eventually(Duration::from_secs(20), || c.try_wait().unwrap()).is_none() {
+        let _ = c.kill();
+        panic!("the controller ran on without its web UI");
     }
     let o = c.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
