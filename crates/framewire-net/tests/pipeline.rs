@@ -118,7 +118,7 @@ async fn source_relay_subscriber_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_upstream_is_retried_then_reported_failed() {
     use framewire_net::ReconnectPolicy;
-    use framewire_proto::control::StreamState;
+    use framewire_proto::control::{StreamState, WatchStatus};
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -131,6 +131,7 @@ async fn an_unreachable_upstream_is_retried_then_reported_failed() {
         slow: Duration::from_millis(300),
     };
     cfg.edges.push(EdgeConfig::new(dead.to_string(), "cam"));
+    let started = std::time::Instant::now();
     let node = Node::start(cfg).await.unwrap();
     let edge = |n: &Node| {
         n.stats()
@@ -146,7 +147,36 @@ async fn an_unreachable_upstream_is_retried_then_reported_failed() {
     assert_eq!(early.upstream, format!("{dead}/cam"));
     assert!(early.reconnects >= 5, "quick retries: {} in 400 ms", early.reconnects);
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Reported failed once the window has passed: a watcher is told.
+    let who = ClientIdentity::tool("test:watch");
+    let mut watch = Client::connect(&node.local_addr().to_string(), &who, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let r = watch
+        .request(Request::WatchStatus(WatchStatus { interval_ms: 100 }))
+        .await
+        .unwrap();
+    assert_eq!(r, Response::WatchStatus);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = tokio::time::timeout_at(deadline, watch.next_message())
+            .await
+            .expect("reported failed within 5 s")
+            .unwrap()
+            .expect("open");
+        if let Message::ControlRequest(req) = m
+            && req.command == Command::StatusReport
+            && let Ok(Request::StatusReport(r)) = Request::decode(&req)
+            && r.edges.iter().any(|e| e.state == StreamState::Failed)
+        {
+            break;
+        }
+    }
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(800),
+        "failed after {after:?}, within the window"
+    );
     let failed = edge(&node);
     assert_eq!(failed.state, StreamState::Failed, "failed after the window");
     tokio::time::sleep(Duration::from_millis(1000)).await;
