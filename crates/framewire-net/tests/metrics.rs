@@ -257,16 +257,25 @@ async fn scrape_a_live_node_twice() {
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         };
+        // It counts the frames it got, for the test to wait on.
+        let (got, mut frames) = tokio::sync::watch::channel(0u64);
         let reader = tokio::spawn(async move {
             while let Ok(Some(m)) = c.next_message().await {
-                if let Message::ControlRequest(req) = &m
-                    && req.command == Command::StreamOpen
-                {
-                    let _ = c.ack(req).await;
+                match &m {
+                    Message::ControlRequest(req) if req.command == Command::StreamOpen => {
+                        let _ = c.ack(req).await;
+                    }
+                    Message::VideoFrame(_) => got.send_modify(|n| *n += 1),
+                    _ => {}
                 }
             }
         });
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // A few frames through (the writer counts each before it sends the
+        // next), so that every counter has moved from zero.
+        tokio::time::timeout(Duration::from_secs(10), frames.wait_for(|got| *got >= 3))
+            .await
+            .expect("frames within 10 s")
+            .expect("the reader runs");
 
         let (status, headers, body1) = http_get(maddr, "/metrics").await;
         assert!(status.starts_with("HTTP/1.1 200"), "{status}");
