@@ -216,7 +216,10 @@ async fn shm_required_from_a_node_without_it_is_refused_with_the_reason() {
 
     // An edge that insists on shm never goes live, and stays listed.
     let down = downstream("test:insists", &plain, EdgeTransport::Shm, true, "insist-down").await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_for("the insisting edge refused twice", || {
+        down.status_report().edges.iter().any(|e| e.failed_attempts >= 2)
+    })
+    .await;
     let edge = down.stats().inputs.into_iter().find(|i| i.stream == "cam").unwrap();
     assert_ne!(edge.state, StreamState::Live);
     assert!(outputs_of(&plain, "test:insists").is_empty());
