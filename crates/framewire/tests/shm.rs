@@ -21,11 +21,8 @@ fn framewire_stats(addr: std::net::SocketAddr) -> String {
 }
 
 async fn wait_until(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !f().await {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = eventually_async(timeout, async || f().await.then_some(())).await;
+    assert!(done.is_some(), "timed out waiting for {what}");
 }
 
 /// Two local processes: the relay's edge goes over shared memory without
@@ -92,11 +89,10 @@ async fn local_processes_use_shm_and_a_killed_consumer_is_released() {
     )
     .await;
     let before = via("test:tcp-only").await.unwrap().1;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        via("test:tcp-only").await.unwrap().1 > before,
-        "the source keeps serving"
-    );
+    wait_until("the source to keep serving", Duration::from_secs(10), async || {
+        via("test:tcp-only").await.unwrap().1 > before
+    })
+    .await;
 }
 
 /// SIGKILL of the producer: the consumer's subscribers get *interrupted*
@@ -322,11 +318,8 @@ fn a_ring_sink_is_read_without_the_protocol() {
         "--sink",
         &spec,
     ]);
-    let end = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < end, "no ring at {}: {}", path.display(), node.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let ring = eventually(Duration::from_secs(10), || path.exists().then_some(()));
+    assert!(ring.is_some(), "no ring at {}: {}", path.display(), node.log());
     let out = Command::new(env!("CARGO_BIN_EXE_framewire"))
         .args([
             "ring",
@@ -360,15 +353,14 @@ fn a_ring_sink_is_read_without_the_protocol() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Attached once it says the ring's size (it ends within 20 s anyway).
+    let first = first_line(reader.stdout.as_mut().unwrap());
+    assert!(first.contains("32 slots"), "{first}");
     node.signal("TERM");
     let out = reader.wait_with_output_timeout(Duration::from_secs(10));
     assert!(out.contains("the writer closed the ring"), "{out}");
-    let end = Instant::now() + Duration::from_secs(5);
-    while path.exists() {
-        assert!(Instant::now() < end, "the ring file outlived the node");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let gone = eventually(Duration::from_secs(5), || (!path.exists()).then_some(()));
+    assert!(gone.is_some(), "the ring file outlived the node");
     // The header it is read by in C comes with the command.
     let out = Command::new(env!("CARGO_BIN_EXE_framewire"))
         .args(["ring", "header"])
@@ -383,18 +375,22 @@ trait WaitOutput {
 
 impl WaitOutput for std::process::Child {
     fn wait_with_output_timeout(&mut self, t: Duration) -> String {
-        let end = Instant::now() + t;
-        loop {
-            if self.try_wait().unwrap().is_some() {
-                let mut s = String::new();
-                std::io::Read::read_to_string(self.stdout.as_mut().unwrap(), &mut s).unwrap();
-                return s;
-            }
-            if Instant::now() > end {
-                let _ = self.kill();
-                panic!("the ring reader did not end within {t:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if eventually(t, || self.try_wait().unwrap()).is_none() {
+            let _ = self.kill();
+            panic!("the ring reader did not end within {t:?}");
         }
+        let mut s = String::new();
+        std::io::Read::read_to_string(self.stdout.as_mut().unwrap(), &mut s).unwrap();
+        s
     }
+}
+
+/// The first line `r` gives (read a byte at a time: nothing more is taken).
+fn first_line(r: &mut impl std::io::Read) -> String {
+    let mut line = Vec::new();
+    let mut b = [0u8];
+    while r.read(&mut b).unwrap() == 1 && b[0] != b'\n' {
+        line.push(b[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
 }
