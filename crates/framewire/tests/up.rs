@@ -7,9 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{free_port, temp_dir};
+use common::{eventually_every, free_port, temp_dir};
 
 /// Whether a process runs (a zombie does not).
 fn running(pid: u64) -> bool {
@@ -66,15 +66,12 @@ impl Up {
 
     /// Waits (at most `limit`) until `ok` holds of the status.
     fn until(&self, limit: Duration, what: &str, ok: impl Fn(&Up) -> bool) {
-        let start = Instant::now();
-        while !ok(self) {
-            assert!(
-                start.elapsed() < limit,
-                "{what}: not within {limit:?}; status {:#}",
-                self.status()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let held = eventually_every(limit, Duration::from_millis(50), || ok(self).then_some(()));
+        assert!(
+            held.is_some(),
+            "{what}: not within {limit:?}; status {:#}",
+            self.status()
+        );
     }
 
     fn pid_of(&self, name: &str) -> u64 {
@@ -180,14 +177,10 @@ fn nodes_are_restarted_failed_reloaded_and_stopped() {
     let pids = [up.pid_of("a"), up.pid_of("c")];
     let mut up = up;
     signal(u64::from(up.child.id()), libc::SIGTERM);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = up.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(15), "the supervisor did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = eventually_every(Duration::from_secs(15), Duration::from_millis(50), || {
+        up.child.try_wait().unwrap()
+    })
+    .expect("the supervisor did not stop");
     assert!(status.success(), "{status:?}");
     assert!(pids.iter().all(|p| !running(*p)), "every node ended");
     let last = up.status();
@@ -214,14 +207,10 @@ fn the_nodes_die_with_a_killed_supervisor() {
     let pids = [up.pid_of("a"), up.pid_of("b")];
     up.child.kill().unwrap();
     up.child.wait().unwrap();
-    let start = Instant::now();
-    while pids.iter().any(|p| running(*p)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "nodes outlived their supervisor"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let ended = eventually_every(Duration::from_secs(10), Duration::from_millis(50), || {
+        (!pids.iter().any(|p| running(*p))).then_some(())
+    });
+    assert!(ended.is_some(), "nodes outlived their supervisor");
 }
 
 /// An archive's ffmpeg does not outlive its node: killed with SIGKILL,
@@ -247,12 +236,8 @@ fn an_archives_ffmpeg_dies_with_its_node() {
     let ffmpeg = u64::from(recording_pid(&dir).unwrap());
     node.child.kill().unwrap();
     node.child.wait().unwrap();
-    let start = Instant::now();
-    while running(ffmpeg) {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "ffmpeg {ffmpeg} outlived its node"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let ended = eventually_every(Duration::from_secs(5), Duration::from_millis(50), || {
+        (!running(ffmpeg)).then_some(())
+    });
+    assert!(ended.is_some(), "ffmpeg {ffmpeg} outlived its node");
 }
