@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -121,18 +121,15 @@ fn tools_authenticate_with_the_key_and_are_refused_without_it() {
     assert!(stderr(&out).contains("different keys"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
     // The node logged the refusals with the peer's address, never the key.
-    let deadline = Instant::now() + Duration::from_secs(5);
     let key_hex = std::fs::read_to_string(&k1).unwrap();
-    loop {
-        let log = node.log.lock().unwrap().clone();
-        if log.contains("refused by authentication") {
-            assert!(log.contains("127.0.0.1"), "{log}");
-            assert!(!log.contains(key_hex.trim()), "key in the log");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no refusal logged:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        node.wait_log("refused by authentication", Duration::from_secs(5)),
+        "no refusal logged:\n{}",
+        node.log()
+    );
+    let log = node.log();
+    assert!(log.contains("127.0.0.1"), "{log}");
+    assert!(!log.contains(key_hex.trim()), "key in the log");
 
     // A loose key file is refused with the fix in the message.
     std::fs::set_permissions(&k2, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -189,15 +186,15 @@ fn stats_shows_an_edge_to_a_node_with_another_key_as_failed() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["inputs"][0]["state"].as_str().unwrap_or_default().to_owned()
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state(&bad, k2s) != "failed" {
-        assert!(Instant::now() < deadline, "the edge never failed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    while state(&good, k1s) != "live" {
-        assert!(Instant::now() < deadline, "the keyed edge never went live");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let every = Duration::from_millis(50);
+    let failed = eventually_every(Duration::from_secs(10), every, || {
+        (state(&bad, k2s) == "failed").then_some(())
+    });
+    assert!(failed.is_some(), "the edge never failed");
+    let live = eventually_every(Duration::from_secs(10), every, || {
+        (state(&good, k1s) == "live").then_some(())
+    });
+    assert!(live.is_some(), "the keyed edge never went live");
     let out = framewire(&["stats", &bad.addr.to_string(), "--key-file", k2s], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("failed"));
     let log = bad.log.lock().unwrap().clone();
@@ -287,17 +284,10 @@ fn discover_probes_a_keyed_manual_peer_with_the_key() {
         "--peer",
         &target,
     ]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = prober.log.lock().unwrap().clone();
-        if log.contains("peer=0:t:quiet-keyed") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the keyed manual peer never appeared:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        prober.wait_log("peer=0:t:quiet-keyed", Duration::from_secs(10)),
+        "the keyed manual peer never appeared:\n{}",
+        prober.log()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
