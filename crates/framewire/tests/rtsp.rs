@@ -404,14 +404,15 @@ async fn hostile_servers_get_a_reason_and_a_retry_and_hurt_nothing_else() {
         let (name, _, _, _, _) = probe(&got.frames, &dir.join("cut.h264"));
         assert_eq!(name, "h264");
         others_flow(node.addr).await;
-        // Let the hostile ones retry a few times.
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let retries = node
-            .log()
-            .lines()
-            .filter(|l| l.contains("session ended") && l.contains("stream=huge"))
-            .count();
-        assert!(retries >= 2, "the huge-SDP server was tried {retries} times");
+        // The hostile ones are retried a few times.
+        let retries = || {
+            node.log()
+                .lines()
+                .filter(|l| l.contains("session ended") && l.contains("stream=huge"))
+                .count()
+        };
+        eventually_async(Duration::from_secs(30), async || (retries() >= 2).then_some(())).await;
+        assert!(retries() >= 2, "the huge-SDP server was tried {} times", retries());
         let grown = rss_mb(pid) - start_rss;
         assert!(grown < 64.0, "the node grew by {grown:.0} MB");
         others_flow(node.addr).await;
