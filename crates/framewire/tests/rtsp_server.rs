@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::media::*;
 use common::*;
@@ -30,11 +30,11 @@ fn rtsp_node(source: &str) -> (NodeProc, String) {
     // cuts the printed one.
     let said = format!("rtsp at rtsp://{rtsp}/STREAM");
     let logged = format!("rtsp server local={rtsp}");
-    let end = Instant::now() + Duration::from_secs(10);
-    while !(node.log().contains(&said) || node.log().contains(&logged)) {
-        assert!(Instant::now() < end, "{}", node.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let up = eventually(Duration::from_secs(10), || {
+        let log = node.log();
+        (log.contains(&said) || log.contains(&logged)).then_some(())
+    });
+    assert!(up.is_some(), "{}", node.log());
     (node, format!("rtsp://{rtsp}"))
 }
 
@@ -226,25 +226,20 @@ fn garbage_and_a_client_that_never_reads_hurt_only_themselves() {
     assert!(r.starts_with("RTSP/1.0 200 OK"), "{r:?}");
 
     // Its output drops (in its own queue), and others play on.
-    let end = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s = rt.block_on(stats(node.addr));
-        let dropped: u64 = s
-            .outputs
+    let mut outputs = Vec::new();
+    let dropped = eventually_every(Duration::from_secs(15), Duration::from_millis(200), || {
+        outputs = rt.block_on(stats(node.addr)).outputs;
+        let dropped: u64 = outputs
             .iter()
             .filter(|o| o.peer.starts_with("rtsp:"))
             .flat_map(|o| o.drops.iter().map(|d| d.count))
             .sum();
-        if dropped > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "the stuck client's output never dropped: {:?}",
-            s.outputs
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        (dropped > 0).then_some(())
+    });
+    assert!(
+        dropped.is_some(),
+        "the stuck client's output never dropped: {outputs:?}"
+    );
     let pics = decode(&url, "tcp", 30, (640, 360));
     check_bars(&pics[29], (640, 360));
     drop(stuck);
@@ -257,7 +252,19 @@ fn five_hundred_idle_connections_keep_no_player_out() {
     rt.block_on(wait_frames(node.addr, "cam", Duration::from_secs(20)));
     let addr = base.trim_start_matches("rtsp://").to_owned();
     let idle: Vec<TcpStream> = (0..500).map(|_| TcpStream::connect(&addr).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // The node has taken them all once it closed those beyond its 256.
+    for s in &idle {
+        s.set_nonblocking(true).unwrap();
+    }
+    let shut = || {
+        idle.iter()
+            .filter(|s| matches!((&**s).read(&mut [0u8; 1]), Ok(0)))
+            .count()
+    };
+    eventually(Duration::from_secs(10), || (shut() >= 500 - 256).then_some(()));
+    for s in &idle {
+        s.set_nonblocking(false).unwrap();
+    }
     // A player still gets in (the oldest idle connection makes room) and
     // plays whole.
     let pics = decode(&format!("{base}/cam"), "tcp", 30, (320, 240));
@@ -365,17 +372,15 @@ fn players_log_in_as_a_web_ui_user_or_with_the_key() {
         "--rtsp-auth-local",
     ]);
     // Up once ann's ffprobe sees the stream (the node's own port needs the key).
-    let end = Instant::now() + Duration::from_secs(20);
     let ann = format!("rtsp://ann:s3cret-pass@{rtsp}/cam");
-    loop {
-        let out = ffprobe(&ann, Some("tcp"));
-        if out.status.success() {
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "h264,320,240", "{out:?}");
-            break;
-        }
-        assert!(Instant::now() < end, "{out:?}\n{}", node.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut out = None;
+    let seen = eventually_every(Duration::from_secs(20), Duration::from_millis(200), || {
+        let o = out.insert(ffprobe(&ann, Some("tcp")));
+        o.status.success().then_some(())
+    });
+    let out = out.expect("tried");
+    assert!(seen.is_some(), "{out:?}\n{}", node.log());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "h264,320,240", "{out:?}");
     let out = ffprobe(&format!("rtsp://{rtsp}/cam"), Some("tcp"));
     assert!(
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("401"),
