@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::demo::{add_user, framewire};
 use common::netns::spawn_in;
-use common::{group_args, private_group};
+use common::{eventually_every, group_args, private_group};
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
@@ -20,15 +20,8 @@ fn args(list: &[&str]) -> Vec<String> {
 
 /// Polls `f` every 100 ms until it gives something, or fails after `t`
 /// saying what it waited for.
-fn wait_for<T>(what: &str, t: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + t;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "waited {t:?} for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for<T>(what: &str, t: Duration, f: impl FnMut() -> Option<T>) -> T {
+    eventually_every(t, Duration::from_millis(100), f).unwrap_or_else(|| panic!("waited {t:?} for {what}"))
 }
 
 /// `GET path` on the controller's API with a bearer token: the JSON.
@@ -487,15 +480,12 @@ fn netns_two_sites_over_a_shaped_encrypted_link() {
     std::fs::write(&file, r#"{"edge": []}"#).unwrap();
     apply(&file);
     let t0 = Instant::now();
-    let end = t0 + Duration::from_secs(15);
-    loop {
-        let out = ns.framewire(&gwb, &["--key-file", &s(&key_b), "stats", "127.0.0.1:7400"]);
-        if !out.contains("bars@1:lab:cam") {
-            break;
-        }
-        assert!(Instant::now() < end, "gateway B still pulls:\n{out}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut out = String::new();
+    let stopped = eventually_every(Duration::from_secs(15), Duration::from_millis(200), || {
+        out = ns.framewire(&gwb, &["--key-file", &s(&key_b), "stats", "127.0.0.1:7400"]);
+        (!out.contains("bars@1:lab:cam")).then_some(())
+    });
+    assert!(stopped.is_some(), "gateway B still pulls:\n{out}");
     eprintln!("gateway B stopped its edge {:?} after the unwiring", t0.elapsed());
     assert!(ctl.log().contains("node connected"), "{}", ctl.log());
     drop(view);
