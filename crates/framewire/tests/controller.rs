@@ -20,21 +20,16 @@ local_name = "cam"
 
 /// Waits until `relay` serves `cam` pulled from `src`; then checks frames flow.
 async fn wait_edge(relay: SocketAddr, src: SocketAddr, what: &str) {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = stats(relay).await;
-        if s.inputs
+    let mut s = None;
+    let made = eventually_async(Duration::from_secs(20), async || {
+        let now = s.insert(stats(relay).await);
+        now.inputs
             .iter()
             .any(|i| i.stream == "cam" && i.upstream == format!("{src}/bars"))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "{what}: the controller never made the edge: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .then_some(())
+    })
+    .await;
+    assert!(made.is_some(), "{what}: the controller never made the edge: {s:?}");
     let mut c = client(relay, "test:sink").await;
     let ch = subscribe(&mut c, "cam", SubscribeParams::default()).await;
     let mut frames = 0;
@@ -87,23 +82,21 @@ async fn controller_with_a_static_node_list_reconciles_the_stored_graph() {
         wait_edge(relay.addr, src.addr, "static list").await;
         // The controller's /metrics: its nodes, and the edge's drop share
         // and alert gauges beside the node's own families.
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = scrape_metrics(&ctl);
-            let edge = "edge=\"test:relay/cam\",from=\"test:src\",stream=\"bars\",to=\"test:relay\"";
-            let want = [
-                "framewire_controller_nodes{state=\"online\"} 3".to_owned(),
-                "framewire_controller_alerts 0".to_owned(),
-                format!("framewire_controller_edge_alert{{{edge}}} 0"),
-                format!("framewire_controller_edge_drop_share{{{edge}}} 0"),
-            ];
-            if want.iter().all(|w| text.lines().any(|l| l == w)) {
-                assert!(text.contains("framewire_node_info{node=\"test:ctl\""), "{text}");
-                break;
-            }
-            assert!(Instant::now() < end, "not all of {want:?} in\n{text}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let edge = "edge=\"test:relay/cam\",from=\"test:src\",stream=\"bars\",to=\"test:relay\"";
+        let want = [
+            "framewire_controller_nodes{state=\"online\"} 3".to_owned(),
+            "framewire_controller_alerts 0".to_owned(),
+            format!("framewire_controller_edge_alert{{{edge}}} 0"),
+            format!("framewire_controller_edge_drop_share{{{edge}}} 0"),
+        ];
+        let mut text = String::new();
+        let all = eventually_async(Duration::from_secs(10), async || {
+            text = scrape_metrics(&ctl);
+            want.iter().all(|w| text.lines().any(|l| l == w)).then_some(())
+        })
+        .await;
+        assert!(all.is_some(), "not all of {want:?} in\n{text}");
+        assert!(text.contains("framewire_node_info{node=\"test:ctl\""), "{text}");
         // The relay is killed and started again on its address: the
         // controller makes the edge again.
         let mut relay = relay;
