@@ -23,13 +23,13 @@ async fn demo_serves_the_graph_and_previews_as_wire_messages() {
         let d = demo(&dir);
         let base = d.url.trim_end_matches('/').to_owned();
         // Open mode (no users): the demo graph, with live figures, appears.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let mut g = serde_json::Value::Null;
+        let whole = common::eventually_async(Duration::from_secs(30), async || {
             let r = framewire_web::client::request(&base, "GET", "/api/graph", &[], b"", Duration::from_secs(5))
                 .await
                 .unwrap();
             assert_eq!(r.status, 200, "{}", r.text());
-            let g: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            g = serde_json::from_slice(&r.body).unwrap();
             let live = g["edges"].as_array().unwrap().iter().any(|e| {
                 e["downstream"] == "demo:viewer" && e["state"] == "live" && e["fps"].as_f64().unwrap_or(0.0) > 1.0
             });
@@ -39,16 +39,10 @@ async fn demo_serves_the_graph_and_previews_as_wire_messages() {
                 .iter()
                 .filter_map(|n| n["name"].as_str())
                 .collect();
-            if live && names.contains(&"demo:source") && names.contains(&"demo:archive") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "demo graph incomplete: {g}\n{}",
-                d.out.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            (live && names.contains(&"demo:source") && names.contains(&"demo:archive")).then_some(())
+        })
+        .await;
+        assert!(whole.is_some(), "demo graph incomplete: {g}\n{}", d.out.lock().unwrap());
         // A preview over the WebSocket: STREAM_OPEN, then JPEG frames.
         let ws_url = format!("{}/ws/preview/demo:relay/bars", base.replacen("http://", "ws://", 1));
         let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
@@ -198,13 +192,9 @@ fn a_controller_without_users_refuses_a_public_web_address() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while c.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = c.kill();
-            panic!("the node kept running with an open web UI on 0.0.0.0");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if common::eventually(Duration::from_secs(20), || c.try_wait().unwrap()).is_none() {
+        let _ = c.kill();
+        panic!("the node kept running with an open web UI on 0.0.0.0");
     }
     let o = c.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -340,17 +330,15 @@ async fn non_jpeg_streams_preview_as_jpeg() {
         // The controller needs a moment to learn the node's streams.
         for stream in ["pat", "live"] {
             let url = format!("ws://{web}/ws/preview/t:qoi/{stream}");
-            let mut ws = None;
-            for _ in 0..100 {
-                match tokio_tungstenite::connect_async(url.as_str()).await {
-                    Ok((c, _)) => {
-                        ws = Some(c);
-                        break;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                }
-            }
-            let mut ws = ws.unwrap_or_else(|| panic!("no preview of t:qoi/{stream}:\n{}", node.log()));
+            let ws = common::eventually_async(Duration::from_secs(20), async || {
+                tokio_tungstenite::connect_async(url.as_str())
+                    .await
+                    .ok()
+                    .map(|(c, _)| c)
+            });
+            let mut ws = ws
+                .await
+                .unwrap_or_else(|| panic!("no preview of t:qoi/{stream}:\n{}", node.log()));
             let dec = Decoder::new();
             let mut jpegs = 0;
             while jpegs < 2 {
@@ -477,17 +465,16 @@ fn a_node_without_a_controller_serves_its_streams_over_whep() {
     ]);
     assert!(node.wait_log("web UI on", Duration::from_secs(20)), "{}", node.log());
     // The graph is this node alone, and it is no controller.
-    let t0 = Instant::now();
-    let graph = loop {
+    let mut graph = serde_json::Value::Null;
+    common::eventually_every(Duration::from_secs(20), Duration::from_millis(200), || {
         let (status, _, body) = http(&web, "GET", "/api/graph", "", "");
         assert_eq!(status, 200, "{body}");
-        let g: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let has_cam = g["nodes"][0]["streams"].as_array().is_some_and(|s| !s.is_empty());
-        if has_cam || t0.elapsed() > Duration::from_secs(20) {
-            break g;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+        graph = serde_json::from_str(&body).unwrap();
+        graph["nodes"][0]["streams"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+            .then_some(())
+    });
     let names: Vec<_> = graph["nodes"]
         .as_array()
         .unwrap()
