@@ -52,32 +52,28 @@ async fn a_second_connect_changes_budgets_in_place() {
         };
         let out = connect("4");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut first = None;
-        for _ in 0..200 {
-            first = output_for(src.addr, "test:relay").await.filter(|o| o.frames_sent > 10);
-            if first.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let first = first.expect("the edge carries frames");
+        let first = eventually_async(Duration::from_secs(10), async || {
+            output_for(src.addr, "test:relay").await.filter(|o| o.frames_sent > 10)
+        });
+        let first = first.await.expect("the edge carries frames");
         assert_eq!((first.max_frames, first.max_bytes), (4, 4_000_000));
 
         // The same edge with other budgets: changed in place.
         let out = connect("32");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut now = None;
-        for _ in 0..100 {
-            now = output_for(src.addr, "test:relay").await.filter(|o| o.max_frames == 32);
-            if now.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let now = now.expect("the upstream's output took the new budget");
+        let now = eventually_async(Duration::from_secs(5), async || {
+            output_for(src.addr, "test:relay").await.filter(|o| o.max_frames == 32)
+        });
+        let now = now.await.expect("the upstream's output took the new budget");
         assert_eq!(now.channel, first.channel, "a new subscription, not the same one");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let later = output_for(src.addr, "test:relay").await.expect("the output stays");
+        // Frames go on through the changed output.
+        let mut later = None;
+        eventually_async(Duration::from_secs(5), async || {
+            let o = later.insert(output_for(src.addr, "test:relay").await.expect("the output stays"));
+            (o.frames_sent > now.frames_sent).then_some(())
+        })
+        .await;
+        let later = later.expect("looked");
         assert_eq!(later.channel, first.channel);
         assert!(later.frames_sent > now.frames_sent, "frames stopped: {later:?}");
         // The same CONNECT again (a retry whose answer was lost): answered
