@@ -135,11 +135,10 @@ async fn srt_caller_udp_mpegts_hls_and_a_wedged_feed() {
                 .expect("python3 runs"),
         );
         // The playlist exists once the first segment is written.
-        let end = Instant::now() + Duration::from_secs(20);
-        while !hls.join("live.m3u8").exists() {
-            assert!(Instant::now() < end, "ffmpeg wrote no playlist");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let playlist = eventually_async(Duration::from_secs(20), async || {
+            hls.join("live.m3u8").exists().then_some(())
+        });
+        assert!(playlist.await.is_some(), "ffmpeg wrote no playlist");
         let node = node_with(
             "test:hls",
             // Paced at the stream's rate (-re): a live playlist comes a segment at a time.

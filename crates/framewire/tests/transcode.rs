@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use framewire_proto::control::Name;
@@ -81,16 +81,15 @@ async fn subscribers_get_the_format_they_ask_for_from_one_shared_transcoder() {
         );
         // Everybody leaves: the transcoders stop and the derived streams go.
         drop((a, b, q));
-        let end = Instant::now() + Duration::from_secs(15);
-        loop {
+        let mut names = Vec::new();
+        let gone = eventually_async(Duration::from_secs(15), async || {
             let mut c = client(node.addr, "test:ls").await;
             let Response::ListStreams(s) = c.request(Request::ListStreams).await.unwrap() else { panic!() };
-            if s.len() == 1 && outputs_of(node.addr, "bars").await.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < end, "derived streams stayed: {:?}", s.iter().map(|s| &s.open.name).collect::<Vec<_>>());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            names = s.iter().map(|s| s.open.name.clone()).collect::<Vec<_>>();
+            (s.len() == 1 && outputs_of(node.addr, "bars").await.is_empty()).then_some(())
+        })
+        .await;
+        assert!(gone.is_some(), "derived streams stayed: {names:?}");
     })
     .await
     .expect("finished in time");
