@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::xvfb::{QUADRANTS, Xvfb, close, draw_quadrants, screenshot};
-use common::{client, spawn_node, subscribe};
+use common::{client, eventually, eventually_every, spawn_node, subscribe};
 use framewire_codec::{PixelLayout, Registry};
 use framewire_net::Client;
 use framewire_proto::{
@@ -29,16 +29,10 @@ fn run(cmd: &mut Command, timeout: Duration) -> (bool, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("runs");
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            let mut s = String::new();
-            child.stdout.take().unwrap().read_to_string(&mut s).unwrap();
-            return (st.success(), s);
-        }
-        assert!(Instant::now() < end, "{cmd:?} timed out");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let st = eventually(timeout, || child.try_wait().unwrap()).unwrap_or_else(|| panic!("{cmd:?} timed out"));
+    let mut s = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+    (st.success(), s)
 }
 
 #[test]
@@ -229,18 +223,12 @@ fn run_stderr(cmd: &mut Command, timeout: Duration) -> (bool, String) {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return (st.success(), reader.join().unwrap());
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} timed out; stderr:\n{}", reader.join().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let Some(st) = eventually(timeout, || child.try_wait().unwrap()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} timed out; stderr:\n{}", reader.join().unwrap());
+    };
+    (st.success(), reader.join().unwrap())
 }
 
 /// A 96x64 test picture as 0xRRGGBB pixels: colour blocks, a one-pixel
@@ -267,6 +255,9 @@ fn pattern(x: u32, y: u32) -> u32 {
     ];
     COLOURS[((x / 16) as usize + (y / 20) as usize * 2) % 6]
 }
+
+/// How often a screen (or a counter) is looked at again while waiting.
+const SHOT: Duration = Duration::from_millis(100);
 
 const PW: u32 = 96;
 const PH: u32 = 64;
@@ -457,23 +448,20 @@ fn wait_for_picture(display: &str) {
         (20, 20, 0),
         (620, 460, 3),
     ];
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
+    let mut wrong = Vec::new();
+    let shown = eventually_every(Duration::from_secs(30), SHOT, || {
         let shot = screenshot(display);
-        let wrong: Vec<String> = points
+        wrong = points
             .iter()
             .filter(|(x, y, q)| !close(shot(*x, *y), QUADRANTS[*q], 6))
             .map(|(x, y, q)| format!("({x},{y}) {:06x} != {:06x}", shot(*x, *y), QUADRANTS[*q]))
             .collect();
-        if wrong.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "the viewer window does not show the picture: {wrong:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        wrong.is_empty().then_some(())
+    });
+    assert!(
+        shown.is_some(),
+        "the viewer window does not show the picture: {wrong:?}"
+    );
 }
 
 #[test]
@@ -528,21 +516,15 @@ fn x11_viewer_shows_frame_and_forwards_input() {
         .expect("a button line");
     assert!(press.contains("x=100") && press.contains("y=50"), "{press}");
     // Injection is on for this source: the source display's pointer went there.
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
+    let mut at = (0, 0);
+    let moved = eventually_every(Duration::from_secs(10), SHOT, || {
         let (conn, screen) = x11rb::connect(Some(&src_x.display)).expect("X connection");
         let root = conn.setup().roots[screen].root;
         let p = conn.query_pointer(root).unwrap().reply().unwrap();
-        if (p.root_x, p.root_y) == (100, 50) {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "XTEST injection did not move the pointer: {:?}",
-            (p.root_x, p.root_y)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        at = (p.root_x, p.root_y);
+        (at == (100, 50)).then_some(())
+    });
+    assert!(moved.is_some(), "XTEST injection did not move the pointer: {at:?}");
 }
 
 /// The keycode that types `keysym` on `conn`'s display (first group).
@@ -593,24 +575,31 @@ fn viewer_window(display: &str, timeout: Duration) -> (u32, (i32, i32, u32, u32)
     use x11rb::protocol::xproto::{AtomEnum, MapState};
     let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
     let root = conn.setup().roots[screen].root;
-    let end = Instant::now() + timeout;
-    loop {
-        for w in conn.query_tree(root).unwrap().reply().unwrap().children {
-            let name = conn
-                .get_property(false, w, AtomEnum::WM_NAME, AtomEnum::STRING, 0, 256)
-                .unwrap()
-                .reply()
-                .map(|p| p.value)
-                .unwrap_or_default();
-            let mapped = conn
-                .get_window_attributes(w)
-                .unwrap()
-                .reply()
-                .is_ok_and(|a| a.map_state == MapState::VIEWABLE);
-            if mapped && name.starts_with(b"framewire:") {
+    let found = eventually_every(timeout, SHOT, || {
+        conn.query_tree(root)
+            .unwrap()
+            .reply()
+            .unwrap()
+            .children
+            .into_iter()
+            .find_map(|w| {
+                let name = conn
+                    .get_property(false, w, AtomEnum::WM_NAME, AtomEnum::STRING, 0, 256)
+                    .unwrap()
+                    .reply()
+                    .map(|p| p.value)
+                    .unwrap_or_default();
+                let mapped = conn
+                    .get_window_attributes(w)
+                    .unwrap()
+                    .reply()
+                    .is_ok_and(|a| a.map_state == MapState::VIEWABLE);
+                if !(mapped && name.starts_with(b"framewire:")) {
+                    return None;
+                }
                 let g = conn.get_geometry(w).unwrap().reply().unwrap();
                 let t = conn.translate_coordinates(w, root, 0, 0).unwrap().reply().unwrap();
-                return (
+                Some((
                     w,
                     (
                         i32::from(t.dst_x),
@@ -618,12 +607,10 @@ fn viewer_window(display: &str, timeout: Duration) -> (u32, (i32, i32, u32, u32)
                         u32::from(g.width),
                         u32::from(g.height),
                     ),
-                );
-            }
-        }
-        assert!(Instant::now() < end, "no viewer window on {display}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+                ))
+            })
+    });
+    found.unwrap_or_else(|| panic!("no viewer window on {display}"))
 }
 
 /// Events an input-only window covering the whole screen of `display`
@@ -689,17 +676,8 @@ impl InputSpy {
 
     /// Waits until every one of `want` was seen.
     fn wait_for(&self, want: &[(u8, u8)], timeout: Duration) -> Result<(), Vec<(u8, u8)>> {
-        let end = Instant::now() + timeout;
-        loop {
-            let seen = self.seen.lock().unwrap().clone();
-            if want.iter().all(|w| seen.contains(w)) {
-                return Ok(());
-            }
-            if Instant::now() >= end {
-                return Err(seen);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let all = || want.iter().all(|w| self.seen.lock().unwrap().contains(w)).then_some(());
+        eventually(timeout, all).ok_or_else(|| self.seen.lock().unwrap().clone())
     }
 }
 
@@ -803,21 +781,15 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
         );
     }
     // `é` was typed on a keycode the source gave it: press and release.
-    let end = Instant::now() + Duration::from_secs(15);
-    let eacute = loop {
-        let seen = spy.seen.lock().unwrap().clone();
-        let other = seen
+    let eacute = eventually(Duration::from_secs(15), || {
+        let seen = spy.seen.lock().unwrap();
+        let k = seen
             .iter()
             .find(|(t, k)| *t == KEY_PRESS_EVENT && *k != src_a)
-            .map(|(_, k)| *k);
-        if let Some(k) = other
-            && seen.contains(&(KEY_RELEASE_EVENT, k))
-        {
-            break k;
-        }
-        assert!(Instant::now() < end, "no second key at the source: {seen:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+            .map(|(_, k)| *k)?;
+        seen.contains(&(KEY_RELEASE_EVENT, k)).then_some(k)
+    })
+    .unwrap_or_else(|| panic!("no second key at the source: {:?}", spy.seen.lock().unwrap()));
     assert_eq!(keysyms_of(&src_x.display, eacute)[0], 0xe9);
     // The source logged the click at source pixels (the relay passed it on).
     let log = source.log();
@@ -836,29 +808,26 @@ fn x11_keys_wheel_and_clicks_through_a_relay_reach_the_source() {
     eprintln!("input event age at the source (viewer -> relay -> source), ms: {ages:?}");
 
     // Counters: the relay forwarded, the source received and injected.
-    let end = Instant::now() + Duration::from_secs(10);
-    let (src, rel) = loop {
-        let src = input_counts(source.addr, "desk");
-        let rel = input_counts(relay.addr, "desk");
-        if let (Some(s), Some(r)) = (&src, &rel)
-            && kind_count(s, InputKind::Wheel) == 1
-            && s.injected >= 7
-            && r.forwarded == r.received
-        {
-            break (s.clone(), r.clone());
-        }
-        assert!(
-            Instant::now() < end,
-            "counters: source {src:?}, relay {rel:?}; events logged:\n{}",
+    let mut last = (None, None);
+    let counted = eventually_every(Duration::from_secs(10), SHOT, || {
+        last = (input_counts(source.addr, "desk"), input_counts(relay.addr, "desk"));
+        let (Some(s), Some(r)) = &last else { return None };
+        (kind_count(s, InputKind::Wheel) == 1 && s.injected >= 7 && r.forwarded == r.received)
+            .then(|| (s.clone(), r.clone()))
+    });
+    let (src, rel) = counted.unwrap_or_else(|| {
+        panic!(
+            "counters: source {:?}, relay {:?}; events logged:\n{}",
+            last.0,
+            last.1,
             source
                 .log()
                 .lines()
                 .filter(|l| l.contains("input event"))
                 .collect::<Vec<_>>()
                 .join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        )
+    });
     for (kind, n) in [
         (InputKind::ButtonDown, 1),
         (InputKind::ButtonUp, 1),
@@ -1012,24 +981,18 @@ fn x11_resize_gives_format_change_and_the_viewer_follows() {
         assert_eq!((streams[0].open.width, streams[0].open.height), (200, 150));
     });
     // The viewer window took the new size and shows the new picture 1:1.
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, rect) = viewer_window(&view_x.display, Duration::from_secs(5));
+    let points = [(50, 37, 0), (150, 37, 1), (50, 112, 2), (150, 112, 3)];
+    let (mut rect, mut wrong) = ((0, 0, 0, 0), Vec::new());
+    let shown = eventually_every(Duration::from_secs(20), SHOT, || {
+        rect = viewer_window(&view_x.display, Duration::from_secs(5)).1;
         let shot = screenshot(&view_x.display);
-        let points = [(50, 37, 0), (150, 37, 1), (50, 112, 2), (150, 112, 3)];
-        let wrong: Vec<_> = points
+        wrong = points
             .iter()
             .filter(|(x, y, q)| !close(shot(*x, *y), QUADRANTS[*q], 6))
             .collect();
-        if rect == (0, 0, 200, 150) && wrong.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "viewer window {rect:?}, wrong pixels at {wrong:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        (rect == (0, 0, 200, 150) && wrong.is_empty()).then_some(())
+    });
+    assert!(shown.is_some(), "viewer window {rect:?}, wrong pixels at {wrong:?}");
     assert!(source.log().contains("x11 monitor changed"), "{}", source.log());
 }
 
@@ -1060,15 +1023,12 @@ fn set_two_monitors(display: &str) {
 
 /// Waits until the viewer window on `display` has the rectangle `want`.
 fn wait_window_rect(display: &str, want: (i32, i32, u32, u32)) {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, rect) = viewer_window(display, Duration::from_secs(20));
-        if rect == want {
-            return;
-        }
-        assert!(Instant::now() < end, "viewer window at {rect:?}, wanted {want:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut rect = (0, 0, 0, 0);
+    let there = eventually_every(Duration::from_secs(20), SHOT, || {
+        rect = viewer_window(display, Duration::from_secs(20)).1;
+        (rect == want).then_some(())
+    });
+    assert!(there.is_some(), "viewer window at {rect:?}, wanted {want:?}");
 }
 
 #[test]
@@ -1091,18 +1051,14 @@ fn x11_viewer_fullscreen_on_a_named_monitor_and_placement() {
         let _v = Viewer::start(&view_x.display, &[&addr, "bars", "--fullscreen", "RIGHT"]);
         wait_window_rect(&view_x.display, (640, 0, 640, 720));
         // The picture is letterboxed inside it: 640x480 centred.
-        let end = Instant::now() + Duration::from_secs(20);
-        loop {
+        let boxed = eventually_every(Duration::from_secs(20), SHOT, || {
             let shot = screenshot(&view_x.display);
             // Bars above and below the picture are black; the left monitor is untouched.
             let bar = shot(960, 60) == 0 && shot(960, 700) == 0;
             let picture = (0..640).step_by(16).any(|x| shot(640 + x, 360) != 0);
-            if bar && picture {
-                break;
-            }
-            assert!(Instant::now() < end, "no letterboxed picture on RIGHT");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            (bar && picture).then_some(())
+        });
+        assert!(boxed.is_some(), "no letterboxed picture on RIGHT");
     }
     // An output winit knows (Xvfb's is `screen`): fullscreen on it.
     {
@@ -1215,20 +1171,17 @@ fn x11_viewer_renders_i420_and_yuyv_in_the_shader() {
             (40, 40, 0),
             (600, 440, 3),
         ];
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
+        let mut wrong = Vec::new();
+        let shown = eventually_every(Duration::from_secs(30), SHOT, || {
             let shot = screenshot(&view_x.display);
-            let wrong: Vec<String> = points
+            wrong = points
                 .iter()
                 .filter(|(x, y, q)| !close(shot(*x, *y), want[*q], 4))
                 .map(|(x, y, q)| format!("({x},{y}) {:06x} != {:06x}", shot(*x, *y), want[*q]))
                 .collect();
-            if wrong.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < end, "{name}: {wrong:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            wrong.is_empty().then_some(())
+        });
+        assert!(shown.is_some(), "{name}: {wrong:?}");
     }
     rt.block_on(node.shutdown());
 }
