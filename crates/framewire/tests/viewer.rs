@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::xvfb::{QUADRANTS, Xvfb, close, draw_quadrants, screenshot};
-use common::{NodeProc, free_port, run_cli, spawn_command, spawn_node};
+use common::{NodeProc, eventually_every, free_port, run_cli, spawn_command, spawn_node};
 
 /// The slate's background, #202850.
 const SLATE: u32 = 0x0020_2850;
@@ -55,19 +55,15 @@ fn wait_seen(display: &str, want: &Seen, what: &str) {
 
 /// As `wait_seen`, with `log` in the failure's message.
 fn wait_seen_or(display: &str, want: &Seen, what: &str, log: impl Fn() -> String) {
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = seen(display);
-        if &s == want {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "{what}: the screen shows {s:?}, not {want:?}\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut s = None;
+    let shown = eventually_every(Duration::from_secs(30), Duration::from_millis(100), || {
+        (*s.insert(seen(display)) == *want).then_some(())
+    });
+    assert!(
+        shown.is_some(),
+        "{what}: the screen shows {s:?}, not {want:?}\n{}",
+        log()
+    );
 }
 
 /// A node grabbing the quadrants of `display` as `desk`, on `port`.
