@@ -12,7 +12,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{NodeProc, client, next, subscribe};
+use common::{NodeProc, client, eventually, eventually_async, next, subscribe};
 use framewire_net::Client;
 use framewire_proto::control::{ControlValue, GetControls, Name, SetControls, StreamState, V4l2Control};
 use framewire_proto::{
@@ -124,14 +124,7 @@ fn has_open(pid: u32, dev: &str) -> bool {
 }
 
 fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
+    eventually(timeout, || f().then_some(())).is_some()
 }
 
 fn v4l2_ctl(args: &[&str]) -> Option<String> {
@@ -632,10 +625,12 @@ fn a_device_that_never_comes_is_reported_failed() {
             matches!(state, StreamState::Interrupted | StreamState::Failed),
             "{state:?}"
         );
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) && state != StreamState::Failed {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            state = stream_state(&mut c, "cam").await;
+        if state != StreamState::Failed {
+            eventually_async(Duration::from_secs(10), async || {
+                state = stream_state(&mut c, "cam").await;
+                (state == StreamState::Failed).then_some(())
+            })
+            .await;
         }
         assert_eq!(state, StreamState::Failed);
     });
@@ -793,15 +788,14 @@ fn web_api_lists_and_sets_camera_controls() {
             )
         };
         // The controller connects to the node shortly after start.
-        let end = Instant::now() + Duration::from_secs(60);
-        let v = loop {
+        let mut last = String::new();
+        let v = eventually_async(Duration::from_secs(60), async || {
             let (status, v, text) = get().await;
-            if status == 200 {
-                break v;
-            }
-            assert!(Instant::now() < end, "no controls: {status} {text}\n{}", node.log());
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        };
+            last = format!("{status} {text}");
+            (status == 200).then_some(v)
+        })
+        .await
+        .unwrap_or_else(|| panic!("no controls: {last}\n{}", node.log()));
         let d = v["devices"]
             .as_array()
             .unwrap()
