@@ -6,9 +6,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::demo::{BIN, add_user, demo, root};
+use common::eventually_every;
 
 /// One Chromium at a time on two cores.
 static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -81,13 +82,10 @@ fn browser_ui() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(240) {
-            let _ = child.kill();
-            panic!("browser tests took over 240 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let every = Duration::from_millis(100);
+    if eventually_every(Duration::from_secs(240), every, || child.try_wait().unwrap()).is_none() {
+        let _ = child.kill();
+        panic!("browser tests took over 240 s");
     }
     let o = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
@@ -106,11 +104,10 @@ fn browser_ui() {
 
 /// Waits up to 30 s for the web UI on 127.0.0.1:`port` to accept.
 fn wait_for_web(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the web UI did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let up = eventually_every(Duration::from_secs(30), Duration::from_millis(100), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(up.is_some(), "the web UI did not come up");
 }
 
 /// `framewire up` of `host` (a host file's text, `{web}` standing for the
@@ -159,14 +156,11 @@ fn run_web_test(file: &str, url: &str, env: &[(&str, &str)], limit: Duration, up
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > limit + Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = up.kill();
-            panic!("{file} took over {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let every = Duration::from_millis(100);
+    if eventually_every(limit + Duration::from_secs(10), every, || child.try_wait().unwrap()).is_none() {
+        let _ = child.kill();
+        let _ = up.kill();
+        panic!("{file} took over {limit:?}");
     }
     let o = child.wait_with_output().unwrap();
     let _ = up.kill();
