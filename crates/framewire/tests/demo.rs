@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::eventually_every;
 use common::xvfb::{Xvfb, close, screenshot};
 
 #[test]
@@ -41,34 +42,29 @@ fn the_demo_shows_a_window_records_and_says_where() {
         .unwrap();
     let out = Arc::new(Mutex::new(String::new()));
     let (o2, stdout) = (out.clone(), child.stdout.take().unwrap());
+    let (read_all, all_read) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let mut o = o2.lock().unwrap();
             o.push_str(&line);
             o.push('\n');
         }
+        drop(read_all);
     });
     // A picture in the window at 0,0 while it runs: the bars differ.
     let start = Instant::now();
-    let shown = loop {
-        std::thread::sleep(Duration::from_millis(300));
+    let every = Duration::from_millis(300);
+    let shown = eventually_every(Duration::from_secs(15), every, || {
         let px = screenshot(&x.display);
         let (left, right) = (px(40, 100), px(600, 100));
-        if left != 0 && !close(left, right, 40) {
-            break true;
-        }
-        if start.elapsed() > Duration::from_secs(15) {
-            break false;
-        }
-    };
-    let ended = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "the demo did not end");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    std::thread::sleep(Duration::from_millis(200));
+        (left != 0 && !close(left, right, 40)).then_some(())
+    })
+    .is_some();
+    let left = Duration::from_secs(60).saturating_sub(start.elapsed());
+    let ended =
+        eventually_every(left, Duration::from_millis(100), || child.try_wait().unwrap()).expect("the demo did not end");
+    // Everything it said, once its output is closed.
+    let _ = all_read.recv_timeout(Duration::from_secs(5));
     let text = out.lock().unwrap().clone();
     assert!(ended.success(), "{text}");
     assert!(shown, "no picture in the viewer's window:\n{text}");
