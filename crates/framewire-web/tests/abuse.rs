@@ -42,6 +42,18 @@ async fn dial(to: SocketAddr, from: [u8; 4]) -> TcpStream {
     s.connect(to).await.unwrap()
 }
 
+/// What `GET /` from `from` gets once it is `want` (the server has seen
+/// the connections opened or closed before), or the last answer after 5 s.
+async fn ask_until(to: SocketAddr, from: [u8; 4], want: u16) -> (u16, String) {
+    let mut last = (0, String::new());
+    common::eventually(Duration::from_secs(5), async || {
+        last = ask(to, from, &get("/", "127.0.0.1", "")).await;
+        (last.0 == want).then_some(())
+    })
+    .await;
+    last
+}
+
 /// Sends a whole request and reads the status line and headers.
 async fn ask(to: SocketAddr, from: [u8; 4], request: &str) -> (u16, String) {
     let mut s = dial(to, from).await;
@@ -145,9 +157,9 @@ async fn connections_beyond_the_caps_get_503_and_the_rest_still_work() {
         for _ in 0..8 {
             held.push(dial(addr, [127, 0, 0, 2]).await);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        // The ninth from that address is refused with a reason...
-        let (status, text) = ask(addr, [127, 0, 0, 2], &get("/", "127.0.0.1", "")).await;
+        // The ninth from that address is refused with a reason (once the
+        // server holds the eight)...
+        let (status, text) = ask_until(addr, [127, 0, 0, 2], 503).await;
         assert_eq!(status, 503, "{text}");
         assert!(text.to_ascii_lowercase().contains("retry-after"), "{text}");
         // ...while another address is served,
@@ -156,12 +168,10 @@ async fn connections_beyond_the_caps_get_503_and_the_rest_still_work() {
         for _ in 0..4 {
             held.push(dial(addr, [127, 0, 0, 3]).await);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(ask(addr, [127, 0, 0, 1], &get("/", "127.0.0.1", "")).await.0, 503);
+        assert_eq!(ask_until(addr, [127, 0, 0, 1], 503).await.0, 503);
         // Closing connections gives their places back.
         held.clear();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(ask(addr, [127, 0, 0, 2], &get("/", "127.0.0.1", "")).await.0, 200);
+        assert_eq!(ask_until(addr, [127, 0, 0, 2], 200).await.0, 200);
         srv.shutdown().await;
     })
     .await
@@ -200,8 +210,13 @@ async fn live_streams_are_capped_per_user_and_websocket_messages_are_small() {
         let (b2, _) = open(1).await;
         assert_eq!(b2, "429", "over the total");
         drop(s1);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let (again, _s4) = open(0).await;
+        let mut again = String::new();
+        let _s4 = common::eventually(Duration::from_secs(5), async || {
+            let (code, s) = open(0).await;
+            again = code;
+            (again == "200").then_some(s)
+        })
+        .await;
         assert_eq!(again, "200", "a closed stream gives its place back");
 
         // A WebSocket client that sends a big message is cut off.

@@ -20,6 +20,22 @@ use tokio::sync::{mpsc, watch};
 
 pub const JPEG: &[u8] = b"\xff\xd8fake-jpeg\xff\xd9";
 
+/// Looks at `f` every 20 ms until it gives `Some` (that value), for at
+/// most `timeout` (then `None`): a wait for what a test expects, not for
+/// a fixed time.
+pub async fn eventually<T>(timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[derive(Debug)]
 pub struct Fake {
     pub graph_tx: watch::Sender<Arc<CurrentGraph>>,
