@@ -34,8 +34,11 @@ use self::gaps::{DropGap, OpenGap};
 use self::outage::Outage;
 use self::segment::{Repaired, Segment};
 
-/// How often progress is written to the index and the storage checked.
+/// How often progress is written to the index.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often the storage is checked (free space, the policy): a full disk
+/// shows in the node's stats within this long (one `statvfs`).
+const CHECK_STORAGE_EVERY: Duration = Duration::from_millis(100);
 /// Longest wait between attempts to start ffmpeg after it failed to start.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -90,6 +93,7 @@ pub(crate) struct Worker {
     /// Index errors, logged once a minute.
     index_errors: Throttle,
     last_flush: Instant,
+    last_storage_check: Instant,
     undecodable_warned: bool,
     /// The latest budget-drops gap, extended while drops continue.
     drop_gap: Option<DropGap>,
@@ -127,6 +131,7 @@ impl Worker {
             reserve,
             index_errors: Throttle::default(),
             last_flush: Instant::now(),
+            last_storage_check: Instant::now(),
             undecodable_warned: false,
             drop_gap: None,
         }
@@ -327,6 +332,9 @@ impl Worker {
         if self.outage.is_none() && self.last_flush.elapsed() >= FLUSH_EVERY {
             self.last_flush = Instant::now();
             self.flush();
+        }
+        if self.outage.is_none() && self.last_storage_check.elapsed() >= CHECK_STORAGE_EVERY {
+            self.last_storage_check = Instant::now();
             self.check_storage();
         }
     }
