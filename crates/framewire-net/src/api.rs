@@ -63,6 +63,9 @@ pub(crate) trait NodePort: fmt::Debug + Send + Sync {
     fn sent(&self, id: OutputId);
     fn has_output(&self, id: OutputId) -> bool;
     fn set_output_label(&self, id: OutputId, label: String);
+    /// Tells status watchers at once that something changed that is not
+    /// a stream, output or edge (an output's state in its label).
+    fn changed_now(&self) {}
     fn output_drops(&self, id: OutputId) -> Option<DropCounts>;
     fn remove_output(&self, id: OutputId);
     /// The STREAM_OPEN of `stream`, if the node serves it.
@@ -503,6 +506,14 @@ impl SinkInput {
     /// Renames the output in statistics (an archive shows its state there).
     pub fn set_label(&self, label: String) {
         self.node.set_output_label(self.id, label);
+    }
+
+    /// Renames the output for a change of its state (recording, full,
+    /// failing): status watchers get a report at once, not at their next
+    /// interval, so a controller's alert follows within milliseconds.
+    pub fn announce_label(&self, label: String) {
+        self.node.set_output_label(self.id, label);
+        self.node.changed_now();
     }
 
     /// The stream's events since the last call, oldest first.

@@ -663,6 +663,10 @@ impl NodePort for NodeCore {
         self.set_output_peer(id, label);
     }
 
+    fn changed_now(&self) {
+        self.changed();
+    }
+
     fn output_drops(&self, id: OutputId) -> Option<DropCounts> {
         self.with_state(|st| st.output_snapshot(id, Instant::now()))
             .map(|s| s.drops)

@@ -184,7 +184,7 @@ async fn pause(
     let (dir, stream) = (acfg.dir.clone(), host.stream().to_owned());
     index(&dir, move |i| i.pause_began(&stream)).await;
     info!(stream = %host.stream(), "archive sink paused");
-    input.set_label(format!("{base} [PAUSED]"));
+    input.announce_label(format!("{base} [PAUSED]"));
     let outcome = loop {
         if *stop.borrow() {
             break Fed::Stopped;
@@ -235,6 +235,7 @@ async fn feed(
 ) -> Fed {
     let mut drops = DropCounts::default();
     let mut labelled: Option<Instant> = None;
+    let mut shown = None;
     let mut drain_until: Option<Instant> = None;
     loop {
         if drain_until.is_none() && *stop.borrow() {
@@ -246,9 +247,20 @@ async fn feed(
         if drain_until.is_none() && paused.load(Ordering::SeqCst) {
             return Fed::Paused;
         }
-        if labelled.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            input.set_label(format!("{base} [{}]", archiver.status().summary()));
+        // The label's figures once a second; a change of state at once,
+        // told to status watchers (a full disk is an alert in moments).
+        let status = archiver.status();
+        let state = std::mem::discriminant(&status.state);
+        let moved = shown.is_some_and(|s| s != state);
+        if moved || labelled.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            let label = format!("{base} [{}]", status.summary());
+            if moved {
+                input.announce_label(label);
+            } else {
+                input.set_label(label);
+            }
             labelled = Some(Instant::now());
+            shown = Some(state);
         }
         let Some(tx) = input.poll() else {
             if drain_until.is_some() {
