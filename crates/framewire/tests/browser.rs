@@ -200,9 +200,12 @@ fn browser_host_view_of_a_supervised_controller() {
     assert!(text.contains("# pass 1"), "{text}");
 }
 
-/// Alerts (web-tests/alerts.test.mjs): a supervised camera node killed
-/// shows as an alert within a second, a node that cannot start as a failed
-/// one; an operator acknowledges, a viewer sees it and cannot.
+/// Alerts (web-tests/alerts.test.mjs), each kind from a real cause: a
+/// supervised camera node killed (node offline, and the camera another
+/// node took from it over RTSP lost) shows within a second; a node that
+/// cannot start as a failed one; an archive's disk filled up; an edge
+/// through a link slower than its stream. An operator acknowledges, a
+/// viewer sees them and cannot.
 #[test]
 fn browser_alerts_pushed_and_acknowledged() {
     let _alone = HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -213,16 +216,29 @@ fn browser_alerts_pushed_and_acknowledged() {
     let state = dir.join("state");
     add_user(&state, "otto", "operator");
     add_user(&state, "vera", "viewer");
-    let cam = common::free_port();
+    // The archive's disk: a small tmpfs the page's test fills up.
+    let disk = Tmpfs::mount(&dir.join("disk"), 16);
+    let [cam, rtsp, door, rec, fast] = [(); 5].map(|()| common::free_port());
+    let nodes: String = [cam, door, rec, fast]
+        .iter()
+        .map(|p| format!("\"--controller-node\", \"127.0.0.1:{p}\", "))
+        .collect();
     let (mut up, web) = up_with_web(
         &dir,
         &format!(
             "backoff_ms = 3000\ncrash_limit = 2\n\
              [[node]]\nname = \"main\"\nargs = [\"--name\", \"host:main\", \"--listen\", \"127.0.0.1:0\", \"--discovery\", \"off\", \
-             \"--controller\", \"--controller-node\", \"127.0.0.1:{cam}\", \"--web\", \"127.0.0.1:{{web}}\", \"--state-dir\", \"{{state}}\"]\n\
+             \"--controller\", {nodes}\"--web\", \"127.0.0.1:{{web}}\", \"--state-dir\", \"{{state}}\"]\n\
              [[node]]\nname = \"cam\"\nargs = [\"--name\", \"host:cam\", \"--listen\", \"127.0.0.1:{cam}\", \"--discovery\", \"off\", \
-             \"--source\", \"test-pattern:bars,size=160x120,fps=10\"]\n\
-             [[node]]\nname = \"broken\"\nargs = [\"--discovery\", \"off\", \"--source\", \"nope:x\"]\n"
+             \"--source\", \"test-pattern:bars,size=160x120,fps=10\", \"--rtsp\", \"127.0.0.1:{rtsp}\"]\n\
+             [[node]]\nname = \"door\"\nargs = [\"--name\", \"host:door\", \"--listen\", \"127.0.0.1:{door}\", \"--discovery\", \"off\", \
+             \"--source\", \"rtsp:door,url=rtsp://127.0.0.1:{rtsp}/bars,codec=mjpeg,transport=tcp\"]\n\
+             [[node]]\nname = \"rec\"\nargs = [\"--name\", \"host:rec\", \"--listen\", \"127.0.0.1:{rec}\", \"--discovery\", \"off\", \
+             \"--source\", \"test-pattern:rec,size=160x120,fps=10\", \"--sink\", \"archive:rec,dir={disk},format=passthrough,segment=2\"]\n\
+             [[node]]\nname = \"fast\"\nargs = [\"--name\", \"host:fast\", \"--listen\", \"127.0.0.1:{fast}\", \"--discovery\", \"off\", \
+             \"--no-shm\", \"--source\", \"test-pattern:fast,size=160x120,fps=30\", \"--link\", \"*,max-rate=40kbit\"]\n\
+             [[node]]\nname = \"broken\"\nargs = [\"--discovery\", \"off\", \"--source\", \"nope:x\"]\n",
+            disk = disk.0.display(),
         ),
     );
     let text = run_web_test(
@@ -231,11 +247,39 @@ fn browser_alerts_pushed_and_acknowledged() {
         &[
             ("FW_OPERATOR", "otto:otto-password"),
             ("FW_VIEWER", "vera:vera-password"),
+            ("FW_ARCHIVE_DIR", &disk.0.display().to_string()),
         ],
-        Duration::from_secs(90),
+        Duration::from_secs(150),
         &mut up,
     );
     println!("{text}");
+}
+
+/// A tmpfs of `mb` MiB mounted at `dir`; unmounted when dropped. Mounting
+/// needs root (CI runs the tests as root); without, the test fails saying so.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, mb: u32) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m,mode=0755"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root (CI runs the tests as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }
 
 /// The page over HTTPS (web-tests/https.test.mjs): a controller with a
