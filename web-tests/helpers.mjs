@@ -12,12 +12,14 @@ export function launch() {
   });
 }
 
-/** A page of `url` logged in as `name`, once the live graph is connected. */
-export async function login(browser, url, name, password) {
+/** A page of `url` logged in as `name`, once the live graph is connected;
+ *  `prepare(page)`, if given, runs before the page loads (routes). */
+export async function login(browser, url, name, password, prepare) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  if (prepare) await prepare(page);
   await page.goto(url);
   await page.locator('#login-name').fill(name);
   await page.locator('#login-password').fill(password);

@@ -1,6 +1,6 @@
 // The multiview page against `framewire demo`: run with ui.test.mjs by
 // `cargo test -p framewire --test browser browser_ui` (FW_URL, FW_VIEWER,
-// FW_ARTIFACTS, CHROMIUM).
+// FW_OPERATOR, FW_ARTIFACTS, CHROMIUM).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { launch, login } from './helpers.mjs';
 
 const URL = process.env.FW_URL;
 const [viewName, viewPass] = (process.env.FW_VIEWER ?? '').split(':');
+const [opName, opPass] = (process.env.FW_OPERATOR ?? '').split(':');
 const ART = process.env.FW_ARTIFACTS ?? '.';
 
 const tile = (node, stream) => `#mv-grid .tile[data-node="${node}"][data-stream="${stream}"]`;
@@ -75,6 +76,22 @@ test('a viewer watches streams side by side, each with its latency, one full scr
     assert.match(await page.evaluate(() => location.hash), /^#multiview=demo%3Asource\/bars-h264$/);
     await page.locator('#view-graph').click();
     assert.equal(await page.locator('#graph').isVisible(), true);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('an operator opens the same wall from its address: the tiles play for every role', async () => {
+  const browser = await launch();
+  try {
+    const page = await login(browser, URL, opName, opPass);
+    await page.goto(new globalThis.URL('#multiview=demo%3Asource/bars', URL).href);
+    await page.reload();
+    await page.locator('#conn.on').waitFor();
+    const mjpeg = tile('demo:source', 'bars');
+    const latency = await advancing(page, mjpeg, 5);
+    assert.ok(Number(latency) > 0 && Number(latency) < 500, `tile latency ${latency} ms`);
+    assert.equal(await page.locator('#app').isVisible(), false, 'the multiview is shown');
   } finally {
     await browser.close();
   }

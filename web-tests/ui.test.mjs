@@ -404,6 +404,11 @@ test('an admin adds a user and a token, and removes them; others see no admin pa
   const op = await login(opName, opPass);
   assert.equal(await op.page.locator('#admin').isVisible(), false, 'an operator sees the admin panel');
   await op.context.close();
+  const viewer = await login(viewName, viewPass);
+  assert.equal(await viewer.page.locator('#admin').isVisible(), false, 'a viewer sees the admin panel');
+  const users = await viewer.page.request.get(new globalThis.URL('/api/users', URL).href);
+  assert.equal(users.status(), 403, 'a viewer lists the users');
+  await viewer.context.close();
 });
 
 test('an admin shuts a node down from its panel after confirming; an operator has no such button', async () => {
@@ -512,6 +517,30 @@ test('an operator grabs a monitor and opens a camera: both become wanted sources
   });
   assert.equal(put.status(), 200);
   await context.close();
+
+  // A viewer sees the same camera and monitor, with nothing to act with;
+  // the server refuses the write anyway.
+  const viewer = await login(viewName, viewPass, async (p) => {
+    await fakeCamera(p, []);
+    await p.route(/\/api\/nodes\/demo(%3A|:)source\/monitors$/, (route) => route.fulfill({ json: { monitors: [
+      { name: 'HDMI-1', x: 0, y: 0, width: 1920, height: 1080, width_mm: 520, height_mm: 290, refresh_hz: 60, primary: true },
+    ] } }));
+  });
+  const vp = viewer.page;
+  await vp.locator('#graph g.node[data-node="demo:source"]').click();
+  await vp.locator('#node-v4l2 .device[data-device="/dev/video0"]').waitFor();
+  assert.equal(await vp.locator('#node-v4l2 button.open-camera-btn').count(), 0, 'a viewer can open a camera');
+  await vp.locator('#monitors-btn').click();
+  await vp.locator('#node-monitors tr[data-monitor="HDMI-1"]').waitFor();
+  assert.equal(await vp.locator('#node-monitors button.grab-btn').count(), 0, 'a viewer can grab a monitor');
+  const vs = await (await vp.request.get(new globalThis.URL('/api/session', URL).href)).json();
+  const vr = await vp.request.get(new globalThis.URL('/api/wanted', URL).href);
+  const refused = await vp.request.put(new globalThis.URL('/api/wanted', URL).href, {
+    headers: { 'content-type': 'application/json', 'if-match': vr.headers().etag, 'x-csrf-token': vs.csrf },
+    data: JSON.stringify(await vr.json()),
+  });
+  assert.equal(refused.status(), 403);
+  await viewer.context.close();
 });
 
 test('an operator makes a compositor in a node panel and changes its layout and inputs; a viewer cannot', async () => {
