@@ -1,6 +1,6 @@
 // The graph as a workspace against `framewire demo`: run with ui.test.mjs
 // by `cargo test -p framewire --test browser browser_ui` (FW_URL,
-// FW_OPERATOR, FW_VIEWER, FW_ARTIFACTS, CHROMIUM).
+// FW_OPERATOR, FW_VIEWER, FW_ADMIN, FW_ARTIFACTS, CHROMIUM).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { launch, login } from './helpers.mjs';
 const URL = process.env.FW_URL;
 const [opName, opPass] = (process.env.FW_OPERATOR ?? '').split(':');
 const [viewName, viewPass] = (process.env.FW_VIEWER ?? '').split(':');
+const [adminName, adminPass] = (process.env.FW_ADMIN ?? '').split(':');
 const ART = process.env.FW_ARTIFACTS ?? '.';
 
 let browser;
@@ -181,6 +182,13 @@ test('every control of every view has a name, and Tab reaches the graph', async 
   await page.keyboard.press('Enter');
   await page.locator('#node-head h2').waitFor();
   await page.context().close();
+
+  // An admin's page adds the administration: users, roles, tokens.
+  const admin = await login(browser, URL, adminName, adminPass);
+  await admin.locator('#admin').waitFor({ state: 'visible' });
+  await admin.locator('#users tr[data-user]').first().waitFor();
+  assert.deepEqual(await unnamedControls(admin, 35), [], 'graph view with the administration');
+  await admin.context().close();
 });
 
 test('fifty nodes stay readable: no box over another, every name and stream shown, wired by drag', async () => {
