@@ -104,3 +104,42 @@ test('an operator stops a recording and starts it again: the pause is a gap on t
     await browser.close();
   }
 });
+
+test('a viewer picks a segment and plays it with the keyboard alone', async () => {
+  const browser = await launch();
+  try {
+    const page = await login(browser, URL, viewName, viewPass);
+    await page.locator('#view-recordings').click();
+    await page.locator('#rec-window').selectOption('900000');
+    const option = page.locator('#rec-stream option', { hasText: 'demo:archive / bars' });
+    await option.waitFor({ state: 'attached' });
+    await page.locator('#rec-stream').selectOption({ label: await option.textContent() });
+    await page.locator('#rec-timeline rect.seg-closed').first().waitFor({ timeout: 45_000 });
+    // From the stream picker, Tab to the first finished segment.
+    await page.locator('#rec-stream').focus();
+    const tabTo = async (what, test) => {
+      for (let i = 0; i < 300; i++) {
+        if (await page.evaluate(test)) return;
+        await page.keyboard.press('Tab');
+      }
+      assert.fail(`Tab never reached ${what}`);
+    };
+    await tabTo('a finished segment', () => document.activeElement?.matches?.('rect.seg-closed') ?? false);
+    const [start, end, label] = await page.evaluate(() => {
+      const r = document.activeElement;
+      return [Number(r.dataset.start), Number(r.dataset.end), r.getAttribute('aria-label')];
+    });
+    assert.match(label, /^segment .* frames, .* closed: Enter picks it as the range$/);
+    await page.keyboard.press('Enter');
+    const [from, to] = await page.evaluate(() => [new Date(document.querySelector('#rec-from').value).getTime(),
+      new Date(document.querySelector('#rec-to').value).getTime()]);
+    // The range fields hold local times to the second.
+    assert.ok(Math.abs(from - start) < 1000 && Math.abs(to - end) < 1000, `${from}–${to} for the segment ${start}–${end}`);
+    await tabTo('Play', () => document.activeElement?.matches?.('#rec-range button[type=submit]') ?? false);
+    await page.keyboard.press('Enter');
+    const canvas = '#rec-players .preview[data-recording="bars"] canvas';
+    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.sequence ?? -1) >= 0, canvas, { timeout: 20_000 });
+  } finally {
+    await browser.close();
+  }
+});

@@ -90,17 +90,26 @@ function draw() {
   const x = (ms) => Math.max(0, Math.min(W, ((ms - l.from_ms) / (l.to_ms - l.from_ms)) * W));
   t.append(svg('rect', { class: 'rec-bg', x: 0, y: 0, width: W, height: H }));
   for (const s of l.archive.segments) {
-    const r = svg('rect', { class: `rec-seg seg-${s.state}`, x: x(s.start_ms), y: 8, width: Math.max(1, x(s.end_ms) - x(s.start_ms)), height: H - 16, 'data-start': s.start_ms, 'data-end': s.end_ms });
+    const what = `${clock(s.start_ms)} – ${clock(s.end_ms)}: ${s.frames} frames, ${(s.bytes / 1e6).toFixed(1)} MB, ${s.state}`;
+    // Tab reaches each segment; Enter or Space picks it as the range.
+    const r = svg('rect', { class: `rec-seg seg-${s.state}`, x: x(s.start_ms), y: 8, width: Math.max(1, x(s.end_ms) - x(s.start_ms)), height: H - 16, 'data-start': s.start_ms, 'data-end': s.end_ms,
+      tabindex: 0, role: 'button', 'aria-label': `segment ${what}: Enter picks it as the range` });
     const title = svg('title');
-    title.textContent = `${clock(s.start_ms)} – ${clock(s.end_ms)}: ${s.frames} frames, ${(s.bytes / 1e6).toFixed(1)} MB, ${s.state}`;
+    title.textContent = what;
     r.append(title);
+    r.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); setRange(s.start_ms, s.end_ms); }
+    });
     t.append(r);
   }
   for (const g of l.archive.gaps) {
     const end = g.end_ms ?? Date.now();
-    const r = svg('rect', { class: 'rec-gap', x: x(g.start_ms), y: 2, width: Math.max(2, x(end) - x(g.start_ms)), height: H - 4, 'data-reason': g.reason });
+    const what = `gap ${clock(g.start_ms)} – ${g.end_ms ? clock(g.end_ms) : 'now'}: ${g.reason}${g.frames ? `, ${g.frames} frames` : ''}${g.detail ? ` (${g.detail})` : ''}`;
+    // Reached by Tab too, so the keyboard hears the gaps and their reasons.
+    const r = svg('rect', { class: 'rec-gap', x: x(g.start_ms), y: 2, width: Math.max(2, x(end) - x(g.start_ms)), height: H - 4, 'data-reason': g.reason,
+      tabindex: 0, role: 'img', 'aria-label': what });
     const title = svg('title');
-    title.textContent = `gap ${clock(g.start_ms)} – ${g.end_ms ? clock(g.end_ms) : 'now'}: ${g.reason}${g.frames ? `, ${g.frames} frames` : ''}${g.detail ? ` (${g.detail})` : ''}`;
+    title.textContent = what;
     r.append(title);
     t.append(r);
   }
