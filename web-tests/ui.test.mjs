@@ -484,12 +484,10 @@ test('an operator forgets an offline node from its panel; a viewer has no such b
   await viewer.context.close();
 });
 
-test('an operator grabs a monitor and opens a camera: both become wanted sources the controller starts', async () => {
+test('an operator grabs a monitor (an X screen: the demo runs on Xvfb) and opens a camera: both become wanted sources the controller starts', async () => {
+  // The camera is faked (no camera here); the monitors are the display's.
   const { context, page } = await login(opName, opPass, async (p) => {
     await fakeCamera(p, []);
-    await p.route(/\/api\/nodes\/demo(%3A|:)source\/monitors$/, (route) => route.fulfill({ json: { monitors: [
-      { name: 'HDMI-1', x: 0, y: 0, width: 1920, height: 1080, width_mm: 520, height_mm: 290, refresh_hz: 60, primary: true },
-    ] } }));
   });
   const puts = [];
   page.on('request', (r) => { if (r.method() === 'PUT' && r.url().endsWith('/api/wanted')) puts.push(r.headers()['if-match']); });
@@ -497,18 +495,26 @@ test('an operator grabs a monitor and opens a camera: both become wanted sources
   await page.locator('#node-v4l2 .device[data-device="/dev/video0"] button.open-camera-btn').click();
   await page.locator('#camera-result', { hasText: 'cam-video0 is wanted on demo:source' }).waitFor();
   await page.locator('#monitors-btn').click();
-  await page.locator('#node-monitors tr[data-monitor="HDMI-1"] button.grab-btn').click();
-  await page.locator('#source-result', { hasText: 'screen-hdmi-1 is wanted on demo:source' }).waitFor();
+  const screen = page.locator('#node-monitors tr[data-monitor]').first();
+  await screen.waitFor();
+  const monitor = await screen.getAttribute('data-monitor');
+  assert.match(await screen.textContent(), /1280×720/, 'the monitor is not the display\'s screen');
+  await screen.locator('button.grab-btn').click();
+  const wantedText = await page.locator('#source-result', { hasText: 'is wanted on demo:source' }).textContent();
+  const grabbed = wantedText.match(/(\S+) is wanted on demo:source/)[1];
   assert.equal(puts.length, 2);
   assert.ok(puts.every((t) => /^"[0-9a-f]{16}"$/.test(t)), `writes carry the version: ${puts}`);
   const r = await page.request.get(new globalThis.URL('/api/wanted', URL).href);
   const etag = r.headers().etag;
   const w = await r.json();
   const got = (w.source ?? []).map((s) => `${s.node} ${s.kind} ${s.name} ${s.device ?? s.monitor}`).sort();
-  assert.deepEqual(got, ['demo:source v4l2 cam-video0 /dev/video0', 'demo:source x11 screen-hdmi-1 HDMI-1']);
-  // The controller asked the node: the node's refusal shows (a host without
-  // a display or camera), or the stream it serves (a host with one).
-  await page.locator('#node-head', { hasText: /SOURCE_ADD demo:source\/|cam-video0: |screen-hdmi-1: / }).waitFor({ timeout: 15_000 });
+  assert.deepEqual(got, ['demo:source v4l2 cam-video0 /dev/video0', `demo:source x11 ${grabbed} ${monitor}`]);
+  // The controller asked the node: it serves the screen (a stream in the
+  // graph, its thumbnail a picture of it), and refuses the faked camera.
+  const stream = page.locator(`#graph g.node[data-node="demo:source"] g.stream[data-stream="${grabbed}"]`);
+  await stream.waitFor({ timeout: 15_000 });
+  assert.match(await stream.textContent(), /1280×720/);
+  await page.locator('#node-head', { hasText: /SOURCE_ADD demo:source\/|cam-video0: / }).waitFor({ timeout: 15_000 });
   // Leave the demo's wanted graph as it was.
   const session = await (await page.request.get(new globalThis.URL('/api/session', URL).href)).json();
   delete w.source;
@@ -522,16 +528,13 @@ test('an operator grabs a monitor and opens a camera: both become wanted sources
   // the server refuses the write anyway.
   const viewer = await login(viewName, viewPass, async (p) => {
     await fakeCamera(p, []);
-    await p.route(/\/api\/nodes\/demo(%3A|:)source\/monitors$/, (route) => route.fulfill({ json: { monitors: [
-      { name: 'HDMI-1', x: 0, y: 0, width: 1920, height: 1080, width_mm: 520, height_mm: 290, refresh_hz: 60, primary: true },
-    ] } }));
   });
   const vp = viewer.page;
   await vp.locator('#graph g.node[data-node="demo:source"]').click();
   await vp.locator('#node-v4l2 .device[data-device="/dev/video0"]').waitFor();
   assert.equal(await vp.locator('#node-v4l2 button.open-camera-btn').count(), 0, 'a viewer can open a camera');
   await vp.locator('#monitors-btn').click();
-  await vp.locator('#node-monitors tr[data-monitor="HDMI-1"]').waitFor();
+  await vp.locator('#node-monitors tr[data-monitor]').first().waitFor();
   assert.equal(await vp.locator('#node-monitors button.grab-btn').count(), 0, 'a viewer can grab a monitor');
   const vs = await (await vp.request.get(new globalThis.URL('/api/session', URL).href)).json();
   const vr = await vp.request.get(new globalThis.URL('/api/wanted', URL).href);

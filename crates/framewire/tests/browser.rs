@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::demo::{BIN, add_user, demo, root};
+use common::demo::{BIN, add_user, demo_with, root};
 use common::eventually_every;
 
 /// One Chromium at a time on two cores.
@@ -59,7 +59,9 @@ fn browser_ui() {
     add_user(&dir, "otto", "operator");
     add_user(&dir, "vera", "viewer");
     add_user(&dir, "ada", "admin");
-    let d = demo(&dir);
+    // A display the demo's nodes can grab (the monitors in a node's panel).
+    let x = common::xvfb::Xvfb::start(&["1280x720x24"]).expect("Xvfb for the monitors");
+    let d = demo_with(&dir, &[("DISPLAY", &x.display)]);
     let artifacts = root().join("target/browser-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let mut child = Command::new("node")

@@ -27,6 +27,11 @@ impl Drop for Demo {
 }
 
 pub fn demo(state_dir: &Path) -> Demo {
+    demo_with(state_dir, &[])
+}
+
+/// [`demo`] with `env` added to its environment (a display to grab).
+pub fn demo_with(state_dir: &Path, env: &[(&str, &str)]) -> Demo {
     let mut child = Command::new(BIN)
         .args([
             "demo",
@@ -41,6 +46,7 @@ pub fn demo(state_dir: &Path) -> Demo {
         ])
         .arg("--state-dir")
         .arg(state_dir)
+        .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
