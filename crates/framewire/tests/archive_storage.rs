@@ -15,34 +15,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::archive::*;
+use common::tmpfs::Tmpfs;
 use common::*;
 use framewire_archive::GapRow;
-
-/// A tmpfs of `mb` MiB mounted at a fresh directory; unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(name: &str, mb: u32) -> Tmpfs {
-        let dir = temp_dir(name);
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mb}m,mode=0755"), "tmpfs"])
-            .arg(&dir)
-            .output()
-            .expect("mount runs");
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs needs root (CI runs the tests as root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// Fills the file system of `dir` to the last byte; the filler's path.
 fn fill(dir: &Path) -> PathBuf {

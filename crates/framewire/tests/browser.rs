@@ -219,7 +219,7 @@ fn browser_alerts_pushed_and_acknowledged() {
     add_user(&state, "otto", "operator");
     add_user(&state, "vera", "viewer");
     // The archive's disk: a small tmpfs the page's test fills up.
-    let disk = Tmpfs::mount(&dir.join("disk"), 16);
+    let disk = common::tmpfs::Tmpfs::mount_at(&dir.join("disk"), 16);
     let [cam, rtsp, door, rec, fast] = [(); 5].map(|()| common::free_port());
     let nodes: String = [cam, door, rec, fast]
         .iter()
@@ -255,33 +255,6 @@ fn browser_alerts_pushed_and_acknowledged() {
         &mut up,
     );
     println!("{text}");
-}
-
-/// A tmpfs of `mb` MiB mounted at `dir`; unmounted when dropped. Mounting
-/// needs root (CI runs the tests as root); without, the test fails saying so.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, mb: u32) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mb}m,mode=0755"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("mount runs");
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs needs root (CI runs the tests as root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 /// The page over HTTPS (web-tests/https.test.mjs): a controller with a

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod fake;
 pub mod media;
 pub mod netns;
+pub mod tmpfs;
 pub mod wait;
 pub mod xvfb;
 
