@@ -35,6 +35,16 @@ fn seeds() -> std::ops::RangeInclusive<u64> {
     1..=n
 }
 
+/// An H.264 camera: 25 fps, a keyframe every `gop` frames.
+fn h264(gop: u64) -> Camera {
+    Camera {
+        fps: 25,
+        gop,
+        bytes: 20_000,
+        format: Format::H264,
+    }
+}
+
 fn completeness() -> SubscribeParams {
     SubscribeParams {
         mode: DeliveryMode::Completeness,
@@ -156,12 +166,7 @@ fn through_squeezed_links_and_a_stopped_relay_every_missed_frame_is_counted() {
 
 #[test]
 fn an_inter_coded_stream_skips_to_its_next_keyframe_and_counts_what_it_skipped() {
-    let h264 = Camera {
-        fps: 25,
-        gop: 25,
-        bytes: 20_000,
-        format: Format::H264,
-    };
+    let h264 = h264(25);
     // Small completeness budgets: a full queue gives up its oldest frame
     // and every queued frame that depended on it.
     let tight = SubscribeParams {
@@ -275,12 +280,7 @@ fn after_a_stall_a_subscriber_is_not_shown_what_it_was_shown_before() {
     // again; the relay starts the new subscription with its cached group
     // of pictures, which began before the stop. Its frames the viewer node
     // passed on already are not passed on again.
-    let h264 = Camera {
-        fps: 25,
-        gop: 50,
-        bytes: 20_000,
-        format: Format::H264,
-    };
+    let h264 = h264(50);
     for (stop_at, seed) in [(10_500, 1), (10_100, 2), (10_900, 3)] {
         let mut sim = chain(seed, h264, SubscribeParams::default(), completeness());
         sim.run_for(ms(stop_at));
@@ -307,12 +307,7 @@ fn after_a_stall_a_subscriber_is_not_shown_what_it_was_shown_before() {
 
 #[test]
 fn after_faults_longer_than_the_window_frames_come_back_in_order() {
-    let h264 = Camera {
-        fps: 25,
-        gop: 25,
-        bytes: 20_000,
-        format: Format::H264,
-    };
+    let h264 = h264(25);
     let mut stalls = 0;
     for seed in seeds() {
         for camera in [mjpeg(), h264] {
