@@ -13,6 +13,15 @@ const [viewName, viewPass] = (process.env.FW_VIEWER ?? '').split(':');
 const [opName, opPass] = (process.env.FW_OPERATOR ?? '').split(':');
 const ART = process.env.FW_ARTIFACTS ?? '.';
 
+/** The recordings view, the last 15 minutes of `demo:archive / bars`. */
+async function openBars(page) {
+  await page.locator('#view-recordings').click();
+  await page.locator('#rec-window').selectOption('900000');
+  const option = page.locator('#rec-stream option', { hasText: 'demo:archive / bars' });
+  await option.waitFor({ state: 'attached' });
+  await page.locator('#rec-stream').selectOption({ label: await option.textContent() });
+}
+
 test('a viewer finds a recording on its timeline and plays a range of it', async () => {
   const browser = await launch();
   try {
@@ -82,11 +91,7 @@ test('an operator stops a recording and starts it again: the pause is a gap on t
   const browser = await launch();
   try {
     const page = await login(browser, URL, opName, opPass);
-    await page.locator('#view-recordings').click();
-    await page.locator('#rec-window').selectOption('900000');
-    const option = page.locator('#rec-stream option', { hasText: 'demo:archive / bars' });
-    await option.waitFor({ state: 'attached' });
-    await page.locator('#rec-stream').selectOption({ label: await option.textContent() });
+    await openBars(page);
     const toggle = page.locator('#rec-toggle');
     await toggle.waitFor();
     assert.equal(await toggle.textContent(), 'Stop recording');
@@ -109,11 +114,7 @@ test('a viewer picks a segment and plays it with the keyboard alone', async () =
   const browser = await launch();
   try {
     const page = await login(browser, URL, viewName, viewPass);
-    await page.locator('#view-recordings').click();
-    await page.locator('#rec-window').selectOption('900000');
-    const option = page.locator('#rec-stream option', { hasText: 'demo:archive / bars' });
-    await option.waitFor({ state: 'attached' });
-    await page.locator('#rec-stream').selectOption({ label: await option.textContent() });
+    await openBars(page);
     await page.locator('#rec-timeline rect.seg-closed').first().waitFor({ timeout: 45_000 });
     // From the stream picker, Tab to the first finished segment.
     await page.locator('#rec-stream').focus();
