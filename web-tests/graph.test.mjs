@@ -191,7 +191,7 @@ test('every control of every view has a name, and Tab reaches the graph', async 
   await admin.context().close();
 });
 
-test('fifty nodes stay readable: no box over another, every name and stream shown, wired by drag', async () => {
+test('fifty nodes stay readable: no box or label over another, every name and stream shown, wired by drag', async () => {
   // The live graph message, with the demo's nodes copied to fifty (their
   // fields as the server sends them; names and edges made up): the
   // drawing is what is tested, in Chromium, not the nodes.
@@ -223,6 +223,21 @@ test('fifty nodes stay readable: no box over another, every name and stream show
       assert.ok(apart, `${a.node} and ${b.node} overlap`);
     }
   }
+  // Every edge's figures readable: its label covers no node and no other
+  // label (as drawn, in Chromium's fonts); one that fits nowhere is left
+  // out, its figures in the edge's tooltip.
+  const labels = await page.locator('#graph g.edge text').evaluateAll((ts) => ts.map((t) => {
+    const r = t.getBoundingClientRect();
+    return { edge: t.parentNode.dataset.edgeId, x: r.x, y: r.y, w: r.width, h: r.height };
+  }));
+  const edges = await page.locator('#graph g.edge').count();
+  assert.ok(labels.length >= edges * 0.85, `only ${labels.length} of ${edges} edge labels drawn`);
+  const apart = (a, b) => a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y;
+  for (const [i, l] of labels.entries()) {
+    for (const b of boxes) assert.ok(apart(l, b), `the label of ${l.edge} covers ${b.node}`);
+    for (const o of labels.slice(i + 1)) assert.ok(apart(l, o), `the labels of ${l.edge} and ${o.edge} overlap`);
+  }
+  assert.match(await page.locator('#graph g.edge title').first().textContent(), /fps · .* Mbit\/s · .* drops/);
   // Readable: drawn at its minimum scale or larger, the rest scrolls.
   const scale = await page.locator('#graph').evaluate((svg) => svg.getBoundingClientRect().width / svg.viewBox.baseVal.width);
   assert.ok(scale >= 0.5, `drawn at ${scale.toFixed(2)} of its size`);

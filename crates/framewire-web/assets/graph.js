@@ -4,7 +4,7 @@
 // clicks an edge to change or remove it, in a popover. Viewers see the same
 // drawing and popovers without the controls. Positions: graphlayout.js.
 import { el, enc } from './dom.js';
-import { layout, rowY, fitScale, W, HEAD, ROW } from './graphlayout.js';
+import { layout, rowY, fitScale, placeLabels, W, HEAD, ROW, LABEL_H } from './graphlayout.js';
 import { updateWanted } from './wanted.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -24,7 +24,17 @@ function svg(tag, attrs = {}) {
 function fmt(x, digits = 1) { return Number.isFinite(x) ? x.toFixed(digits) : '-'; }
 function ms(us) { return us ? `${(us / 1000).toFixed(1)} ms` : '-'; }
 export function edgeLabel(e) {
-  return `${fmt(e.fps)} fps · ${fmt(e.mbit_s)} Mbit/s · ${e.drops} drops · ${ms(e.latency_p50_us)}`;
+  return edgeLines(e).join(' · ');
+}
+function edgeLines(e) {
+  return [`${fmt(e.fps)} fps · ${fmt(e.mbit_s)} Mbit/s`, `${e.drops} drops · ${ms(e.latency_p50_us)}`];
+}
+/** An edge's label (two lines) and tooltip set to its figures. */
+function setLabel(grp, e) {
+  const lines = edgeLines(e);
+  const t = grp.querySelector('text');
+  if (t) t.querySelectorAll('tspan').forEach((s, i) => { s.textContent = lines[i]; });
+  grp.querySelector('title').textContent = `${e.upstream}/${e.stream} → ${e.downstream}/${e.local_name}: ${lines.join(' · ')}`;
 }
 
 /** Sets the callbacks once: `api(method, path, body)`, `csrf()`,
@@ -65,8 +75,8 @@ export function drawGraph(graph, selectedNode, force = false) {
     graph.edges.map((e) => [e.id, e.upstream, e.stream, e.downstream, e.local_name, e.state])]);
   if (!force && next === shape) {
     for (const e of graph.edges) {
-      const t = g.querySelector(`g.edge[data-edge-id="${CSS.escape(e.id)}"] text`);
-      if (t) t.textContent = edgeLabel(e);
+      const grp = g.querySelector(`g.edge[data-edge-id="${CSS.escape(e.id)}"]`);
+      if (grp) setLabel(grp, e);
     }
     ctx.afterDraw();
     return;
@@ -89,17 +99,24 @@ export function drawGraph(graph, selectedNode, force = false) {
   }
   const byName = new Map(graph.nodes.map((n) => [n.name, n]));
   const row = (node, stream) => (byName.get(node)?.streams ?? []).findIndex((s) => s.name === stream);
-  for (const e of graph.edges) {
+  const drawn = graph.edges.filter((e) => pos.get(e.upstream) && pos.get(e.downstream)).map((e) => {
     const a = pos.get(e.upstream), b = pos.get(e.downstream);
-    if (!a || !b) continue;
-    const x1 = a.x + W, y1 = rowY(a, row(e.upstream, e.stream)), x2 = b.x, y2 = rowY(b, row(e.downstream, e.local_name));
+    return { e, x1: a.x + W, y1: rowY(a, row(e.upstream, e.stream)), x2: b.x, y2: rowY(b, row(e.downstream, e.local_name)) };
+  });
+  const labels = placeLabels(drawn, [...pos.values()]);
+  for (const [i, { e, x1, y1, x2, y2 }] of drawn.entries()) {
     const grp = svg('g', { class: `edge state-${e.state}`, 'data-edge-id': e.id, tabindex: 0, role: 'button', 'aria-label': `edge ${e.id}: ${e.upstream}/${e.stream} to ${e.downstream}/${e.local_name}, ${e.state}` });
     const mx = (x1 + x2) / 2;
     const d = `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`;
-    grp.append(svg('path', { d, class: 'hit' }), svg('path', { d, class: 'line' }));
-    const t = svg('text', { x: mx, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle' });
-    t.textContent = edgeLabel(e);
-    grp.append(t);
+    grp.append(svg('title'), svg('path', { d, class: 'hit' }), svg('path', { d, class: 'line' }));
+    const at = labels[i];
+    if (at) {
+      // Two lines around the label's centre (11 px text, 13 px apart).
+      const t = svg('text', { x: at.x, y: at.y - LABEL_H / 2 + 11, 'text-anchor': 'middle' });
+      t.append(svg('tspan', { x: at.x }), svg('tspan', { x: at.x, dy: 13 }));
+      grp.append(t);
+    }
+    setLabel(grp, e);
     const open = (ev) => { ctx.onEdge(e.id); edgePop(e.id, ev); };
     grp.addEventListener('click', open);
     grp.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); open(ev); } });

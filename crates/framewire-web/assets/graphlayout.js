@@ -86,3 +86,46 @@ export function fitScale(width, avail) {
   if (!(avail > 0) || !(width > 0)) return 1;
   return Math.max(MIN_SCALE, Math.min(1, avail / width));
 }
+
+// Edge labels: two lines of figures between the columns, each put where it
+// covers no node and no other label, on or beside its edge's curve; a label
+// that fits nowhere is not drawn (the edge's popover and its tooltip carry
+// the same figures).
+
+export const LABEL_W = 136;    // the widest two-line label at 11 px ("999.9 fps · 999.9 Mbit/s")
+export const LABEL_H = 28;     // two lines
+
+/** The point at `t` on the edge from (x1, y1) to (x2, y2) as drawn: a cubic
+ *  whose control points are both at the middle x. */
+export function curvePoint(e, t) {
+  const mx = (e.x1 + e.x2) / 2;
+  const a = (1 - t) ** 3, b = 3 * (1 - t) ** 2 * t, c = 3 * (1 - t) * t ** 2, d = t ** 3;
+  return { x: a * e.x1 + (b + c) * mx + d * e.x2, y: (a + b) * e.y1 + (c + d) * e.y2 };
+}
+
+// From the middle outwards: 0.5, 0.46, 0.54, … 0.1, 0.9.
+const ALONG = [0.5, ...Array.from({ length: 10 }, (_, k) => [0.46 - 0.04 * k, 0.54 + 0.04 * k]).flat()];
+
+/**
+ * Where each label of `edges` ([{x1, y1, x2, y2}]) goes, given the node
+ * boxes ([{x, y, h}], W wide): its centre {x, y}, or null when it fits
+ * nowhere. The first edges get the first choice.
+ */
+export function placeLabels(edges, boxes) {
+  const taken = boxes.map((b) => ({ x: b.x, y: b.y, w: W, h: b.h }));
+  const clear = (r) => taken.every((o) => r.x + r.w <= o.x || o.x + o.w <= r.x || r.y + r.h <= o.y || o.y + o.h <= r.y);
+  return edges.map((e) => {
+    for (const t of ALONG) {
+      const p = curvePoint(e, t);
+      // Just above the line, then just below it.
+      for (const cy of [p.y - LABEL_H / 2 - 2, p.y + LABEL_H / 2 + 2]) {
+        const r = { x: p.x - LABEL_W / 2, y: cy - LABEL_H / 2, w: LABEL_W, h: LABEL_H };
+        if (clear(r)) {
+          taken.push(r);
+          return { x: p.x, y: cy };
+        }
+      }
+    }
+    return null;
+  });
+}

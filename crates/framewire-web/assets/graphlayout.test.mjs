@@ -2,7 +2,7 @@
 // `cargo test -p framewire-web --test wire_vectors` with wire.test.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { layout, W, nodeHeight, rowY, HEAD, fitScale, MIN_SCALE } from './graphlayout.js';
+import { layout, W, nodeHeight, rowY, HEAD, fitScale, MIN_SCALE, placeLabels, curvePoint, LABEL_W, LABEL_H, GAP_X } from './graphlayout.js';
 
 const node = (name, streams = 1) => ({ name, streams: Array.from({ length: streams }, (_, i) => ({ name: `s${i}` })) });
 
@@ -85,4 +85,50 @@ test('each site is a band of its own, this site first, and no box crosses a band
   assert.ok(height >= bands[2].y + bands[2].h);
   // One site: no bands, as before.
   assert.deepEqual(layout({ nodes: [here('a'), here('b')], edges: [] }).bands, []);
+});
+
+test('edge labels cover no node and no other label, and stay by their edge', () => {
+  // Fan-outs and long edges: each camera to four viewers, one of them two columns on.
+  const nodes = [], edges = [];
+  for (let c = 0; c < 6; c++) {
+    nodes.push(node(`cam${c}`, 1), node(`relay${c}`, 1));
+    edges.push({ upstream: `cam${c}`, downstream: `relay${c}`, stream: 's0', local_name: 's0' });
+    for (let v = 0; v < 3; v++) {
+      nodes.push(node(`view${c}.${v}`, 1));
+      edges.push({ upstream: `relay${c}`, downstream: `view${c}.${v}` });
+    }
+    nodes.push(node(`far${c}`, 0));
+    edges.push({ upstream: `cam${c}`, downstream: `far${c}` }, { upstream: `relay${c}`, downstream: `far${c}` });
+  }
+  const { pos } = layout({ nodes, edges });
+  const lines = edges.map((e) => {
+    const a = pos.get(e.upstream), b = pos.get(e.downstream);
+    return { x1: a.x + W, y1: rowY(a, 0), x2: b.x, y2: rowY(b, 0) };
+  });
+  const at = placeLabels(lines, [...pos.values()]);
+  const rect = (p) => ({ x: p.x - LABEL_W / 2, y: p.y - LABEL_H / 2, w: LABEL_W, h: LABEL_H });
+  const apart = (a, b) => a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y;
+  const placed = at.filter(Boolean).map(rect);
+  assert.ok(placed.length >= edges.length * 0.85, `only ${placed.length} of ${edges.length} labels placed`);
+  for (const [i, r] of placed.entries()) {
+    for (const p of pos.values()) assert.ok(apart(r, { x: p.x, y: p.y, w: W, h: p.h }), `label ${i} covers a node`);
+    for (const o of placed.slice(i + 1)) assert.ok(apart(r, o), `label ${i} covers another`);
+  }
+  // Each label touches its edge's curve or sits right beside it.
+  for (const [i, p] of at.entries()) {
+    if (!p) continue;
+    const near = Array.from({ length: 41 }, (_, k) => curvePoint(lines[i], k / 40))
+      .some((q) => Math.abs(q.x - p.x) <= LABEL_W / 2 && Math.abs(q.y - p.y) <= LABEL_H / 2 + 3);
+    assert.ok(near, `label ${i} is away from its edge`);
+  }
+  // A label fits between two columns.
+  assert.ok(LABEL_W < GAP_X);
+});
+
+test('a lone edge\'s label sits just above its middle', () => {
+  const e = { x1: 0, y1: 100, x2: 150, y2: 100 };
+  const [p] = placeLabels([e], []);
+  assert.deepEqual(p, { x: 75, y: 100 - LABEL_H / 2 - 2 });
+  assert.deepEqual(curvePoint(e, 0), { x: 0, y: 100 });
+  assert.deepEqual(curvePoint({ x1: 0, y1: 0, x2: 100, y2: 50 }, 1), { x: 100, y: 50 });
 });
