@@ -17,14 +17,19 @@
 #   /                   the host's root, read-only
 #   the current dir     the host's, read-write, at the same path (results land on the host)
 #   /tmp /run /dev/shm  fresh tmpfs (the host's /tmp is not visible)
-#   lo                  up; no other network
+#   lo                  up; no other network, unless FW_VM_FORWARD is set:
+#   eth0                with FW_VM_FORWARD=HOSTPORT:GUESTPORT, 10.0.2.15 on
+#                       qemu's user network, restricted (the guest reaches
+#                       nothing outside); 127.0.0.1:HOSTPORT on the host
+#                       reaches GUESTPORT in the guest
 #   modprobe            finds the guest kernel's modules, so
 #                       `rmmod vivid; modprobe vivid n_devs=2` works
 #
 # Knobs: FW_VM_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/framewire-vm),
 # FW_VM_KERNEL_PKG (default linux-image-amd64), FW_VM_MEM (1024M),
 # FW_VM_CPUS (2), FW_VM_ACCEL (auto|kvm|tcg), FW_VM_TIMEOUT (seconds, 600),
-# FW_VM_VIVID_OPTS (vivid module parameters), FW_VM_VERBOSE=1 (boot log).
+# FW_VM_VIVID_OPTS (vivid module parameters), FW_VM_VERBOSE=1 (boot log),
+# FW_VM_FORWARD (HOSTPORT:GUESTPORT, one TCP port into the guest).
 set -euo pipefail
 
 say() { printf 'vivid-vm: %s\n' "$*" >&2; }
@@ -42,7 +47,7 @@ mode=run
 case "${1:-}" in
   --prepare) mode=prepare; shift ;;
   --check) mode=check; shift ;;
-  --help | -h) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --help | -h) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   --) shift ;;
 esac
 if [ $mode = run ] && [ $# -eq 0 ]; then
@@ -108,7 +113,7 @@ if [ ! -s "$INITRD" ] || [ "$(cat "$INITRD.stamp" 2>/dev/null)" != "$stamp" ]; t
         basename "$ko"
       done >"$ir/ko/$list"
   }
-  order boot virtio_pci 9pnet_virtio 9p
+  order boot virtio_pci 9pnet_virtio 9p virtio_net
   order vivid vivid
   cat >"$ir/init" <<'GUEST'
 #!/bin/busybox sh
@@ -160,6 +165,11 @@ done
 n=0
 until [ -e $R/dev/video0 ]; do n=$((n + 1)); [ $n -gt 500 ] && break; sleep 0.01; done
 ip link set lo up
+if [ -e $R/run/fw-vm/net ]; then
+  n=0
+  until [ -e /sys/class/net/eth0 ]; do n=$((n + 1)); [ $n -gt 500 ] && die "no eth0 for FW_VM_FORWARD"; sleep 0.01; done
+  ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 || die "cannot configure eth0"
+fi
 
 stty -F /dev/console -onlcr 2>/dev/null
 chroot $R /bin/bash /run/fw-vm/run.sh </dev/console >/dev/console 2>&1
@@ -186,6 +196,14 @@ trap 'exit 130' INT TERM
 WORK=$(pwd -P)
 echo "$WORK" >"$ctl/workdir"
 echo "${FW_VM_VIVID_OPTS:-}" >"$ctl/vivid_opts"
+net=()
+if [ -n "${FW_VM_FORWARD:-}" ]; then
+  [[ $FW_VM_FORWARD =~ ^([0-9]+):([0-9]+)$ ]] || { echo "FW_VM_FORWARD: expected HOSTPORT:GUESTPORT, got $FW_VM_FORWARD" >&2; exit 2; }
+  # restrict=on: the guest reaches nothing, only the forwarded port reaches it.
+  net=(-netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${BASH_REMATCH[1]}-10.0.2.15:${BASH_REMATCH[2]}"
+    -device virtio-net-pci,netdev=n0)
+  touch "$ctl/net"
+fi
 mkdir "$ctl/bin"
 printf '#!/bin/sh\nexec %s -d /run/fw-vm-modules "$@"\n' "$MODPROBE" >"$ctl/bin/modprobe"
 chmod +x "$ctl/bin/modprobe"
@@ -222,7 +240,8 @@ timeout --foreground -k 5 "$TIMEOUT" qemu-system-x86_64 \
   -machine q35 "${accel[@]}" -smp "$CPUS" -m "$MEM" \
   -nodefaults -no-user-config -display none -vga none -no-reboot -monitor none -serial stdio \
   -kernel "$VMLINUZ" -initrd "$INITRD" -append "$append" \
-  $(share host / ro) $(share work "$WORK") $(share ctl "$ctl") $(share modules "$KROOT/lib/modules" ro)
+  $(share host / ro) $(share work "$WORK") $(share ctl "$ctl") $(share modules "$KROOT/lib/modules" ro) \
+  "${net[@]}"
 q=$?
 set -e
 [ $q = 124 ] || [ $q = 137 ] && say "killed after ${TIMEOUT}s (FW_VM_TIMEOUT)"

@@ -64,43 +64,54 @@ fn browser_ui() {
     let d = demo_with(&dir, &[("DISPLAY", &x.display)]);
     let artifacts = root().join("target/browser-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let mut child = Command::new("node")
-        .arg("--test")
-        .arg("--test-timeout=150000")
-        .arg("--test-concurrency=1")
-        .arg(web_tests.join("ui.test.mjs"))
-        .arg(web_tests.join("multiview.test.mjs"))
-        .arg(web_tests.join("graph.test.mjs"))
-        .arg(web_tests.join("admin.test.mjs"))
-        .arg(web_tests.join("recordings.test.mjs"))
-        .current_dir(&web_tests)
-        .env("FW_URL", &d.url)
-        .env("FW_OPERATOR", "otto:otto-password")
-        .env("FW_VIEWER", "vera:vera-password")
-        .env("FW_ADMIN", "ada:ada-password")
-        .env("FW_ARTIFACTS", &artifacts)
-        .env("CHROMIUM", &chromium)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let every = Duration::from_millis(100);
-    if eventually_every(Duration::from_secs(240), every, || child.try_wait().unwrap()).is_none() {
-        let _ = child.kill();
-        panic!("browser tests took over 240 s");
-    }
-    let o = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    println!("{text}");
-    assert!(
-        o.status.success()
-            && text.contains("# fail 0")
-            && text.contains("# skipped 0")
-            && text.contains("# cancelled 0"),
-        "browser tests failed:\n{text}\n{}\ndemo output:\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        d.out.lock().unwrap()
+    let run = |files: &[&str], limit: Duration| {
+        let mut child = Command::new("node")
+            .arg("--test")
+            .arg("--test-timeout=150000")
+            .arg("--test-concurrency=1")
+            .args(files.iter().map(|f| web_tests.join(f)))
+            .current_dir(&web_tests)
+            .env("FW_URL", &d.url)
+            .env("FW_OPERATOR", "otto:otto-password")
+            .env("FW_VIEWER", "vera:vera-password")
+            .env("FW_ADMIN", "ada:ada-password")
+            .env("FW_ARTIFACTS", &artifacts)
+            .env("CHROMIUM", &chromium)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let every = Duration::from_millis(100);
+        if eventually_every(limit, every, || child.try_wait().unwrap()).is_none() {
+            let _ = child.kill();
+            panic!("browser tests {files:?} took over {limit:?}");
+        }
+        let o = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        println!("{text}");
+        assert!(
+            o.status.success()
+                && text.contains("# fail 0")
+                && text.contains("# skipped 0")
+                && text.contains("# cancelled 0"),
+            "browser tests failed:\n{text}\n{}\ndemo output:\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            d.out.lock().unwrap()
+        );
+    };
+    // node runs the files in the order of their names.
+    run(
+        &[
+            "ui.test.mjs",
+            "multiview.test.mjs",
+            "graph.test.mjs",
+            "admin.test.mjs",
+            "recordings.test.mjs",
+        ],
+        Duration::from_secs(240),
     );
+    // Alone and after the rest: it shuts the demo's viewer node down.
+    run(&["shutdown.test.mjs"], Duration::from_secs(60));
     assert!(artifacts.join("controller.png").exists());
 }
 
