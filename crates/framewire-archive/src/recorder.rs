@@ -1,6 +1,7 @@
 //! The archiver: a worker thread that feeds ffmpeg, cuts segments, keeps
 //! the index and applies the storage policy.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -129,6 +130,7 @@ impl Status {
 pub struct Archiver {
     tx: Option<SyncSender<ArchiveFrame>>,
     status: Arc<Mutex<Status>>,
+    state_changes: Arc<AtomicU64>,
     worker: Option<JoinHandle<()>>,
 }
 
@@ -205,6 +207,7 @@ impl Archiver {
             archive_bytes: index.total_bytes()?,
             current: None,
         }));
+        let state_changes = Arc::new(AtomicU64::new(0));
         let cfg_format = cfg.format;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let mut w = Worker::new(WorkerSetup {
@@ -224,6 +227,7 @@ impl Archiver {
             index,
             stream_id,
             status: status.clone(),
+            state_changes: state_changes.clone(),
         });
         let worker = std::thread::Builder::new()
             .name(format!("archive:{}", open.name))
@@ -233,6 +237,7 @@ impl Archiver {
         Ok(Archiver {
             tx: Some(tx),
             status,
+            state_changes,
             worker: Some(worker),
         })
     }
@@ -246,6 +251,12 @@ impl Archiver {
             }),
             None => Err(PushError::Stopped(frame)),
         }
+    }
+
+    /// How many times the state has changed: cheap to poll, to read
+    /// [`Archiver::status`] only when it moved.
+    pub fn state_changes(&self) -> u64 {
+        self.state_changes.load(Ordering::Acquire)
     }
 
     /// Current state and counters.

@@ -13,6 +13,7 @@ mod outage;
 mod segment;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -58,6 +59,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) index: Arc<Index>,
     pub(crate) stream_id: i64,
     pub(crate) status: Arc<Mutex<Status>>,
+    /// Counts changes of `status.state` (read without the lock).
+    pub(crate) state_changes: Arc<AtomicU64>,
 }
 
 pub(crate) struct Worker {
@@ -73,6 +76,7 @@ pub(crate) struct Worker {
     index: Arc<Index>,
     stream_id: i64,
     status: Arc<Mutex<Status>>,
+    state_changes: Arc<AtomicU64>,
     seg: Option<Segment>,
     closers: Vec<JoinHandle<()>>,
     /// What the closers found in the files they finished.
@@ -118,6 +122,7 @@ impl Worker {
             index: s.index,
             stream_id: s.stream_id,
             status: s.status,
+            state_changes: s.state_changes,
             seg: None,
             closers: Vec::new(),
             repaired: std::sync::mpsc::channel(),
@@ -182,6 +187,9 @@ impl Worker {
             st.state = s;
             changed
         };
+        if changed {
+            self.state_changes.fetch_add(1, Ordering::Release);
+        }
         if changed && let Err(e) = self.index.set_state(self.stream_id, &label) {
             self.index_error("cannot record the archiver state", &e);
         }

@@ -235,7 +235,7 @@ async fn feed(
 ) -> Fed {
     let mut drops = DropCounts::default();
     let mut labelled: Option<Instant> = None;
-    let mut shown = None;
+    let mut shown: Option<u64> = None;
     let mut drain_until: Option<Instant> = None;
     loop {
         if drain_until.is_none() && *stop.borrow() {
@@ -249,18 +249,17 @@ async fn feed(
         }
         // The label's figures once a second; a change of state at once,
         // told to status watchers (a full disk is an alert in moments).
-        let status = archiver.status();
-        let state = std::mem::discriminant(&status.state);
-        let moved = shown.is_some_and(|s| s != state);
+        let changes = archiver.state_changes();
+        let moved = shown.is_some_and(|s| s != changes);
         if moved || labelled.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            let label = format!("{base} [{}]", status.summary());
+            let label = format!("{base} [{}]", archiver.status().summary());
             if moved {
                 input.announce_label(label);
             } else {
                 input.set_label(label);
             }
             labelled = Some(Instant::now());
-            shown = Some(state);
+            shown = Some(changes);
         }
         let Some(tx) = input.poll() else {
             if drain_until.is_some() {
