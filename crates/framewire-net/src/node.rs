@@ -415,6 +415,7 @@ fn metrics_snapshot(
             upstream: e.upstream,
             state: e.state,
             latency_seconds: e.latency_seconds,
+            replayed: e.replayed,
         })
         .collect();
     crate::metrics::MetricsSnapshot {

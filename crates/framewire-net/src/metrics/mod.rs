@@ -92,6 +92,8 @@ pub struct EdgeMetrics {
     /// Age of the last frame when it arrived here (capture time to
     /// arrival, seconds; includes the clock offset between the hosts).
     pub latency_seconds: Option<f64>,
+    /// Frames the upstream sent again after a resubscription, not passed on.
+    pub replayed: u64,
 }
 
 /// Everything [`render`] shows.

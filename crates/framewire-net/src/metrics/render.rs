@@ -262,6 +262,15 @@ fn edges(o: &mut String, m: &MetricsSnapshot) {
     }
     let mut f = Family::new(
         o,
+        "framewire_edge_replayed_frames_total",
+        "counter",
+        "Frames a pulled edge received again after it subscribed anew (the upstream's cached group of pictures) and did not pass on a second time.",
+    );
+    for e in &m.edges {
+        f.sample(&[("stream", &e.stream), ("upstream", &e.upstream)], e.replayed as f64);
+    }
+    let mut f = Family::new(
+        o,
         "framewire_edge_up",
         "gauge",
         "1 while a pulled edge is live, 0 while it is interrupted or failed.",

@@ -65,6 +65,7 @@ fn snapshot() -> MetricsSnapshot {
             upstream: "10.0.0.1:7400/x".into(),
             state: StreamState::Failed,
             latency_seconds: Some(0.004),
+            replayed: 3,
         }],
         process: ProcessStats {
             cpu_seconds: 1.25,
@@ -97,6 +98,7 @@ fn renders_families_with_help_type_and_escaped_labels() {
     assert!(text.contains("framewire_edge_reconnects_total{stream=\"far\",upstream=\"10.0.0.1:7400/x\"} 4\n"));
     assert!(text.contains("framewire_edge_failed{stream=\"far\",upstream=\"10.0.0.1:7400/x\"} 1\n"));
     assert!(text.contains("framewire_edge_latency_seconds{stream=\"far\",upstream=\"10.0.0.1:7400/x\"} 0.004\n"));
+    assert!(text.contains("framewire_edge_replayed_frames_total{stream=\"far\",upstream=\"10.0.0.1:7400/x\"} 3\n"));
     assert!(text.contains("framewire_input_state{stream=\"far\",state=\"failed\"} 1\n"));
     assert!(text.contains("framewire_input_state{stream=\"far\",state=\"live\"} 0\n"));
     assert!(text.contains("process_cpu_seconds_total 1.25\n"));

@@ -20,6 +20,9 @@ pub(crate) struct EdgeRow {
     pub(crate) state: StreamState,
     /// Age of the last frame on arrival, seconds.
     pub(crate) latency_seconds: Option<f64>,
+    /// Frames the upstream sent again after a resubscription (its cached
+    /// group of pictures), not passed on a second time.
+    pub(crate) replayed: u64,
 }
 
 impl NodeState {
@@ -170,6 +173,7 @@ impl NodeState {
                     .get(local)
                     .and_then(|s| s.arrival_age_ns)
                     .map(|a| a as f64 / 1e9),
+                replayed: self.streams.get(local).map_or(0, |s| s.replayed),
             })
             .collect()
     }
