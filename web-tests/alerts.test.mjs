@@ -132,10 +132,11 @@ test('a full disk and a congested edge are alerts as soon as they show; acknowle
       throw new Error(`no edge-congested alert: ${e.message}; edges: ${JSON.stringify(g.edges)}`);
     }
     const congestedAfter = Date.now() - wired;
-    // The share of frames dropped is judged over status reports (every
-    // second): the first report after the edge starts shows nothing yet.
+    // The share of frames dropped is judged over status reports: a node
+    // whose outputs begin dropping reports at once (then at most every
+    // 300 ms), not at its next 1 s report.
     console.log(`# edge-congested alert shown ${congestedAfter} ms after the edge was wired`);
-    assert.ok(congestedAfter < 2_500, `the edge-congested alert took ${congestedAfter} ms`);
+    assert.ok(congestedAfter < 1_000, `the edge-congested alert took ${congestedAfter} ms`);
     assert.match(await congested(op).locator('.alert-message').textContent(), /is congested: /);
     assert.equal(await congested(viewer).locator('button.ack').count(), 0);
     await congested(op).locator('button.ack').click();

@@ -187,6 +187,11 @@ impl Output {
         }
     }
 
+    /// Frames this output dropped, for every reason.
+    pub(crate) fn drops_total(&self) -> u64 {
+        self.drops.total()
+    }
+
     /// Counts a drop of a frame of lane `li` that never got queued.
     fn drop_arriving(&mut self, li: usize, reason: DropReason, now: Instant) {
         self.drops.add(reason);

@@ -72,6 +72,8 @@ pub struct Relay {
     /// Outputs woken by the last push; reused so pushing never allocates
     /// once it has grown to the fan-out.
     woken: Vec<OutputId>,
+    /// Frames the outputs dropped as frames were pushed, in all.
+    dropped: u64,
 }
 
 impl Default for Relay {
@@ -88,7 +90,16 @@ impl Relay {
             inputs: Slab::new(),
             outputs: Slab::new(),
             woken: Vec::new(),
+            dropped: 0,
         }
+    }
+
+    /// Frames the outputs dropped as frames were pushed (budgets, newer
+    /// frames replacing older, waiting for a keyframe, …), in all since the
+    /// relay was made: a cheap way for a driver to notice that dropping
+    /// began, without reading every output's counters.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// The relay-wide settings.
@@ -255,7 +266,9 @@ impl Relay {
             let Some(out) = self.outputs.get_mut(oid) else { continue };
             let Some(li) = out.lane_of(input) else { continue };
             let was_ready = out.ready();
+            let before = out.drops_total();
             out.offer(li, &frame, now);
+            self.dropped += out.drops_total() - before;
             if !was_ready && out.ready() {
                 self.woken.push(oid);
             }

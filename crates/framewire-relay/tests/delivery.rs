@@ -41,6 +41,12 @@ fn fan_out_shares_one_buffer_and_counters_drain_to_zero() {
     let snap = relay.snapshot(t0);
     // 4 completeness outputs hold 4 frames each, 4 low-latency outputs 1 each.
     assert_eq!(snap.held_frames(), 4 * 4 + 4);
+    // Each low-latency output replaced 3: the relay's running count says so.
+    assert_eq!(relay.dropped(), 4 * 3);
+    assert_eq!(
+        relay.dropped(),
+        snap.outputs.iter().map(|o| o.drops.total()).sum::<u64>()
+    );
     assert_eq!(snap.held_bytes(), 20 * 10_000);
     for &o in &outs {
         for t in drain(&mut relay, o, t0) {
@@ -77,6 +83,7 @@ fn low_latency_newest_wins_and_in_flight_is_never_cut() {
     }
     let s = relay.output_snapshot(out, t0).unwrap();
     assert_eq!(s.drops.get(DropReason::Replaced), 3);
+    assert_eq!(relay.dropped(), 3);
     assert_eq!((s.held_frames, s.queued_frames, s.in_flight), (2, 1, true));
     assert!(relay.sent(out, ms(t0, 10)).unwrap());
     let t = relay.poll_transmit(out, t0).unwrap();

@@ -246,7 +246,7 @@ impl NodeCore {
     pub(crate) fn push(&self, stream: &str, frame: Frame) {
         let now = Instant::now();
         let mut wake: Vec<Arc<Notify>> = Vec::new();
-        {
+        let tell = {
             let mut guard = self.lock();
             let inner = &mut *guard;
             match inner.state.push(stream, frame, now, now_ns()) {
@@ -259,9 +259,13 @@ impl NodeCore {
                 }
                 Err(e) => warn!(stream, error = %e, "frame refused by the relay"),
             }
-        }
+            inner.state.drops_to_tell(now)
+        };
         for w in wake {
             w.notify_one();
+        }
+        if tell {
+            self.changed();
         }
     }
 

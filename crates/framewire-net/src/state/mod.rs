@@ -166,7 +166,16 @@ pub(crate) struct NodeState {
     edges: BTreeMap<String, EdgeRecord>,
     limits: Limits,
     identity: Identity,
+    /// The relay's drop count when [`NodeState::drops_to_tell`] last said yes.
+    drops_seen: u64,
+    /// When it last said yes.
+    drops_told: Option<Instant>,
 }
+
+/// How often, at most, outputs that began dropping make the node push a
+/// status report at once (a congested edge is an alert in moments, not at
+/// the next interval).
+pub(crate) const TELL_DROPS_EVERY: std::time::Duration = std::time::Duration::from_millis(300);
 
 impl NodeState {
     pub(crate) fn new(relay: RelayConfig, limits: Limits, identity: Identity) -> NodeState {
@@ -177,7 +186,26 @@ impl NodeState {
             edges: BTreeMap::new(),
             limits,
             identity,
+            drops_seen: 0,
+            drops_told: None,
         }
+    }
+
+    /// Whether outputs dropped frames since this last said yes, and that
+    /// was [`TELL_DROPS_EVERY`] ago or more: then status watchers should
+    /// get a report now.
+    pub(crate) fn drops_to_tell(&mut self, now: Instant) -> bool {
+        let dropped = self.relay.dropped();
+        if dropped == self.drops_seen
+            || self
+                .drops_told
+                .is_some_and(|t| now.saturating_duration_since(t) < TELL_DROPS_EVERY)
+        {
+            return false;
+        }
+        self.drops_seen = dropped;
+        self.drops_told = Some(now);
+        true
     }
 
     /// The stream of that name.

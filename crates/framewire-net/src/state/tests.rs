@@ -100,6 +100,33 @@ fn a_push_names_the_outputs_to_wake_and_a_low_latency_output_keeps_the_newest() 
 }
 
 #[test]
+fn outputs_that_begin_dropping_are_told_at_most_every_300_ms() {
+    let t = Instant::now();
+    let ms = |n: u64| t + Duration::from_millis(n);
+    let mut s = state(Limits::default());
+    s.add_stream(open("bars"), String::new(), StreamState::Live).unwrap();
+    let (id, _) = s
+        .add_output("bars", &SubscribeParams::default(), info("bars", 1))
+        .unwrap();
+    s.push("bars", frame(1, 10), t, 0).unwrap();
+    assert!(!s.drops_to_tell(t), "nothing dropped yet");
+    // Low latency: a newer frame replaces the unsent one.
+    s.push("bars", frame(2, 10), ms(10), 0).unwrap();
+    assert!(s.drops_to_tell(ms(10)));
+    s.push("bars", frame(3, 10), ms(20), 0).unwrap();
+    assert!(!s.drops_to_tell(ms(20)), "told again within 300 ms");
+    assert!(
+        s.drops_to_tell(ms(310)),
+        "the drop at 20 ms is told once the 300 ms are over"
+    );
+    // Sent in time: nothing more to tell, however long after.
+    s.poll_transmit(id, ms(320)).unwrap();
+    s.sent(id, ms(320));
+    s.push("bars", frame(4, 10), ms(330), 0).unwrap();
+    assert!(!s.drops_to_tell(ms(2_000)));
+}
+
+#[test]
 fn completeness_budgets_are_clamped_to_the_nodes_maxima() {
     let limits = Limits {
         max_output_frames: 8,
