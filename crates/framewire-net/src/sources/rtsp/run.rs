@@ -37,7 +37,6 @@ pub(super) fn start(cfg: RtspConfig, host: SourceHost) -> Result<std::thread::Jo
     let out = host.open(ingest.placeholder(), StreamState::Interrupted)?;
     let stop = host.stop_signal();
     info!(stream = %cfg.name, url = %cfg.url, "rtsp source");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let name = cfg.name.clone();
     let session = Session {
         cfg,
@@ -45,6 +44,18 @@ pub(super) fn start(cfg: RtspConfig, host: SourceHost) -> Result<std::thread::Jo
         handoff: Handoff::new(out, "rtsp source"),
         stop,
     };
+    // On the node's runtime when there is one: a frame pushed from one of
+    // its workers wakes the subscribers' writers on that worker, with no
+    // other thread to wake. The source's thread only waits for it.
+    if let Ok(rt) = tokio::runtime::Handle::try_current()
+        && rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        let task = rt.spawn(session.run());
+        return spawn_thread(&name, move || {
+            let _ = rt.block_on(task);
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     spawn_thread(&name, move || runtime.block_on(session.run()))
 }
 
