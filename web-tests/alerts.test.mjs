@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { launch, login as loginAt } from './helpers.mjs';
+import { launch, login as loginAt, until } from './helpers.mjs';
 
 const URL = process.env.FW_URL;
 const [opName, opPass] = (process.env.FW_OPERATOR ?? '').split(':');
@@ -37,7 +37,7 @@ test('a killed node (and the camera another node took from it) is an alert withi
     const offline = (page) => page.locator('#alerts tr.active[data-kind="node-offline"]', { hasText: 'host:cam' });
     // host:door's camera is cam's stream over RTSP: it goes with cam.
     const lost = (page) => page.locator('#alerts tr.active[data-kind="device-lost"]', { hasText: 'host:door/door' });
-    await until(async () => (await streamOf(op, 'host:door', 'door'))?.state === 'live', 'host:door/door live');
+    await until('host:door/door live', async () => (await streamOf(op, 'host:door', 'door'))?.state === 'live', 30_000);
     assert.equal(await lost(op).count(), 0);
     const killed = Date.now();
     process.kill(cam.pid, 'SIGKILL');
@@ -95,7 +95,7 @@ test('a full disk and a congested edge are alerts as soon as they show; acknowle
     const active = (page, kind, text) => page.locator(`#alerts tr.active[data-kind="${kind}"]`, { hasText: text });
 
     // The archive records; then its disk fills up.
-    await until(async () => /\[recording/.test(archiveOf(await streamOf(op, 'host:rec', 'rec'))), 'host:rec recording');
+    await until('host:rec recording', async () => /\[recording/.test(archiveOf(await streamOf(op, 'host:rec', 'rec'))), 30_000);
     const filler = join(process.env.FW_ARCHIVE_DIR, 'filler');
     fill(filler);
     const filled = Date.now();
@@ -160,15 +160,6 @@ test('a full disk and a congested edge are alerts as soon as they show; acknowle
 function shown(page, kind, text, timeout = 5_000) {
   return page.waitForFunction(([kind, text]) => [...document.querySelectorAll(`#alerts tr.active[data-kind="${kind}"]`)]
     .some((tr) => tr.textContent.includes(text) && tr.getClientRects().length > 0), [kind, text], { polling: 10, timeout });
-}
-
-/** Polls `check` every 100 ms until it holds, for up to `ms`. */
-async function until(check, what, ms = 30_000) {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`waited ${ms} ms for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** The stream `stream` of `node` in the controller's current graph. */

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { launch, login } from './helpers.mjs';
+import { launch, login, until } from './helpers.mjs';
 
 const URL = process.env.FW_URL;
 const [opName, opPass] = (process.env.FW_OPERATOR ?? '').split(':');
@@ -37,17 +37,6 @@ async function controls(page) {
   const d = (await r.json()).devices.find((x) => x.path === DEVICE);
   assert.ok(d, `no ${DEVICE} in the node's answer`);
   return d.controls;
-}
-
-async function until(what, check, ms = 10_000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await check();
-    if (last === true) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`${what}: ${JSON.stringify(last)}`);
 }
 
 async function openPanel(page) {

@@ -27,3 +27,16 @@ export async function login(browser, url, name, password, prepare) {
   await page.locator('#conn.on').waitFor();
   return page;
 }
+
+/** Waits up to `ms` for `check()` to return true, looking every 100 ms;
+ *  fails saying `what` and the last thing `check` returned otherwise. */
+export async function until(what, check, ms = 10_000) {
+  const end = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await check();
+    if (last === true) return;
+    if (Date.now() > end) throw new Error(`waited ${ms} ms for ${what}: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
