@@ -7,10 +7,17 @@
 //! (mutual authentication); a client always checks the server's against
 //! the CA it is given, and its name (an address or a DNS name) against the
 //! certificate's subject alternative names.
+//!
+//! Node connections ([`stream`]) take rustls's handshake and then protect
+//! their records with [`record`]: sealed from the caller's bytes straight
+//! into the socket's buffer, opened in place in the buffer the socket was
+//! read into. The web UI's HTTPS stays with rustls's own connection.
 
 #![forbid(unsafe_code)]
 
 pub mod ca;
+pub mod record;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -131,7 +138,12 @@ pub fn node_server_config(cert: &Path, key: &Path, peer_ca: Option<&Path>) -> Re
         }
         None => builder.with_no_client_auth(),
     };
-    Ok(Arc::new(builder.with_single_cert(load_certs(cert)?, load_key(key)?)?))
+    let mut config = builder.with_single_cert(load_certs(cert)?, load_key(key)?)?;
+    // Node connections hand their keys to [`stream`] after the handshake
+    // and never resume a session.
+    config.enable_secret_extraction = true;
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
 }
 
 /// A TLS 1.3 client that trusts the certificates of `ca`; with
@@ -140,10 +152,12 @@ pub fn node_server_config(cert: &Path, key: &Path, peer_ca: Option<&Path>) -> Re
 pub fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Arc<ClientConfig>, TlsError> {
     let builder =
         ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13]).with_root_certificates(roots(ca)?);
-    let config = match identity {
+    let mut config = match identity {
         Some((cert, key)) => builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?,
         None => builder.with_no_client_auth(),
     };
+    // For [`stream`]: the keys are handed over after the handshake.
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
