@@ -1,8 +1,8 @@
 //! `bench relay --tls`: the ceiling TLS sets on this machine, measured
 //! beside the relay. One sender and one receiver, each a thread of its
-//! own, move bytes over loopback TCP, then over TLS 1.3 with the same
-//! rustls configurations the nodes use: what TLS costs before any relay
-//! is involved.
+//! own, move bytes over loopback TCP, then over TLS 1.3 as node
+//! connections do (the same rustls configurations, the same record layer,
+//! `framewire_tls::stream`): what TLS costs before any relay is involved.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framewire_tls::rustls::{ClientConfig, ServerConfig};
-use framewire_tls::{TlsAcceptor, TlsConnector};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -38,7 +37,12 @@ fn one_run(tls: Option<(Arc<ServerConfig>, Arc<ClientConfig>)>, bytes: u64) -> a
         runtime()?.block_on(async move {
             let (sock, _) = TcpListener::from_std(listener)?.accept().await?;
             match server_cfg {
-                Some(cfg) => drain(TlsAcceptor::from(cfg).accept(sock).await?, bytes).await,
+                Some(cfg) => {
+                    let (r, mut w, _) = framewire_tls::stream::accept(sock, cfg).await?;
+                    let took = drain(r, bytes).await;
+                    w.shutdown().await?;
+                    took
+                }
                 None => drain(sock, bytes).await,
             }
         })
@@ -51,7 +55,8 @@ fn one_run(tls: Option<(Arc<ServerConfig>, Arc<ClientConfig>)>, bytes: u64) -> a
             match client_cfg {
                 Some(cfg) => {
                     let name = framewire_tls::server_name("127.0.0.1")?;
-                    fill(TlsConnector::from(cfg).connect(name, sock).await?, bytes).await
+                    let (r, w) = framewire_tls::stream::connect(sock, cfg, name).await?;
+                    fill(tokio::io::join(r, w), bytes).await
                 }
                 None => fill(sock, bytes).await,
             }

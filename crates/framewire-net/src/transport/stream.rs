@@ -9,8 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use framewire_tls::rustls::{self, ClientConfig, ServerConfig};
-use framewire_tls::{TlsAcceptor, TlsConnector};
-use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::error::NetError;
@@ -22,11 +21,6 @@ pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
-
-/// Bytes read from the socket at once under TLS. rustls asks for 4 KiB at
-/// a time; a buffer below it turns 16 of those into one system call
-/// (`framewire bench relay --tls`, docs/benchmarks.md).
-const TLS_READ_BUFFER: usize = 64 << 10;
 
 /// A plain TCP connection's halves.
 pub(crate) fn plain(sock: TcpStream) -> (ReadHalf, WriteHalf) {
@@ -55,12 +49,9 @@ pub(crate) async fn accept_tls(
     config: Arc<ServerConfig>,
     peer: SocketAddr,
 ) -> Result<(ReadHalf, WriteHalf, Accepted), NetError> {
-    let tls = TlsAcceptor::from(config)
-        .accept(BufReader::with_capacity(TLS_READ_BUFFER, sock))
+    let (r, w, certified) = framewire_tls::stream::accept(sock, config)
         .await
         .map_err(|e| tls_error(&peer.to_string(), &e))?;
-    let certified = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
-    let (r, w) = tokio::io::split(tls);
     Ok((Box::new(r), Box::new(w), Accepted { certified }))
 }
 
@@ -76,11 +67,9 @@ pub(crate) async fn dial_tls(
         peer: addr.to_owned(),
         reason: e.to_string(),
     })?;
-    let tls = TlsConnector::from(config)
-        .connect(name, BufReader::with_capacity(TLS_READ_BUFFER, sock))
+    let (r, w) = framewire_tls::stream::connect(sock, config, name)
         .await
         .map_err(|e| tls_error(addr, &e))?;
-    let (r, w) = tokio::io::split(tls);
     Ok((Box::new(r), Box::new(w)))
 }
 
