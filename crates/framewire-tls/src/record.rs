@@ -129,6 +129,26 @@ impl Protection {
         Ok(HEADER_LEN + body)
     }
 
+    /// Opens the whole record `record` (header and body) into `out`, which
+    /// must be as long as its inner plaintext (the body less the tag): the
+    /// content type and the length of the content at the start of `out`.
+    /// One pass from the record into `out`.
+    pub fn open_into(&mut self, record: &[u8], out: &mut [u8]) -> Result<(u8, usize), RecordError> {
+        let header: [u8; HEADER_LEN] = record[..HEADER_LEN].try_into().map_err(|_| RecordError::BadRecord)?;
+        let body = &record[HEADER_LEN..];
+        let inner = body.len().checked_sub(TAG_LEN).ok_or(RecordError::BadRecord)?;
+        if out.len() != inner {
+            return Err(RecordError::BadRecord);
+        }
+        let nonce = self.next_nonce();
+        let (cipher, tag) = body.split_at(inner);
+        self.key
+            .open_separate_gather(nonce, Aad::from(header), cipher, tag, out)
+            .map_err(|_| RecordError::BadRecord)?;
+        let end = out.iter().rposition(|&b| b != 0).ok_or(RecordError::NoContentType)?;
+        Ok((out[end], end))
+    }
+
     /// Opens the whole record `record` (header and body) in place: its
     /// content type and where its plaintext is within `record`.
     pub fn open(&mut self, record: &mut [u8]) -> Result<(u8, std::ops::Range<usize>), RecordError> {

@@ -377,20 +377,11 @@ impl std::fmt::Debug for TlsReader {
 }
 
 impl TlsReader {
-    /// Opens the next whole record in the buffer, if there is one: true
-    /// when one was taken.
-    fn next_record(&mut self) -> io::Result<bool> {
-        let Some(len) = record::complete_record(&self.buf[self.start..self.end]).map_err(record_error)? else {
-            return Ok(false);
-        };
-        let at = self.start;
-        let (typ, range) = self.rx.open(&mut self.buf[at..at + len]).map_err(record_error)?;
-        self.start += len;
-        let range = at + range.start..at + range.end;
+    /// Acts on a record that is not application data.
+    fn control(&mut self, typ: u8, body: &[u8]) -> io::Result<()> {
         match typ {
-            record::APPLICATION_DATA => self.plain = range,
             record::HANDSHAKE => {
-                for m in record::post_handshake(&self.buf[range]).map_err(record_error)? {
+                for m in record::post_handshake(body).map_err(record_error)? {
                     if let PostHandshake::KeyUpdate(asked) = m {
                         self.rx = self.shared.update(false)?;
                         if asked {
@@ -398,16 +389,19 @@ impl TlsReader {
                         }
                     }
                 }
+                Ok(())
             }
-            record::ALERT => match self.buf[range] {
-                [_, 0] => self.eof = true,
+            record::ALERT => match *body {
+                [_, 0] => {
+                    self.eof = true;
+                    Ok(())
+                }
                 // As rustls says it, so callers read the reason alike.
-                [_, desc] => return Err(invalid(rustls::Error::AlertReceived(desc.into()))),
-                _ => return Err(record_error(RecordError::BadRecord)),
+                [_, desc] => Err(invalid(rustls::Error::AlertReceived(desc.into()))),
+                _ => Err(record_error(RecordError::BadRecord)),
             },
-            other => return Err(record_error(RecordError::Unexpected(other))),
+            other => Err(record_error(RecordError::Unexpected(other))),
         }
-        Ok(true)
     }
 }
 
@@ -430,7 +424,35 @@ impl AsyncRead for TlsReader {
             if me.eof || out.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            if me.next_record()? {
+            let at = me.start;
+            if let Some(len) = record::complete_record(&me.buf[at..me.end]).map_err(record_error)? {
+                me.start += len;
+                let inner = len - record::HEADER_LEN - record::TAG_LEN;
+                if out.initialized().len() - out.filled().len() >= inner {
+                    // The caller's buffer has room, already initialized (a
+                    // frame's buffer): opened straight into it.
+                    let dst = &mut out.initialize_unfilled_to(inner)[..inner];
+                    let (typ, n) = me.rx.open_into(&me.buf[at..at + len], dst).map_err(record_error)?;
+                    if typ == record::APPLICATION_DATA {
+                        out.advance(n);
+                        if n > 0 {
+                            return Poll::Ready(Ok(()));
+                        }
+                    } else {
+                        let body = dst[..n].to_vec();
+                        me.control(typ, &body)?;
+                    }
+                    continue;
+                }
+                // Else opened in place, and read from there.
+                let (typ, range) = me.rx.open(&mut me.buf[at..at + len]).map_err(record_error)?;
+                let range = at + range.start..at + range.end;
+                if typ == record::APPLICATION_DATA {
+                    me.plain = range;
+                } else {
+                    let body = me.buf[range].to_vec();
+                    me.control(typ, &body)?;
+                }
                 continue;
             }
             // More bytes are needed: keep the partial record at the

@@ -140,3 +140,27 @@ fn handshake_messages_after_the_handshake() {
     assert_eq!(post_handshake(&[4, 0, 0, 9, 1]), Err(RecordError::BadRecord));
     assert_eq!(post_handshake(&[4, 0]), Err(RecordError::BadRecord));
 }
+
+#[test]
+fn a_record_opened_into_another_buffer_is_the_same_as_in_place() {
+    let (mut tx, mut rx) = pair(false);
+    let (_, mut rx2) = pair(false);
+    let data: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+    let mut wire = Vec::new();
+    tx.seal(&data, APPLICATION_DATA, &mut wire).unwrap();
+    let mut out = vec![0xaa; data.len() + 1];
+    assert_eq!(rx.open_into(&wire, &mut out), Ok((APPLICATION_DATA, data.len())));
+    assert_eq!(&out[..data.len()], &data[..]);
+    let (typ, r) = rx2.open(&mut wire.clone()).unwrap();
+    assert_eq!((typ, r.len()), (APPLICATION_DATA, data.len()));
+    // The wrong length of `out`, or an altered record: refused.
+    let mut again = Vec::new();
+    tx.seal(&data, APPLICATION_DATA, &mut again).unwrap();
+    assert_eq!(rx.open_into(&again, &mut out[..10]), Err(RecordError::BadRecord));
+    let mut tx3 = pair(false).0;
+    let mut rx3 = pair(false).1;
+    let mut w = Vec::new();
+    tx3.seal(&data, APPLICATION_DATA, &mut w).unwrap();
+    w[100] ^= 1;
+    assert_eq!(rx3.open_into(&w, &mut out), Err(RecordError::BadRecord));
+}

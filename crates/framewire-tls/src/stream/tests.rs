@@ -84,9 +84,26 @@ async fn write_all_vectored(w: &mut (impl AsyncWrite + Unpin), a: &[u8], b: &[u8
     Ok(())
 }
 
+/// Reads to the end through buffers the reader has to initialize.
 async fn recv(mut r: impl AsyncRead + Unpin) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     r.read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+/// Reads `len` bytes into a buffer that is initialized already (as a
+/// frame's is): whole records are opened straight into it.
+async fn recv_into(mut r: impl AsyncRead + Unpin, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = vec![0u8; len];
+    let mut have = 0;
+    while have < len {
+        let n = r.read(&mut out[have..(have + 100_000).min(len)]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        have += n;
+    }
+    assert_eq!(r.read(&mut [0u8; 16]).await?, 0, "nothing after the end");
     Ok(out)
 }
 
@@ -116,7 +133,12 @@ async fn both_ends_ours_carry_bytes_both_ways_through_key_updates() {
         cw.set_key_update_after(5);
         sw.set_key_update_after(5);
         let (up, down) = (pattern(6_000_000, 1), pattern(4_000_000, 2));
-        let (a, b, c, d) = tokio::join!(send(cw, up.clone()), recv(sr), send(sw, down.clone()), recv(cr));
+        let (a, b, c, d) = tokio::join!(
+            send(cw, up.clone()),
+            recv_into(sr, up.len()),
+            send(sw, down.clone()),
+            recv(cr)
+        );
         a.unwrap();
         c.unwrap();
         assert!(b.unwrap() == up, "client to server bytes differ");
