@@ -71,7 +71,18 @@ impl BufPool {
     /// (the smallest), else a new one. Nothing is written to it here, so a
     /// new buffer's pages become resident only as bytes are read into it:
     /// a peer's claim of a large payload costs nothing until the bytes come.
+    #[cfg(test)]
     pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        let mut buf = self.reuse(len);
+        buf.clear();
+        buf
+    }
+
+    /// As [`BufPool::take`], but a returned buffer keeps the bytes of its
+    /// earlier frame (at most `len` of them), so a reader can read into
+    /// them without zeroing them first. The caller overwrites every byte
+    /// it keeps; none of the earlier frame may show.
+    pub(crate) fn reuse(&self, len: usize) -> Vec<u8> {
         let reused = {
             let mut pool = self.lock();
             let best = pool
@@ -88,7 +99,7 @@ impl BufPool {
             })
         };
         let mut buf = reused.unwrap_or_else(|| Vec::with_capacity(len.next_multiple_of(ROUND)));
-        buf.clear();
+        buf.truncate(len);
         buf
     }
 

@@ -3,7 +3,7 @@
 
 use std::io::IoSlice;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
 use framewire_proto::{DecodeError, Decoder, Encoded, HEADER_LEN, Header, Message, VideoFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -36,12 +36,15 @@ pub struct FramedRead<R> {
     large: Option<Large>,
 }
 
-/// A large message being read: `payload` grows as its bytes arrive, up
-/// to the header's length.
+/// A large message being read: its first `have` bytes have arrived in
+/// `payload`, whose length is how much of it is initialized (a reused
+/// buffer's earlier bytes, or zeros ahead of what arrives), at most the
+/// header's length.
 #[derive(Debug)]
 struct Large {
     header: Header,
     payload: Vec<u8>,
+    have: usize,
 }
 
 impl<R: AsyncRead + Unpin> FramedRead<R> {
@@ -62,21 +65,29 @@ impl<R: AsyncRead + Unpin> FramedRead<R> {
         loop {
             if let Some(l) = &mut self.large {
                 let len = l.header.payload_len as usize;
-                if l.payload.len() == len {
-                    let Large { header, payload } = self.large.take().expect("checked above");
+                if l.have == len {
+                    let Large { header, payload, .. } = self.large.take().expect("checked above");
                     let payload = bufpool::global().share(payload);
                     return Ok(Some(Message::parse(header, payload)?));
                 }
-                // Into the buffer's spare room, no further than the message's end.
-                let want = len - l.payload.len();
-                let n = self.inner.read_buf(&mut (&mut l.payload).limit(want)).await?;
+                // Into initialized room, no further than the message's end:
+                // a TLS reader opens whole records straight into it. A new
+                // buffer is zeroed only ahead of what has arrived (at most
+                // as much again), so a claimed length costs little until
+                // its bytes come.
+                let room = len.min(l.have + l.have.max(READ_CHUNK));
+                if l.payload.len() < room {
+                    l.payload.resize(room, 0);
+                }
+                let n = self.inner.read(&mut l.payload[l.have..]).await?;
                 if n == 0 {
                     return Err(DecodeError::UnexpectedEof {
-                        buffered: HEADER_LEN + l.payload.len(),
+                        buffered: HEADER_LEN + l.have,
                         expected: HEADER_LEN + len,
                     }
                     .into());
                 }
+                l.have += n;
                 continue;
             }
             match self.decoder.check(&self.buf)? {
@@ -84,11 +95,18 @@ impl<R: AsyncRead + Unpin> FramedRead<R> {
                     // Move what has arrived (at most one chunk) into a
                     // buffer for this message; read the rest straight in.
                     let len = h.payload_len as usize;
-                    let mut payload = bufpool::global().take(len);
+                    let mut payload = bufpool::global().reuse(len);
                     let have = (self.buf.len() - HEADER_LEN).min(len);
-                    payload.extend_from_slice(&self.buf[HEADER_LEN..HEADER_LEN + have]);
+                    if payload.len() < have {
+                        payload.resize(have, 0);
+                    }
+                    payload[..have].copy_from_slice(&self.buf[HEADER_LEN..HEADER_LEN + have]);
                     self.buf.advance(HEADER_LEN + have);
-                    self.large = Some(Large { header: h, payload });
+                    self.large = Some(Large {
+                        header: h,
+                        payload,
+                        have,
+                    });
                     continue;
                 }
                 _ => {}
@@ -108,7 +126,7 @@ impl<R: AsyncRead + Unpin> FramedRead<R> {
 
     /// Bytes received but not yet part of a whole message.
     pub fn buffered(&self) -> usize {
-        self.buf.len() + self.large.as_ref().map_or(0, |l| HEADER_LEN + l.payload.len())
+        self.buf.len() + self.large.as_ref().map_or(0, |l| HEADER_LEN + l.have)
     }
 
     /// Changes the largest payload accepted from now on (a node accepts
@@ -222,6 +240,40 @@ mod tests {
         assert_eq!(got, vec![fa, fb, fc]);
         assert_eq!(r.buffered(), 0);
         assert!(r.next().await.unwrap().is_none(), "clean end after the last frame");
+    }
+
+    #[tokio::test]
+    async fn a_frame_in_a_reused_buffer_shows_nothing_of_the_earlier_one() {
+        let (mut tx, rx) = tokio::io::duplex(1 << 20);
+        let mut r = FramedRead::new(rx, Decoder::new());
+        let (a, fa) = frame(1, 200_000);
+        tx.write_all(&a).await.unwrap();
+        let got = video(
+            tokio::time::timeout(Duration::from_secs(10), r.next())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+        assert_eq!(got, fa);
+        drop(got);
+        // A smaller frame next, in pieces: it may get the buffer just
+        // dropped, its bytes still there; only the new frame's show.
+        let (b, fb) = frame(2, 180_000);
+        let writer = tokio::spawn(async move {
+            for piece in b.chunks(30_000) {
+                tx.write_all(piece).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+        let got = video(
+            tokio::time::timeout(Duration::from_secs(10), r.next())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+        writer.await.unwrap();
+        assert_eq!(got.data.len(), 180_000);
+        assert_eq!(got, fb);
     }
 
     #[tokio::test]
