@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 mod latency;
 mod peers;
 mod report;
+mod search;
 mod stall;
 mod throughput;
 mod tls;
@@ -23,6 +24,7 @@ mod tls;
 use latency::*;
 use peers::*;
 use report::*;
+use search::{RateSearch, SUSTAINED_LOSS_PCT};
 use stall::*;
 use throughput::*;
 

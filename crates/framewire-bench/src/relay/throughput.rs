@@ -293,18 +293,14 @@ pub(super) fn fw_run(
     })
 }
 
-/// Loss a paced run may show and still count as sustained, %.
-pub(super) const SUSTAINED_LOSS_PCT: f64 = 2.0;
-
 /// framewire's sustained rate for one case.
 ///
 /// A framewire relay never slows its input: with an unpaced source it
 /// reads every frame the source makes and drops, per output, what a
 /// subscriber cannot take, so an unpaced source measures overload, with
 /// CPU spent on frames that are dropped. So: one short probe with the
-/// source unpaced (delivered rate D), then up to four short probes with the
-/// source paced, from 2 D, raising the rate while the subscribers lose at
-/// most 2 % of the frames and bisecting once they lose more; then the
+/// source unpaced (delivered rate U), then up to [`search::MAX_PROBES`]
+/// short probes with the source paced, from U ([`RateSearch`]); then the
 /// measured run at the highest rate that held. Its delivered rate is
 /// reported (the unpaced probe's rate is shown beside it). `--source-fps`
 /// skips the search.
@@ -321,12 +317,11 @@ pub(super) fn fw_case(plan: &Plan, cx: &Ctx, wl: &Workload, n: usize) -> anyhow:
         probe0.lost_pct.unwrap_or(0.0),
         probe0.src_cpu_pct
     );
-    let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
-    let mut rate = (unpaced * 2.0).max(10.0);
-    for _ in 0..4 {
+    let mut search = RateSearch::new(unpaced);
+    while let Some(rate) = search.next() {
         let r = fw_run(plan, cx, wl, n, rate, pd, pw)?;
         let lost = r.lost_pct.unwrap_or(100.0);
-        let ok = lost <= SUSTAINED_LOSS_PCT && r.fps_med() >= rate * 0.9;
+        let ok = search.record(rate, r.fps_med(), lost);
         eprintln!(
             "bench:   probe {} x{n} source {rate:.0} fps: {:.1} fps/sub (min {:.1}), lost {lost:.1} %: {}",
             wl.kind.label(),
@@ -334,19 +329,8 @@ pub(super) fn fw_case(plan: &Plan, cx: &Ctx, wl: &Workload, n: usize) -> anyhow:
             r.fps_min(),
             if ok { "held" } else { "not held" }
         );
-        if ok {
-            good = Some(good.map_or(rate, |g: f64| g.max(rate)));
-            rate = bad.map_or(rate * 1.5, |b| (rate + b) / 2.0);
-        } else {
-            bad = Some(bad.map_or(rate, |b: f64| b.min(rate)));
-            rate = good.map_or(r.fps_med() * 0.9, |g| (g + rate) / 2.0);
-        }
-        if good.zip(bad).is_some_and(|(g, b)| b / g < 1.08) {
-            break;
-        }
     }
-    let rate = good.unwrap_or(rate);
-    let mut run = fw_run(plan, cx, wl, n, rate, plan.duration, plan.warmup)?;
+    let mut run = fw_run(plan, cx, wl, n, search.rate(), plan.duration, plan.warmup)?;
     run.unpaced_fps = Some(unpaced);
     Ok(run)
 }
