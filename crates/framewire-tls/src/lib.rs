@@ -127,7 +127,8 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
 /// fails the handshake; a client that shows none gets through, and the
 /// node decides (a deployment key, or a refusal).
 pub fn node_server_config(cert: &Path, key: &Path, peer_ca: Option<&Path>) -> Result<Arc<ServerConfig>, TlsError> {
-    let builder = ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13]);
+    let builder =
+        ServerConfig::builder_with_provider(node_provider()).with_protocol_versions(&[&rustls::version::TLS13])?;
     let builder = match peer_ca {
         Some(ca) => {
             let verifier = WebPkiClientVerifier::builder(Arc::new(roots(ca)?))
@@ -146,12 +147,29 @@ pub fn node_server_config(cert: &Path, key: &Path, peer_ca: Option<&Path>) -> Re
     Ok(Arc::new(config))
 }
 
+/// The cryptography of node connections: aws-lc-rs, with AES-128-GCM
+/// preferred to AES-256-GCM (a seventh less CPU per byte on this
+/// machine's AES instructions, and one pass of it on every hop: the
+/// relay bench's TLS cases, docs/benchmarks.md); ChaCha20-Poly1305 last.
+fn node_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    use rustls::crypto::aws_lc_rs::{cipher_suite, default_provider};
+    Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+            cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+        ],
+        ..default_provider()
+    })
+}
+
 /// A TLS 1.3 client that trusts the certificates of `ca`; with
 /// `identity` (certificate, key), it shows that certificate to servers
 /// that ask.
 pub fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Arc<ClientConfig>, TlsError> {
-    let builder =
-        ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13]).with_root_certificates(roots(ca)?);
+    let builder = ClientConfig::builder_with_provider(node_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca)?);
     let mut config = match identity {
         Some((cert, key)) => builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?,
         None => builder.with_no_client_auth(),

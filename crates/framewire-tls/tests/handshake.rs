@@ -158,3 +158,55 @@ fn files_are_not_replaced_without_force_and_bad_names_are_refused() {
     let e = framewire_tls::load_certs(&d.join(ca::CA_KEY)).unwrap_err().to_string();
     assert!(e.contains("holds no certificate"), "{e}");
 }
+
+/// The cipher suite a handshake between these configurations settles on.
+async fn suite(
+    server: std::sync::Arc<framewire_tls::rustls::ServerConfig>,
+    client: std::sync::Arc<framewire_tls::rustls::ClientConfig>,
+) -> framewire_tls::rustls::CipherSuite {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let serve = async move {
+        let mut s = TlsAcceptor::from(server).accept(a).await.unwrap();
+        let mut buf = [0u8; 1];
+        s.read_exact(&mut buf).await.unwrap();
+    };
+    let dial = async move {
+        let mut c = TlsConnector::from(client)
+            .connect(server_name("127.0.0.1").unwrap(), b)
+            .await
+            .unwrap();
+        c.write_all(b"x").await.unwrap();
+        c.flush().await.unwrap();
+        c.get_ref().1.negotiated_cipher_suite().unwrap().suite()
+    };
+    let (_, s) = tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(serve, dial) })
+        .await
+        .expect("a handshake within 10 s");
+    s
+}
+
+#[tokio::test]
+async fn node_connections_prefer_aes_128_gcm_and_take_a_peers_choice() {
+    use framewire_tls::rustls::{self, CipherSuite};
+    let (d, server, _) = site("suite");
+    let ca = d.join(ca::CA_CERT);
+    let s = framewire_tls::node_server_config(&server.cert, &server.key, Some(&ca)).unwrap();
+    let ours = client_config(&ca, None).unwrap();
+    assert_eq!(suite(s.clone(), ours).await, CipherSuite::TLS13_AES_128_GCM_SHA256);
+    // A client of rustls's defaults, which put AES-256-GCM first, gets it.
+    let mut roots = rustls::RootCertStore::empty();
+    for c in framewire_tls::load_certs(&ca).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let mut theirs =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    theirs.enable_secret_extraction = true;
+    assert_eq!(
+        suite(s, std::sync::Arc::new(theirs)).await,
+        CipherSuite::TLS13_AES_256_GCM_SHA384
+    );
+}
