@@ -312,18 +312,22 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
     }
     // Throughput.
     let mut rows: Vec<(Kind, usize, Option<Agg>, Option<Agg>)> = Vec::new();
-    let mut tls_rows: Vec<(Kind, usize, Option<Agg>, Option<Agg>)> = Vec::new();
+    let mut tls_rows: Vec<TlsRow> = Vec::new();
     for wl in &workloads {
         for &n in &plan.a.subscribers {
-            let (mut fw, mut gs) = (Vec::new(), Vec::new());
+            let (mut fw, mut gs, mut tl, mut pairs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for rep in 1..=plan.a.reps {
-                match fw_case(plan, cx, wl, n) {
+                let plain = match fw_case(plan, cx, wl, n) {
                     Ok(r) => {
                         progress("framewire", wl, n, rep, &r);
-                        fw.push(r);
+                        fw.push(r.clone());
+                        Some(r)
                     }
-                    Err(e) => eprintln!("bench: framewire {} x{n} rep {rep} failed: {e:#}", wl.kind.label()),
-                }
+                    Err(e) => {
+                        eprintln!("bench: framewire {} x{n} rep {rep} failed: {e:#}", wl.kind.label());
+                        None
+                    }
+                };
                 procs::kill_all();
                 if cx.gst.is_some() {
                     match gst_run(plan, cx, wl, n) {
@@ -335,20 +339,30 @@ fn bench(plan: &Plan, cx: &Ctx) -> anyhow::Result<()> {
                     }
                     procs::kill_all();
                 }
-            }
-            if let Some(tcx) = &tls_cx {
-                let mut tl = Vec::new();
-                for rep in 1..=plan.a.reps {
+                // TLS right after plain, so each pair meets the machine in
+                // the same state (its speed drifts between minutes here).
+                if let Some(tcx) = &tls_cx {
                     match fw_case(plan, tcx, wl, n) {
                         Ok(r) => {
                             progress("fw+TLS", wl, n, rep, &r);
+                            if let Some(p) = plain.as_ref().filter(|p| p.gbps > 0.0) {
+                                pairs.push(r.gbps / p.gbps);
+                            }
                             tl.push(r);
                         }
                         Err(e) => eprintln!("bench: framewire+TLS {} x{n} rep {rep} failed: {e:#}", wl.kind.label()),
                     }
                     procs::kill_all();
                 }
-                tls_rows.push((wl.kind, n, aggregate(&fw), aggregate(&tl)));
+            }
+            if tls_cx.is_some() {
+                tls_rows.push(TlsRow {
+                    kind: wl.kind,
+                    n,
+                    plain: aggregate(&fw),
+                    tls: aggregate(&tl),
+                    pairs,
+                });
             }
             rows.push((wl.kind, n, aggregate(&fw), aggregate(&gs)));
         }
