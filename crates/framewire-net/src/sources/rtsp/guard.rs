@@ -9,6 +9,27 @@
 //! bounded by the framing itself) — and refuses, with the reason, a
 //! message whose line, head or body is over its limit. The bytes it passes
 //! are not changed.
+//!
+//! It also tells its driver where the client would act: at the end of an
+//! RTSP message, and at the end of an RTP packet with the marker bit (the
+//! last packet of a video frame) or of an RTCP packet (whose second byte,
+//! the packet type, has the same bit set). Bytes before such an end can
+//! wait to be passed with it, in one write instead of one per packet;
+//! except whole packets of a channel that has never marked an end (audio),
+//! which are to be passed soon ([`Feed::Soon`]).
+
+/// What the bytes fed so far call for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Feed {
+    /// They end a message or a frame: pass them now.
+    End,
+    /// Their end is still to come (a message, a frame's packets): they
+    /// can wait for it.
+    Hold,
+    /// They hold a whole packet of a channel that does not mark its ends:
+    /// pass them soon.
+    Soon,
+}
 
 use std::fmt;
 
@@ -53,9 +74,15 @@ enum State {
     /// Between messages.
     Start,
     /// The 3 bytes after `$` (channel and length), `have` of them so far.
-    DataHeader { have: usize, len: [u8; 2] },
-    /// Bytes of interleaved data still to pass.
-    Data { left: usize },
+    DataHeader { have: usize, channel: u8, len: [u8; 2] },
+    /// Bytes of interleaved data still to pass, `seen` of it passed, and
+    /// whether its second byte has the marker bit.
+    Data {
+        channel: u8,
+        left: usize,
+        seen: usize,
+        marker: bool,
+    },
     /// In a message head.
     Head { head: usize, body: u64 },
     /// Bytes of a message body still to pass.
@@ -68,6 +95,11 @@ pub(crate) struct Guard {
     state: State,
     /// The current head line (kept up to [`MAX_LINE`] bytes).
     line: Vec<u8>,
+    /// Channels that have marked an end, one bit each.
+    marking: [u64; 4],
+    /// A whole packet of a channel not in `marking` came since the last
+    /// [`Feed::End`].
+    loose: bool,
 }
 
 impl Default for Guard {
@@ -81,18 +113,28 @@ impl Guard {
         Guard {
             state: State::Start,
             line: Vec::new(),
+            marking: [0; 4],
+            loose: false,
         }
     }
 
-    /// The next bytes from the server: fine, or the limit they break (the
-    /// connection is then to be closed; the guard stays failed).
-    pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> Result<(), GuardError> {
+    /// The next bytes from the server: what the bytes since the last
+    /// [`Feed::End`] call for (see the module's notes), or the limit they
+    /// break (the connection is then to be closed; the guard stays failed).
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> Result<Feed, GuardError> {
+        let mut ends = false;
         while let Some(&b) = bytes.first() {
             match &mut self.state {
                 State::Start => {
                     bytes = &bytes[1..];
                     match b {
-                        b'$' => self.state = State::DataHeader { have: 0, len: [0; 2] },
+                        b'$' => {
+                            self.state = State::DataHeader {
+                                have: 0,
+                                channel: 0,
+                                len: [0; 2],
+                            }
+                        }
                         b'\r' | b'\n' => {}
                         _ => {
                             self.line.clear();
@@ -101,22 +143,49 @@ impl Guard {
                         }
                     }
                 }
-                State::DataHeader { have, len } => {
-                    if *have > 0 {
+                State::DataHeader { have, channel, len } => {
+                    if *have == 0 {
+                        *channel = b;
+                    } else {
                         len[*have - 1] = b;
                     }
                     *have += 1;
                     bytes = &bytes[1..];
                     if *have == 3 {
                         let left = usize::from(u16::from_be_bytes(*len));
-                        self.state = if left == 0 { State::Start } else { State::Data { left } };
+                        self.state = if left == 0 {
+                            State::Start
+                        } else {
+                            State::Data {
+                                channel: *channel,
+                                left,
+                                seen: 0,
+                                marker: false,
+                            }
+                        };
                     }
                 }
-                State::Data { left } => {
+                State::Data {
+                    channel,
+                    left,
+                    seen,
+                    marker,
+                } => {
                     let n = (*left).min(bytes.len());
+                    if *seen <= 1 && *seen + n > 1 {
+                        *marker = bytes[1 - *seen] & 0x80 != 0;
+                    }
+                    *seen += n;
                     *left -= n;
                     bytes = &bytes[n..];
                     if *left == 0 {
+                        let bit = (usize::from(*channel / 64), 1u64 << (*channel % 64));
+                        if *marker {
+                            self.marking[bit.0] |= bit.1;
+                            ends = true;
+                        } else if self.marking[bit.0] & bit.1 == 0 {
+                            self.loose = true;
+                        }
                         self.state = State::Start;
                     }
                 }
@@ -125,6 +194,7 @@ impl Guard {
                     *left -= n as u64;
                     bytes = &bytes[n..];
                     if *left == 0 {
+                        ends = true;
                         self.state = State::Start;
                     }
                 }
@@ -149,6 +219,7 @@ impl Guard {
                     let text = line.strip_suffix(b"\n").unwrap_or(&line);
                     let text = text.strip_suffix(b"\r").unwrap_or(text);
                     if text.is_empty() {
+                        ends |= body == 0;
                         self.state = if body == 0 {
                             State::Start
                         } else {
@@ -164,7 +235,14 @@ impl Guard {
                 }
             }
         }
-        Ok(())
+        Ok(if ends {
+            self.loose = false;
+            Feed::End
+        } else if self.loose {
+            Feed::Soon
+        } else {
+            Feed::Hold
+        })
     }
 
     fn fail(&mut self, e: GuardError) -> GuardError {
@@ -229,6 +307,61 @@ mod tests {
             }
             assert!(matches!(g.state, State::Start), "pieces of {piece}: {:?}", g.state);
         }
+    }
+
+    /// An RTP packet of `len` bytes, the marker bit as given.
+    fn rtp(marker: bool, len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len.max(12)];
+        p[0] = 0x80;
+        p[1] = if marker { 0x80 | 96 } else { 96 };
+        p
+    }
+
+    #[test]
+    fn the_end_of_a_message_or_of_a_marked_packet_is_told_in_any_pieces() {
+        let cases: [(Vec<u8>, Feed); 6] = [
+            (response(b"v=0\r\n"), Feed::End),
+            (response(b""), Feed::End),
+            // A channel not yet seen marking an end.
+            (data(0, &rtp(false, 1400)), Feed::Soon),
+            (data(0, &rtp(true, 900)), Feed::End),
+            // An RTCP sender report: packet type 200 has the bit.
+            (data(1, &[0x80, 200, 0, 6]), Feed::End),
+            (data(0, &[]), Feed::Hold),
+        ];
+        for (bytes, told) in &cases {
+            for piece in [1, 2, 3, 5, bytes.len()] {
+                let mut g = Guard::new();
+                let mut all = Vec::new();
+                for chunk in bytes.chunks(piece) {
+                    all.push(g.feed(chunk).unwrap());
+                }
+                // Only the piece that ends it says so.
+                let last = all.pop().unwrap();
+                assert_eq!(last, *told, "pieces of {piece} of {:?}", &bytes[..4]);
+                assert!(all.iter().all(|t| *t == Feed::Hold), "pieces of {piece}: {all:?}");
+            }
+        }
+        // Unmarked packets, then a marked one, in one read: one end.
+        let mut g = Guard::new();
+        let frame = [
+            data(0, &rtp(false, 1400)),
+            data(0, &rtp(false, 1400)),
+            data(0, &rtp(true, 300)),
+        ]
+        .concat();
+        assert_eq!(g.feed(&frame).unwrap(), Feed::End);
+        // Channel 0 has marked an end: its next frame's packets wait for
+        // theirs, while another channel's unmarked packet is to go soon,
+        // until an end passes it on.
+        assert_eq!(g.feed(&data(0, &rtp(false, 1400))).unwrap(), Feed::Hold);
+        assert_eq!(g.feed(&data(2, &rtp(false, 160))).unwrap(), Feed::Soon);
+        assert_eq!(g.feed(&data(0, &rtp(false, 1400))).unwrap(), Feed::Soon);
+        assert_eq!(g.feed(&data(0, &rtp(true, 1400))).unwrap(), Feed::End);
+        assert_eq!(g.feed(&data(0, &rtp(false, 1400))).unwrap(), Feed::Hold);
+        // A message in pieces waits for its end.
+        assert_eq!(g.feed(b"RTSP/1.0 200 OK\r\nCSeq: 3\r\n").unwrap(), Feed::Hold);
+        assert_eq!(g.feed(b"\r\n").unwrap(), Feed::End);
     }
 
     #[test]
