@@ -159,6 +159,17 @@ mod tests {
         (cam, client, task)
     }
 
+    /// What the client's first read returns, read as soon as anything
+    /// comes.
+    fn first_read(mut client: TcpStream) -> JoinHandle<Vec<u8>> {
+        tokio::spawn(async move {
+            let mut got = vec![0u8; 64 * 1024];
+            let n = client.read(&mut got).await.unwrap();
+            got.truncate(n);
+            got
+        })
+    }
+
     fn packet(marker: bool) -> Vec<u8> {
         let mut p = vec![b'$', 0, 0x05, 0x78];
         p.extend_from_slice(&[0x80, if marker { 0x80 | 96 } else { 96 }]);
@@ -169,14 +180,9 @@ mod tests {
     #[tokio::test]
     async fn a_frames_packets_reach_the_client_in_one_piece_when_it_ends() {
         tokio::time::timeout(Duration::from_secs(10), async {
-            let (mut cam, mut client, _task) = through(Duration::from_secs(3)).await;
+            let (mut cam, client, _task) = through(Duration::from_secs(3)).await;
             // The client reads as soon as anything comes.
-            let reader = tokio::spawn(async move {
-                let mut got = vec![0u8; 64 * 1024];
-                let n = client.read(&mut got).await.unwrap();
-                got.truncate(n);
-                got
-            });
+            let reader = first_read(client);
             let mut frame = Vec::new();
             for i in 0..10 {
                 let p = packet(i == 9);
@@ -231,12 +237,7 @@ mod tests {
             client.read_exact(&mut got).await.unwrap();
             // Channel 0 marks its ends now: a packet of its next frame
             // waits for the frame's last, past the hold time.
-            let reader = tokio::spawn(async move {
-                let mut got = vec![0u8; 64 * 1024];
-                let n = client.read(&mut got).await.unwrap();
-                got.truncate(n);
-                got
-            });
+            let reader = first_read(client);
             let frame = [packet(false), packet(true)];
             cam.write_all(&frame[0]).await.unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;
