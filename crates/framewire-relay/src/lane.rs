@@ -34,6 +34,11 @@ pub struct Lane {
     pub(crate) queue: VecDeque<Entry>,
     pub(crate) queued_bytes: u64,
     pub(crate) waiting_keyframe: bool,
+    /// A low-latency lane sending a cached group of pictures and the frames
+    /// that followed it: frames queue behind each other, up to this many,
+    /// instead of replacing the unsent one, until the lane runs empty or
+    /// drops one.
+    pub(crate) catch_up: Option<usize>,
     /// Drops since the last frame queued on this lane, for the next one.
     pub(crate) lost: u64,
     /// The input was removed; the lane goes once it is empty.
@@ -55,6 +60,7 @@ impl Lane {
             // A decoder cannot start at a frame that depends on others: a
             // new output of an inter-coded input waits for a keyframe.
             waiting_keyframe: inter_coded,
+            catch_up: None,
             lost: 0,
             detached: false,
             frames_in: 0,

@@ -182,11 +182,20 @@ impl Output {
     }
 
     /// The frame limit in force: configured for completeness; for
-    /// low-latency one pending frame per lane plus the one in flight.
+    /// low-latency one pending frame per lane plus the one in flight, and
+    /// the frames a lane catching up holds.
     fn frame_limit(&self) -> u32 {
         match self.mode {
             Mode::Completeness => self.max_frames,
-            Mode::LowLatency => u32::try_from(self.lanes.len() + 1).unwrap_or(u32::MAX),
+            Mode::LowLatency => {
+                let catching: usize = self
+                    .lanes
+                    .iter()
+                    .filter(|l| l.catch_up.is_some())
+                    .map(|l| l.queue.len())
+                    .sum();
+                u32::try_from(self.lanes.len() + 1 + catching).unwrap_or(u32::MAX)
+            }
         }
     }
 
@@ -202,6 +211,7 @@ impl Output {
         let lane = &mut self.lanes[li];
         lane.drops.add(reason);
         lane.lost += 1;
+        lane.catch_up = None;
         if lane.inter_coded {
             lane.waiting_keyframe = true;
         }
@@ -214,6 +224,7 @@ impl Output {
     /// frame that depended on it, up to the next queued keyframe.
     fn drop_head(&mut self, li: usize, reason: DropReason, now: Instant) {
         let mut reason = reason;
+        self.lanes[li].catch_up = None;
         loop {
             let lane = &mut self.lanes[li];
             let Some(e) = lane.queue.pop_front() else {
@@ -250,36 +261,31 @@ impl Output {
     /// Offers a frame of `input`'s lane `li`. Never fails, never waits:
     /// the frame is queued or dropped and counted.
     /// A new lane's start from its input's current group of pictures
-    /// (keyframe first, with their arrival times): a completeness output
-    /// takes the whole group, so its decoder shows the current picture at
-    /// once; a low-latency one takes the keyframe, a picture at once, and
-    /// then waits for the next keyframe if later frames of the group
-    /// (which it will not get) came after it.
+    /// (keyframe first, with their arrival times), so its decoder shows a
+    /// picture at once and reaches the current one: the whole group is
+    /// queued. A low-latency lane then catches up: the frames that follow
+    /// queue behind the group instead of replacing the unsent one, until
+    /// the lane has sent everything (and is live) or a frame is dropped
+    /// (then it waits for the next keyframe, as after any drop). A link
+    /// that falls further behind than the group and one frame is not
+    /// catching up: the newest frame wins again, and the lane waits.
     pub(crate) fn seed(&mut self, li: usize, gop: &[(Frame, Instant)]) {
-        let Some((key, at)) = gop.first() else { return };
+        let Some((key, _)) = gop.first() else { return };
         if !key.flags.is_keyframe() || li >= self.lanes.len() {
             return;
         }
-        match self.mode {
-            // Drained detached lanes go only after the last offer: `li`
-            // must keep naming this lane (a lane removed before it would
-            // move it).
-            Mode::Completeness => {
-                for (f, at) in gop {
-                    self.offer_inner(li, f, *at);
-                }
-            }
-            // The keyframe; the rest of the group counts as offered and
-            // dropped, so the lane waits for the next keyframe and the
-            // frame it sends then carries the gap.
-            Mode::LowLatency => {
-                self.offer_inner(li, key, *at);
-                for (_, at) in &gop[1..] {
-                    self.frames_in += 1;
-                    self.lanes[li].frames_in += 1;
-                    self.drop_arriving(li, DropReason::WaitingKeyframe, *at);
-                }
-            }
+        let low_latency = self.mode == Mode::LowLatency;
+        if low_latency {
+            self.lanes[li].catch_up = Some(usize::MAX);
+        }
+        // Drained detached lanes go only after the last offer: `li` must
+        // keep naming this lane (a lane removed before it would move it).
+        for (f, at) in gop {
+            self.offer_inner(li, f, *at);
+        }
+        let lane = &mut self.lanes[li];
+        if low_latency && lane.catch_up.is_some() {
+            lane.catch_up = Some(lane.queue.len() + 1);
         }
         self.reap_all();
     }
@@ -301,7 +307,11 @@ impl Output {
         if len > self.max_bytes {
             return self.drop_arriving(li, DropReason::Oversize, now);
         }
-        if self.mode == Mode::LowLatency && !self.lanes[li].is_empty() {
+        let lane = &mut self.lanes[li];
+        if lane.catch_up.is_some_and(|most| lane.queue.len() >= most) {
+            lane.catch_up = None;
+        }
+        if self.mode == Mode::LowLatency && !lane.is_empty() && lane.catch_up.is_none() {
             // Newest wins: the unsent frame of this input gives way.
             self.drop_head(li, DropReason::Replaced, now);
         }
@@ -371,6 +381,10 @@ impl Output {
         };
         let len = entry.frame.data.len() as u64;
         lane.queued_bytes -= len;
+        if lane.queue.is_empty() {
+            // Caught up: the lane is live again, newest frame wins.
+            lane.catch_up = None;
+        }
         let lost = entry.lost;
         let input = lane.input;
         self.queued_frames -= 1;

@@ -649,48 +649,88 @@ fn a_completeness_output_joining_mid_group_gets_the_whole_group_at_once() {
 }
 
 #[test]
-fn a_low_latency_output_joining_mid_group_shows_the_keyframe_then_waits() {
+fn a_low_latency_output_joining_mid_group_catches_up_and_goes_on_live() {
     let (mut relay, input, t0) = mid_group(1 << 20);
     let out = relay
         .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
         .unwrap();
-    assert_eq!(seqs(&drain(&mut relay, out, t0)), [1]);
-    // 2 and 3 never reached it: 4 depends on them.
+    assert!(relay.is_ready(out), "a frame is ready at once");
+    // The whole group at once: its decoder shows a picture and reaches the
+    // current one, with nothing lost.
+    let got = drain(&mut relay, out, t0);
+    assert_eq!(seqs(&got), [1, 2, 3]);
+    assert!(got.iter().all(|t| t.lost == 0));
+    // Live from there on: the next frames follow it directly.
     relay.push(input, frame(4, 100, false), ms(t0, 100)).unwrap();
-    assert!(drain(&mut relay, out, ms(t0, 100)).is_empty());
-    relay.push(input, frame(5, 100, true), ms(t0, 133)).unwrap();
-    let got = drain(&mut relay, out, ms(t0, 133));
-    assert_eq!(seqs(&got), [5]);
-    // The frames it skipped (2 and 3 of the group, 4) are its gap and its
-    // drops, as the receiver sees them.
-    assert_eq!(got[0].lost, 3);
+    assert_eq!(seqs(&drain(&mut relay, out, ms(t0, 100))), [4]);
+    // Caught up, it is low-latency again: of two frames before a send, the
+    // newest wins, and the frame after a replaced one waits for a keyframe.
+    relay.push(input, frame(5, 100, false), ms(t0, 133)).unwrap();
     relay.push(input, frame(6, 100, false), ms(t0, 166)).unwrap();
-    assert_eq!(seqs(&drain(&mut relay, out, ms(t0, 166))), [6]);
-    let s = relay.output_snapshot(out, ms(t0, 166)).unwrap();
-    assert_eq!((s.frames_in, s.frames_sent), (6, 3));
-    assert_eq!(s.drops.get(DropReason::WaitingKeyframe), 3);
+    assert!(drain(&mut relay, out, ms(t0, 166)).is_empty());
+    relay.push(input, frame(7, 100, true), ms(t0, 200)).unwrap();
+    let got = drain(&mut relay, out, ms(t0, 200));
+    assert_eq!(seqs(&got), [7]);
+    assert_eq!(got[0].lost, 2);
+    let s = relay.output_snapshot(out, ms(t0, 200)).unwrap();
+    assert_eq!((s.frames_in, s.frames_sent), (7, 5));
+    assert_eq!(s.drops.get(DropReason::Replaced), 1);
+    assert_eq!(s.drops.get(DropReason::WaitingKeyframe), 1);
 
-    // Right after a keyframe, the next frame follows it directly.
-    let mut relay = Relay::default();
-    let input = relay.add_input(INTER);
-    relay.push(input, frame(1, 100, true), t0).unwrap();
+    // Right after a keyframe, the next frame queues behind it, unsent or not.
+    for send_first in [false, true] {
+        let mut relay = Relay::default();
+        let input = relay.add_input(INTER);
+        relay.push(input, frame(1, 100, true), t0).unwrap();
+        let out = relay
+            .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
+            .unwrap();
+        let mut got = Vec::new();
+        if send_first {
+            got = seqs(&drain(&mut relay, out, t0));
+        }
+        relay.push(input, frame(2, 100, false), t0).unwrap();
+        got.extend(seqs(&drain(&mut relay, out, t0)));
+        assert_eq!(got, [1, 2], "sent first: {send_first}");
+    }
+}
+
+#[test]
+fn a_low_latency_output_that_cannot_catch_up_waits_for_the_next_keyframe() {
+    // A group of 3; the output sends nothing while 4 and 5 arrive.
+    let (mut relay, input, t0) = mid_group(1 << 20);
     let out = relay
         .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
         .unwrap();
-    relay.push(input, frame(2, 100, false), t0).unwrap();
-    // The slot held 1 when 2 arrived: 1 was replaced, and 2 cannot be
-    // decoded without it, so the output waits; sent at once, both go.
-    let got = seqs(&drain(&mut relay, out, t0));
-    assert!(got.is_empty() || got == [1], "{got:?}");
-    let mut relay = Relay::default();
-    let input = relay.add_input(INTER);
-    relay.push(input, frame(1, 100, true), t0).unwrap();
+    // One frame more than the group may queue behind it...
+    relay.push(input, frame(4, 100, false), ms(t0, 100)).unwrap();
+    // ...but a link further behind than that is not catching up: the
+    // newest wins, what depended on the dropped frames goes, and the
+    // lane waits for a keyframe.
+    relay.push(input, frame(5, 100, false), ms(t0, 133)).unwrap();
+    assert!(drain(&mut relay, out, ms(t0, 133)).is_empty());
+    relay.push(input, frame(6, 100, false), ms(t0, 166)).unwrap();
+    relay.push(input, frame(7, 100, true), ms(t0, 200)).unwrap();
+    let got = drain(&mut relay, out, ms(t0, 200));
+    assert_eq!(seqs(&got), [7]);
+    assert_eq!(got[0].lost, 6);
+    let s = relay.output_snapshot(out, ms(t0, 200)).unwrap();
+    assert_eq!((s.frames_in, s.frames_sent, s.drops.total()), (7, 1, 6));
+
+    // The same while one frame is in flight: it finishes, the rest waits.
+    let (mut relay, input, t0) = mid_group(1 << 20);
     let out = relay
         .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
         .unwrap();
-    assert_eq!(seqs(&drain(&mut relay, out, t0)), [1]);
-    relay.push(input, frame(2, 100, false), t0).unwrap();
-    assert_eq!(seqs(&drain(&mut relay, out, t0)), [2]);
+    let first = relay.poll_transmit(out, t0).unwrap();
+    assert_eq!(first.frame.sequence, 1);
+    for (seq, at) in [(4, 100), (5, 133), (6, 166)] {
+        relay.push(input, frame(seq, 100, false), ms(t0, at)).unwrap();
+    }
+    relay.sent(out, ms(t0, 166)).unwrap();
+    assert!(drain(&mut relay, out, ms(t0, 166)).is_empty());
+    relay.push(input, frame(7, 100, true), ms(t0, 200)).unwrap();
+    assert_eq!(seqs(&drain(&mut relay, out, ms(t0, 200))), [7]);
 }
 
 #[test]
