@@ -174,9 +174,20 @@ impl Session {
         };
         let mut clock = CameraClock::default();
         let mut delivered = 0u64;
+        // One timer for the stall, moved on only when it fires, rather than
+        // one set and cancelled for every frame.
+        let mut last = tokio::time::Instant::now();
+        let stall = tokio::time::sleep(self.cfg.stall);
+        tokio::pin!(stall);
         loop {
-            let item = match tokio::time::timeout(self.cfg.stall, frames.next()).await {
-                Err(_) => {
+            let next = tokio::select! {
+                biased;
+                next = frames.next() => next,
+                () = &mut stall => {
+                    if last.elapsed() < self.cfg.stall {
+                        stall.as_mut().reset(last + self.cfg.stall);
+                        continue;
+                    }
                     return End {
                         message: format!(
                             "no frame from the camera for {:?}: session started again",
@@ -186,21 +197,24 @@ impl Session {
                         frames: delivered,
                     };
                 }
-                Ok(None) => {
+            };
+            last = tokio::time::Instant::now();
+            let item = match next {
+                None => {
                     return End {
                         message: "the camera ended the session".into(),
                         reason: EventReason::UpstreamLost,
                         frames: delivered,
                     };
                 }
-                Ok(Some(Err(e))) => {
+                Some(Err(e)) => {
                     return End {
                         message: e.to_string(),
                         reason: EventReason::UpstreamLost,
                         frames: delivered,
                     };
                 }
-                Ok(Some(Ok(item))) => item,
+                Some(Ok(item)) => item,
             };
             let CodecItem::VideoFrame(f) = item else {
                 continue;
