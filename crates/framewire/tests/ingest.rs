@@ -301,17 +301,30 @@ async fn a_new_subscriber_starts_from_the_cached_group_of_pictures() {
                 waited < Duration::from_millis(1500),
                 "{mode:?}: waited {waited:?} for a picture"
             );
-            if mode == framewire_proto::DeliveryMode::Completeness {
-                // The rest of the group follows at once: the current picture.
-                let mut n = 1;
-                let burst = Instant::now();
-                while n < 20 && burst.elapsed() < Duration::from_millis(500) {
-                    if let Some(Message::VideoFrame(_)) = next(&mut c, Duration::from_millis(500)).await {
-                        n += 1;
+            // Either mode: the rest of the group follows at once (the
+            // current picture), and then the live frames, none missed.
+            let mut last = first.sequence;
+            let burst = Instant::now();
+            let mut in_burst = 1;
+            for _ in 0..60 {
+                let f = loop {
+                    match next(&mut c, Duration::from_secs(2)).await {
+                        Some(Message::VideoFrame(f)) => break f,
+                        Some(_) => {}
+                        None => panic!("{mode:?}: the frames stopped after {last}"),
                     }
+                };
+                assert_eq!(f.sequence, last + 1, "{mode:?}: a gap after {last}");
+                assert!(!f.flags.is_discontinuity(), "{mode:?}: {:?}", f.flags);
+                last = f.sequence;
+                if burst.elapsed() < Duration::from_millis(300) {
+                    in_burst += 1;
                 }
-                assert!(n >= 20, "only {n} frames of the group came in a burst");
             }
+            assert!(
+                in_burst >= 20,
+                "{mode:?}: only {in_burst} frames of the group came in a burst"
+            );
         }
     })
     .await
