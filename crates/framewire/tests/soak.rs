@@ -1,4 +1,4 @@
-//! The soak's CI variant: `framewire bench soak` for two minutes (a camera
+//! The soak's CI variant: `framewire bench soak` for 90 s (a camera
 //! node, a relay, a recorder with an archive, a viewer window on Xvfb, a
 //! controller with its web UI, and subscribers, web clients and ffmpeg
 //! RTSP players joining and leaving all the time), which judges the run
@@ -13,16 +13,16 @@ use std::process::Command;
 use std::time::Duration;
 
 #[test]
-fn two_minutes_of_clients_coming_and_going_leave_every_node_as_it_was() {
+fn ninety_seconds_of_clients_coming_and_going_leave_every_node_as_it_was() {
     let out = common::temp_dir("soak");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_framewire"));
     cmd.args([
         "bench",
         "soak",
         "--duration",
-        "2m",
+        "90s",
         "--sample",
-        "5s",
+        "3s",
         "--warmup",
         "30s",
         "--out",

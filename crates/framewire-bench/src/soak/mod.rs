@@ -37,7 +37,7 @@ use crate::procs::{self, Capture, KillGuard, Proc};
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Examples:\n  \
 framewire bench soak --duration 1h          the long run (docs/reliability.md)\n  \
-framewire bench soak --duration 2m --sample 5s   the variant CI runs\n\n\
+framewire bench soak --duration 90s --sample 3s  the variant CI runs\n\n\
 Needs ffmpeg (archive, RTSP players) and Xvfb (the viewer window): scripts/setup.sh installs them.")]
 pub struct Args {
     /// How long to run: 90s, 2m, 1h.
