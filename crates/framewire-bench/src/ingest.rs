@@ -3,10 +3,11 @@
 //! cache, beside the peers a user would pick instead, in one run.
 //!
 //! **Cameras.** GStreamer's RTSP server (`tests/tools/rtsp_server.py`)
-//! serves one live 1080p30 H.264 picture (x264enc, the given bit rate,
-//! a keyframe every 2 s) from one shared encoder; each "camera" is its own
-//! RTSP session (TCP) to it, so every receiver depacketizes every camera
-//! on its own. Then, for N cameras, in turn:
+//! serves a pre-encoded 1080p30 H.264 clip (10 s of x264enc at the given
+//! bit rate, a keyframe every 2 s, encoded once at its start) in a loop
+//! from memory, so the cameras cost payloading and not encoding; each
+//! "camera" is its own RTSP session (TCP) to it, so every receiver
+//! depacketizes every camera on its own. Then, for N cameras, in turn:
 //! - framewire: one node with N `rtsp` sources, and two subscribers per
 //!   camera (low-latency, on loopback TCP, in this process); and again
 //!   with no subscriber (ingest alone);
@@ -398,9 +399,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let mut cmd = Command::new(python());
     cmd.arg(&a.rtsp_server)
         .args(["--port", &port.to_string(), "--codec", "h264", "--size", &a.size])
-        .args(["--gop", "60", "--bitrate", &a.kbit.to_string(), "--pattern", "snow"]);
+        .args(["--gop", "60", "--bitrate", &a.kbit.to_string(), "--pattern", "snow"])
+        .args(["--clip", "10"]);
     let server = procs::spawn("rtsp server", &mut cmd, Capture::Nothing, None)?;
-    let end = Instant::now() + Duration::from_secs(20);
+    // The server encodes its 10 s clip before it listens.
+    let end = Instant::now() + Duration::from_secs(120);
     while !procs::listening(port) {
         if Instant::now() > end || !server.alive() {
             bail!("GStreamer's RTSP server did not start ({})", a.rtsp_server);
