@@ -53,6 +53,31 @@ fn check_camera_time(got: &Got) {
     );
 }
 
+/// The benchmark's cameras (`framewire bench ingest`) play a pre-encoded
+/// clip in a loop: a client sees one unbroken stream across the loop's
+/// seams, every frame in order, decodable, at the camera's regular pace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_playing_a_clip_in_a_loop_is_one_unbroken_stream() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dir = temp_dir("rtsp-clip");
+        let port = free_port();
+        // One second: two groups of 15 frames, then again.
+        let _server = rtsp_server_with(port, "h264", &["--clip", "1"]);
+        let node = node_with("test:rtsp", &format!("rtsp:cam,url=rtsp://127.0.0.1:{port}/cam"));
+        wait_frames(node.addr, "cam", Duration::from_secs(30)).await;
+        let got = collect(node.addr, "cam", Duration::from_secs(20), |g| g.frames.len() >= 100).await;
+        assert!(got.frames.len() >= 100, "{} frames", got.frames.len());
+        for w in got.frames.windows(2) {
+            assert_eq!(w[1].sequence, w[0].sequence + 1, "a gap after {}", w[0].sequence);
+            assert!(!w[1].flags.is_discontinuity(), "{}: {:?}", w[1].sequence, w[1].flags);
+        }
+        check_passthrough(&got, Codec::H264, (640, 360), &dir);
+        check_camera_time(&got);
+    })
+    .await
+    .expect("within 90 s");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cameras_in_h264_h265_and_mjpeg_over_tcp_and_udp_with_digest() {
     tokio::time::timeout(Duration::from_secs(150), async {
