@@ -104,7 +104,8 @@ impl InputConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Budget {
     /// Most frames held (completeness mode; low-latency is structurally
-    /// bounded to one pending frame per input plus the one in flight).
+    /// bounded to one pending frame per input plus the one in flight, but
+    /// for the group of pictures a new output catches up on).
     pub max_frames: u32,
     /// Most payload bytes held.
     pub max_bytes: u64,

@@ -78,14 +78,17 @@
 //!   input until its next keyframe (`WaitingKeyframe` drops). The first
 //!   frame after any loss carries [`FrameFlags::DISCONTINUITY`](framewire_proto::FrameFlags)
 //!   and the number lost in [`Transmit::lost`]. A new output of an
-//!   inter-coded input starts at the input's next keyframe, since a decoder
-//!   cannot start anywhere else.
+//!   inter-coded input starts at a keyframe, since a decoder cannot start
+//!   anywhere else: the input's cached group of pictures
+//!   ([`RelayConfig::gop_cache_bytes`]) at once, or else its next keyframe.
 //!
 //! # Delivery modes
 //!
 //! - *Low-latency*: one slot per input. A newer frame replaces the unsent
 //!   one (`Replaced`); the frame budget is structural (one per input plus
-//!   the one in flight), the byte budget applies as configured.
+//!   the one in flight, and while a new output catches up on a cached
+//!   group of pictures, the frames it holds beyond its one), the byte
+//!   budget applies as configured.
 //! - *Completeness*: a queue bounded by both budgets. At a limit,
 //!   drop-oldest gives up queued frames (the scheduler's
 //!   [`victim`](Scheduler::victim)), drop-newest gives up the arriving one.

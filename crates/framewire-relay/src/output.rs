@@ -183,18 +183,15 @@ impl Output {
 
     /// The frame limit in force: configured for completeness; for
     /// low-latency one pending frame per lane plus the one in flight, and
-    /// the frames a lane catching up holds.
+    /// the frames a lane holds beyond its one while it catches up on a
+    /// group of pictures (or after, until they are sent), so that they
+    /// never count against another lane.
     fn frame_limit(&self) -> u32 {
         match self.mode {
             Mode::Completeness => self.max_frames,
             Mode::LowLatency => {
-                let catching: usize = self
-                    .lanes
-                    .iter()
-                    .filter(|l| l.catch_up.is_some())
-                    .map(|l| l.queue.len())
-                    .sum();
-                u32::try_from(self.lanes.len() + 1 + catching).unwrap_or(u32::MAX)
+                let extra: usize = self.lanes.iter().map(|l| l.queue.len().saturating_sub(1)).sum();
+                u32::try_from(self.lanes.len() + 1 + extra).unwrap_or(u32::MAX)
             }
         }
     }
@@ -263,34 +260,59 @@ impl Output {
     /// A new lane's start from its input's current group of pictures
     /// (keyframe first, with their arrival times), so its decoder shows a
     /// picture at once and reaches the current one: the whole group is
-    /// queued. A low-latency lane then catches up: the frames that follow
-    /// queue behind the group instead of replacing the unsent one, until
-    /// the lane has sent everything (and is live) or a frame is dropped
-    /// (then it waits for the next keyframe, as after any drop). A link
-    /// that falls further behind than the group and one frame is not
-    /// catching up: the newest frame wins again, and the lane waits.
+    /// queued. A low-latency lane then catches up (see [`Output::offer`]);
+    /// if the group does not fit its byte budget, it takes the keyframe
+    /// alone (a picture at once) and waits for the next keyframe, the rest
+    /// of the group counted as offered and dropped.
     pub(crate) fn seed(&mut self, li: usize, gop: &[(Frame, Instant)]) {
-        let Some((key, _)) = gop.first() else { return };
+        let Some((key, key_at)) = gop.first() else { return };
         if !key.flags.is_keyframe() || li >= self.lanes.len() {
             return;
         }
-        let low_latency = self.mode == Mode::LowLatency;
-        if low_latency {
-            self.lanes[li].catch_up = Some(usize::MAX);
-        }
-        // Drained detached lanes go only after the last offer: `li` must
-        // keep naming this lane (a lane removed before it would move it).
-        for (f, at) in gop {
-            self.offer_inner(li, f, *at);
-        }
-        let lane = &mut self.lanes[li];
-        if low_latency && lane.catch_up.is_some() {
-            lane.catch_up = Some(lane.queue.len() + 1);
+        let bytes: u64 = gop.iter().map(|(f, _)| f.data.len() as u64).sum();
+        match self.mode {
+            Mode::LowLatency if self.held_bytes() + bytes > self.max_bytes => {
+                self.offer_inner(li, key, *key_at);
+                for (_, at) in &gop[1..] {
+                    self.frames_in += 1;
+                    self.lanes[li].frames_in += 1;
+                    self.drop_arriving(li, DropReason::WaitingKeyframe, *at);
+                }
+            }
+            mode => {
+                let low_latency = mode == Mode::LowLatency;
+                if low_latency {
+                    self.lanes[li].catch_up = Some(usize::MAX);
+                }
+                // Drained detached lanes go only after the last offer: `li`
+                // must keep naming this lane (a lane removed before it
+                // would move it).
+                for (f, at) in gop {
+                    self.offer_inner(li, f, *at);
+                }
+                let lane = &mut self.lanes[li];
+                if low_latency && lane.catch_up.is_some() {
+                    // The first frame after the group may queue behind it.
+                    lane.catch_up = Some(lane.queue.len() + 1);
+                }
+            }
         }
         self.reap_all();
     }
 
+    /// Offers a live frame of lane `li`. A low-latency lane catching up
+    /// queues it behind the group while it gains on the input: at each
+    /// arrival it must hold fewer frames than at the one before. One that
+    /// does not (a link no faster than the stream), or a keyframe (a newer
+    /// start than the group), ends the catch-up: the newest frame wins
+    /// again, and what depended on a replaced frame waits for a keyframe.
     pub(crate) fn offer(&mut self, li: usize, frame: &Frame, now: Instant) {
+        let lane = &mut self.lanes[li];
+        if let Some(before) = lane.catch_up {
+            let key = !lane.inter_coded || frame.flags.is_keyframe();
+            let held = lane.queue.len();
+            lane.catch_up = (!key && held < before).then_some(held);
+        }
         self.offer_inner(li, frame, now);
         self.reap_all();
     }
@@ -307,10 +329,7 @@ impl Output {
         if len > self.max_bytes {
             return self.drop_arriving(li, DropReason::Oversize, now);
         }
-        let lane = &mut self.lanes[li];
-        if lane.catch_up.is_some_and(|most| lane.queue.len() >= most) {
-            lane.catch_up = None;
-        }
+        let lane = &self.lanes[li];
         if self.mode == Mode::LowLatency && !lane.is_empty() && lane.catch_up.is_none() {
             // Newest wins: the unsent frame of this input gives way.
             self.drop_head(li, DropReason::Replaced, now);

@@ -225,7 +225,8 @@ pub struct OutputSnapshot {
     pub held_frames: u32,
     /// Queued plus in flight, bytes.
     pub held_bytes: u64,
-    /// The frame budget in force (for low-latency, the structural bound).
+    /// The frame budget in force (for low-latency, the structural bound,
+    /// which grows with the frames of a group a new output catches up on).
     pub max_frames: u32,
     /// The byte budget in force.
     pub max_bytes: u64,
