@@ -1,5 +1,6 @@
 //! Properties over random sequences of pushes, polls, sends, partial
-//! frames, abandons, budget changes, clock steps and input removals.
+//! frames, abandons, budget changes, clock steps, input removals and
+//! outputs joining late (from an inter-coded input's cached group).
 //!
 //! Case counts: `random_operations_keep_every_invariant` 2048 cases,
 //! `single_lane_matches_a_reference_queue` 2048 cases (up to 150 operations
@@ -44,6 +45,7 @@ enum Op {
     SetBudget { output: usize, frames: u32, bytes: u64 },
     Advance { ms: u64 },
     RemoveInput { input: usize },
+    Join { spec: OutSpec },
 }
 
 fn scheduler() -> impl Strategy<Value = SchedulerKind> {
@@ -90,15 +92,16 @@ fn out_spec(inputs: usize) -> impl Strategy<Value = OutSpec> {
 fn op(inputs: usize, outputs: usize) -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (0..inputs, 0usize..2500, prop::bool::weighted(0.3)).prop_map(|(input, len, key)| Op::Push { input, len, key }),
-        6 => (0..outputs).prop_map(|output| Op::Poll { output }),
-        6 => (0..outputs).prop_map(|output| Op::Sent { output }),
+        6 => (0..outputs + 3).prop_map(|output| Op::Poll { output }),
+        6 => (0..outputs + 3).prop_map(|output| Op::Sent { output }),
         2 => (0..inputs, 0usize..3000, any::<bool>()).prop_map(|(input, len, key)| Op::Begin { input, len, key }),
         3 => (0..inputs, 0usize..1500).prop_map(|(input, n)| Op::Append { input, n }),
         2 => (0..inputs).prop_map(|input| Op::Finish { input }),
         1 => (0..inputs).prop_map(|input| Op::Abandon { input }),
-        1 => (0..outputs, 0u32..8, 0u64..6000).prop_map(|(output, frames, bytes)| Op::SetBudget { output, frames, bytes }),
+        1 => (0..outputs + 3, 0u32..8, 0u64..6000).prop_map(|(output, frames, bytes)| Op::SetBudget { output, frames, bytes }),
         2 => (0u64..200).prop_map(|ms| Op::Advance { ms }),
         1 => Just(()).prop_map(move |()| Op::RemoveInput { input: inputs - 1 }),
+        1 => out_spec(inputs).prop_map(|spec| Op::Join { spec }),
     ]
 }
 
@@ -139,6 +142,16 @@ struct Model {
     in_flight: Vec<bool>,
     /// The budget shrank while a frame was in flight.
     shrunk: Vec<bool>,
+    /// Per output, what its frames-in count lags the frames offered to
+    /// its inputs: for an output that joined late, the frames offered
+    /// before it joined less the cached group it was given.
+    base: Vec<i64>,
+    /// An output that joined late: a lane's first frame starts where the
+    /// engine chose (the cached group, or the next keyframe), and a
+    /// low-latency lane may hold a group while it catches up.
+    late: Vec<bool>,
+    /// (output, input) lanes of late outputs that have sent nothing yet.
+    fresh: std::collections::HashSet<(usize, usize)>,
     now: Instant,
 }
 
@@ -157,6 +170,17 @@ impl Model {
         prop_assert_eq!(&t.frame.data[..], &payload(seq, t.frame.data.len())[..]);
         if let Some(p) = self.ptrs.get(&(i, seq)) {
             prop_assert_eq!(t.frame.data.as_ptr(), *p, "payload copied");
+        }
+        if self.fresh.remove(&(o, i)) {
+            // Where a late lane starts is the engine's choice; a keyframe
+            // of an inter-coded input, at least.
+            prop_assert!(
+                !self.inter[i] || t.frame.flags.is_keyframe(),
+                "a late lane starts at a keyframe"
+            );
+            prop_assert_eq!(t.frame.flags.is_discontinuity(), t.lost > 0);
+            self.last.insert((o, i), seq);
+            return Ok(());
         }
         let expected_next = self.last.get(&(o, i)).map_or(0, |l| l + 1);
         prop_assert!(
@@ -197,13 +221,27 @@ impl Model {
             let lane_bytes: u64 = s.lanes.iter().map(|l| l.queued_bytes).sum();
             prop_assert_eq!((lane_frames, lane_bytes), (s.queued_frames, s.queued_bytes));
             let offered: u64 = self.specs[o].lanes.iter().map(|l| self.offered[l.0]).sum();
-            prop_assert_eq!(s.frames_in, offered);
+            prop_assert_eq!(s.frames_in as i64, offered as i64 - self.base[o]);
             prop_assert_eq!(s.in_flight, self.in_flight[o]);
-            if s.mode == DeliveryMode::LowLatency {
+            if s.mode == DeliveryMode::LowLatency && !self.late[o] {
                 prop_assert!(s.lanes.iter().all(|l| l.queued_frames <= 1));
             }
         }
         Ok(())
+    }
+}
+
+fn output_config(s: &OutSpec) -> OutputConfig {
+    OutputConfig {
+        mode: s.mode,
+        transport: if s.opaque {
+            TransportMode::Opaque
+        } else {
+            TransportMode::Encapsulated
+        },
+        budget: Budget::new(s.budget.0, s.budget.1),
+        drop_policy: s.policy,
+        scheduler: s.scheduler,
     }
 }
 
@@ -220,18 +258,7 @@ fn run_scenario(inter: Vec<bool>, specs: Vec<OutSpec>, ops: Vec<Op>) -> Result<(
             .iter()
             .map(|&(i, p, w)| LaneConfig::new(inputs[i]).with_priority(p).with_weight(w))
             .collect();
-        let cfg = OutputConfig {
-            mode: s.mode,
-            transport: if s.opaque {
-                TransportMode::Opaque
-            } else {
-                TransportMode::Encapsulated
-            },
-            budget: Budget::new(s.budget.0, s.budget.1),
-            drop_policy: s.policy,
-            scheduler: s.scheduler,
-        };
-        outputs.push(relay.add_output(cfg, &lanes).expect("valid output"));
+        outputs.push(relay.add_output(output_config(s), &lanes).expect("valid output"));
     }
     let n_in = inputs.len();
     let n_out = outputs.len();
@@ -248,6 +275,9 @@ fn run_scenario(inter: Vec<bool>, specs: Vec<OutSpec>, ops: Vec<Op>) -> Result<(
         last: HashMap::new(),
         in_flight: vec![false; n_out],
         shrunk: vec![false; n_out],
+        base: vec![0; n_out],
+        late: vec![false; n_out],
+        fresh: std::collections::HashSet::new(),
         now: Instant::now(),
     };
     for op in ops {
@@ -277,6 +307,7 @@ fn run_scenario(inter: Vec<bool>, specs: Vec<OutSpec>, ops: Vec<Op>) -> Result<(
                 }
             }
             Op::Poll { output } => {
+                let output = output % m.outputs.len();
                 let t = relay.poll_transmit(m.outputs[output], m.now);
                 if m.in_flight[output] {
                     prop_assert!(t.is_none(), "second frame in flight");
@@ -287,6 +318,7 @@ fn run_scenario(inter: Vec<bool>, specs: Vec<OutSpec>, ops: Vec<Op>) -> Result<(
                 }
             }
             Op::Sent { output } => {
+                let output = output % m.outputs.len();
                 let r = relay.sent(m.outputs[output], m.now);
                 prop_assert_eq!(r.is_ok(), m.in_flight[output]);
                 m.in_flight[output] = false;
@@ -345,6 +377,7 @@ fn run_scenario(inter: Vec<bool>, specs: Vec<OutSpec>, ops: Vec<Op>) -> Result<(
                 );
             }
             Op::SetBudget { output, frames, bytes } => {
+                let output = output % m.outputs.len();
                 relay
                     .set_budget(m.outputs[output], Budget::new(frames, bytes), m.now)
                     .expect("output exists");
@@ -353,6 +386,28 @@ fn run_scenario(inter: Vec<bool>, specs: Vec<OutSpec>, ops: Vec<Op>) -> Result<(
                 }
             }
             Op::Advance { ms } => m.now += Duration::from_millis(ms),
+            Op::Join { spec } => {
+                let lanes: Vec<LaneConfig> = spec
+                    .lanes
+                    .iter()
+                    .map(|&(i, p, w)| LaneConfig::new(m.inputs[i]).with_priority(p).with_weight(w))
+                    .collect();
+                let r = relay.add_output(output_config(&spec), &lanes);
+                let gone = spec.lanes.iter().any(|l| m.removed[l.0]);
+                prop_assert_eq!(r.is_ok(), !gone, "join {:?}", r);
+                if let Ok(oid) = r {
+                    let o = m.outputs.len();
+                    let given = relay.output_snapshot(oid, m.now).expect("joined").frames_in;
+                    let offered: u64 = spec.lanes.iter().map(|l| m.offered[l.0]).sum();
+                    m.base.push(offered as i64 - given as i64);
+                    m.late.push(true);
+                    m.fresh.extend(spec.lanes.iter().map(|l| (o, l.0)));
+                    m.outputs.push(oid);
+                    m.specs.push(spec);
+                    m.in_flight.push(false);
+                    m.shrunk.push(false);
+                }
+            }
             Op::RemoveInput { input } => {
                 let r = relay.remove_input(m.inputs[input], m.now);
                 prop_assert_eq!(r.is_ok(), !m.removed[input]);
@@ -370,7 +425,7 @@ fn run_scenario(inter: Vec<bool>, specs: Vec<OutSpec>, ops: Vec<Op>) -> Result<(
             m.offered[input] += 1;
         }
     }
-    for o in 0..n_out {
+    for o in 0..m.outputs.len() {
         if m.in_flight[o] {
             relay.sent(m.outputs[o], m.now).expect("in flight");
             m.in_flight[o] = false;
