@@ -53,6 +53,15 @@ fn mid_group(cache: usize) -> (Relay, framewire_relay::InputId, Instant) {
     (relay, input, t0)
 }
 
+/// [`mid_group`] with a cache, and a low-latency output that joins it.
+fn joined_low_latency() -> (Relay, framewire_relay::InputId, framewire_relay::OutputId, Instant) {
+    let (mut relay, input, t0) = mid_group(1 << 20);
+    let out = relay
+        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
+        .unwrap();
+    (relay, input, out, t0)
+}
+
 #[test]
 fn a_completeness_output_joining_mid_group_gets_the_whole_group_at_once() {
     let (mut relay, input, t0) = mid_group(1 << 20);
@@ -72,10 +81,7 @@ fn a_completeness_output_joining_mid_group_gets_the_whole_group_at_once() {
 
 #[test]
 fn a_low_latency_output_joining_mid_group_catches_up_and_goes_on_live() {
-    let (mut relay, input, t0) = mid_group(1 << 20);
-    let out = relay
-        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
-        .unwrap();
+    let (mut relay, input, out, t0) = joined_low_latency();
     assert!(relay.is_ready(out), "a frame is ready at once");
     // The whole group at once: its decoder shows a picture and reaches the
     // current one, with nothing lost.
@@ -100,10 +106,7 @@ fn a_low_latency_output_joining_mid_group_catches_up_and_goes_on_live() {
     assert_eq!(s.drops.get(DropReason::WaitingKeyframe), 1);
 
     // A frame that comes while the group is partly sent queues behind it.
-    let (mut relay, input, t0) = mid_group(1 << 20);
-    let out = relay
-        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
-        .unwrap();
+    let (mut relay, input, out, t0) = joined_low_latency();
     let mut got = Vec::new();
     for _ in 0..2 {
         got.push(relay.poll_transmit(out, t0).unwrap().frame.sequence);
@@ -117,10 +120,7 @@ fn a_low_latency_output_joining_mid_group_catches_up_and_goes_on_live() {
 
     // A keyframe that comes while the group waits is a newer start: the
     // group gives way to it.
-    let (mut relay, input, t0) = mid_group(1 << 20);
-    let out = relay
-        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
-        .unwrap();
+    let (mut relay, input, out, t0) = joined_low_latency();
     relay.push(input, frame(4, 100, true), ms(t0, 100)).unwrap();
     let got = drain(&mut relay, out, ms(t0, 100));
     assert_eq!(seqs(&got), [4]);
@@ -151,10 +151,7 @@ fn a_low_latency_output_joining_mid_group_catches_up_and_goes_on_live() {
 #[test]
 fn a_low_latency_output_that_cannot_catch_up_waits_for_the_next_keyframe() {
     // A group of 3; the output sends nothing while 4 and 5 arrive.
-    let (mut relay, input, t0) = mid_group(1 << 20);
-    let out = relay
-        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
-        .unwrap();
+    let (mut relay, input, out, t0) = joined_low_latency();
     // One frame more than the group may queue behind it...
     relay.push(input, frame(4, 100, false), ms(t0, 100)).unwrap();
     let s = relay.output_snapshot(out, ms(t0, 100)).unwrap();
@@ -173,10 +170,7 @@ fn a_low_latency_output_that_cannot_catch_up_waits_for_the_next_keyframe() {
     assert_eq!((s.frames_in, s.frames_sent, s.drops.total()), (7, 1, 6));
 
     // The same while one frame is in flight: it finishes, the rest waits.
-    let (mut relay, input, t0) = mid_group(1 << 20);
-    let out = relay
-        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
-        .unwrap();
+    let (mut relay, input, out, t0) = joined_low_latency();
     let first = relay.poll_transmit(out, t0).unwrap();
     assert_eq!(first.frame.sequence, 1);
     for (seq, at) in [(4, 100), (5, 133), (6, 166)] {
@@ -194,10 +188,7 @@ fn a_low_latency_output_that_cannot_catch_up_waits_for_the_next_keyframe() {
 
     // A link that sends one frame for each that comes only keeps pace, a
     // group behind: that is not catching up either.
-    let (mut relay, input, t0) = mid_group(1 << 20);
-    let out = relay
-        .add_output(OutputConfig::low_latency(), &[LaneConfig::new(input)])
-        .unwrap();
+    let (mut relay, input, out, t0) = joined_low_latency();
     let mut sent = Vec::new();
     for seq in 4..10 {
         if let Some(t) = relay.poll_transmit(out, t0) {
