@@ -35,9 +35,10 @@ pub struct Lane {
     pub(crate) queued_bytes: u64,
     pub(crate) waiting_keyframe: bool,
     /// A low-latency lane sending a cached group of pictures and the frames
-    /// that followed it: frames queue behind each other, up to this many,
-    /// instead of replacing the unsent one, until the lane runs empty or
-    /// drops one.
+    /// that followed it: frames queue behind each other instead of
+    /// replacing the unsent one while, at each arrival, the lane holds
+    /// fewer frames than this (what it held at the arrival before), until
+    /// it runs empty or drops one.
     pub(crate) catch_up: Option<usize>,
     /// Drops since the last frame queued on this lane, for the next one.
     pub(crate) lost: u64,

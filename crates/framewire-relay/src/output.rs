@@ -255,8 +255,6 @@ impl Output {
         }
     }
 
-    /// Offers a frame of `input`'s lane `li`. Never fails, never waits:
-    /// the frame is queued or dropped and counted.
     /// A new lane's start from its input's current group of pictures
     /// (keyframe first, with their arrival times), so its decoder shows a
     /// picture at once and reaches the current one: the whole group is
@@ -300,7 +298,8 @@ impl Output {
         self.reap_all();
     }
 
-    /// Offers a live frame of lane `li`. A low-latency lane catching up
+    /// Offers a live frame of lane `li`. Never fails, never waits: the
+    /// frame is queued or dropped and counted. A low-latency lane catching up
     /// queues it behind the group while it gains on the input: at each
     /// arrival it must hold fewer frames than at the one before. One that
     /// does not (a link no faster than the stream), or a keyframe (a newer
