@@ -3,9 +3,11 @@
 //! of a key, what a recorder on the link sees of it, and each refusal a
 //! user would meet with its reason.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tempfile::TempDir;
 
 use framewire_codec::EncodeSpec;
 use framewire_media::testpattern::TestPatternConfig;
@@ -20,21 +22,24 @@ use tokio::time::timeout;
 
 const T: Duration = Duration::from_secs(10);
 
-fn dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fw-net-tls-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A scratch directory, removed when the test ends.
+fn dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fw-net-tls-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A deployment CA with a certificate for each holder, for 127.0.0.1.
-fn site(tag: &str, holders: &[&str]) -> (PathBuf, Vec<Issued>) {
-    let d = dir(tag);
-    ca::init(&d, "test CA", 30, false).unwrap();
+fn site(tag: &str, holders: &[&str]) -> (TempDir, Vec<Issued>) {
+    let tmp = dir(tag);
+    let d = tmp.path();
+    ca::init(d, "test CA", 30, false).unwrap();
     let issued = holders
         .iter()
-        .map(|h| ca::issue(&d, h, &["127.0.0.1".into()], 30, false).unwrap())
+        .map(|h| ca::issue(d, h, &["127.0.0.1".into()], 30, false).unwrap())
         .collect();
-    (d, issued)
+    (tmp, issued)
 }
 
 fn tls(d: &Path, me: Option<&Issued>, require: bool) -> TlsConfig {
@@ -144,17 +149,18 @@ fn count(hay: &[u8], needle: &[u8]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_over_tls_with_certificates_and_nothing_in_the_clear_on_the_link() {
     timeout(T * 3, async {
-        let (d, issued) = site("edge", &["lab:cam", "lab:relay", "lab:view"]);
+        let (tmp, issued) = site("edge", &["lab:cam", "lab:relay", "lab:view"]);
+        let d = tmp.path();
         // The camera takes only TLS peers with a certificate of the CA: no key.
-        let cam = camera(Some(tls(&d, Some(&issued[0]), true)), None).await;
+        let cam = camera(Some(tls(d, Some(&issued[0]), true)), None).await;
         let (link, seen) = recorder(cam.local_addr()).await;
         let mut cfg = NodeConfig::new("lab:relay", loopback());
-        cfg.tls = Some(tls(&d, Some(&issued[1]), false));
+        cfg.tls = Some(tls(d, Some(&issued[1]), false));
         cfg.edges.push(EdgeConfig::new(link.to_string(), "bars"));
         let relay = Node::start(cfg).await.unwrap();
 
         // A viewer with its own certificate gets the relayed pictures.
-        let who = ClientIdentity::tool("lab:view").with_tls(Some(client_tls(&d, Some(&issued[2]))));
+        let who = ClientIdentity::tool("lab:view").with_tls(Some(client_tls(d, Some(&issued[2]))));
         let mut viewer = Client::connect(&relay.local_addr().to_string(), &who, T).await.unwrap();
         let last = frames(&mut viewer, "bars", 30).await;
         assert_eq!(&last[..2], &[0xff, 0xd8], "JPEG pictures arrive whole");
@@ -188,10 +194,11 @@ async fn refusal(node: &Node, who: &ClientIdentity) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_expired_or_missing_certificates_are_refused_with_the_reason() {
     timeout(T * 3, async {
-        let (d, issued) = site("refuse", &["lab:cam", "lab:view"]);
+        let (tmp, issued) = site("refuse", &["lab:cam", "lab:view"]);
+        let d = tmp.path();
         let (other, strangers) = site("refuse-other", &["lab:view"]);
         let old = ca::issue_valid(
-            &d,
+            d,
             "lab:old",
             &["127.0.0.1".into()],
             (
@@ -201,10 +208,10 @@ async fn wrong_expired_or_missing_certificates_are_refused_with_the_reason() {
             false,
         )
         .unwrap();
-        let cam = camera(Some(tls(&d, Some(&issued[0]), false)), None).await;
+        let cam = camera(Some(tls(d, Some(&issued[0]), false)), None).await;
 
         // The right certificate: in.
-        let good = ClientIdentity::tool("lab:view").with_tls(Some(client_tls(&d, Some(&issued[1]))));
+        let good = ClientIdentity::tool("lab:view").with_tls(Some(client_tls(d, Some(&issued[1]))));
         let mut c = Client::connect(&cam.local_addr().to_string(), &good, T).await.unwrap();
         assert!(matches!(
             c.request(Request::ListStreams).await,
@@ -212,29 +219,29 @@ async fn wrong_expired_or_missing_certificates_are_refused_with_the_reason() {
         ));
 
         // TLS without a certificate, to a node that has no key: refused at HELLO.
-        let bare = ClientIdentity::tool("lab:view").with_tls(Some(client_tls(&d, None)));
+        let bare = ClientIdentity::tool("lab:view").with_tls(Some(client_tls(d, None)));
         let e = refusal(&cam, &bare).await;
         assert!(e.contains("certificate of its deployment CA"), "{e}");
         // Plain TCP, the same.
         let e = refusal(&cam, &ClientIdentity::tool("lab:view")).await;
         assert!(e.contains("certificate of its deployment CA"), "{e}");
         // A certificate of another CA: the node ends the handshake.
-        let stranger = ClientIdentity::tool("lab:view").with_tls(Some(client_tls(&d, Some(&strangers[0]))));
+        let stranger = ClientIdentity::tool("lab:view").with_tls(Some(client_tls(d, Some(&strangers[0]))));
         let e = refusal(&cam, &stranger).await;
         assert!(e.contains("TLS with") && e.contains("UnknownCA"), "{e}");
         // An expired certificate of the right CA: the same, saying so.
-        let expired = ClientIdentity::tool("lab:old").with_tls(Some(client_tls(&d, Some(&old))));
+        let expired = ClientIdentity::tool("lab:old").with_tls(Some(client_tls(d, Some(&old))));
         let e = refusal(&cam, &expired).await;
         assert!(e.contains("CertificateExpired"), "{e}");
         // A node whose certificate another CA issued: the client refuses it.
-        let distrust = ClientIdentity::tool("lab:view").with_tls(Some(client_tls(&other, Some(&strangers[0]))));
+        let distrust = ClientIdentity::tool("lab:view").with_tls(Some(client_tls(other.path(), Some(&strangers[0]))));
         let e = refusal(&cam, &distrust).await;
         assert!(
             e.contains("its certificate is refused") && e.contains("UnknownIssuer"),
             "{e}"
         );
         // A node with an expired certificate: refused, saying it expired.
-        let stale = camera(Some(tls(&d, Some(&old), false)), None).await;
+        let stale = camera(Some(tls(d, Some(&old), false)), None).await;
         let e = refusal(&stale, &good).await;
         assert!(
             e.contains("its certificate is refused") && e.to_lowercase().contains("expired"),
@@ -250,24 +257,25 @@ async fn wrong_expired_or_missing_certificates_are_refused_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_required_refuses_plain_tcp_and_the_key_still_works_over_tls() {
     timeout(T * 3, async {
-        let (d, issued) = site("require", &["lab:cam"]);
+        let (tmp, issued) = site("require", &["lab:cam"]);
+        let d = tmp.path();
         let key = DeploymentKey::from_bytes(&[7; 32]).unwrap();
-        let cam = camera(Some(tls(&d, Some(&issued[0]), true)), Some(key.clone())).await;
+        let cam = camera(Some(tls(d, Some(&issued[0]), true)), Some(key.clone())).await;
         // Plain TCP with the right key: refused, TLS only.
         let plain = ClientIdentity::tool("lab:view").with_key(Some(key.clone()));
         let e = refusal(&cam, &plain).await;
         assert!(e.contains("TLS connections only"), "{e}");
         // TLS without a certificate, with the key: in.
-        let keyed = plain.with_tls(Some(client_tls(&d, None)));
+        let keyed = plain.with_tls(Some(client_tls(d, None)));
         let mut c = Client::connect(&cam.local_addr().to_string(), &keyed, T).await.unwrap();
         let last = frames(&mut c, "bars", 5).await;
         assert_eq!(&last[..2], &[0xff, 0xd8]);
         // A certificate of the CA and another site's key: the certificate
         // authenticates, the keys need not match.
-        let more = ca::issue(&d, "far:gw", &["127.0.0.1".into()], 30, false).unwrap();
+        let more = ca::issue(d, "far:gw", &["127.0.0.1".into()], 30, false).unwrap();
         let far = ClientIdentity::tool("far:gw")
             .with_key(Some(DeploymentKey::from_bytes(&[9; 32]).unwrap()))
-            .with_tls(Some(client_tls(&d, Some(&more))));
+            .with_tls(Some(client_tls(d, Some(&more))));
         let mut c = Client::connect(&cam.local_addr().to_string(), &far, T).await.unwrap();
         assert!(matches!(
             c.request(Request::ListStreams).await,
@@ -276,7 +284,7 @@ async fn tls_required_refuses_plain_tcp_and_the_key_still_works_over_tls() {
         // TLS without a certificate or the key: refused by the key's rule.
         let e = refusal(
             &cam,
-            &ClientIdentity::tool("lab:view").with_tls(Some(client_tls(&d, None))),
+            &ClientIdentity::tool("lab:view").with_tls(Some(client_tls(d, None))),
         )
         .await;
         assert!(e.contains("requires authentication with the deployment key"), "{e}");

@@ -3,25 +3,30 @@
 //! and the refusals a user would meet, each with its reason.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
 use std::time::Duration;
+use tempfile::TempDir;
 
 use framewire_tls::ca::{self, Issued};
 use framewire_tls::{TlsAcceptor, TlsConnector, client_config, server_config, server_name};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fw-tls-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A scratch directory, removed when the test ends.
+fn dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fw-tls-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
-fn site(tag: &str) -> (PathBuf, Issued, Issued) {
-    let d = dir(tag);
-    ca::init(&d, "test CA", 30, false).unwrap();
-    let server = ca::issue(&d, "lab:cam", &["127.0.0.1".into(), "localhost".into()], 30, false).unwrap();
-    let client = ca::issue(&d, "lab:view", &[], 30, false).unwrap();
-    (d, server, client)
+fn site(tag: &str) -> (TempDir, Issued, Issued) {
+    let tmp = dir(tag);
+    let d = tmp.path();
+    ca::init(d, "test CA", 30, false).unwrap();
+    let server = ca::issue(d, "lab:cam", &["127.0.0.1".into(), "localhost".into()], 30, false).unwrap();
+    let client = ca::issue(d, "lab:view", &[], 30, false).unwrap();
+    (tmp, server, client)
 }
 
 /// One handshake and a byte each way; the error on either side as text.
@@ -66,7 +71,8 @@ fn mode(p: &Path) -> u32 {
 
 #[tokio::test]
 async fn a_certificate_of_the_deployment_ca_is_trusted_by_name() {
-    let (d, server, _) = site("trust");
+    let (tmp, server, _) = site("trust");
+    let d = tmp.path();
     assert_eq!(mode(&d.join(ca::CA_KEY)), 0o600);
     assert_eq!(mode(&server.key), 0o600);
     assert_eq!(server.cert, d.join("lab_cam.pem"));
@@ -83,7 +89,8 @@ async fn a_certificate_of_the_deployment_ca_is_trusted_by_name() {
 
 #[tokio::test]
 async fn mutual_authentication_refuses_a_client_without_a_certificate_of_the_ca() {
-    let (d, server, client) = site("mutual");
+    let (tmp, server, client) = site("mutual");
+    let d = tmp.path();
     let ca = d.join(ca::CA_CERT);
     let s = server_config(&server.cert, &server.key, Some(&ca)).unwrap();
     talk(
@@ -114,17 +121,22 @@ async fn mutual_authentication_refuses_a_client_without_a_certificate_of_the_ca(
 
 #[tokio::test]
 async fn a_server_of_another_ca_or_an_expired_one_is_refused_with_the_reason() {
-    let (d, server, _) = site("refuse");
+    let (tmp, server, _) = site("refuse");
+    let d = tmp.path();
     let (other, _, _) = site("refuse-other");
     let s = server_config(&server.cert, &server.key, None).unwrap();
-    let e = talk(s, client_config(&other.join(ca::CA_CERT), None).unwrap(), "127.0.0.1")
-        .await
-        .unwrap_err();
+    let e = talk(
+        s,
+        client_config(&other.path().join(ca::CA_CERT), None).unwrap(),
+        "127.0.0.1",
+    )
+    .await
+    .unwrap_err();
     assert!(e.contains("client:") && e.contains("UnknownIssuer"), "{e}");
 
     let now = time::OffsetDateTime::now_utc();
     let old = ca::issue_valid(
-        &d,
+        d,
         "lab:old",
         &["127.0.0.1".into()],
         (now - time::Duration::days(10), now - time::Duration::days(1)),
@@ -140,20 +152,23 @@ async fn a_server_of_another_ca_or_an_expired_one_is_refused_with_the_reason() {
 
 #[test]
 fn files_are_not_replaced_without_force_and_bad_names_are_refused() {
-    let (d, _, _) = site("files");
-    let e = ca::init(&d, "again", 30, false).unwrap_err().to_string();
+    let (tmp, _, _) = site("files");
+    let d = tmp.path();
+    let e = ca::init(d, "again", 30, false).unwrap_err().to_string();
     assert!(e.contains("ca.pem exists: give --force"), "{e}");
-    let e = ca::issue(&d, "lab:cam", &[], 30, false).unwrap_err().to_string();
+    let e = ca::issue(d, "lab:cam", &[], 30, false).unwrap_err().to_string();
     assert!(e.contains("lab_cam.pem exists"), "{e}");
-    ca::issue(&d, "lab:cam", &["127.0.0.1".into()], 30, true).unwrap();
-    let e = ca::issue(&d, "x", &["not a name!".into()], 30, false)
+    ca::issue(d, "lab:cam", &["127.0.0.1".into()], 30, true).unwrap();
+    let e = ca::issue(d, "x", &["not a name!".into()], 30, false)
         .unwrap_err()
         .to_string();
     assert!(
         e.contains("`not a name!` is neither an IP address nor a DNS name"),
         "{e}"
     );
-    let e = ca::issue(&dir("no-ca"), "x", &[], 30, false).unwrap_err().to_string();
+    let e = ca::issue(dir("no-ca").path(), "x", &[], 30, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cannot read") && e.contains("ca.key"), "{e}");
     let e = framewire_tls::load_certs(&d.join(ca::CA_KEY)).unwrap_err().to_string();
     assert!(e.contains("holds no certificate"), "{e}");
@@ -188,7 +203,8 @@ async fn suite(
 #[tokio::test]
 async fn node_connections_prefer_aes_128_gcm_and_take_a_peers_choice() {
     use framewire_tls::rustls::{self, CipherSuite};
-    let (d, server, _) = site("suite");
+    let (tmp, server, _) = site("suite");
+    let d = tmp.path();
     let ca = d.join(ca::CA_CERT);
     let s = framewire_tls::node_server_config(&server.cert, &server.key, Some(&ca)).unwrap();
     let ours = client_config(&ca, None).unwrap();

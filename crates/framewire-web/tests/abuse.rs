@@ -7,32 +7,32 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 use framewire_web::{WebConfig, WebLimits, WebServer};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fw-web-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A server with the test users (vera, otto, ada) and the given limits.
-async fn server(tag: &str, limits: WebLimits, hosts: &[&str]) -> (WebServer, [String; 3]) {
-    let dir = temp_dir(tag);
+/// A server with the test users (vera, otto, ada) and the given limits:
+/// the server, the users' tokens and its state directory (removed when the
+/// test ends).
+async fn server(tag: &str, limits: WebLimits, hosts: &[&str]) -> (WebServer, [String; 3], TempDir) {
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("fw-web-{tag}-"))
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     let (users, tokens) = common::users();
     users.save(&dir.join(framewire_web::auth::USERS_FILE)).unwrap();
     let mut cfg = WebConfig::new("127.0.0.1:0".parse().unwrap());
     cfg.state_dir = Some(dir);
     cfg.limits = limits;
     cfg.hosts = hosts.iter().map(|h| h.to_string()).collect();
-    (WebServer::bind(cfg, common::Fake::new()).await.unwrap(), tokens)
+    (WebServer::bind(cfg, common::Fake::new()).await.unwrap(), tokens, tmp)
 }
 
 /// A TCP connection from `from` (any 127.x address: each is its own client).
@@ -98,7 +98,7 @@ async fn unfinished_headers_are_closed_in_time_while_others_are_answered() {
         let mut limits = WebLimits::default();
         limits.header_timeout = Duration::from_secs(1);
         limits.max_connections_per_address = 100;
-        let (srv, _) = server("slowloris", limits, &[]).await;
+        let (srv, _, _dir) = server("slowloris", limits, &[]).await;
         let addr = srv.local_addr();
         // 300 connections from three other addresses that send half a header.
         let mut slow = Vec::new();
@@ -151,7 +151,7 @@ async fn connections_beyond_the_caps_get_503_and_the_rest_still_work() {
         let mut limits = WebLimits::default();
         limits.max_connections_per_address = 8;
         limits.max_connections = 12;
-        let (srv, _) = server("conncap", limits, &[]).await;
+        let (srv, _, _dir) = server("conncap", limits, &[]).await;
         let addr = srv.local_addr();
         let mut held = Vec::new();
         for _ in 0..8 {
@@ -184,7 +184,7 @@ async fn live_streams_are_capped_per_user_and_websocket_messages_are_small() {
         let mut limits = WebLimits::default();
         limits.max_streams_per_user = 2;
         limits.max_streams = 3;
-        let (srv, tokens) = server("streams", limits, &[]).await;
+        let (srv, tokens, _dir) = server("streams", limits, &[]).await;
         let addr = srv.local_addr();
         let auth = |i: usize| format!("authorization: Bearer {}\r\n", tokens[i]);
         let open = |i: usize| {
@@ -250,7 +250,7 @@ async fn live_streams_are_capped_per_user_and_websocket_messages_are_small() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_host_names_are_refused_with_users_too() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let (srv, _) = server("hosts", WebLimits::default(), &["ctl.lab.example"]).await;
+        let (srv, _, _dir) = server("hosts", WebLimits::default(), &["ctl.lab.example"]).await;
         let addr = srv.local_addr();
         let login = |host: &str| {
             let body = r#"{"name":"vera","password":"vera-password"}"#;
@@ -313,7 +313,7 @@ async fn a_page_of_another_site_cannot_use_an_open_server() {
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let (srv, tokens) = server("headers", WebLimits::default(), &[]).await;
+        let (srv, tokens, _dir) = server("headers", WebLimits::default(), &[]).await;
         let addr = srv.local_addr();
         let auth = format!("authorization: Bearer {}\r\n", tokens[0]);
         let cases: [(&str, &str, u16); 6] = [

@@ -7,19 +7,23 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tempfile::TempDir;
+
 use axum::body::Body;
 use axum::http::Request;
 use framewire_web::auth::{Role, USERS_FILE, Users, UsersFile};
 use framewire_web::router;
 use tower::ServiceExt;
 
-fn users_file(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fw-web-sessions-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    let path = d.join(USERS_FILE);
+/// A users file in a scratch directory (removed when the test ends).
+fn users_file(tag: &str) -> (TempDir, PathBuf) {
+    let d = tempfile::Builder::new()
+        .prefix(&format!("fw-web-sessions-{tag}-"))
+        .tempdir()
+        .unwrap();
+    let path = d.path().join(USERS_FILE);
     common::users().0.save(&path).unwrap();
-    path
+    (d, path)
 }
 
 /// (status, headers, body) of one request.
@@ -75,7 +79,7 @@ fn change(path: &Path, f: impl FnOnce(&mut UsersFile)) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_or_changed_users_sessions_and_tokens_end() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let path = users_file("reset");
+        let (_dir, path) = users_file("reset");
         let app = router(common::Fake::new(), Users::open(Some(path.clone())).unwrap(), false);
         // vera (viewer) logs in; then she is removed and added again as an
         // admin with another password (framewire user remove / add).
@@ -131,7 +135,7 @@ async fn a_reset_or_changed_users_sessions_and_tokens_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_can_expire() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let path = users_file("expiry");
+        let (_dir, path) = users_file("expiry");
         let mut token = None;
         change(&path, |f| {
             token = Some(f.add_token("vera", Some(Duration::from_millis(1500))).unwrap())
@@ -154,7 +158,7 @@ async fn tokens_can_expire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_back_off_and_a_right_password_after_the_wait_clears_it() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let path = users_file("backoff");
+        let (_dir, path) = users_file("backoff");
         let app = router(common::Fake::new(), Users::open(Some(path)).unwrap(), false);
         // Three free failures, then the fourth starts a 1 s backoff.
         for _ in 0..4 {
@@ -191,7 +195,7 @@ async fn failed_logins_back_off_and_a_right_password_after_the_wait_clears_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_changes_a_users_role_and_password() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let path = users_file("change");
+        let (_dir, path) = users_file("change");
         let (file, tokens) = common::users();
         file.save(&path).unwrap();
         let app = router(common::Fake::new(), Users::open(Some(path.clone())).unwrap(), false);

@@ -5,7 +5,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -27,11 +27,12 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fw-keys-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory, removed when the test ends (also when it fails).
+fn tempdir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fw-keys-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn gen_key(path: &Path) {
@@ -41,7 +42,8 @@ fn gen_key(path: &Path) {
 
 #[test]
 fn key_gen_writes_a_private_key_and_keeps_existing_ones() {
-    let dir = tempdir("gen");
+    let tmp = tempdir("gen");
+    let dir = tmp.path();
     let k = dir.join("k");
     gen_key(&k);
     let meta = std::fs::metadata(&k).unwrap();
@@ -64,12 +66,12 @@ fn key_gen_writes_a_private_key_and_keeps_existing_ones() {
     assert!(out.status.success());
     let printed = String::from_utf8(out.stdout).unwrap();
     assert_eq!(printed.trim_end().len(), 64);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn tools_authenticate_with_the_key_and_are_refused_without_it() {
-    let dir = tempdir("tools");
+    let tmp = tempdir("tools");
+    let dir = tmp.path();
     let (k1, k2) = (dir.join("k1"), dir.join("k2"));
     gen_key(&k1);
     gen_key(&k2);
@@ -146,12 +148,12 @@ fn tools_authenticate_with_the_key_and_are_refused_without_it() {
     let out = framewire(&["ls", &a, "--key-file", short.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("at least 32 bytes"), "{}", stderr(&out));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn stats_shows_an_edge_to_a_node_with_another_key_as_failed() {
-    let dir = tempdir("edge");
+    let tmp = tempdir("edge");
+    let dir = tmp.path();
     let (k1, k2) = (dir.join("k1"), dir.join("k2"));
     gen_key(&k1);
     gen_key(&k2);
@@ -199,7 +201,6 @@ fn stats_shows_an_edge_to_a_node_with_another_key_as_failed() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("failed"));
     let log = bad.log.lock().unwrap().clone();
     assert!(log.contains("authentication"), "{log}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -230,7 +231,8 @@ fn node_serves_metrics_when_asked() {
 
 #[test]
 fn discover_probes_a_keyed_manual_peer_with_the_key() {
-    let dir = tempdir("discover");
+    let tmp = tempdir("discover");
+    let dir = tmp.path();
     let k = dir.join("k");
     gen_key(&k);
     let ks = k.to_str().unwrap();
@@ -289,5 +291,4 @@ fn discover_probes_a_keyed_manual_peer_with_the_key() {
         "the keyed manual peer never appeared:\n{}",
         prober.log()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,6 @@
 //! The record layer against rustls itself (tokio-rustls on the other
 //! end) and against itself, over loopback.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,30 +11,24 @@ use super::{TlsReader, TlsWriter, accept, connect};
 use crate::{ca, client_config, node_server_config, server_name};
 
 struct Pki {
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn pki(tag: &str) -> Pki {
-    let dir = std::env::temp_dir().join(format!("fw-tls-stream-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    ca::init(&dir, "test CA", 1, false).unwrap();
-    let me = ca::issue(&dir, "node", &["127.0.0.1".into()], 1, false).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("fw-tls-stream-{tag}-"))
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
+    ca::init(dir, "test CA", 1, false).unwrap();
+    let me = ca::issue(dir, "node", &["127.0.0.1".into()], 1, false).unwrap();
     let ca_cert = dir.join(ca::CA_CERT);
     Pki {
         server: node_server_config(&me.cert, &me.key, Some(&ca_cert)).unwrap(),
         client: client_config(&ca_cert, Some((&me.cert, &me.key))).unwrap(),
-        _dir: TempDir(dir),
+        _dir: tmp,
     }
 }
 
