@@ -27,15 +27,16 @@ async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
     }
     tokio::time::timeout(Duration::from_secs(90), async {
         let dir = temp_dir("archive-remote");
+        // The node's own temporary directory: what it leaves there is seen.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         let started = now_ns();
-        let node = spawn_node(&[
-            "--name",
-            "test:rec",
-            "--source",
-            "test-pattern:cam,size=160x120,fps=10",
-            "--sink",
-            &sink("cam", &dir, "passthrough", ",segment=1"),
-        ]);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_framewire"));
+        cmd.args(["node", "--listen", "127.0.0.1:0", "--name", "test:rec"])
+            .args(["--source", "test-pattern:cam,size=160x120,fps=10"])
+            .args(["--sink", &sink("cam", &dir, "passthrough", ",segment=1")])
+            .env("TMPDIR", &tmp);
+        let mut node = spawn_command(cmd, Duration::from_secs(20));
         // Three closed one-second segments.
         assert!(
             wait_for(Duration::from_secs(30), || segments(&dir)
@@ -117,6 +118,7 @@ async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
             }
         }
         assert_eq!(frames, 15, "the range did not play: {}", node.log());
+        assert_eq!(temp_files(&tmp, "framewire-play-"), 1, "the playing range's list");
         // At the recorded rate (10 fps), not as fast as ffmpeg reads.
         let took = first.unwrap().elapsed();
         assert!(
@@ -144,6 +146,7 @@ async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
             file.extend_from_slice(&chunk.data);
         }
         assert_eq!(&file[..4], &[0x1a, 0x45, 0xdf, 0xa3], "a Matroska file");
+        assert_eq!(temp_files(&tmp, "framewire-export-"), 1, "the export being read");
         let path = dir.join("range.mkv");
         std::fs::write(&path, &file).unwrap();
         let p = framewire_archive::ffmpeg::probe(std::path::Path::new("ffprobe"), &path).unwrap();
@@ -234,9 +237,28 @@ async fn recordings_are_listed_and_a_range_plays_back_as_a_stream() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("dir"), "{e}");
+
+        // Stopped, the node removes its temporary files: the playing
+        // range's list and the export (kept for a minute for more reads).
+        drop(c);
+        node.signal("TERM");
+        assert_eq!(node.wait_exit(Duration::from_secs(10)), Some(0), "{}", node.log());
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "the node left {left:?} in its temporary directory");
     })
     .await
     .expect("within 90 s");
+}
+
+/// How many files in `dir` have names starting with `prefix`.
+fn temp_files(dir: &std::path::Path, prefix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(prefix))
+        .count()
 }
 
 /// The one archive an ARCHIVE_LIST answer holds.
