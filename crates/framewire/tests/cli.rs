@@ -423,11 +423,14 @@ fn snapshot_and_shutdown_from_the_command_line() {
 /// The demo runs, every edge carries frames, and it stops by itself.
 #[test]
 fn demo_runs_and_shows_live_figures() {
+    let archive = temp_dir("demo-cli").join("archive");
     let out = Command::new("timeout")
         .args([
             "60",
             env!("CARGO_BIN_EXE_framewire"),
             "demo",
+            "--archive-dir",
+            archive.to_str().unwrap(),
             "--duration",
             "3",
             "--size",

@@ -158,6 +158,8 @@ fn the_debian_package_holds_installs_and_runs() {
     let mut cmd = Command::new(&bin);
     cmd.args([
         "demo",
+        "--archive-dir",
+        scratch.join("demo-archive").to_str().unwrap(),
         "--duration",
         "3",
         "--view-port",

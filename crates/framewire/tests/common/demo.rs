@@ -12,7 +12,8 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `framewire demo` on loopback; killed when dropped.
+/// `framewire demo` on loopback, recording into its state directory;
+/// stopped with Ctrl-C when dropped (killed if it has not stopped in 10 s).
 pub struct Demo {
     pub child: Child,
     pub url: String,
@@ -21,6 +22,15 @@ pub struct Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        // As a person stops it: the demo stops its nodes, which remove
+        // their temporary files.
+        let _ = Command::new("kill")
+            .args(["-s", "INT", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -46,6 +56,8 @@ pub fn demo_with(state_dir: &Path, env: &[(&str, &str)]) -> Demo {
         ])
         .arg("--state-dir")
         .arg(state_dir)
+        .arg("--archive-dir")
+        .arg(state_dir.join("archive"))
         .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
