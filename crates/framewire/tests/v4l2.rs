@@ -653,8 +653,16 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / hz
 }
 
-/// Starts `framewire node` from `bin` (the release build for the benchmark).
-fn spawn_bin(bin: &str, args: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
+/// Starts `framewire node` from `bin` (the release build for the benchmark):
+/// the child, its address and its log (warnings and errors, for a failure's message).
+fn spawn_bin(
+    bin: &str,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(bin)
         .arg("node")
@@ -671,8 +679,16 @@ fn spawn_bin(bin: &str, args: &[&str]) -> (std::process::Child, std::net::Socket
             break a.trim().parse().unwrap();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut l = log2.lock().unwrap_or_else(|p| p.into_inner());
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    (child, addr, log)
 }
 
 /// The capture node's CPU per stream from the device, raw pass-through and
@@ -695,7 +711,7 @@ fn bench_capture_cpu() {
     let mut rows = Vec::new();
     for (size, fps, format) in cases {
         let spec = format!("v4l2:cam,device={dev},pixel-format=YUYV,size={size},fps={fps},format={format},quality=80");
-        let (mut child, addr) = spawn_bin(&bin, &["--source", &spec]);
+        let (mut child, addr, log) = spawn_bin(&bin, &["--source", &spec]);
         let pid = child.id();
         let (frames_n, lost, cpu, mean_bytes) = rt().block_on(async {
             let mut c = client(addr, "bench:v4l2").await;
@@ -739,7 +755,8 @@ fn bench_capture_cpu() {
         rows.push(row);
         assert!(
             frames_n as f64 > expected * 0.3,
-            "{size} {format}: {frames_n} frames of {expected}"
+            "{size} {format}: {frames_n} frames of {expected}; the node's log:\n{}",
+            log.lock().unwrap_or_else(|p| p.into_inner())
         );
         assert!(cpu.is_finite() && cpu > 0.0, "CPU measured");
     }
