@@ -146,10 +146,12 @@ fn rss_mb(pid: u32) -> f64 {
 }
 
 /// Two low-latency subscribers of each stream, counting frames and bytes
-/// until stopped.
+/// while `counting` is set (the measurement: not the group each gets at
+/// joining), until stopped.
 async fn subscribers(
     addr: &str,
     streams: &[String],
+    counting: &Arc<AtomicBool>,
 ) -> anyhow::Result<(
     tokio::sync::watch::Sender<bool>,
     Vec<tokio::task::JoinHandle<(u64, u64)>>,
@@ -164,14 +166,17 @@ async fn subscribers(
             .await
             .with_context(|| format!("subscribe {s}"))?;
         let mut rx = rx.clone();
+        let counting = counting.clone();
         tasks.push(tokio::spawn(async move {
             let (mut n, mut bytes) = (0, 0);
             loop {
                 tokio::select! {
                     m = c.next_message() => match m {
                         Ok(Some(Message::VideoFrame(v))) if v.channel == ch => {
-                            n += 1;
-                            bytes += v.data.len() as u64;
+                            if counting.load(Ordering::Relaxed) {
+                                n += 1;
+                                bytes += v.data.len() as u64;
+                            }
                         }
                         Ok(Some(Message::ControlRequest(r))) => { let _ = c.ack(&r).await; }
                         Ok(Some(_)) => {}
@@ -237,11 +242,16 @@ async fn framewire_case(a: &Args, url: &str, n: u32, subs: bool) -> anyhow::Resu
     let p = node(&exe, port, &extra)?;
     let addr = format!("127.0.0.1:{port}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (stop, tasks) = subscribers(&addr, if subs { &streams[..] } else { &[] }).await?;
+    let counting = Arc::new(AtomicBool::new(false));
+    let (stop, tasks) = subscribers(&addr, if subs { &streams[..] } else { &[] }, &counting).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = p.pid;
     let secs = a.secs;
+    counting.store(true, Ordering::Relaxed);
+    let t0 = Instant::now();
     let cpu = tokio::task::spawn_blocking(move || cpu_of(&[pid], secs)).await??;
+    counting.store(false, Ordering::Relaxed);
+    let window = t0.elapsed().as_secs_f64();
     let rss = rss_mb(p.pid);
     let _ = stop.send(true);
     let (mut frames, mut bytes) = (0, 0);
@@ -251,10 +261,10 @@ async fn framewire_case(a: &Args, url: &str, n: u32, subs: bool) -> anyhow::Resu
         bytes += b;
     }
     procs::kill(p.pid);
-    // The subscribers counted from 1 s before the measurement.
+    // The subscribers counted during the measurement only.
     let per_reader = |x: u64| {
         if subs {
-            x as f64 / f64::from(2 * n) / (a.secs + 1.0)
+            x as f64 / f64::from(2 * n) / window
         } else {
             0.0
         }
