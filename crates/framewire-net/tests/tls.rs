@@ -4,10 +4,8 @@
 //! user would meet with its reason.
 
 use std::path::Path;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tempfile::TempDir;
 
 use framewire_codec::EncodeSpec;
 use framewire_media::testpattern::TestPatternConfig;
@@ -16,6 +14,7 @@ use framewire_net::{
 };
 use framewire_proto::{DeliveryMode, Message, Request, Response, Status, SubscribeParams};
 use framewire_tls::ca::{self, Issued};
+use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;

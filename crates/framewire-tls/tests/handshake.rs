@@ -4,12 +4,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-
 use std::time::Duration;
-use tempfile::TempDir;
 
 use framewire_tls::ca::{self, Issued};
 use framewire_tls::{TlsAcceptor, TlsConnector, client_config, server_config, server_name};
+use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A scratch directory, removed when the test ends.

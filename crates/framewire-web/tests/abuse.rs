@@ -7,13 +7,12 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
 
 use framewire_web::{WebConfig, WebLimits, WebServer};
 use futures_util::{SinkExt, StreamExt};
+use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 

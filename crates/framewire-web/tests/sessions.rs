@@ -7,12 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tempfile::TempDir;
-
 use axum::body::Body;
 use axum::http::Request;
 use framewire_web::auth::{Role, USERS_FILE, Users, UsersFile};
 use framewire_web::router;
+use tempfile::TempDir;
 use tower::ServiceExt;
 
 /// A users file in a scratch directory (removed when the test ends).
