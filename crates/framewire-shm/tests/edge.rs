@@ -392,6 +392,8 @@ fn producer_sigkill_interrupts_consumer_and_mapped_frames_stay_readable() {
     }
     // Returning buffers to a dead producer is harmless (no SIGPIPE).
     drop(kept);
+    // The killed producer could not remove its socket.
+    let _ = std::fs::remove_file(&path);
 }
 
 // ---- peers that lie --------------------------------------------------------
