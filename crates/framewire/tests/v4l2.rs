@@ -23,7 +23,12 @@ use framewire_proto::{
 /// `framewire node ARGS` without discovery (nothing to discover here; less
 /// work for an emulated CPU), given a minute to start.
 fn spawn_node(args: &[&str]) -> NodeProc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_framewire"));
+    spawn_bin(env!("CARGO_BIN_EXE_framewire"), args)
+}
+
+/// [`spawn_node`] from `bin` (the release build for the benchmark).
+fn spawn_bin(bin: &str, args: &[&str]) -> NodeProc {
+    let mut cmd = Command::new(bin);
     cmd.arg("node")
         .args(args)
         .args(["--listen", "127.0.0.1:0", "--discovery", "off"]);
@@ -653,44 +658,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / hz
 }
 
-/// Starts `framewire node` from `bin` (the release build for the benchmark):
-/// the child, its address and its log (warnings and errors, for a failure's message).
-fn spawn_bin(
-    bin: &str,
-    args: &[&str],
-) -> (
-    std::process::Child,
-    std::net::SocketAddr,
-    std::sync::Arc<std::sync::Mutex<String>>,
-) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(bin)
-        .arg("node")
-        .args(args)
-        .args(["--listen", "127.0.0.1:0", "--discovery", "off", "--log", "warn"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("node output").unwrap();
-        if let Some(a) = line.split(" listening on ").nth(1) {
-            break a.trim().parse().unwrap();
-        }
-    };
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            let mut l = log2.lock().unwrap_or_else(|p| p.into_inner());
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
-    (child, addr, log)
-}
-
 /// The capture node's CPU per stream from the device, raw pass-through and
 /// raw -> MJPEG, at 640x480 and 1280x720, and frames lost at the source.
 /// Writes a markdown table to `FRAMEWIRE_V4L2_BENCH_OUT` when set.
@@ -711,8 +678,8 @@ fn bench_capture_cpu() {
     let mut rows = Vec::new();
     for (size, fps, format) in cases {
         let spec = format!("v4l2:cam,device={dev},pixel-format=YUYV,size={size},fps={fps},format={format},quality=80");
-        let (mut child, addr, log) = spawn_bin(&bin, &["--source", &spec]);
-        let pid = child.id();
+        let mut node = spawn_bin(&bin, &["--source", &spec]);
+        let (pid, addr) = (node.child.id(), node.addr);
         let (frames_n, lost, cpu, mean_bytes, seen, window) = rt().block_on(async {
             let mut c = client(addr, "bench:v4l2").await;
             subscribe(&mut c, "cam", completeness()).await;
@@ -743,8 +710,7 @@ fn bench_capture_cpu() {
             let window = (w1 - w0) as f64 / 1e9;
             (got.len(), lost, cpu, bytes, seen, window)
         });
-        let _ = child.kill();
-        let _ = child.wait();
+        node.kill();
         let expected = fps * window;
         let lost_pct = 100.0 * lost as f64 / (frames_n as f64 + lost as f64).max(1.0);
         let row = format!(
@@ -764,7 +730,7 @@ fn bench_capture_cpu() {
         assert!(
             frames_n as f64 > expected * 0.3,
             "{size} {format}: {frames_n} frames of {expected} ({seen}); the node's log:\n{}",
-            log.lock().unwrap_or_else(|p| p.into_inner())
+            node.log()
         );
         assert!(cpu.is_finite() && cpu > 0.0, "CPU measured");
     }
