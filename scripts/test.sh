@@ -3,7 +3,8 @@
 #   ./scripts/test.sh            everything (setup, fmt, clippy, tests, docs, fuzz smoke)
 # Knobs: FUZZ_RUNS (inputs per fuzz target, default 1000000),
 #        FUZZ_SECONDS (time cap per fuzz target, default 12 here), SKIP_FUZZ=1,
-#        V4L2_BENCH=1 (the V4L2 capture benchmark on a release build).
+#        V4L2_BENCH=1 (the V4L2 capture benchmark on a release build),
+#        TEST_JOBS=1 (test binaries one after another, as `cargo test` runs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -20,8 +21,8 @@ cargo fmt --all --check
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
-cargo test --workspace --locked --no-fail-fast
+step "cargo test (two test binaries at a time: scripts/run-tests.py)"
+python3 scripts/run-tests.py --locked
 
 step "V4L2 device tests (the vivid driver in a qemu guest)"
 # The capture benchmark runs too, on the debug build with short windows, so

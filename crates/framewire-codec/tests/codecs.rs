@@ -1,4 +1,7 @@
 //! Each codec: round trips, quality, and hostile input.
+
+// test-runner: alone (it encodes and decodes on both cores; scripts/run-tests.py)
+
 // With some codec features off, helpers for them go unused.
 #![cfg_attr(not(all(feature = "jpeg", feature = "qoi", feature = "zstd")), allow(unused))]
 

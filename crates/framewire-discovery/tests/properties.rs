@@ -1,6 +1,8 @@
 //! Arbitrary datagrams never panic the engine, never grow the table past
 //! its limit, and every datagram is counted exactly once.
 
+// test-runner: alone (property tests keep both cores busy; scripts/run-tests.py)
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,8 @@
 //! encoded must come out as one access unit, keyframes where they put them.
 //! ffmpeg is a test dependency (scripts/setup.sh); without it these fail.
 
+// test-runner: alone (it encodes and decodes with ffmpeg on both cores; scripts/run-tests.py)
+
 use std::process::Command;
 
 use framewire_media::h26x::{AccessUnit, AuSplitter, Codec, NalKind, ParamSets, nal_units, sps_size};

@@ -2,6 +2,8 @@
 //! encode → decode gives the value back, in any read split; arbitrary bytes
 //! never panic the decoder and never make it hold more than its limit.
 
+// test-runner: alone (property tests keep both cores busy; scripts/run-tests.py)
+
 use bytes::{Bytes, BytesMut};
 use framewire_proto::codes::*;
 use framewire_proto::control::*;

@@ -6,6 +6,8 @@
 //! `single_lane_matches_a_reference_queue` 2048 cases (up to 150 operations
 //! each).
 
+// test-runner: alone (property tests keep both cores busy; scripts/run-tests.py)
+
 mod common;
 
 use std::collections::{HashMap, VecDeque};

@@ -2,6 +2,8 @@
 //! ffmpeg's xstack and GStreamer's compositor each measured, and the
 //! compositor's added latency read off the time code; bounded in time.
 
+// test-runner: alone (a benchmark: it measures the compositor's CPU and latency; scripts/run-tests.py)
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! (OpenH264 in process, libx264 through ffmpeg) and the node's output
 //! measured, every row with figures; bounded in time.
 
+// test-runner: alone (a benchmark: it measures the encoders' CPU and delay; scripts/run-tests.py)
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,8 @@
 //! subscriber processes of the built binary on 127.0.0.1, GStreamer and
 //! iperf3 left out, small frames, bounded in time.
 
+// test-runner: alone (a benchmark: it measures throughput and CPU; scripts/run-tests.py)
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

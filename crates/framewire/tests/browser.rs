@@ -2,6 +2,8 @@
 //! against real processes: the whole UI on `framewire demo` as each role,
 //! and the host view of a controller under `framewire up`.
 
+// test-runner: alone (Chromium and a demo graph keep more than a core busy; scripts/run-tests.py)
+
 mod common;
 
 use std::path::{Path, PathBuf};

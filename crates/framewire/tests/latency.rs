@@ -1,6 +1,8 @@
 //! `framewire latency`: the time code in the test pattern's pictures read
 //! back after a relay, decoded (MJPEG and H.264), as a user runs it.
 
+// test-runner: alone (it holds latencies to bounds; scripts/run-tests.py)
+
 mod common;
 
 use std::process::Command;

@@ -5,6 +5,8 @@
 //! installed binary runs, checks the installed host configuration and
 //! runs a short demo.
 
+// test-runner: alone (it builds a package: both cores busy; scripts/run-tests.py)
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -7,6 +7,8 @@
 //! the archive's index matching its files, no process lost, no panic.
 //! The hour-long run is `framewire bench soak` (docs/reliability.md).
 
+// test-runner: alone (its verdict compares latency p99 early and late in the run; scripts/run-tests.py)
+
 mod common;
 
 use std::process::Command;
