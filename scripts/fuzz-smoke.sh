@@ -6,6 +6,7 @@
 # sanitizer (the fuzzed crates hold no unsafe code of their own).
 # FUZZ_PROFILE=release fuzzes an optimized build (ten times the inputs a
 # second, twice the build time); the default, dev, is the smoke's.
+# FUZZ_JOBS (default 2) targets run at a time, each on one core.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 RUNS=${FUZZ_RUNS:-1000000}
@@ -72,20 +73,42 @@ PY
 # parallel.
 cargo fuzz build "$PROFILE" --sanitizer none >/dev/null 2>&1 || cargo fuzz build "$PROFILE" --sanitizer none
 
-total=0
-for target in $(cargo fuzz list); do
-  mkdir -p "corpus/$target"
+# Two targets at a time (FUZZ_JOBS): a fuzzer runs on one core.
+JOBS=${FUZZ_JOBS:-2}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+fuzz_one() {
+  local target=$1 t0 execs
   t0=$(date +%s)
-  log=$(mktemp)
+  mkdir -p "corpus/$target"
   if ! cargo fuzz run "$PROFILE" --sanitizer none "$target" "corpus/$target" -- \
-      -runs="$RUNS" -max_total_time="$SECS" -print_final_stats=1 >"$log" 2>&1; then
-    tail -40 "$log"
-    echo "fuzz: $target FAILED (artifacts in fuzz/artifacts/$target)"
-    exit 1
+      -runs="$RUNS" -max_total_time="$SECS" -print_final_stats=1 >"$out/$target.log" 2>&1; then
+    { tail -40 "$out/$target.log"
+      echo "fuzz: $target FAILED (artifacts in fuzz/artifacts/$target)"; } >"$out/$target.failed"
+    return
   fi
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  echo "fuzz: $target: $execs inputs in $(($(date +%s) - t0)) s (build included), no crash"
-  total=$((total + execs))
-  rm -f "$log"
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/$target.log" | grep -o '[0-9]*$' || echo 0)
+  echo "$execs" >"$out/$target.execs"
+  echo "fuzz: $target: $execs inputs in $(($(date +%s) - t0)) s, no crash"
+}
+targets=$(cargo fuzz list)
+for target in $targets; do
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+  fuzz_one "$target" &
 done
+wait
+total=0
+failed=0
+for target in $targets; do
+  if [ -e "$out/$target.failed" ]; then
+    cat "$out/$target.failed"
+    failed=1
+  elif [ -e "$out/$target.execs" ]; then
+    total=$((total + $(cat "$out/$target.execs")))
+  else
+    echo "fuzz: $target did not report"
+    failed=1
+  fi
+done
+[ $failed = 0 ] || exit 1
 echo "fuzz: $total inputs in all"
