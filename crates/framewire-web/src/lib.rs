@@ -191,6 +191,8 @@ pub(crate) struct App {
     pub(crate) alerts: alerts::Hub,
     /// The newest thumbnail of each stream.
     pub(crate) thumbs: thumbs::Thumbs,
+    /// Snapshots and thumbnails being made, one at a time.
+    pub(crate) pictures: snapshot::Pictures,
     /// Recordings being played back, per user.
     pub(crate) playbacks: recordings::Playbacks,
 }
@@ -302,6 +304,7 @@ impl App {
             graph_cache: std::sync::Mutex::new(None),
             alerts: alerts::Hub::default(),
             thumbs: thumbs::Thumbs::default(),
+            pictures: snapshot::Pictures::default(),
             playbacks: recordings::Playbacks::default(),
         }
     }

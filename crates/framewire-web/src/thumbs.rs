@@ -83,10 +83,8 @@ pub(crate) async fn thumbnail(
 
 async fn make(app: &App, node: &str, stream: &str) -> Result<Bytes, ApiError> {
     let snap = crate::snapshot::latest_frame(app, node, stream).await?;
-    tokio::task::spawn_blocking(move || {
-        frame_to_thumbnail(&Registry::builtin(), &snap.open, &snap.data, WIDTH, QUALITY)
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the encoder stopped: {e}")))?
-    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+    app.pictures
+        .make(move || frame_to_thumbnail(&Registry::builtin(), &snap.open, &snap.data, WIDTH, QUALITY))
+        .await?
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
 }
