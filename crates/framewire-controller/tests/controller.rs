@@ -51,7 +51,6 @@ async fn graph_assembly_from_live_nodes() {
         // Counters keep moving: a later graph has a higher version.
         let v = g.version;
         wait_graph(&h, "a newer version", |g| g.version > v).await;
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -82,7 +81,6 @@ async fn a_change_reaches_the_controller_within_a_second() {
         }
         println!("worst push latency: {:.1} ms", worst.as_secs_f64() * 1e3);
         assert!(worst < Duration::from_secs(1), "push latency {worst:?}");
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -212,7 +210,6 @@ async fn apply_refuses_bad_edges_and_changes_nothing() {
                 .iter()
                 .any(|e| e.local_name == "b2" && e.origin == EdgeOrigin::Connect)
         );
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -269,7 +266,6 @@ async fn applied_edge_goes_live_frames_flow_and_removal_disconnects() {
         .await;
         wait_graph(&h, "the edge gone", |g| find_edge(g, &id).is_none()).await;
         assert!(matches!(h.remove_edge(&id).await, Err(ControllerError::UnknownEdge(_))));
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -313,7 +309,6 @@ async fn reconciler_recreates_the_edge_when_the_downstream_restarts() {
         let e = relay.status_report().edges;
         assert_eq!(e.len(), 1);
         assert_eq!((e[0].origin, e[0].state), (EdgeOrigin::Connect, StreamState::Live));
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -359,11 +354,10 @@ async fn wanted_graph_survives_a_controller_restart() {
         assert_eq!(relay.status_report().edges.len(), 1);
         // A bad state file stops a controller from starting, with the file named.
         std::fs::write(dir.join(store::WANTED_FILE), "[[edge]]\nfrom = 3\n").unwrap();
-        let err = framewire_controller::start(ControllerConfig::new("test:ctl2", dir.clone()))
+        let err = framewire_controller::start(ControllerConfig::new("test:ctl2", dir.to_path_buf()))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("wanted.toml"), "{err}");
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -415,7 +409,6 @@ async fn check_preview(encode: EncodeSpec, label: &str) {
         src.status_report().stats.outputs.is_empty()
     })
     .await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,7 +465,6 @@ async fn request_goes_over_the_control_connection() {
                 .await
                 .is_ok()
         );
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -524,7 +516,6 @@ async fn a_paused_preview_reader_gets_a_recent_frame_not_a_backlog() {
         );
         let age_ms = (framewire_net::now_ns().saturating_sub(c.timestamp_ns)) / 1_000_000;
         assert!(age_ms < 300, "the frame after the pause is recent: {age_ms} ms old");
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -617,7 +608,6 @@ async fn the_graph_serialises_to_the_documented_json() {
             let text = store::render(&w, f).unwrap();
             assert_eq!(store::parse(&text, f).unwrap(), w);
         }
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -690,13 +680,12 @@ async fn a_report_that_does_not_parse_is_ignored() {
             }
         });
         let dir = state_dir("hostile");
-        let mut cfg = ControllerConfig::new("test:ctl", dir.clone());
+        let mut cfg = ControllerConfig::new("test:ctl", dir.to_path_buf());
         cfg.nodes = vec![addr.to_string()];
         let h = framewire_controller::start(cfg).await.unwrap();
         let g = wait_graph(&h, "the fake node after its good report", |g| online(g, &["test:fake"])).await;
         assert_eq!(g.nodes.len(), 1);
         fake.abort();
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }

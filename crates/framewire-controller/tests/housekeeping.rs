@@ -59,7 +59,6 @@ async fn an_offline_node_is_forgotten_and_no_longer_dialled() {
             0,
             "a CONNECT reached a forgotten node"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -110,7 +109,6 @@ async fn a_write_on_a_stale_version_changes_nothing() {
         // The file on disk holds the first write too.
         let stored = framewire_controller::store::load(&dir.join(framewire_controller::store::WANTED_FILE)).unwrap();
         assert_eq!(stored.version(), v1);
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }
@@ -186,7 +184,6 @@ async fn wanted_sources_follow_the_wanted_graph() {
         })
         .await;
         assert!(cam.status_report().streams.is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,10 +39,24 @@ pub async fn plain(name: &str) -> Node {
     Node::start(NodeConfig::new(name, loopback())).await.unwrap()
 }
 
-pub fn state_dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fw-ctl-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A test's state directory, removed when the test ends, passed or failed.
+pub struct StateDir(tempfile::TempDir);
+
+impl std::ops::Deref for StateDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A new, empty state directory for `test`.
+pub fn state_dir(test: &str) -> StateDir {
+    StateDir(
+        tempfile::Builder::new()
+            .prefix(&format!("fw-ctl-{test}-"))
+            .tempdir()
+            .expect("a temporary directory"),
+    )
 }
 
 pub async fn controller(dir: &std::path::Path, nodes: &[&Node]) -> ControllerHandle {
