@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use framewire_codec::{Decoder, Registry};
 use framewire_media::timecode;
 use framewire_net::{Client, ClientIdentity};
-use framewire_proto::{Command, DeliveryMode, Message, Request, SubscribeParams};
+use framewire_proto::{Command, DeliveryMode, Message, Request, Status, SubscribeParams};
 
 /// A rectangle of the output: X, Y, W, H.
 pub(crate) type Rect = (u32, u32, u32, u32);
@@ -49,13 +49,25 @@ async fn connect(addr: &str) -> anyhow::Result<Client> {
     Ok(Client::connect(addr, &who, Duration::from_secs(5)).await?)
 }
 
+/// Subscribes to `stream`, waiting up to 10 s for it to be there: the
+/// node listens before the edges that bring its inputs are open.
+async fn subscribe_when_there(c: &mut Client, stream: &str) -> anyhow::Result<u16> {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.subscribe(stream, low_latency()).await {
+            Err(framewire_net::NetError::Remote {
+                status: Status::NotFound,
+                ..
+            }) if Instant::now() < give_up => tokio::time::sleep(Duration::from_millis(100)).await,
+            r => return r.with_context(|| format!("subscribe {stream}")),
+        }
+    }
+}
+
 /// Notes each input frame's arrival until `end`.
 async fn inputs(addr: String, stream: String, arrivals: Arrivals, end: Instant) -> anyhow::Result<u64> {
     let mut c = connect(&addr).await?;
-    let ch = c
-        .subscribe(&stream, low_latency())
-        .await
-        .with_context(|| format!("subscribe {stream}"))?;
+    let ch = subscribe_when_there(&mut c, &stream).await?;
     let mut n = 0;
     while Instant::now() < end {
         let Ok(m) = tokio::time::timeout(Duration::from_secs(3), c.next_message()).await else {
@@ -83,10 +95,7 @@ pub(crate) async fn measure(addr: &str, input: &str, output: &str, tile: Rect, s
     let end = warm + Duration::from_secs_f64(secs);
     let fed = tokio::spawn(inputs(addr.into(), input.into(), arrivals.clone(), end));
     let mut c = connect(addr).await?;
-    let ch = c
-        .subscribe(output, low_latency())
-        .await
-        .with_context(|| format!("subscribe {output}"))?;
+    let ch = subscribe_when_there(&mut c, output).await?;
     let mut decoder: Option<Box<dyn Decoder>> = None;
     let mut last = None;
     let mut added = Vec::new();
