@@ -43,7 +43,6 @@ class Binary:
         target = msg["target"]
         self.exe = msg["executable"]
         self.dir = str(Path(msg["manifest_path"]).parent)
-        self.package = msg["package_id"]
         self.src = target["src_path"]
         kind = target["kind"][0]
         self.integration = kind == "test"
